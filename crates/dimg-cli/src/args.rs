@@ -1,0 +1,101 @@
+use clap::{Args, CommandFactory, Parser, Subcommand};
+use std::collections::HashSet;
+use std::ffi::OsString;
+use std::path::PathBuf;
+
+#[derive(Parser)]
+#[command(
+    name = "dimg",
+    version,
+    about = "Open, inspect, verify and convert disk images (.dmg, .iso, .nrg, .bin/.cue, .img ...)",
+    after_help = "Options may be written hdiutil-style with one dash: -plist, -format UDZO."
+)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Subcommand)]
+pub enum Command {
+    /// Describe an image: format, sizes, what it holds
+    #[command(alias = "imageinfo")]
+    Info {
+        image: PathBuf,
+        #[command(flatten)]
+        output: OutputArgs,
+    },
+    /// Read the whole image, check what it carries and print its CRC-32 and SHA-256
+    Verify {
+        image: PathBuf,
+        #[command(flatten)]
+        output: OutputArgs,
+    },
+}
+
+#[derive(Args, Clone, Copy)]
+pub struct OutputArgs {
+    /// Print JSON for scripts
+    #[arg(long, conflicts_with = "plist")]
+    pub json: bool,
+    /// Print an XML property list, like hdiutil -plist
+    #[arg(long)]
+    pub plist: bool,
+}
+
+/// hdiutil spells long options with one dash (`-plist`, `-format`); clap wants two. Every
+/// single-dash word that names one of our long options gets its second dash; anything else
+/// (short flags, file names, values) passes through untouched.
+pub fn hdiutil_style(args: impl IntoIterator<Item = OsString>) -> Vec<OsString> {
+    let command = Cli::command();
+    let mut longs = HashSet::new();
+    collect_longs(&command, &mut longs);
+    args.into_iter()
+        .map(|arg| match arg.to_str() {
+            Some(s) if s.len() > 2 && !s.starts_with("--") && longs.contains(&s[1..]) => {
+                format!("-{s}").into()
+            }
+            _ => arg,
+        })
+        .collect()
+}
+
+fn collect_longs(command: &clap::Command, into: &mut HashSet<String>) {
+    for arg in command.get_arguments() {
+        into.extend(arg.get_long().map(str::to_string));
+    }
+    for sub in command.get_subcommands() {
+        collect_longs(sub, into);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn single_dash_long_options_gain_a_dash_and_nothing_else_changes() {
+        let args = [
+            "dimg",
+            "info",
+            "-plist",
+            "-x",
+            "-notanoption",
+            "--json",
+            "-",
+        ];
+        let out = hdiutil_style(args.iter().map(OsString::from));
+        assert_eq!(
+            out,
+            [
+                "dimg",
+                "info",
+                "--plist",
+                "-x",
+                "-notanoption",
+                "--json",
+                "-"
+            ]
+            .map(OsString::from)
+        );
+    }
+}

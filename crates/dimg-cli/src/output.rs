@@ -1,0 +1,124 @@
+use crate::args::OutputArgs;
+use dimg::ops::{ImageInfo, VerifyReport};
+use serde::Serialize;
+use std::fmt::Write;
+
+/// How results are printed: for people, or for scripts.
+pub enum Output {
+    Text,
+    Json,
+    Plist,
+}
+
+impl From<OutputArgs> for Output {
+    fn from(a: OutputArgs) -> Self {
+        if a.json {
+            Output::Json
+        } else if a.plist {
+            Output::Plist
+        } else {
+            Output::Text
+        }
+    }
+}
+
+impl Output {
+    pub fn print<T: Serialize>(&self, value: &T, text: fn(&T) -> String) {
+        match self {
+            Output::Text => print!("{}", text(value)),
+            Output::Json => println!(
+                "{}",
+                serde_json::to_string_pretty(value).expect("results serialize to JSON")
+            ),
+            Output::Plist => {
+                plist::to_writer_xml(std::io::stdout().lock(), value)
+                    .expect("results serialize to a property list");
+                println!();
+            }
+        }
+    }
+}
+
+/// "405,504 bytes (396.0 KiB)".
+fn size(bytes: u64) -> String {
+    let digits = bytes.to_string();
+    let mut grouped = String::new();
+    for (i, c) in digits.chars().enumerate() {
+        if i > 0 && (digits.len() - i).is_multiple_of(3) {
+            grouped.push(',');
+        }
+        grouped.push(c);
+    }
+    let units = ["KiB", "MiB", "GiB", "TiB"];
+    let mut value = bytes as f64;
+    let mut unit = "";
+    for u in units {
+        if value < 1024.0 {
+            break;
+        }
+        value /= 1024.0;
+        unit = u;
+    }
+    if unit.is_empty() {
+        format!("{grouped} bytes")
+    } else {
+        format!("{grouped} bytes ({value:.1} {unit})")
+    }
+}
+
+pub fn info_text(i: &ImageInfo) -> String {
+    let mut s = String::new();
+    let _ = writeln!(s, "{}", i.path.display());
+    let _ = writeln!(s, "  {:<14}{}", "Format:", i.format);
+    let _ = writeln!(s, "  {:<14}{}", "File size:", size(i.file_size));
+    let _ = writeln!(
+        s,
+        "  {:<14}{}, {} sectors",
+        "Disk size:",
+        size(i.disk_size),
+        i.sectors
+    );
+    let _ = writeln!(s, "  {:<14}{}", "Recognised:", i.recognised.join(", "));
+    for f in &i.facts {
+        let _ = writeln!(s, "  {:<14}{}", format!("{}:", f.label), f.value);
+    }
+    let _ = writeln!(s, "  {:<14}{}", "Partitions:", i.partition_scheme);
+    for p in &i.partitions {
+        let _ = writeln!(
+            s,
+            "    {:>2}  {:<24} start {:>12}  size {:<28} {}",
+            p.partition.index,
+            p.partition.name,
+            p.partition.start,
+            size(p.partition.size),
+            p.file_system.unwrap_or("unknown file system")
+        );
+    }
+    s
+}
+
+pub fn verify_text(r: &VerifyReport) -> String {
+    format!(
+        "{}\n  {:<14}{}\n  {:<14}{}\n  {:<14}{}\n  {:<14}{}\nverified OK\n",
+        r.path.display(),
+        "Format:",
+        r.format,
+        "Read:",
+        size(r.bytes),
+        "CRC-32:",
+        r.crc32,
+        "SHA-256:",
+        r.sha256
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn sizes_are_grouped_and_scaled() {
+        assert_eq!(super::size(0), "0 bytes");
+        assert_eq!(super::size(1023), "1,023 bytes");
+        assert_eq!(super::size(405_504), "405,504 bytes (396.0 KiB)");
+        assert_eq!(super::size(10_510_336), "10,510,336 bytes (10.0 MiB)");
+    }
+}

@@ -1,0 +1,272 @@
+//! Runs the built `dimg` binary as a user or script would.
+
+use std::fs;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+fn dimg(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_dimg"))
+        .args(args)
+        .output()
+        .expect("dimg runs")
+}
+
+fn stdout(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stdout).into_owned()
+}
+
+fn stderr(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stderr).into_owned()
+}
+
+/// A minimal ISO 9660 volume: a primary volume descriptor that declares `sectors` 2048-byte
+/// sectors, and a byte pattern so that digests depend on every block.
+fn iso_sample(sectors: u32) -> Vec<u8> {
+    let mut v: Vec<u8> = (0..sectors as usize * 2048)
+        .map(|i| (i * 7 % 251) as u8)
+        .collect();
+    write_pvd(&mut v[32768..34816], sectors);
+    v
+}
+
+fn write_pvd(pvd: &mut [u8], sectors: u32) {
+    pvd.fill(0);
+    pvd[0] = 1;
+    pvd[1..6].copy_from_slice(b"CD001");
+    pvd[6] = 1;
+    pvd[80..84].copy_from_slice(&sectors.to_le_bytes());
+    pvd[84..88].copy_from_slice(&sectors.to_be_bytes());
+    pvd[128..130].copy_from_slice(&2048u16.to_le_bytes());
+    pvd[130..132].copy_from_slice(&2048u16.to_be_bytes());
+}
+
+fn write(dir: &Path, name: &str, bytes: &[u8]) -> PathBuf {
+    let p = dir.join(name);
+    fs::write(&p, bytes).unwrap();
+    p
+}
+
+fn tool_output(program: &str, args: &[&str]) -> String {
+    let out = Command::new(program)
+        .args(args)
+        .output()
+        .unwrap_or_else(|e| {
+            panic!("{program} is needed as an independent judge ({e}); .ci/test installs it")
+        });
+    assert!(out.status.success(), "{program} failed");
+    stdout(&out)
+}
+
+#[test]
+fn info_describes_a_raw_iso_for_people_and_for_scripts() {
+    let dir = tempfile::tempdir().unwrap();
+    let iso = write(dir.path(), "sample.iso", &iso_sample(64));
+    let path = iso.to_str().unwrap();
+
+    let text = dimg(&["info", path]);
+    assert!(text.status.success(), "{}", stderr(&text));
+    let t = stdout(&text);
+    assert!(t.contains("raw disk image"), "{t}");
+    assert!(t.contains("ISO 9660"), "{t}");
+    assert!(t.contains("131,072 bytes (128.0 KiB)"), "{t}");
+
+    let json = dimg(&["info", path, "--json"]);
+    assert!(json.status.success());
+    let v: serde_json::Value = serde_json::from_slice(&json.stdout).expect("--json is JSON");
+    assert_eq!(v["format"], "raw disk image");
+    assert_eq!(v["file_size"], 131072);
+    assert_eq!(v["sectors"], 256);
+    assert_eq!(v["partitions"][0]["file_system"], "ISO 9660");
+
+    // hdiutil spelling: one dash.
+    let pl = dimg(&["imageinfo", "-plist", path]);
+    assert!(pl.status.success(), "{}", stderr(&pl));
+    let v: plist::Value = plist::from_bytes(&pl.stdout).expect("-plist is a property list");
+    let d = v.as_dictionary().unwrap();
+    assert_eq!(d["format"].as_string(), Some("raw disk image"));
+    assert_eq!(d["disk_size"].as_unsigned_integer(), Some(131072));
+}
+
+#[test]
+fn verify_digests_match_independent_tools() {
+    let dir = tempfile::tempdir().unwrap();
+    // 5 MiB + a bit: more than one streaming block, and not a multiple of it.
+    let iso = write(dir.path(), "v.iso", &iso_sample(2600));
+    let path = iso.to_str().unwrap();
+    let out = dimg(&["verify", path, "--json"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+
+    let sha = tool_output("sha256sum", &[path]);
+    assert_eq!(v["sha256"], sha.split_whitespace().next().unwrap());
+    let crc = tool_output(
+        "python3",
+        &[
+            "-c",
+            "import sys,zlib; print('%08x' % zlib.crc32(open(sys.argv[1],'rb').read()))",
+            path,
+        ],
+    );
+    assert_eq!(v["crc32"], crc.trim());
+    assert_eq!(v["bytes"], 2600 * 2048);
+
+    let text = stdout(&dimg(&["verify", path]));
+    assert!(
+        text.contains(sha.split_whitespace().next().unwrap()),
+        "{text}"
+    );
+}
+
+#[test]
+fn bad_input_gets_one_clear_message_naming_the_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut truncated = iso_sample(64);
+    truncated.truncate(40 * 2048);
+    let mut udif = vec![0u8; 4096];
+    udif[4096 - 512..4096 - 508].copy_from_slice(b"koly");
+    let cases = [
+        (write(dir.path(), "empty.img", b""), "the file is empty"),
+        (
+            write(dir.path(), "notes.dmg", b"just some text\n"),
+            "not a disk image I know",
+        ),
+        (write(dir.path(), "cut.iso", &truncated), "truncated"),
+        (
+            write(dir.path(), "stub.dmg", &udif),
+            "recognised as Apple UDIF",
+        ),
+        (dir.path().join("missing.iso"), "No such file"),
+        (dir.path().to_path_buf(), "directory"),
+    ];
+    for (file, expect) in cases {
+        let path = file.to_str().unwrap();
+        for verb in ["info", "verify"] {
+            let out = dimg(&[verb, path]);
+            let err = stderr(&out);
+            assert_eq!(out.status.code(), Some(1), "{verb} {path}: {err}");
+            assert!(out.stdout.is_empty(), "{verb} {path} printed a result");
+            assert_eq!(err.lines().count(), 1, "one line: {err}");
+            assert!(err.starts_with("dimg: ") && err.contains(path), "{err}");
+            assert!(
+                err.contains(expect),
+                "{verb} {path}: expected {expect:?} in {err}"
+            );
+        }
+    }
+}
+
+#[test]
+fn usage_errors_exit_2() {
+    assert_eq!(dimg(&["info"]).status.code(), Some(2));
+    assert_eq!(dimg(&["frobnicate", "x"]).status.code(), Some(2));
+    assert_eq!(
+        dimg(&["info", "x", "--json", "--plist"]).status.code(),
+        Some(2)
+    );
+}
+
+#[test]
+fn interrupt_cancels_a_running_verify_cleanly() {
+    let dir = tempfile::tempdir().unwrap();
+    // 64 GiB, sparse: far longer to hash than the test waits.
+    let sectors = 32 * 1024 * 1024;
+    let path = dir.path().join("huge.iso");
+    let file = fs::File::create(&path).unwrap();
+    let mut head = vec![0u8; 34816];
+    write_pvd(&mut head[32768..], sectors);
+    std::io::Write::write_all(&mut &file, &head).unwrap();
+    file.set_len(u64::from(sectors) * 2048).unwrap();
+
+    let child = Command::new(env!("CARGO_BIN_EXE_dimg"))
+        .args(["verify", path.to_str().unwrap()])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    std::thread::sleep(Duration::from_millis(500));
+    let started = Instant::now();
+    let kill = Command::new("kill")
+        .args(["-INT", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(kill.success());
+    let out = child.wait_with_output().unwrap();
+    assert_eq!(out.status.code(), Some(130), "{}", stderr(&out));
+    assert_eq!(stderr(&out).trim(), "dimg: cancelled");
+    assert!(out.stdout.is_empty());
+    assert!(
+        started.elapsed() < Duration::from_secs(10),
+        "cancel took too long"
+    );
+}
+
+/// The real images in ../shared/corpus, with their ground truth.
+mod corpus {
+    use super::*;
+
+    fn corpus() -> PathBuf {
+        let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../../shared/corpus");
+        assert!(
+            dir.join("expected.tsv").exists(),
+            "the corpus is expected beside the repository at {}",
+            dir.display()
+        );
+        dir
+    }
+
+    /// (file, raw_sha256, notes) rows of expected.tsv.
+    fn rows() -> Vec<(String, String, String)> {
+        let tsv = fs::read_to_string(corpus().join("expected.tsv")).unwrap();
+        tsv.lines()
+            .filter(|l| !l.starts_with('#') && !l.is_empty())
+            .map(|l| {
+                let f: Vec<&str> = l.split('\t').collect();
+                (f[0].to_string(), f[3].to_string(), f[6].to_string())
+            })
+            .collect()
+    }
+
+    #[test]
+    fn bare_images_verify_to_their_ground_truth() {
+        let mut checked = 0;
+        for (file, sha, notes) in rows() {
+            if !notes.starts_with("view:file") {
+                continue;
+            }
+            let out = dimg(&["verify", "--json", corpus().join(&file).to_str().unwrap()]);
+            assert!(out.status.success(), "{file}: {}", stderr(&out));
+            let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+            assert_eq!(v["sha256"], sha.as_str(), "{file}");
+            checked += 1;
+        }
+        assert!(checked >= 6, "only {checked} bare images in the corpus");
+    }
+
+    #[test]
+    fn every_image_is_recognised_by_content_or_refused_cleanly() {
+        let expect = |file: &str| -> &str {
+            match file {
+                f if f.ends_with("aes256.dmg") => "encrcdsa",
+                f if f.ends_with(".dmg") => "UDIF",
+                f if f.ends_with(".nrg") => "NRG",
+                f if f.ends_with(".cue") => "CUE",
+                f if f.ends_with("apfs.raw") => "APFS",
+                f if f.ends_with("hfsplus.raw") => "HFS+",
+                _ => "ISO 9660",
+            }
+        };
+        for (file, _, _) in rows() {
+            let path = corpus().join(&file);
+            let out = dimg(&["info", path.to_str().unwrap()]);
+            let all = format!("{}{}", stdout(&out), stderr(&out));
+            assert!(!all.contains("panicked"), "{file}: {all}");
+            assert!(matches!(out.status.code(), Some(0 | 1)), "{file}: {all}");
+            assert!(
+                all.contains(expect(&file)),
+                "{file}: expected {} in {all}",
+                expect(&file)
+            );
+        }
+    }
+}

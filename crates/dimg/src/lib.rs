@@ -1,0 +1,16 @@
+//! The dimg engine: every disk-image format, partition map, file system and operation.
+//!
+//! Data flows up through four layers, each knowing only the one below it through a small trait:
+//! bytes ([`io::ReadAt`]) → containers ([`container`]: an image file becomes a virtual disk) →
+//! partitions ([`partition`]) → file systems ([`fs`]). [`ops`] builds whole jobs from the layers;
+//! they report to a [`ops::Progress`] sink, obey a [`ops::Cancel`] token and never print.
+
+pub mod container;
+pub mod error;
+pub mod fs;
+pub mod io;
+pub mod magic;
+pub mod ops;
+pub mod partition;
+
+pub use error::{Error, FormatError, Result};

@@ -1,0 +1,155 @@
+use dimg::ops::{self, Cancel, ImageInfo, Progress, VerifyReport};
+use serde::Serialize;
+use std::collections::HashMap;
+use std::ffi::OsString;
+use std::path::PathBuf;
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+use tauri::ipc::Channel;
+use tauri::{AppHandle, State};
+use tauri_plugin_dialog::DialogExt;
+
+/// Image paths given on the command line (how a file manager's "Open With" hands them over),
+/// handed to the page once.
+pub struct LaunchPaths(Mutex<Vec<PathBuf>>);
+
+impl LaunchPaths {
+    pub fn from_args(args: impl Iterator<Item = OsString>) -> Self {
+        let paths = args
+            .filter(|a| !a.to_string_lossy().starts_with('-'))
+            .map(PathBuf::from)
+            .collect();
+        LaunchPaths(Mutex::new(paths))
+    }
+}
+
+#[tauri::command]
+pub fn launch_paths(paths: State<LaunchPaths>) -> Vec<PathBuf> {
+    std::mem::take(&mut *paths.0.lock().expect("launch paths lock"))
+}
+
+/// Cancel tokens of running jobs, by the id the page gave them.
+#[derive(Default)]
+pub struct Jobs(Mutex<HashMap<u64, Cancel>>);
+
+impl Jobs {
+    fn start(&self, id: u64) -> Cancel {
+        let cancel = Cancel::new();
+        self.0.lock().expect("jobs lock").insert(id, cancel.clone());
+        cancel
+    }
+    fn finish(&self, id: u64) {
+        self.0.lock().expect("jobs lock").remove(&id);
+    }
+}
+
+/// Runs engine work off the async runtime; errors reach the page as their one-line message.
+async fn blocking<T: Send + 'static>(
+    work: impl FnOnce() -> dimg::Result<T> + Send + 'static,
+) -> Result<T, String> {
+    tauri::async_runtime::spawn_blocking(work)
+        .await
+        .map_err(|e| e.to_string())?
+        .map_err(|e| e.to_string())
+}
+
+#[tauri::command]
+pub async fn open_image(path: PathBuf) -> Result<ImageInfo, String> {
+    blocking(move || ops::info(&path)).await
+}
+
+#[tauri::command]
+pub async fn pick_image(app: AppHandle) -> Result<Option<PathBuf>, String> {
+    // The same extensions the bundle associates with the app, from tauri.conf.json.
+    let extensions: Vec<String> = app
+        .config()
+        .bundle
+        .file_associations
+        .iter()
+        .flatten()
+        .flat_map(|a| a.ext.iter().map(|e| e.to_string()))
+        .collect();
+    let picked = tauri::async_runtime::spawn_blocking(move || {
+        let extensions: Vec<&str> = extensions.iter().map(String::as_str).collect();
+        app.dialog()
+            .file()
+            .set_title("Open Disk Image")
+            .add_filter("Disk images", &extensions)
+            .add_filter("All files", &["*"])
+            .blocking_pick_file()
+    })
+    .await
+    .map_err(|e| e.to_string())?;
+    picked
+        .map(|p| p.into_path().map_err(|e| e.to_string()))
+        .transpose()
+}
+
+#[derive(Clone, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ProgressEvent {
+    phase: String,
+    done: u64,
+    total: u64,
+}
+
+/// Streams progress to the page over a channel, at most every 50 ms (and always the last step),
+/// so a fast job never floods the page.
+struct ChannelProgress {
+    channel: Channel<ProgressEvent>,
+    state: Mutex<(String, u64, Instant)>,
+}
+
+const PROGRESS_INTERVAL: Duration = Duration::from_millis(50);
+
+impl ChannelProgress {
+    fn new(channel: Channel<ProgressEvent>) -> Self {
+        let long_ago = Instant::now() - PROGRESS_INTERVAL;
+        ChannelProgress {
+            channel,
+            state: Mutex::new((String::new(), 0, long_ago)),
+        }
+    }
+}
+
+impl Progress for ChannelProgress {
+    fn begin(&self, phase: &str, total: u64) {
+        let mut state = self.state.lock().expect("progress lock");
+        *state = (phase.to_string(), total, Instant::now() - PROGRESS_INTERVAL);
+    }
+    fn advance(&self, done: u64) {
+        let mut state = self.state.lock().expect("progress lock");
+        let (phase, total, last) = &mut *state;
+        if done < *total && last.elapsed() < PROGRESS_INTERVAL {
+            return;
+        }
+        *last = Instant::now();
+        // The page may have gone away; the job goes on regardless.
+        let _ = self.channel.send(ProgressEvent {
+            phase: phase.clone(),
+            done,
+            total: *total,
+        });
+    }
+}
+
+#[tauri::command]
+pub async fn verify_image(
+    path: PathBuf,
+    job: u64,
+    on_progress: Channel<ProgressEvent>,
+    jobs: State<'_, Jobs>,
+) -> Result<VerifyReport, String> {
+    let cancel = jobs.start(job);
+    let progress = ChannelProgress::new(on_progress);
+    let result = blocking(move || ops::verify(&path, &progress, &cancel)).await;
+    jobs.finish(job);
+    result
+}
+
+#[tauri::command]
+pub fn cancel_job(job: u64, jobs: State<Jobs>) {
+    if let Some(cancel) = jobs.0.lock().expect("jobs lock").get(&job) {
+        cancel.cancel();
+    }
+}

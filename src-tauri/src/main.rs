@@ -1,0 +1,27 @@
+//! The dimg desktop app. Commands are thin: each calls one `dimg::ops` function on a blocking
+//! thread and hands the result to the page; the engine knows nothing of Tauri.
+
+#![cfg_attr(not(debug_assertions), windows_subsystem = "windows")]
+
+mod commands;
+mod menu;
+
+fn main() {
+    tauri::Builder::default()
+        .plugin(tauri_plugin_dialog::init())
+        .manage(commands::Jobs::default())
+        .manage(commands::LaunchPaths::from_args(
+            std::env::args_os().skip(1),
+        ))
+        .menu(menu::build)
+        .on_menu_event(menu::forward_to_page)
+        .invoke_handler(tauri::generate_handler![
+            commands::launch_paths,
+            commands::open_image,
+            commands::pick_image,
+            commands::verify_image,
+            commands::cancel_job,
+        ])
+        .run(tauri::generate_context!("../tauri.conf.json"))
+        .expect("the dimg window could not start");
+}

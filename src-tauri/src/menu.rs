@@ -1,0 +1,35 @@
+//! The menu bar, Disk Utility's shape. Item ids are handed to the page, which owns the actions.
+
+use tauri::menu::{Menu, MenuBuilder, MenuEvent, MenuItemBuilder, SubmenuBuilder};
+use tauri::{AppHandle, Emitter, Runtime};
+
+pub fn build<R: Runtime>(app: &AppHandle<R>) -> tauri::Result<Menu<R>> {
+    let item = |id: &str, text: &str, keys: Option<&str>| {
+        let builder = MenuItemBuilder::with_id(id, text);
+        match keys {
+            Some(k) => builder.accelerator(k).build(app),
+            None => builder.build(app),
+        }
+    };
+    let file = SubmenuBuilder::new(app, "File")
+        .item(&item("open", "Open Disk Image…", Some("CmdOrCtrl+O"))?)
+        .item(&item("close", "Close Image", Some("CmdOrCtrl+W"))?)
+        .separator()
+        .quit()
+        .build()?;
+    let images = SubmenuBuilder::new(app, "Images")
+        .item(&item("verify", "Verify", Some("CmdOrCtrl+Shift+V"))?)
+        .build()?;
+    let window = SubmenuBuilder::new(app, "Window").minimize().build()?;
+    let help = SubmenuBuilder::new(app, "Help")
+        .item(&item("about", "About dimg", None)?)
+        .build()?;
+    MenuBuilder::new(app)
+        .items(&[&file, &images, &window, &help])
+        .build()
+}
+
+pub fn forward_to_page<R: Runtime>(app: &AppHandle<R>, event: MenuEvent) {
+    // A page that is not listening yet simply misses the click, as a closed sheet would.
+    let _ = app.emit("menu", event.id().0.as_str());
+}

@@ -1,0 +1,114 @@
+//! The real app window under Xvfb, driven through tauri-driver and WebKitWebDriver.
+
+use dimg_e2e::{corpus, program, target_dir, tauri_driver, xvfb, Session};
+use serde_json::json;
+use std::fs;
+use std::process::Command;
+
+fn sha256sum(path: &std::path::Path) -> String {
+    let out = Command::new(program("sha256sum"))
+        .arg(path)
+        .output()
+        .unwrap();
+    String::from_utf8(out.stdout).unwrap()[..64].to_string()
+}
+
+/// Clicks the sidebar entry whose name is `name`.
+fn select(app: &Session, name: &str) {
+    let clicked = app.script(
+        "const li = [...document.querySelectorAll('#images li')]
+            .find(l => l.firstChild.textContent === arguments[0]);
+         if (li) li.click();
+         return !!li;",
+        json!([name]),
+    );
+    assert_eq!(clicked, json!(true), "{name} is in the sidebar");
+}
+
+#[test]
+fn opens_images_from_the_command_line_shows_info_and_verifies_with_cancel() {
+    let app_binary = target_dir().join("dimg-app");
+    assert!(
+        app_binary.exists(),
+        "{} is missing: build it first (cargo build -p dimg-app)",
+        app_binary.display()
+    );
+    let iso = corpus().join("iso/joliet.iso");
+    let expected_sha = sha256sum(&iso);
+
+    // A 64 GiB sparse ISO: its verify runs long enough to be cancelled from the sheet.
+    let dir = tempfile_dir();
+    let huge = dir.join("huge.iso");
+    make_sparse_iso(&huge, 32 * 1024 * 1024);
+
+    let (_x, display) = xvfb();
+    let (_driver, port) = tauri_driver(&display);
+    let app = Session::start(port, &app_binary, &[&iso, &huge]);
+
+    app.wait_script(
+        "both images in the sidebar",
+        "return document.querySelectorAll('#images li').length === 2;",
+    );
+    select(&app, "joliet.iso");
+    assert_eq!(
+        app.wait_text("#info-format", |t| !t.is_empty()),
+        "raw disk image"
+    );
+    assert_eq!(app.text("#info-size"), "405,504 bytes (396.0 KiB)");
+    assert!(app.text("#info-recognised").contains("ISO 9660"));
+    assert_eq!(app.text("#info-path"), iso.display().to_string());
+
+    app.click("#verify");
+    let shown = app.wait_text("#verify-sha256", |t| t.len() == 64);
+    assert_eq!(shown, expected_sha, "the app's SHA-256 is sha256sum's");
+    let shots = target_dir().join("../e2e");
+    app.screenshot(&shots.join("app-window.png"));
+
+    select(&app, "huge.iso");
+    app.click("#verify");
+    app.wait_text("#progress-text", |t| {
+        t.contains("% —") && !t.starts_with("0%")
+    });
+    app.screenshot(&shots.join("verify-progress.png"));
+    app.click("#cancel");
+    assert_eq!(
+        app.wait_text("#status", |t| !t.is_empty()),
+        "Verify cancelled."
+    );
+    app.wait_script(
+        "the sheet to close",
+        "return document.getElementById('sheet').hidden;",
+    );
+    assert_eq!(
+        app.script(
+            "return document.getElementById('verify-result').hidden;",
+            json!([])
+        ),
+        json!(true),
+        "a cancelled verify shows no result"
+    );
+    fs::remove_dir_all(&dir).unwrap();
+}
+
+fn tempfile_dir() -> std::path::PathBuf {
+    let dir = std::env::temp_dir().join(format!("dimg-e2e-{}", std::process::id()));
+    fs::create_dir_all(&dir).unwrap();
+    dir
+}
+
+fn make_sparse_iso(path: &std::path::Path, sectors: u32) {
+    let mut pvd = vec![0u8; 34816];
+    let d = &mut pvd[32768..];
+    d[0] = 1;
+    d[1..6].copy_from_slice(b"CD001");
+    d[80..84].copy_from_slice(&sectors.to_le_bytes());
+    d[84..88].copy_from_slice(&sectors.to_be_bytes());
+    d[128..130].copy_from_slice(&2048u16.to_le_bytes());
+    fs::write(path, &pvd).unwrap();
+    fs::OpenOptions::new()
+        .write(true)
+        .open(path)
+        .unwrap()
+        .set_len(u64::from(sectors) * 2048)
+        .unwrap();
+}

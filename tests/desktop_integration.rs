@@ -1,0 +1,93 @@
+//! A file manager offers dimg for every image kind: the bundle's file associations, the Linux
+//! .desktop entry and the MIME types it names must agree, and the entry must be valid.
+
+use dimg_e2e::{program, repo_root};
+use serde_json::Value;
+use std::collections::BTreeSet;
+use std::fs;
+use std::process::Command;
+
+/// Every extension the product promises to open from a file manager.
+const PROMISED: &[&str] = &[
+    "dmg",
+    "iso",
+    "toast",
+    "nrg",
+    "cue",
+    "bin",
+    "img",
+    "cdr",
+    "sparseimage",
+];
+
+fn associations() -> Vec<(String, String)> {
+    let conf: Value =
+        serde_json::from_str(&fs::read_to_string(repo_root().join("tauri.conf.json")).unwrap())
+            .unwrap();
+    conf["bundle"]["fileAssociations"]
+        .as_array()
+        .expect("bundle.fileAssociations")
+        .iter()
+        .flat_map(|a| {
+            let mime = a["mimeType"].as_str().expect("a mimeType").to_string();
+            a["ext"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(move |e| (e.as_str().unwrap().to_string(), mime.clone()))
+        })
+        .collect()
+}
+
+fn desktop_mime_types() -> BTreeSet<String> {
+    let entry = fs::read_to_string(repo_root().join("src-tauri/linux/dimg.desktop")).unwrap();
+    let line = entry
+        .lines()
+        .find_map(|l| l.strip_prefix("MimeType="))
+        .expect("a MimeType line");
+    line.split(';')
+        .filter(|s| !s.is_empty())
+        .map(String::from)
+        .collect()
+}
+
+#[test]
+fn every_promised_extension_is_associated_and_listed_in_the_desktop_entry() {
+    let assoc = associations();
+    let desktop = desktop_mime_types();
+    for ext in PROMISED {
+        let (_, mime) = assoc
+            .iter()
+            .find(|(e, _)| e == ext)
+            .unwrap_or_else(|| panic!(".{ext} has no file association in tauri.conf.json"));
+        assert!(
+            desktop.contains(mime),
+            "{mime} (.{ext}) is missing from dimg.desktop"
+        );
+    }
+}
+
+#[test]
+fn every_mime_type_is_known_to_shared_mime_info_or_defined_by_us() {
+    let ours = fs::read_to_string(repo_root().join("src-tauri/linux/dimg-mime.xml")).unwrap();
+    let system = fs::read_to_string("/usr/share/mime/packages/freedesktop.org.xml")
+        .expect("shared-mime-info is installed");
+    for mime in desktop_mime_types() {
+        let declared = format!("type=\"{mime}\"");
+        assert!(
+            ours.contains(&declared) || system.contains(&declared),
+            "{mime} is neither in shared-mime-info nor in dimg-mime.xml"
+        );
+    }
+}
+
+#[test]
+fn the_desktop_entry_validates() {
+    let out = Command::new(program("desktop-file-validate"))
+        .arg(repo_root().join("src-tauri/linux/dimg.desktop"))
+        .output()
+        .unwrap();
+    let report =
+        String::from_utf8_lossy(&out.stdout).into_owned() + &String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success() && report.trim().is_empty(), "{report}");
+}

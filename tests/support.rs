@@ -1,0 +1,236 @@
+//! What the end-to-end tests need to drive the real app: an X server, tauri-driver in front of
+//! WebKitWebDriver, and a small W3C WebDriver client. Everything started is killed on drop.
+
+use base64::Engine;
+use serde_json::{json, Value};
+use std::net::{TcpListener, TcpStream};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::thread::sleep;
+use std::time::{Duration, Instant};
+
+/// `target/<profile>`: where cargo put this test binary's siblings, such as `dimg-app`.
+pub fn target_dir() -> PathBuf {
+    let exe = std::env::current_exe().expect("test binary path");
+    exe.parent()
+        .and_then(Path::parent)
+        .expect("target/<profile>/deps")
+        .to_path_buf()
+}
+
+/// The repository root.
+pub fn repo_root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("..")
+}
+
+/// `../shared/corpus` beside the repository.
+pub fn corpus() -> PathBuf {
+    let dir = repo_root().join("../shared/corpus");
+    assert!(dir.exists(), "the corpus is expected at {}", dir.display());
+    dir
+}
+
+/// Finds a program on PATH or in cargo's bin folder; the tests need it, so its absence fails.
+pub fn program(name: &str) -> PathBuf {
+    let cargo_bin = std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".cargo/bin"));
+    std::env::var_os("PATH")
+        .iter()
+        .flat_map(std::env::split_paths)
+        .chain(cargo_bin)
+        .map(|d| d.join(name))
+        .find(|p| p.is_file())
+        .unwrap_or_else(|| panic!("{name} not found: .ci/test installs it"))
+}
+
+/// A process killed when the guard drops, even when the test panics.
+pub struct Running(Child);
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+fn wait_until(what: &str, timeout: Duration, mut ready: impl FnMut() -> bool) {
+    let start = Instant::now();
+    while !ready() {
+        assert!(start.elapsed() < timeout, "timed out waiting for {what}");
+        sleep(Duration::from_millis(100));
+    }
+}
+
+pub fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// An Xvfb server on the first free display from :90; returns it and its DISPLAY value.
+pub fn xvfb() -> (Running, String) {
+    let n = (90..200)
+        .find(|n| {
+            !Path::new(&format!("/tmp/.X11-unix/X{n}")).exists()
+                && !Path::new(&format!("/tmp/.X{n}-lock")).exists()
+        })
+        .expect("a free X display");
+    let display = format!(":{n}");
+    let child = Command::new(program("Xvfb"))
+        .args([&display, "-screen", "0", "1280x800x24", "-nolisten", "tcp"])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("Xvfb starts");
+    let running = Running(child);
+    wait_until("Xvfb", Duration::from_secs(20), || {
+        Path::new(&format!("/tmp/.X11-unix/X{n}")).exists()
+    });
+    (running, display)
+}
+
+/// tauri-driver on a free port, forwarding to WebKitWebDriver, both on `display`.
+pub fn tauri_driver(display: &str) -> (Running, u16) {
+    let port = free_port();
+    let native = free_port();
+    let child = Command::new(program("tauri-driver"))
+        .args([
+            "--port",
+            &port.to_string(),
+            "--native-port",
+            &native.to_string(),
+        ])
+        .env("DISPLAY", display)
+        .env("LIBGL_ALWAYS_SOFTWARE", "1")
+        .env("PATH", path_with_webdriver())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("tauri-driver starts");
+    let running = Running(child);
+    // tauri-driver listens before the WebKitWebDriver it starts does; a session needs both.
+    wait_until("tauri-driver", Duration::from_secs(20), || {
+        [port, native]
+            .iter()
+            .all(|p| TcpStream::connect(("127.0.0.1", *p)).is_ok())
+    });
+    (running, port)
+}
+
+fn path_with_webdriver() -> std::ffi::OsString {
+    let webdriver = program("WebKitWebDriver");
+    let mut dirs: Vec<PathBuf> = vec![webdriver.parent().unwrap().to_path_buf()];
+    dirs.extend(std::env::split_paths(
+        &std::env::var_os("PATH").unwrap_or_default(),
+    ));
+    std::env::join_paths(dirs).unwrap()
+}
+
+const ELEMENT: &str = "element-6066-11e4-a52e-4f735466cecf";
+
+/// A W3C WebDriver session; the app is started by the driver and closed when this drops.
+pub struct Session {
+    base: String,
+}
+
+impl Session {
+    pub fn start(port: u16, app: &Path, args: &[&Path]) -> Session {
+        let args: Vec<String> = args.iter().map(|a| a.display().to_string()).collect();
+        let caps = json!({"capabilities": {"alwaysMatch": {
+            "browserName": "wry",
+            "tauri:options": {"application": app, "args": args}
+        }}});
+        let url = format!("http://127.0.0.1:{port}");
+        let v = call("POST", &format!("{url}/session"), Some(caps));
+        let id = v["sessionId"].as_str().expect("a session id").to_string();
+        Session {
+            base: format!("{url}/session/{id}"),
+        }
+    }
+
+    fn call(&self, method: &str, path: &str, body: Option<Value>) -> Value {
+        call(method, &format!("{}{path}", self.base), body)
+    }
+
+    /// Runs `script` in the page (W3C execute/sync) and returns its value.
+    pub fn script(&self, script: &str, args: Value) -> Value {
+        self.call(
+            "POST",
+            "/execute/sync",
+            Some(json!({"script": script, "args": args})),
+        )
+    }
+
+    fn element(&self, css: &str) -> String {
+        let v = self.call(
+            "POST",
+            "/element",
+            Some(json!({"using": "css selector", "value": css})),
+        );
+        v[ELEMENT].as_str().expect("an element").to_string()
+    }
+
+    pub fn text(&self, css: &str) -> String {
+        let id = self.element(css);
+        self.call("GET", &format!("/element/{id}/text"), None)
+            .as_str()
+            .unwrap_or_default()
+            .to_string()
+    }
+
+    pub fn click(&self, css: &str) {
+        let id = self.element(css);
+        self.call("POST", &format!("/element/{id}/click"), Some(json!({})));
+    }
+
+    /// Waits until the text of `css` satisfies `ready`, and returns it.
+    pub fn wait_text(&self, css: &str, ready: impl Fn(&str) -> bool) -> String {
+        let mut text = String::new();
+        wait_until(&format!("text of {css}"), Duration::from_secs(60), || {
+            text = self.text(css);
+            ready(&text)
+        });
+        text
+    }
+
+    /// Waits until `script` returns true.
+    pub fn wait_script(&self, what: &str, script: &str) {
+        wait_until(what, Duration::from_secs(60), || {
+            self.script(script, json!([])) == json!(true)
+        });
+    }
+
+    pub fn screenshot(&self, to: &Path) {
+        let v = self.call("GET", "/screenshot", None);
+        let png = base64::engine::general_purpose::STANDARD
+            .decode(v.as_str().expect("base64 PNG"))
+            .expect("valid base64");
+        std::fs::create_dir_all(to.parent().unwrap()).unwrap();
+        std::fs::write(to, png).unwrap();
+    }
+}
+
+impl Drop for Session {
+    fn drop(&mut self) {
+        let _ = ureq::delete(&self.base).call();
+    }
+}
+
+fn call(method: &str, url: &str, body: Option<Value>) -> Value {
+    let request = ureq::request(method, url).timeout(Duration::from_secs(120));
+    let response = match body {
+        Some(b) => request.send_json(b),
+        None => request.call(),
+    };
+    match response {
+        Ok(r) => r.into_json::<Value>().expect("JSON reply")["value"].take(),
+        Err(ureq::Error::Status(code, r)) => {
+            panic!(
+                "{method} {url} -> {code}: {}",
+                r.into_string().unwrap_or_default()
+            )
+        }
+        Err(e) => panic!("{method} {url}: {e}"),
+    }
+}
