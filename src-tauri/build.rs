@@ -1,7 +1,6 @@
 fn main() {
-    // The design card keeps tauri.conf.json at the repository root; tauri-build reads it from the
-    // current directory.
-    std::env::set_current_dir("..").expect("the repository root is the parent of src-tauri");
-    println!("cargo:rerun-if-changed=../tauri.conf.json");
-    tauri_build::build()
+    // The design card keeps tauri.conf.json at the repository root, beside the workspace; paths
+    // inside it (ui/, icons/) are relative to it. Capabilities and generated schemas stay here.
+    tauri_build::try_build(tauri_build::Attributes::new().config_path("../tauri.conf.json"))
+        .expect("tauri-build failed");
 }

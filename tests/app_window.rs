@@ -49,6 +49,13 @@ fn opens_images_from_the_command_line_shows_info_and_verifies_with_cancel() {
         "both images in the sidebar",
         "return document.querySelectorAll('#images li').length === 2;",
     );
+    // Menu clicks reach the page as "menu" events; the page must be allowed to listen for them
+    // (and for drag-and-drop), which the window's capability grants.
+    app.script("window.__TAURI__.event.emit('menu', 'about');", json!([]));
+    assert!(app
+        .wait_text("#status", |t| !t.is_empty())
+        .starts_with("dimg — a disk image utility"));
+
     select(&app, "joliet.iso");
     assert_eq!(
         app.wait_text("#info-format", |t| !t.is_empty()),
