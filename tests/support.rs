@@ -30,6 +30,57 @@ pub fn corpus() -> PathBuf {
     dir
 }
 
+/// One row of `expected.tsv`: an image and its ground truth.
+pub struct Truth {
+    pub file: String,
+    pub kind: String,
+    pub passphrase: Option<String>,
+    /// `None` for bad inputs, which have no decoded form.
+    pub sha256: Option<String>,
+    pub notes: String,
+}
+
+impl Truth {
+    pub fn path(&self) -> PathBuf {
+        corpus().join(&self.file)
+    }
+    /// The decoded view the truth is about: "disk", "iso", "raw" or "file".
+    pub fn view(&self) -> &str {
+        self.notes
+            .strip_prefix("view:")
+            .map(|v| v.split([';', ' ']).next().unwrap_or(""))
+            .unwrap_or("")
+    }
+}
+
+pub fn truths() -> Vec<Truth> {
+    let tsv = std::fs::read_to_string(corpus().join("expected.tsv")).unwrap();
+    tsv.lines()
+        .filter(|l| !l.starts_with('#') && !l.trim().is_empty())
+        .map(|l| {
+            let f: Vec<&str> = l.split('\t').collect();
+            let some = |s: &str| (s != "-").then(|| s.to_string());
+            Truth {
+                file: f[0].into(),
+                kind: f[1].into(),
+                passphrase: some(f[2]),
+                sha256: some(f[3]),
+                notes: f[6].into(),
+            }
+        })
+        .collect()
+}
+
+/// SHA-256 of a file, by the independent `sha256sum`.
+pub fn sha256sum(path: &Path) -> String {
+    let out = Command::new(program("sha256sum"))
+        .arg(path)
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "sha256sum {}", path.display());
+    String::from_utf8(out.stdout).unwrap()[..64].to_string()
+}
+
 /// Finds a program on PATH or in cargo's bin folder; the tests need it, so its absence fails.
 pub fn program(name: &str) -> PathBuf {
     let cargo_bin = std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".cargo/bin"));

@@ -1,4 +1,5 @@
 use clap::{Args, CommandFactory, Parser, Subcommand};
+use dimg::ops::OutputFormat;
 use std::collections::HashSet;
 use std::ffi::OsString;
 use std::path::PathBuf;
@@ -29,6 +30,21 @@ pub enum Command {
         image: PathBuf,
         #[command(flatten)]
         output: OutputArgs,
+    },
+    /// Convert an image to another format: dimg convert IN -format UDTO -o OUT
+    Convert {
+        image: PathBuf,
+        /// Output format, by hdiutil's name (UDTO)
+        #[arg(long, value_parser = clap::value_parser!(OutputFormat))]
+        format: OutputFormat,
+        /// Output file
+        #[arg(short = 'o', long = "o")]
+        output: PathBuf,
+        /// Overwrite the output if it exists
+        #[arg(long)]
+        ov: bool,
+        #[command(flatten)]
+        print: OutputArgs,
     },
 }
 

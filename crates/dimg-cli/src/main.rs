@@ -22,18 +22,35 @@ fn main() -> ExitCode {
     let _ = ctrlc::set_handler(move || on_interrupt.cancel());
     match run(cli, &cancel) {
         Ok(()) => ExitCode::SUCCESS,
-        Err(Error::Cancelled) => {
+        Err(Failure::Engine(Error::Cancelled)) => {
             eprintln!("dimg: cancelled");
             ExitCode::from(130)
         }
-        Err(e) => {
+        Err(Failure::Engine(e)) => {
             eprintln!("dimg: {e}");
+            ExitCode::FAILURE
+        }
+        Err(Failure::Checks(message)) => {
+            eprintln!("dimg: {message}");
             ExitCode::FAILURE
         }
     }
 }
 
-fn run(cli: Cli, cancel: &Cancel) -> dimg::Result<()> {
+/// Why a command did not succeed.
+enum Failure {
+    Engine(Error),
+    /// The job ran, and what it found is bad (a verify with failed checks).
+    Checks(String),
+}
+
+impl From<Error> for Failure {
+    fn from(e: Error) -> Self {
+        Failure::Engine(e)
+    }
+}
+
+fn run(cli: Cli, cancel: &Cancel) -> Result<(), Failure> {
     match cli.command {
         Command::Info { image, output } => {
             let info = ops::info(&image)?;
@@ -43,7 +60,33 @@ fn run(cli: Cli, cancel: &Cancel) -> dimg::Result<()> {
             let bar = progress::Bar::new();
             let report = ops::verify(&image, &bar, cancel);
             bar.finish();
-            Output::from(output).print(&report?, output::verify_text);
+            let report = report?;
+            Output::from(output).print(&report, output::verify_text);
+            if !report.ok {
+                let failed: Vec<&str> = report
+                    .checks
+                    .iter()
+                    .filter(|c| !c.ok)
+                    .map(|c| c.name.as_str())
+                    .collect();
+                return Err(Failure::Checks(format!(
+                    "{}: checksum mismatch: {}",
+                    image.display(),
+                    failed.join(", ")
+                )));
+            }
+        }
+        Command::Convert {
+            image,
+            format,
+            output,
+            ov,
+            print,
+        } => {
+            let bar = progress::Bar::new();
+            let report = ops::convert(&image, &output, format, ov, &bar, cancel);
+            bar.finish();
+            Output::from(print).print(&report?, output::convert_text);
         }
     }
     Ok(())

@@ -1,5 +1,5 @@
 use crate::args::OutputArgs;
-use dimg::ops::{ImageInfo, VerifyReport};
+use dimg::ops::{ConvertReport, ImageInfo, VerifyReport};
 use serde::Serialize;
 use std::fmt::Write;
 
@@ -98,17 +98,31 @@ pub fn info_text(i: &ImageInfo) -> String {
 }
 
 pub fn verify_text(r: &VerifyReport) -> String {
+    let mut s = String::new();
+    let _ = writeln!(s, "{}", r.path.display());
+    let _ = writeln!(s, "  {:<14}{}", "Format:", r.format);
+    let _ = writeln!(s, "  {:<14}{}", "Read:", size(r.bytes));
+    let _ = writeln!(s, "  {:<14}{}", "CRC-32:", r.crc32);
+    let _ = writeln!(s, "  {:<14}{}", "SHA-256:", r.sha256);
+    for c in &r.checks {
+        let verdict = if c.ok { "ok" } else { "MISMATCH" };
+        let _ = writeln!(
+            s,
+            "  {verdict:<9} {} (stored {}, computed {})",
+            c.name, c.stored, c.computed
+        );
+    }
+    let _ = writeln!(s, "{}", if r.ok { "verified OK" } else { "verify FAILED" });
+    s
+}
+
+pub fn convert_text(r: &ConvertReport) -> String {
     format!(
-        "{}\n  {:<14}{}\n  {:<14}{}\n  {:<14}{}\n  {:<14}{}\nverified OK\n",
-        r.path.display(),
-        "Format:",
+        "{} -> {} ({:?}, {})\n",
+        r.source.display(),
+        r.output.display(),
         r.format,
-        "Read:",
-        size(r.bytes),
-        "CRC-32:",
-        r.crc32,
-        "SHA-256:",
-        r.sha256
+        size(r.bytes)
     )
 }
 

@@ -125,6 +125,8 @@ fn bad_input_gets_one_clear_message_naming_the_file() {
     truncated.truncate(40 * 2048);
     let mut udif = vec![0u8; 4096];
     udif[4096 - 512..4096 - 508].copy_from_slice(b"koly");
+    let mut sparse = vec![0u8; 4096];
+    sparse[..4].copy_from_slice(b"sprs");
     let cases = [
         (write(dir.path(), "empty.img", b""), "the file is empty"),
         (
@@ -134,7 +136,11 @@ fn bad_input_gets_one_clear_message_naming_the_file() {
         (write(dir.path(), "cut.iso", &truncated), "truncated"),
         (
             write(dir.path(), "stub.dmg", &udif),
-            "recognised as Apple UDIF",
+            "UDIF koly trailer at offset 3584: version 0 (expected 4)",
+        ),
+        (
+            write(dir.path(), "s.sparseimage", &sparse),
+            "recognised as Apple sparse image",
         ),
         (dir.path().join("missing.iso"), "No such file"),
         (dir.path().to_path_buf(), "directory"),
@@ -204,40 +210,16 @@ fn interrupt_cancels_a_running_verify_cleanly() {
 /// The real images in ../shared/corpus, with their ground truth.
 mod corpus {
     use super::*;
-
-    fn corpus() -> PathBuf {
-        let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../../shared/corpus");
-        assert!(
-            dir.join("expected.tsv").exists(),
-            "the corpus is expected beside the repository at {}",
-            dir.display()
-        );
-        dir
-    }
-
-    /// (file, raw_sha256, notes) rows of expected.tsv.
-    fn rows() -> Vec<(String, String, String)> {
-        let tsv = fs::read_to_string(corpus().join("expected.tsv")).unwrap();
-        tsv.lines()
-            .filter(|l| !l.starts_with('#') && !l.is_empty())
-            .map(|l| {
-                let f: Vec<&str> = l.split('\t').collect();
-                (f[0].to_string(), f[3].to_string(), f[6].to_string())
-            })
-            .collect()
-    }
+    use dimg_e2e::truths;
 
     #[test]
     fn bare_images_verify_to_their_ground_truth() {
         let mut checked = 0;
-        for (file, sha, notes) in rows() {
-            if !notes.starts_with("view:file") {
-                continue;
-            }
-            let out = dimg(&["verify", "--json", corpus().join(&file).to_str().unwrap()]);
-            assert!(out.status.success(), "{file}: {}", stderr(&out));
+        for t in truths().iter().filter(|t| t.view() == "file") {
+            let out = dimg(&["verify", "--json", t.path().to_str().unwrap()]);
+            assert!(out.status.success(), "{}: {}", t.file, stderr(&out));
             let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
-            assert_eq!(v["sha256"], sha.as_str(), "{file}");
+            assert_eq!(v["sha256"].as_str(), t.sha256.as_deref(), "{}", t.file);
             checked += 1;
         }
         assert!(checked >= 6, "only {checked} bare images in the corpus");
@@ -256,16 +238,20 @@ mod corpus {
                 _ => "ISO 9660",
             }
         };
-        for (file, _, _) in rows() {
-            let path = corpus().join(&file);
-            let out = dimg(&["info", path.to_str().unwrap()]);
+        for t in truths() {
+            let out = dimg(&["info", t.path().to_str().unwrap()]);
             let all = format!("{}{}", stdout(&out), stderr(&out));
-            assert!(!all.contains("panicked"), "{file}: {all}");
-            assert!(matches!(out.status.code(), Some(0 | 1)), "{file}: {all}");
+            assert!(!all.contains("panicked"), "{}: {all}", t.file);
             assert!(
-                all.contains(expect(&file)),
-                "{file}: expected {} in {all}",
-                expect(&file)
+                matches!(out.status.code(), Some(0 | 1)),
+                "{}: {all}",
+                t.file
+            );
+            assert!(
+                all.contains(expect(&t.file)),
+                "{}: expected {} in {all}",
+                t.file,
+                expect(&t.file)
             );
         }
     }

@@ -48,6 +48,9 @@ pub enum Error {
     /// The format was recognised by its magic number, but dimg cannot read it yet.
     #[error("{}: recognised as {format}, which dimg cannot open yet", path.display())]
     Unsupported { path: PathBuf, format: &'static str },
+    /// The request cannot be carried out as asked (an output that is the input, or exists).
+    #[error("{}: {reason}", path.display())]
+    Refused { path: PathBuf, reason: String },
     /// The user cancelled the operation; nothing was left behind.
     #[error("cancelled")]
     Cancelled,

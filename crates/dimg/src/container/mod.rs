@@ -3,12 +3,14 @@
 //! code here picks the driver, so adding a format touches nothing else.
 
 pub mod raw;
+pub mod udif;
 
 use crate::error::{Error, Result};
 use crate::io::{FileSource, ReadAt};
 use crate::magic::{self, Layer, Signature, Sniff};
 use serde::Serialize;
 use std::io;
+use std::ops::Range;
 use std::path::Path;
 use std::sync::Arc;
 
@@ -28,12 +30,56 @@ impl Fact {
     }
 }
 
+/// A CRC-32 a format stores over some ranges of its file or of its virtual disk, to be checked
+/// by reading them. Ranges are in order and do not overlap.
+#[derive(Clone, Debug)]
+pub struct StoredCrc {
+    pub name: String,
+    pub ranges: Vec<Range<u64>>,
+    pub stored: u32,
+}
+
+/// Everything a container can check about itself.
+#[derive(Default)]
+pub struct Checksums {
+    /// Over ranges of the image file (UDIF data fork).
+    pub of_file: Vec<StoredCrc>,
+    /// Over ranges of the virtual disk (UDIF per-partition checksums).
+    pub of_disk: Vec<StoredCrc>,
+    /// Already decided without reading data (UDIF master checksum).
+    pub checked: Vec<Check>,
+}
+
+/// The outcome of one integrity check.
+#[derive(Clone, Debug, Serialize)]
+pub struct Check {
+    pub name: String,
+    pub ok: bool,
+    pub stored: String,
+    pub computed: String,
+}
+
+impl Check {
+    pub fn new(name: impl Into<String>, stored: u32, computed: u32) -> Self {
+        Check {
+            name: name.into(),
+            ok: stored == computed,
+            stored: format!("{stored:08x}"),
+            computed: format!("{computed:08x}"),
+        }
+    }
+}
+
 /// An opened image file.
 pub trait Container: Send + Sync {
     /// The virtual disk: what a Mac would attach, byte for byte.
     fn disk(&self) -> Arc<dyn ReadAt>;
     /// What the container says about itself beyond the disk (compression, checksums, ...).
     fn facts(&self) -> Vec<Fact>;
+    /// The checksums it carries; raw images carry none.
+    fn checksums(&self) -> Checksums {
+        Checksums::default()
+    }
 }
 
 /// Opens a file the driver's probe claimed, given what the probe saw.
@@ -49,7 +95,7 @@ pub struct Driver {
 }
 
 /// Every container format dimg can open.
-pub static DRIVERS: &[&Driver] = &[&raw::DRIVER];
+pub static DRIVERS: &[&Driver] = &[&udif::DRIVER, &raw::DRIVER];
 
 /// An image file opened by the driver that claimed it.
 pub struct Opened {
@@ -57,6 +103,8 @@ pub struct Opened {
     pub container: Box<dyn Container>,
     /// Signatures seen in the file itself.
     pub signatures: Vec<Signature>,
+    /// The image file, read-only.
+    pub file: Arc<dyn ReadAt>,
     pub file_size: u64,
 }
 
@@ -91,12 +139,14 @@ pub fn open(path: &Path) -> Result<Opened> {
             },
         );
     };
+    let file: Arc<dyn ReadAt> = Arc::new(file);
     let container =
-        (driver.open)(Arc::new(file), &sniff, &signatures).map_err(|e| Error::io(path, e))?;
+        (driver.open)(file.clone(), &sniff, &signatures).map_err(|e| Error::io(path, e))?;
     Ok(Opened {
         driver,
         container,
         signatures,
+        file,
         file_size,
     })
 }

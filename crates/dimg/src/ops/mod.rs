@@ -1,9 +1,13 @@
 //! Whole jobs built from the layers. Long jobs report to a [`Progress`] sink and poll a [`Cancel`]
 //! token; front ends decide how to show progress and when to cancel.
 
+mod convert;
 mod info;
+mod output;
 mod verify;
 
+pub use crate::container::Check;
+pub use convert::{convert, ConvertReport, OutputFormat};
 pub use info::{info, ImageInfo, PartitionInfo};
 pub use verify::{verify, VerifyReport};
 
@@ -11,7 +15,7 @@ use crate::error::{Error, Result};
 use crate::io::ReadAt;
 use std::path::Path;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::Arc;
+use std::sync::{mpsc, Arc};
 
 /// Where a long job reports how far it has come. Implementations must be cheap: `advance` is
 /// called once per block; front ends throttle what they show.
@@ -54,32 +58,69 @@ impl Cancel {
     }
 }
 
-const STREAM_BLOCK: usize = 1 << 20;
+/// 4 MiB: four hdiutil chunks, so a block's chunks decompress on all cores at once.
+const STREAM_BLOCK: usize = 4 << 20;
+/// Blocks read ahead of the consumer. Memory is (this + 2) blocks, however large the source.
+const READ_AHEAD: usize = 2;
 
-/// Reads `src` front to back in 1 MiB blocks, handing each to `sink`; reports progress and stops
-/// at the first block boundary after a cancel. Memory is one block, however large the source.
+/// Reads `src` front to back in blocks, handing each to `sink` with its offset. A reader thread
+/// stays ahead of the sink, so decompression overlaps hashing or writing. Reports progress and
+/// stops at the next block after a cancel. Read errors are reported against `path`.
 pub(crate) fn stream(
     path: &Path,
     phase: &str,
     src: &dyn ReadAt,
     progress: &dyn Progress,
     cancel: &Cancel,
-    mut sink: impl FnMut(&[u8]),
+    mut sink: impl FnMut(u64, &[u8]) -> Result<()>,
 ) -> Result<()> {
     let size = src.size();
     progress.begin(phase, size);
-    let mut buf = vec![0u8; STREAM_BLOCK];
-    let mut offset = 0u64;
-    while offset < size {
-        cancel.check()?;
-        let n = (size - offset).min(STREAM_BLOCK as u64) as usize;
-        src.read_exact_at(offset, &mut buf[..n])
-            .map_err(|e| Error::io(path, e))?;
-        sink(&buf[..n]);
-        offset += n as u64;
-        progress.advance(offset);
-    }
-    Ok(())
+    std::thread::scope(|scope| {
+        let (full_tx, full_rx) = mpsc::sync_channel::<std::io::Result<(u64, Vec<u8>)>>(READ_AHEAD);
+        let (empty_tx, empty_rx) = mpsc::channel::<Vec<u8>>();
+        scope.spawn(move || {
+            let mut offset = 0u64;
+            while offset < size && !cancel.is_cancelled() {
+                let n = (size - offset).min(STREAM_BLOCK as u64) as usize;
+                let mut buf = empty_rx.try_recv().unwrap_or_default();
+                buf.resize(n, 0);
+                let read = src.read_exact_at(offset, &mut buf).map(|()| (offset, buf));
+                let failed = read.is_err();
+                if full_tx.send(read).is_err() || failed {
+                    return;
+                }
+                offset += n as u64;
+            }
+        });
+        let mut done = 0u64;
+        while done < size {
+            cancel.check()?;
+            let Ok(block) = full_rx.recv() else {
+                // The reader stopped without an error: it saw the cancel.
+                return cancel.check();
+            };
+            let (offset, buf) = block.map_err(|e| Error::io(path, e))?;
+            sink(offset, &buf)?;
+            done = offset + buf.len() as u64;
+            progress.advance(done);
+            let _ = empty_tx.send(buf);
+        }
+        Ok(())
+    })
+}
+
+/// A 16-byte identifier in the usual 8-4-4-4-12 form.
+pub fn uuid_text(id: &[u8; 16]) -> String {
+    let h = hex(id);
+    format!(
+        "{}-{}-{}-{}-{}",
+        &h[0..8],
+        &h[8..12],
+        &h[12..16],
+        &h[16..20],
+        &h[20..32]
+    )
 }
 
 /// Lower-case hexadecimal, for digests.

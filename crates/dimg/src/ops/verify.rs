@@ -1,11 +1,13 @@
 use super::{hex, stream, Cancel, Progress};
-use crate::container;
+use crate::container::{self, Check, StoredCrc};
 use crate::error::Result;
+use crate::io::Slice;
 use serde::Serialize;
 use sha2::{Digest, Sha256};
 use std::path::{Path, PathBuf};
 
-/// What `verify` found: the virtual disk read end to end, with its digests.
+/// What `verify` found: the virtual disk read end to end, its digests, and every checksum the
+/// image carries.
 #[derive(Debug, Serialize)]
 pub struct VerifyReport {
     pub path: PathBuf,
@@ -16,23 +18,103 @@ pub struct VerifyReport {
     pub crc32: String,
     /// SHA-256 of the virtual disk, 64 hex digits.
     pub sha256: String,
+    /// The image's own checksums (UDIF: per partition, data fork, master); empty for raw images.
+    pub checks: Vec<Check>,
+    /// Every check passed.
+    pub ok: bool,
 }
 
-/// Reads the whole virtual disk of `path`, computing its CRC-32 and SHA-256 in one streamed pass.
+/// A stored CRC being recomputed over a sequential pass.
+struct Recompute<'a> {
+    stored: &'a StoredCrc,
+    next: usize,
+    hasher: crc32fast::Hasher,
+}
+
+impl<'a> Recompute<'a> {
+    fn new(stored: &'a StoredCrc) -> Self {
+        Recompute {
+            stored,
+            next: 0,
+            hasher: crc32fast::Hasher::new(),
+        }
+    }
+
+    /// Feeds the parts of `block` (which starts at `offset`) that the stored ranges cover.
+    fn feed(&mut self, offset: u64, block: &[u8]) {
+        let end = offset + block.len() as u64;
+        while let Some(r) = self.stored.ranges.get(self.next) {
+            let (from, to) = (r.start.max(offset), r.end.min(end));
+            if from < to {
+                self.hasher
+                    .update(&block[(from - offset) as usize..(to - offset) as usize]);
+            }
+            if r.end > end {
+                break;
+            }
+            self.next += 1;
+        }
+    }
+
+    fn check(self) -> Check {
+        Check::new(
+            self.stored.name.clone(),
+            self.stored.stored,
+            self.hasher.finalize(),
+        )
+    }
+}
+
+/// Reads the whole virtual disk of `path`, computing its CRC-32 and SHA-256 and every stored
+/// checksum in one streamed pass, then the checksums over the file itself.
 pub fn verify(path: &Path, progress: &dyn Progress, cancel: &Cancel) -> Result<VerifyReport> {
     let opened = container::open(path)?;
     let disk = opened.container.disk();
+    let sums = opened.container.checksums();
     let mut crc = crc32fast::Hasher::new();
     let mut sha = Sha256::new();
-    stream(path, "Verifying", &*disk, progress, cancel, |block| {
-        crc.update(block);
-        sha.update(block);
-    })?;
+    let mut of_disk: Vec<Recompute> = sums.of_disk.iter().map(Recompute::new).collect();
+    stream(
+        path,
+        "Verifying",
+        &*disk,
+        progress,
+        cancel,
+        |offset, block| {
+            rayon::join(|| crc.update(block), || sha.update(block));
+            for r in &mut of_disk {
+                r.feed(offset, block);
+            }
+            Ok(())
+        },
+    )?;
+    let mut checks: Vec<Check> = of_disk.into_iter().map(Recompute::check).collect();
+    for stored in &sums.of_file {
+        let mut r = Recompute::new(stored);
+        for range in &stored.ranges {
+            let region = Slice::new(opened.file.clone(), range.start, range.end - range.start);
+            stream(
+                path,
+                "Checking the data fork",
+                &region,
+                progress,
+                cancel,
+                |offset, block| {
+                    r.feed(range.start + offset, block);
+                    Ok(())
+                },
+            )?;
+        }
+        checks.push(r.check());
+    }
+    checks.extend(sums.checked);
     Ok(VerifyReport {
         path: path.to_path_buf(),
         format: opened.driver.name,
         bytes: disk.size(),
         crc32: format!("{:08x}", crc.finalize()),
         sha256: hex(&sha.finalize()),
+        ok: checks.iter().all(|c| c.ok),
+        checks,
     })
 }

@@ -1,0 +1,88 @@
+//! Atomic output: a job writes into a temporary file beside the target, and only a finished,
+//! fsynced file is renamed into place. Dropping an unfinished output removes it, so an error or
+//! a cancel leaves nothing behind.
+
+use crate::error::{Error, Result};
+use std::fs::File;
+use std::io::Write;
+use std::path::{Path, PathBuf};
+
+pub struct AtomicOutput {
+    temp: tempfile::NamedTempFile,
+    target: PathBuf,
+    overwrite: bool,
+}
+
+impl AtomicOutput {
+    /// Refuses a target that is the source itself (by path or by inode) or that exists without
+    /// `overwrite`.
+    pub fn create(source: &Path, target: &Path, overwrite: bool) -> Result<Self> {
+        let refuse = |reason: &str| Error::Refused {
+            path: target.to_path_buf(),
+            reason: reason.into(),
+        };
+        if same_file(source, target) {
+            return Err(refuse("is the source image itself; choose another output"));
+        }
+        if target.exists() && !overwrite {
+            return Err(refuse("already exists (use -ov to overwrite)"));
+        }
+        let dir = match target.parent() {
+            Some(p) if !p.as_os_str().is_empty() => p,
+            _ => Path::new("."),
+        };
+        let temp = tempfile::Builder::new()
+            .prefix(".dimg-")
+            .suffix(".partial")
+            .tempfile_in(dir)
+            .map_err(|e| Error::io(target, e))?;
+        Ok(AtomicOutput {
+            temp,
+            target: target.to_path_buf(),
+            overwrite,
+        })
+    }
+
+    pub fn write_all(&mut self, bytes: &[u8]) -> Result<()> {
+        self.temp
+            .write_all(bytes)
+            .map_err(|e| Error::io(&self.target, e))
+    }
+
+    /// Flushes to stable storage and renames into place.
+    pub fn finish(self) -> Result<()> {
+        let target = self.target;
+        self.temp
+            .as_file()
+            .sync_all()
+            .map_err(|e| Error::io(&target, e))?;
+        let persisted = if self.overwrite {
+            self.temp.persist(&target)
+        } else {
+            self.temp.persist_noclobber(&target)
+        };
+        persisted.map_err(|e| Error::io(&target, e.error))?;
+        if let Some(dir) = target.parent().filter(|p| !p.as_os_str().is_empty()) {
+            // Make the rename itself durable; not every platform can open a directory.
+            if let Ok(d) = File::open(dir) {
+                let _ = d.sync_all();
+            }
+        }
+        Ok(())
+    }
+}
+
+fn same_file(a: &Path, b: &Path) -> bool {
+    match (a.canonicalize(), b.canonicalize()) {
+        (Ok(a), Ok(b)) if a == b => return true,
+        _ => {}
+    }
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::MetadataExt;
+        if let (Ok(a), Ok(b)) = (a.metadata(), b.metadata()) {
+            return a.dev() == b.dev() && a.ino() == b.ino();
+        }
+    }
+    false
+}
