@@ -66,7 +66,7 @@ function render() {
   $('info-format').textContent = i.format;
   $('info-size').textContent = bytes(i.file_size);
   $('info-disk-size').textContent = `${bytes(i.disk_size)}, ${i.sectors.toLocaleString('en-US')} sectors`;
-  $('info-recognised').textContent = i.recognised.join(', ') || '—';
+  $('info-recognised').textContent = i.recognised.join(', ') || 'nothing (a blank or unformatted disk)';
   $('info-scheme').textContent = i.partition_scheme;
   $('info-path').textContent = i.path;
   $('info-facts').replaceChildren(...i.facts.map((f) => row([f.label, f.value], 'th')));

@@ -31,12 +31,15 @@ pub enum Command {
         #[command(flatten)]
         output: OutputArgs,
     },
-    /// Convert an image to another format: dimg convert IN -format UDTO -o OUT
+    /// Convert an image to another format: dimg convert IN -format UDZO -o OUT
     Convert {
         image: PathBuf,
-        /// Output format, by hdiutil's name (UDTO)
+        /// Output format, by hdiutil's name: UDZO, UDBZ, ULFO, ULMO, UDCO, UDRO, UDRW, UDTO
         #[arg(long, value_parser = clap::value_parser!(OutputFormat))]
         format: OutputFormat,
+        /// Format options, hdiutil style: zlib-level=1..9 (UDZO)
+        #[arg(long, value_parser = parse_imagekey)]
+        imagekey: Vec<ImageKey>,
         /// Output file
         #[arg(short = 'o', long = "o")]
         output: PathBuf,
@@ -56,6 +59,22 @@ pub struct OutputArgs {
     /// Print an XML property list, like hdiutil -plist
     #[arg(long)]
     pub plist: bool,
+}
+
+/// One `-imagekey key=value` setting.
+#[derive(Clone, Copy, Debug)]
+pub enum ImageKey {
+    ZlibLevel(u32),
+}
+
+fn parse_imagekey(s: &str) -> Result<ImageKey, String> {
+    match s.split_once('=') {
+        Some(("zlib-level", v)) => match v.parse::<u32>() {
+            Ok(n @ 1..=9) => Ok(ImageKey::ZlibLevel(n)),
+            _ => Err(format!("zlib-level must be 1 to 9, not {v}")),
+        },
+        _ => Err(format!("unknown image key {s} (known: zlib-level=N)")),
+    }
 }
 
 /// hdiutil spells long options with one dash (`-plist`, `-format`); clap wants two. Every

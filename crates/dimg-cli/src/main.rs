@@ -79,12 +79,20 @@ fn run(cli: Cli, cancel: &Cancel) -> Result<(), Failure> {
         Command::Convert {
             image,
             format,
+            imagekey,
             output,
             ov,
             print,
         } => {
+            let mut options = ops::ConvertOptions::new(format);
+            options.overwrite = ov;
+            for key in imagekey {
+                match key {
+                    args::ImageKey::ZlibLevel(n) => options.zlib_level = Some(n),
+                }
+            }
             let bar = progress::Bar::new();
-            let report = ops::convert(&image, &output, format, ov, &bar, cancel);
+            let report = ops::convert(&image, &output, &options, &bar, cancel);
             bar.finish();
             Output::from(print).print(&report?, output::convert_text);
         }

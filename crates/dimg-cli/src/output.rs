@@ -78,7 +78,12 @@ pub fn info_text(i: &ImageInfo) -> String {
         size(i.disk_size),
         i.sectors
     );
-    let _ = writeln!(s, "  {:<14}{}", "Recognised:", i.recognised.join(", "));
+    let recognised = if i.recognised.is_empty() {
+        "nothing (a blank or unformatted disk)".to_string()
+    } else {
+        i.recognised.join(", ")
+    };
+    let _ = writeln!(s, "  {:<14}{recognised}", "Recognised:");
     for f in &i.facts {
         let _ = writeln!(s, "  {:<14}{}", format!("{}:", f.label), f.value);
     }

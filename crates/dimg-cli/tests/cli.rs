@@ -1,24 +1,12 @@
 //! Runs the built `dimg` binary as a user or script would.
 
+mod common;
+use common::*;
+
 use std::fs;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output, Stdio};
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
-
-fn dimg(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_dimg"))
-        .args(args)
-        .output()
-        .expect("dimg runs")
-}
-
-fn stdout(o: &Output) -> String {
-    String::from_utf8_lossy(&o.stdout).into_owned()
-}
-
-fn stderr(o: &Output) -> String {
-    String::from_utf8_lossy(&o.stderr).into_owned()
-}
 
 /// A minimal ISO 9660 volume: a primary volume descriptor that declares `sectors` 2048-byte
 /// sectors, and a byte pattern so that digests depend on every block.

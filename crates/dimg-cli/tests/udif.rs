@@ -1,17 +1,13 @@
 //! UDIF (.dmg) reading through the `dimg` binary: real images against their ground truth, the
 //! legacy resource fork, and damaged images made from real ones.
 
+mod common;
+use common::*;
+
 use dimg_e2e::{corpus, sha256sum, truths};
 use std::fs;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
-
-fn dimg(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_dimg"))
-        .args(args)
-        .output()
-        .expect("dimg runs")
-}
 
 /// `dimg` under a 1 GiB address-space limit: an allocation sized by a damaged field fails the run.
 fn dimg_capped(args: &[&str]) -> Output {
@@ -21,10 +17,6 @@ fn dimg_capped(args: &[&str]) -> Output {
         .args(args)
         .output()
         .expect("prlimit (util-linux) runs dimg")
-}
-
-fn err(o: &Output) -> String {
-    String::from_utf8_lossy(&o.stderr).into_owned()
 }
 
 fn convert_to_raw(image: &Path, out: &Path, flags: &[&str]) -> Output {
@@ -50,10 +42,10 @@ fn every_corpus_dmg_converts_to_its_ground_truth_and_verifies() {
     {
         let out = dir.path().join(format!("{checked}.cdr"));
         let o = convert_to_raw(&t.path(), &out, &[]);
-        assert!(o.status.success(), "{}: {}", t.file, err(&o));
+        assert!(o.status.success(), "{}: {}", t.file, stderr(&o));
         assert_eq!(Some(sha256sum(&out)), t.sha256, "{}", t.file);
         let v = dimg(&["verify", "--json", t.path().to_str().unwrap()]);
-        assert!(v.status.success(), "{}: {}", t.file, err(&v));
+        assert!(v.status.success(), "{}: {}", t.file, stderr(&v));
         let report: serde_json::Value = serde_json::from_slice(&v.stdout).unwrap();
         assert_eq!(report["sha256"].as_str(), t.sha256.as_deref());
         let checks = report["checks"].as_array().unwrap();
@@ -88,7 +80,7 @@ fn info_names_the_variant_and_the_partitions() {
             "--json",
             corpus().join("dmg").join(file).to_str().unwrap(),
         ]);
-        assert!(o.status.success(), "{file}: {}", err(&o));
+        assert!(o.status.success(), "{file}: {}", stderr(&o));
         let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
         assert_eq!(v["format"], "Apple UDIF disk image");
         assert_eq!(v["disk_size"], 10_510_336);
@@ -203,7 +195,7 @@ fn the_legacy_binary_resource_fork_is_read_when_there_is_no_property_list() {
     assert!(String::from_utf8_lossy(&info.stdout).contains("binary resource fork"));
     let out = dir.path().join("stub.cdr");
     let o = convert_to_raw(&stub, &out, &[]);
-    assert!(o.status.success(), "{}", err(&o));
+    assert!(o.status.success(), "{}", stderr(&o));
     assert_eq!(Some(sha256sum(&out)), t.sha256);
 }
 
@@ -294,7 +286,7 @@ fn damaged_images_get_a_clear_error_naming_the_structure() {
             let mut args = vec![verb[0], path.to_str().unwrap()];
             args.extend(&verb[1..]);
             let o = dimg_capped(&args);
-            let e = err(&o);
+            let e = stderr(&o);
             assert_eq!(o.status.code(), Some(1), "{what}, {verb:?}: {e}");
             assert_eq!(e.lines().count(), 1, "{what}: {e}");
             assert!(
@@ -354,7 +346,7 @@ fn corrupt_compressed_data_is_an_error_and_leaves_no_output() {
             "-o",
             out.to_str().unwrap(),
         ]);
-        let e = err(&o);
+        let e = stderr(&o);
         assert_eq!(o.status.code(), Some(1), "{file}: {e}");
         assert!(e.contains("UDIF chunk") && e.contains(codec), "{file}: {e}");
         let left: Vec<_> = fs::read_dir(&case)
@@ -408,7 +400,7 @@ fn checksum_mismatches_fail_verify_and_name_what_failed() {
                 "{name}: {f} should fail, failed: {bad:?}"
             );
         }
-        assert!(err(&o).contains("checksum mismatch"), "{}", err(&o));
+        assert!(stderr(&o).contains("checksum mismatch"), "{}", stderr(&o));
     }
 }
 
@@ -421,26 +413,26 @@ fn convert_refuses_to_overwrite_the_source_or_an_existing_file() {
     let o = convert_to_raw(&src, &src, &[]);
     assert_eq!(o.status.code(), Some(1));
     assert!(
-        err(&o).contains("is the source image itself"),
+        stderr(&o).contains("is the source image itself"),
         "{}",
-        err(&o)
+        stderr(&o)
     );
     let link = dir.path().join("hard.cdr");
     fs::hard_link(&src, &link).unwrap();
     let o = convert_to_raw(&src, &link, &["-ov"]);
     assert!(
-        err(&o).contains("is the source image itself"),
+        stderr(&o).contains("is the source image itself"),
         "a hard link is the source too: {}",
-        err(&o)
+        stderr(&o)
     );
     assert_eq!(fs::read(&src).unwrap(), before, "the source is untouched");
 
     let existing = dir.path().join("exists.cdr");
     fs::write(&existing, b"keep me").unwrap();
     let o = convert_to_raw(&src, &existing, &[]);
-    assert!(err(&o).contains("already exists"), "{}", err(&o));
+    assert!(stderr(&o).contains("already exists"), "{}", stderr(&o));
     assert_eq!(fs::read(&existing).unwrap(), b"keep me");
     let o = convert_to_raw(&src, &existing, &["-ov"]);
-    assert!(o.status.success(), "{}", err(&o));
+    assert!(o.status.success(), "{}", stderr(&o));
     assert_eq!(fs::metadata(&existing).unwrap().len(), 10_510_336);
 }

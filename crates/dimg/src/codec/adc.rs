@@ -57,9 +57,110 @@ pub fn decompress(input: &[u8], out: &mut [u8]) -> Result<(), String> {
     Ok(())
 }
 
+/// A greedy encoder: at each position the most recent earlier occurrence of the next three
+/// bytes (found through a hash table) is extended as far as a code allows; shorter matches are
+/// gathered into literal runs of up to 128 bytes.
+pub fn compress(input: &[u8]) -> Vec<u8> {
+    const WINDOW: usize = 1 << 16;
+    const HASH_BITS: u32 = 14;
+    let hash = |i: usize| {
+        let v = u32::from(input[i]) | u32::from(input[i + 1]) << 8 | u32::from(input[i + 2]) << 16;
+        (v.wrapping_mul(2_654_435_761) >> (32 - HASH_BITS)) as usize
+    };
+    let mut heads = vec![usize::MAX; 1 << HASH_BITS];
+    let mut out = Vec::with_capacity(input.len() / 2 + input.len() / 128 + 1);
+    let mut literals = 0usize; // pending literal bytes ending at i
+    let flush = |out: &mut Vec<u8>, end: usize, count: &mut usize| {
+        let mut start = end - *count;
+        while start < end {
+            let n = (end - start).min(128);
+            out.push(0x80 | (n - 1) as u8);
+            out.extend_from_slice(&input[start..start + n]);
+            start += n;
+        }
+        *count = 0;
+    };
+    let mut i = 0;
+    while i < input.len() {
+        let mut best = (0usize, 0usize); // (length, distance)
+        if i + 3 <= input.len() {
+            let h = hash(i);
+            let candidate = heads[h];
+            heads[h] = i;
+            if candidate != usize::MAX && i - candidate <= WINDOW {
+                let dist = i - candidate;
+                let max = if dist <= 1024 {
+                    67
+                } else {
+                    67.min(input.len() - i)
+                };
+                let len = input[i..]
+                    .iter()
+                    .zip(&input[candidate..])
+                    .take(max.min(input.len() - i))
+                    .take_while(|(a, b)| a == b)
+                    .count();
+                let usable = if dist <= 1024 && len < 4 {
+                    len >= 3
+                } else {
+                    len >= 4
+                };
+                if usable {
+                    best = (len, dist);
+                }
+            }
+        }
+        let (len, dist) = best;
+        if len == 0 {
+            literals += 1;
+            i += 1;
+            continue;
+        }
+        flush(&mut out, i, &mut literals);
+        let d = dist - 1;
+        if len <= 18 && dist <= 1024 {
+            out.push((((len - 3) << 2) | (d >> 8)) as u8);
+            out.push(d as u8);
+        } else {
+            out.push(0x40 | (len - 4) as u8);
+            out.push((d >> 8) as u8);
+            out.push(d as u8);
+        }
+        // Index the positions the match covers, so later data can refer to them.
+        for k in i + 1..(i + len).min(input.len().saturating_sub(2)) {
+            heads[hash(k)] = k;
+        }
+        i += len;
+    }
+    flush(&mut out, input.len(), &mut literals);
+    out
+}
+
 #[cfg(test)]
 mod tests {
-    use super::decompress;
+    use super::{compress, decompress};
+
+    #[test]
+    fn the_encoder_round_trips_text_zeros_and_noise() {
+        let mut data = b"the quick brown fox jumps over the lazy dog; ".repeat(500);
+        data.extend(vec![0u8; 70_000]);
+        data.extend((0..5000u32).map(|i| (i.wrapping_mul(2_654_435_761) >> 7) as u8));
+        data.extend(b"abcabcabcabd");
+        let packed = compress(&data);
+        assert!(
+            packed.len() < data.len() / 4,
+            "{} of {}",
+            packed.len(),
+            data.len()
+        );
+        let mut out = vec![0u8; data.len()];
+        decompress(&packed, &mut out).unwrap();
+        assert!(out == data);
+        assert!(compress(&[]).is_empty());
+        let mut one = [0u8; 1];
+        decompress(&compress(b"x"), &mut one).unwrap();
+        assert_eq!(&one, b"x");
+    }
 
     #[test]
     fn literals_and_both_match_forms_including_overlap() {

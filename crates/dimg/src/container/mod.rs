@@ -70,6 +70,15 @@ impl Check {
     }
 }
 
+/// A named run of sectors of the virtual disk, as UDIF block tables describe a disk.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct LayoutEntry {
+    pub id: i64,
+    pub name: String,
+    pub first_sector: u64,
+    pub sectors: u64,
+}
+
 /// An opened image file.
 pub trait Container: Send + Sync {
     /// The virtual disk: what a Mac would attach, byte for byte.
@@ -79,6 +88,10 @@ pub trait Container: Send + Sync {
     /// The checksums it carries; raw images carry none.
     fn checksums(&self) -> Checksums {
         Checksums::default()
+    }
+    /// How the container divides the disk, when it says (UDIF block tables). A writer keeps it.
+    fn layout(&self) -> Option<Vec<LayoutEntry>> {
+        None
     }
 }
 
@@ -134,7 +147,8 @@ pub fn open(path: &Path) -> Result<Opened> {
                 },
                 None => Error::Unrecognized {
                     path: path.into(),
-                    detail: "no known magic number in its first 64 KiB or last 1 KiB".into(),
+                    detail: "no known magic number in its first 64 KiB or last 1 KiB, and not whole 512-byte sectors"
+                    .into(),
                 },
             },
         );

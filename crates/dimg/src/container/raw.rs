@@ -1,5 +1,6 @@
-//! Raw images: the file is the disk (.img, .cdr/UDTO, .iso, UDRW .dmg). Claimed only when the
-//! content shows a partition map or file system and no container format wraps it.
+//! Raw images: the file is the disk (.img, .cdr/UDTO, .iso, UDRW .dmg). Claimed when the content
+//! shows a partition map or file system and no container format wraps it; a file of whole
+//! 512-byte sectors showing nothing is taken, least surely, as a blank or unformatted disk.
 
 use super::{Container, Driver, Fact};
 use crate::error::FormatError;
@@ -14,13 +15,14 @@ pub static DRIVER: Driver = Driver {
     open,
 };
 
-fn probe(_: &Sniff, signatures: &[Signature]) -> u8 {
+fn probe(sniff: &Sniff, signatures: &[Signature]) -> u8 {
     let wrapped = signatures.iter().any(|s| s.layer() == Layer::Container);
     let content = signatures.iter().any(|s| s.layer() != Layer::Container);
-    if content && !wrapped {
-        10
-    } else {
-        0
+    match (wrapped, content) {
+        (true, _) => 0,
+        (false, true) => 10,
+        (false, false) if sniff.size.is_multiple_of(512) => 1,
+        (false, false) => 0,
     }
 }
 

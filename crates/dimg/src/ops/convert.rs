@@ -1,26 +1,101 @@
 use super::output::AtomicOutput;
 use super::{stream, Cancel, Progress};
-use crate::container;
-use crate::error::Result;
+use crate::codec::Codec;
+use crate::container::udif::writer::{self, ChunkJob, Encoded, Tables, Variant};
+use crate::container::{self, LayoutEntry};
+use crate::error::{Error, Result};
+use crate::io::ReadAt;
 use serde::Serialize;
+use std::collections::BTreeMap;
+use std::io;
 use std::path::{Path, PathBuf};
 use std::str::FromStr;
+use std::sync::{mpsc, Arc, Mutex};
 
 /// An output format, by hdiutil's name.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
 pub enum OutputFormat {
     /// DVD/CD master: the virtual disk, raw (.cdr, .img, or .iso for a CD).
     Udto,
+    /// Read/write: the raw disk, as hdiutil's UDRW (no trailer).
+    Udrw,
+    /// Read-only UDIF, uncompressed.
+    Udro,
+    Udzo,
+    Udbz,
+    Ulfo,
+    Ulmo,
+    Udco,
+}
+
+impl OutputFormat {
+    pub const ALL: [(&'static str, OutputFormat); 8] = [
+        ("UDTO", OutputFormat::Udto),
+        ("UDRW", OutputFormat::Udrw),
+        ("UDRO", OutputFormat::Udro),
+        ("UDZO", OutputFormat::Udzo),
+        ("UDBZ", OutputFormat::Udbz),
+        ("ULFO", OutputFormat::Ulfo),
+        ("ULMO", OutputFormat::Ulmo),
+        ("UDCO", OutputFormat::Udco),
+    ];
+
+    fn udif(self) -> Option<Variant> {
+        Some(match self {
+            OutputFormat::Udto | OutputFormat::Udrw => return None,
+            OutputFormat::Udro => Variant::Udro,
+            OutputFormat::Udzo => Variant::Compressed(Codec::Zlib),
+            OutputFormat::Udbz => Variant::Compressed(Codec::Bzip2),
+            OutputFormat::Ulfo => Variant::Compressed(Codec::Lzfse),
+            OutputFormat::Ulmo => Variant::Compressed(Codec::Xz),
+            OutputFormat::Udco => Variant::Compressed(Codec::Adc),
+        })
+    }
 }
 
 impl FromStr for OutputFormat {
     type Err = String;
     fn from_str(s: &str) -> Result<Self, String> {
-        match s.to_ascii_uppercase().as_str() {
-            "UDTO" | "CDR" | "RAW" => Ok(OutputFormat::Udto),
-            other => Err(format!(
-                "output format {other} is not supported yet (supported: UDTO)"
-            )),
+        let upper = s.to_ascii_uppercase();
+        Self::ALL
+            .iter()
+            .find(|(name, _)| *name == upper)
+            .map(|(_, f)| *f)
+            .ok_or_else(|| {
+                let names: Vec<&str> = Self::ALL.iter().map(|(n, _)| *n).collect();
+                format!(
+                    "output format {s} is not supported (supported: {})",
+                    names.join(", ")
+                )
+            })
+    }
+}
+
+/// How to convert.
+#[derive(Clone, Debug)]
+pub struct ConvertOptions {
+    pub format: OutputFormat,
+    /// zlib level for UDZO (hdiutil's `-imagekey zlib-level=N`); 1, as hdiutil, when unset.
+    pub zlib_level: Option<u32>,
+    /// Replace an existing output file.
+    pub overwrite: bool,
+}
+
+impl ConvertOptions {
+    pub fn new(format: OutputFormat) -> Self {
+        ConvertOptions {
+            format,
+            zlib_level: None,
+            overwrite: false,
+        }
+    }
+
+    fn level(&self, variant: Variant) -> u32 {
+        match variant {
+            Variant::Compressed(Codec::Zlib) => self.zlib_level.unwrap_or(1),
+            Variant::Compressed(Codec::Bzip2) => 9,
+            Variant::Compressed(Codec::Xz) => 6,
+            _ => 0,
         }
     }
 }
@@ -30,40 +105,173 @@ pub struct ConvertReport {
     pub source: PathBuf,
     pub output: PathBuf,
     pub format: OutputFormat,
+    /// Bytes of the virtual disk converted.
     pub bytes: u64,
+    /// Size of the file written.
+    pub output_size: u64,
 }
 
-/// Converts the image at `source` to `format` at `output`: streamed with bounded memory,
-/// decompression on all cores, output renamed into place only when complete.
+/// Converts the image at `source` into `output`: streamed with bounded memory, compression and
+/// decompression on all cores, the output renamed into place only when complete.
 pub fn convert(
     source: &Path,
     output: &Path,
-    format: OutputFormat,
-    overwrite: bool,
+    options: &ConvertOptions,
     progress: &dyn Progress,
     cancel: &Cancel,
 ) -> Result<ConvertReport> {
     let opened = container::open(source)?;
     let disk = opened.container.disk();
-    let mut out = AtomicOutput::create(source, output, overwrite)?;
-    match format {
-        OutputFormat::Udto => {
-            stream(
+    let mut out = AtomicOutput::create(source, output, options.overwrite)?;
+    match options.format.udif() {
+        None => stream(
+            source,
+            "Converting",
+            &*disk,
+            progress,
+            cancel,
+            |_, block| out.write_all(block),
+        )?,
+        Some(variant) => {
+            let sectors = disk.size().div_ceil(512);
+            let layout = opened.container.layout().unwrap_or_else(|| {
+                vec![LayoutEntry {
+                    id: 0,
+                    name: "whole disk (unknown partition : 0)".into(),
+                    first_sector: 0,
+                    sectors,
+                }]
+            });
+            let layout = writer::complete(layout, sectors);
+            let pipeline = UdifPipeline {
                 source,
-                "Converting",
-                &*disk,
-                progress,
-                cancel,
-                |_, block| out.write_all(block),
-            )?;
+                disk: disk.clone(),
+                variant,
+                level: options.level(variant),
+            };
+            pipeline.run(layout, &mut out, progress, cancel)?;
         }
     }
     cancel.check()?;
-    out.finish()?;
+    let output_size = out.finish()?;
     Ok(ConvertReport {
         source: source.into(),
         output: output.into(),
-        format,
+        format: options.format,
         bytes: disk.size(),
+        output_size,
     })
+}
+
+struct UdifPipeline<'a> {
+    source: &'a Path,
+    disk: Arc<dyn ReadAt>,
+    variant: Variant,
+    level: u32,
+}
+
+impl UdifPipeline<'_> {
+    /// Reader → encoders on every core → writer in disk order. The reader may be at most
+    /// `in_flight` chunks ahead of the writer, so a slow disk never makes memory grow: memory is
+    /// about `in_flight` × 2 MiB whatever the image size.
+    fn run(
+        &self,
+        layout: Vec<LayoutEntry>,
+        out: &mut AtomicOutput,
+        progress: &dyn Progress,
+        cancel: &Cancel,
+    ) -> Result<()> {
+        let jobs = writer::plan(&layout);
+        let mut tables = Tables::new(self.variant, layout);
+        let workers = std::thread::available_parallelism().map_or(2, |n| n.get());
+        let in_flight = 2 * workers + 2;
+        let total = self.disk.size();
+        progress.begin("Converting", total);
+        std::thread::scope(|scope| {
+            let (work_tx, work_rx) = mpsc::sync_channel::<(usize, Vec<u8>)>(in_flight);
+            let work_rx = Arc::new(Mutex::new(work_rx));
+            let (done_tx, done_rx) = mpsc::channel::<(usize, io::Result<Encoded>)>();
+            let (token_tx, token_rx) = mpsc::sync_channel::<()>(in_flight);
+            for _ in 0..in_flight {
+                token_tx
+                    .send(())
+                    .expect("the token queue holds in_flight tokens");
+            }
+            let reader_done = done_tx.clone();
+            let jobs_ref = &jobs;
+            scope.spawn(move || {
+                for (seq, job) in jobs_ref.iter().enumerate() {
+                    if token_rx.recv().is_err() || cancel.is_cancelled() {
+                        return;
+                    }
+                    match self.read(job) {
+                        Ok(data) => {
+                            if work_tx.send((seq, data)).is_err() {
+                                return;
+                            }
+                        }
+                        Err(e) => {
+                            let _ = reader_done.send((seq, Err(e)));
+                            return;
+                        }
+                    }
+                }
+            });
+            for _ in 0..workers {
+                let (rx, tx) = (work_rx.clone(), done_tx.clone());
+                scope.spawn(move || loop {
+                    let next = rx.lock().unwrap_or_else(|p| p.into_inner()).recv();
+                    let Ok((seq, data)) = next else { return };
+                    if tx
+                        .send((seq, Ok(writer::encode(self.variant, self.level, data))))
+                        .is_err()
+                    {
+                        return;
+                    }
+                });
+            }
+            drop(done_tx);
+
+            let mut pending = BTreeMap::new();
+            let mut next = 0;
+            let mut offset = 0u64;
+            let mut data_crc = crc32fast::Hasher::new();
+            while next < jobs.len() {
+                cancel.check()?;
+                let Ok((seq, chunk)) = done_rx.recv() else {
+                    // Every sender is gone before the last chunk: the reader saw the cancel.
+                    cancel.check()?;
+                    unreachable!(
+                        "the reader stops early only when cancelled or after an error it sends"
+                    );
+                };
+                pending.insert(seq, chunk);
+                while let Some(chunk) = pending.remove(&next) {
+                    let chunk = chunk.map_err(|e| Error::io(self.source, e))?;
+                    out.write_all(&chunk.bytes)?;
+                    data_crc.update(&chunk.bytes);
+                    tables.add(jobs[next], &chunk, offset);
+                    offset += chunk.bytes.len() as u64;
+                    let job = jobs[next];
+                    next += 1;
+                    let _ = token_tx.send(());
+                    progress.advance(((job.first_sector + job.sectors) * 512).min(total));
+                }
+            }
+            out.write_all(&tables.finish(offset, data_crc.finalize()))
+        })
+    }
+
+    /// A chunk's uncompressed bytes; the disk's last partial sector is padded with zeros.
+    fn read(&self, job: &ChunkJob) -> io::Result<Vec<u8>> {
+        let start = job.first_sector * 512;
+        let mut data = vec![0u8; (job.sectors * 512) as usize];
+        let available = self
+            .disk
+            .size()
+            .saturating_sub(start)
+            .min(data.len() as u64) as usize;
+        self.disk.read_exact_at(start, &mut data[..available])?;
+        Ok(data)
+    }
 }

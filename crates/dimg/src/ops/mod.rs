@@ -7,7 +7,7 @@ mod output;
 mod verify;
 
 pub use crate::container::Check;
-pub use convert::{convert, ConvertReport, OutputFormat};
+pub use convert::{convert, ConvertOptions, ConvertReport, OutputFormat};
 pub use info::{info, ImageInfo, PartitionInfo};
 pub use verify::{verify, VerifyReport};
 

@@ -31,11 +31,12 @@ impl AtomicOutput {
             Some(p) if !p.as_os_str().is_empty() => p,
             _ => Path::new("."),
         };
-        let temp = tempfile::Builder::new()
-            .prefix(".dimg-")
-            .suffix(".partial")
-            .tempfile_in(dir)
-            .map_err(|e| Error::io(target, e))?;
+        let mut builder = tempfile::Builder::new();
+        builder.prefix(".dimg-").suffix(".partial");
+        // An image is an ordinary file once renamed: 0666 less the umask, not a temp file's 0600.
+        #[cfg(unix)]
+        builder.permissions(std::os::unix::fs::PermissionsExt::from_mode(0o666));
+        let temp = builder.tempfile_in(dir).map_err(|e| Error::io(target, e))?;
         Ok(AtomicOutput {
             temp,
             target: target.to_path_buf(),
@@ -49,13 +50,12 @@ impl AtomicOutput {
             .map_err(|e| Error::io(&self.target, e))
     }
 
-    /// Flushes to stable storage and renames into place.
-    pub fn finish(self) -> Result<()> {
+    /// Flushes to stable storage and renames into place; returns the file's size.
+    pub fn finish(self) -> Result<u64> {
         let target = self.target;
-        self.temp
-            .as_file()
-            .sync_all()
-            .map_err(|e| Error::io(&target, e))?;
+        let file = self.temp.as_file();
+        file.sync_all().map_err(|e| Error::io(&target, e))?;
+        let size = file.metadata().map_err(|e| Error::io(&target, e))?.len();
         let persisted = if self.overwrite {
             self.temp.persist(&target)
         } else {
@@ -68,7 +68,7 @@ impl AtomicOutput {
                 let _ = d.sync_all();
             }
         }
-        Ok(())
+        Ok(size)
     }
 }
 

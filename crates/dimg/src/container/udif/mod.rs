@@ -5,9 +5,10 @@ mod disk;
 mod koly;
 mod mish;
 mod resources;
+pub mod writer;
 
 use super::Check;
-use super::{Checksums, Container, Driver, Fact, StoredCrc};
+use super::{Checksums, Container, Driver, Fact, LayoutEntry, StoredCrc};
 use crate::error::FormatError;
 use crate::io::ReadAt;
 use crate::magic::{Signature, Sniff};
@@ -260,6 +261,20 @@ impl Container for Udif {
             ));
         }
         facts
+    }
+
+    fn layout(&self) -> Option<Vec<LayoutEntry>> {
+        Some(
+            self.partitions
+                .iter()
+                .map(|p| LayoutEntry {
+                    id: p.id,
+                    name: p.name.clone(),
+                    first_sector: p.table.first_sector,
+                    sectors: p.table.sectors,
+                })
+                .collect(),
+        )
     }
 
     fn checksums(&self) -> Checksums {

@@ -1,0 +1,368 @@
+//! Writing UDIF the way hdiutil does (formats.md §a.10): each partition of the layout becomes a
+//! `blkx` block table of chunks of at most 1 MiB; all-zero runs become ignore chunks; chunks that
+//! do not shrink are stored raw. Then come the XML property list and the 'koly' trailer, with
+//! the per-partition, data-fork and master CRC-32s.
+//!
+//! This module is the format only: which chunks to make ([`plan`]), how one chunk is encoded
+//! ([`encode`], run on many threads), and the metadata at the end ([`Tables`]). The convert
+//! pipeline in `ops` moves the bytes.
+
+use super::koly::{self, CHECKSUM_CRC32};
+use super::mish::ChunkKind;
+use crate::codec::Codec;
+use crate::container::LayoutEntry;
+
+/// The compressed UDIF variants (UDRO is the uncompressed one).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Variant {
+    Udro,
+    Compressed(Codec),
+}
+
+impl Variant {
+    fn buffers_needed(self) -> u32 {
+        // Sectors of scratch space a reader needs: one chunk and a little (as hdiutil writes).
+        match self {
+            Variant::Udro => 0,
+            Variant::Compressed(_) => CHUNK_SECTORS as u32 + 8,
+        }
+    }
+}
+
+/// Completes a layout so that its entries cover sectors `[0, total)` exactly, in order: gaps
+/// become entries of their own and anything past the disk is cut off.
+pub fn complete(mut entries: Vec<LayoutEntry>, total: u64) -> Vec<LayoutEntry> {
+    entries.sort_by_key(|e| e.first_sector);
+    let mut out: Vec<LayoutEntry> = Vec::new();
+    let mut at = 0;
+    let mut next_id = entries.iter().map(|e| e.id + 1).max().unwrap_or(0);
+    let mut gap = |from: u64, to: u64, out: &mut Vec<LayoutEntry>| {
+        out.push(LayoutEntry {
+            id: next_id,
+            name: format!(" (Apple_Free : {next_id})"),
+            first_sector: from,
+            sectors: to - from,
+        });
+        next_id += 1;
+    };
+    for e in entries {
+        let start = e.first_sector.max(at);
+        let end = (e.first_sector + e.sectors).min(total);
+        if start >= end {
+            continue;
+        }
+        if start > at {
+            gap(at, start, &mut out);
+        }
+        out.push(LayoutEntry {
+            first_sector: start,
+            sectors: end - start,
+            ..e
+        });
+        at = end;
+    }
+    if at < total {
+        gap(at, total, &mut out);
+    }
+    out
+}
+
+/// hdiutil's chunk size: 2048 sectors, 1 MiB.
+pub const CHUNK_SECTORS: u64 = 2048;
+
+/// A piece of work: `sectors` sectors from `first_sector`, belonging to layout entry `entry`.
+#[derive(Clone, Copy, Debug)]
+pub struct ChunkJob {
+    pub entry: usize,
+    pub first_sector: u64,
+    pub sectors: u64,
+}
+
+/// Cuts every layout entry into chunk jobs, in disk order.
+pub fn plan(layout: &[LayoutEntry]) -> Vec<ChunkJob> {
+    let mut jobs = Vec::new();
+    for (entry, e) in layout.iter().enumerate() {
+        let mut s = 0;
+        while s < e.sectors {
+            let n = (e.sectors - s).min(CHUNK_SECTORS);
+            jobs.push(ChunkJob {
+                entry,
+                first_sector: e.first_sector + s,
+                sectors: n,
+            });
+            s += n;
+        }
+    }
+    jobs
+}
+
+/// A chunk ready to be written: its kind, its stored bytes (none for ignore chunks), and the
+/// CRC-32 of its uncompressed bytes (for the partition checksum; ignore chunks contribute none).
+pub struct Encoded {
+    pub kind: ChunkKind,
+    pub bytes: Vec<u8>,
+    pub crc: crc32fast::Hasher,
+}
+
+/// Encodes one chunk's uncompressed sectors.
+pub fn encode(variant: Variant, level: u32, data: Vec<u8>) -> Encoded {
+    if data.iter().all(|&b| b == 0) {
+        return Encoded {
+            kind: ChunkKind::Ignore,
+            bytes: Vec::new(),
+            crc: crc32fast::Hasher::new(),
+        };
+    }
+    let mut crc = crc32fast::Hasher::new();
+    crc.update(&data);
+    if let Variant::Compressed(codec) = variant {
+        let packed = codec.compress(&data, level);
+        if packed.len() < data.len() {
+            return Encoded {
+                kind: ChunkKind::Compressed(codec),
+                bytes: packed,
+                crc,
+            };
+        }
+    }
+    Encoded {
+        kind: ChunkKind::Raw,
+        bytes: data,
+        crc,
+    }
+}
+
+fn chunk_type(kind: ChunkKind) -> u32 {
+    match kind {
+        ChunkKind::Zero => 0,
+        ChunkKind::Raw => 1,
+        ChunkKind::Ignore => 2,
+        ChunkKind::Compressed(Codec::Adc) => 0x8000_0004,
+        ChunkKind::Compressed(Codec::Zlib) => 0x8000_0005,
+        ChunkKind::Compressed(Codec::Bzip2) => 0x8000_0006,
+        ChunkKind::Compressed(Codec::Lzfse) => 0x8000_0007,
+        ChunkKind::Compressed(Codec::Xz) => 0x8000_0008,
+    }
+}
+
+struct Entry {
+    kind: ChunkKind,
+    sector_start: u64,
+    sectors: u64,
+    offset: u64,
+    length: u64,
+}
+
+struct Table {
+    entries: Vec<Entry>,
+    crc: crc32fast::Hasher,
+}
+
+/// The block tables, filled chunk by chunk in disk order as chunks are written.
+pub struct Tables {
+    variant: Variant,
+    layout: Vec<LayoutEntry>,
+    tables: Vec<Table>,
+}
+
+impl Tables {
+    pub fn new(variant: Variant, layout: Vec<LayoutEntry>) -> Self {
+        let tables = layout
+            .iter()
+            .map(|_| Table {
+                entries: Vec::new(),
+                crc: crc32fast::Hasher::new(),
+            })
+            .collect();
+        Tables {
+            variant,
+            layout,
+            tables,
+        }
+    }
+
+    /// Records a chunk that was written at data-fork offset `offset`. Consecutive ignore chunks
+    /// merge into one, as hdiutil's free-space runs do.
+    pub fn add(&mut self, job: ChunkJob, chunk: &Encoded, offset: u64) {
+        let table = &mut self.tables[job.entry];
+        table.crc.combine(&chunk.crc);
+        let sector_start = job.first_sector - self.layout[job.entry].first_sector;
+        if let Some(last) = table.entries.last_mut() {
+            if chunk.kind == ChunkKind::Ignore && last.kind == ChunkKind::Ignore {
+                last.sectors += job.sectors;
+                return;
+            }
+        }
+        table.entries.push(Entry {
+            kind: chunk.kind,
+            sector_start,
+            sectors: job.sectors,
+            offset: if chunk.bytes.is_empty() { 0 } else { offset },
+            length: chunk.bytes.len() as u64,
+        });
+    }
+
+    /// The property list and trailer that follow a data fork of `data_fork_length` bytes
+    /// whose CRC-32 is `data_fork_crc`.
+    pub fn finish(self, data_fork_length: u64, data_fork_crc: u32) -> Vec<u8> {
+        let mut checksums = Vec::new();
+        let mut blkx = Vec::new();
+        for (entry, table) in self.layout.iter().zip(self.tables) {
+            let crc = table.crc.finalize();
+            checksums.extend_from_slice(&crc.to_be_bytes());
+            let data = mish(self.variant, entry, &table.entries, crc, data_fork_length);
+            blkx.push(resource(entry.id, &entry.name, data));
+        }
+        let mut fork = plist::Dictionary::new();
+        fork.insert("blkx".into(), plist::Value::Array(blkx));
+        fork.insert(
+            "plst".into(),
+            plist::Value::Array(vec![resource(0, "", vec![0; 1032])]),
+        );
+        let mut root = plist::Dictionary::new();
+        root.insert("resource-fork".into(), plist::Value::Dictionary(fork));
+        let mut out = Vec::new();
+        plist::Value::Dictionary(root)
+            .to_writer_xml(&mut out)
+            .expect("writing to memory cannot fail");
+        let xml_length = out.len() as u64;
+        let sector_count = self.layout.iter().map(|e| e.sectors).sum();
+        out.extend_from_slice(&trailer(
+            data_fork_length,
+            data_fork_crc,
+            xml_length,
+            crc32fast::hash(&checksums),
+            sector_count,
+        ));
+        out
+    }
+}
+
+fn resource(id: i64, name: &str, data: Vec<u8>) -> plist::Value {
+    let mut d = plist::Dictionary::new();
+    d.insert("Attributes".into(), "0x0050".into());
+    d.insert("CFName".into(), name.into());
+    d.insert("Data".into(), plist::Value::Data(data));
+    d.insert("ID".into(), id.to_string().into());
+    d.insert("Name".into(), name.into());
+    plist::Value::Dictionary(d)
+}
+
+fn checksum_field(crc: u32) -> [u8; 136] {
+    let mut c = [0u8; 136];
+    c[0..4].copy_from_slice(&CHECKSUM_CRC32.to_be_bytes());
+    c[4..8].copy_from_slice(&32u32.to_be_bytes());
+    c[8..12].copy_from_slice(&crc.to_be_bytes());
+    c
+}
+
+fn mish(
+    variant: Variant,
+    entry: &LayoutEntry,
+    entries: &[Entry],
+    crc: u32,
+    data_end: u64,
+) -> Vec<u8> {
+    let mut t = Vec::with_capacity(204 + 40 * (entries.len() + 1));
+    t.extend_from_slice(b"mish");
+    t.extend_from_slice(&1u32.to_be_bytes());
+    t.extend_from_slice(&entry.first_sector.to_be_bytes());
+    t.extend_from_slice(&entry.sectors.to_be_bytes());
+    t.extend_from_slice(&0u64.to_be_bytes()); // DataOffset
+    t.extend_from_slice(&variant.buffers_needed().to_be_bytes());
+    t.extend_from_slice(&((entry.id + 1) as u32).to_be_bytes()); // BlocksDescriptor
+    t.extend_from_slice(&[0; 24]);
+    t.extend_from_slice(&checksum_field(crc));
+    t.extend_from_slice(&(entries.len() as u32 + 1).to_be_bytes());
+    let push = |t: &mut Vec<u8>, kind: u32, start: u64, count: u64, offset: u64, length: u64| {
+        t.extend_from_slice(&kind.to_be_bytes());
+        t.extend_from_slice(&0u32.to_be_bytes());
+        for v in [start, count, offset, length] {
+            t.extend_from_slice(&v.to_be_bytes());
+        }
+    };
+    for e in entries {
+        push(
+            &mut t,
+            chunk_type(e.kind),
+            e.sector_start,
+            e.sectors,
+            e.offset,
+            e.length,
+        );
+    }
+    push(&mut t, 0xFFFF_FFFF, entry.sectors, 0, data_end, 0);
+    t
+}
+
+fn trailer(
+    data_length: u64,
+    data_crc: u32,
+    xml_length: u64,
+    master_crc: u32,
+    sectors: u64,
+) -> [u8; koly::SIZE] {
+    let mut k = [0u8; koly::SIZE];
+    let mut put = |at: usize, bytes: &[u8]| k[at..at + bytes.len()].copy_from_slice(bytes);
+    put(0x00, b"koly");
+    put(0x04, &4u32.to_be_bytes());
+    put(0x08, &(koly::SIZE as u32).to_be_bytes());
+    put(0x0C, &1u32.to_be_bytes()); // flattened
+    put(0x20, &data_length.to_be_bytes());
+    put(0x38, &1u32.to_be_bytes());
+    put(0x3C, &1u32.to_be_bytes());
+    put(0x40, &segment_id());
+    put(0x50, &checksum_field(data_crc));
+    put(0xD8, &data_length.to_be_bytes()); // the property list follows the data fork
+    put(0xE0, &xml_length.to_be_bytes());
+    put(0x160, &checksum_field(master_crc));
+    put(0x1E8, &1u32.to_be_bytes()); // device image
+    put(0x1EC, &sectors.to_be_bytes());
+    k
+}
+
+/// A random (version 4) UUID, as modern hdiutil writes.
+fn segment_id() -> [u8; 16] {
+    let mut id = [0u8; 16];
+    getrandom::fill(&mut id).expect("the system has a random source");
+    id[6] = (id[6] & 0x0F) | 0x40;
+    id[8] = (id[8] & 0x3F) | 0x80;
+    id
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn e(id: i64, first_sector: u64, sectors: u64) -> LayoutEntry {
+        LayoutEntry {
+            id,
+            name: format!("p{id}"),
+            first_sector,
+            sectors,
+        }
+    }
+
+    #[test]
+    fn a_layout_is_completed_to_cover_the_disk_exactly() {
+        let done = complete(vec![e(1, 40, 10), e(0, 0, 1)], 60);
+        let spans: Vec<(u64, u64)> = done.iter().map(|x| (x.first_sector, x.sectors)).collect();
+        assert_eq!(spans, [(0, 1), (1, 39), (40, 10), (50, 10)]);
+        assert_eq!(done[1].name, " (Apple_Free : 2)");
+        let clipped = complete(vec![e(0, 0, 100)], 10);
+        assert_eq!(clipped, [e(0, 0, 10)]);
+    }
+
+    #[test]
+    fn plan_cuts_entries_into_chunks_of_at_most_one_mebibyte() {
+        let jobs = plan(&[e(0, 0, 1), e(1, 1, 5000)]);
+        let spans: Vec<(usize, u64, u64)> = jobs
+            .iter()
+            .map(|j| (j.entry, j.first_sector, j.sectors))
+            .collect();
+        assert_eq!(
+            spans,
+            [(0, 0, 1), (1, 1, 2048), (1, 2049, 2048), (1, 4097, 904)]
+        );
+    }
+}
