@@ -60,6 +60,7 @@ function render() {
   $('empty').hidden = !!image;
   $('info').hidden = !image;
   $('verify').disabled = !image || state.job !== null;
+  $('convert').disabled = !image || state.job !== null;
   if (!image) return;
   const i = image.info;
   $('info-name').textContent = baseName(i.path);
@@ -72,6 +73,12 @@ function render() {
   $('info-facts').replaceChildren(...i.facts.map((f) => row([f.label, f.value], 'th')));
   $('partitions').tBodies[0].replaceChildren(...i.partitions.map((p) =>
     row([p.index, p.name, p.file_system || 'unknown', p.start.toLocaleString('en-US'), bytes(p.size)])));
+  const c = image.converted;
+  $('convert-result').hidden = !c;
+  if (c) {
+    $('convert-saved').textContent = `${c.output} (${c.format})`;
+    $('convert-written').textContent = bytes(c.output_size);
+  }
   const v = image.verified;
   $('verify-result').hidden = !v;
   if (v) {
@@ -98,27 +105,74 @@ function showProgress(p) {
   $('progress-text').textContent = `${pct}% — ${scaled(p.done) || p.done + ' bytes'} of ${scaled(p.total) || p.total + ' bytes'}`;
 }
 
-async function verify() {
+/** Runs a long Rust command with the progress sheet; `name` words the outcome. */
+async function longJob(name, phase, command, args) {
   const image = state.selected;
-  if (!image || state.job !== null) return;
   const job = state.nextJob++;
   state.job = job;
   const channel = new Channel();
   channel.onmessage = showProgress;
-  showProgress({ phase: 'Verifying', done: 0, total: image.info.disk_size });
+  showProgress({ phase, done: 0, total: image.info.disk_size });
   $('sheet').hidden = false;
   status('');
   render();
   try {
-    image.verified = await invoke('verify_image', { path: image.info.path, job, onProgress: channel });
-    status(`${baseName(image.info.path)} verified: CRC-32 ${image.verified.crc32}`);
+    return await invoke(command, { ...args, job, onProgress: channel });
   } catch (e) {
-    status(String(e) === 'cancelled' ? 'Verify cancelled.' : String(e), String(e) !== 'cancelled');
+    const cancelled = String(e) === 'cancelled';
+    status(cancelled ? `${name} cancelled.` : String(e), !cancelled);
+    return null;
   } finally {
     state.job = null;
     $('sheet').hidden = true;
     render();
   }
+}
+
+async function verify() {
+  const image = state.selected;
+  if (!image || state.job !== null) return;
+  const report = await longJob('Verify', 'Verifying', 'verify_image', { path: image.info.path });
+  if (!report) return;
+  image.verified = report;
+  const failed = report.checks.filter((c) => !c.ok).map((c) => c.name);
+  if (failed.length) status(`${baseName(image.info.path)}: checksum mismatch: ${failed.join(', ')}`, true);
+  else status(`${baseName(image.info.path)} verified: CRC-32 ${report.crc32}`);
+  render();
+}
+
+const EXTENSIONS = { UDTO: 'cdr' };
+
+/** The suggested output: beside the source, named after it, with the format's extension. */
+function suggestedOutput(path, format) {
+  const dot = path.lastIndexOf('.');
+  const stem = dot > path.lastIndexOf('/') ? path.slice(0, dot) : path;
+  return `${stem}-${format.toLowerCase()}.${EXTENSIONS[format] || 'dmg'}`;
+}
+
+function openConvert() {
+  const image = state.selected;
+  if (!image || state.job !== null) return;
+  $('convert-name').textContent = baseName(image.info.path);
+  $('convert-output').value = suggestedOutput(image.info.path, $('convert-format').value);
+  $('convert-sheet').hidden = false;
+}
+
+async function convert(event) {
+  event.preventDefault();
+  const image = state.selected;
+  const args = {
+    source: image.info.path,
+    output: $('convert-output').value,
+    format: $('convert-format').value,
+    overwrite: $('convert-overwrite').checked,
+  };
+  $('convert-sheet').hidden = true;
+  const report = await longJob('Convert', 'Converting', 'convert_image', args);
+  if (!report) return;
+  image.converted = report;
+  status(`Converted ${baseName(image.info.path)} to ${report.format}: ${baseName(report.output)}`);
+  render();
 }
 
 async function pick() {
@@ -141,11 +195,26 @@ const menuActions = {
   open: pick,
   close: closeSelected,
   verify,
+  convert: openConvert,
   about: () => status('dimg — a disk image utility. Opens .dmg, .iso, .toast, .nrg, .bin/.cue, .img, .cdr.'),
 };
 
 $('open').onclick = pick;
 $('verify').onclick = verify;
+$('convert').onclick = openConvert;
+$('convert-form').onsubmit = convert;
+$('convert-close').onclick = () => { $('convert-sheet').hidden = true; };
+$('convert-format').onchange = () => {
+  $('convert-output').value = suggestedOutput(state.selected.info.path, $('convert-format').value);
+};
+$('convert-choose').onclick = async () => {
+  try {
+    const path = await invoke('pick_destination', { suggested: $('convert-output').value });
+    if (path) $('convert-output').value = path;
+  } catch (e) {
+    status(String(e), true);
+  }
+};
 $('cancel').onclick = () => { if (state.job !== null) invoke('cancel_job', { job: state.job }); };
 
 listen('menu', (e) => menuActions[e.payload]?.());

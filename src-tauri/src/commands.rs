@@ -1,4 +1,4 @@
-use dimg::ops::{self, Cancel, ImageInfo, Progress, VerifyReport};
+use dimg::ops::{self, Cancel, ConvertOptions, ConvertReport, ImageInfo, Progress, VerifyReport};
 use serde::Serialize;
 use std::collections::HashMap;
 use std::ffi::OsString;
@@ -15,9 +15,11 @@ pub struct LaunchPaths(Mutex<Vec<PathBuf>>);
 
 impl LaunchPaths {
     pub fn from_args(args: impl Iterator<Item = OsString>) -> Self {
+        // Absolute, as a file manager would pass them; a path that does not resolve is kept so
+        // that opening it reports the problem.
         let paths = args
             .filter(|a| !a.to_string_lossy().starts_with('-'))
-            .map(PathBuf::from)
+            .map(|a| std::fs::canonicalize(&a).unwrap_or_else(|_| PathBuf::from(a)))
             .collect();
         LaunchPaths(Mutex::new(paths))
     }
@@ -133,6 +135,21 @@ impl Progress for ChannelProgress {
     }
 }
 
+/// Runs a long engine job with progress streamed to the page and a cancel token the page can
+/// trip through `cancel_job(id)`.
+async fn long_job<T: Send + 'static>(
+    jobs: &Jobs,
+    id: u64,
+    channel: Channel<ProgressEvent>,
+    work: impl FnOnce(&dyn Progress, &Cancel) -> dimg::Result<T> + Send + 'static,
+) -> Result<T, String> {
+    let cancel = jobs.start(id);
+    let progress = ChannelProgress::new(channel);
+    let result = blocking(move || work(&progress, &cancel)).await;
+    jobs.finish(id);
+    result
+}
+
 #[tauri::command]
 pub async fn verify_image(
     path: PathBuf,
@@ -140,11 +157,51 @@ pub async fn verify_image(
     on_progress: Channel<ProgressEvent>,
     jobs: State<'_, Jobs>,
 ) -> Result<VerifyReport, String> {
-    let cancel = jobs.start(job);
-    let progress = ChannelProgress::new(on_progress);
-    let result = blocking(move || ops::verify(&path, &progress, &cancel)).await;
-    jobs.finish(job);
-    result
+    long_job(&jobs, job, on_progress, move |p, c| {
+        ops::verify(&path, p, c)
+    })
+    .await
+}
+
+#[tauri::command]
+pub async fn convert_image(
+    source: PathBuf,
+    output: PathBuf,
+    format: String,
+    overwrite: bool,
+    job: u64,
+    on_progress: Channel<ProgressEvent>,
+    jobs: State<'_, Jobs>,
+) -> Result<ConvertReport, String> {
+    let mut options = ConvertOptions::new(format.parse()?);
+    options.overwrite = overwrite;
+    long_job(&jobs, job, on_progress, move |p, c| {
+        ops::convert(&source, &output, &options, p, c)
+    })
+    .await
+}
+
+/// The native save dialog, starting from the page's suggestion.
+#[tauri::command]
+pub async fn pick_destination(
+    app: AppHandle,
+    suggested: PathBuf,
+) -> Result<Option<PathBuf>, String> {
+    let picked = tauri::async_runtime::spawn_blocking(move || {
+        let mut dialog = app.dialog().file().set_title("Convert To");
+        if let Some(dir) = suggested.parent() {
+            dialog = dialog.set_directory(dir);
+        }
+        if let Some(name) = suggested.file_name() {
+            dialog = dialog.set_file_name(name.to_string_lossy());
+        }
+        dialog.blocking_save_file()
+    })
+    .await
+    .map_err(|e| e.to_string())?;
+    picked
+        .map(|p| p.into_path().map_err(|e| e.to_string()))
+        .transpose()
 }
 
 #[tauri::command]

@@ -20,6 +20,8 @@ fn main() {
             commands::open_image,
             commands::pick_image,
             commands::verify_image,
+            commands::convert_image,
+            commands::pick_destination,
             commands::cancel_job,
         ])
         .run(tauri::generate_context!("../tauri.conf.json"))

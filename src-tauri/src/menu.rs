@@ -19,6 +19,7 @@ pub fn build<R: Runtime>(app: &AppHandle<R>) -> tauri::Result<Menu<R>> {
         .build()?;
     let images = SubmenuBuilder::new(app, "Images")
         .item(&item("verify", "Verify", Some("CmdOrCtrl+Shift+V"))?)
+        .item(&item("convert", "Convert…", Some("CmdOrCtrl+Shift+C"))?)
         .build()?;
     let window = SubmenuBuilder::new(app, "Window").minimize().build()?;
     let help = SubmenuBuilder::new(app, "Help")

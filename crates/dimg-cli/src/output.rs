@@ -69,11 +69,11 @@ fn size(bytes: u64) -> String {
 pub fn info_text(i: &ImageInfo) -> String {
     let mut s = String::new();
     let _ = writeln!(s, "{}", i.path.display());
-    let _ = writeln!(s, "  {:<14}{}", "Format:", i.format);
-    let _ = writeln!(s, "  {:<14}{}", "File size:", size(i.file_size));
+    let _ = writeln!(s, "  {:<17}{}", "Format:", i.format);
+    let _ = writeln!(s, "  {:<17}{}", "File size:", size(i.file_size));
     let _ = writeln!(
         s,
-        "  {:<14}{}, {} sectors",
+        "  {:<17}{}, {} sectors",
         "Disk size:",
         size(i.disk_size),
         i.sectors
@@ -83,11 +83,11 @@ pub fn info_text(i: &ImageInfo) -> String {
     } else {
         i.recognised.join(", ")
     };
-    let _ = writeln!(s, "  {:<14}{recognised}", "Recognised:");
+    let _ = writeln!(s, "  {:<17}{recognised}", "Recognised:");
     for f in &i.facts {
-        let _ = writeln!(s, "  {:<14}{}", format!("{}:", f.label), f.value);
+        let _ = writeln!(s, "  {:<17}{}", format!("{}:", f.label), f.value);
     }
-    let _ = writeln!(s, "  {:<14}{}", "Partitions:", i.partition_scheme);
+    let _ = writeln!(s, "  {:<17}{}", "Partitions:", i.partition_scheme);
     for p in &i.partitions {
         let _ = writeln!(
             s,
@@ -105,10 +105,10 @@ pub fn info_text(i: &ImageInfo) -> String {
 pub fn verify_text(r: &VerifyReport) -> String {
     let mut s = String::new();
     let _ = writeln!(s, "{}", r.path.display());
-    let _ = writeln!(s, "  {:<14}{}", "Format:", r.format);
-    let _ = writeln!(s, "  {:<14}{}", "Read:", size(r.bytes));
-    let _ = writeln!(s, "  {:<14}{}", "CRC-32:", r.crc32);
-    let _ = writeln!(s, "  {:<14}{}", "SHA-256:", r.sha256);
+    let _ = writeln!(s, "  {:<17}{}", "Format:", r.format);
+    let _ = writeln!(s, "  {:<17}{}", "Read:", size(r.bytes));
+    let _ = writeln!(s, "  {:<17}{}", "CRC-32:", r.crc32);
+    let _ = writeln!(s, "  {:<17}{}", "SHA-256:", r.sha256);
     for c in &r.checks {
         let verdict = if c.ok { "ok" } else { "MISMATCH" };
         let _ = writeln!(
@@ -122,13 +122,12 @@ pub fn verify_text(r: &VerifyReport) -> String {
 }
 
 pub fn convert_text(r: &ConvertReport) -> String {
-    format!(
-        "{} -> {} ({:?}, {})\n",
-        r.source.display(),
-        r.output.display(),
-        r.format,
-        size(r.bytes)
-    )
+    let mut s = String::new();
+    let _ = writeln!(s, "{} -> {}", r.source.display(), r.output.display());
+    let _ = writeln!(s, "  {:<17}{}", "Format:", r.format);
+    let _ = writeln!(s, "  {:<17}{}", "Disk:", size(r.bytes));
+    let _ = writeln!(s, "  {:<17}{}", "Written:", size(r.output_size));
+    s
 }
 
 #[cfg(test)]

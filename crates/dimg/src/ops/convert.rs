@@ -14,6 +14,7 @@ use std::sync::{mpsc, Arc, Mutex};
 
 /// An output format, by hdiutil's name.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "UPPERCASE")]
 pub enum OutputFormat {
     /// DVD/CD master: the virtual disk, raw (.cdr, .img, or .iso for a CD).
     Udto,
@@ -50,6 +51,13 @@ impl OutputFormat {
             OutputFormat::Ulmo => Variant::Compressed(Codec::Xz),
             OutputFormat::Udco => Variant::Compressed(Codec::Adc),
         })
+    }
+}
+
+impl std::fmt::Display for OutputFormat {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let name = Self::ALL.iter().find(|(_, v)| v == self).map(|(n, _)| *n);
+        f.write_str(name.expect("every format is in ALL"))
     }
 }
 
@@ -130,7 +138,7 @@ pub fn convert(
             &*disk,
             progress,
             cancel,
-            |_, block| out.write_all(block),
+            |_, block| out.write_sparse(block),
         )?,
         Some(variant) => {
             let sectors = disk.size().div_ceil(512);

@@ -4,13 +4,15 @@
 
 use crate::error::{Error, Result};
 use std::fs::File;
-use std::io::Write;
+use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
 
 pub struct AtomicOutput {
     temp: tempfile::NamedTempFile,
     target: PathBuf,
     overwrite: bool,
+    /// Where the next write goes; past the last write when it ended in a hole.
+    position: u64,
 }
 
 impl AtomicOutput {
@@ -41,19 +43,36 @@ impl AtomicOutput {
             temp,
             target: target.to_path_buf(),
             overwrite,
+            position: 0,
         })
     }
 
     pub fn write_all(&mut self, bytes: &[u8]) -> Result<()> {
-        self.temp
-            .write_all(bytes)
-            .map_err(|e| Error::io(&self.target, e))
+        let file = self.temp.as_file();
+        file.write_all_at(bytes, self.position)
+            .map_err(|e| Error::io(&self.target, e))?;
+        self.position += bytes.len() as u64;
+        Ok(())
+    }
+
+    /// Like `write_all`, but an all-zero block becomes a hole: raw disks are mostly free space,
+    /// and a sparse file reads back the same zeros without writing them.
+    pub fn write_sparse(&mut self, bytes: &[u8]) -> Result<()> {
+        if bytes.iter().all(|&b| b == 0) {
+            self.position += bytes.len() as u64;
+            Ok(())
+        } else {
+            self.write_all(bytes)
+        }
     }
 
     /// Flushes to stable storage and renames into place; returns the file's size.
     pub fn finish(self) -> Result<u64> {
         let target = self.target;
         let file = self.temp.as_file();
+        // A trailing hole is made real by the file's length.
+        file.set_len(self.position)
+            .map_err(|e| Error::io(&target, e))?;
         file.sync_all().map_err(|e| Error::io(&target, e))?;
         let size = file.metadata().map_err(|e| Error::io(&target, e))?.len();
         let persisted = if self.overwrite {
