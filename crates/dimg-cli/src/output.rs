@@ -91,9 +91,10 @@ pub fn info_text(i: &ImageInfo) -> String {
     for p in &i.partitions {
         let _ = writeln!(
             s,
-            "    {:>2}  {:<24} start {:>12}  size {:<28} {}",
+            "    {:>2}  {:<20} {:<22} start {:>12}  size {:<28} {}",
             p.partition.index,
             p.partition.name,
+            p.partition.kind,
             p.partition.start,
             size(p.partition.size),
             p.file_system.unwrap_or("unknown file system")

@@ -69,6 +69,44 @@ fn disks(dir: &Path) -> Vec<(&'static str, PathBuf)> {
         .collect()
 }
 
+/// Converts `source` to `format` at `image`, then back to raw; the raw disk's SHA-256.
+fn round_trip(source: &Path, format: &str, image: &Path) -> String {
+    let o = dimg(&[
+        "convert",
+        s(source),
+        "-format",
+        format,
+        "-o",
+        s(image),
+        "-ov",
+    ]);
+    assert!(
+        o.status.success(),
+        "{} → {format}: {}",
+        source.display(),
+        stderr(&o)
+    );
+    let back = image.with_extension("back");
+    let o = dimg(&[
+        "convert",
+        s(image),
+        "-format",
+        "UDTO",
+        "-o",
+        s(&back),
+        "-ov",
+    ]);
+    assert!(
+        o.status.success(),
+        "{} → raw: {}",
+        image.display(),
+        stderr(&o)
+    );
+    let digest = sha256sum(&back);
+    fs::remove_file(back).unwrap();
+    digest
+}
+
 const FORMATS: [&str; 8] = [
     "UDZO", "UDBZ", "ULFO", "ULMO", "UDCO", "UDRO", "UDRW", "UDTO",
 ];
@@ -160,21 +198,11 @@ fn every_format_round_trips_and_independent_readers_agree() {
         let want = sha256sum(&raw);
         for format in FORMATS {
             let image = dir.path().join(format!("{name}.{format}.dmg"));
-            let o = dimg(&["convert", s(&raw), "-format", format, "-o", s(&image)]);
-            assert!(o.status.success(), "{name} → {format}: {}", stderr(&o));
-
-            let back = dir.path().join("back.img");
-            let o = dimg(&[
-                "convert",
-                s(&image),
-                "-format",
-                "UDTO",
-                "-o",
-                s(&back),
-                "-ov",
-            ]);
-            assert!(o.status.success(), "{name}.{format} → raw: {}", stderr(&o));
-            assert_eq!(sha256sum(&back), want, "{name}: raw → {format} → raw");
+            assert_eq!(
+                round_trip(&raw, format, &image),
+                want,
+                "{name}: raw → {format} → raw"
+            );
             let v = dimg(&["verify", s(&image)]);
             assert!(v.status.success(), "{name}.{format}: {}", stderr(&v));
 
@@ -328,4 +356,63 @@ fn a_full_target_file_system_is_a_clean_error_with_nothing_left() {
         left.is_empty(),
         "nothing is left on the full file system: {left:?}"
     );
+}
+
+#[test]
+fn corpus_images_round_trip_through_every_format() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut checked = 0;
+    for t in dimg_e2e::truths()
+        .iter()
+        .filter(|t| t.kind == "dmg" && t.passphrase.is_none())
+    {
+        for format in FORMATS {
+            let image = dir.path().join(format!("x.{format}"));
+            let back = round_trip(&t.path(), format, &image);
+            assert_eq!(Some(back), t.sha256, "{} → {format} → raw", t.file);
+            checked += 1;
+        }
+    }
+    assert!(checked >= 9 * FORMATS.len());
+}
+
+#[test]
+fn a_raw_gpt_disk_keeps_one_block_table_per_partition() {
+    let dir = tempfile::tempdir().unwrap();
+    let raw = dir.path().join("g.img");
+    let mut disk = vec![0u8; 24 * MIB];
+    disk[3 * MIB..5 * MIB].copy_from_slice(&text(2 * MIB));
+    fs::write(&raw, disk).unwrap();
+    let made = Command::new(program("sgdisk"))
+        .args([
+            "-n1:2048:+8M",
+            "-t1:AF00",
+            "-c1:Mac",
+            "-n2:0:+4M",
+            "-t2:0700",
+            "-c2:Data",
+            s(&raw),
+        ])
+        .stdout(Stdio::null())
+        .status()
+        .unwrap();
+    assert!(made.success());
+    let image = dir.path().join("g.dmg");
+    assert!(
+        dimg(&["convert", s(&raw), "-format", "UDZO", "-o", s(&image)])
+            .status
+            .success()
+    );
+    let listing = Command::new(program("7zz"))
+        .args(["l", "-tdmg", s(&image)])
+        .output()
+        .unwrap();
+    let listing = String::from_utf8_lossy(&listing.stdout);
+    assert!(
+        listing.contains(".hfs") && listing.contains(".Microsoft Basic Data"),
+        "{listing}"
+    );
+    let out = dir.path().join("q.raw");
+    decode_with("qemu-img", &image, &out);
+    assert_eq!(sha256sum(&out), sha256sum(&raw));
 }

@@ -5,6 +5,7 @@ use crate::container::udif::writer::{self, ChunkJob, Encoded, Tables, Variant};
 use crate::container::{self, LayoutEntry};
 use crate::error::{Error, Result};
 use crate::io::ReadAt;
+use crate::partition;
 use serde::Serialize;
 use std::collections::BTreeMap;
 use std::io;
@@ -141,16 +142,11 @@ pub fn convert(
             |_, block| out.write_sparse(block),
         )?,
         Some(variant) => {
-            let sectors = disk.size().div_ceil(512);
-            let layout = opened.container.layout().unwrap_or_else(|| {
-                vec![LayoutEntry {
-                    id: 0,
-                    name: "whole disk (unknown partition : 0)".into(),
-                    first_sector: 0,
-                    sectors,
-                }]
-            });
-            let layout = writer::complete(layout, sectors);
+            let layout = match opened.container.layout() {
+                Some(layout) => layout,
+                None => layout_of(&*disk).map_err(|e| Error::io(source, e))?,
+            };
+            let layout = writer::complete(layout, disk.size().div_ceil(512));
             let pipeline = UdifPipeline {
                 source,
                 disk: disk.clone(),
@@ -169,6 +165,31 @@ pub fn convert(
         bytes: disk.size(),
         output_size,
     })
+}
+
+/// One block table per partition of the disk's map, named as hdiutil names them
+/// ("name (type : n)"); what lies between partitions becomes free-space tables later.
+fn layout_of(disk: &dyn ReadAt) -> io::Result<Vec<LayoutEntry>> {
+    let (_, parts) = partition::scan(disk)?;
+    Ok(parts
+        .iter()
+        // The extended partition contains the logical ones; sub-sector partitions cannot be tables.
+        .filter(|p| p.kind != "Extended" && p.start % 512 == 0 && p.size % 512 == 0)
+        .enumerate()
+        .map(|(i, p)| {
+            let kind = if p.kind.is_empty() {
+                "unknown partition"
+            } else {
+                &p.kind
+            };
+            LayoutEntry {
+                id: i as i64,
+                name: format!("{} ({kind} : {i})", p.name),
+                first_sector: p.start / 512,
+                sectors: p.size / 512,
+            }
+        })
+        .collect())
 }
 
 struct UdifPipeline<'a> {

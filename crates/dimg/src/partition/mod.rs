@@ -1,6 +1,11 @@
 //! Partition maps: find the partitions of a virtual disk, each again a [`ReadAt`] slice.
-//! Schemes are tried in [`SCHEMES`] order; the whole disk is the last resort, so every disk has at
-//! least one partition.
+//! Schemes are tried in [`SCHEMES`] order — GPT before MBR, since a GPT disk also carries a
+//! protective MBR; the whole disk is the last resort, so every disk has at least one partition.
+//! Every count and offset read from a map is bounded before use.
+
+mod apm;
+mod gpt;
+mod mbr;
 
 use crate::io::{ReadAt, Slice};
 use serde::Serialize;
@@ -31,10 +36,24 @@ pub struct Scheme {
     pub read: fn(&dyn ReadAt) -> io::Result<Option<Vec<Partition>>>,
 }
 
-pub static SCHEMES: &[Scheme] = &[Scheme {
-    name: "none (whole disk)",
-    read: whole_disk,
-}];
+pub static SCHEMES: &[Scheme] = &[
+    Scheme {
+        name: "GUID partition table",
+        read: gpt::read,
+    },
+    Scheme {
+        name: "Apple partition map",
+        read: apm::read,
+    },
+    Scheme {
+        name: "MBR partition table",
+        read: mbr::read,
+    },
+    Scheme {
+        name: "none (whole disk)",
+        read: whole_disk,
+    },
+];
 
 fn whole_disk(disk: &dyn ReadAt) -> io::Result<Option<Vec<Partition>>> {
     Ok(Some(vec![Partition {

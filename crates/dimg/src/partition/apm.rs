@@ -1,0 +1,63 @@
+//! Apple partition map: a driver descriptor ('ER') in block 0 giving the block size, then one
+//! 'PM' entry per block, each saying how many entries the map has.
+
+use super::Partition;
+use crate::io::ReadAt;
+use std::io;
+
+const MAX_ENTRIES: u32 = 256;
+
+fn be32(b: &[u8], at: usize) -> u32 {
+    u32::from_be_bytes(b[at..at + 4].try_into().expect("4 bytes"))
+}
+
+fn text(b: &[u8]) -> String {
+    let end = b.iter().position(|&c| c == 0).unwrap_or(b.len());
+    String::from_utf8_lossy(&b[..end]).into_owned()
+}
+
+pub fn read(disk: &dyn ReadAt) -> io::Result<Option<Vec<Partition>>> {
+    let mut ddm = [0u8; 512];
+    if disk.size() < 1024 {
+        return Ok(None);
+    }
+    disk.read_exact_at(0, &mut ddm)?;
+    if &ddm[0..2] != b"ER" {
+        return Ok(None);
+    }
+    // The entries are 512-byte records at the device's block size (2048 on CD hybrids); when
+    // the DDM's size is unusable, 512 is what the entries themselves use.
+    let declared = u64::from(u16::from_be_bytes([ddm[2], ddm[3]]));
+    let mut parts = Vec::new();
+    for block in [declared, 512] {
+        if ![512, 1024, 2048, 4096].contains(&block) {
+            continue;
+        }
+        let mut entry = [0u8; 512];
+        let mut count = 1;
+        let mut i = 1;
+        while i <= count && i <= MAX_ENTRIES {
+            let at = u64::from(i) * block;
+            if at + 512 > disk.size() {
+                break;
+            }
+            disk.read_exact_at(at, &mut entry)?;
+            if &entry[0..2] != b"PM" {
+                break;
+            }
+            count = be32(&entry, 4);
+            parts.push(Partition {
+                index: i,
+                name: text(&entry[16..48]),
+                kind: text(&entry[48..80]),
+                start: u64::from(be32(&entry, 8)) * block,
+                size: u64::from(be32(&entry, 12)) * block,
+            });
+            i += 1;
+        }
+        if !parts.is_empty() {
+            return Ok(Some(parts));
+        }
+    }
+    Ok(None)
+}
