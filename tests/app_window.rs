@@ -132,6 +132,39 @@ fn opens_images_from_the_command_line_shows_info_and_verifies_with_cancel() {
         expected_sha,
         "qemu-img reads the app's UDZO as the ISO"
     );
+
+    // An encrypted image made by hdiutil, handed to the running window: the passphrase sheet, a
+    // wrong try, then the right one.
+    let truth = dimg_e2e::truths()
+        .into_iter()
+        .find(|t| t.passphrase.is_some())
+        .unwrap();
+    let encrypted = truth.path().canonicalize().unwrap();
+    app.script(
+        "window.openPath(arguments[0]);",
+        json!([encrypted.display().to_string()]),
+    );
+    app.wait_script(
+        "the passphrase sheet",
+        "return !document.getElementById('passphrase-sheet').hidden;",
+    );
+    app.type_text("#passphrase", "not the passphrase");
+    app.click("#passphrase-open");
+    let said = app.wait_text("#passphrase-error", |t| !t.is_empty());
+    assert_eq!(said, "Wrong password. Try again.");
+    app.type_text("#passphrase", truth.passphrase.as_deref().unwrap());
+    app.screenshot(&shots.join("passphrase-sheet.png"));
+    app.click("#passphrase-open");
+    let format = app.wait_text("#info-format", |t| t.contains("encrypted"));
+    assert_eq!(format, "Apple encrypted disk image");
+    assert!(app.text("#info-facts").contains("AES-256"));
+    app.click("#verify");
+    let shown = app.wait_text("#verify-sha256", |t| t.len() == 64);
+    assert_eq!(
+        Some(shown),
+        truth.sha256,
+        "the decrypted disk is the ground truth"
+    );
     fs::remove_dir_all(&dir).unwrap();
 }
 

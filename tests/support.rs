@@ -230,6 +230,16 @@ impl Session {
             .to_string()
     }
 
+    /// Types `text` into the element, as a user at the keyboard would.
+    pub fn type_text(&self, css: &str, text: &str) {
+        let id = self.element(css);
+        self.call(
+            "POST",
+            &format!("/element/{id}/value"),
+            Some(json!({"text": text})),
+        );
+    }
+
     pub fn click(&self, css: &str) {
         let id = self.element(css);
         self.call("POST", &format!("/element/{id}/click"), Some(json!({})));

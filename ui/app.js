@@ -25,18 +25,56 @@ function status(text, isError = false) {
 
 function baseName(path) { return path.split(/[\\/]/).pop(); }
 
-async function openPath(path) {
+/** A command's error: the Rust side sends {kind, message}. */
+const message = (e) => e?.message ?? String(e);
+
+async function openPath(path, passphrase = null) {
   status(`Opening ${baseName(path)}…`);
   try {
-    const info = await invoke('open_image', { path });
+    const info = await invoke('open_image', { path, passphrase });
     state.images = state.images.filter((i) => i.info.path !== info.path);
     state.images.push({ info, verified: null });
     select(info.path);
     status('');
+    return null;
   } catch (e) {
-    status(String(e), true);
+    if (e?.kind === 'passphrase-needed') {
+      askPassphrase(path);
+      status('');
+    } else if (e?.kind === 'wrong-passphrase') {
+      status(''); // the sheet says so
+    } else {
+      status(message(e), true);
+    }
+    return e;
   }
 }
+
+/** Encrypted images: a sheet asks, and stays up until the passphrase works or is cancelled. */
+function askPassphrase(path) {
+  $('passphrase-name').textContent = `“${baseName(path)}”`;
+  $('passphrase').value = '';
+  $('passphrase-error').textContent = '';
+  $('passphrase-sheet').hidden = false;
+  $('passphrase-sheet').dataset.path = path;
+  $('passphrase').focus();
+}
+
+$('passphrase-form').onsubmit = async (event) => {
+  event.preventDefault();
+  const path = $('passphrase-sheet').dataset.path;
+  const field = $('passphrase');
+  const typed = field.value;
+  field.value = '';
+  const e = await openPath(path, typed);
+  if (e?.kind === 'wrong-passphrase') {
+    $('passphrase-error').textContent = 'Wrong password. Try again.';
+    field.focus();
+  } else {
+    $('passphrase-sheet').hidden = true;
+  }
+};
+$('passphrase-close').onclick = () => { $('passphrase-sheet').hidden = true; };
 
 function select(path) {
   state.selected = state.images.find((i) => i.info.path === path) || null;
@@ -119,8 +157,8 @@ async function longJob(name, phase, command, args) {
   try {
     return await invoke(command, { ...args, job, onProgress: channel });
   } catch (e) {
-    const cancelled = String(e) === 'cancelled';
-    status(cancelled ? `${name} cancelled.` : String(e), !cancelled);
+    const cancelled = e?.kind === 'cancelled';
+    status(cancelled ? `${name} cancelled.` : message(e), !cancelled);
     return null;
   } finally {
     state.job = null;
@@ -161,14 +199,14 @@ function openConvert() {
 async function convert(event) {
   event.preventDefault();
   const image = state.selected;
-  const args = {
+  const request = {
     source: image.info.path,
     output: $('convert-output').value,
     format: $('convert-format').value,
     overwrite: $('convert-overwrite').checked,
   };
   $('convert-sheet').hidden = true;
-  const report = await longJob('Convert', 'Converting', 'convert_image', args);
+  const report = await longJob('Convert', 'Converting', 'convert_image', { request });
   if (!report) return;
   image.converted = report;
   status(`Converted ${baseName(image.info.path)} to ${report.format}: ${baseName(report.output)}`);
@@ -180,7 +218,7 @@ async function pick() {
     const path = await invoke('pick_image');
     if (path) await openPath(path);
   } catch (e) {
-    status(String(e), true);
+    status(message(e), true);
   }
 }
 
@@ -212,7 +250,7 @@ $('convert-choose').onclick = async () => {
     const path = await invoke('pick_destination', { suggested: $('convert-output').value });
     if (path) $('convert-output').value = path;
   } catch (e) {
-    status(String(e), true);
+    status(message(e), true);
   }
 };
 $('cancel').onclick = () => { if (state.job !== null) invoke('cancel_job', { job: state.job }); };
@@ -222,8 +260,10 @@ listen('tauri://drag-enter', () => { $('drop-hint').hidden = false; });
 listen('tauri://drag-leave', () => { $('drop-hint').hidden = true; });
 listen('tauri://drag-drop', (e) => {
   $('drop-hint').hidden = true;
-  e.payload.paths.forEach(openPath);
+  e.payload.paths.forEach((p) => openPath(p));
 });
 
-invoke('launch_paths').then((paths) => paths.forEach(openPath));
+invoke('launch_paths').then((paths) => paths.forEach((p) => openPath(p)));
+// A second way in for a running window (drag-and-drop and "Open With" end here too).
+window.openPath = openPath;
 render();

@@ -1,8 +1,10 @@
 use dimg::ops::{self, Cancel, ConvertOptions, ConvertReport, ImageInfo, Progress, VerifyReport};
-use serde::Serialize;
+use dimg::{Error, Passphrase};
+use serde::{Deserialize, Serialize};
 use std::collections::HashMap;
 use std::ffi::OsString;
 use std::path::PathBuf;
+use std::sync::Arc;
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 use tauri::ipc::Channel;
@@ -48,16 +50,71 @@ impl Jobs {
 /// Runs engine work off the async runtime; errors reach the page as their one-line message.
 async fn blocking<T: Send + 'static>(
     work: impl FnOnce() -> dimg::Result<T> + Send + 'static,
-) -> Result<T, String> {
+) -> Result<T, CommandError> {
     tauri::async_runtime::spawn_blocking(work)
         .await
-        .map_err(|e| e.to_string())?
-        .map_err(|e| e.to_string())
+        .map_err(|e| CommandError::other(e.to_string()))?
+        .map_err(CommandError::from)
 }
 
+/// What the page gets when a command fails: a kind it can act on (ask for a passphrase, say
+/// "cancelled") and the one-line message.
+#[derive(Debug, Serialize)]
+pub struct CommandError {
+    kind: &'static str,
+    message: String,
+}
+
+impl CommandError {
+    fn other(message: String) -> Self {
+        CommandError {
+            kind: "error",
+            message,
+        }
+    }
+}
+
+impl From<Error> for CommandError {
+    fn from(e: Error) -> Self {
+        let kind = match e {
+            Error::PassphraseNeeded { .. } => "passphrase-needed",
+            Error::WrongPassphrase { .. } => "wrong-passphrase",
+            Error::Cancelled => "cancelled",
+            _ => "error",
+        };
+        CommandError {
+            kind,
+            message: e.to_string(),
+        }
+    }
+}
+
+/// Passphrases of the encrypted images opened this session, by path; in memory only (wiped on
+/// drop), so Verify and Convert need not ask again.
+#[derive(Default)]
+pub struct Unlocked(Mutex<HashMap<PathBuf, Arc<Passphrase>>>);
+
+impl Unlocked {
+    fn get(&self, path: &PathBuf) -> Option<Arc<Passphrase>> {
+        self.0.lock().expect("unlocked lock").get(path).cloned()
+    }
+}
+
+/// Opens an image; `passphrase` is what the page's sheet asked for when the image said it was
+/// encrypted. A passphrase that works is kept for this image.
 #[tauri::command]
-pub async fn open_image(path: PathBuf) -> Result<ImageInfo, String> {
-    blocking(move || ops::info(&path)).await
+pub async fn open_image(
+    path: PathBuf,
+    passphrase: Option<String>,
+    unlocked: State<'_, Unlocked>,
+) -> Result<ImageInfo, CommandError> {
+    let pass = passphrase.map(|p| Arc::new(Passphrase::new(p.into_bytes())));
+    let (key, given) = (path.clone(), pass.clone());
+    let info = blocking(move || ops::info(&path, given.as_deref())).await?;
+    if let Some(p) = pass {
+        unlocked.0.lock().expect("unlocked lock").insert(key, p);
+    }
+    Ok(info)
 }
 
 #[tauri::command]
@@ -142,7 +199,7 @@ async fn long_job<T: Send + 'static>(
     id: u64,
     channel: Channel<ProgressEvent>,
     work: impl FnOnce(&dyn Progress, &Cancel) -> dimg::Result<T> + Send + 'static,
-) -> Result<T, String> {
+) -> Result<T, CommandError> {
     let cancel = jobs.start(id);
     let progress = ChannelProgress::new(channel);
     let result = blocking(move || work(&progress, &cancel)).await;
@@ -156,27 +213,39 @@ pub async fn verify_image(
     job: u64,
     on_progress: Channel<ProgressEvent>,
     jobs: State<'_, Jobs>,
-) -> Result<VerifyReport, String> {
+    unlocked: State<'_, Unlocked>,
+) -> Result<VerifyReport, CommandError> {
+    let pass = unlocked.get(&path);
     long_job(&jobs, job, on_progress, move |p, c| {
-        ops::verify(&path, p, c)
+        ops::verify(&path, pass.as_deref(), p, c)
     })
     .await
 }
 
-#[tauri::command]
-pub async fn convert_image(
+/// What the Convert sheet asks for.
+#[derive(Deserialize)]
+pub struct ConvertRequest {
     source: PathBuf,
     output: PathBuf,
+    /// hdiutil's format name, e.g. "UDZO".
     format: String,
     overwrite: bool,
+}
+
+#[tauri::command]
+pub async fn convert_image(
+    request: ConvertRequest,
     job: u64,
     on_progress: Channel<ProgressEvent>,
     jobs: State<'_, Jobs>,
-) -> Result<ConvertReport, String> {
-    let mut options = ConvertOptions::new(format.parse()?);
-    options.overwrite = overwrite;
+    unlocked: State<'_, Unlocked>,
+) -> Result<ConvertReport, CommandError> {
+    let pass = unlocked.get(&request.source);
+    let mut options = ConvertOptions::new(request.format.parse().map_err(CommandError::other)?);
+    options.overwrite = request.overwrite;
     long_job(&jobs, job, on_progress, move |p, c| {
-        ops::convert(&source, &output, &options, p, c)
+        let ConvertRequest { source, output, .. } = &request;
+        ops::convert(source, pass.as_deref(), output, &options, p, c)
     })
     .await
 }

@@ -10,6 +10,7 @@ fn main() {
     tauri::Builder::default()
         .plugin(tauri_plugin_dialog::init())
         .manage(commands::Jobs::default())
+        .manage(commands::Unlocked::default())
         .manage(commands::LaunchPaths::from_args(
             std::env::args_os().skip(1),
         ))

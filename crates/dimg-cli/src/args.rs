@@ -23,11 +23,15 @@ pub enum Command {
     Info {
         image: PathBuf,
         #[command(flatten)]
+        pass: PassArgs,
+        #[command(flatten)]
         output: OutputArgs,
     },
     /// Read the whole image, check what it carries and print its CRC-32 and SHA-256
     Verify {
         image: PathBuf,
+        #[command(flatten)]
+        pass: PassArgs,
         #[command(flatten)]
         output: OutputArgs,
     },
@@ -47,8 +51,18 @@ pub enum Command {
         #[arg(long)]
         ov: bool,
         #[command(flatten)]
+        pass: PassArgs,
+        #[command(flatten)]
         print: OutputArgs,
     },
+}
+
+/// How an encrypted image's passphrase is given: never on the command line.
+#[derive(Args, Clone, Copy)]
+pub struct PassArgs {
+    /// Read the passphrase from standard input (otherwise a terminal is asked when needed)
+    #[arg(long)]
+    pub stdinpass: bool,
 }
 
 #[derive(Args, Clone, Copy)]

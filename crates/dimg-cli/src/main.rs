@@ -11,8 +11,11 @@ use dimg::ops::{self, Cancel};
 use dimg::Error;
 use std::process::ExitCode;
 
-use args::{Cli, Command};
+use args::{Cli, Command, PassArgs};
+use dimg::Passphrase;
 use output::Output;
+use std::io::{IsTerminal, Read};
+use std::path::Path;
 
 fn main() -> ExitCode {
     let cli = Cli::parse_from(args::hdiutil_style(std::env::args_os()));
@@ -50,15 +53,52 @@ impl From<Error> for Failure {
     }
 }
 
+/// Runs `job` with the passphrase the user gave: all of standard input with `-stdinpass`, or,
+/// when the image turns out to be encrypted, typed at a hidden prompt on a terminal.
+fn unlocked<T>(
+    image: &Path,
+    pass: PassArgs,
+    job: impl Fn(Option<&Passphrase>) -> dimg::Result<T>,
+) -> dimg::Result<T> {
+    if pass.stdinpass {
+        let mut bytes = Vec::new();
+        std::io::stdin()
+            .read_to_end(&mut bytes)
+            .map_err(|e| Error::io(Path::new("standard input"), e))?;
+        return job(Some(&Passphrase::from_stdin(bytes)));
+    }
+    match job(None) {
+        Err(Error::PassphraseNeeded { .. }) if std::io::stdin().is_terminal() => {
+            let name = image
+                .file_name()
+                .unwrap_or(image.as_os_str())
+                .to_string_lossy();
+            let typed =
+                rpassword::prompt_password(format!("Enter password to access \"{name}\": "))
+                    .map_err(|e| Error::io(Path::new("terminal"), e))?;
+            job(Some(&Passphrase::new(typed.into_bytes())))
+        }
+        other => other,
+    }
+}
+
 fn run(cli: Cli, cancel: &Cancel) -> Result<(), Failure> {
     match cli.command {
-        Command::Info { image, output } => {
-            let info = ops::info(&image)?;
+        Command::Info {
+            image,
+            pass,
+            output,
+        } => {
+            let info = unlocked(&image, pass, |p| ops::info(&image, p))?;
             Output::from(output).print(&info, output::info_text);
         }
-        Command::Verify { image, output } => {
+        Command::Verify {
+            image,
+            pass,
+            output,
+        } => {
             let bar = progress::Bar::new();
-            let report = ops::verify(&image, &bar, cancel);
+            let report = unlocked(&image, pass, |p| ops::verify(&image, p, &bar, cancel));
             bar.finish();
             let report = report?;
             Output::from(output).print(&report, output::verify_text);
@@ -82,6 +122,7 @@ fn run(cli: Cli, cancel: &Cancel) -> Result<(), Failure> {
             imagekey,
             output,
             ov,
+            pass,
             print,
         } => {
             let mut options = ops::ConvertOptions::new(format);
@@ -92,7 +133,9 @@ fn run(cli: Cli, cancel: &Cancel) -> Result<(), Failure> {
                 }
             }
             let bar = progress::Bar::new();
-            let report = ops::convert(&image, &output, &options, &bar, cancel);
+            let report = unlocked(&image, pass, |p| {
+                ops::convert(&image, p, &output, &options, &bar, cancel)
+            });
             bar.finish();
             Output::from(print).print(&report?, output::convert_text);
         }

@@ -217,7 +217,7 @@ mod corpus {
     fn every_image_is_recognised_by_content_or_refused_cleanly() {
         let expect = |file: &str| -> &str {
             match file {
-                f if f.ends_with("aes256.dmg") => "encrcdsa",
+                f if f.ends_with("aes256.dmg") => "encrypted: a passphrase is needed",
                 f if f.ends_with(".dmg") => "UDIF",
                 f if f.ends_with(".nrg") => "NRG",
                 f if f.ends_with(".cue") => "CUE",

@@ -36,15 +36,17 @@ fn convert_to_raw(image: &Path, out: &Path, flags: &[&str]) -> Output {
 fn every_corpus_dmg_converts_to_its_ground_truth_and_verifies() {
     let dir = tempfile::tempdir().unwrap();
     let mut checked = 0;
-    for t in truths()
-        .iter()
-        .filter(|t| t.kind == "dmg" && t.passphrase.is_none())
-    {
+    for t in truths().iter().filter(|t| t.kind == "dmg") {
         let out = dir.path().join(format!("{checked}.cdr"));
-        let o = convert_to_raw(&t.path(), &out, &[]);
+        // Encrypted images get their published passphrase on standard input.
+        let run = |args: &[&str]| match &t.passphrase {
+            Some(p) => dimg_stdin(&[args, &["-stdinpass"]].concat(), p.as_bytes()),
+            None => dimg(args),
+        };
+        let o = run(&["convert", s(&t.path()), "-format", "UDTO", "-o", s(&out)]);
         assert!(o.status.success(), "{}: {}", t.file, stderr(&o));
         assert_eq!(Some(sha256sum(&out)), t.sha256, "{}", t.file);
-        let v = dimg(&["verify", "--json", t.path().to_str().unwrap()]);
+        let v = run(&["verify", "--json", s(&t.path())]);
         assert!(v.status.success(), "{}: {}", t.file, stderr(&v));
         let report: serde_json::Value = serde_json::from_slice(&v.stdout).unwrap();
         assert_eq!(report["sha256"].as_str(), t.sha256.as_deref());
@@ -61,7 +63,7 @@ fn every_corpus_dmg_converts_to_its_ground_truth_and_verifies() {
         );
         checked += 1;
     }
-    assert!(checked >= 9, "{checked} DMGs in the corpus");
+    assert!(checked >= 10, "{checked} DMGs in the corpus");
 }
 
 #[test]
@@ -435,4 +437,85 @@ fn convert_refuses_to_overwrite_the_source_or_an_existing_file() {
     let o = convert_to_raw(&src, &existing, &["-ov"]);
     assert!(o.status.success(), "{}", stderr(&o));
     assert_eq!(fs::metadata(&existing).unwrap().len(), 10_510_336);
+}
+
+#[test]
+fn encrypted_images_need_the_right_passphrase_and_never_show_it() {
+    let t = truths()
+        .into_iter()
+        .find(|t| t.passphrase.is_some())
+        .expect("an encrypted image");
+    let image = t.path();
+    let pass = t.passphrase.clone().unwrap();
+    let dir = tempfile::tempdir().unwrap();
+
+    let none = dimg_stdin(&["info", s(&image)], b"");
+    assert_eq!(none.status.code(), Some(1));
+    assert!(
+        stderr(&none).contains("the image is encrypted: a passphrase is needed"),
+        "{}",
+        stderr(&none)
+    );
+    let wrong = dimg_stdin(&["info", s(&image), "-stdinpass"], b"hunter2-not-it");
+    assert_eq!(wrong.status.code(), Some(1));
+    assert!(
+        stderr(&wrong).trim_end().ends_with("wrong passphrase"),
+        "{}",
+        stderr(&wrong)
+    );
+    // `echo pass |` adds a newline; it still unlocks.
+    let echoed = dimg_stdin(
+        &["info", "--json", s(&image), "-stdinpass"],
+        format!("{pass}\n").as_bytes(),
+    );
+    assert!(echoed.status.success(), "{}", stderr(&echoed));
+    let v: serde_json::Value = serde_json::from_slice(&echoed.stdout).unwrap();
+    assert_eq!(v["format"], "Apple encrypted disk image");
+
+    // Damage is not a wrong passphrase: a bad version, and a cut-off file, name the header.
+    let bytes = fs::read(&image).unwrap();
+    let mut bad_version = bytes.clone();
+    bad_version[11] = 9;
+    let cut = bytes[..bytes.len() / 2].to_vec();
+    for (name, damaged, expect) in [
+        ("v.dmg", bad_version, "version 9 (expected 2)"),
+        ("cut.dmg", cut, "truncated"),
+    ] {
+        let path = dir.path().join(name);
+        fs::write(&path, damaged).unwrap();
+        let o = dimg_stdin(&["info", s(&path), "-stdinpass"], pass.as_bytes());
+        assert_eq!(o.status.code(), Some(1), "{name}");
+        assert!(
+            stderr(&o).contains("encrcdsa header") && stderr(&o).contains(expect),
+            "{name}: {}",
+            stderr(&o)
+        );
+    }
+
+    // The passphrase appears in no output, and in no file dimg leaves behind.
+    let out = dir.path().join("plain.cdr");
+    let mut said = Vec::new();
+    for args in [
+        vec!["info", s(&image), "-stdinpass"],
+        vec!["verify", s(&image), "-stdinpass"],
+        vec![
+            "convert",
+            s(&image),
+            "-format",
+            "UDZO",
+            "-o",
+            s(&out),
+            "-stdinpass",
+        ],
+    ] {
+        let o = dimg_stdin(&args, pass.as_bytes());
+        assert!(o.status.success(), "{args:?}: {}", stderr(&o));
+        said.extend(o.stdout);
+        said.extend(o.stderr);
+    }
+    assert!(!String::from_utf8_lossy(&said).contains(&pass));
+    for entry in fs::read_dir(dir.path()).unwrap() {
+        let contents = fs::read(entry.unwrap().path()).unwrap();
+        assert!(!contents.windows(pass.len()).any(|w| w == pass.as_bytes()));
+    }
 }

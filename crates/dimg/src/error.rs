@@ -51,17 +51,29 @@ pub enum Error {
     /// The request cannot be carried out as asked (an output that is the input, or exists).
     #[error("{}: {reason}", path.display())]
     Refused { path: PathBuf, reason: String },
+    /// The image is encrypted and no passphrase was given.
+    #[error("{}: the image is encrypted: a passphrase is needed", path.display())]
+    PassphraseNeeded { path: PathBuf },
+    /// The passphrase does not unlock the image (the file itself is fine).
+    #[error("{}: wrong passphrase", path.display())]
+    WrongPassphrase { path: PathBuf },
     /// The user cancelled the operation; nothing was left behind.
     #[error("cancelled")]
     Cancelled,
 }
 
 impl Error {
-    /// Wraps an I/O or format error with the path of the file it concerns.
+    /// Wraps an I/O or format error with the path of the file it concerns. A locked encrypted
+    /// image becomes its own error, so front ends can ask for a passphrase.
     pub fn io(path: &Path, source: io::Error) -> Self {
-        Error::Io {
-            path: path.to_path_buf(),
-            source,
+        let path = path.to_path_buf();
+        match source
+            .get_ref()
+            .and_then(|e| e.downcast_ref::<crate::secret::Locked>())
+        {
+            Some(crate::secret::Locked::PassphraseNeeded) => Error::PassphraseNeeded { path },
+            Some(crate::secret::Locked::WrongPassphrase) => Error::WrongPassphrase { path },
+            None => Error::Io { path, source },
         }
     }
 }

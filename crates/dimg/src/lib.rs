@@ -13,5 +13,7 @@ pub mod io;
 pub mod magic;
 pub mod ops;
 pub mod partition;
+pub mod secret;
 
 pub use error::{Error, FormatError, Result};
+pub use secret::Passphrase;

@@ -177,7 +177,7 @@ fn apple_partition_map_made_by_parted() {
 
 #[test]
 fn the_corpus_maps_name_their_volumes() {
-    let info = dimg::ops::info(&corpus().join("dmg/keramics-hfsplus-zlib.dmg")).unwrap();
+    let info = dimg::ops::info(&corpus().join("dmg/keramics-hfsplus-zlib.dmg"), None).unwrap();
     assert_eq!(info.partition_scheme, "GUID partition table");
     assert_eq!(info.partitions.len(), 1);
     let p = &info.partitions[0];
@@ -189,7 +189,7 @@ fn the_corpus_maps_name_their_volumes() {
     assert_eq!(found, ("disk image", "Apple_HFS", 40 * 512));
     assert_eq!(p.file_system, Some("HFS+"));
 
-    let old = dimg::ops::info(&corpus().join("dmg/dmgwiz-non_null_data_offset.dmg")).unwrap();
+    let old = dimg::ops::info(&corpus().join("dmg/dmgwiz-non_null_data_offset.dmg"), None).unwrap();
     assert_eq!(old.partition_scheme, "Apple partition map");
     let hfs = old
         .partitions

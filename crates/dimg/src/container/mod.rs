@@ -2,12 +2,14 @@
 //! scores how sure it is from content, and an open — registered once in [`DRIVERS`]; the generic
 //! code here picks the driver, so adding a format touches nothing else.
 
+pub mod encrypted;
 pub mod raw;
 pub mod udif;
 
 use crate::error::{Error, Result};
 use crate::io::{FileSource, ReadAt};
 use crate::magic::{self, Layer, Signature, Sniff};
+use crate::secret::Passphrase;
 use serde::Serialize;
 use std::io;
 use std::ops::Range;
@@ -42,7 +44,10 @@ pub struct StoredCrc {
 /// Everything a container can check about itself.
 #[derive(Default)]
 pub struct Checksums {
-    /// Over ranges of the image file (UDIF data fork).
+    /// The bytes `of_file` ranges refer to: the container's own file (for an encrypted image,
+    /// the decrypted one).
+    pub file: Option<Arc<dyn ReadAt>>,
+    /// Over ranges of that file (UDIF data fork).
     pub of_file: Vec<StoredCrc>,
     /// Over ranges of the virtual disk (UDIF per-partition checksums).
     pub of_disk: Vec<StoredCrc>,
@@ -95,72 +100,112 @@ pub trait Container: Send + Sync {
     }
 }
 
-/// Opens a file the driver's probe claimed, given what the probe saw.
-pub type OpenFn = fn(Arc<dyn ReadAt>, &Sniff, &[Signature]) -> io::Result<Box<dyn Container>>;
+/// What a driver is shown: the bytes sniffed, the signatures found in them, and the passphrase
+/// the user gave, if any (for encrypted images).
+pub struct Probe<'a> {
+    pub sniff: &'a Sniff,
+    pub signatures: &'a [Signature],
+    pub passphrase: Option<&'a Passphrase>,
+}
+
+impl Probe<'_> {
+    /// Full confidence when the magic table found `signature`: for formats that a signature
+    /// alone identifies.
+    pub fn certain_if(&self, signature: Signature) -> u8 {
+        if self.signatures.contains(&signature) {
+            100
+        } else {
+            0
+        }
+    }
+}
+
+/// Opens a source the driver's probe claimed.
+pub type OpenFn = fn(Arc<dyn ReadAt>, &Probe) -> io::Result<Box<dyn Container>>;
 
 /// One format's entry in the registry.
 pub struct Driver {
     /// The format as users know it, e.g. "raw disk image".
     pub name: &'static str,
     /// 0 = not mine; higher = surer. Sees only content, never the file name.
-    pub probe: fn(&Sniff, &[Signature]) -> u8,
+    pub probe: fn(&Probe) -> u8,
     pub open: OpenFn,
 }
 
 /// Every container format dimg can open.
-pub static DRIVERS: &[&Driver] = &[&udif::DRIVER, &raw::DRIVER];
+pub static DRIVERS: &[&Driver] = &[&encrypted::DRIVER, &udif::DRIVER, &raw::DRIVER];
 
-/// An image file opened by the driver that claimed it.
+/// A byte source opened by the driver that claimed it.
 pub struct Opened {
     pub driver: &'static Driver,
     pub container: Box<dyn Container>,
-    /// Signatures seen in the file itself.
+    /// Signatures seen in the source itself.
     pub signatures: Vec<Signature>,
-    /// The image file, read-only.
-    pub file: Arc<dyn ReadAt>,
     pub file_size: u64,
 }
 
-/// Opens `path` read-only with the driver that scores highest on its content.
-pub fn open(path: &Path) -> Result<Opened> {
-    let file = FileSource::open(path).map_err(|e| Error::io(path, e))?;
-    let file_size = file.size();
+/// Why a source could not be opened, before a path is known to name it.
+#[derive(Debug, thiserror::Error)]
+pub enum OpenError {
+    #[error("{0}")]
+    Io(#[from] io::Error),
+    #[error("not a disk image I know ({0})")]
+    Unrecognized(&'static str),
+    #[error("recognised as {0}, which dimg cannot open yet")]
+    Unsupported(&'static str),
+}
+
+/// Opens any byte source — a file, or the decrypted contents of one — with the driver that
+/// scores highest on its content.
+pub fn open_source(
+    source: Arc<dyn ReadAt>,
+    passphrase: Option<&Passphrase>,
+) -> Result<Opened, OpenError> {
+    let file_size = source.size();
     if file_size == 0 {
-        return Err(Error::Unrecognized {
-            path: path.into(),
-            detail: "the file is empty".into(),
-        });
+        return Err(OpenError::Unrecognized("the file is empty"));
     }
-    let sniff = Sniff::read(&file).map_err(|e| Error::io(path, e))?;
+    let sniff = Sniff::read(&*source)?;
     let signatures = magic::identify(&sniff);
+    let probe = Probe {
+        sniff: &sniff,
+        signatures: &signatures,
+        passphrase,
+    };
     let best = DRIVERS
         .iter()
-        .map(|d| ((d.probe)(&sniff, &signatures), *d))
+        .map(|d| ((d.probe)(&probe), *d))
         .filter(|(score, _)| *score > 0)
         .max_by_key(|(score, _)| *score);
     let Some((_, driver)) = best else {
-        return Err(
-            match signatures.iter().find(|s| s.layer() == Layer::Container) {
-                Some(sig) => Error::Unsupported {
-                    path: path.into(),
-                    format: sig.name(),
-                },
-                None => Error::Unrecognized {
-                    path: path.into(),
-                    detail: "no known magic number in its first 64 KiB or last 1 KiB, and not whole 512-byte sectors"
-                    .into(),
-                },
-            },
-        );
+        return Err(match signatures.iter().find(|s| s.layer() == Layer::Container) {
+            Some(sig) => OpenError::Unsupported(sig.name()),
+            None => OpenError::Unrecognized(
+                "no known magic number in its first 64 KiB or last 1 KiB, and not whole 512-byte sectors",
+            ),
+        });
     };
-    let file: Arc<dyn ReadAt> = Arc::new(file);
-    let container =
-        (driver.open)(file.clone(), &sniff, &signatures).map_err(|e| Error::io(path, e))?;
+    let container = (driver.open)(source, &probe)?;
     Ok(Opened {
         driver,
         container,
         signatures,
-        file,
         file_size,
+    })
+}
+
+/// Opens the image file at `path`, read-only.
+pub fn open(path: &Path, passphrase: Option<&Passphrase>) -> Result<Opened> {
+    let file = FileSource::open(path).map_err(|e| Error::io(path, e))?;
+    open_source(Arc::new(file), passphrase).map_err(|e| match e {
+        OpenError::Io(e) => Error::io(path, e),
+        OpenError::Unrecognized(detail) => Error::Unrecognized {
+            path: path.into(),
+            detail: detail.into(),
+        },
+        OpenError::Unsupported(format) => Error::Unsupported {
+            path: path.into(),
+            format,
+        },
     })
 }

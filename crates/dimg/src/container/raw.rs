@@ -2,7 +2,7 @@
 //! shows a partition map or file system and no container format wraps it; a file of whole
 //! 512-byte sectors showing nothing is taken, least surely, as a blank or unformatted disk.
 
-use super::{Container, Driver, Fact};
+use super::{Container, Driver, Fact, Probe};
 use crate::error::FormatError;
 use crate::io::ReadAt;
 use crate::magic::{Layer, Signature, Sniff};
@@ -15,7 +15,8 @@ pub static DRIVER: Driver = Driver {
     open,
 };
 
-fn probe(sniff: &Sniff, signatures: &[Signature]) -> u8 {
+fn probe(p: &Probe) -> u8 {
+    let (sniff, signatures) = (p.sniff, p.signatures);
     let wrapped = signatures.iter().any(|s| s.layer() == Layer::Container);
     let content = signatures.iter().any(|s| s.layer() != Layer::Container);
     match (wrapped, content) {
@@ -26,12 +27,8 @@ fn probe(sniff: &Sniff, signatures: &[Signature]) -> u8 {
     }
 }
 
-fn open(
-    file: Arc<dyn ReadAt>,
-    sniff: &Sniff,
-    signatures: &[Signature],
-) -> io::Result<Box<dyn Container>> {
-    check_not_truncated(sniff, signatures)?;
+fn open(file: Arc<dyn ReadAt>, p: &Probe) -> io::Result<Box<dyn Container>> {
+    check_not_truncated(p.sniff, p.signatures)?;
     Ok(Box::new(Raw { file }))
 }
 

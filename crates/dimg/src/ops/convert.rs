@@ -6,6 +6,7 @@ use crate::container::{self, LayoutEntry};
 use crate::error::{Error, Result};
 use crate::io::ReadAt;
 use crate::partition;
+use crate::secret::Passphrase;
 use serde::Serialize;
 use std::collections::BTreeMap;
 use std::io;
@@ -124,12 +125,13 @@ pub struct ConvertReport {
 /// decompression on all cores, the output renamed into place only when complete.
 pub fn convert(
     source: &Path,
+    passphrase: Option<&Passphrase>,
     output: &Path,
     options: &ConvertOptions,
     progress: &dyn Progress,
     cancel: &Cancel,
 ) -> Result<ConvertReport> {
-    let opened = container::open(source)?;
+    let opened = container::open(source, passphrase)?;
     let disk = opened.container.disk();
     let mut out = AtomicOutput::create(source, output, options.overwrite)?;
     match options.format.udif() {

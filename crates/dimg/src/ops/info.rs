@@ -3,6 +3,7 @@ use crate::error::{Error, Result};
 use crate::fs;
 use crate::magic::{self, Sniff};
 use crate::partition::{self, Partition};
+use crate::secret::Passphrase;
 use serde::Serialize;
 use std::path::{Path, PathBuf};
 
@@ -33,8 +34,8 @@ pub struct PartitionInfo {
 }
 
 /// Opens `path` and describes it. Reads only headers, never the whole image.
-pub fn info(path: &Path) -> Result<ImageInfo> {
-    let opened = container::open(path)?;
+pub fn info(path: &Path, passphrase: Option<&Passphrase>) -> Result<ImageInfo> {
+    let opened = container::open(path, passphrase)?;
     let disk = opened.container.disk();
     let on_disk = Sniff::read(&*disk).map_err(|e| Error::io(path, e))?;
     let mut recognised: Vec<&'static str> = Vec::new();

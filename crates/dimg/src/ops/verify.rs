@@ -2,6 +2,7 @@ use super::{hex, stream, Cancel, Progress};
 use crate::container::{self, Check, StoredCrc};
 use crate::error::Result;
 use crate::io::Slice;
+use crate::secret::Passphrase;
 use serde::Serialize;
 use sha2::{Digest, Sha256};
 use std::path::{Path, PathBuf};
@@ -67,8 +68,13 @@ impl<'a> Recompute<'a> {
 
 /// Reads the whole virtual disk of `path`, computing its CRC-32 and SHA-256 and every stored
 /// checksum in one streamed pass, then the checksums over the file itself.
-pub fn verify(path: &Path, progress: &dyn Progress, cancel: &Cancel) -> Result<VerifyReport> {
-    let opened = container::open(path)?;
+pub fn verify(
+    path: &Path,
+    passphrase: Option<&Passphrase>,
+    progress: &dyn Progress,
+    cancel: &Cancel,
+) -> Result<VerifyReport> {
+    let opened = container::open(path, passphrase)?;
     let disk = opened.container.disk();
     let sums = opened.container.checksums();
     let mut crc = crc32fast::Hasher::new();
@@ -92,7 +98,11 @@ pub fn verify(path: &Path, progress: &dyn Progress, cancel: &Cancel) -> Result<V
     for stored in &sums.of_file {
         let mut r = Recompute::new(stored);
         for range in &stored.ranges {
-            let region = Slice::new(opened.file.clone(), range.start, range.end - range.start);
+            let file = sums
+                .file
+                .clone()
+                .expect("a container with file checksums names its file");
+            let region = Slice::new(file, range.start, range.end - range.start);
             stream(
                 path,
                 "Checking the data fork",

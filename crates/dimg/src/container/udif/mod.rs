@@ -8,10 +8,10 @@ mod resources;
 pub mod writer;
 
 use super::Check;
-use super::{Checksums, Container, Driver, Fact, LayoutEntry, StoredCrc};
+use super::{Checksums, Container, Driver, Fact, LayoutEntry, Probe, StoredCrc};
 use crate::error::FormatError;
 use crate::io::ReadAt;
-use crate::magic::{Signature, Sniff};
+use crate::magic::Signature;
 use disk::UdifDisk;
 use koly::Koly;
 use mish::{BlockTable, ChunkKind};
@@ -25,12 +25,8 @@ pub static DRIVER: Driver = Driver {
     open,
 };
 
-fn probe(_: &Sniff, signatures: &[Signature]) -> u8 {
-    if signatures.contains(&Signature::Udif) {
-        100
-    } else {
-        0
-    }
+fn probe(p: &Probe) -> u8 {
+    p.certain_if(Signature::Udif)
 }
 
 struct Partition {
@@ -40,6 +36,7 @@ struct Partition {
 }
 
 struct Udif {
+    file: Arc<dyn ReadAt>,
     koly: Koly,
     file_size: u64,
     metadata: &'static str,
@@ -48,7 +45,8 @@ struct Udif {
     disk: Arc<UdifDisk>,
 }
 
-fn open(file: Arc<dyn ReadAt>, sniff: &Sniff, _: &[Signature]) -> io::Result<Box<dyn Container>> {
+fn open(file: Arc<dyn ReadAt>, p: &Probe) -> io::Result<Box<dyn Container>> {
+    let sniff = p.sniff;
     let trailer_at = sniff.size - koly::SIZE as u64;
     let trailer: &[u8; koly::SIZE] = sniff.tail[sniff.tail.len() - koly::SIZE..]
         .try_into()
@@ -93,8 +91,9 @@ fn open(file: Arc<dyn ReadAt>, sniff: &Sniff, _: &[Signature]) -> io::Result<Box
         .iter()
         .flat_map(|p| p.table.chunks.iter().cloned())
         .collect();
-    let disk = Arc::new(UdifDisk::new(file, koly.sector_count * 512, runs)?);
+    let disk = Arc::new(UdifDisk::new(file.clone(), koly.sector_count * 512, runs)?);
     Ok(Box::new(Udif {
+        file,
         koly,
         file_size: sniff.size,
         metadata: resources.source,
@@ -279,7 +278,10 @@ impl Container for Udif {
 
     fn checksums(&self) -> Checksums {
         let k = &self.koly;
-        let mut sums = Checksums::default();
+        let mut sums = Checksums {
+            file: Some(self.file.clone()),
+            ..Checksums::default()
+        };
         if let Some(stored) = k.data_fork_checksum.crc32() {
             let data_fork = k.data_fork_offset..k.data_fork_offset + k.data_fork_length;
             sums.of_file.push(StoredCrc {

@@ -1,0 +1,351 @@
+//! Apple's encrypted image wrapper, `encrcdsa` version 2 (formats.md §b): a header with
+//! passphrase-wrapped keys, then the inner image file (UDZO, raw, sparse …) encrypted with
+//! AES-CBC per block, each block's IV an HMAC-SHA1 of its number. The inner file is opened with
+//! the same driver table, over a decrypting [`ReadAt`] that has true random access.
+
+use super::{Checksums, Container, Fact, LayoutEntry, Probe};
+use crate::error::FormatError;
+use crate::io::ReadAt;
+use crate::magic::Signature;
+use crate::secret::Locked;
+use aes::cipher::{
+    block_padding::NoPadding, block_padding::Pkcs7, BlockDecryptMut, InnerIvInit, KeyIvInit,
+};
+use hmac::{Hmac, Mac};
+use rayon::prelude::*;
+use sha1::Sha1;
+use std::io;
+use std::sync::Arc;
+use zeroize::Zeroizing;
+
+pub static DRIVER: super::Driver = super::Driver {
+    name: "Apple encrypted disk image",
+    probe,
+    open,
+};
+
+fn probe(p: &Probe) -> u8 {
+    p.certain_if(Signature::EncryptedV2)
+}
+
+const HEADER: &str = "encrcdsa header";
+/// PBKDF2 rounds beyond this are refused: the count is the attacker's to choose.
+const MAX_ITERATIONS: u32 = 10_000_000;
+const BLOB_3DES: u32 = 17;
+const BLOB_AES: u32 = 0x8000_0001;
+
+fn be32(b: &[u8], at: usize) -> u32 {
+    u32::from_be_bytes(b[at..at + 4].try_into().expect("4 bytes"))
+}
+
+fn be64(b: &[u8], at: usize) -> u64 {
+    u64::from_be_bytes(b[at..at + 8].try_into().expect("8 bytes"))
+}
+
+/// What the header says, without the secrets.
+#[derive(Clone)]
+struct Header {
+    key_bits: u32,
+    block_size: u64,
+    data_size: u64,
+    data_offset: u64,
+    uuid: [u8; 16],
+    /// Passphrase-wrapped key descriptors: (file offset, size).
+    wrapped: Vec<(u64, u64)>,
+}
+
+fn header(file: &dyn ReadAt) -> io::Result<Header> {
+    let bad = |at: u64, p: String| FormatError::io(HEADER, at, p);
+    let mut b = vec![0u8; 4096.min(file.size() as usize)];
+    file.read_exact_at(0, &mut b)?;
+    if b.len() < 0x4C || be32(&b, 8) != 2 {
+        return Err(bad(
+            8,
+            format!(
+                "version {} (expected 2)",
+                if b.len() >= 12 { be32(&b, 8) } else { 0 }
+            ),
+        ));
+    }
+    let key_bits = be32(&b, 0x18);
+    if be32(&b, 0x14) != BLOB_AES || !matches!(key_bits, 128 | 256) {
+        return Err(bad(
+            0x14,
+            format!(
+                "cipher 0x{:X} with {key_bits}-bit keys (expected AES-128 or AES-256)",
+                be32(&b, 0x14)
+            ),
+        ));
+    }
+    let block_size = u64::from(be32(&b, 0x34));
+    if !(512..=1 << 20).contains(&block_size) || !block_size.is_power_of_two() {
+        return Err(bad(0x34, format!("block size {block_size}")));
+    }
+    let (data_size, data_offset) = (be64(&b, 0x38), be64(&b, 0x40));
+    let stored = data_size
+        .div_ceil(block_size)
+        .checked_mul(block_size)
+        .and_then(|n| n.checked_add(data_offset));
+    if stored.is_none_or(|end| end > file.size()) {
+        return Err(bad(0x38, format!(
+            "{data_size} bytes of data at offset {data_offset} do not fit in the file's {} bytes (truncated?)",
+            file.size()
+        )));
+    }
+    let count = be32(&b, 0x48) as usize;
+    if 0x4C + 20 * count > b.len() {
+        return Err(bad(0x48, format!("{count} key pointers")));
+    }
+    let wrapped = (0..count)
+        .map(|i| 0x4C + 20 * i)
+        .filter(|&at| be32(&b, at) == 1)
+        .map(|at| (be64(&b, at + 4), be64(&b, at + 12)))
+        .collect();
+    Ok(Header {
+        key_bits,
+        block_size,
+        data_size,
+        data_offset,
+        uuid: b[0x24..0x34].try_into().expect("16 bytes"),
+        wrapped,
+    })
+}
+
+/// The unwrapped keys.
+struct Keys {
+    aes: Zeroizing<Vec<u8>>,
+    hmac: Zeroizing<Vec<u8>>,
+}
+
+/// Unwraps one passphrase key descriptor; `Ok(None)` when this passphrase is not its key.
+fn unwrap(
+    file: &dyn ReadAt,
+    (at, size): (u64, u64),
+    key_bits: u32,
+    pass: &[u8],
+) -> io::Result<Option<Keys>> {
+    let bad =
+        |off: usize, p: String| FormatError::io("encrcdsa key descriptor", at + off as u64, p);
+    if !(0x68..=4096).contains(&size) || at.checked_add(size).is_none_or(|e| e > file.size()) {
+        return Err(bad(0, format!("{size} bytes at {at} do not fit the file")));
+    }
+    let mut d = vec![0u8; size as usize];
+    file.read_exact_at(at, &mut d)?;
+    let (iterations, salt_len) = (be32(&d, 0x08), be32(&d, 0x0C) as usize);
+    if iterations == 0 || iterations > MAX_ITERATIONS {
+        return Err(bad(
+            0x08,
+            format!("{iterations} key-derivation rounds (at most {MAX_ITERATIONS} accepted)"),
+        ));
+    }
+    let (iv_len, blob_alg, blob_len) = (
+        be32(&d, 0x30) as usize,
+        be32(&d, 0x58),
+        be32(&d, 0x64) as usize,
+    );
+    if salt_len > 32 || iv_len > 32 || 0x68 + blob_len > d.len() || blob_len % 8 != 0 {
+        return Err(bad(
+            0x0C,
+            format!("salt {salt_len}, IV {iv_len}, blob {blob_len} bytes"),
+        ));
+    }
+    let mut derived = Zeroizing::new([0u8; 24]);
+    pbkdf2::pbkdf2_hmac::<Sha1>(pass, &d[0x10..0x10 + salt_len], iterations, &mut *derived);
+    let mut blob = Zeroizing::new(d[0x68..0x68 + blob_len].to_vec());
+    let iv = &d[0x34..0x34 + iv_len.min(8)];
+    let plain = match blob_alg {
+        BLOB_3DES => cbc::Decryptor::<des::TdesEde3>::new_from_slices(&*derived, iv)
+            .map_err(|_| bad(0x30, format!("blob IV of {iv_len} bytes")))?
+            .decrypt_padded_mut::<Pkcs7>(&mut blob)
+            .ok()
+            .map(|p| p.len()),
+        BLOB_AES => {
+            let mut iv16 = [0u8; 16];
+            iv16[..iv.len()].copy_from_slice(iv);
+            cbc::Decryptor::<aes::Aes192>::new_from_slices(&*derived, &iv16)
+                .expect("AES-192 takes a 24-byte key and 16-byte IV")
+                .decrypt_padded_mut::<Pkcs7>(&mut blob)
+                .ok()
+                .map(|p| p.len())
+        }
+        other => {
+            return Err(bad(
+                0x58,
+                format!("key wrapped with algorithm 0x{other:X} (expected 3DES or AES)"),
+            ))
+        }
+    };
+    let aes_len = key_bits as usize / 8;
+    // A wrong passphrase decrypts to noise: bad padding, or no "CKIE" after the keys.
+    match plain {
+        Some(n) if n >= aes_len + 24 && &blob[aes_len + 20..aes_len + 24] == b"CKIE" => {
+            Ok(Some(Keys {
+                aes: Zeroizing::new(blob[..aes_len].to_vec()),
+                hmac: Zeroizing::new(blob[aes_len..aes_len + 20].to_vec()),
+            }))
+        }
+        _ => Ok(None),
+    }
+}
+
+enum Cipher {
+    Aes128(Box<aes::Aes128>),
+    Aes256(Box<aes::Aes256>),
+}
+
+/// The inner file, decrypted on demand.
+struct Decrypting {
+    file: Arc<dyn ReadAt>,
+    header: Header,
+    cipher: Cipher,
+    hmac: Hmac<Sha1>,
+}
+
+impl Decrypting {
+    fn new(file: Arc<dyn ReadAt>, header: Header, keys: &Keys) -> Self {
+        use aes::cipher::KeyInit;
+        let cipher = match keys.aes.len() {
+            16 => Cipher::Aes128(Box::new(
+                aes::Aes128::new_from_slice(&keys.aes).expect("16-byte key"),
+            )),
+            _ => Cipher::Aes256(Box::new(
+                aes::Aes256::new_from_slice(&keys.aes).expect("32-byte key"),
+            )),
+        };
+        let hmac =
+            <Hmac<Sha1> as Mac>::new_from_slice(&keys.hmac).expect("HMAC takes any key length");
+        Decrypting {
+            file,
+            header,
+            cipher,
+            hmac,
+        }
+    }
+
+    fn decrypt_block(&self, number: u64, block: &mut [u8]) {
+        let mut mac = self.hmac.clone();
+        mac.update(&(number as u32).to_be_bytes());
+        let tag = mac.finalize().into_bytes();
+        let iv = &tag[..16];
+        // Whole blocks of a multiple of 16 bytes: NoPadding cannot fail.
+        let _ = match &self.cipher {
+            Cipher::Aes128(c) => {
+                cbc::Decryptor::<aes::Aes128>::inner_iv_slice_init((**c).clone(), iv)
+                    .expect("16-byte IV")
+                    .decrypt_padded_mut::<NoPadding>(block)
+                    .map(|_| ())
+            }
+            Cipher::Aes256(c) => {
+                cbc::Decryptor::<aes::Aes256>::inner_iv_slice_init((**c).clone(), iv)
+                    .expect("16-byte IV")
+                    .decrypt_padded_mut::<NoPadding>(block)
+                    .map(|_| ())
+            }
+        };
+    }
+}
+
+impl ReadAt for Decrypting {
+    fn read_at(&self, offset: u64, buf: &mut [u8]) -> io::Result<usize> {
+        let h = &self.header;
+        if offset >= h.data_size {
+            return Ok(0);
+        }
+        let n = buf.len().min((h.data_size - offset) as usize);
+        let first = offset / h.block_size;
+        let last = (offset + n as u64 - 1) / h.block_size;
+        let mut cipher = vec![0u8; ((last - first + 1) * h.block_size) as usize];
+        self.file
+            .read_exact_at(h.data_offset + first * h.block_size, &mut cipher)?;
+        cipher
+            .par_chunks_mut(h.block_size as usize)
+            .enumerate()
+            .for_each(|(i, block)| self.decrypt_block(first + i as u64, block));
+        let skip = (offset - first * h.block_size) as usize;
+        buf[..n].copy_from_slice(&cipher[skip..skip + n]);
+        Ok(n)
+    }
+
+    fn size(&self) -> u64 {
+        self.header.data_size
+    }
+}
+
+struct Encrypted {
+    header: Header,
+    inner_format: &'static str,
+    inner: Box<dyn Container>,
+}
+
+fn open(file: Arc<dyn ReadAt>, p: &Probe) -> io::Result<Box<dyn Container>> {
+    let header = header(&*file)?;
+    let Some(pass) = p.passphrase else {
+        return Err(Locked::PassphraseNeeded.io());
+    };
+    let mut keys = None;
+    'search: for wrapped in &header.wrapped {
+        for candidate in pass.candidates() {
+            if let Some(k) = unwrap(&*file, *wrapped, header.key_bits, candidate)? {
+                keys = Some(k);
+                break 'search;
+            }
+        }
+    }
+    let Some(keys) = keys else {
+        if header.wrapped.is_empty() {
+            return Err(FormatError::io(
+                HEADER,
+                0x48,
+                "no passphrase-wrapped key (certificate-only images are not supported)",
+            ));
+        }
+        return Err(Locked::WrongPassphrase.io());
+    };
+    let plain: Arc<dyn ReadAt> = Arc::new(Decrypting::new(file, header.clone(), &keys));
+    let inner = super::open_source(plain, None).map_err(|e| match e {
+        super::OpenError::Io(e) => e,
+        other => FormatError::io("encrypted image contents", 0, other.to_string()),
+    })?;
+    Ok(Box::new(Encrypted {
+        header,
+        inner_format: inner.driver.name,
+        inner: inner.container,
+    }))
+}
+
+impl Container for Encrypted {
+    fn disk(&self) -> Arc<dyn ReadAt> {
+        self.inner.disk()
+    }
+
+    fn facts(&self) -> Vec<Fact> {
+        let h = &self.header;
+        let mut facts = vec![
+            Fact::new(
+                "Encryption",
+                format!(
+                    "AES-{} (encrcdsa v2), {}-byte blocks",
+                    h.key_bits, h.block_size
+                ),
+            ),
+            Fact::new(
+                "Encrypted image",
+                format!(
+                    "{}, {} bytes at offset {}",
+                    self.inner_format, h.data_size, h.data_offset
+                ),
+            ),
+            Fact::new("Image UUID", crate::ops::uuid_text(&h.uuid)),
+        ];
+        facts.extend(self.inner.facts());
+        facts
+    }
+
+    fn checksums(&self) -> Checksums {
+        self.inner.checksums()
+    }
+
+    fn layout(&self) -> Option<Vec<LayoutEntry>> {
+        self.inner.layout()
+    }
+}
