@@ -50,11 +50,40 @@ pub enum Command {
         /// Overwrite the output if it exists
         #[arg(long)]
         ov: bool,
+        /// Encrypt the new image: AES-128 (the default) or AES-256
+        #[arg(long, num_args = 0..=1, default_missing_value = "AES-128", value_parser = parse_encryption)]
+        encryption: Option<u32>,
         #[command(flatten)]
         pass: PassArgs,
         #[command(flatten)]
         print: OutputArgs,
     },
+    /// Change an encrypted image's passphrase (only its wrapped key is rewritten)
+    Chpass {
+        image: PathBuf,
+        /// Read the old passphrase from standard input (before a NUL if -newstdinpass too)
+        #[arg(long)]
+        oldstdinpass: bool,
+        /// Read the new passphrase from standard input (after the NUL)
+        #[arg(long)]
+        newstdinpass: bool,
+    },
+    /// Say whether an image is encrypted
+    Isencrypted {
+        image: PathBuf,
+        #[command(flatten)]
+        output: OutputArgs,
+    },
+}
+
+fn parse_encryption(s: &str) -> Result<u32, String> {
+    match s.to_ascii_uppercase().as_str() {
+        "AES-128" | "AES128" => Ok(128),
+        "AES-256" | "AES256" => Ok(256),
+        _ => Err(format!(
+            "{s} is not an encryption dimg writes (AES-128, AES-256)"
+        )),
+    }
 }
 
 /// How an encrypted image's passphrase is given: never on the command line.

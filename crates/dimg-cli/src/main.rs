@@ -10,6 +10,8 @@ use clap::Parser;
 use dimg::ops::{self, Cancel};
 use dimg::Error;
 use std::process::ExitCode;
+use std::sync::Arc;
+use zeroize::Zeroizing;
 
 use args::{Cli, Command, PassArgs};
 use dimg::Passphrase;
@@ -53,33 +55,76 @@ impl From<Error> for Failure {
     }
 }
 
-/// Runs `job` with the passphrase the user gave: all of standard input with `-stdinpass`, or,
-/// when the image turns out to be encrypted, typed at a hidden prompt on a terminal.
+/// All of standard input, as a passphrase (`-stdinpass`): read once, shared by every use.
+fn stdin_passphrase(pass: PassArgs) -> dimg::Result<Option<Arc<Passphrase>>> {
+    if !pass.stdinpass {
+        return Ok(None);
+    }
+    let bytes = read_stdin()?;
+    Ok(Some(Arc::new(Passphrase::from_stdin(bytes.to_vec()))))
+}
+
+fn read_stdin() -> dimg::Result<Zeroizing<Vec<u8>>> {
+    let mut bytes = Zeroizing::new(Vec::new());
+    std::io::stdin()
+        .read_to_end(&mut bytes)
+        .map_err(|e| Error::io(Path::new("standard input"), e))?;
+    Ok(bytes)
+}
+
+/// A hidden prompt on the terminal.
+fn ask(prompt: &str) -> dimg::Result<Passphrase> {
+    let typed =
+        rpassword::prompt_password(prompt).map_err(|e| Error::io(Path::new("terminal"), e))?;
+    Ok(Passphrase::new(typed.into_bytes()))
+}
+
+fn name(path: &Path) -> String {
+    path.file_name()
+        .unwrap_or(path.as_os_str())
+        .to_string_lossy()
+        .into_owned()
+}
+
+/// Runs `job` with the passphrase the user gave on standard input, or, when the image turns out
+/// to be encrypted, typed at a hidden prompt on a terminal.
 fn unlocked<T>(
     image: &Path,
-    pass: PassArgs,
+    given: Option<&Passphrase>,
     job: impl Fn(Option<&Passphrase>) -> dimg::Result<T>,
 ) -> dimg::Result<T> {
-    if pass.stdinpass {
-        let mut bytes = Vec::new();
-        std::io::stdin()
-            .read_to_end(&mut bytes)
-            .map_err(|e| Error::io(Path::new("standard input"), e))?;
-        return job(Some(&Passphrase::from_stdin(bytes)));
-    }
-    match job(None) {
-        Err(Error::PassphraseNeeded { .. }) if std::io::stdin().is_terminal() => {
-            let name = image
-                .file_name()
-                .unwrap_or(image.as_os_str())
-                .to_string_lossy();
-            let typed =
-                rpassword::prompt_password(format!("Enter password to access \"{name}\": "))
-                    .map_err(|e| Error::io(Path::new("terminal"), e))?;
-            job(Some(&Passphrase::new(typed.into_bytes())))
+    match job(given) {
+        Err(Error::PassphraseNeeded { .. })
+            if given.is_none() && std::io::stdin().is_terminal() =>
+        {
+            let typed = ask(&format!("Enter password to access \"{}\": ", name(image)))?;
+            job(Some(&typed))
         }
         other => other,
     }
+}
+
+/// The passphrase for a new encrypted image: standard input, or typed twice on a terminal.
+fn new_passphrase(image: &Path, given: Option<Arc<Passphrase>>) -> dimg::Result<Arc<Passphrase>> {
+    if let Some(p) = given {
+        return Ok(p);
+    }
+    if !std::io::stdin().is_terminal() {
+        return Err(Error::Refused {
+            path: image.into(),
+            reason: "needs a passphrase for the new image: give it with -stdinpass".into(),
+        });
+    }
+    let prompt = format!("Enter a new password to secure \"{}\": ", name(image));
+    let first = ask(&prompt)?;
+    let again = ask("Re-enter new password: ")?;
+    if !first.candidates().eq(again.candidates()) {
+        return Err(Error::Refused {
+            path: image.into(),
+            reason: "the two passwords differ".into(),
+        });
+    }
+    Ok(Arc::new(first))
 }
 
 fn run(cli: Cli, cancel: &Cancel) -> Result<(), Failure> {
@@ -89,7 +134,8 @@ fn run(cli: Cli, cancel: &Cancel) -> Result<(), Failure> {
             pass,
             output,
         } => {
-            let info = unlocked(&image, pass, |p| ops::info(&image, p))?;
+            let given = stdin_passphrase(pass)?;
+            let info = unlocked(&image, given.as_deref(), |p| ops::info(&image, p))?;
             Output::from(output).print(&info, output::info_text);
         }
         Command::Verify {
@@ -97,8 +143,11 @@ fn run(cli: Cli, cancel: &Cancel) -> Result<(), Failure> {
             pass,
             output,
         } => {
+            let given = stdin_passphrase(pass)?;
             let bar = progress::Bar::new();
-            let report = unlocked(&image, pass, |p| ops::verify(&image, p, &bar, cancel));
+            let report = unlocked(&image, given.as_deref(), |p| {
+                ops::verify(&image, p, &bar, cancel)
+            });
             bar.finish();
             let report = report?;
             Output::from(output).print(&report, output::verify_text);
@@ -122,22 +171,66 @@ fn run(cli: Cli, cancel: &Cancel) -> Result<(), Failure> {
             imagekey,
             output,
             ov,
+            encryption,
             pass,
             print,
         } => {
+            let given = stdin_passphrase(pass)?;
             let mut options = ops::ConvertOptions::new(format);
             options.overwrite = ov;
+            if let Some(bits) = encryption {
+                let new = new_passphrase(&output, given.clone())?;
+                options.encryption = Some(ops::Encryption::new(bits, new));
+            }
             for key in imagekey {
                 match key {
                     args::ImageKey::ZlibLevel(n) => options.zlib_level = Some(n),
                 }
             }
             let bar = progress::Bar::new();
-            let report = unlocked(&image, pass, |p| {
+            let report = unlocked(&image, given.as_deref(), |p| {
                 ops::convert(&image, p, &output, &options, &bar, cancel)
             });
             bar.finish();
             Output::from(print).print(&report?, output::convert_text);
+        }
+        Command::Chpass {
+            image,
+            oldstdinpass,
+            newstdinpass,
+        } => {
+            let (old, new) =
+                match (oldstdinpass, newstdinpass) {
+                    (true, true) => {
+                        // hdiutil's convention: old and new on standard input, split by a NUL.
+                        let bytes = read_stdin()?;
+                        let mut parts = bytes.splitn(2, |&b| b == 0);
+                        let old = Passphrase::from_stdin(parts.next().unwrap_or_default().to_vec());
+                        let new = Passphrase::from_stdin(parts.next().unwrap_or_default().to_vec());
+                        (old, Arc::new(new))
+                    }
+                    (false, false) => {
+                        let old = ask(&format!("Enter password to access \"{}\": ", name(&image)))?;
+                        (old, new_passphrase(&image, None)?)
+                    }
+                    _ => return Err(Failure::Engine(Error::Refused {
+                        path: image,
+                        reason:
+                            "give both -oldstdinpass and -newstdinpass, or neither (to be asked)"
+                                .into(),
+                    })),
+                };
+            ops::chpass(&image, &old, &new)?;
+            eprintln!("dimg: passphrase of {} changed", image.display());
+        }
+        Command::Isencrypted { image, output } => {
+            let kind = ops::is_encrypted(&image)?;
+            let report = output::Encrypted {
+                path: image,
+                encrypted: kind.is_some(),
+                encryption: kind,
+            };
+            Output::from(output).print(&report, output::encrypted_text);
         }
     }
     Ok(())

@@ -131,6 +131,21 @@ pub fn convert_text(r: &ConvertReport) -> String {
     s
 }
 
+/// What `isencrypted` reports.
+#[derive(Serialize)]
+pub struct Encrypted {
+    pub path: std::path::PathBuf,
+    pub encrypted: bool,
+    pub encryption: Option<&'static str>,
+}
+
+pub fn encrypted_text(e: &Encrypted) -> String {
+    match e.encryption {
+        Some(kind) => format!("encrypted: YES ({kind})\n"),
+        None => "encrypted: NO\n".to_string(),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     #[test]

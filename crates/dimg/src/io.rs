@@ -54,7 +54,10 @@ pub struct FileSource {
 
 impl FileSource {
     pub fn open(path: &Path) -> io::Result<Self> {
-        let file = File::open(path)?;
+        Self::from_file(File::open(path)?)
+    }
+
+    pub fn from_file(file: File) -> io::Result<Self> {
         let meta = file.metadata()?;
         if meta.is_dir() {
             return Err(io::Error::new(

@@ -1,6 +1,7 @@
-use super::output::AtomicOutput;
+use super::output::{AtomicOutput, Encrypting, Sink};
 use super::{stream, Cancel, Progress};
 use crate::codec::Codec;
+use crate::container::encrypted::{Sealer, DEFAULT_ITERATIONS};
 use crate::container::udif::writer::{self, ChunkJob, Encoded, Tables, Variant};
 use crate::container::{self, LayoutEntry};
 use crate::error::{Error, Result};
@@ -81,6 +82,27 @@ impl FromStr for OutputFormat {
     }
 }
 
+/// Seal the output in an encrypted image (`-encryption AES-128|AES-256`).
+#[derive(Clone, Debug)]
+pub struct Encryption {
+    /// 128 or 256.
+    pub key_bits: u32,
+    /// The new image's passphrase.
+    pub passphrase: Arc<Passphrase>,
+    /// PBKDF2 rounds; hdiutil-like by default.
+    pub iterations: u32,
+}
+
+impl Encryption {
+    pub fn new(key_bits: u32, passphrase: Arc<Passphrase>) -> Self {
+        Encryption {
+            key_bits,
+            passphrase,
+            iterations: DEFAULT_ITERATIONS,
+        }
+    }
+}
+
 /// How to convert.
 #[derive(Clone, Debug)]
 pub struct ConvertOptions {
@@ -89,6 +111,7 @@ pub struct ConvertOptions {
     pub zlib_level: Option<u32>,
     /// Replace an existing output file.
     pub overwrite: bool,
+    pub encryption: Option<Encryption>,
 }
 
 impl ConvertOptions {
@@ -97,6 +120,7 @@ impl ConvertOptions {
             format,
             zlib_level: None,
             overwrite: false,
+            encryption: None,
         }
     }
 
@@ -134,28 +158,19 @@ pub fn convert(
     let opened = container::open(source, passphrase)?;
     let disk = opened.container.disk();
     let mut out = AtomicOutput::create(source, output, options.overwrite)?;
-    match options.format.udif() {
-        None => stream(
-            source,
-            "Converting",
-            &*disk,
-            progress,
-            cancel,
-            |_, block| out.write_sparse(block),
-        )?,
-        Some(variant) => {
-            let layout = match opened.container.layout() {
-                Some(layout) => layout,
-                None => layout_of(&*disk).map_err(|e| Error::io(source, e))?,
-            };
-            let layout = writer::complete(layout, disk.size().div_ceil(512));
-            let pipeline = UdifPipeline {
-                source,
-                disk: disk.clone(),
-                variant,
-                level: options.level(variant),
-            };
-            pipeline.run(layout, &mut out, progress, cancel)?;
+    let image = ImageJob {
+        source,
+        opened: &opened,
+        disk: &disk,
+        options,
+    };
+    match &options.encryption {
+        None => image.write(&mut out, progress, cancel)?,
+        Some(e) => {
+            let sealer = Sealer::new(e.key_bits, &e.passphrase, e.iterations);
+            let mut sealed = Encrypting::new(&mut out, sealer);
+            image.write(&mut sealed, progress, cancel)?;
+            sealed.finish()?;
         }
     }
     cancel.check()?;
@@ -167,6 +182,39 @@ pub fn convert(
         bytes: disk.size(),
         output_size,
     })
+}
+
+/// The image being written: what `convert` hands to a sink, plain or encrypted.
+struct ImageJob<'a> {
+    source: &'a Path,
+    opened: &'a container::Opened,
+    disk: &'a Arc<dyn ReadAt>,
+    options: &'a ConvertOptions,
+}
+
+impl ImageJob<'_> {
+    fn write(&self, out: &mut dyn Sink, progress: &dyn Progress, cancel: &Cancel) -> Result<()> {
+        let (source, disk) = (self.source, &**self.disk);
+        match self.options.format.udif() {
+            None => stream(source, "Converting", disk, progress, cancel, |_, block| {
+                out.write_sparse(block)
+            }),
+            Some(variant) => {
+                let layout = match self.opened.container.layout() {
+                    Some(layout) => layout,
+                    None => layout_of(disk).map_err(|e| Error::io(source, e))?,
+                };
+                let layout = writer::complete(layout, disk.size().div_ceil(512));
+                let pipeline = UdifPipeline {
+                    source,
+                    disk: self.disk.clone(),
+                    variant,
+                    level: self.options.level(variant),
+                };
+                pipeline.run(layout, out, progress, cancel)
+            }
+        }
+    }
 }
 
 /// One block table per partition of the disk's map, named as hdiutil names them
@@ -208,7 +256,7 @@ impl UdifPipeline<'_> {
     fn run(
         &self,
         layout: Vec<LayoutEntry>,
-        out: &mut AtomicOutput,
+        out: &mut dyn Sink,
         progress: &dyn Progress,
         cancel: &Cancel,
     ) -> Result<()> {

@@ -2,12 +2,14 @@
 //! token; front ends decide how to show progress and when to cancel.
 
 mod convert;
+mod encryption;
 mod info;
 mod output;
 mod verify;
 
 pub use crate::container::Check;
-pub use convert::{convert, ConvertOptions, ConvertReport, OutputFormat};
+pub use convert::{convert, ConvertOptions, ConvertReport, Encryption, OutputFormat};
+pub use encryption::{chpass, is_encrypted};
 pub use info::{info, ImageInfo, PartitionInfo};
 pub use verify::{verify, VerifyReport};
 

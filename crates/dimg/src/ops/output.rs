@@ -1,7 +1,8 @@
-//! Atomic output: a job writes into a temporary file beside the target, and only a finished,
-//! fsynced file is renamed into place. Dropping an unfinished output removes it, so an error or
-//! a cancel leaves nothing behind.
+//! Where jobs write. [`AtomicOutput`]: a temporary file beside the target, renamed into place only
+//! when finished and fsynced; dropping an unfinished one removes it, so an error or a cancel
+//! leaves nothing behind. [`Encrypting`]: the same, sealed in an encrypted image on the way.
 
+use crate::container::encrypted::{self, Sealer};
 use crate::error::{Error, Result};
 use std::fs::File;
 use std::os::unix::fs::FileExt;
@@ -45,6 +46,15 @@ impl AtomicOutput {
             overwrite,
             position: 0,
         })
+    }
+
+    fn write_at(&mut self, offset: u64, bytes: &[u8]) -> Result<()> {
+        self.temp
+            .as_file()
+            .write_all_at(bytes, offset)
+            .map_err(|e| Error::io(&self.target, e))?;
+        self.position = self.position.max(offset + bytes.len() as u64);
+        Ok(())
     }
 
     pub fn write_all(&mut self, bytes: &[u8]) -> Result<()> {
@@ -104,4 +114,75 @@ fn same_file(a: &Path, b: &Path) -> bool {
         }
     }
     false
+}
+
+/// What an image's bytes are written to, in order.
+pub trait Sink {
+    fn write_all(&mut self, bytes: &[u8]) -> Result<()>;
+    /// The same, where zeros need not be stored (raw disks: a hole).
+    fn write_sparse(&mut self, bytes: &[u8]) -> Result<()> {
+        self.write_all(bytes)
+    }
+}
+
+impl Sink for AtomicOutput {
+    fn write_all(&mut self, bytes: &[u8]) -> Result<()> {
+        AtomicOutput::write_all(self, bytes)
+    }
+    fn write_sparse(&mut self, bytes: &[u8]) -> Result<()> {
+        AtomicOutput::write_sparse(self, bytes)
+    }
+}
+
+/// Encrypts what is written to it into an `encrcdsa` image: ciphertext after the header space,
+/// in batches of blocks encrypted on all cores; the header last, when the size is known.
+pub struct Encrypting<'a> {
+    out: &'a mut AtomicOutput,
+    sealer: Sealer,
+    pending: Vec<u8>,
+    blocks_done: u64,
+    plain_bytes: u64,
+}
+
+const ENCRYPT_BATCH: usize = 1 << 20;
+
+impl<'a> Encrypting<'a> {
+    pub fn new(out: &'a mut AtomicOutput, sealer: Sealer) -> Self {
+        Encrypting {
+            out,
+            sealer,
+            pending: Vec::with_capacity(2 * ENCRYPT_BATCH),
+            blocks_done: 0,
+            plain_bytes: 0,
+        }
+    }
+
+    fn seal(&mut self, bytes: usize) -> Result<()> {
+        let mut batch: Vec<u8> = self.pending.drain(..bytes).collect();
+        self.sealer.encrypt(self.blocks_done, &mut batch);
+        let at = encrypted::DATA_OFFSET + self.blocks_done * encrypted::BLOCK as u64;
+        self.out.write_at(at, &batch)?;
+        self.blocks_done += (batch.len() / encrypted::BLOCK) as u64;
+        Ok(())
+    }
+
+    /// Seals the last partial block (zero-padded, as hdiutil does) and writes the header.
+    pub fn finish(mut self) -> Result<()> {
+        let tail = self.pending.len().next_multiple_of(encrypted::BLOCK);
+        self.pending.resize(tail, 0);
+        self.seal(tail)?;
+        self.out.write_at(0, &self.sealer.header(self.plain_bytes))
+    }
+}
+
+impl Sink for Encrypting<'_> {
+    fn write_all(&mut self, bytes: &[u8]) -> Result<()> {
+        self.pending.extend_from_slice(bytes);
+        self.plain_bytes += bytes.len() as u64;
+        if self.pending.len() >= ENCRYPT_BATCH {
+            let whole = self.pending.len() / encrypted::BLOCK * encrypted::BLOCK;
+            self.seal(whole)?;
+        }
+        Ok(())
+    }
 }

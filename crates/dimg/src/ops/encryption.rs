@@ -1,0 +1,37 @@
+use crate::container::encrypted;
+use crate::error::{Error, Result};
+use crate::io::{FileSource, ReadAt};
+use crate::magic::{self, Signature, Sniff};
+use crate::secret::Passphrase;
+use std::path::Path;
+
+/// hdiutil isencrypted: the kind of encryption the file's magic number names, if any.
+pub fn is_encrypted(path: &Path) -> Result<Option<&'static str>> {
+    let file = FileSource::open(path).map_err(|e| Error::io(path, e))?;
+    if file.size() == 0 {
+        return Ok(None);
+    }
+    let sniff = Sniff::read(&file).map_err(|e| Error::io(path, e))?;
+    Ok(magic::identify(&sniff)
+        .into_iter()
+        .find(|s| matches!(s, Signature::EncryptedV2 | Signature::EncryptedV1))
+        .map(Signature::name))
+}
+
+/// hdiutil chpass: the image opens with `new` afterwards and no longer with `old`. Only the
+/// wrapped key changes, in place; the encrypted data is not rewritten.
+pub fn chpass(path: &Path, old: &Passphrase, new: &Passphrase) -> Result<()> {
+    if is_encrypted(path)? != Some(Signature::EncryptedV2.name()) {
+        return Err(Error::Refused {
+            path: path.into(),
+            reason: "is not an encrypted (encrcdsa v2) image".into(),
+        });
+    }
+    let file = std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .open(path)
+        .map_err(|e| Error::io(path, e))?;
+    encrypted::chpass(&file, old, new, encrypted::DEFAULT_ITERATIONS)
+        .map_err(|e| Error::io(path, e))
+}
