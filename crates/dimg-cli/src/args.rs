@@ -53,6 +53,10 @@ pub enum Command {
         /// Encrypt the new image: AES-128 (the default) or AES-256
         #[arg(long, num_args = 0..=1, default_missing_value = "AES-128", value_parser = parse_encryption)]
         encryption: Option<u32>,
+        /// PBKDF2 rounds for the new image's passphrase (default as hdiutil's order: 250000;
+        /// 1000 makes an AES-128 image that old tools such as vfdecrypt can open)
+        #[arg(long = "pbkdf2-iterations", value_parser = clap::value_parser!(u32).range(1000..=10_000_000))]
+        pbkdf2_iterations: Option<u32>,
         #[command(flatten)]
         pass: PassArgs,
         #[command(flatten)]

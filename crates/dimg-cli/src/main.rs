@@ -172,6 +172,7 @@ fn run(cli: Cli, cancel: &Cancel) -> Result<(), Failure> {
             output,
             ov,
             encryption,
+            pbkdf2_iterations,
             pass,
             print,
         } => {
@@ -180,7 +181,9 @@ fn run(cli: Cli, cancel: &Cancel) -> Result<(), Failure> {
             options.overwrite = ov;
             if let Some(bits) = encryption {
                 let new = new_passphrase(&output, given.clone())?;
-                options.encryption = Some(ops::Encryption::new(bits, new));
+                let mut e = ops::Encryption::new(bits, new);
+                e.iterations = pbkdf2_iterations.unwrap_or(e.iterations);
+                options.encryption = Some(e);
             }
             for key in imagekey {
                 match key {

@@ -87,10 +87,19 @@ fn chpass_rewraps_the_key_and_leaves_the_data_alone() {
         after[0x1DE00..],
         "the encrypted data is untouched"
     );
+    // The key pointer (type, offset, size) at 0x4C names the passphrase's key descriptor.
+    let at = u64::from_be_bytes(before[0x50..0x58].try_into().unwrap()) as usize;
+    let size = u64::from_be_bytes(before[0x58..0x60].try_into().unwrap()) as usize;
     assert_ne!(
-        before[0x60..0x60 + 616],
-        after[0x60..0x60 + 616],
+        before[at..at + size],
+        after[at..at + size],
         "the key descriptor changed"
+    );
+    assert_eq!(before[..at], after[..at], "nothing before it changed");
+    assert_eq!(
+        before[at + size..],
+        after[at + size..],
+        "nothing after it changed"
     );
 
     let new = dimg_stdin(&["verify", s(&image), "-stdinpass"], b"new one");
@@ -178,4 +187,87 @@ fn the_passphrase_is_in_no_output_and_no_file() {
         let bytes = fs::read(entry.unwrap().path()).unwrap();
         assert!(!bytes.windows(PASS.len()).any(|w| w == PASS.as_bytes()));
     }
+}
+
+/// Debian's vfdecrypt handles one variant: AES-128 with 1000 PBKDF2 rounds (it ignores the
+/// header's count) and the key descriptor where older hdiutil put it. dimg writes that variant on
+/// request, and qemu-img and dmg2img then read the decrypted UDZO as the original disk.
+#[test]
+fn vfdecrypt_decrypts_legacy_aes_128_images_and_peers_read_what_it_gives() {
+    let dir = tempfile::tempdir().unwrap();
+    let iso = corpus().join("iso/joliet.iso");
+    let want = sha256sum(&iso);
+    for format in ["UDZO", "UDTO"] {
+        let image = dir.path().join(format!("legacy.{format}.dmg"));
+        let args = [
+            "convert",
+            s(&iso),
+            "-format",
+            format,
+            "-encryption",
+            "AES-128",
+            "-pbkdf2-iterations",
+            "1000",
+        ];
+        let o = dimg_stdin(
+            &[&args[..], &["-o", s(&image), "-stdinpass"]].concat(),
+            PASS.as_bytes(),
+        );
+        assert!(o.status.success(), "{}", stderr(&o));
+        let inner = dir.path().join(format!("{format}.inner"));
+        let vf = std::process::Command::new(dimg_e2e::program("vfdecrypt"))
+            .args(["-i", s(&image), "-p", PASS, "-o", s(&inner)])
+            .output()
+            .unwrap();
+        assert!(vf.status.success());
+        if format == "UDTO" {
+            assert_eq!(sha256sum(&inner), want, "vfdecrypt gives the raw disk");
+            continue;
+        }
+        for reader in ["qemu-img", "dmg2img"] {
+            let raw = dir.path().join(format!("{reader}.raw"));
+            let args: Vec<&str> = match reader {
+                "qemu-img" => vec!["convert", "-f", "dmg", "-O", "raw", s(&inner), s(&raw)],
+                _ => vec!["-s", "-i", s(&inner), "-o", s(&raw)],
+            };
+            let status = std::process::Command::new(dimg_e2e::program(reader))
+                .args(&args)
+                .stdout(std::process::Stdio::null())
+                .status()
+                .unwrap();
+            assert!(status.success());
+            assert_eq!(
+                sha256sum(&raw),
+                want,
+                "{reader} reads the UDZO vfdecrypt gave"
+            );
+        }
+    }
+}
+
+#[test]
+fn new_images_use_hdiutil_strength_key_derivation_by_default() {
+    let dir = tempfile::tempdir().unwrap();
+    let image = dir.path().join("d.dmg");
+    encrypt(&corpus().join("iso/joliet.iso"), "UDZO", "AES-256", &image);
+    let bytes = fs::read(&image).unwrap();
+    let pointer = u64::from_be_bytes(bytes[0x50..0x58].try_into().unwrap()) as usize;
+    let rounds = u32::from_be_bytes(bytes[pointer + 8..pointer + 12].try_into().unwrap());
+    assert_eq!(rounds, 250_000);
+    let too_few = dimg(&[
+        "convert",
+        s(&image),
+        "-format",
+        "UDZO",
+        "-encryption",
+        "-pbkdf2-iterations",
+        "10",
+        "-o",
+        "x",
+    ]);
+    assert_eq!(
+        too_few.status.code(),
+        Some(2),
+        "fewer than 1000 rounds are refused"
+    );
 }

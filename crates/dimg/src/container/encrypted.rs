@@ -376,10 +376,11 @@ impl Container for Encrypted {
     }
 }
 
-// Writing. The layout is hdiutil's (checked against a real AES-256 image): the key descriptor at
-// 0x60, 616 bytes; data from 0x1DE00; 512-byte blocks; the key blob wrapped with 3DES, which
-// every macOS and vfdecrypt read.
-const DESCRIPTOR_AT: u64 = 0x60;
+// Writing. The layout is hdiutil's (checked against a real AES-256 image): a 616-byte key
+// descriptor, data from 0x1DE00, 512-byte blocks, the key blob wrapped with 3DES, which every
+// macOS reads. The descriptor sits at 0x2A8, where older hdiutil put it: readers that follow the
+// key pointer (hdiutil, dimg) take it anywhere, and vfdecrypt, which does not, finds it there.
+const DESCRIPTOR_AT: u64 = 0x2A8;
 const DESCRIPTOR_SIZE: usize = 616;
 /// Where ciphertext starts in images dimg writes.
 pub const DATA_OFFSET: u64 = 0x1DE00;
@@ -441,10 +442,12 @@ impl Sealer {
     /// `key_bits` is 128 or 256. The passphrase's first candidate is the one used.
     pub fn new(key_bits: u32, pass: &crate::Passphrase, iterations: u32) -> Self {
         let aes_len = key_bits as usize / 8;
-        let keys = Keys {
-            aes: Zeroizing::new(random::<32>()[..aes_len].to_vec()),
-            hmac: Zeroizing::new(random::<20>().to_vec()),
-        };
+        let aes = Zeroizing::new(random::<32>()[..aes_len].to_vec());
+        // The IV key is the first 20 bytes of the wrapped key material, as in images hdiutil
+        // makes (a real AES-256 image shows it) and as vfdecrypt assumes: for AES-256 the first
+        // 20 bytes of the AES key, for AES-128 that key followed by its own first 4 bytes.
+        let hmac = Zeroizing::new(aes.iter().chain(aes.iter()).take(20).copied().collect());
+        let keys = Keys { aes, hmac };
         let pass = pass
             .candidates()
             .next()
