@@ -153,8 +153,11 @@ fn opens_images_from_the_command_line_shows_info_and_verifies_with_cancel() {
     let said = app.wait_text("#passphrase-error", |t| !t.is_empty());
     assert_eq!(said, "Wrong password. Try again.");
     app.type_text("#passphrase", truth.passphrase.as_deref().unwrap());
+    app.click("#passphrase-remember");
     app.screenshot(&shots.join("passphrase-sheet.png"));
     app.click("#passphrase-open");
+    let said = app.wait_text("#status", |t| t.contains("keychain"));
+    assert_eq!(said, "Password remembered in the keychain.");
     let format = app.wait_text("#info-format", |t| t.contains("encrypted"));
     assert_eq!(format, "Apple encrypted disk image");
     assert!(app.text("#info-facts").contains("AES-256"));
@@ -164,6 +167,27 @@ fn opens_images_from_the_command_line_shows_info_and_verifies_with_cancel() {
         Some(shown),
         truth.sha256,
         "the decrypted disk is the ground truth"
+    );
+
+    // Closed and opened again: the keychain answers, no sheet is shown.
+    app.script("window.__TAURI__.event.emit('menu', 'close');", json!([]));
+    app.wait_script(
+        "the image to close",
+        "return ![...document.querySelectorAll('#images li')].some(l => l.textContent.includes('aes256'));",
+    );
+    app.script(
+        "window.openPath(arguments[0]);",
+        json!([encrypted.display().to_string()]),
+    );
+    let format = app.wait_text("#info-format", |t| t.contains("encrypted"));
+    assert_eq!(format, "Apple encrypted disk image");
+    assert_eq!(
+        app.script(
+            "return document.getElementById('passphrase-sheet').hidden;",
+            json!([])
+        ),
+        json!(true),
+        "the remembered password was used"
     );
     fs::remove_dir_all(&dir).unwrap();
 }

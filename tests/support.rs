@@ -145,7 +145,11 @@ pub fn xvfb() -> (Running, String) {
 pub fn tauri_driver(display: &str) -> (Running, u16) {
     let port = free_port();
     let native = free_port();
-    let child = Command::new(program("tauri-driver"))
+    // In a session keyring of its own (keyctl, from keyutils), as a login session gives the
+    // app: the keychain backend on Linux keeps passphrases there.
+    let child = Command::new(program("keyctl"))
+        .args(["session", "-"])
+        .arg(program("tauri-driver"))
         .args([
             "--port",
             &port.to_string(),

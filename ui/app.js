@@ -28,14 +28,14 @@ function baseName(path) { return path.split(/[\\/]/).pop(); }
 /** A command's error: the Rust side sends {kind, message}. */
 const message = (e) => e?.message ?? String(e);
 
-async function openPath(path, passphrase = null) {
+async function openPath(path, passphrase = null, remember = false) {
   status(`Opening ${baseName(path)}…`);
   try {
-    const info = await invoke('open_image', { path, passphrase });
+    const { info, keychain } = await invoke('open_image', { path, passphrase, remember });
     state.images = state.images.filter((i) => i.info.path !== info.path);
     state.images.push({ info, verified: null });
     select(info.path);
-    status('');
+    status(keychain || '');
     return null;
   } catch (e) {
     if (e?.kind === 'passphrase-needed') {
@@ -54,6 +54,7 @@ async function openPath(path, passphrase = null) {
 function askPassphrase(path) {
   $('passphrase-name').textContent = `“${baseName(path)}”`;
   $('passphrase').value = '';
+  $('passphrase-remember').checked = false; // the keychain only when asked, every time
   $('passphrase-error').textContent = '';
   $('passphrase-sheet').hidden = false;
   $('passphrase-sheet').dataset.path = path;
@@ -66,7 +67,7 @@ $('passphrase-form').onsubmit = async (event) => {
   const field = $('passphrase');
   const typed = field.value;
   field.value = '';
-  const e = await openPath(path, typed);
+  const e = await openPath(path, typed, $('passphrase-remember').checked);
   if (e?.kind === 'wrong-passphrase') {
     $('passphrase-error').textContent = 'Wrong password. Try again.';
     field.focus();

@@ -1,3 +1,4 @@
+use crate::keychain;
 use dimg::ops::{self, Cancel, ConvertOptions, ConvertReport, ImageInfo, Progress, VerifyReport};
 use dimg::{Error, Passphrase};
 use serde::{Deserialize, Serialize};
@@ -100,21 +101,55 @@ impl Unlocked {
     }
 }
 
-/// Opens an image; `passphrase` is what the page's sheet asked for when the image said it was
-/// encrypted. A passphrase that works is kept for this image.
+/// An opened image, and anything the user should know about the keychain.
+#[derive(Serialize)]
+pub struct OpenedImage {
+    info: ImageInfo,
+    keychain: Option<String>,
+}
+
+/// Opens an image. For an encrypted one, `passphrase` is what the page's sheet asked for; without
+/// it, a passphrase the keychain remembers for this image is tried. A passphrase that works is
+/// kept for this session, and in the keychain only when `remember` says so.
 #[tauri::command]
 pub async fn open_image(
     path: PathBuf,
     passphrase: Option<String>,
+    remember: bool,
     unlocked: State<'_, Unlocked>,
-) -> Result<ImageInfo, CommandError> {
-    let pass = passphrase.map(|p| Arc::new(Passphrase::new(p.into_bytes())));
-    let (key, given) = (path.clone(), pass.clone());
-    let info = blocking(move || ops::info(&path, given.as_deref())).await?;
-    if let Some(p) = pass {
+) -> Result<OpenedImage, CommandError> {
+    let typed = passphrase.map(|p| Arc::new(Passphrase::new(p.into_bytes())));
+    let key = path.clone();
+    let (info, used, keychain) = blocking(move || {
+        let identity = ops::identity(&path)?;
+        let recalled = || identity.as_deref().and_then(keychain::recall).map(Arc::new);
+        let pass = typed.clone().or_else(recalled);
+        let info = match ops::info(&path, pass.as_deref()) {
+            // A remembered passphrase that no longer works (the image's passphrase changed):
+            // drop it and ask, as if there were none.
+            Err(Error::WrongPassphrase { .. }) if typed.is_none() => {
+                if let Some(id) = &identity {
+                    let _ = keychain::forget(id);
+                }
+                return Err(Error::PassphraseNeeded { path });
+            }
+            other => other?,
+        };
+        let mut note = None;
+        if let (true, Some(id), Some(p)) = (remember, &identity, &typed) {
+            let secret = p.candidates().next().unwrap_or_default();
+            note = Some(match keychain::remember(id, secret) {
+                Ok(()) => "Password remembered in the keychain.".to_string(),
+                Err(e) => format!("The password could not be kept in the keychain: {e}"),
+            });
+        }
+        Ok((info, pass, note))
+    })
+    .await?;
+    if let Some(p) = used {
         unlocked.0.lock().expect("unlocked lock").insert(key, p);
     }
-    Ok(info)
+    Ok(OpenedImage { info, keychain })
 }
 
 #[tauri::command]

@@ -111,6 +111,16 @@ fn header(file: &dyn ReadAt) -> io::Result<Header> {
     })
 }
 
+/// The UUID of an encrypted image's header; `None` when the source is not one.
+pub fn uuid(file: &dyn ReadAt) -> io::Result<Option<[u8; 16]>> {
+    let mut head = [0u8; 0x34];
+    if file.size() < head.len() as u64 {
+        return Ok(None);
+    }
+    file.read_exact_at(0, &mut head)?;
+    Ok((&head[..8] == b"encrcdsa").then(|| head[0x24..0x34].try_into().expect("16 bytes")))
+}
+
 /// The unwrapped keys.
 struct Keys {
     aes: Zeroizing<Vec<u8>>,

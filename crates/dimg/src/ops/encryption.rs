@@ -35,3 +35,18 @@ pub fn chpass(path: &Path, old: &Passphrase, new: &Passphrase) -> Result<()> {
     encrypted::chpass(&file, old, new, encrypted::DEFAULT_ITERATIONS)
         .map_err(|e| Error::io(path, e))
 }
+
+/// How the keychain knows an encrypted image: its absolute path and the UUID its encryption
+/// header carries. `None` for images that are not encrypted.
+pub fn identity(path: &Path) -> Result<Option<String>> {
+    let file = FileSource::open(path).map_err(|e| Error::io(path, e))?;
+    let Some(uuid) = encrypted::uuid(&file).map_err(|e| Error::io(path, e))? else {
+        return Ok(None);
+    };
+    let absolute = path.canonicalize().map_err(|e| Error::io(path, e))?;
+    Ok(Some(format!(
+        "{}#{}",
+        absolute.display(),
+        super::uuid_text(&uuid)
+    )))
+}

@@ -9,7 +9,7 @@ mod verify;
 
 pub use crate::container::Check;
 pub use convert::{convert, ConvertOptions, ConvertReport, Encryption, OutputFormat};
-pub use encryption::{chpass, is_encrypted};
+pub use encryption::{chpass, identity, is_encrypted};
 pub use info::{info, ImageInfo, PartitionInfo};
 pub use verify::{verify, VerifyReport};
 
