@@ -333,10 +333,115 @@ fn open(file: Arc<dyn ReadAt>, p: &Probe) -> io::Result<Box<dyn Container>> {
         }
         return Err(Locked::WrongPassphrase.io());
     };
+    open_plaintext(file, header, &keys)
+}
+
+/// Version 1 (`cdsaencr`, Mac OS X 10.2–10.4): the header is the last 0x4FC bytes, the data
+/// starts at offset 0 in 4096-byte blocks, and the AES and HMAC keys are wrapped separately with
+/// the RFC 3217 Triple-DES key wrap.
+pub static DRIVER_V1: super::Driver = super::Driver {
+    name: "Apple encrypted disk image (version 1)",
+    probe: probe_v1,
+    open: open_v1,
+};
+
+fn probe_v1(p: &Probe) -> u8 {
+    p.certain_if(Signature::EncryptedV1)
+}
+
+const V1_HEADER: u64 = 0x4FC;
+const V1_STRUCTURE: &str = "cdsaencr header";
+/// RFC 3217's fixed IV for the outer pass of the Triple-DES key wrap.
+const RFC3217_IV: [u8; 8] = [0x4A, 0xDD, 0xA2, 0x2C, 0x79, 0xE8, 0x21, 0x05];
+
+fn open_v1(file: Arc<dyn ReadAt>, p: &Probe) -> io::Result<Box<dyn Container>> {
+    let size = file.size();
+    let at = size
+        .checked_sub(V1_HEADER)
+        .ok_or_else(|| FormatError::io(V1_STRUCTURE, 0, "the file is shorter than its header"))?;
+    let mut h = vec![0u8; V1_HEADER as usize];
+    file.read_exact_at(at, &mut h)?;
+    let bad = |off: usize, p: String| FormatError::io(V1_STRUCTURE, at + off as u64, p);
+    let block_size = u64::from(be32(&h, 0x10));
+    if !(512..=1 << 20).contains(&block_size) || !block_size.is_power_of_two() {
+        return Err(bad(0x10, format!("block size {block_size}")));
+    }
+    let iterations = match be32(&h, 0x30) {
+        0 => 1000, // what the first versions wrote, and what readers assume
+        n if n > MAX_ITERATIONS => return Err(bad(0x30, format!("{n} key-derivation rounds"))),
+        n => n,
+    };
+    let salt_len = (be32(&h, 0x34) as usize).min(48);
+    let (aes_len, hmac_len) = (be32(&h, 0x88) as usize, be32(&h, 0x1B4) as usize);
+    if !(16..=296).contains(&aes_len) || !(16..=300).contains(&hmac_len) {
+        return Err(bad(
+            0x88,
+            format!("wrapped keys of {aes_len} and {hmac_len} bytes"),
+        ));
+    }
+    let Some(pass) = p.passphrase else {
+        return Err(Locked::PassphraseNeeded.io());
+    };
+    let keys = pass.candidates().find_map(|candidate| {
+        let mut derived = Zeroizing::new([0u8; 24]);
+        let salt = &h[0x38..0x38 + salt_len];
+        pbkdf2::pbkdf2_hmac::<Sha1>(candidate, salt, iterations, &mut *derived);
+        let aes = rfc3217_unwrap(&h[0x8C..0x8C + aes_len], &derived)?;
+        let hmac = rfc3217_unwrap(&h[0x1B8..0x1B8 + hmac_len], &derived)?;
+        (aes.len() >= 16 && hmac.len() >= 20).then(|| Keys {
+            aes: Zeroizing::new(aes[..16].to_vec()),
+            hmac: Zeroizing::new(hmac[..20].to_vec()),
+        })
+    });
+    let Some(keys) = keys else {
+        return Err(Locked::WrongPassphrase.io());
+    };
+    let header = Header {
+        key_bits: 128,
+        block_size,
+        data_size: at / block_size * block_size,
+        data_offset: 0,
+        uuid: h[0..16].try_into().expect("16 bytes"),
+        wrapped: Vec::new(),
+    };
+    open_plaintext(file, header, &keys)
+}
+
+/// The inverse of the RFC 3217 Triple-DES key wrap: decrypt with the fixed IV, reverse the bytes,
+/// take the first 8 as the IV of a second decryption, and drop its 4-byte length prefix. `None`
+/// when the padding is wrong, which is what a wrong passphrase gives.
+fn rfc3217_unwrap(wrapped: &[u8], key: &[u8; 24]) -> Option<Zeroizing<Vec<u8>>> {
+    let mut outer = Zeroizing::new(wrapped.to_vec());
+    let n = cbc::Decryptor::<des::TdesEde3>::new_from_slices(key, &RFC3217_IV)
+        .ok()?
+        .decrypt_padded_mut::<Pkcs7>(&mut outer)
+        .ok()?
+        .len();
+    let mut reversed = Zeroizing::new(outer[..n].iter().rev().copied().collect::<Vec<u8>>());
+    if reversed.len() < 16 {
+        return None;
+    }
+    let (iv, rest) = reversed.split_at_mut(8);
+    let m = cbc::Decryptor::<des::TdesEde3>::new_from_slices(key, iv)
+        .ok()?
+        .decrypt_padded_mut::<Pkcs7>(rest)
+        .ok()?
+        .len();
+    (m > 4).then(|| Zeroizing::new(rest[4..m].to_vec()))
+}
+
+/// Decrypts on demand and opens what the encrypted image holds, with the same driver table as
+/// any file.
+fn open_plaintext(
+    file: Arc<dyn ReadAt>,
+    header: Header,
+    keys: &Keys,
+) -> io::Result<Box<dyn Container>> {
+    let blocks = BlockCipher::new(keys);
     let plain: Arc<dyn ReadAt> = Arc::new(Decrypting {
         file,
         header: header.clone(),
-        blocks: BlockCipher::new(&keys),
+        blocks,
     });
     let inner = super::open_source(plain, None).map_err(|e| match e {
         super::OpenError::Io(e) => e,
@@ -360,8 +465,14 @@ impl Container for Encrypted {
             Fact::new(
                 "Encryption",
                 format!(
-                    "AES-{} (encrcdsa v2), {}-byte blocks",
-                    h.key_bits, h.block_size
+                    "AES-{} ({}), {}-byte blocks",
+                    h.key_bits,
+                    if h.data_offset == 0 {
+                        "cdsaencr v1"
+                    } else {
+                        "encrcdsa v2"
+                    },
+                    h.block_size
                 ),
             ),
             Fact::new(

@@ -133,7 +133,12 @@ pub struct Driver {
 }
 
 /// Every container format dimg can open.
-pub static DRIVERS: &[&Driver] = &[&encrypted::DRIVER, &udif::DRIVER, &raw::DRIVER];
+pub static DRIVERS: &[&Driver] = &[
+    &encrypted::DRIVER,
+    &encrypted::DRIVER_V1,
+    &udif::DRIVER,
+    &raw::DRIVER,
+];
 
 /// A byte source opened by the driver that claimed it.
 pub struct Opened {
