@@ -81,6 +81,18 @@ pub fn sha256sum(path: &Path) -> String {
     String::from_utf8(out.stdout).unwrap()[..64].to_string()
 }
 
+/// SHA-256 of bytes in memory, by the independent `sha256sum`.
+pub fn sha256_bytes(bytes: &[u8]) -> String {
+    use std::io::Write;
+    let mut child = Command::new(program("sha256sum"))
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    child.stdin.take().unwrap().write_all(bytes).unwrap();
+    String::from_utf8(child.wait_with_output().unwrap().stdout).unwrap()[..64].to_string()
+}
+
 /// Finds a program on PATH or in cargo's bin folder; the tests need it, so its absence fails.
 pub fn program(name: &str) -> PathBuf {
     let cargo_bin = std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".cargo/bin"));

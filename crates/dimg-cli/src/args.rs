@@ -62,6 +62,30 @@ pub enum Command {
         #[command(flatten)]
         print: OutputArgs,
     },
+    /// List a folder of the image's volume: dimg ls IMAGE[:/path]
+    Ls {
+        /// The image, optionally followed by ":/path/in/the/volume"
+        target: String,
+        /// Long listing: kind, size, date
+        #[arg(short = 'l')]
+        long: bool,
+        #[command(flatten)]
+        pass: PassArgs,
+        #[command(flatten)]
+        output: OutputArgs,
+    },
+    /// Extract files from the image's volume into a new folder: dimg extract IMAGE[:/path] -o DIR
+    Extract {
+        /// The image, optionally followed by ":/path/in/the/volume"
+        target: String,
+        /// The folder to create
+        #[arg(short = 'o', long = "o")]
+        output: PathBuf,
+        #[command(flatten)]
+        pass: PassArgs,
+        #[command(flatten)]
+        print: OutputArgs,
+    },
     /// Change an encrypted image's passphrase (only its wrapped key is rewritten)
     Chpass {
         image: PathBuf,
@@ -150,9 +174,45 @@ fn collect_longs(command: &clap::Command, into: &mut HashSet<String>) {
     }
 }
 
+/// Splits "IMAGE:/path" into the image file and the path inside it. The image part is the
+/// longest prefix that exists as a file, so image names with ':' still work.
+pub fn image_and_path(target: &str) -> (PathBuf, String) {
+    if std::path::Path::new(target).exists() {
+        return (target.into(), "/".into());
+    }
+    let mut split = target
+        .match_indices(":/")
+        .map(|(i, _)| i)
+        .collect::<Vec<_>>();
+    split.reverse();
+    for i in split {
+        if std::path::Path::new(&target[..i]).is_file() {
+            return (target[..i].into(), target[i + 1..].into());
+        }
+    }
+    (target.into(), "/".into())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn image_paths_split_where_the_image_file_ends() {
+        let dir = tempfile::tempdir().unwrap();
+        let image = dir.path().join("odd:name.iso");
+        std::fs::write(&image, b"x").unwrap();
+        let i = image.to_str().unwrap();
+        assert_eq!(image_and_path(i), (image.clone(), "/".into()));
+        assert_eq!(
+            image_and_path(&format!("{i}:/a/b:c")),
+            (image.clone(), "/a/b:c".into())
+        );
+        assert_eq!(
+            image_and_path("missing.iso:/x"),
+            ("missing.iso:/x".into(), "/".into())
+        );
+    }
 
     #[test]
     fn single_dash_long_options_gain_a_dash_and_nothing_else_changes() {

@@ -226,6 +226,37 @@ fn run(cli: Cli, cancel: &Cancel) -> Result<(), Failure> {
             ops::chpass(&image, &old, &new)?;
             eprintln!("dimg: passphrase of {} changed", image.display());
         }
+        Command::Ls {
+            target,
+            long,
+            pass,
+            output,
+        } => {
+            let (image, path) = args::image_and_path(&target);
+            let given = stdin_passphrase(pass)?;
+            let listing = unlocked(&image, given.as_deref(), |p| ops::list(&image, p, &path))?;
+            let text = if long {
+                output::listing_long
+            } else {
+                output::listing_short
+            };
+            Output::from(output).print(&listing, text);
+        }
+        Command::Extract {
+            target,
+            output,
+            pass,
+            print,
+        } => {
+            let (image, path) = args::image_and_path(&target);
+            let given = stdin_passphrase(pass)?;
+            let bar = progress::Bar::new();
+            let report = unlocked(&image, given.as_deref(), |p| {
+                ops::extract(&image, p, &path, &output, &bar, cancel)
+            });
+            bar.finish();
+            Output::from(print).print(&report?, output::extract_text);
+        }
         Command::Isencrypted { image, output } => {
             let kind = ops::is_encrypted(&image)?;
             let report = output::Encrypted {

@@ -1,5 +1,6 @@
 use crate::args::OutputArgs;
-use dimg::ops::{ConvertReport, ImageInfo, VerifyReport};
+use dimg::fs::EntryKind;
+use dimg::ops::{ConvertReport, ExtractReport, ImageInfo, Listing, VerifyReport};
 use serde::Serialize;
 use std::fmt::Write;
 
@@ -131,6 +132,71 @@ pub fn convert_text(r: &ConvertReport) -> String {
     s
 }
 
+pub fn listing_short(l: &Listing) -> String {
+    l.entries
+        .iter()
+        .map(|e| match e.kind {
+            EntryKind::Directory => format!("{}/\n", e.name),
+            _ => format!("{}\n", e.name),
+        })
+        .collect()
+}
+
+pub fn listing_long(l: &Listing) -> String {
+    let mut s = String::new();
+    for e in &l.entries {
+        let (kind, tail) = match &e.kind {
+            EntryKind::Directory => ('d', String::new()),
+            EntryKind::File => ('-', String::new()),
+            EntryKind::Symlink(t) => ('l', format!(" -> {t}")),
+            EntryKind::Special(what) => ('c', format!(" ({what})")),
+        };
+        let mode = e
+            .mode
+            .map(|m| format!("{m:04o}"))
+            .unwrap_or_else(|| "----".into());
+        let when = e.modified.map(date).unwrap_or_else(|| "-".repeat(19));
+        let _ = writeln!(s, "{kind} {mode} {:>14} {when}  {}{tail}", e.size, e.name);
+    }
+    s
+}
+
+/// "2024-11-17 15:13:41" (UTC) from seconds since 1970.
+fn date(t: i64) -> String {
+    let (days, secs) = (t.div_euclid(86_400), t.rem_euclid(86_400));
+    // Civil date from days since 1970 (Howard Hinnant's algorithm).
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z - era * 146_097;
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = doy - (153 * mp + 2) / 5 + 1;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 };
+    let y = yoe + era * 400 + i64::from(m <= 2);
+    format!(
+        "{y:04}-{m:02}-{d:02} {:02}:{:02}:{:02}",
+        secs / 3600,
+        secs / 60 % 60,
+        secs % 60
+    )
+}
+
+pub fn extract_text(r: &ExtractReport) -> String {
+    let mut s = format!(
+        "{}: {} files, {} folders, {} symlinks, {}\n",
+        r.destination.display(),
+        r.files,
+        r.directories,
+        r.symlinks,
+        size(r.bytes)
+    );
+    for n in &r.neutralised {
+        let _ = writeln!(s, "  not as stored: {n}");
+    }
+    s
+}
+
 /// What `isencrypted` reports.
 #[derive(Serialize)]
 pub struct Encrypted {
@@ -148,6 +214,13 @@ pub fn encrypted_text(e: &Encrypted) -> String {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn dates_are_civil_utc() {
+        assert_eq!(super::date(0), "1970-01-01 00:00:00");
+        assert_eq!(super::date(1_731_852_821), "2024-11-17 14:13:41");
+        assert_eq!(super::date(951_782_400), "2000-02-29 00:00:00");
+    }
+
     #[test]
     fn sizes_are_grouped_and_scaled() {
         assert_eq!(super::size(0), "0 bytes");

@@ -1,23 +1,91 @@
-//! File systems: a partition mounted read-only as a [`Volume`]. Readers land one module per file
-//! system; until then [`identify`] names what a partition holds.
+//! File systems: a partition mounted read-only as a [`Volume`], one module per file system.
+//! [`identify`] names what a partition holds even where no reader exists yet.
 
+pub mod iso9660;
+
+use crate::error::FormatError;
 use crate::io::ReadAt;
 use crate::magic::{self, Layer, Signature, Sniff};
+use serde::Serialize;
+use std::any::Any;
 use std::io;
+use std::sync::Arc;
 
-/// One directory entry.
-#[derive(Clone, Debug, serde::Serialize)]
-pub struct DirEntry {
-    pub name: String,
-    pub is_dir: bool,
-    pub size: u64,
+/// What a directory entry is.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "kebab-case", tag = "type", content = "target")]
+pub enum EntryKind {
+    File,
+    Directory,
+    /// A symbolic link and its target, as stored.
+    Symlink(String),
+    /// A device, FIFO or socket ("character device", ...): listed, never extracted.
+    Special(String),
 }
 
-/// A mounted, read-only file system. Paths are '/'-separated from the volume root.
+/// How a volume finds an entry again: opaque, made and read only by the volume that listed it.
+/// Entries are addressed by handle, not by path, because a name may hold any character — '/'
+/// included.
+#[derive(Clone)]
+pub struct Handle(pub(crate) Arc<dyn Any + Send + Sync>);
+
+impl std::fmt::Debug for Handle {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Handle")
+    }
+}
+
+/// One directory entry.
+#[derive(Clone, Debug, Serialize)]
+pub struct DirEntry {
+    pub name: String,
+    pub kind: EntryKind,
+    pub size: u64,
+    /// Seconds since 1970, UTC.
+    pub modified: Option<i64>,
+    /// POSIX permission bits, where the file system keeps them.
+    pub mode: Option<u32>,
+    /// What the file system identifies the entry by (an extent address, a catalog node ID): two
+    /// entries with the same one are the same directory, which is how loops are caught.
+    pub inode: u64,
+    #[serde(skip)]
+    pub handle: Handle,
+}
+
+/// A mounted, read-only file system.
 pub trait Volume: Send + Sync {
     fn label(&self) -> String;
-    fn read_dir(&self, path: &str) -> io::Result<Vec<DirEntry>>;
-    fn read_file(&self, path: &str, offset: u64, buf: &mut [u8]) -> io::Result<usize>;
+    fn root(&self) -> DirEntry;
+    /// The entries of a directory this volume listed.
+    fn read_dir(&self, dir: &DirEntry) -> io::Result<Vec<DirEntry>>;
+    /// The contents of a file this volume listed, as a byte source.
+    fn open(&self, file: &DirEntry) -> io::Result<Arc<dyn ReadAt>>;
+}
+
+const MAX_DEPTH: usize = 256;
+
+/// The entry a '/'-separated path names, from the root.
+pub fn lookup(volume: &dyn Volume, path: &str) -> io::Result<DirEntry> {
+    let mut entry = volume.root();
+    for (depth, part) in components(path).enumerate() {
+        if depth >= MAX_DEPTH || entry.kind != EntryKind::Directory {
+            return Err(io::Error::new(
+                io::ErrorKind::NotFound,
+                format!("{path}: not a folder on the volume"),
+            ));
+        }
+        entry = volume
+            .read_dir(&entry)?
+            .into_iter()
+            .find(|e| e.name == part)
+            .ok_or_else(|| {
+                io::Error::new(
+                    io::ErrorKind::NotFound,
+                    format!("{path}: no such file on the volume"),
+                )
+            })?;
+    }
+    Ok(entry)
 }
 
 /// The file system at the start of `part`, if its magic number is known.
@@ -26,4 +94,60 @@ pub fn identify(part: &dyn ReadAt) -> io::Result<Option<Signature>> {
     Ok(magic::identify(&sniff)
         .into_iter()
         .find(|s| s.layer() == Layer::FileSystem))
+}
+
+/// Mounts the file system on `part`. `Ok(None)` when no file system is recognised; an error
+/// naming it when it is recognised but cannot be browsed yet.
+pub fn mount(part: Arc<dyn ReadAt>) -> io::Result<Option<Box<dyn Volume>>> {
+    match identify(&*part)? {
+        None => Ok(None),
+        Some(Signature::Iso9660) => Ok(Some(Box::new(iso9660::Iso9660::open(part)?))),
+        Some(other) => Err(FormatError::io(
+            "file system",
+            0,
+            format!("{} volumes cannot be browsed yet", other.name()),
+        )),
+    }
+}
+
+/// The parts of a volume path, without empty or "." components.
+pub fn components(path: &str) -> impl Iterator<Item = &str> {
+    path.split('/').filter(|c| !c.is_empty() && *c != ".")
+}
+
+/// A byte source made of extents of another: a fragmented file.
+pub struct Extents {
+    disk: Arc<dyn ReadAt>,
+    /// (offset on the disk, length), in file order.
+    extents: Vec<(u64, u64)>,
+    size: u64,
+}
+
+impl Extents {
+    pub fn new(disk: Arc<dyn ReadAt>, extents: Vec<(u64, u64)>) -> Self {
+        let size = extents.iter().map(|e| e.1).sum();
+        Extents {
+            disk,
+            extents,
+            size,
+        }
+    }
+}
+
+impl ReadAt for Extents {
+    fn read_at(&self, offset: u64, buf: &mut [u8]) -> io::Result<usize> {
+        let mut start = 0u64;
+        for &(at, len) in &self.extents {
+            if offset < start + len {
+                let within = offset - start;
+                let n = buf.len().min((len - within) as usize);
+                return self.disk.read_at(at + within, &mut buf[..n]);
+            }
+            start += len;
+        }
+        Ok(0)
+    }
+    fn size(&self) -> u64 {
+        self.size
+    }
 }

@@ -1,6 +1,7 @@
 //! Whole jobs built from the layers. Long jobs report to a [`Progress`] sink and poll a [`Cancel`]
 //! token; front ends decide how to show progress and when to cancel.
 
+mod browse;
 mod convert;
 mod encryption;
 mod info;
@@ -8,6 +9,7 @@ mod output;
 mod verify;
 
 pub use crate::container::Check;
+pub use browse::{extract, list, ExtractReport, Listing};
 pub use convert::{convert, ConvertOptions, ConvertReport, Encryption, OutputFormat};
 pub use encryption::{chpass, identity, is_encrypted};
 pub use info::{info, ImageInfo, PartitionInfo};

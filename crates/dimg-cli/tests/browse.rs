@@ -1,0 +1,305 @@
+//! Browsing and extracting volumes through the `dimg` binary, judged by the folders independent
+//! tools built images from, and by the corpus's recorded listings.
+
+mod common;
+use common::*;
+
+use dimg_e2e::{program, truths};
+use std::collections::BTreeMap;
+use std::fs;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+/// A folder with what ISO trees must carry: nesting, long and Unicode names, an empty file,
+/// a multi-megabyte file, a symlink, set modification times.
+fn source_tree(root: &Path) {
+    let files: [(&str, Vec<u8>); 6] = [
+        ("README.txt", b"read me\n".to_vec()),
+        (
+            "docs/a long file name with spaces.md",
+            b"spaces\n".repeat(100),
+        ),
+        ("docs/caf\u{e9} \u{fc}ber na\u{ef}ve.txt", "Unicode".into()),
+        ("deep/1/2/3/4/5/6/7/8/9/leaf.bin", vec![7u8; 3000]),
+        ("empty", Vec::new()),
+        (
+            "big/data.bin",
+            (0..5_000_000u32).map(|i| (i * 31 % 251) as u8).collect(),
+        ),
+    ];
+    for (path, bytes) in files {
+        let p = root.join(path);
+        fs::create_dir_all(p.parent().unwrap()).unwrap();
+        fs::write(&p, bytes).unwrap();
+    }
+    std::os::unix::fs::symlink("README.txt", root.join("link-to-readme")).unwrap();
+    // A fixed time for every file, so that mtimes can be compared exactly.
+    let when = std::time::UNIX_EPOCH + std::time::Duration::from_secs(1_600_000_000);
+    for entry in walk(root) {
+        if !entry.is_symlink() {
+            let f = fs::File::options()
+                .write(!entry.is_dir())
+                .read(entry.is_dir())
+                .open(&entry)
+                .unwrap();
+            f.set_modified(when).unwrap();
+        }
+    }
+}
+
+fn walk(root: &Path) -> Vec<PathBuf> {
+    let mut out = Vec::new();
+    let mut stack = vec![root.to_path_buf()];
+    while let Some(d) = stack.pop() {
+        for e in fs::read_dir(&d).unwrap() {
+            let p = e.unwrap().path();
+            if p.is_dir() && !p.is_symlink() {
+                stack.push(p.clone());
+            }
+            out.push(p);
+        }
+    }
+    out
+}
+
+/// path → (kind, SHA-256 of the contents or the link target, mtime) for every entry under
+/// `root`; symlinks' own times are left out (they cannot be set without lutimes).
+fn snapshot(root: &Path, with_times: bool) -> Snapshot {
+    walk(root)
+        .into_iter()
+        .map(|p| {
+            let rel = p.strip_prefix(root).unwrap().to_string_lossy().into_owned();
+            let meta = fs::symlink_metadata(&p).unwrap();
+            let mtime = if with_times {
+                std::os::unix::fs::MetadataExt::mtime(&meta)
+            } else {
+                0
+            };
+            let (kind, body) = if meta.is_symlink() {
+                let target = fs::read_link(&p).unwrap();
+                ('l', target.to_string_lossy().into_owned())
+            } else if meta.is_dir() {
+                ('d', String::new())
+            } else {
+                ('f', dimg_e2e::sha256_bytes(&fs::read(&p).unwrap()))
+            };
+            (rel, (kind, body, if kind == 'f' { mtime } else { 0 }))
+        })
+        .collect()
+}
+
+type Snapshot = BTreeMap<String, (char, String, i64)>;
+
+/// Equal snapshots, or a failure that lists only the entries that differ.
+fn assert_same(got: &Snapshot, want: &Snapshot, what: &str) {
+    let keys: std::collections::BTreeSet<&String> = got.keys().chain(want.keys()).collect();
+    let differ: Vec<String> = keys
+        .into_iter()
+        .filter(|k| got.get(*k) != want.get(*k))
+        .map(|k| format!("{k}: got {:?}, want {:?}", got.get(k), want.get(k)))
+        .collect();
+    assert!(differ.is_empty(), "{what}: {differ:#?}");
+}
+
+fn make_iso(tool: &str, args: &[&str], src: &Path, out: &Path) {
+    let mut cmd = Command::new(program(tool));
+    if tool == "xorriso" {
+        cmd.args(["-as", "mkisofs"]);
+    }
+    let status = cmd
+        .args(args)
+        .args(["-quiet", "-o", s(out), s(src)])
+        .status()
+        .unwrap();
+    assert!(status.success(), "{tool} {args:?}");
+}
+
+#[test]
+fn rock_ridge_and_joliet_isos_extract_exactly_as_their_source() {
+    let dir = tempfile::tempdir().unwrap();
+    let src = dir.path().join("src");
+    source_tree(&src);
+    let want = snapshot(&src, true);
+    for (tool, args) in [
+        ("genisoimage", ["-R", "-J", "-joliet-long"]),
+        ("xorriso", ["-R", "-J", "-joliet-long"]),
+    ] {
+        let iso = dir.path().join(format!("{tool}.iso"));
+        make_iso(tool, &args, &src, &iso);
+        let out = dir.path().join(format!("{tool}.out"));
+        let o = dimg(&["extract", s(&iso), "-o", s(&out)]);
+        assert!(o.status.success(), "{tool}: {}", stderr(&o));
+        assert_same(&snapshot(&out, true), &want, tool);
+
+        let ls = dimg(&["ls", "--json", &format!("{}:/docs", s(&iso))]);
+        let v: serde_json::Value = serde_json::from_slice(&ls.stdout).unwrap();
+        let mut names: Vec<&str> = v["entries"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|e| e["name"].as_str().unwrap())
+            .collect();
+        names.sort();
+        assert_eq!(
+            names,
+            [
+                "a long file name with spaces.md",
+                "caf\u{e9} \u{fc}ber na\u{ef}ve.txt"
+            ]
+        );
+
+        // One file on its own.
+        let one = dir.path().join(format!("{tool}.one"));
+        let o = dimg(&[
+            "extract",
+            &format!("{}:/big/data.bin", s(&iso)),
+            "-o",
+            s(&one),
+        ]);
+        assert!(o.status.success(), "{}", stderr(&o));
+        assert_eq!(
+            fs::read(one.join("data.bin")).unwrap(),
+            fs::read(src.join("big/data.bin")).unwrap()
+        );
+    }
+}
+
+#[test]
+fn joliet_only_and_plain_isos_fall_back_to_their_names() {
+    let dir = tempfile::tempdir().unwrap();
+    let src = dir.path().join("src");
+    source_tree(&src);
+    fs::remove_file(src.join("link-to-readme")).unwrap(); // neither tree can carry a symlink
+    let iso = dir.path().join("joliet.iso");
+    // -D: without Rock Ridge, genisoimage drops folders deeper than ISO 9660's 8 levels.
+    make_iso("genisoimage", &["-J", "-joliet-long", "-D"], &src, &iso);
+    let out = dir.path().join("j.out");
+    assert!(dimg(&["extract", s(&iso), "-o", s(&out)]).status.success());
+    assert_same(&snapshot(&out, false), &snapshot(&src, false), "Joliet");
+
+    let plain = dir.path().join("plain.iso");
+    make_iso("genisoimage", &["-D"], &src, &plain);
+    let ls = stdout(&dimg(&["ls", s(&plain)]));
+    assert!(
+        ls.lines().any(|l| l == "README.TXT"),
+        "8.3 names without the version: {ls}"
+    );
+}
+
+#[test]
+fn corpus_isos_extract_to_their_recorded_listings() {
+    let mut checked = 0;
+    for t in truths()
+        .iter()
+        .filter(|t| t.kind == "iso" && t.sha256.is_some())
+    {
+        let listing = dimg_e2e::corpus().join("expected-files").join(format!(
+            "{}.tsv",
+            Path::new(&t.file).file_name().unwrap().to_string_lossy()
+        ));
+        let Ok(text) = fs::read_to_string(&listing) else {
+            continue;
+        };
+        let dir = tempfile::tempdir().unwrap();
+        let out = dir.path().join("x");
+        let o = dimg(&["extract", s(&t.path()), "-o", s(&out)]);
+        assert!(o.status.success(), "{}: {}", t.file, stderr(&o));
+        for line in text.lines().filter(|l| !l.starts_with('#')) {
+            let f: Vec<&str> = line.split('\t').collect();
+            let got =
+                fs::read(out.join(f[0])).unwrap_or_else(|e| panic!("{}: {}: {e}", t.file, f[0]));
+            assert_eq!(got.len().to_string(), f[1], "{}: {}", t.file, f[0]);
+            assert_eq!(dimg_e2e::sha256_bytes(&got), f[2], "{}: {}", t.file, f[0]);
+        }
+        checked += 1;
+    }
+    assert!(checked >= 4);
+}
+
+/// Offset of the first occurrence of `needle` in `hay`.
+fn find(hay: &[u8], needle: &[u8]) -> usize {
+    hay.windows(needle.len())
+        .position(|w| w == needle)
+        .expect("pattern present")
+}
+
+#[test]
+fn hostile_isos_stop_safely_and_write_nothing_outside() {
+    let dir = tempfile::tempdir().unwrap();
+    let src = dir.path().join("src");
+    fs::create_dir_all(src.join("sub")).unwrap();
+    fs::write(src.join("sub/evilname"), b"x").unwrap();
+    fs::write(src.join("dotdotxx"), b"y").unwrap();
+    let iso = dir.path().join("base.iso");
+    make_iso("genisoimage", &["-R"], &src, &iso);
+    let base = fs::read(&iso).unwrap();
+
+    // Rock Ridge names rewritten to "../../evi" and "..", same lengths as stored.
+    let mut names = base.clone();
+    let at = find(&names, b"NM\x0d\x01\x00evilname");
+    names[at + 5..at + 13].copy_from_slice(b"a/../../");
+    let at = find(&names, b"NM\x0d\x01\x00dotdotxx");
+    names[at + 2] = 7; // NM length 7: the name is ".."
+    names[at + 5..at + 7].copy_from_slice(b"..");
+    let crafted = dir.path().join("names.iso");
+    fs::write(&crafted, &names).unwrap();
+    let out = dir.path().join("names.out");
+    let o = dimg(&["extract", s(&crafted), "-o", s(&out)]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let said = stdout(&o);
+    assert!(said.contains("extracted as \"a:..:..:\""), "{said}");
+    assert!(said.contains("an entry named \"..\", skipped"), "{said}");
+    let everything: Vec<PathBuf> = walk(dir.path());
+    assert!(
+        everything.iter().all(|p| p.starts_with(&src)
+            || p.starts_with(&out)
+            || p.extension().is_some_and(|e| e == "iso")),
+        "{everything:?}"
+    );
+
+    // The directory "sub" pointed back at the root: a loop, cut.
+    let mut looped = base.clone();
+    let root_lba = u32::from_le_bytes(base[32768 + 158..32768 + 162].try_into().unwrap());
+    let root_len = u32::from_le_bytes(base[32768 + 166..32768 + 170].try_into().unwrap());
+    let at = find(&looped, b"\x03SUB");
+    let record = at - 32; // the identifier length sits at offset 32 of the record
+    looped[record + 2..record + 6].copy_from_slice(&root_lba.to_le_bytes());
+    looped[record + 6..record + 10].copy_from_slice(&root_lba.to_be_bytes());
+    looped[record + 10..record + 14].copy_from_slice(&root_len.to_le_bytes());
+    looped[record + 14..record + 18].copy_from_slice(&root_len.to_be_bytes());
+    let loop_iso = dir.path().join("loop.iso");
+    fs::write(&loop_iso, &looped).unwrap();
+    let out = dir.path().join("loop.out");
+    let o = Command::new("timeout")
+        .arg("20")
+        .arg(env!("CARGO_BIN_EXE_dimg"))
+        .args(["extract", s(&loop_iso), "-o", s(&out)])
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert!(stdout(&o).contains("a directory loop"), "{}", stdout(&o));
+
+    // An occupied destination is refused.
+    let o = dimg(&["extract", s(&iso), "-o", s(&src)]);
+    assert!(
+        stderr(&o).contains("exists and is not empty"),
+        "{}",
+        stderr(&o)
+    );
+}
+
+#[test]
+fn a_cancelled_extraction_leaves_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("never");
+    let cancel = dimg::ops::Cancel::new();
+    cancel.cancel();
+    let iso = dimg_e2e::corpus().join("iso/joliet.iso");
+    let r = dimg::ops::extract(&iso, None, "/", &out, &dimg::ops::NoProgress, &cancel);
+    assert!(matches!(r, Err(dimg::Error::Cancelled)), "{r:?}");
+    assert_eq!(
+        fs::read_dir(dir.path()).unwrap().count(),
+        0,
+        "no folder, no staging folder"
+    );
+}

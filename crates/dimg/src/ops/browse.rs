@@ -1,0 +1,312 @@
+//! Looking inside images: listing a volume's folders and extracting files, without mounting.
+
+use super::{Cancel, Progress};
+use crate::container;
+use crate::error::{Error, FormatError, Result};
+use crate::fs::{self, components, DirEntry, EntryKind, Volume};
+use crate::io::ReadAt;
+use crate::partition;
+use crate::secret::Passphrase;
+use serde::Serialize;
+use std::collections::HashSet;
+use std::io::Write;
+use std::path::{Component, Path, PathBuf};
+
+/// The first volume of the image that dimg can browse.
+fn volume(image: &Path, passphrase: Option<&Passphrase>) -> Result<Box<dyn Volume>> {
+    let opened = container::open(image, passphrase)?;
+    let disk = opened.container.disk();
+    let (_, parts) = partition::scan(&*disk).map_err(|e| Error::io(image, e))?;
+    let mut refusal = None;
+    for p in parts {
+        match fs::mount(std::sync::Arc::new(p.open(disk.clone()))) {
+            Ok(Some(v)) => return Ok(v),
+            Ok(None) => {}
+            Err(e) => refusal = refusal.or(Some(e)),
+        }
+    }
+    Err(Error::io(
+        image,
+        refusal.unwrap_or_else(|| {
+            FormatError::io("file system", 0, "no file system dimg can browse was found")
+        }),
+    ))
+}
+
+#[derive(Debug, Serialize)]
+pub struct Listing {
+    pub volume: String,
+    pub path: String,
+    pub entries: Vec<DirEntry>,
+}
+
+/// The entries of folder `path` of the image's volume.
+pub fn list(image: &Path, passphrase: Option<&Passphrase>, path: &str) -> Result<Listing> {
+    let volume = volume(image, passphrase)?;
+    let dir = fs::lookup(&*volume, path).map_err(|e| Error::io(image, e))?;
+    let entries = volume.read_dir(&dir).map_err(|e| Error::io(image, e))?;
+    Ok(Listing {
+        volume: volume.label(),
+        path: format!("/{}", components(path).collect::<Vec<_>>().join("/")),
+        entries,
+    })
+}
+
+#[derive(Debug, Default, Serialize)]
+pub struct ExtractReport {
+    pub destination: PathBuf,
+    pub files: u64,
+    pub directories: u64,
+    pub symlinks: u64,
+    pub bytes: u64,
+    /// What was not extracted as stored, and why: names that would leave the folder or are not
+    /// names at all, symlinks that point outside it, directories that loop.
+    pub neutralised: Vec<String>,
+}
+
+/// Extracts `path` (a file or a folder, "/" for everything) of the image's volume into the new
+/// folder `destination`. The folder appears only when extraction is complete; nothing is ever
+/// written outside it. Modification times and permissions are kept where the volume has them.
+pub fn extract(
+    image: &Path,
+    passphrase: Option<&Passphrase>,
+    path: &str,
+    destination: &Path,
+    progress: &dyn Progress,
+    cancel: &Cancel,
+) -> Result<ExtractReport> {
+    let refuse = |reason: &str| Error::Refused {
+        path: destination.into(),
+        reason: reason.into(),
+    };
+    let occupied = match std::fs::read_dir(destination) {
+        Ok(mut d) => d.next().is_some(),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => false,
+        Err(e) if e.kind() == std::io::ErrorKind::NotADirectory => {
+            return Err(refuse("exists and is not a folder"))
+        }
+        Err(e) => return Err(Error::io(destination, e)),
+    };
+    if occupied {
+        return Err(refuse("exists and is not empty; choose a new folder"));
+    }
+    let volume = volume(image, passphrase)?;
+    let top = fs::lookup(&*volume, path).map_err(|e| Error::io(image, e))?;
+    let parent = match destination.parent() {
+        Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
+        _ => PathBuf::from("."),
+    };
+    std::fs::create_dir_all(&parent).map_err(|e| Error::io(&parent, e))?;
+    let staging = tempfile::Builder::new()
+        .prefix(".dimg-extract-")
+        .tempdir_in(&parent)
+        .map_err(|e| Error::io(&parent, e))?;
+    let mut job = Extraction {
+        image,
+        volume: &*volume,
+        root: staging.path().to_path_buf(),
+        report: ExtractReport {
+            destination: destination.into(),
+            ..Default::default()
+        },
+        progress,
+        cancel,
+        seen: HashSet::new(),
+        dir_times: Vec::new(),
+    };
+    progress.begin("Extracting", job.total(&top)?);
+    let shown = format!("/{}", components(path).collect::<Vec<_>>().join("/"));
+    match top.kind {
+        EntryKind::Directory => job.directory(&shown, &top, staging.path(), 0)?,
+        _ => job.entry(&shown, &top, staging.path(), 0)?,
+    }
+    job.finish_directories();
+    let report = job.report;
+    if destination.exists() {
+        std::fs::remove_dir(destination).map_err(|e| Error::io(destination, e))?;
+    }
+    let staged = staging.keep();
+    std::fs::rename(&staged, destination).map_err(|e| Error::io(destination, e))?;
+    Ok(report)
+}
+
+const MAX_DEPTH: usize = 256;
+
+struct Extraction<'a> {
+    image: &'a Path,
+    volume: &'a dyn Volume,
+    root: PathBuf,
+    report: ExtractReport,
+    progress: &'a dyn Progress,
+    cancel: &'a Cancel,
+    /// Directories entered, by inode: a directory met twice is a loop.
+    seen: HashSet<u64>,
+    dir_times: Vec<(PathBuf, Option<i64>, Option<u32>)>,
+}
+
+/// A volume name as a safe file name, or `None` when it is not one at all.
+fn safe_name(name: &str) -> Option<String> {
+    match name {
+        "" | "." | ".." => None,
+        // HFS+ and Rock Ridge may store '/' in a name; macOS shows it as ':'.
+        _ => Some(name.replace('/', ":").replace('\0', "_")),
+    }
+}
+
+fn join(dir: &str, name: &str) -> String {
+    format!("{}/{name}", dir.trim_end_matches('/'))
+}
+
+impl Extraction<'_> {
+    fn io(&self, e: std::io::Error) -> Error {
+        Error::io(self.image, e)
+    }
+
+    /// Bytes of file data under `entry`, for progress (directory loops counted once).
+    fn total(&self, entry: &DirEntry) -> Result<u64> {
+        let mut seen = HashSet::new();
+        let mut stack = vec![(entry.clone(), 0usize)];
+        let mut total = 0;
+        while let Some((e, depth)) = stack.pop() {
+            match e.kind {
+                EntryKind::File => total += e.size,
+                EntryKind::Directory if depth < MAX_DEPTH && seen.insert(e.inode) => {
+                    for child in self.volume.read_dir(&e).map_err(|e| self.io(e))? {
+                        stack.push((child, depth + 1));
+                    }
+                }
+                _ => {}
+            }
+        }
+        Ok(total)
+    }
+
+    /// Extracts the contents of directory `me`, shown to people as `path`, into `out`.
+    fn directory(&mut self, path: &str, me: &DirEntry, out: &Path, depth: usize) -> Result<()> {
+        if depth >= MAX_DEPTH || !self.seen.insert(me.inode) {
+            let why =
+                format!("{path}: a directory loop (or deeper than {MAX_DEPTH}), not followed");
+            self.report.neutralised.push(why);
+            return Ok(());
+        }
+        for child in self.volume.read_dir(me).map_err(|e| self.io(e))? {
+            self.cancel.check()?;
+            let Some(name) = safe_name(&child.name) else {
+                let why = format!("{path}: an entry named {:?}, skipped", child.name);
+                self.report.neutralised.push(why);
+                continue;
+            };
+            let shown = join(path, &child.name);
+            if name != child.name {
+                self.report
+                    .neutralised
+                    .push(format!("{shown}: extracted as {name:?}"));
+            }
+            self.entry(&shown, &child, &out.join(&name), depth + 1)?;
+        }
+        Ok(())
+    }
+
+    fn entry(&mut self, path: &str, e: &DirEntry, out: &Path, depth: usize) -> Result<()> {
+        match &e.kind {
+            EntryKind::Directory => {
+                if out != self.root {
+                    std::fs::create_dir(out).map_err(|err| Error::io(out, err))?;
+                }
+                self.report.directories += 1;
+                self.directory(path, e, out, depth)?;
+                self.dir_times.push((out.to_path_buf(), e.modified, e.mode));
+            }
+            EntryKind::Symlink(target) => {
+                if self.stays_inside(out, target) {
+                    #[cfg(unix)]
+                    std::os::unix::fs::symlink(target, out).map_err(|err| Error::io(out, err))?;
+                    self.report.symlinks += 1;
+                } else {
+                    let why =
+                        format!("{path}: symlink to {target:?} leaves the folder, not created");
+                    self.report.neutralised.push(why);
+                }
+            }
+            EntryKind::Special(what) => {
+                self.report
+                    .neutralised
+                    .push(format!("{path}: a {what}, not extracted"));
+            }
+            EntryKind::File => {
+                // A single file asked for lands inside the new folder, under its own name.
+                let out = if out == self.root {
+                    self.root
+                        .join(safe_name(&e.name).unwrap_or_else(|| "file".into()))
+                } else {
+                    out.to_path_buf()
+                };
+                self.file(e, &out)?;
+            }
+        }
+        Ok(())
+    }
+
+    /// A relative target that, resolved from the link's folder, stays under the root.
+    fn stays_inside(&self, link: &Path, target: &str) -> bool {
+        let parent = link.parent().unwrap_or(&self.root);
+        let Ok(mut at) = parent.strip_prefix(&self.root).map(Path::to_path_buf) else {
+            return false;
+        };
+        for c in Path::new(target).components() {
+            match c {
+                Component::Normal(n) => at.push(n),
+                Component::CurDir => {}
+                Component::ParentDir if at.pop() => {}
+                _ => return false, // absolute, or above the root
+            }
+        }
+        true
+    }
+
+    fn file(&mut self, e: &DirEntry, out: &Path) -> Result<()> {
+        let data = self.volume.open(e).map_err(|err| self.io(err))?;
+        let mut f = std::fs::File::create(out).map_err(|err| Error::io(out, err))?;
+        let mut buf = vec![0u8; 1 << 20];
+        let mut at = 0;
+        while at < data.size() {
+            self.cancel.check()?;
+            let n = (data.size() - at).min(buf.len() as u64) as usize;
+            data.read_exact_at(at, &mut buf[..n])
+                .map_err(|err| self.io(err))?;
+            f.write_all(&buf[..n]).map_err(|err| Error::io(out, err))?;
+            at += n as u64;
+            self.report.bytes += n as u64;
+            self.progress.advance(self.report.bytes);
+        }
+        apply(&f, e.modified, e.mode);
+        self.report.files += 1;
+        Ok(())
+    }
+
+    /// Directory times last: writing their contents would change them.
+    fn finish_directories(&mut self) {
+        for (dir, modified, mode) in self.dir_times.drain(..).rev() {
+            if let Ok(f) = std::fs::File::open(&dir) {
+                apply(&f, modified, mode);
+            }
+        }
+    }
+}
+
+/// Modification time and permissions, where known; best effort, like `cp -p`.
+fn apply(f: &std::fs::File, modified: Option<i64>, mode: Option<u32>) {
+    if let Some(t) = modified {
+        let when = if t >= 0 {
+            std::time::UNIX_EPOCH + std::time::Duration::from_secs(t as u64)
+        } else {
+            std::time::UNIX_EPOCH - std::time::Duration::from_secs(t.unsigned_abs())
+        };
+        let _ = f.set_modified(when);
+    }
+    #[cfg(unix)]
+    if let Some(m) = mode.filter(|m| *m & 0o700 != 0) {
+        use std::os::unix::fs::PermissionsExt;
+        let _ = f.set_permissions(std::fs::Permissions::from_mode(m & 0o777));
+    }
+}
