@@ -139,7 +139,10 @@ fn opens_images_from_the_command_line_shows_info_and_verifies_with_cancel() {
         .into_iter()
         .find(|t| t.passphrase.is_some())
         .unwrap();
-    let encrypted = truth.path().canonicalize().unwrap();
+    // A copy of its own: the keychain (the user's persistent kernel keyring) outlives this run
+    // and knows images by path, so every run must ask for a new one.
+    let encrypted = dir.join("encrypted-copy.dmg");
+    fs::copy(truth.path(), &encrypted).unwrap();
     app.script(
         "window.openPath(arguments[0]);",
         json!([encrypted.display().to_string()]),
@@ -173,7 +176,7 @@ fn opens_images_from_the_command_line_shows_info_and_verifies_with_cancel() {
     app.script("window.__TAURI__.event.emit('menu', 'close');", json!([]));
     app.wait_script(
         "the image to close",
-        "return ![...document.querySelectorAll('#images li')].some(l => l.textContent.includes('aes256'));",
+        "return ![...document.querySelectorAll('#images li')].some(l => l.textContent.includes('encrypted-copy'));",
     );
     app.script(
         "window.openPath(arguments[0]);",

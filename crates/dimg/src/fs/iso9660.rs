@@ -555,12 +555,12 @@ mod tests {
 
     #[test]
     fn times_and_names_decode() {
-        // 2024-11-17 15:13:41 at GMT+1 (4 quarters).
+        // 2024-11-17 15:13:41 at GMT+1 (4 quarters) is 14:13:41 UTC; the long form is at GMT.
         assert_eq!(
             short_time(&[124, 11, 17, 15, 13, 41, 4]),
-            Some(1_731_852_821 - 3600)
+            Some(1_731_852_821)
         );
-        assert_eq!(long_time(b"2024111715134100\x00"), Some(1_731_852_821));
+        assert_eq!(long_time(b"2024111715134100\x00"), Some(1_731_856_421));
         assert_eq!(primary_name(b"README.TXT;1", false), "README.TXT");
         assert_eq!(primary_name(b"FILE.;1", false), "FILE");
         let mut t = String::new();
