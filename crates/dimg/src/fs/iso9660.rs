@@ -48,11 +48,7 @@ struct Location {
 }
 
 fn location(entry: &DirEntry) -> io::Result<&Location> {
-    entry
-        .handle
-        .0
-        .downcast_ref::<Location>()
-        .ok_or_else(|| io::Error::new(io::ErrorKind::InvalidInput, "an entry of another volume"))
+    entry.handle.get::<Location>()
 }
 
 pub struct Iso9660 {
@@ -223,7 +219,7 @@ impl Iso9660 {
         Ok(nodes
             .into_iter()
             .map(|(mut entry, loc)| {
-                entry.handle = Handle(Arc::new(loc));
+                entry.handle = Handle::new(loc);
                 entry
             })
             .collect())
@@ -253,7 +249,7 @@ impl Iso9660 {
             modified: short_time(&r[18..25]),
             mode: None,
             inode: u64::from(extent.lba),
-            handle: Handle(Arc::new(())),
+            handle: Handle::new(()),
         };
         let mut dir = is_dir.then_some(extent);
         if let Names::RockRidge { skip } = self.names {
@@ -488,18 +484,15 @@ impl Volume for Iso9660 {
     }
 
     fn root(&self) -> DirEntry {
-        DirEntry {
-            name: String::new(),
-            kind: EntryKind::Directory,
-            size: u64::from(self.root.size),
-            modified: None,
-            mode: None,
-            inode: u64::from(self.root.lba),
-            handle: Handle(Arc::new(Location {
-                extents: Vec::new(),
-                dir: Some(self.root),
-            })),
-        }
+        let location = Location {
+            extents: Vec::new(),
+            dir: Some(self.root),
+        };
+        DirEntry::root(
+            u64::from(self.root.lba),
+            u64::from(self.root.size),
+            Handle::new(location),
+        )
     }
 
     fn read_dir(&self, dir: &DirEntry) -> io::Result<Vec<DirEntry>> {

@@ -1,6 +1,7 @@
 //! File systems: a partition mounted read-only as a [`Volume`], one module per file system.
 //! [`identify`] names what a partition holds even where no reader exists yet.
 
+pub mod hfsplus;
 pub mod iso9660;
 
 use crate::error::FormatError;
@@ -28,6 +29,34 @@ pub enum EntryKind {
 /// included.
 #[derive(Clone)]
 pub struct Handle(pub(crate) Arc<dyn Any + Send + Sync>);
+
+impl Handle {
+    pub(crate) fn new<T: Any + Send + Sync>(what: T) -> Self {
+        Handle(Arc::new(what))
+    }
+
+    /// What the volume put in the handle, if this volume made it.
+    pub(crate) fn get<T: Any>(&self) -> io::Result<&T> {
+        self.0.downcast_ref::<T>().ok_or_else(|| {
+            io::Error::new(io::ErrorKind::InvalidInput, "an entry of another volume")
+        })
+    }
+}
+
+impl DirEntry {
+    /// A volume's root folder: no name, no times of its own.
+    pub(crate) fn root(inode: u64, size: u64, handle: Handle) -> Self {
+        DirEntry {
+            name: String::new(),
+            kind: EntryKind::Directory,
+            size,
+            modified: None,
+            mode: None,
+            inode,
+            handle,
+        }
+    }
+}
 
 impl std::fmt::Debug for Handle {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -102,6 +131,9 @@ pub fn mount(part: Arc<dyn ReadAt>) -> io::Result<Option<Box<dyn Volume>>> {
     match identify(&*part)? {
         None => Ok(None),
         Some(Signature::Iso9660) => Ok(Some(Box::new(iso9660::Iso9660::open(part)?))),
+        Some(Signature::HfsPlus | Signature::Hfsx) => {
+            Ok(Some(Box::new(hfsplus::HfsPlus::open(part)?)))
+        }
         Some(other) => Err(FormatError::io(
             "file system",
             0,

@@ -1,0 +1,536 @@
+//! HFS+ and HFSX (formats.md §h.1, TN1150), read-only: the catalog B-tree for folders and files,
+//! forks with the extents-overflow B-tree, hard links (through the private data folder) and
+//! symlinks. Names are kept as stored (Apple's decomposed Unicode), with '/' shown as ':' as
+//! macOS shows it. B-tree walks are bounded by the tree's node count and cannot loop.
+
+use super::{DirEntry, EntryKind, Extents, Handle, Volume};
+use crate::error::FormatError;
+use crate::io::ReadAt;
+use std::collections::{HashMap, HashSet};
+use std::io;
+use std::sync::Arc;
+
+const HEADER_AT: u64 = 1024;
+const ROOT_PARENT: u32 = 1;
+const ROOT_FOLDER: u32 = 2;
+/// Seconds from 1904-01-01 (HFS+ dates) to 1970-01-01.
+const MAC_EPOCH: i64 = 2_082_844_800;
+const PRIVATE_DATA: &str = "\0\0\0\0HFS+ Private Data";
+/// Metadata folders and files macOS keeps out of sight at the root.
+const HIDDEN_AT_ROOT: &[&str] = &[
+    PRIVATE_DATA,
+    ".HFS+ Private Directory Data\r",
+    ".journal",
+    ".journal_info_block",
+];
+
+fn be16(b: &[u8], at: usize) -> u16 {
+    u16::from_be_bytes([b[at], b[at + 1]])
+}
+
+fn be32(b: &[u8], at: usize) -> u32 {
+    u32::from_be_bytes(b[at..at + 4].try_into().expect("4 bytes"))
+}
+
+fn be64(b: &[u8], at: usize) -> u64 {
+    u64::from_be_bytes(b[at..at + 8].try_into().expect("8 bytes"))
+}
+
+fn bad(structure: &'static str, at: u64, problem: impl Into<String>) -> io::Error {
+    FormatError::io(structure, at, problem)
+}
+
+/// A fork: its length and the allocation-block extents the record itself holds.
+#[derive(Clone, Debug)]
+struct Fork {
+    size: u64,
+    extents: Vec<(u32, u32)>,
+}
+
+impl Fork {
+    fn parse(b: &[u8]) -> Fork {
+        let extents = (0..8)
+            .map(|i| (be32(b, 16 + 8 * i), be32(b, 20 + 8 * i)))
+            .filter(|&(_, n)| n > 0)
+            .collect();
+        Fork {
+            size: be64(b, 0),
+            extents,
+        }
+    }
+}
+
+/// A B-tree file: its nodes, read from its fork.
+struct BTree {
+    file: Arc<dyn ReadAt>,
+    node_size: u64,
+    root: u32,
+    first_leaf: u32,
+    nodes: u32,
+}
+
+struct Node {
+    kind: i8,
+    next: u32,
+    records: Vec<Vec<u8>>,
+}
+
+impl BTree {
+    fn open(file: Arc<dyn ReadAt>, what: &'static str) -> io::Result<BTree> {
+        let mut h = [0u8; 14 + 106];
+        if file.size() < h.len() as u64 {
+            return Err(bad(what, 0, "shorter than its header node"));
+        }
+        file.read_exact_at(0, &mut h)?;
+        let r = &h[14..];
+        let node_size = u64::from(be16(r, 18));
+        if !(512..=32768).contains(&node_size) || !node_size.is_power_of_two() {
+            return Err(bad(what, 32, format!("node size {node_size}")));
+        }
+        let nodes = be32(r, 22).min((file.size() / node_size) as u32);
+        Ok(BTree {
+            file,
+            node_size,
+            root: be32(r, 2),
+            first_leaf: be32(r, 10),
+            nodes,
+        })
+    }
+
+    fn node(&self, n: u32) -> io::Result<Node> {
+        if n == 0 || n >= self.nodes {
+            return Err(bad(
+                "HFS+ B-tree",
+                u64::from(n) * self.node_size,
+                format!("node {n} is outside the tree"),
+            ));
+        }
+        let mut b = vec![0u8; self.node_size as usize];
+        self.file
+            .read_exact_at(u64::from(n) * self.node_size, &mut b)?;
+        let count = usize::from(be16(&b, 10));
+        let size = b.len();
+        if 2 * (count + 1) + 14 > size {
+            return Err(bad(
+                "HFS+ B-tree node",
+                u64::from(n) * self.node_size,
+                format!("{count} records do not fit"),
+            ));
+        }
+        let offset = |i: usize| usize::from(be16(&b, size - 2 * (i + 1)));
+        let mut records = Vec::with_capacity(count);
+        for i in 0..count {
+            let (start, end) = (offset(i), offset(i + 1));
+            if start < 14 || end < start || end > size - 2 * (count + 1) {
+                return Err(bad(
+                    "HFS+ B-tree node",
+                    u64::from(n) * self.node_size,
+                    format!("record {i} at {start}..{end}"),
+                ));
+            }
+            records.push(b[start..end].to_vec());
+        }
+        Ok(Node {
+            kind: b[8] as i8,
+            next: be32(&b, 0),
+            records,
+        })
+    }
+
+    /// Leaf records from the first one `before(key)` does not hold for, in key order, until
+    /// `more(key)` is false. `before` orders by the search key only; the index is descended by it.
+    fn scan(
+        &self,
+        before: impl Fn(&[u8]) -> bool,
+        more: impl Fn(&[u8]) -> bool,
+        mut each: impl FnMut(&[u8]),
+    ) -> io::Result<()> {
+        let mut seen = HashSet::new();
+        let mut n = self.root;
+        // Descend: in each index node, follow the last record whose key comes before the target.
+        loop {
+            if !seen.insert(n) {
+                return Err(bad("HFS+ B-tree", 0, "index nodes loop"));
+            }
+            let node = self.node(n)?;
+            match node.kind {
+                -1 => break,
+                0 => {
+                    let pick = node
+                        .records
+                        .iter()
+                        .rev()
+                        .find(|r| before(r))
+                        .or(node.records.first());
+                    let r = pick.ok_or_else(|| bad("HFS+ B-tree", 0, "an empty index node"))?;
+                    let key_len = 2 + usize::from(be16(r, 0));
+                    if r.len() < key_len + 4 {
+                        return Err(bad("HFS+ B-tree", 0, "index record without a child"));
+                    }
+                    n = be32(r, key_len);
+                }
+                k => {
+                    return Err(bad(
+                        "HFS+ B-tree",
+                        0,
+                        format!("node of kind {k} where an index or leaf was expected"),
+                    ))
+                }
+            }
+        }
+        // Walk the leaves from here.
+        let mut seen = HashSet::new();
+        while n != 0 && seen.insert(n) {
+            let node = self.node(n)?;
+            for r in &node.records {
+                if before(r) {
+                    continue;
+                }
+                if !more(r) {
+                    return Ok(());
+                }
+                each(r);
+            }
+            n = node.next;
+        }
+        Ok(())
+    }
+}
+
+/// A catalog record's key: (parent ID, name as stored).
+fn catalog_key(r: &[u8]) -> Option<(u32, &[u8], &[u8])> {
+    let key_len = usize::from(be16(r, 0));
+    if r.len() < 2 + key_len || key_len < 6 {
+        return None;
+    }
+    let name_len = 2 * usize::from(be16(r, 6));
+    let name = r.get(8..8 + name_len)?;
+    Some((be32(r, 2), name, &r[2 + key_len..]))
+}
+
+fn utf16(b: &[u8]) -> String {
+    let units: Vec<u16> = b
+        .chunks_exact(2)
+        .map(|c| u16::from_be_bytes([c[0], c[1]]))
+        .collect();
+    String::from_utf16_lossy(&units)
+}
+
+fn date(d: u32) -> Option<i64> {
+    (d != 0).then(|| i64::from(d) - MAC_EPOCH)
+}
+
+/// Overflow extents by (file ID, fork type: 0 data, 0xFF resource).
+type Overflow = HashMap<(u32, u8), Vec<(u32, u32)>>;
+
+/// What an entry's handle holds.
+#[derive(Clone, Debug)]
+enum Item {
+    Folder(u32),
+    File {
+        id: u32,
+        data: Fork,
+        compressed: bool,
+    },
+}
+
+pub struct HfsPlus {
+    disk: Arc<dyn ReadAt>,
+    block: u64,
+    catalog: BTree,
+    /// Overflow extents, by (file ID, fork type): only a few files ever have them.
+    overflow: Overflow,
+    label: String,
+    private_data: Option<u32>,
+}
+
+impl HfsPlus {
+    pub fn open(disk: Arc<dyn ReadAt>) -> io::Result<Self> {
+        let mut h = [0u8; 512];
+        disk.read_exact_at(HEADER_AT, &mut h)?;
+        let block = u64::from(be32(&h, 40));
+        if !(512..=1 << 20).contains(&block) || !block.is_power_of_two() {
+            return Err(bad(
+                "HFS+ volume header",
+                HEADER_AT + 40,
+                format!("block size {block}"),
+            ));
+        }
+        let extents_fork = Fork::parse(&h[192..272]);
+        let catalog_fork = Fork::parse(&h[272..352]);
+        let bytes =
+            |f: &Fork| -> io::Result<Arc<dyn ReadAt>> { Self::fork_bytes(&disk, block, f, &[]) };
+        let overflow = match extents_fork.size {
+            0 => HashMap::new(),
+            _ => Self::read_overflow(&BTree::open(bytes(&extents_fork)?, "HFS+ extents B-tree")?)?,
+        };
+        let catalog_extents = overflow.get(&(4, 0)).cloned().unwrap_or_default();
+        let catalog = BTree::open(
+            Self::fork_bytes(&disk, block, &catalog_fork, &catalog_extents)?,
+            "HFS+ catalog B-tree",
+        )?;
+        let mut volume = HfsPlus {
+            disk,
+            block,
+            catalog,
+            overflow,
+            label: String::new(),
+            private_data: None,
+        };
+        for (name, item, _) in volume.children(ROOT_PARENT)? {
+            if matches!(item, Item::Folder(ROOT_FOLDER)) {
+                volume.label = name;
+            }
+        }
+        volume.private_data =
+            volume
+                .children(ROOT_FOLDER)?
+                .into_iter()
+                .find_map(|(name, item, _)| match item {
+                    Item::Folder(id) if name == PRIVATE_DATA => Some(id),
+                    _ => None,
+                });
+        Ok(volume)
+    }
+
+    /// Every overflow extent record, gathered once: the extents tree is small.
+    fn read_overflow(tree: &BTree) -> io::Result<Overflow> {
+        let mut map = Overflow::new();
+        let mut seen = HashSet::new();
+        let mut n = tree.first_leaf;
+        while n != 0 && seen.insert(n) {
+            let node = tree.node(n)?;
+            for r in node.records.iter().filter(|r| r.len() >= 12 + 64) {
+                let (fork, id) = (r[2], be32(r, 4));
+                let list = map.entry((id, fork)).or_default();
+                list.extend(
+                    (0..8)
+                        .map(|i| (be32(r, 12 + 8 * i), be32(r, 16 + 8 * i)))
+                        .filter(|&(_, c)| c > 0),
+                );
+            }
+            n = node.next;
+        }
+        Ok(map)
+    }
+
+    /// A fork's bytes: its own extents and then overflow ones, cut at its logical size, each
+    /// checked against the volume.
+    fn fork_bytes(
+        disk: &Arc<dyn ReadAt>,
+        block: u64,
+        fork: &Fork,
+        more: &[(u32, u32)],
+    ) -> io::Result<Arc<dyn ReadAt>> {
+        let mut left = fork.size;
+        let mut extents = Vec::new();
+        for &(start, count) in fork.extents.iter().chain(more) {
+            if left == 0 {
+                break;
+            }
+            let at = u64::from(start) * block;
+            let len = (u64::from(count) * block).min(left);
+            if at + len > disk.size() {
+                return Err(bad(
+                    "HFS+ fork extent",
+                    at,
+                    format!("{len} bytes run past the end of the volume"),
+                ));
+            }
+            extents.push((at, len));
+            left -= len;
+        }
+        if left > 0 {
+            return Err(bad(
+                "HFS+ fork",
+                0,
+                format!(
+                    "its extents hold {} of {} bytes",
+                    fork.size - left,
+                    fork.size
+                ),
+            ));
+        }
+        Ok(Arc::new(Extents::new(disk.clone(), extents)))
+    }
+
+    /// Calls `each(name, record data)` for every catalog record in folder `parent`.
+    fn folder_records(&self, parent: u32, mut each: impl FnMut(String, &[u8])) -> io::Result<()> {
+        self.catalog.scan(
+            |r| {
+                catalog_key(r)
+                    .is_some_and(|(p, name, _)| p < parent || (p == parent && name.is_empty()))
+            },
+            |r| catalog_key(r).is_some_and(|(p, _, _)| p == parent),
+            |r| {
+                if let Some((_, name, data)) = catalog_key(r) {
+                    each(utf16(name), data);
+                }
+            },
+        )
+    }
+
+    /// The folders and files directly in folder `parent`: (name as stored, item, entry).
+    fn children(&self, parent: u32) -> io::Result<Vec<(String, Item, DirEntry)>> {
+        let mut out = Vec::new();
+        let mut problem = None;
+        self.folder_records(parent, |name, data| match self.entry(&name, data) {
+            Ok(Some(e)) => out.push(e),
+            Ok(None) => {}
+            Err(e) => problem = problem.take().or(Some(e)),
+        })?;
+        match problem {
+            Some(e) => Err(e),
+            None => Ok(out),
+        }
+    }
+
+    fn entry(&self, name: &str, d: &[u8]) -> io::Result<Option<(String, Item, DirEntry)>> {
+        if d.len() < 2 {
+            return Ok(None);
+        }
+        let kind = be16(d, 0);
+        let (item, size, kind, cnid) = match kind {
+            1 if d.len() >= 88 => (
+                Item::Folder(be32(d, 8)),
+                0,
+                EntryKind::Directory,
+                be32(d, 8),
+            ),
+            2 if d.len() >= 248 => {
+                let data = Fork::parse(&d[88..168]);
+                let (file_type, creator) = (&d[48..52], &d[52..56]);
+                let compressed = d[41] & 0x20 != 0;
+                let mut item = Item::File {
+                    id: be32(d, 8),
+                    data: data.clone(),
+                    compressed,
+                };
+                let mut size = data.size;
+                let mut kind = EntryKind::File;
+                if file_type == b"hlnk" && creator == b"hfs+" {
+                    if let Some((inode, inode_size)) = self.inode(be32(d, 44))? {
+                        item = inode;
+                        size = inode_size;
+                    }
+                } else if file_type == b"slnk" && creator == b"rhap" {
+                    let target = self.read_all(&item)?;
+                    kind = EntryKind::Symlink(String::from_utf8_lossy(&target).into_owned());
+                }
+                (item, size, kind, be32(d, 8))
+            }
+            _ => return Ok(None), // thread records
+        };
+        let mode = be16(d, 42);
+        let kind = match (kind, u32::from(mode) & 0o170000) {
+            (EntryKind::File, 0o020000) => EntryKind::Special("character device".into()),
+            (EntryKind::File, 0o060000) => EntryKind::Special("block device".into()),
+            (EntryKind::File, 0o010000) => EntryKind::Special("FIFO".into()),
+            (EntryKind::File, 0o140000) => EntryKind::Special("socket".into()),
+            (k, _) => k,
+        };
+        let entry = DirEntry {
+            name: name.replace('/', ":"),
+            kind,
+            size,
+            modified: date(be32(d, 16)),
+            mode: (mode != 0).then_some(u32::from(mode) & 0o7777),
+            inode: u64::from(cnid),
+            handle: Handle::new(item.clone()),
+        };
+        Ok(Some((name.to_string(), item, entry)))
+    }
+
+    /// The file a hard link stands for: "iNode<n>" in the private data folder.
+    fn inode(&self, n: u32) -> io::Result<Option<(Item, u64)>> {
+        let Some(private) = self.private_data else {
+            return Ok(None);
+        };
+        let wanted = format!("iNode{n}");
+        let mut found = None;
+        self.folder_records(private, |name, d| {
+            if found.is_none() && name == wanted && d.len() >= 248 && be16(d, 0) == 2 {
+                let data = Fork::parse(&d[88..168]);
+                let size = data.size;
+                found = Some((
+                    Item::File {
+                        id: be32(d, 8),
+                        data,
+                        compressed: d[41] & 0x20 != 0,
+                    },
+                    size,
+                ));
+            }
+        })?;
+        Ok(found)
+    }
+
+    fn data(&self, item: &Item) -> io::Result<Arc<dyn ReadAt>> {
+        match item {
+            Item::File {
+                compressed: true, ..
+            } => Err(bad(
+                "HFS+ file",
+                0,
+                "is stored compressed (decmpfs), which dimg cannot read yet",
+            )),
+            Item::File { id, data, .. } => {
+                let more = self
+                    .overflow
+                    .get(&(*id, 0))
+                    .map(Vec::as_slice)
+                    .unwrap_or(&[]);
+                Self::fork_bytes(&self.disk, self.block, data, more)
+            }
+            Item::Folder(_) => Err(io::Error::new(
+                io::ErrorKind::InvalidInput,
+                "a folder has no data",
+            )),
+        }
+    }
+
+    /// A small fork whole (symlink targets); bounded.
+    fn read_all(&self, item: &Item) -> io::Result<Vec<u8>> {
+        let data = self.data(item)?;
+        let mut b = vec![0u8; data.size().min(4096) as usize];
+        data.read_exact_at(0, &mut b)?;
+        Ok(b)
+    }
+}
+
+fn item(entry: &DirEntry) -> io::Result<&Item> {
+    entry.handle.get::<Item>()
+}
+
+impl Volume for HfsPlus {
+    fn label(&self) -> String {
+        self.label.clone()
+    }
+
+    fn root(&self) -> DirEntry {
+        DirEntry::root(
+            u64::from(ROOT_FOLDER),
+            0,
+            Handle::new(Item::Folder(ROOT_FOLDER)),
+        )
+    }
+
+    fn read_dir(&self, dir: &DirEntry) -> io::Result<Vec<DirEntry>> {
+        let Item::Folder(id) = item(dir)? else {
+            return Err(io::Error::new(
+                io::ErrorKind::NotADirectory,
+                format!("{}: not a folder", dir.name),
+            ));
+        };
+        Ok(self
+            .children(*id)?
+            .into_iter()
+            .filter(|(name, _, _)| !(*id == ROOT_FOLDER && HIDDEN_AT_ROOT.contains(&name.as_str())))
+            .map(|(_, _, e)| e)
+            .collect())
+    }
+
+    fn open(&self, file: &DirEntry) -> io::Result<Arc<dyn ReadAt>> {
+        self.data(item(file)?)
+    }
+}
