@@ -395,3 +395,50 @@ fn a_cancelled_extraction_leaves_nothing() {
         "no folder, no staging folder"
     );
 }
+
+/// FAT16 and FAT32 volumes made by mkfs.fat and filled by mtools (which keep the files' times),
+/// extracted and compared with the folder they were filled from.
+#[test]
+fn fat_volumes_made_by_dosfstools_and_mtools_extract_as_their_source() {
+    let dir = tempfile::tempdir().unwrap();
+    let src = dir.path().join("src");
+    source_tree(&src); // times are even seconds: FAT keeps 2-second steps
+    fs::remove_file(src.join("link-to-readme")).unwrap(); // FAT has no symlinks
+    for (bits, kib) in [("16", "32768"), ("32", "65536")] {
+        let img = dir.path().join(format!("fat{bits}.img"));
+        let made = Command::new(program("mkfs.fat"))
+            .args(["-C", "-F", bits, "-n", "DIMGTEST", s(&img), kib])
+            .stdout(std::process::Stdio::null())
+            .status()
+            .unwrap();
+        assert!(made.success());
+        let mut copy = Command::new(program("mcopy"));
+        copy.env("MTOOLS_SKIP_CHECK", "1")
+            .env("TZ", "UTC")
+            .args(["-s", "-m", "-i", s(&img)]);
+        for e in fs::read_dir(&src).unwrap() {
+            copy.arg(e.unwrap().path());
+        }
+        assert!(copy.arg("::/").status().unwrap().success());
+        let fsck = Command::new(program("fsck.fat"))
+            .args(["-n", s(&img)])
+            .output()
+            .unwrap();
+        assert!(
+            fsck.status.success(),
+            "{}",
+            String::from_utf8_lossy(&fsck.stdout)
+        );
+
+        let info = stdout(&dimg(&["info", s(&img)]));
+        assert!(info.contains("FAT"), "{info}");
+        let out = dir.path().join(format!("fat{bits}.out"));
+        let o = dimg(&["extract", s(&img), "-o", s(&out)]);
+        assert!(o.status.success(), "FAT{bits}: {}", stderr(&o));
+        assert_same(
+            &snapshot(&out, true),
+            &snapshot(&src, true),
+            &format!("FAT{bits}"),
+        );
+    }
+}

@@ -416,22 +416,13 @@ fn primary_name(id: &[u8], is_dir: bool) -> String {
     }
 }
 
-/// Days from 1970-01-01 to a civil date (proleptic Gregorian).
-fn days_from_civil(y: i64, m: i64, d: i64) -> i64 {
-    let y = if m <= 2 { y - 1 } else { y };
-    let era = y.div_euclid(400);
-    let yoe = y - era * 400;
-    let doy = (153 * (m + if m > 2 { -3 } else { 9 }) + 2) / 5 + d - 1;
-    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
-    era * 146_097 + doe - 719_468
-}
-
 fn unix(y: i64, mo: i64, d: i64, h: i64, mi: i64, s: i64, gmt_quarters: i8) -> Option<i64> {
     if !(1..=12).contains(&mo) || !(1..=31).contains(&d) || h > 23 || mi > 59 || s > 60 {
         return None;
     }
     Some(
-        days_from_civil(y, mo, d) * 86_400 + h * 3600 + mi * 60 + s - i64::from(gmt_quarters) * 900,
+        super::days_from_civil(y, mo, d) * 86_400 + h * 3600 + mi * 60 + s
+            - i64::from(gmt_quarters) * 900,
     )
 }
 

@@ -1,6 +1,7 @@
 //! File systems: a partition mounted read-only as a [`Volume`], one module per file system.
 //! [`identify`] names what a partition holds even where no reader exists yet.
 
+pub mod fat;
 pub mod hfsplus;
 pub mod iso9660;
 
@@ -134,12 +135,23 @@ pub fn mount(part: Arc<dyn ReadAt>) -> io::Result<Option<Box<dyn Volume>>> {
         Some(Signature::HfsPlus | Signature::Hfsx) => {
             Ok(Some(Box::new(hfsplus::HfsPlus::open(part)?)))
         }
+        Some(Signature::Fat) => Ok(Some(Box::new(fat::Fat::open(part)?))),
         Some(other) => Err(FormatError::io(
             "file system",
             0,
             format!("{} volumes cannot be browsed yet", other.name()),
         )),
     }
+}
+
+/// Days from 1970-01-01 to a civil date (proleptic Gregorian).
+pub(crate) fn days_from_civil(y: i64, m: i64, d: i64) -> i64 {
+    let y = if m <= 2 { y - 1 } else { y };
+    let era = y.div_euclid(400);
+    let yoe = y - era * 400;
+    let doy = (153 * (m + if m > 2 { -3 } else { 9 }) + 2) / 5 + d - 1;
+    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+    era * 146_097 + doe - 719_468
 }
 
 /// The parts of a volume path, without empty or "." components.

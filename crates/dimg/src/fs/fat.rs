@@ -1,0 +1,180 @@
+//! FAT12/16/32 with long names, read-only, through the `fatfs` crate (formats.md §i). fatfs wants
+//! a read-write-seek device: the adapter here refuses every write, so the volume cannot change.
+
+use super::{DirEntry, EntryKind, Handle, Volume};
+use crate::io::ReadAt;
+use std::io::{self, Read, Seek, SeekFrom, Write};
+use std::sync::Arc;
+
+/// A read-only device for fatfs over a byte source.
+struct Device {
+    source: Arc<dyn ReadAt>,
+    position: u64,
+}
+
+impl Read for Device {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        let n = self.source.read_at(self.position, buf)?;
+        self.position += n as u64;
+        Ok(n)
+    }
+}
+
+impl Write for Device {
+    fn write(&mut self, _: &[u8]) -> io::Result<usize> {
+        Err(io::Error::new(
+            io::ErrorKind::PermissionDenied,
+            "dimg opens volumes read-only",
+        ))
+    }
+    fn flush(&mut self) -> io::Result<()> {
+        Ok(())
+    }
+}
+
+impl Seek for Device {
+    fn seek(&mut self, to: SeekFrom) -> io::Result<u64> {
+        let target = match to {
+            SeekFrom::Start(n) => Some(n),
+            SeekFrom::End(d) => self.source.size().checked_add_signed(d),
+            SeekFrom::Current(d) => self.position.checked_add_signed(d),
+        };
+        self.position = target
+            .ok_or_else(|| io::Error::new(io::ErrorKind::InvalidInput, "seek before the start"))?;
+        Ok(self.position)
+    }
+}
+
+type Fs = fatfs::FileSystem<Device>;
+
+/// fatfs's file system object cannot be shared between threads, and mounting reads only the
+/// boot sector and FSInfo: every call mounts its own.
+fn mount(source: &Arc<dyn ReadAt>) -> io::Result<Fs> {
+    Fs::new(
+        Device {
+            source: source.clone(),
+            position: 0,
+        },
+        fatfs::FsOptions::new(),
+    )
+}
+
+pub struct Fat {
+    source: Arc<dyn ReadAt>,
+    label: String,
+}
+
+/// An entry's handle: its path from the root (FAT names cannot hold '/').
+struct Path(String);
+
+impl Fat {
+    pub fn open(source: Arc<dyn ReadAt>) -> io::Result<Self> {
+        let label = mount(&source)?.volume_label().trim_end().to_string();
+        Ok(Fat { source, label })
+    }
+}
+
+fn unix(t: fatfs::DateTime) -> Option<i64> {
+    // FAT keeps local time without a zone; shown as UTC, as 7-Zip and mtools do.
+    let (d, tm) = (t.date, t.time);
+    (d.month >= 1).then(|| {
+        let days = super::days_from_civil(i64::from(d.year), i64::from(d.month), i64::from(d.day));
+        days * 86_400 + i64::from(tm.hour) * 3600 + i64::from(tm.min) * 60 + i64::from(tm.sec)
+    })
+}
+
+impl Volume for Fat {
+    fn label(&self) -> String {
+        self.label.clone()
+    }
+
+    fn root(&self) -> DirEntry {
+        DirEntry::root(0, 0, Handle::new(Path(String::new())))
+    }
+
+    fn read_dir(&self, dir: &DirEntry) -> io::Result<Vec<DirEntry>> {
+        let Path(path) = dir.handle.get::<Path>()?;
+        let fs = mount(&self.source)?;
+        let root = fs.root_dir();
+        let folder = if path.is_empty() {
+            root
+        } else {
+            root.open_dir(path)?
+        };
+        let mut out = Vec::new();
+        for e in folder.iter() {
+            let e = e?;
+            let name = e.file_name();
+            if name == "." || name == ".." {
+                continue;
+            }
+            let full = if path.is_empty() {
+                name.clone()
+            } else {
+                format!("{path}/{name}")
+            };
+            out.push(DirEntry {
+                kind: if e.is_dir() {
+                    EntryKind::Directory
+                } else {
+                    EntryKind::File
+                },
+                size: e.len(),
+                modified: unix(e.modified()),
+                mode: None,
+                // The first cluster would do, but fatfs keeps it private: the path is unique too.
+                inode: hash(&full),
+                handle: Handle::new(Path(full)),
+                name,
+            });
+        }
+        Ok(out)
+    }
+
+    fn open(&self, file: &DirEntry) -> io::Result<Arc<dyn ReadAt>> {
+        let Path(path) = file.handle.get::<Path>()?;
+        Ok(Arc::new(FatFile {
+            source: self.source.clone(),
+            path: path.clone(),
+            size: file.size,
+        }))
+    }
+}
+
+fn hash(s: &str) -> u64 {
+    use std::hash::{Hash, Hasher};
+    let mut h = std::collections::hash_map::DefaultHasher::new();
+    s.hash(&mut h);
+    h.finish()
+}
+
+/// A file of the volume, read through fatfs.
+struct FatFile {
+    source: Arc<dyn ReadAt>,
+    path: String,
+    size: u64,
+}
+
+impl ReadAt for FatFile {
+    fn read_at(&self, offset: u64, buf: &mut [u8]) -> io::Result<usize> {
+        if offset >= self.size {
+            return Ok(0);
+        }
+        let fs = mount(&self.source)?;
+        let mut f = fs.root_dir().open_file(&self.path)?;
+        f.seek(SeekFrom::Start(offset))?;
+        let want = buf.len().min((self.size - offset) as usize);
+        let mut done = 0;
+        while done < want {
+            match f.read(&mut buf[done..want])? {
+                0 => break,
+                n => done += n,
+            }
+        }
+        Ok(done)
+    }
+
+    fn size(&self) -> u64 {
+        self.size
+    }
+}
