@@ -132,6 +132,35 @@ impl ReadAt for Slice {
     }
 }
 
+/// Sources one after another: the tracks of a disc as one stream.
+pub struct Concat {
+    parts: Vec<Arc<dyn ReadAt>>,
+    size: u64,
+}
+
+impl Concat {
+    pub fn new(parts: Vec<Arc<dyn ReadAt>>) -> Self {
+        let size = parts.iter().map(|p| p.size()).sum();
+        Concat { parts, size }
+    }
+}
+
+impl ReadAt for Concat {
+    fn read_at(&self, mut offset: u64, buf: &mut [u8]) -> io::Result<usize> {
+        for p in &self.parts {
+            if offset < p.size() {
+                let n = buf.len().min((p.size() - offset) as usize);
+                return p.read_at(offset, &mut buf[..n]);
+            }
+            offset -= p.size();
+        }
+        Ok(0)
+    }
+    fn size(&self) -> u64 {
+        self.size
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

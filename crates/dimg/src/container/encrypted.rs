@@ -3,6 +3,8 @@
 //! AES-CBC per block, each block's IV an HMAC-SHA1 of its number. The inner file is opened with
 //! the same driver table, over a decrypting [`ReadAt`] that has true random access.
 
+use crate::bytes::{be32, be64};
+
 use super::{Checksums, Container, Fact, LayoutEntry, Probe};
 use crate::error::FormatError;
 use crate::io::ReadAt;
@@ -33,14 +35,6 @@ const HEADER: &str = "encrcdsa header";
 const MAX_ITERATIONS: u32 = 10_000_000;
 const BLOB_3DES: u32 = 17;
 const BLOB_AES: u32 = 0x8000_0001;
-
-fn be32(b: &[u8], at: usize) -> u32 {
-    u32::from_be_bytes(b[at..at + 4].try_into().expect("4 bytes"))
-}
-
-fn be64(b: &[u8], at: usize) -> u64 {
-    u64::from_be_bytes(b[at..at + 8].try_into().expect("8 bytes"))
-}
 
 /// What the header says, without the secrets.
 #[derive(Clone)]
@@ -443,7 +437,7 @@ fn open_plaintext(
         header: header.clone(),
         blocks,
     });
-    let inner = super::open_source(plain, None).map_err(|e| match e {
+    let inner = super::open_source(plain, None, None).map_err(|e| match e {
         super::OpenError::Io(e) => e,
         other => FormatError::io("encrypted image contents", 0, other.to_string()),
     })?;

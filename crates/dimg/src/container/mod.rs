@@ -2,7 +2,10 @@
 //! scores how sure it is from content, and an open — registered once in [`DRIVERS`]; the generic
 //! code here picks the driver, so adding a format touches nothing else.
 
+pub mod cue;
 pub mod encrypted;
+pub mod nrg;
+pub mod optical;
 pub mod raw;
 pub mod udif;
 
@@ -98,6 +101,10 @@ pub trait Container: Send + Sync {
     fn layout(&self) -> Option<Vec<LayoutEntry>> {
         None
     }
+    /// The tracks of a disc image (cue/bin, NRG); `None` for everything else.
+    fn tracks(&self) -> Option<Vec<optical::Track>> {
+        None
+    }
 }
 
 /// What a driver is shown: the bytes sniffed, the signatures found in them, and the passphrase
@@ -106,6 +113,8 @@ pub struct Probe<'a> {
     pub sniff: &'a Sniff,
     pub signatures: &'a [Signature],
     pub passphrase: Option<&'a Passphrase>,
+    /// The file the source is, when it is one: a cue sheet names its BIN files relative to it.
+    pub path: Option<&'a Path>,
 }
 
 impl Probe<'_> {
@@ -134,6 +143,8 @@ pub struct Driver {
 
 /// Every container format dimg can open.
 pub static DRIVERS: &[&Driver] = &[
+    &cue::DRIVER,
+    &nrg::DRIVER,
     &encrypted::DRIVER,
     &encrypted::DRIVER_V1,
     &udif::DRIVER,
@@ -164,6 +175,7 @@ pub enum OpenError {
 /// scores highest on its content.
 pub fn open_source(
     source: Arc<dyn ReadAt>,
+    path: Option<&Path>,
     passphrase: Option<&Passphrase>,
 ) -> Result<Opened, OpenError> {
     let file_size = source.size();
@@ -176,6 +188,7 @@ pub fn open_source(
         sniff: &sniff,
         signatures: &signatures,
         passphrase,
+        path,
     };
     let best = DRIVERS
         .iter()
@@ -202,7 +215,7 @@ pub fn open_source(
 /// Opens the image file at `path`, read-only.
 pub fn open(path: &Path, passphrase: Option<&Passphrase>) -> Result<Opened> {
     let file = FileSource::open(path).map_err(|e| Error::io(path, e))?;
-    open_source(Arc::new(file), passphrase).map_err(|e| match e {
+    open_source(Arc::new(file), Some(path), passphrase).map_err(|e| match e {
         OpenError::Io(e) => Error::io(path, e),
         OpenError::Unrecognized(detail) => Error::Unrecognized {
             path: path.into(),

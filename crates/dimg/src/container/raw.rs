@@ -3,6 +3,7 @@
 //! 512-byte sectors showing nothing is taken, least surely, as a blank or unformatted disk.
 
 use super::{Container, Driver, Fact, Probe};
+use crate::bytes::{be32, le16, le32};
 use crate::error::FormatError;
 use crate::io::ReadAt;
 use crate::magic::{Layer, Signature, Sniff};
@@ -35,22 +36,20 @@ fn open(file: Arc<dyn ReadAt>, p: &Probe) -> io::Result<Box<dyn Container>> {
 /// A file system that says it is longer than the file was cut short (an interrupted download or
 /// copy): say so now rather than fail later on a read past the end.
 fn check_not_truncated(sniff: &Sniff, signatures: &[Signature]) -> io::Result<()> {
-    let be32 = |off: usize| u32::from_be_bytes(sniff.head[off..off + 4].try_into().unwrap());
-    let le32 = |off: usize| u32::from_le_bytes(sniff.head[off..off + 4].try_into().unwrap());
-    let le16 = |off: usize| u16::from_le_bytes(sniff.head[off..off + 2].try_into().unwrap());
+    let h = &sniff.head;
     for sig in signatures {
         let (structure, offset, claimed) = match sig {
             // Primary volume descriptor: volume space size (LE copy) × logical block size.
             Signature::Iso9660 => (
                 "ISO 9660 primary volume descriptor",
                 32768,
-                u64::from(le32(32768 + 80)) * u64::from(le16(32768 + 128)),
+                u64::from(le32(h, 32768 + 80)) * u64::from(le16(h, 32768 + 128)),
             ),
             // Volume header: blockSize × totalBlocks.
             Signature::HfsPlus | Signature::Hfsx => (
                 "HFS+ volume header",
                 1024,
-                u64::from(be32(1024 + 40)) * u64::from(be32(1024 + 44)),
+                u64::from(be32(h, 1024 + 40)) * u64::from(be32(h, 1024 + 44)),
             ),
             _ => continue,
         };

@@ -3,6 +3,8 @@
 //! symlinks. Names are kept as stored (Apple's decomposed Unicode), with '/' shown as ':' as
 //! macOS shows it. B-tree walks are bounded by the tree's node count and cannot loop.
 
+use crate::bytes::{be16, be32, be64};
+
 use super::{DirEntry, EntryKind, Extents, Handle, Volume};
 use crate::error::FormatError;
 use crate::io::ReadAt;
@@ -23,18 +25,6 @@ const HIDDEN_AT_ROOT: &[&str] = &[
     ".journal",
     ".journal_info_block",
 ];
-
-fn be16(b: &[u8], at: usize) -> u16 {
-    u16::from_be_bytes([b[at], b[at + 1]])
-}
-
-fn be32(b: &[u8], at: usize) -> u32 {
-    u32::from_be_bytes(b[at..at + 4].try_into().expect("4 bytes"))
-}
-
-fn be64(b: &[u8], at: usize) -> u64 {
-    u64::from_be_bytes(b[at..at + 8].try_into().expect("8 bytes"))
-}
 
 fn bad(structure: &'static str, at: u64, problem: impl Into<String>) -> io::Error {
     FormatError::io(structure, at, problem)

@@ -2,6 +2,8 @@
 //! when the disc has it, else from the Joliet tree, else from the primary tree. Every size read
 //! from the disc is bounded before use, and directory walks cannot loop.
 
+use crate::bytes::{le16, le32};
+
 use super::{DirEntry, EntryKind, Extents, Handle, Volume};
 use crate::error::FormatError;
 use crate::io::ReadAt;
@@ -12,14 +14,6 @@ const SECTOR: u64 = 2048;
 const MAX_DESCRIPTORS: u64 = 64;
 const MAX_DIRECTORY_BYTES: u64 = 64 << 20;
 const MAX_CONTINUATIONS: usize = 32;
-
-fn le16(b: &[u8], at: usize) -> u16 {
-    u16::from_le_bytes([b[at], b[at + 1]])
-}
-
-fn le32(b: &[u8], at: usize) -> u32 {
-    u32::from_le_bytes(b[at..at + 4].try_into().expect("4 bytes"))
-}
 
 /// Which names the volume shows.
 #[derive(Clone, Copy, Debug)]

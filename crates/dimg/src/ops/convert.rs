@@ -30,10 +30,14 @@ pub enum OutputFormat {
     Ulfo,
     Ulmo,
     Udco,
+    /// The disk's 2048-byte sectors: for a CD, the cooked data of its first data track.
+    Iso,
+    /// A cue sheet and one BIN of every track's stored sectors, beside it.
+    Cue,
 }
 
 impl OutputFormat {
-    pub const ALL: [(&'static str, OutputFormat); 8] = [
+    pub const ALL: [(&'static str, OutputFormat); 10] = [
         ("UDTO", OutputFormat::Udto),
         ("UDRW", OutputFormat::Udrw),
         ("UDRO", OutputFormat::Udro),
@@ -42,11 +46,15 @@ impl OutputFormat {
         ("ULFO", OutputFormat::Ulfo),
         ("ULMO", OutputFormat::Ulmo),
         ("UDCO", OutputFormat::Udco),
+        ("ISO", OutputFormat::Iso),
+        ("CUE", OutputFormat::Cue),
     ];
 
     fn udif(self) -> Option<Variant> {
         Some(match self {
-            OutputFormat::Udto | OutputFormat::Udrw => return None,
+            OutputFormat::Udto | OutputFormat::Udrw | OutputFormat::Iso | OutputFormat::Cue => {
+                return None
+            }
             OutputFormat::Udro => Variant::Udro,
             OutputFormat::Udzo => Variant::Compressed(Codec::Zlib),
             OutputFormat::Udbz => Variant::Compressed(Codec::Bzip2),
@@ -157,6 +165,21 @@ pub fn convert(
 ) -> Result<ConvertReport> {
     let opened = container::open(source, passphrase)?;
     let disk = opened.container.disk();
+    if options.format == OutputFormat::Cue {
+        let output_size =
+            super::disc::write_cue(source, &opened, output, options.overwrite, progress, cancel)?;
+        let bytes = opened
+            .container
+            .tracks()
+            .map_or(disk.size(), |t| t.iter().map(|t| t.sectors.size()).sum());
+        return Ok(ConvertReport {
+            source: source.into(),
+            output: output.into(),
+            format: options.format,
+            bytes,
+            output_size,
+        });
+    }
     let mut out = AtomicOutput::create(source, output, options.overwrite)?;
     let image = ImageJob {
         source,

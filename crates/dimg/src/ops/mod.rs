@@ -3,6 +3,7 @@
 
 mod browse;
 mod convert;
+mod disc;
 mod encryption;
 mod info;
 mod output;

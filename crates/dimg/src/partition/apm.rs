@@ -1,15 +1,13 @@
 //! Apple partition map: a driver descriptor ('ER') in block 0 giving the block size, then one
 //! 'PM' entry per block, each saying how many entries the map has.
 
+use crate::bytes::be32;
+
 use super::Partition;
 use crate::io::ReadAt;
 use std::io;
 
 const MAX_ENTRIES: u32 = 256;
-
-fn be32(b: &[u8], at: usize) -> u32 {
-    u32::from_be_bytes(b[at..at + 4].try_into().expect("4 bytes"))
-}
 
 fn text(b: &[u8]) -> String {
     let end = b.iter().position(|&c| c == 0).unwrap_or(b.len());

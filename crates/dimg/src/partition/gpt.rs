@@ -1,6 +1,8 @@
 //! GUID partition table: header at LBA 1 (512- or 4096-byte sectors), CRC-checked, with the
 //! backup header at the disk's last LBA used when the primary is damaged.
 
+use crate::bytes::{le32, le64};
+
 use super::Partition;
 use crate::io::ReadAt;
 use std::io;
@@ -12,14 +14,6 @@ struct Header {
     count: u32,
     entry_size: u32,
     entries_crc: u32,
-}
-
-fn le32(b: &[u8], at: usize) -> u32 {
-    u32::from_le_bytes(b[at..at + 4].try_into().expect("4 bytes"))
-}
-
-fn le64(b: &[u8], at: usize) -> u64 {
-    u64::from_le_bytes(b[at..at + 8].try_into().expect("8 bytes"))
 }
 
 /// A header at `lba` whose signature, size and CRC are right.

@@ -1,5 +1,7 @@
 //! The 512-byte 'koly' trailer (UDIFResourceFile), every field. Big-endian.
 
+use crate::bytes::{be32, be64};
+
 use crate::error::FormatError;
 use std::io;
 
@@ -56,14 +58,6 @@ pub struct Koly {
     pub master_checksum: Checksum,
     pub image_variant: u32,
     pub sector_count: u64,
-}
-
-pub fn be32(b: &[u8], at: usize) -> u32 {
-    u32::from_be_bytes(b[at..at + 4].try_into().expect("4 bytes"))
-}
-
-pub fn be64(b: &[u8], at: usize) -> u64 {
-    u64::from_be_bytes(b[at..at + 8].try_into().expect("8 bytes"))
 }
 
 impl Koly {

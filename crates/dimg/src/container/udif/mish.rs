@@ -1,6 +1,7 @@
 //! The 'mish' block table of one `blkx` resource: a 204-byte header and 40-byte chunk entries.
 
-use super::koly::{be32, be64, Checksum};
+use super::koly::Checksum;
+use crate::bytes::{be32, be64};
 use crate::codec::Codec;
 use crate::error::FormatError;
 use std::io;

@@ -1,7 +1,8 @@
 //! Where the block tables live: the XML property list ("resource-fork" dictionary), or in old
 //! images only a classic binary resource fork. Both yield the `blkx` resources in order.
 
-use super::koly::{be32, Koly};
+use super::koly::Koly;
+use crate::bytes::be32;
 use crate::error::FormatError;
 use crate::io::ReadAt;
 use std::io;

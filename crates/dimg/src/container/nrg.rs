@@ -1,0 +1,218 @@
+//! Nero images (formats.md §d): track data first, then a chunk list found through the footer —
+//! "NER5" + u64 (version 2) or "NERO" + u32 (version 1). Tracks come from the DAO chunk
+//! (DAOX/DAOI) or, for track-at-once discs, from ETN2/ETNF.
+
+use crate::bytes::{be16, be32, be64};
+
+use super::optical::{Disc, Track, TrackMode};
+use super::{Container, Fact, Probe};
+use crate::error::FormatError;
+use crate::io::{ReadAt, Slice};
+use crate::magic::Signature;
+use std::io;
+use std::sync::Arc;
+
+pub static DRIVER: super::Driver = super::Driver {
+    name: "Nero disc image (NRG)",
+    probe,
+    open,
+};
+
+fn probe(p: &Probe) -> u8 {
+    if p.signatures.contains(&Signature::NeroV2) || p.signatures.contains(&Signature::NeroV1) {
+        100
+    } else {
+        0
+    }
+}
+
+const STRUCTURE: &str = "NRG chunk list";
+const MAX_CHUNKS: usize = 1024;
+const MAX_CHUNK_BYTES: u64 = 1 << 20;
+
+/// Nero's mode codes (libmirage's findings); subchannel variants are not read yet.
+fn mode(code: u8, at: u64) -> io::Result<TrackMode> {
+    Ok(match code {
+        0x00 | 0x02 => TrackMode::Mode1_2048,
+        0x03 => TrackMode::Mode2_2336,
+        0x05 => TrackMode::Mode1_2352,
+        0x06 => TrackMode::Mode2_2352,
+        0x07 => TrackMode::Audio,
+        0x0F..=0x11 => {
+            return Err(FormatError::io(
+                STRUCTURE,
+                at,
+                "tracks with subchannel data are not read yet",
+            ))
+        }
+        other => {
+            return Err(FormatError::io(
+                STRUCTURE,
+                at,
+                format!("unknown track mode code 0x{other:02X}"),
+            ))
+        }
+    })
+}
+
+fn open(file: Arc<dyn ReadAt>, p: &Probe) -> io::Result<Box<dyn Container>> {
+    let size = file.size();
+    let tail = &p.sniff.tail;
+    let (version, list) = if p.signatures.contains(&Signature::NeroV2) {
+        (2, be64(tail, tail.len() - 8))
+    } else {
+        (1, u64::from(be32(tail, tail.len() - 4)))
+    };
+    let footer = if version == 2 { 12 } else { 8 };
+    if list >= size - footer {
+        return Err(FormatError::io(
+            "NRG footer",
+            size - footer,
+            format!("chunk list offset {list} is past the data"),
+        ));
+    }
+    let mut tracks: Vec<Track> = Vec::new();
+    let mut facts = vec![Fact::new(
+        "Version",
+        if version == 2 { "2 (NER5)" } else { "1 (NERO)" },
+    )];
+    // Where the disc's first track begins, as an LBA: -150 when Nero stored the lead pregap.
+    let mut first_lba: Option<i64> = None;
+    let mut at = list;
+    for _ in 0..MAX_CHUNKS {
+        let mut head = [0u8; 8];
+        if at + 8 > size - footer + 4 {
+            return Err(FormatError::io(STRUCTURE, at, "ends without END!"));
+        }
+        file.read_exact_at(at, &mut head)?;
+        let (id, len) = (&head[0..4], u64::from(be32(&head, 4)));
+        if id == b"END!" && tracks.is_empty() {
+            return Err(FormatError::io(
+                STRUCTURE,
+                list,
+                "no DAO or TAO chunk describes a track",
+            ));
+        }
+        if id == b"END!" {
+            // Sectors before LBA 0 are the lead-in's pregap, not part of the program area that
+            // raw dumps (and cue/bin images) hold.
+            if let (Some(lba @ ..=-1), Some(first)) = (first_lba, tracks.first_mut()) {
+                let skip = lba.unsigned_abs().min(first.pregap);
+                let size = first.mode.sector_size();
+                let stored = first.sectors.size();
+                first.sectors = Arc::new(Slice::new(
+                    first.sectors.clone(),
+                    skip * size,
+                    stored - skip * size,
+                ));
+                first.pregap -= skip;
+            }
+            return Ok(Box::new(Disc { tracks, facts }));
+        }
+        if len > MAX_CHUNK_BYTES || at + 8 + len > size {
+            return Err(FormatError::io(
+                STRUCTURE,
+                at,
+                format!(
+                    "chunk {} of {len} bytes does not fit",
+                    String::from_utf8_lossy(id)
+                ),
+            ));
+        }
+        let mut d = vec![0u8; len as usize];
+        file.read_exact_at(at + 8, &mut d)?;
+        match id {
+            b"DAOX" | b"DAOI" => {
+                let wide = id == b"DAOX";
+                let entry = if wide { 42 } else { 30 };
+                if d.len() < 22 {
+                    return Err(FormatError::io(
+                        STRUCTURE,
+                        at,
+                        "DAO chunk shorter than its header",
+                    ));
+                }
+                let (first, last) = (d[20], d[21]);
+                for (i, e) in d[22..]
+                    .chunks_exact(entry)
+                    .enumerate()
+                    .take(usize::from(last.saturating_sub(first)) + 1)
+                {
+                    let sector = u64::from(be16(e, 12));
+                    let m = mode(e[14], at)?;
+                    let off = |k: usize| {
+                        if wide {
+                            be64(e, 18 + 8 * k)
+                        } else {
+                            u64::from(be32(e, 18 + 4 * k))
+                        }
+                    };
+                    let (pregap, start, end) = (off(0), off(1), off(2));
+                    if sector != m.sector_size() || pregap > start || start > end || end > list {
+                        return Err(FormatError::io(STRUCTURE, at, format!("track {} at {pregap}..{start}..{end} ({sector}-byte sectors) does not fit", i + 1)));
+                    }
+                    tracks.push(Track {
+                        number: first.saturating_add(i as u8),
+                        mode: m,
+                        sectors: Arc::new(Slice::new(
+                            file.clone(),
+                            pregap,
+                            (end - pregap) / sector * sector,
+                        )),
+                        pregap: (start - pregap) / sector,
+                    });
+                }
+            }
+            b"ETN2" | b"ETNF" if tracks.is_empty() => {
+                let wide = id == b"ETN2";
+                let entry = if wide { 32 } else { 20 };
+                for (i, e) in d.chunks_exact(entry).enumerate() {
+                    let (offset, length, code) = if wide {
+                        (be64(e, 0), be64(e, 8), e[19])
+                    } else {
+                        (u64::from(be32(e, 0)), u64::from(be32(e, 4)), e[11])
+                    };
+                    let m = mode(code, at)?;
+                    if offset + length > list {
+                        return Err(FormatError::io(
+                            STRUCTURE,
+                            at,
+                            format!("track {} does not fit before the chunk list", i + 1),
+                        ));
+                    }
+                    let len = length / m.sector_size() * m.sector_size();
+                    tracks.push(Track {
+                        number: i as u8 + 1,
+                        mode: m,
+                        sectors: Arc::new(Slice::new(file.clone(), offset, len)),
+                        pregap: 0,
+                    });
+                }
+            }
+            // Cue points: {adr/ctl, track (BCD), index (BCD), pad, LBA or MSF}; track 0 is the
+            // lead-in, 0xAA the lead-out.
+            b"CUEX" | b"CUES" => {
+                for e in d.chunks_exact(8) {
+                    if e[1] == 0x01 && e[2] == 0x00 && first_lba.is_none() {
+                        first_lba = Some(if id == b"CUEX" {
+                            i64::from(i32::from_be_bytes(e[4..8].try_into().expect("4 bytes")))
+                        } else {
+                            let bcd = |b: u8| i64::from(b >> 4) * 10 + i64::from(b & 0x0F);
+                            (bcd(e[5]) * 60 + bcd(e[6])) * 75 + bcd(e[7]) - 150
+                        });
+                    }
+                }
+            }
+            b"MTYP" if d.len() >= 4 => {
+                facts.push(Fact::new("Media type", format!("0x{:X}", be32(&d, 0))))
+            }
+            _ => {}
+        }
+        at += 8 + len;
+    }
+    Err(FormatError::io(
+        STRUCTURE,
+        list,
+        format!("more than {MAX_CHUNKS} chunks"),
+    ))
+}
