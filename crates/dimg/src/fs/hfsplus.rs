@@ -3,7 +3,7 @@
 //! symlinks. Names are kept as stored (Apple's decomposed Unicode), with '/' shown as ':' as
 //! macOS shows it. B-tree walks are bounded by the tree's node count and cannot loop.
 
-use crate::bytes::{be16, be32, be64};
+use crate::bytes::{be16, be32, be64, utf16_be};
 
 use super::{DirEntry, EntryKind, Extents, Handle, Volume};
 use crate::error::FormatError;
@@ -198,14 +198,6 @@ fn catalog_key(r: &[u8]) -> Option<(u32, &[u8], &[u8])> {
     Some((be32(r, 2), name, &r[2 + key_len..]))
 }
 
-fn utf16(b: &[u8]) -> String {
-    let units: Vec<u16> = b
-        .chunks_exact(2)
-        .map(|c| u16::from_be_bytes([c[0], c[1]]))
-        .collect();
-    String::from_utf16_lossy(&units)
-}
-
 fn date(d: u32) -> Option<i64> {
     (d != 0).then(|| i64::from(d) - MAC_EPOCH)
 }
@@ -354,7 +346,7 @@ impl HfsPlus {
             |r| catalog_key(r).is_some_and(|(p, _, _)| p == parent),
             |r| {
                 if let Some((_, name, data)) = catalog_key(r) {
-                    each(utf16(name), data);
+                    each(utf16_be(name), data);
                 }
             },
         )

@@ -2,7 +2,7 @@
 //! when the disc has it, else from the Joliet tree, else from the primary tree. Every size read
 //! from the disc is bounded before use, and directory walks cannot loop.
 
-use crate::bytes::{le16, le32};
+use crate::bytes::{le16, le32, utf16_be};
 
 use super::{DirEntry, EntryKind, Extents, Handle, Volume};
 use crate::error::FormatError;
@@ -110,7 +110,7 @@ impl Iso9660 {
         } else if let Some(j) = joliet {
             iso.names = Names::Joliet;
             iso.root = record_extent(&j[156..190]);
-            let label = ucs2(&j[40..72]);
+            let label = utf16_be(&j[40..72]);
             if !label.trim().is_empty() {
                 iso.label = label.trim_end().to_string();
             }
@@ -231,7 +231,7 @@ impl Iso9660 {
         let is_dir = r[25] & 0x02 != 0;
         let mut entry = DirEntry {
             name: match self.names {
-                Names::Joliet => strip_version(&ucs2(id)),
+                Names::Joliet => strip_version(&utf16_be(id)),
                 _ => primary_name(id, is_dir),
             },
             kind: if is_dir {
@@ -383,14 +383,6 @@ fn symlink_components(mut d: &[u8], target: &mut String) {
         }
         d = &d[2 + len..];
     }
-}
-
-fn ucs2(b: &[u8]) -> String {
-    let units: Vec<u16> = b
-        .chunks_exact(2)
-        .map(|c| u16::from_be_bytes([c[0], c[1]]))
-        .collect();
-    String::from_utf16_lossy(&units)
 }
 
 fn strip_version(name: &str) -> String {

@@ -1,7 +1,7 @@
 //! Apple partition map: a driver descriptor ('ER') in block 0 giving the block size, then one
 //! 'PM' entry per block, each saying how many entries the map has.
 
-use crate::bytes::be32;
+use crate::bytes::{be16, be32};
 
 use super::Partition;
 use crate::io::ReadAt;
@@ -25,7 +25,7 @@ pub fn read(disk: &dyn ReadAt) -> io::Result<Option<Vec<Partition>>> {
     }
     // The entries are 512-byte records at the device's block size (2048 on CD hybrids); when
     // the DDM's size is unusable, 512 is what the entries themselves use.
-    let declared = u64::from(u16::from_be_bytes([ddm[2], ddm[3]]));
+    let declared = u64::from(be16(&ddm, 2));
     let mut parts = Vec::new();
     for block in [declared, 512] {
         if ![512, 1024, 2048, 4096].contains(&block) {

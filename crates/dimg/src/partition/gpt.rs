@@ -1,7 +1,7 @@
 //! GUID partition table: header at LBA 1 (512- or 4096-byte sectors), CRC-checked, with the
 //! backup header at the disk's last LBA used when the primary is damaged.
 
-use crate::bytes::{le32, le64};
+use crate::bytes::{le16, le32, le64};
 
 use super::Partition;
 use crate::io::ReadAt;
@@ -114,8 +114,8 @@ pub fn guid_text(g: &[u8; 16]) -> String {
     format!(
         "{:08X}-{:04X}-{:04X}-{:02X}{:02X}-{}",
         le32(g, 0),
-        u16::from_le_bytes([g[4], g[5]]),
-        u16::from_le_bytes([g[6], g[7]]),
+        le16(g, 4),
+        le16(g, 6),
         g[8],
         g[9],
         g[10..16]

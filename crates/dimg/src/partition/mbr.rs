@@ -2,6 +2,7 @@
 //! boot records behind an extended entry.
 
 use super::Partition;
+use crate::bytes::le32;
 use crate::io::ReadAt;
 use std::collections::HashSet;
 use std::io;
@@ -19,8 +20,8 @@ fn entries(sector: &[u8]) -> [Entry; 4] {
         let e = &sector[446 + 16 * i..462 + 16 * i];
         Entry {
             kind: e[4],
-            start: u64::from(u32::from_le_bytes(e[8..12].try_into().expect("4 bytes"))),
-            sectors: u64::from(u32::from_le_bytes(e[12..16].try_into().expect("4 bytes"))),
+            start: u64::from(le32(e, 8)),
+            sectors: u64::from(le32(e, 12)),
         }
     })
 }
