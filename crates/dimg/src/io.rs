@@ -143,6 +143,14 @@ impl Concat {
         let size = parts.iter().map(|p| p.size()).sum();
         Concat { parts, size }
     }
+
+    /// The extents `(offset, length)` of `source`, in order: a fragmented file.
+    pub fn extents(source: &Arc<dyn ReadAt>, extents: &[(u64, u64)]) -> Self {
+        let slice = |&(at, len): &(u64, u64)| {
+            Arc::new(Slice::new(source.clone(), at, len)) as Arc<dyn ReadAt>
+        };
+        Concat::new(extents.iter().map(slice).collect())
+    }
 }
 
 impl ReadAt for Concat {

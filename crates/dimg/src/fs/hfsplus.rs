@@ -5,9 +5,9 @@
 
 use crate::bytes::{be16, be32, be64, utf16_be};
 
-use super::{DirEntry, EntryKind, Extents, Handle, Volume};
+use super::{DirEntry, EntryKind, Handle, Volume};
 use crate::error::FormatError;
-use crate::io::ReadAt;
+use crate::io::{Concat, ReadAt};
 use std::collections::{HashMap, HashSet};
 use std::io;
 use std::sync::Arc;
@@ -333,7 +333,7 @@ impl HfsPlus {
                 ),
             ));
         }
-        Ok(Arc::new(Extents::new(disk.clone(), extents)))
+        Ok(Arc::new(Concat::extents(disk, &extents)))
     }
 
     /// Calls `each(name, record data)` for every catalog record in folder `parent`.

@@ -4,9 +4,9 @@
 
 use crate::bytes::{le16, le32, utf16_be};
 
-use super::{DirEntry, EntryKind, Extents, Handle, Volume};
+use super::{DirEntry, EntryKind, Handle, Volume};
 use crate::error::FormatError;
-use crate::io::ReadAt;
+use crate::io::{Concat, ReadAt};
 use std::io;
 use std::sync::Arc;
 
@@ -512,10 +512,7 @@ impl Volume for Iso9660 {
                 format!("{len} bytes run past the end of the volume"),
             ));
         }
-        Ok(Arc::new(Extents::new(
-            self.disk.clone(),
-            loc.extents.clone(),
-        )))
+        Ok(Arc::new(Concat::extents(&self.disk, &loc.extents)))
     }
 }
 
