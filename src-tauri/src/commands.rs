@@ -10,7 +10,7 @@ use std::sync::Mutex;
 use std::time::{Duration, Instant};
 use tauri::ipc::Channel;
 use tauri::{AppHandle, State};
-use tauri_plugin_dialog::DialogExt;
+use tauri_plugin_dialog::{DialogExt, FilePath};
 
 /// Image paths given on the command line (how a file manager's "Open With" hands them over),
 /// handed to the page once.
@@ -163,7 +163,7 @@ pub async fn pick_image(app: AppHandle) -> Result<Option<PathBuf>, String> {
         .flatten()
         .flat_map(|a| a.ext.iter().map(|e| e.to_string()))
         .collect();
-    let picked = tauri::async_runtime::spawn_blocking(move || {
+    native_dialog(move || {
         let extensions: Vec<&str> = extensions.iter().map(String::as_str).collect();
         app.dialog()
             .file()
@@ -173,7 +173,16 @@ pub async fn pick_image(app: AppHandle) -> Result<Option<PathBuf>, String> {
             .blocking_pick_file()
     })
     .await
-    .map_err(|e| e.to_string())?;
+}
+
+/// Runs a native file dialog off the async runtime (it blocks until the user answers) and
+/// gives the chosen path, or `None` when the user cancelled.
+async fn native_dialog(
+    show: impl FnOnce() -> Option<FilePath> + Send + 'static,
+) -> Result<Option<PathBuf>, String> {
+    let picked = tauri::async_runtime::spawn_blocking(show)
+        .await
+        .map_err(|e| e.to_string())?;
     picked
         .map(|p| p.into_path().map_err(|e| e.to_string()))
         .transpose()
@@ -291,7 +300,7 @@ pub async fn pick_destination(
     app: AppHandle,
     suggested: PathBuf,
 ) -> Result<Option<PathBuf>, String> {
-    let picked = tauri::async_runtime::spawn_blocking(move || {
+    native_dialog(move || {
         let mut dialog = app.dialog().file().set_title("Convert To");
         if let Some(dir) = suggested.parent() {
             dialog = dialog.set_directory(dir);
@@ -302,10 +311,6 @@ pub async fn pick_destination(
         dialog.blocking_save_file()
     })
     .await
-    .map_err(|e| e.to_string())?;
-    picked
-        .map(|p| p.into_path().map_err(|e| e.to_string()))
-        .transpose()
 }
 
 #[tauri::command]
