@@ -205,6 +205,25 @@ fn date(d: u32) -> Option<i64> {
 /// Overflow extents by (file ID, fork type: 0 data, 0xFF resource).
 type Overflow = HashMap<(u32, u8), Vec<(u32, u32)>>;
 
+/// A catalog file record's data fork as an item, and its size; `None` for other records.
+fn file_item(d: &[u8]) -> Option<(Item, u64)> {
+    if d.len() < 248 || be16(d, 0) != 2 {
+        return None;
+    }
+    let data = Fork::parse(&d[88..168]);
+    let size = data.size;
+    // ownerFlags UF_COMPRESSED: the data is in the decmpfs attribute, not the data fork.
+    let compressed = d[41] & 0x20 != 0;
+    Some((
+        Item::File {
+            id: be32(d, 8),
+            data,
+            compressed,
+        },
+        size,
+    ))
+}
+
 /// What an entry's handle holds.
 #[derive(Clone, Debug)]
 enum Item {
@@ -223,7 +242,8 @@ pub struct HfsPlus {
     /// Overflow extents, by (file ID, fork type): only a few files ever have them.
     overflow: Overflow,
     label: String,
-    private_data: Option<u32>,
+    /// The files hard links stand for, by inode number: "iNode<n>" in the private data folder.
+    inodes: HashMap<u32, (Item, u64)>,
 }
 
 impl HfsPlus {
@@ -257,21 +277,33 @@ impl HfsPlus {
             catalog,
             overflow,
             label: String::new(),
-            private_data: None,
+            inodes: HashMap::new(),
         };
         for (name, item, _) in volume.children(ROOT_PARENT)? {
             if matches!(item, Item::Folder(ROOT_FOLDER)) {
                 volume.label = name;
             }
         }
-        volume.private_data =
-            volume
-                .children(ROOT_FOLDER)?
-                .into_iter()
-                .find_map(|(name, item, _)| match item {
-                    Item::Folder(id) if name == PRIVATE_DATA => Some(id),
-                    _ => None,
-                });
+        // Hard links point into the private data folder: index its "iNode<n>" files once, from
+        // the raw records (listing the root would resolve links that cannot resolve yet).
+        let mut private = None;
+        volume.folder_records(ROOT_FOLDER, |name, d| {
+            if name == PRIVATE_DATA && d.len() >= 12 && be16(d, 0) == 1 {
+                private = Some(be32(d, 8));
+            }
+        })?;
+        if let Some(private) = private {
+            let mut inodes = HashMap::new();
+            volume.folder_records(private, |name, d| {
+                let n = name
+                    .strip_prefix("iNode")
+                    .and_then(|n| n.parse::<u32>().ok());
+                if let (Some(n), Some(file)) = (n, file_item(d)) {
+                    inodes.insert(n, file);
+                }
+            })?;
+            volume.inodes = inodes;
+        }
         Ok(volume)
     }
 
@@ -380,18 +412,11 @@ impl HfsPlus {
                 be32(d, 8),
             ),
             2 if d.len() >= 248 => {
-                let data = Fork::parse(&d[88..168]);
                 let (file_type, creator) = (&d[48..52], &d[52..56]);
-                let compressed = d[41] & 0x20 != 0;
-                let mut item = Item::File {
-                    id: be32(d, 8),
-                    data: data.clone(),
-                    compressed,
-                };
-                let mut size = data.size;
+                let (mut item, mut size) = file_item(d).expect("a file record of full length");
                 let mut kind = EntryKind::File;
                 if file_type == b"hlnk" && creator == b"hfs+" {
-                    if let Some((inode, inode_size)) = self.inode(be32(d, 44))? {
+                    if let Some((inode, inode_size)) = self.inodes.get(&be32(d, 44)).cloned() {
                         item = inode;
                         size = inode_size;
                     }
@@ -421,30 +446,6 @@ impl HfsPlus {
             handle: Handle::new(item.clone()),
         };
         Ok(Some((name.to_string(), item, entry)))
-    }
-
-    /// The file a hard link stands for: "iNode<n>" in the private data folder.
-    fn inode(&self, n: u32) -> io::Result<Option<(Item, u64)>> {
-        let Some(private) = self.private_data else {
-            return Ok(None);
-        };
-        let wanted = format!("iNode{n}");
-        let mut found = None;
-        self.folder_records(private, |name, d| {
-            if found.is_none() && name == wanted && d.len() >= 248 && be16(d, 0) == 2 {
-                let data = Fork::parse(&d[88..168]);
-                let size = data.size;
-                found = Some((
-                    Item::File {
-                        id: be32(d, 8),
-                        data,
-                        compressed: d[41] & 0x20 != 0,
-                    },
-                    size,
-                ));
-            }
-        })?;
-        Ok(found)
     }
 
     fn data(&self, item: &Item) -> io::Result<Arc<dyn ReadAt>> {
