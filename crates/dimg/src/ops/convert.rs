@@ -164,22 +164,19 @@ pub fn convert(
     cancel: &Cancel,
 ) -> Result<ConvertReport> {
     let opened = container::open(source, passphrase)?;
-    let disk = opened.container.disk();
     if options.format == OutputFormat::Cue {
-        let output_size =
+        // The BIN holds every track's stored sectors as they are: what was read is what was written.
+        let bin =
             super::disc::write_cue(source, &opened, output, options.overwrite, progress, cancel)?;
-        let bytes = opened
-            .container
-            .tracks()
-            .map_or(disk.size(), |t| t.iter().map(|t| t.sectors.size()).sum());
         return Ok(ConvertReport {
             source: source.into(),
             output: output.into(),
             format: options.format,
-            bytes,
-            output_size,
+            bytes: bin,
+            output_size: bin,
         });
     }
+    let disk = opened.container.disk();
     let mut out = AtomicOutput::create(source, output, options.overwrite)?;
     let image = ImageJob {
         source,
