@@ -7,6 +7,7 @@ pub mod encrypted;
 pub mod nrg;
 pub mod optical;
 pub mod raw;
+pub mod sector;
 pub mod udif;
 
 use crate::error::{Error, Result};

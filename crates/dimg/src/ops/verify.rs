@@ -1,4 +1,6 @@
 use super::{hex, stream, Cancel, Progress};
+use crate::container::optical::{Track, TrackMode};
+use crate::container::sector::{mode1_intact, RAW};
 use crate::container::{self, Check, StoredCrc};
 use crate::error::Result;
 use crate::io::Slice;
@@ -66,6 +68,58 @@ impl<'a> Recompute<'a> {
     }
 }
 
+/// Every raw Mode 1 sector of a track checked against its own EDC and ECC.
+fn sector_check(
+    path: &Path,
+    track: &Track,
+    progress: &dyn Progress,
+    cancel: &Cancel,
+) -> Result<Check> {
+    let mut damaged = Vec::new();
+    // Blocks do not end on sector boundaries: a sector cut by one waits for the next.
+    let (mut carried, mut sector) = (Vec::with_capacity(2 * RAW), 0u64);
+    stream(
+        path,
+        "Checking sectors",
+        &*track.sectors,
+        progress,
+        cancel,
+        |_, mut block| {
+            if !carried.is_empty() {
+                let take = (RAW - carried.len()).min(block.len());
+                carried.extend_from_slice(&block[..take]);
+                block = &block[take..];
+                if carried.len() == RAW {
+                    if !mode1_intact(carried[..].try_into().expect("one sector")) {
+                        damaged.push(sector);
+                    }
+                    sector += 1;
+                    carried.clear();
+                }
+            }
+            let whole = block.chunks_exact(RAW);
+            carried.extend_from_slice(whole.remainder());
+            for raw in whole {
+                if !mode1_intact(raw.try_into().expect("one sector")) {
+                    damaged.push(sector);
+                }
+                sector += 1;
+            }
+            Ok(())
+        },
+    )?;
+    let first = damaged
+        .first()
+        .map(|s| format!(", the first at sector {s}"))
+        .unwrap_or_default();
+    Ok(Check {
+        name: format!("track {:02} sector EDC/ECC", track.number),
+        ok: damaged.is_empty(),
+        stored: format!("{} sectors", track.count()),
+        computed: format!("{} damaged{first}", damaged.len()),
+    })
+}
+
 /// Reads the whole virtual disk of `path`, computing its CRC-32 and SHA-256 and every stored
 /// checksum in one streamed pass, then the checksums over the file itself.
 pub fn verify(
@@ -118,6 +172,11 @@ pub fn verify(
         checks.push(r.check());
     }
     checks.extend(sums.checked);
+    for track in opened.container.tracks().unwrap_or_default() {
+        if track.mode == TrackMode::Mode1_2352 {
+            checks.push(sector_check(path, &track, progress, cancel)?);
+        }
+    }
     Ok(VerifyReport {
         path: path.to_path_buf(),
         format: opened.driver.name,
