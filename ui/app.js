@@ -117,6 +117,8 @@ function render() {
   if (c) {
     $('convert-saved').textContent = `${c.output} (${c.format})`;
     $('convert-written').textContent = bytes(c.output_size);
+    $('convert-notes-row').hidden = c.notes.length === 0;
+    $('convert-notes').textContent = c.notes.join(' ');
   }
   const v = image.verified;
   $('verify-result').hidden = !v;
@@ -180,7 +182,7 @@ async function verify() {
   render();
 }
 
-const EXTENSIONS = { UDTO: 'cdr' };
+const EXTENSIONS = { UDTO: 'cdr', ISO: 'iso', CUE: 'cue', NRG: 'nrg', TOAST: 'toast' };
 
 /** The suggested output: beside the source, named after it, with the format's extension. */
 function suggestedOutput(path, format) {

@@ -129,6 +129,9 @@ pub fn convert_text(r: &ConvertReport) -> String {
     let _ = writeln!(s, "  {:<17}{}", "Format:", r.format);
     let _ = writeln!(s, "  {:<17}{}", "Disk:", size(r.bytes));
     let _ = writeln!(s, "  {:<17}{}", "Written:", size(r.output_size));
+    for note in &r.notes {
+        let _ = writeln!(s, "  {:<17}{note}", "Note:");
+    }
     s
 }
 

@@ -168,18 +168,18 @@ fn is_cue_sheet(s: &Sniff) -> bool {
             .map(|w| w.to_ascii_uppercase())
             .unwrap_or_default()
     };
-    let mut file = false;
+    // Cue keywords only, and a track: a sheet that forgot its FILE is still a (damaged) sheet,
+    // which the parser then explains.
     let mut track = false;
     for line in text.lines().map(str::trim).filter(|l| !l.is_empty()) {
         match keyword(line.trim_start_matches('\u{feff}')).as_str() {
-            "FILE" => file = true,
             "TRACK" => track = true,
-            "REM" | "INDEX" | "PREGAP" | "POSTGAP" | "TITLE" | "PERFORMER" | "SONGWRITER"
-            | "CATALOG" | "CDTEXTFILE" | "FLAGS" | "ISRC" => {}
+            "FILE" | "REM" | "INDEX" | "PREGAP" | "POSTGAP" | "TITLE" | "PERFORMER"
+            | "SONGWRITER" | "CATALOG" | "CDTEXTFILE" | "FLAGS" | "ISRC" => {}
             _ => return false,
         }
     }
-    file && track
+    track
 }
 
 static MAGICS: &[Magic] = &[

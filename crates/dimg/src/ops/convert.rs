@@ -2,6 +2,7 @@ use super::output::{AtomicOutput, Encrypting, Sink};
 use super::{stream, Cancel, Progress};
 use crate::codec::Codec;
 use crate::container::encrypted::{Sealer, DEFAULT_ITERATIONS};
+use crate::container::optical::TrackMode;
 use crate::container::udif::writer::{self, ChunkJob, Encoded, Tables, Variant};
 use crate::container::{self, LayoutEntry};
 use crate::error::{Error, Result};
@@ -32,12 +33,16 @@ pub enum OutputFormat {
     Udco,
     /// The disk's 2048-byte sectors: for a CD, the cooked data of its first data track.
     Iso,
-    /// A cue sheet and one BIN of every track's stored sectors, beside it.
+    /// A cue sheet and one BIN beside it: raw tracks as stored, 2048-byte data as MODE1/2352.
     Cue,
+    /// A Nero image (v2) of every track.
+    Nrg,
+    /// A Toast image: like an ISO, the disc's 2048-byte sectors (ISO 9660, HFS+ or a hybrid).
+    Toast,
 }
 
 impl OutputFormat {
-    pub const ALL: [(&'static str, OutputFormat); 10] = [
+    pub const ALL: [(&'static str, OutputFormat); 12] = [
         ("UDTO", OutputFormat::Udto),
         ("UDRW", OutputFormat::Udrw),
         ("UDRO", OutputFormat::Udro),
@@ -48,13 +53,18 @@ impl OutputFormat {
         ("UDCO", OutputFormat::Udco),
         ("ISO", OutputFormat::Iso),
         ("CUE", OutputFormat::Cue),
+        ("NRG", OutputFormat::Nrg),
+        ("TOAST", OutputFormat::Toast),
     ];
 
     fn udif(self) -> Option<Variant> {
         Some(match self {
-            OutputFormat::Udto | OutputFormat::Udrw | OutputFormat::Iso | OutputFormat::Cue => {
-                return None
-            }
+            OutputFormat::Udto
+            | OutputFormat::Udrw
+            | OutputFormat::Iso
+            | OutputFormat::Toast
+            | OutputFormat::Cue
+            | OutputFormat::Nrg => return None,
             OutputFormat::Udro => Variant::Udro,
             OutputFormat::Udzo => Variant::Compressed(Codec::Zlib),
             OutputFormat::Udbz => Variant::Compressed(Codec::Bzip2),
@@ -151,6 +161,8 @@ pub struct ConvertReport {
     pub bytes: u64,
     /// Size of the file written.
     pub output_size: u64,
+    /// What the user should know about the result, e.g. tracks a format cannot hold.
+    pub notes: Vec<String>,
 }
 
 /// Converts the image at `source` into `output`: streamed with bounded memory, compression and
@@ -164,17 +176,39 @@ pub fn convert(
     cancel: &Cancel,
 ) -> Result<ConvertReport> {
     let opened = container::open(source, passphrase)?;
-    if options.format == OutputFormat::Cue {
-        // The BIN holds every track's stored sectors as they are: what was read is what was written.
-        let bin =
-            super::disc::write_cue(source, &opened, output, options.overwrite, progress, cancel)?;
+    let disc_writer = match options.format {
+        OutputFormat::Cue => Some(super::disc::write_cue as super::disc::Writer),
+        OutputFormat::Nrg => Some(super::disc::write_nrg as super::disc::Writer),
+        _ => None,
+    };
+    if let Some(write) = disc_writer {
+        if options.encryption.is_some() {
+            return Err(Error::Refused {
+                path: output.into(),
+                reason: format!("{} images cannot be encrypted", options.format),
+            });
+        }
+        let size = write(source, &opened, output, options.overwrite, progress, cancel)?;
         return Ok(ConvertReport {
             source: source.into(),
             output: output.into(),
             format: options.format,
-            bytes: bin,
-            output_size: bin,
+            bytes: size,
+            output_size: size,
+            notes: Vec::new(),
         });
+    }
+    let mut notes = Vec::new();
+    if let Some(tracks) = opened.container.tracks().filter(|t| t.len() > 1) {
+        let kept = match tracks.iter().find(|t| t.mode != TrackMode::Audio) {
+            Some(t) => format!("only track {:02}'s data", t.number),
+            None => "the raw sectors of every track, as one disk".into(),
+        };
+        notes.push(format!(
+            "the disc has {} tracks; {} holds {kept} (CUE or NRG keeps every track)",
+            tracks.len(),
+            options.format
+        ));
     }
     let disk = opened.container.disk();
     let mut out = AtomicOutput::create(source, output, options.overwrite)?;
@@ -201,6 +235,7 @@ pub fn convert(
         format: options.format,
         bytes: disk.size(),
         output_size,
+        notes,
     })
 }
 
