@@ -38,7 +38,8 @@ pub enum Command {
     /// Convert an image to another format: dimg convert IN -format UDZO -o OUT
     Convert {
         image: PathBuf,
-        /// Output format, by hdiutil's name: UDZO, UDBZ, ULFO, ULMO, UDCO, UDRO, UDRW, UDTO
+        /// Output format, by hdiutil's name: UDZO, UDBZ, ULFO, ULMO, UDCO, UDRO, UDRW, UDTO; or
+        /// ISO, CUE (.bin/.cue), NRG, TOAST
         #[arg(long, value_parser = clap::value_parser!(OutputFormat))]
         format: OutputFormat,
         /// Format options, hdiutil style: zlib-level=1..9 (UDZO)
@@ -70,6 +71,8 @@ pub enum Command {
         #[arg(short = 'l')]
         long: bool,
         #[command(flatten)]
+        volume: VolumeArg,
+        #[command(flatten)]
         pass: PassArgs,
         #[command(flatten)]
         output: OutputArgs,
@@ -81,6 +84,8 @@ pub enum Command {
         /// The folder to create
         #[arg(short = 'o', long = "o")]
         output: PathBuf,
+        #[command(flatten)]
+        volume: VolumeArg,
         #[command(flatten)]
         pass: PassArgs,
         #[command(flatten)]
@@ -112,6 +117,15 @@ fn parse_encryption(s: &str) -> Result<u32, String> {
             "{s} is not an encryption dimg writes (AES-128, AES-256)"
         )),
     }
+}
+
+/// Which volume of a partitioned image to browse.
+#[derive(Args, Clone, Copy)]
+pub struct VolumeArg {
+    /// The partition, numbered as `dimg info` shows (0: the whole disk, such as the ISO 9660
+    /// side of a hybrid CD); by default the first one dimg can browse
+    #[arg(long = "volume")]
+    pub volume: Option<u32>,
 }
 
 /// How an encrypted image's passphrase is given: never on the command line.

@@ -229,12 +229,15 @@ fn run(cli: Cli, cancel: &Cancel) -> Result<(), Failure> {
         Command::Ls {
             target,
             long,
+            volume,
             pass,
             output,
         } => {
             let (image, path) = args::image_and_path(&target);
             let given = stdin_passphrase(pass)?;
-            let listing = unlocked(&image, given.as_deref(), |p| ops::list(&image, p, &path))?;
+            let listing = unlocked(&image, given.as_deref(), |p| {
+                ops::list(&image, p, volume.volume, &path)
+            })?;
             let text = if long {
                 output::listing_long
             } else {
@@ -245,6 +248,7 @@ fn run(cli: Cli, cancel: &Cancel) -> Result<(), Failure> {
         Command::Extract {
             target,
             output,
+            volume,
             pass,
             print,
         } => {
@@ -252,7 +256,7 @@ fn run(cli: Cli, cancel: &Cancel) -> Result<(), Failure> {
             let given = stdin_passphrase(pass)?;
             let bar = progress::Bar::new();
             let report = unlocked(&image, given.as_deref(), |p| {
-                ops::extract(&image, p, &path, &output, &bar, cancel)
+                ops::extract(&image, p, volume.volume, &path, &output, &bar, cancel)
             });
             bar.finish();
             Output::from(print).print(&report?, output::extract_text);

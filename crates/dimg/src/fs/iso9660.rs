@@ -4,6 +4,7 @@
 
 use crate::bytes::{le16, le32, utf16_be};
 
+use super::el_torito::{self, BootImage};
 use super::{DirEntry, EntryKind, Handle, Volume};
 use crate::error::FormatError;
 use crate::io::{Concat, ReadAt};
@@ -50,7 +51,14 @@ pub struct Iso9660 {
     label: String,
     root: Extent,
     names: Names,
+    /// Where the El Torito boot catalog is, on a bootable disc.
+    boot_catalog: Option<u32>,
 }
+
+/// The handle of the "[BOOT]" folder that holds a bootable disc's boot images.
+struct BootFolder;
+
+const BOOT_FOLDER: &str = "[BOOT]";
 
 fn bad(structure: &'static str, at: u64, problem: impl Into<String>) -> io::Error {
     FormatError::io(structure, at, problem)
@@ -67,6 +75,7 @@ impl Iso9660 {
     pub fn open(disk: Arc<dyn ReadAt>) -> io::Result<Self> {
         let mut primary = None;
         let mut joliet = None;
+        let mut boot_catalog = None;
         for i in 0..MAX_DESCRIPTORS {
             let at = (16 + i) * SECTOR;
             if at + SECTOR > disk.size() {
@@ -80,6 +89,7 @@ impl Iso9660 {
             match d[0] {
                 1 if primary.is_none() => primary = Some(d),
                 2 if [&b"%/@"[..], b"%/C", b"%/E"].contains(&&d[88..91]) => joliet = Some(d),
+                0 => boot_catalog = boot_catalog.or(el_torito::catalog_sector(&d)),
                 255 => break,
                 _ => {}
             }
@@ -104,6 +114,7 @@ impl Iso9660 {
             root: record_extent(&pvd[156..190]),
             disk,
             names: Names::Primary,
+            boot_catalog,
         };
         if let Some(skip) = iso.rock_ridge()? {
             iso.names = Names::RockRidge { skip };
@@ -116,6 +127,43 @@ impl Iso9660 {
             }
         }
         Ok(iso)
+    }
+
+    /// The boot images of a bootable disc; none for others.
+    pub fn boot_images(&self) -> io::Result<Vec<BootImage>> {
+        match self.boot_catalog {
+            Some(lba) => el_torito::read_catalog(&*self.disk, lba),
+            None => Ok(Vec::new()),
+        }
+    }
+
+    /// The "[BOOT]" folder's entries: each boot image as a file.
+    fn boot_entries(&self) -> io::Result<Vec<DirEntry>> {
+        let images = self.boot_images()?;
+        let numbered = images.len() > 1;
+        Ok(images
+            .iter()
+            .enumerate()
+            .map(|(i, image)| {
+                let location = Location {
+                    extents: vec![(u64::from(image.lba) * SECTOR, image.size)],
+                    dir: None,
+                };
+                DirEntry {
+                    name: if numbered {
+                        format!("{}-{}", i + 1, image.file_name())
+                    } else {
+                        image.file_name().into()
+                    },
+                    kind: EntryKind::File,
+                    size: image.size,
+                    modified: None,
+                    mode: None,
+                    inode: u64::MAX - 1 - i as u64,
+                    handle: Handle::new(location),
+                }
+            })
+            .collect())
     }
 
     /// Rock Ridge is there when the root's "." record opens its System Use area with SUSP's SP
@@ -473,6 +521,9 @@ impl Volume for Iso9660 {
     }
 
     fn read_dir(&self, dir: &DirEntry) -> io::Result<Vec<DirEntry>> {
+        if dir.handle.get::<BootFolder>().is_ok() {
+            return self.boot_entries();
+        }
         let extent = location(dir)?.dir.ok_or_else(|| {
             io::Error::new(
                 io::ErrorKind::NotADirectory,
@@ -489,6 +540,19 @@ impl Volume for Iso9660 {
                     && self.read_dir(e).is_ok_and(|inside| inside.is_empty())
             };
             entries.retain(|e| !parking(e));
+        }
+        // A damaged catalog must not hide the files, so it only costs the [BOOT] folder.
+        let bootable = self.boot_images().is_ok_and(|images| !images.is_empty());
+        if extent == self.root && bootable && !entries.iter().any(|e| e.name == BOOT_FOLDER) {
+            entries.push(DirEntry {
+                name: BOOT_FOLDER.into(),
+                kind: EntryKind::Directory,
+                size: 0,
+                modified: None,
+                mode: None,
+                inode: u64::MAX,
+                handle: Handle::new(BootFolder),
+            });
         }
         Ok(entries)
     }

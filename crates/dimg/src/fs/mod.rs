@@ -1,6 +1,7 @@
 //! File systems: a partition mounted read-only as a [`Volume`], one module per file system.
 //! [`identify`] names what a partition holds even where no reader exists yet.
 
+pub mod el_torito;
 pub mod fat;
 pub mod hfsplus;
 pub mod iso9660;
@@ -8,6 +9,7 @@ pub mod iso9660;
 use crate::error::FormatError;
 use crate::io::ReadAt;
 use crate::magic::{self, Layer, Signature, Sniff};
+use crate::partition::{self, Partition};
 use serde::Serialize;
 use std::any::Any;
 use std::io;
@@ -124,6 +126,17 @@ pub fn identify(part: &dyn ReadAt) -> io::Result<Option<Signature>> {
     Ok(magic::identify(&sniff)
         .into_iter()
         .find(|s| s.layer() == Layer::FileSystem))
+}
+
+/// Every place a volume can be: the whole disk (index 0) when a file system spans it across a
+/// partition map — the ISO 9660 side of a hybrid CD, whose HFS+ side is a partition — then the
+/// map's partitions.
+pub fn places(disk: &dyn ReadAt) -> io::Result<(&'static str, Vec<Partition>)> {
+    let (scheme, mut parts) = partition::scan(disk)?;
+    if !parts.iter().any(|p| p.index == 0) && identify(disk)?.is_some() {
+        parts.insert(0, Partition::whole(disk.size()));
+    }
+    Ok((scheme, parts))
 }
 
 /// Mounts the file system on `part`. `Ok(None)` when no file system is recognised; an error

@@ -5,18 +5,35 @@ use crate::container;
 use crate::error::{Error, FormatError, Result};
 use crate::fs::{self, components, DirEntry, EntryKind, Volume};
 use crate::io::ReadAt;
-use crate::partition;
 use crate::secret::Passphrase;
 use serde::Serialize;
 use std::collections::HashSet;
 use std::io::Write;
 use std::path::{Component, Path, PathBuf};
 
-/// The first volume of the image that dimg can browse.
-fn volume(image: &Path, passphrase: Option<&Passphrase>) -> Result<Box<dyn Volume>> {
+/// The volume in partition `which` (as `info` numbers them; 0 is the whole disk), or the first
+/// one dimg can browse.
+fn volume(
+    image: &Path,
+    passphrase: Option<&Passphrase>,
+    which: Option<u32>,
+) -> Result<Box<dyn Volume>> {
     let opened = container::open(image, passphrase)?;
     let disk = opened.container.disk();
-    let (_, parts) = partition::scan(&*disk).map_err(|e| Error::io(image, e))?;
+    let (_, mut parts) = fs::places(&*disk).map_err(|e| Error::io(image, e))?;
+    if let Some(n) = which {
+        parts.retain(|p| p.index == n);
+        if parts.is_empty() {
+            return Err(Error::io(
+                image,
+                FormatError::io(
+                    "partition map",
+                    0,
+                    format!("has no partition {n} (see dimg info)"),
+                ),
+            ));
+        }
+    }
     let mut refusal = None;
     for p in parts {
         match fs::mount(std::sync::Arc::new(p.open(disk.clone()))) {
@@ -41,8 +58,13 @@ pub struct Listing {
 }
 
 /// The entries of folder `path` of the image's volume.
-pub fn list(image: &Path, passphrase: Option<&Passphrase>, path: &str) -> Result<Listing> {
-    let volume = volume(image, passphrase)?;
+pub fn list(
+    image: &Path,
+    passphrase: Option<&Passphrase>,
+    partition: Option<u32>,
+    path: &str,
+) -> Result<Listing> {
+    let volume = volume(image, passphrase, partition)?;
     let dir = fs::lookup(&*volume, path).map_err(|e| Error::io(image, e))?;
     let entries = volume.read_dir(&dir).map_err(|e| Error::io(image, e))?;
     Ok(Listing {
@@ -70,6 +92,7 @@ pub struct ExtractReport {
 pub fn extract(
     image: &Path,
     passphrase: Option<&Passphrase>,
+    partition: Option<u32>,
     path: &str,
     destination: &Path,
     progress: &dyn Progress,
@@ -90,7 +113,7 @@ pub fn extract(
     if occupied {
         return Err(refuse("exists and is not empty; choose a new folder"));
     }
-    let volume = volume(image, passphrase)?;
+    let volume = volume(image, passphrase, partition)?;
     let top = fs::lookup(&*volume, path).map_err(|e| Error::io(image, e))?;
     let parent = match destination.parent() {
         Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),

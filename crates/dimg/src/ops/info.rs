@@ -1,11 +1,14 @@
 use crate::container::{self, Fact};
 use crate::error::{Error, Result};
-use crate::fs;
+use crate::fs::{self, iso9660::Iso9660};
+use crate::io::ReadAt;
+use crate::magic::Signature;
 use crate::magic::{self, Sniff};
-use crate::partition::{self, Partition};
+use crate::partition::Partition;
 use crate::secret::Passphrase;
 use serde::Serialize;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 /// What `info` reports about an image.
 #[derive(Debug, Serialize)]
@@ -44,13 +47,17 @@ pub fn info(path: &Path, passphrase: Option<&Passphrase>) -> Result<ImageInfo> {
             recognised.push(sig.name());
         }
     }
-    let (partition_scheme, parts) = partition::scan(&*disk).map_err(|e| Error::io(path, e))?;
+    let (partition_scheme, parts) = fs::places(&*disk).map_err(|e| Error::io(path, e))?;
+    let mut facts = opened.container.facts();
     let partitions = parts
         .into_iter()
         .map(|p| {
-            let file_system = fs::identify(&p.open(disk.clone()))
-                .map_err(|e| Error::io(path, e))?
-                .map(|s| s.name());
+            let part = p.open(disk.clone());
+            let file_system = fs::identify(&part).map_err(|e| Error::io(path, e))?;
+            if file_system == Some(Signature::Iso9660) {
+                facts.extend(boot_facts(Arc::new(part)));
+            }
+            let file_system = file_system.map(|s| s.name());
             Ok(PartitionInfo {
                 partition: p,
                 file_system,
@@ -66,6 +73,35 @@ pub fn info(path: &Path, passphrase: Option<&Passphrase>) -> Result<ImageInfo> {
         recognised,
         partition_scheme,
         partitions,
-        facts: opened.container.facts(),
+        facts,
     })
+}
+
+/// What a bootable disc's El Torito catalog lists, one fact per boot image.
+fn boot_facts(part: Arc<dyn ReadAt>) -> Vec<Fact> {
+    let images = Iso9660::open(part).and_then(|iso| iso.boot_images());
+    match images {
+        Ok(images) => images
+            .iter()
+            .map(|b| {
+                Fact::new(
+                    "Boot image",
+                    format!(
+                        "{}, {}{}, {} bytes at sector {}{}",
+                        b.platform,
+                        b.emulation,
+                        if b.bootable { "" } else { " (not bootable)" },
+                        b.size,
+                        b.lba,
+                        if b.emulation == "no emulation" {
+                            format!(", loads {} × 512 bytes", b.load_sectors)
+                        } else {
+                            String::new()
+                        }
+                    ),
+                )
+            })
+            .collect(),
+        Err(e) => vec![Fact::new("Boot catalog", format!("unreadable: {e}"))],
+    }
 }

@@ -25,6 +25,17 @@ pub struct Partition {
 }
 
 impl Partition {
+    /// The whole disk as one partition (index 0).
+    pub fn whole(size: u64) -> Self {
+        Partition {
+            index: 0,
+            name: "whole disk".into(),
+            kind: String::new(),
+            start: 0,
+            size,
+        }
+    }
+
     pub fn open(&self, disk: Arc<dyn ReadAt>) -> Slice {
         Slice::new(disk, self.start, self.size)
     }
@@ -56,13 +67,7 @@ pub static SCHEMES: &[Scheme] = &[
 ];
 
 fn whole_disk(disk: &dyn ReadAt) -> io::Result<Option<Vec<Partition>>> {
-    Ok(Some(vec![Partition {
-        index: 0,
-        name: "whole disk".into(),
-        kind: String::new(),
-        start: 0,
-        size: disk.size(),
-    }]))
+    Ok(Some(vec![Partition::whole(disk.size())]))
 }
 
 /// The first scheme that recognises the disk, and its partitions.
