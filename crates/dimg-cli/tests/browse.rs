@@ -234,7 +234,8 @@ fn corpus_images_extract_to_their_recorded_listings() {
     assert!(checked >= 8, "{checked} listings checked");
 }
 
-/// xorriso's hybrid: an APM whose Apple_HFS partition is an HFS+ volume over the same files.
+/// xorriso's hybrid: an APM whose Apple_HFS partition is an HFS+ volume over the same files as
+/// the ISO 9660 tree across the whole disc. Both views extract as the source.
 #[test]
 fn an_hfs_plus_volume_made_by_xorriso_extracts_as_its_source() {
     use unicode_normalization::UnicodeNormalization;
@@ -248,8 +249,28 @@ fn an_hfs_plus_volume_made_by_xorriso_extracts_as_its_source() {
         info.contains("Apple partition map") && info.contains("HFS+"),
         "{info}"
     );
+    let json: serde_json::Value =
+        serde_json::from_str(&stdout(&dimg(&["info", s(&iso), "--json"]))).unwrap();
+    let parts = json["partitions"].as_array().unwrap();
+    assert_eq!(parts[0]["index"], 0, "the whole disc comes first");
+    assert_eq!(parts[0]["file_system"], "ISO 9660");
+    let hfs = parts
+        .iter()
+        .find(|p| p["file_system"] == "HFS+")
+        .expect("an HFS+ partition")["index"]
+        .to_string();
+
+    let iso_side = dir.path().join("iso-side");
+    let o = dimg(&["extract", s(&iso), "-o", s(&iso_side)]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert_same(
+        &snapshot(&iso_side, true),
+        &snapshot(&src, true),
+        "ISO side",
+    );
+
     let out = dir.path().join("out");
-    let o = dimg(&["extract", s(&iso), "-o", s(&out)]);
+    let o = dimg(&["extract", "-volume", &hfs, s(&iso), "-o", s(&out)]);
     assert!(o.status.success(), "{}", stderr(&o));
     // HFS+ stores names decomposed and dimg shows them as stored, as macOS does.
     let decomposed: Snapshot = snapshot(&src, true)
@@ -384,7 +405,7 @@ fn a_cancelled_extraction_leaves_nothing() {
     let cancel = dimg::ops::Cancel::new();
     cancel.cancel();
     let iso = dimg_e2e::corpus().join("iso/joliet.iso");
-    let r = dimg::ops::extract(&iso, None, "/", &out, &dimg::ops::NoProgress, &cancel);
+    let r = dimg::ops::extract(&iso, None, None, "/", &out, &dimg::ops::NoProgress, &cancel);
     assert!(matches!(r, Err(dimg::Error::Cancelled)), "{r:?}");
     assert_eq!(
         fs::read_dir(dir.path()).unwrap().count(),

@@ -6,6 +6,7 @@ use common::*;
 
 use dimg_e2e::{corpus, program, sha256sum, truths};
 use std::fs;
+use std::path::Path;
 use std::process::Command;
 
 #[test]
@@ -75,6 +76,14 @@ fn a_track_past_its_file_and_a_cut_nrg_footer_are_clear_errors() {
     let o = dimg(&["info", s(&sheet)]);
     assert!(
         stderr(&o).contains("line 4: TRACK 02 starts at byte 176400, past the end of short.bin"),
+        "{}",
+        stderr(&o)
+    );
+    let no_file = dir.path().join("nofile.cue");
+    fs::write(&no_file, "TRACK 01 MODE1/2352\n  INDEX 01 00:00:00\n").unwrap();
+    let o = dimg(&["info", s(&no_file)]);
+    assert!(
+        stderr(&o).contains("nofile.cue: CUE sheet at offset 0: line 1: TRACK before any FILE"),
         "{}",
         stderr(&o)
     );
@@ -154,4 +163,411 @@ fn cd_info_and_bchunk_accept_what_dimg_writes() {
         Some(sha256sum(&dir.path().join("back01.iso"))),
         truth.sha256
     );
+}
+
+fn run(tool: &str, args: &[&str]) -> std::process::Output {
+    let o = Command::new(program(tool)).args(args).output().unwrap();
+    assert!(o.status.success(), "{tool} {args:?}: {}", stderr(&o));
+    o
+}
+
+fn convert(from: &Path, format: &str, to: &Path) -> String {
+    let o = dimg(&["convert", s(from), "-format", format, "-o", s(to)]);
+    assert!(o.status.success(), "{format}: {}", stderr(&o));
+    stdout(&o)
+}
+
+/// A folder of files big and small, for a data disc several stream blocks long.
+fn source_folder(root: &Path) {
+    fs::create_dir_all(root.join("docs/deeper")).unwrap();
+    fs::write(root.join("big.dat"), noise(9 << 20, 0x2545_F491_4F6C_DD1D)).unwrap();
+    fs::write(root.join("docs/readme.txt"), b"hello from dimg\n").unwrap();
+    fs::write(root.join("docs/deeper/odd size.bin"), noise(70_001, 7)).unwrap();
+    fs::write(root.join("empty"), b"").unwrap();
+}
+
+/// The corpus's MODE1/2352 disc was mastered by another tool: dimg regenerates every one of its
+/// raw sectors (sync, address, EDC, P and Q parity) byte for byte from the 2048-byte data alone,
+/// and `dimg verify` checks them — and finds a single flipped byte.
+#[test]
+fn raw_sectors_regenerate_a_real_disc_byte_for_byte_and_verify_checks_them() {
+    let dir = tempfile::tempdir().unwrap();
+    let real = corpus().join("cd/isofs-m1.cue");
+    let iso = dir.path().join("m1.iso");
+    convert(&real, "ISO", &iso);
+    let cue = dir.path().join("m1.cue");
+    convert(&iso, "CUE", &cue);
+    assert_eq!(
+        sha256sum(&cue.with_extension("bin")),
+        sha256sum(&corpus().join("cd/isofs-m1.bin")),
+        "every sector as the mastering tool wrote it"
+    );
+    assert!(fs::read_to_string(&cue)
+        .unwrap()
+        .contains("TRACK 01 MODE1/2352"));
+
+    let o = dimg(&["verify", s(&real)]);
+    assert!(o.status.success(), "{}", stdout(&o));
+    assert!(
+        stdout(&o)
+            .contains("ok        track 01 sector EDC/ECC (stored 302 sectors, computed 0 damaged)"),
+        "{}",
+        stdout(&o)
+    );
+    let mut bin = fs::read(cue.with_extension("bin")).unwrap();
+    bin[2352 * 100 + 700] ^= 0x01;
+    fs::write(cue.with_extension("bin"), &bin).unwrap();
+    let o = dimg(&["verify", s(&cue)]);
+    assert_eq!(o.status.code(), Some(1));
+    assert!(
+        stdout(&o).contains("1 damaged, the first at sector 100"),
+        "{}",
+        stdout(&o)
+    );
+}
+
+/// An ISO made by genisoimage, through dimg's cue/bin and NRG writers, judged by bchunk, cd-info,
+/// nrg2iso, iat and 7-Zip — and back through dimg.
+#[test]
+fn an_iso_through_cue_and_nrg_is_accepted_by_every_peer() {
+    let dir = tempfile::tempdir().unwrap();
+    let src = dir.path().join("src");
+    source_folder(&src);
+    let iso = dir.path().join("disc.iso");
+    run(
+        "genisoimage",
+        &[
+            "-quiet",
+            "-R",
+            "-J",
+            "-V",
+            "DIMGTEST",
+            "-o",
+            s(&iso),
+            s(&src),
+        ],
+    );
+    let iso_size = fs::metadata(&iso).unwrap().len();
+
+    // cue/bin: bchunk gives the ISO back; cd-info sees one data track holding ISO 9660; every
+    // sector checks, also those cut by dimg's stream blocks (the BIN is several blocks long).
+    let cue = dir.path().join("disc.cue");
+    convert(&iso, "CUE", &cue);
+    let bin = cue.with_extension("bin");
+    assert_eq!(fs::metadata(&bin).unwrap().len(), iso_size / 2048 * 2352);
+    run("bchunk", &[s(&bin), s(&cue), s(&dir.path().join("bchunk"))]);
+    assert_eq!(sha256sum(&dir.path().join("bchunk01.iso")), sha256sum(&iso));
+    let info = stdout(&run(
+        "cd-info",
+        &["--no-device-info", "--no-cddb", "--cue-file", s(&cue)],
+    ));
+    assert!(info.contains("1: 00:02:00  000000 data"), "{info}");
+    assert!(info.contains("CD-ROM with ISO 9660 filesystem"), "{info}");
+    assert!(info.contains("label `DIMGTEST"), "{info}");
+    assert!(dimg(&["verify", s(&cue)]).status.success());
+
+    // NRG: nrg2iso strips Nero's 150-sector lead pregap and keeps the rest, so its output is the
+    // ISO followed by exactly the chunk list; iat finds the ISO alone; 7-Zip lists the files.
+    let nrg = dir.path().join("disc.nrg");
+    convert(&iso, "NRG", &nrg);
+    let nrg_size = fs::metadata(&nrg).unwrap().len();
+    let stripped = dir.path().join("nrg2iso.iso");
+    run("nrg2iso", &[s(&nrg), s(&stripped)]);
+    let stripped = fs::read(&stripped).unwrap();
+    assert_eq!(stripped.len() as u64, nrg_size - 150 * 2048);
+    assert!(stripped[..iso_size as usize] == fs::read(&iso).unwrap()[..]);
+    assert_eq!(&stripped[iso_size as usize..][..4], b"CUEX");
+    let by_iat = dir.path().join("iat.iso");
+    run("iat", &[s(&nrg), s(&by_iat)]);
+    assert_eq!(sha256sum(&by_iat), sha256sum(&iso));
+    let listed = stdout(&run("7zz", &["l", "-slt", s(&nrg)]));
+    for name in [
+        "big.dat",
+        "docs/readme.txt",
+        "docs/deeper/odd size.bin",
+        "empty",
+    ] {
+        assert!(
+            listed.contains(&format!("Path = {name}\n")),
+            "7-Zip misses {name}"
+        );
+    }
+
+    // And dimg reads both back: the same ISO, the same BIN.
+    let back = dir.path().join("back.iso");
+    convert(&nrg, "ISO", &back);
+    assert_eq!(sha256sum(&back), sha256sum(&iso));
+    let again = dir.path().join("again.cue");
+    convert(&nrg, "CUE", &again);
+    assert_eq!(sha256sum(&again.with_extension("bin")), sha256sum(&bin));
+}
+
+/// Audio survives cue/bin → NRG → cue/bin, and libcdio reads dimg's NRG's track list as it reads
+/// Nero's own.
+#[test]
+fn audio_tracks_survive_nrg_and_cue_round_trips() {
+    let dir = tempfile::tempdir().unwrap();
+    let first = dir.path().join("first.cue");
+    convert(&corpus().join("cd/p1.nrg"), "CUE", &first);
+    let nrg = dir.path().join("mine.nrg");
+    convert(&first, "NRG", &nrg);
+    let second = dir.path().join("second.cue");
+    convert(&nrg, "CUE", &second);
+    assert_eq!(
+        sha256sum(&second.with_extension("bin")),
+        sha256sum(&first.with_extension("bin"))
+    );
+    assert_eq!(
+        fs::read_to_string(&second)
+            .unwrap()
+            .replace("second.bin", "first.bin"),
+        fs::read_to_string(&first).unwrap()
+    );
+    let tracks = |image: &Path| {
+        let text = stdout(&run(
+            "cd-info",
+            &["--no-device-info", "--no-cddb", "-i", s(image)],
+        ));
+        text.lines()
+            .filter(|l| l.contains(" audio ") || l.contains("leadout"))
+            .map(|l| l.split_whitespace().take(3).collect::<Vec<_>>().join(" "))
+            .collect::<Vec<_>>()
+    };
+    let theirs = tracks(&corpus().join("cd/p1.nrg"));
+    assert_eq!(theirs.len(), 3, "{theirs:?}");
+    assert_eq!(tracks(&nrg), theirs);
+}
+
+/// A mixed-mode disc (data, then audio): CUE and NRG keep both tracks; an ISO keeps the data
+/// track and says so.
+#[test]
+fn a_mixed_mode_disc_keeps_its_tracks_or_says_what_it_dropped() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data.cue");
+    convert(&corpus().join("cd/isofs-m1.cue"), "CUE", &data);
+    let sheet = dir.path().join("mixed.cue");
+    fs::copy(corpus().join("cd/cdda.bin"), dir.path().join("audio.bin")).unwrap();
+    fs::write(
+        &sheet,
+        "FILE \"data.bin\" BINARY\n  TRACK 01 MODE1/2352\n    INDEX 01 00:00:00\n\
+         FILE \"audio.bin\" BINARY\n  TRACK 02 AUDIO\n    INDEX 00 00:00:00\n    INDEX 01 00:02:00\n",
+    )
+    .unwrap();
+    let iso = dir.path().join("mixed.iso");
+    let said = convert(&sheet, "ISO", &iso);
+    assert!(
+        said.contains("Note:            the disc has 2 tracks; ISO holds only track 01's data"),
+        "{said}"
+    );
+    let truth = truths()
+        .into_iter()
+        .find(|t| t.file == "cd/isofs-m1.cue")
+        .unwrap();
+    assert_eq!(Some(sha256sum(&iso)), truth.sha256);
+
+    let nrg = dir.path().join("mixed.nrg");
+    convert(&sheet, "NRG", &nrg);
+    let back = dir.path().join("back.cue");
+    convert(&nrg, "CUE", &back);
+    let mut joined = fs::read(dir.path().join("data.bin")).unwrap();
+    joined.extend(fs::read(dir.path().join("audio.bin")).unwrap());
+    assert!(fs::read(back.with_extension("bin")).unwrap() == joined);
+    let info = stdout(&run(
+        "cd-info",
+        &["--no-device-info", "--no-cddb", "--cue-file", s(&back)],
+    ));
+    assert!(info.contains("1: 00:02:00  000000 data"), "{info}");
+    // 302 data sectors, then the audio track's 150-sector pregap.
+    assert!(info.contains("2: 00:08:02  000452 audio"), "{info}");
+}
+
+#[test]
+fn disc_formats_refuse_encryption_and_leave_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    for format in ["CUE", "NRG"] {
+        let out = dir.path().join(format!("x.{}", format.to_lowercase()));
+        let o = dimg_stdin(
+            &[
+                "convert",
+                s(&corpus().join("iso/joliet.iso")),
+                "-format",
+                format,
+                "-encryption",
+                "-stdinpass",
+                "-o",
+                s(&out),
+            ],
+            b"secret",
+        );
+        assert_eq!(o.status.code(), Some(1), "{format}");
+        assert!(
+            stderr(&o).contains("images cannot be encrypted"),
+            "{}",
+            stderr(&o)
+        );
+        assert_eq!(fs::read_dir(dir.path()).unwrap().count(), 0);
+    }
+}
+
+/// Every file of a folder, by path relative to it, with its contents.
+fn tree(root: &Path) -> std::collections::BTreeMap<String, Vec<u8>> {
+    let mut found = std::collections::BTreeMap::new();
+    let mut todo = vec![root.to_path_buf()];
+    while let Some(dir) = todo.pop() {
+        for e in fs::read_dir(&dir).unwrap() {
+            let path = e.unwrap().path();
+            let name = path
+                .strip_prefix(root)
+                .unwrap()
+                .to_string_lossy()
+                .into_owned();
+            if path.is_dir() {
+                found.insert(format!("{name}/"), Vec::new());
+                todo.push(path);
+            } else {
+                found.insert(name, fs::read(&path).unwrap());
+            }
+        }
+    }
+    found
+}
+
+/// Bootable ISOs from genisoimage (BIOS, no emulation) and xorriso (a 1.44M floppy and a UEFI
+/// no-emulation image): dimg reports the catalog as xorriso does, shows the files as the source
+/// folder plus a [BOOT] folder, and extracts exactly what 7-Zip extracts.
+#[test]
+fn el_torito_boot_images_are_reported_and_extract_as_7zip_does() {
+    let dir = tempfile::tempdir().unwrap();
+    let src = dir.path().join("src");
+    source_folder(&src);
+    fs::create_dir(src.join("boot")).unwrap();
+    fs::write(src.join("boot/loader.bin"), vec![0xEBu8; 5000]).unwrap();
+    let mut floppy = vec![0u8; 1_474_560];
+    floppy[510..512].copy_from_slice(&[0x55, 0xAA]);
+    fs::write(src.join("boot/floppy.img"), &floppy).unwrap();
+    let genisoimage = dir.path().join("bios.iso");
+    run(
+        "genisoimage",
+        &[
+            "-quiet",
+            "-R",
+            "-J",
+            "-b",
+            "boot/loader.bin",
+            "-c",
+            "boot/boot.cat",
+            "-no-emul-boot",
+            "-boot-load-size",
+            "4",
+            "-o",
+            s(&genisoimage),
+            s(&src),
+        ],
+    );
+    let xorriso = dir.path().join("two.iso");
+    run(
+        "xorriso",
+        &[
+            "-as",
+            "mkisofs",
+            "-quiet",
+            "-R",
+            "-J",
+            "-b",
+            "boot/floppy.img",
+            "-c",
+            "boot/boot.cat",
+            "-eltorito-alt-boot",
+            "-e",
+            "boot/loader.bin",
+            "-no-emul-boot",
+            "-o",
+            s(&xorriso),
+            s(&src),
+        ],
+    );
+    for (iso, images) in [(&genisoimage, 1), (&xorriso, 2)] {
+        // xorriso's report: "El Torito boot img :   1  BIOS  y   none  0x0000  0x00      4          34"
+        let report = stdout(&run(
+            "xorriso",
+            &["-indev", s(iso), "-report_el_torito", "plain"],
+        ));
+        let theirs: Vec<(String, String, String)> = report
+            .lines()
+            .filter(|l| l.starts_with("El Torito boot img :"))
+            .map(|l| {
+                let f: Vec<&str> = l.split_whitespace().collect();
+                let n = f.len();
+                (
+                    f[n - 7].to_string(),
+                    f[n - 2].to_string(),
+                    f[n - 1].to_string(),
+                )
+            })
+            .collect();
+        assert_eq!(theirs.len(), images, "{report}");
+        let info = stdout(&dimg(&["info", s(iso)]));
+        let ours: Vec<&str> = info.lines().filter(|l| l.contains("Boot image:")).collect();
+        assert_eq!(ours.len(), images, "{info}");
+        for ((platform, load, lba), line) in theirs.iter().zip(&ours) {
+            let platform = if platform == "BIOS" {
+                "x86 BIOS"
+            } else {
+                platform.as_str()
+            };
+            assert!(line.contains(platform), "{line} vs {platform}");
+            assert!(
+                line.contains(&format!("at sector {lba}")),
+                "{line} vs LBA {lba}"
+            );
+            if line.contains("no emulation") {
+                assert!(
+                    line.contains(&format!("loads {load} × 512 bytes")),
+                    "{line}"
+                );
+            }
+        }
+
+        let ours_dir = dir.path().join("dimg-out");
+        let sevenz_dir = dir.path().join("7z-out");
+        let _ = fs::remove_dir_all(&ours_dir);
+        let _ = fs::remove_dir_all(&sevenz_dir);
+        let o = dimg(&["extract", s(iso), "-o", s(&ours_dir)]);
+        assert!(o.status.success(), "{}", stderr(&o));
+        run(
+            "7zz",
+            &["x", "-y", &format!("-o{}", s(&sevenz_dir)), s(iso)],
+        );
+        let ours = tree(&ours_dir);
+        assert_eq!(ours, tree(&sevenz_dir), "{}", iso.display());
+        let mut files = ours.clone();
+        files.retain(|name, _| !name.starts_with("[BOOT]") && name != "boot/boot.cat");
+        assert_eq!(files, tree(&src), "{}", iso.display());
+        let boot_files = ours
+            .keys()
+            .filter(|k| k.starts_with("[BOOT]/") && !k.ends_with('/'));
+        assert_eq!(boot_files.count(), images);
+    }
+    let floppy_out = dir.path().join("dimg-out/[BOOT]/1-Boot-1.44M.img");
+    assert!(fs::read(floppy_out).unwrap() == floppy);
+}
+
+/// A .toast is the disc's 2048-byte sectors: written from an ISO or from a UDZO holding one,
+/// it is that ISO byte for byte, and it opens as what it holds.
+#[test]
+fn toast_images_are_the_discs_sectors() {
+    let dir = tempfile::tempdir().unwrap();
+    let iso = corpus().join("iso/joliet.iso");
+    let toast = dir.path().join("disc.toast");
+    convert(&iso, "TOAST", &toast);
+    assert_eq!(sha256sum(&toast), sha256sum(&iso));
+    let udzo = dir.path().join("disc.dmg");
+    convert(&iso, "UDZO", &udzo);
+    let again = dir.path().join("again.toast");
+    convert(&udzo, "TOAST", &again);
+    assert_eq!(sha256sum(&again), sha256sum(&iso));
+    let info = stdout(&dimg(&["info", s(&toast)]));
+    assert!(info.contains("Recognised:      ISO 9660"), "{info}");
+    let o = dimg(&["ls", s(&toast)]);
+    assert_eq!(stdout(&o), stdout(&dimg(&["ls", s(&iso)])));
 }
