@@ -571,3 +571,63 @@ fn toast_images_are_the_discs_sectors() {
     let o = dimg(&["ls", s(&toast)]);
     assert_eq!(stdout(&o), stdout(&dimg(&["ls", s(&iso)])));
 }
+
+/// Audio held as a RIFF WAVE file or as big-endian (MOTOROLA) samples reads as the same BIN
+/// audio; a WAVE that is not CD audio is refused by name and line.
+#[test]
+fn wave_and_motorola_files_read_as_cd_audio() {
+    let dir = tempfile::tempdir().unwrap();
+    let pcm = fs::read(corpus().join("cd/cdda.bin")).unwrap();
+    let wave = |channels: u16| {
+        let mut w = b"RIFF".to_vec();
+        w.extend((36 + 12 + pcm.len() as u32).to_le_bytes());
+        w.extend(b"WAVEfmt ");
+        w.extend(16u32.to_le_bytes());
+        for field in [1u16, channels] {
+            w.extend(field.to_le_bytes());
+        }
+        w.extend(44_100u32.to_le_bytes());
+        w.extend((44_100 * 2 * u32::from(channels)).to_le_bytes());
+        w.extend((2 * channels).to_le_bytes());
+        w.extend(16u16.to_le_bytes());
+        // A chunk of odd length before the samples: its pad byte must be skipped.
+        w.extend(b"LIST\x03\0\0\0abc\0data");
+        w.extend((pcm.len() as u32).to_le_bytes());
+        w.extend(&pcm);
+        w
+    };
+    fs::write(dir.path().join("song.wav"), wave(2)).unwrap();
+    fs::write(dir.path().join("mono.wav"), wave(1)).unwrap();
+    let swapped: Vec<u8> = pcm.chunks(2).flat_map(|p| [p[1], p[0]]).collect();
+    fs::write(dir.path().join("song.be"), swapped).unwrap();
+    for (sheet, file) in [
+        ("wave.cue", "\"song.wav\" WAVE"),
+        ("moto.cue", "song.be MOTOROLA"),
+    ] {
+        let path = dir.path().join(sheet);
+        fs::write(
+            &path,
+            format!("FILE {file}\n  TRACK 01 AUDIO\n    INDEX 01 00:00:00\n"),
+        )
+        .unwrap();
+        let out = dir.path().join(format!("out-{sheet}"));
+        convert(&path, "CUE", &out);
+        assert_eq!(
+            sha256sum(&out.with_extension("bin")),
+            sha256sum(&corpus().join("cd/cdda.bin")),
+            "{sheet}"
+        );
+    }
+    let mono = dir.path().join("mono.cue");
+    fs::write(
+        &mono,
+        "REM mono\nFILE \"mono.wav\" WAVE\n  TRACK 01 AUDIO\n    INDEX 01 00:00:00\n",
+    )
+    .unwrap();
+    let o = dimg(&["info", s(&mono)]);
+    assert!(
+        stderr(&o).contains("line 2: mono.wav: its samples are not CD audio"),
+        "{}",
+        stderr(&o)
+    );
+}

@@ -3,6 +3,7 @@
 
 use super::optical::{Disc, Track, TrackMode};
 use super::{Container, Fact, Probe};
+use crate::bytes::{le16, le32};
 use crate::error::FormatError;
 use crate::io::{FileSource, ReadAt, Slice};
 use crate::magic::Signature;
@@ -35,8 +36,20 @@ struct CueTrack {
 #[derive(Debug)]
 struct CueFile {
     name: String,
+    kind: FileKind,
     line: usize,
     tracks: Vec<CueTrack>,
+}
+
+/// How a FILE holds its sectors.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum FileKind {
+    /// As they are.
+    Binary,
+    /// Audio samples big-endian: every 16-bit sample byte-swapped.
+    Motorola,
+    /// CD audio (16-bit stereo PCM at 44.1 kHz) in the data chunk of a RIFF WAVE file.
+    Wave,
 }
 
 #[derive(Debug, Default)]
@@ -121,17 +134,20 @@ fn parse(text: &str) -> Result<Sheet, String> {
                 let (Some(name), Some(kind)) = (arg(1), arg(2)) else {
                     return err("FILE needs a name and a type".into());
                 };
-                match kind.to_ascii_uppercase().as_str() {
-                    "BINARY" | "MOTOROLA" => {}
-                    "WAVE" | "AIFF" | "MP3" => {
+                let kind = match kind.to_ascii_uppercase().as_str() {
+                    "BINARY" => FileKind::Binary,
+                    "MOTOROLA" => FileKind::Motorola,
+                    "WAVE" => FileKind::Wave,
+                    "AIFF" | "MP3" => {
                         return err(format!(
-                            "FILE of type {kind}: only BINARY files are read yet"
+                            "FILE of type {kind}: compressed or AIFF audio is not read (BINARY, MOTOROLA and WAVE are)"
                         ))
                     }
                     other => return err(format!("FILE of unknown type {other}")),
-                }
+                };
                 sheet.files.push(CueFile {
                     name: name.into(),
+                    kind,
                     line,
                     tracks: Vec::new(),
                 });
@@ -202,6 +218,77 @@ fn parse(text: &str) -> Result<Sheet, String> {
     Ok(sheet)
 }
 
+/// Big-endian 16-bit samples seen little-endian, as a BIN holds CD audio.
+struct ByteSwapped(Arc<dyn ReadAt>);
+
+impl ReadAt for ByteSwapped {
+    fn read_at(&self, offset: u64, buf: &mut [u8]) -> io::Result<usize> {
+        // Read whole sample pairs, then hand back the part asked for.
+        let size = self.0.size();
+        if offset >= size {
+            return Ok(0);
+        }
+        let start = offset & !1;
+        let end = (offset + buf.len() as u64).min(size);
+        let mut pairs = vec![0u8; (((end + 1) & !1).min(size) - start) as usize];
+        self.0.read_exact_at(start, &mut pairs)?;
+        for pair in pairs.chunks_exact_mut(2) {
+            pair.swap(0, 1);
+        }
+        let (from, n) = ((offset - start) as usize, (end - offset) as usize);
+        buf[..n].copy_from_slice(&pairs[from..from + n]);
+        Ok(n)
+    }
+
+    fn size(&self) -> u64 {
+        self.0.size()
+    }
+}
+
+/// The PCM bytes of a WAVE file, which must be CD audio.
+fn wave_samples(file: Arc<dyn ReadAt>, name: &str, line: usize) -> io::Result<Arc<dyn ReadAt>> {
+    let bad = |what: &str| FormatError::io(STRUCTURE, 0, format!("line {line}: {name}: {what}"));
+    let mut head = [0u8; 12];
+    if file.size() < 12 {
+        return Err(bad("too short for a WAVE file"));
+    }
+    file.read_exact_at(0, &mut head)?;
+    if &head[..4] != b"RIFF" || &head[8..] != b"WAVE" {
+        return Err(bad("not a RIFF WAVE file"));
+    }
+    let mut at = 12u64;
+    let mut cd_audio = false;
+    // Chunks are bounded by the file, so the walk ends.
+    while at + 8 <= file.size() {
+        let mut chunk = [0u8; 8];
+        file.read_exact_at(at, &mut chunk)?;
+        let len = u64::from(le32(&chunk, 4));
+        let body = at + 8;
+        match &chunk[..4] {
+            b"fmt " if len >= 16 && body + 16 <= file.size() => {
+                let mut fmt = [0u8; 16];
+                file.read_exact_at(body, &mut fmt)?;
+                cd_audio = le16(&fmt, 0) == 1
+                    && le16(&fmt, 2) == 2
+                    && le32(&fmt, 4) == 44_100
+                    && le16(&fmt, 14) == 16;
+            }
+            b"data" => {
+                if !cd_audio {
+                    return Err(bad(
+                        "its samples are not CD audio (16-bit stereo PCM at 44.1 kHz)",
+                    ));
+                }
+                let len = len.min(file.size() - body);
+                return Ok(Arc::new(Slice::new(file, body, len)));
+            }
+            _ => {}
+        }
+        at = body + len + (len & 1);
+    }
+    Err(bad("no data chunk"))
+}
+
 /// A FILE named by the sheet, beside it; sheets made on Windows name it in another case.
 fn find(dir: &Path, name: &str) -> Option<PathBuf> {
     let direct = dir.join(name);
@@ -241,7 +328,12 @@ fn open(sheet_bytes: Arc<dyn ReadAt>, p: &Probe) -> io::Result<Box<dyn Container
                 ),
             )
         })?;
-        let bin: Arc<dyn ReadAt> = Arc::new(FileSource::open(&path)?);
+        let raw: Arc<dyn ReadAt> = Arc::new(FileSource::open(&path)?);
+        let bin: Arc<dyn ReadAt> = match file.kind {
+            FileKind::Binary => raw,
+            FileKind::Motorola => Arc::new(ByteSwapped(raw)),
+            FileKind::Wave => wave_samples(raw, &file.name, file.line)?,
+        };
         // Tracks follow each other in the file; a track's bytes start at its first index, and the
         // frames between two tracks' starts are sectors of the earlier track's size.
         let mut starts: Vec<(u64, u64)> = Vec::new(); // (first frame, first byte)
