@@ -297,6 +297,23 @@ fn an_iso_through_cue_and_nrg_is_accepted_by_every_peer() {
     let back = dir.path().join("back.iso");
     convert(&nrg, "ISO", &back);
     assert_eq!(sha256sum(&back), sha256sum(&iso));
+    // libcdio's iso-info reads ISO files only (not BINs, not even real ones): it reads this one.
+    let listed = stdout(&run("iso-info", &["--no-header", "-f", "-i", s(&back)]));
+    for name in [
+        "/big.dat",
+        "/docs/readme.txt",
+        "/docs/deeper/odd size.bin",
+        "/empty",
+    ] {
+        // "  9437184 /big.dat": size, then the path.
+        let line = listed.lines().find(|l| l.ends_with(&format!(" {name}")));
+        let size = line.and_then(|l| l.split_whitespace().next());
+        let want = fs::metadata(src.join(&name[1..]))
+            .unwrap()
+            .len()
+            .to_string();
+        assert_eq!(size, Some(want.as_str()), "iso-info on {name}: {listed}");
+    }
     let again = dir.path().join("again.cue");
     convert(&nrg, "CUE", &again);
     assert_eq!(sha256sum(&again.with_extension("bin")), sha256sum(&bin));
