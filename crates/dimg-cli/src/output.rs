@@ -160,6 +160,14 @@ pub fn listing_long(l: &Listing) -> String {
             .unwrap_or_else(|| "----".into());
         let when = e.modified.map(date).unwrap_or_else(|| "-".repeat(19));
         let _ = writeln!(s, "{kind} {mode} {:>14} {when}  {}{tail}", e.size, e.name);
+        for stream in &e.streams {
+            let blank = " ".repeat(19);
+            let _ = writeln!(
+                s,
+                "@ ---- {:>14} {blank}  {}:{}",
+                stream.size, e.name, stream.name
+            );
+        }
     }
     s
 }

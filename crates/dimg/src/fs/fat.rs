@@ -124,6 +124,7 @@ impl Volume for Fat {
                 mode: None,
                 // The first cluster would do, but fatfs keeps it private: the path is unique too.
                 inode: hash(&full),
+                streams: Vec::new(),
                 handle: Handle::new(Path(full)),
                 name,
             });

@@ -5,7 +5,7 @@
 
 use crate::bytes::{be16, be32, be64, utf16_be};
 
-use super::{DirEntry, EntryKind, Handle, Volume};
+use super::{decmpfs, DirEntry, EntryKind, Handle, Stream, Volume};
 use crate::error::FormatError;
 use crate::io::{Concat, ReadAt};
 use std::collections::{HashMap, HashSet};
@@ -17,6 +17,9 @@ const ROOT_PARENT: u32 = 1;
 const ROOT_FOLDER: u32 = 2;
 /// Seconds from 1904-01-01 (HFS+ dates) to 1970-01-01.
 const MAC_EPOCH: i64 = 2_082_844_800;
+const DECMPFS: &str = "com.apple.decmpfs";
+/// Attribute records the index keeps in memory at most; beyond, streams go unlisted.
+const MAX_ATTRIBUTES: usize = 1 << 20;
 const PRIVATE_DATA: &str = "\0\0\0\0HFS+ Private Data";
 /// Metadata folders and files macOS keeps out of sight at the root.
 const HIDDEN_AT_ROOT: &[&str] = &[
@@ -205,7 +208,7 @@ fn date(d: u32) -> Option<i64> {
 /// Overflow extents by (file ID, fork type: 0 data, 0xFF resource).
 type Overflow = HashMap<(u32, u8), Vec<(u32, u32)>>;
 
-/// A catalog file record's data fork as an item, and its size; `None` for other records.
+/// A catalog file record's forks as an item, and its data fork's size; `None` for other records.
 fn file_item(d: &[u8]) -> Option<(Item, u64)> {
     if d.len() < 248 || be16(d, 0) != 2 {
         return None;
@@ -218,10 +221,47 @@ fn file_item(d: &[u8]) -> Option<(Item, u64)> {
         Item::File {
             id: be32(d, 8),
             data,
+            resource: Fork::parse(&d[168..248]),
             compressed,
         },
         size,
     ))
+}
+
+/// An attribute record's key: (file ID, name); its data follows the key.
+fn attribute_key(r: &[u8]) -> Option<(u32, String, &[u8])> {
+    let key_len = usize::from(be16(r, 0));
+    if r.len() < 2 + key_len || key_len < 12 {
+        return None;
+    }
+    let name = r.get(14..14 + 2 * usize::from(be16(r, 12)))?;
+    Some((be32(r, 4), utf16_be(name), &r[2 + key_len..]))
+}
+
+/// Where an attribute's value is: inline in its record, or in a fork of its own.
+enum AttributeValue<'a> {
+    Inline(&'a [u8]),
+    Fork(Fork),
+}
+
+fn attribute_value(d: &[u8]) -> Option<AttributeValue<'_>> {
+    match be32(d.get(..4)?, 0) {
+        0x10 => {
+            let size = be32(d.get(..16)?, 12) as usize;
+            Some(AttributeValue::Inline(d.get(16..16 + size)?))
+        }
+        0x20 => Some(AttributeValue::Fork(Fork::parse(d.get(8..88)?))),
+        _ => None,
+    }
+}
+
+/// What the attributes B-tree says of one file.
+#[derive(Default)]
+struct Attributes {
+    /// Its extended attributes, decmpfs's own excepted.
+    streams: Vec<Stream>,
+    /// The size a compressed file's decmpfs header states.
+    uncompressed: Option<u64>,
 }
 
 /// What an entry's handle holds.
@@ -231,6 +271,7 @@ enum Item {
     File {
         id: u32,
         data: Fork,
+        resource: Fork,
         compressed: bool,
     },
 }
@@ -244,6 +285,10 @@ pub struct HfsPlus {
     label: String,
     /// The files hard links stand for, by inode number: "iNode<n>" in the private data folder.
     inodes: HashMap<u32, (Item, u64)>,
+    /// The attributes B-tree, when the volume has one.
+    attributes_tree: Option<BTree>,
+    /// Its records indexed once by file ID: only files with attributes appear.
+    attributes: HashMap<u32, Attributes>,
 }
 
 impl HfsPlus {
@@ -271,6 +316,15 @@ impl HfsPlus {
             Self::fork_bytes(&disk, block, &catalog_fork, &catalog_extents)?,
             "HFS+ catalog B-tree",
         )?;
+        let attributes_fork = Fork::parse(&h[352..432]);
+        let attributes_tree = match attributes_fork.size {
+            0 => None,
+            _ => {
+                let more = overflow.get(&(8, 0)).cloned().unwrap_or_default();
+                let file = Self::fork_bytes(&disk, block, &attributes_fork, &more)?;
+                Some(BTree::open(file, "HFS+ attributes B-tree")?)
+            }
+        };
         let mut volume = HfsPlus {
             disk,
             block,
@@ -278,6 +332,11 @@ impl HfsPlus {
             overflow,
             label: String::new(),
             inodes: HashMap::new(),
+            attributes: match &attributes_tree {
+                Some(tree) => Self::index_attributes(tree)?,
+                None => HashMap::new(),
+            },
+            attributes_tree,
         };
         for (name, item, _) in volume.children(ROOT_PARENT)? {
             if matches!(item, Item::Folder(ROOT_FOLDER)) {
@@ -305,6 +364,60 @@ impl HfsPlus {
             volume.inodes = inodes;
         }
         Ok(volume)
+    }
+
+    /// Every attribute's name and size, by file, from one walk of the leaves.
+    fn index_attributes(tree: &BTree) -> io::Result<HashMap<u32, Attributes>> {
+        let mut map: HashMap<u32, Attributes> = HashMap::new();
+        let (mut seen, mut records) = (HashSet::new(), 0);
+        let mut n = tree.first_leaf;
+        while n != 0 && seen.insert(n) && records < MAX_ATTRIBUTES {
+            let node = tree.node(n)?;
+            for r in &node.records {
+                records += 1;
+                let Some((id, name, d)) = attribute_key(r) else {
+                    continue;
+                };
+                let attrs = map.entry(id).or_default();
+                match (name.as_str(), attribute_value(d)) {
+                    (DECMPFS, Some(AttributeValue::Inline(v))) => {
+                        attrs.uncompressed = decmpfs::stated_size(v)
+                    }
+                    (_, Some(AttributeValue::Inline(v))) => attrs.streams.push(Stream {
+                        name,
+                        size: v.len() as u64,
+                    }),
+                    (_, Some(AttributeValue::Fork(f))) => {
+                        attrs.streams.push(Stream { name, size: f.size })
+                    }
+                    (_, None) => {}
+                }
+            }
+            n = node.next;
+        }
+        Ok(map)
+    }
+
+    /// The value of attribute `name` of file `id`.
+    fn attribute(&self, id: u32, name: &str) -> io::Result<Arc<dyn ReadAt>> {
+        let missing = || io::Error::new(io::ErrorKind::NotFound, format!("no attribute {name}"));
+        let tree = self.attributes_tree.as_ref().ok_or_else(missing)?;
+        let mut found: Option<io::Result<Arc<dyn ReadAt>>> = None;
+        tree.scan(
+            |r| attribute_key(r).is_some_and(|(i, n, _)| i < id || (i == id && n.as_str() < name)),
+            |r| attribute_key(r).is_some_and(|(i, n, _)| i == id && n == name),
+            |r| {
+                let value = attribute_key(r).and_then(|(_, _, d)| attribute_value(d));
+                found = found.take().or(match value {
+                    Some(AttributeValue::Inline(v)) => Some(Ok(Arc::new(v.to_vec()))),
+                    Some(AttributeValue::Fork(f)) => {
+                        Some(Self::fork_bytes(&self.disk, self.block, &f, &[]))
+                    }
+                    None => None,
+                });
+            },
+        )?;
+        found.ok_or_else(missing)?
     }
 
     /// Every overflow extent record, gathered once: the extents tree is small.
@@ -404,7 +517,7 @@ impl HfsPlus {
             return Ok(None);
         }
         let kind = be16(d, 0);
-        let (item, size, kind, cnid) = match kind {
+        let (item, mut size, kind, cnid) = match kind {
             1 if d.len() >= 88 => (
                 Item::Folder(be32(d, 8)),
                 0,
@@ -436,10 +549,30 @@ impl HfsPlus {
             (EntryKind::File, 0o140000) => EntryKind::Special("socket".into()),
             (k, _) => k,
         };
+        let (Item::File { id, .. } | Item::Folder(id)) = &item;
+        let attrs = self.attributes.get(id);
+        let mut streams = attrs.map(|a| a.streams.clone()).unwrap_or_default();
+        if let Item::File {
+            resource,
+            compressed,
+            ..
+        } = &item
+        {
+            if *compressed {
+                size = attrs.and_then(|a| a.uncompressed).unwrap_or(size);
+            } else if resource.size > 0 {
+                // A compressed file's resource fork is its data, not a stream of its own.
+                streams.push(Stream {
+                    name: "rsrc".into(),
+                    size: resource.size,
+                });
+            }
+        }
         let entry = DirEntry {
             name: name.replace('/', ":"),
             kind,
             size,
+            streams,
             modified: date(be32(d, 16)),
             mode: (mode != 0).then_some(u32::from(mode) & 0o7777),
             inode: u64::from(cnid),
@@ -451,25 +584,41 @@ impl HfsPlus {
     fn data(&self, item: &Item) -> io::Result<Arc<dyn ReadAt>> {
         match item {
             Item::File {
-                compressed: true, ..
-            } => Err(bad(
-                "HFS+ file",
-                0,
-                "is stored compressed (decmpfs), which dimg cannot read yet",
-            )),
-            Item::File { id, data, .. } => {
-                let more = self
-                    .overflow
-                    .get(&(*id, 0))
-                    .map(Vec::as_slice)
-                    .unwrap_or(&[]);
-                Self::fork_bytes(&self.disk, self.block, data, more)
+                id,
+                compressed: true,
+                ..
+            } => {
+                let header = self.attribute(*id, DECMPFS)?;
+                let mut attribute = vec![0u8; header.size().min(1 << 16) as usize];
+                header.read_exact_at(0, &mut attribute)?;
+                decmpfs::open(&attribute, || self.fork(item, 0xFF))
             }
+            Item::File { .. } => self.fork(item, 0),
             Item::Folder(_) => Err(io::Error::new(
                 io::ErrorKind::InvalidInput,
                 "a folder has no data",
             )),
         }
+    }
+
+    /// A file's data (0) or resource (0xFF) fork.
+    fn fork(&self, item: &Item, kind: u8) -> io::Result<Arc<dyn ReadAt>> {
+        let Item::File {
+            id, data, resource, ..
+        } = item
+        else {
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidInput,
+                "a folder has no forks",
+            ));
+        };
+        let fork = if kind == 0 { data } else { resource };
+        let more = self
+            .overflow
+            .get(&(*id, kind))
+            .map(Vec::as_slice)
+            .unwrap_or(&[]);
+        Self::fork_bytes(&self.disk, self.block, fork, more)
     }
 
     /// A small fork whole (symlink targets); bounded.
@@ -515,5 +664,19 @@ impl Volume for HfsPlus {
 
     fn open(&self, file: &DirEntry) -> io::Result<Arc<dyn ReadAt>> {
         self.data(item(file)?)
+    }
+
+    fn open_stream(&self, entry: &DirEntry, name: &str) -> io::Result<Arc<dyn ReadAt>> {
+        let item = item(entry)?;
+        match item {
+            Item::File { .. } if name == "rsrc" => self.fork(item, 0xFF),
+            Item::File { id, .. } | Item::Folder(id) if name != DECMPFS => {
+                self.attribute(*id, name)
+            }
+            _ => Err(io::Error::new(
+                io::ErrorKind::NotFound,
+                format!("{}: no stream {name}", entry.name),
+            )),
+        }
     }
 }

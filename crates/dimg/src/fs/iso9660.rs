@@ -160,6 +160,7 @@ impl Iso9660 {
                     modified: None,
                     mode: None,
                     inode: u64::MAX - 1 - i as u64,
+                    streams: Vec::new(),
                     handle: Handle::new(location),
                 }
             })
@@ -291,6 +292,7 @@ impl Iso9660 {
             modified: short_time(&r[18..25]),
             mode: None,
             inode: u64::from(extent.lba),
+            streams: Vec::new(),
             handle: Handle::new(()),
         };
         let mut dir = is_dir.then_some(extent);
@@ -551,6 +553,7 @@ impl Volume for Iso9660 {
                 modified: None,
                 mode: None,
                 inode: u64::MAX,
+                streams: Vec::new(),
                 handle: Handle::new(BootFolder),
             });
         }

@@ -1,6 +1,7 @@
 //! File systems: a partition mounted read-only as a [`Volume`], one module per file system.
 //! [`identify`] names what a partition holds even where no reader exists yet.
 
+pub mod decmpfs;
 pub mod el_torito;
 pub mod fat;
 pub mod hfsplus;
@@ -56,6 +57,7 @@ impl DirEntry {
             modified: None,
             mode: None,
             inode,
+            streams: Vec::new(),
             handle,
         }
     }
@@ -80,8 +82,18 @@ pub struct DirEntry {
     /// What the file system identifies the entry by (an extent address, a catalog node ID): two
     /// entries with the same one are the same directory, which is how loops are caught.
     pub inode: u64,
+    /// Named data beside the contents: extended attributes, an HFS+ resource fork ("rsrc").
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub streams: Vec<Stream>,
     #[serde(skip)]
     pub handle: Handle,
+}
+
+/// A named stream of an entry: an extended attribute or a resource fork.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct Stream {
+    pub name: String,
+    pub size: u64,
 }
 
 /// A mounted, read-only file system.
@@ -92,6 +104,13 @@ pub trait Volume: Send + Sync {
     fn read_dir(&self, dir: &DirEntry) -> io::Result<Vec<DirEntry>>;
     /// The contents of a file this volume listed, as a byte source.
     fn open(&self, file: &DirEntry) -> io::Result<Arc<dyn ReadAt>>;
+    /// One of the entry's named streams.
+    fn open_stream(&self, entry: &DirEntry, name: &str) -> io::Result<Arc<dyn ReadAt>> {
+        Err(io::Error::new(
+            io::ErrorKind::NotFound,
+            format!("{}: no stream {name}", entry.name),
+        ))
+    }
 }
 
 const MAX_DEPTH: usize = 256;

@@ -236,6 +236,7 @@ impl Extraction<'_> {
                 if out != self.root {
                     std::fs::create_dir(out).map_err(|err| Error::io(out, err))?;
                 }
+                self.streams(e, out)?;
                 self.report.directories += 1;
                 self.directory(path, e, out, depth)?;
                 self.dir_times.push((out.to_path_buf(), e.modified, e.mode));
@@ -302,8 +303,45 @@ impl Extraction<'_> {
             self.report.bytes += n as u64;
             self.progress.advance(self.report.bytes);
         }
+        self.streams(e, out)?;
         apply(&f, e.modified, e.mode);
         self.report.files += 1;
+        Ok(())
+    }
+
+    /// A file's named streams become extended attributes, as macOS shows them: "user." and the
+    /// attribute's name, the resource fork as "user.com.apple.ResourceFork". One the folder's
+    /// file system refuses (too large, or no user attributes at all) is reported, not fatal.
+    fn streams(&mut self, e: &DirEntry, out: &Path) -> Result<()> {
+        for stream in &e.streams {
+            self.cancel.check()?;
+            let name = match stream.name.as_str() {
+                "rsrc" => "user.com.apple.ResourceFork".to_string(),
+                other => format!("user.{other}"),
+            };
+            if stream.size > MAX_STREAM {
+                let why = format!(
+                    "{}: stream {} of {} bytes not kept",
+                    e.name, stream.name, stream.size
+                );
+                self.report.neutralised.push(why);
+                continue;
+            }
+            let data = self
+                .volume
+                .open_stream(e, &stream.name)
+                .map_err(|err| self.io(err))?;
+            let mut value = vec![0u8; data.size().min(MAX_STREAM) as usize];
+            data.read_exact_at(0, &mut value)
+                .map_err(|err| self.io(err))?;
+            if let Err(err) = xattr::set(out, &name, &value) {
+                let why = format!(
+                    "{}: stream {} not kept as {name}: {err}",
+                    e.name, stream.name
+                );
+                self.report.neutralised.push(why);
+            }
+        }
         Ok(())
     }
 
@@ -316,6 +354,9 @@ impl Extraction<'_> {
         }
     }
 }
+
+/// Linux keeps an extended attribute in one file-system block or (ext4's ea_inode) up to 64 KiB.
+const MAX_STREAM: u64 = 64 << 10;
 
 /// Modification time and permissions, where known; best effort, like `cp -p`.
 fn apply(f: &std::fs::File, modified: Option<i64>, mode: Option<u32>) {

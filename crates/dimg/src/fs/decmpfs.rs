@@ -1,0 +1,257 @@
+//! HFS+ compressed files (decmpfs, formats.md §h.1): the "com.apple.decmpfs" attribute starts
+//! with "fpmc", a type and the file's size; small files keep their compressed bytes right after
+//! it, larger ones in the resource fork as independent 64 KiB blocks. zlib and LZFSE are read,
+//! inline or in the fork; blocks are decompressed when read and the last one is kept.
+
+use crate::bytes::{be32, le32, le64};
+use crate::codec::Codec;
+use crate::error::FormatError;
+use crate::io::ReadAt;
+use std::io;
+use std::sync::{Arc, Mutex};
+
+const STRUCTURE: &str = "HFS+ compressed file (decmpfs)";
+const BLOCK: u64 = 64 << 10;
+/// Inline data lives in one attribute record, so it is small; anything claiming more is damage.
+const MAX_INLINE: u64 = 16 << 20;
+
+fn bad(problem: impl Into<String>) -> io::Error {
+    FormatError::io(STRUCTURE, 0, problem)
+}
+
+/// The uncompressed size the attribute states, if it is a decmpfs header.
+pub(super) fn stated_size(attribute: &[u8]) -> Option<u64> {
+    (attribute.len() >= 16 && &attribute[..4] == b"fpmc").then(|| le64(attribute, 8))
+}
+
+/// One block's bytes: compressed, or stored after a marker byte when compressing did not pay.
+fn inflate(codec: Codec, data: &[u8], out: &mut [u8]) -> io::Result<()> {
+    let stored = match codec {
+        Codec::Zlib => data.first().is_some_and(|b| b & 0x0F == 0x0F),
+        _ => data.first() == Some(&0x06),
+    };
+    if stored {
+        if data.len() - 1 < out.len() {
+            return Err(bad("a stored block is shorter than the file says"));
+        }
+        out.copy_from_slice(&data[1..1 + out.len()]);
+        return Ok(());
+    }
+    codec.decompress(data, out).map_err(bad)
+}
+
+/// The file's contents, from its decmpfs attribute and, for fork-stored types, its resource fork.
+pub(super) fn open(
+    attribute: &[u8],
+    resource: impl FnOnce() -> io::Result<Arc<dyn ReadAt>>,
+) -> io::Result<Arc<dyn ReadAt>> {
+    let size = stated_size(attribute).ok_or_else(|| bad("the attribute has no fpmc header"))?;
+    let kind = le32(attribute, 4);
+    let codec = match kind {
+        3 | 4 => Codec::Zlib,
+        11 | 12 => Codec::Lzfse,
+        7 | 8 => return Err(bad("LZVN-compressed files are not read yet")),
+        other => return Err(bad(format!("compression type {other} is not read"))),
+    };
+    if matches!(kind, 3 | 11) {
+        if size > MAX_INLINE {
+            return Err(bad(format!("{size} bytes stored inline")));
+        }
+        let mut out = vec![0u8; size as usize];
+        inflate(codec, &attribute[16..], &mut out)?;
+        return Ok(Arc::new(out));
+    }
+    let fork = resource()?;
+    let blocks = size.div_ceil(BLOCK);
+    let table = if kind == 4 {
+        zlib_table(&*fork, blocks)?
+    } else {
+        offset_table(&*fork, blocks)?
+    };
+    Ok(Arc::new(Blocks {
+        fork,
+        codec,
+        size,
+        table,
+        last: Mutex::new(None),
+    }))
+}
+
+/// Type 4: a classic resource fork whose one resource holds a count and (offset, length) pairs,
+/// little-endian, offsets counted from just after the resource's length word.
+fn zlib_table(fork: &dyn ReadAt, blocks: u64) -> io::Result<Vec<(u64, u64)>> {
+    let mut head = [0u8; 16];
+    if fork.size() < 16 {
+        return Err(bad("the resource fork is too short"));
+    }
+    fork.read_exact_at(0, &mut head)?;
+    let base = u64::from(be32(&head, 0)) + 4;
+    let mut count = [0u8; 4];
+    if base + 4 > fork.size() {
+        return Err(bad("the resource fork's data is past its end"));
+    }
+    fork.read_exact_at(base, &mut count)?;
+    let count = u64::from(le32(&count, 0));
+    if count < blocks || base + 4 + 8 * count > fork.size() {
+        return Err(bad(format!(
+            "{count} blocks listed where {blocks} are needed"
+        )));
+    }
+    let mut raw = vec![0u8; 8 * blocks as usize];
+    fork.read_exact_at(base + 4, &mut raw)?;
+    Ok(raw
+        .chunks_exact(8)
+        .map(|e| (base + u64::from(le32(e, 0)), u64::from(le32(e, 4))))
+        .collect())
+}
+
+/// Types 8 and 12: the fork opens with n+1 little-endian offsets that bound its n blocks.
+fn offset_table(fork: &dyn ReadAt, blocks: u64) -> io::Result<Vec<(u64, u64)>> {
+    if 4 * (blocks + 1) > fork.size() {
+        return Err(bad("the resource fork is too short for its block table"));
+    }
+    let mut raw = vec![0u8; 4 * (blocks as usize + 1)];
+    fork.read_exact_at(0, &mut raw)?;
+    let offsets: Vec<u64> = raw.chunks_exact(4).map(|o| u64::from(le32(o, 0))).collect();
+    offsets
+        .windows(2)
+        .map(|w| {
+            if w[0] > w[1] {
+                Err(bad("block offsets go backwards"))
+            } else {
+                Ok((w[0], w[1] - w[0]))
+            }
+        })
+        .collect()
+}
+
+struct Blocks {
+    fork: Arc<dyn ReadAt>,
+    codec: Codec,
+    size: u64,
+    /// (where in the fork, compressed length) of each 64 KiB block.
+    table: Vec<(u64, u64)>,
+    last: Mutex<Option<(usize, Arc<Vec<u8>>)>>,
+}
+
+impl Blocks {
+    fn block(&self, n: usize) -> io::Result<Arc<Vec<u8>>> {
+        let mut last = self.last.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some((k, data)) = &*last {
+            if *k == n {
+                return Ok(data.clone());
+            }
+        }
+        let (at, len) = self.table[n];
+        if at + len > self.fork.size() || len > 2 * BLOCK {
+            return Err(bad(format!("block {n} at {at}+{len} is outside the fork")));
+        }
+        let mut compressed = vec![0u8; len as usize];
+        self.fork.read_exact_at(at, &mut compressed)?;
+        let mut out = vec![0u8; (self.size - n as u64 * BLOCK).min(BLOCK) as usize];
+        inflate(self.codec, &compressed, &mut out)?;
+        let out = Arc::new(out);
+        *last = Some((n, out.clone()));
+        Ok(out)
+    }
+}
+
+impl ReadAt for Blocks {
+    fn read_at(&self, offset: u64, buf: &mut [u8]) -> io::Result<usize> {
+        if offset >= self.size {
+            return Ok(0);
+        }
+        let block = self.block((offset / BLOCK) as usize)?;
+        let within = (offset % BLOCK) as usize;
+        let n = buf.len().min(block.len() - within);
+        buf[..n].copy_from_slice(&block[within..within + n]);
+        Ok(n)
+    }
+
+    fn size(&self) -> u64 {
+        self.size
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn header(kind: u32, size: u64) -> Vec<u8> {
+        let mut h = b"fpmc".to_vec();
+        h.extend(kind.to_le_bytes());
+        h.extend(size.to_le_bytes());
+        h
+    }
+
+    fn read(file: &dyn ReadAt) -> Vec<u8> {
+        let mut out = vec![0u8; file.size() as usize];
+        file.read_exact_at(0, &mut out).unwrap();
+        out
+    }
+
+    fn text(n: usize) -> Vec<u8> {
+        (0..n).map(|i| b"decmpfs block text "[i % 19]).collect()
+    }
+
+    #[test]
+    fn inline_zlib_lzfse_and_stored() {
+        let plain = text(5000);
+        for (kind, codec) in [(3, Codec::Zlib), (11, Codec::Lzfse)] {
+            let mut attr = header(kind, plain.len() as u64);
+            attr.extend(codec.compress(&plain, 6));
+            let file = open(&attr, || unreachable!("inline")).unwrap();
+            assert_eq!(read(&*file), plain, "type {kind}");
+        }
+        let mut stored = header(3, 4);
+        stored.extend(b"\xFFabcd");
+        assert_eq!(read(&*open(&stored, || unreachable!()).unwrap()), b"abcd");
+    }
+
+    #[test]
+    fn resource_fork_blocks_of_both_layouts() {
+        let plain = text(150_000);
+        let blocks: Vec<Vec<u8>> = plain.chunks(BLOCK as usize).map(|b| b.to_vec()).collect();
+        // Type 12: offsets, then LZFSE blocks.
+        let packed: Vec<Vec<u8>> = blocks.iter().map(|b| Codec::Lzfse.compress(b, 0)).collect();
+        let mut fork = Vec::new();
+        let mut at = 4 * (packed.len() as u32 + 1);
+        for p in &packed {
+            fork.extend(at.to_le_bytes());
+            at += p.len() as u32;
+        }
+        fork.extend(at.to_le_bytes());
+        packed.iter().for_each(|p| fork.extend(p));
+        let fork: Arc<dyn ReadAt> = Arc::new(fork);
+        let file = open(&header(12, plain.len() as u64), || Ok(fork)).unwrap();
+        assert_eq!(read(&*file), plain);
+
+        // Type 4: a resource fork header pointing at 0x100, the length word, the table, zlib blocks.
+        let packed: Vec<Vec<u8>> = blocks.iter().map(|b| Codec::Zlib.compress(b, 6)).collect();
+        let mut fork = vec![0u8; 0x100];
+        fork[..4].copy_from_slice(&0x100u32.to_be_bytes());
+        fork.extend(0u32.to_be_bytes());
+        let mut table = (packed.len() as u32).to_le_bytes().to_vec();
+        let mut at = 4 + 8 * packed.len() as u32;
+        for p in &packed {
+            table.extend(at.to_le_bytes());
+            table.extend((p.len() as u32).to_le_bytes());
+            at += p.len() as u32;
+        }
+        fork.extend(table);
+        packed.iter().for_each(|p| fork.extend(p));
+        let fork: Arc<dyn ReadAt> = Arc::new(fork);
+        let file = open(&header(4, plain.len() as u64), || Ok(fork)).unwrap();
+        assert_eq!(read(&*file), plain);
+    }
+
+    #[test]
+    fn damage_is_an_error_not_a_panic() {
+        let fork: Arc<dyn ReadAt> = Arc::new(vec![0xFFu8; 12]);
+        assert!(open(&header(12, 1 << 40), || Ok(fork.clone())).is_err());
+        assert!(open(&header(4, 100), || Ok(fork.clone())).is_err());
+        assert!(open(&header(3, u64::MAX), || unreachable!()).is_err());
+        assert!(open(&header(7, 10), || unreachable!()).is_err());
+        assert!(open(b"fpm", || unreachable!()).is_err());
+    }
+}
