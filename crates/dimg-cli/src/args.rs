@@ -70,6 +70,9 @@ pub enum Command {
         /// Long listing: kind, size, date
         #[arg(short = 'l')]
         long: bool,
+        /// Everything below the folder, each entry by its path
+        #[arg(short = 'R')]
+        recursive: bool,
         #[command(flatten)]
         volume: VolumeArg,
         #[command(flatten)]

@@ -229,6 +229,7 @@ fn run(cli: Cli, cancel: &Cancel) -> Result<(), Failure> {
         Command::Ls {
             target,
             long,
+            recursive,
             volume,
             pass,
             output,
@@ -236,7 +237,11 @@ fn run(cli: Cli, cancel: &Cancel) -> Result<(), Failure> {
             let (image, path) = args::image_and_path(&target);
             let given = stdin_passphrase(pass)?;
             let listing = unlocked(&image, given.as_deref(), |p| {
-                ops::list(&image, p, volume.volume, &path)
+                if recursive {
+                    ops::list_tree(&image, p, volume.volume, &path)
+                } else {
+                    ops::list(&image, p, volume.volume, &path)
+                }
             })?;
             let text = if long {
                 output::listing_long

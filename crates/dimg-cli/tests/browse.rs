@@ -263,7 +263,12 @@ fn corpus_images_extract_to_their_recorded_listings() {
                         // kept, and read through the library instead.
                         None => {
                             let why = format!("{file}: stream {stream} not kept as {attribute}");
-                            assert!(stdout(&o).contains(&why), "{}: {why}: {}", t.file, stdout(&o));
+                            assert!(
+                                stdout(&o).contains(&why),
+                                "{}: {why}: {}",
+                                t.file,
+                                stdout(&o)
+                            );
                             read_stream(&t.path(), base, stream)
                         }
                     }
@@ -504,5 +509,93 @@ fn fat_volumes_made_by_dosfstools_and_mtools_extract_as_their_source() {
             &snapshot(&src, true),
             &format!("FAT{bits}"),
         );
+    }
+}
+
+/// The HFS+ side of xorriso's hybrid, damaged in its catalog B-tree the ways a hostile image
+/// would: every case ends in a clear error or a complete, bounded listing, never a hang or a
+/// panic, and nothing is written outside the target.
+#[test]
+fn hostile_hfs_plus_catalogs_stop_safely() {
+    let dir = tempfile::tempdir().unwrap();
+    let src = dir.path().join("src");
+    source_tree(&src);
+    let iso = dir.path().join("hybrid.iso");
+    make_iso("xorriso", &["-R", "-hfsplus"], &src, &iso);
+    let json: serde_json::Value =
+        serde_json::from_str(&stdout(&dimg(&["info", s(&iso), "--json"]))).unwrap();
+    let part = json["partitions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|p| p["file_system"] == "HFS+")
+        .unwrap()
+        .clone();
+    let (index, start) = (
+        part["index"].to_string(),
+        part["start"].as_u64().unwrap() as usize,
+    );
+    let base = fs::read(&iso).unwrap();
+    let be16 = |b: &[u8], at: usize| u16::from_be_bytes([b[at], b[at + 1]]) as usize;
+    let be32 = |b: &[u8], at: usize| u32::from_be_bytes(b[at..at + 4].try_into().unwrap()) as usize;
+    let header = start + 1024;
+    let block = be32(&base, header + 40);
+    let catalog = start + be32(&base, header + 272 + 16) * block;
+    let node_size = be16(&base, catalog + 14 + 18);
+    let (root, first_leaf) = (
+        be32(&base, catalog + 14 + 2),
+        be32(&base, catalog + 14 + 10),
+    );
+    let node = |n: usize| catalog + n * node_size;
+
+    let mut cases: Vec<(&str, Vec<u8>)> = Vec::new();
+    // The first leaf's forward link points at itself.
+    let mut looped = base.clone();
+    looped[node(first_leaf)..][..4].copy_from_slice(&(first_leaf as u32).to_be_bytes());
+    cases.push(("leaf loop", looped));
+    // The root claims 65535 records.
+    let mut huge = base.clone();
+    huge[node(root) + 10..][..2].copy_from_slice(&u16::MAX.to_be_bytes());
+    cases.push(("huge record count", huge));
+    // The root's records swapped: keys out of order.
+    let mut unordered = base.clone();
+    let end = node(root) + node_size;
+    let (a, b) = (be16(&base, end - 2), be16(&base, end - 4));
+    unordered[end - 2..end].copy_from_slice(&(b as u16).to_be_bytes());
+    unordered[end - 4..end - 2].copy_from_slice(&(a as u16).to_be_bytes());
+    cases.push(("keys out of order", unordered));
+    // The catalog's first extent starts past the end of the volume.
+    let mut past = base.clone();
+    past[header + 272 + 16..][..4].copy_from_slice(&u32::MAX.to_be_bytes());
+    cases.push(("extent past the volume", past));
+    // The header names a root node outside the tree.
+    let mut outside = base.clone();
+    outside[catalog + 14 + 2..][..4].copy_from_slice(&0x00FF_FFFFu32.to_be_bytes());
+    cases.push(("root outside the tree", outside));
+
+    for (what, bytes) in cases {
+        let image = dir.path().join("hostile.iso");
+        fs::write(&image, &bytes).unwrap();
+        let out = dir.path().join("out");
+        let _ = fs::remove_dir_all(&out);
+        let started = std::time::Instant::now();
+        let o = dimg(&["extract", "-volume", &index, s(&image), "-o", s(&out)]);
+        assert!(started.elapsed().as_secs() < 20, "{what}: took too long");
+        assert!(!stderr(&o).contains("panicked"), "{what}: {}", stderr(&o));
+        if !o.status.success() {
+            assert_eq!(o.status.code(), Some(1), "{what}");
+            assert!(
+                stderr(&o).contains("hostile.iso: HFS+"),
+                "{what}: {}",
+                stderr(&o)
+            );
+            assert!(!out.exists(), "{what}: a failed extraction leaves nothing");
+        }
+        let stray: Vec<_> = fs::read_dir(dir.path())
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .filter(|n| !["src", "hybrid.iso", "hostile.iso", "out"].contains(&n.as_str()))
+            .collect();
+        assert!(stray.is_empty(), "{what}: {stray:?}");
     }
 }

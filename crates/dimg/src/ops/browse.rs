@@ -74,6 +74,56 @@ pub fn list(
     })
 }
 
+/// Every entry under folder `path`, named by its path from there, folders before their contents.
+pub fn list_tree(
+    image: &Path,
+    passphrase: Option<&Passphrase>,
+    partition: Option<u32>,
+    path: &str,
+) -> Result<Listing> {
+    let volume = volume(image, passphrase, partition)?;
+    let top = fs::lookup(&*volume, path).map_err(|e| Error::io(image, e))?;
+    let mut entries = Vec::new();
+    walk(&*volume, &top, |path, e| {
+        entries.push(DirEntry {
+            name: path,
+            ..e.clone()
+        })
+    })
+    .map_err(|e| Error::io(image, e))?;
+    Ok(Listing {
+        volume: volume.label(),
+        path: format!("/{}", components(path).collect::<Vec<_>>().join("/")),
+        entries,
+    })
+}
+
+/// Calls `each(path from top, entry)` for every entry under `top`, depth first in listing order;
+/// a directory met again (a loop) or too deep is listed but not entered.
+fn walk(
+    volume: &dyn Volume,
+    top: &DirEntry,
+    mut each: impl FnMut(String, &DirEntry),
+) -> std::io::Result<()> {
+    let mut seen = HashSet::new();
+    let mut stack = vec![(String::new(), top.clone(), 0usize)];
+    while let Some((path, e, depth)) = stack.pop() {
+        if depth > 0 {
+            each(path.clone(), &e);
+        }
+        if e.kind == EntryKind::Directory && depth < MAX_DEPTH && seen.insert(e.inode) {
+            for child in volume.read_dir(&e)?.into_iter().rev() {
+                let under = match path.as_str() {
+                    "" => child.name.clone(),
+                    _ => format!("{path}/{}", child.name),
+                };
+                stack.push((under, child, depth + 1));
+            }
+        }
+    }
+    Ok(())
+}
+
 #[derive(Debug, Default, Serialize)]
 pub struct ExtractReport {
     pub destination: PathBuf,
@@ -187,20 +237,13 @@ impl Extraction<'_> {
 
     /// Bytes of file data under `entry`, for progress (directory loops counted once).
     fn total(&self, entry: &DirEntry) -> Result<u64> {
-        let mut seen = HashSet::new();
-        let mut stack = vec![(entry.clone(), 0usize)];
         let mut total = 0;
-        while let Some((e, depth)) = stack.pop() {
-            match e.kind {
-                EntryKind::File => total += e.size,
-                EntryKind::Directory if depth < MAX_DEPTH && seen.insert(e.inode) => {
-                    for child in self.volume.read_dir(&e).map_err(|e| self.io(e))? {
-                        stack.push((child, depth + 1));
-                    }
-                }
-                _ => {}
+        walk(self.volume, entry, |_, e| {
+            if e.kind == EntryKind::File {
+                total += e.size;
             }
-        }
+        })
+        .map_err(|e| self.io(e))?;
         Ok(total)
     }
 

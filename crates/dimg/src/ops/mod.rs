@@ -10,7 +10,7 @@ mod output;
 mod verify;
 
 pub use crate::container::Check;
-pub use browse::{extract, list, ExtractReport, Listing};
+pub use browse::{extract, list, list_tree, ExtractReport, Listing};
 pub use convert::{convert, ConvertOptions, ConvertReport, Encryption, OutputFormat};
 pub use encryption::{chpass, identity, is_encrypted};
 pub use info::{info, ImageInfo, PartitionInfo};
