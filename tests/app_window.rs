@@ -16,7 +16,7 @@ fn sha256sum(path: &std::path::Path) -> String {
 /// Clicks the sidebar entry whose name is `name`.
 fn select(app: &Session, name: &str) {
     let clicked = app.script(
-        "const li = [...document.querySelectorAll('#images li')]
+        "const li = [...document.querySelectorAll('#images li.image')]
             .find(l => l.firstChild.textContent === arguments[0]);
          if (li) li.click();
          return !!li;",
@@ -41,6 +41,17 @@ fn opens_images_from_the_command_line_shows_info_and_verifies_with_cancel() {
     let huge = dir.join("huge.iso");
     make_sparse_iso(&huge, 32 * 1024 * 1024);
 
+    // Double-clicked files go to this "opener", which keeps a copy where the test can see it.
+    let opened_copy = dir.join("opened-copy");
+    let opener = dir.join("opener.sh");
+    fs::write(
+        &opener,
+        format!("#!/bin/sh\ncp \"$1\" '{}'\n", opened_copy.display()),
+    )
+    .unwrap();
+    fs::set_permissions(&opener, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
+    std::env::set_var("DIMG_OPEN_WITH", &opener);
+
     let (_x, display) = xvfb();
     let (_driver, port) = tauri_driver(&display);
     let dmg = corpus().join("dmg/dmgwiz-zlib.dmg");
@@ -48,7 +59,7 @@ fn opens_images_from_the_command_line_shows_info_and_verifies_with_cancel() {
 
     app.wait_script(
         "three images in the sidebar",
-        "return document.querySelectorAll('#images li').length === 3;",
+        "return document.querySelectorAll('#images li.image').length === 3;",
     );
     select(&app, "dmgwiz-zlib.dmg");
     assert_eq!(
@@ -192,7 +203,106 @@ fn opens_images_from_the_command_line_shows_info_and_verifies_with_cancel() {
         json!(true),
         "the remembered password was used"
     );
+    browse_a_volume(&app, &dir, &opened_copy);
     fs::remove_dir_all(&dir).unwrap();
+}
+
+/// The file browser: an ISO's volume in the sidebar, its folders expanding in place, Export… of
+/// a selected file with the progress sheet, and a double-click that opens a copy.
+fn browse_a_volume(app: &Session, dir: &std::path::Path, opened_copy: &std::path::Path) {
+    let src = dir.join("browse-src");
+    fs::create_dir_all(src.join("docs/inner")).unwrap();
+    fs::write(
+        src.join("docs/readme.txt"),
+        b"read me, from inside an image\n",
+    )
+    .unwrap();
+    fs::write(src.join("docs/inner/deep.bin"), vec![7u8; 300_000]).unwrap();
+    fs::write(src.join("top.txt"), b"at the top\n").unwrap();
+    let iso = dir.join("browse.iso");
+    let made = Command::new(program("genisoimage"))
+        .args(["-quiet", "-R", "-J", "-V", "BROWSEME", "-o"])
+        .arg(&iso)
+        .arg(&src)
+        .status()
+        .unwrap();
+    assert!(made.success());
+    app.script(
+        "window.openPath(arguments[0]);",
+        json!([iso.display().to_string()]),
+    );
+    app.wait_script(
+        "the ISO's volume in the sidebar",
+        "const items = [...document.querySelectorAll('#images li')];
+         const at = items.findIndex(l => l.classList.contains('image') && l.firstChild.textContent === 'browse.iso');
+         const volume = items[at + 1];
+         if (!volume || !volume.classList.contains('volume')) return false;
+         volume.click();
+         return true;",
+    );
+    assert_eq!(
+        app.wait_text("#browser-name", |t| t == "BROWSEME"),
+        "BROWSEME"
+    );
+    let names = |app: &Session| {
+        app.script(
+            "return [...document.querySelectorAll('#files tbody tr')].map(r => r.dataset.path);",
+            json!([]),
+        )
+    };
+    app.wait_script(
+        "the root listing",
+        "return document.querySelectorAll('#files tbody tr').length === 2;",
+    );
+    assert_eq!(names(app), json!(["/docs", "/top.txt"]));
+    // A click on a folder's triangle opens it in place, under it.
+    app.script(
+        "document.querySelector('#files tr[data-path=\"/docs\"] .toggle').click();",
+        json!([]),
+    );
+    app.wait_script(
+        "docs opened",
+        "return document.querySelectorAll('#files tbody tr').length === 4;",
+    );
+    assert_eq!(
+        names(app),
+        json!(["/docs", "/docs/inner", "/docs/readme.txt", "/top.txt"])
+    );
+    app.screenshot(&target_dir().join("../e2e/file-browser.png"));
+
+    // Export… of the selected file into a new folder.
+    app.script(
+        "document.querySelector('#files tr[data-path=\"/docs/readme.txt\"]').click();",
+        json!([]),
+    );
+    app.click("#export");
+    let exported = dir.join("exported");
+    app.script(
+        "document.getElementById('export-output').value = arguments[0];",
+        json!([exported.display().to_string()]),
+    );
+    app.click("#export-start");
+    let said = app.wait_text("#status", |t| t.starts_with("Exported"));
+    assert!(said.contains("Exported 1 files, 0 folders"), "{said}");
+    assert_eq!(
+        fs::read(exported.join("readme.txt")).unwrap(),
+        fs::read(src.join("docs/readme.txt")).unwrap()
+    );
+
+    // A double-click on a file extracts it and hands it to the opener.
+    app.script(
+        "document.querySelector('#files tr[data-path=\"/top.txt\"]')
+            .dispatchEvent(new MouseEvent('dblclick', { bubbles: true }));",
+        json!([]),
+    );
+    let said = app.wait_text("#status", |t| t.starts_with("Opened top.txt"));
+    assert!(said.contains("dimg-open-"), "{said}");
+    dimg_e2e::wait_until(
+        "the opener's copy",
+        std::time::Duration::from_secs(10),
+        || fs::metadata(opened_copy).is_ok_and(|m| m.len() == 11),
+    );
+    assert_eq!(fs::read(opened_copy).unwrap(), b"at the top\n");
 }
 
 fn tempfile_dir() -> std::path::PathBuf {

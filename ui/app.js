@@ -3,7 +3,11 @@ const { invoke, Channel } = window.__TAURI__.core;
 const { listen } = window.__TAURI__.event;
 
 const $ = (id) => document.getElementById(id);
-const state = { images: [], selected: null, job: null, nextJob: 1 };
+const state = { images: [], selected: null, volume: null, job: null, nextJob: 1 };
+/** The file browser of the selected volume: folders listed so far, those open, the selection. */
+const browser = { listings: new Map(), expanded: new Set(['/']), item: null, label: '' };
+/** File systems dimg browses; a partition holding one is a volume in the sidebar. */
+const BROWSABLE = ['ISO 9660', 'HFS+', 'HFSX', 'FAT'];
 
 /** "1.5 MiB", or "" below 1 KiB. */
 function scaled(n) {
@@ -77,27 +81,49 @@ $('passphrase-form').onsubmit = async (event) => {
 };
 $('passphrase-close').onclick = () => { $('passphrase-sheet').hidden = true; };
 
-function select(path) {
+/** Selects an image, or (with `volume`, a partition index) one of its volumes to browse. */
+function select(path, volume = null) {
   state.selected = state.images.find((i) => i.info.path === path) || null;
+  state.volume = volume;
+  browser.listings.clear();
+  browser.expanded = new Set(['/']);
+  browser.item = null;
   render();
+  if (volume !== null) loadFolder('/');
+}
+
+function sidebarItem(text, kind, className, selected, onclick) {
+  const li = document.createElement('li');
+  li.textContent = text;
+  if (kind) {
+    const k = document.createElement('span');
+    k.className = 'kind';
+    k.textContent = kind;
+    li.append(k);
+  }
+  li.className = className + (selected ? ' selected' : '');
+  li.onclick = onclick;
+  return li;
 }
 
 function render() {
   const list = $('images');
-  list.replaceChildren(...state.images.map((image) => {
-    const li = document.createElement('li');
-    li.textContent = baseName(image.info.path);
-    const kind = document.createElement('span');
-    kind.className = 'kind';
-    kind.textContent = image.info.format;
-    li.append(kind);
-    if (image === state.selected) li.className = 'selected';
-    li.onclick = () => select(image.info.path);
-    return li;
+  list.replaceChildren(...state.images.flatMap((image) => {
+    const path = image.info.path;
+    const mine = image === state.selected;
+    const volumes = image.info.partitions
+      .filter((p) => BROWSABLE.includes(p.file_system))
+      .map((p) => sidebarItem(
+        p.name === 'whole disk' ? p.file_system : `${p.name} (${p.file_system})`, '', 'volume',
+        mine && state.volume === p.index, () => select(path, p.index)));
+    return [sidebarItem(baseName(path), image.info.format, 'image', mine && state.volume === null,
+      () => select(path)), ...volumes];
   }));
   const image = state.selected;
   $('empty').hidden = !!image;
-  $('info').hidden = !image;
+  $('info').hidden = !image || state.volume !== null;
+  $('browser').hidden = !image || state.volume === null;
+  if (image && state.volume !== null) renderBrowser();
   $('verify').disabled = !image || state.job !== null;
   $('convert').disabled = !image || state.job !== null;
   if (!image) return;
@@ -182,6 +208,110 @@ async function verify() {
   render();
 }
 
+/** "folder/name" under "/". */
+const childPath = (folder, name) => (folder === '/' ? `/${name}` : `${folder}/${name}`);
+
+function kindOf(entry) {
+  switch (entry.kind.type) {
+    case 'directory': return 'Folder';
+    case 'symlink': return `Alias → ${entry.kind.target}`;
+    case 'special': return entry.kind.target;
+    default: return 'File';
+  }
+}
+
+async function loadFolder(folder) {
+  const image = state.selected;
+  try {
+    const listing = await invoke('list_folder', { path: image.info.path, volume: state.volume, folder });
+    if (image !== state.selected) return;
+    browser.listings.set(folder, listing.entries);
+    browser.label = listing.volume;
+    renderBrowser();
+  } catch (e) {
+    status(message(e), true);
+  }
+}
+
+/** The open folders' entries as rows, each under its folder, indented by depth. */
+function renderBrowser() {
+  $('browser-name').textContent = browser.label || baseName(state.selected.info.path);
+  const rows = [];
+  const add = (folder, depth) => {
+    for (const e of browser.listings.get(folder) || []) {
+      const path = childPath(folder, e.name);
+      const isDir = e.kind.type === 'directory';
+      const tr = document.createElement('tr');
+      tr.dataset.path = path;
+      if (browser.item === path) tr.className = 'selected';
+      const name = document.createElement('td');
+      name.style.paddingLeft = `${8 + depth * 16}px`;
+      const toggle = document.createElement('span');
+      toggle.className = 'toggle';
+      toggle.textContent = isDir ? (browser.expanded.has(path) ? '▾' : '▸') : '';
+      name.append(toggle, e.name);
+      const cells = [isDir ? '—' : (scaled(e.size) || `${e.size} bytes`), kindOf(e),
+        e.modified ? new Date(e.modified * 1000).toLocaleString() : ''];
+      tr.append(name, ...cells.map((c) => { const td = document.createElement('td'); td.textContent = c; return td; }));
+      tr.onclick = (event) => {
+        browser.item = path;
+        if (isDir && event.target === toggle) toggleFolder(path);
+        else renderBrowser();
+      };
+      tr.ondblclick = () => (isDir ? toggleFolder(path) : openItem(path));
+      rows.push(tr);
+      if (isDir && browser.expanded.has(path)) add(path, depth + 1);
+    }
+  };
+  add('/', 0);
+  $('files').tBodies[0].replaceChildren(...rows);
+}
+
+function toggleFolder(path) {
+  if (browser.expanded.has(path)) {
+    browser.expanded.delete(path);
+    renderBrowser();
+  } else {
+    browser.expanded.add(path);
+    if (browser.listings.has(path)) renderBrowser();
+    else loadFolder(path);
+  }
+}
+
+const itemRequest = (item) => ({ source: state.selected.info.path, volume: state.volume, item });
+
+async function openItem(path) {
+  status(`Opening ${baseName(path)}…`);
+  try {
+    const file = await invoke('open_item', { request: itemRequest(path) });
+    status(`Opened ${baseName(path)} (a copy in ${file})`);
+  } catch (e) {
+    status(message(e), true);
+  }
+}
+
+function openExport() {
+  const image = state.selected;
+  if (!image || state.volume === null || state.job !== null) return;
+  const item = browser.item || '/';
+  const name = item === '/' ? (browser.label || 'volume') : baseName(item);
+  const dir = image.info.path.slice(0, image.info.path.lastIndexOf('/') + 1);
+  $('export-name').textContent = `“${name}”`;
+  $('export-output').value = `${dir}${name} (exported)`;
+  $('export-sheet').hidden = false;
+}
+
+async function exportItem(event) {
+  event.preventDefault();
+  $('export-sheet').hidden = true;
+  const item = browser.item || '/';
+  const destination = $('export-output').value;
+  const report = await longJob('Export', 'Extracting', 'export_item', { request: itemRequest(item), destination });
+  if (!report) return;
+  const kept = report.neutralised.length ? ` (${report.neutralised.length} not as stored: ${report.neutralised.join('; ')})` : '';
+  status(`Exported ${report.files} files, ${report.directories} folders to ${report.destination}${kept}`);
+}
+
 const EXTENSIONS = { UDTO: 'cdr', ISO: 'iso', CUE: 'cue', NRG: 'nrg', TOAST: 'toast' };
 
 /** The suggested output: beside the source, named after it, with the format's extension. */
@@ -229,6 +359,7 @@ function closeSelected() {
   if (!state.selected) return;
   state.images = state.images.filter((i) => i !== state.selected);
   state.selected = state.images[state.images.length - 1] || null;
+  state.volume = null;
   render();
 }
 
@@ -250,8 +381,19 @@ $('convert-format').onchange = () => {
 };
 $('convert-choose').onclick = async () => {
   try {
-    const path = await invoke('pick_destination', { suggested: $('convert-output').value });
+    const path = await invoke('pick_destination', { suggested: $('convert-output').value, title: 'Convert To' });
     if (path) $('convert-output').value = path;
+  } catch (e) {
+    status(message(e), true);
+  }
+};
+$('export').onclick = openExport;
+$('export-form').onsubmit = exportItem;
+$('export-close').onclick = () => { $('export-sheet').hidden = true; };
+$('export-choose').onclick = async () => {
+  try {
+    const path = await invoke('pick_destination', { suggested: $('export-output').value, title: 'Export To' });
+    if (path) $('export-output').value = path;
   } catch (e) {
     status(message(e), true);
   }

@@ -1,5 +1,8 @@
 use crate::keychain;
-use dimg::ops::{self, Cancel, ConvertOptions, ConvertReport, ImageInfo, Progress, VerifyReport};
+use dimg::ops::{
+    self, Cancel, ConvertOptions, ConvertReport, ExtractReport, ImageInfo, Listing, NoProgress,
+    Progress, VerifyReport,
+};
 use dimg::{Error, Passphrase};
 use serde::{Deserialize, Serialize};
 use std::collections::HashMap;
@@ -294,14 +297,109 @@ pub async fn convert_image(
     .await
 }
 
+/// A folder of a volume of an image: `volume` is a partition as `info` numbers them.
+#[tauri::command]
+pub async fn list_folder(
+    path: PathBuf,
+    volume: Option<u32>,
+    folder: String,
+    unlocked: State<'_, Unlocked>,
+) -> Result<Listing, CommandError> {
+    let pass = unlocked.get(&path);
+    blocking(move || ops::list(&path, pass.as_deref(), volume, &folder)).await
+}
+
+/// One file or folder of a volume, to take out of the image.
+#[derive(Deserialize)]
+pub struct ItemRequest {
+    source: PathBuf,
+    volume: Option<u32>,
+    /// Its path in the volume.
+    item: String,
+}
+
+/// Export…: the item extracted into the new folder `destination`, with progress and Cancel.
+#[tauri::command]
+pub async fn export_item(
+    request: ItemRequest,
+    destination: PathBuf,
+    job: u64,
+    on_progress: Channel<ProgressEvent>,
+    jobs: State<'_, Jobs>,
+    unlocked: State<'_, Unlocked>,
+) -> Result<ExtractReport, CommandError> {
+    let pass = unlocked.get(&request.source);
+    long_job(&jobs, job, on_progress, move |p, c| {
+        let ItemRequest {
+            source,
+            volume,
+            item,
+        } = &request;
+        ops::extract(source, pass.as_deref(), *volume, item, &destination, p, c)
+    })
+    .await
+}
+
+/// A double-click: the file extracted to a temporary folder of its own and handed to the
+/// program that opens files ($DIMG_OPEN_WITH, else the desktop's opener). Returns where it is.
+#[tauri::command]
+pub async fn open_item(
+    request: ItemRequest,
+    unlocked: State<'_, Unlocked>,
+) -> Result<PathBuf, CommandError> {
+    let pass = unlocked.get(&request.source);
+    blocking(move || {
+        let holder = tempfile::Builder::new()
+            .prefix("dimg-open-")
+            .tempdir()
+            .map_err(|e| Error::io(&std::env::temp_dir(), e))?
+            .keep();
+        let folder = holder.join("item");
+        let ItemRequest {
+            source,
+            volume,
+            item,
+        } = &request;
+        ops::extract(
+            source,
+            pass.as_deref(),
+            *volume,
+            item,
+            &folder,
+            &NoProgress,
+            &Cancel::new(),
+        )?;
+        let name = std::path::Path::new(item.as_str())
+            .file_name()
+            .map(std::ffi::OsStr::to_os_string)
+            .unwrap_or_default();
+        let file = folder.join(name);
+        let opener = std::env::var_os("DIMG_OPEN_WITH").unwrap_or_else(|| {
+            if cfg!(target_os = "macos") {
+                "open"
+            } else {
+                "xdg-open"
+            }
+            .into()
+        });
+        std::process::Command::new(&opener)
+            .arg(&file)
+            .spawn()
+            .map_err(|e| Error::io(std::path::Path::new(&opener), e))?;
+        Ok(file)
+    })
+    .await
+}
+
 /// The native save dialog, starting from the page's suggestion.
 #[tauri::command]
 pub async fn pick_destination(
     app: AppHandle,
     suggested: PathBuf,
+    title: String,
 ) -> Result<Option<PathBuf>, String> {
     native_dialog(move || {
-        let mut dialog = app.dialog().file().set_title("Convert To");
+        let mut dialog = app.dialog().file().set_title(title);
         if let Some(dir) = suggested.parent() {
             dialog = dialog.set_directory(dir);
         }

@@ -23,6 +23,9 @@ fn main() {
             commands::pick_image,
             commands::verify_image,
             commands::convert_image,
+            commands::list_folder,
+            commands::export_item,
+            commands::open_item,
             commands::pick_destination,
             commands::cancel_job,
         ])
