@@ -137,7 +137,8 @@ function render() {
   $('info-path').textContent = i.path;
   $('info-facts').replaceChildren(...i.facts.map((f) => row([f.label, f.value], 'th')));
   $('partitions').tBodies[0].replaceChildren(...i.partitions.map((p) =>
-    row([p.index, p.name, p.kind, p.file_system || 'unknown', p.start.toLocaleString('en-US'), bytes(p.size)])));
+    row([p.index, p.name, p.kind, p.file_system || 'unknown', p.volume_name ?? '',
+      p.start.toLocaleString('en-US'), bytes(p.size), p.used == null ? '' : bytes(p.used)])));
   const c = image.converted;
   $('convert-result').hidden = !c;
   if (c) {

@@ -100,6 +100,13 @@ pub fn info_text(i: &ImageInfo) -> String {
             size(p.partition.size),
             p.file_system.unwrap_or("unknown file system")
         );
+        if let Some(name) = &p.volume_name {
+            let used = p
+                .used
+                .map(|u| format!(", {} used", size(u)))
+                .unwrap_or_default();
+            let _ = writeln!(s, "        volume “{name}”{used}");
+        }
     }
     s
 }

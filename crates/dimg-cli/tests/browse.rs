@@ -490,17 +490,31 @@ fn fat_volumes_made_by_dosfstools_and_mtools_extract_as_their_source() {
         }
         assert!(copy.arg("::/").status().unwrap().success());
         let fsck = Command::new(program("fsck.fat"))
-            .args(["-n", s(&img)])
+            .args(["-n", "-v", s(&img)])
             .output()
             .unwrap();
-        assert!(
-            fsck.status.success(),
-            "{}",
-            String::from_utf8_lossy(&fsck.stdout)
-        );
+        let said = String::from_utf8_lossy(&fsck.stdout);
+        assert!(fsck.status.success(), "{said}");
+        // fsck.fat: "2048 bytes per cluster" … "fat16.img: 9 files, 49/9971 clusters".
+        let line = |marker: &str| said.lines().find(|l| l.ends_with(marker)).unwrap();
+        let cluster: u64 = line(" bytes per cluster")
+            .split_whitespace()
+            .next()
+            .unwrap()
+            .parse()
+            .unwrap();
+        let counts = line(" clusters").split_whitespace().rev().nth(1).unwrap();
+        let used = counts.split('/').next().unwrap().parse::<u64>().unwrap() * cluster;
 
-        let info = stdout(&dimg(&["info", s(&img)]));
-        assert!(info.contains("FAT"), "{info}");
+        let json: serde_json::Value =
+            serde_json::from_str(&stdout(&dimg(&["info", s(&img), "--json"]))).unwrap();
+        let part = &json["partitions"][0];
+        assert_eq!(part["file_system"], "FAT");
+        assert_eq!(part["volume_name"], "DIMGTEST");
+        assert_eq!(
+            part["used"], used,
+            "FAT{bits} bytes in use, as fsck.fat counts them"
+        );
         let out = dir.path().join(format!("fat{bits}.out"));
         let o = dimg(&["extract", s(&img), "-o", s(&out)]);
         assert!(o.status.success(), "FAT{bits}: {}", stderr(&o));
@@ -598,4 +612,42 @@ fn hostile_hfs_plus_catalogs_stop_safely() {
             .collect();
         assert!(stray.is_empty(), "{what}: {stray:?}");
     }
+}
+
+/// `info` names each volume and says how much of it is used, as 7-Zip reads the HFS+ header.
+#[test]
+fn info_reports_volume_names_and_use_as_7zip_does() {
+    let image = dimg_e2e::corpus().join("dmg/keramics-hfsplus-zlib.dmg");
+    let json: serde_json::Value =
+        serde_json::from_str(&stdout(&dimg(&["info", s(&image), "--json"]))).unwrap();
+    let hfs = json["partitions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|p| p["file_system"] == "HFS+")
+        .unwrap()
+        .clone();
+    let listed = Command::new(program("7zz"))
+        .args(["l", "-slt", s(&image)])
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&listed.stdout);
+    let text = text
+        .split("Type = HFS\n")
+        .nth(1)
+        .expect("7-Zip opens the HFS+ volume");
+    let field = |name: &str| -> u64 {
+        let line = text
+            .lines()
+            .find(|l| l.starts_with(&format!("{name} = ")))
+            .unwrap();
+        line.split(" = ").nth(1).unwrap().parse().unwrap()
+    };
+    // 7-Zip's HFS handler: "Physical Size" is the volume, "Free Space" what is not used.
+    assert_eq!(hfs["size"].as_u64().unwrap(), field("Physical Size"));
+    assert_eq!(
+        hfs["used"].as_u64().unwrap(),
+        field("Physical Size") - field("Free Space")
+    );
+    assert_eq!(hfs["volume_name"], "hfsplus_test");
 }

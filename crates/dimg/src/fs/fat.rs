@@ -88,6 +88,12 @@ impl Volume for Fat {
         self.label.clone()
     }
 
+    fn used(&self) -> Option<u64> {
+        let stats = mount(&self.source).and_then(|fs| fs.stats()).ok()?;
+        let clusters = stats.total_clusters().saturating_sub(stats.free_clusters());
+        Some(u64::from(clusters) * u64::from(stats.cluster_size()))
+    }
+
     fn root(&self) -> DirEntry {
         DirEntry::root(0, 0, Handle::new(Path(String::new())))
     }

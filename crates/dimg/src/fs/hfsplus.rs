@@ -283,6 +283,8 @@ pub struct HfsPlus {
     /// Overflow extents, by (file ID, fork type): only a few files ever have them.
     overflow: Overflow,
     label: String,
+    /// Allocation blocks in use: total less free, from the volume header.
+    used_blocks: u64,
     /// The files hard links stand for, by inode number: "iNode<n>" in the private data folder.
     inodes: HashMap<u32, (Item, u64)>,
     /// The attributes B-tree, when the volume has one.
@@ -331,6 +333,7 @@ impl HfsPlus {
             catalog,
             overflow,
             label: String::new(),
+            used_blocks: u64::from(be32(&h, 44).saturating_sub(be32(&h, 48))),
             inodes: HashMap::new(),
             attributes: match &attributes_tree {
                 Some(tree) => Self::index_attributes(tree)?,
@@ -637,6 +640,10 @@ fn item(entry: &DirEntry) -> io::Result<&Item> {
 impl Volume for HfsPlus {
     fn label(&self) -> String {
         self.label.clone()
+    }
+
+    fn used(&self) -> Option<u64> {
+        Some(self.used_blocks * self.block)
     }
 
     fn root(&self) -> DirEntry {

@@ -53,6 +53,8 @@ pub struct Iso9660 {
     names: Names,
     /// Where the El Torito boot catalog is, on a bootable disc.
     boot_catalog: Option<u32>,
+    /// The volume space size: a disc is written once, so all of it is in use.
+    sectors: u32,
 }
 
 /// The handle of the "[BOOT]" folder that holds a bootable disc's boot images.
@@ -115,6 +117,7 @@ impl Iso9660 {
             disk,
             names: Names::Primary,
             boot_catalog,
+            sectors: le32(&pvd, 80),
         };
         if let Some(skip) = iso.rock_ridge()? {
             iso.names = Names::RockRidge { skip };
@@ -508,6 +511,10 @@ fn tf_modified(d: &[u8]) -> Option<i64> {
 impl Volume for Iso9660 {
     fn label(&self) -> String {
         self.label.clone()
+    }
+
+    fn used(&self) -> Option<u64> {
+        Some(u64::from(self.sectors) * SECTOR)
     }
 
     fn root(&self) -> DirEntry {

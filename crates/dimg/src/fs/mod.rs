@@ -104,6 +104,10 @@ pub trait Volume: Send + Sync {
     fn read_dir(&self, dir: &DirEntry) -> io::Result<Vec<DirEntry>>;
     /// The contents of a file this volume listed, as a byte source.
     fn open(&self, file: &DirEntry) -> io::Result<Arc<dyn ReadAt>>;
+    /// Bytes in use, as the file system accounts them.
+    fn used(&self) -> Option<u64> {
+        None
+    }
     /// One of the entry's named streams.
     fn open_stream(&self, entry: &DirEntry, name: &str) -> io::Result<Arc<dyn ReadAt>> {
         Err(io::Error::new(

@@ -34,6 +34,10 @@ pub struct PartitionInfo {
     pub partition: Partition,
     /// The file system found in it, when its magic number is known.
     pub file_system: Option<&'static str>,
+    /// The volume's name, for a file system dimg browses.
+    pub volume_name: Option<String>,
+    /// Bytes the volume has in use.
+    pub used: Option<u64>,
 }
 
 /// Opens `path` and describes it. Reads only headers, never the whole image.
@@ -57,10 +61,15 @@ pub fn info(path: &Path, passphrase: Option<&Passphrase>) -> Result<ImageInfo> {
             if file_system == Some(Signature::Iso9660) {
                 facts.extend(boot_facts(Arc::new(part)));
             }
-            let file_system = file_system.map(|s| s.name());
+            let volume = match file_system {
+                Some(_) => fs::mount(Arc::new(p.open(disk.clone()))).ok().flatten(),
+                None => None,
+            };
             Ok(PartitionInfo {
                 partition: p,
-                file_system,
+                file_system: file_system.map(|s| s.name()),
+                volume_name: volume.as_ref().map(|v| v.label()),
+                used: volume.as_ref().and_then(|v| v.used()),
             })
         })
         .collect::<Result<_>>()?;
