@@ -651,3 +651,76 @@ fn info_reports_volume_names_and_use_as_7zip_does() {
     );
     assert_eq!(hfs["volume_name"], "hfsplus_test");
 }
+
+/// Paths are found as people type them: composed Unicode finds HFS+'s decomposed names, and any
+/// case finds a name on a case-insensitive HFS+ — but not once its catalog says HFSX with
+/// binary (case-sensitive) keys.
+#[test]
+fn hfs_plus_lookups_follow_unicode_forms_and_the_volumes_case_rule() {
+    let dir = tempfile::tempdir().unwrap();
+    let src = dir.path().join("src");
+    source_tree(&src);
+    let iso = dir.path().join("hybrid.iso");
+    make_iso("xorriso", &["-R", "-hfsplus"], &src, &iso);
+    let json: serde_json::Value =
+        serde_json::from_str(&stdout(&dimg(&["info", s(&iso), "--json"]))).unwrap();
+    let part = json["partitions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|p| p["file_system"] == "HFS+")
+        .unwrap()
+        .clone();
+    let (volume, start) = (
+        part["index"].to_string(),
+        part["start"].as_u64().unwrap() as usize,
+    );
+    let cat = |image: &Path, path: &str| {
+        dimg(&[
+            "ls",
+            "-l",
+            "-volume",
+            &volume,
+            &format!("{}:{path}", s(image)),
+        ])
+    };
+    // "café über naïve.txt" as typed (composed), stored decomposed.
+    let composed = "/DOCS/caf\u{e9} \u{fc}ber na\u{ef}ve.txt";
+    let o = cat(&iso, "/docs");
+    assert!(
+        stdout(&o).contains("cafe\u{301} u\u{308}ber nai\u{308}ve.txt"),
+        "{}",
+        stdout(&o)
+    );
+    let o = cat(&iso, &composed.replace("DOCS", "docs"));
+    assert!(o.status.success(), "{}", stderr(&o));
+    let o = cat(&iso, composed);
+    assert!(o.status.success(), "case-insensitive HFS+: {}", stderr(&o));
+
+    // The same volume as HFSX with binary keys: "HX", version 5 in the volume header, 0xBC in
+    // the catalog's.
+    let mut bytes = fs::read(&iso).unwrap();
+    let header = start + 1024;
+    bytes[header..header + 4].copy_from_slice(b"HX\0\x05");
+    let block = u32::from_be_bytes(bytes[header + 40..header + 44].try_into().unwrap()) as usize;
+    let first = u32::from_be_bytes(bytes[header + 288..header + 292].try_into().unwrap()) as usize;
+    bytes[start + first * block + 14 + 37] = 0xBC;
+    let hfsx = dir.path().join("hfsx.iso");
+    fs::write(&hfsx, &bytes).unwrap();
+    let json: serde_json::Value =
+        serde_json::from_str(&stdout(&dimg(&["info", s(&hfsx), "--json"]))).unwrap();
+    assert!(json["partitions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .any(|p| p["file_system"] == "HFSX"));
+    let o = cat(&hfsx, &composed.replace("DOCS", "docs"));
+    assert!(o.status.success(), "{}", stderr(&o));
+    let o = cat(&hfsx, composed);
+    assert_eq!(o.status.code(), Some(1), "HFSX tells DOCS from docs");
+    assert!(
+        stderr(&o).contains("no such file on the volume"),
+        "{}",
+        stderr(&o)
+    );
+}

@@ -88,6 +88,10 @@ impl Volume for Fat {
         self.label.clone()
     }
 
+    fn case_sensitive(&self) -> bool {
+        false
+    }
+
     fn used(&self) -> Option<u64> {
         let stats = mount(&self.source).and_then(|fs| fs.stats()).ok()?;
         let clusters = stats.total_clusters().saturating_sub(stats.free_clusters());

@@ -56,6 +56,8 @@ impl Fork {
 /// A B-tree file: its nodes, read from its fork.
 struct BTree {
     file: Arc<dyn ReadAt>,
+    /// Keys compare as binary (HFSX case-sensitive) rather than case-folded.
+    binary_keys: bool,
     node_size: u64,
     root: u32,
     first_leaf: u32,
@@ -83,6 +85,7 @@ impl BTree {
         let nodes = be32(r, 22).min((file.size() / node_size) as u32);
         Ok(BTree {
             file,
+            binary_keys: r[37] == 0xBC,
             node_size,
             root: be32(r, 2),
             first_leaf: be32(r, 10),
@@ -644,6 +647,10 @@ impl Volume for HfsPlus {
 
     fn used(&self) -> Option<u64> {
         Some(self.used_blocks * self.block)
+    }
+
+    fn case_sensitive(&self) -> bool {
+        self.catalog.binary_keys
     }
 
     fn root(&self) -> DirEntry {

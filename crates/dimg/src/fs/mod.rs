@@ -15,6 +15,7 @@ use serde::Serialize;
 use std::any::Any;
 use std::io;
 use std::sync::Arc;
+use unicode_normalization::UnicodeNormalization;
 
 /// What a directory entry is.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
@@ -104,6 +105,11 @@ pub trait Volume: Send + Sync {
     fn read_dir(&self, dir: &DirEntry) -> io::Result<Vec<DirEntry>>;
     /// The contents of a file this volume listed, as a byte source.
     fn open(&self, file: &DirEntry) -> io::Result<Arc<dyn ReadAt>>;
+    /// Whether "a" and "A" name different entries (HFSX with binary keys, ISO 9660); lookups
+    /// on the others ignore case, as their own systems do.
+    fn case_sensitive(&self) -> bool {
+        true
+    }
     /// Bytes in use, as the file system accounts them.
     fn used(&self) -> Option<u64> {
         None
@@ -129,10 +135,26 @@ pub fn lookup(volume: &dyn Volume, path: &str) -> io::Result<DirEntry> {
                 format!("{path}: not a folder on the volume"),
             ));
         }
-        entry = volume
-            .read_dir(&entry)?
-            .into_iter()
-            .find(|e| e.name == part)
+        let entries = volume.read_dir(&entry)?;
+        // As typed first; then as the same text in any Unicode form (HFS+ stores names
+        // decomposed, people type them composed); then, where the volume ignores case, in any case.
+        let typed: String = part.nfd().collect();
+        let folded = typed.to_lowercase();
+        let exact = entries.iter().position(|e| e.name == part);
+        let same_text = || entries.iter().position(|e| e.name.nfd().eq(typed.chars()));
+        let any_case = || {
+            (!volume.case_sensitive())
+                .then(|| {
+                    entries
+                        .iter()
+                        .position(|e| e.name.nfd().collect::<String>().to_lowercase() == folded)
+                })
+                .flatten()
+        };
+        entry = exact
+            .or_else(same_text)
+            .or_else(any_case)
+            .map(|i| entries[i].clone())
             .ok_or_else(|| {
                 io::Error::new(
                     io::ErrorKind::NotFound,

@@ -57,7 +57,7 @@ pub struct Listing {
     pub entries: Vec<DirEntry>,
 }
 
-/// The entries of folder `path` of the image's volume.
+/// The entries of folder `path` of the image's volume (of a file: itself).
 pub fn list(
     image: &Path,
     passphrase: Option<&Passphrase>,
@@ -66,7 +66,11 @@ pub fn list(
 ) -> Result<Listing> {
     let volume = volume(image, passphrase, partition)?;
     let dir = fs::lookup(&*volume, path).map_err(|e| Error::io(image, e))?;
-    let entries = volume.read_dir(&dir).map_err(|e| Error::io(image, e))?;
+    // A file lists as itself, as `ls FILE` does.
+    let entries = match dir.kind {
+        EntryKind::Directory => volume.read_dir(&dir).map_err(|e| Error::io(image, e))?,
+        _ => vec![dir],
+    };
     Ok(Listing {
         volume: volume.label(),
         path: format!("/{}", components(path).collect::<Vec<_>>().join("/")),
