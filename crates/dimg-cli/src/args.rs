@@ -1,5 +1,5 @@
 use clap::{Args, CommandFactory, Parser, Subcommand};
-use dimg::ops::OutputFormat;
+use dimg::ops::{FileSystem, Layout, OutputFormat};
 use std::collections::HashSet;
 use std::ffi::OsString;
 use std::path::PathBuf;
@@ -42,24 +42,69 @@ pub enum Command {
         /// ISO, CUE (.bin/.cue), NRG, TOAST
         #[arg(long, value_parser = clap::value_parser!(OutputFormat))]
         format: OutputFormat,
-        /// Format options, hdiutil style: zlib-level=1..9 (UDZO)
-        #[arg(long, value_parser = parse_imagekey)]
-        imagekey: Vec<ImageKey>,
         /// Output file
         #[arg(short = 'o', long = "o")]
         output: PathBuf,
+        #[command(flatten)]
+        write: WriteArgs,
+        #[command(flatten)]
+        pass: PassArgs,
+        #[command(flatten)]
+        print: OutputArgs,
+    },
+    /// Create an image, blank or from a folder:
+    /// dimg create -size 100m -fs FAT32 -volname NAME OUT, dimg create -srcfolder DIR OUT
+    Create {
+        /// The image to create
+        output: PathBuf,
+        /// Make the volume from this folder's contents
+        #[arg(long)]
+        srcfolder: Option<PathBuf>,
+        /// The image's size: 100m, 2g, 512k, 4096b (without it, sized to fit the folder)
+        #[arg(long, value_parser = parse_size)]
+        size: Option<u64>,
+        /// File system: ISO (Rock Ridge + Joliet), FAT, FAT32, or NONE for a blank disk;
+        /// by default ISO from a folder and FAT32 for a blank image
+        #[arg(long, value_parser = clap::value_parser!(FileSystem))]
+        fs: Option<FileSystem>,
+        /// The volume's name (by default the folder's, or "untitled")
+        #[arg(long)]
+        volname: Option<String>,
+        /// Partition map: GPTSPUD, MBRSPUD or NONE (default GPT; none for ISO)
+        #[arg(long, value_parser = parse_layout)]
+        layout: Option<Layout>,
+        /// Output format as for convert (default UDZO from a folder, UDRW when blank)
+        #[arg(long, value_parser = clap::value_parser!(OutputFormat))]
+        format: Option<OutputFormat>,
+        #[command(flatten)]
+        write: WriteArgs,
+        #[command(flatten)]
+        pass: PassArgs,
+        #[command(flatten)]
+        print: OutputArgs,
+    },
+    /// An ISO 9660 image (Rock Ridge + Joliet) of a folder: dimg makehybrid -o OUT.iso DIR
+    Makehybrid {
+        /// The folder
+        source: PathBuf,
+        /// The image to create
+        #[arg(short = 'o', long = "o")]
+        output: PathBuf,
+        /// Write the ISO 9660 side (always written)
+        #[arg(long)]
+        iso: bool,
+        /// Add Joliet names (always written)
+        #[arg(long)]
+        joliet: bool,
+        /// Add an HFS+ side (not supported yet)
+        #[arg(long)]
+        hfs: bool,
+        /// The volume's name (by default the folder's)
+        #[arg(long = "default-volume-name")]
+        volname: Option<String>,
         /// Overwrite the output if it exists
         #[arg(long)]
         ov: bool,
-        /// Encrypt the new image: AES-128 (the default) or AES-256
-        #[arg(long, num_args = 0..=1, default_missing_value = "AES-128", value_parser = parse_encryption)]
-        encryption: Option<u32>,
-        /// PBKDF2 rounds for the new image's passphrase (default as hdiutil's order: 250000;
-        /// 1000 makes an AES-128 image that old tools such as vfdecrypt can open)
-        #[arg(long = "pbkdf2-iterations", value_parser = clap::value_parser!(u32).range(1000..=10_000_000))]
-        pbkdf2_iterations: Option<u32>,
-        #[command(flatten)]
-        pass: PassArgs,
         #[command(flatten)]
         print: OutputArgs,
     },
@@ -120,6 +165,52 @@ fn parse_encryption(s: &str) -> Result<u32, String> {
             "{s} is not an encryption dimg writes (AES-128, AES-256)"
         )),
     }
+}
+
+/// How a new image is written, for convert and create alike.
+#[derive(Args, Clone)]
+pub struct WriteArgs {
+    /// Format options, hdiutil style: zlib-level=1..9 (UDZO)
+    #[arg(long, value_parser = parse_imagekey)]
+    pub imagekey: Vec<ImageKey>,
+    /// Overwrite the output if it exists
+    #[arg(long)]
+    pub ov: bool,
+    /// Encrypt the new image: AES-128 (the default) or AES-256
+    #[arg(long, num_args = 0..=1, default_missing_value = "AES-128", value_parser = parse_encryption)]
+    pub encryption: Option<u32>,
+    /// PBKDF2 rounds for the new image's passphrase (default as hdiutil's order: 250000;
+    /// 1000 makes an AES-128 image that old tools such as vfdecrypt can open)
+    #[arg(long = "pbkdf2-iterations", value_parser = clap::value_parser!(u32).range(1000..=10_000_000))]
+    pub pbkdf2_iterations: Option<u32>,
+}
+
+/// "100m", "2g", "512k", "4096b" or plain bytes, as hdiutil's -size takes them.
+fn parse_size(s: &str) -> Result<u64, String> {
+    let lower = s.to_ascii_lowercase();
+    let (digits, unit) = lower.split_at(
+        lower
+            .find(|c: char| !c.is_ascii_digit())
+            .unwrap_or(lower.len()),
+    );
+    let shift = match unit {
+        "" | "b" => 0,
+        "k" => 10,
+        "m" => 20,
+        "g" => 30,
+        "t" => 40,
+        _ => return Err(format!("size {s}: use a number with b, k, m, g or t")),
+    };
+    digits
+        .parse::<u64>()
+        .ok()
+        .and_then(|n| n.checked_mul(1 << shift))
+        .filter(|&n| n > 0)
+        .ok_or_else(|| format!("size {s} is not a size dimg can make"))
+}
+
+fn parse_layout(s: &str) -> Result<Layout, String> {
+    Layout::parse(s).ok_or_else(|| format!("layout {s}: use GPTSPUD, MBRSPUD or NONE"))
 }
 
 /// Which volume of a partitioned image to browse.

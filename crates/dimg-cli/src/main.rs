@@ -168,34 +168,81 @@ fn run(cli: Cli, cancel: &Cancel) -> Result<(), Failure> {
         Command::Convert {
             image,
             format,
-            imagekey,
             output,
-            ov,
-            encryption,
-            pbkdf2_iterations,
+            write,
             pass,
             print,
         } => {
             let given = stdin_passphrase(pass)?;
-            let mut options = ops::ConvertOptions::new(format);
-            options.overwrite = ov;
-            if let Some(bits) = encryption {
-                let new = new_passphrase(&output, given.clone())?;
-                let mut e = ops::Encryption::new(bits, new);
-                e.iterations = pbkdf2_iterations.unwrap_or(e.iterations);
-                options.encryption = Some(e);
-            }
-            for key in imagekey {
-                match key {
-                    args::ImageKey::ZlibLevel(n) => options.zlib_level = Some(n),
-                }
-            }
+            let options = write_options(format, write, &output, given.clone())?;
             let bar = progress::Bar::new();
             let report = unlocked(&image, given.as_deref(), |p| {
                 ops::convert(&image, p, &output, &options, &bar, cancel)
             });
             bar.finish();
             Output::from(print).print(&report?, output::convert_text);
+        }
+        Command::Create {
+            output,
+            srcfolder,
+            size,
+            fs,
+            volname,
+            layout,
+            format,
+            write,
+            pass,
+            print,
+        } => {
+            let given = stdin_passphrase(pass)?;
+            let from_folder = srcfolder.is_some();
+            let format = format.unwrap_or(ops::OutputFormat::default_for(from_folder));
+            let options = ops::CreateOptions {
+                file_system: fs.unwrap_or(if from_folder {
+                    ops::FileSystem::Iso
+                } else {
+                    ops::FileSystem::Fat32
+                }),
+                volume_name: volname.unwrap_or_else(|| volume_name(srcfolder.as_deref())),
+                size,
+                layout,
+                output: write_options(format, write, &output, given)?,
+            };
+            let bar = progress::Bar::new();
+            let report = ops::create(srcfolder.as_deref(), &output, &options, &bar, cancel);
+            bar.finish();
+            Output::from(print).print(&report?.written, output::convert_text);
+        }
+        Command::Makehybrid {
+            source,
+            output,
+            iso: _,
+            joliet: _,
+            hfs,
+            volname,
+            ov,
+            print,
+        } => {
+            if hfs {
+                return Err(Failure::Engine(Error::Refused {
+                    path: output,
+                    reason: "an HFS+ side cannot be made yet: leave out -hfs for ISO 9660 + Joliet"
+                        .into(),
+                }));
+            }
+            let mut write = ops::ConvertOptions::new(ops::OutputFormat::Udto);
+            write.overwrite = ov;
+            let options = ops::CreateOptions {
+                file_system: ops::FileSystem::Iso,
+                volume_name: volname.unwrap_or_else(|| volume_name(Some(&source))),
+                size: None,
+                layout: None,
+                output: write,
+            };
+            let bar = progress::Bar::new();
+            let report = ops::create(Some(&source), &output, &options, &bar, cancel);
+            bar.finish();
+            Output::from(print).print(&report?.written, output::convert_text);
         }
         Command::Chpass {
             image,
@@ -277,4 +324,35 @@ fn run(cli: Cli, cancel: &Cancel) -> Result<(), Failure> {
         }
     }
     Ok(())
+}
+
+/// Convert's and create's output settings from the command line.
+fn write_options(
+    format: ops::OutputFormat,
+    write: args::WriteArgs,
+    output: &Path,
+    given: Option<Arc<Passphrase>>,
+) -> Result<ops::ConvertOptions, Failure> {
+    let mut options = ops::ConvertOptions::new(format);
+    options.overwrite = write.ov;
+    if let Some(bits) = write.encryption {
+        let new = new_passphrase(output, given)?;
+        let mut e = ops::Encryption::new(bits, new);
+        e.iterations = write.pbkdf2_iterations.unwrap_or(e.iterations);
+        options.encryption = Some(e);
+    }
+    for key in write.imagekey {
+        match key {
+            args::ImageKey::ZlibLevel(n) => options.zlib_level = Some(n),
+        }
+    }
+    Ok(options)
+}
+
+/// A new volume's default name: its folder's, as hdiutil names it, or "untitled".
+fn volume_name(folder: Option<&Path>) -> String {
+    folder
+        .and_then(|f| f.canonicalize().ok())
+        .and_then(|f| f.file_name().map(|n| n.to_string_lossy().into_owned()))
+        .unwrap_or_else(|| "untitled".into())
 }

@@ -135,13 +135,25 @@ impl ReadAt for Slice {
 /// Sources one after another: the tracks of a disc as one stream.
 pub struct Concat {
     parts: Vec<Arc<dyn ReadAt>>,
+    /// Where each part starts: a read finds its part by binary search, so a volume built of
+    /// 100,000 files reads as fast as one of ten.
+    starts: Vec<u64>,
     size: u64,
 }
 
 impl Concat {
     pub fn new(parts: Vec<Arc<dyn ReadAt>>) -> Self {
-        let size = parts.iter().map(|p| p.size()).sum();
-        Concat { parts, size }
+        let mut starts = Vec::with_capacity(parts.len());
+        let mut size = 0;
+        for p in &parts {
+            starts.push(size);
+            size += p.size();
+        }
+        Concat {
+            parts,
+            starts,
+            size,
+        }
     }
 
     /// The extents `(offset, length)` of `source`, in order: a fragmented file.
@@ -154,15 +166,18 @@ impl Concat {
 }
 
 impl ReadAt for Concat {
-    fn read_at(&self, mut offset: u64, buf: &mut [u8]) -> io::Result<usize> {
-        for p in &self.parts {
-            if offset < p.size() {
-                let n = buf.len().min((p.size() - offset) as usize);
-                return p.read_at(offset, &mut buf[..n]);
-            }
-            offset -= p.size();
+    fn read_at(&self, offset: u64, buf: &mut [u8]) -> io::Result<usize> {
+        if offset >= self.size {
+            return Ok(0);
         }
-        Ok(0)
+        // The last part starting at or before the offset that is not empty.
+        let mut i = self.starts.partition_point(|&s| s <= offset) - 1;
+        while self.parts[i].size() == 0 || offset - self.starts[i] >= self.parts[i].size() {
+            i += 1;
+        }
+        let (p, within) = (&self.parts[i], offset - self.starts[i]);
+        let n = buf.len().min((p.size() - within) as usize);
+        p.read_at(within, &mut buf[..n])
     }
     fn size(&self) -> u64 {
         self.size

@@ -4,7 +4,7 @@ use crate::codec::Codec;
 use crate::container::encrypted::{Sealer, DEFAULT_ITERATIONS};
 use crate::container::optical::TrackMode;
 use crate::container::udif::writer::{self, ChunkJob, Encoded, Tables, Variant};
-use crate::container::{self, LayoutEntry};
+use crate::container::{self, Container, LayoutEntry};
 use crate::error::{Error, Result};
 use crate::io::ReadAt;
 use crate::partition;
@@ -176,6 +176,26 @@ pub fn convert(
     cancel: &Cancel,
 ) -> Result<ConvertReport> {
     let opened = container::open(source, passphrase)?;
+    write(
+        source,
+        &*opened.container,
+        output,
+        options,
+        progress,
+        cancel,
+    )
+}
+
+/// Writes the disk of `container` (read from `source`, which errors name) as `output`: the one
+/// pipeline behind `convert` and `create`.
+pub(super) fn write(
+    source: &Path,
+    container: &dyn Container,
+    output: &Path,
+    options: &ConvertOptions,
+    progress: &dyn Progress,
+    cancel: &Cancel,
+) -> Result<ConvertReport> {
     let disc_writer = match options.format {
         OutputFormat::Cue => Some(super::disc::write_cue as super::disc::Writer),
         OutputFormat::Nrg => Some(super::disc::write_nrg as super::disc::Writer),
@@ -188,7 +208,14 @@ pub fn convert(
                 reason: format!("{} images cannot be encrypted", options.format),
             });
         }
-        let size = write(source, &opened, output, options.overwrite, progress, cancel)?;
+        let size = write(
+            source,
+            container,
+            output,
+            options.overwrite,
+            progress,
+            cancel,
+        )?;
         return Ok(ConvertReport {
             source: source.into(),
             output: output.into(),
@@ -199,7 +226,7 @@ pub fn convert(
         });
     }
     let mut notes = Vec::new();
-    if let Some(tracks) = opened.container.tracks().filter(|t| t.len() > 1) {
+    if let Some(tracks) = container.tracks().filter(|t| t.len() > 1) {
         let kept = match tracks.iter().find(|t| t.mode != TrackMode::Audio) {
             Some(t) => format!("only track {:02}'s data", t.number),
             None => "the raw sectors of every track, as one disk".into(),
@@ -210,11 +237,11 @@ pub fn convert(
             options.format
         ));
     }
-    let disk = opened.container.disk();
+    let disk = container.disk();
     let mut out = AtomicOutput::create(source, output, options.overwrite)?;
     let image = ImageJob {
         source,
-        opened: &opened,
+        container,
         disk: &disk,
         options,
     };
@@ -242,7 +269,7 @@ pub fn convert(
 /// The image being written: what `convert` hands to a sink, plain or encrypted.
 struct ImageJob<'a> {
     source: &'a Path,
-    opened: &'a container::Opened,
+    container: &'a dyn Container,
     disk: &'a Arc<dyn ReadAt>,
     options: &'a ConvertOptions,
 }
@@ -255,7 +282,7 @@ impl ImageJob<'_> {
                 out.write_sparse(block)
             }),
             Some(variant) => {
-                let layout = match self.opened.container.layout() {
+                let layout = match self.container.layout() {
                     Some(layout) => layout,
                     None => layout_of(disk).map_err(|e| Error::io(source, e))?,
                 };

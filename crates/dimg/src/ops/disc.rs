@@ -7,7 +7,7 @@ use super::output::AtomicOutput;
 use super::{stream, Cancel, Progress};
 use crate::container::optical::{Track, TrackMode};
 use crate::container::sector::{bcd, Mode1Sectors, COOKED, LEAD_PREGAP};
-use crate::container::Opened;
+use crate::container::Container;
 use crate::error::{Error, Result};
 use crate::io::{Concat, ReadAt};
 use std::fmt::Write;
@@ -32,11 +32,11 @@ fn refuse(output: &Path, reason: &str) -> Error {
 }
 
 /// The tracks the source has, or one MODE1/2048 track of its disk.
-fn tracks_of(opened: &Opened, output: &Path) -> Result<Vec<Track>> {
-    if let Some(tracks) = opened.container.tracks() {
+fn tracks_of(container: &dyn Container, output: &Path) -> Result<Vec<Track>> {
+    if let Some(tracks) = container.tracks() {
         return Ok(tracks);
     }
-    let disk = opened.container.disk();
+    let disk = container.disk();
     if !disk.size().is_multiple_of(COOKED as u64) {
         return Err(refuse(
             output,
@@ -52,7 +52,8 @@ fn tracks_of(opened: &Opened, output: &Path) -> Result<Vec<Track>> {
 }
 
 /// Writes a disc image of the opened source to `output`; returns the size written.
-pub(super) type Writer = fn(&Path, &Opened, &Path, bool, &dyn Progress, &Cancel) -> Result<u64>;
+pub(super) type Writer =
+    fn(&Path, &dyn Container, &Path, bool, &dyn Progress, &Cancel) -> Result<u64>;
 
 /// Writes the cue sheet `output` and, beside it with the same name and ".bin", every track's
 /// sectors. Data held as 2048-byte sectors is written as the raw MODE1/2352 sectors of a CD
@@ -60,7 +61,7 @@ pub(super) type Writer = fn(&Path, &Opened, &Path, bool, &dyn Progress, &Cancel)
 /// Returns the BIN's size. Both files appear only when both are complete.
 pub(super) fn write_cue(
     source: &Path,
-    opened: &Opened,
+    container: &dyn Container,
     output: &Path,
     overwrite: bool,
     progress: &dyn Progress,
@@ -76,7 +77,7 @@ pub(super) fn write_cue(
         ));
     }
     let mut frame = 0;
-    let mut tracks = tracks_of(opened, output)?;
+    let mut tracks = tracks_of(container, output)?;
     for t in &mut tracks {
         if t.mode == TrackMode::Mode1_2048 {
             t.mode = TrackMode::Mode1_2352;
@@ -147,13 +148,13 @@ fn lead_pregap(first: &Track) -> Arc<dyn ReadAt> {
 /// NER5 footer. Data tracks of 2048-byte sectors stay so (Nero's mode 0x00). Returns its size.
 pub(super) fn write_nrg(
     source: &Path,
-    opened: &Opened,
+    container: &dyn Container,
     output: &Path,
     overwrite: bool,
     progress: &dyn Progress,
     cancel: &Cancel,
 ) -> Result<u64> {
-    let tracks = tracks_of(opened, output)?;
+    let tracks = tracks_of(container, output)?;
     if let Some(t) = tracks.iter().find(|t| nero_mode(t.mode).is_none()) {
         return Err(refuse(
             output,

@@ -3,15 +3,18 @@
 
 mod browse;
 mod convert;
+mod create;
 mod disc;
 mod encryption;
 mod info;
 mod output;
 mod verify;
 
+pub use crate::build::layout::Layout;
 pub use crate::container::Check;
 pub use browse::{extract, list, list_tree, ExtractReport, Listing};
 pub use convert::{convert, ConvertOptions, ConvertReport, Encryption, OutputFormat};
+pub use create::{create, CreateOptions, CreateReport, FileSystem};
 pub use encryption::{chpass, identity, is_encrypted};
 pub use info::{info, ImageInfo, PartitionInfo};
 pub use verify::{verify, VerifyReport};

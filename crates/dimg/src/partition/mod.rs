@@ -4,7 +4,7 @@
 //! Every count and offset read from a map is bounded before use.
 
 mod apm;
-mod gpt;
+pub(crate) mod gpt;
 mod mbr;
 
 use crate::io::{ReadAt, Slice};

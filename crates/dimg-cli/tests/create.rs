@@ -1,0 +1,360 @@
+//! New images from folders and blank ones, through the `dimg` binary, judged by independent
+//! readers: xorriso, libcdio's iso-info and 7-Zip for ISO 9660; fsck.fat and mtools for FAT;
+//! sgdisk for the partition map. dimg reads everything back too.
+
+mod common;
+use common::*;
+
+use dimg_e2e::program;
+use std::collections::BTreeMap;
+use std::fs;
+use std::path::Path;
+use std::process::Command;
+
+fn run(tool: &str, args: &[&str]) -> String {
+    let o = Command::new(program(tool))
+        .args(args)
+        .env("MTOOLS_SKIP_CHECK", "1")
+        .env("TZ", "UTC")
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{tool} {args:?}: {}", stderr(&o));
+    String::from_utf8_lossy(&o.stdout).into_owned()
+}
+
+/// path → (contents, or a symlink's target; modification time)
+type Snapshot = BTreeMap<String, (Vec<u8>, i64)>;
+
+fn snapshot(root: &Path) -> Snapshot {
+    use std::os::unix::fs::MetadataExt;
+    let mut out = Snapshot::new();
+    let mut todo = vec![root.to_path_buf()];
+    while let Some(dir) = todo.pop() {
+        for e in fs::read_dir(&dir).unwrap() {
+            let path = e.unwrap().path();
+            let name = path
+                .strip_prefix(root)
+                .unwrap()
+                .to_string_lossy()
+                .into_owned();
+            let meta = fs::symlink_metadata(&path).unwrap();
+            let content = if meta.file_type().is_symlink() {
+                format!("-> {}", fs::read_link(&path).unwrap().display()).into_bytes()
+            } else if meta.is_dir() {
+                todo.push(path.clone());
+                b"<dir>".to_vec()
+            } else {
+                fs::read(&path).unwrap()
+            };
+            // Folder times change as they fill; extractors leave symlinks' times as they fall.
+            let mtime = if meta.is_file() { meta.mtime() } else { 0 };
+            out.insert(name, (content, mtime));
+        }
+    }
+    out
+}
+
+fn assert_same(got: &Snapshot, want: &Snapshot, what: &str) {
+    let names = |s: &Snapshot| s.keys().cloned().collect::<Vec<_>>();
+    assert_eq!(names(got), names(want), "{what}: names");
+    for (name, (content, mtime)) in want {
+        let (c, m) = &got[name];
+        assert!(c == content, "{what}: {name}: contents differ");
+        assert_eq!(m, mtime, "{what}: {name}: modification time");
+    }
+}
+
+/// A folder with what trips writers up: deep paths, composed and decomposed Unicode, empty and
+/// large files, long names, a symlink, spaces; `extra` small files spread over 10 folders.
+fn source(root: &Path, extra: usize) {
+    let files: Vec<(String, Vec<u8>)> = vec![
+        ("README.txt".into(), b"read me\n".to_vec()),
+        ("deep/1/2/3/4/5/6/7/8/9/10/leaf.bin".into(), noise(3000, 1)),
+        ("unicode/caf\u{e9} composed.txt".into(), b"NFC".to_vec()),
+        ("unicode/cafe\u{301} decomposed.txt".into(), b"NFD".to_vec()),
+        (
+            "unicode/日本語のファイル名.txt".into(),
+            "漢字".as_bytes().to_vec(),
+        ),
+        ("empty".into(), Vec::new()),
+        ("big/random.bin".into(), noise(3_000_000, 2)),
+        (
+            "spaces in a name/and another one.md".into(),
+            b"x".repeat(5000),
+        ),
+    ];
+    for (path, bytes) in files.into_iter().chain((0..extra).map(|i| {
+        (
+            format!("many/{:02}/file-{i:05}.txt", i % 10),
+            format!("{i}\n").into_bytes(),
+        )
+    })) {
+        let p = root.join(path);
+        fs::create_dir_all(p.parent().unwrap()).unwrap();
+        fs::write(&p, bytes).unwrap();
+    }
+    std::os::unix::fs::symlink("../README.txt", root.join("unicode/link to readme")).unwrap();
+    let when = std::time::UNIX_EPOCH + std::time::Duration::from_secs(1_600_000_000);
+    for (name, _) in snapshot(root) {
+        let p = root.join(&name);
+        if !fs::symlink_metadata(&p).unwrap().is_dir()
+            && !fs::symlink_metadata(&p).unwrap().file_type().is_symlink()
+        {
+            fs::File::options()
+                .write(true)
+                .open(&p)
+                .unwrap()
+                .set_modified(when)
+                .unwrap();
+        }
+    }
+}
+
+fn create(args: &[&str]) -> String {
+    let o = dimg(&[&["create"][..], args].concat());
+    assert!(o.status.success(), "create {args:?}: {}", stderr(&o));
+    stdout(&o)
+}
+
+/// ISO 9660 images of trees of 1, 1,000 and a few odd files: xorriso extracts them (Rock Ridge)
+/// exactly as the folder; iso-info lists every path and size; 7-Zip (Joliet) extracts every
+/// file's contents; dimg reads them back; a UDZO of the same folder holds the same ISO.
+#[test]
+fn iso_images_from_folders_read_back_by_every_peer() {
+    for extra in [0usize, 1000] {
+        let dir = tempfile::tempdir().unwrap();
+        let src = dir.path().join("src");
+        source(&src, extra);
+        let iso = dir.path().join("made.iso");
+        create(&["-srcfolder", s(&src), "-format", "UDTO", s(&iso)]);
+        let want = snapshot(&src);
+
+        let by_xorriso = dir.path().join("xorriso");
+        run(
+            "xorriso",
+            &[
+                "-osirrox",
+                "on",
+                "-indev",
+                s(&iso),
+                "-extract",
+                "/",
+                s(&by_xorriso),
+            ],
+        );
+        assert_same(&snapshot(&by_xorriso), &want, "xorriso");
+
+        // Rock Ridge names: iso-info's Joliet decoding cuts long non-ASCII names short (it does
+        // the same on genisoimage's images).
+        let listed = run(
+            "iso-info",
+            &["--no-header", "--no-joliet", "-f", "-i", s(&iso)],
+        );
+        for (name, (content, _)) in &want {
+            if content.starts_with(b"<dir>") || content.starts_with(b"-> ") {
+                continue;
+            }
+            let line = format!("{} /{name}", content.len());
+            assert!(
+                listed.lines().any(|l| l.trim_start() == line),
+                "iso-info misses {line}"
+            );
+        }
+
+        let by_7z = dir.path().join("7z");
+        run("7zz", &["x", "-y", &format!("-o{}", s(&by_7z)), s(&iso)]);
+        let sevenz = snapshot(&by_7z);
+        for (name, (content, _)) in &want {
+            if !content.starts_with(b"-> ") {
+                assert!(
+                    sevenz.get(name).is_some_and(|(c, _)| c == content),
+                    "7-Zip: {name}"
+                );
+            }
+        }
+
+        let by_dimg = dir.path().join("dimg");
+        assert!(dimg(&["extract", s(&iso), "-o", s(&by_dimg)])
+            .status
+            .success());
+        assert_same(&snapshot(&by_dimg), &want, "dimg");
+
+        let udzo = dir.path().join("made.dmg");
+        create(&["-srcfolder", s(&src), s(&udzo)]);
+        let back = dir.path().join("back.iso");
+        assert!(
+            dimg(&["convert", s(&udzo), "-format", "ISO", "-o", s(&back)])
+                .status
+                .success()
+        );
+        let listed_back = run("xorriso", &["-indev", s(&back), "-find", "/"]);
+        assert_eq!(
+            listed_back.lines().filter(|l| l.starts_with('\'')).count(),
+            want.len() + 1
+        );
+    }
+}
+
+/// A file of more than 4 GiB becomes a multi-extent file every peer reads whole. (Sparse: the
+/// source and the ISO take little disk.)
+#[test]
+fn files_over_4_gib_are_multi_extent() {
+    let dir = tempfile::tempdir().unwrap();
+    let src = dir.path().join("src");
+    fs::create_dir(&src).unwrap();
+    let huge = src.join("huge.bin");
+    let size = (4u64 << 30) + 123_456;
+    let f = fs::File::create(&huge).unwrap();
+    f.set_len(size).unwrap();
+    std::os::unix::fs::FileExt::write_all_at(&f, b"the end", size - 7).unwrap();
+    let iso = dir.path().join("huge.iso");
+    create(&["-srcfolder", s(&src), "-format", "UDTO", s(&iso)]);
+    let found = run(
+        "xorriso",
+        &["-indev", s(&iso), "-find", "/huge.bin", "-exec", "lsdl"],
+    );
+    assert!(found.contains(&format!(" {size} ")), "{found}");
+    let listed = run("7zz", &["l", s(&iso)]);
+    assert!(
+        listed.contains(&format!("{size}  huge.bin")) || listed.contains(&format!(" {size} ")),
+        "{listed}"
+    );
+    let o = dimg(&["ls", "-l", s(&iso)]);
+    assert!(
+        stdout(&o).contains(&format!("{size:>14}")),
+        "{}",
+        stdout(&o)
+    );
+}
+
+/// FAT images from a folder pass fsck.fat, and mtools copies the same tree back out (symlinks
+/// are reported as not kept: FAT has none); blank FAT32 images in a GPT pass sgdisk's check.
+#[test]
+fn fat_images_pass_fsck_and_mtools_reads_them() {
+    let dir = tempfile::tempdir().unwrap();
+    let src = dir.path().join("src");
+    source(&src, 100);
+    // FAT cannot tell "café" composed from decomposed apart reliably, nor keep symlinks.
+    fs::remove_file(src.join("unicode/cafe\u{301} decomposed.txt")).unwrap();
+    for fs_name in ["FAT", "FAT32"] {
+        let img = dir.path().join(format!("{fs_name}.img"));
+        let said = create(&[
+            "-srcfolder",
+            s(&src),
+            "-fs",
+            fs_name,
+            "-layout",
+            "NONE",
+            "-format",
+            "UDTO",
+            "-volname",
+            "dimgtest",
+            s(&img),
+        ]);
+        assert!(
+            said.contains("link to readme: a symlink to ../README.txt, not kept"),
+            "{said}"
+        );
+        let fsck = run("fsck.fat", &["-n", "-v", s(&img)]);
+        assert!(
+            fsck.contains(if fs_name == "FAT32" { "FAT32" } else { "FAT16" }) || fs_name == "FAT",
+            "{fsck}"
+        );
+        let out = dir.path().join(format!("{fs_name}-mtools"));
+        fs::create_dir(&out).unwrap();
+        run("mcopy", &["-s", "-m", "-i", s(&img), "::/*", s(&out)]);
+        let mut want = snapshot(&src);
+        want.remove("unicode/link to readme");
+        assert_same(&snapshot(&out), &want, fs_name);
+        assert!(run("mlabel", &["-s", "-i", s(&img), "::"]).contains("DIMGTEST"));
+    }
+    let blank = dir.path().join("blank.dmg");
+    create(&[
+        "-size",
+        "40m",
+        "-fs",
+        "FAT32",
+        "-volname",
+        "EMPTY",
+        s(&blank),
+    ]);
+    let raw = dir.path().join("blank.raw");
+    assert!(
+        dimg(&["convert", s(&blank), "-format", "UDTO", "-o", s(&raw)])
+            .status
+            .success()
+    );
+    assert_eq!(
+        fs::metadata(&raw).unwrap().len(),
+        40 << 20,
+        "-size is the whole image"
+    );
+    let checked = run("sgdisk", &["-v", s(&raw)]);
+    assert!(checked.contains("No problems found"), "{checked}");
+    let listed = run("sgdisk", &["-p", s(&raw)]);
+    assert!(listed.contains("0700  EMPTY"), "{listed}");
+    let info = stdout(&dimg(&["info", s(&blank)]));
+    assert!(info.contains("volume “EMPTY”"), "{info}");
+}
+
+/// Requests that cannot be met are refused by name, and nothing is left behind.
+#[test]
+fn bad_requests_are_clear_and_leave_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let src = dir.path().join("src");
+    source(&src, 0);
+    let out = dir.path().join("out.dmg");
+    let nowhere = dir.path().join("nowhere");
+    let cases: Vec<(Vec<&str>, String)> = vec![
+        (
+            vec!["-srcfolder", s(&src), "-fs", "FAT", "-size", "1m", s(&out)],
+            "does not fit in 1048576 bytes".into(),
+        ),
+        (vec!["-srcfolder", s(&nowhere), s(&out)], "nowhere".into()),
+        (
+            vec!["-size", "10m", "-fs", "ISO", s(&out)],
+            "an ISO 9660 volume is made from a folder".into(),
+        ),
+        (
+            vec!["-srcfolder", s(&src), "-fs", "HFS+", s(&out)],
+            "not supported yet".into(),
+        ),
+        (vec!["-size", "10q", s(&out)], "size 10q".into()),
+    ];
+    for (args, said) in cases {
+        let o = dimg(&[&["create"][..], &args].concat());
+        assert_ne!(o.status.code(), Some(0), "{args:?}");
+        assert!(stderr(&o).contains(&said), "{args:?}: {}", stderr(&o));
+        let left: Vec<_> = fs::read_dir(dir.path())
+            .unwrap()
+            .map(|e| e.unwrap().file_name())
+            .collect();
+        assert_eq!(left, vec![std::ffi::OsString::from("src")], "{args:?}");
+    }
+    // A name FAT cannot hold, and names that differ only in case.
+    fs::write(src.join("what?.txt"), b"?").unwrap();
+    let o = dimg(&["create", "-srcfolder", s(&src), "-fs", "FAT32", s(&out)]);
+    assert!(
+        stderr(&o).contains("what?.txt: its name holds '?', which FAT names cannot"),
+        "{}",
+        stderr(&o)
+    );
+    fs::remove_file(src.join("what?.txt")).unwrap();
+    fs::write(src.join("readme.TXT"), b"case").unwrap();
+    let o = dimg(&["create", "-srcfolder", s(&src), "-fs", "FAT32", s(&out)]);
+    assert!(stderr(&o).contains("only in case"), "{}", stderr(&o));
+    // An unreadable file is named.
+    fs::remove_file(src.join("readme.TXT")).unwrap();
+    let locked = src.join("locked.txt");
+    fs::write(&locked, b"secret").unwrap();
+    fs::set_permissions(&locked, std::os::unix::fs::PermissionsExt::from_mode(0o000)).unwrap();
+    if fs::File::open(&locked).is_err() {
+        let o = dimg(&["create", "-srcfolder", s(&src), s(&out)]);
+        assert!(stderr(&o).contains("locked.txt"), "{}", stderr(&o));
+    }
+    // An existing output needs -ov.
+    fs::write(&out, b"keep me").unwrap();
+    let o = dimg(&["create", "-size", "1m", "-fs", "NONE", s(&out)]);
+    assert!(stderr(&o).contains("already exists"), "{}", stderr(&o));
+    assert_eq!(fs::read(&out).unwrap(), b"keep me");
+}

@@ -1,0 +1,301 @@
+//! Writing FAT volumes (FAT12/16 for small sizes, FAT32 otherwise or when asked) with long names,
+//! through the `fatfs` crate, into a file: fatfs needs a read-write device. Times are kept (FAT
+//! counts two-second steps from 1980); what FAT cannot hold is refused by name (characters it
+//! forbids, names that differ only in case) or, for symlinks, reported.
+
+use super::{NodeKind, Tree};
+use crate::error::{Error, Result};
+use crate::fs::civil;
+use std::fs::File;
+use std::io::{self, Read, Write};
+use std::path::Path;
+
+pub struct Options {
+    pub volume_name: String,
+    /// Force FAT32; otherwise the size decides, as mkfs.fat does.
+    pub fat32: bool,
+    /// The volume's size; `None` sizes it from the tree with room to spare.
+    pub size: Option<u64>,
+}
+
+const MIB: u64 = 1 << 20;
+/// FAT32 needs 65,525 clusters: at 512 bytes each, about 33 MiB.
+const FAT32_MIN: u64 = 34 * MIB;
+
+/// Room for the tree: every file rounded up to 4 KiB clusters, a cluster per folder, a tenth
+/// more, and a MiB for the tables.
+pub fn size_for(tree: &Tree, fat32: bool) -> u64 {
+    let data: u64 = tree
+        .nodes
+        .iter()
+        .map(|n| match n.kind {
+            NodeKind::File { size } => size.next_multiple_of(4096).max(4096),
+            _ => 4096,
+        })
+        .sum();
+    let size = (data + data / 10 + 2 * MIB).next_multiple_of(MIB);
+    size.max(if fat32 { FAT32_MIN } else { 2 * MIB })
+}
+
+fn fat_time(t: i64) -> fatfs::DateTime {
+    let (y, m, d, h, mi, s) = civil(t.clamp(315_532_800, 4_354_819_198));
+    fatfs::DateTime {
+        date: fatfs::Date {
+            year: y as u16,
+            month: m as u16,
+            day: d as u16,
+        },
+        time: fatfs::Time {
+            hour: h as u16,
+            min: mi as u16,
+            sec: s as u16,
+            millis: 0,
+        },
+    }
+}
+
+/// The 11-byte label: upper case, what FAT forbids as '_'.
+fn label(name: &str) -> [u8; 11] {
+    let mut out = [b' '; 11];
+    for (o, c) in out.iter_mut().zip(name.chars()) {
+        let c = c.to_ascii_uppercase();
+        *o = if c.is_ascii_alphanumeric() || " !#$%&'()-@^_`{}~".contains(c) {
+            c as u8
+        } else {
+            b'_'
+        };
+    }
+    out
+}
+
+/// Writes a FAT volume holding `tree` (or, without one, an empty volume) into `file`, which
+/// must be empty. Returns what the user should know.
+pub fn write(file: &mut File, tree: Option<&Tree>, options: &Options) -> Result<Vec<String>> {
+    let mut notes = Vec::new();
+    if let Some(tree) = tree {
+        check_names(tree)?;
+    }
+    let size = match (options.size, tree) {
+        (Some(size), _) => size,
+        (None, Some(tree)) => size_for(tree, options.fat32),
+        (None, None) => 32 * MIB,
+    };
+    let here = Path::new("the new volume");
+    file.set_len(size).map_err(|e| Error::io(here, e))?;
+    let mut format = fatfs::FormatVolumeOptions::new().volume_label(label(&options.volume_name));
+    if options.fat32 {
+        format = format.fat_type(fatfs::FatType::Fat32);
+    }
+    fatfs::format_volume(&mut *file, format).map_err(|e| Error::Refused {
+        path: here.into(),
+        reason: format!("cannot be formatted as FAT at {size} bytes: {e}"),
+    })?;
+    if let Some(tree) = tree {
+        use std::io::Seek;
+        file.seek(io::SeekFrom::Start(0))
+            .map_err(|e| Error::io(here, e))?;
+        let fs = fatfs::FileSystem::new(&mut *file, fatfs::FsOptions::new())
+            .map_err(|e| Error::io(here, e))?;
+        write_tree(&fs, tree, size, &mut notes)?;
+        fs.unmount().map_err(|e| Error::io(here, e))?;
+        fix_dot_entries(file).map_err(|e| Error::io(here, e))?;
+    }
+    Ok(notes)
+}
+
+/// fatfs 0.3 writes a long-name entry before each new folder's "." and "..", so they are not the
+/// folder's first two entries as FAT requires (fsck.fat moves them, some systems reject the
+/// folder). Every folder's first four slots become ".", "..", and two deleted entries.
+fn fix_dot_entries(file: &File) -> io::Result<()> {
+    use crate::bytes::{le16, le32};
+    use std::os::unix::fs::FileExt;
+    let mut boot = [0u8; 512];
+    file.read_exact_at(&mut boot, 0)?;
+    let sector = u64::from(le16(&boot, 11));
+    let cluster = sector * u64::from(boot[13]);
+    let root_entries = u64::from(le16(&boot, 17));
+    let total = match le16(&boot, 19) {
+        0 => u64::from(le32(&boot, 32)),
+        n => u64::from(n),
+    } * sector;
+    let fat_sectors = match le16(&boot, 22) {
+        0 => u64::from(le32(&boot, 36)),
+        n => u64::from(n),
+    };
+    let fat_at = u64::from(le16(&boot, 14)) * sector;
+    let root_at = fat_at + u64::from(boot[16]) * fat_sectors * sector;
+    let data_at = root_at + (root_entries * 32).next_multiple_of(sector);
+    let clusters = (total - data_at) / cluster;
+    let mut fat = vec![0u8; (fat_sectors * sector) as usize];
+    file.read_exact_at(&mut fat, fat_at)?;
+    // The next cluster after `n`, by the FAT's width (which the cluster count decides).
+    let next = |n: u64| -> Option<u64> {
+        let n = n as usize;
+        let (v, end) = if clusters < 4085 {
+            let v = u64::from(le16(&fat, n * 3 / 2));
+            (if n.is_multiple_of(2) { v & 0xFFF } else { v >> 4 }, 0xFF8)
+        } else if clusters < 65525 {
+            (u64::from(le16(&fat, 2 * n)), 0xFFF8)
+        } else {
+            (u64::from(le32(&fat, 4 * n)) & 0x0FFF_FFFF, 0x0FFF_FFF8)
+        };
+        (2..end).contains(&v).then_some(v)
+    };
+    // A folder's bytes, cluster by cluster (a bounded walk: chains cannot loop it).
+    let read_chain = |first: u64| -> io::Result<Vec<u8>> {
+        let mut out = Vec::new();
+        let mut n = Some(first);
+        for _ in 0..clusters {
+            let Some(c) = n else { break };
+            let mut bytes = vec![0u8; cluster as usize];
+            file.read_exact_at(&mut bytes, data_at + (c - 2) * cluster)?;
+            out.extend(bytes);
+            n = next(c);
+        }
+        Ok(out)
+    };
+    let root = if root_entries == 0 {
+        read_chain(u64::from(le32(&boot, 44)))?
+    } else {
+        let mut bytes = vec![0u8; (root_entries * 32) as usize];
+        file.read_exact_at(&mut bytes, root_at)?;
+        bytes
+    };
+    // (folder's first cluster, its entries, whether its parent is the root)
+    let mut todo: Vec<(u64, Vec<u8>, bool)> = vec![(0, root, false)];
+    let mut seen = std::collections::HashSet::new();
+    while let Some((first, mut dir, under_root)) = todo.pop() {
+        let slot = |d: &[u8], i: usize| d[32 * i..32 * i + 32].to_vec();
+        if first >= 2
+            && dir.len() >= 128
+            && dir[11] == 0x0F
+            && dir[32..43] == *b".          "
+            && dir[64 + 11] == 0x0F
+            && dir[96..107] == *b"..         "
+        {
+            let mut dotdot = slot(&dir, 3);
+            if under_root {
+                // ".." of a folder in the root names cluster 0, whatever the root's cluster.
+                dotdot[20..22].fill(0);
+                dotdot[26..28].fill(0);
+            }
+            let mut fixed = slot(&dir, 1);
+            fixed.extend(dotdot);
+            fixed.extend([[0xE5u8].as_slice(), &[0u8; 31]].concat().repeat(2));
+            file.write_all_at(&fixed, data_at + (first - 2) * cluster)?;
+            dir[..128].copy_from_slice(&fixed);
+        }
+        for e in dir.chunks_exact(32) {
+            if e[0] == 0 {
+                break;
+            }
+            if e[11] & 0x10 != 0 && e[11] != 0x0F && e[0] != 0xE5 && e[0] != b'.' {
+                let child = (u64::from(le16(e, 20)) << 16) | u64::from(le16(e, 26));
+                if child >= 2 && seen.insert(child) {
+                    todo.push((child, read_chain(child)?, first == 0));
+                }
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Every folder, file and (reported) symlink of the tree into the mounted volume.
+fn write_tree<T: fatfs::ReadWriteSeek>(
+    fs: &fatfs::FileSystem<T>,
+    tree: &Tree,
+    size: u64,
+    notes: &mut Vec<String>,
+) -> Result<()> {
+    let full = |e: io::Error, path: &Path| match e.kind() {
+        io::ErrorKind::Other if e.to_string().contains("No space") => Error::Refused {
+            path: path.into(),
+            reason: format!("does not fit: the volume ({size} bytes) is too small for the folder"),
+        },
+        _ => Error::io(path, e),
+    };
+    // Folders are opened again by path when their turn comes: a `Dir` kept from `create_dir`
+    // writes its first entries over "." and "..".
+    let mut stack = vec![(0usize, String::new())];
+    while let Some((index, path)) = stack.pop() {
+        let dir = match path.as_str() {
+            "" => fs.root_dir(),
+            _ => fs
+                .root_dir()
+                .open_dir(&path)
+                .map_err(|e| Error::io(&tree.nodes[index].path, e))?,
+        };
+        for &c in tree.children(index) {
+            let node = &tree.nodes[c];
+            match &node.kind {
+                NodeKind::Directory { .. } => {
+                    dir.create_dir(&node.name)
+                        .map_err(|e| full(e, &node.path))?;
+                    let under = match path.as_str() {
+                        "" => node.name.clone(),
+                        _ => format!("{path}/{}", node.name),
+                    };
+                    stack.push((c, under));
+                }
+                NodeKind::File { .. } => {
+                    let mut out = dir
+                        .create_file(&node.name)
+                        .map_err(|e| full(e, &node.path))?;
+                    let mut src = File::open(&node.path).map_err(|e| Error::io(&node.path, e))?;
+                    let mut buf = vec![0u8; 1 << 20];
+                    loop {
+                        let n = src.read(&mut buf).map_err(|e| Error::io(&node.path, e))?;
+                        if n == 0 {
+                            break;
+                        }
+                        out.write_all(&buf[..n]).map_err(|e| full(e, &node.path))?;
+                    }
+                    // fatfs deprecates this for a clock-wide TimeProvider, which cannot
+                    // give each file its own time; after the last write it holds.
+                    #[allow(deprecated)]
+                    out.set_modified(fat_time(node.modified));
+                    out.flush().map_err(|e| full(e, &node.path))?;
+                }
+                NodeKind::Symlink { target } => notes.push(format!(
+                    "{}: a symlink to {target}, not kept (FAT has no symbolic links)",
+                    node.path.display()
+                )),
+            }
+        }
+    }
+    Ok(())
+}
+
+/// FAT's long names forbid some characters and ignore case: refuse, by name, what it cannot hold.
+fn check_names(tree: &Tree) -> Result<()> {
+    for index in 0..tree.nodes.len() {
+        let mut seen = std::collections::HashMap::new();
+        for &c in tree.children(index) {
+            let child = &tree.nodes[c];
+            let refuse = |reason: String| Error::Refused {
+                path: child.path.clone(),
+                reason,
+            };
+            if let Some(bad) = child
+                .name
+                .chars()
+                .find(|&ch| ch < ' ' || "\"*/:<>?\\|".contains(ch))
+            {
+                return Err(refuse(format!(
+                    "its name holds {bad:?}, which FAT names cannot"
+                )));
+            }
+            if child.name.chars().count() > 255 {
+                return Err(refuse(
+                    "its name is longer than FAT's 255 characters".into(),
+                ));
+            }
+            if let Some(other) = seen.insert(child.name.to_lowercase(), child.name.clone()) {
+                return Err(refuse(format!(
+                    "differs from \"{other}\" only in case, which FAT does not tell apart"
+                )));
+            }
+        }
+    }
+    Ok(())
+}

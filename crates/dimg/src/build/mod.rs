@@ -1,0 +1,244 @@
+//! Building file systems from a folder (New Image › Image from Folder, `dimg create -srcfolder`).
+//! The folder is read once into a [`Tree`]; each writer lays out its volume from the tree and
+//! hands back a virtual disk — its own metadata in memory, the files' bytes read from the folder
+//! only when the disk is read — which the one convert pipeline turns into any image format.
+
+pub mod fat;
+pub mod iso9660;
+pub mod layout;
+
+use crate::error::{Error, Result};
+use crate::io::ReadAt;
+use std::fs::File;
+use std::io;
+use std::os::unix::fs::{FileExt, MetadataExt};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+/// What one entry of the folder is.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum NodeKind {
+    File { size: u64 },
+    Directory { children: Vec<usize> },
+    Symlink { target: String },
+}
+
+/// One file, folder or symlink of the source folder.
+#[derive(Debug, Clone)]
+pub struct Node {
+    /// Its name (the root's is empty).
+    pub name: String,
+    /// Where it is on disk, to read its contents.
+    pub path: PathBuf,
+    pub kind: NodeKind,
+    /// Seconds since 1970.
+    pub modified: i64,
+    /// POSIX permission bits.
+    pub mode: u32,
+    pub uid: u32,
+    pub gid: u32,
+}
+
+/// The source folder, read once: nodes in depth-first order, the root first.
+#[derive(Debug)]
+pub struct Tree {
+    pub nodes: Vec<Node>,
+    /// Devices, sockets and FIFOs left out, by path.
+    pub skipped: Vec<String>,
+}
+
+impl Tree {
+    /// Reads `root`'s entries (not following symlinks). A name that is not UTF-8 cannot be
+    /// written into any of the file systems and is refused by name; so is an unreadable entry.
+    pub fn scan(root: &Path) -> Result<Tree> {
+        let mut tree = Tree {
+            nodes: Vec::new(),
+            skipped: Vec::new(),
+        };
+        let meta = std::fs::metadata(root).map_err(|e| Error::io(root, e))?;
+        if !meta.is_dir() {
+            return Err(Error::Refused {
+                path: root.into(),
+                reason: "is not a folder".into(),
+            });
+        }
+        tree.add(root, String::new(), &meta)?;
+        Ok(tree)
+    }
+
+    fn add(
+        &mut self,
+        path: &Path,
+        name: String,
+        meta: &std::fs::Metadata,
+    ) -> Result<Option<usize>> {
+        let kind = if meta.is_dir() {
+            NodeKind::Directory {
+                children: Vec::new(),
+            }
+        } else if meta.file_type().is_symlink() {
+            let target = std::fs::read_link(path).map_err(|e| Error::io(path, e))?;
+            let target = target.to_str().ok_or_else(|| unrepresentable(path))?;
+            NodeKind::Symlink {
+                target: target.into(),
+            }
+        } else if meta.is_file() {
+            // Refuse what cannot be read now rather than half-way through the image.
+            File::open(path).map_err(|e| Error::io(path, e))?;
+            NodeKind::File { size: meta.len() }
+        } else {
+            self.skipped.push(path.display().to_string());
+            return Ok(None);
+        };
+        let index = self.nodes.len();
+        self.nodes.push(Node {
+            name,
+            path: path.into(),
+            kind,
+            modified: meta.mtime(),
+            mode: meta.mode() & 0o7777,
+            uid: meta.uid(),
+            gid: meta.gid(),
+        });
+        if meta.is_dir() {
+            let mut entries: Vec<_> = std::fs::read_dir(path)
+                .map_err(|e| Error::io(path, e))?
+                .collect::<io::Result<_>>()
+                .map_err(|e| Error::io(path, e))?;
+            entries.sort_by_key(|e| e.file_name());
+            let mut children = Vec::new();
+            for e in entries {
+                let child = e.path();
+                let name = e
+                    .file_name()
+                    .to_str()
+                    .ok_or_else(|| unrepresentable(&child))?
+                    .to_string();
+                let meta = std::fs::symlink_metadata(&child).map_err(|e| Error::io(&child, e))?;
+                if let Some(i) = self.add(&child, name, &meta)? {
+                    children.push(i);
+                }
+            }
+            self.nodes[index].kind = NodeKind::Directory { children };
+        }
+        Ok(Some(index))
+    }
+
+    pub fn children(&self, dir: usize) -> &[usize] {
+        match &self.nodes[dir].kind {
+            NodeKind::Directory { children } => children,
+            _ => &[],
+        }
+    }
+
+    /// Bytes of file contents in the tree.
+    pub fn file_bytes(&self) -> u64 {
+        self.nodes
+            .iter()
+            .map(|n| match n.kind {
+                NodeKind::File { size } => size,
+                _ => 0,
+            })
+            .sum()
+    }
+}
+
+fn unrepresentable(path: &Path) -> Error {
+    Error::Refused {
+        path: path.into(),
+        reason: "its name is not valid UTF-8, so no image file system can hold it".into(),
+    }
+}
+
+/// A file of the source folder, opened only while it is read (a tree may hold more files than a
+/// process may keep open). It must still have the size it had when the folder was scanned.
+pub struct SourceFile {
+    path: PathBuf,
+    size: u64,
+}
+
+impl SourceFile {
+    pub fn new(path: PathBuf, size: u64) -> Self {
+        SourceFile { path, size }
+    }
+}
+
+impl ReadAt for SourceFile {
+    fn read_at(&self, offset: u64, buf: &mut [u8]) -> io::Result<usize> {
+        let named =
+            |e: io::Error| io::Error::new(e.kind(), format!("{}: {e}", self.path.display()));
+        if offset >= self.size {
+            return Ok(0);
+        }
+        let n = buf.len().min((self.size - offset) as usize);
+        let file = File::open(&self.path).map_err(named)?;
+        let mut done = 0;
+        while done < n {
+            match file.read_at(&mut buf[done..n], offset + done as u64) {
+                Ok(0) => {
+                    return Err(named(io::Error::new(
+                        io::ErrorKind::UnexpectedEof,
+                        "changed while the image was being made (it is shorter now)",
+                    )))
+                }
+                Ok(k) => done += k,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(e) => return Err(named(e)),
+            }
+        }
+        Ok(n)
+    }
+
+    fn size(&self) -> u64 {
+        self.size
+    }
+}
+
+/// `n` zero bytes, without holding them.
+pub struct Zeros(pub u64);
+
+impl ReadAt for Zeros {
+    fn read_at(&self, offset: u64, buf: &mut [u8]) -> io::Result<usize> {
+        let n = buf.len().min(self.0.saturating_sub(offset) as usize);
+        buf[..n].fill(0);
+        Ok(n)
+    }
+
+    fn size(&self) -> u64 {
+        self.0
+    }
+}
+
+/// A virtual disk being put together in order: metadata blocks, files, padding.
+#[derive(Default)]
+pub struct Assembly {
+    parts: Vec<Arc<dyn ReadAt>>,
+    size: u64,
+}
+
+impl Assembly {
+    pub fn size(&self) -> u64 {
+        self.size
+    }
+
+    pub fn push(&mut self, part: Arc<dyn ReadAt>) {
+        self.size += part.size();
+        if part.size() > 0 {
+            self.parts.push(part);
+        }
+    }
+
+    pub fn bytes(&mut self, bytes: Vec<u8>) {
+        self.push(Arc::new(bytes));
+    }
+
+    /// Zeros up to the next multiple of `unit`.
+    pub fn pad_to(&mut self, unit: u64) {
+        let pad = self.size.next_multiple_of(unit) - self.size;
+        self.push(Arc::new(Zeros(pad)));
+    }
+
+    pub fn finish(self) -> Arc<dyn ReadAt> {
+        Arc::new(crate::io::Concat::new(self.parts))
+    }
+}

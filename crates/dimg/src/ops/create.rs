@@ -1,0 +1,219 @@
+//! New images: blank, or made from a folder (`hdiutil create -size` / `-srcfolder`). The volume
+//! is built (ISO 9660 and HFS+ virtually, FAT in a scratch file beside the output), put in its
+//! partition map, and written by the convert pipeline in any output format, encrypted or not.
+
+use super::convert::{self, ConvertOptions, ConvertReport, OutputFormat};
+use super::{Cancel, Progress};
+use crate::build::layout::{self, Layout, VolumeType};
+use crate::build::{fat, iso9660, Tree, Zeros};
+use crate::container::{Container, Fact};
+use crate::error::{Error, Result};
+use crate::io::{FileSource, ReadAt};
+use serde::Serialize;
+use std::path::{Path, PathBuf};
+use std::str::FromStr;
+use std::sync::Arc;
+
+/// A file system to create, by hdiutil's `-fs` names where it has them.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+pub enum FileSystem {
+    /// ISO 9660 with Rock Ridge and Joliet (from a folder only).
+    Iso,
+    /// FAT12/16/32 by size ("MS-DOS", "FAT").
+    Fat,
+    Fat32,
+    /// No file system: a blank disk.
+    None,
+}
+
+impl FromStr for FileSystem {
+    type Err = String;
+    fn from_str(s: &str) -> std::result::Result<Self, String> {
+        Ok(match s.to_ascii_uppercase().as_str() {
+            "ISO" | "ISO9660" | "ISO 9660" | "CD" => FileSystem::Iso,
+            "FAT" | "MS-DOS" | "MSDOS" | "FAT16" => FileSystem::Fat,
+            "FAT32" | "MS-DOS FAT32" => FileSystem::Fat32,
+            "NONE" => FileSystem::None,
+            "HFS+" | "HFSX" | "JHFS+" | "APFS" => {
+                return Err(format!(
+                    "creating {s} volumes is not supported yet (ISO, FAT, FAT32 are)"
+                ))
+            }
+            _ => return Err(format!("unknown file system {s} (ISO, FAT, FAT32, NONE)")),
+        })
+    }
+}
+
+/// What to create.
+#[derive(Clone, Debug)]
+pub struct CreateOptions {
+    pub file_system: FileSystem,
+    pub volume_name: String,
+    /// The disk's size for a blank image, or the volume's for a folder (else sized to fit).
+    pub size: Option<u64>,
+    /// The partition map; by default GPT for FAT and blank disks, none for ISO.
+    pub layout: Option<Layout>,
+    /// Output format, encryption and overwriting, as for convert.
+    pub output: ConvertOptions,
+}
+
+#[derive(Debug, Serialize)]
+pub struct CreateReport {
+    #[serde(flatten)]
+    pub written: ConvertReport,
+    pub file_system: FileSystem,
+    /// Files and folders put in the volume.
+    pub entries: u64,
+}
+
+/// A disk built here, handed to the convert pipeline as if it had been opened.
+struct Built(Arc<dyn ReadAt>);
+
+impl Container for Built {
+    fn disk(&self) -> Arc<dyn ReadAt> {
+        self.0.clone()
+    }
+    fn facts(&self) -> Vec<Fact> {
+        Vec::new()
+    }
+}
+
+/// Creates `output`: a blank disk (`folder` = None) or the contents of `folder`.
+pub fn create(
+    folder: Option<&Path>,
+    output: &Path,
+    options: &CreateOptions,
+    progress: &dyn Progress,
+    cancel: &Cancel,
+) -> Result<CreateReport> {
+    let refuse = |reason: String| Error::Refused {
+        path: output.into(),
+        reason,
+    };
+    if output.exists() && !options.output.overwrite {
+        return Err(refuse("already exists (use -ov to overwrite)".into()));
+    }
+    let tree = folder.map(Tree::scan).transpose()?;
+    let label = folder.unwrap_or(output);
+    let mut notes: Vec<String> = tree
+        .iter()
+        .flat_map(|t| {
+            t.skipped
+                .iter()
+                .map(|p| format!("{p}: a device, socket or FIFO, left out"))
+        })
+        .collect();
+    // FAT is written into a scratch file that lives until the output is complete.
+    let mut scratch = None;
+    let (volume, kind): (Arc<dyn ReadAt>, VolumeType) = match options.file_system {
+        FileSystem::Iso => {
+            let tree = tree.as_ref().ok_or_else(|| {
+                refuse("an ISO 9660 volume is made from a folder (-srcfolder)".into())
+            })?;
+            if options.layout.is_some_and(|l| l != Layout::None) {
+                return Err(refuse("an ISO 9660 volume takes no partition map".into()));
+            }
+            let now = std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map_or(0, |d| d.as_secs() as i64);
+            let built = iso9660::build(
+                tree,
+                &iso9660::Options {
+                    volume_name: options.volume_name.clone(),
+                },
+                now,
+            )?;
+            if let Some(size) = options.size {
+                if size < built.disk.size() {
+                    return Err(too_small(folder, size, built.disk.size()));
+                }
+            }
+            notes.extend(built.notes);
+            // The type is for a partition map, which an ISO never has.
+            (built.disk, VolumeType::Blank)
+        }
+        FileSystem::Fat | FileSystem::Fat32 => {
+            let fat32 = options.file_system == FileSystem::Fat32;
+            if let (Some(tree), Some(size)) = (&tree, options.size) {
+                let need = fat::size_for(tree, fat32);
+                if size < tree.file_bytes() {
+                    return Err(too_small(folder, size, need));
+                }
+            }
+            let dir = match output.parent() {
+                Some(p) if !p.as_os_str().is_empty() => p,
+                _ => Path::new("."),
+            };
+            let mut file = tempfile::Builder::new()
+                .prefix(".dimg-volume-")
+                .tempfile_in(dir)
+                .map_err(|e| Error::io(dir, e))?;
+            // -size is the whole disk's, as hdiutil's; the map takes its share.
+            let map = options.layout.unwrap_or(Layout::Gpt);
+            let size = options.size.map(|s| s.saturating_sub(map.overhead()));
+            notes.extend(fat::write(
+                file.as_file_mut(),
+                tree.as_ref(),
+                &fat::Options {
+                    volume_name: options.volume_name.clone(),
+                    fat32,
+                    size,
+                },
+            )?);
+            let volume = FileSource::open(file.path()).map_err(|e| Error::io(file.path(), e))?;
+            scratch = Some(file);
+            (Arc::new(volume), VolumeType::Fat)
+        }
+        FileSystem::None => {
+            if folder.is_some() {
+                return Err(refuse(
+                    "a folder needs a file system to go into (-fs)".into(),
+                ));
+            }
+            let size = options
+                .size
+                .ok_or_else(|| refuse("a blank image needs a size (-size)".into()))?;
+            let map = options.layout.unwrap_or(Layout::Gpt);
+            let volume = size.saturating_sub(map.overhead()).next_multiple_of(512);
+            (Arc::new(Zeros(volume)), VolumeType::Blank)
+        }
+    };
+    let layout = options.layout.unwrap_or(match options.file_system {
+        FileSystem::Iso => Layout::None,
+        _ => Layout::Gpt,
+    });
+    let disk = layout::wrap(volume, layout, kind, &options.volume_name);
+    let mut written = convert::write(
+        label,
+        &Built(disk),
+        output,
+        &options.output,
+        progress,
+        cancel,
+    )?;
+    drop(scratch);
+    written.notes.extend(notes);
+    Ok(CreateReport {
+        written,
+        file_system: options.file_system,
+        entries: tree.map_or(0, |t| t.nodes.len() as u64 - 1),
+    })
+}
+
+fn too_small(folder: Option<&Path>, size: u64, need: u64) -> Error {
+    Error::Refused {
+        path: folder.map_or_else(PathBuf::new, Path::to_path_buf),
+        reason: format!("does not fit in {size} bytes: it needs about {need}"),
+    }
+}
+
+impl OutputFormat {
+    /// hdiutil's defaults: a compressed image from a folder, a read/write one when blank.
+    pub fn default_for(from_folder: bool) -> OutputFormat {
+        if from_folder {
+            OutputFormat::Udzo
+        } else {
+            OutputFormat::Udrw
+        }
+    }
+}
