@@ -63,8 +63,8 @@ pub enum Command {
         /// The image's size: 100m, 2g, 512k, 4096b (without it, sized to fit the folder)
         #[arg(long, value_parser = parse_size)]
         size: Option<u64>,
-        /// File system: ISO (Rock Ridge + Joliet), FAT, FAT32, or NONE for a blank disk;
-        /// by default ISO from a folder and FAT32 for a blank image
+        /// File system: HFS+ (the default), HFSX (case-sensitive), ISO (Rock Ridge + Joliet),
+        /// FAT, FAT32, or NONE for a blank disk
         #[arg(long, value_parser = clap::value_parser!(FileSystem))]
         fs: Option<FileSystem>,
         /// The volume's name (by default the folder's, or "untitled")

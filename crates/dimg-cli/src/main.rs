@@ -198,11 +198,7 @@ fn run(cli: Cli, cancel: &Cancel) -> Result<(), Failure> {
             let from_folder = srcfolder.is_some();
             let format = format.unwrap_or(ops::OutputFormat::default_for(from_folder));
             let options = ops::CreateOptions {
-                file_system: fs.unwrap_or(if from_folder {
-                    ops::FileSystem::Iso
-                } else {
-                    ops::FileSystem::Fat32
-                }),
+                file_system: fs.unwrap_or(ops::FileSystem::HfsPlus),
                 volume_name: volname.unwrap_or_else(|| volume_name(srcfolder.as_deref())),
                 size,
                 layout,

@@ -133,7 +133,14 @@ fn fix_dot_entries(file: &File) -> io::Result<()> {
         let n = n as usize;
         let (v, end) = if clusters < 4085 {
             let v = u64::from(le16(&fat, n * 3 / 2));
-            (if n.is_multiple_of(2) { v & 0xFFF } else { v >> 4 }, 0xFF8)
+            (
+                if n.is_multiple_of(2) {
+                    v & 0xFFF
+                } else {
+                    v >> 4
+                },
+                0xFF8,
+            )
         } else if clusters < 65525 {
             (u64::from(le16(&fat, 2 * n)), 0xFFF8)
         } else {

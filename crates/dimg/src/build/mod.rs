@@ -4,6 +4,7 @@
 //! only when the disk is read — which the one convert pipeline turns into any image format.
 
 pub mod fat;
+pub mod hfsplus;
 pub mod iso9660;
 pub mod layout;
 

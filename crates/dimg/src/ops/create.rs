@@ -5,7 +5,7 @@
 use super::convert::{self, ConvertOptions, ConvertReport, OutputFormat};
 use super::{Cancel, Progress};
 use crate::build::layout::{self, Layout, VolumeType};
-use crate::build::{fat, iso9660, Tree, Zeros};
+use crate::build::{fat, hfsplus, iso9660, Tree, Zeros};
 use crate::container::{Container, Fact};
 use crate::error::{Error, Result};
 use crate::io::{FileSource, ReadAt};
@@ -17,6 +17,10 @@ use std::sync::Arc;
 /// A file system to create, by hdiutil's `-fs` names where it has them.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
 pub enum FileSystem {
+    /// Mac OS Extended: HFS+, names compared without case (unjournaled).
+    HfsPlus,
+    /// HFS+ that tells "a" from "A" (Mac OS Extended, Case-sensitive).
+    Hfsx,
     /// ISO 9660 with Rock Ridge and Joliet (from a folder only).
     Iso,
     /// FAT12/16/32 by size ("MS-DOS", "FAT").
@@ -34,12 +38,18 @@ impl FromStr for FileSystem {
             "FAT" | "MS-DOS" | "MSDOS" | "FAT16" => FileSystem::Fat,
             "FAT32" | "MS-DOS FAT32" => FileSystem::Fat32,
             "NONE" => FileSystem::None,
-            "HFS+" | "HFSX" | "JHFS+" | "APFS" => {
+            "HFS+" | "HFS" | "MAC OS EXTENDED" => FileSystem::HfsPlus,
+            "HFSX" | "CASE-SENSITIVE HFS+" => FileSystem::Hfsx,
+            "JHFS+" | "JHFSX" | "APFS" | "CASE-SENSITIVE APFS" => {
                 return Err(format!(
-                    "creating {s} volumes is not supported yet (ISO, FAT, FAT32 are)"
+                    "creating {s} volumes is not supported yet (HFS+, HFSX, ISO, FAT, FAT32 are)"
                 ))
             }
-            _ => return Err(format!("unknown file system {s} (ISO, FAT, FAT32, NONE)")),
+            _ => {
+                return Err(format!(
+                    "unknown file system {s} (HFS+, HFSX, ISO, FAT, FAT32, NONE)"
+                ))
+            }
         })
     }
 }
@@ -105,7 +115,27 @@ pub fn create(
         .collect();
     // FAT is written into a scratch file that lives until the output is complete.
     let mut scratch = None;
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs() as i64);
+    let map = options.layout.unwrap_or(match options.file_system {
+        FileSystem::Iso => Layout::None,
+        _ => Layout::Gpt,
+    });
     let (volume, kind): (Arc<dyn ReadAt>, VolumeType) = match options.file_system {
+        FileSystem::HfsPlus | FileSystem::Hfsx => {
+            let volume = hfsplus::build(
+                tree.as_ref(),
+                &hfsplus::Options {
+                    volume_name: options.volume_name.clone(),
+                    case_sensitive: options.file_system == FileSystem::Hfsx,
+                    // -size is the whole disk's, as hdiutil's; the map takes its share.
+                    size: options.size.map(|s| s.saturating_sub(map.overhead())),
+                },
+                now,
+            )?;
+            (volume, VolumeType::HfsPlus)
+        }
         FileSystem::Iso => {
             let tree = tree.as_ref().ok_or_else(|| {
                 refuse("an ISO 9660 volume is made from a folder (-srcfolder)".into())
@@ -113,9 +143,6 @@ pub fn create(
             if options.layout.is_some_and(|l| l != Layout::None) {
                 return Err(refuse("an ISO 9660 volume takes no partition map".into()));
             }
-            let now = std::time::SystemTime::now()
-                .duration_since(std::time::UNIX_EPOCH)
-                .map_or(0, |d| d.as_secs() as i64);
             let built = iso9660::build(
                 tree,
                 &iso9660::Options {
@@ -149,7 +176,6 @@ pub fn create(
                 .tempfile_in(dir)
                 .map_err(|e| Error::io(dir, e))?;
             // -size is the whole disk's, as hdiutil's; the map takes its share.
-            let map = options.layout.unwrap_or(Layout::Gpt);
             let size = options.size.map(|s| s.saturating_sub(map.overhead()));
             notes.extend(fat::write(
                 file.as_file_mut(),
@@ -173,16 +199,11 @@ pub fn create(
             let size = options
                 .size
                 .ok_or_else(|| refuse("a blank image needs a size (-size)".into()))?;
-            let map = options.layout.unwrap_or(Layout::Gpt);
             let volume = size.saturating_sub(map.overhead()).next_multiple_of(512);
             (Arc::new(Zeros(volume)), VolumeType::Blank)
         }
     };
-    let layout = options.layout.unwrap_or(match options.file_system {
-        FileSystem::Iso => Layout::None,
-        _ => Layout::Gpt,
-    });
-    let disk = layout::wrap(volume, layout, kind, &options.volume_name);
+    let disk = layout::wrap(volume, map, kind, &options.volume_name);
     let mut written = convert::write(
         label,
         &Built(disk),

@@ -1,0 +1,581 @@
+//! Writing HFS+ and HFSX volumes (TN1150; formats.md §h.1), unjournaled. The catalog B-tree is
+//! bulk-loaded from every record sorted by key — leaves packed in order, index levels above them
+//! until one root — so any number of files fits; the extents-overflow tree is empty because
+//! every fork is one contiguous extent. Names are stored decomposed, as HFS+ requires, with ':'
+//! stored as '/' (how macOS keeps a POSIX ':'); symlinks are "slnk"/"rhap" files holding their
+//! target. File data is read from the folder when the volume is read.
+
+use super::{Assembly, NodeKind, SourceFile, Tree, Zeros};
+use crate::error::{Error, Result};
+use crate::io::ReadAt;
+use std::cmp::Ordering;
+use std::sync::Arc;
+use unicode_normalization::UnicodeNormalization;
+
+const BLOCK: u64 = 4096;
+const CATALOG_NODE: usize = 8192;
+const EXTENTS_NODE: usize = 4096;
+/// Seconds from 1904-01-01 (HFS+ dates) to 1970-01-01.
+const MAC_EPOCH: i64 = 2_082_844_800;
+const ROOT_PARENT: u32 = 1;
+const ROOT_FOLDER: u32 = 2;
+const FIRST_USER_ID: u32 = 16;
+/// Nodes one header node's map record can account for; beyond, map nodes would be needed.
+const MAX_NODES: usize = (CATALOG_NODE - 14 - 106 - 128 - 8) * 8;
+
+pub struct Options {
+    pub volume_name: String,
+    /// HFSX: names compare as binary, so "a" and "A" are different files.
+    pub case_sensitive: bool,
+    /// The volume's size; `None` sizes it from the tree with room to spare.
+    pub size: Option<u64>,
+}
+
+fn mac_date(t: i64) -> u32 {
+    (t + MAC_EPOCH).clamp(0, i64::from(u32::MAX)) as u32
+}
+
+/// A name as HFS+ stores it: decomposed UTF-16, POSIX ':' as '/'.
+fn hfs_name(name: &str) -> Vec<u16> {
+    name.nfd()
+        .map(|c| if c == ':' { '/' } else { c })
+        .collect::<String>()
+        .encode_utf16()
+        .collect()
+}
+
+/// HFS+'s case-insensitive order, folding as Unicode lower case does. (Apple's FastUnicodeCompare
+/// table folds the same way for every script with case; it also skips a few ignorable format
+/// characters, which names rarely hold.)
+fn fold(unit: u16) -> u16 {
+    match char::from_u32(u32::from(unit)) {
+        Some(c) => {
+            let mut lower = c.to_lowercase();
+            match (lower.next(), lower.next()) {
+                (Some(l), None) if (l as u32) < 0x10000 => l as u32 as u16,
+                _ => unit,
+            }
+        }
+        None => unit,
+    }
+}
+
+fn compare_names(a: &[u16], b: &[u16], case_sensitive: bool) -> Ordering {
+    if case_sensitive {
+        a.cmp(b)
+    } else {
+        a.iter().map(|&u| fold(u)).cmp(b.iter().map(|&u| fold(u)))
+    }
+}
+
+/// A catalog record: its key (parent, name) and its data.
+struct Record {
+    parent: u32,
+    name: Vec<u16>,
+    data: Vec<u8>,
+}
+
+impl Record {
+    fn key(&self) -> Vec<u8> {
+        let mut k = Vec::with_capacity(8 + 2 * self.name.len());
+        k.extend_from_slice(&((6 + 2 * self.name.len()) as u16).to_be_bytes());
+        k.extend_from_slice(&self.parent.to_be_bytes());
+        k.extend_from_slice(&(self.name.len() as u16).to_be_bytes());
+        for u in &self.name {
+            k.extend_from_slice(&u.to_be_bytes());
+        }
+        k
+    }
+}
+
+/// BSD permissions (16 bytes).
+fn permissions(uid: u32, gid: u32, mode: u32) -> [u8; 16] {
+    let mut p = [0u8; 16];
+    p[0..4].copy_from_slice(&uid.to_be_bytes());
+    p[4..8].copy_from_slice(&gid.to_be_bytes());
+    p[10..12].copy_from_slice(&(mode as u16).to_be_bytes());
+    p
+}
+
+/// A fork of one contiguous extent (80 bytes).
+fn fork(size: u64, start: u32, blocks: u32) -> [u8; 80] {
+    let mut f = [0u8; 80];
+    f[0..8].copy_from_slice(&size.to_be_bytes());
+    f[12..16].copy_from_slice(&blocks.to_be_bytes());
+    if blocks > 0 {
+        f[16..20].copy_from_slice(&start.to_be_bytes());
+        f[20..24].copy_from_slice(&blocks.to_be_bytes());
+    }
+    f
+}
+
+fn thread(kind: u16, parent: u32, name: &[u16]) -> Vec<u8> {
+    let mut t = Vec::with_capacity(10 + 2 * name.len());
+    t.extend_from_slice(&kind.to_be_bytes());
+    t.extend_from_slice(&[0, 0]);
+    t.extend_from_slice(&parent.to_be_bytes());
+    t.extend_from_slice(&(name.len() as u16).to_be_bytes());
+    for u in name {
+        t.extend_from_slice(&u.to_be_bytes());
+    }
+    t
+}
+
+/// A B-tree node: descriptor, records, and their offsets from the end backwards.
+fn node(size: usize, kind: i8, height: u8, next: u32, prev: u32, records: &[Vec<u8>]) -> Vec<u8> {
+    let mut n = vec![0u8; size];
+    n[0..4].copy_from_slice(&next.to_be_bytes());
+    n[4..8].copy_from_slice(&prev.to_be_bytes());
+    n[8] = kind as u8;
+    n[9] = height;
+    n[10..12].copy_from_slice(&(records.len() as u16).to_be_bytes());
+    let mut at = 14;
+    for (i, r) in records.iter().enumerate() {
+        n[at..at + r.len()].copy_from_slice(r);
+        n[size - 2 * (i + 1)..size - 2 * i].copy_from_slice(&(at as u16).to_be_bytes());
+        at += r.len();
+    }
+    let i = records.len();
+    n[size - 2 * (i + 1)..size - 2 * i].copy_from_slice(&(at as u16).to_be_bytes());
+    n
+}
+
+/// Bytes a node's records may take: its size less the descriptor and one offset per record
+/// plus the free-space offset.
+fn fits(used: usize, count: usize, next: usize, size: usize) -> bool {
+    14 + used + next + 2 * (count + 2) <= size
+}
+
+/// The header node: the header record, the empty user record, and the map of used nodes.
+fn header_node(size: usize, header: &[u8], used_nodes: usize) -> Vec<u8> {
+    let map_len = size - 14 - 106 - 128 - 8;
+    let mut map = vec![0u8; map_len];
+    for i in 0..used_nodes {
+        map[i / 8] |= 0x80 >> (i % 8);
+    }
+    node(size, 1, 0, 0, 0, &[header.to_vec(), vec![0u8; 128], map])
+}
+
+#[allow(clippy::too_many_arguments)]
+fn btree_header(
+    depth: u16,
+    root: u32,
+    leaf_records: u32,
+    first_leaf: u32,
+    last_leaf: u32,
+    node_size: usize,
+    max_key: u16,
+    total: u32,
+    free: u32,
+    compare: u8,
+    attributes: u32,
+) -> Vec<u8> {
+    let mut h = vec![0u8; 106];
+    h[0..2].copy_from_slice(&depth.to_be_bytes());
+    h[2..6].copy_from_slice(&root.to_be_bytes());
+    h[6..10].copy_from_slice(&leaf_records.to_be_bytes());
+    h[10..14].copy_from_slice(&first_leaf.to_be_bytes());
+    h[14..18].copy_from_slice(&last_leaf.to_be_bytes());
+    h[18..20].copy_from_slice(&(node_size as u16).to_be_bytes());
+    h[20..22].copy_from_slice(&max_key.to_be_bytes());
+    h[22..26].copy_from_slice(&total.to_be_bytes());
+    h[26..30].copy_from_slice(&free.to_be_bytes());
+    h[32..36].copy_from_slice(&(node_size as u32).to_be_bytes());
+    h[37] = compare;
+    h[38..42].copy_from_slice(&attributes.to_be_bytes());
+    h
+}
+
+/// One level of a B-tree being built: each node's first key and its records.
+type Level = Vec<(Vec<u8>, Vec<Vec<u8>>)>;
+
+/// The catalog file: a bulk-loaded B-tree of `records` (sorted), with `spare` free nodes.
+fn catalog_tree(records: &[Record], case_sensitive: bool, spare: usize) -> Result<Vec<u8>> {
+    // Leaves, packed in key order; node 0 is the header.
+    let mut levels: Vec<Level> = Vec::new();
+    let mut leaves: Level = Vec::new();
+    let mut used = 0;
+    for r in records {
+        let mut bytes = r.key();
+        bytes.extend_from_slice(&r.data);
+        if leaves.is_empty()
+            || !fits(
+                used,
+                leaves.last().unwrap().1.len(),
+                bytes.len(),
+                CATALOG_NODE,
+            )
+        {
+            leaves.push((r.key(), Vec::new()));
+            used = 0;
+        }
+        used += bytes.len();
+        leaves.last_mut().expect("a leaf").1.push(bytes);
+    }
+    levels.push(leaves);
+    while levels.last().expect("a level").len() > 1 {
+        let below = levels.last().expect("a level");
+        let mut above: Level = Vec::new();
+        let mut used = 0;
+        for (i, (key, _)) in below.iter().enumerate() {
+            // Child numbers are filled in once every node has its number.
+            let mut record = key.clone();
+            record.extend_from_slice(&(i as u32).to_be_bytes());
+            if above.is_empty()
+                || !fits(
+                    used,
+                    above.last().unwrap().1.len(),
+                    record.len(),
+                    CATALOG_NODE,
+                )
+            {
+                above.push((key.clone(), Vec::new()));
+                used = 0;
+            }
+            used += record.len();
+            above.last_mut().expect("a node").1.push(record);
+        }
+        levels.push(above);
+    }
+    // Number the nodes: the header, then the leaves, then each index level up to the root.
+    let mut first_number = Vec::new();
+    let mut n = 1u32;
+    for level in &levels {
+        first_number.push(n);
+        n += level.len() as u32;
+    }
+    let used_nodes = n as usize;
+    let total = used_nodes + spare;
+    if total > MAX_NODES {
+        return Err(Error::Refused {
+            path: std::path::PathBuf::new(),
+            reason: format!(
+                "needs a catalog of {total} nodes: more files than dimg's HFS+ writer holds yet"
+            ),
+        });
+    }
+    let depth = levels.len() as u16;
+    let root = first_number[levels.len() - 1];
+    // HFSX says how it compares; on HFS+ the field is reserved (it always folds case).
+    let compare = if case_sensitive { 0xBC } else { 0 };
+    let header = btree_header(
+        depth,
+        root,
+        records.len() as u32,
+        first_number[0],
+        first_number[0] + levels[0].len() as u32 - 1,
+        CATALOG_NODE,
+        516,
+        total as u32,
+        spare as u32,
+        compare,
+        6, // big keys, variable-length index keys
+    );
+    let mut out = header_node(CATALOG_NODE, &header, used_nodes);
+    for (height, level) in levels.iter().enumerate() {
+        let first = first_number[height];
+        let count = level.len() as u32;
+        for (i, (_, records)) in level.iter().enumerate() {
+            let i = i as u32;
+            let (kind, records) = if height == 0 {
+                (-1, records.clone())
+            } else {
+                // Point each index record at its child's real number.
+                let below = first_number[height - 1];
+                let fixed = records
+                    .iter()
+                    .map(|r| {
+                        let mut r = r.clone();
+                        let at = r.len() - 4;
+                        let child = u32::from_be_bytes(r[at..].try_into().expect("4 bytes"));
+                        r[at..].copy_from_slice(&(below + child).to_be_bytes());
+                        r
+                    })
+                    .collect();
+                (0, fixed)
+            };
+            let next = if i + 1 < count { first + i + 1 } else { 0 };
+            let prev = if i > 0 { first + i - 1 } else { 0 };
+            out.extend(node(
+                CATALOG_NODE,
+                kind,
+                height as u8 + 1,
+                next,
+                prev,
+                &records,
+            ));
+        }
+    }
+    out.resize(total * CATALOG_NODE, 0);
+    Ok(out)
+}
+
+/// An empty extents-overflow tree of `nodes` nodes.
+fn extents_tree(nodes: usize) -> Vec<u8> {
+    let header = btree_header(
+        0,
+        0,
+        0,
+        0,
+        0,
+        EXTENTS_NODE,
+        10,
+        nodes as u32,
+        nodes as u32 - 1,
+        0,
+        2,
+    );
+    let mut out = header_node(EXTENTS_NODE, &header, 1);
+    out.resize(nodes * EXTENTS_NODE, 0);
+    out
+}
+
+/// Builds the volume for `tree` (or an empty one).
+pub fn build(tree: Option<&Tree>, options: &Options, now: i64) -> Result<Arc<dyn ReadAt>> {
+    let case_sensitive = options.case_sensitive;
+    let volume_name = hfs_name(&options.volume_name);
+    let empty = Tree {
+        nodes: vec![super::Node {
+            name: String::new(),
+            path: std::path::PathBuf::new(),
+            kind: NodeKind::Directory {
+                children: Vec::new(),
+            },
+            modified: now,
+            mode: 0o755,
+            uid: 0,
+            gid: 0,
+        }],
+        skipped: Vec::new(),
+    };
+    let tree = tree.unwrap_or(&empty);
+    // Catalog node IDs: the root is 2, everything else from 16 in tree order.
+    let cnid = |i: usize| {
+        if i == 0 {
+            ROOT_FOLDER
+        } else {
+            FIRST_USER_ID + i as u32 - 1
+        }
+    };
+    let data_blocks = |i: usize| -> u64 {
+        match &tree.nodes[i].kind {
+            NodeKind::File { size } => size.div_ceil(BLOCK),
+            NodeKind::Symlink { target } => (target.len() as u64).div_ceil(BLOCK),
+            NodeKind::Directory { .. } => 0,
+        }
+    };
+    let data_total: u64 = (0..tree.nodes.len()).map(data_blocks).sum();
+
+    // Records without block numbers first, to size the catalog; the files' start blocks follow
+    // the metadata, so they are written in a second pass once its size is known.
+    let records_for = |first_data: u64| -> Vec<Record> {
+        let mut records = Vec::with_capacity(2 * tree.nodes.len());
+        let mut next_block = first_data;
+        let mut parent_of = vec![ROOT_PARENT; tree.nodes.len()];
+        for (i, n) in tree.nodes.iter().enumerate() {
+            if let NodeKind::Directory { children } = &n.kind {
+                for &c in children {
+                    parent_of[c] = cnid(i);
+                }
+            }
+        }
+        for (i, n) in tree.nodes.iter().enumerate() {
+            let id = cnid(i);
+            let name = if i == 0 {
+                volume_name.clone()
+            } else {
+                hfs_name(&n.name)
+            };
+            let date = mac_date(n.modified);
+            let mut d = Vec::with_capacity(248);
+            match &n.kind {
+                NodeKind::Directory { children } => {
+                    d.extend_from_slice(&1u16.to_be_bytes());
+                    d.extend_from_slice(&[0, 0]);
+                    d.extend_from_slice(&(children.len() as u32).to_be_bytes());
+                    d.extend_from_slice(&id.to_be_bytes());
+                    for _ in 0..4 {
+                        d.extend_from_slice(&date.to_be_bytes());
+                    }
+                    d.extend_from_slice(&[0; 4]);
+                    d.extend_from_slice(&permissions(n.uid, n.gid, 0o040000 | n.mode));
+                    d.resize(88, 0);
+                    records.push(Record {
+                        parent: id,
+                        name: Vec::new(),
+                        data: thread(3, parent_of[i], &name),
+                    });
+                }
+                NodeKind::File { .. } | NodeKind::Symlink { .. } => {
+                    let (size, mode, kind) = match &n.kind {
+                        NodeKind::File { size } => (*size, 0o100000 | n.mode, None),
+                        NodeKind::Symlink { target } => {
+                            (target.len() as u64, 0o120755, Some((*b"slnk", *b"rhap")))
+                        }
+                        NodeKind::Directory { .. } => unreachable!("matched above"),
+                    };
+                    let blocks = data_blocks(i);
+                    d.extend_from_slice(&2u16.to_be_bytes());
+                    d.extend_from_slice(&0x0002u16.to_be_bytes()); // a thread record exists
+                    d.extend_from_slice(&[0; 4]);
+                    d.extend_from_slice(&id.to_be_bytes());
+                    for _ in 0..4 {
+                        d.extend_from_slice(&date.to_be_bytes());
+                    }
+                    d.extend_from_slice(&[0; 4]);
+                    d.extend_from_slice(&permissions(n.uid, n.gid, mode));
+                    let mut info = [0u8; 16];
+                    if let Some((file_type, creator)) = kind {
+                        info[0..4].copy_from_slice(&file_type);
+                        info[4..8].copy_from_slice(&creator);
+                    }
+                    d.extend_from_slice(&info);
+                    d.extend_from_slice(&[0; 16]);
+                    d.extend_from_slice(&[0; 8]);
+                    d.extend_from_slice(&fork(size, next_block as u32, blocks as u32));
+                    d.extend_from_slice(&fork(0, 0, 0));
+                    next_block += blocks;
+                    records.push(Record {
+                        parent: id,
+                        name: Vec::new(),
+                        data: thread(4, parent_of[i], &name),
+                    });
+                }
+            }
+            records.push(Record {
+                parent: parent_of[i],
+                name,
+                data: d,
+            });
+        }
+        records.sort_by(|a, b| {
+            a.parent
+                .cmp(&b.parent)
+                .then_with(|| compare_names(&a.name, &b.name, case_sensitive))
+        });
+        records
+    };
+    // Names that one volume cannot tell apart are refused by path.
+    let sorted = records_for(0);
+    for pair in sorted.windows(2) {
+        if pair[0].parent == pair[1].parent
+            && compare_names(&pair[0].name, &pair[1].name, case_sensitive) == Ordering::Equal
+        {
+            let clash = tree
+                .nodes
+                .iter()
+                .find(|n| hfs_name(&n.name) == pair[1].name)
+                .map(|n| n.path.clone());
+            return Err(Error::Refused {
+                path: clash.unwrap_or_default(),
+                reason: "has a name this HFS+ volume cannot tell from another's in its folder (HFS+ ignores case and Unicode form; HFSX tells case apart)".into(),
+            });
+        }
+    }
+    let spare_nodes = 8 + tree.nodes.len() / 50;
+    let catalog_len = catalog_tree(&sorted, case_sensitive, spare_nodes)?.len() as u64;
+    let extents_nodes = 4;
+    let extents_len = (extents_nodes * EXTENTS_NODE) as u64;
+
+    // Blocks: 0 (boot + header), the bitmap, extents, catalog, file data, spare, the last block.
+    let metadata = catalog_len / BLOCK + extents_len / BLOCK;
+    let wanted = match options.size {
+        Some(size) => size / BLOCK,
+        None => {
+            let used = 2 + metadata + data_total;
+            (used + used / 10 + (8 << 20) / BLOCK).next_multiple_of(256)
+        }
+    };
+    let bitmap_blocks = wanted.div_ceil(8 * BLOCK);
+    let needed = 2 + bitmap_blocks + metadata + data_total;
+    if wanted < needed {
+        return Err(Error::Refused {
+            path: tree.nodes[0].path.clone(),
+            reason: format!(
+                "does not fit in {} bytes: it needs about {}",
+                wanted * BLOCK,
+                needed * BLOCK
+            ),
+        });
+    }
+    let total_blocks = wanted;
+    // The volume ends where it was asked to (its alternate header 1 KiB before that), which need
+    // not be at a block boundary.
+    let end = options.size.map_or(total_blocks * BLOCK, |s| s / 512 * 512);
+    if total_blocks > u64::from(u32::MAX) {
+        return Err(Error::Refused {
+            path: tree.nodes[0].path.clone(),
+            reason: "needs an HFS+ volume of more than 16 TiB".into(),
+        });
+    }
+    let extents_start = 1 + bitmap_blocks;
+    let catalog_start = extents_start + extents_len / BLOCK;
+    let data_start = catalog_start + catalog_len / BLOCK;
+    let catalog = catalog_tree(&records_for(data_start), case_sensitive, spare_nodes)?;
+    let used_blocks = data_start + data_total;
+
+    let mut bitmap = vec![0u8; (bitmap_blocks * BLOCK) as usize];
+    let mut mark = |b: u64| bitmap[(b / 8) as usize] |= 0x80 >> (b % 8);
+    for b in 0..used_blocks {
+        mark(b);
+    }
+    if end - 1024 < total_blocks * BLOCK {
+        mark(total_blocks - 1); // the block holding the alternate header
+    }
+
+    let files = tree
+        .nodes
+        .iter()
+        .filter(|n| !matches!(n.kind, NodeKind::Directory { .. }))
+        .count();
+    let mut h = vec![0u8; 512];
+    h[0..2].copy_from_slice(if case_sensitive { b"HX" } else { b"H+" });
+    h[2..4].copy_from_slice(&(if case_sensitive { 5u16 } else { 4 }).to_be_bytes());
+    h[4..8].copy_from_slice(&(1u32 << 8).to_be_bytes()); // cleanly unmounted
+    h[8..12].copy_from_slice(b"10.0");
+    for at in [16, 20, 28] {
+        h[at..at + 4].copy_from_slice(&mac_date(now).to_be_bytes());
+    }
+    h[32..36].copy_from_slice(&(files as u32).to_be_bytes());
+    h[36..40].copy_from_slice(&(tree.nodes.len() as u32 - files as u32 - 1).to_be_bytes());
+    h[40..44].copy_from_slice(&(BLOCK as u32).to_be_bytes());
+    h[44..48].copy_from_slice(&(total_blocks as u32).to_be_bytes());
+    let tail_block = u64::from(end - 1024 < total_blocks * BLOCK);
+    h[48..52].copy_from_slice(&((total_blocks - used_blocks - tail_block) as u32).to_be_bytes());
+    h[52..56].copy_from_slice(&(used_blocks as u32).to_be_bytes());
+    h[56..60].copy_from_slice(&(BLOCK as u32 * 16).to_be_bytes());
+    h[60..64].copy_from_slice(&(BLOCK as u32 * 16).to_be_bytes());
+    h[64..68].copy_from_slice(&(FIRST_USER_ID + tree.nodes.len() as u32).to_be_bytes());
+    h[72..80].copy_from_slice(&1u64.to_be_bytes()); // MacRoman names seen
+    let mut uuid = [0u8; 8];
+    getrandom::fill(&mut uuid).expect("the system's random source");
+    h[104..112].copy_from_slice(&uuid);
+    let fork_at = |h: &mut [u8], at: usize, bytes: u64, start: u64| {
+        h[at..at + 80].copy_from_slice(&fork(bytes, start as u32, (bytes / BLOCK) as u32));
+    };
+    fork_at(&mut h, 112, bitmap_blocks * BLOCK, 1);
+    fork_at(&mut h, 192, extents_len, extents_start);
+    fork_at(&mut h, 272, catalog.len() as u64, catalog_start);
+
+    let mut disk = Assembly::default();
+    let mut first = vec![0u8; BLOCK as usize];
+    first[1024..1536].copy_from_slice(&h);
+    disk.bytes(first);
+    disk.bytes(bitmap);
+    disk.bytes(extents_tree(extents_nodes));
+    disk.bytes(catalog);
+    for n in &tree.nodes {
+        match &n.kind {
+            NodeKind::File { size } => disk.push(Arc::new(SourceFile::new(n.path.clone(), *size))),
+            NodeKind::Symlink { target } => disk.bytes(target.as_bytes().to_vec()),
+            NodeKind::Directory { .. } => {}
+        }
+        disk.pad_to(BLOCK);
+    }
+    disk.push(Arc::new(Zeros(end - 1024 - disk.size())));
+    let mut tail = h;
+    tail.resize(1024, 0);
+    disk.bytes(tail);
+    debug_assert_eq!(disk.size(), end);
+    Ok(disk.finish())
+}
