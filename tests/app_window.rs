@@ -204,7 +204,107 @@ fn opens_images_from_the_command_line_shows_info_and_verifies_with_cancel() {
         "the remembered password was used"
     );
     browse_a_volume(&app, &dir, &opened_copy);
+    new_images(&app, &dir);
     fs::remove_dir_all(&dir).unwrap();
+}
+
+/// Sets the New Image sheet's fields by id.
+fn fill(app: &Session, fields: serde_json::Value) {
+    app.script(
+        "for (const [id, value] of Object.entries(arguments[0])) {
+           const e = document.getElementById(id);
+           if (e.type === 'checkbox') e.checked = value; else e.value = value;
+           e.dispatchEvent(new Event('change'));
+         }",
+        json!([fields]),
+    );
+}
+
+/// File › New Image: from a folder (HFS+ in a UDZO, which 7-Zip reads back) and blank (FAT32,
+/// encrypted), with the sheet's validation on the way; each new image lands in the sidebar.
+fn new_images(app: &Session, dir: &std::path::Path) {
+    let src = dir.join("wizard-src");
+    fs::create_dir_all(src.join("sub")).unwrap();
+    fs::write(src.join("hello.txt"), b"made by the wizard\n").unwrap();
+    fs::write(src.join("sub/data.bin"), vec![42u8; 100_000]).unwrap();
+    app.script(
+        "window.__TAURI__.event.emit('menu', 'new-folder');",
+        json!([]),
+    );
+    app.wait_script(
+        "the New Image sheet",
+        "return !document.getElementById('new-sheet').hidden;",
+    );
+    assert_eq!(app.text("#new-title"), "New Image from Folder");
+    fill(
+        app,
+        json!({ "new-folder": src.display().to_string(), "new-output": "", "new-name": "Wizard" }),
+    );
+    app.click("#new-start");
+    assert_eq!(
+        app.wait_text("#new-error", |t| !t.is_empty()),
+        "Choose where to save the image."
+    );
+    let made = dir.join("wizard.dmg");
+    fill(
+        app,
+        json!({ "new-output": made.display().to_string(), "new-format": "UDZO" }),
+    );
+    app.screenshot(&target_dir().join("../e2e/new-image-sheet.png"));
+    app.click("#new-start");
+    let said = app.wait_text("#status", |t| t.starts_with("Created wizard.dmg"));
+    assert!(said.contains("3 files and folders"), "{said}");
+    app.wait_script(
+        "the new image in the sidebar",
+        "return [...document.querySelectorAll('#images li.image')].some(l => l.firstChild.textContent === 'wizard.dmg');",
+    );
+    let listed = Command::new(program("7zz"))
+        .args(["l", "-slt"])
+        .arg(&made)
+        .output()
+        .unwrap();
+    let listed = String::from_utf8_lossy(&listed.stdout);
+    for path in ["Wizard/hello.txt", "Wizard/sub/data.bin"] {
+        assert!(
+            listed.contains(&format!("Path = {path}\n")),
+            "7-Zip lists {path}: {listed}"
+        );
+    }
+
+    // Blank, FAT32, encrypted: the passwords must match first.
+    app.script(
+        "window.__TAURI__.event.emit('menu', 'new-blank');",
+        json!([]),
+    );
+    app.wait_script(
+        "the blank image sheet",
+        "return !document.getElementById('new-sheet').hidden && document.getElementById('new-title').textContent === 'New Blank Image';",
+    );
+    let blank = dir.join("blank-wizard.dmg");
+    fill(
+        app,
+        json!({
+            "new-output": blank.display().to_string(), "new-name": "BLANKONE", "new-size": "20",
+            "new-fs": "FAT32", "new-encryption": "128", "new-pass": "wizard pass", "new-pass2": "typo",
+        }),
+    );
+    app.click("#new-start");
+    assert_eq!(
+        app.wait_text("#new-error", |t| t.contains("match")),
+        "The passwords do not match."
+    );
+    fill(app, json!({ "new-pass2": "wizard pass" }));
+    app.click("#new-start");
+    app.wait_text("#status", |t| t.starts_with("Created blank-wizard.dmg"));
+    assert_eq!(
+        app.wait_text("#info-format", |t| t.contains("encrypted")),
+        "Apple encrypted disk image"
+    );
+    assert!(
+        app.text("#partitions").contains("BLANKONE"),
+        "{}",
+        app.text("#partitions")
+    );
 }
 
 /// The file browser: an ISO's volume in the sidebar, its folders expanding in place, Export… of

@@ -167,20 +167,20 @@ function row(cells, first = 'td') {
 }
 
 function showProgress(p) {
-  $('progress-phase').textContent = `${p.phase} ${baseName(state.selected?.info.path || '')}`;
+  $('progress-phase').textContent = `${p.phase} ${state.progressLabel || baseName(state.selected?.info.path || '')}`;
   $('progress').value = p.total ? p.done / p.total : 0;
   const pct = p.total ? Math.floor((100 * p.done) / p.total) : 0;
   $('progress-text').textContent = `${pct}% — ${scaled(p.done) || p.done + ' bytes'} of ${scaled(p.total) || p.total + ' bytes'}`;
 }
 
 /** Runs a long Rust command with the progress sheet; `name` words the outcome. */
-async function longJob(name, phase, command, args) {
-  const image = state.selected;
+async function longJob(name, phase, command, args, label = null) {
   const job = state.nextJob++;
   state.job = job;
   const channel = new Channel();
+  state.progressLabel = label;
   channel.onmessage = showProgress;
-  showProgress({ phase, done: 0, total: image.info.disk_size });
+  showProgress({ phase, done: 0, total: label ? 0 : state.selected.info.disk_size });
   $('sheet').hidden = false;
   status('');
   render();
@@ -313,6 +313,70 @@ async function exportItem(event) {
   status(`Exported ${report.files} files, ${report.directories} folders to ${report.destination}${kept}`);
 }
 
+/** File › New Image: `fromFolder` picks the Image from Folder flavour of the sheet. */
+function openNewImage(fromFolder) {
+  if (state.job !== null) return;
+  const sheet = $('new-sheet');
+  sheet.dataset.mode = fromFolder ? 'folder' : 'blank';
+  $('new-title').textContent = fromFolder ? 'New Image from Folder' : 'New Blank Image';
+  $('new-folder-row').hidden = !fromFolder;
+  $('new-size-row').hidden = fromFolder;
+  $('new-format').value = fromFolder ? 'UDZO' : 'UDRW';
+  for (const o of $('new-fs').options) o.hidden = o.dataset.only && o.dataset.only !== sheet.dataset.mode;
+  $('new-fs').value = 'HFS+';
+  $('new-layout').value = 'GPTSPUD';
+  $('new-encryption').value = '';
+  $('new-pass-row').hidden = true;
+  $('new-pass').value = '';
+  $('new-pass2').value = '';
+  $('new-error').textContent = '';
+  if (!$('new-name').value) $('new-name').value = 'untitled';
+  sheet.hidden = false;
+}
+
+/** What is wrong with the sheet's answers, or null. */
+function newImageProblem(r) {
+  if (r.folder !== null && !r.folder.trim()) return 'Choose the folder to make the image from.';
+  if (!r.output.trim()) return 'Choose where to save the image.';
+  if (!r.volume_name.trim()) return 'Give the volume a name.';
+  if (r.folder === null && !(r.size > 0)) return 'The size must be a number greater than zero.';
+  if (r.file_system === 'ISO' && r.layout !== 'NONE') return 'A CD/DVD (ISO 9660) image has no partition map: choose “No partition map”.';
+  if (r.encryption && !r.passphrase) return 'Enter a password for the encrypted image.';
+  if (r.encryption && r.passphrase !== $('new-pass2').value) return 'The passwords do not match.';
+  return null;
+}
+
+async function createImage(event) {
+  event.preventDefault();
+  const fromFolder = $('new-sheet').dataset.mode === 'folder';
+  const sizeText = $('new-size').value.trim();
+  const request = {
+    folder: fromFolder ? $('new-folder').value : null,
+    output: $('new-output').value,
+    size: fromFolder ? null : (/^\d+(\.\d+)?$/.test(sizeText) ? Math.round(Number(sizeText) * 2 ** Number($('new-size-unit').value)) : -1),
+    file_system: $('new-fs').value,
+    volume_name: $('new-name').value,
+    layout: $('new-layout').value,
+    format: $('new-format').value,
+    encryption: $('new-encryption').value ? Number($('new-encryption').value) : null,
+    passphrase: $('new-encryption').value ? $('new-pass').value : null,
+    overwrite: $('new-overwrite').checked,
+  };
+  $('new-error').textContent = '';
+  const problem = newImageProblem(request);
+  if (problem) {
+    $('new-error').textContent = problem;
+    return;
+  }
+  $('new-pass').value = '';
+  $('new-pass2').value = '';
+  $('new-sheet').hidden = true;
+  const report = await longJob('New Image', 'Creating', 'create_image', { request }, baseName(request.output));
+  if (!report) return;
+  await openPath(report.output, request.passphrase);
+  status(`Created ${baseName(report.output)}: ${report.entries} files and folders, ${bytes(report.output_size)}`);
+}
+
 const EXTENSIONS = { UDTO: 'cdr', ISO: 'iso', CUE: 'cue', NRG: 'nrg', TOAST: 'toast' };
 
 /** The suggested output: beside the source, named after it, with the format's extension. */
@@ -365,6 +429,8 @@ function closeSelected() {
 }
 
 const menuActions = {
+  'new-blank': () => openNewImage(false),
+  'new-folder': () => openNewImage(true),
   open: pick,
   close: closeSelected,
   verify,
@@ -384,6 +450,31 @@ $('convert-choose').onclick = async () => {
   try {
     const path = await invoke('pick_destination', { suggested: $('convert-output').value, title: 'Convert To' });
     if (path) $('convert-output').value = path;
+  } catch (e) {
+    status(message(e), true);
+  }
+};
+$('new-form').onsubmit = createImage;
+$('new-close').onclick = () => { $('new-sheet').hidden = true; };
+$('new-encryption').onchange = () => { $('new-pass-row').hidden = !$('new-encryption').value; };
+$('new-fs').onchange = () => {
+  if ($('new-fs').value === 'ISO') { $('new-layout').value = 'NONE'; $('new-format').value = 'UDTO'; }
+};
+$('new-folder-choose').onclick = async () => {
+  try {
+    const folder = await invoke('pick_folder');
+    if (!folder) return;
+    $('new-folder').value = folder;
+    $('new-name').value = baseName(folder);
+    if (!$('new-output').value) $('new-output').value = `${folder}.dmg`;
+  } catch (e) {
+    status(message(e), true);
+  }
+};
+$('new-output-choose').onclick = async () => {
+  try {
+    const path = await invoke('pick_destination', { suggested: $('new-output').value || 'untitled.dmg', title: 'Save New Image As' });
+    if (path) $('new-output').value = path;
   } catch (e) {
     status(message(e), true);
   }

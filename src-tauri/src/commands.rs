@@ -297,6 +297,75 @@ pub async fn convert_image(
     .await
 }
 
+/// What the New Image sheet asks for.
+#[derive(Deserialize)]
+pub struct CreateRequest {
+    /// The folder to make the image from; none for a blank image.
+    folder: Option<PathBuf>,
+    output: PathBuf,
+    /// Bytes, for a blank image (or to fix a folder image's size).
+    size: Option<u64>,
+    /// "HFS+", "HFSX", "ISO", "FAT", "FAT32", "NONE".
+    file_system: String,
+    volume_name: String,
+    /// "GPTSPUD", "MBRSPUD", "NONE".
+    layout: String,
+    /// hdiutil's format name.
+    format: String,
+    /// 128 or 256 to encrypt with `passphrase`.
+    encryption: Option<u32>,
+    passphrase: Option<String>,
+    overwrite: bool,
+}
+
+/// File › New Image: a blank image or one made from a folder, with progress and Cancel.
+#[tauri::command]
+pub async fn create_image(
+    request: CreateRequest,
+    job: u64,
+    on_progress: Channel<ProgressEvent>,
+    jobs: State<'_, Jobs>,
+) -> Result<ops::CreateReport, CommandError> {
+    let invalid = |what: String| CommandError::other(what);
+    let mut output = ConvertOptions::new(request.format.parse().map_err(invalid)?);
+    output.overwrite = request.overwrite;
+    if let Some(bits) = request.encryption {
+        let typed = request.passphrase.unwrap_or_default();
+        if typed.is_empty() {
+            return Err(invalid("an encrypted image needs a password".into()));
+        }
+        let pass = Arc::new(Passphrase::new(typed.into_bytes()));
+        output.encryption = Some(ops::Encryption::new(bits, pass));
+    }
+    let options = ops::CreateOptions {
+        file_system: request.file_system.parse().map_err(invalid)?,
+        volume_name: request.volume_name,
+        size: request.size,
+        layout: Some(
+            ops::Layout::parse(&request.layout)
+                .ok_or_else(|| invalid(format!("unknown partition map {}", request.layout)))?,
+        ),
+        output,
+    };
+    let (folder, target) = (request.folder, request.output);
+    long_job(&jobs, job, on_progress, move |p, c| {
+        ops::create(folder.as_deref(), &target, &options, p, c)
+    })
+    .await
+}
+
+/// The native folder chooser.
+#[tauri::command]
+pub async fn pick_folder(app: AppHandle) -> Result<Option<PathBuf>, String> {
+    native_dialog(move || {
+        app.dialog()
+            .file()
+            .set_title("Image from Folder")
+            .blocking_pick_folder()
+    })
+    .await
+}
+
 /// A folder of a volume of an image: `volume` is a partition as `info` numbers them.
 #[tauri::command]
 pub async fn list_folder(

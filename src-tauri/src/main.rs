@@ -24,6 +24,8 @@ fn main() {
             commands::verify_image,
             commands::convert_image,
             commands::list_folder,
+            commands::create_image,
+            commands::pick_folder,
             commands::export_item,
             commands::open_item,
             commands::pick_destination,

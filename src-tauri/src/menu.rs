@@ -11,7 +11,16 @@ pub fn build<R: Runtime>(app: &AppHandle<R>) -> tauri::Result<Menu<R>> {
             None => builder.build(app),
         }
     };
+    let new_image = SubmenuBuilder::new(app, "New Image")
+        .item(&item("new-blank", "Blank Image…", Some("CmdOrCtrl+N"))?)
+        .item(&item(
+            "new-folder",
+            "Image from Folder…",
+            Some("CmdOrCtrl+Shift+N"),
+        )?)
+        .build()?;
     let file = SubmenuBuilder::new(app, "File")
+        .item(&new_image)
         .item(&item("open", "Open Disk Image…", Some("CmdOrCtrl+O"))?)
         .item(&item("close", "Close Image", Some("CmdOrCtrl+W"))?)
         .separator()
