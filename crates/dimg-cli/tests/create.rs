@@ -470,7 +470,7 @@ fn hfs_plus_and_hfsx_case_rules() {
     let o = dimg(&["create", "-srcfolder", s(&src), s(&plus)]);
     assert_eq!(o.status.code(), Some(1));
     assert!(
-        stderr(&o).contains("cannot tell from another's in its folder"),
+        stderr(&o).contains("this volume cannot tell from"),
         "{}",
         stderr(&o)
     );

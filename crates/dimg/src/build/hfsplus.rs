@@ -461,14 +461,19 @@ pub fn build(tree: Option<&Tree>, options: &Options, now: i64) -> Result<Arc<dyn
         if pair[0].parent == pair[1].parent
             && compare_names(&pair[0].name, &pair[1].name, case_sensitive) == Ordering::Equal
         {
-            let clash = tree
-                .nodes
-                .iter()
-                .find(|n| hfs_name(&n.name) == pair[1].name)
-                .map(|n| n.path.clone());
+            // The folder is the node whose catalog ID is the records' parent.
+            let folder = match pair[1].parent {
+                ROOT_FOLDER => 0,
+                id => (id - FIRST_USER_ID + 1) as usize,
+            };
+            let name = |units: &[u16]| String::from_utf16_lossy(units);
             return Err(Error::Refused {
-                path: clash.unwrap_or_default(),
-                reason: "has a name this HFS+ volume cannot tell from another's in its folder (HFS+ ignores case and Unicode form; HFSX tells case apart)".into(),
+                path: tree.nodes[folder].path.join(name(&pair[1].name)),
+                reason: format!(
+                    "has a name this volume cannot tell from \"{}\" in the same folder \
+                     (HFS+ ignores case and Unicode form; HFSX tells case apart)",
+                    name(&pair[0].name)
+                ),
             });
         }
     }

@@ -73,6 +73,9 @@ fn d_chars(s: &str, max: usize) -> String {
 /// Primary names ("NAME.EXT;1", folders "NAME"), unique within a folder.
 fn primary_names(names: &[(&str, bool)]) -> Vec<String> {
     let mut taken = HashSet::new();
+    // Where numbering resumes for a clashing name: thousands of files can share their first
+    // eight characters (man pages), and counting from 1 for each would be quadratic.
+    let mut next_number: std::collections::HashMap<String, usize> = Default::default();
     names
         .iter()
         .map(|&(name, is_dir)| {
@@ -87,12 +90,12 @@ fn primary_names(names: &[(&str, bool)]) -> Vec<String> {
                 (false, false) => format!("{base}.{ext};1"),
             };
             let mut candidate = shape(if base.is_empty() { "_" } else { &base });
-            let mut n = 1;
+            let n = next_number.entry(candidate.clone()).or_insert(1);
             while !taken.insert(candidate.clone()) {
                 let tag = format!("_{n}");
                 let keep = base.len().min(8 - tag.len());
                 candidate = shape(&format!("{}{tag}", &base[..keep]));
-                n += 1;
+                *n += 1;
             }
             candidate
         })
