@@ -340,7 +340,7 @@ function newImageProblem(r) {
   if (!r.output.trim()) return 'Choose where to save the image.';
   if (!r.volume_name.trim()) return 'Give the volume a name.';
   if (r.folder === null && !(r.size > 0)) return 'The size must be a number greater than zero.';
-  if (r.file_system === 'ISO' && r.layout !== 'NONE') return 'A CD/DVD (ISO 9660) image has no partition map: choose “No partition map”.';
+  if (['ISO', 'HYBRID'].includes(r.file_system) && r.layout !== 'NONE') return 'A CD/DVD (ISO 9660) image has no partition map: choose “No partition map”.';
   if (r.encryption && !r.passphrase) return 'Enter a password for the encrypted image.';
   if (r.encryption && r.passphrase !== $('new-pass2').value) return 'The passwords do not match.';
   return null;
@@ -458,7 +458,7 @@ $('new-form').onsubmit = createImage;
 $('new-close').onclick = () => { $('new-sheet').hidden = true; };
 $('new-encryption').onchange = () => { $('new-pass-row').hidden = !$('new-encryption').value; };
 $('new-fs').onchange = () => {
-  if ($('new-fs').value === 'ISO') { $('new-layout').value = 'NONE'; $('new-format').value = 'UDTO'; }
+  if (['ISO', 'HYBRID'].includes($('new-fs').value)) { $('new-layout').value = 'NONE'; $('new-format').value = 'UDTO'; }
 };
 $('new-folder-choose').onclick = async () => {
   try {

@@ -83,7 +83,8 @@ pub enum Command {
         #[command(flatten)]
         print: OutputArgs,
     },
-    /// An ISO 9660 image (Rock Ridge + Joliet) of a folder: dimg makehybrid -o OUT.iso DIR
+    /// An ISO 9660 image (Rock Ridge + Joliet) of a folder, with -hfs also HFS+:
+    /// dimg makehybrid [-hfs] -o OUT.iso DIR
     Makehybrid {
         /// The folder
         source: PathBuf,
@@ -96,7 +97,7 @@ pub enum Command {
         /// Add Joliet names (always written)
         #[arg(long)]
         joliet: bool,
-        /// Add an HFS+ side (not supported yet)
+        /// Add an HFS+ side over the same files, with an Apple partition map (a Mac & PC disc)
         #[arg(long)]
         hfs: bool,
         /// The volume's name (by default the folder's)

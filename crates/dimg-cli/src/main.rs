@@ -219,17 +219,13 @@ fn run(cli: Cli, cancel: &Cancel) -> Result<(), Failure> {
             ov,
             print,
         } => {
-            if hfs {
-                return Err(Failure::Engine(Error::Refused {
-                    path: output,
-                    reason: "an HFS+ side cannot be made yet: leave out -hfs for ISO 9660 + Joliet"
-                        .into(),
-                }));
-            }
             let mut write = ops::ConvertOptions::new(ops::OutputFormat::Udto);
             write.overwrite = ov;
             let options = ops::CreateOptions {
-                file_system: ops::FileSystem::Iso,
+                file_system: match hfs {
+                    true => ops::FileSystem::Hybrid,
+                    false => ops::FileSystem::Iso,
+                },
                 volume_name: volname.unwrap_or_else(|| volume_name(Some(&source))),
                 size: None,
                 layout: None,

@@ -502,3 +502,94 @@ fn hfs_plus_and_hfsx_case_rules() {
     let o = dimg(&["create", "-srcfolder", s(&src), "-size", "1m", s(&small)]);
     assert!(stderr(&o).contains("does not fit in"), "{}", stderr(&o));
 }
+
+/// `makehybrid -hfs`: one disc, two views over the same file data — ISO 9660 (xorriso extracts
+/// it as the folder) and HFS+ in an Apple partition map (7-Zip reads that partition, cut out of
+/// the disc, and dimg extracts it as the folder) — so the files are stored once.
+#[test]
+fn hybrid_discs_show_the_same_tree_on_both_sides() {
+    let dir = tempfile::tempdir().unwrap();
+    let src = dir.path().join("src");
+    source(&src, 200);
+    let want = snapshot(&src);
+    let iso = dir.path().join("hybrid.iso");
+    let o = dimg(&[
+        "makehybrid",
+        "-hfs",
+        "-iso",
+        "-joliet",
+        "-o",
+        s(&iso),
+        s(&src),
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let only_iso = dir.path().join("only.iso");
+    assert!(dimg(&["makehybrid", "-o", s(&only_iso), s(&src)])
+        .status
+        .success());
+    let (both, one) = (
+        fs::metadata(&iso).unwrap().len(),
+        fs::metadata(&only_iso).unwrap().len(),
+    );
+    assert!(
+        both < one + one / 4,
+        "the files are stored once: {both} vs {one}"
+    );
+
+    let by_xorriso = dir.path().join("xorriso");
+    run(
+        "xorriso",
+        &[
+            "-osirrox",
+            "on",
+            "-indev",
+            s(&iso),
+            "-extract",
+            "/",
+            s(&by_xorriso),
+        ],
+    );
+    assert_same(&snapshot(&by_xorriso), &want, "ISO side, by xorriso");
+
+    let json: serde_json::Value =
+        serde_json::from_str(&stdout(&dimg(&["info", s(&iso), "--json"]))).unwrap();
+    let hfs = json["partitions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|p| p["file_system"] == "HFS+")
+        .expect("an HFS+ partition")
+        .clone();
+    let by_dimg = dir.path().join("dimg-hfs");
+    let index = hfs["index"].to_string();
+    assert!(
+        dimg(&["extract", "-volume", &index, s(&iso), "-o", s(&by_dimg)])
+            .status
+            .success()
+    );
+    assert_same(
+        &snapshot(&by_dimg),
+        &decomposed(want.clone()),
+        "HFS+ side, by dimg",
+    );
+
+    let (start, size) = (
+        hfs["start"].as_u64().unwrap(),
+        hfs["size"].as_u64().unwrap(),
+    );
+    let disc = fs::read(&iso).unwrap();
+    let partition = dir.path().join("hfs.img");
+    fs::write(&partition, &disc[start as usize..(start + size) as usize]).unwrap();
+    let listed = run("7zz", &["l", "-slt", s(&partition)]);
+    let volume = json["partitions"][0]["volume_name"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    for name in decomposed(want).keys() {
+        let path = format!("Path = {}/{name}\n", s(&src).rsplit('/').next().unwrap());
+        assert!(
+            listed.contains(&path),
+            "7-Zip's HFS+ listing misses {name} ({volume})"
+        );
+    }
+}

@@ -12,7 +12,8 @@ use std::cmp::Ordering;
 use std::sync::Arc;
 use unicode_normalization::UnicodeNormalization;
 
-const BLOCK: u64 = 4096;
+/// The allocation block size of a volume of its own; a hybrid CD's HFS+ side uses the CD's 2048.
+pub const BLOCK: u64 = 4096;
 const CATALOG_NODE: usize = 8192;
 const EXTENTS_NODE: usize = 4096;
 /// Seconds from 1904-01-01 (HFS+ dates) to 1970-01-01.
@@ -25,10 +26,14 @@ const MAX_NODES: usize = (CATALOG_NODE - 14 - 106 - 128 - 8) * 8;
 
 pub struct Options {
     pub volume_name: String,
+    /// Allocation block size: [`BLOCK`], or 2048 to share a CD's sectors.
+    pub block: u64,
     /// HFSX: names compare as binary, so "a" and "A" are different files.
     pub case_sensitive: bool,
     /// The volume's size; `None` sizes it from the tree with room to spare.
     pub size: Option<u64>,
+    /// Without `size`: no room to spare (a hybrid disc's HFS+ side).
+    pub tight: bool,
 }
 
 fn mac_date(t: i64) -> u32 {
@@ -331,7 +336,14 @@ fn extents_tree(nodes: usize) -> Vec<u8> {
 }
 
 /// Builds the volume for `tree` (or an empty one).
-pub fn build(tree: Option<&Tree>, options: &Options, now: i64) -> Result<Arc<dyn ReadAt>> {
+/// A built volume and where each node's data starts in it (files and symlinks).
+pub struct Built {
+    pub volume: Arc<dyn ReadAt>,
+    pub data_at: Vec<Option<u64>>,
+}
+
+pub fn build(tree: Option<&Tree>, options: &Options, now: i64) -> Result<Built> {
+    let block = options.block;
     let case_sensitive = options.case_sensitive;
     let volume_name = hfs_name(&options.volume_name);
     let empty = Tree {
@@ -359,8 +371,8 @@ pub fn build(tree: Option<&Tree>, options: &Options, now: i64) -> Result<Arc<dyn
     };
     let data_blocks = |i: usize| -> u64 {
         match &tree.nodes[i].kind {
-            NodeKind::File { size } => size.div_ceil(BLOCK),
-            NodeKind::Symlink { target } => (target.len() as u64).div_ceil(BLOCK),
+            NodeKind::File { size } => size.div_ceil(block),
+            NodeKind::Symlink { target } => (target.len() as u64).div_ceil(block),
             NodeKind::Directory { .. } => 0,
         }
     };
@@ -483,30 +495,40 @@ pub fn build(tree: Option<&Tree>, options: &Options, now: i64) -> Result<Arc<dyn
     let extents_len = (extents_nodes * EXTENTS_NODE) as u64;
 
     // Blocks: 0 (boot + header), the bitmap, extents, catalog, file data, spare, the last block.
-    let metadata = catalog_len / BLOCK + extents_len / BLOCK;
+    let metadata = catalog_len / block + extents_len / block;
     let wanted = match options.size {
-        Some(size) => size / BLOCK,
+        Some(size) => size / block,
         None => {
             let used = 2 + metadata + data_total;
-            (used + used / 10 + (8 << 20) / BLOCK).next_multiple_of(256)
+            match options.tight {
+                // A disc is written once: exactly its blocks and the bitmap that maps them.
+                true => {
+                    let mut blocks = used;
+                    while used + blocks.div_ceil(8 * block) > blocks {
+                        blocks = used + blocks.div_ceil(8 * block);
+                    }
+                    blocks
+                }
+                false => (used + used / 10 + (8 << 20) / block).next_multiple_of(256),
+            }
         }
     };
-    let bitmap_blocks = wanted.div_ceil(8 * BLOCK);
+    let bitmap_blocks = wanted.div_ceil(8 * block);
     let needed = 2 + bitmap_blocks + metadata + data_total;
     if wanted < needed {
         return Err(Error::Refused {
             path: tree.nodes[0].path.clone(),
             reason: format!(
                 "does not fit in {} bytes: it needs about {}",
-                wanted * BLOCK,
-                needed * BLOCK
+                wanted * block,
+                needed * block
             ),
         });
     }
     let total_blocks = wanted;
     // The volume ends where it was asked to (its alternate header 1 KiB before that), which need
     // not be at a block boundary.
-    let end = options.size.map_or(total_blocks * BLOCK, |s| s / 512 * 512);
+    let end = options.size.map_or(total_blocks * block, |s| s / 512 * 512);
     if total_blocks > u64::from(u32::MAX) {
         return Err(Error::Refused {
             path: tree.nodes[0].path.clone(),
@@ -514,17 +536,17 @@ pub fn build(tree: Option<&Tree>, options: &Options, now: i64) -> Result<Arc<dyn
         });
     }
     let extents_start = 1 + bitmap_blocks;
-    let catalog_start = extents_start + extents_len / BLOCK;
-    let data_start = catalog_start + catalog_len / BLOCK;
+    let catalog_start = extents_start + extents_len / block;
+    let data_start = catalog_start + catalog_len / block;
     let catalog = catalog_tree(&records_for(data_start), case_sensitive, spare_nodes)?;
     let used_blocks = data_start + data_total;
 
-    let mut bitmap = vec![0u8; (bitmap_blocks * BLOCK) as usize];
+    let mut bitmap = vec![0u8; (bitmap_blocks * block) as usize];
     let mut mark = |b: u64| bitmap[(b / 8) as usize] |= 0x80 >> (b % 8);
     for b in 0..used_blocks {
         mark(b);
     }
-    if end - 1024 < total_blocks * BLOCK {
+    if end - 1024 < total_blocks * block {
         mark(total_blocks - 1); // the block holding the alternate header
     }
 
@@ -543,27 +565,27 @@ pub fn build(tree: Option<&Tree>, options: &Options, now: i64) -> Result<Arc<dyn
     }
     h[32..36].copy_from_slice(&(files as u32).to_be_bytes());
     h[36..40].copy_from_slice(&(tree.nodes.len() as u32 - files as u32 - 1).to_be_bytes());
-    h[40..44].copy_from_slice(&(BLOCK as u32).to_be_bytes());
+    h[40..44].copy_from_slice(&(block as u32).to_be_bytes());
     h[44..48].copy_from_slice(&(total_blocks as u32).to_be_bytes());
-    let tail_block = u64::from(end - 1024 < total_blocks * BLOCK);
+    let tail_block = u64::from(end - 1024 < total_blocks * block);
     h[48..52].copy_from_slice(&((total_blocks - used_blocks - tail_block) as u32).to_be_bytes());
     h[52..56].copy_from_slice(&(used_blocks as u32).to_be_bytes());
-    h[56..60].copy_from_slice(&(BLOCK as u32 * 16).to_be_bytes());
-    h[60..64].copy_from_slice(&(BLOCK as u32 * 16).to_be_bytes());
+    h[56..60].copy_from_slice(&(block as u32 * 16).to_be_bytes());
+    h[60..64].copy_from_slice(&(block as u32 * 16).to_be_bytes());
     h[64..68].copy_from_slice(&(FIRST_USER_ID + tree.nodes.len() as u32).to_be_bytes());
     h[72..80].copy_from_slice(&1u64.to_be_bytes()); // MacRoman names seen
     let mut uuid = [0u8; 8];
     getrandom::fill(&mut uuid).expect("the system's random source");
     h[104..112].copy_from_slice(&uuid);
     let fork_at = |h: &mut [u8], at: usize, bytes: u64, start: u64| {
-        h[at..at + 80].copy_from_slice(&fork(bytes, start as u32, (bytes / BLOCK) as u32));
+        h[at..at + 80].copy_from_slice(&fork(bytes, start as u32, (bytes / block) as u32));
     };
-    fork_at(&mut h, 112, bitmap_blocks * BLOCK, 1);
+    fork_at(&mut h, 112, bitmap_blocks * block, 1);
     fork_at(&mut h, 192, extents_len, extents_start);
     fork_at(&mut h, 272, catalog.len() as u64, catalog_start);
 
     let mut disk = Assembly::default();
-    let mut first = vec![0u8; BLOCK as usize];
+    let mut first = vec![0u8; block as usize];
     first[1024..1536].copy_from_slice(&h);
     disk.bytes(first);
     disk.bytes(bitmap);
@@ -575,12 +597,22 @@ pub fn build(tree: Option<&Tree>, options: &Options, now: i64) -> Result<Arc<dyn
             NodeKind::Symlink { target } => disk.bytes(target.as_bytes().to_vec()),
             NodeKind::Directory { .. } => {}
         }
-        disk.pad_to(BLOCK);
+        disk.pad_to(block);
     }
     disk.push(Arc::new(Zeros(end - 1024 - disk.size())));
     let mut tail = h;
     tail.resize(1024, 0);
     disk.bytes(tail);
     debug_assert_eq!(disk.size(), end);
-    Ok(disk.finish())
+    let mut data_at = Vec::with_capacity(tree.nodes.len());
+    let mut at = data_start;
+    for i in 0..tree.nodes.len() {
+        let is_data = !matches!(tree.nodes[i].kind, NodeKind::Directory { .. });
+        data_at.push(is_data.then_some(at * block));
+        at += data_blocks(i);
+    }
+    Ok(Built {
+        volume: disk.finish(),
+        data_at,
+    })
 }

@@ -21,12 +21,24 @@ const JOLIET_MAX: usize = 64;
 /// What the ISO writer needs beyond the tree.
 pub struct Options {
     pub volume_name: String,
+    /// Another file system's volume that holds the files (a hybrid's HFS+ side): it follows the
+    /// ISO metadata, and the ISO tree points at its copy of each file instead of its own.
+    pub shared: Option<Shared>,
+}
+
+/// A volume whose 2048-aligned file data the ISO tree shares.
+pub struct Shared {
+    pub volume: Arc<dyn ReadAt>,
+    /// Where each node's data starts in `volume`, by node index.
+    pub data_at: Vec<Option<u64>>,
 }
 
 /// A built volume and what the user should know about how it holds the folder.
 pub struct Built {
     pub disk: Arc<dyn ReadAt>,
     pub notes: Vec<String>,
+    /// Where the shared volume starts on the disc, in bytes.
+    pub shared_at: Option<u64>,
 }
 
 fn both16(v: u16) -> [u8; 4] {
@@ -428,11 +440,22 @@ pub fn build(tree: &Tree, options: &Options, now: i64) -> Result<Built> {
     }
     let ce_lba = lba;
     lba += ce_size / SECTOR;
+    let shared_lba = lba;
     let mut file_lba = vec![0u64; tree.nodes.len()];
-    for (i, node) in tree.nodes.iter().enumerate() {
-        file_lba[i] = lba;
-        if let NodeKind::File { size } = node.kind {
-            lba += size.div_ceil(SECTOR);
+    match &options.shared {
+        Some(shared) => {
+            for (i, at) in shared.data_at.iter().enumerate() {
+                file_lba[i] = shared_lba + at.unwrap_or(0) / SECTOR;
+            }
+            lba += shared.volume.size().div_ceil(SECTOR);
+        }
+        None => {
+            for (i, node) in tree.nodes.iter().enumerate() {
+                file_lba[i] = lba;
+                if let NodeKind::File { size } = node.kind {
+                    lba += size.div_ceil(SECTOR);
+                }
+            }
         }
     }
     let total = lba;
@@ -629,15 +652,24 @@ pub fn build(tree: &Tree, options: &Options, now: i64) -> Result<Built> {
         ce[*at as usize..*at as usize + bytes.len()].copy_from_slice(bytes);
     }
     disk.bytes(ce);
-    for node in &tree.nodes {
-        if let NodeKind::File { size } = node.kind {
-            disk.push(Arc::new(SourceFile::new(node.path.clone(), size)));
+    match &options.shared {
+        Some(shared) => {
+            disk.push(shared.volume.clone());
             disk.pad_to(SECTOR);
+        }
+        None => {
+            for node in &tree.nodes {
+                if let NodeKind::File { size } = node.kind {
+                    disk.push(Arc::new(SourceFile::new(node.path.clone(), size)));
+                    disk.pad_to(SECTOR);
+                }
+            }
         }
     }
     debug_assert_eq!(disk.size(), total * SECTOR);
     Ok(Built {
         disk: disk.finish(),
         notes,
+        shared_at: options.shared.as_ref().map(|_| shared_lba * SECTOR),
     })
 }

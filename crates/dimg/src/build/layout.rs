@@ -107,6 +107,38 @@ fn mbr(entry: [u8; 16]) -> Vec<u8> {
     m
 }
 
+/// An Apple partition map for a hybrid disc's system area (its first 32 KiB): the map itself
+/// and one Apple_HFS partition at `hfs_at` of `hfs_size` bytes, in 512-byte blocks.
+pub fn hybrid_apm(disc_size: u64, hfs_at: u64, hfs_size: u64, name: &str) -> Vec<u8> {
+    let mut area = vec![0u8; 32 << 10];
+    area[0..2].copy_from_slice(b"ER");
+    area[2..4].copy_from_slice(&(SECTOR as u16).to_be_bytes());
+    area[4..8].copy_from_slice(&((disc_size / SECTOR) as u32).to_be_bytes());
+    let entries = [
+        ("Apple", "Apple_partition_map", 1, 63, 0x37u32),
+        (
+            name,
+            "Apple_HFS",
+            hfs_at / SECTOR,
+            hfs_size / SECTOR,
+            0x4000_0033,
+        ),
+    ];
+    for (i, (pname, kind, start, count, status)) in entries.iter().enumerate() {
+        let e = &mut area[(i + 1) * SECTOR as usize..(i + 2) * SECTOR as usize];
+        e[0..2].copy_from_slice(b"PM");
+        e[4..8].copy_from_slice(&(entries.len() as u32).to_be_bytes());
+        e[8..12].copy_from_slice(&(*start as u32).to_be_bytes());
+        e[12..16].copy_from_slice(&(*count as u32).to_be_bytes());
+        let n = pname.len().min(31);
+        e[16..16 + n].copy_from_slice(&pname.as_bytes()[..n]);
+        e[48..48 + kind.len()].copy_from_slice(kind.as_bytes());
+        e[84..88].copy_from_slice(&(*count as u32).to_be_bytes());
+        e[88..92].copy_from_slice(&status.to_be_bytes());
+    }
+    area
+}
+
 /// The volume inside the chosen map; the volume's size is whole sectors.
 pub fn wrap(
     volume: Arc<dyn ReadAt>,

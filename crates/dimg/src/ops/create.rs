@@ -8,7 +8,7 @@ use crate::build::layout::{self, Layout, VolumeType};
 use crate::build::{fat, hfsplus, iso9660, Tree, Zeros};
 use crate::container::{Container, Fact};
 use crate::error::{Error, Result};
-use crate::io::{FileSource, ReadAt};
+use crate::io::{Concat, FileSource, ReadAt, Slice};
 use serde::Serialize;
 use std::path::{Path, PathBuf};
 use std::str::FromStr;
@@ -23,6 +23,8 @@ pub enum FileSystem {
     Hfsx,
     /// ISO 9660 with Rock Ridge and Joliet (from a folder only).
     Iso,
+    /// ISO 9660 and HFS+ over the same files, with an Apple partition map (`makehybrid -hfs`).
+    Hybrid,
     /// FAT12/16/32 by size ("MS-DOS", "FAT").
     Fat,
     Fat32,
@@ -35,6 +37,7 @@ impl FromStr for FileSystem {
     fn from_str(s: &str) -> std::result::Result<Self, String> {
         Ok(match s.to_ascii_uppercase().as_str() {
             "ISO" | "ISO9660" | "ISO 9660" | "CD" => FileSystem::Iso,
+            "HYBRID" | "ISO+HFS" | "ISO+HFS+" => FileSystem::Hybrid,
             "FAT" | "MS-DOS" | "MSDOS" | "FAT16" => FileSystem::Fat,
             "FAT32" | "MS-DOS FAT32" => FileSystem::Fat32,
             "NONE" => FileSystem::None,
@@ -119,34 +122,61 @@ pub fn create(
         .duration_since(std::time::UNIX_EPOCH)
         .map_or(0, |d| d.as_secs() as i64);
     let map = options.layout.unwrap_or(match options.file_system {
-        FileSystem::Iso => Layout::None,
+        FileSystem::Iso | FileSystem::Hybrid => Layout::None,
         _ => Layout::Gpt,
     });
     let (volume, kind): (Arc<dyn ReadAt>, VolumeType) = match options.file_system {
         FileSystem::HfsPlus | FileSystem::Hfsx => {
-            let volume = hfsplus::build(
+            let built = hfsplus::build(
                 tree.as_ref(),
                 &hfsplus::Options {
                     volume_name: options.volume_name.clone(),
+                    block: hfsplus::BLOCK,
                     case_sensitive: options.file_system == FileSystem::Hfsx,
                     // -size is the whole disk's, as hdiutil's; the map takes its share.
                     size: options.size.map(|s| s.saturating_sub(map.overhead())),
+                    tight: false,
                 },
                 now,
             )?;
-            (volume, VolumeType::HfsPlus)
+            (built.volume, VolumeType::HfsPlus)
         }
-        FileSystem::Iso => {
+        FileSystem::Iso | FileSystem::Hybrid => {
             let tree = tree.as_ref().ok_or_else(|| {
                 refuse("an ISO 9660 volume is made from a folder (-srcfolder)".into())
             })?;
             if options.layout.is_some_and(|l| l != Layout::None) {
                 return Err(refuse("an ISO 9660 volume takes no partition map".into()));
             }
+            let hybrid = options.file_system == FileSystem::Hybrid;
+            // A hybrid's HFS+ side holds the files in the CD's own 2048-byte sectors; the ISO
+            // tree points at the same bytes.
+            let shared = match hybrid {
+                true => {
+                    let hfs = hfsplus::build(
+                        Some(tree),
+                        &hfsplus::Options {
+                            volume_name: options.volume_name.clone(),
+                            block: 2048,
+                            case_sensitive: false,
+                            size: None,
+                            tight: true,
+                        },
+                        now,
+                    )?;
+                    Some(iso9660::Shared {
+                        volume: hfs.volume,
+                        data_at: hfs.data_at,
+                    })
+                }
+                false => None,
+            };
+            let hfs_size = shared.as_ref().map(|s| s.volume.size());
             let built = iso9660::build(
                 tree,
                 &iso9660::Options {
                     volume_name: options.volume_name.clone(),
+                    shared,
                 },
                 now,
             )?;
@@ -156,8 +186,17 @@ pub fn create(
                 }
             }
             notes.extend(built.notes);
+            let disk = match (built.shared_at, hfs_size) {
+                (Some(at), Some(hfs_size)) => {
+                    let size = built.disk.size();
+                    let apm = layout::hybrid_apm(size, at, hfs_size, &options.volume_name);
+                    let rest = Slice::new(built.disk, apm.len() as u64, size - apm.len() as u64);
+                    Arc::new(Concat::new(vec![Arc::new(apm), Arc::new(rest)])) as Arc<dyn ReadAt>
+                }
+                _ => built.disk,
+            };
             // The type is for a partition map, which an ISO never has.
-            (built.disk, VolumeType::Blank)
+            (disk, VolumeType::Blank)
         }
         FileSystem::Fat | FileSystem::Fat32 => {
             let fat32 = options.file_system == FileSystem::Fat32;
