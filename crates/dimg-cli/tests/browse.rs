@@ -765,3 +765,62 @@ fn unbrowsable_file_systems_are_named() {
         assert!(stderr(&o).contains(s(&image)), "names the image");
     }
 }
+
+/// A journaled HFS+ volume whose journal still holds changes is read as last written, and
+/// `info` says so; a clean journal (start = end) says nothing. The journal is set up on a
+/// volume dimg made, as TN1150 lays it out, in both byte orders a Mac may have written.
+#[test]
+fn a_dirty_hfs_plus_journal_is_reported() {
+    let dir = tempfile::tempdir().unwrap();
+    let src = dir.path().join("src");
+    fs::create_dir(&src).unwrap();
+    fs::write(src.join("a.txt"), b"journaled").unwrap();
+    let image = dir.path().join("plain.img");
+    let made = dimg(&[
+        "create",
+        "-srcfolder",
+        s(&src),
+        "-layout",
+        "NONE",
+        "-format",
+        "UDTO",
+        s(&image),
+    ]);
+    assert!(made.status.success(), "{}", stderr(&made));
+    let base = fs::read(&image).unwrap();
+    let total = u32::from_be_bytes(base[1024 + 44..1024 + 48].try_into().unwrap()) as usize;
+    let (info_block, journal_block) = (total - 4, total - 3);
+    for (case, start, end, little) in [
+        ("clean", 512u64, 512u64, false),
+        ("dirty", 512, 4608, false),
+        ("dirty, little-endian", 512, 4608, true),
+    ] {
+        let mut v = base.clone();
+        let attributes = u32::from_be_bytes(v[1028..1032].try_into().unwrap()) | 1 << 13;
+        v[1028..1032].copy_from_slice(&attributes.to_be_bytes());
+        v[1036..1040].copy_from_slice(&(info_block as u32).to_be_bytes());
+        let jib = info_block * 4096;
+        v[jib..jib + 4].copy_from_slice(&1u32.to_be_bytes());
+        v[jib + 36..jib + 44].copy_from_slice(&((journal_block * 4096) as u64).to_be_bytes());
+        v[jib + 44..jib + 52].copy_from_slice(&(1u64 << 20).to_be_bytes());
+        let j = journal_block * 4096;
+        let word = |x: u64| {
+            if little {
+                x.to_le_bytes()
+            } else {
+                x.to_be_bytes()
+            }
+        };
+        v[j..j + 4].copy_from_slice(if little { b"xLNJ" } else { b"JNLx" });
+        v[j + 8..j + 16].copy_from_slice(&word(start));
+        v[j + 16..j + 24].copy_from_slice(&word(end));
+        v[j + 24..j + 32].copy_from_slice(&word(1 << 20));
+        let patched = dir.path().join("journaled.img");
+        fs::write(&patched, &v).unwrap();
+        let info = stdout(&dimg(&["info", s(&patched)]));
+        let warned = info.contains("its journal holds 4096 bytes of changes not yet written");
+        assert_eq!(warned, case != "clean", "{case}: {info}");
+        let listed = stdout(&dimg(&["ls", s(&patched)]));
+        assert_eq!(listed, "a.txt\n", "{case}: the volume still reads");
+    }
+}

@@ -288,6 +288,8 @@ pub struct HfsPlus {
     label: String,
     /// Allocation blocks in use: total less free, from the volume header.
     used_blocks: u64,
+    /// Bytes of journal transactions not yet written to the volume (a dirty journal).
+    unreplayed: u64,
     /// The files hard links stand for, by inode number: "iNode<n>" in the private data folder.
     inodes: HashMap<u32, (Item, u64)>,
     /// The attributes B-tree, when the volume has one.
@@ -308,6 +310,7 @@ impl HfsPlus {
                 format!("block size {block}"),
             ));
         }
+        let unreplayed = pending_journal(&disk, &h, block)?;
         let extents_fork = Fork::parse(&h[192..272]);
         let catalog_fork = Fork::parse(&h[272..352]);
         let bytes =
@@ -337,6 +340,7 @@ impl HfsPlus {
             overflow,
             label: String::new(),
             used_blocks: u64::from(be32(&h, 44).saturating_sub(be32(&h, 48))),
+            unreplayed,
             inodes: HashMap::new(),
             attributes: match &attributes_tree {
                 Some(tree) => Self::index_attributes(tree)?,
@@ -636,6 +640,49 @@ impl HfsPlus {
     }
 }
 
+/// Bytes between the start and end of a journaled volume's journal: transactions macOS wrote
+/// there but not yet to the volume (it replays them on the next mount). 0 when clean or
+/// unjournaled (TN1150, "Journal").
+fn pending_journal(disk: &Arc<dyn ReadAt>, h: &[u8], block: u64) -> io::Result<u64> {
+    const JOURNALED: u32 = 1 << 13;
+    if be32(h, 4) & JOURNALED == 0 || be32(h, 12) == 0 {
+        return Ok(0);
+    }
+    let info_at = u64::from(be32(h, 12)) * block;
+    let mut info = [0u8; 52];
+    if info_at + 52 > disk.size() {
+        return Err(bad(
+            "HFS+ journal info block",
+            info_at,
+            "is past the end of the volume",
+        ));
+    }
+    disk.read_exact_at(info_at, &mut info)?;
+    if be32(&info, 0) & 1 == 0 {
+        return Ok(0); // the journal is on another device: nothing here to judge
+    }
+    let at = be64(&info, 36);
+    let mut header = [0u8; 44];
+    if at.checked_add(44).is_none_or(|end| end > disk.size()) {
+        return Err(bad(
+            "HFS+ journal",
+            info_at + 36,
+            "is past the end of the volume",
+        ));
+    }
+    disk.read_exact_at(at, &mut header)?;
+    // The header is in the byte order of the Mac that wrote it; its magic says which.
+    let (start, end) = match &header[0..4] {
+        b"JNLx" => (be64(&header, 8), be64(&header, 16)),
+        b"xLNJ" => (
+            u64::from_le_bytes(header[8..16].try_into().expect("8 bytes")),
+            u64::from_le_bytes(header[16..24].try_into().expect("8 bytes")),
+        ),
+        _ => return Err(bad("HFS+ journal header", at, "has no JNLx magic")),
+    };
+    Ok(end.wrapping_sub(start) % be64(&header, 24).max(1))
+}
+
 fn item(entry: &DirEntry) -> io::Result<&Item> {
     entry.handle.get::<Item>()
 }
@@ -651,6 +698,17 @@ impl Volume for HfsPlus {
 
     fn case_sensitive(&self) -> bool {
         self.catalog.binary_keys
+    }
+
+    fn warnings(&self) -> Vec<String> {
+        match self.unreplayed {
+            0 => Vec::new(),
+            n => vec![format!(
+                "its journal holds {n} bytes of changes not yet written to the volume \
+                 (dimg does not replay journals yet): what is shown is the volume as last \
+                 written, and the newest changes may be missing"
+            )],
+        }
     }
 
     fn root(&self) -> DirEntry {

@@ -110,6 +110,11 @@ pub trait Volume: Send + Sync {
     fn case_sensitive(&self) -> bool {
         true
     }
+    /// What a reader of this volume should know: e.g. changes a journal holds that are not in
+    /// the volume yet.
+    fn warnings(&self) -> Vec<String> {
+        Vec::new()
+    }
     /// Bytes in use, as the file system accounts them.
     fn used(&self) -> Option<u64> {
         None

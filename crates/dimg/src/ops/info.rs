@@ -65,6 +65,12 @@ pub fn info(path: &Path, passphrase: Option<&Passphrase>) -> Result<ImageInfo> {
                 Some(_) => fs::mount(Arc::new(p.open(disk.clone()))).ok().flatten(),
                 None => None,
             };
+            for warning in volume.iter().flat_map(|v| v.warnings()) {
+                facts.push(Fact::new(
+                    "Warning",
+                    format!("partition {}: {warning}", p.index),
+                ));
+            }
             Ok(PartitionInfo {
                 partition: p,
                 file_system: file_system.map(|s| s.name()),
