@@ -357,15 +357,51 @@ fn bad_requests_are_clear_and_leave_nothing() {
     fs::write(src.join("readme.TXT"), b"case").unwrap();
     let o = dimg(&["create", "-srcfolder", s(&src), "-fs", "FAT32", s(&out)]);
     assert!(stderr(&o).contains("only in case"), "{}", stderr(&o));
-    // An unreadable file is named.
+    // A name that is not UTF-8 cannot go into any image file system.
     fs::remove_file(src.join("readme.TXT")).unwrap();
+    let odd =
+        src.join(<std::ffi::OsStr as std::os::unix::ffi::OsStrExt>::from_bytes(b"caf\xE9.txt"));
+    fs::write(&odd, b"Latin-1 name").unwrap();
+    let o = dimg(&["create", "-srcfolder", s(&src), s(&out)]);
+    assert!(
+        stderr(&o).contains("its name is not valid UTF-8"),
+        "{}",
+        stderr(&o)
+    );
+    fs::remove_file(&odd).unwrap();
+    // An unreadable file is named. Root reads everything, so as root dimg runs as "nobody"
+    // (setpriv, util-linux), for whom a mode-000 file is unreadable as for any user.
     let locked = src.join("locked.txt");
     fs::write(&locked, b"secret").unwrap();
-    fs::set_permissions(&locked, std::os::unix::fs::PermissionsExt::from_mode(0o000)).unwrap();
-    if fs::File::open(&locked).is_err() {
-        let o = dimg(&["create", "-srcfolder", s(&src), s(&out)]);
-        assert!(stderr(&o).contains("locked.txt"), "{}", stderr(&o));
+    use std::os::unix::fs::PermissionsExt;
+    fs::set_permissions(&locked, fs::Permissions::from_mode(0o000)).unwrap();
+    for d in [dir.path(), &src] {
+        fs::set_permissions(d, fs::Permissions::from_mode(0o777)).unwrap();
     }
+    let as_root = fs::File::open(&locked).is_ok();
+    let mut cmd = if as_root {
+        let mut c = Command::new(program("setpriv"));
+        c.args([
+            "--reuid=65534",
+            "--regid=65534",
+            "--clear-groups",
+            env!("CARGO_BIN_EXE_dimg"),
+        ]);
+        c
+    } else {
+        Command::new(env!("CARGO_BIN_EXE_dimg"))
+    };
+    let o = cmd
+        .args(["create", "-srcfolder", s(&src), s(&out)])
+        .output()
+        .unwrap();
+    assert_eq!(o.status.code(), Some(1), "{}", stderr(&o));
+    assert!(
+        stderr(&o).contains("locked.txt: Permission denied"),
+        "{}",
+        stderr(&o)
+    );
+    fs::remove_file(&locked).unwrap();
     // An existing output needs -ov.
     fs::write(&out, b"keep me").unwrap();
     let o = dimg(&["create", "-size", "1m", "-fs", "NONE", s(&out)]);
