@@ -70,7 +70,7 @@ pub enum Command {
         /// The volume's name (by default the folder's, or "untitled")
         #[arg(long)]
         volname: Option<String>,
-        /// Partition map: GPTSPUD, MBRSPUD or NONE (default GPT; none for ISO)
+        /// Partition map: GPTSPUD, SPUD (Apple), MBRSPUD or NONE (default GPT; none for ISO)
         #[arg(long, value_parser = parse_layout)]
         layout: Option<Layout>,
         /// Output format as for convert (default UDZO from a folder, UDRW when blank)
@@ -211,7 +211,7 @@ fn parse_size(s: &str) -> Result<u64, String> {
 }
 
 fn parse_layout(s: &str) -> Result<Layout, String> {
-    Layout::parse(s).ok_or_else(|| format!("layout {s}: use GPTSPUD, MBRSPUD or NONE"))
+    Layout::parse(s).ok_or_else(|| format!("layout {s}: use GPTSPUD, SPUD, MBRSPUD or NONE"))
 }
 
 /// Which volume of a partitioned image to browse.

@@ -629,3 +629,57 @@ fn hybrid_discs_show_the_same_tree_on_both_sides() {
         );
     }
 }
+
+/// Each partition map `create` writes is read by the partition tools: parted for the Apple map
+/// (SPUD) and GPT, sfdisk for MBR; the volume inside reads back in dimg.
+#[test]
+fn partition_maps_are_read_by_parted_and_sfdisk() {
+    let dir = tempfile::tempdir().unwrap();
+    let src = dir.path().join("src");
+    source(&src, 0);
+    for (layout, fs_name, tool, args, expect) in [
+        ("SPUD", "HFS+", "parted", &["-s"][..], "hfs+         Mapped"),
+        (
+            "GPTSPUD",
+            "HFS+",
+            "parted",
+            &["-s"][..],
+            "hfs+         Mapped",
+        ),
+        (
+            "MBRSPUD",
+            "FAT32",
+            "sfdisk",
+            &["-d"][..],
+            "start=        2048, size=",
+        ),
+    ] {
+        let raw = dir.path().join(format!("{layout}.img"));
+        create(&[
+            "-srcfolder",
+            s(&src),
+            "-fs",
+            fs_name,
+            "-volname",
+            "Mapped",
+            "-layout",
+            layout,
+            "-format",
+            "UDTO",
+            s(&raw),
+        ]);
+        let mut a: Vec<&str> = args.to_vec();
+        a.push(s(&raw));
+        if tool == "parted" {
+            a.push("print");
+        }
+        let said = run(tool, &a);
+        assert!(said.contains(expect), "{layout}: {said}");
+        let out = dir.path().join(format!("{layout}.out"));
+        assert!(
+            dimg(&["extract", s(&raw), "-o", s(&out)]).status.success(),
+            "{layout}"
+        );
+        assert!(out.join("README.txt").exists(), "{layout}");
+    }
+}

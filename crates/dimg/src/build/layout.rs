@@ -14,6 +14,8 @@ const GPT_TABLE_SECTORS: u64 = (GPT_ENTRIES * GPT_ENTRY) as u64 / SECTOR;
 /// Where hdiutil puts the one partition of a GPTSPUD disk.
 const GPT_FIRST: u64 = 40;
 const MBR_FIRST: u64 = 2048;
+/// Where an APM's volume starts: after the map's 64 blocks, as on a CD's system area.
+const APM_AREA: u64 = 32 << 10;
 
 /// A partition map, by hdiutil's `-layout` name.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -21,6 +23,8 @@ pub enum Layout {
     None,
     Gpt,
     Mbr,
+    /// Apple partition map (hdiutil's SPUD): the volume after a 32 KiB map.
+    Apm,
 }
 
 impl Layout {
@@ -30,6 +34,7 @@ impl Layout {
             Layout::None => 0,
             Layout::Gpt => (GPT_FIRST + GPT_TABLE_SECTORS + 1) * SECTOR,
             Layout::Mbr => MBR_FIRST * SECTOR,
+            Layout::Apm => APM_AREA,
         }
     }
 
@@ -38,6 +43,7 @@ impl Layout {
             "NONE" => Layout::None,
             "GPTSPUD" | "GPT" => Layout::Gpt,
             "MBRSPUD" | "MBR" => Layout::Mbr,
+            "SPUD" | "APM" => Layout::Apm,
             _ => return None,
         })
     }
@@ -57,6 +63,14 @@ impl VolumeType {
         match self {
             VolumeType::HfsPlus => "48465300-0000-11AA-AA11-00306543ECAC",
             VolumeType::Fat | VolumeType::Blank => "EBD0A0A2-B9E5-4433-87C0-68B6B72699C7",
+        }
+    }
+
+    fn apm_type(self) -> &'static str {
+        match self {
+            VolumeType::HfsPlus => "Apple_HFS",
+            VolumeType::Fat => "DOS_FAT_32",
+            VolumeType::Blank => "Apple_Free",
         }
     }
 
@@ -107,22 +121,16 @@ fn mbr(entry: [u8; 16]) -> Vec<u8> {
     m
 }
 
-/// An Apple partition map for a hybrid disc's system area (its first 32 KiB): the map itself
-/// and one Apple_HFS partition at `hfs_at` of `hfs_size` bytes, in 512-byte blocks.
-pub fn hybrid_apm(disc_size: u64, hfs_at: u64, hfs_size: u64, name: &str) -> Vec<u8> {
+/// An Apple partition map in the first 32 KiB of a disk (a hybrid CD's system area): the map
+/// itself and one partition of type `kind` at `at` of `size` bytes, in 512-byte blocks.
+pub fn apm(disk_size: u64, at: u64, size: u64, name: &str, kind: &str) -> Vec<u8> {
     let mut area = vec![0u8; 32 << 10];
     area[0..2].copy_from_slice(b"ER");
     area[2..4].copy_from_slice(&(SECTOR as u16).to_be_bytes());
-    area[4..8].copy_from_slice(&((disc_size / SECTOR) as u32).to_be_bytes());
+    area[4..8].copy_from_slice(&((disk_size / SECTOR) as u32).to_be_bytes());
     let entries = [
         ("Apple", "Apple_partition_map", 1, 63, 0x37u32),
-        (
-            name,
-            "Apple_HFS",
-            hfs_at / SECTOR,
-            hfs_size / SECTOR,
-            0x4000_0033,
-        ),
+        (name, kind, at / SECTOR, size / SECTOR, 0x4000_0033),
     ];
     for (i, (pname, kind, start, count, status)) in entries.iter().enumerate() {
         let e = &mut area[(i + 1) * SECTOR as usize..(i + 2) * SECTOR as usize];
@@ -150,6 +158,12 @@ pub fn wrap(
     let mut disk = Assembly::default();
     match layout {
         Layout::None => return volume,
+        Layout::Apm => {
+            let size = sectors * SECTOR;
+            disk.bytes(apm(APM_AREA + size, APM_AREA, size, name, kind.apm_type()));
+            disk.push(volume);
+            disk.pad_to(SECTOR);
+        }
         Layout::Mbr => {
             disk.bytes(mbr(mbr_entry(kind.mbr_type(), MBR_FIRST, sectors)));
             disk.push(Arc::new(Zeros((MBR_FIRST - 1) * SECTOR)));

@@ -189,7 +189,7 @@ pub fn create(
             let disk = match (built.shared_at, hfs_size) {
                 (Some(at), Some(hfs_size)) => {
                     let size = built.disk.size();
-                    let apm = layout::hybrid_apm(size, at, hfs_size, &options.volume_name);
+                    let apm = layout::apm(size, at, hfs_size, &options.volume_name, "Apple_HFS");
                     let rest = Slice::new(built.disk, apm.len() as u64, size - apm.len() as u64);
                     Arc::new(Concat::new(vec![Arc::new(apm), Arc::new(rest)])) as Arc<dyn ReadAt>
                 }
