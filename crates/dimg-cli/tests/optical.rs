@@ -648,3 +648,42 @@ fn wave_and_motorola_files_read_as_cd_audio() {
         stderr(&o)
     );
 }
+
+/// PREGAP and POSTGAP are silence the disc has and the BIN does not: dimg keeps the disc's
+/// layout through CUE and NRG, as cdrdao (which honours both) reads the sheets.
+#[test]
+fn unstored_gaps_keep_every_track_where_it_was() {
+    let dir = tempfile::tempdir().unwrap();
+    fs::copy(corpus().join("cd/cdda.bin"), dir.path().join("g.bin")).unwrap();
+    let sheet = dir.path().join("gaps.cue");
+    fs::write(
+        &sheet,
+        "FILE \"g.bin\" BINARY\n  TRACK 01 AUDIO\n    INDEX 01 00:00:00\n    POSTGAP 00:01:00\n\
+         \x20 TRACK 02 AUDIO\n    PREGAP 00:02:00\n    INDEX 01 00:02:00\n",
+    )
+    .unwrap();
+    // cdrdao finds a sheet's FILE from its working directory.
+    let toc = |cue: &Path| {
+        let o = Command::new(program("cdrdao"))
+            .args(["show-toc", s(cue)])
+            .current_dir(dir.path())
+            .output()
+            .unwrap();
+        let said = String::from_utf8_lossy(&o.stdout).into_owned();
+        assert!(o.status.success(), "{said}{}", stderr(&o));
+        said[said.find("TRACK  1").expect("a TOC")..].to_string()
+    };
+    let want = toc(&sheet);
+    assert!(
+        want.contains("END    00:03:00(   225)") && want.contains("START  00:05:00(   375)"),
+        "{want}"
+    );
+    let cue = dir.path().join("out.cue");
+    convert(&sheet, "CUE", &cue);
+    assert_eq!(toc(&cue), want, "dimg's cue sheet");
+    let nrg = dir.path().join("out.nrg");
+    convert(&sheet, "NRG", &nrg);
+    let again = dir.path().join("again.cue");
+    convert(&nrg, "CUE", &again);
+    assert_eq!(toc(&again), want, "through NRG");
+}

@@ -184,6 +184,21 @@ impl ReadAt for Concat {
     }
 }
 
+/// `n` zero bytes, without holding them.
+pub struct Zeros(pub u64);
+
+impl ReadAt for Zeros {
+    fn read_at(&self, offset: u64, buf: &mut [u8]) -> io::Result<usize> {
+        let n = buf.len().min(self.0.saturating_sub(offset) as usize);
+        buf[..n].fill(0);
+        Ok(n)
+    }
+
+    fn size(&self) -> u64 {
+        self.0
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

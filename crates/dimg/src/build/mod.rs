@@ -10,6 +10,7 @@ pub mod layout;
 
 use crate::error::{Error, Result};
 use crate::io::ReadAt;
+pub use crate::io::Zeros;
 use std::fs::File;
 use std::io;
 use std::os::unix::fs::{FileExt, MetadataExt};
@@ -192,21 +193,6 @@ impl ReadAt for SourceFile {
 
     fn size(&self) -> u64 {
         self.size
-    }
-}
-
-/// `n` zero bytes, without holding them.
-pub struct Zeros(pub u64);
-
-impl ReadAt for Zeros {
-    fn read_at(&self, offset: u64, buf: &mut [u8]) -> io::Result<usize> {
-        let n = buf.len().min(self.0.saturating_sub(offset) as usize);
-        buf[..n].fill(0);
-        Ok(n)
-    }
-
-    fn size(&self) -> u64 {
-        self.0
     }
 }
 

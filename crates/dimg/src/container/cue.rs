@@ -5,7 +5,7 @@ use super::optical::{Disc, Track, TrackMode};
 use super::{Container, Fact, Probe};
 use crate::bytes::{le16, le32};
 use crate::error::FormatError;
-use crate::io::{FileSource, ReadAt, Slice};
+use crate::io::{Concat, FileSource, ReadAt, Slice, Zeros};
 use crate::magic::Signature;
 use std::io;
 use std::path::{Path, PathBuf};
@@ -31,6 +31,9 @@ struct CueTrack {
     /// INDEX 00 and INDEX 01, in frames from the start of the FILE.
     index0: Option<u64>,
     index1: Option<u64>,
+    /// PREGAP and POSTGAP: frames of silence (or empty data) the disc has and the FILE does not.
+    pregap: u64,
+    postgap: u64,
 }
 
 #[derive(Debug)]
@@ -108,14 +111,20 @@ fn parse(text: &str) -> Result<Sheet, String> {
         let arg = |i: usize| w.get(i).map(String::as_str);
         let err = |what: String| Err(format!("line {line}: {what}"));
         match keyword.to_ascii_uppercase().as_str() {
-            "REM" | "PERFORMER" | "SONGWRITER" | "FLAGS" | "ISRC" | "CDTEXTFILE" | "POSTGAP"
-            | "PREGAP" => {
-                if matches!(keyword.to_ascii_uppercase().as_str(), "PREGAP" | "POSTGAP")
-                    && arg(1).and_then(msf).is_none()
-                {
+            "REM" | "PERFORMER" | "SONGWRITER" | "FLAGS" | "ISRC" | "CDTEXTFILE" => {}
+            "PREGAP" | "POSTGAP" => {
+                let Some(frames) = arg(1).and_then(msf) else {
                     return err(format!(
                         "{keyword} needs a time mm:ss:ff (seconds < 60, frames < 75)"
                     ));
+                };
+                let Some(track) = sheet.files.last_mut().and_then(|f| f.tracks.last_mut()) else {
+                    return err(format!("{keyword} before any TRACK"));
+                };
+                if keyword.eq_ignore_ascii_case("PREGAP") {
+                    track.pregap = frames;
+                } else {
+                    track.postgap = frames;
                 }
             }
             "TITLE" => {
@@ -174,6 +183,8 @@ fn parse(text: &str) -> Result<Sheet, String> {
                     line,
                     index0: None,
                     index1: None,
+                    pregap: 0,
+                    postgap: 0,
                 });
             }
             "INDEX" => {
@@ -380,12 +391,19 @@ fn open(sheet_bytes: Arc<dyn ReadAt>, p: &Probe) -> io::Result<Box<dyn Container
             let end = starts.get(i + 1).map_or(bin.size(), |s| s.1);
             let size = t.mode.sector_size();
             let len = (end - start) / size * size;
-            let pregap = t.index0.map_or(0, |i0| t.index1.expect("checked") - i0);
+            let stored_pregap = t.index0.map_or(0, |i0| t.index1.expect("checked") - i0);
+            // Gaps the FILE leaves out are part of the disc: empty sectors, so that every later
+            // track keeps its address when the disc is written out again.
+            let sectors = Concat::new(vec![
+                Arc::new(Zeros(t.pregap * size)),
+                Arc::new(Slice::new(bin.clone(), start, len)),
+                Arc::new(Zeros(t.postgap * size)),
+            ]);
             tracks.push(Track {
                 number: t.number,
                 mode: t.mode,
-                sectors: Arc::new(Slice::new(bin.clone(), start, len)),
-                pregap,
+                sectors: Arc::new(sectors),
+                pregap: t.pregap + stored_pregap,
             });
         }
     }
