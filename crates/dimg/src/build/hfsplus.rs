@@ -49,9 +49,8 @@ fn hfs_name(name: &str) -> Vec<u16> {
         .collect()
 }
 
-/// HFS+'s case-insensitive order, folding as Unicode lower case does. (Apple's FastUnicodeCompare
-/// table folds the same way for every script with case; it also skips a few ignorable format
-/// characters, which names rarely hold.)
+/// HFS+'s case-insensitive order, folding as Unicode lower case does, as Apple's
+/// FastUnicodeCompare table does for every script with case.
 fn fold(unit: u16) -> u16 {
     match char::from_u32(u32::from(unit)) {
         Some(c) => {
@@ -65,11 +64,20 @@ fn fold(unit: u16) -> u16 {
     }
 }
 
+/// Format characters FastUnicodeCompare skips: joiners, direction marks and embeddings, the
+/// deprecated format controls, and the byte-order mark.
+fn ignorable(unit: u16) -> bool {
+    matches!(unit, 0x200C..=0x200F | 0x202A..=0x202E | 0x206A..=0x206F | 0xFEFF)
+}
+
 fn compare_names(a: &[u16], b: &[u16], case_sensitive: bool) -> Ordering {
     if case_sensitive {
         a.cmp(b)
     } else {
-        a.iter().map(|&u| fold(u)).cmp(b.iter().map(|&u| fold(u)))
+        let key = |n: &[u16]| -> Vec<u16> {
+            n.iter().filter(|&&u| !ignorable(u)).map(|&u| fold(u)).collect()
+        };
+        key(a).cmp(&key(b))
     }
 }
 
@@ -615,4 +623,21 @@ pub fn build(tree: Option<&Tree>, options: &Options, now: i64) -> Result<Built> 
         volume: disk.finish(),
         data_at,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names_order_as_hfs_plus_compares_them() {
+        let n = |s: &str| s.encode_utf16().collect::<Vec<u16>>();
+        assert_eq!(compare_names(&n("ABC"), &n("abc"), false), Ordering::Equal);
+        assert_eq!(compare_names(&n("ABC"), &n("abc"), true), Ordering::Less);
+        assert_eq!(compare_names(&n("a\u{200D}b"), &n("AB"), false), Ordering::Equal);
+        assert_eq!(compare_names(&n("\u{C9}T\u{C9}"), &n("\u{E9}t\u{E9}"), false), Ordering::Equal);
+        assert_eq!(compare_names(&n("apple"), &n("Banana"), false), Ordering::Less);
+        assert_eq!(compare_names(&n("apple"), &n("Banana"), true), Ordering::Greater);
+        assert_eq!(hfs_name("caf\u{e9}:x"), n("cafe\u{301}/x"));
+    }
 }
