@@ -683,3 +683,65 @@ fn partition_maps_are_read_by_parted_and_sfdisk() {
         assert!(out.join("README.txt").exists(), "{layout}");
     }
 }
+
+/// Extended attributes ("user." ones) go into HFS+ as attributes — in their B-tree record, or
+/// in blocks of their own past 3,802 bytes — and `user.com.apple.ResourceFork` as the resource
+/// fork: 7-Zip extracts each as the stream it is, and `dimg extract` turns them back into the
+/// same attributes, so Mac files survive a trip through Linux.
+#[test]
+fn extended_attributes_and_resource_forks_go_into_hfs_plus() {
+    let dir = tempfile::tempdir().unwrap();
+    let src = dir.path().join("src");
+    fs::create_dir_all(src.join("folder")).unwrap();
+    fs::write(src.join("doc.txt"), b"data fork").unwrap();
+    fs::write(src.join("folder/big.bin"), b"x").unwrap();
+    // ext4 keeps a file's attributes in one 4 KiB block: the large one is the file's only one.
+    let big = noise(3900, 3);
+    let streams: Vec<(&str, &str, Vec<u8>)> = vec![
+        ("doc.txt", "com.apple.ResourceFork", noise(2000, 4)),
+        ("doc.txt", "note", b"a short attribute".to_vec()),
+        ("folder", "tag", b"blue".to_vec()),
+        ("folder/big.bin", "large", big),
+    ];
+    for (path, name, value) in &streams {
+        xattr::set(src.join(path), format!("user.{name}"), value)
+            .unwrap_or_else(|e| panic!("the test folder must keep user attributes: {path}: {e}"));
+    }
+    let raw = dir.path().join("attrs.img");
+    create(&[
+        "-srcfolder",
+        s(&src),
+        "-volname",
+        "attrs",
+        "-layout",
+        "NONE",
+        "-format",
+        "UDTO",
+        s(&raw),
+    ]);
+
+    let by_7z = dir.path().join("7z");
+    run("7zz", &["x", "-sns", &format!("-o{}", s(&by_7z)), s(&raw)]);
+    for (path, name, value) in &streams {
+        let stream = if *name == "com.apple.ResourceFork" {
+            "rsrc"
+        } else {
+            name
+        };
+        let file = by_7z.join("attrs").join(format!("{path}:{stream}"));
+        assert!(
+            fs::read(&file).unwrap() == *value,
+            "7-Zip: {}",
+            file.display()
+        );
+    }
+
+    let out = dir.path().join("out");
+    let o = dimg(&["extract", s(&raw), "-o", s(&out)]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    for (path, name, value) in &streams {
+        let got = xattr::get(out.join(path), format!("user.{name}")).unwrap();
+        assert!(got.as_ref() == Some(value), "dimg: {path} user.{name}");
+    }
+    assert_eq!(fs::read(out.join("doc.txt")).unwrap(), b"data fork");
+}

@@ -5,7 +5,7 @@
 //! stored as '/' (how macOS keeps a POSIX ':'); symlinks are "slnk"/"rhap" files holding their
 //! target. File data is read from the folder when the volume is read.
 
-use super::{Assembly, NodeKind, SourceFile, Tree, Zeros};
+use super::{Assembly, NodeKind, SourceFile, Tree, Zeros, RESOURCE_FORK};
 use crate::error::{Error, Result};
 use crate::io::ReadAt;
 use std::cmp::Ordering;
@@ -21,6 +21,9 @@ const MAC_EPOCH: i64 = 2_082_844_800;
 const ROOT_PARENT: u32 = 1;
 const ROOT_FOLDER: u32 = 2;
 const FIRST_USER_ID: u32 = 16;
+/// The largest attribute kept in its B-tree record (Apple's limit for 8 KiB nodes); larger ones
+/// get allocation blocks of their own.
+const MAX_INLINE: usize = 3802;
 /// Nodes one header node's map record can account for; beyond, map nodes would be needed.
 const MAX_NODES: usize = (CATALOG_NODE - 14 - 106 - 128 - 8) * 8;
 
@@ -75,7 +78,10 @@ fn compare_names(a: &[u16], b: &[u16], case_sensitive: bool) -> Ordering {
         a.cmp(b)
     } else {
         let key = |n: &[u16]| -> Vec<u16> {
-            n.iter().filter(|&&u| !ignorable(u)).map(|&u| fold(u)).collect()
+            n.iter()
+                .filter(|&&u| !ignorable(u))
+                .map(|&u| fold(u))
+                .collect()
         };
         key(a).cmp(&key(b))
     }
@@ -202,15 +208,21 @@ fn btree_header(
 /// One level of a B-tree being built: each node's first key and its records.
 type Level = Vec<(Vec<u8>, Vec<Vec<u8>>)>;
 
-/// The catalog file: a bulk-loaded B-tree of `records` (sorted), with `spare` free nodes.
-fn catalog_tree(records: &[Record], case_sensitive: bool, spare: usize) -> Result<Vec<u8>> {
+/// A B-tree file (catalog or attributes) bulk-loaded from `records` — (key, data), sorted —
+/// with `spare` free nodes; `compare` and `max_key` go in its header.
+fn bulk_tree(
+    records: &[(Vec<u8>, Vec<u8>)],
+    max_key: u16,
+    compare: u8,
+    spare: usize,
+) -> Result<Vec<u8>> {
     // Leaves, packed in key order; node 0 is the header.
     let mut levels: Vec<Level> = Vec::new();
     let mut leaves: Level = Vec::new();
     let mut used = 0;
-    for r in records {
-        let mut bytes = r.key();
-        bytes.extend_from_slice(&r.data);
+    for (key, data) in records {
+        let mut bytes = key.clone();
+        bytes.extend_from_slice(data);
         if leaves.is_empty()
             || !fits(
                 used,
@@ -219,7 +231,7 @@ fn catalog_tree(records: &[Record], case_sensitive: bool, spare: usize) -> Resul
                 CATALOG_NODE,
             )
         {
-            leaves.push((r.key(), Vec::new()));
+            leaves.push((key.clone(), Vec::new()));
             used = 0;
         }
         used += bytes.len();
@@ -269,8 +281,6 @@ fn catalog_tree(records: &[Record], case_sensitive: bool, spare: usize) -> Resul
     }
     let depth = levels.len() as u16;
     let root = first_number[levels.len() - 1];
-    // HFSX says how it compares; on HFS+ the field is reserved (it always folds case).
-    let compare = if case_sensitive { 0xBC } else { 0 };
     let header = btree_header(
         depth,
         root,
@@ -278,7 +288,7 @@ fn catalog_tree(records: &[Record], case_sensitive: bool, spare: usize) -> Resul
         first_number[0],
         first_number[0] + levels[0].len() as u32 - 1,
         CATALOG_NODE,
-        516,
+        max_key,
         total as u32,
         spare as u32,
         compare,
@@ -323,6 +333,14 @@ fn catalog_tree(records: &[Record], case_sensitive: bool, spare: usize) -> Resul
     Ok(out)
 }
 
+/// The catalog: keys as `Record::key` makes them; HFSX says how it compares (on HFS+ the field
+/// is reserved: it always folds case).
+fn catalog_tree(records: &[Record], case_sensitive: bool, spare: usize) -> Result<Vec<u8>> {
+    let pairs: Vec<(Vec<u8>, Vec<u8>)> =
+        records.iter().map(|r| (r.key(), r.data.clone())).collect();
+    bulk_tree(&pairs, 516, if case_sensitive { 0xBC } else { 0 }, spare)
+}
+
 /// An empty extents-overflow tree of `nodes` nodes.
 fn extents_tree(nodes: usize) -> Vec<u8> {
     let header = btree_header(
@@ -365,6 +383,7 @@ pub fn build(tree: Option<&Tree>, options: &Options, now: i64) -> Result<Built> 
             mode: 0o755,
             uid: 0,
             gid: 0,
+            streams: Vec::new(),
         }],
         skipped: Vec::new(),
     };
@@ -384,7 +403,74 @@ pub fn build(tree: Option<&Tree>, options: &Options, now: i64) -> Result<Built> 
             NodeKind::Directory { .. } => 0,
         }
     };
-    let data_total: u64 = (0..tree.nodes.len()).map(data_blocks).sum();
+    // A file's resource fork, and every node's extended attributes (from the folder's "user."
+    // attributes, as `dimg extract` writes them).
+    let resource = |i: usize| -> &[u8] {
+        let n = &tree.nodes[i];
+        match n.kind {
+            NodeKind::File { .. } => n
+                .streams
+                .iter()
+                .find(|(name, _)| name == RESOURCE_FORK)
+                .map_or(&[][..], |(_, v)| v),
+            _ => &[],
+        }
+    };
+    let attributes = |i: usize| {
+        let is_file = matches!(tree.nodes[i].kind, NodeKind::File { .. });
+        tree.nodes[i]
+            .streams
+            .iter()
+            .filter(move |(name, _)| !(is_file && name == RESOURCE_FORK))
+    };
+    // Attributes too large for a record of their own get blocks, after the node's forks.
+    let big_blocks = |i: usize| -> u64 {
+        attributes(i)
+            .filter(|(_, v)| v.len() > MAX_INLINE)
+            .map(|(_, v)| (v.len() as u64).div_ceil(block))
+            .sum()
+    };
+    let node_blocks = |i: usize| -> u64 {
+        data_blocks(i) + (resource(i).len() as u64).div_ceil(block) + big_blocks(i)
+    };
+    let data_total: u64 = (0..tree.nodes.len()).map(node_blocks).sum();
+    // The attributes B-tree's records, sorted, with the blocks of the large ones counted from
+    // `first_data` in the same order the volume lays them out.
+    let attribute_records = |first_data: u64| -> Vec<(Vec<u8>, Vec<u8>)> {
+        let mut records = Vec::new();
+        let mut next = first_data;
+        for i in 0..tree.nodes.len() {
+            next += data_blocks(i) + (resource(i).len() as u64).div_ceil(block);
+            for (name, value) in attributes(i) {
+                let units: Vec<u16> = name.encode_utf16().collect();
+                let mut key = ((12 + 2 * units.len()) as u16).to_be_bytes().to_vec();
+                key.extend_from_slice(&[0, 0]);
+                key.extend_from_slice(&cnid(i).to_be_bytes());
+                key.extend_from_slice(&[0; 4]);
+                key.extend_from_slice(&(units.len() as u16).to_be_bytes());
+                units
+                    .iter()
+                    .for_each(|u| key.extend_from_slice(&u.to_be_bytes()));
+                let mut data = Vec::new();
+                if value.len() <= MAX_INLINE {
+                    data.extend_from_slice(&0x10u32.to_be_bytes());
+                    data.extend_from_slice(&[0; 8]);
+                    data.extend_from_slice(&(value.len() as u32).to_be_bytes());
+                    data.extend_from_slice(value);
+                    data.resize(data.len().next_multiple_of(2), 0);
+                } else {
+                    let blocks = (value.len() as u64).div_ceil(block);
+                    data.extend_from_slice(&0x20u32.to_be_bytes());
+                    data.extend_from_slice(&[0; 4]);
+                    data.extend_from_slice(&fork(value.len() as u64, next as u32, blocks as u32));
+                    next += blocks;
+                }
+                records.push((cnid(i), units, key, data));
+            }
+        }
+        records.sort_by(|a, b| (a.0, &a.1).cmp(&(b.0, &b.1)));
+        records.into_iter().map(|(_, _, k, d)| (k, d)).collect()
+    };
 
     // Records without block numbers first, to size the catalog; the files' start blocks follow
     // the metadata, so they are written in a second pass once its size is known.
@@ -453,8 +539,11 @@ pub fn build(tree: Option<&Tree>, options: &Options, now: i64) -> Result<Built> 
                     d.extend_from_slice(&[0; 16]);
                     d.extend_from_slice(&[0; 8]);
                     d.extend_from_slice(&fork(size, next_block as u32, blocks as u32));
-                    d.extend_from_slice(&fork(0, 0, 0));
                     next_block += blocks;
+                    let rsrc = resource(i).len() as u64;
+                    let rsrc_blocks = rsrc.div_ceil(block);
+                    d.extend_from_slice(&fork(rsrc, next_block as u32, rsrc_blocks as u32));
+                    next_block += rsrc_blocks + big_blocks(i);
                     records.push(Record {
                         parent: id,
                         name: Vec::new(),
@@ -503,7 +592,16 @@ pub fn build(tree: Option<&Tree>, options: &Options, now: i64) -> Result<Built> 
     let extents_len = (extents_nodes * EXTENTS_NODE) as u64;
 
     // Blocks: 0 (boot + header), the bitmap, extents, catalog, file data, spare, the last block.
-    let metadata = catalog_len / block + extents_len / block;
+    // No attributes, no attributes file (as on volumes that never had one).
+    let attributes_tree = |first_data: u64| -> Result<Vec<u8>> {
+        let records = attribute_records(first_data);
+        match records.is_empty() {
+            true => Ok(Vec::new()),
+            false => bulk_tree(&records, 266, 0, 2),
+        }
+    };
+    let attributes_len = attributes_tree(0)?.len() as u64;
+    let metadata = catalog_len / block + extents_len / block + attributes_len / block;
     let wanted = match options.size {
         Some(size) => size / block,
         None => {
@@ -545,8 +643,10 @@ pub fn build(tree: Option<&Tree>, options: &Options, now: i64) -> Result<Built> 
     }
     let extents_start = 1 + bitmap_blocks;
     let catalog_start = extents_start + extents_len / block;
-    let data_start = catalog_start + catalog_len / block;
+    let attributes_start = catalog_start + catalog_len / block;
+    let data_start = attributes_start + attributes_len / block;
     let catalog = catalog_tree(&records_for(data_start), case_sensitive, spare_nodes)?;
+    let attributes_file = attributes_tree(data_start)?;
     let used_blocks = data_start + data_total;
 
     let mut bitmap = vec![0u8; (bitmap_blocks * block) as usize];
@@ -591,6 +691,9 @@ pub fn build(tree: Option<&Tree>, options: &Options, now: i64) -> Result<Built> 
     fork_at(&mut h, 112, bitmap_blocks * block, 1);
     fork_at(&mut h, 192, extents_len, extents_start);
     fork_at(&mut h, 272, catalog.len() as u64, catalog_start);
+    if attributes_len > 0 {
+        fork_at(&mut h, 352, attributes_len, attributes_start);
+    }
 
     let mut disk = Assembly::default();
     let mut first = vec![0u8; block as usize];
@@ -599,13 +702,20 @@ pub fn build(tree: Option<&Tree>, options: &Options, now: i64) -> Result<Built> 
     disk.bytes(bitmap);
     disk.bytes(extents_tree(extents_nodes));
     disk.bytes(catalog);
-    for n in &tree.nodes {
+    disk.bytes(attributes_file);
+    for (i, n) in tree.nodes.iter().enumerate() {
         match &n.kind {
             NodeKind::File { size } => disk.push(Arc::new(SourceFile::new(n.path.clone(), *size))),
             NodeKind::Symlink { target } => disk.bytes(target.as_bytes().to_vec()),
             NodeKind::Directory { .. } => {}
         }
         disk.pad_to(block);
+        disk.bytes(resource(i).to_vec());
+        disk.pad_to(block);
+        for (_, value) in attributes(i).filter(|(_, v)| v.len() > MAX_INLINE) {
+            disk.bytes(value.clone());
+            disk.pad_to(block);
+        }
     }
     disk.push(Arc::new(Zeros(end - 1024 - disk.size())));
     let mut tail = h;
@@ -617,7 +727,7 @@ pub fn build(tree: Option<&Tree>, options: &Options, now: i64) -> Result<Built> 
     for i in 0..tree.nodes.len() {
         let is_data = !matches!(tree.nodes[i].kind, NodeKind::Directory { .. });
         data_at.push(is_data.then_some(at * block));
-        at += data_blocks(i);
+        at += node_blocks(i);
     }
     Ok(Built {
         volume: disk.finish(),
@@ -634,10 +744,22 @@ mod tests {
         let n = |s: &str| s.encode_utf16().collect::<Vec<u16>>();
         assert_eq!(compare_names(&n("ABC"), &n("abc"), false), Ordering::Equal);
         assert_eq!(compare_names(&n("ABC"), &n("abc"), true), Ordering::Less);
-        assert_eq!(compare_names(&n("a\u{200D}b"), &n("AB"), false), Ordering::Equal);
-        assert_eq!(compare_names(&n("\u{C9}T\u{C9}"), &n("\u{E9}t\u{E9}"), false), Ordering::Equal);
-        assert_eq!(compare_names(&n("apple"), &n("Banana"), false), Ordering::Less);
-        assert_eq!(compare_names(&n("apple"), &n("Banana"), true), Ordering::Greater);
+        assert_eq!(
+            compare_names(&n("a\u{200D}b"), &n("AB"), false),
+            Ordering::Equal
+        );
+        assert_eq!(
+            compare_names(&n("\u{C9}T\u{C9}"), &n("\u{E9}t\u{E9}"), false),
+            Ordering::Equal
+        );
+        assert_eq!(
+            compare_names(&n("apple"), &n("Banana"), false),
+            Ordering::Less
+        );
+        assert_eq!(
+            compare_names(&n("apple"), &n("Banana"), true),
+            Ordering::Greater
+        );
         assert_eq!(hfs_name("caf\u{e9}:x"), n("cafe\u{301}/x"));
     }
 }

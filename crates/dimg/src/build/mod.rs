@@ -39,6 +39,30 @@ pub struct Node {
     pub mode: u32,
     pub uid: u32,
     pub gid: u32,
+    /// Its "user." extended attributes, without the prefix: what `dimg extract` makes of an HFS+
+    /// file's attributes and resource fork ("com.apple.ResourceFork"), and what HFS+ takes back.
+    pub streams: Vec<(String, Vec<u8>)>,
+}
+
+/// The resource fork's name among extended attributes, as macOS and `dimg extract` call it.
+pub const RESOURCE_FORK: &str = "com.apple.ResourceFork";
+
+/// A path's "user." attributes, unprefixed (none where the file system keeps none).
+fn user_streams(path: &Path) -> Result<Vec<(String, Vec<u8>)>> {
+    let Ok(names) = xattr::list(path) else {
+        return Ok(Vec::new());
+    };
+    let mut streams = Vec::new();
+    for name in names {
+        let Some(short) = name.to_str().and_then(|n| n.strip_prefix("user.")) else {
+            continue;
+        };
+        if let Some(value) = xattr::get(path, &name).map_err(|e| Error::io(path, e))? {
+            streams.push((short.to_string(), value));
+        }
+    }
+    streams.sort();
+    Ok(streams)
 }
 
 /// The source folder, read once: nodes in depth-first order, the root first.
@@ -101,6 +125,10 @@ impl Tree {
             mode: meta.mode() & 0o7777,
             uid: meta.uid(),
             gid: meta.gid(),
+            streams: match meta.file_type().is_symlink() {
+                true => Vec::new(),
+                false => user_streams(path)?,
+            },
         });
         if meta.is_dir() {
             let mut entries: Vec<_> = std::fs::read_dir(path)
