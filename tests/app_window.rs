@@ -144,6 +144,47 @@ fn opens_images_from_the_command_line_shows_info_and_verifies_with_cancel() {
         "qemu-img reads the app's UDZO as the ISO"
     );
 
+    // Convert… with 256-bit AES: the passwords must match; the image dimg then reads with that
+    // password is the ISO.
+    app.click("#convert");
+    let sealed = dir.join("joliet-sealed.dmg");
+    fill(
+        &app,
+        json!({
+            "convert-format": "UDZO", "convert-output": sealed.display().to_string(),
+            "convert-encryption": "256", "convert-pass": "convert secret", "convert-pass2": "other",
+        }),
+    );
+    app.click("#convert-start");
+    assert_eq!(
+        app.wait_text("#convert-error", |t| !t.is_empty()),
+        "The passwords do not match."
+    );
+    fill(&app, json!({ "convert-pass2": "convert secret" }));
+    app.click("#convert-start");
+    app.wait_text("#convert-saved", |t| t.contains("joliet-sealed.dmg"));
+    assert_eq!(&fs::read(&sealed).unwrap()[..8], b"encrcdsa");
+    let mut verify = Command::new(target_dir().join("dimg"))
+        .args(["verify", "-stdinpass", "--json"])
+        .arg(&sealed)
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    use std::io::Write;
+    verify
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(b"convert secret")
+        .unwrap();
+    let verified = verify.wait_with_output().unwrap();
+    let report: serde_json::Value = serde_json::from_slice(&verified.stdout).unwrap();
+    assert_eq!(
+        report["sha256"], expected_sha,
+        "the sealed image holds the ISO"
+    );
+
     // An encrypted image made by hdiutil, handed to the running window: the passphrase sheet, a
     // wrong try, then the right one.
     let truth = dimg_e2e::truths()
@@ -208,7 +249,7 @@ fn opens_images_from_the_command_line_shows_info_and_verifies_with_cancel() {
     fs::remove_dir_all(&dir).unwrap();
 }
 
-/// Sets the New Image sheet's fields by id.
+/// Sets a sheet's fields by id.
 fn fill(app: &Session, fields: serde_json::Value) {
     app.script(
         "for (const [id, value] of Object.entries(arguments[0])) {

@@ -327,8 +327,7 @@ function openNewImage(fromFolder) {
   $('new-layout').value = 'GPTSPUD';
   $('new-encryption').value = '';
   $('new-pass-row').hidden = true;
-  $('new-pass').value = '';
-  $('new-pass2').value = '';
+  clearPasswords('new');
   $('new-error').textContent = '';
   if (!$('new-name').value) $('new-name').value = 'untitled';
   sheet.hidden = false;
@@ -341,8 +340,6 @@ function newImageProblem(r) {
   if (!r.volume_name.trim()) return 'Give the volume a name.';
   if (r.folder === null && !(r.size > 0)) return 'The size must be a number greater than zero.';
   if (['ISO', 'HYBRID'].includes(r.file_system) && r.layout !== 'NONE') return 'A CD/DVD (ISO 9660) image has no partition map: choose “No partition map”.';
-  if (r.encryption && !r.passphrase) return 'Enter a password for the encrypted image.';
-  if (r.encryption && r.passphrase !== $('new-pass2').value) return 'The passwords do not match.';
   return null;
 }
 
@@ -358,18 +355,17 @@ async function createImage(event) {
     volume_name: $('new-name').value,
     layout: $('new-layout').value,
     format: $('new-format').value,
-    encryption: $('new-encryption').value ? Number($('new-encryption').value) : null,
-    passphrase: $('new-encryption').value ? $('new-pass').value : null,
     overwrite: $('new-overwrite').checked,
   };
+  const secret = encryptionChoice('new');
   $('new-error').textContent = '';
-  const problem = newImageProblem(request);
+  const problem = newImageProblem(request) || secret.problem;
   if (problem) {
     $('new-error').textContent = problem;
     return;
   }
-  $('new-pass').value = '';
-  $('new-pass2').value = '';
+  Object.assign(request, { encryption: secret.encryption, passphrase: secret.passphrase });
+  clearPasswords('new');
   $('new-sheet').hidden = true;
   const report = await longJob('New Image', 'Creating', 'create_image', { request }, baseName(request.output));
   if (!report) return;
@@ -391,18 +387,45 @@ function openConvert() {
   if (!image || state.job !== null) return;
   $('convert-name').textContent = baseName(image.info.path);
   $('convert-output').value = suggestedOutput(image.info.path, $('convert-format').value);
+  $('convert-encryption').value = '';
+  $('convert-pass-row').hidden = true;
+  $('convert-error').textContent = '';
   $('convert-sheet').hidden = false;
+}
+
+/** A sheet's encryption answers ("convert" or "new" fields): {bits, passphrase}, or a problem. */
+function encryptionChoice(sheet) {
+  const bits = $(`${sheet}-encryption`).value;
+  if (!bits) return { encryption: null, passphrase: null };
+  const passphrase = $(`${sheet}-pass`).value;
+  if (!passphrase) return { problem: 'Enter a password for the encrypted image.' };
+  if (passphrase !== $(`${sheet}-pass2`).value) return { problem: 'The passwords do not match.' };
+  return { encryption: Number(bits), passphrase };
+}
+
+/** Forgets the passwords a sheet was given. */
+function clearPasswords(sheet) {
+  $(`${sheet}-pass`).value = '';
+  $(`${sheet}-pass2`).value = '';
 }
 
 async function convert(event) {
   event.preventDefault();
   const image = state.selected;
+  const secret = encryptionChoice('convert');
+  if (secret.problem) {
+    $('convert-error').textContent = secret.problem;
+    return;
+  }
   const request = {
     source: image.info.path,
     output: $('convert-output').value,
     format: $('convert-format').value,
     overwrite: $('convert-overwrite').checked,
+    encryption: secret.encryption,
+    passphrase: secret.passphrase,
   };
+  clearPasswords('convert');
   $('convert-sheet').hidden = true;
   const report = await longJob('Convert', 'Converting', 'convert_image', { request });
   if (!report) return;
@@ -456,7 +479,9 @@ $('convert-choose').onclick = async () => {
 };
 $('new-form').onsubmit = createImage;
 $('new-close').onclick = () => { $('new-sheet').hidden = true; };
-$('new-encryption').onchange = () => { $('new-pass-row').hidden = !$('new-encryption').value; };
+for (const sheet of ['new', 'convert']) {
+  $(`${sheet}-encryption`).onchange = () => { $(`${sheet}-pass-row`).hidden = !$(`${sheet}-encryption`).value; };
+}
 $('new-fs').onchange = () => {
   if (['ISO', 'HYBRID'].includes($('new-fs').value)) { $('new-layout').value = 'NONE'; $('new-format').value = 'UDTO'; }
 };

@@ -277,11 +277,30 @@ pub struct ConvertRequest {
     /// hdiutil's format name, e.g. "UDZO".
     format: String,
     overwrite: bool,
+    /// 128 or 256 to encrypt the new image with `passphrase`.
+    encryption: Option<u32>,
+    passphrase: Option<String>,
+}
+
+/// A sheet's encryption choice: none, or AES with the password typed (which must be there).
+fn encryption(
+    bits: Option<u32>,
+    passphrase: Option<String>,
+) -> Result<Option<ops::Encryption>, CommandError> {
+    let Some(bits) = bits else { return Ok(None) };
+    let typed = passphrase.unwrap_or_default();
+    if typed.is_empty() {
+        return Err(CommandError::other(
+            "an encrypted image needs a password".into(),
+        ));
+    }
+    let pass = Arc::new(Passphrase::new(typed.into_bytes()));
+    Ok(Some(ops::Encryption::new(bits, pass)))
 }
 
 #[tauri::command]
 pub async fn convert_image(
-    request: ConvertRequest,
+    mut request: ConvertRequest,
     job: u64,
     on_progress: Channel<ProgressEvent>,
     jobs: State<'_, Jobs>,
@@ -290,6 +309,7 @@ pub async fn convert_image(
     let pass = unlocked.get(&request.source);
     let mut options = ConvertOptions::new(request.format.parse().map_err(CommandError::other)?);
     options.overwrite = request.overwrite;
+    options.encryption = encryption(request.encryption, request.passphrase.take())?;
     long_job(&jobs, job, on_progress, move |p, c| {
         let ConvertRequest { source, output, .. } = &request;
         ops::convert(source, pass.as_deref(), output, &options, p, c)
@@ -329,14 +349,7 @@ pub async fn create_image(
     let invalid = |what: String| CommandError::other(what);
     let mut output = ConvertOptions::new(request.format.parse().map_err(invalid)?);
     output.overwrite = request.overwrite;
-    if let Some(bits) = request.encryption {
-        let typed = request.passphrase.unwrap_or_default();
-        if typed.is_empty() {
-            return Err(invalid("an encrypted image needs a password".into()));
-        }
-        let pass = Arc::new(Passphrase::new(typed.into_bytes()));
-        output.encryption = Some(ops::Encryption::new(bits, pass));
-    }
+    output.encryption = encryption(request.encryption, request.passphrase)?;
     let options = ops::CreateOptions {
         file_system: request.file_system.parse().map_err(invalid)?,
         volume_name: request.volume_name,
