@@ -430,17 +430,20 @@ pub fn build(tree: Option<&Tree>, options: &Options, now: i64) -> Result<Built> 
             .map(|(_, v)| (v.len() as u64).div_ceil(block))
             .sum()
     };
-    let node_blocks = |i: usize| -> u64 {
-        data_blocks(i) + (resource(i).len() as u64).div_ceil(block) + big_blocks(i)
-    };
-    let data_total: u64 = (0..tree.nodes.len()).map(node_blocks).sum();
-    // The attributes B-tree's records, sorted, with the blocks of the large ones counted from
-    // `first_data` in the same order the volume lays them out.
+    let resource_blocks = |i: usize| (resource(i).len() as u64).div_ceil(block);
+    // Where each node's blocks start, counted from the first data block: its data fork, then
+    // its resource fork, then its large attributes — the order the volume lays them out in.
+    let mut plan = Vec::with_capacity(tree.nodes.len());
+    let mut data_total = 0;
+    for i in 0..tree.nodes.len() {
+        plan.push(data_total);
+        data_total += data_blocks(i) + resource_blocks(i) + big_blocks(i);
+    }
+    // The attributes B-tree's records, sorted, the large ones' blocks counted from `first_data`.
     let attribute_records = |first_data: u64| -> Vec<(Vec<u8>, Vec<u8>)> {
         let mut records = Vec::new();
-        let mut next = first_data;
-        for i in 0..tree.nodes.len() {
-            next += data_blocks(i) + (resource(i).len() as u64).div_ceil(block);
+        for (i, &start) in plan.iter().enumerate() {
+            let mut next = first_data + start + data_blocks(i) + resource_blocks(i);
             for (name, value) in attributes(i) {
                 let units: Vec<u16> = name.encode_utf16().collect();
                 let mut key = ((12 + 2 * units.len()) as u16).to_be_bytes().to_vec();
@@ -476,7 +479,6 @@ pub fn build(tree: Option<&Tree>, options: &Options, now: i64) -> Result<Built> 
     // the metadata, so they are written in a second pass once its size is known.
     let records_for = |first_data: u64| -> Vec<Record> {
         let mut records = Vec::with_capacity(2 * tree.nodes.len());
-        let mut next_block = first_data;
         let mut parent_of = vec![ROOT_PARENT; tree.nodes.len()];
         for (i, n) in tree.nodes.iter().enumerate() {
             if let NodeKind::Directory { children } = &n.kind {
@@ -538,12 +540,11 @@ pub fn build(tree: Option<&Tree>, options: &Options, now: i64) -> Result<Built> 
                     d.extend_from_slice(&info);
                     d.extend_from_slice(&[0; 16]);
                     d.extend_from_slice(&[0; 8]);
-                    d.extend_from_slice(&fork(size, next_block as u32, blocks as u32));
-                    next_block += blocks;
+                    let start = first_data + plan[i];
+                    d.extend_from_slice(&fork(size, start as u32, blocks as u32));
                     let rsrc = resource(i).len() as u64;
-                    let rsrc_blocks = rsrc.div_ceil(block);
-                    d.extend_from_slice(&fork(rsrc, next_block as u32, rsrc_blocks as u32));
-                    next_block += rsrc_blocks + big_blocks(i);
+                    let rsrc_start = (start + blocks) as u32;
+                    d.extend_from_slice(&fork(rsrc, rsrc_start, resource_blocks(i) as u32));
                     records.push(Record {
                         parent: id,
                         name: Vec::new(),
@@ -722,13 +723,15 @@ pub fn build(tree: Option<&Tree>, options: &Options, now: i64) -> Result<Built> 
     tail.resize(1024, 0);
     disk.bytes(tail);
     debug_assert_eq!(disk.size(), end);
-    let mut data_at = Vec::with_capacity(tree.nodes.len());
-    let mut at = data_start;
-    for i in 0..tree.nodes.len() {
-        let is_data = !matches!(tree.nodes[i].kind, NodeKind::Directory { .. });
-        data_at.push(is_data.then_some(at * block));
-        at += node_blocks(i);
-    }
+    let data_at = tree
+        .nodes
+        .iter()
+        .zip(&plan)
+        .map(|(n, at)| {
+            let is_data = !matches!(n.kind, NodeKind::Directory { .. });
+            is_data.then_some((data_start + at) * block)
+        })
+        .collect();
     Ok(Built {
         volume: disk.finish(),
         data_at,
