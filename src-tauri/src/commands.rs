@@ -346,18 +346,16 @@ pub async fn create_image(
     on_progress: Channel<ProgressEvent>,
     jobs: State<'_, Jobs>,
 ) -> Result<ops::CreateReport, CommandError> {
-    let invalid = |what: String| CommandError::other(what);
-    let mut output = ConvertOptions::new(request.format.parse().map_err(invalid)?);
+    let mut output = ConvertOptions::new(request.format.parse().map_err(CommandError::other)?);
     output.overwrite = request.overwrite;
     output.encryption = encryption(request.encryption, request.passphrase)?;
     let options = ops::CreateOptions {
-        file_system: request.file_system.parse().map_err(invalid)?,
+        file_system: request.file_system.parse().map_err(CommandError::other)?,
         volume_name: request.volume_name,
         size: request.size,
-        layout: Some(
-            ops::Layout::parse(&request.layout)
-                .ok_or_else(|| invalid(format!("unknown partition map {}", request.layout)))?,
-        ),
+        layout: Some(ops::Layout::parse(&request.layout).ok_or_else(|| {
+            CommandError::other(format!("unknown partition map {}", request.layout))
+        })?),
         output,
     };
     let (folder, target) = (request.folder, request.output);

@@ -228,7 +228,6 @@ struct Record {
     id: Vec<u8>,
     /// The node it describes, or the directory itself for "." and "..".
     node: usize,
-    is_dir: bool,
     /// For a piece of a multi-extent file: which piece.
     piece: u64,
     last_piece: bool,
@@ -314,7 +313,6 @@ pub fn build(tree: &Tree, options: &Options, now: i64) -> Result<Built> {
         let dot = |node: usize, id: u8, root_dot: bool| Record {
             id: vec![id],
             node,
-            is_dir: true,
             piece: 0,
             last_piece: true,
             system_use: rock_ridge(tree, node, None, root_dot),
@@ -348,7 +346,6 @@ pub fn build(tree: &Tree, options: &Options, now: i64) -> Result<Built> {
                 p_records.push(Record {
                     id: names[k].as_bytes().to_vec(),
                     node: c,
-                    is_dir,
                     piece,
                     last_piece: piece + 1 == pieces,
                     system_use: rock_ridge(tree, c, Some(&node.name), false),
@@ -375,7 +372,6 @@ pub fn build(tree: &Tree, options: &Options, now: i64) -> Result<Built> {
                 j_records.push(Record {
                     id: id.clone(),
                     node: c,
-                    is_dir,
                     piece,
                     last_piece: piece + 1 == pieces,
                     system_use: Vec::new(),
@@ -472,9 +468,9 @@ pub fn build(tree: &Tree, options: &Options, now: i64) -> Result<Built> {
     };
     let record_bytes = |r: &Record, dirs: &[Directory]| -> Vec<u8> {
         let node = &tree.nodes[r.node];
-        let (extent, size) = if r.is_dir {
-            let (l, s) = dir_extent(dirs, r.node);
-            (l, s)
+        let is_dir = matches!(node.kind, NodeKind::Directory { .. });
+        let (extent, size) = if is_dir {
+            dir_extent(dirs, r.node)
         } else {
             match node.kind {
                 NodeKind::File { size } => {
@@ -493,7 +489,7 @@ pub fn build(tree: &Tree, options: &Options, now: i64) -> Result<Built> {
         b.extend_from_slice(&both32(extent));
         b.extend_from_slice(&both32(size as u32));
         b.extend_from_slice(&short_time(node.modified));
-        let mut flags = if r.is_dir { 0x02 } else { 0 };
+        let mut flags = if is_dir { 0x02 } else { 0 };
         if !r.last_piece {
             flags |= 0x80;
         }

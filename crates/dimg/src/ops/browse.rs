@@ -64,17 +64,12 @@ pub fn list(
     partition: Option<u32>,
     path: &str,
 ) -> Result<Listing> {
-    let volume = volume(image, passphrase, partition)?;
-    let dir = fs::lookup(&*volume, path).map_err(|e| Error::io(image, e))?;
-    // A file lists as itself, as `ls FILE` does.
-    let entries = match dir.kind {
-        EntryKind::Directory => volume.read_dir(&dir).map_err(|e| Error::io(image, e))?,
-        _ => vec![dir],
-    };
-    Ok(Listing {
-        volume: volume.label(),
-        path: format!("/{}", components(path).collect::<Vec<_>>().join("/")),
-        entries,
+    listing(image, passphrase, partition, path, |volume, dir| {
+        // A file lists as itself, as `ls FILE` does.
+        match dir.kind {
+            EntryKind::Directory => volume.read_dir(&dir),
+            _ => Ok(vec![dir]),
+        }
     })
 }
 
@@ -85,20 +80,32 @@ pub fn list_tree(
     partition: Option<u32>,
     path: &str,
 ) -> Result<Listing> {
+    listing(image, passphrase, partition, path, |volume, top| {
+        let mut entries = Vec::new();
+        walk(volume, &top, |path, e| {
+            entries.push(DirEntry {
+                name: path,
+                ..e.clone()
+            })
+        })?;
+        Ok(entries)
+    })
+}
+
+/// The listing `entries` makes of what `path` names on the image's volume.
+fn listing(
+    image: &Path,
+    passphrase: Option<&Passphrase>,
+    partition: Option<u32>,
+    path: &str,
+    entries: impl FnOnce(&dyn Volume, DirEntry) -> std::io::Result<Vec<DirEntry>>,
+) -> Result<Listing> {
     let volume = volume(image, passphrase, partition)?;
     let top = fs::lookup(&*volume, path).map_err(|e| Error::io(image, e))?;
-    let mut entries = Vec::new();
-    walk(&*volume, &top, |path, e| {
-        entries.push(DirEntry {
-            name: path,
-            ..e.clone()
-        })
-    })
-    .map_err(|e| Error::io(image, e))?;
     Ok(Listing {
+        entries: entries(&*volume, top).map_err(|e| Error::io(image, e))?,
         volume: volume.label(),
         path: format!("/{}", components(path).collect::<Vec<_>>().join("/")),
-        entries,
     })
 }
 
