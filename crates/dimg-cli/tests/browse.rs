@@ -5,7 +5,6 @@ mod common;
 use common::*;
 
 use dimg_e2e::{program, truths};
-use std::collections::BTreeMap;
 use std::fs;
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -45,60 +44,6 @@ fn source_tree(root: &Path) {
             f.set_modified(when).unwrap();
         }
     }
-}
-
-fn walk(root: &Path) -> Vec<PathBuf> {
-    let mut out = Vec::new();
-    let mut stack = vec![root.to_path_buf()];
-    while let Some(d) = stack.pop() {
-        for e in fs::read_dir(&d).unwrap() {
-            let p = e.unwrap().path();
-            if p.is_dir() && !p.is_symlink() {
-                stack.push(p.clone());
-            }
-            out.push(p);
-        }
-    }
-    out
-}
-
-/// path → (kind, SHA-256 of the contents or the link target, mtime) for every entry under
-/// `root`; symlinks' own times are left out (they cannot be set without lutimes).
-fn snapshot(root: &Path, with_times: bool) -> Snapshot {
-    walk(root)
-        .into_iter()
-        .map(|p| {
-            let rel = p.strip_prefix(root).unwrap().to_string_lossy().into_owned();
-            let meta = fs::symlink_metadata(&p).unwrap();
-            let mtime = if with_times {
-                std::os::unix::fs::MetadataExt::mtime(&meta)
-            } else {
-                0
-            };
-            let (kind, body) = if meta.is_symlink() {
-                let target = fs::read_link(&p).unwrap();
-                ('l', target.to_string_lossy().into_owned())
-            } else if meta.is_dir() {
-                ('d', String::new())
-            } else {
-                ('f', dimg_e2e::sha256_bytes(&fs::read(&p).unwrap()))
-            };
-            (rel, (kind, body, if kind == 'f' { mtime } else { 0 }))
-        })
-        .collect()
-}
-
-type Snapshot = BTreeMap<String, (char, String, i64)>;
-
-/// Equal snapshots, or a failure that lists only the entries that differ.
-fn assert_same(got: &Snapshot, want: &Snapshot, what: &str) {
-    let keys: std::collections::BTreeSet<&String> = got.keys().chain(want.keys()).collect();
-    let differ: Vec<String> = keys
-        .into_iter()
-        .filter(|k| got.get(*k) != want.get(*k))
-        .map(|k| format!("{k}: got {:?}, want {:?}", got.get(k), want.get(k)))
-        .collect();
-    assert!(differ.is_empty(), "{what}: {differ:#?}");
 }
 
 fn make_iso(tool: &str, args: &[&str], src: &Path, out: &Path) {
@@ -536,15 +481,7 @@ fn hostile_hfs_plus_catalogs_stop_safely() {
     source_tree(&src);
     let iso = dir.path().join("hybrid.iso");
     make_iso("xorriso", &["-R", "-hfsplus"], &src, &iso);
-    let json: serde_json::Value =
-        serde_json::from_str(&stdout(&dimg(&["info", s(&iso), "--json"]))).unwrap();
-    let part = json["partitions"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|p| p["file_system"] == "HFS+")
-        .unwrap()
-        .clone();
+    let part = partition_with(&iso, "HFS+");
     let (index, start) = (
         part["index"].to_string(),
         part["start"].as_u64().unwrap() as usize,
@@ -618,15 +555,7 @@ fn hostile_hfs_plus_catalogs_stop_safely() {
 #[test]
 fn info_reports_volume_names_and_use_as_7zip_does() {
     let image = dimg_e2e::corpus().join("dmg/keramics-hfsplus-zlib.dmg");
-    let json: serde_json::Value =
-        serde_json::from_str(&stdout(&dimg(&["info", s(&image), "--json"]))).unwrap();
-    let hfs = json["partitions"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|p| p["file_system"] == "HFS+")
-        .unwrap()
-        .clone();
+    let hfs = partition_with(&image, "HFS+");
     let listed = Command::new(program("7zz"))
         .args(["l", "-slt", s(&image)])
         .output()
@@ -662,15 +591,7 @@ fn hfs_plus_lookups_follow_unicode_forms_and_the_volumes_case_rule() {
     source_tree(&src);
     let iso = dir.path().join("hybrid.iso");
     make_iso("xorriso", &["-R", "-hfsplus"], &src, &iso);
-    let json: serde_json::Value =
-        serde_json::from_str(&stdout(&dimg(&["info", s(&iso), "--json"]))).unwrap();
-    let part = json["partitions"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|p| p["file_system"] == "HFS+")
-        .unwrap()
-        .clone();
+    let part = partition_with(&iso, "HFS+");
     let (volume, start) = (
         part["index"].to_string(),
         part["start"].as_u64().unwrap() as usize,

@@ -6,63 +6,9 @@ mod common;
 use common::*;
 
 use dimg_e2e::program;
-use std::collections::BTreeMap;
 use std::fs;
 use std::path::Path;
 use std::process::Command;
-
-fn run(tool: &str, args: &[&str]) -> String {
-    let o = Command::new(program(tool))
-        .args(args)
-        .env("MTOOLS_SKIP_CHECK", "1")
-        .env("TZ", "UTC")
-        .output()
-        .unwrap();
-    assert!(o.status.success(), "{tool} {args:?}: {}", stderr(&o));
-    String::from_utf8_lossy(&o.stdout).into_owned()
-}
-
-/// path → (contents, or a symlink's target; modification time)
-type Snapshot = BTreeMap<String, (Vec<u8>, i64)>;
-
-fn snapshot(root: &Path) -> Snapshot {
-    use std::os::unix::fs::MetadataExt;
-    let mut out = Snapshot::new();
-    let mut todo = vec![root.to_path_buf()];
-    while let Some(dir) = todo.pop() {
-        for e in fs::read_dir(&dir).unwrap() {
-            let path = e.unwrap().path();
-            let name = path
-                .strip_prefix(root)
-                .unwrap()
-                .to_string_lossy()
-                .into_owned();
-            let meta = fs::symlink_metadata(&path).unwrap();
-            let content = if meta.file_type().is_symlink() {
-                format!("-> {}", fs::read_link(&path).unwrap().display()).into_bytes()
-            } else if meta.is_dir() {
-                todo.push(path.clone());
-                b"<dir>".to_vec()
-            } else {
-                fs::read(&path).unwrap()
-            };
-            // Folder times change as they fill; extractors leave symlinks' times as they fall.
-            let mtime = if meta.is_file() { meta.mtime() } else { 0 };
-            out.insert(name, (content, mtime));
-        }
-    }
-    out
-}
-
-fn assert_same(got: &Snapshot, want: &Snapshot, what: &str) {
-    let names = |s: &Snapshot| s.keys().cloned().collect::<Vec<_>>();
-    assert_eq!(names(got), names(want), "{what}: names");
-    for (name, (content, mtime)) in want {
-        let (c, m) = &got[name];
-        assert!(c == content, "{what}: {name}: contents differ");
-        assert_eq!(m, mtime, "{what}: {name}: modification time");
-    }
-}
 
 /// A folder with what trips writers up: deep paths, composed and decomposed Unicode, empty and
 /// large files, long names, a symlink, spaces; `extra` small files spread over 10 folders.
@@ -95,11 +41,8 @@ fn source(root: &Path, extra: usize) {
     }
     std::os::unix::fs::symlink("../README.txt", root.join("unicode/link to readme")).unwrap();
     let when = std::time::UNIX_EPOCH + std::time::Duration::from_secs(1_600_000_000);
-    for (name, _) in snapshot(root) {
-        let p = root.join(&name);
-        if !fs::symlink_metadata(&p).unwrap().is_dir()
-            && !fs::symlink_metadata(&p).unwrap().file_type().is_symlink()
-        {
+    for p in walk(root) {
+        if fs::symlink_metadata(&p).unwrap().is_file() {
             fs::File::options()
                 .write(true)
                 .open(&p)
@@ -135,10 +78,10 @@ fn iso_images_from_folders_read_back_by_every_peer() {
             "UDTO",
             s(&iso),
         ]);
-        let want = snapshot(&src);
+        let want = snapshot(&src, true);
 
         let by_xorriso = dir.path().join("xorriso");
-        run(
+        peer(
             "xorriso",
             &[
                 "-osirrox",
@@ -150,19 +93,20 @@ fn iso_images_from_folders_read_back_by_every_peer() {
                 s(&by_xorriso),
             ],
         );
-        assert_same(&snapshot(&by_xorriso), &want, "xorriso");
+        assert_same(&snapshot(&by_xorriso, true), &want, "xorriso");
 
         // Rock Ridge names: iso-info's Joliet decoding cuts long non-ASCII names short (it does
         // the same on genisoimage's images).
-        let listed = run(
+        let listed = peer(
             "iso-info",
             &["--no-header", "--no-joliet", "-f", "-i", s(&iso)],
         );
-        for (name, (content, _)) in &want {
-            if content.starts_with(b"<dir>") || content.starts_with(b"-> ") {
+        for (name, &(kind, _, _)) in &want {
+            if kind != 'f' {
                 continue;
             }
-            let line = format!("{} /{name}", content.len());
+            let size = fs::metadata(src.join(name)).unwrap().len();
+            let line = format!("{size} /{name}");
             assert!(
                 listed.lines().any(|l| l.trim_start() == line),
                 "iso-info misses {line}"
@@ -170,14 +114,12 @@ fn iso_images_from_folders_read_back_by_every_peer() {
         }
 
         let by_7z = dir.path().join("7z");
-        run("7zz", &["x", "-y", &format!("-o{}", s(&by_7z)), s(&iso)]);
-        let sevenz = snapshot(&by_7z);
-        for (name, (content, _)) in &want {
-            if !content.starts_with(b"-> ") {
-                assert!(
-                    sevenz.get(name).is_some_and(|(c, _)| c == content),
-                    "7-Zip: {name}"
-                );
+        peer("7zz", &["x", "-y", &format!("-o{}", s(&by_7z)), s(&iso)]);
+        let sevenz = snapshot(&by_7z, true);
+        for (name, (kind, body, _)) in &want {
+            if *kind != 'l' {
+                let (k, b, _) = sevenz.get(name).unwrap_or_else(|| panic!("7-Zip: {name}"));
+                assert!((k, b) == (kind, body), "7-Zip: {name}");
             }
         }
 
@@ -185,7 +127,7 @@ fn iso_images_from_folders_read_back_by_every_peer() {
         assert!(dimg(&["extract", s(&iso), "-o", s(&by_dimg)])
             .status
             .success());
-        assert_same(&snapshot(&by_dimg), &want, "dimg");
+        assert_same(&snapshot(&by_dimg, true), &want, "dimg");
 
         let udzo = dir.path().join("made.dmg");
         create(&["-srcfolder", s(&src), "-fs", "ISO", s(&udzo)]);
@@ -195,7 +137,7 @@ fn iso_images_from_folders_read_back_by_every_peer() {
                 .status
                 .success()
         );
-        let listed_back = run("xorriso", &["-indev", s(&back), "-find", "/"]);
+        let listed_back = peer("xorriso", &["-indev", s(&back), "-find", "/"]);
         assert_eq!(
             listed_back.lines().filter(|l| l.starts_with('\'')).count(),
             want.len() + 1
@@ -225,12 +167,12 @@ fn files_over_4_gib_are_multi_extent() {
         "UDTO",
         s(&iso),
     ]);
-    let found = run(
+    let found = peer(
         "xorriso",
         &["-indev", s(&iso), "-find", "/huge.bin", "-exec", "lsdl"],
     );
     assert!(found.contains(&format!(" {size} ")), "{found}");
-    let listed = run("7zz", &["l", s(&iso)]);
+    let listed = peer("7zz", &["l", s(&iso)]);
     assert!(
         listed.contains(&format!("{size}  huge.bin")) || listed.contains(&format!(" {size} ")),
         "{listed}"
@@ -269,18 +211,18 @@ fn fat_images_pass_fsck_and_mtools_reads_them() {
             said.contains("link to readme: a symlink to ../README.txt, not kept"),
             "{said}"
         );
-        let fsck = run("fsck.fat", &["-n", "-v", s(&img)]);
+        let fsck = peer("fsck.fat", &["-n", "-v", s(&img)]);
         assert!(
             fsck.contains(if fs_name == "FAT32" { "FAT32" } else { "FAT16" }) || fs_name == "FAT",
             "{fsck}"
         );
         let out = dir.path().join(format!("{fs_name}-mtools"));
         fs::create_dir(&out).unwrap();
-        run("mcopy", &["-s", "-m", "-i", s(&img), "::/*", s(&out)]);
-        let mut want = snapshot(&src);
+        peer("mcopy", &["-s", "-m", "-i", s(&img), "::/*", s(&out)]);
+        let mut want = snapshot(&src, true);
         want.remove("unicode/link to readme");
-        assert_same(&snapshot(&out), &want, fs_name);
-        assert!(run("mlabel", &["-s", "-i", s(&img), "::"]).contains("DIMGTEST"));
+        assert_same(&snapshot(&out, true), &want, fs_name);
+        assert!(peer("mlabel", &["-s", "-i", s(&img), "::"]).contains("DIMGTEST"));
     }
     let blank = dir.path().join("blank.dmg");
     create(&[
@@ -303,9 +245,9 @@ fn fat_images_pass_fsck_and_mtools_reads_them() {
         40 << 20,
         "-size is the whole image"
     );
-    let checked = run("sgdisk", &["-v", s(&raw)]);
+    let checked = peer("sgdisk", &["-v", s(&raw)]);
     assert!(checked.contains("No problems found"), "{checked}");
-    let listed = run("sgdisk", &["-p", s(&raw)]);
+    let listed = peer("sgdisk", &["-p", s(&raw)]);
     assert!(listed.contains("0700  EMPTY"), "{listed}");
     let info = stdout(&dimg(&["info", s(&blank)]));
     assert!(info.contains("volume “EMPTY”"), "{info}");
@@ -428,7 +370,7 @@ fn hfs_plus_images_from_folders_read_back_by_7zip_and_dimg() {
         let dir = tempfile::tempdir().unwrap();
         let src = dir.path().join("src");
         source(&src, extra);
-        let want = decomposed(snapshot(&src));
+        let want = decomposed(snapshot(&src, true));
         let dmg = dir.path().join("made.dmg");
         create(&["-srcfolder", s(&src), "-volname", "Made by dimg", s(&dmg)]);
         let info = stdout(&dimg(&["info", s(&dmg)]));
@@ -442,7 +384,7 @@ fn hfs_plus_images_from_folders_read_back_by_7zip_and_dimg() {
         let o = dimg(&["extract", s(&dmg), "-o", s(&by_dimg)]);
         assert!(o.status.success(), "{}", stderr(&o));
         assert_same(
-            &snapshot(&by_dimg),
+            &snapshot(&by_dimg, true),
             &want,
             &format!("dimg, {extra} more files"),
         );
@@ -460,7 +402,7 @@ fn hfs_plus_images_from_folders_read_back_by_7zip_and_dimg() {
             "UDTO",
             s(&raw),
         ]);
-        let listed = run("7zz", &["l", "-slt", s(&raw)]);
+        let listed = peer("7zz", &["l", "-slt", s(&raw)]);
         let paths = listed
             .lines()
             .filter(|l| l.starts_with("Path = Made by dimg/"))
@@ -469,26 +411,24 @@ fn hfs_plus_images_from_folders_read_back_by_7zip_and_dimg() {
         let by_7z = dir.path().join("7z");
         // 7-Zip refuses to extract a symlink with ".." in its target ("dangerous link").
         let no_link = "-xr!link to readme";
-        run(
+        peer(
             "7zz",
             &["x", "-y", no_link, &format!("-o{}", s(&by_7z)), s(&raw)],
         );
-        let got = snapshot(&by_7z.join("Made by dimg"));
-        for (name, (content, mtime)) in &want {
-            if content.starts_with(b"-> ") {
+        let got = snapshot(&by_7z.join("Made by dimg"), true);
+        for (name, entry) in &want {
+            if entry.0 == 'l' {
                 assert!(
                     listed.contains(&format!("Path = Made by dimg/{name}\n")),
                     "7-Zip lists {name}"
                 );
                 continue;
             }
-            let (c, m) = got
+            // Contents (by digest) and, for files, the time.
+            let got = got
                 .get(name)
                 .unwrap_or_else(|| panic!("7-Zip: {name} missing"));
-            assert!(c == content, "7-Zip: {name}: contents differ");
-            if !content.starts_with(b"<dir>") {
-                assert_eq!(m, mtime, "7-Zip: {name}: modification time");
-            }
+            assert_eq!(got, entry, "7-Zip: {name}");
         }
     }
 }
@@ -530,7 +470,7 @@ fn hfs_plus_and_hfsx_case_rules() {
     );
     assert_eq!(fs::metadata(&raw).unwrap().len(), 20 << 20);
     assert!(stdout(&dimg(&["info", s(&blank)])).contains("volume “Blank”"));
-    let listed = run("7zz", &["l", s(&raw)]);
+    let listed = peer("7zz", &["l", s(&raw)]);
     assert!(listed.contains("Type = HFS"), "{listed}");
     fs::remove_file(src.join("README")).unwrap();
     fs::write(src.join("big"), noise(3 << 20, 5)).unwrap();
@@ -547,7 +487,7 @@ fn hybrid_discs_show_the_same_tree_on_both_sides() {
     let dir = tempfile::tempdir().unwrap();
     let src = dir.path().join("src");
     source(&src, 200);
-    let want = snapshot(&src);
+    let want = snapshot(&src, true);
     let iso = dir.path().join("hybrid.iso");
     let o = dimg(&[
         "makehybrid",
@@ -573,7 +513,7 @@ fn hybrid_discs_show_the_same_tree_on_both_sides() {
     );
 
     let by_xorriso = dir.path().join("xorriso");
-    run(
+    peer(
         "xorriso",
         &[
             "-osirrox",
@@ -585,17 +525,9 @@ fn hybrid_discs_show_the_same_tree_on_both_sides() {
             s(&by_xorriso),
         ],
     );
-    assert_same(&snapshot(&by_xorriso), &want, "ISO side, by xorriso");
+    assert_same(&snapshot(&by_xorriso, true), &want, "ISO side, by xorriso");
 
-    let json: serde_json::Value =
-        serde_json::from_str(&stdout(&dimg(&["info", s(&iso), "--json"]))).unwrap();
-    let hfs = json["partitions"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|p| p["file_system"] == "HFS+")
-        .expect("an HFS+ partition")
-        .clone();
+    let hfs = partition_with(&iso, "HFS+");
     let by_dimg = dir.path().join("dimg-hfs");
     let index = hfs["index"].to_string();
     assert!(
@@ -604,7 +536,7 @@ fn hybrid_discs_show_the_same_tree_on_both_sides() {
             .success()
     );
     assert_same(
-        &snapshot(&by_dimg),
+        &snapshot(&by_dimg, true),
         &decomposed(want.clone()),
         "HFS+ side, by dimg",
     );
@@ -616,11 +548,8 @@ fn hybrid_discs_show_the_same_tree_on_both_sides() {
     let disc = fs::read(&iso).unwrap();
     let partition = dir.path().join("hfs.img");
     fs::write(&partition, &disc[start as usize..(start + size) as usize]).unwrap();
-    let listed = run("7zz", &["l", "-slt", s(&partition)]);
-    let volume = json["partitions"][0]["volume_name"]
-        .as_str()
-        .unwrap()
-        .to_string();
+    let listed = peer("7zz", &["l", "-slt", s(&partition)]);
+    let volume = hfs["volume_name"].as_str().unwrap().to_string();
     for name in decomposed(want).keys() {
         let path = format!("Path = {}/{name}\n", s(&src).rsplit('/').next().unwrap());
         assert!(
@@ -673,7 +602,7 @@ fn partition_maps_are_read_by_parted_and_sfdisk() {
         if tool == "parted" {
             a.push("print");
         }
-        let said = run(tool, &a);
+        let said = peer(tool, &a);
         assert!(said.contains(expect), "{layout}: {said}");
         let out = dir.path().join(format!("{layout}.out"));
         assert!(
@@ -721,7 +650,7 @@ fn extended_attributes_and_resource_forks_go_into_hfs_plus() {
     ]);
 
     let by_7z = dir.path().join("7z");
-    run("7zz", &["x", "-sns", &format!("-o{}", s(&by_7z)), s(&raw)]);
+    peer("7zz", &["x", "-sns", &format!("-o{}", s(&by_7z)), s(&raw)]);
     for (path, name, value) in &streams {
         let stream = if *name == "com.apple.ResourceFork" {
             "rsrc"

@@ -165,12 +165,6 @@ fn cd_info_and_bchunk_accept_what_dimg_writes() {
     );
 }
 
-fn run(tool: &str, args: &[&str]) -> std::process::Output {
-    let o = Command::new(program(tool)).args(args).output().unwrap();
-    assert!(o.status.success(), "{tool} {args:?}: {}", stderr(&o));
-    o
-}
-
 fn convert(from: &Path, format: &str, to: &Path) -> String {
     let o = dimg(&["convert", s(from), "-format", format, "-o", s(to)]);
     assert!(o.status.success(), "{format}: {}", stderr(&o));
@@ -234,7 +228,7 @@ fn an_iso_through_cue_and_nrg_is_accepted_by_every_peer() {
     let src = dir.path().join("src");
     source_folder(&src);
     let iso = dir.path().join("disc.iso");
-    run(
+    peer(
         "genisoimage",
         &[
             "-quiet",
@@ -255,12 +249,12 @@ fn an_iso_through_cue_and_nrg_is_accepted_by_every_peer() {
     convert(&iso, "CUE", &cue);
     let bin = cue.with_extension("bin");
     assert_eq!(fs::metadata(&bin).unwrap().len(), iso_size / 2048 * 2352);
-    run("bchunk", &[s(&bin), s(&cue), s(&dir.path().join("bchunk"))]);
+    peer("bchunk", &[s(&bin), s(&cue), s(&dir.path().join("bchunk"))]);
     assert_eq!(sha256sum(&dir.path().join("bchunk01.iso")), sha256sum(&iso));
-    let info = stdout(&run(
+    let info = peer(
         "cd-info",
         &["--no-device-info", "--no-cddb", "--cue-file", s(&cue)],
-    ));
+    );
     assert!(info.contains("1: 00:02:00  000000 data"), "{info}");
     assert!(info.contains("CD-ROM with ISO 9660 filesystem"), "{info}");
     assert!(info.contains("label `DIMGTEST"), "{info}");
@@ -272,15 +266,15 @@ fn an_iso_through_cue_and_nrg_is_accepted_by_every_peer() {
     convert(&iso, "NRG", &nrg);
     let nrg_size = fs::metadata(&nrg).unwrap().len();
     let stripped = dir.path().join("nrg2iso.iso");
-    run("nrg2iso", &[s(&nrg), s(&stripped)]);
+    peer("nrg2iso", &[s(&nrg), s(&stripped)]);
     let stripped = fs::read(&stripped).unwrap();
     assert_eq!(stripped.len() as u64, nrg_size - 150 * 2048);
     assert!(stripped[..iso_size as usize] == fs::read(&iso).unwrap()[..]);
     assert_eq!(&stripped[iso_size as usize..][..4], b"CUEX");
     let by_iat = dir.path().join("iat.iso");
-    run("iat", &[s(&nrg), s(&by_iat)]);
+    peer("iat", &[s(&nrg), s(&by_iat)]);
     assert_eq!(sha256sum(&by_iat), sha256sum(&iso));
-    let listed = stdout(&run("7zz", &["l", "-slt", s(&nrg)]));
+    let listed = peer("7zz", &["l", "-slt", s(&nrg)]);
     for name in [
         "big.dat",
         "docs/readme.txt",
@@ -298,7 +292,7 @@ fn an_iso_through_cue_and_nrg_is_accepted_by_every_peer() {
     convert(&nrg, "ISO", &back);
     assert_eq!(sha256sum(&back), sha256sum(&iso));
     // libcdio's iso-info reads ISO files only (not BINs, not even real ones): it reads this one.
-    let listed = stdout(&run("iso-info", &["--no-header", "-f", "-i", s(&back)]));
+    let listed = peer("iso-info", &["--no-header", "-f", "-i", s(&back)]);
     for name in [
         "/big.dat",
         "/docs/readme.txt",
@@ -341,10 +335,10 @@ fn audio_tracks_survive_nrg_and_cue_round_trips() {
         fs::read_to_string(&first).unwrap()
     );
     let tracks = |image: &Path| {
-        let text = stdout(&run(
+        let text = peer(
             "cd-info",
             &["--no-device-info", "--no-cddb", "-i", s(image)],
-        ));
+        );
         text.lines()
             .filter(|l| l.contains(" audio ") || l.contains("leadout"))
             .map(|l| l.split_whitespace().take(3).collect::<Vec<_>>().join(" "))
@@ -389,10 +383,10 @@ fn a_mixed_mode_disc_keeps_its_tracks_or_says_what_it_dropped() {
     let mut joined = fs::read(dir.path().join("data.bin")).unwrap();
     joined.extend(fs::read(dir.path().join("audio.bin")).unwrap());
     assert!(fs::read(back.with_extension("bin")).unwrap() == joined);
-    let info = stdout(&run(
+    let info = peer(
         "cd-info",
         &["--no-device-info", "--no-cddb", "--cue-file", s(&back)],
-    ));
+    );
     assert!(info.contains("1: 00:02:00  000000 data"), "{info}");
     // 302 data sectors, then the audio track's 150-sector pregap.
     assert!(info.contains("2: 00:08:02  000452 audio"), "{info}");
@@ -426,29 +420,6 @@ fn disc_formats_refuse_encryption_and_leave_nothing() {
     }
 }
 
-/// Every file of a folder, by path relative to it, with its contents.
-fn tree(root: &Path) -> std::collections::BTreeMap<String, Vec<u8>> {
-    let mut found = std::collections::BTreeMap::new();
-    let mut todo = vec![root.to_path_buf()];
-    while let Some(dir) = todo.pop() {
-        for e in fs::read_dir(&dir).unwrap() {
-            let path = e.unwrap().path();
-            let name = path
-                .strip_prefix(root)
-                .unwrap()
-                .to_string_lossy()
-                .into_owned();
-            if path.is_dir() {
-                found.insert(format!("{name}/"), Vec::new());
-                todo.push(path);
-            } else {
-                found.insert(name, fs::read(&path).unwrap());
-            }
-        }
-    }
-    found
-}
-
 /// Bootable ISOs from genisoimage (BIOS, no emulation) and xorriso (a 1.44M floppy and a UEFI
 /// no-emulation image): dimg reports the catalog as xorriso does, shows the files as the source
 /// folder plus a [BOOT] folder, and extracts exactly what 7-Zip extracts.
@@ -463,7 +434,7 @@ fn el_torito_boot_images_are_reported_and_extract_as_7zip_does() {
     floppy[510..512].copy_from_slice(&[0x55, 0xAA]);
     fs::write(src.join("boot/floppy.img"), &floppy).unwrap();
     let genisoimage = dir.path().join("bios.iso");
-    run(
+    peer(
         "genisoimage",
         &[
             "-quiet",
@@ -482,7 +453,7 @@ fn el_torito_boot_images_are_reported_and_extract_as_7zip_does() {
         ],
     );
     let xorriso = dir.path().join("two.iso");
-    run(
+    peer(
         "xorriso",
         &[
             "-as",
@@ -505,10 +476,7 @@ fn el_torito_boot_images_are_reported_and_extract_as_7zip_does() {
     );
     for (iso, images) in [(&genisoimage, 1), (&xorriso, 2)] {
         // xorriso's report: "El Torito boot img :   1  BIOS  y   none  0x0000  0x00      4          34"
-        let report = stdout(&run(
-            "xorriso",
-            &["-indev", s(iso), "-report_el_torito", "plain"],
-        ));
+        let report = peer("xorriso", &["-indev", s(iso), "-report_el_torito", "plain"]);
         let theirs: Vec<(String, String, String)> = report
             .lines()
             .filter(|l| l.starts_with("El Torito boot img :"))
@@ -551,18 +519,18 @@ fn el_torito_boot_images_are_reported_and_extract_as_7zip_does() {
         let _ = fs::remove_dir_all(&sevenz_dir);
         let o = dimg(&["extract", s(iso), "-o", s(&ours_dir)]);
         assert!(o.status.success(), "{}", stderr(&o));
-        run(
+        peer(
             "7zz",
             &["x", "-y", &format!("-o{}", s(&sevenz_dir)), s(iso)],
         );
-        let ours = tree(&ours_dir);
-        assert_eq!(ours, tree(&sevenz_dir), "{}", iso.display());
+        let ours = snapshot(&ours_dir, false);
+        assert_eq!(ours, snapshot(&sevenz_dir, false), "{}", iso.display());
         let mut files = ours.clone();
         files.retain(|name, _| !name.starts_with("[BOOT]") && name != "boot/boot.cat");
-        assert_eq!(files, tree(&src), "{}", iso.display());
+        assert_eq!(files, snapshot(&src, false), "{}", iso.display());
         let boot_files = ours
-            .keys()
-            .filter(|k| k.starts_with("[BOOT]/") && !k.ends_with('/'));
+            .iter()
+            .filter(|(k, entry)| k.starts_with("[BOOT]/") && entry.0 == 'f');
         assert_eq!(boot_files.count(), images);
     }
     let floppy_out = dir.path().join("dimg-out/[BOOT]/1-Boot-1.44M.img");

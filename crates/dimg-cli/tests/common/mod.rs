@@ -2,7 +2,9 @@
 // Each test file uses its own subset of these.
 #![allow(dead_code)]
 
-use std::path::Path;
+use std::collections::BTreeMap;
+use std::fs;
+use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
 pub fn dimg(args: &[&str]) -> Output {
@@ -48,4 +50,87 @@ pub fn noise(n: usize, mut seed: u64) -> Vec<u8> {
             seed as u8
         })
         .collect()
+}
+
+/// Every entry under `root` (symlinks not followed).
+pub fn walk(root: &Path) -> Vec<PathBuf> {
+    let mut out = Vec::new();
+    let mut stack = vec![root.to_path_buf()];
+    while let Some(d) = stack.pop() {
+        for e in fs::read_dir(&d).unwrap() {
+            let p = e.unwrap().path();
+            if p.is_dir() && !p.is_symlink() {
+                stack.push(p.clone());
+            }
+            out.push(p);
+        }
+    }
+    out
+}
+
+/// path → (kind, SHA-256 of the contents or the link target, mtime) for every entry under
+/// `root`; symlinks' own times are left out (they cannot be set without lutimes).
+pub fn snapshot(root: &Path, with_times: bool) -> Snapshot {
+    walk(root)
+        .into_iter()
+        .map(|p| {
+            let rel = p.strip_prefix(root).unwrap().to_string_lossy().into_owned();
+            let meta = fs::symlink_metadata(&p).unwrap();
+            let mtime = if with_times {
+                std::os::unix::fs::MetadataExt::mtime(&meta)
+            } else {
+                0
+            };
+            let (kind, body) = if meta.is_symlink() {
+                let target = fs::read_link(&p).unwrap();
+                ('l', target.to_string_lossy().into_owned())
+            } else if meta.is_dir() {
+                ('d', String::new())
+            } else {
+                // In process: trees of 100,000 files are compared, a sha256sum each would crawl.
+                let digest = <sha2::Sha256 as sha2::Digest>::digest(fs::read(&p).unwrap());
+                ('f', digest.iter().map(|b| format!("{b:02x}")).collect())
+            };
+            (rel, (kind, body, if kind == 'f' { mtime } else { 0 }))
+        })
+        .collect()
+}
+
+pub type Snapshot = BTreeMap<String, (char, String, i64)>;
+
+/// Equal snapshots, or a failure that lists only the entries that differ.
+pub fn assert_same(got: &Snapshot, want: &Snapshot, what: &str) {
+    let keys: std::collections::BTreeSet<&String> = got.keys().chain(want.keys()).collect();
+    let differ: Vec<String> = keys
+        .into_iter()
+        .filter(|k| got.get(*k) != want.get(*k))
+        .map(|k| format!("{k}: got {:?}, want {:?}", got.get(k), want.get(k)))
+        .collect();
+    assert!(differ.is_empty(), "{what}: {differ:#?}");
+}
+
+/// Runs a peer tool that must succeed, and gives what it printed. mtools is told not to check
+/// the images it is handed, and every tool reads times in UTC.
+pub fn peer(tool: &str, args: &[&str]) -> String {
+    let o = Command::new(dimg_e2e::program(tool))
+        .args(args)
+        .env("MTOOLS_SKIP_CHECK", "1")
+        .env("TZ", "UTC")
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{tool} {args:?}: {}", stderr(&o));
+    String::from_utf8_lossy(&o.stdout).into_owned()
+}
+
+/// The partition `dimg info --json` says holds `file_system`.
+pub fn partition_with(image: &Path, file_system: &str) -> serde_json::Value {
+    let json: serde_json::Value =
+        serde_json::from_str(&stdout(&dimg(&["info", s(image), "--json"]))).unwrap();
+    json["partitions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|p| p["file_system"] == file_system)
+        .unwrap_or_else(|| panic!("{}: no {file_system} partition", image.display()))
+        .clone()
 }
