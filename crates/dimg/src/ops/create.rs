@@ -103,9 +103,8 @@ pub fn create(
         path: output.into(),
         reason,
     };
-    if output.exists() && !options.output.overwrite {
-        return Err(refuse("already exists (use -ov to overwrite)".into()));
-    }
+    // Before the volume is built, not after.
+    super::output::refuse_existing(output, options.output.overwrite)?;
     let tree = folder.map(Tree::scan).transpose()?;
     let label = folder.unwrap_or(output);
     let mut notes: Vec<String> = tree

@@ -16,6 +16,17 @@ pub struct AtomicOutput {
     position: u64,
 }
 
+/// An existing `target` is replaced only when asked to be.
+pub fn refuse_existing(target: &Path, overwrite: bool) -> Result<()> {
+    match target.exists() && !overwrite {
+        true => Err(Error::Refused {
+            path: target.to_path_buf(),
+            reason: "already exists (use -ov to overwrite)".into(),
+        }),
+        false => Ok(()),
+    }
+}
+
 impl AtomicOutput {
     /// Refuses a target that is the source itself (by path or by inode) or that exists without
     /// `overwrite`.
@@ -27,9 +38,7 @@ impl AtomicOutput {
         if same_file(source, target) {
             return Err(refuse("is the source image itself; choose another output"));
         }
-        if target.exists() && !overwrite {
-            return Err(refuse("already exists (use -ov to overwrite)"));
-        }
+        refuse_existing(target, overwrite)?;
         let dir = match target.parent() {
             Some(p) if !p.as_os_str().is_empty() => p,
             _ => Path::new("."),
