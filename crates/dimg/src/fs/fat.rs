@@ -132,6 +132,8 @@ impl Volume for Fat {
                 size: e.len(),
                 modified: unix(e.modified()),
                 mode: None,
+                owner: None,
+                links: 1,
                 // The first cluster would do, but fatfs keeps it private: the path is unique too.
                 inode: hash(&full),
                 streams: Vec::new(),

@@ -290,8 +290,9 @@ pub struct HfsPlus {
     used_blocks: u64,
     /// Bytes of journal transactions not yet written to the volume (a dirty journal).
     unreplayed: u64,
-    /// The files hard links stand for, by inode number: "iNode<n>" in the private data folder.
-    inodes: HashMap<u32, (Item, u64)>,
+    /// The file records hard links stand for, by inode number: "iNode<n>" in the private data
+    /// folder. The record, not the link's, holds the file's owner, mode, times and link count.
+    inodes: HashMap<u32, Vec<u8>>,
     /// The attributes B-tree, when the volume has one.
     attributes_tree: Option<BTree>,
     /// Its records indexed once by file ID: only files with attributes appear.
@@ -367,8 +368,8 @@ impl HfsPlus {
                 let n = name
                     .strip_prefix("iNode")
                     .and_then(|n| n.parse::<u32>().ok());
-                if let (Some(n), Some(file)) = (n, file_item(d)) {
-                    inodes.insert(n, file);
+                if let (Some(n), true) = (n, file_item(d).is_some()) {
+                    inodes.insert(n, d.to_vec());
                 }
             })?;
             volume.inodes = inodes;
@@ -526,8 +527,17 @@ impl HfsPlus {
         if d.len() < 2 {
             return Ok(None);
         }
-        let kind = be16(d, 0);
-        let (item, mut size, kind, cnid) = match kind {
+        // A hard link stands for its iNode file: that record is the file, at every link.
+        let link_target = match (be16(d, 0), d.get(48..56)) {
+            (2, Some(b"hlnkhfs+")) => self.inodes.get(&be32(d, 44)),
+            _ => None,
+        };
+        let d = link_target.map_or(d, |record| record.as_slice());
+        let links = match link_target {
+            Some(_) => be32(d, 44).max(1),
+            None => 1,
+        };
+        let (item, mut size, kind, cnid) = match be16(d, 0) {
             1 if d.len() >= 88 => (
                 Item::Folder(be32(d, 8)),
                 0,
@@ -535,15 +545,9 @@ impl HfsPlus {
                 be32(d, 8),
             ),
             2 if d.len() >= 248 => {
-                let (file_type, creator) = (&d[48..52], &d[52..56]);
-                let (mut item, mut size) = file_item(d).expect("a file record of full length");
+                let (item, size) = file_item(d).expect("a file record of full length");
                 let mut kind = EntryKind::File;
-                if file_type == b"hlnk" && creator == b"hfs+" {
-                    if let Some((inode, inode_size)) = self.inodes.get(&be32(d, 44)).cloned() {
-                        item = inode;
-                        size = inode_size;
-                    }
-                } else if file_type == b"slnk" && creator == b"rhap" {
+                if &d[48..56] == b"slnkrhap" {
                     let target = self.read_all(&item)?;
                     kind = EntryKind::Symlink(String::from_utf8_lossy(&target).into_owned());
                 }
@@ -585,6 +589,9 @@ impl HfsPlus {
             streams,
             modified: date(be32(d, 16)),
             mode: (mode != 0).then_some(u32::from(mode) & 0o7777),
+            // BSD info is set when the mode is: the owner and group beside it.
+            owner: (mode != 0).then(|| (be32(d, 32), be32(d, 36))),
+            links,
             inode: u64::from(cnid),
             handle: Handle::new(item.clone()),
         };

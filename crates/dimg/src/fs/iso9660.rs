@@ -162,6 +162,8 @@ impl Iso9660 {
                     size: image.size,
                     modified: None,
                     mode: None,
+                    owner: None,
+                    links: 1,
                     inode: u64::MAX - 1 - i as u64,
                     streams: Vec::new(),
                     handle: Handle::new(location),
@@ -294,6 +296,8 @@ impl Iso9660 {
             size: u64::from(extent.size),
             modified: short_time(&r[18..25]),
             mode: None,
+            owner: None,
+            links: 1,
             inode: u64::from(extent.lba),
             streams: Vec::new(),
             handle: Handle::new(()),
@@ -318,6 +322,7 @@ impl Iso9660 {
                 entry.kind = EntryKind::Symlink(target);
             }
             entry.mode = rr.mode.map(|m| m & 0o7777);
+            entry.owner = rr.owner;
             let special = match rr.mode.map(|m| m & 0o170000) {
                 Some(0o020000) => Some("character device"),
                 Some(0o060000) => Some("block device"),
@@ -373,7 +378,13 @@ impl Iso9660 {
                             name.push_str(&String::from_utf8_lossy(&d[1..]));
                         }
                     }
-                    b"PX" if d.len() >= 4 => rr.mode = Some(le32(d, 0)),
+                    b"PX" if d.len() >= 4 => {
+                        rr.mode = Some(le32(d, 0));
+                        // Both-endian fields of 8 bytes: mode, links, owner, group.
+                        if d.len() >= 28 {
+                            rr.owner = Some((le32(d, 16), le32(d, 24)));
+                        }
+                    }
                     b"SL" if !d.is_empty() => {
                         symlink_components(&d[1..], rr.symlink.get_or_insert_with(String::new))
                     }
@@ -408,6 +419,7 @@ impl Iso9660 {
 struct RockRidge {
     name: Option<String>,
     mode: Option<u32>,
+    owner: Option<(u32, u32)>,
     symlink: Option<String>,
     modified: Option<i64>,
     child_link: Option<u32>,
@@ -513,6 +525,10 @@ impl Volume for Iso9660 {
         self.label.clone()
     }
 
+    fn invented(&self, entry: &DirEntry) -> bool {
+        entry.handle.get::<BootFolder>().is_ok()
+    }
+
     fn used(&self) -> Option<u64> {
         Some(u64::from(self.sectors) * SECTOR)
     }
@@ -559,6 +575,8 @@ impl Volume for Iso9660 {
                 size: 0,
                 modified: None,
                 mode: None,
+                owner: None,
+                links: 1,
                 inode: u64::MAX,
                 streams: Vec::new(),
                 handle: Handle::new(BootFolder),

@@ -57,6 +57,8 @@ impl DirEntry {
             size,
             modified: None,
             mode: None,
+            owner: None,
+            links: 1,
             inode,
             streams: Vec::new(),
             handle,
@@ -80,6 +82,12 @@ pub struct DirEntry {
     pub modified: Option<i64>,
     /// POSIX permission bits, where the file system keeps them.
     pub mode: Option<u32>,
+    /// Owner and group IDs, where the file system keeps them.
+    #[serde(skip)]
+    pub owner: Option<(u32, u32)>,
+    /// How many names the file has (hard links); they all share `inode`.
+    #[serde(skip)]
+    pub links: u32,
     /// What the file system identifies the entry by (an extent address, a catalog node ID): two
     /// entries with the same one are the same directory, which is how loops are caught.
     pub inode: u64,
@@ -118,6 +126,11 @@ pub trait Volume: Send + Sync {
     /// Bytes in use, as the file system accounts them.
     fn used(&self) -> Option<u64> {
         None
+    }
+    /// Whether the reader made this entry up rather than found it on the medium (the `[BOOT]`
+    /// folder 7-Zip shows on El Torito discs): a mount shows only what the volume holds.
+    fn invented(&self, _entry: &DirEntry) -> bool {
+        false
     }
     /// One of the entry's named streams.
     fn open_stream(&self, entry: &DirEntry, name: &str) -> io::Result<Arc<dyn ReadAt>> {

@@ -5,25 +5,48 @@ use crate::container;
 use crate::error::{Error, FormatError, Result};
 use crate::fs::{self, components, DirEntry, EntryKind, Volume};
 use crate::io::ReadAt;
+use crate::partition::Partition;
 use crate::secret::Passphrase;
 use serde::Serialize;
 use std::collections::HashSet;
 use std::io::Write;
 use std::path::{Component, Path, PathBuf};
+use std::sync::Arc;
 
-/// The volume in partition `which` (as `info` numbers them; 0 is the whole disk), or the first
-/// one dimg can browse.
-fn volume(
+/// An image opened for attaching or browsing: its virtual disk, the places a volume can be, and
+/// the volumes dimg can browse among them.
+pub struct ImageVolumes {
+    pub format: &'static str,
+    pub disk: Arc<dyn ReadAt>,
+    pub partitions: Vec<Partition>,
+    /// Each browsable volume with the partition it lies in, in the map's order.
+    pub volumes: Vec<(Partition, Box<dyn Volume>)>,
+    /// Why a recognised file system could not be browsed, when one could not.
+    refusal: Option<std::io::Error>,
+}
+
+impl ImageVolumes {
+    /// Why there is no volume to show: the first refusal, or that none was found.
+    pub fn no_volume(&self) -> std::io::Error {
+        match &self.refusal {
+            Some(e) => std::io::Error::new(e.kind(), e.to_string()),
+            None => FormatError::io("file system", 0, "no file system dimg can browse was found"),
+        }
+    }
+}
+
+/// Opens `image` and mounts every volume dimg can browse in it, or only the one in partition
+/// `which` (as `info` numbers them; 0 is the whole disk).
+pub fn volumes(
     image: &Path,
     passphrase: Option<&Passphrase>,
     which: Option<u32>,
-) -> Result<Box<dyn Volume>> {
+) -> Result<ImageVolumes> {
     let opened = container::open(image, passphrase)?;
     let disk = opened.container.disk();
-    let (_, mut parts) = fs::places(&*disk).map_err(|e| Error::io(image, e))?;
+    let (_, partitions) = fs::places(&*disk).map_err(|e| Error::io(image, e))?;
     if let Some(n) = which {
-        parts.retain(|p| p.index == n);
-        if parts.is_empty() {
+        if !partitions.iter().any(|p| p.index == n) {
             return Err(Error::io(
                 image,
                 FormatError::io(
@@ -34,20 +57,37 @@ fn volume(
             ));
         }
     }
-    let mut refusal = None;
-    for p in parts {
-        match fs::mount(std::sync::Arc::new(p.open(disk.clone()))) {
-            Ok(Some(v)) => return Ok(v),
+    let mut found = ImageVolumes {
+        format: opened.driver.name,
+        disk: disk.clone(),
+        partitions: partitions.clone(),
+        volumes: Vec::new(),
+        refusal: None,
+    };
+    for p in partitions
+        .into_iter()
+        .filter(|p| which.is_none_or(|n| p.index == n))
+    {
+        match fs::mount(Arc::new(p.open(disk.clone()))) {
+            Ok(Some(v)) => found.volumes.push((p, v)),
             Ok(None) => {}
-            Err(e) => refusal = refusal.or(Some(e)),
+            Err(e) => found.refusal = found.refusal.or(Some(e)),
         }
     }
-    Err(Error::io(
-        image,
-        refusal.unwrap_or_else(|| {
-            FormatError::io("file system", 0, "no file system dimg can browse was found")
-        }),
-    ))
+    Ok(found)
+}
+
+/// The volume in partition `which`, or the first one dimg can browse.
+fn volume(
+    image: &Path,
+    passphrase: Option<&Passphrase>,
+    which: Option<u32>,
+) -> Result<Box<dyn Volume>> {
+    let mut found = volumes(image, passphrase, which)?;
+    match found.volumes.is_empty() {
+        true => Err(Error::io(image, found.no_volume())),
+        false => Ok(found.volumes.remove(0).1),
+    }
 }
 
 #[derive(Debug, Serialize)]

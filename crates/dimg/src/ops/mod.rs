@@ -12,7 +12,7 @@ mod verify;
 
 pub use crate::build::layout::Layout;
 pub use crate::container::Check;
-pub use browse::{extract, list, list_tree, ExtractReport, Listing};
+pub use browse::{extract, list, list_tree, volumes, ExtractReport, ImageVolumes, Listing};
 pub use convert::{convert, ConvertOptions, ConvertReport, Encryption, OutputFormat};
 pub use create::{create, CreateOptions, CreateReport, FileSystem};
 pub use encryption::{chpass, identity, is_encrypted};

@@ -67,8 +67,14 @@ impl UdifDisk {
     }
 
     fn cached(&self, index: usize) -> io::Result<Arc<Vec<u8>>> {
-        if let Some((_, data)) = self.lock().iter().find(|(i, _)| *i == index) {
-            return Ok(data.clone());
+        {
+            // Least recently used goes first: a B-tree walk keeps coming back to the same chunks.
+            let mut cache = self.lock();
+            if let Some(at) = cache.iter().position(|(i, _)| *i == index) {
+                let hit = cache.remove(at).expect("a position in the cache");
+                cache.push_front(hit.clone());
+                return Ok(hit.1);
+            }
         }
         let run = &self.runs[index];
         let mut data = vec![0; (run.sectors * 512) as usize];
