@@ -1,7 +1,7 @@
 //! HFS+ compressed files (decmpfs, formats.md §h.1): the "com.apple.decmpfs" attribute starts
 //! with "fpmc", a type and the file's size; small files keep their compressed bytes right after
-//! it, larger ones in the resource fork as independent 64 KiB blocks. zlib and LZFSE are read,
-//! inline or in the fork; blocks are decompressed when read and the last one is kept.
+//! it, larger ones in the resource fork as independent 64 KiB blocks. zlib, LZVN and LZFSE are
+//! read, inline or in the fork; blocks are decompressed when read and the last one is kept.
 
 use crate::bytes::{be32, le32, le64};
 use crate::codec::Codec;
@@ -24,20 +24,49 @@ pub(super) fn stated_size(attribute: &[u8]) -> Option<u64> {
     (attribute.len() >= 16 && &attribute[..4] == b"fpmc").then(|| le64(attribute, 8))
 }
 
-/// One block's bytes: compressed, or stored after a marker byte when compressing did not pay.
-fn inflate(codec: Codec, data: &[u8], out: &mut [u8]) -> io::Result<()> {
-    let stored = match codec {
-        Codec::Zlib => data.first().is_some_and(|b| b & 0x0F == 0x0F),
-        _ => data.first() == Some(&0x06),
-    };
-    if stored {
-        if data.len() - 1 < out.len() {
-            return Err(bad("a stored block is shorter than the file says"));
+/// How a compressed file's blocks are compressed.
+#[derive(Clone, Copy)]
+enum Method {
+    Zlib,
+    Lzvn,
+    Lzfse,
+    /// Types 9 and 10: each block a marker byte, then the bytes as they are.
+    Stored,
+}
+
+/// One block's bytes: compressed, or stored after a marker byte (always for types 9 and 10;
+/// elsewhere when compressing did not pay).
+fn inflate(method: Method, data: &[u8], out: &mut [u8]) -> io::Result<()> {
+    let first = data.first().copied();
+    let decoded = match method {
+        Method::Zlib if first.is_some_and(|b| b & 0x0F != 0x0F) => deflate(data, out),
+        Method::Lzfse if first != Some(0x06) => Codec::Lzfse.decompress(data, out),
+        Method::Lzvn if first != Some(0x06) => {
+            crate::codec::lzvn::decompress(data, out).map_err(|e| format!("LZVN data: {e}"))
         }
-        out.copy_from_slice(&data[1..1 + out.len()]);
-        return Ok(());
+        _ => match data.get(1..1 + out.len()) {
+            Some(stored) => {
+                out.copy_from_slice(stored);
+                Ok(())
+            }
+            None => Err("a stored block is shorter than the file says".into()),
+        },
+    };
+    decoded.map_err(bad)
+}
+
+/// A zlib block read as its deflate stream: macOS writes some without the Adler-32 trailer and
+/// reads them back, so the trailer is not required.
+fn deflate(zlib: &[u8], out: &mut [u8]) -> Result<(), String> {
+    let stream = zlib.get(2..).ok_or("a zlib block without its header")?;
+    match libdeflater::Decompressor::new().deflate_decompress(stream, out) {
+        Ok(n) if n == out.len() => Ok(()),
+        Ok(n) => Err(format!(
+            "zlib data: {n} bytes where {} were expected",
+            out.len()
+        )),
+        Err(e) => Err(format!("zlib data: corrupt stream ({e:?})")),
     }
-    codec.decompress(data, out).map_err(bad)
 }
 
 /// The file's contents, from its decmpfs attribute and, for fork-stored types, its resource fork.
@@ -47,18 +76,26 @@ pub(super) fn open(
 ) -> io::Result<Arc<dyn ReadAt>> {
     let size = stated_size(attribute).ok_or_else(|| bad("the attribute has no fpmc header"))?;
     let kind = le32(attribute, 4);
-    let codec = match kind {
-        3 | 4 => Codec::Zlib,
-        11 | 12 => Codec::Lzfse,
-        7 | 8 => return Err(bad("LZVN-compressed files are not read yet")),
+    if kind == 1 {
+        // Type 1: the bytes themselves, right after the header.
+        return match attribute.get(16..).filter(|d| d.len() as u64 >= size) {
+            Some(data) => Ok(Arc::new(data[..size as usize].to_vec())),
+            None => Err(bad("the attribute is shorter than the file it holds")),
+        };
+    }
+    let method = match kind {
+        3 | 4 => Method::Zlib,
+        9 | 10 => Method::Stored,
+        7 | 8 => Method::Lzvn,
+        11 | 12 => Method::Lzfse,
         other => return Err(bad(format!("compression type {other} is not read"))),
     };
-    if matches!(kind, 3 | 11) {
+    if matches!(kind, 3 | 7 | 9 | 11) {
         if size > MAX_INLINE {
             return Err(bad(format!("{size} bytes stored inline")));
         }
         let mut out = vec![0u8; size as usize];
-        inflate(codec, &attribute[16..], &mut out)?;
+        inflate(method, &attribute[16..], &mut out)?;
         return Ok(Arc::new(out));
     }
     let fork = resource()?;
@@ -70,7 +107,7 @@ pub(super) fn open(
     };
     Ok(Arc::new(Blocks {
         fork,
-        codec,
+        method,
         size,
         table,
         last: Mutex::new(None),
@@ -127,7 +164,7 @@ fn offset_table(fork: &dyn ReadAt, blocks: u64) -> io::Result<Vec<(u64, u64)>> {
 
 struct Blocks {
     fork: Arc<dyn ReadAt>,
-    codec: Codec,
+    method: Method,
     size: u64,
     /// (where in the fork, compressed length) of each 64 KiB block.
     table: Vec<(u64, u64)>,
@@ -149,7 +186,7 @@ impl Blocks {
         let mut compressed = vec![0u8; len as usize];
         self.fork.read_exact_at(at, &mut compressed)?;
         let mut out = vec![0u8; (self.size - n as u64 * BLOCK).min(BLOCK) as usize];
-        inflate(self.codec, &compressed, &mut out)?;
+        inflate(self.method, &compressed, &mut out)?;
         let out = Arc::new(out);
         *last = Some((n, out.clone()));
         Ok(out)
@@ -252,6 +289,7 @@ mod tests {
         assert!(open(&header(4, 100), || Ok(fork.clone())).is_err());
         assert!(open(&header(3, u64::MAX), || unreachable!()).is_err());
         assert!(open(&header(7, 10), || unreachable!()).is_err());
+        assert!(open(&header(5, 10), || unreachable!()).is_err());
         assert!(open(b"fpm", || unreachable!()).is_err());
     }
 }
