@@ -173,13 +173,48 @@ fn corpus_images_extract_to_their_recorded_listings() {
         let dir = tempfile::tempdir().unwrap();
         let out = dir.path().join("x");
         let o = dimg(&["extract", s(&t.path()), "-o", s(&out)]);
-        assert!(o.status.success(), "{}: {}", t.file, stderr(&o));
-        // 7-Zip puts the HFS+ volume name first; dimg extracts the volume's contents.
+        let unverified = text.lines().find_map(|l| l.strip_prefix("# unverified:"));
+        if !o.status.success() {
+            // Not browsable yet: APFS (#14), sparse bundles (#15), classic HFS (#16); and a
+            // volume with a file no tool could verify stops extraction until #22. Each a clean,
+            // one-line refusal naming the image; the mount test reads the rest file by file.
+            let why = stderr(&o);
+            let not_yet = [
+                "cannot be browsed yet",
+                "is a directory",
+                "no file system dimg can browse",
+            ];
+            let unreadable = unverified.is_some_and(|names| {
+                names.split_whitespace().count() > 0 && why.contains("is not read")
+            });
+            assert!(
+                not_yet.iter().any(|n| why.contains(n)) || unreadable,
+                "{}: {why}",
+                t.file
+            );
+            assert_eq!(
+                (o.status.code(), why.lines().count()),
+                (Some(1), 1),
+                "{why}"
+            );
+            assert!(
+                !out.exists(),
+                "{}: a failed extraction left {}",
+                t.file,
+                s(&out)
+            );
+            continue;
+        }
+        // 7-Zip and pyfshfs put the volume's name first; dimg extracts the volume's contents.
+        let listed: serde_json::Value =
+            serde_json::from_str(&stdout(&dimg(&["ls", s(&t.path()), "--json"]))).unwrap();
+        let prefix = format!("{}/", listed["volume"].as_str().unwrap());
+        let rows = text.lines().filter(|l| !l.starts_with('#'));
+        let prefixed = rows.clone().all(|l| l.starts_with(&prefix));
         let strip = |p: &str| -> String {
-            if t.file.contains("hfsplus") {
-                p.split_once('/').map(|x| x.1).unwrap_or(p).to_string()
-            } else {
-                p.to_string()
+            match prefixed {
+                true => p[prefix.len()..].to_string(),
+                false => p.to_string(),
             }
         };
         for line in text.lines().filter(|l| !l.starts_with('#')) {
