@@ -19,9 +19,10 @@ pub struct Cli {
 #[derive(Subcommand)]
 pub enum Command {
     /// Describe an image: format, sizes, what it holds
+    /// Without an image: what is attached (images, volumes, mount points, server pids)
     #[command(alias = "imageinfo")]
     Info {
-        image: PathBuf,
+        image: Option<PathBuf>,
         #[command(flatten)]
         pass: PassArgs,
         #[command(flatten)]
@@ -149,6 +150,37 @@ pub enum Command {
         /// Read the new passphrase from standard input (after the NUL)
         #[arg(long)]
         newstdinpass: bool,
+    },
+    /// Mount the image's volumes read-only where the file manager shows them: dimg attach IMAGE
+    Attach {
+        image: PathBuf,
+        /// Mount the one volume here instead (a folder; made if missing)
+        #[arg(long)]
+        mountpoint: Option<PathBuf>,
+        #[command(flatten)]
+        volume: VolumeArg,
+        /// Attach the disk only: the decoded disk and each partition as files, no volume mounted
+        #[arg(long)]
+        nomount: bool,
+        /// Serve in this terminal until Ctrl-C, instead of in the background
+        #[arg(long)]
+        foreground: bool,
+        /// (Internal) this process is the background server; its log is this file
+        #[arg(long, hide = true)]
+        served: Option<PathBuf>,
+        #[command(flatten)]
+        pass: PassArgs,
+        #[command(flatten)]
+        output: OutputArgs,
+    },
+    /// Unmount an attached image's volumes and stop its server: dimg detach MOUNTPOINT|IMAGE
+    Detach {
+        target: PathBuf,
+        /// Detach a busy volume anyway (lazily: it goes when the last file on it is closed)
+        #[arg(long)]
+        force: bool,
+        #[command(flatten)]
+        output: OutputArgs,
     },
     /// Say whether an image is encrypted
     Isencrypted {

@@ -130,7 +130,14 @@ fn new_passphrase(image: &Path, given: Option<Arc<Passphrase>>) -> dimg::Result<
 fn run(cli: Cli, cancel: &Cancel) -> Result<(), Failure> {
     match cli.command {
         Command::Info {
-            image,
+            image: None,
+            output,
+            ..
+        } => {
+            Output::from(output).print(&dimg_mount::attached(), output::attached_text);
+        }
+        Command::Info {
+            image: Some(image),
             pass,
             output,
         } => {
@@ -305,6 +312,53 @@ fn run(cli: Cli, cancel: &Cancel) -> Result<(), Failure> {
             bar.finish();
             Output::from(print).print(&report?, output::extract_text);
         }
+        Command::Attach {
+            image,
+            mountpoint,
+            volume,
+            nomount,
+            foreground,
+            served,
+            pass,
+            output,
+        } => {
+            let request = dimg_mount::Request {
+                image,
+                mount_point: mountpoint,
+                volume: volume.volume,
+                nomount,
+            };
+            match (foreground, served) {
+                (_, Some(log)) => {
+                    let given = stdin_passphrase(pass)?;
+                    let server = dimg_mount::serve(&request, given.as_deref(), &log)?;
+                    dimg_mount::hand_over(server.attachment())
+                        .map_err(|e| Error::io(Path::new("standard output"), e))?;
+                    server.wait(cancel);
+                }
+                (true, None) => {
+                    let given = stdin_passphrase(pass)?;
+                    let log = Path::new("standard error");
+                    let server = unlocked(&request.image, given.as_deref(), |p| {
+                        dimg_mount::serve(&request, p, log)
+                    })?;
+                    Output::from(output).print(server.attachment(), output::attachment_text);
+                    server.wait(cancel);
+                }
+                (false, None) => {
+                    let attachment = attach_in_background(&request, pass)?;
+                    Output::from(output).print(&attachment, output::attachment_text);
+                }
+            }
+        }
+        Command::Detach {
+            target,
+            force,
+            output,
+        } => {
+            let report = dimg_mount::detach(&target, force).map_err(Failure::Checks)?;
+            Output::from(output).print(&report, output::detached_text);
+        }
         Command::Isencrypted { image, output } => {
             let kind = ops::is_encrypted(&image)?;
             let report = output::Encrypted {
@@ -316,6 +370,45 @@ fn run(cli: Cli, cancel: &Cancel) -> Result<(), Failure> {
         }
     }
     Ok(())
+}
+
+/// Starts a mount server for `request` in the background (this program, `attach -foreground`),
+/// handing it the passphrase through a pipe: from standard input, or asked for here when the
+/// image turns out to be encrypted.
+fn attach_in_background(
+    request: &dimg_mount::Request,
+    pass: PassArgs,
+) -> Result<dimg_mount::Attachment, Failure> {
+    let image = &request.image;
+    let passphrase = match pass.stdinpass {
+        true => Some(read_stdin()?),
+        false if ops::is_encrypted(image)?.is_some() && std::io::stdin().is_terminal() => {
+            let typed = rpassword::prompt_password(format!(
+                "Enter password to access \"{}\": ",
+                name(image)
+            ))
+            .map_err(|e| Error::io(Path::new("terminal"), e))?;
+            Some(Zeroizing::new(typed.into_bytes()))
+        }
+        false => None,
+    };
+    let mut args: Vec<std::ffi::OsString> =
+        vec!["attach".into(), image.into(), "--foreground".into()];
+    if let Some(point) = &request.mount_point {
+        args.extend(["--mountpoint".into(), point.into()]);
+    }
+    if let Some(n) = request.volume {
+        args.extend(["--volume".into(), n.to_string().into()]);
+    }
+    if request.nomount {
+        args.push("--nomount".into());
+    }
+    if passphrase.is_some() {
+        args.push("--stdinpass".into());
+    }
+    let exe = std::env::current_exe().map_err(|e| Error::io(Path::new("dimg"), e))?;
+    dimg_mount::spawn_attach(&exe, args, passphrase.as_deref().map(|p| p.as_slice()))
+        .map_err(|reason| Failure::Checks(format!("{}: {reason}", image.display())))
 }
 
 /// Convert's and create's output settings from the command line.

@@ -200,6 +200,68 @@ pub fn extract_text(r: &ExtractReport) -> String {
     s
 }
 
+/// One line per mount, as `hdiutil attach` prints them: where, what, which partition; for a
+/// `-nomount` disk, its files.
+pub fn attachment_text(a: &dimg_mount::Attachment) -> String {
+    let mut s = String::new();
+    for m in &a.mounts {
+        match m.partition {
+            Some(p) => {
+                let _ = writeln!(
+                    s,
+                    "{}\t{}\tpartition {p}\t{}",
+                    m.mount_point.display(),
+                    m.file_system,
+                    m.name
+                );
+            }
+            None => {
+                for f in &m.files {
+                    let _ = writeln!(s, "{}", f.display());
+                }
+            }
+        }
+    }
+    s
+}
+
+/// What is attached, as `hdiutil info` lists it.
+pub fn attached_text(all: &Vec<dimg_mount::Attachment>) -> String {
+    if all.is_empty() {
+        return "nothing is attached\n".into();
+    }
+    let mut s = String::new();
+    for a in all {
+        let state = if a.running {
+            "serving"
+        } else {
+            "server gone: detach clears it"
+        };
+        let _ = writeln!(s, "image: {}", a.image.display());
+        let _ = writeln!(
+            s,
+            "  server: pid {} ({state}), log {}",
+            a.pid,
+            a.log.display()
+        );
+        for line in attachment_text(a).lines() {
+            let _ = writeln!(s, "  {line}");
+        }
+    }
+    s
+}
+
+pub fn detached_text(d: &dimg_mount::Detached) -> String {
+    let mut s = String::new();
+    for point in &d.unmounted {
+        let _ = writeln!(s, "\"{}\" unmounted.", point.display());
+    }
+    if let Some(image) = &d.image {
+        let _ = writeln!(s, "\"{}\" ejected.", image.display());
+    }
+    s
+}
+
 /// What `isencrypted` reports.
 #[derive(Serialize)]
 pub struct Encrypted {

@@ -1,0 +1,563 @@
+//! `dimg attach` / `detach` / `info` over real FUSE mounts (fusermount3 from Debian's fuse3):
+//! what the corpus images hold, read back through the kernel, against their ground truth.
+
+mod common;
+
+use common::{dimg, dimg_stdin, s, stderr, stdout};
+use serde_json::Value;
+use sha2::{Digest, Sha256};
+use std::collections::BTreeSet;
+use std::fs;
+use std::os::unix::fs::MetadataExt;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+/// An attached image, detached (lazily, whatever state the test left it in) when dropped.
+struct Attached {
+    json: Value,
+}
+
+impl Attached {
+    fn new(args: &[&str], passphrase: Option<&[u8]>) -> Result<Attached, String> {
+        let mut all = vec!["attach"];
+        all.extend_from_slice(args);
+        all.push("--json");
+        let o = match passphrase {
+            Some(p) => {
+                all.push("-stdinpass");
+                dimg_stdin(&all, p)
+            }
+            None => dimg(&all),
+        };
+        match o.status.success() {
+            true => Ok(Attached {
+                json: serde_json::from_str(&stdout(&o)).expect("attach --json prints JSON"),
+            }),
+            false => Err(stderr(&o)),
+        }
+    }
+
+    fn pid(&self) -> u32 {
+        self.json["pid"].as_u64().unwrap() as u32
+    }
+
+    fn mount_points(&self) -> Vec<PathBuf> {
+        let mounts = self.json["mounts"].as_array().unwrap();
+        mounts
+            .iter()
+            .map(|m| PathBuf::from(m["mount_point"].as_str().unwrap()))
+            .collect()
+    }
+
+    fn mount_point(&self) -> PathBuf {
+        self.mount_points().remove(0)
+    }
+}
+
+impl Drop for Attached {
+    fn drop(&mut self) {
+        for point in self.mount_points() {
+            let _ = Command::new("fusermount3")
+                .args(["-u", "-z", s(&point)])
+                .output();
+        }
+    }
+}
+
+fn mounted(point: &Path) -> bool {
+    let table = fs::read_to_string("/proc/self/mountinfo").unwrap();
+    let wanted = s(point).replace(' ', "\\040");
+    table
+        .lines()
+        .any(|l| l.split(' ').nth(4) == Some(wanted.as_str()))
+}
+
+fn wait_for(what: &str, mut done: impl FnMut() -> bool) {
+    let start = Instant::now();
+    while !done() {
+        assert!(
+            start.elapsed() < Duration::from_secs(10),
+            "timed out: {what}"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+fn sha256(bytes: &[u8]) -> String {
+    Sha256::digest(bytes)
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
+}
+
+/// A file as listings name it: path, size, SHA-256.
+type File = (String, u64, String);
+/// A stream of a file or folder: the entry's path on the mount, the stream's name, size, SHA-256.
+type Stream = (PathBuf, String, u64, String);
+
+/// Every regular file under `root` but those named in `skip`: (path from root, size, SHA-256).
+fn files(root: &Path, skip: &[String]) -> BTreeSet<(String, u64, String)> {
+    common::walk(root)
+        .into_iter()
+        .filter(|p| fs::symlink_metadata(p).unwrap().is_file())
+        .filter(|p| {
+            !skip
+                .iter()
+                .any(|n| p.file_name().is_some_and(|f| f == n.as_str()))
+        })
+        .map(|p| {
+            let data = fs::read(&p).unwrap_or_else(|e| panic!("{}: {e}", p.display()));
+            let rel = p.strip_prefix(root).unwrap().to_string_lossy().into_owned();
+            (rel, data.len() as u64, sha256(&data))
+        })
+        .collect()
+}
+
+/// A ground-truth listing's rows (path inside the volume, size, SHA-256), without the files it
+/// marks unverified. Listings that start every path with the volume's name (7-Zip's way) lose
+/// that component.
+fn listing(path: &Path, label: &str) -> Vec<(String, u64, String)> {
+    let text = fs::read_to_string(path).unwrap();
+    let unverified = unverified(&text);
+    let rows: Vec<(String, u64, String)> = text
+        .lines()
+        .filter(|l| !l.starts_with('#') && !l.is_empty())
+        .map(|l| {
+            let f: Vec<&str> = l.split('\t').collect();
+            (f[0].to_string(), f[1].parse().unwrap(), f[2].to_string())
+        })
+        .filter(|(p, _, _)| !unverified.iter().any(|u| p.ends_with(&format!("/{u}"))))
+        .collect();
+    let prefix = format!("{label}/");
+    let all_prefixed = rows.iter().all(|(p, _, _)| p.starts_with(&prefix));
+    rows.into_iter()
+        .map(|(p, size, sha)| match all_prefixed {
+            true => (p[prefix.len()..].to_string(), size, sha),
+            false => (p, size, sha),
+        })
+        .collect()
+}
+
+/// The files a listing names on a line "# unverified: NAME...": no tool could confirm their
+/// contents, so they are not read.
+fn unverified(listing: &str) -> Vec<String> {
+    listing
+        .lines()
+        .filter_map(|l| l.strip_prefix("# unverified:"))
+        .flat_map(|l| l.split_whitespace().map(str::to_string))
+        .collect()
+}
+
+/// Splits a listing into files and streams ("path:name", an extended attribute or resource
+/// fork of a file or folder): a row is a stream when the mount has no file of that name but
+/// has the entry before the last ':' (names such as "forward:slash" hold a ':' of their own).
+fn files_and_streams(rows: Vec<File>, point: &Path) -> (BTreeSet<File>, Vec<Stream>) {
+    let (mut files, mut streams) = (BTreeSet::new(), Vec::new());
+    for (p, size, sha) in rows {
+        match p.rsplit_once(':') {
+            Some((entry, name)) if !point.join(&p).exists() && point.join(entry).exists() => {
+                streams.push((point.join(entry), name.to_string(), size, sha))
+            }
+            _ => {
+                files.insert((p, size, sha));
+            }
+        }
+    }
+    (files, streams)
+}
+
+/// The volumes the engine cannot browse yet (APFS, sparse bundles, classic HFS): their issues
+/// bring them, and the mount serves them from then on.
+fn browsable(t: &dimg_e2e::Truth) -> bool {
+    let o = dimg(&["ls", s(&t.path())]);
+    o.status.success()
+}
+
+#[test]
+fn every_corpus_volume_with_a_listing_mounts_as_its_ground_truth() {
+    let tmp = tempfile::tempdir().unwrap();
+    let mut served = 0;
+    for t in dimg_e2e::truths() {
+        let name = Path::new(&t.file)
+            .file_name()
+            .unwrap()
+            .to_string_lossy()
+            .into_owned();
+        let list = dimg_e2e::corpus()
+            .join("expected-files")
+            .join(format!("{name}.tsv"));
+        if !list.exists() || t.passphrase.is_some() {
+            continue;
+        }
+        let point = tmp.path().join(&name);
+        let attached = Attached::new(&[s(&t.path()), "-mountpoint", s(&point)], None);
+        if !browsable(&t) {
+            // Not yet: a clean refusal that names the image, and nothing mounted.
+            let why = attached.err().unwrap_or_else(|| panic!("{name}: attached"));
+            assert!(
+                why.contains(&t.file.replace("../", "")) || why.contains(&name),
+                "{why}"
+            );
+            assert!(!mounted(&point) && !point.exists(), "{name}: left a mount");
+            continue;
+        }
+        let attached = attached.unwrap_or_else(|e| panic!("{name}: {e}"));
+        assert_eq!(attached.mount_point(), point);
+        assert!(mounted(&point), "{name}: not in the mount table");
+        let label = attached.json["mounts"][0]["name"]
+            .as_str()
+            .unwrap()
+            .to_string();
+        let (want, streams) = files_and_streams(listing(&list, &label), &point);
+        let skip = unverified(&fs::read_to_string(&list).unwrap());
+        assert_eq!(files(&point, &skip), want, "{name}: files");
+        for (entry, stream, size, sha) in streams {
+            let attribute = match stream.as_str() {
+                "rsrc" => "user.com.apple.ResourceFork".to_string(),
+                other => format!("user.{other}"),
+            };
+            let value = xattr::get(&entry, &attribute).unwrap().unwrap_or_default();
+            assert_eq!(
+                (value.len() as u64, sha256(&value)),
+                (size, sha),
+                "{name}: {attribute}"
+            );
+        }
+        let o = dimg(&["detach", s(&t.path())]);
+        assert!(o.status.success(), "{name}: {}", stderr(&o));
+        assert!(!mounted(&point), "{name}: still mounted after detach");
+        assert!(
+            !point.exists(),
+            "{name}: the mount point attach made is left"
+        );
+        wait_for("the server to end", || {
+            !Path::new(&format!("/proc/{}", attached.pid())).exists()
+        });
+        served += 1;
+    }
+    assert!(served >= 10, "only {served} corpus volumes were served");
+}
+
+#[test]
+fn a_mounted_volume_is_what_the_volume_holds_and_nothing_can_change_it() {
+    let image = dimg_e2e::corpus().join("dmg/keramics-hfsplus-zlib.dmg");
+    let tmp = tempfile::tempdir().unwrap();
+    let point = tmp.path().join("mnt");
+    let attached = Attached::new(&[s(&image), "-mountpoint", s(&point)], None).unwrap();
+    // Hard links: one inode, two names, st_nlink 2; as macOS shows them.
+    let links: Vec<fs::Metadata> = ["file_hardlink1", "testdir1/testfile1"]
+        .iter()
+        .map(|n| fs::metadata(point.join(n)).unwrap())
+        .collect();
+    assert_eq!(links[0].ino(), links[1].ino());
+    assert_eq!((links[0].nlink(), links[1].nlink()), (2, 2));
+    // Symlinks are links, with the target as stored (not followed by the server).
+    let link = point.join("file_symboliclink1");
+    assert!(fs::symlink_metadata(&link).unwrap().is_symlink());
+    assert_eq!(
+        fs::read_link(&link).unwrap(),
+        Path::new("/Volumes/hfsplus_test/testdir1/testfile1")
+    );
+    // Owners and modes from the volume's BSD info; names as stored (NFD, ':' for '/').
+    let file = fs::metadata(point.join("testdir1/testfile1")).unwrap();
+    assert_eq!((file.uid(), file.mode() & 0o7777), (501, 0o644));
+    assert!(point.join("forward:slash").exists());
+    assert!(point.join("nfd_te\u{301}stfile\u{300}").exists());
+    // statfs agrees with dimg info.
+    let part = common::partition_with(&image, "HFS+");
+    let (size, used) = (
+        part["size"].as_u64().unwrap(),
+        part["used"].as_u64().unwrap(),
+    );
+    let out = Command::new("stat")
+        .args(["-f", "-c", "%S %b %f", s(&point)])
+        .output()
+        .unwrap();
+    let numbers: Vec<u64> = stdout(&out)
+        .split_whitespace()
+        .map(|n| n.parse().unwrap())
+        .collect();
+    assert_eq!(numbers, [4096, size / 4096, (size - used) / 4096]);
+    // Read-only: every kind of change is refused with EROFS.
+    let erofs = |r: std::io::Result<()>| r.unwrap_err().raw_os_error() == Some(libc_erofs());
+    assert!(erofs(fs::write(point.join("new"), b"x")));
+    assert!(erofs(
+        fs::OpenOptions::new()
+            .append(true)
+            .open(point.join("testdir1/testfile1"))
+            .map(|_| ())
+    ));
+    assert!(erofs(fs::create_dir(point.join("folder"))));
+    assert!(erofs(fs::remove_file(point.join("emptyfile"))));
+    assert!(erofs(xattr::set(point.join("emptyfile"), "user.x", b"y")));
+    drop(attached);
+}
+
+fn libc_erofs() -> i32 {
+    30
+}
+
+#[test]
+fn volumes_appear_where_the_file_manager_shows_removable_media() {
+    let image = dimg_e2e::corpus().join("iso/copying-rr.iso");
+    let label = {
+        let info: Value =
+            serde_json::from_str(&stdout(&dimg(&["info", s(&image), "--json"]))).unwrap();
+        info["partitions"][0]["volume_name"]
+            .as_str()
+            .unwrap()
+            .trim()
+            .to_string()
+    };
+    let first = Attached::new(&[s(&image)], None).unwrap();
+    let second = Attached::new(&[s(&image)], None).unwrap();
+    let user = std::env::var("USER").unwrap_or_else(|_| "root".into());
+    let folder = PathBuf::from("/media").join(&user);
+    // A clash is numbered as macOS numbers it in /Volumes.
+    assert_eq!(first.mount_point(), folder.join(&label));
+    assert_eq!(second.mount_point(), folder.join(format!("{label} 1")));
+    // GIO (what GNOME Files and every GTK file chooser use) lists both as user-visible mounts.
+    let gio = Command::new("gio").args(["mount", "-l"]).output().unwrap();
+    for point in [first.mount_point(), second.mount_point()] {
+        let uri = format!("file://{}", s(&point).replace(' ', "%20"));
+        assert!(
+            stdout(&gio).contains(&uri),
+            "gio does not list {uri}:\n{}",
+            stdout(&gio)
+        );
+    }
+    // `dimg info` lists what is attached, for scripts too.
+    let all: Value = serde_json::from_str(&stdout(&dimg(&["info", "--json"]))).unwrap();
+    let pids: Vec<u64> = all
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|a| a["pid"].as_u64().unwrap())
+        .collect();
+    assert!(pids.contains(&u64::from(first.pid())) && pids.contains(&u64::from(second.pid())));
+    let text = stdout(&dimg(&["info"]));
+    assert!(text.contains(s(&second.mount_point())), "{text}");
+    for a in [&first, &second] {
+        let o = dimg(&["detach", s(&a.mount_point())]);
+        assert!(o.status.success(), "{}", stderr(&o));
+        assert!(!a.mount_point().exists());
+    }
+}
+
+#[test]
+fn an_encrypted_image_mounts_with_its_passphrase_and_only_with_it() {
+    let tmp = tempfile::tempdir().unwrap();
+    let sealed = tmp.path().join("sealed.dmg");
+    let source = dimg_e2e::corpus().join("dmg/keramics-hfsplus-zlib.dmg");
+    let o = dimg_stdin(
+        &[
+            "convert",
+            s(&source),
+            "-format",
+            "UDZO",
+            "-encryption",
+            "AES-256",
+            "-stdinpass",
+            "-o",
+            s(&sealed),
+        ],
+        b"right horse",
+    );
+    assert!(o.status.success(), "{}", stderr(&o));
+    let point = tmp.path().join("mnt");
+    let wrong = Attached::new(
+        &[s(&sealed), "-mountpoint", s(&point)],
+        Some(b"wrong horse"),
+    );
+    let why = wrong.err().expect("a wrong passphrase mounts nothing");
+    assert!(
+        why.contains("sealed.dmg") && why.contains("passphrase"),
+        "{why}"
+    );
+    assert!(!mounted(&point) && !point.exists());
+    let attached = Attached::new(
+        &[s(&sealed), "-mountpoint", s(&point)],
+        Some(b"right horse"),
+    )
+    .unwrap();
+    assert_eq!(
+        fs::read(point.join("testdir1/testfile1")).unwrap(),
+        b"Keramics\n".to_vec()
+    );
+    drop(attached);
+}
+
+#[test]
+fn a_killed_server_leaves_no_mount_and_detach_clears_a_dead_one() {
+    let image = dimg_e2e::corpus().join("iso/joliet.iso");
+    let tmp = tempfile::tempdir().unwrap();
+    // Killed alone: fusermount3's auto_unmount takes the mount away.
+    let point = tmp.path().join("a");
+    let a = Attached::new(&[s(&image), "-mountpoint", s(&point)], None).unwrap();
+    kill(a.pid());
+    wait_for("the auto-unmount", || !mounted(&point));
+    // Killed with its auto-unmount helper: a dead mount, which info reports and detach clears.
+    let point = tmp.path().join("b");
+    let b = Attached::new(&[s(&image), "-mountpoint", s(&point)], None).unwrap();
+    for pid in helpers_of(&point) {
+        kill(pid);
+    }
+    kill(b.pid());
+    std::thread::sleep(Duration::from_millis(300));
+    assert!(mounted(&point), "the dead mount is expected to stay");
+    let info = stdout(&dimg(&["info"]));
+    assert!(info.contains("server gone"), "{info}");
+    let o = dimg(&["detach", s(&point)]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert!(!mounted(&point));
+}
+
+fn kill(pid: u32) {
+    Command::new("kill")
+        .args(["-9", &pid.to_string()])
+        .status()
+        .unwrap();
+}
+
+/// The fusermount3 processes that watch `point` for auto_unmount.
+fn helpers_of(point: &Path) -> Vec<u32> {
+    fs::read_dir("/proc")
+        .unwrap()
+        .flatten()
+        .filter_map(|e| {
+            let pid: u32 = e.file_name().to_string_lossy().parse().ok()?;
+            let cmdline = fs::read(e.path().join("cmdline")).ok()?;
+            let cmdline = String::from_utf8_lossy(&cmdline).replace('\0', " ");
+            (cmdline.starts_with("fusermount3") && cmdline.contains(s(point))).then_some(pid)
+        })
+        .collect()
+}
+
+#[test]
+fn a_busy_volume_is_named_with_what_holds_it_and_force_detaches_it() {
+    let image = dimg_e2e::corpus().join("iso/deep-directory.iso");
+    let tmp = tempfile::tempdir().unwrap();
+    let point = tmp.path().join("busy");
+    let attached = Attached::new(&[s(&image), "-mountpoint", s(&point)], None).unwrap();
+    let mut holder = Command::new("sleep")
+        .arg("30")
+        .current_dir(point.join("1/2"))
+        .spawn()
+        .unwrap();
+    let o = dimg(&["detach", s(&point)]);
+    assert_eq!(o.status.code(), Some(1));
+    let said = stderr(&o);
+    assert!(
+        said.contains("busy") && said.contains(&format!("pid {} (sleep)", holder.id())),
+        "{said}"
+    );
+    assert!(mounted(&point));
+    let o = dimg(&["detach", "-force", s(&point)]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert!(!mounted(&point));
+    holder.kill().unwrap();
+    holder.wait().unwrap();
+    wait_for("the server to end", || {
+        !Path::new(&format!("/proc/{}", attached.pid())).exists()
+    });
+}
+
+#[test]
+fn damaged_data_reads_as_eio_and_the_server_stays_up() {
+    let tmp = tempfile::tempdir().unwrap();
+    let folder = tmp.path().join("src");
+    fs::create_dir(&folder).unwrap();
+    // Text compresses, so every chunk is zlib: damage in one is found when it is inflated.
+    for i in 0..6 {
+        let text: String = (0..120_000)
+            .map(|n| format!("line {} of file {i}\n", n * 7919 % 100_003))
+            .collect();
+        fs::write(folder.join(format!("file{i}.txt")), text).unwrap();
+    }
+    let image = tmp.path().join("damaged.dmg");
+    let o = dimg(&[
+        "create",
+        "-srcfolder",
+        s(&folder),
+        "-format",
+        "UDZO",
+        s(&image),
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let mut bytes = fs::read(&image).unwrap();
+    // Garble the middle of the data fork, where the files' chunks lie (the catalog is before them).
+    let (from, to) = (bytes.len() * 2 / 5, bytes.len() * 3 / 5);
+    for b in &mut bytes[from..to] {
+        *b = b.wrapping_mul(31).wrapping_add(7);
+    }
+    fs::write(&image, &bytes).unwrap();
+    let point = tmp.path().join("mnt");
+    let attached = Attached::new(&[s(&image), "-mountpoint", s(&point)], None).unwrap();
+    let (mut good, mut eio) = (0, 0);
+    for i in 0..6 {
+        match fs::read(point.join(format!("file{i}.txt"))) {
+            Ok(data) => {
+                assert_eq!(data, fs::read(folder.join(format!("file{i}.txt"))).unwrap());
+                good += 1;
+            }
+            Err(e) => {
+                assert_eq!(e.raw_os_error(), Some(5), "file{i}: {e}");
+                eio += 1;
+            }
+        }
+    }
+    assert!(good > 0 && eio > 0, "{good} files read, {eio} refused");
+    assert!(
+        Path::new(&format!("/proc/{}", attached.pid())).exists(),
+        "the server died"
+    );
+    assert!(
+        fs::read_dir(&point).unwrap().count() == 6,
+        "the mount went away"
+    );
+    let log = fs::read_to_string(attached.json["log"].as_str().unwrap()).unwrap();
+    assert!(
+        log.contains("damaged.dmg") && log.contains("UDIF chunk"),
+        "{log}"
+    );
+    let o = dimg(&["detach", s(&point)]);
+    assert!(o.status.success(), "{}", stderr(&o));
+}
+
+#[test]
+fn nomount_attaches_the_disk_and_its_partitions_as_files() {
+    let image = dimg_e2e::corpus().join("dmg/keramics-hfsplus-zlib.dmg");
+    let tmp = tempfile::tempdir().unwrap();
+    let point = tmp.path().join("disk");
+    let attached = Attached::new(&[s(&image), "-nomount", "-mountpoint", s(&point)], None).unwrap();
+    let verify: Value =
+        serde_json::from_str(&stdout(&dimg(&["verify", s(&image), "--json"]))).unwrap();
+    let whole = fs::read(point.join("disk")).unwrap();
+    assert_eq!(sha256(&whole), verify["sha256"].as_str().unwrap());
+    let info: Value = serde_json::from_str(&stdout(&dimg(&["info", s(&image), "--json"]))).unwrap();
+    let mut partitions = 0;
+    for p in info["partitions"].as_array().unwrap() {
+        let (index, start, size) = (
+            p["index"].as_u64().unwrap(),
+            p["start"].as_u64().unwrap(),
+            p["size"].as_u64().unwrap(),
+        );
+        let part = fs::read(point.join(format!("disks{index}"))).unwrap();
+        assert_eq!(
+            part,
+            whole[start as usize..(start + size) as usize],
+            "partition {index}"
+        );
+        partitions += 1;
+    }
+    assert!(partitions >= 1);
+    let listed: Vec<String> = attached.json["mounts"][0]["files"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|f| f.as_str().unwrap().to_string())
+        .collect();
+    assert_eq!(listed[0], s(&point.join("disk")));
+    drop(attached);
+}

@@ -1,0 +1,267 @@
+//! One server per attached image: it mounts, records itself in the registry, serves until every
+//! mount is gone or it is told to stop, then cleans up. `spawn_attach` starts one in the
+//! background, as `hdiutil attach` leaves its volumes mounted after it returns.
+
+use crate::disk_fs::DiskFs;
+use crate::volume_fs::VolumeFs;
+use crate::{place, registry, Attachment, Mounted, Request};
+use dimg::ops::{self, Cancel};
+use dimg::{Error, Passphrase};
+use fuser::{BackgroundSession, Config, Filesystem, MountOption, SessionACL};
+use std::ffi::OsString;
+use std::io::{self, Read, Write};
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::time::{Duration, SystemTime};
+
+/// Request threads per mount: parallel readers of different files decode on different cores.
+const THREADS: usize = 4;
+
+pub struct Server {
+    attachment: Attachment,
+    sessions: Vec<BackgroundSession>,
+}
+
+/// Mounts what `request` asks for and records the attachment. The mounts are served from
+/// threads of this process until [`Server::wait`] returns.
+pub fn serve(
+    request: &Request,
+    passphrase: Option<&Passphrase>,
+    log: &Path,
+) -> dimg::Result<Server> {
+    let image = std::fs::canonicalize(&request.image).map_err(|e| Error::io(&request.image, e))?;
+    let found = ops::volumes(&image, passphrase, request.volume)?;
+    let image_time = std::fs::metadata(&image)
+        .and_then(|m| m.modified())
+        .unwrap_or(SystemTime::UNIX_EPOCH);
+    let origin = image.display().to_string();
+    let mut server = Server {
+        attachment: Attachment {
+            image: image.clone(),
+            pid: std::process::id(),
+            log: log.to_path_buf(),
+            mounts: Vec::new(),
+            running: true,
+        },
+        sessions: Vec::new(),
+    };
+    let refuse = |reason: String| Error::Refused {
+        path: image.clone(),
+        reason,
+    };
+    if request.nomount {
+        let folder = match &request.mount_point {
+            Some(p) => p.clone(),
+            None => {
+                let name = image.file_name().unwrap_or_default().to_string_lossy();
+                let disks = registry::state_dir().map_err(|e| Error::io(&image, e))?;
+                place::free_mount_point(&disks, &format!("{name} disk"))
+                    .map_err(|e| Error::io(&disks, e))?
+            }
+        };
+        let fs = DiskFs::new(origin, found.disk.clone(), &found.partitions, image_time);
+        let files = fs.names().map(|n| folder.join(n)).collect();
+        server.mount(fs, &folder, "disk", None, &image, files)?;
+    } else {
+        if found.volumes.is_empty() {
+            return Err(Error::io(&image, found.no_volume()));
+        }
+        if request.mount_point.is_some() && found.volumes.len() > 1 {
+            let which: Vec<String> = found
+                .volumes
+                .iter()
+                .map(|(p, _)| p.index.to_string())
+                .collect();
+            return Err(refuse(format!(
+                "holds {} volumes (partitions {}): choose one with -volume N to give it -mountpoint",
+                found.volumes.len(),
+                which.join(", ")
+            )));
+        }
+        for (partition, volume) in found.volumes {
+            let name = volume.label();
+            let file_system = dimg::fs::identify(&partition.open(found.disk.clone()))
+                .ok()
+                .flatten()
+                .map_or("volume", |s| s.name());
+            let folder = match &request.mount_point {
+                Some(p) => p.clone(),
+                None => place::volumes_folder()
+                    .and_then(|f| place::free_mount_point(&f, &name))
+                    .map_err(|e| Error::io(Path::new("/media"), e))?,
+            };
+            let origin = format!("{origin} (partition {})", partition.index);
+            let fs = VolumeFs::new(volume, origin, partition.size, image_time);
+            let mounted = (Some(partition.index), name);
+            server.mount(fs, &folder, file_system, Some(mounted), &image, Vec::new())?;
+        }
+    }
+    registry::record(&server.attachment).map_err(|e| Error::io(&image, e))?;
+    Ok(server)
+}
+
+impl Server {
+    pub fn attachment(&self) -> &Attachment {
+        &self.attachment
+    }
+
+    fn mount(
+        &mut self,
+        fs: impl Filesystem,
+        folder: &Path,
+        file_system: &str,
+        volume: Option<(Option<u32>, String)>,
+        image: &Path,
+        files: Vec<PathBuf>,
+    ) -> dimg::Result<()> {
+        let created = match std::fs::create_dir(folder) {
+            Ok(()) => true,
+            Err(e) if e.kind() == io::ErrorKind::AlreadyExists && folder.is_dir() => false,
+            Err(e) => return Err(Error::io(folder, e)),
+        };
+        let session = fuser::spawn_mount(fs, folder, &config(image));
+        let session = match session {
+            Ok(s) => s,
+            Err(e) => {
+                if created {
+                    let _ = std::fs::remove_dir(folder);
+                }
+                return Err(Error::io(folder, e));
+            }
+        };
+        self.sessions.push(session);
+        let (partition, name) = volume.unwrap_or((None, "disk".into()));
+        self.attachment.mounts.push(Mounted {
+            partition,
+            file_system: file_system.into(),
+            name,
+            mount_point: folder.to_path_buf(),
+            files,
+            created,
+        });
+        Ok(())
+    }
+
+    /// Serves until every mount is gone (detach, `fusermount3 -u`) or `stop` is cancelled (Ctrl-C,
+    /// SIGTERM), then unmounts what is left, takes away the folders it made and its record.
+    pub fn wait(mut self, stop: &Cancel) {
+        loop {
+            self.sessions.retain(|s| !s.guard.is_finished());
+            if self.sessions.is_empty() || stop.is_cancelled() {
+                break;
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        for session in self.sessions.drain(..) {
+            if let Err(e) = session.umount_and_join() {
+                eprintln!(
+                    "dimg mount: {}: unmounting: {e}",
+                    self.attachment.image.display()
+                );
+            }
+        }
+        registry::forget(&self.attachment);
+    }
+}
+
+/// Mount options: read-only, named after the image in the mount table, and unmounted by
+/// fusermount3 if the server dies, where fuse.conf lets a user ask for that.
+fn config(image: &Path) -> Config {
+    // fusermount3 splits its options at commas.
+    let source = image.display().to_string().replace([',', '\\'], "_");
+    let mut config = Config::default();
+    config.mount_options = vec![
+        MountOption::RO,
+        MountOption::FSName(source),
+        MountOption::Subtype("dimg".into()),
+        MountOption::NoDev,
+        MountOption::NoSuid,
+        MountOption::NoAtime,
+    ];
+    if auto_unmount_allowed() {
+        config.mount_options.push(MountOption::AutoUnmount);
+        config.acl = SessionACL::RootAndOwner;
+    }
+    config.n_threads = Some(THREADS);
+    config
+}
+
+/// fusermount3 unmounts after a dead server only with allow_other/allow_root, which a user may
+/// ask for only where /etc/fuse.conf says `user_allow_other`.
+fn auto_unmount_allowed() -> bool {
+    crate::handler::mounting_user().0 == 0
+        || std::fs::read_to_string("/etc/fuse.conf").is_ok_and(|conf| {
+            conf.lines()
+                .any(|l| l.split('#').next().unwrap_or("").trim() == "user_allow_other")
+        })
+}
+
+/// In a server started by [`spawn_attach`]: hands the attachment to the waiting front end on
+/// standard output, then lets go of it (the server outlives the front end).
+pub fn hand_over(attachment: &Attachment) -> io::Result<()> {
+    let mut out = io::stdout().lock();
+    serde_json::to_writer(&mut out, attachment)?;
+    out.write_all(b"\n")?;
+    out.flush()?;
+    let null = std::fs::OpenOptions::new().write(true).open("/dev/null")?;
+    use std::os::fd::AsRawFd;
+    // SAFETY: both descriptors are open; dup2 replaces standard output with /dev/null.
+    if unsafe { libc::dup2(null.as_raw_fd(), 1) } < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(())
+}
+
+/// Starts a server in the background: `exe` with `args` (the front end's own way of running one,
+/// which must call [`serve`] then [`hand_over`], logging to the path passed after `--served`),
+/// gives it the passphrase on standard input, and returns what it attached, or its error.
+pub fn spawn_attach(
+    exe: &Path,
+    args: Vec<OsString>,
+    passphrase: Option<&[u8]>,
+) -> Result<Attachment, String> {
+    let log = registry::new_log().map_err(|e| format!("cannot make a server log: {e}"))?;
+    let log_file = std::fs::File::create(&log).map_err(|e| format!("{}: {e}", log.display()))?;
+    let mut command = Command::new(exe);
+    command
+        .args(args)
+        .arg("--served")
+        .arg(&log)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(log_file);
+    // Its own session: no terminal's Ctrl-C or hang-up reaches it.
+    use std::os::unix::process::CommandExt;
+    // SAFETY: setsid is async-signal-safe and the only call between fork and exec.
+    unsafe {
+        command.pre_exec(|| match libc::setsid() {
+            -1 => Err(io::Error::last_os_error()),
+            _ => Ok(()),
+        });
+    }
+    let mut child = command
+        .spawn()
+        .map_err(|e| format!("{}: cannot start: {e}", exe.display()))?;
+    if let Some(mut stdin) = child.stdin.take() {
+        // A server that failed before reading it closes the pipe: its log says why.
+        let _ = stdin.write_all(passphrase.unwrap_or_default());
+    }
+    let mut report = String::new();
+    let read = child
+        .stdout
+        .take()
+        .map(|mut o| o.read_to_string(&mut report));
+    if let (Some(Ok(_)), Ok(attachment)) = (read, serde_json::from_str::<Attachment>(&report)) {
+        return Ok(attachment);
+    }
+    let _ = child.wait();
+    let said = std::fs::read_to_string(&log).unwrap_or_default();
+    let _ = std::fs::remove_file(&log);
+    let reason = said
+        .lines()
+        .rev()
+        .find(|l| !l.trim().is_empty())
+        .unwrap_or("the mount server stopped without saying why")
+        .trim_start_matches("dimg: ");
+    Err(reason.to_string())
+}
