@@ -245,8 +245,99 @@ fn opens_images_from_the_command_line_shows_info_and_verifies_with_cancel() {
         "the remembered password was used"
     );
     browse_a_volume(&app, &dir, &opened_copy);
+    mount_and_eject(&app, &iso, &dir.join("browse.iso"));
     new_images(&app, &dir);
     fs::remove_dir_all(&dir).unwrap();
+}
+
+/// dimg's mounts in the kernel's table: (source image, mount point).
+fn dimg_mounts() -> Vec<(String, String)> {
+    fs::read_to_string("/proc/mounts")
+        .unwrap()
+        .lines()
+        .filter(|l| l.split(' ').nth(2) == Some("fuse.dimg"))
+        .map(|l| {
+            let f: Vec<&str> = l.split(' ').collect();
+            (f[0].to_string(), f[1].replace("\\040", " "))
+        })
+        .collect()
+}
+
+/// Mount in the toolbar: the volume appears in the kernel's mount table, in the sidebar and the
+/// info pane with its mount point; a mount made by `dimg attach` shows up as well; Eject (the
+/// same button) takes each away.
+fn mount_and_eject(app: &Session, joliet: &std::path::Path, browse_iso: &std::path::Path) {
+    select(app, "browse.iso");
+    app.click("#mount");
+    let said = app.wait_text("#status", |t| {
+        t.contains("mounted at") || t.contains("dimg")
+    });
+    let point = said
+        .split("mounted at ")
+        .nth(1)
+        .unwrap_or_else(|| panic!("{said}"))
+        .trim_end_matches('.')
+        .to_string();
+    assert!(
+        dimg_mounts().iter().any(|(_, p)| *p == point),
+        "{point} is not in /proc/mounts: {:?}",
+        dimg_mounts()
+    );
+    assert_eq!(
+        fs::read(std::path::Path::new(&point).join("top.txt")).unwrap(),
+        b"at the top\n"
+    );
+    app.wait_script(
+        "the mount point in the sidebar",
+        "return !!document.querySelector('#images li.volume .mount-point');",
+    );
+    let shown = app.script(
+        "return document.querySelector('#images li.volume .mount-point').textContent;",
+        json!([]),
+    );
+    assert_eq!(shown, json!(format!("⏏ {point}")));
+    assert!(app.text("#info-mounts").contains(&point));
+    assert_eq!(app.text("#mount"), "Eject");
+    app.screenshot(&target_dir().join("../e2e/mounted.png"));
+
+    // Attached from the command line: the window shows it too, and ejects it.
+    let attach = Command::new(target_dir().join("dimg"))
+        .arg("attach")
+        .arg(joliet)
+        .output()
+        .unwrap();
+    assert!(
+        attach.status.success(),
+        "{}",
+        String::from_utf8_lossy(&attach.stderr)
+    );
+    select(app, "joliet.iso");
+    app.wait_script(
+        "the CLI's mount in the window",
+        "return document.getElementById('mount').textContent === 'Eject';",
+    );
+    for name in ["joliet.iso", "browse.iso"] {
+        select(app, name);
+        app.click("#mount");
+        app.wait_text("#status", |t| t.ends_with("ejected."));
+    }
+    let images = [
+        joliet.canonicalize().unwrap(),
+        browse_iso.canonicalize().unwrap(),
+    ];
+    let left: Vec<_> = dimg_mounts()
+        .into_iter()
+        .filter(|(source, _)| images.iter().any(|i| i.as_os_str() == source.as_str()))
+        .collect();
+    assert!(left.is_empty(), "{left:?}");
+    assert!(
+        !std::path::Path::new(&point).exists(),
+        "{point} is left behind"
+    );
+    app.wait_script(
+        "no mount point in the sidebar",
+        "return document.querySelectorAll('#images .mount-point').length === 0;",
+    );
 }
 
 /// Sets a sheet's fields by id.

@@ -91,3 +91,53 @@ fn the_desktop_entry_validates() {
         String::from_utf8_lossy(&out.stdout).into_owned() + &String::from_utf8_lossy(&out.stderr);
     assert!(out.status.success() && report.trim().is_empty(), "{report}");
 }
+
+/// The entry's "Mount" action (a file manager's right-click) runs `dimg attach` on the file: its
+/// volume appears where the file manager shows removable media, and detach takes it away.
+#[test]
+fn the_mount_action_attaches_the_file() {
+    let entry = fs::read_to_string(repo_root().join("src-tauri/linux/dimg.desktop")).unwrap();
+    let action = entry
+        .split("[Desktop Action Mount]")
+        .nth(1)
+        .expect("a Mount action");
+    let exec = action
+        .lines()
+        .find_map(|l| l.strip_prefix("Exec="))
+        .unwrap();
+    let image = dimg_e2e::corpus().join("iso/copying-rr.iso");
+    let words: Vec<String> = exec
+        .split_whitespace()
+        .map(|w| match w {
+            "%f" => image.display().to_string(),
+            other => other.to_string(),
+        })
+        .collect();
+    assert_eq!(words[0], "dimg", "the action runs the dimg command");
+    let dimg = dimg_e2e::target_dir().join("dimg");
+    let out = Command::new(&dimg)
+        .args(&words[1..])
+        .arg("--json")
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let attached: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let point = std::path::PathBuf::from(attached["mounts"][0]["mount_point"].as_str().unwrap());
+    assert!(point.starts_with("/media"), "{}", point.display());
+    assert_eq!(fs::metadata(point.join("COPYING")).unwrap().len(), 17992);
+    let out = Command::new(&dimg)
+        .arg("detach")
+        .arg(&point)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(!point.exists());
+}

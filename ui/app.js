@@ -3,7 +3,7 @@ const { invoke, Channel } = window.__TAURI__.core;
 const { listen } = window.__TAURI__.event;
 
 const $ = (id) => document.getElementById(id);
-const state = { images: [], selected: null, volume: null, job: null, nextJob: 1 };
+const state = { images: [], selected: null, volume: null, job: null, nextJob: 1, attached: [] };
 /** The file browser of the selected volume: folders listed so far, those open, the selection. */
 const browser = { listings: new Map(), expanded: new Set(['/']), item: null, label: '' };
 /** File systems dimg browses; a partition holding one is a volume in the sidebar. */
@@ -92,6 +92,52 @@ function select(path, volume = null) {
   if (volume !== null) loadFolder('/');
 }
 
+/** What is attached of an image (by this window or by `dimg attach`), or undefined. */
+function attachmentOf(image) {
+  return state.attached.find((a) => a.image === image.info.path || a.image === image.realPath);
+}
+
+/** Where partition `index` of the image is mounted, or null. */
+function mountPointOf(image, index) {
+  return attachmentOf(image)?.mounts.find((m) => m.partition === index)?.mount_point ?? null;
+}
+
+/** The mounts as the kernel has them: polled, so that mounts made elsewhere show up too. */
+async function refreshAttached() {
+  try {
+    const attached = await invoke('attached');
+    if (JSON.stringify(attached) !== JSON.stringify(state.attached)) {
+      state.attached = attached;
+      render();
+    }
+  } catch (e) {
+    status(message(e), true);
+  }
+}
+
+async function mountOrEject() {
+  const image = state.selected;
+  if (!image) return;
+  const name = baseName(image.info.path);
+  const eject = !!attachmentOf(image);
+  $('mount').disabled = true;
+  status(eject ? `Ejecting ${name}…` : `Mounting ${name}…`);
+  try {
+    if (eject) {
+      await invoke('eject_image', { path: attachmentOf(image).image });
+      status(`${name} ejected.`);
+    } else {
+      const a = await invoke('mount_image', { path: image.info.path });
+      image.realPath = a.image;
+      status(`${name} mounted at ${a.mounts.map((m) => m.mount_point).join(', ')}.`);
+    }
+  } catch (e) {
+    status(message(e), true);
+  }
+  await refreshAttached();
+  render();
+}
+
 function sidebarItem(text, kind, className, selected, onclick) {
   const li = document.createElement('li');
   li.textContent = text;
@@ -113,9 +159,21 @@ function render() {
     const mine = image === state.selected;
     const volumes = image.info.partitions
       .filter((p) => BROWSABLE.includes(p.file_system))
-      .map((p) => sidebarItem(
-        p.name === 'whole disk' ? p.file_system : `${p.name} (${p.file_system})`, '', 'volume',
-        mine && state.volume === p.index, () => select(path, p.index)));
+      .map((p) => {
+        const point = mountPointOf(image, p.index);
+        const item = sidebarItem(
+          p.name === 'whole disk' ? p.file_system : `${p.name} (${p.file_system})`, '', 'volume',
+          mine && state.volume === p.index, () => select(path, p.index));
+        if (point) {
+          item.classList.add('mounted');
+          item.title = `Mounted at ${point}`;
+          const at = document.createElement('span');
+          at.className = 'mount-point';
+          at.textContent = `⏏ ${point}`;
+          item.append(at);
+        }
+        return item;
+      });
     return [sidebarItem(baseName(path), image.info.format, 'image', mine && state.volume === null,
       () => select(path)), ...volumes];
   }));
@@ -124,6 +182,8 @@ function render() {
   $('info').hidden = !image || state.volume !== null;
   $('browser').hidden = !image || state.volume === null;
   if (image && state.volume !== null) renderBrowser();
+  $('mount').disabled = !image || state.job !== null;
+  $('mount').textContent = image && attachmentOf(image) ? 'Eject' : 'Mount';
   $('verify').disabled = !image || state.job !== null;
   $('convert').disabled = !image || state.job !== null;
   if (!image) return;
@@ -138,7 +198,18 @@ function render() {
   $('info-facts').replaceChildren(...i.facts.map((f) => row([f.label, f.value], 'th')));
   $('partitions').tBodies[0].replaceChildren(...i.partitions.map((p) =>
     row([p.index, p.name, p.kind, p.file_system || 'unknown', p.volume_name ?? '',
-      p.start.toLocaleString('en-US'), bytes(p.size), p.used == null ? '' : bytes(p.used)])));
+      p.start.toLocaleString('en-US'), bytes(p.size), p.used == null ? '' : bytes(p.used),
+      mountPointOf(image, p.index) ?? ''])));
+  $('info-mounts').replaceChildren(...(attachmentOf(image)?.mounts ?? []).map((m) => {
+    const tr = row(['Mounted at', m.mount_point], 'th');
+    const open = document.createElement('button');
+    open.textContent = 'Open';
+    open.className = 'reveal';
+    open.title = 'Show the volume in the file manager';
+    open.onclick = () => invoke('reveal', { path: m.mount_point }).catch((e) => status(message(e), true));
+    tr.cells[1].append(' ', open);
+    return tr;
+  }));
   const c = image.converted;
   $('convert-result').hidden = !c;
   if (c) {
@@ -458,10 +529,13 @@ const menuActions = {
   close: closeSelected,
   verify,
   convert: openConvert,
+  mount: () => { if (state.selected && !attachmentOf(state.selected)) mountOrEject(); },
+  eject: () => { if (state.selected && attachmentOf(state.selected)) mountOrEject(); },
   about: () => status('dimg — a disk image utility. Opens .dmg, .iso, .toast, .nrg, .bin/.cue, .img, .cdr.'),
 };
 
 $('open').onclick = pick;
+$('mount').onclick = mountOrEject;
 $('verify').onclick = verify;
 $('convert').onclick = openConvert;
 $('convert-form').onsubmit = convert;
@@ -526,6 +600,8 @@ listen('tauri://drag-drop', (e) => {
 });
 
 invoke('launch_paths').then((paths) => paths.forEach((p) => openPath(p)));
+refreshAttached();
+setInterval(refreshAttached, 2000);
 // A second way in for a running window (drag-and-drop and "Open With" end here too).
 window.openPath = openPath;
 render();

@@ -454,21 +454,82 @@ pub async fn open_item(
             .map(std::ffi::OsStr::to_os_string)
             .unwrap_or_default();
         let file = folder.join(name);
-        let opener = std::env::var_os("DIMG_OPEN_WITH").unwrap_or_else(|| {
-            if cfg!(target_os = "macos") {
-                "open"
-            } else {
-                "xdg-open"
-            }
-            .into()
-        });
-        std::process::Command::new(&opener)
-            .arg(&file)
-            .spawn()
-            .map_err(|e| Error::io(std::path::Path::new(&opener), e))?;
+        hand_to_opener(&file)?;
         Ok(file)
     })
     .await
+}
+
+/// Gives a file or folder to the program that opens them: $DIMG_OPEN_WITH, else the desktop's
+/// opener (the file manager, for a folder).
+fn hand_to_opener(path: &std::path::Path) -> dimg::Result<()> {
+    let opener = std::env::var_os("DIMG_OPEN_WITH").unwrap_or_else(|| {
+        if cfg!(target_os = "macos") {
+            "open"
+        } else {
+            "xdg-open"
+        }
+        .into()
+    });
+    std::process::Command::new(&opener)
+        .arg(path)
+        .spawn()
+        .map_err(|e| Error::io(std::path::Path::new(&opener), e))?;
+    Ok(())
+}
+
+/// Mount: the image's volumes where the file manager shows them, served by a `dimg attach`
+/// process that outlives the window, as hdiutil's helper does (the `dimg` beside this program,
+/// else the one on PATH). The passphrase of an unlocked image goes to it through a pipe.
+#[tauri::command]
+pub async fn mount_image(
+    path: PathBuf,
+    unlocked: State<'_, Unlocked>,
+) -> Result<dimg_mount::Attachment, CommandError> {
+    let pass = unlocked.get(&path);
+    tauri::async_runtime::spawn_blocking(move || {
+        let beside = std::env::current_exe().map(|e| e.with_file_name("dimg"));
+        let dimg = beside
+            .ok()
+            .filter(|d| d.is_file())
+            .unwrap_or_else(|| PathBuf::from("dimg"));
+        let mut args = vec![
+            OsString::from("attach"),
+            path.clone().into(),
+            "--foreground".into(),
+        ];
+        let secret = pass.as_ref().and_then(|p| p.candidates().next());
+        if secret.is_some() {
+            args.push("--stdinpass".into());
+        }
+        dimg_mount::spawn_attach(&dimg, args, secret)
+    })
+    .await
+    .map_err(|e| CommandError::other(e.to_string()))?
+    .map_err(CommandError::other)
+}
+
+/// Eject: unmounts the image's volumes and ends their server.
+#[tauri::command]
+pub async fn eject_image(path: PathBuf) -> Result<dimg_mount::Detached, CommandError> {
+    tauri::async_runtime::spawn_blocking(move || dimg_mount::detach(&path, false))
+        .await
+        .map_err(|e| CommandError::other(e.to_string()))?
+        .map_err(CommandError::other)
+}
+
+/// Every attached image, whoever attached it (this window or `dimg attach`).
+#[tauri::command]
+pub async fn attached() -> Vec<dimg_mount::Attachment> {
+    tauri::async_runtime::spawn_blocking(dimg_mount::attached)
+        .await
+        .unwrap_or_default()
+}
+
+/// Open: a mounted volume's folder in the file manager.
+#[tauri::command]
+pub fn reveal(path: PathBuf) -> Result<(), CommandError> {
+    hand_to_opener(&path).map_err(CommandError::from)
 }
 
 /// The native save dialog, starting from the page's suggestion.

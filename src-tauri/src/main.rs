@@ -30,6 +30,10 @@ fn main() {
             commands::open_item,
             commands::pick_destination,
             commands::cancel_job,
+            commands::mount_image,
+            commands::eject_image,
+            commands::attached,
+            commands::reveal,
         ])
         .run(tauri::generate_context!("../tauri.conf.json"))
         .expect("the dimg window could not start");

@@ -27,6 +27,9 @@ pub fn build<R: Runtime>(app: &AppHandle<R>) -> tauri::Result<Menu<R>> {
         .quit()
         .build()?;
     let images = SubmenuBuilder::new(app, "Images")
+        .item(&item("mount", "Mount", Some("CmdOrCtrl+Shift+M"))?)
+        .item(&item("eject", "Eject", Some("CmdOrCtrl+E"))?)
+        .separator()
         .item(&item("verify", "Verify", Some("CmdOrCtrl+Shift+V"))?)
         .item(&item("convert", "Convert…", Some("CmdOrCtrl+Shift+C"))?)
         .build()?;
