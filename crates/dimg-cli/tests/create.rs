@@ -674,3 +674,25 @@ fn extended_attributes_and_resource_forks_go_into_hfs_plus() {
     }
     assert_eq!(fs::read(out.join("doc.txt")).unwrap(), b"data fork");
 }
+
+/// libfshfs (Debian's fshfsinfo) reads the HFS+ volumes dimg writes, with and without extended
+/// attributes: it refuses a volume without an attributes B-tree, which newfs_hfs always makes.
+#[test]
+fn libfshfs_reads_the_hfs_plus_volumes_dimg_writes() {
+    let dir = tempfile::tempdir().unwrap();
+    let src = dir.path().join("src");
+    fs::create_dir_all(src.join("docs")).unwrap();
+    fs::write(src.join("docs/readme.txt"), b"read me\n").unwrap();
+    fs::write(src.join("top.txt"), b"top\n").unwrap();
+    for with_attributes in [false, true] {
+        if with_attributes {
+            xattr::set(src.join("top.txt"), "user.note", b"kept").unwrap();
+        }
+        let image = dir.path().join(format!("attributes-{with_attributes}.cdr"));
+        let o = dimg(&["create", "-srcfolder", s(&src), "-layout", "NONE", "-format", "UDTO", s(&image)]);
+        assert!(o.status.success(), "{}", stderr(&o));
+        let hierarchy = peer("fshfsinfo", &["-H", s(&image)]);
+        let listed: Vec<&str> = hierarchy.lines().filter(|l| l.starts_with('/')).collect();
+        assert_eq!(listed, ["/", "/docs", "/docs/readme.txt", "/top.txt"], "{hierarchy}");
+    }
+}

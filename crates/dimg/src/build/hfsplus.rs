@@ -341,23 +341,14 @@ fn catalog_tree(records: &[Record], case_sensitive: bool, spare: usize) -> Resul
     bulk_tree(&pairs, 516, if case_sensitive { 0xBC } else { 0 }, spare)
 }
 
-/// An empty extents-overflow tree of `nodes` nodes.
-fn extents_tree(nodes: usize) -> Vec<u8> {
-    let header = btree_header(
-        0,
-        0,
-        0,
-        0,
-        0,
-        EXTENTS_NODE,
-        10,
-        nodes as u32,
-        nodes as u32 - 1,
-        0,
-        2,
-    );
-    let mut out = header_node(EXTENTS_NODE, &header, 1);
-    out.resize(nodes * EXTENTS_NODE, 0);
+/// An empty B-tree of `nodes` nodes: its header node, then free nodes. The extents-overflow tree
+/// is always one; so is the attributes tree of a volume without attributes, since readers such
+/// as libfshfs expect the attributes file newfs_hfs always makes.
+fn empty_tree(node_size: usize, max_key: u16, key_flags: u32, nodes: usize) -> Vec<u8> {
+    let free = nodes as u32 - 1;
+    let header = btree_header(0, 0, 0, 0, 0, node_size, max_key, nodes as u32, free, 0, key_flags);
+    let mut out = header_node(node_size, &header, 1);
+    out.resize(nodes * node_size, 0);
     out
 }
 
@@ -593,11 +584,11 @@ pub fn build(tree: Option<&Tree>, options: &Options, now: i64) -> Result<Built> 
     let extents_len = (extents_nodes * EXTENTS_NODE) as u64;
 
     // Blocks: 0 (boot + header), the bitmap, extents, catalog, file data, spare, the last block.
-    // No attributes, no attributes file (as on volumes that never had one).
     let attributes_tree = |first_data: u64| -> Result<Vec<u8>> {
         let records = attribute_records(first_data);
         match records.is_empty() {
-            true => Ok(Vec::new()),
+            // Big keys, variable-length index keys: as the catalog's.
+            true => Ok(empty_tree(CATALOG_NODE, 266, 6, 2)),
             false => bulk_tree(&records, 266, 0, 2),
         }
     };
@@ -692,16 +683,14 @@ pub fn build(tree: Option<&Tree>, options: &Options, now: i64) -> Result<Built> 
     fork_at(&mut h, 112, bitmap_blocks * block, 1);
     fork_at(&mut h, 192, extents_len, extents_start);
     fork_at(&mut h, 272, catalog.len() as u64, catalog_start);
-    if attributes_len > 0 {
-        fork_at(&mut h, 352, attributes_len, attributes_start);
-    }
+    fork_at(&mut h, 352, attributes_len, attributes_start);
 
     let mut disk = Assembly::default();
     let mut first = vec![0u8; block as usize];
     first[1024..1536].copy_from_slice(&h);
     disk.bytes(first);
     disk.bytes(bitmap);
-    disk.bytes(extents_tree(extents_nodes));
+    disk.bytes(empty_tree(EXTENTS_NODE, 10, 2, extents_nodes));
     disk.bytes(catalog);
     disk.bytes(attributes_file);
     for (i, n) in tree.nodes.iter().enumerate() {
