@@ -561,3 +561,39 @@ fn nomount_attaches_the_disk_and_its_partitions_as_files() {
     assert_eq!(listed[0], s(&point.join("disk")));
     drop(attached);
 }
+
+/// A bootable disc's volume is the disc's tree: the boot images 7-Zip shows as a `[BOOT]` folder
+/// (and `dimg ls` still lists, until the fidelity issue moves them) are not in the mount.
+#[test]
+fn a_mount_shows_no_invented_boot_folder() {
+    let tmp = tempfile::tempdir().unwrap();
+    let src = tmp.path().join("src");
+    fs::create_dir_all(src.join("boot")).unwrap();
+    fs::write(src.join("boot/loader.bin"), vec![0x90u8; 2048]).unwrap();
+    fs::write(src.join("readme.txt"), b"bootable\n").unwrap();
+    let iso = tmp.path().join("boot.iso");
+    let o = Command::new("genisoimage")
+        .args([
+            "-quiet",
+            "-R",
+            "-J",
+            "-b",
+            "boot/loader.bin",
+            "-c",
+            "boot/boot.cat",
+        ])
+        .args(["-no-emul-boot", "-o", s(&iso), s(&src)])
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert!(stdout(&dimg(&["ls", s(&iso)])).contains("[BOOT]"));
+    let point = tmp.path().join("mnt");
+    let attached = Attached::new(&[s(&iso), "-mountpoint", s(&point)], None).unwrap();
+    let mut names: Vec<String> = fs::read_dir(&point)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    names.sort();
+    assert_eq!(names, ["boot", "readme.txt"]);
+    drop(attached);
+}

@@ -64,6 +64,22 @@ pub fn folder_name(name: &str) -> String {
     }
 }
 
+/// `path` without symlinks or '..', as the kernel's mount table names it. A mount whose server
+/// died cannot be resolved itself ("not connected"), so its folder is resolved instead.
+pub fn resolved(path: &Path) -> PathBuf {
+    if let Ok(real) = std::fs::canonicalize(path) {
+        return real;
+    }
+    let absolute = std::path::absolute(path).unwrap_or_else(|_| path.to_path_buf());
+    match (absolute.parent(), absolute.file_name()) {
+        (Some(parent), Some(name)) => match std::fs::canonicalize(parent) {
+            Ok(parent) => parent.join(name),
+            Err(_) => absolute,
+        },
+        _ => absolute,
+    }
+}
+
 /// Whether `path` is the root of a mount (a different device from its parent).
 pub fn is_mount_point(path: &Path) -> bool {
     use std::os::unix::fs::MetadataExt;

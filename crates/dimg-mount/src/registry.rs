@@ -160,7 +160,7 @@ pub struct Detached {
 /// server end. A busy mount is refused with the processes that hold it, unless `force`, which
 /// detaches it lazily (it goes once they let go).
 pub fn detach(target: &Path, force: bool) -> Result<Detached, String> {
-    let absolute = std::path::absolute(target).unwrap_or_else(|_| target.to_path_buf());
+    let absolute = place::resolved(target);
     let image = std::fs::canonicalize(target).ok();
     let all = attached();
     let mine: Vec<&Attachment> = all
