@@ -3,6 +3,8 @@
 //!   dimg ls -R IMAGE   vs   7zz l IMAGE          (issue: faster than 7-Zip)
 //! Run: cargo bench -p dimg-cli --bench browse [-- FILES]   (default 100000)
 
+mod common;
+
 use std::fs;
 use std::path::Path;
 use std::process::Command;
@@ -17,7 +19,7 @@ fn main() {
     let tree = dir.join(format!("tree-{files}"));
     let iso = dir.join(format!("tree-{files}.iso"));
     if !iso.exists() {
-        make_tree(&tree, files);
+        common::make_tree(&tree, files);
         let status = Command::new("genisoimage")
             .args(["-quiet", "-R", "-J", "-o"])
             .arg(&iso)
@@ -43,17 +45,6 @@ fn main() {
     println!("dimg ls -R  {:>8.3} s", ours.0);
     println!("7zz l       {:>8.3} s", theirs.0);
     println!("ratio       {:>8.2}× 7-Zip's speed", theirs.0 / ours.0);
-}
-
-/// `files` small files spread over 100 folders.
-fn make_tree(root: &Path, files: usize) {
-    for i in 0..files {
-        let folder = root.join(format!("folder{:03}", i % 100));
-        if i < 100 {
-            fs::create_dir_all(&folder).unwrap();
-        }
-        fs::write(folder.join(format!("file-{i:06}.txt")), format!("{i}\n")).unwrap();
-    }
 }
 
 /// Seconds the command took (best of three) and what it printed.

@@ -6,8 +6,10 @@
 //! The folder is a copy of real files from /usr (binaries, libraries, text, images), built once
 //! under target/bench, read once before timing so every tool starts from a warm cache.
 
+mod common;
+
 use std::fs;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::Instant;
 
@@ -17,16 +19,7 @@ fn main() {
         .find_map(|a| a.parse().ok())
         .unwrap_or(1024);
     let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../target/bench");
-    let tree = dir.join(format!("usr-{mib}m"));
-    if !tree.exists() {
-        let (files, bytes) = copy_tree(Path::new("/usr"), &tree, mib << 20);
-        println!(
-            "copied {files} files, {} MiB of /usr into {}",
-            bytes >> 20,
-            tree.display()
-        );
-    }
-    let (files, bytes) = warm(&tree);
+    let (tree, files, bytes) = common::usr_tree(&dir, mib);
     println!(
         "folder: {} ({files} files, {} MiB)",
         tree.display(),
@@ -119,51 +112,4 @@ fn main() {
         "HFSX UDZO: {:.2}× the time of dimg's own ISO",
         seconds[3] / seconds[0]
     );
-}
-
-/// Copies regular files from `from` until `budget` bytes, keeping the tree's shape.
-fn copy_tree(from: &Path, to: &Path, budget: u64) -> (u64, u64) {
-    let (mut files, mut bytes) = (0, 0);
-    let mut todo: Vec<PathBuf> = vec![from.to_path_buf()];
-    while let Some(dir) = todo.pop() {
-        let Ok(entries) = fs::read_dir(&dir) else {
-            continue;
-        };
-        let mut entries: Vec<_> = entries.filter_map(Result::ok).collect();
-        entries.sort_by_key(|e| e.file_name());
-        for e in entries {
-            let Ok(meta) = fs::symlink_metadata(e.path()) else {
-                continue;
-            };
-            if meta.is_dir() {
-                todo.push(e.path());
-            } else if meta.is_file() && bytes + meta.len() <= budget {
-                let target = to.join(e.path().strip_prefix(from).unwrap());
-                fs::create_dir_all(target.parent().unwrap()).unwrap();
-                if fs::copy(e.path(), &target).is_ok() {
-                    files += 1;
-                    bytes += meta.len();
-                }
-            }
-        }
-    }
-    (files, bytes)
-}
-
-/// Reads every file once, so that no tool pays for the cold cache; returns the count and bytes.
-fn warm(root: &Path) -> (u64, u64) {
-    let (mut files, mut bytes) = (0, 0);
-    let mut todo = vec![root.to_path_buf()];
-    while let Some(dir) = todo.pop() {
-        for e in fs::read_dir(&dir).unwrap() {
-            let p = e.unwrap().path();
-            if p.is_dir() {
-                todo.push(p);
-            } else {
-                bytes += fs::read(&p).map(|b| b.len() as u64).unwrap_or(0);
-                files += 1;
-            }
-        }
-    }
-    (files, bytes)
 }

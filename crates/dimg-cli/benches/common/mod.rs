@@ -1,0 +1,79 @@
+//! What the benchmarks share: a folder of real files to make images from.
+#![allow(dead_code)]
+
+use std::fs;
+use std::path::{Path, PathBuf};
+
+/// `target/bench/usr-{mib}m`: a copy of `mib` MiB of real files from /usr (binaries, libraries,
+/// text, images), made once, read once so that every tool starts from a warm cache.
+pub fn usr_tree(dir: &Path, mib: u64) -> (PathBuf, u64, u64) {
+    let tree = dir.join(format!("usr-{mib}m"));
+    if !tree.exists() {
+        let (files, bytes) = copy_tree(Path::new("/usr"), &tree, mib << 20);
+        println!(
+            "copied {files} files, {} MiB of /usr into {}",
+            bytes >> 20,
+            tree.display()
+        );
+    }
+    let (files, bytes) = warm(&tree);
+    (tree, files, bytes)
+}
+
+/// Copies regular files from `from` until `budget` bytes, keeping the tree's shape.
+pub fn copy_tree(from: &Path, to: &Path, budget: u64) -> (u64, u64) {
+    let (mut files, mut bytes) = (0, 0);
+    let mut todo: Vec<PathBuf> = vec![from.to_path_buf()];
+    while let Some(dir) = todo.pop() {
+        let Ok(entries) = fs::read_dir(&dir) else {
+            continue;
+        };
+        let mut entries: Vec<_> = entries.filter_map(Result::ok).collect();
+        entries.sort_by_key(|e| e.file_name());
+        for e in entries {
+            let Ok(meta) = fs::symlink_metadata(e.path()) else {
+                continue;
+            };
+            if meta.is_dir() {
+                todo.push(e.path());
+            } else if meta.is_file() && bytes + meta.len() <= budget {
+                let target = to.join(e.path().strip_prefix(from).unwrap());
+                fs::create_dir_all(target.parent().unwrap()).unwrap();
+                if fs::copy(e.path(), &target).is_ok() {
+                    files += 1;
+                    bytes += meta.len();
+                }
+            }
+        }
+    }
+    (files, bytes)
+}
+
+/// Reads every file once, so that no tool pays for the cold cache; returns the count and bytes.
+pub fn warm(root: &Path) -> (u64, u64) {
+    let (mut files, mut bytes) = (0, 0);
+    let mut todo = vec![root.to_path_buf()];
+    while let Some(dir) = todo.pop() {
+        for e in fs::read_dir(&dir).unwrap() {
+            let p = e.unwrap().path();
+            if p.is_dir() {
+                todo.push(p);
+            } else {
+                bytes += fs::read(&p).map(|b| b.len() as u64).unwrap_or(0);
+                files += 1;
+            }
+        }
+    }
+    (files, bytes)
+}
+
+/// `files` small files spread over 100 folders.
+pub fn make_tree(root: &Path, files: usize) {
+    for i in 0..files {
+        let folder = root.join(format!("folder{:03}", i % 100));
+        if i < 100 {
+            fs::create_dir_all(&folder).unwrap();
+        }
+        fs::write(folder.join(format!("file-{i:06}.txt")), format!("{i}\n")).unwrap();
+    }
+}
