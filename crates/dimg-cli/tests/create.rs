@@ -689,10 +689,23 @@ fn libfshfs_reads_the_hfs_plus_volumes_dimg_writes() {
             xattr::set(src.join("top.txt"), "user.note", b"kept").unwrap();
         }
         let image = dir.path().join(format!("attributes-{with_attributes}.cdr"));
-        let o = dimg(&["create", "-srcfolder", s(&src), "-layout", "NONE", "-format", "UDTO", s(&image)]);
+        let o = dimg(&[
+            "create",
+            "-srcfolder",
+            s(&src),
+            "-layout",
+            "NONE",
+            "-format",
+            "UDTO",
+            s(&image),
+        ]);
         assert!(o.status.success(), "{}", stderr(&o));
         let hierarchy = peer("fshfsinfo", &["-H", s(&image)]);
         let listed: Vec<&str> = hierarchy.lines().filter(|l| l.starts_with('/')).collect();
-        assert_eq!(listed, ["/", "/docs", "/docs/readme.txt", "/top.txt"], "{hierarchy}");
+        assert_eq!(
+            listed,
+            ["/", "/docs", "/docs/readme.txt", "/top.txt"],
+            "{hierarchy}"
+        );
     }
 }

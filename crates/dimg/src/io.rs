@@ -2,10 +2,11 @@
 //! source can serve many threads at once (chunks decompress in parallel, a browser reads while a
 //! verify runs).
 
+use std::collections::{HashMap, VecDeque};
 use std::fs::File;
 use std::io;
-use std::path::Path;
-use std::sync::Arc;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
 
 /// A random-access, fixed-length byte source.
 pub trait ReadAt: Send + Sync {
@@ -184,6 +185,128 @@ impl ReadAt for Concat {
     }
 }
 
+/// How each band of a [`BandFolder`] is seen: as it is, or decrypted.
+pub type BandView = Box<dyn Fn(Arc<dyn ReadAt>) -> Arc<dyn ReadAt> + Send + Sync>;
+
+/// A disk kept as a folder of band files (a sparse bundle's `bands/`): band `n` holds the disk's
+/// bytes from `n × band_size`, in a file named `n` in lower-case hexadecimal. A missing band
+/// reads as zeros, and so does the rest of a band shorter than the others.
+pub struct BandFolder {
+    dir: PathBuf,
+    band_size: u64,
+    size: u64,
+    /// The bands present, with their lengths: checked once, when the folder is opened.
+    present: HashMap<u64, u64>,
+    view: BandView,
+    /// The bands opened last: a few file handles, however many bands there are.
+    open: Mutex<VecDeque<(u64, Arc<dyn ReadAt>)>>,
+}
+
+/// Band files kept open at once.
+const OPEN_BANDS: usize = 16;
+
+impl BandFolder {
+    /// The folder `dir` as a disk of `size` bytes in bands of `band_size`. Every name in it must
+    /// be a band number within the disk (hidden files aside), and no band longer than a band.
+    pub fn open(dir: &Path, band_size: u64, size: u64, view: BandView) -> io::Result<Self> {
+        let bad = |what: String| io::Error::new(io::ErrorKind::InvalidData, what);
+        if band_size == 0 {
+            return Err(bad("the band size is 0".into()));
+        }
+        let mut present = HashMap::new();
+        for entry in std::fs::read_dir(dir)? {
+            let entry = entry?;
+            let name = entry.file_name().to_string_lossy().into_owned();
+            if name.starts_with('.') {
+                continue;
+            }
+            let number = u64::from_str_radix(&name, 16)
+                .ok()
+                .filter(|_| {
+                    name.bytes()
+                        .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
+                })
+                .ok_or_else(|| bad(format!("bands/{name}: not a band number (lower-case hex)")))?;
+            if number
+                .checked_mul(band_size)
+                .is_none_or(|start| start >= size)
+            {
+                return Err(bad(format!(
+                    "bands/{name}: band {number} lies past the disk's {size} bytes"
+                )));
+            }
+            let len = entry.metadata()?.len();
+            if len > band_size {
+                return Err(bad(format!(
+                    "bands/{name}: {len} bytes, more than the band size ({band_size})"
+                )));
+            }
+            if present.insert(number, len).is_some() {
+                return Err(bad(format!("bands/{name}: band {number} is there twice")));
+            }
+        }
+        Ok(BandFolder {
+            dir: dir.to_path_buf(),
+            band_size,
+            size,
+            present,
+            view,
+            open: Mutex::new(VecDeque::new()),
+        })
+    }
+
+    /// How many bands hold data, and their bytes.
+    pub fn stored(&self) -> (usize, u64) {
+        (self.present.len(), self.present.values().sum())
+    }
+
+    fn band(&self, number: u64) -> io::Result<Arc<dyn ReadAt>> {
+        let mut open = self.open.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some((_, band)) = open.iter().find(|(n, _)| *n == number) {
+            return Ok(band.clone());
+        }
+        let file = FileSource::open(&self.dir.join(format!("{number:x}")))?;
+        let band = (self.view)(Arc::new(file));
+        open.push_front((number, band.clone()));
+        open.truncate(OPEN_BANDS);
+        Ok(band)
+    }
+}
+
+/// Where a read of up to `len` bytes at `offset` falls on a disk of `size` bytes kept in bands of
+/// `band_size`: (band, offset within it, bytes to take from it); `None` at or past the end.
+pub fn band_span(offset: u64, len: usize, band_size: u64, size: u64) -> Option<(u64, u64, usize)> {
+    if offset >= size {
+        return None;
+    }
+    let (band, within) = (offset / band_size, offset % band_size);
+    let n = (len as u64).min(band_size - within).min(size - offset) as usize;
+    Some((band, within, n))
+}
+
+impl ReadAt for BandFolder {
+    fn read_at(&self, offset: u64, buf: &mut [u8]) -> io::Result<usize> {
+        let Some((number, within, n)) = band_span(offset, buf.len(), self.band_size, self.size)
+        else {
+            return Ok(0);
+        };
+        let stored = match self.present.get(&number) {
+            Some(&len) if within < len => {
+                let want = n.min((len - within) as usize);
+                self.band(number)?.read_exact_at(within, &mut buf[..want])?;
+                want
+            }
+            _ => 0,
+        };
+        buf[stored..n].fill(0);
+        Ok(n)
+    }
+
+    fn size(&self) -> u64 {
+        self.size
+    }
+}
+
 /// `n` zero bytes, without holding them.
 pub struct Zeros(pub u64);
 
@@ -202,6 +325,31 @@ impl ReadAt for Zeros {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn band_folders_read_missing_and_short_bands_as_zeros() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("0"), [1u8; 8]).unwrap();
+        std::fs::write(dir.path().join("a"), [2u8; 3]).unwrap();
+        let bands = BandFolder::open(dir.path(), 8, 8 * 11 - 4, Box::new(|b| b)).unwrap();
+        let mut disk = vec![9u8; 84];
+        bands.read_exact_at(0, &mut disk).unwrap();
+        let mut want = vec![1u8; 8];
+        want.resize(80, 0);
+        want.extend([2, 2, 2, 0]);
+        assert_eq!(disk, want);
+        assert_eq!(bands.stored(), (2, 11));
+        // Names that are not band numbers, bands past the end, and long bands are refused.
+        for (name, len) in [("B", 1), ("0x1", 1), ("b", 1), ("1", 9)] {
+            let bad = tempfile::tempdir().unwrap();
+            std::fs::write(bad.path().join(name), vec![0u8; len]).unwrap();
+            let e = BandFolder::open(bad.path(), 8, 88, Box::new(|b| b)).err();
+            assert!(
+                e.is_some_and(|e| e.to_string().contains(&format!("bands/{name}"))),
+                "{name}"
+            );
+        }
+    }
 
     #[test]
     fn slice_is_clipped_to_its_window_and_the_source() {

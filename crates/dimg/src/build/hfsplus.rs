@@ -346,7 +346,19 @@ fn catalog_tree(records: &[Record], case_sensitive: bool, spare: usize) -> Resul
 /// as libfshfs expect the attributes file newfs_hfs always makes.
 fn empty_tree(node_size: usize, max_key: u16, key_flags: u32, nodes: usize) -> Vec<u8> {
     let free = nodes as u32 - 1;
-    let header = btree_header(0, 0, 0, 0, 0, node_size, max_key, nodes as u32, free, 0, key_flags);
+    let header = btree_header(
+        0,
+        0,
+        0,
+        0,
+        0,
+        node_size,
+        max_key,
+        nodes as u32,
+        free,
+        0,
+        key_flags,
+    );
     let mut out = header_node(node_size, &header, 1);
     out.resize(nodes * node_size, 0);
     out

@@ -268,7 +268,7 @@ impl BlockCipher {
 struct Decrypting {
     file: Arc<dyn ReadAt>,
     header: Header,
-    blocks: BlockCipher,
+    blocks: Arc<BlockCipher>,
 }
 
 impl ReadAt for Decrypting {
@@ -304,30 +304,76 @@ struct Encrypted {
 }
 
 fn open(file: Arc<dyn ReadAt>, p: &Probe) -> io::Result<Box<dyn Container>> {
-    let header = header(&*file)?;
-    let Some(pass) = p.passphrase else {
+    let (header, keys) = unlock(&*file, p.passphrase)?;
+    open_plaintext(file, header, &keys)
+}
+
+/// The header of an encrcdsa v2 file and the keys `passphrase` unwraps from it.
+fn unlock(file: &dyn ReadAt, passphrase: Option<&crate::Passphrase>) -> io::Result<(Header, Keys)> {
+    let header = header(file)?;
+    let Some(pass) = passphrase else {
         return Err(Locked::PassphraseNeeded.io());
     };
-    let mut keys = None;
-    'search: for wrapped in &header.wrapped {
+    for wrapped in &header.wrapped {
         for candidate in pass.candidates() {
-            if let Some(k) = unwrap(&*file, *wrapped, header.key_bits, candidate)? {
-                keys = Some(k);
-                break 'search;
+            if let Some(keys) = unwrap(file, *wrapped, header.key_bits, candidate)? {
+                return Ok((header, keys));
             }
         }
     }
-    let Some(keys) = keys else {
-        if header.wrapped.is_empty() {
-            return Err(FormatError::io(
-                HEADER,
-                0x48,
-                "no passphrase-wrapped key (certificate-only images are not supported)",
-            ));
-        }
-        return Err(Locked::WrongPassphrase.io());
-    };
-    open_plaintext(file, header, &keys)
+    if header.wrapped.is_empty() {
+        return Err(FormatError::io(
+            HEADER,
+            0x48,
+            "no passphrase-wrapped key (certificate-only images are not supported)",
+        ));
+    }
+    Err(Locked::WrongPassphrase.io())
+}
+
+/// An encrypted sparse bundle's key (its `token` holds the encrcdsa header): every band is
+/// encrypted on its own, its blocks numbered from 0 at the band's start.
+pub(crate) struct BandKey {
+    header: Header,
+    blocks: Arc<BlockCipher>,
+}
+
+impl BandKey {
+    pub(crate) fn unlock(
+        token: &dyn ReadAt,
+        passphrase: Option<&crate::Passphrase>,
+    ) -> io::Result<Self> {
+        let (header, keys) = unlock(token, passphrase)?;
+        Ok(BandKey {
+            blocks: Arc::new(BlockCipher::new(&keys)),
+            header,
+        })
+    }
+
+    /// A band's bytes, decrypted.
+    pub(crate) fn band(&self, band: Arc<dyn ReadAt>) -> Arc<dyn ReadAt> {
+        let header = Header {
+            data_offset: 0,
+            data_size: band.size() / self.header.block_size * self.header.block_size,
+            ..self.header.clone()
+        };
+        Arc::new(Decrypting {
+            file: band,
+            header,
+            blocks: self.blocks.clone(),
+        })
+    }
+
+    /// What `info` says of the encryption.
+    pub(crate) fn facts(&self) -> Vec<Fact> {
+        vec![Fact::new(
+            "Encryption",
+            format!(
+                "AES-{} (encrcdsa v2, in the token), {}-byte blocks numbered within each band",
+                self.header.key_bits, self.header.block_size
+            ),
+        )]
+    }
 }
 
 /// Version 1 (`cdsaencr`, Mac OS X 10.2–10.4): the header is the last 0x4FC bytes, the data
@@ -431,7 +477,7 @@ fn open_plaintext(
     header: Header,
     keys: &Keys,
 ) -> io::Result<Box<dyn Container>> {
-    let blocks = BlockCipher::new(keys);
+    let blocks = Arc::new(BlockCipher::new(keys));
     let plain: Arc<dyn ReadAt> = Arc::new(Decrypting {
         file,
         header: header.clone(),
@@ -443,7 +489,7 @@ fn open_plaintext(
     })?;
     Ok(Box::new(Encrypted {
         header,
-        inner_format: inner.driver.name,
+        inner_format: inner.format,
         inner: inner.container,
     }))
 }

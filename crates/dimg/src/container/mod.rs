@@ -8,6 +8,8 @@ pub mod nrg;
 pub mod optical;
 pub mod raw;
 pub mod sector;
+pub mod sparsebundle;
+pub mod sparseimage;
 pub mod udif;
 
 use crate::error::{Error, Result};
@@ -148,13 +150,15 @@ pub static DRIVERS: &[&Driver] = &[
     &nrg::DRIVER,
     &encrypted::DRIVER,
     &encrypted::DRIVER_V1,
+    &sparseimage::DRIVER,
     &udif::DRIVER,
     &raw::DRIVER,
 ];
 
-/// A byte source opened by the driver that claimed it.
+/// An opened image: a byte source opened by the driver that claimed it, or a sparse bundle.
 pub struct Opened {
-    pub driver: &'static Driver,
+    /// The container format, as users know it.
+    pub format: &'static str,
     pub container: Box<dyn Container>,
     /// Signatures seen in the source itself.
     pub signatures: Vec<Signature>,
@@ -206,15 +210,34 @@ pub fn open_source(
     };
     let container = (driver.open)(source, &probe)?;
     Ok(Opened {
-        driver,
+        format: driver.name,
         container,
         signatures,
         file_size,
     })
 }
 
-/// Opens the image file at `path`, read-only.
+/// The file that holds an image's encryption header: the image itself, or a sparse bundle's
+/// `token`.
+pub fn key_file(path: &Path) -> std::path::PathBuf {
+    match path.is_dir() {
+        true => path.join("token"),
+        false => path.to_path_buf(),
+    }
+}
+
+/// Opens the image at `path`, read-only: a file, or a sparse bundle's folder.
 pub fn open(path: &Path, passphrase: Option<&Passphrase>) -> Result<Opened> {
+    if path.is_dir() {
+        let (container, stored) =
+            sparsebundle::open(path, passphrase).map_err(|e| Error::io(path, e))?;
+        return Ok(Opened {
+            format: sparsebundle::FORMAT,
+            container,
+            signatures: Vec::new(),
+            file_size: stored,
+        });
+    }
     let file = FileSource::open(path).map_err(|e| Error::io(path, e))?;
     open_source(Arc::new(file), Some(path), passphrase).map_err(|e| match e {
         OpenError::Io(e) => Error::io(path, e),

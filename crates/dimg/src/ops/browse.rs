@@ -58,7 +58,7 @@ pub fn volumes(
         }
     }
     let mut found = ImageVolumes {
-        format: opened.driver.name,
+        format: opened.format,
         disk: disk.clone(),
         partitions: partitions.clone(),
         volumes: Vec::new(),

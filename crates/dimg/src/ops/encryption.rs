@@ -7,7 +7,14 @@ use std::path::Path;
 
 /// hdiutil isencrypted: the kind of encryption the file's magic number names, if any.
 pub fn is_encrypted(path: &Path) -> Result<Option<&'static str>> {
-    let file = FileSource::open(path).map_err(|e| Error::io(path, e))?;
+    let path = &crate::container::key_file(path);
+    let file = match FileSource::open(path) {
+        // A sparse bundle without a token is not encrypted.
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound && path.ends_with("token") => {
+            return Ok(None)
+        }
+        other => other.map_err(|e| Error::io(path, e))?,
+    };
     if file.size() == 0 {
         return Ok(None);
     }
@@ -27,19 +34,25 @@ pub fn chpass(path: &Path, old: &Passphrase, new: &Passphrase) -> Result<()> {
             reason: "is not an encrypted (encrcdsa v2) image".into(),
         });
     }
+    // A sparse bundle keeps its key in its token.
+    let key_file = crate::container::key_file(path);
     let file = std::fs::OpenOptions::new()
         .read(true)
         .write(true)
-        .open(path)
-        .map_err(|e| Error::io(path, e))?;
+        .open(&key_file)
+        .map_err(|e| Error::io(&key_file, e))?;
     encrypted::chpass(&file, old, new, encrypted::DEFAULT_ITERATIONS)
-        .map_err(|e| Error::io(path, e))
+        .map_err(|e| Error::io(&key_file, e))
 }
 
 /// How the keychain knows an encrypted image: its absolute path and the UUID its encryption
 /// header carries. `None` for images that are not encrypted.
 pub fn identity(path: &Path) -> Result<Option<String>> {
-    let file = FileSource::open(path).map_err(|e| Error::io(path, e))?;
+    if is_encrypted(path)?.is_none() {
+        return Ok(None);
+    }
+    let key_file = crate::container::key_file(path);
+    let file = FileSource::open(&key_file).map_err(|e| Error::io(&key_file, e))?;
     let Some(uuid) = encrypted::uuid(&file).map_err(|e| Error::io(path, e))? else {
         return Ok(None);
     };

@@ -81,7 +81,7 @@ pub fn info(path: &Path, passphrase: Option<&Passphrase>) -> Result<ImageInfo> {
         .collect::<Result<_>>()?;
     Ok(ImageInfo {
         path: path.to_path_buf(),
-        format: opened.driver.name,
+        format: opened.format,
         file_size: opened.file_size,
         disk_size: disk.size(),
         sectors: disk.size().div_ceil(512),

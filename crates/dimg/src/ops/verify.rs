@@ -179,7 +179,7 @@ pub fn verify(
     }
     Ok(VerifyReport {
         path: path.to_path_buf(),
-        format: opened.driver.name,
+        format: opened.format,
         bytes: disk.size(),
         crc32: format!("{:08x}", crc.finalize()),
         sha256: hex(&sha.finalize()),

@@ -1,0 +1,107 @@
+//! `.sparsebundle` (UDSB, formats.md §c.2): a folder, not a file. `Info.plist` gives the band
+//! size and the disk's size, `bands/` holds the disk in band files (see [`BandFolder`]), and
+//! `token` is empty or, for an encrypted bundle, the encrcdsa header whose key decrypts every
+//! band on its own.
+
+use super::encrypted::BandKey;
+use super::{Container, Fact};
+use crate::error::FormatError;
+use crate::io::{BandFolder, FileSource, ReadAt};
+use crate::secret::Passphrase;
+use std::io;
+use std::path::Path;
+use std::sync::Arc;
+
+pub const FORMAT: &str = "Apple sparse bundle disk image";
+const BUNDLE_TYPE: &str = "com.apple.diskimage.sparsebundle";
+/// hdiutil's largest band is far smaller; a bigger one is damage.
+const MAX_BAND: u64 = 1 << 30;
+
+fn bad(what: &'static str, problem: impl Into<String>) -> io::Error {
+    FormatError::io(what, 0, problem)
+}
+
+struct SparseBundle {
+    disk: Arc<BandFolder>,
+    band_size: u64,
+    version: u64,
+    key: Option<Arc<BandKey>>,
+}
+
+/// Opens the bundle folder `dir`; the bytes it keeps on disk are returned with it.
+pub fn open(dir: &Path, passphrase: Option<&Passphrase>) -> io::Result<(Box<dyn Container>, u64)> {
+    let info_path = dir.join("Info.plist");
+    let info: plist::Value = match plist::Value::from_file(&info_path) {
+        Ok(v) => v,
+        Err(e) if !info_path.exists() => {
+            return Err(bad(
+                "sparse bundle",
+                format!("Info.plist is missing ({e}): a folder, not a disk image"),
+            ))
+        }
+        Err(e) => return Err(bad("Info.plist", e.to_string())),
+    };
+    let dict = info
+        .as_dictionary()
+        .ok_or_else(|| bad("Info.plist", "not a dictionary"))?;
+    let kind = dict
+        .get("diskimage-bundle-type")
+        .and_then(|v| v.as_string());
+    if kind != Some(BUNDLE_TYPE) {
+        return Err(bad(
+            "Info.plist",
+            format!("bundle type {kind:?}, not {BUNDLE_TYPE}"),
+        ));
+    }
+    let number = |key: &str| {
+        dict.get(key)
+            .and_then(|v| v.as_unsigned_integer())
+            .ok_or_else(|| bad("Info.plist", format!("no {key}")))
+    };
+    let (band_size, size) = (number("band-size")?, number("size")?);
+    if band_size == 0 || band_size > MAX_BAND || band_size % 512 != 0 {
+        return Err(bad("Info.plist", format!("band size {band_size}")));
+    }
+    let version = number("bundle-backingstore-version").unwrap_or(1);
+    let token = dir.join("token");
+    let key = match std::fs::metadata(&token) {
+        Ok(m) if m.len() > 0 => Some(Arc::new(BandKey::unlock(
+            &FileSource::open(&token)?,
+            passphrase,
+        )?)),
+        _ => None,
+    };
+    let view: crate::io::BandView = match key.clone() {
+        Some(k) => Box::new(move |band| k.band(band)),
+        None => Box::new(|band| band),
+    };
+    let bands = BandFolder::open(&dir.join("bands"), band_size, size, view)
+        .map_err(|e| bad("sparse bundle bands", e.to_string()))?;
+    let stored = bands.stored().1;
+    Ok((
+        Box::new(SparseBundle {
+            disk: Arc::new(bands),
+            band_size,
+            version,
+            key,
+        }),
+        stored,
+    ))
+}
+
+impl Container for SparseBundle {
+    fn disk(&self) -> Arc<dyn ReadAt> {
+        self.disk.clone()
+    }
+
+    fn facts(&self) -> Vec<Fact> {
+        let (bands, bytes) = self.disk.stored();
+        let mut facts = vec![
+            Fact::new("Band size", format!("{} bytes", self.band_size)),
+            Fact::new("Bands stored", format!("{bands} ({bytes} bytes)")),
+            Fact::new("Bundle version", self.version),
+        ];
+        facts.extend(self.key.iter().flat_map(|k| k.facts()));
+        facts
+    }
+}

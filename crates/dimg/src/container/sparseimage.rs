@@ -1,0 +1,161 @@
+//! `.sparseimage` (UDSP, formats.md §c.1): 4096-byte index nodes, each followed by the bands its
+//! table places. The header node's table has 1008 slots from 0x40, every further node's 1010
+//! from 0x38; slot `k` holds the logical band number + 1 of the `k`-th band after its node (0: a
+//! free slot). A band no slot names reads as zeros. Big-endian.
+
+use super::{Container, Driver, Fact, Probe};
+use crate::bytes::{be32, be64};
+use crate::error::FormatError;
+use crate::io::{band_span, ReadAt};
+use crate::magic::Signature;
+use std::collections::HashMap;
+use std::io;
+use std::sync::Arc;
+
+pub static DRIVER: Driver = Driver {
+    name: "Apple sparse disk image",
+    probe,
+    open,
+};
+
+fn probe(p: &Probe) -> u8 {
+    p.certain_if(Signature::SparseImage)
+}
+
+const NODE: u64 = 4096;
+const STRUCTURE: &str = "sparse image header";
+
+fn bad(at: u64, problem: impl Into<String>) -> io::Error {
+    FormatError::io(STRUCTURE, at, problem)
+}
+
+struct SparseImage {
+    disk: Arc<dyn ReadAt>,
+    band_size: u64,
+    bands: usize,
+    nodes: usize,
+}
+
+/// The virtual disk: each logical band where its slot puts it in the file, or zeros.
+struct Bands {
+    file: Arc<dyn ReadAt>,
+    band_size: u64,
+    size: u64,
+    at: HashMap<u64, u64>,
+}
+
+impl ReadAt for Bands {
+    fn read_at(&self, offset: u64, buf: &mut [u8]) -> io::Result<usize> {
+        let Some((band, within, n)) = band_span(offset, buf.len(), self.band_size, self.size)
+        else {
+            return Ok(0);
+        };
+        match self.at.get(&band) {
+            Some(&start) => self.file.read_exact_at(start + within, &mut buf[..n])?,
+            None => buf[..n].fill(0),
+        }
+        Ok(n)
+    }
+
+    fn size(&self) -> u64 {
+        self.size
+    }
+}
+
+fn open(file: Arc<dyn ReadAt>, _: &Probe) -> io::Result<Box<dyn Container>> {
+    let mut node = vec![0u8; NODE as usize];
+    if file.size() < NODE {
+        return Err(bad(
+            0,
+            format!("{} bytes, less than its 4096-byte header", file.size()),
+        ));
+    }
+    file.read_exact_at(0, &mut node)?;
+    let sectors_per_band = u64::from(be32(&node, 0x08));
+    let sectors = be64(&node, 0x1C);
+    if sectors_per_band == 0 || sectors_per_band > 1 << 22 {
+        return Err(bad(0x08, format!("{sectors_per_band} sectors per band")));
+    }
+    let band_size = sectors_per_band * 512;
+    let size = sectors
+        .checked_mul(512)
+        .filter(|&s| s <= 1 << 56)
+        .ok_or_else(|| bad(0x1C, format!("{sectors} sectors")))?;
+    let bands = size.div_ceil(band_size);
+    let mut at = HashMap::new();
+    let (mut here, mut nodes) = (0u64, 0usize);
+    loop {
+        nodes += 1;
+        let (table, slots) = if here == 0 {
+            (0x40, 1008)
+        } else {
+            (0x38, 1010)
+        };
+        for k in 0..slots {
+            let entry = u64::from(be32(&node, table + 4 * k));
+            if entry == 0 {
+                continue;
+            }
+            let (band, slot_at) = (entry - 1, here + table as u64 + 4 * k as u64);
+            if band >= bands {
+                return Err(bad(
+                    slot_at,
+                    format!("band {band} lies past the disk's {bands} bands"),
+                ));
+            }
+            let start = here + NODE + k as u64 * band_size;
+            let needed = (size - band * band_size).min(band_size);
+            if start + needed > file.size() {
+                return Err(bad(
+                    slot_at,
+                    format!("band {band} lies past the end of the file"),
+                ));
+            }
+            if at.insert(band, start).is_some() {
+                return Err(bad(slot_at, format!("band {band} is listed twice")));
+            }
+        }
+        let next = be64(&node, if here == 0 { 0x14 } else { 0x0C });
+        if next == 0 {
+            break;
+        }
+        // Nodes follow their bands, so each lies further on: a chain cannot loop.
+        if next <= here || next + NODE > file.size() {
+            return Err(bad(
+                here,
+                format!("the next index node at {next} is out of order or past the end"),
+            ));
+        }
+        here = next;
+        file.read_exact_at(here, &mut node)?;
+    }
+    let disk = Arc::new(Bands {
+        file,
+        band_size,
+        size,
+        at,
+    });
+    let bands = disk.at.len();
+    Ok(Box::new(SparseImage {
+        disk,
+        band_size,
+        bands,
+        nodes,
+    }))
+}
+
+impl Container for SparseImage {
+    fn disk(&self) -> Arc<dyn ReadAt> {
+        self.disk.clone()
+    }
+
+    fn facts(&self) -> Vec<Fact> {
+        vec![
+            Fact::new("Band size", format!("{} bytes", self.band_size)),
+            Fact::new(
+                "Bands stored",
+                format!("{} in {} index node(s)", self.bands, self.nodes),
+            ),
+        ]
+    }
+}
