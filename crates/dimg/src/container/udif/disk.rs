@@ -8,18 +8,22 @@ use crate::io::ReadAt;
 use rayon::prelude::*;
 use std::collections::VecDeque;
 use std::io;
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, OnceLock};
+
+/// A decompressed chunk, or why it could not be: filled once, by the first reader that needs it,
+/// while the others that need it too wait rather than decompress it again.
+type Slot = Arc<OnceLock<Result<Arc<Vec<u8>>, (io::ErrorKind, String)>>>;
 
 pub struct UdifDisk {
     file: Arc<dyn ReadAt>,
     size: u64,
     runs: Vec<Chunk>,
-    cache: Mutex<VecDeque<(usize, Arc<Vec<u8>>)>>,
+    cache: Mutex<VecDeque<(usize, Slot)>>,
 }
 
 /// Decompressed chunks kept for partial reads; hdiutil's 1 MiB chunks make this 8 MiB.
-const CACHE_CHUNKS: usize = 8;
-const CACHE_BYTES: usize = 16 << 20;
+const CACHE_CHUNKS: usize = 20;
+const CACHE_BYTES: usize = 20 << 20;
 
 fn start(c: &Chunk) -> u64 {
     c.first_sector * 512
@@ -67,30 +71,47 @@ impl UdifDisk {
     }
 
     fn cached(&self, index: usize) -> io::Result<Arc<Vec<u8>>> {
-        {
+        let slot = {
             // Least recently used goes first: a B-tree walk keeps coming back to the same chunks.
             let mut cache = self.lock();
-            if let Some(at) = cache.iter().position(|(i, _)| *i == index) {
-                let hit = cache.remove(at).expect("a position in the cache");
-                cache.push_front(hit.clone());
-                return Ok(hit.1);
+            match cache.iter().position(|(i, _)| *i == index) {
+                Some(at) => {
+                    let hit = cache.remove(at).expect("a position in the cache");
+                    cache.push_front(hit.clone());
+                    hit.1
+                }
+                None => {
+                    let slot = Slot::default();
+                    cache.push_front((index, slot.clone()));
+                    let bytes = |c: &VecDeque<(usize, Slot)>| -> usize {
+                        c.iter()
+                            .filter_map(|(_, s)| s.get().and_then(|d| d.as_ref().ok()))
+                            .map(|d| d.len())
+                            .sum()
+                    };
+                    while cache.len() > CACHE_CHUNKS
+                        || (cache.len() > 1 && bytes(&cache) > CACHE_BYTES)
+                    {
+                        cache.pop_back();
+                    }
+                    slot
+                }
             }
-        }
-        let run = &self.runs[index];
-        let mut data = vec![0; (run.sectors * 512) as usize];
-        self.decompress(run, &mut data)?;
-        let data = Arc::new(data);
-        let mut cache = self.lock();
-        cache.push_front((index, data.clone()));
-        while cache.len() > CACHE_CHUNKS
-            || (cache.len() > 1 && cache.iter().map(|(_, d)| d.len()).sum::<usize>() > CACHE_BYTES)
-        {
-            cache.pop_back();
-        }
-        Ok(data)
+        };
+        let filled = slot.get_or_init(|| {
+            let run = &self.runs[index];
+            let mut data = vec![0; (run.sectors * 512) as usize];
+            match self.decompress(run, &mut data) {
+                Ok(()) => Ok(Arc::new(data)),
+                Err(e) => Err((e.kind(), e.to_string())),
+            }
+        });
+        filled
+            .clone()
+            .map_err(|(kind, problem)| io::Error::new(kind, problem))
     }
 
-    fn lock(&self) -> std::sync::MutexGuard<'_, VecDeque<(usize, Arc<Vec<u8>>)>> {
+    fn lock(&self) -> std::sync::MutexGuard<'_, VecDeque<(usize, Slot)>> {
         // A panic elsewhere cannot leave the cache inconsistent: entries are whole.
         self.cache.lock().unwrap_or_else(|p| p.into_inner())
     }
