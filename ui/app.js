@@ -381,7 +381,10 @@ async function exportItem(event) {
   const report = await longJob('Export', 'Extracting', 'export_item', { request: itemRequest(item), destination });
   if (!report) return;
   const kept = report.neutralised.length ? ` (${report.neutralised.length} not as stored: ${report.neutralised.join('; ')})` : '';
-  status(`Exported ${report.files} files, ${report.directories} folders to ${report.destination}${kept}`);
+  const unreadable = report.unreadable.length
+    ? ` ${report.unreadable.length} could not be read and were left out: ${report.unreadable.join('; ')}` : '';
+  status(`Exported ${report.files} files, ${report.directories} folders to ${report.destination}${kept}.${unreadable}`,
+    report.unreadable.length > 0);
 }
 
 /** File › New Image: `fromFolder` picks the Image from Folder flavour of the sheet. */

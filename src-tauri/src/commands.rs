@@ -415,7 +415,16 @@ pub async fn export_item(
             volume,
             item,
         } = &request;
-        ops::extract(source, pass.as_deref(), *volume, item, &destination, p, c)
+        ops::extract(
+            source,
+            pass.as_deref(),
+            *volume,
+            item,
+            &destination,
+            false,
+            p,
+            c,
+        )
     })
     .await
 }
@@ -446,6 +455,8 @@ pub async fn open_item(
             *volume,
             item,
             &folder,
+            // The one file asked for: if it cannot be read, that is the answer.
+            true,
             &NoProgress,
             &Cancel::new(),
         )?;

@@ -134,6 +134,10 @@ pub enum Command {
         /// The folder to create
         #[arg(short = 'o', long = "o")]
         output: PathBuf,
+        /// All or nothing: a file that cannot be read fails the extraction (by default it is
+        /// left out, named, and the rest extracted)
+        #[arg(long)]
+        strict: bool,
         #[command(flatten)]
         volume: VolumeArg,
         #[command(flatten)]

@@ -299,6 +299,7 @@ fn run(cli: Cli, cancel: &Cancel) -> Result<(), Failure> {
         Command::Extract {
             target,
             output,
+            strict,
             volume,
             pass,
             print,
@@ -307,10 +308,34 @@ fn run(cli: Cli, cancel: &Cancel) -> Result<(), Failure> {
             let given = stdin_passphrase(pass)?;
             let bar = progress::Bar::new();
             let report = unlocked(&image, given.as_deref(), |p| {
-                ops::extract(&image, p, volume.volume, &path, &output, &bar, cancel)
+                ops::extract(
+                    &image,
+                    p,
+                    volume.volume,
+                    &path,
+                    &output,
+                    strict,
+                    &bar,
+                    cancel,
+                )
             });
             bar.finish();
-            Output::from(print).print(&report?, output::extract_text);
+            let report = report?;
+            Output::from(print).print(&report, output::extract_text);
+            if !report.unreadable.is_empty() {
+                for what in &report.unreadable {
+                    eprintln!("dimg: {}: cannot read {what}", image.display());
+                }
+                return Err(Failure::Checks(format!(
+                    "{}: {} could not be read; everything else is in {}",
+                    image.display(),
+                    match report.unreadable.len() {
+                        1 => "1 item".to_string(),
+                        n => format!("{n} items"),
+                    },
+                    output.display()
+                )));
+            }
         }
         Command::Attach {
             image,

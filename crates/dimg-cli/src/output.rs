@@ -197,6 +197,9 @@ pub fn extract_text(r: &ExtractReport) -> String {
     for n in &r.neutralised {
         let _ = writeln!(s, "  not as stored: {n}");
     }
+    for n in &r.unreadable {
+        let _ = writeln!(s, "  not readable, left out: {n}");
+    }
     s
 }
 

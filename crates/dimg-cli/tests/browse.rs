@@ -436,7 +436,16 @@ fn a_cancelled_extraction_leaves_nothing() {
     let cancel = dimg::ops::Cancel::new();
     cancel.cancel();
     let iso = dimg_e2e::corpus().join("iso/joliet.iso");
-    let r = dimg::ops::extract(&iso, None, None, "/", &out, &dimg::ops::NoProgress, &cancel);
+    let r = dimg::ops::extract(
+        &iso,
+        None,
+        None,
+        "/",
+        &out,
+        false,
+        &dimg::ops::NoProgress,
+        &cancel,
+    );
     assert!(matches!(r, Err(dimg::Error::Cancelled)), "{r:?}");
     assert_eq!(
         fs::read_dir(dir.path()).unwrap().count(),
@@ -779,4 +788,47 @@ fn a_dirty_hfs_plus_journal_is_reported() {
         let listed = stdout(&dimg(&["ls", s(&patched)]));
         assert_eq!(listed, "a.txt\n", "{case}: the volume still reads");
     }
+}
+
+/// A file that cannot be read (here two of a real volume's files, compressed with decmpfs types
+/// no reader decodes: 5 and 13) is left out and named, on stderr and in the report; every other
+/// file lands as its ground truth says, and the exit status is 1. `-strict` is all or nothing.
+#[test]
+fn extract_leaves_out_what_cannot_be_read_and_names_it() {
+    let image = dimg_e2e::corpus().join("dmg/kaitokit-hfs-decmpfs.dmg");
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("x");
+    let o = dimg(&["extract", s(&image), "-o", s(&out), "--json"]);
+    assert_eq!(o.status.code(), Some(1), "{}", stderr(&o));
+    let said = stderr(&o);
+    for name in ["type5.bin", "type13.bin"] {
+        assert!(said.contains(&format!("cannot read /{name}: ")), "{said}");
+        assert!(!out.join(name).exists(), "{name} was written");
+    }
+    assert!(said.contains("2 items could not be read"), "{said}");
+    let report: serde_json::Value = serde_json::from_str(&stdout(&o)).unwrap();
+    assert_eq!(report["unreadable"].as_array().unwrap().len(), 2);
+    let listing = dimg_e2e::corpus().join("expected-files/kaitokit-hfs-decmpfs.dmg.tsv");
+    let mut checked = 0;
+    for line in fs::read_to_string(listing)
+        .unwrap()
+        .lines()
+        .filter(|l| !l.starts_with('#'))
+    {
+        let f: Vec<&str> = line.split('\t').collect();
+        let data = fs::read(out.join(f[0].strip_prefix("KaitoDecmpfs/").unwrap())).unwrap();
+        assert_eq!(
+            (data.len().to_string(), dimg_e2e::sha256_bytes(&data)),
+            (f[1].into(), f[2].into()),
+            "{}",
+            f[0]
+        );
+        checked += 1;
+    }
+    assert_eq!(checked, 11);
+    let strict = dir.path().join("strict");
+    let o = dimg(&["extract", s(&image), "-o", s(&strict), "-strict"]);
+    assert_eq!(o.status.code(), Some(1));
+    assert!(stderr(&o).contains("compression type"), "{}", stderr(&o));
+    assert!(!strict.exists(), "-strict left a folder");
 }

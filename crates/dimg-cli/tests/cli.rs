@@ -128,10 +128,10 @@ fn bad_input_gets_one_clear_message_naming_the_file() {
         ),
         (
             write(dir.path(), "s.sparseimage", &sparse),
-            "recognised as Apple sparse image",
+            "sparse image header at offset 8: 0 sectors per band",
         ),
         (dir.path().join("missing.iso"), "No such file"),
-        (dir.path().to_path_buf(), "directory"),
+        (dir.path().to_path_buf(), "Info.plist is missing"),
     ];
     for (file, expect) in cases {
         let path = file.to_str().unwrap();

@@ -519,3 +519,13 @@ fn encrypted_images_need_the_right_passphrase_and_never_show_it() {
         assert!(!contents.windows(pass.len()).any(|w| w == pass.as_bytes()));
     }
 }
+
+/// hdiutil on a Japanese-locale Mac writes each blkx Name as its UTF-8 read as MacRoman; CFName
+/// holds the text, and is what info shows.
+#[test]
+fn partition_names_come_from_cfname() {
+    let image = dimg_e2e::corpus().join("dmg/kaitokit-hfs-zlib.dmg");
+    let info = stdout(&dimg(&["info", image.to_str().unwrap()]));
+    assert!(info.contains("disk image（Apple_HFS: 4）"), "{info}");
+    assert!(!info.contains("Ôº"), "{info}");
+}

@@ -1,5 +1,5 @@
-//! Fixed-width integers at an offset of an on-disk structure. Callers check lengths first; a
-//! short slice is a bug in that check, not bad input.
+//! Fixed-width integers at an offset of an on-disk structure, and MacRoman text. Callers check
+//! lengths first; a short slice is a bug in that check, not bad input.
 
 pub fn be16(b: &[u8], at: usize) -> u16 {
     u16::from_be_bytes([b[at], b[at + 1]])
@@ -32,4 +32,35 @@ pub fn utf16_be(b: &[u8]) -> String {
         .map(|c| u16::from_be_bytes([c[0], c[1]]))
         .collect();
     String::from_utf16_lossy(&units)
+}
+
+/// MacRoman's upper half (0x80–0xFF), as Apple maps it since Mac OS 8.5 (0xDB is the euro sign;
+/// 0xF0 the Apple logo, in Unicode's private use area as Apple puts it).
+const MAC_ROMAN: &str = "ÄÅÇÉÑÖÜáàâäãåçéèêëíìîïñóòôöõúùûü†°¢£§•¶ß®©™´¨≠ÆØ∞±≤≥¥µ∂∑∏π∫ªºΩæø\
+¿¡¬√ƒ≈∆«»…\u{a0}ÀÃÕŒœ–—“”‘’÷◊ÿŸ⁄€‹›ﬁﬂ‡·‚„‰ÂÊÁËÈÍÎÏÌÓÔ\u{f8ff}ÒÚÛÙıˆ˜¯˘˙˚¸˝˛ˇ";
+
+/// Text in MacRoman, the encoding of classic Mac names (Apple partition maps, HFS).
+pub fn mac_roman(bytes: &[u8]) -> String {
+    bytes
+        .iter()
+        .map(|&b| match b {
+            0..=0x7F => char::from(b),
+            _ => MAC_ROMAN
+                .chars()
+                .nth(usize::from(b - 0x80))
+                .unwrap_or('\u{fffd}'),
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn mac_roman_has_every_upper_character_once() {
+        assert_eq!(super::MAC_ROMAN.chars().count(), 128);
+        assert_eq!(
+            super::mac_roman(b"Disk \x80\xA5\xDB\xF0\xFF"),
+            "Disk Ä•€\u{f8ff}ˇ"
+        );
+    }
 }

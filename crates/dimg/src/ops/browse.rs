@@ -185,17 +185,24 @@ pub struct ExtractReport {
     /// What was not extracted as stored, and why: names that would leave the folder or are not
     /// names at all, symlinks that point outside it, directories that loop.
     pub neutralised: Vec<String>,
+    /// What could not be read, and why (a compression dimg does not know, data past the end of a
+    /// cut image): left out, everything else extracted. Empty when extraction is strict.
+    pub unreadable: Vec<String>,
 }
 
 /// Extracts `path` (a file or a folder, "/" for everything) of the image's volume into the new
 /// folder `destination`. The folder appears only when extraction is complete; nothing is ever
 /// written outside it. Modification times and permissions are kept where the volume has them.
+/// A file or folder that cannot be read is left out and named in the report, as 7-Zip does,
+/// unless `strict`: then it fails the whole extraction and nothing is left.
+#[allow(clippy::too_many_arguments)]
 pub fn extract(
     image: &Path,
     passphrase: Option<&Passphrase>,
     partition: Option<u32>,
     path: &str,
     destination: &Path,
+    strict: bool,
     progress: &dyn Progress,
     cancel: &Cancel,
 ) -> Result<ExtractReport> {
@@ -235,6 +242,7 @@ pub fn extract(
         },
         progress,
         cancel,
+        strict,
         seen: HashSet::new(),
         dir_times: Vec::new(),
     };
@@ -263,6 +271,8 @@ struct Extraction<'a> {
     report: ExtractReport,
     progress: &'a dyn Progress,
     cancel: &'a Cancel,
+    /// Whether what cannot be read ends the extraction, rather than being left out.
+    strict: bool,
     /// Directories entered, by inode: a directory met twice is a loop.
     seen: HashSet<u64>,
     dir_times: Vec<(PathBuf, Option<i64>, Option<u32>)>,
@@ -286,6 +296,15 @@ impl Extraction<'_> {
         Error::io(self.image, e)
     }
 
+    /// What to do when `path` could not be read: fail (strict), or note it and go on.
+    fn unreadable(&mut self, path: &str, e: std::io::Error) -> Result<()> {
+        if self.strict {
+            return Err(self.io(e));
+        }
+        self.report.unreadable.push(format!("{path}: {e}"));
+        Ok(())
+    }
+
     /// Bytes of file data under `entry`, for progress (directory loops counted once).
     fn total(&self, entry: &DirEntry) -> Result<u64> {
         let mut total = 0;
@@ -306,7 +325,11 @@ impl Extraction<'_> {
             self.report.neutralised.push(why);
             return Ok(());
         }
-        for child in self.volume.read_dir(me).map_err(|e| self.io(e))? {
+        let children = match self.volume.read_dir(me) {
+            Ok(children) => children,
+            Err(e) => return self.unreadable(path, e),
+        };
+        for child in children {
             self.cancel.check()?;
             let Some(name) = safe_name(&child.name) else {
                 let why = format!("{path}: an entry named {:?}, skipped", child.name);
@@ -330,7 +353,7 @@ impl Extraction<'_> {
                 if out != self.root {
                     std::fs::create_dir(out).map_err(|err| Error::io(out, err))?;
                 }
-                self.streams(e, out)?;
+                self.streams(path, e, out)?;
                 self.report.directories += 1;
                 self.directory(path, e, out, depth)?;
                 self.dir_times.push((out.to_path_buf(), e.modified, e.mode));
@@ -359,7 +382,7 @@ impl Extraction<'_> {
                 } else {
                     out.to_path_buf()
                 };
-                self.file(e, &out)?;
+                self.file(path, e, &out)?;
             }
         }
         Ok(())
@@ -382,22 +405,29 @@ impl Extraction<'_> {
         true
     }
 
-    fn file(&mut self, e: &DirEntry, out: &Path) -> Result<()> {
-        let data = self.volume.open(e).map_err(|err| self.io(err))?;
+    fn file(&mut self, path: &str, e: &DirEntry, out: &Path) -> Result<()> {
+        let data = match self.volume.open(e) {
+            Ok(data) => data,
+            Err(err) => return self.unreadable(path, err),
+        };
         let mut f = std::fs::File::create(out).map_err(|err| Error::io(out, err))?;
         let mut buf = vec![0u8; 1 << 20];
         let mut at = 0;
         while at < data.size() {
             self.cancel.check()?;
             let n = (data.size() - at).min(buf.len() as u64) as usize;
-            data.read_exact_at(at, &mut buf[..n])
-                .map_err(|err| self.io(err))?;
+            if let Err(err) = data.read_exact_at(at, &mut buf[..n]) {
+                // Nothing half-written stays under the file's name.
+                drop(f);
+                std::fs::remove_file(out).map_err(|err| Error::io(out, err))?;
+                return self.unreadable(path, err);
+            }
             f.write_all(&buf[..n]).map_err(|err| Error::io(out, err))?;
             at += n as u64;
             self.report.bytes += n as u64;
             self.progress.advance(self.report.bytes);
         }
-        self.streams(e, out)?;
+        self.streams(path, e, out)?;
         apply(&f, e.modified, e.mode);
         self.report.files += 1;
         Ok(())
@@ -406,7 +436,7 @@ impl Extraction<'_> {
     /// A file's named streams become extended attributes, as macOS shows them: "user." and the
     /// attribute's name, the resource fork as "user.com.apple.ResourceFork". One the folder's
     /// file system refuses (too large, or no user attributes at all) is reported, not fatal.
-    fn streams(&mut self, e: &DirEntry, out: &Path) -> Result<()> {
+    fn streams(&mut self, path: &str, e: &DirEntry, out: &Path) -> Result<()> {
         for stream in &e.streams {
             self.cancel.check()?;
             let name = match stream.name.as_str() {
@@ -421,13 +451,17 @@ impl Extraction<'_> {
                 self.report.neutralised.push(why);
                 continue;
             }
-            let data = self
-                .volume
-                .open_stream(e, &stream.name)
-                .map_err(|err| self.io(err))?;
-            let mut value = vec![0u8; data.size().min(MAX_STREAM) as usize];
-            data.read_exact_at(0, &mut value)
-                .map_err(|err| self.io(err))?;
+            let read = self.volume.open_stream(e, &stream.name).and_then(|data| {
+                let mut value = vec![0u8; data.size().min(MAX_STREAM) as usize];
+                data.read_exact_at(0, &mut value).map(|()| value)
+            });
+            let value = match read {
+                Ok(value) => value,
+                Err(err) => {
+                    self.unreadable(&format!("{path} (stream {})", stream.name), err)?;
+                    continue;
+                }
+            };
             if let Err(err) = xattr::set(out, &name, &value) {
                 let why = format!(
                     "{}: stream {} not kept as {name}: {err}",

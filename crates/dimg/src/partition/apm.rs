@@ -9,9 +9,10 @@ use std::io;
 
 const MAX_ENTRIES: u32 = 256;
 
+/// A name or type field: MacRoman, up to its first NUL.
 fn text(b: &[u8]) -> String {
     let end = b.iter().position(|&c| c == 0).unwrap_or(b.len());
-    String::from_utf8_lossy(&b[..end]).into_owned()
+    crate::bytes::mac_roman(&b[..end])
 }
 
 pub fn read(disk: &dyn ReadAt) -> io::Result<Option<Vec<Partition>>> {
@@ -58,4 +59,25 @@ pub fn read(disk: &dyn ReadAt) -> io::Result<Option<Vec<Partition>>> {
         }
     }
     Ok(None)
+}
+
+#[cfg(test)]
+mod tests {
+    /// Partition names and types are MacRoman, as classic Mac OS wrote them.
+    #[test]
+    fn names_are_mac_roman() {
+        let mut disk = vec![0u8; 4096];
+        disk[0..2].copy_from_slice(b"ER");
+        disk[2..4].copy_from_slice(&512u16.to_be_bytes());
+        let entry = &mut disk[512..1024];
+        entry[0..2].copy_from_slice(b"PM");
+        entry[4..8].copy_from_slice(&1u32.to_be_bytes());
+        entry[8..12].copy_from_slice(&2u32.to_be_bytes());
+        entry[12..16].copy_from_slice(&4u32.to_be_bytes());
+        entry[16..28].copy_from_slice(b"Caf\x8E \xA5 Disk\xAA");
+        entry[48..57].copy_from_slice(b"Apple_HFS");
+        let parts = super::read(&disk).unwrap().unwrap();
+        assert_eq!(parts[0].name, "Café • Disk™");
+        assert_eq!(parts[0].kind, "Apple_HFS");
+    }
 }

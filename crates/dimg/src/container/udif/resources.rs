@@ -87,9 +87,11 @@ fn from_xml(xml: &[u8], offset: u64) -> io::Result<Resources> {
                 .get("Data")
                 .and_then(|v| v.as_data())
                 .ok_or_else(|| bad(format!("blkx entry {n} has no Data")))?;
+            // CFName holds the name as text; a Japanese-locale hdiutil writes Name as its UTF-8
+            // read as MacRoman ("ÔºàApple_HFS: 4Ôºâ" for "（Apple_HFS: 4）").
             let name = d
-                .get("Name")
-                .or_else(|| d.get("CFName"))
+                .get("CFName")
+                .or_else(|| d.get("Name"))
                 .and_then(|v| v.as_string())
                 .unwrap_or("");
             let id = d
