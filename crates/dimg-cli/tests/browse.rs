@@ -832,3 +832,95 @@ fn extract_leaves_out_what_cannot_be_read_and_names_it() {
     assert!(stderr(&o).contains("compression type"), "{}", stderr(&o));
     assert!(!strict.exists(), "-strict left a folder");
 }
+
+/// An ISO as `hdiutil makehybrid -iso -joliet` writes it: Rock Ridge areas without NM entries
+/// (here genisoimage's, each NM turned into an "AA" entry, the signature Apple's own entries
+/// use, which readers skip), primary names without ";1" (-N), and a Joliet tree. Names come from
+/// Rock Ridge's NM, then Joliet, then the primary tree: here Joliet's, as macOS and 7-Zip show
+/// them; without the Joliet tree, the primary names, without ";1" or a trailing ".".
+#[test]
+fn iso_names_come_from_nm_then_joliet_then_the_primary_tree() {
+    let dir = tempfile::tempdir().unwrap();
+    let src = dir.path().join("src");
+    fs::create_dir_all(src.join("Mixed Case Folder")).unwrap();
+    fs::write(src.join("Mixed Case Folder/inner file.txt"), b"inside\n").unwrap();
+    fs::write(src.join("Long File Name.text"), b"long\n").unwrap();
+    fs::write(src.join("README"), b"plain\n").unwrap();
+    let names_of = |image: &Path| -> Vec<String> {
+        let listed = stdout(&dimg(&["ls", "-R", s(image)]));
+        let mut names: Vec<String> = listed.lines().map(str::to_string).collect();
+        names.sort();
+        names
+    };
+    for joliet in [true, false] {
+        let image = dir.path().join(format!("joliet-{joliet}.iso"));
+        let mut args = vec!["-quiet", "-R", "-N", "-o", s(&image)];
+        if joliet {
+            args.insert(1, "-J");
+        }
+        args.push(s(&src));
+        peer("genisoimage", &args);
+        // Rock Ridge with NM: its names.
+        assert!(names_of(&image).contains(&"Mixed Case Folder/inner file.txt".to_string()));
+        let mut bytes = fs::read(&image).unwrap();
+        let mut patched = 0;
+        for i in 0..bytes.len() - 4 {
+            if &bytes[i..i + 2] == b"NM" && bytes[i + 3] == 1 && bytes[i + 2] >= 5 {
+                bytes[i..i + 2].copy_from_slice(b"AA");
+                patched += 1;
+            }
+        }
+        assert!(patched >= 4, "{patched} NM entries");
+        fs::write(&image, &bytes).unwrap();
+        let names = names_of(&image);
+        if joliet {
+            assert_eq!(
+                names,
+                [
+                    "Long File Name.text",
+                    "Mixed Case Folder/",
+                    "Mixed Case Folder/inner file.txt",
+                    "README"
+                ]
+            );
+            let out = dir.path().join("extracted");
+            let o = dimg(&["extract", s(&image), "-o", s(&out)]);
+            assert!(o.status.success(), "{}", stderr(&o));
+            assert_eq!(
+                fs::read(out.join("Mixed Case Folder/inner file.txt")).unwrap(),
+                b"inside\n"
+            );
+        } else {
+            assert_eq!(names.len(), 4, "{names:?}");
+            for name in &names {
+                assert!(!name.contains(';') && !name.ends_with('.'), "{name}");
+                assert_eq!(name, &name.to_uppercase(), "a primary name: {name}");
+            }
+            assert!(names.contains(&"README".to_string()), "{names:?}");
+        }
+    }
+}
+
+/// Labels are fixed-width fields padded with spaces, or by some writers with NULs: info shows
+/// the name, as the sidebar and mount points do.
+#[test]
+fn volume_labels_are_shown_without_their_padding() {
+    let dir = tempfile::tempdir().unwrap();
+    let src = dir.path().join("src");
+    fs::create_dir_all(&src).unwrap();
+    fs::write(src.join("a.txt"), b"a\n").unwrap();
+    let image = dir.path().join("label.iso");
+    peer(
+        "genisoimage",
+        &["-quiet", "-V", "TEST_DISK", "-o", s(&image), s(&src)],
+    );
+    let mut bytes = fs::read(&image).unwrap();
+    // The primary volume descriptor's 32-byte label: "TEST_DISK", then NULs instead of spaces.
+    let label = 16 * 2048 + 40;
+    assert_eq!(&bytes[label..label + 10], b"TEST_DISK ");
+    bytes[label + 9..label + 32].fill(0);
+    fs::write(&image, &bytes).unwrap();
+    let info: serde_json::Value =
+        serde_json::from_str(&stdout(&dimg(&["info", s(&image), "--json"]))).unwrap();
+    assert_eq!(info["partitions"][0]["volume_name"], "TEST_DISK");
+}

@@ -69,7 +69,7 @@ struct Path(String);
 
 impl Fat {
     pub fn open(source: Arc<dyn ReadAt>) -> io::Result<Self> {
-        let label = mount(&source)?.volume_label().trim_end().to_string();
+        let label = super::label_text(&mount(&source)?.volume_label());
         Ok(Fat { source, label })
     }
 }

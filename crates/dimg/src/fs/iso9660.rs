@@ -40,6 +40,8 @@ struct Location {
     extents: Vec<(u64, u64)>,
     /// Where a directory's records are.
     dir: Option<Extent>,
+    /// Whether the name came from a Rock Ridge NM entry.
+    named: bool,
 }
 
 fn location(entry: &DirEntry) -> io::Result<&Location> {
@@ -112,7 +114,7 @@ impl Iso9660 {
             ));
         }
         let mut iso = Iso9660 {
-            label: String::from_utf8_lossy(&pvd[40..72]).trim_end().to_string(),
+            label: super::label_text(&String::from_utf8_lossy(&pvd[40..72])),
             root: record_extent(&pvd[156..190]),
             disk,
             names: Names::Primary,
@@ -121,15 +123,34 @@ impl Iso9660 {
         };
         if let Some(skip) = iso.rock_ridge()? {
             iso.names = Names::RockRidge { skip };
-        } else if let Some(j) = joliet {
+        }
+        // Names in this order: Rock Ridge's NM, then Joliet's, then the primary ones. hdiutil
+        // makehybrid writes Rock Ridge areas (PX, TF) without NM: there the Joliet tree names
+        // the files, as macOS and 7-Zip show them.
+        let rock_ridge_names = match iso.names {
+            Names::RockRidge { .. } => iso.root_names_from_rock_ridge(),
+            _ => false,
+        };
+        if let (false, Some(j)) = (rock_ridge_names, joliet) {
             iso.names = Names::Joliet;
             iso.root = record_extent(&j[156..190]);
-            let label = utf16_be(&j[40..72]);
-            if !label.trim().is_empty() {
-                iso.label = label.trim_end().to_string();
+            let label = super::label_text(&utf16_be(&j[40..72]));
+            if !label.is_empty() {
+                iso.label = label;
             }
         }
         Ok(iso)
+    }
+
+    /// Whether any entry of the root names itself with a Rock Ridge NM entry. An empty or
+    /// unreadable root says nothing against Rock Ridge (listing it will say what is wrong).
+    fn root_names_from_rock_ridge(&self) -> bool {
+        self.entries(self.root).map_or(true, |entries| {
+            entries.is_empty()
+                || entries
+                    .iter()
+                    .any(|e| e.handle.get::<Location>().is_ok_and(|l| l.named))
+        })
     }
 
     /// The boot images of a bootable disc; none for others.
@@ -151,6 +172,7 @@ impl Iso9660 {
                 let location = Location {
                     extents: vec![(u64::from(image.lba) * SECTOR, image.size)],
                     dir: None,
+                    named: false,
                 };
                 DirEntry {
                     name: if numbered {
@@ -303,6 +325,7 @@ impl Iso9660 {
             handle: Handle::new(()),
         };
         let mut dir = is_dir.then_some(extent);
+        let mut named = false;
         if let Names::RockRidge { skip } = self.names {
             let rr =
                 self.rock_ridge_entries(&r[su_start.saturating_add(skip).min(r.len())..], at)?;
@@ -311,6 +334,7 @@ impl Iso9660 {
             }
             if let Some(name) = rr.name {
                 entry.name = name;
+                named = true;
             }
             if let Some(lba) = rr.child_link {
                 // A deep directory moved elsewhere: this entry stands for it.
@@ -340,7 +364,14 @@ impl Iso9660 {
         } else {
             Vec::new()
         };
-        Ok(Some((entry, Location { extents, dir })))
+        Ok(Some((
+            entry,
+            Location {
+                extents,
+                dir,
+                named,
+            },
+        )))
     }
 
     /// The extent of the directory at `lba`, from its own "." record.
@@ -537,6 +568,7 @@ impl Volume for Iso9660 {
         let location = Location {
             extents: Vec::new(),
             dir: Some(self.root),
+            named: false,
         };
         DirEntry::root(
             u64::from(self.root.lba),

@@ -246,6 +246,11 @@ pub fn civil(t: i64) -> (i64, u32, u32, u32, u32, u32) {
     (y, m, d, secs / 3600, secs / 60 % 60, secs % 60)
 }
 
+/// A fixed-width label field as people read it: without the spaces or NULs that pad it.
+pub(crate) fn label_text(field: &str) -> String {
+    field.trim_end_matches([' ', '\0']).to_string()
+}
+
 /// The parts of a volume path, without empty or "." components.
 pub fn components(path: &str) -> impl Iterator<Item = &str> {
     path.split('/').filter(|c| !c.is_empty() && *c != ".")
