@@ -109,8 +109,6 @@ fn verify_digests_match_independent_tools() {
 #[test]
 fn bad_input_gets_one_clear_message_naming_the_file() {
     let dir = tempfile::tempdir().unwrap();
-    let mut truncated = iso_sample(64);
-    truncated.truncate(40 * 2048);
     let mut udif = vec![0u8; 4096];
     udif[4096 - 512..4096 - 508].copy_from_slice(b"koly");
     let mut sparse = vec![0u8; 4096];
@@ -121,7 +119,6 @@ fn bad_input_gets_one_clear_message_naming_the_file() {
             write(dir.path(), "notes.dmg", b"just some text\n"),
             "not a disk image I know",
         ),
-        (write(dir.path(), "cut.iso", &truncated), "truncated"),
         (
             write(dir.path(), "stub.dmg", &udif),
             "UDIF koly trailer at offset 3584: version 0 (expected 4)",

@@ -2,9 +2,8 @@
 //! shows a partition map or file system and no container format wraps it; a file of whole
 //! 512-byte sectors showing nothing is taken, least surely, as a blank or unformatted disk.
 
-use super::{Container, Driver, Fact, Probe};
+use super::{Check, Checksums, Container, Driver, Fact, Probe};
 use crate::bytes::{be32, le16, le32};
-use crate::error::FormatError;
 use crate::io::ReadAt;
 use crate::magic::{Layer, Signature, Sniff};
 use std::io;
@@ -29,15 +28,16 @@ fn probe(p: &Probe) -> u8 {
 }
 
 fn open(file: Arc<dyn ReadAt>, p: &Probe) -> io::Result<Box<dyn Container>> {
-    check_not_truncated(p.sniff, p.signatures)?;
-    Ok(Box::new(Raw { file }))
+    let cut = cut_short(p.sniff, p.signatures);
+    Ok(Box::new(Raw { file, cut }))
 }
 
-/// A file system that says it is longer than the file was cut short (an interrupted download or
-/// copy): say so now rather than fail later on a read past the end.
-fn check_not_truncated(sniff: &Sniff, signatures: &[Signature]) -> io::Result<()> {
+/// Where a file system says it is longer than the file was cut short (an interrupted download or
+/// copy, a carved partition): (what says so, where, the size it states). The image still opens,
+/// so that what lies inside the file can be read; info warns and verify fails.
+fn cut_short(sniff: &Sniff, signatures: &[Signature]) -> Option<(&'static str, u64, u64)> {
     let h = &sniff.head;
-    for sig in signatures {
+    signatures.iter().find_map(|sig| {
         let (structure, offset, claimed) = match sig {
             // Primary volume descriptor: volume space size (LE copy) × logical block size.
             Signature::Iso9660 => (
@@ -51,24 +51,28 @@ fn check_not_truncated(sniff: &Sniff, signatures: &[Signature]) -> io::Result<()
                 1024,
                 u64::from(be32(h, 1024 + 40)) * u64::from(be32(h, 1024 + 44)),
             ),
-            _ => continue,
+            _ => return None,
         };
-        if claimed > sniff.size {
-            return Err(FormatError::io(
-                structure,
-                offset,
-                format!(
-                    "the volume is {claimed} bytes but the file holds only {} (truncated?)",
-                    sniff.size
-                ),
-            ));
-        }
-    }
-    Ok(())
+        (claimed > sniff.size).then_some((structure, offset, claimed))
+    })
 }
 
 struct Raw {
     file: Arc<dyn ReadAt>,
+    cut: Option<(&'static str, u64, u64)>,
+}
+
+impl Raw {
+    fn cut_warning(&self) -> Option<String> {
+        self.cut.map(|(structure, offset, claimed)| {
+            format!(
+                "the {structure} (at offset {offset}) says the volume is {claimed} bytes, but \
+                 the file holds only {}: it was cut short (truncated?), and what lies past its \
+                 end cannot be read",
+                self.file.size()
+            )
+        })
+    }
 }
 
 impl Container for Raw {
@@ -76,6 +80,20 @@ impl Container for Raw {
         self.file.clone()
     }
     fn facts(&self) -> Vec<Fact> {
-        vec![Fact::new("Layout", "the file is the disk, byte for byte")]
+        let mut facts = vec![Fact::new("Layout", "the file is the disk, byte for byte")];
+        facts.extend(self.cut_warning().map(|w| Fact::new("Warning", w)));
+        facts
+    }
+    fn checksums(&self) -> Checksums {
+        let checked = self.cut.map(|(structure, _, claimed)| Check {
+            name: format!("volume size the {structure} states (the file is truncated)"),
+            ok: false,
+            stored: format!("{claimed} bytes"),
+            computed: format!("{} bytes", self.file.size()),
+        });
+        Checksums {
+            checked: checked.into_iter().collect(),
+            ..Checksums::default()
+        }
     }
 }

@@ -305,16 +305,20 @@ impl Extraction<'_> {
         Ok(())
     }
 
-    /// Bytes of file data under `entry`, for progress (directory loops counted once).
+    /// Bytes of file data under `entry`, for progress (directory loops counted once). A folder
+    /// that cannot be listed is reported when extraction reaches it; until then, the total
+    /// counts what could be listed.
     fn total(&self, entry: &DirEntry) -> Result<u64> {
         let mut total = 0;
-        walk(self.volume, entry, |_, e| {
+        let listed = walk(self.volume, entry, |_, e| {
             if e.kind == EntryKind::File {
                 total += e.size;
             }
-        })
-        .map_err(|e| self.io(e))?;
-        Ok(total)
+        });
+        match listed {
+            Err(e) if self.strict => Err(self.io(e)),
+            _ => Ok(total),
+        }
     }
 
     /// Extracts the contents of directory `me`, shown to people as `path`, into `out`.
