@@ -39,8 +39,9 @@ pub enum Command {
     /// Convert an image to another format: dimg convert IN -format UDZO -o OUT
     Convert {
         image: PathBuf,
-        /// Output format, by hdiutil's name: UDZO, UDBZ, ULFO, ULMO, UDCO, UDRO, UDRW, UDTO; or
-        /// ISO, CUE (.bin/.cue), NRG, TOAST
+        /// Output format, by hdiutil's name: UDZO, UDBZ, ULFO, ULMO, UDCO, UDRO, UDRW, UDTO,
+        /// UDSP (sparse disk image), UDSB (sparse bundle disk image); or ISO, CUE (.bin/.cue),
+        /// NRG, TOAST
         #[arg(long, value_parser = clap::value_parser!(OutputFormat))]
         format: OutputFormat,
         /// Output file
@@ -207,7 +208,8 @@ fn parse_encryption(s: &str) -> Result<u32, String> {
 /// How a new image is written, for convert and create alike.
 #[derive(Args, Clone)]
 pub struct WriteArgs {
-    /// Format options, hdiutil style: zlib-level=1..9 (UDZO)
+    /// Format options, hdiutil style: zlib-level=1..9 (UDZO), sparse-band-size=SECTORS (UDSP,
+    /// UDSB)
     #[arg(long, value_parser = parse_imagekey)]
     pub imagekey: Vec<ImageKey>,
     /// Overwrite the output if it exists
@@ -281,6 +283,8 @@ pub struct OutputArgs {
 #[derive(Clone, Copy, Debug)]
 pub enum ImageKey {
     ZlibLevel(u32),
+    /// Band size of a sparse image or bundle, in 512-byte sectors.
+    SparseBandSize(u64),
 }
 
 fn parse_imagekey(s: &str) -> Result<ImageKey, String> {
@@ -289,7 +293,15 @@ fn parse_imagekey(s: &str) -> Result<ImageKey, String> {
             Ok(n @ 1..=9) => Ok(ImageKey::ZlibLevel(n)),
             _ => Err(format!("zlib-level must be 1 to 9, not {v}")),
         },
-        _ => Err(format!("unknown image key {s} (known: zlib-level=N)")),
+        Some(("sparse-band-size", v)) => match v.parse::<u64>() {
+            Ok(n) if n > 0 => Ok(ImageKey::SparseBandSize(n)),
+            _ => Err(format!(
+                "sparse-band-size is a count of 512-byte sectors, not {v}"
+            )),
+        },
+        _ => Err(format!(
+            "unknown image key {s} (known: zlib-level=N, sparse-band-size=SECTORS)"
+        )),
     }
 }
 

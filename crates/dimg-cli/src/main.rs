@@ -454,6 +454,7 @@ fn write_options(
     for key in write.imagekey {
         match key {
             args::ImageKey::ZlibLevel(n) => options.zlib_level = Some(n),
+            args::ImageKey::SparseBandSize(n) => options.sparse_band_sectors = Some(n),
         }
     }
     Ok(options)

@@ -307,6 +307,13 @@ impl ReadAt for BandFolder {
     }
 }
 
+/// Whether every byte is zero. Compared a block at a time against zeros (a memcmp), which is
+/// fast in any build: images are mostly zeros, and every writer asks this of every block.
+pub fn is_zero(bytes: &[u8]) -> bool {
+    static ZEROS: [u8; 4096] = [0; 4096];
+    bytes.chunks(ZEROS.len()).all(|c| c == &ZEROS[..c.len()])
+}
+
 /// `n` zero bytes, without holding them.
 pub struct Zeros(pub u64);
 

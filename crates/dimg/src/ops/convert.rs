@@ -39,10 +39,14 @@ pub enum OutputFormat {
     Nrg,
     /// A Toast image: like an ISO, the disc's 2048-byte sectors (ISO 9660, HFS+ or a hybrid).
     Toast,
+    /// A sparse disk image (.sparseimage): only the bands that hold data.
+    Udsp,
+    /// A sparse bundle disk image (.sparsebundle): a folder of band files.
+    Udsb,
 }
 
 impl OutputFormat {
-    pub const ALL: [(&'static str, OutputFormat); 12] = [
+    pub const ALL: [(&'static str, OutputFormat); 14] = [
         ("UDTO", OutputFormat::Udto),
         ("UDRW", OutputFormat::Udrw),
         ("UDRO", OutputFormat::Udro),
@@ -55,6 +59,8 @@ impl OutputFormat {
         ("CUE", OutputFormat::Cue),
         ("NRG", OutputFormat::Nrg),
         ("TOAST", OutputFormat::Toast),
+        ("UDSP", OutputFormat::Udsp),
+        ("UDSB", OutputFormat::Udsb),
     ];
 
     fn udif(self) -> Option<Variant> {
@@ -64,7 +70,9 @@ impl OutputFormat {
             | OutputFormat::Iso
             | OutputFormat::Toast
             | OutputFormat::Cue
-            | OutputFormat::Nrg => return None,
+            | OutputFormat::Nrg
+            | OutputFormat::Udsp
+            | OutputFormat::Udsb => return None,
             OutputFormat::Udro => Variant::Udro,
             OutputFormat::Udzo => Variant::Compressed(Codec::Zlib),
             OutputFormat::Udbz => Variant::Compressed(Codec::Bzip2),
@@ -130,6 +138,9 @@ pub struct ConvertOptions {
     /// Replace an existing output file.
     pub overwrite: bool,
     pub encryption: Option<Encryption>,
+    /// Band size of a sparse image or bundle, in 512-byte sectors (hdiutil's
+    /// `-imagekey sparse-band-size=N`); hdiutil's default when unset.
+    pub sparse_band_sectors: Option<u64>,
 }
 
 impl ConvertOptions {
@@ -139,6 +150,7 @@ impl ConvertOptions {
             zlib_level: None,
             overwrite: false,
             encryption: None,
+            sparse_band_sectors: None,
         }
     }
 
@@ -196,6 +208,47 @@ pub(super) fn write(
     progress: &dyn Progress,
     cancel: &Cancel,
 ) -> Result<ConvertReport> {
+    let sparse_writer = match options.format {
+        OutputFormat::Udsp => Some((
+            super::sparse::write_image as SparseWriter,
+            super::sparse::IMAGE_BAND,
+        )),
+        OutputFormat::Udsb => Some((
+            super::sparse::write_bundle as SparseWriter,
+            super::sparse::BUNDLE_BAND,
+        )),
+        _ => None,
+    };
+    if let Some((write, default_band)) = sparse_writer {
+        if options.encryption.is_some() {
+            return Err(Error::Refused {
+                path: output.into(),
+                reason: format!("{} images cannot be encrypted yet", options.format),
+            });
+        }
+        let band = match options.sparse_band_sectors {
+            Some(sectors) => super::sparse::band_size(sectors, output)?,
+            None => default_band,
+        };
+        let disk = container.disk();
+        let size = write(
+            source,
+            &*disk,
+            output,
+            band,
+            options.overwrite,
+            progress,
+            cancel,
+        )?;
+        return Ok(ConvertReport {
+            source: source.into(),
+            output: output.into(),
+            format: options.format,
+            bytes: disk.size(),
+            output_size: size,
+            notes: Vec::new(),
+        });
+    }
     let disc_writer = match options.format {
         OutputFormat::Cue => Some(super::disc::write_cue as super::disc::Writer),
         OutputFormat::Nrg => Some(super::disc::write_nrg as super::disc::Writer),
@@ -265,6 +318,10 @@ pub(super) fn write(
         notes,
     })
 }
+
+/// Writes a sparse image or bundle: (source, disk, output, band size, overwrite, progress,
+/// cancel) → bytes stored.
+type SparseWriter = fn(&Path, &dyn ReadAt, &Path, u64, bool, &dyn Progress, &Cancel) -> Result<u64>;
 
 /// The image being written: what `convert` hands to a sink, plain or encrypted.
 struct ImageJob<'a> {

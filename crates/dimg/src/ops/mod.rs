@@ -8,6 +8,7 @@ mod disc;
 mod encryption;
 mod info;
 mod output;
+mod sparse;
 mod verify;
 
 pub use crate::build::layout::Layout;

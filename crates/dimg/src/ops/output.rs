@@ -57,7 +57,7 @@ impl AtomicOutput {
         })
     }
 
-    fn write_at(&mut self, offset: u64, bytes: &[u8]) -> Result<()> {
+    pub(crate) fn write_at(&mut self, offset: u64, bytes: &[u8]) -> Result<()> {
         self.temp
             .as_file()
             .write_all_at(bytes, offset)
@@ -77,7 +77,7 @@ impl AtomicOutput {
     /// Like `write_all`, but an all-zero block becomes a hole: raw disks are mostly free space,
     /// and a sparse file reads back the same zeros without writing them.
     pub fn write_sparse(&mut self, bytes: &[u8]) -> Result<()> {
-        if bytes.iter().all(|&b| b == 0) {
+        if crate::io::is_zero(bytes) {
             self.position += bytes.len() as u64;
             Ok(())
         } else {

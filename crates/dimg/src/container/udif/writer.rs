@@ -106,7 +106,7 @@ pub struct Encoded {
 
 /// Encodes one chunk's uncompressed sectors.
 pub fn encode(variant: Variant, level: u32, data: Vec<u8>) -> Encoded {
-    if data.iter().all(|&b| b == 0) {
+    if crate::io::is_zero(&data) {
         return Encoded {
             kind: ChunkKind::Ignore,
             bytes: Vec::new(),

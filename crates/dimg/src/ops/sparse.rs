@@ -1,0 +1,229 @@
+//! Writing sparse images (UDSP) and sparse bundles (UDSB): only the bands that hold data are
+//! stored. The disk is streamed once; each band is looked at as it completes, so memory is one
+//! band however large the disk.
+
+use super::output::{refuse_existing, AtomicOutput};
+use super::{stream, Cancel, Progress};
+use crate::error::{Error, Result};
+use crate::io::ReadAt;
+use std::fs::File;
+use std::os::unix::fs::FileExt;
+use std::path::Path;
+
+/// hdiutil's bands: 1 MiB in a sparse image, 8 MiB in a sparse bundle.
+pub const IMAGE_BAND: u64 = 1 << 20;
+pub const BUNDLE_BAND: u64 = 8 << 20;
+/// A band larger than this is a typo, not a layout (hdiutil's own stay far below it).
+const MAX_BAND: u64 = 1 << 30;
+
+/// Checks a band size given in 512-byte sectors (hdiutil's `sparse-band-size`).
+pub fn band_size(sectors: u64, target: &Path) -> Result<u64> {
+    match sectors.checked_mul(512).filter(|&b| b > 0 && b <= MAX_BAND) {
+        Some(bytes) => Ok(bytes),
+        None => Err(Error::Refused {
+            path: target.into(),
+            reason: format!(
+                "a band of {sectors} sectors: give 1 to {} sectors",
+                MAX_BAND / 512
+            ),
+        }),
+    }
+}
+
+/// Calls `each(band number, bytes)` for every band of `disk` that holds anything but zeros.
+fn bands_with_data(
+    source: &Path,
+    disk: &dyn ReadAt,
+    band: u64,
+    progress: &dyn Progress,
+    cancel: &Cancel,
+    mut each: impl FnMut(u64, &[u8]) -> Result<()>,
+) -> Result<()> {
+    let mut pending: Vec<u8> = Vec::with_capacity(band.min(disk.size()) as usize);
+    let mut number = 0u64;
+    let mut flush = |pending: &mut Vec<u8>, number: &mut u64| -> Result<()> {
+        if !crate::io::is_zero(pending) {
+            each(*number, pending)?;
+        }
+        pending.clear();
+        *number += 1;
+        Ok(())
+    };
+    stream(
+        source,
+        "Converting",
+        disk,
+        progress,
+        cancel,
+        |_, mut block| {
+            while !block.is_empty() {
+                let take = block.len().min(band as usize - pending.len());
+                pending.extend_from_slice(&block[..take]);
+                block = &block[take..];
+                if pending.len() == band as usize {
+                    flush(&mut pending, &mut number)?;
+                }
+            }
+            Ok(())
+        },
+    )?;
+    if !pending.is_empty() {
+        flush(&mut pending, &mut number)?;
+    }
+    Ok(())
+}
+
+const NODE: usize = 4096;
+/// Slots of the header node's band table (from 0x40) and of every further index node's (0x38).
+const HEADER_SLOTS: usize = 1008;
+const INDEX_SLOTS: usize = 1010;
+
+/// A `.sparseimage` (formats.md §c.1): the header node, the bands with data in disk order, and
+/// a further index node before every 1,010 more. Returns the file's size.
+pub fn write_image(
+    source: &Path,
+    disk: &dyn ReadAt,
+    output: &Path,
+    band: u64,
+    overwrite: bool,
+    progress: &dyn Progress,
+    cancel: &Cancel,
+) -> Result<u64> {
+    let mut out = AtomicOutput::create(source, output, overwrite)?;
+    // Each node: where it is, and the logical band + 1 of each slot filled so far.
+    let mut nodes: Vec<(u64, Vec<u32>)> = vec![(0, Vec::new())];
+    let mut end = NODE as u64;
+    bands_with_data(source, disk, band, progress, cancel, |number, bytes| {
+        let slots = if nodes.len() == 1 {
+            HEADER_SLOTS
+        } else {
+            INDEX_SLOTS
+        };
+        if nodes.last().expect("a node").1.len() == slots {
+            nodes.push((end, Vec::new()));
+            end += NODE as u64;
+        }
+        let entry = u32::try_from(number + 1).map_err(|_| Error::Refused {
+            path: output.into(),
+            reason: "the disk has more bands than a sparse image can number".into(),
+        })?;
+        nodes.last_mut().expect("a node").1.push(entry);
+        let mut full = bytes.to_vec();
+        full.resize(band as usize, 0);
+        out.write_at(end, &full)?;
+        end += band;
+        Ok(())
+    })?;
+    let sectors = disk.size().div_ceil(512);
+    for (i, (at, slots)) in nodes.iter().enumerate() {
+        let next = nodes.get(i + 1).map_or(0, |n| n.0);
+        let mut node = vec![0u8; NODE];
+        let table = if i == 0 {
+            node[0..4].copy_from_slice(b"sprs");
+            node[4..8].copy_from_slice(&3u32.to_be_bytes());
+            node[8..12].copy_from_slice(&((band / 512) as u32).to_be_bytes());
+            node[12..16].copy_from_slice(&1u32.to_be_bytes());
+            node[16..20].copy_from_slice(&(sectors as u32).to_be_bytes());
+            node[0x14..0x1C].copy_from_slice(&next.to_be_bytes());
+            node[0x1C..0x24].copy_from_slice(&sectors.to_be_bytes());
+            0x40
+        } else {
+            // Index nodes: their number and the next one's place (the first field's value is
+            // not known; no reader checks it).
+            node[4..8].copy_from_slice(&(i as u32).to_be_bytes());
+            node[0x0C..0x14].copy_from_slice(&next.to_be_bytes());
+            0x38
+        };
+        for (k, entry) in slots.iter().enumerate() {
+            node[table + 4 * k..table + 4 * k + 4].copy_from_slice(&entry.to_be_bytes());
+        }
+        out.write_at(*at, &node)?;
+    }
+    cancel.check()?;
+    out.finish()
+}
+
+/// A `.sparsebundle` folder (formats.md §c.2): Info.plist and its copy Info.bckup, an empty
+/// token, and `bands/` with a file per band that holds data, named in lower-case hex (its zero
+/// blocks left as holes). Built beside the target and renamed into place when complete.
+/// Returns the bytes of data stored.
+pub fn write_bundle(
+    source: &Path,
+    disk: &dyn ReadAt,
+    output: &Path,
+    band: u64,
+    overwrite: bool,
+    progress: &dyn Progress,
+    cancel: &Cancel,
+) -> Result<u64> {
+    refuse_existing(output, overwrite)?;
+    let parent = match output.parent() {
+        Some(p) if !p.as_os_str().is_empty() => p,
+        _ => Path::new("."),
+    };
+    let staging = tempfile::Builder::new()
+        .prefix(".dimg-")
+        .suffix(".partial")
+        .tempdir_in(parent)
+        .map_err(|e| Error::io(output, e))?;
+    let root = staging.path();
+    let io = |e: std::io::Error| Error::io(output, e);
+    std::fs::create_dir(root.join("bands")).map_err(io)?;
+    let mut stored = 0u64;
+    bands_with_data(source, disk, band, progress, cancel, |number, bytes| {
+        let path = root.join("bands").join(format!("{number:x}"));
+        let f = File::create(&path).map_err(io)?;
+        // Band files are sparse, as macOS writes them: a zero block takes no room.
+        for (i, block) in bytes.chunks(4096).enumerate() {
+            if !crate::io::is_zero(block) {
+                f.write_all_at(block, i as u64 * 4096).map_err(io)?;
+                stored += block.len() as u64;
+            }
+        }
+        f.set_len(bytes.len() as u64).map_err(io)?;
+        f.sync_all().map_err(io)?;
+        Ok(())
+    })?;
+    cancel.check()?;
+    let info = info_plist(band, disk.size());
+    for name in ["Info.plist", "Info.bckup"] {
+        std::fs::write(root.join(name), &info).map_err(io)?;
+    }
+    File::create(root.join("token")).map_err(io)?;
+    for dir in [root.join("bands"), root.to_path_buf()] {
+        File::open(&dir).and_then(|d| d.sync_all()).map_err(io)?;
+    }
+    // Replacing a bundle: the old one is moved aside, the new one put in place, the old removed.
+    let aside = match output.exists() {
+        true => {
+            let aside = parent.join(format!(".dimg-replaced-{}", std::process::id()));
+            std::fs::rename(output, &aside).map_err(io)?;
+            Some(aside)
+        }
+        false => None,
+    };
+    std::fs::rename(staging.keep(), output).map_err(io)?;
+    if let Some(aside) = aside {
+        let _ = std::fs::remove_dir_all(aside);
+    }
+    File::open(parent).and_then(|d| d.sync_all()).map_err(io)?;
+    Ok(stored)
+}
+
+/// The bundle's Info.plist, as hdiutil writes it.
+fn info_plist(band: u64, size: u64) -> Vec<u8> {
+    let mut dict = plist::Dictionary::new();
+    dict.insert("CFBundleInfoDictionaryVersion".into(), "6.0".into());
+    dict.insert("band-size".into(), band.into());
+    dict.insert("bundle-backingstore-version".into(), 1u64.into());
+    dict.insert(
+        "diskimage-bundle-type".into(),
+        "com.apple.diskimage.sparsebundle".into(),
+    );
+    dict.insert("size".into(), size.into());
+    let mut out = Vec::new();
+    plist::Value::Dictionary(dict)
+        .to_writer_xml(&mut out)
+        .expect("a dictionary serializes");
+    out
+}
