@@ -76,8 +76,11 @@ pub enum Command {
         #[arg(long, value_parser = parse_layout)]
         layout: Option<Layout>,
         /// Output format as for convert (default UDZO from a folder, UDRW when blank)
-        #[arg(long, value_parser = clap::value_parser!(OutputFormat))]
+        #[arg(long, value_parser = clap::value_parser!(OutputFormat), conflicts_with = "kind")]
         format: Option<OutputFormat>,
+        /// hdiutil's other way to ask for a sparse image: SPARSE (UDSP) or SPARSEBUNDLE (UDSB)
+        #[arg(long = "type", value_parser = parse_sparse_type)]
+        kind: Option<OutputFormat>,
         #[command(flatten)]
         write: WriteArgs,
         #[command(flatten)]
@@ -246,6 +249,15 @@ fn parse_size(s: &str) -> Result<u64, String> {
         .and_then(|n| n.checked_mul(1 << shift))
         .filter(|&n| n > 0)
         .ok_or_else(|| format!("size {s} is not a size dimg can make"))
+}
+
+fn parse_sparse_type(s: &str) -> Result<OutputFormat, String> {
+    match s.to_ascii_uppercase().as_str() {
+        "SPARSE" => Ok(OutputFormat::Udsp),
+        "SPARSEBUNDLE" => Ok(OutputFormat::Udsb),
+        "UDIF" => Ok(OutputFormat::Udrw),
+        _ => Err(format!("type {s}: use SPARSE, SPARSEBUNDLE or UDIF")),
+    }
 }
 
 fn parse_layout(s: &str) -> Result<Layout, String> {

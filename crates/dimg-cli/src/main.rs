@@ -197,13 +197,16 @@ fn run(cli: Cli, cancel: &Cancel) -> Result<(), Failure> {
             volname,
             layout,
             format,
+            kind,
             write,
             pass,
             print,
         } => {
             let given = stdin_passphrase(pass)?;
             let from_folder = srcfolder.is_some();
-            let format = format.unwrap_or(ops::OutputFormat::default_for(from_folder));
+            let format = format
+                .or(kind)
+                .unwrap_or(ops::OutputFormat::default_for(from_folder));
             let options = ops::CreateOptions {
                 file_system: fs.unwrap_or(ops::FileSystem::HfsPlus),
                 volume_name: volname.unwrap_or_else(|| volume_name(srcfolder.as_deref())),

@@ -220,16 +220,14 @@ pub(super) fn write(
         _ => None,
     };
     if let Some((write, default_band)) = sparse_writer {
-        if options.encryption.is_some() {
-            return Err(Error::Refused {
-                path: output.into(),
-                reason: format!("{} images cannot be encrypted yet", options.format),
-            });
-        }
         let band = match options.sparse_band_sectors {
             Some(sectors) => super::sparse::band_size(sectors, output)?,
             None => default_band,
         };
+        let sealer = options
+            .encryption
+            .as_ref()
+            .map(|e| Sealer::new(e.key_bits, &e.passphrase, e.iterations));
         let disk = container.disk();
         let size = write(
             source,
@@ -237,6 +235,7 @@ pub(super) fn write(
             output,
             band,
             options.overwrite,
+            sealer,
             progress,
             cancel,
         )?;
@@ -319,9 +318,10 @@ pub(super) fn write(
     })
 }
 
-/// Writes a sparse image or bundle: (source, disk, output, band size, overwrite, progress,
-/// cancel) → bytes stored.
-type SparseWriter = fn(&Path, &dyn ReadAt, &Path, u64, bool, &dyn Progress, &Cancel) -> Result<u64>;
+/// Writes a sparse image or bundle: (source, disk, output, band size, overwrite, encryption,
+/// progress, cancel) → bytes stored.
+type SparseWriter =
+    fn(&Path, &dyn ReadAt, &Path, u64, bool, Option<Sealer>, &dyn Progress, &Cancel) -> Result<u64>;
 
 /// The image being written: what `convert` hands to a sink, plain or encrypted.
 struct ImageJob<'a> {

@@ -4,6 +4,7 @@
 
 use super::output::{refuse_existing, AtomicOutput};
 use super::{stream, Cancel, Progress};
+use crate::container::encrypted::{Sealer, BLOCK, DATA_OFFSET};
 use crate::error::{Error, Result};
 use crate::io::ReadAt;
 use std::fs::File;
@@ -73,23 +74,58 @@ fn bands_with_data(
     Ok(())
 }
 
+/// A sparse image file being written, as it is or sealed in an encrypted image: each block is
+/// encrypted on its own (its IV comes from its number), so the header nodes written last can be
+/// sealed in place like any other block, and no plaintext reaches the disk.
+struct ImageFile {
+    out: AtomicOutput,
+    sealer: Option<Sealer>,
+}
+
+impl ImageFile {
+    fn write_at(&mut self, offset: u64, bytes: &[u8]) -> Result<()> {
+        match &self.sealer {
+            None => self.out.write_at(offset, bytes),
+            Some(sealer) => {
+                let mut sealed = bytes.to_vec();
+                sealer.encrypt(offset / BLOCK as u64, &mut sealed);
+                self.out.write_at(DATA_OFFSET + offset, &sealed)
+            }
+        }
+    }
+
+    fn finish(mut self, plain_size: u64) -> Result<u64> {
+        if let Some(sealer) = &self.sealer {
+            let header = sealer.header(plain_size);
+            self.out.write_at(0, &header)?;
+        }
+        self.out.finish()
+    }
+}
+
 const NODE: usize = 4096;
 /// Slots of the header node's band table (from 0x40) and of every further index node's (0x38).
 const HEADER_SLOTS: usize = 1008;
 const INDEX_SLOTS: usize = 1010;
 
 /// A `.sparseimage` (formats.md §c.1): the header node, the bands with data in disk order, and
-/// a further index node before every 1,010 more. Returns the file's size.
+/// a further index node before every 1,010 more; sealed whole in an encrypted image when
+/// `sealer` is given. Returns the file's size.
+#[allow(clippy::too_many_arguments)]
 pub fn write_image(
     source: &Path,
     disk: &dyn ReadAt,
     output: &Path,
     band: u64,
     overwrite: bool,
+    sealer: Option<Sealer>,
     progress: &dyn Progress,
     cancel: &Cancel,
 ) -> Result<u64> {
-    let mut out = AtomicOutput::create(source, output, overwrite)?;
+    let mut out = ImageFile {
+        out: AtomicOutput::create(source, output, overwrite)?,
+        sealer,
+    };
     // Each node: where it is, and the logical band + 1 of each slot filled so far.
     let mut nodes: Vec<(u64, Vec<u32>)> = vec![(0, Vec::new())];
     let mut end = NODE as u64;
@@ -140,19 +176,22 @@ pub fn write_image(
         out.write_at(*at, &node)?;
     }
     cancel.check()?;
-    out.finish()
+    out.finish(end)
 }
 
 /// A `.sparsebundle` folder (formats.md §c.2): Info.plist and its copy Info.bckup, an empty
 /// token, and `bands/` with a file per band that holds data, named in lower-case hex (its zero
-/// blocks left as holes). Built beside the target and renamed into place when complete.
-/// Returns the bytes of data stored.
+/// blocks left as holes). With `sealer`, the token holds the encrcdsa header and every band is
+/// encrypted on its own, its blocks numbered from 0, as macOS does. Built beside the target and
+/// renamed into place when complete. Returns the bytes of data stored.
+#[allow(clippy::too_many_arguments)]
 pub fn write_bundle(
     source: &Path,
     disk: &dyn ReadAt,
     output: &Path,
     band: u64,
     overwrite: bool,
+    sealer: Option<Sealer>,
     progress: &dyn Progress,
     cancel: &Cancel,
 ) -> Result<u64> {
@@ -173,6 +212,17 @@ pub fn write_bundle(
     bands_with_data(source, disk, band, progress, cancel, |number, bytes| {
         let path = root.join("bands").join(format!("{number:x}"));
         let f = File::create(&path).map_err(io)?;
+        let sealed;
+        let bytes = match &sealer {
+            Some(sealer) => {
+                let mut band = bytes.to_vec();
+                band.resize(bytes.len().next_multiple_of(BLOCK), 0);
+                sealer.encrypt(0, &mut band);
+                sealed = band;
+                &sealed[..]
+            }
+            None => bytes,
+        };
         // Band files are sparse, as macOS writes them: a zero block takes no room.
         for (i, block) in bytes.chunks(4096).enumerate() {
             if !crate::io::is_zero(block) {
@@ -189,7 +239,9 @@ pub fn write_bundle(
     for name in ["Info.plist", "Info.bckup"] {
         std::fs::write(root.join(name), &info).map_err(io)?;
     }
-    File::create(root.join("token")).map_err(io)?;
+    // The token holds the header and no data: its data size is 0, as macOS writes it.
+    let token = sealer.as_ref().map(|s| s.header(0)).unwrap_or_default();
+    std::fs::write(root.join("token"), token).map_err(io)?;
     for dir in [root.join("bands"), root.to_path_buf()] {
         File::open(&dir).and_then(|d| d.sync_all()).map_err(io)?;
     }
