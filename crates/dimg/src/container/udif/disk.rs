@@ -21,9 +21,10 @@ pub struct UdifDisk {
     cache: Mutex<VecDeque<(usize, Slot)>>,
 }
 
-/// Decompressed chunks kept for partial reads; hdiutil's 1 MiB chunks make this 8 MiB.
-const CACHE_CHUNKS: usize = 20;
-const CACHE_BYTES: usize = 20 << 20;
+/// Decompressed chunks kept for partial reads: 12 of hdiutil's 1 MiB chunks, enough for a
+/// catalog walk and for several readers at once, within a mount server's 64 MiB.
+const CACHE_CHUNKS: usize = 12;
+const CACHE_BYTES: usize = 12 << 20;
 
 fn start(c: &Chunk) -> u64 {
     c.first_sector * 512
