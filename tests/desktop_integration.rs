@@ -141,3 +141,22 @@ fn the_mount_action_attaches_the_file() {
     );
     assert!(!point.exists());
 }
+
+/// Started where there is no display, the app says so in one line and exits, instead of GTK's
+/// backtrace.
+#[test]
+fn without_a_display_the_app_says_so_in_one_line() {
+    let app = dimg_e2e::target_dir().join("dimg-app");
+    let out = Command::new(&app)
+        .env_remove("DISPLAY")
+        .env_remove("WAYLAND_DISPLAY")
+        .output()
+        .unwrap();
+    let said = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{said}");
+    assert_eq!(said.lines().count(), 1, "{said}");
+    assert!(
+        said.contains("no display") && said.contains(".ci/app") && said.contains("dimg"),
+        "{said}"
+    );
+}

@@ -8,6 +8,15 @@ mod keychain;
 mod menu;
 
 fn main() {
+    // GTK aborts with a backtrace when there is no display to open: say it in one line instead.
+    #[cfg(target_os = "linux")]
+    if std::env::var_os("DISPLAY").is_none() && std::env::var_os("WAYLAND_DISPLAY").is_none() {
+        eprintln!(
+            "dimg-app: there is no display (neither DISPLAY nor WAYLAND_DISPLAY is set): run \
+             `bash .ci/app` to start the window on a virtual one, or use the `dimg` command line"
+        );
+        std::process::exit(1);
+    }
     tauri::Builder::default()
         .plugin(tauri_plugin_dialog::init())
         .manage(commands::Jobs::default())
