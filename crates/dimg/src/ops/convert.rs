@@ -229,16 +229,15 @@ pub(super) fn write(
             .as_ref()
             .map(|e| Sealer::new(e.key_bits, &e.passphrase, e.iterations));
         let disk = container.disk();
-        let size = write(
+        let job = super::sparse::SparseJob {
             source,
-            &*disk,
+            disk: &*disk,
             output,
             band,
-            options.overwrite,
+            overwrite: options.overwrite,
             sealer,
-            progress,
-            cancel,
-        )?;
+        };
+        let size = write(job, progress, cancel)?;
         return Ok(ConvertReport {
             source: source.into(),
             output: output.into(),
@@ -318,10 +317,8 @@ pub(super) fn write(
     })
 }
 
-/// Writes a sparse image or bundle: (source, disk, output, band size, overwrite, encryption,
-/// progress, cancel) → bytes stored.
-type SparseWriter =
-    fn(&Path, &dyn ReadAt, &Path, u64, bool, Option<Sealer>, &dyn Progress, &Cancel) -> Result<u64>;
+/// Writes a sparse image or bundle; returns the bytes stored.
+type SparseWriter = fn(super::sparse::SparseJob, &dyn Progress, &Cancel) -> Result<u64>;
 
 /// The image being written: what `convert` hands to a sink, plain or encrypted.
 struct ImageJob<'a> {

@@ -17,6 +17,19 @@ pub const BUNDLE_BAND: u64 = 8 << 20;
 /// A band larger than this is a typo, not a layout (hdiutil's own stay far below it).
 const MAX_BAND: u64 = 1 << 30;
 
+/// What a sparse image or bundle is written from and to.
+pub struct SparseJob<'a> {
+    /// The image the disk comes from, for errors.
+    pub source: &'a Path,
+    pub disk: &'a dyn ReadAt,
+    pub output: &'a Path,
+    /// Band size in bytes.
+    pub band: u64,
+    pub overwrite: bool,
+    /// Seal the output in an encrypted image.
+    pub sealer: Option<Sealer>,
+}
+
 /// Checks a band size given in 512-byte sectors (hdiutil's `sparse-band-size`).
 pub fn band_size(sectors: u64, target: &Path) -> Result<u64> {
     match sectors.checked_mul(512).filter(|&b| b > 0 && b <= MAX_BAND) {
@@ -109,19 +122,17 @@ const HEADER_SLOTS: usize = 1008;
 const INDEX_SLOTS: usize = 1010;
 
 /// A `.sparseimage` (formats.md §c.1): the header node, the bands with data in disk order, and
-/// a further index node before every 1,010 more; sealed whole in an encrypted image when
-/// `sealer` is given. Returns the file's size.
-#[allow(clippy::too_many_arguments)]
-pub fn write_image(
-    source: &Path,
-    disk: &dyn ReadAt,
-    output: &Path,
-    band: u64,
-    overwrite: bool,
-    sealer: Option<Sealer>,
-    progress: &dyn Progress,
-    cancel: &Cancel,
-) -> Result<u64> {
+/// a further index node before every 1,010 more; sealed whole in an encrypted image when the job
+/// has a sealer. Returns the file's size.
+pub fn write_image(job: SparseJob, progress: &dyn Progress, cancel: &Cancel) -> Result<u64> {
+    let SparseJob {
+        source,
+        disk,
+        output,
+        band,
+        overwrite,
+        sealer,
+    } = job;
     let mut out = ImageFile {
         out: AtomicOutput::create(source, output, overwrite)?,
         sealer,
@@ -184,17 +195,15 @@ pub fn write_image(
 /// blocks left as holes). With `sealer`, the token holds the encrcdsa header and every band is
 /// encrypted on its own, its blocks numbered from 0, as macOS does. Built beside the target and
 /// renamed into place when complete. Returns the bytes of data stored.
-#[allow(clippy::too_many_arguments)]
-pub fn write_bundle(
-    source: &Path,
-    disk: &dyn ReadAt,
-    output: &Path,
-    band: u64,
-    overwrite: bool,
-    sealer: Option<Sealer>,
-    progress: &dyn Progress,
-    cancel: &Cancel,
-) -> Result<u64> {
+pub fn write_bundle(job: SparseJob, progress: &dyn Progress, cancel: &Cancel) -> Result<u64> {
+    let SparseJob {
+        source,
+        disk,
+        output,
+        band,
+        overwrite,
+        sealer,
+    } = job;
     refuse_existing(output, overwrite)?;
     let parent = match output.parent() {
         Some(p) if !p.as_os_str().is_empty() => p,
