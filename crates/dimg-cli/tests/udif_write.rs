@@ -102,7 +102,7 @@ const FORMATS: [&str; 8] = [
 /// Which independent readers decode `format` (formats.md §a.12, and checked here).
 fn readers_of(format: &str, disk: &str) -> Vec<&'static str> {
     let all: &[&str] = match format {
-        "UDZO" | "UDRO" => &["qemu-img", "dmg2img", "7zz"],
+        "UDZO" | "UDRO" | "UDRW" => &["qemu-img", "dmg2img", "7zz"],
         "UDBZ" | "UDCO" => &["dmg2img", "7zz"],
         "ULFO" | "ULMO" => &["7zz"],
         _ => &[],
@@ -207,7 +207,8 @@ fn every_format_round_trips_and_independent_readers_agree() {
             }
         }
     }
-    assert_eq!(judged, 4 * 12 - 4);
+    // 15 judgments a disk; dmg2img sits out the five formats it could read of the all-zero one.
+    assert_eq!(judged, 4 * 15 - 5);
 }
 
 #[test]
@@ -403,4 +404,22 @@ fn a_raw_gpt_disk_keeps_one_block_table_per_partition() {
     let out = dir.path().join("q.raw");
     decode_with("qemu-img", &image, &out);
     assert_eq!(sha256sum(&out), sha256sum(&raw));
+}
+
+/// UDRW as hdiutil writes it: the disk itself as the data fork (so it can be written in place),
+/// then the property list and the koly trailer, which qemu-img needs to accept a `.dmg`.
+#[test]
+fn udrw_is_the_disk_followed_by_its_trailer() {
+    let dir = tempfile::tempdir().unwrap();
+    let source = dimg_e2e::corpus().join("dmg/keramics-hfsplus-zlib.dmg");
+    let raw = dir.path().join("disk.cdr");
+    let rw = dir.path().join("rw.dmg");
+    for (format, out) in [("UDTO", &raw), ("UDRW", &rw)] {
+        let o = dimg(&["convert", s(&source), "-format", format, "-o", s(out)]);
+        assert!(o.status.success(), "{}", stderr(&o));
+    }
+    let (disk, image) = (fs::read(&raw).unwrap(), fs::read(&rw).unwrap());
+    assert_eq!(&image[..disk.len()], &disk[..], "the data fork is the disk");
+    assert_eq!(&image[image.len() - 512..image.len() - 508], b"koly");
+    assert!(stdout(&dimg(&["info", s(&rw)])).contains("UDRW (read/write)"));
 }

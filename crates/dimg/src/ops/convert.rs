@@ -22,7 +22,7 @@ use std::sync::{mpsc, Arc, Mutex};
 pub enum OutputFormat {
     /// DVD/CD master: the virtual disk, raw (.cdr, .img, or .iso for a CD).
     Udto,
-    /// Read/write: the raw disk, as hdiutil's UDRW (no trailer).
+    /// Read/write: the raw disk followed by its property list and koly trailer, as hdiutil's UDRW.
     Udrw,
     /// Read-only UDIF, uncompressed.
     Udro,
@@ -66,7 +66,6 @@ impl OutputFormat {
     fn udif(self) -> Option<Variant> {
         Some(match self {
             OutputFormat::Udto
-            | OutputFormat::Udrw
             | OutputFormat::Iso
             | OutputFormat::Toast
             | OutputFormat::Cue
@@ -74,6 +73,7 @@ impl OutputFormat {
             | OutputFormat::Udsp
             | OutputFormat::Udsb => return None,
             OutputFormat::Udro => Variant::Udro,
+            OutputFormat::Udrw => Variant::Udrw,
             OutputFormat::Udzo => Variant::Compressed(Codec::Zlib),
             OutputFormat::Udbz => Variant::Compressed(Codec::Bzip2),
             OutputFormat::Ulfo => Variant::Compressed(Codec::Lzfse),
@@ -463,7 +463,8 @@ impl UdifPipeline<'_> {
                 pending.insert(seq, chunk);
                 while let Some(chunk) = pending.remove(&next) {
                     let chunk = chunk.map_err(|e| Error::io(self.source, e))?;
-                    out.write_all(&chunk.bytes)?;
+                    // UDRW stores zeros too: as holes, where the file system can.
+                    out.write_sparse(&chunk.bytes)?;
                     data_crc.update(&chunk.bytes);
                     tables.add(jobs[next], &chunk, offset);
                     offset += chunk.bytes.len() as u64;

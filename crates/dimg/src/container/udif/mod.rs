@@ -126,7 +126,13 @@ impl Udif {
             Lzfse => "ULFO (LZFSE-compressed)",
             Xz => "ULMO (LZMA-compressed)",
         };
+        // Read/write: every sector stored raw where it lies on the disk, so it can be written in
+        // place (no zero or ignored runs left out).
+        let in_place = self
+            .chunks()
+            .all(|c| c.kind == ChunkKind::Raw && c.file_offset == c.first_sector * 512);
         match codecs.as_slice() {
+            [] if in_place => "UDRW (read/write)".into(),
             [] => "UDRO (read-only, uncompressed)".into(),
             [one] => name(*one).into(),
             many => format!(

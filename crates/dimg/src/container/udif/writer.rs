@@ -12,10 +12,13 @@ use super::mish::ChunkKind;
 use crate::codec::Codec;
 use crate::container::LayoutEntry;
 
-/// The compressed UDIF variants (UDRO is the uncompressed one).
+/// The UDIF variants dimg writes: uncompressed (UDRO, UDRW) or compressed.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Variant {
     Udro,
+    /// Read/write: every chunk stored raw, zeros too, so that the data fork is the disk itself
+    /// (written sparse) and hdiutil can write into it in place.
+    Udrw,
     Compressed(Codec),
 }
 
@@ -23,7 +26,7 @@ impl Variant {
     fn buffers_needed(self) -> u32 {
         // Sectors of scratch space a reader needs: one chunk and a little (as hdiutil writes).
         match self {
-            Variant::Udro => 0,
+            Variant::Udro | Variant::Udrw => 0,
             Variant::Compressed(_) => CHUNK_SECTORS as u32 + 8,
         }
     }
@@ -106,7 +109,7 @@ pub struct Encoded {
 
 /// Encodes one chunk's uncompressed sectors.
 pub fn encode(variant: Variant, level: u32, data: Vec<u8>) -> Encoded {
-    if crate::io::is_zero(&data) {
+    if variant != Variant::Udrw && crate::io::is_zero(&data) {
         return Encoded {
             kind: ChunkKind::Ignore,
             bytes: Vec::new(),
