@@ -61,10 +61,9 @@ pub(crate) fn record(attachment: &Attachment) -> io::Result<()> {
 
 /// Takes away a finished server's record, log and the folders it made.
 pub(crate) fn forget(attachment: &Attachment) {
+    // A folder still mounted on (or not empty) is refused by rmdir itself, and stays.
     for m in attachment.mounts.iter().filter(|m| m.created) {
-        if !place::is_mount_point(&m.mount_point) {
-            let _ = std::fs::remove_dir(&m.mount_point);
-        }
+        let _ = std::fs::remove_dir(&m.mount_point);
     }
     if let Ok(path) = record_path(attachment.pid) {
         let _ = std::fs::remove_file(path);

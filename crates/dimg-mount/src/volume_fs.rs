@@ -101,16 +101,22 @@ impl VolumeFs {
         }
     }
 
+    /// What the volume could not do for `entry`: a line in the log, and the reader's errno.
+    fn failed(&self, entry: &DirEntry, e: &std::io::Error) -> Errno {
+        log_error(&self.origin, &entry.name, e);
+        errno(e)
+    }
+
     /// The folder's entries, listed from the volume the first time they are asked for.
     fn children(&self, ino: u64, node: &Node) -> Result<Arc<Children>, Errno> {
         if node.entry.kind != EntryKind::Directory {
             return Err(Errno::ENOTDIR);
         }
         let listed = node.children.get_or_init(|| {
-            let entries = self.volume.read_dir(&node.entry).map_err(|e| {
-                log_error(&self.origin, &node.entry.name, &e);
-                errno(&e).code()
-            })?;
+            let entries = self
+                .volume
+                .read_dir(&node.entry)
+                .map_err(|e| self.failed(&node.entry, &e).code())?;
             let mut nodes = self.nodes.write().unwrap_or_else(|p| p.into_inner());
             let mut children = Children::default();
             for entry in entries {
@@ -242,10 +248,10 @@ impl Filesystem for VolumeFs {
             if node.entry.kind != EntryKind::File {
                 return Err(Errno::EISDIR);
             }
-            let data = self.volume.open(&node.entry).map_err(|e| {
-                log_error(&self.origin, &node.entry.name, &e);
-                errno(&e)
-            })?;
+            let data = self
+                .volume
+                .open(&node.entry)
+                .map_err(|e| self.failed(&node.entry, &e))?;
             // The volume never changes under a read-only mount: the page cache stays valid.
             answer(reply).opened(self.files.insert(data), FopenFlags::FOPEN_KEEP_CACHE);
             Ok(())
@@ -341,18 +347,16 @@ impl Filesystem for VolumeFs {
         guarded(reply, |reply| {
             let node = self.get(ino)?;
             let stream = Self::stream_for(&node.entry, name).ok_or(Errno::NO_XATTR)?;
-            let data = self.volume.open_stream(&node.entry, &stream).map_err(|e| {
-                log_error(&self.origin, &node.entry.name, &e);
-                errno(&e)
-            })?;
+            let data = self
+                .volume
+                .open_stream(&node.entry, &stream)
+                .map_err(|e| self.failed(&node.entry, &e))?;
             if data.size() > XATTR_MAX {
                 return Err(Errno::E2BIG);
             }
             let mut value = vec![0; data.size() as usize];
-            data.read_exact_at(0, &mut value).map_err(|e| {
-                log_error(&self.origin, &node.entry.name, &e);
-                errno(&e)
-            })?;
+            data.read_exact_at(0, &mut value)
+                .map_err(|e| self.failed(&node.entry, &e))?;
             reply_sized(answer(reply), size, &value);
             Ok(())
         })

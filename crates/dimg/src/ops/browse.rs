@@ -16,7 +16,6 @@ use std::sync::Arc;
 /// An image opened for attaching or browsing: its virtual disk, the places a volume can be, and
 /// the volumes dimg can browse among them.
 pub struct ImageVolumes {
-    pub format: &'static str,
     pub disk: Arc<dyn ReadAt>,
     pub partitions: Vec<Partition>,
     /// Each browsable volume with the partition it lies in, in the map's order.
@@ -58,7 +57,6 @@ pub fn volumes(
         }
     }
     let mut found = ImageVolumes {
-        format: opened.format,
         disk: disk.clone(),
         partitions: partitions.clone(),
         volumes: Vec::new(),
