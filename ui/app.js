@@ -6,8 +6,6 @@ const $ = (id) => document.getElementById(id);
 const state = { images: [], selected: null, volume: null, job: null, nextJob: 1, attached: [] };
 /** The file browser of the selected volume: folders listed so far, those open, the selection. */
 const browser = { listings: new Map(), expanded: new Set(['/']), item: null, label: '' };
-/** File systems dimg browses; a partition holding one is a volume in the sidebar. */
-const BROWSABLE = ['ISO 9660', 'HFS+', 'HFSX', 'FAT'];
 
 /** "1.5 MiB", or "" below 1 KiB. */
 function scaled(n) {
@@ -81,7 +79,7 @@ $('passphrase-form').onsubmit = async (event) => {
 };
 $('passphrase-close').onclick = () => { $('passphrase-sheet').hidden = true; };
 
-/** Selects an image, or (with `volume`, a partition index) one of its volumes to browse. */
+/** Selects an image, or (with `volume`, a volume id as `info` gives it) one of its volumes to browse. */
 function select(path, volume = null) {
   state.selected = state.images.find((i) => i.info.path === path) || null;
   state.volume = volume;
@@ -97,9 +95,15 @@ function attachmentOf(image) {
   return state.attached.find((a) => a.image === image.info.path || a.image === image.realPath);
 }
 
-/** Where partition `index` of the image is mounted, or null. */
-function mountPointOf(image, index) {
-  return attachmentOf(image)?.mounts.find((m) => m.partition === index)?.mount_point ?? null;
+/** Where volume `id` of the image is mounted, or null. */
+function mountPointOf(image, id) {
+  return attachmentOf(image)?.mounts.find((m) => m.volume === id)?.mount_point ?? null;
+}
+
+/** A volume's sidebar name: an APFS volume by its own name and role, others by their partition. */
+function volumeLabel(p, v) {
+  if (p.file_system === 'APFS') return `${v.name} (APFS${v.role ? `, ${v.role}` : ''})`;
+  return p.name === 'whole disk' ? p.file_system : `${p.name} (${p.file_system})`;
 }
 
 /** The mounts as the kernel has them: polled, so that mounts made elsewhere show up too. */
@@ -158,12 +162,11 @@ function render() {
     const path = image.info.path;
     const mine = image === state.selected;
     const volumes = image.info.partitions
-      .filter((p) => BROWSABLE.includes(p.file_system))
-      .map((p) => {
-        const point = mountPointOf(image, p.index);
-        const item = sidebarItem(
-          p.name === 'whole disk' ? p.file_system : `${p.name} (${p.file_system})`, '', 'volume',
-          mine && state.volume === p.index, () => select(path, p.index));
+      .flatMap((p) => p.volumes.map((v) => [p, v]))
+      .map(([p, v]) => {
+        const point = mountPointOf(image, v.id);
+        const item = sidebarItem(volumeLabel(p, v), '', 'volume',
+          mine && state.volume === v.id, () => select(path, v.id));
         if (point) {
           item.classList.add('mounted');
           item.title = `Mounted at ${point}`;
@@ -196,10 +199,13 @@ function render() {
   $('info-scheme').textContent = i.partition_scheme;
   $('info-path').textContent = i.path;
   $('info-facts').replaceChildren(...i.facts.map((f) => row([f.label, f.value], 'th')));
-  $('partitions').tBodies[0].replaceChildren(...i.partitions.map((p) =>
-    row([p.index, p.name, p.kind, p.file_system || 'unknown', p.volume_name ?? '',
-      p.start.toLocaleString('en-US'), bytes(p.size), p.used == null ? '' : bytes(p.used),
-      mountPointOf(image, p.index) ?? ''])));
+  // A row per volume (an APFS container holds several), a partition without one as itself.
+  $('partitions').tBodies[0].replaceChildren(...i.partitions.flatMap((p) =>
+    (p.volumes.length ? p.volumes : [null]).map((v) =>
+      row([v?.id ?? p.index, p.name, p.kind, p.file_system || 'unknown',
+        v ? `${v.name}${v.role ? ` (${v.role})` : ''}${v.encrypted ? ', encrypted' : ''}` : '',
+        p.start.toLocaleString('en-US'), bytes(p.size), v?.used == null ? '' : bytes(v.used),
+        (v && mountPointOf(image, v.id)) ?? '']))));
   $('info-mounts').replaceChildren(...(attachmentOf(image)?.mounts ?? []).map((m) => {
     const tr = row(['Mounted at', m.mount_point], 'th');
     const open = document.createElement('button');

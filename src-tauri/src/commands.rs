@@ -377,11 +377,11 @@ pub async fn pick_folder(app: AppHandle) -> Result<Option<PathBuf>, String> {
     .await
 }
 
-/// A folder of a volume of an image: `volume` is a partition as `info` numbers them.
+/// A folder of a volume of an image: `volume` as `info` numbers them.
 #[tauri::command]
 pub async fn list_folder(
     path: PathBuf,
-    volume: Option<u32>,
+    volume: Option<ops::VolumeId>,
     folder: String,
     unlocked: State<'_, Unlocked>,
 ) -> Result<Listing, CommandError> {
@@ -393,7 +393,7 @@ pub async fn list_folder(
 #[derive(Deserialize)]
 pub struct ItemRequest {
     source: PathBuf,
-    volume: Option<u32>,
+    volume: Option<ops::VolumeId>,
     /// Its path in the volume.
     item: String,
 }

@@ -267,10 +267,11 @@ fn parse_layout(s: &str) -> Result<Layout, String> {
 /// Which volume of a partitioned image to browse.
 #[derive(Args, Clone, Copy)]
 pub struct VolumeArg {
-    /// The partition, numbered as `dimg info` shows (0: the whole disk, such as the ISO 9660
-    /// side of a hybrid CD); by default the first one dimg can browse
+    /// The volume, numbered as `dimg info` shows: a partition (0: the whole disk, such as the
+    /// ISO 9660 side of a hybrid CD), or partition.volume in an APFS container of several; by
+    /// default the first one dimg can browse
     #[arg(long = "volume")]
-    pub volume: Option<u32>,
+    pub volume: Option<dimg::ops::VolumeId>,
 }
 
 /// How an encrypted image's passphrase is given: never on the command line.

@@ -100,12 +100,18 @@ pub fn info_text(i: &ImageInfo) -> String {
             size(p.partition.size),
             p.file_system.unwrap_or("unknown file system")
         );
-        if let Some(name) = &p.volume_name {
-            let used = p
-                .used
-                .map(|u| format!(", {} used", size(u)))
-                .unwrap_or_default();
-            let _ = writeln!(s, "        volume “{name}”{used}");
+        for v in &p.volumes {
+            let mut about: Vec<String> = v.role.iter().map(|r| format!("role {r}")).collect();
+            about.extend(v.used.map(|u| format!("{} used", size(u))));
+            about.extend(v.available.map(|a| format!("{} available", size(a))));
+            if v.encrypted {
+                about.push("encrypted".into());
+            }
+            let about = match about.is_empty() {
+                true => String::new(),
+                false => format!(", {}", about.join(", ")),
+            };
+            let _ = writeln!(s, "        volume {} “{}”{about}", v.id, v.name);
         }
     }
     s
@@ -208,11 +214,11 @@ pub fn extract_text(r: &ExtractReport) -> String {
 pub fn attachment_text(a: &dimg_mount::Attachment) -> String {
     let mut s = String::new();
     for m in &a.mounts {
-        match m.partition {
-            Some(p) => {
+        match m.volume {
+            Some(v) => {
                 let _ = writeln!(
                     s,
-                    "{}\t{}\tpartition {p}\t{}",
+                    "{}\t{}\tvolume {v}\t{}",
                     m.mount_point.display(),
                     m.file_system,
                     m.name

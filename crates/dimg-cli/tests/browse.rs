@@ -142,7 +142,7 @@ fn read_stream(image: &Path, path: &str, stream: &str) -> Vec<u8> {
         .find_map(|p| {
             dimg::fs::mount(std::sync::Arc::new(p.open(disk.clone())))
                 .ok()
-                .flatten()
+                .and_then(|v| v.into_iter().next())
         })
         .unwrap();
     let entry = dimg::fs::lookup(&*volume, path).unwrap();
@@ -501,9 +501,9 @@ fn fat_volumes_made_by_dosfstools_and_mtools_extract_as_their_source() {
             serde_json::from_str(&stdout(&dimg(&["info", s(&img), "--json"]))).unwrap();
         let part = &json["partitions"][0];
         assert_eq!(part["file_system"], "FAT");
-        assert_eq!(part["volume_name"], "DIMGTEST");
+        assert_eq!(part["volumes"][0]["name"], "DIMGTEST");
         assert_eq!(
-            part["used"], used,
+            part["volumes"][0]["used"], used,
             "FAT{bits} bytes in use, as fsck.fat counts them"
         );
         let out = dir.path().join(format!("fat{bits}.out"));
@@ -621,10 +621,10 @@ fn info_reports_volume_names_and_use_as_7zip_does() {
     // 7-Zip's HFS handler: "Physical Size" is the volume, "Free Space" what is not used.
     assert_eq!(hfs["size"].as_u64().unwrap(), field("Physical Size"));
     assert_eq!(
-        hfs["used"].as_u64().unwrap(),
+        hfs["volumes"][0]["used"].as_u64().unwrap(),
         field("Physical Size") - field("Free Space")
     );
-    assert_eq!(hfs["volume_name"], "hfsplus_test");
+    assert_eq!(hfs["volumes"][0]["name"], "hfsplus_test");
 }
 
 /// Paths are found as people type them: composed Unicode finds HFS+'s decomposed names, and any
@@ -924,7 +924,7 @@ fn volume_labels_are_shown_without_their_padding() {
     fs::write(&image, &bytes).unwrap();
     let info: serde_json::Value =
         serde_json::from_str(&stdout(&dimg(&["info", s(&image), "--json"]))).unwrap();
-    assert_eq!(info["partitions"][0]["volume_name"], "TEST_DISK");
+    assert_eq!(info["partitions"][0]["volumes"][0]["name"], "TEST_DISK");
 }
 
 /// A copy cut short (a download that stopped): it opens, info says it is truncated, verify

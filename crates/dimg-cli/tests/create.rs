@@ -549,7 +549,7 @@ fn hybrid_discs_show_the_same_tree_on_both_sides() {
     let partition = dir.path().join("hfs.img");
     fs::write(&partition, &disc[start as usize..(start + size) as usize]).unwrap();
     let listed = peer("7zz", &["l", "-slt", s(&partition)]);
-    let volume = hfs["volume_name"].as_str().unwrap().to_string();
+    let volume = hfs["volumes"][0]["name"].as_str().unwrap().to_string();
     for name in decomposed(want).keys() {
         let path = format!("Path = {}/{name}\n", s(&src).rsplit('/').next().unwrap());
         assert!(

@@ -270,7 +270,7 @@ fn a_mounted_volume_is_what_the_volume_holds_and_nothing_can_change_it() {
     let part = common::partition_with(&image, "HFS+");
     let (size, used) = (
         part["size"].as_u64().unwrap(),
-        part["used"].as_u64().unwrap(),
+        part["volumes"][0]["used"].as_u64().unwrap(),
     );
     let out = Command::new("stat")
         .args(["-f", "-c", "%S %b %f", s(&point)])
@@ -306,7 +306,7 @@ fn volumes_appear_where_the_file_manager_shows_removable_media() {
     let label = {
         let info: Value =
             serde_json::from_str(&stdout(&dimg(&["info", s(&image), "--json"]))).unwrap();
-        info["partitions"][0]["volume_name"]
+        info["partitions"][0]["volumes"][0]["name"]
             .as_str()
             .unwrap()
             .trim()

@@ -31,8 +31,8 @@ pub struct Request {
     /// Where the one volume goes (hdiutil's -mountpoint); by default a folder named after the
     /// volume where the file manager shows removable media.
     pub mount_point: Option<PathBuf>,
-    /// Only the volume in this partition (as `dimg info` numbers them).
-    pub volume: Option<u32>,
+    /// Only this volume (as `dimg info` numbers them).
+    pub volume: Option<dimg::ops::VolumeId>,
     /// Attach the disk only, as files: no volume is mounted.
     pub nomount: bool,
 }
@@ -58,8 +58,9 @@ fn running() -> bool {
 /// One mount of an attachment.
 #[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct Mounted {
-    /// The partition the volume is in (0: the whole disk); none for the disk folder of `nomount`.
-    pub partition: Option<u32>,
+    /// The volume, as `dimg info` numbers them (its partition; 0: the whole disk); none for the
+    /// disk folder of `nomount`.
+    pub volume: Option<dimg::ops::VolumeId>,
     /// "HFS+", "ISO 9660"..., or "disk" for `nomount`'s folder of disk files.
     pub file_system: String,
     /// The volume's name.

@@ -74,18 +74,19 @@ pub fn serve(
             return Err(Error::io(&image, found.no_volume()));
         }
         if request.mount_point.is_some() && found.volumes.len() > 1 {
-            let which: Vec<String> = found
-                .volumes
-                .iter()
-                .map(|(p, _)| p.index.to_string())
-                .collect();
+            let which: Vec<String> = found.volumes.iter().map(|v| v.id.to_string()).collect();
             return Err(refuse(format!(
-                "holds {} volumes (partitions {}): choose one with -volume N to give it -mountpoint",
+                "holds {} volumes ({}): choose one with -volume N to give it -mountpoint",
                 found.volumes.len(),
                 which.join(", ")
             )));
         }
-        for (partition, volume) in found.volumes {
+        for ops::FoundVolume {
+            partition,
+            id,
+            volume,
+        } in found.volumes
+        {
             let name = volume.label();
             let file_system = dimg::fs::identify(&partition.open(found.disk.clone()))
                 .ok()
@@ -97,9 +98,9 @@ pub fn serve(
                     .and_then(|f| place::free_mount_point(&f, &name))
                     .map_err(|e| Error::io(Path::new("/media"), e))?,
             };
-            let origin = format!("{origin} (partition {})", partition.index);
+            let origin = format!("{origin} (volume {id})");
             let fs = VolumeFs::new(volume, origin, partition.size, image_time);
-            let mounted = (Some(partition.index), name);
+            let mounted = (Some(id), name);
             server.mount(fs, &folder, file_system, Some(mounted), &image, Vec::new())?;
         }
     }
@@ -117,7 +118,7 @@ impl Server {
         fs: impl Filesystem,
         folder: &Path,
         file_system: &str,
-        volume: Option<(Option<u32>, String)>,
+        volume: Option<(Option<ops::VolumeId>, String)>,
         image: &Path,
         files: Vec<String>,
     ) -> dimg::Result<()> {
@@ -139,9 +140,9 @@ impl Server {
             }
         };
         self.sessions.push(session);
-        let (partition, name) = volume.unwrap_or((None, "disk".into()));
+        let (volume, name) = volume.unwrap_or((None, "disk".into()));
         self.attachment.mounts.push(Mounted {
-            partition,
+            volume,
             file_system: file_system.into(),
             name,
             mount_point: folder.to_path_buf(),

@@ -328,7 +328,12 @@ impl Filesystem for VolumeFs {
                 .unwrap_or(self.capacity)
                 .min(self.capacity);
             let files = self.nodes.read().map_or(0, |n| n.list.len() as u64 - 1);
-            let (blocks, free) = (self.capacity / BLOCK, (self.capacity - used) / BLOCK);
+            let free = self
+                .volume
+                .available()
+                .unwrap_or(self.capacity - used)
+                .min(self.capacity);
+            let (blocks, free) = (self.capacity / BLOCK, free / BLOCK);
             answer(reply).statfs(
                 blocks,
                 free,

@@ -1,6 +1,7 @@
 //! File systems: a partition mounted read-only as a [`Volume`], one module per file system.
 //! [`identify`] names what a partition holds even where no reader exists yet.
 
+pub mod apfs;
 pub mod decmpfs;
 pub mod el_torito;
 pub mod fat;
@@ -127,6 +128,19 @@ pub trait Volume: Send + Sync {
     fn used(&self) -> Option<u64> {
         None
     }
+    /// Bytes free for it to grow into, where that is not simply its partition less what it uses
+    /// (the volumes of an APFS container share the container's free space).
+    fn available(&self) -> Option<u64> {
+        None
+    }
+    /// The part the volume plays in its container, as Disk Utility names it ("Data", "Preboot").
+    fn role(&self) -> Option<&'static str> {
+        None
+    }
+    /// Whether the volume's contents are encrypted (and so cannot be listed without its key).
+    fn encrypted(&self) -> bool {
+        false
+    }
     /// Whether the reader made this entry up rather than found it on the medium (the `[BOOT]`
     /// folder 7-Zip shows on El Torito discs): a mount shows only what the volume holds.
     fn invented(&self, _entry: &DirEntry) -> bool {
@@ -202,16 +216,22 @@ pub fn places(disk: &dyn ReadAt) -> io::Result<(&'static str, Vec<Partition>)> {
     Ok((scheme, parts))
 }
 
-/// Mounts the file system on `part`. `Ok(None)` when no file system is recognised; an error
-/// naming it when it is recognised but cannot be browsed yet.
-pub fn mount(part: Arc<dyn ReadAt>) -> io::Result<Option<Box<dyn Volume>>> {
+/// Mounts the file system on `part`: its volumes, one for most file systems, every volume of an
+/// APFS container. None when no file system is recognised; an error naming it when it is
+/// recognised but cannot be browsed yet.
+pub fn mount(part: Arc<dyn ReadAt>) -> io::Result<Vec<Box<dyn Volume>>> {
+    fn one(v: impl Volume + 'static) -> io::Result<Vec<Box<dyn Volume>>> {
+        Ok(vec![Box::new(v)])
+    }
     match identify(&*part)? {
-        None => Ok(None),
-        Some(Signature::Iso9660) => Ok(Some(Box::new(iso9660::Iso9660::open(part)?))),
-        Some(Signature::HfsPlus | Signature::Hfsx) => {
-            Ok(Some(Box::new(hfsplus::HfsPlus::open(part)?)))
-        }
-        Some(Signature::Fat) => Ok(Some(Box::new(fat::Fat::open(part)?))),
+        None => Ok(Vec::new()),
+        Some(Signature::Iso9660) => one(iso9660::Iso9660::open(part)?),
+        Some(Signature::HfsPlus | Signature::Hfsx) => one(hfsplus::HfsPlus::open(part)?),
+        Some(Signature::Fat) => one(fat::Fat::open(part)?),
+        Some(Signature::Apfs) => Ok(apfs::open(part)?
+            .into_iter()
+            .map(|v| Box::new(v) as Box<dyn Volume>)
+            .collect()),
         Some(other) => Err(FormatError::io(
             "file system",
             0,

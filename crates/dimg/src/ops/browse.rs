@@ -13,13 +13,99 @@ use std::io::Write;
 use std::path::{Component, Path, PathBuf};
 use std::sync::Arc;
 
+/// Which volume of an image: a partition as `info` numbers them (0 is the whole disk), and, in
+/// a container of several volumes (APFS), which of them, counted from 0. Written "2" (every
+/// volume of partition 2, or its only one) or "2.1" (the second volume in partition 2).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct VolumeId {
+    pub partition: u32,
+    pub within: Option<u32>,
+}
+
+impl VolumeId {
+    /// The id of volume `n` of the `count` in partition `partition`: the partition alone when it
+    /// holds one.
+    pub(crate) fn of(partition: u32, n: u32, count: usize) -> Self {
+        VolumeId {
+            partition,
+            within: (count > 1).then_some(n),
+        }
+    }
+
+    /// Whether this names the volume at `within` of `partition`.
+    pub fn names(&self, partition: u32, within: u32) -> bool {
+        self.partition == partition && self.within.is_none_or(|w| w == within)
+    }
+}
+
+impl std::fmt::Display for VolumeId {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self.within {
+            None => write!(f, "{}", self.partition),
+            Some(w) => write!(f, "{}.{w}", self.partition),
+        }
+    }
+}
+
+impl std::str::FromStr for VolumeId {
+    type Err = String;
+    fn from_str(s: &str) -> std::result::Result<Self, String> {
+        let number = |n: &str| n.parse::<u32>().ok();
+        let id = match s.split_once('.') {
+            None => number(s).map(|partition| VolumeId {
+                partition,
+                within: None,
+            }),
+            Some((p, w)) => number(p).zip(number(w)).map(|(partition, w)| VolumeId {
+                partition,
+                within: Some(w),
+            }),
+        };
+        id.ok_or_else(|| {
+            format!("volume {s}: give a partition number, or partition.volume (as dimg info shows)")
+        })
+    }
+}
+
+impl Serialize for VolumeId {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> std::result::Result<S::Ok, S::Error> {
+        s.collect_str(self)
+    }
+}
+
+impl<'de> serde::Deserialize<'de> for VolumeId {
+    /// From "2.1", or from a bare partition number as front ends have always sent it.
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> std::result::Result<Self, D::Error> {
+        #[derive(serde::Deserialize)]
+        #[serde(untagged)]
+        enum Given {
+            Partition(u32),
+            Text(String),
+        }
+        match Given::deserialize(d)? {
+            Given::Partition(partition) => Ok(VolumeId {
+                partition,
+                within: None,
+            }),
+            Given::Text(t) => t.parse().map_err(serde::de::Error::custom),
+        }
+    }
+}
+
+/// A volume dimg can browse, where it lies.
+pub struct FoundVolume {
+    pub partition: Partition,
+    pub id: VolumeId,
+    pub volume: Box<dyn Volume>,
+}
+
 /// An image opened for attaching or browsing: its virtual disk, the places a volume can be, and
 /// the volumes dimg can browse among them.
 pub struct ImageVolumes {
     pub disk: Arc<dyn ReadAt>,
     pub partitions: Vec<Partition>,
-    /// Each browsable volume with the partition it lies in, in the map's order.
-    pub volumes: Vec<(Partition, Box<dyn Volume>)>,
+    /// Each browsable volume, in the map's order and the container's.
+    pub volumes: Vec<FoundVolume>,
     /// Why a recognised file system could not be browsed, when one could not.
     refusal: Option<std::io::Error>,
 }
@@ -34,26 +120,22 @@ impl ImageVolumes {
     }
 }
 
-/// Opens `image` and mounts every volume dimg can browse in it, or only the one in partition
-/// `which` (as `info` numbers them; 0 is the whole disk).
+/// Opens `image` and mounts every volume dimg can browse in it, or only those `which` names.
 pub fn volumes(
     image: &Path,
     passphrase: Option<&Passphrase>,
-    which: Option<u32>,
+    which: Option<VolumeId>,
 ) -> Result<ImageVolumes> {
     let opened = container::open(image, passphrase)?;
     let disk = opened.container.disk();
     let (_, partitions) = fs::places(&*disk).map_err(|e| Error::io(image, e))?;
-    if let Some(n) = which {
-        if !partitions.iter().any(|p| p.index == n) {
-            return Err(Error::io(
-                image,
-                FormatError::io(
-                    "partition map",
-                    0,
-                    format!("has no partition {n} (see dimg info)"),
-                ),
-            ));
+    let missing = |problem: String| Error::io(image, FormatError::io("partition map", 0, problem));
+    if let Some(id) = which {
+        if !partitions.iter().any(|p| p.index == id.partition) {
+            return Err(missing(format!(
+                "has no partition {} (see dimg info)",
+                id.partition
+            )));
         }
     }
     let mut found = ImageVolumes {
@@ -64,27 +146,48 @@ pub fn volumes(
     };
     for p in partitions
         .into_iter()
-        .filter(|p| which.is_none_or(|n| p.index == n))
+        .filter(|p| which.is_none_or(|id| p.index == id.partition))
     {
         match fs::mount(Arc::new(p.open(disk.clone()))) {
-            Ok(Some(v)) => found.volumes.push((p, v)),
-            Ok(None) => {}
+            Ok(volumes) => {
+                let count = volumes.len();
+                for (n, volume) in (0u32..).zip(volumes) {
+                    if which.is_some_and(|id| !id.names(p.index, n)) {
+                        continue;
+                    }
+                    found.volumes.push(FoundVolume {
+                        partition: p.clone(),
+                        id: VolumeId::of(p.index, n, count),
+                        volume,
+                    });
+                }
+            }
             Err(e) => found.refusal = found.refusal.or(Some(e)),
+        }
+    }
+    if let Some(
+        id @ VolumeId {
+            within: Some(_), ..
+        },
+    ) = which
+    {
+        if found.volumes.is_empty() && found.refusal.is_none() {
+            return Err(missing(format!("has no volume {id} (see dimg info)")));
         }
     }
     Ok(found)
 }
 
-/// The volume in partition `which`, or the first one dimg can browse.
+/// The volume `which` names, or the first one dimg can browse.
 fn volume(
     image: &Path,
     passphrase: Option<&Passphrase>,
-    which: Option<u32>,
+    which: Option<VolumeId>,
 ) -> Result<Box<dyn Volume>> {
     let mut found = volumes(image, passphrase, which)?;
     match found.volumes.is_empty() {
         true => Err(Error::io(image, found.no_volume())),
-        false => Ok(found.volumes.remove(0).1),
+        false => Ok(found.volumes.remove(0).volume),
     }
 }
 
@@ -99,10 +202,10 @@ pub struct Listing {
 pub fn list(
     image: &Path,
     passphrase: Option<&Passphrase>,
-    partition: Option<u32>,
+    which: Option<VolumeId>,
     path: &str,
 ) -> Result<Listing> {
-    listing(image, passphrase, partition, path, |volume, dir| {
+    listing(image, passphrase, which, path, |volume, dir| {
         // A file lists as itself, as `ls FILE` does.
         match dir.kind {
             EntryKind::Directory => volume.read_dir(&dir),
@@ -115,10 +218,10 @@ pub fn list(
 pub fn list_tree(
     image: &Path,
     passphrase: Option<&Passphrase>,
-    partition: Option<u32>,
+    which: Option<VolumeId>,
     path: &str,
 ) -> Result<Listing> {
-    listing(image, passphrase, partition, path, |volume, top| {
+    listing(image, passphrase, which, path, |volume, top| {
         let mut entries = Vec::new();
         walk(volume, &top, |path, e| {
             entries.push(DirEntry {
@@ -134,11 +237,11 @@ pub fn list_tree(
 fn listing(
     image: &Path,
     passphrase: Option<&Passphrase>,
-    partition: Option<u32>,
+    which: Option<VolumeId>,
     path: &str,
     entries: impl FnOnce(&dyn Volume, DirEntry) -> std::io::Result<Vec<DirEntry>>,
 ) -> Result<Listing> {
-    let volume = volume(image, passphrase, partition)?;
+    let volume = volume(image, passphrase, which)?;
     let top = fs::lookup(&*volume, path).map_err(|e| Error::io(image, e))?;
     Ok(Listing {
         entries: entries(&*volume, top).map_err(|e| Error::io(image, e))?,
@@ -197,7 +300,7 @@ pub struct ExtractReport {
 pub fn extract(
     image: &Path,
     passphrase: Option<&Passphrase>,
-    partition: Option<u32>,
+    which: Option<VolumeId>,
     path: &str,
     destination: &Path,
     strict: bool,
@@ -219,7 +322,7 @@ pub fn extract(
     if occupied {
         return Err(refuse("exists and is not empty; choose a new folder"));
     }
-    let volume = volume(image, passphrase, partition)?;
+    let volume = volume(image, passphrase, which)?;
     let top = fs::lookup(&*volume, path).map_err(|e| Error::io(image, e))?;
     let parent = match destination.parent() {
         Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),

@@ -1,3 +1,4 @@
+use super::browse::VolumeId;
 use crate::container::{self, Fact};
 use crate::error::{Error, Result};
 use crate::fs::{self, iso9660::Iso9660};
@@ -34,10 +35,24 @@ pub struct PartitionInfo {
     pub partition: Partition,
     /// The file system found in it, when its magic number is known.
     pub file_system: Option<&'static str>,
-    /// The volume's name, for a file system dimg browses.
-    pub volume_name: Option<String>,
-    /// Bytes the volume has in use.
+    /// The volumes dimg browses in it: one, or each volume of an APFS container.
+    pub volumes: Vec<VolumeInfo>,
+}
+
+/// One volume of a partition.
+#[derive(Debug, Serialize)]
+pub struct VolumeInfo {
+    /// How `ls`, `extract` and `attach` name it with `-volume`.
+    pub id: VolumeId,
+    pub name: String,
+    /// Its part in an APFS container ("Data", "Preboot").
+    pub role: Option<&'static str>,
+    /// Bytes it has in use.
     pub used: Option<u64>,
+    /// Bytes free for it, where that is not its partition less `used` (APFS: the container's).
+    pub available: Option<u64>,
+    pub case_sensitive: bool,
+    pub encrypted: bool,
 }
 
 /// Opens `path` and describes it. Reads only headers, never the whole image.
@@ -61,21 +76,33 @@ pub fn info(path: &Path, passphrase: Option<&Passphrase>) -> Result<ImageInfo> {
             if file_system == Some(Signature::Iso9660) {
                 facts.extend(boot_facts(Arc::new(part)));
             }
-            let volume = match file_system {
-                Some(_) => fs::mount(Arc::new(p.open(disk.clone()))).ok().flatten(),
-                None => None,
+            let mounted = match file_system {
+                Some(_) => fs::mount(Arc::new(p.open(disk.clone()))).unwrap_or_default(),
+                None => Vec::new(),
             };
-            for warning in volume.iter().flat_map(|v| v.warnings()) {
-                facts.push(Fact::new(
-                    "Warning",
-                    format!("partition {}: {warning}", p.index),
-                ));
-            }
+            let count = mounted.len();
+            let volumes = (0u32..)
+                .zip(mounted)
+                .map(|(n, v)| {
+                    let id = VolumeId::of(p.index, n, count);
+                    for warning in v.warnings() {
+                        facts.push(Fact::new("Warning", format!("volume {id}: {warning}")));
+                    }
+                    VolumeInfo {
+                        id,
+                        name: v.label(),
+                        role: v.role(),
+                        used: v.used(),
+                        available: v.available(),
+                        case_sensitive: v.case_sensitive(),
+                        encrypted: v.encrypted(),
+                    }
+                })
+                .collect();
             Ok(PartitionInfo {
                 partition: p,
                 file_system: file_system.map(|s| s.name()),
-                volume_name: volume.as_ref().map(|v| v.label()),
-                used: volume.as_ref().and_then(|v| v.used()),
+                volumes,
             })
         })
         .collect::<Result<_>>()?;

@@ -13,11 +13,13 @@ mod verify;
 
 pub use crate::build::layout::Layout;
 pub use crate::container::Check;
-pub use browse::{extract, list, list_tree, volumes, ExtractReport, ImageVolumes, Listing};
+pub use browse::{
+    extract, list, list_tree, volumes, ExtractReport, FoundVolume, ImageVolumes, Listing, VolumeId,
+};
 pub use convert::{convert, ConvertOptions, ConvertReport, Encryption, OutputFormat};
 pub use create::{create, CreateOptions, CreateReport, FileSystem};
 pub use encryption::{chpass, identity, is_encrypted};
-pub use info::{info, ImageInfo, PartitionInfo};
+pub use info::{info, ImageInfo, PartitionInfo, VolumeInfo};
 pub use verify::{verify, VerifyReport};
 
 use crate::error::{Error, Result};

@@ -1,0 +1,289 @@
+//! APFS B-trees (Apple File System Reference, "B-Trees", "Object Maps"): one node per block, a
+//! table of contents of key and value locations, keys growing down from the table and values up
+//! from the end (a root keeps its `btree_info_t` there). Children are blocks in physical trees
+//! (the object maps) and virtual ids in the file-system trees, found through the object map.
+//! Every walk is bounded: a child must sit one level below its parent, so a node pointing at
+//! itself or an ancestor is an error, and a walk visits at most [`MAX_NODES`] nodes.
+
+use super::object::{bad, node, Blocks, OMAP};
+use crate::bytes::{le16, le32, le64};
+use std::cmp::Ordering;
+use std::io;
+
+const ROOT: u16 = 0x1;
+const LEAF: u16 = 0x2;
+const FIXED_KV: u16 = 0x4;
+/// Deeper than any real tree (a billion records fit in 6 levels).
+const MAX_LEVEL: u16 = 16;
+/// Nodes one walk may visit: a directory of a million entries is ~40,000 nodes.
+const MAX_NODES: usize = 1 << 18;
+/// An object map entry of a deleted object.
+const OMAP_VAL_DELETED: u32 = 0x1;
+
+/// Where some bytes lie in a node's block: (offset, length).
+type Span = (usize, usize);
+
+/// What a walk calls with each record in range, (key, value); false stops the walk.
+pub(super) type Visit<'a> = &'a mut dyn FnMut(&[u8], &[u8]) -> io::Result<bool>;
+
+/// One parsed node: where each record's key and value (none for a ghost) lie in the block.
+pub(super) struct Node {
+    block: Vec<u8>,
+    pub level: u16,
+    root: bool,
+    records: Vec<(Span, Option<Span>)>,
+}
+
+impl Node {
+    pub fn parse(block: Vec<u8>, at: u64, what: &'static str) -> io::Result<Node> {
+        let (flags, level, count) = (le16(&block, 32), le16(&block, 34), le32(&block, 36));
+        let (root, leaf, fixed) = (flags & ROOT != 0, flags & LEAF != 0, flags & FIXED_KV != 0);
+        if leaf != (level == 0) || level > MAX_LEVEL {
+            return Err(bad(
+                what,
+                at,
+                format!("a node at level {level} with flags {flags:#x}"),
+            ));
+        }
+        let toc = 56 + usize::from(le16(&block, 40));
+        let keys = toc + usize::from(le16(&block, 42));
+        let values_end = block.len() - if root { 40 } else { 0 };
+        let entry = if fixed { 4 } else { 8 };
+        let count = count as usize;
+        if keys > values_end || count > (keys - toc) / entry {
+            return Err(bad(
+                what,
+                at,
+                format!("a node claims {count} records its table of contents cannot hold"),
+            ));
+        }
+        // Fixed-size records are object map entries: a 16-byte key, a 16-byte value in a leaf
+        // and an 8-byte child address in an index node.
+        let value_len = if leaf { 16 } else { 8 };
+        let mut records = Vec::with_capacity(count);
+        for i in 0..count {
+            let e = toc + i * entry;
+            let (key, value) = if fixed {
+                let (k, v) = (le16(&block, e), le16(&block, e + 2));
+                ((usize::from(k), 16), (v, value_len))
+            } else {
+                let (k, kl, v, vl) = (
+                    le16(&block, e),
+                    le16(&block, e + 2),
+                    le16(&block, e + 4),
+                    le16(&block, e + 6),
+                );
+                ((usize::from(k), usize::from(kl)), (v, usize::from(vl)))
+            };
+            let key = (keys + key.0, key.1);
+            if key.0 + key.1 > values_end {
+                return Err(bad(
+                    what,
+                    at,
+                    format!("record {i}'s key lies outside its node"),
+                ));
+            }
+            let value = match value.0 {
+                0xFFFF => None,
+                v => {
+                    let start = values_end.checked_sub(usize::from(v));
+                    match start.filter(|&s| s >= keys && s + value.1 <= values_end) {
+                        Some(s) => Some((s, value.1)),
+                        None => {
+                            return Err(bad(
+                                what,
+                                at,
+                                format!("record {i}'s value lies outside its node"),
+                            ))
+                        }
+                    }
+                }
+            };
+            records.push((key, value));
+        }
+        Ok(Node {
+            block,
+            level,
+            root,
+            records,
+        })
+    }
+
+    fn key(&self, i: usize) -> &[u8] {
+        let (at, len) = self.records[i].0;
+        &self.block[at..at + len]
+    }
+
+    fn value(&self, i: usize) -> &[u8] {
+        match self.records[i].1 {
+            Some((at, len)) => &self.block[at..at + len],
+            None => &[],
+        }
+    }
+
+    /// The child an index record points to.
+    fn child(&self, i: usize) -> Option<u64> {
+        let v = self.value(i);
+        (v.len() >= 8).then(|| le64(v, 0))
+    }
+}
+
+/// How a tree's child pointers are read: as block addresses, or as virtual object ids looked up
+/// in an object map as of a transaction.
+#[derive(Clone, Copy)]
+pub(super) enum Pointers<'a> {
+    Physical,
+    Virtual(&'a Omap, u64),
+}
+
+impl Pointers<'_> {
+    fn resolve(&self, blocks: &Blocks, oid: u64, what: &'static str) -> io::Result<u64> {
+        match self {
+            Pointers::Physical => Ok(oid),
+            Pointers::Virtual(omap, xid) => omap.lookup(blocks, oid, *xid)?.ok_or_else(|| {
+                bad(
+                    what,
+                    0,
+                    format!("the object map has no block for node {oid} as of transaction {xid}"),
+                )
+            }),
+        }
+    }
+}
+
+/// Calls `each(key, value)` for every leaf record whose key `range` says is in range
+/// (`Ordering::Equal`), in key order; `each` returns false to stop. `range` is given each key and
+/// says whether it is before, in or after the range, judging only by what orders the tree.
+pub(super) fn scan(
+    blocks: &Blocks,
+    pointers: Pointers,
+    root: u64,
+    what: &'static str,
+    range: &dyn Fn(&[u8]) -> Ordering,
+    each: Visit,
+) -> io::Result<()> {
+    let paddr = pointers.resolve(blocks, root, what)?;
+    let top = node(blocks, paddr, what)?;
+    if !top.root {
+        return Err(bad(
+            what,
+            paddr * blocks.size,
+            format!("block {paddr} is not a tree's root"),
+        ));
+    }
+    let mut visited = 1;
+    descend(
+        blocks,
+        pointers,
+        &top,
+        paddr,
+        what,
+        range,
+        each,
+        &mut visited,
+    )
+    .map(|_| ())
+}
+
+#[allow(clippy::too_many_arguments)]
+fn descend(
+    blocks: &Blocks,
+    pointers: Pointers,
+    n: &Node,
+    paddr: u64,
+    what: &'static str,
+    range: &dyn Fn(&[u8]) -> Ordering,
+    each: Visit,
+    visited: &mut usize,
+) -> io::Result<bool> {
+    let count = n.records.len();
+    for i in 0..count {
+        let here = range(n.key(i));
+        if here == Ordering::Greater {
+            break;
+        }
+        if n.level == 0 {
+            if here == Ordering::Equal && !each(n.key(i), n.value(i))? {
+                return Ok(false);
+            }
+            continue;
+        }
+        // Child i holds keys from its own up to the next child's: skip it when the range
+        // starts at or after the next one.
+        if i + 1 < count && range(n.key(i + 1)) == Ordering::Less {
+            continue;
+        }
+        *visited += 1;
+        if *visited > MAX_NODES {
+            return Err(bad(
+                what,
+                paddr * blocks.size,
+                format!("a walk of the tree met more than {MAX_NODES} nodes"),
+            ));
+        }
+        let oid = n
+            .child(i)
+            .ok_or_else(|| bad(what, paddr * blocks.size, "an index record without a child"))?;
+        let child_at = pointers.resolve(blocks, oid, what)?;
+        let child = node(blocks, child_at, what)?;
+        if child.level + 1 != n.level {
+            return Err(bad(
+                what,
+                child_at * blocks.size,
+                format!(
+                    "node {child_at} is at level {} below a node at level {} (a loop in the tree)",
+                    child.level, n.level
+                ),
+            ));
+        }
+        if !descend(
+            blocks, pointers, &child, child_at, what, range, each, visited,
+        )? {
+            return Ok(false);
+        }
+    }
+    Ok(true)
+}
+
+/// An object map: virtual object ids to blocks, one entry per (id, transaction) that wrote it.
+pub(super) struct Omap {
+    tree: u64,
+}
+
+impl Omap {
+    pub fn open(blocks: &Blocks, paddr: u64, what: &'static str) -> io::Result<Omap> {
+        let omap = blocks.object(paddr, OMAP, what)?;
+        let tree = le64(&omap, 48);
+        let root = node(blocks, tree, what)?;
+        if !root.root {
+            return Err(bad(
+                what,
+                tree * blocks.size,
+                "its tree does not start at a root node",
+            ));
+        }
+        Ok(Omap { tree })
+    }
+
+    /// The block of object `oid` as of transaction `xid`: its newest entry not after it.
+    pub fn lookup(&self, blocks: &Blocks, oid: u64, xid: u64) -> io::Result<Option<u64>> {
+        let mut found: Option<(u64, u32, u64)> = None;
+        scan(
+            blocks,
+            Pointers::Physical,
+            self.tree,
+            "APFS object map",
+            &|k| le64(k, 0).cmp(&oid),
+            &mut |k, v| {
+                let written = le64(k, 8);
+                if written <= xid && found.is_none_or(|(x, _, _)| written > x) && v.len() >= 16 {
+                    found = Some((written, le32(v, 0), le64(v, 8)));
+                }
+                Ok(true)
+            },
+        )?;
+        Ok(found
+            .filter(|(_, flags, _)| flags & OMAP_VAL_DELETED == 0)
+            .map(|(_, _, paddr)| paddr))
+    }
+}

@@ -1,0 +1,278 @@
+//! APFS objects and the container (Apple File System Reference, "Objects", "Container"): every
+//! block starts with a Fletcher-64 checksum and its object's id, transaction and type; the
+//! container superblock to trust is the newest one in the checkpoint area whose objects all
+//! check, and its object map turns the volumes' virtual ids into blocks.
+
+use super::btree::{Node, Omap};
+use crate::bytes::{le32, le64};
+use crate::error::FormatError;
+use crate::io::ReadAt;
+use std::io;
+use std::sync::Arc;
+
+pub(super) const NX_SUPERBLOCK: u32 = 0x01;
+pub(super) const BTREE: u32 = 0x02;
+pub(super) const BTREE_NODE: u32 = 0x03;
+pub(super) const SPACEMAN: u32 = 0x05;
+pub(super) const OMAP: u32 = 0x0B;
+pub(super) const CHECKPOINT_MAP: u32 = 0x0C;
+pub(super) const FS: u32 = 0x0D;
+
+/// A container declares up to 100 volumes.
+const MAX_VOLUMES: usize = 100;
+/// A checkpoint descriptor area is a few blocks; more is damage (the bound keeps a scan short).
+const MAX_DESCRIPTOR_BLOCKS: u64 = 1 << 16;
+
+pub(super) fn bad(structure: &'static str, at: u64, problem: impl Into<String>) -> io::Error {
+    FormatError::io(structure, at, problem)
+}
+
+/// Fletcher-64 over a block's 32-bit words after the checksum field, as APFS stores it.
+pub(super) fn fletcher64(block: &[u8]) -> u64 {
+    const MOD: u64 = 0xFFFF_FFFF;
+    let (mut low, mut high) = (0u64, 0u64);
+    for word in block[8..].chunks_exact(4) {
+        low = (low + u64::from(le32(word, 0))) % MOD;
+        high = (high + low) % MOD;
+    }
+    let c1 = MOD - (low + high) % MOD;
+    let c2 = MOD - (low + c1) % MOD;
+    (c2 << 32) | c1
+}
+
+/// The blocks of a container: its image, which may hold fewer blocks than the superblock
+/// declares (a carved or cut copy), read one checked object at a time.
+pub(super) struct Blocks {
+    disk: Arc<dyn ReadAt>,
+    pub size: u64,
+    /// Blocks the container declares.
+    pub count: u64,
+}
+
+impl Blocks {
+    pub fn disk(&self) -> &Arc<dyn ReadAt> {
+        &self.disk
+    }
+
+    /// Where block `paddr`'s bytes are, checked against the container and the image.
+    pub fn span(&self, paddr: u64, blocks: u64, what: &'static str) -> io::Result<u64> {
+        let end = paddr.checked_add(blocks);
+        if end.is_none_or(|end| end > self.count) {
+            return Err(bad(
+                what,
+                paddr.saturating_mul(self.size),
+                format!(
+                    "blocks {paddr}+{blocks} lie past the end of the container ({} blocks)",
+                    self.count
+                ),
+            ));
+        }
+        let at = paddr * self.size;
+        if at + blocks * self.size > self.disk.size() {
+            return Err(bad(
+                what,
+                at,
+                format!(
+                    "block {paddr} is not in the image: it holds {} of the container's {} \
+                     blocks (a cut or carved copy)",
+                    self.disk.size() / self.size,
+                    self.count
+                ),
+            ));
+        }
+        Ok(at)
+    }
+
+    /// Block `paddr` as an object of type `kind`, its checksum verified.
+    pub fn object(&self, paddr: u64, kind: u32, what: &'static str) -> io::Result<Vec<u8>> {
+        let at = self.span(paddr, 1, what)?;
+        let mut block = vec![0u8; self.size as usize];
+        self.disk.read_exact_at(at, &mut block)?;
+        if le64(&block, 0) != fletcher64(&block) {
+            return Err(bad(
+                what,
+                at,
+                format!("block {paddr} fails its Fletcher-64 checksum"),
+            ));
+        }
+        let found = le32(&block, 24) & 0xFFFF;
+        if found != kind {
+            return Err(bad(
+                what,
+                at,
+                format!("block {paddr} holds object type {found:#x}, not {kind:#x}"),
+            ));
+        }
+        Ok(block)
+    }
+}
+
+/// The container at the checkpoint dimg reads.
+pub(super) struct Container {
+    pub blocks: Blocks,
+    /// The chosen superblock's transaction: every object map lookup is as of it.
+    pub xid: u64,
+    pub omap: Omap,
+    /// The virtual object ids of the volume superblocks, in the container's order.
+    pub volume_oids: Vec<u64>,
+    /// Blocks free, from the space manager, when it could be read.
+    pub free_blocks: Option<u64>,
+    /// Newer checkpoints passed over because an object of theirs failed, and why.
+    pub passed_over: Vec<String>,
+}
+
+impl Container {
+    pub fn open(disk: Arc<dyn ReadAt>) -> io::Result<Container> {
+        let mut head = vec![0u8; 4096];
+        if disk.size() < head.len() as u64 {
+            return Err(bad(
+                "APFS container superblock",
+                0,
+                "the image is too short",
+            ));
+        }
+        disk.read_exact_at(0, &mut head)?;
+        let size = u64::from(le32(&head, 36));
+        if !(4096..=65536).contains(&size) || !size.is_power_of_two() {
+            return Err(bad(
+                "APFS container superblock",
+                36,
+                format!("block size {size} is not a power of two from 4096 to 65536"),
+            ));
+        }
+        let blocks = Blocks {
+            disk,
+            size,
+            count: le64(&head, 40),
+        };
+        let mut candidates = Vec::new();
+        // Block 0 is a copy written at some checkpoint; the descriptor area holds the newest.
+        if let Ok(b) = blocks.object(0, NX_SUPERBLOCK, "APFS container superblock") {
+            candidates.push(b);
+        }
+        candidates.extend(checkpoint_superblocks(&blocks, &head)?);
+        candidates.sort_by_key(|b| std::cmp::Reverse(le64(b, 16)));
+        candidates.dedup_by_key(|b| le64(b, 16));
+        if candidates.is_empty() {
+            return Err(bad(
+                "APFS checkpoint",
+                0,
+                "no container superblock passes its checksum",
+            ));
+        }
+        let mut passed_over = Vec::new();
+        for sb in candidates {
+            let xid = le64(&sb, 16);
+            match Self::at_checkpoint(&blocks, &sb) {
+                Ok((omap, volume_oids)) => {
+                    let free_blocks = free_blocks(&blocks, &sb).ok();
+                    return Ok(Container {
+                        blocks,
+                        xid,
+                        omap,
+                        volume_oids,
+                        free_blocks,
+                        passed_over,
+                    });
+                }
+                Err(e) => passed_over.push(format!("checkpoint {xid}: {e}")),
+            }
+        }
+        Err(bad(
+            "APFS checkpoint",
+            0,
+            format!("no checkpoint can be read ({})", passed_over.join("; ")),
+        ))
+    }
+
+    /// The object map and volume superblocks a checkpoint's superblock names, all checked.
+    fn at_checkpoint(blocks: &Blocks, sb: &[u8]) -> io::Result<(Omap, Vec<u64>)> {
+        let xid = le64(sb, 16);
+        let omap = Omap::open(blocks, le64(sb, 160), "APFS container object map")?;
+        let volume_oids: Vec<u64> = (0..MAX_VOLUMES)
+            .map(|i| le64(sb, 184 + 8 * i))
+            .filter(|&oid| oid != 0)
+            .collect();
+        for &oid in &volume_oids {
+            let paddr = omap.lookup(blocks, oid, xid)?.ok_or_else(|| {
+                bad(
+                    "APFS container object map",
+                    0,
+                    format!("has no block for volume object {oid}"),
+                )
+            })?;
+            blocks.object(paddr, FS, "APFS volume superblock")?;
+        }
+        Ok((omap, volume_oids))
+    }
+}
+
+/// The superblocks in the checkpoint descriptor area that pass their checksums.
+fn checkpoint_superblocks(blocks: &Blocks, head: &[u8]) -> io::Result<Vec<Vec<u8>>> {
+    let count = u64::from(le32(head, 104));
+    if count & (1 << 31) != 0 {
+        return Err(bad(
+            "APFS checkpoint descriptor area",
+            104,
+            "is a tree of blocks, which dimg does not read (it is contiguous on every Mac-made container)",
+        ));
+    }
+    let base = le64(head, 112);
+    Ok((0..count.min(MAX_DESCRIPTOR_BLOCKS))
+        .filter_map(|i| {
+            blocks
+                .object(base + i, NX_SUPERBLOCK, "APFS checkpoint superblock")
+                .ok()
+        })
+        .filter(|b| &b[32..36] == b"NXSB")
+        .collect())
+}
+
+/// Free blocks, from the space manager: an ephemeral object found through the checkpoint maps
+/// written with the superblock.
+fn free_blocks(blocks: &Blocks, sb: &[u8]) -> io::Result<u64> {
+    let (xid, spaceman) = (le64(sb, 16), le64(sb, 152));
+    let (base, count) = (
+        le64(sb, 112),
+        u64::from(le32(sb, 104)).min(MAX_DESCRIPTOR_BLOCKS),
+    );
+    for i in 0..count {
+        let Ok(map) = blocks.object(base + i, CHECKPOINT_MAP, "APFS checkpoint map") else {
+            continue;
+        };
+        if le64(&map, 16) != xid {
+            continue;
+        }
+        let entries = (le32(&map, 36) as usize).min((map.len() - 40) / 40);
+        for e in map[40..].chunks_exact(40).take(entries) {
+            if le64(e, 24) == spaceman {
+                let block = blocks.object(le64(e, 32), SPACEMAN, "APFS space manager")?;
+                // sm_dev[SD_MAIN].sm_free_count
+                return Ok(le64(&block, 72));
+            }
+        }
+    }
+    Err(bad("APFS space manager", 0, "is in no checkpoint map"))
+}
+
+/// A checked node of a B-tree at `paddr`.
+pub(super) fn node(blocks: &Blocks, paddr: u64, what: &'static str) -> io::Result<Node> {
+    let at = blocks.span(paddr, 1, what)?;
+    let mut block = vec![0u8; blocks.size as usize];
+    blocks.disk().read_exact_at(at, &mut block)?;
+    if le64(&block, 0) != fletcher64(&block) {
+        return Err(bad(
+            what,
+            at,
+            format!("block {paddr} fails its Fletcher-64 checksum"),
+        ));
+    }
+    match le32(&block, 24) & 0xFFFF {
+        BTREE | BTREE_NODE => Node::parse(block, at, what),
+        other => Err(bad(
+            what,
+            at,
+            format!("block {paddr} holds object type {other:#x}, not a B-tree node"),
+        )),
+    }
+}
