@@ -69,6 +69,13 @@ fn opens_images_from_the_command_line_shows_info_and_verifies_with_cancel() {
     let facts = app.text("#info-facts");
     assert!(facts.contains("UDZO (zlib-compressed)"), "{facts}");
     assert!(facts.contains("disk image (Apple_APFS : 4)"), "{facts}");
+    // Its APFS container's volume is a row of the sidebar, named as the volume names itself.
+    app.wait_script(
+        "the APFS volume in the sidebar",
+        "return [...document.querySelectorAll('#images li.volume')]
+           .some((li) => li.textContent.startsWith('empty (APFS)'));",
+    );
+    assert!(app.text("#partitions").contains("empty"));
     // Menu clicks reach the page as "menu" events; the page must be allowed to listen for them
     // (and for drag-and-drop), which the window's capability grants.
     app.script("window.__TAURI__.event.emit('menu', 'about');", json!([]));

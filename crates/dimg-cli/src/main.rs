@@ -298,6 +298,9 @@ fn run(cli: Cli, cancel: &Cancel) -> Result<(), Failure> {
                 output::listing_short
             };
             Output::from(output).print(&listing, text);
+            for w in &listing.warnings {
+                eprintln!("dimg: {}: warning: {w}", image.display());
+            }
         }
         Command::Extract {
             target,

@@ -24,18 +24,32 @@ impl From<OutputArgs> for Output {
 }
 
 impl Output {
+    /// Writes the result to standard output; a reader that stopped early (`dimg ls | head`) ends
+    /// the program quietly, as ripgrep does, instead of a panic.
     pub fn print<T: Serialize>(&self, value: &T, text: fn(&T) -> String) {
-        match self {
-            Output::Text => print!("{}", text(value)),
-            Output::Json => println!(
-                "{}",
-                serde_json::to_string_pretty(value).expect("results serialize to JSON")
-            ),
-            Output::Plist => {
-                plist::to_writer_xml(std::io::stdout().lock(), value)
-                    .expect("results serialize to a property list");
-                println!();
+        let shown = match self {
+            Output::Text => text(value).into_bytes(),
+            Output::Json => {
+                let mut json = serde_json::to_vec_pretty(value).expect("results serialize to JSON");
+                json.push(b'\n');
+                json
             }
+            Output::Plist => {
+                let mut xml = Vec::new();
+                plist::to_writer_xml(&mut xml, value)
+                    .expect("results serialize to a property list");
+                xml.push(b'\n');
+                xml
+            }
+        };
+        use std::io::Write as _;
+        let mut out = std::io::stdout().lock();
+        if let Err(e) = out.write_all(&shown).and_then(|()| out.flush()) {
+            if e.kind() == std::io::ErrorKind::BrokenPipe {
+                std::process::exit(0);
+            }
+            eprintln!("dimg: standard output: {e}");
+            std::process::exit(1);
         }
     }
 }

@@ -178,11 +178,11 @@ impl VolumeFs {
     /// The named stream behind an attribute name, if the entry has it.
     fn stream_for(e: &DirEntry, attribute: &OsStr) -> Option<String> {
         let name = attribute.to_str()?.strip_prefix(XATTR_PREFIX)?;
-        let stream = if name == RESOURCE_FORK { "rsrc" } else { name };
+        // HFS+ calls its resource fork "rsrc"; APFS keeps it as the attribute itself.
         e.streams
             .iter()
-            .any(|s| s.name == stream)
-            .then(|| stream.to_string())
+            .find(|s| s.name == name || (name == RESOURCE_FORK && s.name == "rsrc"))
+            .map(|s| s.name.clone())
     }
 }
 

@@ -88,6 +88,11 @@ pub(super) fn open(
         9 | 10 => Method::Stored,
         7 | 8 => Method::Lzvn,
         11 | 12 => Method::Lzfse,
+        13 | 14 => {
+            return Err(bad(format!(
+                "compression type {kind} (LZBITMAP) is not read yet"
+            )))
+        }
         other => return Err(bad(format!("compression type {other} is not read"))),
     };
     if matches!(kind, 3 | 7 | 9 | 11) {

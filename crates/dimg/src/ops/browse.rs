@@ -196,6 +196,10 @@ pub struct Listing {
     pub volume: String,
     pub path: String,
     pub entries: Vec<DirEntry>,
+    /// What the volume noticed while listing (a record that disagrees with itself, a journal
+    /// not replayed).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub warnings: Vec<String>,
 }
 
 /// The entries of folder `path` of the image's volume (of a file: itself).
@@ -245,6 +249,7 @@ fn listing(
     let top = fs::lookup(&*volume, path).map_err(|e| Error::io(image, e))?;
     Ok(Listing {
         entries: entries(&*volume, top).map_err(|e| Error::io(image, e))?,
+        warnings: volume.warnings(),
         volume: volume.label(),
         path: format!("/{}", components(path).collect::<Vec<_>>().join("/")),
     })

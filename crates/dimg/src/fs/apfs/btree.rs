@@ -8,7 +8,9 @@
 use super::object::{bad, node, Blocks, OMAP};
 use crate::bytes::{le16, le32, le64};
 use std::cmp::Ordering;
+use std::collections::HashMap;
 use std::io;
+use std::sync::Mutex;
 
 const ROOT: u16 = 0x1;
 const LEAF: u16 = 0x2;
@@ -245,9 +247,13 @@ fn descend(
     Ok(true)
 }
 
+/// Object map lookups remembered: a walk of the file-system tree looks up every node it visits.
+const CACHED_LOOKUPS: usize = 8192;
+
 /// An object map: virtual object ids to blocks, one entry per (id, transaction) that wrote it.
 pub(super) struct Omap {
     tree: u64,
+    found: Mutex<HashMap<(u64, u64), Option<u64>>>,
 }
 
 impl Omap {
@@ -262,11 +268,28 @@ impl Omap {
                 "its tree does not start at a root node",
             ));
         }
-        Ok(Omap { tree })
+        Ok(Omap {
+            tree,
+            found: Mutex::new(HashMap::new()),
+        })
     }
 
     /// The block of object `oid` as of transaction `xid`: its newest entry not after it.
     pub fn lookup(&self, blocks: &Blocks, oid: u64, xid: u64) -> io::Result<Option<u64>> {
+        let lock = || self.found.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(&paddr) = lock().get(&(oid, xid)) {
+            return Ok(paddr);
+        }
+        let paddr = self.search(blocks, oid, xid)?;
+        let mut found = lock();
+        if found.len() >= CACHED_LOOKUPS {
+            found.clear();
+        }
+        found.insert((oid, xid), paddr);
+        Ok(paddr)
+    }
+
+    fn search(&self, blocks: &Blocks, oid: u64, xid: u64) -> io::Result<Option<u64>> {
         let mut found: Option<(u64, u32, u64)> = None;
         scan(
             blocks,

@@ -12,6 +12,9 @@ use super::{decmpfs, DirEntry, EntryKind, Handle, Stream, Volume};
 use crate::bytes::{le16, le32, le64};
 use crate::io::{Concat, ReadAt, Slice, Zeros};
 use btree::{scan, Omap, Pointers};
+/// The Fletcher-64 checksum an APFS block's first 8 bytes must hold: for tools and tests that
+/// make blocks.
+pub use object::fletcher64 as checksum;
 use object::{bad, Container, FS};
 use std::cmp::Ordering;
 use std::io;

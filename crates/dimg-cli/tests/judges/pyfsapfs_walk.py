@@ -1,0 +1,47 @@
+#!/usr/bin/env python3
+"""Walks every volume of an APFS container with libyal's reader (pyfsapfs) and prints one JSON
+object per entry: the judge dimg's APFS reader is compared with. Usage: pyfsapfs_walk.py FILE"""
+import hashlib
+import json
+import sys
+
+import pyfsapfs
+
+
+def sha256(read, size):
+    return hashlib.sha256(read(size) if size else b"").hexdigest()
+
+
+def walk(volume, entry, path, out):
+    for child in entry.sub_file_entries:
+        where = f"{path}/{child.name}" if path else child.name
+        mode = child.file_mode
+        kind = mode & 0o170000
+        row = {
+            "volume": volume.name,
+            "path": where,
+            "id": child.identifier,
+            "mode": mode & 0o7777,
+            "kind": {0o040000: "directory", 0o100000: "file", 0o120000: "symlink"}.get(kind, "special"),
+            "xattrs": sorted(
+                (a.name, a.size, sha256(a.read_buffer, a.size)) for a in child.extended_attributes
+            ),
+        }
+        if kind == 0o100000:
+            row["size"] = child.size
+            row["links"] = child.number_of_links
+            row["sha256"] = sha256(child.read_buffer, child.size)
+        if kind == 0o120000:
+            row["target"] = child.symbolic_link_target
+        out.append(row)
+        if kind == 0o040000:
+            walk(volume, child, where, out)
+
+
+container = pyfsapfs.container()
+container.open(sys.argv[1])
+rows = []
+for i in range(container.number_of_volumes):
+    volume = container.get_volume(i)
+    walk(volume, volume.get_root_directory(), "", rows)
+json.dump(rows, sys.stdout)
