@@ -36,6 +36,14 @@ pub enum Command {
         #[command(flatten)]
         output: OutputArgs,
     },
+    /// Give back the space of a sparse image's or bundle's bands its volumes leave free
+    Compact {
+        image: PathBuf,
+        #[command(flatten)]
+        pass: PassArgs,
+        #[command(flatten)]
+        output: OutputArgs,
+    },
     /// Convert an image to another format: dimg convert IN -format UDZO -o OUT
     Convert {
         image: PathBuf,

@@ -172,6 +172,19 @@ fn run(cli: Cli, cancel: &Cancel) -> Result<(), Failure> {
                 )));
             }
         }
+        Command::Compact {
+            image,
+            pass,
+            output,
+        } => {
+            let given = stdin_passphrase(pass)?;
+            let bar = progress::Bar::new();
+            let report = unlocked(&image, given.as_deref(), |p| {
+                ops::compact(&image, p, &bar, cancel)
+            });
+            bar.finish();
+            Output::from(output).print(&report?, output::compact_text);
+        }
         Command::Convert {
             image,
             format,

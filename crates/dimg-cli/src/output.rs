@@ -1,6 +1,6 @@
 use crate::args::OutputArgs;
 use dimg::fs::EntryKind;
-use dimg::ops::{ConvertReport, ExtractReport, ImageInfo, Listing, VerifyReport};
+use dimg::ops::{CompactReport, ConvertReport, ExtractReport, ImageInfo, Listing, VerifyReport};
 use serde::Serialize;
 use std::fmt::Write;
 
@@ -125,10 +125,25 @@ pub fn info_text(i: &ImageInfo) -> String {
                 true => String::new(),
                 false => format!(", {}", about.join(", ")),
             };
-            let _ = writeln!(s, "        volume {} “{}”{about}", v.id, v.name);
+            // A container of several volumes: each says how -volume names it.
+            let id = match v.id.within {
+                Some(_) => format!(" (-volume {})", v.id),
+                None => String::new(),
+            };
+            let _ = writeln!(s, "        volume “{}”{id}{about}", v.name);
         }
     }
     s
+}
+
+pub fn compact_text(r: &CompactReport) -> String {
+    format!(
+        "{}: {} bands given back, {} reclaimed ({} of the disk is free)\n",
+        r.path.display(),
+        r.bands_dropped,
+        size(r.reclaimed),
+        size(r.free)
+    )
 }
 
 pub fn verify_text(r: &VerifyReport) -> String {

@@ -535,6 +535,10 @@ impl Container for Encrypted {
     fn layout(&self) -> Option<Vec<LayoutEntry>> {
         self.inner.layout()
     }
+
+    fn band_size(&self) -> Option<u64> {
+        self.inner.band_size()
+    }
 }
 
 // Writing. The layout is hdiutil's (checked against a real AES-256 image): a 616-byte key

@@ -108,6 +108,10 @@ pub trait Container: Send + Sync {
     fn tracks(&self) -> Option<Vec<optical::Track>> {
         None
     }
+    /// The band size of a sparse image or bundle, in bytes; `None` for everything else.
+    fn band_size(&self) -> Option<u64> {
+        None
+    }
 }
 
 /// What a driver is shown: the bytes sniffed, the signatures found in them, and the passphrase

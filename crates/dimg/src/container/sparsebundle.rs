@@ -94,6 +94,10 @@ impl Container for SparseBundle {
         self.disk.clone()
     }
 
+    fn band_size(&self) -> Option<u64> {
+        Some(self.band_size)
+    }
+
     fn facts(&self) -> Vec<Fact> {
         let (bands, bytes) = self.disk.stored();
         let mut facts = vec![

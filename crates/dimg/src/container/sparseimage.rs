@@ -149,6 +149,10 @@ impl Container for SparseImage {
         self.disk.clone()
     }
 
+    fn band_size(&self) -> Option<u64> {
+        Some(self.band_size)
+    }
+
     fn facts(&self) -> Vec<Fact> {
         vec![
             Fact::new("Band size", format!("{} bytes", self.band_size)),

@@ -295,6 +295,9 @@ pub struct HfsPlus {
     inodes: HashMap<u32, Vec<u8>>,
     /// The attributes B-tree, when the volume has one.
     attributes_tree: Option<BTree>,
+    /// The allocation file: a bit per allocation block, set when it is in use.
+    allocation: Fork,
+    total_blocks: u64,
     /// Its records indexed once by file ID: only files with attributes appear.
     attributes: HashMap<u32, Attributes>,
 }
@@ -348,6 +351,8 @@ impl HfsPlus {
                 None => HashMap::new(),
             },
             attributes_tree,
+            allocation: Fork::parse(&h[112..192]),
+            total_blocks: u64::from(be32(&h, 44)),
         };
         for (name, item, _) in volume.children(ROOT_PARENT)? {
             if matches!(item, Item::Folder(ROOT_FOLDER)) {
@@ -705,6 +710,46 @@ impl Volume for HfsPlus {
 
     fn case_sensitive(&self) -> bool {
         self.catalog.binary_keys
+    }
+
+    fn free_extents(&self) -> io::Result<Vec<(u64, u64)>> {
+        let more = self.overflow.get(&(6, 0)).map(Vec::as_slice).unwrap_or(&[]);
+        let bitmap = Self::fork_bytes(&self.disk, self.block, &self.allocation, more)?;
+        if bitmap.size() < self.total_blocks.div_ceil(8) {
+            return Err(bad(
+                "HFS+ allocation file",
+                0,
+                format!(
+                    "{} bytes map fewer than {} blocks",
+                    bitmap.size(),
+                    self.total_blocks
+                ),
+            ));
+        }
+        // Read a megabyte at a time: a 2 TB volume's bitmap is 64 MiB.
+        const CHUNK: u64 = 1 << 20;
+        let (mut free, mut run): (Vec<(u64, u64)>, Option<u64>) = (Vec::new(), None);
+        let mut chunk = Vec::new();
+        for n in 0..self.total_blocks {
+            let byte = n / 8;
+            if byte % CHUNK == 0 && n % 8 == 0 {
+                chunk.resize(CHUNK.min(bitmap.size() - byte) as usize, 0);
+                bitmap.read_exact_at(byte, &mut chunk)?;
+            }
+            let used = chunk[(byte % CHUNK) as usize] & (0x80 >> (n % 8)) != 0;
+            match (used, run) {
+                (false, None) => run = Some(n),
+                (true, Some(start)) => {
+                    free.push((start * self.block, (n - start) * self.block));
+                    run = None;
+                }
+                _ => {}
+            }
+        }
+        if let Some(start) = run {
+            free.push((start * self.block, (self.total_blocks - start) * self.block));
+        }
+        Ok(free)
     }
 
     fn warnings(&self) -> Vec<String> {

@@ -133,6 +133,14 @@ pub trait Volume: Send + Sync {
     fn available(&self) -> Option<u64> {
         None
     }
+    /// The byte ranges `(offset, length)` its allocation map marks free, in order: what
+    /// `compact` may give back.
+    fn free_extents(&self) -> io::Result<Vec<(u64, u64)>> {
+        Err(io::Error::new(
+            io::ErrorKind::Unsupported,
+            "dimg does not read this file system's free space",
+        ))
+    }
     /// The part the volume plays in its container, as Disk Utility names it ("Data", "Preboot").
     fn role(&self) -> Option<&'static str> {
         None

@@ -235,6 +235,7 @@ pub(super) fn write(
             output,
             band,
             overwrite: options.overwrite,
+            in_place: false,
             sealer,
         };
         let size = write(job, progress, cancel)?;

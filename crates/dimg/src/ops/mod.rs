@@ -2,6 +2,7 @@
 //! token; front ends decide how to show progress and when to cancel.
 
 mod browse;
+mod compact;
 mod convert;
 mod create;
 mod disc;
@@ -16,6 +17,7 @@ pub use crate::container::Check;
 pub use browse::{
     extract, list, list_tree, volumes, ExtractReport, FoundVolume, ImageVolumes, Listing, VolumeId,
 };
+pub use compact::{compact, CompactReport};
 pub use convert::{convert, ConvertOptions, ConvertReport, Encryption, OutputFormat};
 pub use create::{create, CreateOptions, CreateReport, FileSystem};
 pub use encryption::{chpass, identity, is_encrypted};

@@ -39,6 +39,16 @@ impl AtomicOutput {
             return Err(refuse("is the source image itself; choose another output"));
         }
         refuse_existing(target, overwrite)?;
+        Self::beside(target, overwrite)
+    }
+
+    /// An output that will replace `target` itself when finished: an image rewritten in place
+    /// (`compact`), read until then through the file it replaces.
+    pub(crate) fn replacing(target: &Path) -> Result<Self> {
+        Self::beside(target, true)
+    }
+
+    fn beside(target: &Path, overwrite: bool) -> Result<Self> {
         let dir = match target.parent() {
             Some(p) if !p.as_os_str().is_empty() => p,
             _ => Path::new("."),

@@ -26,6 +26,8 @@ pub struct SparseJob<'a> {
     /// Band size in bytes.
     pub band: u64,
     pub overwrite: bool,
+    /// The output replaces the source itself (`compact`), rather than being a new image.
+    pub in_place: bool,
     /// Seal the output in an encrypted image.
     pub sealer: Option<Sealer>,
 }
@@ -131,12 +133,14 @@ pub fn write_image(job: SparseJob, progress: &dyn Progress, cancel: &Cancel) -> 
         output,
         band,
         overwrite,
+        in_place,
         sealer,
     } = job;
-    let mut out = ImageFile {
-        out: AtomicOutput::create(source, output, overwrite)?,
-        sealer,
+    let out = match in_place {
+        true => AtomicOutput::replacing(output)?,
+        false => AtomicOutput::create(source, output, overwrite)?,
     };
+    let mut out = ImageFile { out, sealer };
     // Each node: where it is, and the logical band + 1 of each slot filled so far.
     let mut nodes: Vec<(u64, Vec<u32>)> = vec![(0, Vec::new())];
     let mut end = NODE as u64;
@@ -203,6 +207,7 @@ pub fn write_bundle(job: SparseJob, progress: &dyn Progress, cancel: &Cancel) ->
         band,
         overwrite,
         sealer,
+        ..
     } = job;
     refuse_existing(output, overwrite)?;
     let parent = match output.parent() {
