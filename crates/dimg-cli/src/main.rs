@@ -104,6 +104,19 @@ fn unlocked<T>(
     }
 }
 
+/// A long job on `image` with a progress bar on the terminal, asking for a passphrase if needed.
+fn with_bar<T>(
+    image: &Path,
+    pass: PassArgs,
+    job: impl Fn(Option<&Passphrase>, &progress::Bar) -> dimg::Result<T>,
+) -> Result<T, Failure> {
+    let given = stdin_passphrase(pass)?;
+    let bar = progress::Bar::new();
+    let done = unlocked(image, given.as_deref(), |p| job(p, &bar));
+    bar.finish();
+    Ok(done?)
+}
+
 /// The passphrase for a new encrypted image: standard input, or typed twice on a terminal.
 fn new_passphrase(image: &Path, given: Option<Arc<Passphrase>>) -> dimg::Result<Arc<Passphrase>> {
     if let Some(p) = given {
@@ -150,13 +163,7 @@ fn run(cli: Cli, cancel: &Cancel) -> Result<(), Failure> {
             pass,
             output,
         } => {
-            let given = stdin_passphrase(pass)?;
-            let bar = progress::Bar::new();
-            let report = unlocked(&image, given.as_deref(), |p| {
-                ops::verify(&image, p, &bar, cancel)
-            });
-            bar.finish();
-            let report = report?;
+            let report = with_bar(&image, pass, |p, bar| ops::verify(&image, p, bar, cancel))?;
             Output::from(output).print(&report, output::verify_text);
             if !report.ok {
                 let failed: Vec<&str> = report
@@ -177,13 +184,8 @@ fn run(cli: Cli, cancel: &Cancel) -> Result<(), Failure> {
             pass,
             output,
         } => {
-            let given = stdin_passphrase(pass)?;
-            let bar = progress::Bar::new();
-            let report = unlocked(&image, given.as_deref(), |p| {
-                ops::compact(&image, p, &bar, cancel)
-            });
-            bar.finish();
-            Output::from(output).print(&report?, output::compact_text);
+            let report = with_bar(&image, pass, |p, bar| ops::compact(&image, p, bar, cancel))?;
+            Output::from(output).print(&report, output::compact_text);
         }
         Command::Convert {
             image,

@@ -401,17 +401,20 @@ fn a_large_sparse_bundle_stores_only_what_its_volume_uses() {
     let info: serde_json::Value =
         serde_json::from_str(&stdout(&dimg(&["info", s(&bundle), "--json"]))).unwrap();
     assert_eq!(info["disk_size"], 10u64 << 30);
-    let out = dir.path().join("x");
-    let o = dimg(&["extract", s(&bundle), "-o", s(&out)]);
-    assert!(o.status.success(), "{}", stderr(&o));
-    for i in 0..5 {
-        let name = format!("file{i}.bin");
-        assert_eq!(
-            fs::read(out.join(&name)).unwrap(),
-            fs::read(src.join(&name)).unwrap(),
-            "{name}"
-        );
-    }
+    let files_intact = |when: &str| {
+        let out = dir.path().join(when);
+        let o = dimg(&["extract", s(&bundle), "-o", s(&out)]);
+        assert!(o.status.success(), "{}", stderr(&o));
+        for i in 0..5 {
+            let name = format!("file{i}.bin");
+            assert_eq!(
+                fs::read(out.join(&name)).unwrap(),
+                fs::read(src.join(&name)).unwrap(),
+                "{name} {when}"
+            );
+        }
+    };
+    files_intact("as made");
 
     // Deleted files leave their data in blocks the allocation bitmap marks free: five whole
     // bands of it, 2.4 GiB into the volume, far past the 50 MB of files. `compact` gives them
@@ -434,17 +437,7 @@ fn a_large_sparse_bundle_stores_only_what_its_volume_uses() {
     assert_eq!(report["bands_dropped"], 5);
     assert!(report["reclaimed"].as_u64().unwrap() >= 5 * (8 << 20));
     assert_eq!(bands(&bundle), kept);
-    let out = dir.path().join("after");
-    let o = dimg(&["extract", s(&bundle), "-o", s(&out)]);
-    assert!(o.status.success(), "{}", stderr(&o));
-    for i in 0..5 {
-        let name = format!("file{i}.bin");
-        assert_eq!(
-            fs::read(out.join(&name)).unwrap(),
-            fs::read(src.join(&name)).unwrap(),
-            "{name} after compact"
-        );
-    }
+    files_intact("after compact");
 }
 
 /// A sparse image holding deleted files' data in free blocks: `compact` rewrites it without the
