@@ -44,6 +44,20 @@ pub enum Command {
         #[command(flatten)]
         output: OutputArgs,
     },
+    /// Resize a read/write image and the HFS+ volume in it: dimg resize -size 20g IMAGE
+    Resize {
+        image: PathBuf,
+        /// The disk's new size: 100m, 2g, 512k, 4096b
+        #[arg(long, value_parser = parse_size, required_unless_present = "limits")]
+        size: Option<u64>,
+        /// Print the smallest, current and largest sizes instead
+        #[arg(long, conflicts_with = "size")]
+        limits: bool,
+        #[command(flatten)]
+        pass: PassArgs,
+        #[command(flatten)]
+        output: OutputArgs,
+    },
     /// Convert an image to another format: dimg convert IN -format UDZO -o OUT
     Convert {
         image: PathBuf,

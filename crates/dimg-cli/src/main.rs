@@ -187,6 +187,28 @@ fn run(cli: Cli, cancel: &Cancel) -> Result<(), Failure> {
             let report = with_bar(&image, pass, |p, bar| ops::compact(&image, p, bar, cancel))?;
             Output::from(output).print(&report, output::compact_text);
         }
+        Command::Resize {
+            image,
+            size: Some(size),
+            limits: false,
+            pass,
+            output,
+        } => {
+            let report = with_bar(&image, pass, |p, bar| {
+                ops::resize(&image, p, size, bar, cancel)
+            })?;
+            Output::from(output).print(&report, output::resize_text);
+        }
+        Command::Resize {
+            image,
+            pass,
+            output,
+            ..
+        } => {
+            let given = stdin_passphrase(pass)?;
+            let limits = unlocked(&image, given.as_deref(), |p| ops::limits(&image, p))?;
+            Output::from(output).print(&limits, output::limits_text);
+        }
         Command::Convert {
             image,
             format,

@@ -1,6 +1,9 @@
 use crate::args::OutputArgs;
 use dimg::fs::EntryKind;
-use dimg::ops::{CompactReport, ConvertReport, ExtractReport, ImageInfo, Listing, VerifyReport};
+use dimg::ops::{
+    CompactReport, ConvertReport, ExtractReport, ImageInfo, Limits, Listing, ResizeReport,
+    VerifyReport,
+};
 use serde::Serialize;
 use std::fmt::Write;
 
@@ -143,6 +146,25 @@ pub fn compact_text(r: &CompactReport) -> String {
         r.bands_dropped,
         size(r.reclaimed),
         size(r.free)
+    )
+}
+
+pub fn resize_text(r: &ResizeReport) -> String {
+    format!(
+        "{}: resized from {} to {}\n",
+        r.path.display(),
+        size(r.old_size),
+        size(r.new_size)
+    )
+}
+
+/// As `hdiutil resize -limits` prints them: minimum, current and maximum, in sectors.
+pub fn limits_text(l: &Limits) -> String {
+    format!(
+        "{}\t{}\t{}\n",
+        l.minimum / 512,
+        l.current / 512,
+        l.maximum / 512
     )
 }
 

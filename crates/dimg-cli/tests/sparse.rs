@@ -438,6 +438,128 @@ fn a_large_sparse_bundle_stores_only_what_its_volume_uses() {
     assert!(report["reclaimed"].as_u64().unwrap() >= 5 * (8 << 20));
     assert_eq!(bands(&bundle), kept);
     files_intact("after compact");
+
+    // Resize: to 20 GiB, then back down to the volume's last used block.
+    let o = dimg(&["resize", "-size", "20g", s(&bundle)]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let info: serde_json::Value =
+        serde_json::from_str(&stdout(&dimg(&["info", s(&bundle), "--json"]))).unwrap();
+    assert_eq!(info["disk_size"], 20u64 << 30);
+    files_intact("at 20 GiB");
+    let minimum = limits(&bundle)[0];
+    assert!(
+        minimum < 60 << 20,
+        "{minimum} bytes at least, for 50 MB of files"
+    );
+    let o = dimg(&["resize", "-size", &format!("{minimum}b"), s(&bundle)]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert_eq!(limits(&bundle)[1], minimum);
+    files_intact("at its minimum");
+}
+
+/// `resize -limits`: the smallest, current and largest disk sizes, in bytes.
+fn limits(image: &Path) -> Vec<u64> {
+    let o = dimg(&["resize", "-limits", s(image)]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    stdout(&o)
+        .split_whitespace()
+        .map(|n| n.parse::<u64>().unwrap() * 512)
+        .collect()
+}
+
+/// What independent readers make of a resized image: `sgdisk -v` checks the GPT (the backup
+/// moved to the new end), libyal's pyfshfs reads every file of the HFS+ volume, and for a UDRW
+/// qemu-img decodes the same disk as dimg.
+fn judge_resized(image: &Path, src: &Path, size: u64) {
+    let dir = tempfile::tempdir().unwrap();
+    let raw = dir.path().join("disk.cdr");
+    let o = dimg(&["convert", s(image), "-format", "UDTO", "-o", s(&raw)]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert_eq!(fs::metadata(&raw).unwrap().len(), size);
+    let checked = common::peer("sgdisk", &["-v", s(&raw)]);
+    assert!(checked.contains("No problems found"), "{checked}");
+    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/judges/pyfshfs_files.py");
+    let o = Command::new("python3")
+        .arg(script)
+        .arg(&raw)
+        .arg((40 * 512).to_string())
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "pyfshfs: {}", stderr(&o));
+    let read: std::collections::BTreeMap<String, String> =
+        serde_json::from_slice(&o.stdout).unwrap();
+    for name in ["a.bin", "b.txt"] {
+        assert_eq!(
+            read[name],
+            sha256(&fs::read(src.join(name)).unwrap()),
+            "{name}"
+        );
+    }
+    if image.extension().is_some_and(|e| e == "dmg") {
+        let by_qemu = dir.path().join("qemu.raw");
+        common::peer("qemu-img", &["convert", "-O", "raw", s(image), s(&by_qemu)]);
+        assert_eq!(fs::read(&by_qemu).unwrap(), fs::read(&raw).unwrap());
+    }
+}
+
+/// `resize` grows a UDRW image and a sparse image, GPT and HFS+ volume with them, and shrinks
+/// them back to the volume's last used block; below it, and for a compressed image, a clear
+/// refusal.
+#[test]
+fn resize_grows_and_shrinks_read_write_images_as_their_judges_read_them() {
+    let dir = tempfile::tempdir().unwrap();
+    let src = dir.path().join("src");
+    fs::create_dir(&src).unwrap();
+    fs::write(src.join("a.bin"), noise(3 << 20, 5)).unwrap();
+    fs::write(src.join("b.txt"), b"resized").unwrap();
+    for (format, name) in [("UDRW", "rw.dmg"), ("UDSP", "disk.sparseimage")] {
+        let image = dir.path().join(name);
+        let o = dimg(&[
+            "create",
+            "-srcfolder",
+            s(&src),
+            "-size",
+            "100m",
+            "-format",
+            format,
+            s(&image),
+        ]);
+        assert!(o.status.success(), "{}", stderr(&o));
+        assert_eq!(limits(&image)[1], 100 << 20);
+        let o = dimg(&["resize", "-size", "200m", s(&image)]);
+        assert!(o.status.success(), "{format}: {}", stderr(&o));
+        assert_eq!(limits(&image)[1], 200 << 20);
+        judge_resized(&image, &src, 200 << 20);
+        let minimum = limits(&image)[0];
+        assert!(minimum < 4 << 20, "{format}: {minimum}");
+        let o = dimg(&["resize", "-size", &format!("{}b", minimum - 512), s(&image)]);
+        assert_eq!(o.status.code(), Some(1), "{format}: below the minimum");
+        assert!(
+            stderr(&o).contains("the volume's last used block"),
+            "{}",
+            stderr(&o)
+        );
+        let o = dimg(&["resize", "-size", &format!("{minimum}b"), s(&image)]);
+        assert!(o.status.success(), "{format}: {}", stderr(&o));
+        judge_resized(&image, &src, minimum);
+    }
+    let compressed = dir.path().join("z.dmg");
+    let o = dimg(&[
+        "create",
+        "-srcfolder",
+        s(&src),
+        "-format",
+        "UDZO",
+        s(&compressed),
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let o = dimg(&["resize", "-size", "200m", s(&compressed)]);
+    assert_eq!(o.status.code(), Some(1));
+    assert!(
+        stderr(&o).contains("convert it to a read/write format first"),
+        "{}",
+        stderr(&o)
+    );
 }
 
 /// A sparse image holding deleted files' data in free blocks: `compact` rewrites it without the

@@ -112,6 +112,11 @@ pub trait Container: Send + Sync {
     fn band_size(&self) -> Option<u64> {
         None
     }
+    /// Whether the image keeps its disk as it is, to be changed (UDRW, sparse images and
+    /// bundles), rather than compressed or sealed read-only.
+    fn read_write(&self) -> bool {
+        false
+    }
 }
 
 /// What a driver is shown: the bytes sniffed, the signatures found in them, and the passphrase

@@ -98,6 +98,10 @@ impl Container for SparseBundle {
         Some(self.band_size)
     }
 
+    fn read_write(&self) -> bool {
+        true
+    }
+
     fn facts(&self) -> Vec<Fact> {
         let (bands, bytes) = self.disk.stored();
         let mut facts = vec![

@@ -153,6 +153,10 @@ impl Container for SparseImage {
         Some(self.band_size)
     }
 
+    fn read_write(&self) -> bool {
+        true
+    }
+
     fn facts(&self) -> Vec<Fact> {
         vec![
             Fact::new("Band size", format!("{} bytes", self.band_size)),

@@ -9,6 +9,7 @@ mod disc;
 mod encryption;
 mod info;
 mod output;
+mod resize;
 mod sparse;
 mod verify;
 
@@ -22,6 +23,7 @@ pub use convert::{convert, ConvertOptions, ConvertReport, Encryption, OutputForm
 pub use create::{create, CreateOptions, CreateReport, FileSystem};
 pub use encryption::{chpass, identity, is_encrypted};
 pub use info::{info, ImageInfo, PartitionInfo, VolumeInfo};
+pub use resize::{limits, resize, Limits, ResizeReport};
 pub use verify::{verify, VerifyReport};
 
 use crate::error::{Error, Result};

@@ -126,13 +126,8 @@ impl Udif {
             Lzfse => "ULFO (LZFSE-compressed)",
             Xz => "ULMO (LZMA-compressed)",
         };
-        // Read/write: every sector stored raw where it lies on the disk, so it can be written in
-        // place (no zero or ignored runs left out).
-        let in_place = self
-            .chunks()
-            .all(|c| c.kind == ChunkKind::Raw && c.file_offset == c.first_sector * 512);
         match codecs.as_slice() {
-            [] if in_place => "UDRW (read/write)".into(),
+            [] if self.in_place() => "UDRW (read/write)".into(),
             [] => "UDRO (read-only, uncompressed)".into(),
             [one] => name(*one).into(),
             many => format!(
@@ -143,6 +138,13 @@ impl Udif {
                     .join(" + ")
             ),
         }
+    }
+
+    /// Read/write: every sector stored raw where it lies on the disk, so it can be written in
+    /// place (no zero or ignored runs left out).
+    fn in_place(&self) -> bool {
+        self.chunks()
+            .all(|c| c.kind == ChunkKind::Raw && c.file_offset == c.first_sector * 512)
     }
 
     fn master_crc(&self) -> u32 {
@@ -165,6 +167,10 @@ fn crc_text(c: &koly::Checksum) -> String {
 impl Container for Udif {
     fn disk(&self) -> Arc<dyn ReadAt> {
         self.disk.clone()
+    }
+
+    fn read_write(&self) -> bool {
+        self.in_place()
     }
 
     fn facts(&self) -> Vec<Fact> {
