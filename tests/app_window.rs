@@ -359,8 +359,9 @@ fn fill(app: &Session, fields: serde_json::Value) {
     );
 }
 
-/// File › New Image: from a folder (HFS+ in a UDZO, which 7-Zip reads back) and blank (FAT32,
-/// encrypted), with the sheet's validation on the way; each new image lands in the sidebar.
+/// File › New Image: from a folder (HFS+ in a UDRW, which 7-Zip reads back, then resized through
+/// Images › Resize…) and blank (FAT32, encrypted), with the sheet's validation on the way; each
+/// new image lands in the sidebar.
 fn new_images(app: &Session, dir: &std::path::Path) {
     let src = dir.join("wizard-src");
     fs::create_dir_all(src.join("sub")).unwrap();
@@ -387,7 +388,7 @@ fn new_images(app: &Session, dir: &std::path::Path) {
     let made = dir.join("wizard.dmg");
     fill(
         app,
-        json!({ "new-output": made.display().to_string(), "new-format": "UDZO" }),
+        json!({ "new-output": made.display().to_string(), "new-format": "UDRW" }),
     );
     app.screenshot(&target_dir().join("../e2e/new-image-sheet.png"));
     app.click("#new-start");
@@ -409,6 +410,29 @@ fn new_images(app: &Session, dir: &std::path::Path) {
             "7-Zip lists {path}: {listed}"
         );
     }
+
+    // Images › Resize…: the sheet gives the sizes the image can take; a size past them is
+    // refused in the sheet, one inside them resizes the read/write image and its volume.
+    app.script("window.__TAURI__.event.emit('menu', 'resize');", json!([]));
+    let limits = app.wait_text("#resize-limits", |t| t.starts_with("From "));
+    assert!(limits.contains("; now "), "{limits}");
+    fill(app, json!({ "resize-size": "100000000" }));
+    app.click("#resize-start");
+    assert!(app
+        .wait_text("#resize-error", |t| !t.is_empty())
+        .starts_with("Give a size from"));
+    fill(app, json!({ "resize-size": "50" }));
+    app.click("#resize-start");
+    app.wait_text("#status", |t| t.starts_with("Resized wizard.dmg"));
+    // 50 MB in whole sectors: 97,656 of them.
+    let size = app.text("#info-disk-size");
+    assert!(size.starts_with("49,999,872 bytes"), "{size}");
+    let listed = Command::new(program("7zz"))
+        .args(["l", "-slt"])
+        .arg(&made)
+        .output()
+        .unwrap();
+    assert!(String::from_utf8_lossy(&listed.stdout).contains("Path = Wizard/sub/data.bin\n"));
 
     // Blank, FAT32, encrypted: the passwords must match first.
     app.script(

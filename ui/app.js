@@ -514,6 +514,48 @@ async function convert(event) {
   render();
 }
 
+/** Images › Resize…: the sheet shows the sizes the image can take, then resizes it. */
+async function openResize() {
+  const image = state.selected;
+  if (!image || state.job !== null) return;
+  $('resize-name').textContent = baseName(image.info.path);
+  $('resize-error').textContent = '';
+  try {
+    const l = await invoke('resize_limits', { path: image.info.path });
+    state.resizeLimits = l;
+    $('resize-limits').textContent = `From ${bytes(l.minimum)} to ${bytes(l.maximum)}; now ${bytes(l.current)}.`;
+    $('resize-size').value = (l.current / 1e6).toFixed(1);
+    $('resize-sheet').hidden = false;
+  } catch (e) {
+    status(message(e), true);
+  }
+}
+
+async function resize(event) {
+  event.preventDefault();
+  const image = state.selected;
+  const size = Math.round(Number($('resize-size').value) * 1e6 / 512) * 512;
+  const l = state.resizeLimits;
+  if (!(size >= l.minimum && size <= l.maximum)) {
+    $('resize-error').textContent = `Give a size from ${bytes(l.minimum)} to ${bytes(l.maximum)}.`;
+    return;
+  }
+  $('resize-sheet').hidden = true;
+  const report = await longJob('Resize', 'Resizing', 'resize_image', { path: image.info.path, size });
+  if (!report) return;
+  await openPath(image.info.path);
+  status(`Resized ${baseName(image.info.path)} to ${bytes(report.new_size)}.`);
+}
+
+async function compact() {
+  const image = state.selected;
+  if (!image || state.job !== null) return;
+  const report = await longJob('Compact', 'Compacting', 'compact_image', { path: image.info.path });
+  if (!report) return;
+  await openPath(image.info.path);
+  status(`Compacted ${baseName(image.info.path)}: ${bytes(report.reclaimed)} given back.`);
+}
+
 async function pick() {
   try {
     const path = await invoke('pick_image');
@@ -538,6 +580,8 @@ const menuActions = {
   close: closeSelected,
   verify,
   convert: openConvert,
+  resize: openResize,
+  compact,
   mount: () => { if (state.selected && !attachmentOf(state.selected)) mountOrEject(); },
   eject: () => { if (state.selected && attachmentOf(state.selected)) mountOrEject(); },
   about: () => status('dimg — a disk image utility. Opens .dmg, .iso, .toast, .nrg, .bin/.cue, .img, .cdr.'),
@@ -548,6 +592,8 @@ $('mount').onclick = mountOrEject;
 $('verify').onclick = verify;
 $('convert').onclick = openConvert;
 $('convert-form').onsubmit = convert;
+$('resize-form').onsubmit = resize;
+$('resize-close').onclick = () => { $('resize-sheet').hidden = true; };
 $('convert-close').onclick = () => { $('convert-sheet').hidden = true; };
 $('convert-format').onchange = () => {
   $('convert-output').value = suggestedOutput(state.selected.info.path, $('convert-format').value);

@@ -1,7 +1,7 @@
 use crate::keychain;
 use dimg::ops::{
-    self, Cancel, ConvertOptions, ConvertReport, ExtractReport, ImageInfo, Listing, NoProgress,
-    Progress, VerifyReport,
+    self, Cancel, CompactReport, ConvertOptions, ConvertReport, ExtractReport, ImageInfo, Limits,
+    Listing, NoProgress, Progress, ResizeReport, VerifyReport,
 };
 use dimg::{Error, Passphrase};
 use serde::{Deserialize, Serialize};
@@ -265,6 +265,49 @@ pub async fn verify_image(
     let pass = unlocked.get(&path);
     long_job(&jobs, job, on_progress, move |p, c| {
         ops::verify(&path, pass.as_deref(), p, c)
+    })
+    .await
+}
+
+/// The sizes the Resize sheet offers: the smallest, the current and the largest.
+#[tauri::command]
+pub async fn resize_limits(
+    path: PathBuf,
+    unlocked: State<'_, Unlocked>,
+) -> Result<Limits, CommandError> {
+    let pass = unlocked.get(&path);
+    blocking(move || ops::limits(&path, pass.as_deref())).await
+}
+
+/// Images › Resize…: the image's disk and its volume to `size` bytes.
+#[tauri::command]
+pub async fn resize_image(
+    path: PathBuf,
+    size: u64,
+    job: u64,
+    on_progress: Channel<ProgressEvent>,
+    jobs: State<'_, Jobs>,
+    unlocked: State<'_, Unlocked>,
+) -> Result<ResizeReport, CommandError> {
+    let pass = unlocked.get(&path);
+    long_job(&jobs, job, on_progress, move |p, c| {
+        ops::resize(&path, pass.as_deref(), size, p, c)
+    })
+    .await
+}
+
+/// Images › Compact: gives back the space of the bands the volume leaves free.
+#[tauri::command]
+pub async fn compact_image(
+    path: PathBuf,
+    job: u64,
+    on_progress: Channel<ProgressEvent>,
+    jobs: State<'_, Jobs>,
+    unlocked: State<'_, Unlocked>,
+) -> Result<CompactReport, CommandError> {
+    let pass = unlocked.get(&path);
+    long_job(&jobs, job, on_progress, move |p, c| {
+        ops::compact(&path, pass.as_deref(), p, c)
     })
     .await
 }

@@ -43,6 +43,9 @@ fn main() {
             commands::eject_image,
             commands::attached,
             commands::reveal,
+            commands::resize_limits,
+            commands::resize_image,
+            commands::compact_image,
         ])
         .run(tauri::generate_context!("../tauri.conf.json"))
         .expect("the dimg window could not start");

@@ -32,6 +32,9 @@ pub fn build<R: Runtime>(app: &AppHandle<R>) -> tauri::Result<Menu<R>> {
         .separator()
         .item(&item("verify", "Verify", Some("CmdOrCtrl+Shift+V"))?)
         .item(&item("convert", "Convert…", Some("CmdOrCtrl+Shift+C"))?)
+        .separator()
+        .item(&item("resize", "Resize…", None)?)
+        .item(&item("compact", "Compact", None)?)
         .build()?;
     let window = SubmenuBuilder::new(app, "Window").minimize().build()?;
     let help = SubmenuBuilder::new(app, "Help")
