@@ -83,6 +83,17 @@ fn opens_images_from_the_command_line_shows_info_and_verifies_with_cancel() {
         .wait_text("#status", |t| !t.is_empty())
         .starts_with("dimg — a disk image utility"));
 
+    // A sparse bundle is a folder: dropped on the window, it opens as the image it is.
+    let bundle = corpus().join("sparse/jief666-test1.sparsebundle");
+    app.script(
+        "window.__TAURI__.event.emit('tauri://drag-drop', { paths: [arguments[0]], position: { x: 0, y: 0 } });",
+        json!([bundle.display().to_string()]),
+    );
+    assert_eq!(
+        app.wait_text("#info-format", |t| t.contains("sparse bundle")),
+        "Apple sparse bundle disk image"
+    );
+
     select(&app, "joliet.iso");
     assert_eq!(
         app.wait_text("#info-format", |t| !t.is_empty()),

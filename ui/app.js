@@ -556,9 +556,9 @@ async function compact() {
   status(`Compacted ${baseName(image.info.path)}: ${bytes(report.reclaimed)} given back.`);
 }
 
-async function pick() {
+async function pick(command = 'pick_image') {
   try {
-    const path = await invoke('pick_image');
+    const path = await invoke(command);
     if (path) await openPath(path);
   } catch (e) {
     status(message(e), true);
@@ -576,7 +576,8 @@ function closeSelected() {
 const menuActions = {
   'new-blank': () => openNewImage(false),
   'new-folder': () => openNewImage(true),
-  open: pick,
+  open: () => pick(),
+  'open-bundle': () => pick('pick_bundle'),
   close: closeSelected,
   verify,
   convert: openConvert,
@@ -587,7 +588,7 @@ const menuActions = {
   about: () => status('dimg — a disk image utility. Opens .dmg, .iso, .toast, .nrg, .bin/.cue, .img, .cdr.'),
 };
 
-$('open').onclick = pick;
+$('open').onclick = () => pick();
 $('mount').onclick = mountOrEject;
 $('verify').onclick = verify;
 $('convert').onclick = openConvert;

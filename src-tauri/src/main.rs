@@ -46,6 +46,7 @@ fn main() {
             commands::resize_limits,
             commands::resize_image,
             commands::compact_image,
+            commands::pick_bundle,
         ])
         .run(tauri::generate_context!("../tauri.conf.json"))
         .expect("the dimg window could not start");

@@ -22,6 +22,7 @@ pub fn build<R: Runtime>(app: &AppHandle<R>) -> tauri::Result<Menu<R>> {
     let file = SubmenuBuilder::new(app, "File")
         .item(&new_image)
         .item(&item("open", "Open Disk Image…", Some("CmdOrCtrl+O"))?)
+        .item(&item("open-bundle", "Open Sparse Bundle…", None)?)
         .item(&item("close", "Close Image", Some("CmdOrCtrl+W"))?)
         .separator()
         .quit()
