@@ -563,8 +563,9 @@ fn resize_grows_and_shrinks_read_write_images_as_their_judges_read_them() {
 }
 
 /// A sparse image holding deleted files' data in free blocks: `compact` rewrites it without the
-/// bands the volume leaves wholly free, and the disk then reads exactly as before with those
-/// bands as zeros. A compressed image is refused: it is not sparse.
+/// bands the volume leaves wholly free (HFS+ by its allocation bitmap, FAT32 by its FAT), and
+/// the disk then reads exactly as before with those bands as zeros; mtools reads the FAT files
+/// after it. A raw image is refused: it is not sparse.
 #[test]
 fn compact_gives_back_a_sparse_images_free_bands_and_nothing_else() {
     let dir = tempfile::tempdir().unwrap();
@@ -572,46 +573,59 @@ fn compact_gives_back_a_sparse_images_free_bands_and_nothing_else() {
     fs::create_dir(&src).unwrap();
     fs::write(src.join("a.bin"), noise(3 << 20, 1)).unwrap();
     fs::write(src.join("b.txt"), b"kept through compact").unwrap();
-    let raw = dir.path().join("disk.cdr");
-    let o = dimg(&[
-        "create",
-        "-srcfolder",
-        s(&src),
-        "-size",
-        "200m",
-        "-format",
-        "UDTO",
-        s(&raw),
-    ]);
-    assert!(o.status.success(), "{}", stderr(&o));
-    let mut disk = fs::read(&raw).unwrap();
-    let (garbage, len) = (96usize << 20, 8usize << 20);
-    disk[garbage..garbage + len].copy_from_slice(&noise(len, 7));
-    fs::write(&raw, &disk).unwrap();
-    let image = dir.path().join("disk.sparseimage");
-    let o = dimg(&["convert", s(&raw), "-format", "UDSP", "-o", s(&image)]);
-    assert!(o.status.success(), "{}", stderr(&o));
-    let before = fs::metadata(&image).unwrap().len();
+    for file_system in ["HFS+", "FAT32"] {
+        let raw = dir.path().join(format!("{file_system}.cdr"));
+        let o = dimg(&[
+            "create",
+            "-srcfolder",
+            s(&src),
+            "-fs",
+            file_system,
+            "-size",
+            "200m",
+            "-format",
+            "UDTO",
+            s(&raw),
+        ]);
+        assert!(o.status.success(), "{}", stderr(&o));
+        let mut disk = fs::read(&raw).unwrap();
+        let (garbage, len) = (96usize << 20, 8usize << 20);
+        disk[garbage..garbage + len].copy_from_slice(&noise(len, 7));
+        fs::write(&raw, &disk).unwrap();
+        let image = dir.path().join(format!("{file_system}.sparseimage"));
+        let o = dimg(&["convert", s(&raw), "-format", "UDSP", "-o", s(&image)]);
+        assert!(o.status.success(), "{}", stderr(&o));
+        let before = fs::metadata(&image).unwrap().len();
 
-    let o = dimg(&["compact", s(&image), "--json"]);
-    assert!(o.status.success(), "{}", stderr(&o));
-    let report: serde_json::Value = serde_json::from_str(&stdout(&o)).unwrap();
-    assert_eq!(report["bands_dropped"], 8, "{report}");
-    assert_eq!(before - fs::metadata(&image).unwrap().len(), 8 << 20);
-    disk[garbage..garbage + len].fill(0);
-    assert_eq!(decoded(&image, None), disk, "only the free bands changed");
-    let out = dir.path().join("x");
-    let o = dimg(&["extract", s(&image), "-o", s(&out)]);
-    assert!(o.status.success(), "{}", stderr(&o));
-    assert_eq!(fs::read(out.join("a.bin")).unwrap(), noise(3 << 20, 1));
-    // Compacting again finds nothing more to give back.
-    let o = dimg(&["compact", s(&image), "--json"]);
-    let report: serde_json::Value = serde_json::from_str(&stdout(&o)).unwrap();
-    assert_eq!(report["bands_dropped"], 0);
+        let o = dimg(&["compact", s(&image), "--json"]);
+        assert!(o.status.success(), "{file_system}: {}", stderr(&o));
+        let report: serde_json::Value = serde_json::from_str(&stdout(&o)).unwrap();
+        assert_eq!(report["bands_dropped"], 8, "{file_system}: {report}");
+        assert_eq!(before - fs::metadata(&image).unwrap().len(), 8 << 20);
+        disk[garbage..garbage + len].fill(0);
+        let after = decoded(&image, None);
+        assert!(after == disk, "{file_system}: only the free bands changed");
+        let out = dir.path().join(format!("{file_system}.x"));
+        let o = dimg(&["extract", s(&image), "-o", s(&out)]);
+        assert!(o.status.success(), "{}", stderr(&o));
+        assert_eq!(fs::read(out.join("a.bin")).unwrap(), noise(3 << 20, 1));
+        if file_system == "FAT32" {
+            // mtools reads the file from the partition (GPT: it starts at sector 40).
+            let part = dir.path().join("fat.part");
+            fs::write(&part, &after[40 * 512..]).unwrap();
+            let copy = dir.path().join("a.copy");
+            common::peer("mcopy", &["-i", s(&part), "::a.bin", s(&copy)]);
+            assert_eq!(fs::read(&copy).unwrap(), noise(3 << 20, 1));
+        }
+        // Compacting again finds nothing more to give back.
+        let o = dimg(&["compact", s(&image), "--json"]);
+        let report: serde_json::Value = serde_json::from_str(&stdout(&o)).unwrap();
+        assert_eq!(report["bands_dropped"], 0);
 
-    let o = dimg(&["compact", s(&raw)]);
-    assert_eq!(o.status.code(), Some(1));
-    assert!(stderr(&o).contains("compact works on sparse disk images and sparse bundles"));
+        let o = dimg(&["compact", s(&raw)]);
+        assert_eq!(o.status.code(), Some(1));
+        assert!(stderr(&o).contains("compact works on sparse disk images and sparse bundles"));
+    }
 }
 
 /// Encrypted sparse images (encrcdsa around the whole file) and bundles (the key in the token,

@@ -98,6 +98,60 @@ impl Volume for Fat {
         Some(u64::from(clusters) * u64::from(stats.cluster_size()))
     }
 
+    fn free_extents(&self) -> io::Result<Vec<(u64, u64)>> {
+        let layout = Layout::read(&*self.source)?;
+        // The first FAT, read a megabyte at a time: a cluster is free when its entry is 0.
+        const CHUNK: u64 = 1 << 20;
+        let entry_at = |n: u64| match layout.bits {
+            12 => n * 3 / 2,
+            16 => n * 2,
+            _ => n * 4,
+        };
+        let (mut free, mut run): (Vec<(u64, u64)>, Option<u64>) = (Vec::new(), None);
+        let (mut chunk, mut chunk_at) = (Vec::new(), u64::MAX);
+        let mut byte = |at: u64| -> io::Result<u8> {
+            if at / CHUNK != chunk_at {
+                chunk_at = at / CHUNK;
+                let start = layout.fat + chunk_at * CHUNK;
+                chunk.resize(
+                    CHUNK.min(self.source.size().saturating_sub(start)) as usize,
+                    0,
+                );
+                self.source.read_exact_at(start, &mut chunk)?;
+            }
+            chunk.get((at % CHUNK) as usize).copied().ok_or_else(|| {
+                io::Error::new(io::ErrorKind::UnexpectedEof, "the FAT runs past the volume")
+            })
+        };
+        let last = layout.clusters + 2;
+        for n in 2..last {
+            let at = entry_at(n);
+            let value = match layout.bits {
+                12 => {
+                    let pair = u16::from(byte(at)?) | u16::from(byte(at + 1)?) << 8;
+                    u32::from(if n % 2 == 0 { pair & 0xFFF } else { pair >> 4 })
+                }
+                16 => u32::from(byte(at)?) | u32::from(byte(at + 1)?) << 8,
+                _ => {
+                    u32::from_le_bytes([byte(at)?, byte(at + 1)?, byte(at + 2)?, byte(at + 3)?])
+                        & 0x0FFF_FFFF
+                }
+            };
+            match (value == 0, run) {
+                (true, None) => run = Some(n),
+                (false, Some(start)) => {
+                    free.push(layout.span(start, n));
+                    run = None;
+                }
+                _ => {}
+            }
+        }
+        if let Some(start) = run {
+            free.push(layout.span(start, last));
+        }
+        Ok(free)
+    }
+
     fn root(&self) -> DirEntry {
         DirEntry::root(0, 0, Handle::new(Path(String::new())))
     }
@@ -151,6 +205,64 @@ impl Volume for Fat {
             path: path.clone(),
             size: file.size,
         }))
+    }
+}
+
+/// Where a FAT volume keeps its table and its clusters (Microsoft's FAT specification, "BPB").
+struct Layout {
+    /// The first FAT's offset.
+    fat: u64,
+    /// Where cluster 2 starts.
+    data: u64,
+    cluster: u64,
+    clusters: u64,
+    bits: u32,
+}
+
+impl Layout {
+    fn read(source: &dyn ReadAt) -> io::Result<Layout> {
+        let mut b = [0u8; 64];
+        source.read_exact_at(0, &mut b)?;
+        let u16_at = |i: usize| u64::from(u16::from_le_bytes([b[i], b[i + 1]]));
+        let u32_at = |i: usize| u64::from(u32::from_le_bytes([b[i], b[i + 1], b[i + 2], b[i + 3]]));
+        let (sector, per_cluster) = (u16_at(11), u64::from(b[13]));
+        let (reserved, fats, root_entries) = (u16_at(14), u64::from(b[16]), u16_at(17));
+        let total = match u16_at(19) {
+            0 => u32_at(32),
+            n => n,
+        };
+        let fat_sectors = match u16_at(22) {
+            0 => u32_at(36),
+            n => n,
+        };
+        if sector == 0 || per_cluster == 0 {
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidData,
+                "FAT boot sector: no sector or cluster size",
+            ));
+        }
+        let root = (root_entries * 32).div_ceil(sector);
+        let first_data = reserved + fats * fat_sectors + root;
+        let clusters = total.saturating_sub(first_data) / per_cluster;
+        Ok(Layout {
+            fat: reserved * sector,
+            data: first_data * sector,
+            cluster: per_cluster * sector,
+            clusters,
+            bits: match clusters {
+                0..4085 => 12,
+                4085..65525 => 16,
+                _ => 32,
+            },
+        })
+    }
+
+    /// Clusters `[start, end)` as bytes of the volume.
+    fn span(&self, start: u64, end: u64) -> (u64, u64) {
+        (
+            self.data + (start - 2) * self.cluster,
+            (end - start) * self.cluster,
+        )
     }
 }
 

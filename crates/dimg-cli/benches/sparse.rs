@@ -1,0 +1,101 @@
+//! Sparse images and bundles against UDRW and raw, in one run on one image (a 1 GiB HFSX UDZO of
+//! /usr, every file warm):
+//!   - converting the UDZO to UDSP and to UDSB vs converting it to UDRW (issue: within 1.1×);
+//!   - reading the disk of a sparse bundle (`dimg verify`, which decodes every byte) vs reading
+//!     the same disk as a raw file (issue: within 1.1×).
+//! Each timing is the best of three.
+//! Run: cargo bench -p dimg-cli --bench sparse [-- SIZE_MIB]   (default 1024)
+
+mod common;
+
+use std::fs;
+use std::path::Path;
+use std::process::Command;
+use std::time::Instant;
+
+const DIMG: &str = env!("CARGO_BIN_EXE_dimg");
+
+fn main() {
+    let mib: u64 = std::env::args()
+        .skip(1)
+        .find_map(|a| a.parse().ok())
+        .unwrap_or(1024);
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../target/bench");
+    fs::create_dir_all(&dir).unwrap();
+    let (tree, files, bytes) = common::usr_tree(&dir, mib);
+    println!(
+        "folder: {} ({files} files, {} MiB)",
+        tree.display(),
+        bytes >> 20
+    );
+    let udzo = dir.join(format!("usr-{mib}m.hfsx.dmg"));
+    if !udzo.exists() {
+        run(&[
+            "create",
+            "-srcfolder",
+            s(&tree),
+            "-fs",
+            "HFSX",
+            "-format",
+            "UDZO",
+            s(&udzo),
+        ]);
+    }
+    let out = dir.join("sparse-out");
+    let _ = fs::remove_dir_all(&out);
+    fs::create_dir_all(&out).unwrap();
+    let convert = |format: &str, name: &str| {
+        let target = out.join(name);
+        best(|| {
+            let _ = fs::remove_file(&target).or_else(|_| fs::remove_dir_all(&target));
+            run(&["convert", s(&udzo), "-format", format, "-o", s(&target)]);
+        })
+    };
+    let udrw = convert("UDRW", "disk.dmg");
+    let udsp = convert("UDSP", "disk.sparseimage");
+    let udsb = convert("UDSB", "disk.sparsebundle");
+    println!("UDZO → UDRW  {udrw:>7.3} s");
+    println!(
+        "UDZO → UDSP  {udsp:>7.3} s   {:.2}× UDRW's time",
+        udsp / udrw
+    );
+    println!(
+        "UDZO → UDSB  {udsb:>7.3} s   {:.2}× UDRW's time",
+        udsb / udrw
+    );
+
+    let raw = out.join("disk.cdr");
+    run(&["convert", s(&udzo), "-format", "UDTO", "-o", s(&raw)]);
+    let bundle = out.join("disk.sparsebundle");
+    let read_raw = best(|| run(&["verify", s(&raw)]));
+    let read_bundle = best(|| run(&["verify", s(&bundle)]));
+    println!("read raw     {read_raw:>7.3} s");
+    println!(
+        "read bundle  {read_bundle:>7.3} s   {:.2}× raw's time",
+        read_bundle / read_raw
+    );
+}
+
+fn s(p: &Path) -> &str {
+    p.to_str().unwrap()
+}
+
+fn run(args: &[&str]) {
+    let o = Command::new(DIMG).args(args).output().unwrap();
+    assert!(
+        o.status.success(),
+        "dimg {args:?}: {}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+}
+
+/// Seconds of the best of three runs.
+fn best(mut job: impl FnMut()) -> f64 {
+    (0..3)
+        .map(|_| {
+            let start = Instant::now();
+            job();
+            start.elapsed().as_secs_f64()
+        })
+        .fold(f64::MAX, f64::min)
+}
