@@ -6,16 +6,12 @@
 mod common;
 
 use std::fs;
-use std::path::Path;
 use std::process::Command;
 use std::time::Instant;
 
 fn main() {
-    let files: usize = std::env::args()
-        .skip(1)
-        .find_map(|a| a.parse().ok())
-        .unwrap_or(100_000);
-    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../target/bench");
+    let files = common::number_arg(100_000) as usize;
+    let dir = common::bench_dir();
     let tree = dir.join(format!("tree-{files}"));
     let iso = dir.join(format!("tree-{files}.iso"));
     if !iso.exists() {

@@ -14,11 +14,8 @@ use std::process::{Command, Stdio};
 use std::time::Instant;
 
 fn main() {
-    let mib: u64 = std::env::args()
-        .skip(1)
-        .find_map(|a| a.parse().ok())
-        .unwrap_or(1024);
-    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../target/bench");
+    let mib = common::number_arg(1024);
+    let dir = common::bench_dir();
     let (tree, files, bytes) = common::usr_tree(&dir, mib);
     println!(
         "folder: {} ({files} files, {} MiB)",

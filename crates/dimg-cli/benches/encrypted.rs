@@ -3,6 +3,8 @@
 //! so the figures are the cipher's and not a codec's. Target: reading ≥ 1 GB/s on 2 cores.
 //! Run: cargo bench -p dimg-cli --bench encrypted
 
+mod common;
+
 use std::io::Write;
 use std::path::Path;
 use std::process::{Command, Stdio};
@@ -28,7 +30,7 @@ fn run(args: &[&str], pass: &str) -> f64 {
 }
 
 fn main() {
-    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../target/bench");
+    let dir = common::bench_dir();
     let raw = dir.join("mixed-1024m.img");
     assert!(
         raw.exists(),

@@ -26,12 +26,8 @@ use std::time::Instant;
 const DIMG: &str = env!("CARGO_BIN_EXE_dimg");
 
 fn main() {
-    let mib: u64 = std::env::args()
-        .skip(1)
-        .find_map(|a| a.parse().ok())
-        .unwrap_or(1024);
-    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../target/bench");
-    fs::create_dir_all(&dir).unwrap();
+    let mib = common::number_arg(1024);
+    let dir = common::bench_dir();
     // As the mount table names it, to find the server of a mount.
     let dir = dir.canonicalize().unwrap();
     let (tree, files, bytes) = common::usr_tree(&dir, mib);

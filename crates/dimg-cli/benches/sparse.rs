@@ -3,6 +3,7 @@
 //!   - converting the UDZO to UDSP and to UDSB vs converting it to UDRW (issue: within 1.1×);
 //!   - reading the disk of a sparse bundle (`dimg verify`, which decodes every byte) vs reading
 //!     the same disk as a raw file (issue: within 1.1×).
+//!
 //! Each timing is the best of three.
 //! Run: cargo bench -p dimg-cli --bench sparse [-- SIZE_MIB]   (default 1024)
 
@@ -16,12 +17,8 @@ use std::time::Instant;
 const DIMG: &str = env!("CARGO_BIN_EXE_dimg");
 
 fn main() {
-    let mib: u64 = std::env::args()
-        .skip(1)
-        .find_map(|a| a.parse().ok())
-        .unwrap_or(1024);
-    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../target/bench");
-    fs::create_dir_all(&dir).unwrap();
+    let mib = common::number_arg(1024);
+    let dir = common::bench_dir();
     let (tree, files, bytes) = common::usr_tree(&dir, mib);
     println!(
         "folder: {} ({files} files, {} MiB)",

@@ -6,6 +6,8 @@
 //! The image is a realistic mix, built once under target/bench: real files from /usr (binaries,
 //! libraries, text), zero runs, and random data, interleaved in 64 MiB stretches.
 
+mod common;
+
 use std::fs::{self, File};
 use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
@@ -14,12 +16,8 @@ use std::process::{Command, Stdio};
 const MIB: u64 = 1 << 20;
 
 fn main() {
-    let mib: u64 = std::env::args()
-        .skip(1)
-        .find_map(|a| a.parse().ok())
-        .unwrap_or(1024);
-    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../target/bench");
-    fs::create_dir_all(&dir).unwrap();
+    let mib = common::number_arg(1024);
+    let dir = common::bench_dir();
     let raw = dir.join(format!("mixed-{mib}m.img"));
     if !raw.exists() {
         make_image(&raw, mib * MIB);

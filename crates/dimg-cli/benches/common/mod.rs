@@ -4,6 +4,21 @@
 use std::fs;
 use std::path::{Path, PathBuf};
 
+/// The first number among the benchmark's arguments (its size), or `default`.
+pub fn number_arg(default: u64) -> u64 {
+    std::env::args()
+        .skip(1)
+        .find_map(|a| a.parse().ok())
+        .unwrap_or(default)
+}
+
+/// `target/bench`, where benchmarks keep what they make between runs.
+pub fn bench_dir() -> PathBuf {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../target/bench");
+    fs::create_dir_all(&dir).unwrap();
+    dir
+}
+
 /// `target/bench/usr-{mib}m`: a copy of `mib` MiB of real files from /usr (binaries, libraries,
 /// text, images), made once, read once so that every tool starts from a warm cache.
 pub fn usr_tree(dir: &Path, mib: u64) -> (PathBuf, u64, u64) {
