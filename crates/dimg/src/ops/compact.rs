@@ -1,7 +1,8 @@
 //! Compacting sparse images and bundles (`hdiutil compact`): the bands that the volumes inside
-//! mark wholly free (HFS+'s allocation bitmap, the FAT) are given back. A bundle loses those band
-//! files; a sparse image is rewritten without them and replaces itself atomically. A band
-//! holding one used block is kept whole, so nothing a volume uses is ever touched.
+//! mark wholly free (HFS+'s allocation bitmap, the FAT, APFS's space manager) are given back. A
+//! bundle loses those band files; a sparse image is rewritten without them and replaces itself
+//! atomically. A band holding one used block is kept whole, so nothing a volume uses is ever
+//! touched.
 
 use super::sparse::{write_image, SparseJob};
 use super::{Cancel, Progress};
@@ -153,11 +154,13 @@ fn free_extents(path: &Path, disk: &Arc<dyn ReadAt>) -> Result<Vec<(u64, u64)>> 
             FormatError::io(
                 "volume",
                 0,
-                "holds no volume whose free space dimg reads (HFS+, FAT): nothing can be given back",
+                "holds no volume whose free space dimg reads (HFS+, FAT, APFS): nothing can be given back",
             ),
         ));
     }
     free.sort_unstable();
+    // The volumes of an APFS container share its free space: each names it.
+    free.dedup();
     Ok(free)
 }
 

@@ -470,11 +470,16 @@ impl Volume for Apfs {
 
     fn available(&self) -> Option<u64> {
         let c = &self.container;
-        c.free_blocks.map(|free| free * c.blocks.size)
+        c.free_blocks().map(|free| free * c.blocks.size)
     }
 
     fn case_sensitive(&self) -> bool {
         !self.case_insensitive
+    }
+
+    /// The container's free space: every volume of it shares the same.
+    fn free_extents(&self) -> io::Result<Vec<(u64, u64)>> {
+        self.container.free_extents()
     }
 
     fn role(&self) -> Option<&'static str> {

@@ -18,6 +18,8 @@ pub(super) const SPACEMAN: u32 = 0x05;
 pub(super) const OMAP: u32 = 0x0B;
 pub(super) const CHECKPOINT_MAP: u32 = 0x0C;
 pub(super) const FS: u32 = 0x0D;
+const CHUNK_INFO_BLOCK: u32 = 0x07;
+const CIB_ADDRESS_BLOCK: u32 = 0x08;
 
 /// A container declares up to 100 volumes.
 const MAX_VOLUMES: usize = 100;
@@ -89,11 +91,18 @@ impl Blocks {
         Ok(at)
     }
 
-    /// Block `paddr` as an object of type `kind`, its checksum verified.
-    pub fn object(&self, paddr: u64, kind: u32, what: &'static str) -> io::Result<Vec<u8>> {
+    /// Block `paddr` as it is: a bitmap, which has no object header.
+    pub fn raw(&self, paddr: u64, what: &'static str) -> io::Result<Vec<u8>> {
         let at = self.span(paddr, 1, what)?;
         let mut block = vec![0u8; self.size as usize];
         self.disk.read_exact_at(at, &mut block)?;
+        Ok(block)
+    }
+
+    /// Block `paddr` as an object of type `kind`, its checksum verified.
+    pub fn object(&self, paddr: u64, kind: u32, what: &'static str) -> io::Result<Vec<u8>> {
+        let block = self.raw(paddr, what)?;
+        let at = paddr * self.size;
         if le64(&block, 0) != fletcher64(&block) {
             return Err(bad(
                 what,
@@ -121,8 +130,8 @@ pub(super) struct Container {
     pub omap: Omap,
     /// The virtual object ids of the volume superblocks, in the container's order.
     pub volume_oids: Vec<u64>,
-    /// Blocks free, from the space manager, when it could be read.
-    pub free_blocks: Option<u64>,
+    /// The space manager's block, when it could be read.
+    spaceman: Option<Vec<u8>>,
     /// Newer checkpoints passed over because an object of theirs failed, and why.
     pub passed_over: Vec<String>,
 }
@@ -172,13 +181,13 @@ impl Container {
             let xid = le64(&sb, 16);
             match Self::at_checkpoint(&blocks, &sb) {
                 Ok((omap, volume_oids)) => {
-                    let free_blocks = free_blocks(&blocks, &sb).ok();
+                    let spaceman = space_manager(&blocks, &sb).ok();
                     return Ok(Container {
                         blocks,
                         xid,
                         omap,
                         volume_oids,
-                        free_blocks,
+                        spaceman,
                         passed_over,
                     });
                 }
@@ -235,9 +244,9 @@ fn checkpoint_superblocks(blocks: &Blocks, head: &[u8]) -> io::Result<Vec<Vec<u8
         .collect())
 }
 
-/// Free blocks, from the space manager: an ephemeral object found through the checkpoint maps
-/// written with the superblock.
-fn free_blocks(blocks: &Blocks, sb: &[u8]) -> io::Result<u64> {
+/// The space manager: an ephemeral object found through the checkpoint maps written with the
+/// superblock (one block on every container seen; a larger one is not read).
+fn space_manager(blocks: &Blocks, sb: &[u8]) -> io::Result<Vec<u8>> {
     let (xid, spaceman) = (le64(sb, 16), le64(sb, 152));
     let (base, count) = (
         le64(sb, 112),
@@ -253,13 +262,89 @@ fn free_blocks(blocks: &Blocks, sb: &[u8]) -> io::Result<u64> {
         let entries = (le32(&map, 36) as usize).min((map.len() - 40) / 40);
         for e in map[40..].chunks_exact(40).take(entries) {
             if le64(e, 24) == spaceman {
-                let block = blocks.object(le64(e, 32), SPACEMAN, "APFS space manager")?;
-                // sm_dev[SD_MAIN].sm_free_count
-                return Ok(le64(&block, 72));
+                if u64::from(le32(e, 8)) != blocks.size {
+                    return Err(bad(
+                        "APFS space manager",
+                        0,
+                        format!(
+                            "is {} bytes: dimg reads one-block space managers",
+                            le32(e, 8)
+                        ),
+                    ));
+                }
+                return blocks.object(le64(e, 32), SPACEMAN, "APFS space manager");
             }
         }
     }
     Err(bad("APFS space manager", 0, "is in no checkpoint map"))
+}
+
+impl Container {
+    /// Blocks free, as the space manager counts them (`sm_dev[SD_MAIN].sm_free_count`).
+    pub fn free_blocks(&self) -> Option<u64> {
+        self.spaceman.as_ref().map(|s| le64(s, 72))
+    }
+
+    /// The ranges of blocks the space manager's bitmaps mark free, as byte ranges: chunk info
+    /// blocks (through their address blocks on large containers) name each chunk's bitmap, one
+    /// bit per block, set when used; a chunk without a bitmap is wholly free.
+    pub fn free_extents(&self) -> io::Result<Vec<(u64, u64)>> {
+        const WHAT: &str = "APFS space manager";
+        let sm = self
+            .spaceman
+            .as_ref()
+            .ok_or_else(|| bad(WHAT, 0, "could not be read"))?;
+        let (cibs, cabs, at) = (
+            le32(sm, 64) as usize,
+            le32(sm, 68) as usize,
+            le32(sm, 80) as usize,
+        );
+        let listed = if cabs > 0 { cabs } else { cibs };
+        let addresses = sm.get(at..at + 8 * listed).ok_or_else(|| {
+            bad(
+                WHAT,
+                at as u64,
+                format!("lists {listed} blocks past its end"),
+            )
+        })?;
+        let mut info_blocks = Vec::new();
+        for a in addresses.chunks_exact(8).map(|a| le64(a, 0)) {
+            if cabs == 0 {
+                info_blocks.push(a);
+                continue;
+            }
+            let cab = self.blocks.object(a, CIB_ADDRESS_BLOCK, WHAT)?;
+            let n = (le32(&cab, 36) as usize).min((cab.len() - 40) / 8);
+            info_blocks.extend(cab[40..40 + 8 * n].chunks_exact(8).map(|c| le64(c, 0)));
+        }
+        let (size, count) = (self.blocks.size, self.blocks.count);
+        let mut free: Vec<(u64, u64)> = Vec::new();
+        let mut add = |block: u64, n: u64| match free.last_mut() {
+            Some((at, len)) if *at + *len == block * size => *len += n * size,
+            _ => free.push((block * size, n * size)),
+        };
+        for cib in info_blocks {
+            let cib = self.blocks.object(cib, CHUNK_INFO_BLOCK, WHAT)?;
+            let n = (le32(&cib, 36) as usize).min((cib.len() - 40) / 32);
+            for chunk in cib[40..40 + 32 * n].chunks_exact(32) {
+                let (start, blocks, bitmap) =
+                    (le64(chunk, 8), u64::from(le32(chunk, 16)), le64(chunk, 24));
+                let blocks = blocks.min(count.saturating_sub(start));
+                if bitmap == 0 {
+                    add(start, blocks);
+                    continue;
+                }
+                let map = self.blocks.raw(bitmap, WHAT)?;
+                for b in 0..blocks.min(map.len() as u64 * 8) {
+                    if map[(b / 8) as usize] & (1 << (b % 8)) == 0 {
+                        add(start + b, 1);
+                    }
+                }
+            }
+        }
+        free.sort_unstable();
+        Ok(free)
+    }
 }
 
 /// A checked node of a B-tree at `paddr`.
