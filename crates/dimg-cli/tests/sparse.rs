@@ -468,8 +468,8 @@ fn limits(image: &Path) -> Vec<u64> {
 }
 
 /// What independent readers make of a resized image: `sgdisk -v` checks the GPT (the backup
-/// moved to the new end), libyal's pyfshfs reads every file of the HFS+ volume, and for a UDRW
-/// qemu-img decodes the same disk as dimg.
+/// moved to the new end), libyal's pyfshfs and 7-Zip read every file of the HFS+ volume, and
+/// for a UDRW qemu-img decodes the same disk as dimg.
 fn judge_resized(image: &Path, src: &Path, size: u64) {
     let dir = tempfile::tempdir().unwrap();
     let raw = dir.path().join("disk.cdr");
@@ -488,12 +488,13 @@ fn judge_resized(image: &Path, src: &Path, size: u64) {
     assert!(o.status.success(), "pyfshfs: {}", stderr(&o));
     let read: std::collections::BTreeMap<String, String> =
         serde_json::from_slice(&o.stdout).unwrap();
+    let by_7z = dir.path().join("7z");
+    common::peer("7zz", &["x", "-y", &format!("-o{}", s(&by_7z)), s(&raw)]);
     for name in ["a.bin", "b.txt"] {
-        assert_eq!(
-            read[name],
-            sha256(&fs::read(src.join(name)).unwrap()),
-            "{name}"
-        );
+        let want = sha256(&fs::read(src.join(name)).unwrap());
+        assert_eq!(read[name], want, "pyfshfs: {name}");
+        let extracted = fs::read(by_7z.join("src").join(name)).unwrap();
+        assert_eq!(sha256(&extracted), want, "7-Zip: {name}");
     }
     if image.extension().is_some_and(|e| e == "dmg") {
         let by_qemu = dir.path().join("qemu.raw");
