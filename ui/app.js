@@ -612,9 +612,21 @@ $('new-close').onclick = () => { $('new-sheet').hidden = true; };
 for (const sheet of ['new', 'convert']) {
   $(`${sheet}-encryption`).onchange = () => { $(`${sheet}-pass-row`).hidden = !$(`${sheet}-encryption`).value; };
 }
+/** The New Image sheet names its output by the format chosen, as Convert does: the extension follows. */
+function renameForFormat() {
+  const out = $('new-output').value;
+  if (!out) return;
+  const format = $('new-format').value;
+  const wanted = format === 'UDTO' && ['ISO', 'HYBRID'].includes($('new-fs').value) ? 'iso' : (EXTENSIONS[format] || 'dmg');
+  const dot = out.lastIndexOf('.');
+  const stem = dot > out.lastIndexOf('/') ? out.slice(0, dot) : out;
+  $('new-output').value = `${stem}.${wanted}`;
+}
 $('new-fs').onchange = () => {
   if (['ISO', 'HYBRID'].includes($('new-fs').value)) { $('new-layout').value = 'NONE'; $('new-format').value = 'UDTO'; }
+  renameForFormat();
 };
+$('new-format').onchange = renameForFormat;
 $('new-folder-choose').onclick = async () => {
   try {
     const folder = await invoke('pick_folder');

@@ -63,9 +63,10 @@ pub enum Command {
         image: PathBuf,
         /// Output format, by hdiutil's name: UDZO, UDBZ, ULFO, ULMO, UDCO, UDRO, UDRW, UDTO,
         /// UDSP (sparse disk image), UDSB (sparse bundle disk image); or ISO, CUE (.bin/.cue),
-        /// NRG, TOAST
+        /// NRG, TOAST. Without it, the output's extension says: .dmg UDZO, .iso and .cdr UDTO,
+        /// .sparseimage UDSP, .sparsebundle UDSB, .toast, .nrg, .cue
         #[arg(long, value_parser = clap::value_parser!(OutputFormat))]
-        format: OutputFormat,
+        format: Option<OutputFormat>,
         /// Output file
         #[arg(short = 'o', long = "o")]
         output: PathBuf,
@@ -97,7 +98,8 @@ pub enum Command {
         /// Partition map: GPTSPUD, SPUD (Apple), MBRSPUD or NONE (default GPT; none for ISO)
         #[arg(long, value_parser = parse_layout)]
         layout: Option<Layout>,
-        /// Output format as for convert (default UDZO from a folder, UDRW when blank)
+        /// Output format as for convert (by default as the output's extension says; a .dmg or
+        /// a name without one: UDZO from a folder, UDRW when blank)
         #[arg(long, value_parser = clap::value_parser!(OutputFormat), conflicts_with = "kind")]
         format: Option<OutputFormat>,
         /// hdiutil's other way to ask for a sparse image: SPARSE (UDSP) or SPARSEBUNDLE (UDSB)

@@ -39,6 +39,10 @@ fn main() -> ExitCode {
             eprintln!("dimg: {message}");
             ExitCode::FAILURE
         }
+        Err(Failure::Usage(message)) => {
+            eprintln!("dimg: {message}");
+            ExitCode::from(2)
+        }
     }
 }
 
@@ -47,6 +51,8 @@ enum Failure {
     Engine(Error),
     /// The job ran, and what it found is bad (a verify with failed checks).
     Checks(String),
+    /// The command line does not say enough, as clap's own usage errors (exit 2).
+    Usage(String),
 }
 
 impl From<Error> for Failure {
@@ -218,6 +224,15 @@ fn run(cli: Cli, cancel: &Cancel) -> Result<(), Failure> {
             print,
         } => {
             let given = stdin_passphrase(pass)?;
+            let format = match format.or_else(|| named_format(&output, true)) {
+                Some(f) => f,
+                None => {
+                    return Err(Failure::Usage(format!(
+                        "{}: give -format (its extension names no format)",
+                        output.display()
+                    )))
+                }
+            };
             let options = write_options(format, write, &output, given.clone())?;
             let bar = progress::Bar::new();
             let report = unlocked(&image, given.as_deref(), |p| {
@@ -243,6 +258,7 @@ fn run(cli: Cli, cancel: &Cancel) -> Result<(), Failure> {
             let from_folder = srcfolder.is_some();
             let format = format
                 .or(kind)
+                .or_else(|| named_format(&output, from_folder))
                 .unwrap_or(ops::OutputFormat::default_for(from_folder));
             let options = ops::CreateOptions {
                 file_system: fs.unwrap_or(ops::FileSystem::HfsPlus),
@@ -480,6 +496,11 @@ fn attach_in_background(
 }
 
 /// Convert's and create's output settings from the command line.
+/// The format an output's extension names, when no -format is given.
+fn named_format(output: &Path, from_folder: bool) -> Option<ops::OutputFormat> {
+    ops::OutputFormat::for_name(output, from_folder).map(|formats| formats[0])
+}
+
 fn write_options(
     format: ops::OutputFormat,
     write: args::WriteArgs,

@@ -248,3 +248,117 @@ mod corpus {
         }
     }
 }
+
+/// The format an output's name stands for, when -format is not given: what `info` then says the
+/// written image is, for every extension dimg names formats by (`create` from a folder and
+/// blank, `convert`); and for each, a -format its name contradicts is refused with nothing
+/// written.
+#[test]
+fn output_names_choose_the_format_and_contradictions_are_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let src = dir.path().join("src");
+    fs::create_dir(&src).unwrap();
+    fs::write(src.join("a.txt"), b"named by its extension\n").unwrap();
+    let iso = write(dir.path(), "source.iso", &iso_sample(64));
+    // (extension, what info says from a folder, blank, converted; a -format it contradicts)
+    let table = [
+        (
+            "dmg",
+            "UDZO (zlib-compressed)",
+            "UDRW (read/write)",
+            "UDZO (zlib-compressed)",
+            "UDSP",
+        ),
+        (
+            "iso",
+            "raw disk image",
+            "raw disk image",
+            "raw disk image",
+            "UDZO",
+        ),
+        (
+            "cdr",
+            "raw disk image",
+            "raw disk image",
+            "raw disk image",
+            "ISO",
+        ),
+        (
+            "sparseimage",
+            "Apple sparse disk image",
+            "Apple sparse disk image",
+            "Apple sparse disk image",
+            "UDRW",
+        ),
+        (
+            "sparsebundle",
+            "Apple sparse bundle disk image",
+            "Apple sparse bundle disk image",
+            "Apple sparse bundle disk image",
+            "UDSP",
+        ),
+        (
+            "toast",
+            "raw disk image",
+            "raw disk image",
+            "raw disk image",
+            "UDTO",
+        ),
+        ("nrg", "", "", "Nero disc image (NRG)", "UDTO"),
+        ("cue", "", "", "CUE sheet and BIN files", "NRG"),
+    ];
+    let said = |image: &Path| stdout(&dimg(&["info", s(image)]));
+    for (ext, from_folder, blank, converted, wrong) in table {
+        let fs_arg = if matches!(ext, "iso" | "toast") {
+            "ISO"
+        } else {
+            "HFS+"
+        };
+        if !from_folder.is_empty() {
+            let out = dir.path().join(format!("folder.{ext}"));
+            let o = dimg(&["create", "-srcfolder", s(&src), "-fs", fs_arg, s(&out)]);
+            assert!(o.status.success(), "{ext}: {}", stderr(&o));
+            assert!(said(&out).contains(from_folder), "{ext}: {}", said(&out));
+        }
+        if !blank.is_empty() && fs_arg != "ISO" {
+            let out = dir.path().join(format!("blank.{ext}"));
+            let o = dimg(&["create", "-size", "10m", s(&out)]);
+            assert!(o.status.success(), "{ext}: {}", stderr(&o));
+            assert!(said(&out).contains(blank), "{ext}: {}", said(&out));
+        }
+        let out = dir.path().join(format!("converted.{ext}"));
+        let o = dimg(&["convert", s(&iso), "-o", s(&out)]);
+        assert!(o.status.success(), "{ext}: {}", stderr(&o));
+        assert!(said(&out).contains(converted), "{ext}: {}", said(&out));
+
+        let refused = dir.path().join(format!("refused.{ext}"));
+        for args in [
+            vec!["convert", s(&iso), "-format", wrong, "-o", s(&refused)],
+            vec![
+                "create",
+                "-srcfolder",
+                s(&src),
+                "-format",
+                wrong,
+                s(&refused),
+            ],
+        ] {
+            let o = dimg(&args);
+            let why = stderr(&o);
+            assert_eq!(o.status.code(), Some(1), "{args:?}: {why}");
+            assert!(
+                why.contains(&format!("is named .{ext}, which holds"))
+                    && why.contains(&format!("not {wrong}")),
+                "{why}"
+            );
+            assert!(!refused.exists(), "{args:?} wrote {}", refused.display());
+        }
+    }
+    // A name that says nothing: create keeps hdiutil's default, convert asks for -format.
+    let out = dir.path().join("plain.img");
+    let o = dimg(&["create", "-srcfolder", s(&src), s(&out)]);
+    assert!(said(&out).contains("UDZO"), "{}", stderr(&o));
+    let o = dimg(&["convert", s(&iso), "-o", s(&dir.path().join("x.img"))]);
+    assert_eq!(o.status.code(), Some(2));
+    assert!(stderr(&o).contains("give -format"), "{}", stderr(&o));
+}

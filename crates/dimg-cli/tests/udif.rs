@@ -493,7 +493,7 @@ fn encrypted_images_need_the_right_passphrase_and_never_show_it() {
     }
 
     // The passphrase appears in no output, and in no file dimg leaves behind.
-    let out = dir.path().join("plain.cdr");
+    let out = dir.path().join("plain.dmg");
     let mut said = Vec::new();
     for args in [
         vec!["info", s(&image), "-stdinpass"],

@@ -185,7 +185,9 @@ fn every_format_round_trips_and_independent_readers_agree() {
     for (name, raw) in disks(dir.path()) {
         let want = sha256sum(&raw);
         for format in FORMATS {
-            let image = dir.path().join(format!("{name}.{format}.dmg"));
+            // Named as hdiutil names them: a UDTO is a .cdr.
+            let extension = if format == "UDTO" { "cdr" } else { "dmg" };
+            let image = dir.path().join(format!("{name}.{format}.{extension}"));
             assert_eq!(
                 round_trip(&raw, format, &image),
                 want,

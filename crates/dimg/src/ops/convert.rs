@@ -63,6 +63,62 @@ impl OutputFormat {
         ("UDSB", OutputFormat::Udsb),
     ];
 
+    /// The extension an image of this format is named with.
+    pub fn extension(self) -> &'static str {
+        match self {
+            OutputFormat::Udto => "cdr",
+            OutputFormat::Iso => "iso",
+            OutputFormat::Cue => "cue",
+            OutputFormat::Nrg => "nrg",
+            OutputFormat::Toast => "toast",
+            OutputFormat::Udsp => "sparseimage",
+            OutputFormat::Udsb => "sparsebundle",
+            _ => "dmg",
+        }
+    }
+
+    /// The formats an output named `path` can be, by its extension, the one to take when no
+    /// format is given first: a `.dmg` is UDZO from a folder and UDRW blank, as hdiutil makes
+    /// them. `None` when the extension names no format (`.img`, none).
+    pub fn for_name(path: &Path, from_folder: bool) -> Option<Vec<OutputFormat>> {
+        use OutputFormat::*;
+        let extension = path.extension()?.to_str()?.to_ascii_lowercase();
+        Some(match extension.as_str() {
+            "dmg" => {
+                let first = if from_folder { Udzo } else { Udrw };
+                let rest = [Udzo, Udrw, Udro, Udbz, Ulfo, Ulmo, Udco];
+                std::iter::once(first)
+                    .chain(rest.into_iter().filter(|f| *f != first))
+                    .collect()
+            }
+            "iso" => vec![Udto, Iso],
+            "cdr" => vec![Udto],
+            "cue" => vec![Cue],
+            "nrg" => vec![Nrg],
+            "toast" => vec![Toast],
+            "sparseimage" => vec![Udsp],
+            "sparsebundle" => vec![Udsb],
+            _ => return None,
+        })
+    }
+
+    /// Refuses to write this format under a name whose extension says another.
+    pub fn check_name(self, path: &Path) -> std::result::Result<(), String> {
+        match Self::for_name(path, true) {
+            Some(formats) if !formats.contains(&self) => {
+                let names: Vec<String> = formats.iter().map(|f| f.to_string()).collect();
+                let named = path.extension().unwrap_or_default().to_string_lossy();
+                Err(format!(
+                    "is named .{named}, which holds {}, not {self}: name it .{} or give -format {}",
+                    names.join(" or "),
+                    self.extension(),
+                    formats[0]
+                ))
+            }
+            _ => Ok(()),
+        }
+    }
+
     fn udif(self) -> Option<Variant> {
         Some(match self {
             OutputFormat::Udto
@@ -208,6 +264,21 @@ pub(super) fn write(
     progress: &dyn Progress,
     cancel: &Cancel,
 ) -> Result<ConvertReport> {
+    super::output::refuse_source(source, output)?;
+    // An encrypted image is a .dmg whatever it holds, as macOS names them.
+    let sealed_dmg = options.encryption.is_some()
+        && output
+            .extension()
+            .is_some_and(|e| e.eq_ignore_ascii_case("dmg"));
+    if !sealed_dmg {
+        options
+            .format
+            .check_name(output)
+            .map_err(|reason| Error::Refused {
+                path: output.into(),
+                reason,
+            })?;
+    }
     let sparse_writer = match options.format {
         OutputFormat::Udsp => Some((
             super::sparse::write_image as SparseWriter,

@@ -27,17 +27,22 @@ pub fn refuse_existing(target: &Path, overwrite: bool) -> Result<()> {
     }
 }
 
+/// Refuses a target that is the source itself (by path or by inode).
+pub fn refuse_source(source: &Path, target: &Path) -> Result<()> {
+    match same_file(source, target) {
+        true => Err(Error::Refused {
+            path: target.to_path_buf(),
+            reason: "is the source image itself; choose another output".into(),
+        }),
+        false => Ok(()),
+    }
+}
+
 impl AtomicOutput {
     /// Refuses a target that is the source itself (by path or by inode) or that exists without
     /// `overwrite`.
     pub fn create(source: &Path, target: &Path, overwrite: bool) -> Result<Self> {
-        let refuse = |reason: &str| Error::Refused {
-            path: target.to_path_buf(),
-            reason: reason.into(),
-        };
-        if same_file(source, target) {
-            return Err(refuse("is the source image itself; choose another output"));
-        }
+        refuse_source(source, target)?;
         refuse_existing(target, overwrite)?;
         Self::beside(target, overwrite)
     }
