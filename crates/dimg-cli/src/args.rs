@@ -166,6 +166,9 @@ pub enum Command {
         /// left out, named, and the rest extracted)
         #[arg(long)]
         strict: bool,
+        /// The disc's boot images (El Torito) instead, as 7-Zip names them in its [BOOT] folder
+        #[arg(long)]
+        boot: bool,
         #[command(flatten)]
         volume: VolumeArg,
         #[command(flatten)]

@@ -359,27 +359,25 @@ fn run(cli: Cli, cancel: &Cancel) -> Result<(), Failure> {
             target,
             output,
             strict,
+            boot,
             volume,
             pass,
             print,
         } => {
             let (image, path) = args::image_and_path(&target);
-            let given = stdin_passphrase(pass)?;
-            let bar = progress::Bar::new();
-            let report = unlocked(&image, given.as_deref(), |p| {
-                ops::extract(
+            let report = with_bar(&image, pass, |p, bar| match boot {
+                true => ops::extract_boot(&image, p, volume.volume, &output, bar, cancel),
+                false => ops::extract(
                     &image,
                     p,
                     volume.volume,
                     &path,
                     &output,
                     strict,
-                    &bar,
+                    bar,
                     cancel,
-                )
-            });
-            bar.finish();
-            let report = report?;
+                ),
+            })?;
             Output::from(print).print(&report, output::extract_text);
             if !report.unreadable.is_empty() {
                 for what in &report.unreadable {

@@ -422,7 +422,7 @@ fn disc_formats_refuse_encryption_and_leave_nothing() {
 
 /// Bootable ISOs from genisoimage (BIOS, no emulation) and xorriso (a 1.44M floppy and a UEFI
 /// no-emulation image): dimg reports the catalog as xorriso does, shows the files as the source
-/// folder plus a [BOOT] folder, and extracts exactly what 7-Zip extracts.
+/// folder, and extracts what 7-Zip extracts: the tree, and with `-boot` its [BOOT] folder.
 #[test]
 fn el_torito_boot_images_are_reported_and_extract_as_7zip_does() {
     let dir = tempfile::tempdir().unwrap();
@@ -523,18 +523,42 @@ fn el_torito_boot_images_are_reported_and_extract_as_7zip_does() {
             "7zz",
             &["x", "-y", &format!("-o{}", s(&sevenz_dir)), s(iso)],
         );
+        // The volume is the disc's tree; 7-Zip adds its [BOOT] folder, which `extract -boot`
+        // gives, file for file.
         let ours = snapshot(&ours_dir, false);
-        assert_eq!(ours, snapshot(&sevenz_dir, false), "{}", iso.display());
-        let mut files = ours.clone();
-        files.retain(|name, _| !name.starts_with("[BOOT]") && name != "boot/boot.cat");
-        assert_eq!(files, snapshot(&src, false), "{}", iso.display());
-        let boot_files = ours
+        let mut theirs = snapshot(&sevenz_dir, false);
+        let boot_by_7z: std::collections::BTreeMap<_, _> = theirs
             .iter()
-            .filter(|(k, entry)| k.starts_with("[BOOT]/") && entry.0 == 'f');
-        assert_eq!(boot_files.count(), images);
+            .filter_map(|(k, v)| {
+                k.strip_prefix("[BOOT]/")
+                    .map(|n| (n.to_string(), v.clone()))
+            })
+            .collect();
+        theirs.retain(|name, _| !name.starts_with("[BOOT]"));
+        assert_eq!(ours, theirs, "{}", iso.display());
+        let mut files = ours.clone();
+        files.retain(|name, _| name != "boot/boot.cat");
+        assert_eq!(files, snapshot(&src, false), "{}", iso.display());
+        let boot_dir = dir.path().join("dimg-boot");
+        let _ = fs::remove_dir_all(&boot_dir);
+        let o = dimg(&["extract", s(iso), "-boot", "-o", s(&boot_dir)]);
+        assert!(o.status.success(), "{}", stderr(&o));
+        let boot = snapshot(&boot_dir, false);
+        assert_eq!(boot.len(), images);
+        assert_eq!(boot, boot_by_7z, "{}", iso.display());
     }
-    let floppy_out = dir.path().join("dimg-out/[BOOT]/1-Boot-1.44M.img");
+    let floppy_out = dir.path().join("dimg-boot/1-Boot-1.44M.img");
     assert!(fs::read(floppy_out).unwrap() == floppy);
+    // A disc without a boot catalog says so.
+    let o = dimg(&[
+        "extract",
+        s(&corpus().join("iso/joliet.iso")),
+        "-boot",
+        "-o",
+        s(&dir.path().join("none")),
+    ]);
+    assert_eq!(o.status.code(), Some(1));
+    assert!(stderr(&o).contains("has no boot images"), "{}", stderr(&o));
 }
 
 /// A .toast is the disc's 2048-byte sectors: written from an ISO or from a UDZO holding one,

@@ -120,7 +120,7 @@ impl VolumeFs {
             let mut nodes = self.nodes.write().unwrap_or_else(|p| p.into_inner());
             let mut children = Children::default();
             for entry in entries {
-                if self.volume.invented(&entry) || !usable_name(&entry.name) {
+                if !usable_name(&entry.name) {
                     continue;
                 }
                 let name: Box<OsStr> = OsStr::new(&entry.name).into();

@@ -1,5 +1,6 @@
-//! El Torito boot catalogs (formats.md §g.7): the images a bootable CD starts from. The ISO 9660
-//! volume shows them in a "[BOOT]" folder, named as 7-Zip names them, and `info` reports them.
+//! El Torito boot catalogs (formats.md §g.7): the images a bootable CD starts from. They are not
+//! in the ISO 9660 volume's tree: `info` reports them and `extract -boot` takes them out, named
+//! as 7-Zip names them in its `[BOOT]` folder.
 
 use crate::bytes::{le16, le32};
 use crate::error::FormatError;

@@ -59,11 +59,6 @@ pub struct Iso9660 {
     sectors: u32,
 }
 
-/// The handle of the "[BOOT]" folder that holds a bootable disc's boot images.
-struct BootFolder;
-
-const BOOT_FOLDER: &str = "[BOOT]";
-
 fn bad(structure: &'static str, at: u64, problem: impl Into<String>) -> io::Error {
     FormatError::io(structure, at, problem)
 }
@@ -161,7 +156,7 @@ impl Iso9660 {
         }
     }
 
-    /// The "[BOOT]" folder's entries: each boot image as a file.
+    /// Each boot image as a file, named as 7-Zip names it in its `[BOOT]` folder.
     fn boot_entries(&self) -> io::Result<Vec<DirEntry>> {
         let images = self.boot_images()?;
         let numbered = images.len() > 1;
@@ -556,8 +551,8 @@ impl Volume for Iso9660 {
         self.label.clone()
     }
 
-    fn invented(&self, entry: &DirEntry) -> bool {
-        entry.handle.get::<BootFolder>().is_ok()
+    fn boot_files(&self) -> io::Result<Vec<DirEntry>> {
+        self.boot_entries()
     }
 
     fn used(&self) -> Option<u64> {
@@ -578,9 +573,6 @@ impl Volume for Iso9660 {
     }
 
     fn read_dir(&self, dir: &DirEntry) -> io::Result<Vec<DirEntry>> {
-        if dir.handle.get::<BootFolder>().is_ok() {
-            return self.boot_entries();
-        }
         let extent = location(dir)?.dir.ok_or_else(|| {
             io::Error::new(
                 io::ErrorKind::NotADirectory,
@@ -597,22 +589,6 @@ impl Volume for Iso9660 {
                     && self.read_dir(e).is_ok_and(|inside| inside.is_empty())
             };
             entries.retain(|e| !parking(e));
-        }
-        // A damaged catalog must not hide the files, so it only costs the [BOOT] folder.
-        let bootable = self.boot_images().is_ok_and(|images| !images.is_empty());
-        if extent == self.root && bootable && !entries.iter().any(|e| e.name == BOOT_FOLDER) {
-            entries.push(DirEntry {
-                name: BOOT_FOLDER.into(),
-                kind: EntryKind::Directory,
-                size: 0,
-                modified: None,
-                mode: None,
-                owner: None,
-                links: 1,
-                inode: u64::MAX,
-                streams: Vec::new(),
-                handle: Handle::new(BootFolder),
-            });
         }
         Ok(entries)
     }

@@ -149,10 +149,10 @@ pub trait Volume: Send + Sync {
     fn encrypted(&self) -> bool {
         false
     }
-    /// Whether the reader made this entry up rather than found it on the medium (the `[BOOT]`
-    /// folder 7-Zip shows on El Torito discs): a mount shows only what the volume holds.
-    fn invented(&self, _entry: &DirEntry) -> bool {
-        false
+    /// A bootable disc's boot images (El Torito) as files, named as 7-Zip names them. They are
+    /// not in the volume's tree: `extract -boot` takes them out.
+    fn boot_files(&self) -> io::Result<Vec<DirEntry>> {
+        Ok(Vec::new())
     }
     /// One of the entry's named streams.
     fn open_stream(&self, entry: &DirEntry, name: &str) -> io::Result<Arc<dyn ReadAt>> {

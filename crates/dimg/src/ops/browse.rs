@@ -312,6 +312,52 @@ pub fn extract(
     progress: &dyn Progress,
     cancel: &Cancel,
 ) -> Result<ExtractReport> {
+    check_destination(destination)?;
+    let volume = volume(image, passphrase, which)?;
+    let top = fs::lookup(&*volume, path).map_err(|e| Error::io(image, e))?;
+    let shown = format!("/{}", components(path).collect::<Vec<_>>().join("/"));
+    let job = Extraction::new(image, &*volume, destination, strict, progress, cancel);
+    job.into_folder(|job, staging| {
+        progress.begin("Extracting", job.total(&top)?);
+        match top.kind {
+            EntryKind::Directory => job.directory(&shown, &top, staging, 0),
+            _ => job.entry(&shown, &top, staging, 0),
+        }
+    })
+}
+
+/// Extracts a bootable disc's boot images (El Torito), each a file named as 7-Zip names it,
+/// into the new folder `destination`. They are not in the volume's tree, which shows only what
+/// the disc's directories hold.
+pub fn extract_boot(
+    image: &Path,
+    passphrase: Option<&Passphrase>,
+    which: Option<VolumeId>,
+    destination: &Path,
+    progress: &dyn Progress,
+    cancel: &Cancel,
+) -> Result<ExtractReport> {
+    check_destination(destination)?;
+    let volume = volume(image, passphrase, which)?;
+    let images = volume.boot_files().map_err(|e| Error::io(image, e))?;
+    if images.is_empty() {
+        return Err(Error::Refused {
+            path: image.into(),
+            reason: "has no boot images (no El Torito boot catalog)".into(),
+        });
+    }
+    let job = Extraction::new(image, &*volume, destination, true, progress, cancel);
+    job.into_folder(|job, staging| {
+        progress.begin("Extracting", images.iter().map(|e| e.size).sum());
+        for e in &images {
+            job.entry(&format!("/{}", e.name), e, &staging.join(&e.name), 1)?;
+        }
+        Ok(())
+    })
+}
+
+/// Refuses a destination that is a file, or a folder that is not empty.
+fn check_destination(destination: &Path) -> Result<()> {
     let refuse = |reason: &str| Error::Refused {
         path: destination.into(),
         reason: reason.into(),
@@ -324,48 +370,10 @@ pub fn extract(
         }
         Err(e) => return Err(Error::io(destination, e)),
     };
-    if occupied {
-        return Err(refuse("exists and is not empty; choose a new folder"));
+    match occupied {
+        true => Err(refuse("exists and is not empty; choose a new folder")),
+        false => Ok(()),
     }
-    let volume = volume(image, passphrase, which)?;
-    let top = fs::lookup(&*volume, path).map_err(|e| Error::io(image, e))?;
-    let parent = match destination.parent() {
-        Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
-        _ => PathBuf::from("."),
-    };
-    std::fs::create_dir_all(&parent).map_err(|e| Error::io(&parent, e))?;
-    let staging = tempfile::Builder::new()
-        .prefix(".dimg-extract-")
-        .tempdir_in(&parent)
-        .map_err(|e| Error::io(&parent, e))?;
-    let mut job = Extraction {
-        image,
-        volume: &*volume,
-        root: staging.path().to_path_buf(),
-        report: ExtractReport {
-            destination: destination.into(),
-            ..Default::default()
-        },
-        progress,
-        cancel,
-        strict,
-        seen: HashSet::new(),
-        dir_times: Vec::new(),
-    };
-    progress.begin("Extracting", job.total(&top)?);
-    let shown = format!("/{}", components(path).collect::<Vec<_>>().join("/"));
-    match top.kind {
-        EntryKind::Directory => job.directory(&shown, &top, staging.path(), 0)?,
-        _ => job.entry(&shown, &top, staging.path(), 0)?,
-    }
-    job.finish_directories();
-    let report = job.report;
-    if destination.exists() {
-        std::fs::remove_dir(destination).map_err(|e| Error::io(destination, e))?;
-    }
-    let staged = staging.keep();
-    std::fs::rename(&staged, destination).map_err(|e| Error::io(destination, e))?;
-    Ok(report)
 }
 
 const MAX_DEPTH: usize = 256;
@@ -397,7 +405,58 @@ fn join(dir: &str, name: &str) -> String {
     format!("{}/{name}", dir.trim_end_matches('/'))
 }
 
-impl Extraction<'_> {
+impl<'a> Extraction<'a> {
+    fn new(
+        image: &'a Path,
+        volume: &'a dyn Volume,
+        destination: &Path,
+        strict: bool,
+        progress: &'a dyn Progress,
+        cancel: &'a Cancel,
+    ) -> Self {
+        Extraction {
+            image,
+            volume,
+            root: PathBuf::new(),
+            report: ExtractReport {
+                destination: destination.into(),
+                ..Default::default()
+            },
+            progress,
+            cancel,
+            strict,
+            seen: HashSet::new(),
+            dir_times: Vec::new(),
+        }
+    }
+
+    /// Runs `fill` on a staging folder beside the destination, which becomes the destination
+    /// when it is done: a failure or a cancel leaves nothing.
+    fn into_folder(
+        mut self,
+        fill: impl FnOnce(&mut Self, &Path) -> Result<()>,
+    ) -> Result<ExtractReport> {
+        let destination = self.report.destination.clone();
+        let parent = match destination.parent() {
+            Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
+            _ => PathBuf::from("."),
+        };
+        std::fs::create_dir_all(&parent).map_err(|e| Error::io(&parent, e))?;
+        let staging = tempfile::Builder::new()
+            .prefix(".dimg-extract-")
+            .tempdir_in(&parent)
+            .map_err(|e| Error::io(&parent, e))?;
+        self.root = staging.path().to_path_buf();
+        fill(&mut self, staging.path())?;
+        self.finish_directories();
+        if destination.exists() {
+            std::fs::remove_dir(&destination).map_err(|e| Error::io(&destination, e))?;
+        }
+        let staged = staging.keep();
+        std::fs::rename(&staged, &destination).map_err(|e| Error::io(&destination, e))?;
+        Ok(self.report)
+    }
+
     fn io(&self, e: std::io::Error) -> Error {
         Error::io(self.image, e)
     }
