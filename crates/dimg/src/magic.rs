@@ -33,6 +33,8 @@ pub enum Signature {
     Udf,
     HfsPlus,
     Hfsx,
+    /// Classic HFS ("Mac OS Standard"), also the wrapper around an older Mac's HFS+ volume.
+    Hfs,
     Apfs,
     Fat,
     ExFat,
@@ -59,6 +61,7 @@ impl Signature {
             Udf => "UDF",
             HfsPlus => "HFS+",
             Hfsx => "HFSX",
+            Hfs => "HFS",
             Apfs => "APFS",
             Fat => "FAT",
             ExFat => "exFAT",
@@ -74,9 +77,8 @@ impl Signature {
                 Layer::Container
             }
             Gpt | Apm | Mbr => Layer::PartitionMap,
-            Iso9660 | RawCdIso9660 | Udf | HfsPlus | Hfsx | Apfs | Fat | ExFat | Ntfs | Ext => {
-                Layer::FileSystem
-            }
+            Iso9660 | RawCdIso9660 | Udf | HfsPlus | Hfsx | Hfs | Apfs | Fat | ExFat | Ntfs
+            | Ext => Layer::FileSystem,
         }
     }
 }
@@ -242,6 +244,20 @@ static MAGICS: &[Magic] = &[
     Magic {
         signature: Signature::Hfsx,
         test: |s| s.head_at(1024, b"HX") && s.head_u16_be(1026) == Some(5),
+    },
+    Magic {
+        signature: Signature::Hfs,
+        // "BD", then an allocation block size that is whole 512-byte sectors: two bytes alone
+        // are too common to trust.
+        test: |s| {
+            let block = s
+                .head
+                .get(1044..1048)
+                .map(|b| u32::from_be_bytes([b[0], b[1], b[2], b[3]]));
+            s.head_at(1024, b"BD")
+                && block.is_some_and(|b| b >= 512 && b % 512 == 0)
+                && s.head_u16_be(1042).is_some_and(|blocks| blocks > 0)
+        },
     },
     Magic {
         signature: Signature::Apfs,

@@ -35,9 +35,9 @@ fn bad(structure: &'static str, at: u64, problem: impl Into<String>) -> io::Erro
 
 /// A fork: its length and the allocation-block extents the record itself holds.
 #[derive(Clone, Debug)]
-struct Fork {
-    size: u64,
-    extents: Vec<(u32, u32)>,
+pub(super) struct Fork {
+    pub size: u64,
+    pub extents: Vec<(u32, u32)>,
 }
 
 impl Fork {
@@ -53,9 +53,12 @@ impl Fork {
     }
 }
 
-/// A B-tree file: its nodes, read from its fork.
-struct BTree {
+/// A B-tree file: its nodes, read from its fork. HFS+ and classic HFS share the layout; their
+/// keys differ in how their length is stored.
+pub(super) struct BTree {
     file: Arc<dyn ReadAt>,
+    /// Bytes a record's key takes, its length field included: where its data starts.
+    key_len: fn(&[u8]) -> usize,
     /// Keys compare as binary (HFSX case-sensitive) rather than case-folded.
     binary_keys: bool,
     node_size: u64,
@@ -64,7 +67,12 @@ struct BTree {
     nodes: u32,
 }
 
-struct Node {
+/// An HFS+ key: a 16-bit length, then the key.
+fn long_key(r: &[u8]) -> usize {
+    2 + usize::from(be16(r, 0))
+}
+
+pub(super) struct Node {
     kind: i8,
     next: u32,
     records: Vec<Vec<u8>>,
@@ -72,6 +80,21 @@ struct Node {
 
 impl BTree {
     fn open(file: Arc<dyn ReadAt>, what: &'static str) -> io::Result<BTree> {
+        Self::open_keyed(file, what, long_key)
+    }
+
+    /// A tree whose keys measure themselves with `key_len`.
+    /// Whether the tree holds no record (TN1150: a root node number of 0), as an extents
+    /// B-tree does on a volume no file of which has more extents than its record holds.
+    pub(super) fn is_empty(&self) -> bool {
+        self.root == 0
+    }
+
+    pub(super) fn open_keyed(
+        file: Arc<dyn ReadAt>,
+        what: &'static str,
+        key_len: fn(&[u8]) -> usize,
+    ) -> io::Result<BTree> {
         let mut h = [0u8; 14 + 106];
         if file.size() < h.len() as u64 {
             return Err(bad(what, 0, "shorter than its header node"));
@@ -85,6 +108,7 @@ impl BTree {
         let nodes = be32(r, 22).min((file.size() / node_size) as u32);
         Ok(BTree {
             file,
+            key_len,
             binary_keys: r[37] == 0xBC,
             node_size,
             root: be32(r, 2),
@@ -135,7 +159,7 @@ impl BTree {
 
     /// Leaf records from the first one `before(key)` does not hold for, in key order, until
     /// `more(key)` is false. `before` orders by the search key only; the index is descended by it.
-    fn scan(
+    pub(super) fn scan(
         &self,
         before: impl Fn(&[u8]) -> bool,
         more: impl Fn(&[u8]) -> bool,
@@ -159,7 +183,7 @@ impl BTree {
                         .find(|r| before(r))
                         .or(node.records.first());
                     let r = pick.ok_or_else(|| bad("HFS+ B-tree", 0, "an empty index node"))?;
-                    let key_len = 2 + usize::from(be16(r, 0));
+                    let key_len = (self.key_len)(r);
                     if r.len() < key_len + 4 {
                         return Err(bad("HFS+ B-tree", 0, "index record without a child"));
                     }
@@ -204,7 +228,7 @@ fn catalog_key(r: &[u8]) -> Option<(u32, &[u8], &[u8])> {
     Some((be32(r, 2), name, &r[2 + key_len..]))
 }
 
-fn date(d: u32) -> Option<i64> {
+pub(super) fn date(d: u32) -> Option<i64> {
     (d != 0).then(|| i64::from(d) - MAC_EPOCH)
 }
 
@@ -459,7 +483,7 @@ impl HfsPlus {
 
     /// A fork's bytes: its own extents and then overflow ones, cut at its logical size, each
     /// checked against the volume.
-    fn fork_bytes(
+    pub(super) fn fork_bytes(
         disk: &Arc<dyn ReadAt>,
         block: u64,
         fork: &Fork,

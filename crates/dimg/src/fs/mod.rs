@@ -5,6 +5,7 @@ pub mod apfs;
 pub mod decmpfs;
 pub mod el_torito;
 pub mod fat;
+pub mod hfs;
 pub mod hfsplus;
 pub mod iso9660;
 
@@ -236,6 +237,7 @@ pub fn mount(part: Arc<dyn ReadAt>) -> io::Result<Vec<Box<dyn Volume>>> {
         Some(Signature::Iso9660) => one(iso9660::Iso9660::open(part)?),
         Some(Signature::HfsPlus | Signature::Hfsx) => one(hfsplus::HfsPlus::open(part)?),
         Some(Signature::Fat) => one(fat::Fat::open(part)?),
+        Some(Signature::Hfs) => Ok(vec![hfs::open(part)?]),
         Some(Signature::Apfs) => Ok(apfs::open(part)?
             .into_iter()
             .map(|v| Box::new(v) as Box<dyn Volume>)
