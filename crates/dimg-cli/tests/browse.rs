@@ -3,6 +3,7 @@
 
 mod common;
 use common::*;
+use dimg::wrapper::crc16_xmodem;
 
 use dimg_e2e::{program, truths};
 use std::fs;
@@ -1004,18 +1005,7 @@ fn macbinary(name: &[u8], data: &[u8], resource: &[u8]) -> Vec<u8> {
     h[87..91].copy_from_slice(&(resource.len() as u32).to_be_bytes());
     h[122] = 129;
     h[123] = 129;
-    // CRC-16/XMODEM of the first 124 bytes.
-    let mut crc = 0u16;
-    for &b in &h[..124] {
-        crc ^= u16::from(b) << 8;
-        for _ in 0..8 {
-            crc = if crc & 0x8000 != 0 {
-                (crc << 1) ^ 0x1021
-            } else {
-                crc << 1
-            };
-        }
-    }
+    let crc = crc16_xmodem(&h[..124]);
     h[124..126].copy_from_slice(&crc.to_be_bytes());
     for fork in [data, resource] {
         h.extend_from_slice(fork);

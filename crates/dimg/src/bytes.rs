@@ -53,6 +53,22 @@ pub fn mac_roman(bytes: &[u8]) -> String {
         .collect()
 }
 
+/// CRC-16/XMODEM (polynomial 0x1021, starting at 0), as MacBinary II and BinHex 4.0 use it.
+pub fn crc16_xmodem(bytes: &[u8]) -> u16 {
+    let mut crc = 0u16;
+    for &b in bytes {
+        crc ^= u16::from(b) << 8;
+        for _ in 0..8 {
+            crc = if crc & 0x8000 != 0 {
+                (crc << 1) ^ 0x1021
+            } else {
+                crc << 1
+            };
+        }
+    }
+    crc
+}
+
 #[cfg(test)]
 mod tests {
     #[test]

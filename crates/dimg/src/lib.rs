@@ -16,6 +16,7 @@ pub mod magic;
 pub mod ops;
 pub mod partition;
 pub mod secret;
+pub mod wrapper;
 
 pub use error::{Error, FormatError, Result};
 pub use secret::Passphrase;

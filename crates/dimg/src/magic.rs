@@ -25,6 +25,11 @@ pub enum Signature {
     NeroV1,
     NeroV2,
     CueSheet,
+    /// Disk Copy 4.2: no magic number; its 84-byte header's fixed word and sizes.
+    DiskCopy42,
+    /// Wrappers that carry a Mac file's forks through other systems.
+    MacBinary,
+    BinHex,
     Gpt,
     Apm,
     Mbr,
@@ -53,6 +58,9 @@ impl Signature {
             NeroV1 => "Nero image (NRG v1)",
             NeroV2 => "Nero image (NRG v2)",
             CueSheet => "CUE sheet",
+            DiskCopy42 => "Disk Copy 4.2 image",
+            MacBinary => "MacBinary",
+            BinHex => "BinHex 4.0",
             Gpt => "GUID partition table",
             Apm => "Apple partition map",
             Mbr => "MBR partition table",
@@ -73,9 +81,8 @@ impl Signature {
     pub fn layer(self) -> Layer {
         use Signature::*;
         match self {
-            Udif | EncryptedV2 | EncryptedV1 | SparseImage | NeroV1 | NeroV2 | CueSheet => {
-                Layer::Container
-            }
+            Udif | EncryptedV2 | EncryptedV1 | SparseImage | NeroV1 | NeroV2 | CueSheet
+            | DiskCopy42 | MacBinary | BinHex => Layer::Container,
             Gpt | Apm | Mbr => Layer::PartitionMap,
             Iso9660 | RawCdIso9660 | Udf | HfsPlus | Hfsx | Hfs | Apfs | Fat | ExFat | Ntfs
             | Ext => Layer::FileSystem,
@@ -158,6 +165,54 @@ fn is_mbr(s: &Sniff) -> bool {
     sane && entries.chunks(16).any(|e| e[4] != 0)
 }
 
+fn head_u32_be(s: &Sniff, at: usize) -> Option<u64> {
+    let b = s.head.get(at..at + 4)?;
+    Some(u64::from(u32::from_be_bytes([b[0], b[1], b[2], b[3]])))
+}
+
+/// Disk Copy 4.2's header: a name of at most 63 bytes, whole sectors of data, the fixed word
+/// 0x0100, and sizes the file holds (or a disk format Disk Copy knows).
+fn is_disk_copy_42(s: &Sniff) -> bool {
+    let (Some(data), Some(tags)) = (head_u32_be(s, 0x40), head_u32_be(s, 0x44)) else {
+        return false;
+    };
+    // Sizes past the end still name a (damaged) Disk Copy image when its disk format is one of
+    // the four Disk Copy knows; the driver then says what is wrong.
+    let known_format = s.head.get(0x50).is_some_and(|&f| f <= 3);
+    s.head[0] <= 63
+        && s.head_u16_be(0x52) == Some(0x0100)
+        && data > 0
+        && data % 512 == 0
+        && (84 + data + tags <= s.size || known_format)
+}
+
+/// MacBinary's 128-byte header: version byte 0, a name of 1 to 63 bytes, zero filler bytes, and
+/// (MacBinary II and III) the CRC-16 of its first 124 bytes.
+fn is_macbinary(s: &Sniff) -> bool {
+    let h = &s.head;
+    if h.len() < 128 || h[0] != 0 || !(1..=63).contains(&h[1]) || h[74] != 0 || h[82] != 0 {
+        return false;
+    }
+    let (data, resource) = (
+        head_u32_be(s, 83).unwrap_or(0),
+        head_u32_be(s, 87).unwrap_or(0),
+    );
+    let fits = 128 + data.next_multiple_of(128) + resource <= s.size + 127;
+    let crc_ok = crate::bytes::crc16_xmodem(&h[..124]) == u16::from_be_bytes([h[124], h[125]]);
+    let version_one = h[99..126].iter().all(|&b| b == 0);
+    // A header whose CRC checks is MacBinary even when its lengths are wrong (the wrapper then
+    // says so); without a CRC (MacBinary I) the forks must fit.
+    crc_ok || (version_one && fits)
+}
+
+/// BinHex 4.0 text, which announces itself before its first ':'.
+fn is_binhex(s: &Sniff) -> bool {
+    const NOTICE: &[u8] = b"(This file must be converted with BinHex";
+    s.head
+        .get(..s.head.len().min(4096))
+        .is_some_and(|h| h.windows(NOTICE.len()).any(|w| w == NOTICE))
+}
+
 /// Text made of cue-sheet keywords, with at least a FILE and a TRACK line.
 fn is_cue_sheet(s: &Sniff) -> bool {
     if s.size > 256 * 1024 || s.head.contains(&0) {
@@ -212,6 +267,18 @@ static MAGICS: &[Magic] = &[
     Magic {
         signature: Signature::CueSheet,
         test: is_cue_sheet,
+    },
+    Magic {
+        signature: Signature::MacBinary,
+        test: is_macbinary,
+    },
+    Magic {
+        signature: Signature::BinHex,
+        test: is_binhex,
+    },
+    Magic {
+        signature: Signature::DiskCopy42,
+        test: is_disk_copy_42,
     },
     Magic {
         signature: Signature::Gpt,

@@ -3,6 +3,7 @@
 //! code here picks the driver, so adding a format touches nothing else.
 
 pub mod cue;
+pub mod dc42;
 pub mod encrypted;
 pub mod nrg;
 pub mod optical;
@@ -161,6 +162,7 @@ pub static DRIVERS: &[&Driver] = &[
     &encrypted::DRIVER_V1,
     &sparseimage::DRIVER,
     &udif::DRIVER,
+    &dc42::DRIVER,
     &raw::DRIVER,
 ];
 
@@ -192,12 +194,41 @@ pub fn open_source(
     path: Option<&Path>,
     passphrase: Option<&Passphrase>,
 ) -> Result<Opened, OpenError> {
+    open_nested(source, path, passphrase, 0)
+}
+
+/// Wrappers inside wrappers a file may hold: any more is a crafted file, not a Mac's.
+const MAX_WRAPPERS: usize = 4;
+
+fn open_nested(
+    source: Arc<dyn ReadAt>,
+    path: Option<&Path>,
+    passphrase: Option<&Passphrase>,
+    depth: usize,
+) -> Result<Opened, OpenError> {
     let file_size = source.size();
     if file_size == 0 {
         return Err(OpenError::Unrecognized("the file is empty"));
     }
     let sniff = Sniff::read(&*source)?;
     let signatures = magic::identify(&sniff);
+    if let Some(mac) = crate::wrapper::unwrap(&source, &signatures)? {
+        if depth == MAX_WRAPPERS {
+            return Err(OpenError::Unrecognized(
+                "wrappers inside wrappers, too many to open",
+            ));
+        }
+        let inner = open_nested(mac.data.clone(), path, passphrase, depth + 1)?;
+        return Ok(Opened {
+            format: inner.format,
+            container: Box::new(Wrapped {
+                facts: mac.facts(),
+                inner: inner.container,
+            }),
+            signatures: signatures.into_iter().chain(inner.signatures).collect(),
+            file_size,
+        });
+    }
     let probe = Probe {
         sniff: &sniff,
         signatures: &signatures,
@@ -224,6 +255,34 @@ pub fn open_source(
         signatures,
         file_size,
     })
+}
+
+/// An image inside a wrapper (MacBinary, BinHex): the image, with what the wrapper says.
+struct Wrapped {
+    facts: Vec<Fact>,
+    inner: Box<dyn Container>,
+}
+
+impl Container for Wrapped {
+    fn disk(&self) -> Arc<dyn ReadAt> {
+        self.inner.disk()
+    }
+    fn facts(&self) -> Vec<Fact> {
+        self.facts
+            .iter()
+            .cloned()
+            .chain(self.inner.facts())
+            .collect()
+    }
+    fn checksums(&self) -> Checksums {
+        self.inner.checksums()
+    }
+    fn layout(&self) -> Option<Vec<LayoutEntry>> {
+        self.inner.layout()
+    }
+    fn tracks(&self) -> Option<Vec<optical::Track>> {
+        self.inner.tracks()
+    }
 }
 
 /// The file that holds an image's encryption header: the image itself, or a sparse bundle's

@@ -1,0 +1,161 @@
+//! Pre-Mac OS X images through the `dimg` binary: Disk Copy 4.2 images made by Disk Copy (plain,
+//! in MacBinary and in BinHex 4.0) against the maker's raw disks and macutils' unwrapping, and
+//! damaged copies of them.
+
+mod common;
+use common::*;
+use dimg::wrapper::crc16_xmodem;
+
+use std::fs;
+use std::path::{Path, PathBuf};
+
+fn classic(name: &str) -> PathBuf {
+    dimg_e2e::corpus().join("classic").join(name)
+}
+
+fn disk_of(image: &Path, dir: &Path) -> Vec<u8> {
+    let out = dir.join("disk.raw");
+    let _ = fs::remove_file(&out);
+    let o = dimg(&["convert", s(image), "-format", "UDTO", "-o", s(&out)]);
+    assert!(o.status.success(), "{}: {}", image.display(), stderr(&o));
+    fs::read(&out).unwrap()
+}
+
+/// Every Disk Copy 4.2 sample, as it is and in both wrappers, decodes to the raw disk its maker
+/// shipped beside it; verify checks both of Disk Copy's checksums (the tag sum skipping the
+/// first 12 tag bytes, which the 800K disk with random tags proves); info names the wrapper.
+#[test]
+fn disk_copy_images_decode_to_their_makers_disks_in_every_wrapper() {
+    let dir = tempfile::tempdir().unwrap();
+    for size in ["400K", "800K", "1440K"] {
+        let want = fs::read(classic(&format!("convert2dsk-blank{size}.dsk"))).unwrap();
+        for (suffix, wrapper) in [
+            ("", None),
+            (".bin", Some("MacBinary II")),
+            (".hqx", Some("BinHex 4.0")),
+        ] {
+            let image = classic(&format!("convert2dsk-blank{size}.img{suffix}"));
+            assert!(disk_of(&image, dir.path()) == want, "{}", image.display());
+            let info = stdout(&dimg(&["info", s(&image)]));
+            assert!(
+                info.contains("Format:          Disk Copy 4.2 image"),
+                "{info}"
+            );
+            if let Some(w) = wrapper {
+                assert!(
+                    info.contains(&format!(
+                        "Wrapper:         {w}: “Blank{size}.img”, type dImg creator dCpy"
+                    )),
+                    "{info}"
+                );
+            }
+            let verified = stdout(&dimg(&["verify", s(&image)]));
+            assert!(
+                verified.contains("ok        Disk Copy data checksum"),
+                "{verified}"
+            );
+            assert!(
+                verified.contains("ok        Disk Copy tag checksum"),
+                "{verified}"
+            );
+        }
+    }
+    let tagged = classic("ciderpress2-random_t-source.image");
+    let verified = stdout(&dimg(&["verify", s(&tagged)]));
+    assert!(
+        verified.contains("ok        Disk Copy tag checksum (stored 19cc88b5"),
+        "{verified}"
+    );
+}
+
+/// macutils unwraps the BinHex and MacBinary files into forks: the data fork it gives opens in
+/// dimg as the same disk, and its fork sizes are those dimg reports.
+#[test]
+fn macutils_unwraps_the_same_forks() {
+    let dir = tempfile::tempdir().unwrap();
+    for (tool, file) in [
+        ("hexbin", "convert2dsk-blank400K.img.hqx"),
+        ("macunpack", "convert2dsk-blank800K.img.bin"),
+    ] {
+        let work = dir.path().join(tool);
+        fs::create_dir(&work).unwrap();
+        let o = std::process::Command::new(dimg_e2e::program(tool))
+            .arg("-3")
+            .arg(classic(file))
+            .current_dir(&work)
+            .output()
+            .unwrap();
+        assert!(o.status.success(), "{tool}: {}", stderr(&o));
+        let fork = |ext: &str| {
+            fs::read_dir(&work)
+                .unwrap()
+                .map(|e| e.unwrap().path())
+                .find(|p| p.extension().is_some_and(|e| e == ext))
+                .unwrap_or_else(|| panic!("{tool} wrote no .{ext}"))
+        };
+        let (data, resource) = (fork("data"), fork("rsrc"));
+        let info = stdout(&dimg(&["info", s(&classic(file))]));
+        let sizes = format!(
+            "data fork {} bytes, resource fork {} bytes",
+            fs::metadata(&data).unwrap().len(),
+            fs::metadata(&resource).unwrap().len()
+        );
+        assert!(info.contains(&sizes), "{tool}: {sizes} in {info}");
+        assert!(
+            disk_of(&data, dir.path()) == disk_of(&classic(file), dir.path()),
+            "{tool}"
+        );
+    }
+}
+
+/// Damage is one line naming the image and what is wrong, never a panic: sizes past the end of
+/// a Disk Copy image, a MacBinary header whose forks do not fit, a BinHex CRC; a changed data
+/// byte is a checksum verify reports while reading goes on.
+#[test]
+fn damaged_classic_images_are_clear() {
+    let dir = tempfile::tempdir().unwrap();
+    let dc42 = fs::read(classic("convert2dsk-blank400K.img")).unwrap();
+    let bin = fs::read(classic("convert2dsk-blank400K.img.bin")).unwrap();
+    let hqx = fs::read(classic("convert2dsk-blank400K.img.hqx")).unwrap();
+    let mut cases: Vec<(&str, Vec<u8>, &str)> = Vec::new();
+    let mut big = dc42.clone();
+    big[0x44..0x48].copy_from_slice(&0x0100_0000u32.to_be_bytes());
+    cases.push(("tags.img", big.clone(), "do not fit in the file"));
+    let mut long = bin.clone();
+    long[87..91].copy_from_slice(&0x0010_0000u32.to_be_bytes());
+    // Keep the header's CRC right, so that it is read as MacBinary II with impossible forks.
+    let crc = crc16_xmodem(&long[..124]);
+    long[124..126].copy_from_slice(&crc.to_be_bytes());
+    cases.push(("long.bin", long, "do not fit in the file"));
+    let mut garbled = hqx.clone();
+    let at = garbled.len() / 2;
+    garbled[at] = if garbled[at] == b'A' { b'B' } else { b'A' };
+    // A changed character breaks the CRC or the run lengths: either way BinHex is named.
+    cases.push(("garbled.hqx", garbled, "BinHex 4.0 at offset 0: "));
+    for (name, bytes, said) in cases {
+        let path = dir.path().join(name);
+        fs::write(&path, &bytes).unwrap();
+        let o = dimg(&["info", s(&path)]);
+        let e = stderr(&o);
+        assert_eq!(o.status.code(), Some(1), "{name}: {e}");
+        assert!(e.contains(s(&path)) && e.contains(said), "{name}: {e}");
+        assert_eq!(e.lines().count(), 1, "{e}");
+    }
+    let mut changed = dc42;
+    changed[84 + 5000] ^= 1;
+    let path = dir.path().join("changed.img");
+    fs::write(&path, &changed).unwrap();
+    let o = dimg(&["verify", s(&path)]);
+    assert_eq!(o.status.code(), Some(1));
+    assert!(
+        stdout(&o).contains("MISMATCH  Disk Copy data checksum"),
+        "{}",
+        stdout(&o)
+    );
+    assert!(
+        stdout(&o).contains("ok        Disk Copy tag checksum"),
+        "{}",
+        stdout(&o)
+    );
+    assert!(dimg(&["ls", s(&path)]).status.success(), "reading goes on");
+}

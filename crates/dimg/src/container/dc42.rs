@@ -1,0 +1,143 @@
+//! Disk Copy 4.2 images (`.image`, `.img`, `.dsk`): an 84-byte header — the disk's name, the
+//! sizes of its data and of its tags (12 bytes per 512-byte sector on GCR floppies), a checksum
+//! of each, the disk format — then the data, then the tags. The disk is the data; the tags are
+//! checked, not shown. Real images carry stale checksums and trailing bytes: `verify` reports the
+//! checksums and reading goes on.
+
+use super::{Check, Checksums, Container, Driver, Fact, Probe};
+use crate::bytes::{be32, mac_roman};
+use crate::error::FormatError;
+use crate::io::{ReadAt, Slice};
+use crate::magic::Signature;
+use std::io;
+use std::sync::Arc;
+
+pub static DRIVER: Driver = Driver {
+    name: "Disk Copy 4.2 image",
+    probe,
+    open,
+};
+
+const HEADER: u64 = 84;
+/// Tag bytes the tag checksum leaves out: the first sector's, which Disk Copy never summed.
+const UNSUMMED_TAGS: u64 = 12;
+
+fn probe(p: &Probe) -> u8 {
+    // Below the formats with a real magic number: the header has only a fixed word and sizes.
+    match p.signatures.contains(&Signature::DiskCopy42) {
+        true => 60,
+        false => 0,
+    }
+}
+
+struct DiskCopy42 {
+    file: Arc<dyn ReadAt>,
+    name: String,
+    data: u64,
+    tags: u64,
+    data_sum: u32,
+    tag_sum: u32,
+    disk_format: u8,
+    format_byte: u8,
+}
+
+fn open(file: Arc<dyn ReadAt>, _: &Probe) -> io::Result<Box<dyn Container>> {
+    let mut h = [0u8; HEADER as usize];
+    file.read_exact_at(0, &mut h)?;
+    let (data, tags) = (u64::from(be32(&h, 0x40)), u64::from(be32(&h, 0x44)));
+    if HEADER + data + tags > file.size() {
+        return Err(FormatError::io(
+            "Disk Copy 4.2 header",
+            0x40,
+            format!(
+                "{data} bytes of data and {tags} of tags do not fit in the file's {}",
+                file.size()
+            ),
+        ));
+    }
+    let name = &h[1..1 + usize::from(h[0]).min(63)];
+    Ok(Box::new(DiskCopy42 {
+        file,
+        name: mac_roman(name),
+        data,
+        tags,
+        data_sum: be32(&h, 0x48),
+        tag_sum: be32(&h, 0x4C),
+        disk_format: h[0x50],
+        format_byte: h[0x51],
+    }))
+}
+
+/// Disk Copy's checksum: each big-endian 16-bit word added, then the sum rotated right by one.
+fn checksum(source: &dyn ReadAt, at: u64, len: u64) -> io::Result<u32> {
+    let mut sum = 0u32;
+    let mut buf = vec![0u8; 64 << 10];
+    let mut done = 0;
+    while done < len {
+        let n = buf.len().min((len - done) as usize);
+        source.read_exact_at(at + done, &mut buf[..n])?;
+        for word in buf[..n].chunks_exact(2) {
+            sum = sum
+                .wrapping_add(u32::from(u16::from_be_bytes([word[0], word[1]])))
+                .rotate_right(1);
+        }
+        done += n as u64;
+    }
+    Ok(sum)
+}
+
+impl Container for DiskCopy42 {
+    fn disk(&self) -> Arc<dyn ReadAt> {
+        Arc::new(Slice::new(self.file.clone(), HEADER, self.data))
+    }
+
+    fn facts(&self) -> Vec<Fact> {
+        let kind = match self.disk_format {
+            0 => "400K GCR",
+            1 => "800K GCR",
+            2 => "720K MFM",
+            3 => "1440K MFM",
+            _ => "other",
+        };
+        let named = (!self.name.is_empty()).then(|| Fact::new("Image name", self.name.clone()));
+        let mut facts: Vec<Fact> = named.into_iter().collect();
+        facts.extend([
+            Fact::new(
+                "Disk",
+                format!("{kind} (format byte {:#04x})", self.format_byte),
+            ),
+            Fact::new("Tags", format!("{} bytes", self.tags)),
+        ]);
+        let trailing = self.file.size() - HEADER - self.data - self.tags;
+        if trailing > 0 {
+            facts.push(Fact::new(
+                "Trailing bytes",
+                format!("{trailing} after the tags (not part of the disk)"),
+            ));
+        }
+        facts
+    }
+
+    /// Both checksums, computed when asked: a floppy's worth of data.
+    fn checksums(&self) -> Checksums {
+        let mut checked = Vec::new();
+        let data = checksum(&*self.file, HEADER, self.data);
+        let tags = checksum(
+            &*self.file,
+            HEADER + self.data + UNSUMMED_TAGS.min(self.tags),
+            self.tags.saturating_sub(UNSUMMED_TAGS),
+        );
+        for (name, stored, computed) in [
+            ("Disk Copy data checksum", self.data_sum, data),
+            ("Disk Copy tag checksum", self.tag_sum, tags),
+        ] {
+            if let Ok(computed) = computed {
+                checked.push(Check::new(name, stored, computed));
+            }
+        }
+        Checksums {
+            checked,
+            ..Checksums::default()
+        }
+    }
+}

@@ -1,0 +1,55 @@
+//! Wrappers that carry a Mac file — its data fork, resource fork, type and creator — through
+//! systems that have one fork per file: MacBinary and BinHex 4.0. An image inside one opens by
+//! its outer file, as The Unarchiver opens it.
+
+mod binhex;
+mod macbinary;
+
+/// The CRC-16 MacBinary II and BinHex 4.0 keep: for tools and tests that make them.
+pub use crate::bytes::crc16_xmodem;
+use crate::container::Fact;
+use crate::io::ReadAt;
+use crate::magic::Signature;
+use std::io;
+use std::sync::Arc;
+
+/// A Mac file as a wrapper carries it.
+pub struct MacFile {
+    /// The wrapper's name, e.g. "MacBinary II".
+    pub wrapper: &'static str,
+    pub name: String,
+    pub file_type: [u8; 4],
+    pub creator: [u8; 4],
+    pub data: Arc<dyn ReadAt>,
+    pub resource: Arc<dyn ReadAt>,
+}
+
+impl MacFile {
+    /// What `info` says of the wrapper and the file in it.
+    pub fn facts(&self) -> Vec<Fact> {
+        let code = |c: &[u8; 4]| crate::bytes::mac_roman(c);
+        vec![Fact::new(
+            "Wrapper",
+            format!(
+                "{}: “{}”, type {} creator {}, data fork {} bytes, resource fork {} bytes",
+                self.wrapper,
+                self.name,
+                code(&self.file_type),
+                code(&self.creator),
+                self.data.size(),
+                self.resource.size()
+            ),
+        )]
+    }
+}
+
+/// The Mac file inside `source`, when the magic table saw a wrapper there.
+pub fn unwrap(source: &Arc<dyn ReadAt>, signatures: &[Signature]) -> io::Result<Option<MacFile>> {
+    if signatures.contains(&Signature::MacBinary) {
+        return macbinary::open(source).map(Some);
+    }
+    if signatures.contains(&Signature::BinHex) {
+        return binhex::open(&**source).map(Some);
+    }
+    Ok(None)
+}
