@@ -159,3 +159,30 @@ fn damaged_classic_images_are_clear() {
     );
     assert!(dimg(&["ls", s(&path)]).status.success(), "reading goes on");
 }
+
+/// DART's "fast" (run-length) and "best" (LZHUF) images, made by DART 1.5.3 from the 800K disk
+/// beside them, decode to that disk; a run that overflows its chunk is a clear error.
+#[test]
+fn dart_images_decode_to_their_source_disk() {
+    let dir = tempfile::tempdir().unwrap();
+    let source = disk_of(&classic("ciderpress2-random_t-source.image"), dir.path());
+    for (kind, said) in [("fast", "fast (run-length)"), ("best", "best (LZHUF)")] {
+        let image = classic(&format!("ciderpress2-random_t-{kind}.dart.bin"));
+        assert!(disk_of(&image, dir.path()) == source, "{kind}");
+        let info = stdout(&dimg(&["info", s(&image)]));
+        assert!(info.contains(&format!("Compression:     {said}")), "{info}");
+        assert!(info.contains("volume “Random”"), "{info}");
+    }
+    let mut damaged = fs::read(classic("ciderpress2-random_t-fast.dart.bin")).unwrap();
+    // The first chunk's first count: a literal run far longer than a chunk.
+    damaged[128 + 84..128 + 86].copy_from_slice(&0x7FFFu16.to_be_bytes());
+    let path = dir.path().join("damaged.dart.bin");
+    fs::write(&path, &damaged).unwrap();
+    let o = dimg(&["info", s(&path)]);
+    assert_eq!(o.status.code(), Some(1));
+    assert!(
+        stderr(&o).contains("DART chunk") && stderr(&o).contains("chunk 0: a run of 32767 words"),
+        "{}",
+        stderr(&o)
+    );
+}

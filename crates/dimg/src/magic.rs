@@ -27,6 +27,9 @@ pub enum Signature {
     CueSheet,
     /// Disk Copy 4.2: no magic number; its 84-byte header's fixed word and sizes.
     DiskCopy42,
+    /// DART (Disk Archival/Retrieval Tool): no magic number; its header's disk size and chunk
+    /// lengths, which add up to the file.
+    Dart,
     /// Wrappers that carry a Mac file's forks through other systems.
     MacBinary,
     BinHex,
@@ -59,6 +62,7 @@ impl Signature {
             NeroV2 => "Nero image (NRG v2)",
             CueSheet => "CUE sheet",
             DiskCopy42 => "Disk Copy 4.2 image",
+            Dart => "DART image",
             MacBinary => "MacBinary",
             BinHex => "BinHex 4.0",
             Gpt => "GUID partition table",
@@ -82,7 +86,7 @@ impl Signature {
         use Signature::*;
         match self {
             Udif | EncryptedV2 | EncryptedV1 | SparseImage | NeroV1 | NeroV2 | CueSheet
-            | DiskCopy42 | MacBinary | BinHex => Layer::Container,
+            | DiskCopy42 | Dart | MacBinary | BinHex => Layer::Container,
             Gpt | Apm | Mbr => Layer::PartitionMap,
             Iso9660 | RawCdIso9660 | Udf | HfsPlus | Hfsx | Hfs | Apfs | Fat | ExFat | Ntfs
             | Ext => Layer::FileSystem,
@@ -186,6 +190,34 @@ fn is_disk_copy_42(s: &Sniff) -> bool {
         && (84 + data + tags <= s.size || known_format)
 }
 
+/// DART's header: a compression (0 fast, 1 best, 2 none), a disk of 400K, 720K, 800K or 1440K,
+/// and a length for each chunk that, summed, is the rest of the file.
+fn is_dart(s: &Sniff) -> bool {
+    let h = &s.head;
+    let Some(kb) = s.head_u16_be(2) else {
+        return false;
+    };
+    if h[0] > 2 || !matches!(kb, 400 | 720 | 800 | 1440) {
+        return false;
+    }
+    let entries = if kb == 1440 { 72 } else { 40 };
+    let header = 4 + 2 * entries;
+    let Some(lengths) = h.get(4..header) else {
+        return false;
+    };
+    let chunk = crate::container::dart::chunk_size(kb);
+    let stored: u64 = lengths
+        .chunks_exact(2)
+        .take(usize::from(kb) * 1024 / 20480)
+        .map(|l| match (u16::from_be_bytes([l[0], l[1]]), h[0]) {
+            (0xFFFF, _) => chunk,
+            (n, 0) => 2 * u64::from(n),
+            (n, _) => u64::from(n),
+        })
+        .sum();
+    header as u64 + stored == s.size
+}
+
 /// MacBinary's 128-byte header: version byte 0, a name of 1 to 63 bytes, zero filler bytes, and
 /// (MacBinary II and III) the CRC-16 of its first 124 bytes.
 fn is_macbinary(s: &Sniff) -> bool {
@@ -275,6 +307,10 @@ static MAGICS: &[Magic] = &[
     Magic {
         signature: Signature::BinHex,
         test: is_binhex,
+    },
+    Magic {
+        signature: Signature::Dart,
+        test: is_dart,
     },
     Magic {
         signature: Signature::DiskCopy42,

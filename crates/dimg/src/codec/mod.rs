@@ -3,6 +3,7 @@
 //! overrun nor allocate beyond it.
 
 mod adc;
+pub mod lzhuf;
 pub mod lzvn;
 
 use std::io::{self, Read, Write};

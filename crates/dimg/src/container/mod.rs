@@ -3,6 +3,7 @@
 //! code here picks the driver, so adding a format touches nothing else.
 
 pub mod cue;
+pub mod dart;
 pub mod dc42;
 pub mod encrypted;
 pub mod nrg;
@@ -163,6 +164,7 @@ pub static DRIVERS: &[&Driver] = &[
     &sparseimage::DRIVER,
     &udif::DRIVER,
     &dc42::DRIVER,
+    &dart::DRIVER,
     &raw::DRIVER,
 ];
 
