@@ -453,7 +453,7 @@ async function createImage(event) {
   status(`Created ${baseName(report.output)}: ${report.entries} files and folders, ${bytes(report.output_size)}`);
 }
 
-const EXTENSIONS = { UDTO: 'cdr', ISO: 'iso', CUE: 'cue', NRG: 'nrg', TOAST: 'toast', UDSP: 'sparseimage', UDSB: 'sparsebundle' };
+const EXTENSIONS = { UDTO: 'cdr', ISO: 'iso', CUE: 'cue', NRG: 'nrg', TOAST: 'toast', UDSP: 'sparseimage', UDSB: 'sparsebundle', DC42: 'image' };
 
 /** The suggested output: beside the source, named after it, with the format's extension. */
 function suggestedOutput(path, format) {

@@ -186,3 +186,59 @@ fn dart_images_decode_to_their_source_disk() {
         stderr(&o)
     );
 }
+
+/// `convert -format DC42` (or a `.image` name): floptool (MAME) reads what dimg writes as the
+/// same floppy, both checksums verify, a DART's tags come along (their checksum is the one Disk
+/// Copy stored for the source disk), and a disk that is no floppy is refused.
+#[test]
+fn disk_copy_images_dimg_writes_read_back_in_floptool() {
+    let dir = tempfile::tempdir().unwrap();
+    for size in ["400K", "800K", "1440K"] {
+        let raw = classic(&format!("convert2dsk-blank{size}.dsk"));
+        let image = dir.path().join(format!("blank{size}.image"));
+        let o = dimg(&["convert", s(&raw), "-o", s(&image)]);
+        assert!(o.status.success(), "{size}: {}", stderr(&o));
+        let verified = stdout(&dimg(&["verify", s(&image)]));
+        assert!(verified.contains("verified OK"), "{verified}");
+        assert!(
+            disk_of(&image, dir.path()) == fs::read(&raw).unwrap(),
+            "{size}"
+        );
+        if size != "1440K" {
+            // floptool reads Disk Copy's GCR floppies (400K and 800K) to raw sectors.
+            let back = dir.path().join(format!("back{size}.img"));
+            peer(
+                "floptool",
+                &["flopconvert", "dc42", "apple_gcr", s(&image), s(&back)],
+            );
+            assert!(
+                fs::read(&back).unwrap() == fs::read(&raw).unwrap(),
+                "floptool: {size}"
+            );
+        }
+    }
+    let from_dart = dir.path().join("random.image");
+    let dart = classic("ciderpress2-random_t-best.dart.bin");
+    let o = dimg(&["convert", s(&dart), "-format", "DC42", "-o", s(&from_dart)]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let verified = stdout(&dimg(&["verify", s(&from_dart)]));
+    assert!(
+        verified.contains("ok        Disk Copy tag checksum (stored 19cc88b5"),
+        "{verified}"
+    );
+    let back = dir.path().join("random.img");
+    peer(
+        "floptool",
+        &["flopconvert", "dc42", "apple_gcr", s(&from_dart), s(&back)],
+    );
+    assert!(fs::read(&back).unwrap() == disk_of(&dart, dir.path()));
+    let odd = dir.path().join("odd.raw");
+    fs::write(&odd, vec![0u8; 1 << 20]).unwrap();
+    let o = dimg(&["convert", s(&odd), "-o", s(&dir.path().join("odd.image"))]);
+    assert_eq!(o.status.code(), Some(1));
+    assert!(
+        stderr(&o).contains("400K, 800K, 720K and 1440K floppies"),
+        "{}",
+        stderr(&o)
+    );
+}

@@ -69,6 +69,17 @@ pub fn crc16_xmodem(bytes: &[u8]) -> u16 {
     crc
 }
 
+/// A character in MacRoman, for names written to classic Mac structures: ASCII as it is, the
+/// rest by MacRoman's table, '?' where it has none.
+pub fn to_mac_roman(c: char) -> u8 {
+    if c.is_ascii() {
+        return c as u8;
+    }
+    (128..=255u8)
+        .find(|&b| mac_roman(&[b]).starts_with(c))
+        .unwrap_or(b'?')
+}
+
 #[cfg(test)]
 mod tests {
     #[test]

@@ -40,7 +40,7 @@ pub fn chunk_size(kb: u16) -> u64 {
 struct Dart {
     disk: Arc<Vec<u8>>,
     compression: &'static str,
-    tags: usize,
+    tags: Arc<Vec<u8>>,
 }
 
 fn open(file: Arc<dyn ReadAt>, _: &Probe) -> io::Result<Box<dyn Container>> {
@@ -86,7 +86,7 @@ fn open(file: Arc<dyn ReadAt>, _: &Probe) -> io::Result<Box<dyn Container>> {
             1 => "best (LZHUF)",
             _ => "none",
         },
-        tags: tags.len(),
+        tags: Arc::new(tags),
     }))
 }
 
@@ -127,10 +127,14 @@ impl Container for Dart {
         self.disk.clone()
     }
 
+    fn tags(&self) -> Option<Arc<dyn ReadAt>> {
+        (!self.tags.is_empty()).then(|| self.tags.clone() as Arc<dyn ReadAt>)
+    }
+
     fn facts(&self) -> Vec<Fact> {
         vec![
             Fact::new("Compression", self.compression),
-            Fact::new("Tags", format!("{} bytes", self.tags)),
+            Fact::new("Tags", format!("{} bytes", self.tags.len())),
         ]
     }
 }

@@ -1,8 +1,9 @@
 //! Disk Copy 4.2 images (`.image`, `.img`, `.dsk`): an 84-byte header — the disk's name, the
 //! sizes of its data and of its tags (12 bytes per 512-byte sector on GCR floppies), a checksum
 //! of each, the disk format — then the data, then the tags. The disk is the data; the tags are
-//! checked, not shown. Real images carry stale checksums and trailing bytes: `verify` reports the
-//! checksums and reading goes on.
+//! checked, not shown (`convert -format DC42` keeps them). Real images carry stale checksums and
+//! trailing bytes: `verify` reports the checksums and reading goes on. Written for the four
+//! floppies Disk Copy 4.2 knows.
 
 use super::{Check, Checksums, Container, Driver, Fact, Probe};
 use crate::bytes::{be32, mac_roman};
@@ -91,6 +92,13 @@ impl Container for DiskCopy42 {
         Arc::new(Slice::new(self.file.clone(), HEADER, self.data))
     }
 
+    fn tags(&self) -> Option<Arc<dyn ReadAt>> {
+        (self.tags > 0).then(|| {
+            Arc::new(Slice::new(self.file.clone(), HEADER + self.data, self.tags))
+                as Arc<dyn ReadAt>
+        })
+    }
+
     fn facts(&self) -> Vec<Fact> {
         let kind = match self.disk_format {
             0 => "400K GCR",
@@ -140,4 +148,54 @@ impl Container for DiskCopy42 {
             ..Checksums::default()
         }
     }
+}
+
+/// A Disk Copy 4.2 image of `disk` (400K, 800K, 720K or 1440K), named `name`, with `tags` (12
+/// bytes a sector) when the source kept them: header, data, tags, both checksums.
+pub fn encode(disk: &dyn ReadAt, tags: Option<&dyn ReadAt>, name: &str) -> io::Result<Vec<u8>> {
+    // (disk format, format byte): the byte as the GCR drive's format nibble (0x02 one side,
+    // 0x22 two), which MAME's reader checks; Disk Copy 6 writes 0x02 for 1440K as well.
+    let (format, format_byte) = match disk.size() {
+        409_600 => (0u8, 0x02u8),
+        819_200 => (1, 0x22),
+        737_280 => (2, 0x22),
+        1_474_560 => (3, 0x02),
+        other => {
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidInput,
+                format!(
+                    "Disk Copy 4.2 holds 400K, 800K, 720K and 1440K floppies; this disk is {other} bytes"
+                ),
+            ))
+        }
+    };
+    let tags = tags.filter(|t| t.size() == disk.size() / 512 * 12);
+    let tag_size = tags.map_or(0, |t| t.size());
+    let mut out = vec![0u8; (HEADER + disk.size() + tag_size) as usize];
+    disk.read_exact_at(
+        0,
+        &mut out[HEADER as usize..(HEADER + disk.size()) as usize],
+    )?;
+    if let Some(t) = tags {
+        t.read_exact_at(0, &mut out[(HEADER + disk.size()) as usize..])?;
+    }
+    let name: Vec<u8> = name
+        .chars()
+        .map(crate::bytes::to_mac_roman)
+        .take(63)
+        .collect();
+    out[0] = name.len() as u8;
+    out[1..1 + name.len()].copy_from_slice(&name);
+    out[0x40..0x44].copy_from_slice(&(disk.size() as u32).to_be_bytes());
+    out[0x44..0x48].copy_from_slice(&(tag_size as u32).to_be_bytes());
+    let whole: &dyn ReadAt = &out;
+    let data_sum = checksum(whole, HEADER, disk.size())?;
+    let skipped = UNSUMMED_TAGS.min(tag_size);
+    let tag_sum = checksum(whole, HEADER + disk.size() + skipped, tag_size - skipped)?;
+    out[0x48..0x4C].copy_from_slice(&data_sum.to_be_bytes());
+    out[0x4C..0x50].copy_from_slice(&tag_sum.to_be_bytes());
+    out[0x50] = format;
+    out[0x51] = format_byte;
+    out[0x52..0x54].copy_from_slice(&0x0100u16.to_be_bytes());
+    Ok(out)
 }

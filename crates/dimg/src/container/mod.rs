@@ -110,6 +110,10 @@ pub trait Container: Send + Sync {
     fn tracks(&self) -> Option<Vec<optical::Track>> {
         None
     }
+    /// The tags a classic Mac floppy image keeps beside its sectors (12 bytes each), if any.
+    fn tags(&self) -> Option<Arc<dyn ReadAt>> {
+        None
+    }
     /// The band size of a sparse image or bundle, in bytes; `None` for everything else.
     fn band_size(&self) -> Option<u64> {
         None
@@ -284,6 +288,9 @@ impl Container for Wrapped {
     }
     fn tracks(&self) -> Option<Vec<optical::Track>> {
         self.inner.tracks()
+    }
+    fn tags(&self) -> Option<Arc<dyn ReadAt>> {
+        self.inner.tags()
     }
 }
 

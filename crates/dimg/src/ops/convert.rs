@@ -43,10 +43,12 @@ pub enum OutputFormat {
     Udsp,
     /// A sparse bundle disk image (.sparsebundle): a folder of band files.
     Udsb,
+    /// A Disk Copy 4.2 image of a 400K, 800K, 720K or 1440K floppy, its tags kept.
+    Dc42,
 }
 
 impl OutputFormat {
-    pub const ALL: [(&'static str, OutputFormat); 14] = [
+    pub const ALL: [(&'static str, OutputFormat); 15] = [
         ("UDTO", OutputFormat::Udto),
         ("UDRW", OutputFormat::Udrw),
         ("UDRO", OutputFormat::Udro),
@@ -61,6 +63,7 @@ impl OutputFormat {
         ("TOAST", OutputFormat::Toast),
         ("UDSP", OutputFormat::Udsp),
         ("UDSB", OutputFormat::Udsb),
+        ("DC42", OutputFormat::Dc42),
     ];
 
     /// The extension an image of this format is named with.
@@ -73,6 +76,7 @@ impl OutputFormat {
             OutputFormat::Toast => "toast",
             OutputFormat::Udsp => "sparseimage",
             OutputFormat::Udsb => "sparsebundle",
+            OutputFormat::Dc42 => "image",
             _ => "dmg",
         }
     }
@@ -98,6 +102,7 @@ impl OutputFormat {
             "toast" => vec![Toast],
             "sparseimage" => vec![Udsp],
             "sparsebundle" => vec![Udsb],
+            "image" | "dc42" => vec![Dc42],
             _ => return None,
         })
     }
@@ -127,7 +132,8 @@ impl OutputFormat {
             | OutputFormat::Cue
             | OutputFormat::Nrg
             | OutputFormat::Udsp
-            | OutputFormat::Udsb => return None,
+            | OutputFormat::Udsb
+            | OutputFormat::Dc42 => return None,
             OutputFormat::Udro => Variant::Udro,
             OutputFormat::Udrw => Variant::Udrw,
             OutputFormat::Udzo => Variant::Compressed(Codec::Zlib),
@@ -348,6 +354,9 @@ pub(super) fn write(
             notes: Vec::new(),
         });
     }
+    if options.format == OutputFormat::Dc42 {
+        return write_dc42(source, container, output, options);
+    }
     let mut notes = Vec::new();
     if let Some(tracks) = container.tracks().filter(|t| t.len() > 1) {
         let kept = match tracks.iter().find(|t| t.mode != TrackMode::Audio) {
@@ -386,6 +395,41 @@ pub(super) fn write(
         bytes: disk.size(),
         output_size,
         notes,
+    })
+}
+
+/// A Disk Copy 4.2 image: a floppy's worth, built in memory and written at once.
+fn write_dc42(
+    source: &Path,
+    container: &dyn Container,
+    output: &Path,
+    options: &ConvertOptions,
+) -> Result<ConvertReport> {
+    let refuse = |reason: String| Error::Refused {
+        path: output.into(),
+        reason,
+    };
+    if options.encryption.is_some() {
+        return Err(refuse("Disk Copy 4.2 images cannot be encrypted".into()));
+    }
+    let disk = container.disk();
+    let name = output
+        .file_stem()
+        .map(|s| s.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    let tags = container.tags();
+    let bytes = crate::container::dc42::encode(&*disk, tags.as_deref(), &name)
+        .map_err(|e| refuse(e.to_string()))?;
+    let mut out = AtomicOutput::create(source, output, options.overwrite)?;
+    out.write_all(&bytes)?;
+    let output_size = out.finish()?;
+    Ok(ConvertReport {
+        source: source.into(),
+        output: output.into(),
+        format: options.format,
+        bytes: disk.size(),
+        output_size,
+        notes: Vec::new(),
     })
 }
 
