@@ -239,6 +239,26 @@ pub struct ConvertReport {
     pub notes: Vec<String>,
 }
 
+impl ConvertReport {
+    fn new(
+        source: &Path,
+        output: &Path,
+        format: OutputFormat,
+        bytes: u64,
+        output_size: u64,
+        notes: Vec<String>,
+    ) -> Self {
+        ConvertReport {
+            source: source.into(),
+            output: output.into(),
+            format,
+            bytes,
+            output_size,
+            notes,
+        }
+    }
+}
+
 /// Converts the image at `source` into `output`: streamed with bounded memory, compression and
 /// decompression on all cores, the output renamed into place only when complete.
 pub fn convert(
@@ -316,14 +336,14 @@ pub(super) fn write(
             sealer,
         };
         let size = write(job, progress, cancel)?;
-        return Ok(ConvertReport {
-            source: source.into(),
-            output: output.into(),
-            format: options.format,
-            bytes: disk.size(),
-            output_size: size,
-            notes: Vec::new(),
-        });
+        return Ok(ConvertReport::new(
+            source,
+            output,
+            options.format,
+            disk.size(),
+            size,
+            Vec::new(),
+        ));
     }
     let disc_writer = match options.format {
         OutputFormat::Cue => Some(super::disc::write_cue as super::disc::Writer),
@@ -345,14 +365,14 @@ pub(super) fn write(
             progress,
             cancel,
         )?;
-        return Ok(ConvertReport {
-            source: source.into(),
-            output: output.into(),
-            format: options.format,
-            bytes: size,
-            output_size: size,
-            notes: Vec::new(),
-        });
+        return Ok(ConvertReport::new(
+            source,
+            output,
+            options.format,
+            size,
+            size,
+            Vec::new(),
+        ));
     }
     if options.format == OutputFormat::Dc42 {
         return write_dc42(source, container, output, options);
@@ -388,14 +408,14 @@ pub(super) fn write(
     }
     cancel.check()?;
     let output_size = out.finish()?;
-    Ok(ConvertReport {
-        source: source.into(),
-        output: output.into(),
-        format: options.format,
-        bytes: disk.size(),
+    Ok(ConvertReport::new(
+        source,
+        output,
+        options.format,
+        disk.size(),
         output_size,
         notes,
-    })
+    ))
 }
 
 /// A Disk Copy 4.2 image: a floppy's worth, built in memory and written at once.
@@ -423,14 +443,14 @@ fn write_dc42(
     let mut out = AtomicOutput::create(source, output, options.overwrite)?;
     out.write_all(&bytes)?;
     let output_size = out.finish()?;
-    Ok(ConvertReport {
-        source: source.into(),
-        output: output.into(),
-        format: options.format,
-        bytes: disk.size(),
+    Ok(ConvertReport::new(
+        source,
+        output,
+        options.format,
+        disk.size(),
         output_size,
-        notes: Vec::new(),
-    })
+        Vec::new(),
+    ))
 }
 
 /// Writes a sparse image or bundle; returns the bytes stored.
