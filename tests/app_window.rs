@@ -479,6 +479,54 @@ fn new_images(app: &Session, dir: &std::path::Path) {
         "{}",
         app.text("#partitions")
     );
+
+    // Images › Change Password…: the old password is checked, the new one typed twice.
+    app.script("window.__TAURI__.event.emit('menu', 'chpass');", json!([]));
+    app.wait_script(
+        "the Change Password sheet",
+        "return !document.getElementById('chpass-sheet').hidden;",
+    );
+    fill(
+        app,
+        json!({ "chpass-old": "not it", "chpass-new": "changed pass", "chpass-new2": "changed pass" }),
+    );
+    app.click("#chpass-start");
+    assert_eq!(
+        app.wait_text("#chpass-error", |t| !t.is_empty()),
+        "The old password is wrong."
+    );
+    fill(
+        app,
+        json!({ "chpass-old": "wizard pass", "chpass-new2": "typo" }),
+    );
+    app.click("#chpass-start");
+    assert_eq!(
+        app.wait_text("#chpass-error", |t| t.contains("match")),
+        "The new passwords do not match."
+    );
+    fill(app, json!({ "chpass-new2": "changed pass" }));
+    app.click("#chpass-start");
+    app.wait_text("#status", |t| {
+        t.starts_with("Password changed for blank-wizard.dmg")
+    });
+    let opens = |pass: &str| {
+        let mut child = Command::new(target_dir().join("dimg"))
+            .args(["info", blank.to_str().unwrap(), "-stdinpass"])
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .unwrap();
+        use std::io::Write;
+        child
+            .stdin
+            .take()
+            .unwrap()
+            .write_all(pass.as_bytes())
+            .unwrap();
+        child.wait().unwrap().success()
+    };
+    assert!(opens("changed pass") && !opens("wizard pass"));
 }
 
 /// The file browser: an ISO's volume in the sidebar, its folders expanding in place, Export… of

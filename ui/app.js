@@ -556,6 +556,37 @@ async function compact() {
   status(`Compacted ${baseName(image.info.path)}: ${bytes(report.reclaimed)} given back.`);
 }
 
+/** Images › Change Password…, for an encrypted image: old password, new one typed twice. */
+function openChangePassword() {
+  const image = state.selected;
+  if (!image || state.job !== null) return;
+  if (!image.info.format.includes('encrypted')) {
+    status(`${baseName(image.info.path)} is not encrypted: it has no password to change.`, true);
+    return;
+  }
+  $('chpass-name').textContent = baseName(image.info.path);
+  for (const id of ['chpass-old', 'chpass-new', 'chpass-new2']) $(id).value = '';
+  $('chpass-error').textContent = '';
+  $('chpass-sheet').hidden = false;
+  $('chpass-old').focus();
+}
+
+async function changePassword(event) {
+  event.preventDefault();
+  const image = state.selected;
+  const [old, fresh, again] = ['chpass-old', 'chpass-new', 'chpass-new2'].map((id) => $(id).value);
+  if (!fresh) { $('chpass-error').textContent = 'Enter a new password.'; return; }
+  if (fresh !== again) { $('chpass-error').textContent = 'The new passwords do not match.'; return; }
+  try {
+    await invoke('change_password', { path: image.info.path, old, new: fresh });
+    for (const id of ['chpass-old', 'chpass-new', 'chpass-new2']) $(id).value = '';
+    $('chpass-sheet').hidden = true;
+    status(`Password changed for ${baseName(image.info.path)}.`);
+  } catch (e) {
+    $('chpass-error').textContent = e?.kind === 'wrong-passphrase' ? 'The old password is wrong.' : message(e);
+  }
+}
+
 async function pick(command = 'pick_image') {
   try {
     const path = await invoke(command);
@@ -583,6 +614,7 @@ const menuActions = {
   convert: openConvert,
   resize: openResize,
   compact,
+  chpass: openChangePassword,
   mount: () => { if (state.selected && !attachmentOf(state.selected)) mountOrEject(); },
   eject: () => { if (state.selected && attachmentOf(state.selected)) mountOrEject(); },
   about: () => status('dimg — a disk image utility. Opens .dmg, .iso, .toast, .nrg, .bin/.cue, .img, .cdr.'),
@@ -594,6 +626,8 @@ $('verify').onclick = verify;
 $('convert').onclick = openConvert;
 $('convert-form').onsubmit = convert;
 $('resize-form').onsubmit = resize;
+$('chpass-form').onsubmit = changePassword;
+$('chpass-close').onclick = () => { $('chpass-sheet').hidden = true; };
 $('resize-close').onclick = () => { $('resize-sheet').hidden = true; };
 $('convert-close').onclick = () => { $('convert-sheet').hidden = true; };
 $('convert-format').onchange = () => {

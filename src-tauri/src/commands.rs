@@ -155,6 +155,34 @@ pub async fn open_image(
     Ok(OpenedImage { info, keychain })
 }
 
+/// Images › Change Password…: the image opens with `new` from then on, and no longer with
+/// `old`. The passphrase this session keeps for it is replaced, and one the keychain kept is
+/// forgotten: it was the old one.
+#[tauri::command]
+pub async fn change_password(
+    path: PathBuf,
+    old: String,
+    new: String,
+    unlocked: State<'_, Unlocked>,
+) -> Result<(), CommandError> {
+    if new.is_empty() {
+        return Err(CommandError::other("give the image a new password".into()));
+    }
+    let old = Passphrase::new(old.into_bytes());
+    let new = Arc::new(Passphrase::new(new.into_bytes()));
+    let (key, kept) = (path.clone(), new.clone());
+    blocking(move || {
+        ops::chpass(&path, &old, &new)?;
+        if let Some(id) = ops::identity(&path)? {
+            let _ = keychain::forget(&id);
+        }
+        Ok(())
+    })
+    .await?;
+    unlocked.0.lock().expect("unlocked lock").insert(key, kept);
+    Ok(())
+}
+
 #[tauri::command]
 pub async fn pick_image(app: AppHandle) -> Result<Option<PathBuf>, String> {
     // The same extensions the bundle associates with the app, from tauri.conf.json.

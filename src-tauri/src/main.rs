@@ -47,6 +47,7 @@ fn main() {
             commands::resize_image,
             commands::compact_image,
             commands::pick_bundle,
+            commands::change_password,
         ])
         .run(tauri::generate_context!("../tauri.conf.json"))
         .expect("the dimg window could not start");

@@ -36,6 +36,7 @@ pub fn build<R: Runtime>(app: &AppHandle<R>) -> tauri::Result<Menu<R>> {
         .separator()
         .item(&item("resize", "Resize…", None)?)
         .item(&item("compact", "Compact", None)?)
+        .item(&item("chpass", "Change Password…", None)?)
         .build()?;
     let window = SubmenuBuilder::new(app, "Window").minimize().build()?;
     let help = SubmenuBuilder::new(app, "Help")
