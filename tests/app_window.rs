@@ -625,6 +625,43 @@ fn browse_a_volume(app: &Session, dir: &std::path::Path, opened_copy: &std::path
         || fs::metadata(opened_copy).is_ok_and(|m| m.len() == 11),
     );
     assert_eq!(fs::read(opened_copy).unwrap(), b"at the top\n");
+
+    // The keyboard: ↑ from the volume selects its image (info shows), Return opens the volume,
+    // Ctrl-I shows the image's info again, Delete closes the image.
+    const UP: &str = "\u{E013}";
+    const RETURN: &str = "\u{E007}";
+    const CONTROL: &str = "\u{E009}";
+    const DELETE: &str = "\u{E017}";
+    app.press(&[UP]);
+    assert_eq!(
+        app.wait_text("#info-name", |t| t == "browse.iso"),
+        "browse.iso"
+    );
+    app.press(&[RETURN]);
+    app.wait_script(
+        "Return opens the volume",
+        "return !document.getElementById('browser').hidden;",
+    );
+    app.press(&[CONTROL, "i"]);
+    app.wait_script(
+        "Ctrl-I shows the image's info",
+        "return !document.getElementById('info').hidden;",
+    );
+    app.screenshot(&target_dir().join("../e2e/keyboard.png"));
+    app.press(&[DELETE]);
+    app.wait_script(
+        "Delete closes the image",
+        "return ![...document.querySelectorAll('#images li.image')].some(l => l.firstChild.textContent === 'browse.iso');",
+    );
+    // Opened again for what follows.
+    app.script(
+        "window.openPath(arguments[0]);",
+        json!([iso.display().to_string()]),
+    );
+    app.wait_script(
+        "browse.iso back in the sidebar",
+        "return [...document.querySelectorAll('#images li.image')].some(l => l.firstChild.textContent === 'browse.iso');",
+    );
 }
 
 fn tempfile_dir() -> std::path::PathBuf {

@@ -256,6 +256,23 @@ impl Session {
         );
     }
 
+    /// Presses `keys` together at the keyboard (W3C actions), as a chord: each down in order, then
+    /// each up. Keys are WebDriver's code points, e.g. "\u{E015}" for the down arrow.
+    pub fn press(&self, keys: &[&str]) {
+        let down = keys.iter().map(|k| json!({"type": "keyDown", "value": k}));
+        let up = keys
+            .iter()
+            .rev()
+            .map(|k| json!({"type": "keyUp", "value": k}));
+        let actions: Vec<Value> = down.chain(up).collect();
+        self.call(
+            "POST",
+            "/actions",
+            Some(json!({"actions": [{"type": "key", "id": "keyboard", "actions": actions}]})),
+        );
+        self.call("DELETE", "/actions", None);
+    }
+
     pub fn click(&self, css: &str) {
         let id = self.element(css);
         self.call("POST", &format!("/element/{id}/click"), Some(json!({})));

@@ -693,6 +693,31 @@ $('export-choose').onclick = async () => {
 };
 $('cancel').onclick = () => { if (state.job !== null) invoke('cancel_job', { job: state.job }); };
 
+/**
+ * The keyboard, as in Disk Utility's sidebar: ↑/↓ move through images and volumes, Return opens
+ * an image's first volume, Delete closes the selected image, Ctrl/Cmd-I shows its info. Keys
+ * typed into a field or a sheet are the field's.
+ */
+document.addEventListener('keydown', (e) => {
+  if (e.target.closest?.('input, select, textarea') || [...document.querySelectorAll('.sheet')].some((s) => !s.hidden)) return;
+  const rows = [...document.querySelectorAll('#images li')];
+  const at = rows.findIndex((li) => li.classList.contains('selected'));
+  const image = state.selected;
+  if (e.key === 'ArrowDown' || e.key === 'ArrowUp') {
+    const next = rows[Math.min(Math.max(at + (e.key === 'ArrowDown' ? 1 : -1), 0), rows.length - 1)];
+    next?.click();
+  } else if (e.key === 'Enter' && image && state.volume === null) {
+    rows[at + 1]?.classList.contains('volume') && rows[at + 1].click();
+  } else if ((e.key === 'Delete' || e.key === 'Backspace') && image) {
+    closeSelected();
+  } else if (e.key.toLowerCase() === 'i' && (e.ctrlKey || e.metaKey) && image) {
+    select(image.info.path);
+  } else {
+    return;
+  }
+  e.preventDefault();
+});
+
 listen('menu', (e) => menuActions[e.payload]?.());
 listen('tauri://drag-enter', () => { $('drop-hint').hidden = false; });
 listen('tauri://drag-leave', () => { $('drop-hint').hidden = true; });
