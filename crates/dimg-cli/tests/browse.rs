@@ -369,12 +369,6 @@ fn damaged_hfs_plus_headers_are_clear_errors() {
 }
 
 /// Offset of the first occurrence of `needle` in `hay`.
-fn find(hay: &[u8], needle: &[u8]) -> usize {
-    hay.windows(needle.len())
-        .position(|w| w == needle)
-        .expect("pattern present")
-}
-
 #[test]
 fn hostile_isos_stop_safely_and_write_nothing_outside() {
     let dir = tempfile::tempdir().unwrap();
@@ -1141,4 +1135,55 @@ fn classic_hfs_volumes_read_as_hfsutils_reads_them() {
             "{file_system}"
         );
     }
+}
+
+/// Folder hard links, as Time Machine makes them: a file record of type `fdrp`, creator `MACS`,
+/// whose iNode number is the linked folder's ID. Built here in a copy of the dfvfs volume (the
+/// record layout of TN1150's hard-link section): `passwords.txt` becomes a link to `a_directory`,
+/// which then shows its files at both places; a link inside the folder it names is a loop, which
+/// listing and extraction cut and report.
+#[test]
+fn folder_hard_links_show_the_folder_at_every_link() {
+    let raw = fs::read(dimg_e2e::corpus().join("raw/dfvfs-hfsplus.raw")).unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let mut linked = raw.clone();
+    folder_hard_link(&mut linked, "passwords.txt", "a_directory");
+    let image = dir.path().join("linked.raw");
+    fs::write(&image, &linked).unwrap();
+    let listed = stdout(&dimg(&["ls", "-R", s(&image)]));
+    for name in ["a_file", "another_file", "a_resourcefork"] {
+        assert!(
+            listed.contains(&format!("passwords.txt/{name}\n")),
+            "{listed}"
+        );
+        assert!(
+            listed.contains(&format!("a_directory/{name}\n")),
+            "{listed}"
+        );
+    }
+    let out = dir.path().join("x");
+    let o = dimg(&["extract", s(&image), "-o", s(&out)]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert_eq!(
+        snapshot(&out.join("passwords.txt"), false),
+        snapshot(&out.join("a_directory"), false)
+    );
+
+    // A link to a_directory inside a_directory: a loop, entered once and reported.
+    let mut looped = raw.clone();
+    folder_hard_link(&mut looped, "another_file", "a_directory");
+    let image = dir.path().join("loop.raw");
+    fs::write(&image, &looped).unwrap();
+    let o = dimg(&["ls", "-R", s(&image)]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let out = dir.path().join("y");
+    let o = dimg(&["extract", s(&image), "-o", s(&out), "--json"]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let report: serde_json::Value = serde_json::from_str(&stdout(&o)).unwrap();
+    let cut = report["neutralised"].to_string();
+    assert!(
+        cut.contains("a_directory/another_file: a directory loop"),
+        "{cut}"
+    );
+    assert!(out.join("a_directory/another_file").is_dir());
 }

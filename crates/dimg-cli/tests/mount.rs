@@ -3,7 +3,7 @@
 
 mod common;
 
-use common::{dimg, dimg_stdin, s, stderr, stdout};
+use common::{dimg, dimg_stdin, folder_hard_link, s, stderr, stdout};
 use serde_json::Value;
 use sha2::{Digest, Sha256};
 use std::collections::BTreeSet;
@@ -607,5 +607,47 @@ fn a_mount_shows_no_invented_boot_folder() {
         .collect();
     names.sort();
     assert_eq!(names, ["boot", "readme.txt"]);
+    drop(attached);
+}
+
+/// Folder hard links in a mount (built as in browse.rs): the folder shows at every link; a link
+/// inside the folder it names is a loop the kernel refuses to enter (ELOOP), and a walk ends.
+#[test]
+fn folder_hard_links_mount_at_every_link() {
+    let tmp = tempfile::tempdir().unwrap();
+    let raw = fs::read(dimg_e2e::corpus().join("raw/dfvfs-hfsplus.raw")).unwrap();
+    let mut linked = raw.clone();
+    folder_hard_link(&mut linked, "passwords.txt", "a_directory");
+    folder_hard_link(&mut linked, "another_file", "a_directory");
+    let image = tmp.path().join("linked.raw");
+    fs::write(&image, &linked).unwrap();
+    let point = tmp.path().join("mnt");
+    let attached = Attached::new(&[s(&image), "-mountpoint", s(&point)], None).unwrap();
+    let names = |dir: &Path| {
+        let mut n: Vec<String> = fs::read_dir(dir)
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .collect();
+        n.sort();
+        n
+    };
+    assert_eq!(
+        names(&point.join("passwords.txt")),
+        names(&point.join("a_directory"))
+    );
+    assert_eq!(
+        fs::read(point.join("passwords.txt/a_file")).unwrap(),
+        fs::read(point.join("a_directory/a_file")).unwrap()
+    );
+    let walked = Command::new("timeout")
+        .args(["20", "find", s(&point)])
+        .output()
+        .unwrap();
+    assert_ne!(walked.status.code(), Some(124), "find ends");
+    assert!(
+        stderr(&walked).contains("Too many levels of symbolic links"),
+        "{}",
+        stderr(&walked)
+    );
     drop(attached);
 }

@@ -134,3 +134,40 @@ pub fn partition_with(image: &Path, file_system: &str) -> serde_json::Value {
         .unwrap_or_else(|| panic!("{}: no {file_system} partition", image.display()))
         .clone()
 }
+
+/// Where the catalog record keyed by `name` (UTF-16BE) of `kind` (1 folder, 2 file) starts its
+/// data, in a raw HFS+ volume: the key is its length, parent ID and name; the data follows.
+pub fn catalog_record(volume: &[u8], name: &str, kind: u16) -> usize {
+    let utf16: Vec<u8> = name.encode_utf16().flat_map(|u| u.to_be_bytes()).collect();
+    let mut from = 0;
+    loop {
+        let at = from + find(&volume[from..], &utf16);
+        let length = u16::from_be_bytes([volume[at - 2], volume[at - 1]]) as usize;
+        let key = at - 8;
+        let key_len = u16::from_be_bytes([volume[key], volume[key + 1]]) as usize;
+        let data = key + 2 + key_len;
+        if length == name.encode_utf16().count()
+            && u16::from_be_bytes([volume[data], volume[data + 1]]) == kind
+        {
+            return data;
+        }
+        from = at + 1;
+    }
+}
+
+/// Makes the file record `file` of a raw HFS+ volume a folder hard link to folder `folder`, as
+/// TN1150 lays them out: type `fdrp`, creator `MACS`, the folder's ID as its iNode number.
+pub fn folder_hard_link(volume: &mut [u8], file: &str, folder: &str) {
+    let target = catalog_record(volume, folder, 1);
+    let id: [u8; 4] = volume[target + 8..target + 12].try_into().unwrap();
+    let link = catalog_record(volume, file, 2);
+    volume[link + 48..link + 56].copy_from_slice(b"fdrpMACS");
+    volume[link + 44..link + 48].copy_from_slice(&id);
+}
+
+/// Where `needle` first occurs in `hay`.
+pub fn find(hay: &[u8], needle: &[u8]) -> usize {
+    hay.windows(needle.len())
+        .position(|w| w == needle)
+        .expect("the bytes are there")
+}

@@ -537,6 +537,32 @@ impl HfsPlus {
         )
     }
 
+    /// The record of folder `id`, found through its thread record (which names its parent and
+    /// name); read raw, so that a folder linked inside itself cannot recurse here.
+    fn folder_record(&self, id: u32) -> io::Result<Option<Vec<u8>>> {
+        let mut thread = None;
+        self.catalog.scan(
+            |r| catalog_key(r).is_some_and(|(p, _, _)| p < id),
+            |r| catalog_key(r).is_some_and(|(p, name, _)| p == id && name.is_empty()),
+            |r| thread = catalog_key(r).map(|(_, _, data)| data.to_vec()),
+        )?;
+        // A folder thread record: type 3, then the parent's ID and the folder's name.
+        let Some(t) = thread.filter(|t| t.len() >= 10 && be16(t, 0) == 3) else {
+            return Ok(None);
+        };
+        let (parent, len) = (be32(&t, 4), 2 * usize::from(be16(&t, 8)));
+        let Some(name) = t.get(10..10 + len).map(utf16_be) else {
+            return Ok(None);
+        };
+        let mut found = None;
+        self.folder_records(parent, |n, d| {
+            if n == name && d.len() >= 12 && be16(d, 0) == 1 && be32(d, 8) == id {
+                found = Some(d.to_vec());
+            }
+        })?;
+        Ok(found)
+    }
+
     /// The folders and files directly in folder `parent`: (name as stored, item, entry).
     fn children(&self, parent: u32) -> io::Result<Vec<(String, Item, DirEntry)>> {
         let mut out = Vec::new();
@@ -556,6 +582,13 @@ impl HfsPlus {
         if d.len() < 2 {
             return Ok(None);
         }
+        // A folder hard link (Time Machine's) stands for the folder it names: that folder, with
+        // everything in it, at every link.
+        let linked_folder = match (be16(d, 0), d.get(48..56)) {
+            (2, Some(b"fdrpMACS")) => self.folder_record(be32(d, 44))?,
+            _ => None,
+        };
+        let d = linked_folder.as_deref().unwrap_or(d);
         // A hard link stands for its iNode file: that record is the file, at every link.
         let link_target = match (be16(d, 0), d.get(48..56)) {
             (2, Some(b"hlnkhfs+")) => self.inodes.get(&be32(d, 44)),

@@ -8,7 +8,7 @@ use crate::io::ReadAt;
 use crate::partition::Partition;
 use crate::secret::Passphrase;
 use serde::Serialize;
-use std::collections::HashSet;
+use std::collections::HashMap;
 use std::io::Write;
 use std::path::{Component, Path, PathBuf};
 use std::sync::Arc;
@@ -262,23 +262,46 @@ fn walk(
     top: &DirEntry,
     mut each: impl FnMut(String, &DirEntry),
 ) -> std::io::Result<()> {
-    let mut seen = HashSet::new();
-    let mut stack = vec![(String::new(), top.clone(), 0usize)];
-    while let Some((path, e, depth)) = stack.pop() {
-        if depth > 0 {
+    let mut entered = Entered::default();
+    let mut stack = vec![(String::new(), top.clone(), Vec::new())];
+    while let Some((path, e, ancestors)) = stack.pop() {
+        if !ancestors.is_empty() {
             each(path.clone(), &e);
         }
-        if e.kind == EntryKind::Directory && depth < MAX_DEPTH && seen.insert(e.inode) {
+        if e.kind == EntryKind::Directory && entered.may_enter(e.inode, &ancestors) {
+            let mut mine = ancestors.clone();
+            mine.push(e.inode);
             for child in volume.read_dir(&e)?.into_iter().rev() {
                 let under = match path.as_str() {
                     "" => child.name.clone(),
                     _ => format!("{path}/{}", child.name),
                 };
-                stack.push((under, child, depth + 1));
+                stack.push((under, child, mine.clone()));
             }
         }
     }
     Ok(())
+}
+
+/// Times one folder is entered at most: folder hard links make a volume a graph, in which a
+/// hostile one could make every folder reachable by a great many paths.
+const MAX_ENTRIES_OF_A_FOLDER: u32 = 64;
+
+/// Which folders a walk may enter: not one of its own ancestors (a loop), not deeper than
+/// `MAX_DEPTH`, not one entered `MAX_ENTRIES_OF_A_FOLDER` times already. A folder linked at two
+/// places is entered at both.
+#[derive(Default)]
+struct Entered(HashMap<u64, u32>);
+
+impl Entered {
+    fn may_enter(&mut self, inode: u64, ancestors: &[u64]) -> bool {
+        if ancestors.len() >= MAX_DEPTH || ancestors.contains(&inode) {
+            return false;
+        }
+        let times = self.0.entry(inode).or_default();
+        *times += 1;
+        *times <= MAX_ENTRIES_OF_A_FOLDER
+    }
 }
 
 #[derive(Debug, Default, Serialize)]
@@ -388,7 +411,9 @@ struct Extraction<'a> {
     /// Whether what cannot be read ends the extraction, rather than being left out.
     strict: bool,
     /// Directories entered, by inode: a directory met twice is a loop.
-    seen: HashSet<u64>,
+    /// The folders being extracted, outermost first: a folder among them is a loop.
+    ancestors: Vec<u64>,
+    entered: Entered,
     dir_times: Vec<(PathBuf, Option<i64>, Option<u32>)>,
 }
 
@@ -425,7 +450,8 @@ impl<'a> Extraction<'a> {
             progress,
             cancel,
             strict,
-            seen: HashSet::new(),
+            ancestors: Vec::new(),
+            entered: Entered::default(),
             dir_times: Vec::new(),
         }
     }
@@ -488,9 +514,11 @@ impl<'a> Extraction<'a> {
 
     /// Extracts the contents of directory `me`, shown to people as `path`, into `out`.
     fn directory(&mut self, path: &str, me: &DirEntry, out: &Path, depth: usize) -> Result<()> {
-        if depth >= MAX_DEPTH || !self.seen.insert(me.inode) {
-            let why =
-                format!("{path}: a directory loop (or deeper than {MAX_DEPTH}), not followed");
+        if !self.entered.may_enter(me.inode, &self.ancestors) {
+            let why = format!(
+                "{path}: a directory loop (or deeper than {MAX_DEPTH}, or linked too often), \
+                 not followed"
+            );
             self.report.neutralised.push(why);
             return Ok(());
         }
@@ -498,6 +526,19 @@ impl<'a> Extraction<'a> {
             Ok(children) => children,
             Err(e) => return self.unreadable(path, e),
         };
+        self.ancestors.push(me.inode);
+        let done = self.children(path, children, out, depth);
+        self.ancestors.pop();
+        done
+    }
+
+    fn children(
+        &mut self,
+        path: &str,
+        children: Vec<DirEntry>,
+        out: &Path,
+        depth: usize,
+    ) -> Result<()> {
         for child in children {
             self.cancel.check()?;
             let Some(name) = safe_name(&child.name) else {
