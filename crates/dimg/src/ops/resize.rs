@@ -224,7 +224,8 @@ impl Plan {
             .map(|(at, n)| (u64::from(at) * block, u64::from(n) * block))
             .collect();
         let stored: u64 = bitmap_extents.iter().map(|e| e.1).sum();
-        if be64(&header, 112) > stored || stored < total.div_ceil(8) {
+        // A bitmap larger than the volume is damage, and must not size an allocation.
+        if stored > length || be64(&header, 112) > stored || stored < total.div_ceil(8) {
             return Err(bad(
                 "HFS+ allocation file",
                 start + HEADER_AT + 112,
