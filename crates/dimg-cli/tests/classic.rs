@@ -242,3 +242,51 @@ fn disk_copy_images_dimg_writes_read_back_in_floptool() {
         stderr(&o)
     );
 }
+
+/// AppleSingle (RFC 1740), built here around the 400K Disk Copy image to the RFC's layout (no
+/// Debian tool writes it): it opens by its outer file as the image it carries, named with its
+/// real name, type and creator; an entry past the end is a clear error.
+#[test]
+fn applesingle_files_open_as_the_image_they_carry() {
+    let dir = tempfile::tempdir().unwrap();
+    let dc42 = fs::read(classic("convert2dsk-blank400K.img")).unwrap();
+    let name = b"Blank400K.img";
+    let entries: [(u32, Vec<u8>); 3] = [
+        (3, name.to_vec()),
+        (9, [&b"dImgdCpy"[..], &[0u8; 24]].concat()),
+        (1, dc42),
+    ];
+    let mut file = vec![0, 5, 0x16, 0, 0, 2, 0, 0];
+    file.extend([0u8; 16]);
+    file.extend((entries.len() as u16).to_be_bytes());
+    let mut at = file.len() + 12 * entries.len();
+    let mut bodies = Vec::new();
+    for (id, body) in &entries {
+        for v in [*id, at as u32, body.len() as u32] {
+            file.extend(v.to_be_bytes());
+        }
+        at += body.len();
+        bodies.extend_from_slice(body);
+    }
+    file.extend(bodies);
+    let path = dir.path().join("blank.as");
+    fs::write(&path, &file).unwrap();
+    let info = stdout(&dimg(&["info", s(&path)]));
+    assert!(
+        info.contains("Wrapper:         AppleSingle: “Blank400K.img”, type dImg creator dCpy"),
+        "{info}"
+    );
+    assert!(disk_of(&path, dir.path()) == fs::read(classic("convert2dsk-blank400K.dsk")).unwrap());
+    // The data fork's entry claims more than the file holds.
+    let table_end = 26 + 12 * 3;
+    let last_length = table_end - 4;
+    file[last_length..table_end].copy_from_slice(&u32::MAX.to_be_bytes());
+    fs::write(&path, &file).unwrap();
+    let o = dimg(&["info", s(&path)]);
+    assert_eq!(o.status.code(), Some(1));
+    assert!(
+        stderr(&o).contains("AppleSingle header") && stderr(&o).contains("runs past the end"),
+        "{}",
+        stderr(&o)
+    );
+}

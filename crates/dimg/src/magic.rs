@@ -33,6 +33,7 @@ pub enum Signature {
     /// Wrappers that carry a Mac file's forks through other systems.
     MacBinary,
     BinHex,
+    AppleSingle,
     Gpt,
     Apm,
     Mbr,
@@ -65,6 +66,7 @@ impl Signature {
             Dart => "DART image",
             MacBinary => "MacBinary",
             BinHex => "BinHex 4.0",
+            AppleSingle => "AppleSingle",
             Gpt => "GUID partition table",
             Apm => "Apple partition map",
             Mbr => "MBR partition table",
@@ -86,7 +88,7 @@ impl Signature {
         use Signature::*;
         match self {
             Udif | EncryptedV2 | EncryptedV1 | SparseImage | NeroV1 | NeroV2 | CueSheet
-            | DiskCopy42 | Dart | MacBinary | BinHex => Layer::Container,
+            | DiskCopy42 | Dart | MacBinary | BinHex | AppleSingle => Layer::Container,
             Gpt | Apm | Mbr => Layer::PartitionMap,
             Iso9660 | RawCdIso9660 | Udf | HfsPlus | Hfsx | Hfs | Apfs | Fat | ExFat | Ntfs
             | Ext => Layer::FileSystem,
@@ -307,6 +309,14 @@ static MAGICS: &[Magic] = &[
     Magic {
         signature: Signature::BinHex,
         test: is_binhex,
+    },
+    Magic {
+        signature: Signature::AppleSingle,
+        // Magic 0x00051600, version 1 or 2.
+        test: |s| {
+            s.head_at(0, &[0, 5, 0x16, 0])
+                && (s.head_at(4, &[0, 1, 0, 0]) || s.head_at(4, &[0, 2, 0, 0]))
+        },
     },
     Magic {
         signature: Signature::Dart,

@@ -1,7 +1,8 @@
 //! Wrappers that carry a Mac file — its data fork, resource fork, type and creator — through
-//! systems that have one fork per file: MacBinary and BinHex 4.0. An image inside one opens by
+//! systems that have one fork per file: MacBinary, BinHex 4.0 and AppleSingle. An image inside one opens by
 //! its outer file, as The Unarchiver opens it.
 
+mod applesingle;
 mod binhex;
 mod macbinary;
 
@@ -50,6 +51,9 @@ pub fn unwrap(source: &Arc<dyn ReadAt>, signatures: &[Signature]) -> io::Result<
     }
     if signatures.contains(&Signature::BinHex) {
         return binhex::open(&**source).map(Some);
+    }
+    if signatures.contains(&Signature::AppleSingle) {
+        return applesingle::open(source).map(Some);
     }
     Ok(None)
 }
