@@ -18,6 +18,11 @@ const PROMISED: &[&str] = &[
     "img",
     "cdr",
     "sparseimage",
+    "image",
+    "dc42",
+    "dsk",
+    "dart",
+    "hqx",
 ];
 
 fn associations() -> Vec<(String, String)> {
