@@ -66,6 +66,24 @@ fn opens_images_from_the_command_line_shows_info_and_verifies_with_cancel() {
         app.wait_text("#info-format", |t| t.contains("UDIF")),
         "Apple UDIF disk image"
     );
+    // Summary first, as Disk Utility shows it: the volumes, their space, a capacity bar; the
+    // container's facts wait under Details.
+    assert_eq!(app.text("#info-volumes"), "empty (APFS)");
+    assert!(
+        app.text("#info-used").starts_with("20,480 bytes"),
+        "{}",
+        app.text("#info-used")
+    );
+    assert!(app.text("#capacity-legend").ends_with("free"));
+    let open = "return document.getElementById('info-details').open;";
+    assert_eq!(
+        app.script(open, json!([])),
+        json!(false),
+        "Details starts closed"
+    );
+    app.screenshot(&target_dir().join("../e2e/info-summary.png"));
+    app.click("#info-details summary");
+    app.wait_script("Details open", open);
     let facts = app.text("#info-facts");
     assert!(facts.contains("UDZO (zlib-compressed)"), "{facts}");
     assert!(facts.contains("disk image (Apple_APFS : 4)"), "{facts}");

@@ -192,6 +192,23 @@ function render() {
   if (!image) return;
   const i = image.info;
   $('info-name').textContent = baseName(i.path);
+  // The summary: the volumes' space (an APFS container's volumes share one free space).
+  const volumes = i.partitions.flatMap((p) => p.volumes.map((v) => [p, v]));
+  let used = 0;
+  let free = 0;
+  for (const p of i.partitions.filter((q) => q.volumes.length)) {
+    const u = p.volumes.reduce((sum, v) => sum + (v.used ?? 0), 0);
+    used += u;
+    free += p.volumes[0].available ?? Math.max(p.size - u, 0);
+  }
+  const known = volumes.length > 0 && used + free > 0;
+  $('capacity').hidden = !known;
+  $('capacity-used').style.width = known ? `${(100 * used) / (used + free)}%` : '0';
+  $('capacity-legend').textContent = known ? `${scaled(used) || `${used} bytes`} used, ${scaled(free) || `${free} bytes`} free` : '';
+  $('info-used').textContent = known ? bytes(used) : '—';
+  $('info-available').textContent = known ? bytes(free) : '—';
+  $('info-volumes').textContent = volumes.map(([p, v]) => `${v.name || '(untitled)'} (${p.file_system}${v.role ? `, ${v.role}` : ''})`).join(', ') || 'none dimg can browse';
+  $('info-encryption').textContent = i.format.includes('encrypted') ? 'AES (the image is encrypted)' : 'None';
   $('info-format').textContent = i.format;
   $('info-size').textContent = bytes(i.file_size);
   $('info-disk-size').textContent = `${bytes(i.disk_size)}, ${i.sectors.toLocaleString('en-US')} sectors`;
