@@ -149,6 +149,9 @@ pub enum Command {
         /// Everything below the folder, each entry by its path
         #[arg(short = 'R')]
         recursive: bool,
+        /// The volume's snapshots instead (APFS)
+        #[arg(long)]
+        snapshots: bool,
         #[command(flatten)]
         volume: VolumeArg,
         #[command(flatten)]
@@ -293,13 +296,16 @@ fn parse_layout(s: &str) -> Result<Layout, String> {
 }
 
 /// Which volume of a partitioned image to browse.
-#[derive(Args, Clone, Copy)]
+#[derive(Args, Clone)]
 pub struct VolumeArg {
     /// The volume, numbered as `dimg info` shows: a partition (0: the whole disk, such as the
     /// ISO 9660 side of a hybrid CD), or partition.volume in an APFS container of several; by
     /// default the first one dimg can browse
     #[arg(long = "volume")]
     pub volume: Option<dimg::ops::VolumeId>,
+    /// The volume as its snapshot of this name keeps it (APFS; `ls -snapshots` lists them)
+    #[arg(long)]
+    pub snapshot: Option<String>,
 }
 
 /// How an encrypted image's passphrase is given: never on the command line.

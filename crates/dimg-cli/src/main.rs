@@ -110,6 +110,18 @@ fn unlocked<T>(
     }
 }
 
+/// The volume the arguments name: -volume as given, at the snapshot -snapshot names.
+fn volume_of(
+    image: &Path,
+    passphrase: Option<&Passphrase>,
+    arg: &args::VolumeArg,
+) -> dimg::Result<Option<ops::VolumeId>> {
+    match &arg.snapshot {
+        None => Ok(arg.volume),
+        Some(name) => ops::snapshot_named(image, passphrase, arg.volume, name).map(Some),
+    }
+}
+
 /// A long job on `image` with a progress bar on the terminal, asking for a passphrase if needed.
 fn with_bar<T>(
     image: &Path,
@@ -330,19 +342,36 @@ fn run(cli: Cli, cancel: &Cancel) -> Result<(), Failure> {
         }
         Command::Ls {
             target,
+            snapshots: true,
+            volume,
+            pass,
+            output,
+            ..
+        } => {
+            let (image, _) = args::image_and_path(&target);
+            let given = stdin_passphrase(pass)?;
+            let list = unlocked(&image, given.as_deref(), |p| {
+                ops::snapshots(&image, p, volume_of(&image, p, &volume)?)
+            })?;
+            Output::from(output).print(&list, output::snapshots_text);
+        }
+        Command::Ls {
+            target,
             long,
             recursive,
             volume,
             pass,
             output,
+            ..
         } => {
             let (image, path) = args::image_and_path(&target);
             let given = stdin_passphrase(pass)?;
             let listing = unlocked(&image, given.as_deref(), |p| {
+                let which = volume_of(&image, p, &volume)?;
                 if recursive {
-                    ops::list_tree(&image, p, volume.volume, &path)
+                    ops::list_tree(&image, p, which, &path)
                 } else {
-                    ops::list(&image, p, volume.volume, &path)
+                    ops::list(&image, p, which, &path)
                 }
             })?;
             let text = if long {
@@ -366,11 +395,18 @@ fn run(cli: Cli, cancel: &Cancel) -> Result<(), Failure> {
         } => {
             let (image, path) = args::image_and_path(&target);
             let report = with_bar(&image, pass, |p, bar| match boot {
-                true => ops::extract_boot(&image, p, volume.volume, &output, bar, cancel),
+                true => ops::extract_boot(
+                    &image,
+                    p,
+                    volume_of(&image, p, &volume)?,
+                    &output,
+                    bar,
+                    cancel,
+                ),
                 false => ops::extract(
                     &image,
                     p,
-                    volume.volume,
+                    volume_of(&image, p, &volume)?,
                     &path,
                     &output,
                     strict,
@@ -404,10 +440,13 @@ fn run(cli: Cli, cancel: &Cancel) -> Result<(), Failure> {
             pass,
             output,
         } => {
+            // A snapshot is found by name before the server starts; on an encrypted image, give
+            // it as -volume N@TRANSACTION (the server asks for the passphrase).
+            let which = volume_of(&image, None, &volume)?;
             let request = dimg_mount::Request {
                 image,
                 mount_point: mountpoint,
-                volume: volume.volume,
+                volume: which,
                 nomount,
             };
             match (foreground, served) {

@@ -134,7 +134,24 @@ pub fn info_text(i: &ImageInfo) -> String {
                 None => String::new(),
             };
             let _ = writeln!(s, "        volume “{}”{id}{about}", v.name);
+            for snap in &v.snapshots {
+                let _ = writeln!(
+                    s,
+                    "          snapshot “{}” (-volume {}@{})",
+                    snap.name, v.id, snap.xid
+                );
+            }
         }
+    }
+    s
+}
+
+/// One snapshot a line: name, transaction, when it was taken.
+pub fn snapshots_text(list: &Vec<dimg::fs::Snapshot>) -> String {
+    let mut s = String::new();
+    for snap in list {
+        let when = snap.created.map(date).unwrap_or_default();
+        let _ = writeln!(s, "{}\t{}\t{when}", snap.name, snap.xid);
     }
     s
 }

@@ -598,3 +598,151 @@ fn compact_gives_back_what_the_space_manager_marks_free() {
     let o = dimg(&["ls", s(&bundle)]);
     assert!(o.status.success(), "{}", stderr(&o));
 }
+
+/// Snapshots: no corpus container has one and nothing here makes one, so this copy of dfvfs gets
+/// one built to Apple's layout: a snapshot metadata tree (one `j_snap_metadata_val_t`, "before",
+/// keeping transaction 2 and that transaction's volume superblock) named by the live volume
+/// superblock, and the object-map entry a snapshot keeps alive (the file-system tree's root as of
+/// transaction 2, when the volume was still empty). `info` and `ls -snapshots` list it; `ls`,
+/// `extract` and `attach` with `-snapshot before` (or `-volume 0@2`) show the empty volume of
+/// then, while the live volume keeps its files.
+#[test]
+fn a_snapshot_shows_the_volume_as_it_was() {
+    let mut d = Damaged::new();
+    let blocks = d.bytes.len() / BLOCK;
+    let of_type = |d: &Damaged, kind: u32| {
+        (0..blocks)
+            .filter(|&n| d.u32(n, 24) & 0xFFFF == kind)
+            .max_by_key(|&n| d.u64(n, 16))
+            .unwrap()
+    };
+    let live = of_type(&d, 0x0D);
+    let old = (0..blocks)
+        .find(|&n| d.u32(n, 24) & 0xFFFF == 0x0D && d.u64(n, 16) == 2)
+        .expect("the volume superblock of transaction 2");
+    let old_root = (0..blocks)
+        .find(|&n| d.u32(n, 28) == 0xE && d.u64(n, 16) == 2)
+        .expect("the file-system tree root of transaction 2");
+    let tree_oid = d.u64(live, 136);
+
+    // The object-map entry (tree root, transaction 2) in the volume object map's one leaf.
+    let omap = d.u64(live, 128) as usize;
+    let leaf = d.u64(omap, 48) as usize;
+    let (toc, toc_len) = (56 + d.u16(leaf, 40) as usize, d.u16(leaf, 42) as usize);
+    let count = d.u32(leaf, 36) as usize;
+    let (free, free_len) = (d.u16(leaf, 44), d.u16(leaf, 46));
+    let values_end = BLOCK - 40;
+    let last_value = (0..count)
+        .map(|i| d.u16(leaf, toc + 4 * i + 2))
+        .max()
+        .unwrap();
+    let (k, v) = (free, last_value + 16);
+    let key = [tree_oid.to_le_bytes(), 2u64.to_le_bytes()].concat();
+    d.put(leaf, toc + toc_len + k as usize, &key);
+    let value = [0u32.to_le_bytes(), (BLOCK as u32).to_le_bytes()].concat();
+    d.put(
+        leaf,
+        values_end - v as usize,
+        &[value, (old_root as u64).to_le_bytes().to_vec()].concat(),
+    );
+    // Entries sort by (id, transaction): this one goes first.
+    let entries = d.block(leaf)[toc..toc + 4 * count].to_vec();
+    d.put(leaf, toc + 4, &entries);
+    d.put(leaf, toc, &[k.to_le_bytes(), v.to_le_bytes()].concat());
+    d.put(leaf, 36, &(count as u32 + 1).to_le_bytes());
+    d.put(leaf, 44, &(free + 16).to_le_bytes());
+    d.put(leaf, 46, &(free_len - 32).to_le_bytes());
+    let key_count = d.u64(leaf, values_end + 24);
+    d.put(leaf, values_end + 24, &(key_count + 1).to_le_bytes());
+    d.reseal(leaf);
+
+    // The snapshot metadata tree: one root leaf in a free block.
+    let tree = blocks - 14;
+    assert!(
+        d.block(tree).iter().all(|&b| b == 0),
+        "block {tree} is free"
+    );
+    let name = b"before\0";
+    let created: u64 = 1_600_000_000;
+    let mut meta = Vec::new();
+    for field in [
+        0u64,
+        old as u64,
+        created * 1_000_000_000,
+        created * 1_000_000_000,
+        0,
+    ] {
+        meta.extend(field.to_le_bytes());
+    }
+    meta.extend([0u8; 8]);
+    meta.extend((name.len() as u16).to_le_bytes());
+    meta.extend(name);
+    d.put(tree, 8, &(tree as u64).to_le_bytes());
+    d.put(tree, 16, &4u64.to_le_bytes());
+    d.put(tree, 24, &[2, 0, 0, 0, 0x10, 0, 0, 0]);
+    d.put(tree, 32, &[3, 0, 0, 0, 1, 0, 0, 0, 0, 0, 8, 0]);
+    d.put(tree, 56, &[0, 0, 8, 0]);
+    d.put(tree, 60, &(meta.len() as u16).to_le_bytes());
+    d.put(tree, 62, &(meta.len() as u16).to_le_bytes());
+    d.put(tree, 64, &(2u64 | 1 << 60).to_le_bytes());
+    d.put(tree, values_end - meta.len(), &meta);
+    let info = [0u32, BLOCK as u32, 0, 0, 8, meta.len() as u32];
+    let info: Vec<u8> = info
+        .iter()
+        .flat_map(|f| f.to_le_bytes())
+        .chain(1u64.to_le_bytes())
+        .chain(1u64.to_le_bytes())
+        .collect();
+    d.put(tree, values_end, &info);
+    d.reseal(tree);
+    d.put(live, 152, &(tree as u64).to_le_bytes());
+    d.put(live, 216, &1u64.to_le_bytes());
+    d.reseal(live);
+    let image = d.save().to_path_buf();
+
+    let v = &volumes(&image)[0];
+    assert_eq!(
+        v["snapshots"],
+        serde_json::json!([{ "name": "before", "xid": 2, "created": created }])
+    );
+    let listed = stdout(&dimg(&["ls", "-snapshots", s(&image)]));
+    assert!(listed.starts_with("before\t2\t"), "{listed}");
+    let live_files = stdout(&dimg(&["ls", s(&image)]));
+    assert!(live_files.contains("passwords.txt"), "{live_files}");
+    for select in [["-snapshot", "before"], ["-volume", "0@2"]] {
+        let o = dimg(&["ls", s(&image), select[0], select[1], "--json"]);
+        assert!(o.status.success(), "{select:?}: {}", stderr(&o));
+        let then: Value = serde_json::from_str(&stdout(&o)).unwrap();
+        assert_eq!(then["volume"], "apfs_test (snapshot before)");
+        assert_eq!(
+            then["entries"],
+            serde_json::json!([]),
+            "empty at transaction 2"
+        );
+    }
+    let out = image.with_extension("then");
+    let o = dimg(&["extract", s(&image), "-snapshot", "before", "-o", s(&out)]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert_eq!(fs::read_dir(&out).unwrap().count(), 0);
+    let o = dimg(&["ls", s(&image), "-snapshot", "nope"]);
+    assert_eq!(o.status.code(), Some(1));
+    assert!(
+        stderr(&o).contains("has no snapshot named “nope”"),
+        "{}",
+        stderr(&o)
+    );
+    let point = image.with_extension("mnt");
+    let o = dimg(&[
+        "attach",
+        s(&image),
+        "-snapshot",
+        "before",
+        "-mountpoint",
+        s(&point),
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let mounted: Vec<_> = fs::read_dir(&point).unwrap().collect();
+    let o2 = dimg(&["detach", s(&point)]);
+    assert!(o2.status.success(), "{}", stderr(&o2));
+    assert!(mounted.is_empty(), "the snapshot's root is empty");
+}

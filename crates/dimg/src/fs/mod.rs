@@ -107,6 +107,15 @@ pub struct Stream {
     pub size: u64,
 }
 
+/// A snapshot of a volume: its name, the transaction it keeps, when it was taken.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct Snapshot {
+    pub name: String,
+    pub xid: u64,
+    /// Seconds since 1970, UTC.
+    pub created: Option<i64>,
+}
+
 /// A mounted, read-only file system.
 pub trait Volume: Send + Sync {
     fn label(&self) -> String;
@@ -140,6 +149,17 @@ pub trait Volume: Send + Sync {
         Err(io::Error::new(
             io::ErrorKind::Unsupported,
             "dimg does not read this file system's free space",
+        ))
+    }
+    /// Its snapshots (APFS), oldest first.
+    fn snapshots(&self) -> io::Result<Vec<Snapshot>> {
+        Ok(Vec::new())
+    }
+    /// The volume as snapshot `xid` (a transaction) keeps it, read-only like the live one.
+    fn at_snapshot(&self, _xid: u64) -> io::Result<Box<dyn Volume>> {
+        Err(io::Error::new(
+            io::ErrorKind::NotFound,
+            "the volume has no snapshots",
         ))
     }
     /// The part the volume plays in its container, as Disk Utility names it ("Data", "Preboot").

@@ -20,6 +20,8 @@ use std::sync::Arc;
 pub struct VolumeId {
     pub partition: u32,
     pub within: Option<u32>,
+    /// A snapshot of it, by the transaction it keeps ("2.1@57"); the live volume when none.
+    pub snapshot: Option<u64>,
 }
 
 impl VolumeId {
@@ -29,6 +31,7 @@ impl VolumeId {
         VolumeId {
             partition,
             within: (count > 1).then_some(n),
+            snapshot: None,
         }
     }
 
@@ -41,8 +44,12 @@ impl VolumeId {
 impl std::fmt::Display for VolumeId {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self.within {
-            None => write!(f, "{}", self.partition),
-            Some(w) => write!(f, "{}.{w}", self.partition),
+            None => write!(f, "{}", self.partition)?,
+            Some(w) => write!(f, "{}.{w}", self.partition)?,
+        }
+        match self.snapshot {
+            Some(xid) => write!(f, "@{xid}"),
+            None => Ok(()),
         }
     }
 }
@@ -51,19 +58,25 @@ impl std::str::FromStr for VolumeId {
     type Err = String;
     fn from_str(s: &str) -> std::result::Result<Self, String> {
         let number = |n: &str| n.parse::<u32>().ok();
-        let id = match s.split_once('.') {
-            None => number(s).map(|partition| VolumeId {
-                partition,
-                within: None,
-            }),
-            Some((p, w)) => number(p).zip(number(w)).map(|(partition, w)| VolumeId {
-                partition,
-                within: Some(w),
-            }),
+        let (volume, snapshot) = match s.split_once('@') {
+            Some((v, x)) => (v, Some(x.parse::<u64>().ok())),
+            None => (s, None),
         };
-        id.ok_or_else(|| {
-            format!("volume {s}: give a partition number, or partition.volume (as dimg info shows)")
-        })
+        let id = match volume.split_once('.') {
+            None => number(volume).map(|p| (p, None)),
+            Some((p, w)) => number(p).zip(number(w)).map(|(p, w)| (p, Some(w))),
+        };
+        match (id, snapshot) {
+            (Some((partition, within)), None | Some(Some(_))) => Ok(VolumeId {
+                partition,
+                within,
+                snapshot: snapshot.flatten(),
+            }),
+            _ => Err(format!(
+                "volume {s}: give a partition number, or partition.volume, then @transaction for \
+                 a snapshot (as dimg info shows)"
+            )),
+        }
     }
 }
 
@@ -86,6 +99,7 @@ impl<'de> serde::Deserialize<'de> for VolumeId {
             Given::Partition(partition) => Ok(VolumeId {
                 partition,
                 within: None,
+                snapshot: None,
             }),
             Given::Text(t) => t.parse().map_err(serde::de::Error::custom),
         }
@@ -155,9 +169,17 @@ pub fn volumes(
                     if which.is_some_and(|id| !id.names(p.index, n)) {
                         continue;
                     }
+                    let mut id = VolumeId::of(p.index, n, count);
+                    let volume = match which.and_then(|w| w.snapshot) {
+                        Some(xid) => {
+                            id.snapshot = Some(xid);
+                            volume.at_snapshot(xid).map_err(|e| Error::io(image, e))?
+                        }
+                        None => volume,
+                    };
                     found.volumes.push(FoundVolume {
                         partition: p.clone(),
-                        id: VolumeId::of(p.index, n, count),
+                        id,
                         volume,
                     });
                 }
@@ -189,6 +211,40 @@ fn volume(
         true => Err(Error::io(image, found.no_volume())),
         false => Ok(found.volumes.remove(0).volume),
     }
+}
+
+/// The snapshots of the volume `which` names (or the first one dimg can browse), oldest first.
+pub fn snapshots(
+    image: &Path,
+    passphrase: Option<&Passphrase>,
+    which: Option<VolumeId>,
+) -> Result<Vec<fs::Snapshot>> {
+    volume(image, passphrase, which)?
+        .snapshots()
+        .map_err(|e| Error::io(image, e))
+}
+
+/// The volume `which` names as its snapshot `name` keeps it.
+pub fn snapshot_named(
+    image: &Path,
+    passphrase: Option<&Passphrase>,
+    which: Option<VolumeId>,
+    name: &str,
+) -> Result<VolumeId> {
+    let found = volumes(image, passphrase, which)?;
+    for v in &found.volumes {
+        let list = v.volume.snapshots().map_err(|e| Error::io(image, e))?;
+        if let Some(s) = list.iter().find(|s| s.name == name) {
+            return Ok(VolumeId {
+                snapshot: Some(s.xid),
+                ..v.id
+            });
+        }
+    }
+    Err(Error::io(
+        image,
+        FormatError::io("volume", 0, format!("has no snapshot named “{name}”")),
+    ))
 }
 
 #[derive(Debug, Serialize)]

@@ -53,6 +53,9 @@ pub struct VolumeInfo {
     pub available: Option<u64>,
     pub case_sensitive: bool,
     pub encrypted: bool,
+    /// Its snapshots (APFS), oldest first.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub snapshots: Vec<crate::fs::Snapshot>,
 }
 
 /// Opens `path` and describes it. Reads only headers, never the whole image.
@@ -96,6 +99,7 @@ pub fn info(path: &Path, passphrase: Option<&Passphrase>) -> Result<ImageInfo> {
                         available: v.available(),
                         case_sensitive: v.case_sensitive(),
                         encrypted: v.encrypted(),
+                        snapshots: v.snapshots().unwrap_or_default(),
                     }
                 })
                 .collect();

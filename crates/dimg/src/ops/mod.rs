@@ -16,8 +16,8 @@ mod verify;
 pub use crate::build::layout::Layout;
 pub use crate::container::Check;
 pub use browse::{
-    extract, extract_boot, list, list_tree, volumes, ExtractReport, FoundVolume, ImageVolumes,
-    Listing, VolumeId,
+    extract, extract_boot, list, list_tree, snapshot_named, snapshots, volumes, ExtractReport,
+    FoundVolume, ImageVolumes, Listing, VolumeId,
 };
 pub use compact::{compact, CompactReport};
 pub use convert::{convert, ConvertOptions, ConvertReport, Encryption, OutputFormat};

@@ -8,7 +8,7 @@
 mod btree;
 mod object;
 
-use super::{decmpfs, DirEntry, EntryKind, Handle, Stream, Volume};
+use super::{decmpfs, DirEntry, EntryKind, Handle, Snapshot, Stream, Volume};
 use crate::bytes::{le16, le32, le64};
 use crate::io::{Concat, ReadAt, Slice, Zeros};
 use btree::{scan, Omap, Pointers};
@@ -26,6 +26,7 @@ const INODE: u8 = 3;
 const XATTR: u8 = 4;
 const FILE_EXTENT: u8 = 8;
 const DIR_REC: u8 = 9;
+const SNAP_METADATA: u8 = 1;
 /// `j_inode_val_t` extended field holding the data stream (its size).
 const INO_EXT_TYPE_DSTREAM: u8 = 8;
 const XATTR_DATA_STREAM: u16 = 0x1;
@@ -77,6 +78,20 @@ pub fn open(part: Arc<dyn ReadAt>) -> io::Result<Vec<Apfs>> {
         .collect()
 }
 
+/// A checked volume superblock at block `paddr`.
+fn superblock(container: &Container, paddr: u64) -> io::Result<Vec<u8>> {
+    let blocks = &container.blocks;
+    let sb = blocks.object(paddr, FS, "APFS volume superblock")?;
+    if &sb[32..36] != b"APSB" {
+        return Err(bad(
+            "APFS volume superblock",
+            paddr * blocks.size,
+            "has no APSB magic",
+        ));
+    }
+    Ok(sb)
+}
+
 /// A record key's object id and type (`j_key_t`).
 fn key_of(k: &[u8]) -> (u64, u8) {
     if k.len() < 8 {
@@ -119,8 +134,13 @@ impl Attribute {
 
 pub struct Apfs {
     container: Arc<Container>,
-    omap: Omap,
+    omap: Arc<Omap>,
+    /// The transaction the volume is read as of: the checkpoint's, or a snapshot's.
+    xid: u64,
+    /// The snapshot's name, when this is one.
+    snapshot: Option<String>,
     root_tree: u64,
+    snapshot_tree: u64,
     label: String,
     role: u16,
     used_blocks: u64,
@@ -128,7 +148,6 @@ pub struct Apfs {
     /// Directory records carry a hash of their name (normalization- or case-insensitive).
     hashed: bool,
     encrypted: bool,
-    snapshots: u64,
     /// Directory records whose name hash disagrees with their name.
     mismatches: Mutex<Vec<String>>,
 }
@@ -146,31 +165,75 @@ impl Apfs {
                     format!("object {oid} is not mapped"),
                 )
             })?;
-        let sb = blocks.object(paddr, FS, "APFS volume superblock")?;
-        if &sb[32..36] != b"APSB" {
-            return Err(bad(
-                "APFS volume superblock",
-                paddr * blocks.size,
-                "has no APSB magic",
-            ));
-        }
-        let incompat = le64(&sb, 56);
+        let sb = superblock(container, paddr)?;
+        let omap = Arc::new(Omap::open(
+            blocks,
+            le64(&sb, 128),
+            "APFS volume object map",
+        )?);
+        Ok(Apfs::at(container, &sb, omap, container.xid, None))
+    }
+
+    /// The volume a superblock describes, read through `omap` as of transaction `xid`.
+    fn at(
+        container: &Arc<Container>,
+        sb: &[u8],
+        omap: Arc<Omap>,
+        xid: u64,
+        snapshot: Option<String>,
+    ) -> Apfs {
+        let incompat = le64(sb, 56);
         let name = &sb[704..960];
         let name = &name[..name.iter().position(|&b| b == 0).unwrap_or(name.len())];
-        Ok(Apfs {
+        Apfs {
             container: container.clone(),
-            omap: Omap::open(blocks, le64(&sb, 128), "APFS volume object map")?,
-            root_tree: le64(&sb, 136),
+            omap,
+            xid,
+            snapshot,
+            root_tree: le64(sb, 136),
+            snapshot_tree: le64(sb, 152),
             label: String::from_utf8_lossy(name).into_owned(),
-            role: le16(&sb, 964),
-            used_blocks: le64(&sb, 88),
+            role: le16(sb, 964),
+            used_blocks: le64(sb, 88),
             case_insensitive: incompat & INCOMPAT_CASE_INSENSITIVE != 0,
             hashed: incompat & (INCOMPAT_CASE_INSENSITIVE | INCOMPAT_NORMALIZATION_INSENSITIVE)
                 != 0,
-            encrypted: le64(&sb, 264) & FS_UNENCRYPTED == 0,
-            snapshots: le64(&sb, 216),
+            encrypted: le64(sb, 264) & FS_UNENCRYPTED == 0,
             mismatches: Mutex::new(Vec::new()),
-        })
+        }
+    }
+
+    /// The snapshots the snapshot metadata tree lists (`j_snap_metadata_val_t`), oldest first:
+    /// each with the transaction it keeps and the block of its volume superblock.
+    fn snapshot_list(&self) -> io::Result<Vec<(Snapshot, u64)>> {
+        if self.snapshot_tree == 0 {
+            return Ok(Vec::new());
+        }
+        let mut found = Vec::new();
+        scan(
+            &self.container.blocks,
+            Pointers::Physical,
+            self.snapshot_tree,
+            "APFS snapshot metadata tree",
+            &|_| Ordering::Equal,
+            &mut |k, v| {
+                let (xid, kind) = key_of(k);
+                if kind == SNAP_METADATA && v.len() >= 50 {
+                    let len = usize::from(le16(v, 48));
+                    let name = v.get(50..50 + len).unwrap_or_default();
+                    let name = name.strip_suffix(&[0]).unwrap_or(name);
+                    let snapshot = Snapshot {
+                        name: String::from_utf8_lossy(name).into_owned(),
+                        xid,
+                        created: Some((le64(v, 16) / 1_000_000_000) as i64),
+                    };
+                    found.push((snapshot, le64(v, 8)));
+                }
+                Ok(true)
+            },
+        )?;
+        found.sort_by_key(|(s, _)| s.xid);
+        Ok(found)
     }
 
     /// Calls `each(key, value)` for the records of object `id` with a type from `types`.
@@ -194,7 +257,7 @@ impl Apfs {
         let c = &self.container;
         scan(
             &c.blocks,
-            Pointers::Virtual(&self.omap, c.xid),
+            Pointers::Virtual(&self.omap, self.xid),
             self.root_tree,
             "APFS file-system tree",
             &|k| {
@@ -461,11 +524,41 @@ fn item(entry: &DirEntry) -> io::Result<&Item> {
 
 impl Volume for Apfs {
     fn label(&self) -> String {
-        self.label.clone()
+        match &self.snapshot {
+            Some(name) => format!("{} (snapshot {name})", self.label),
+            None => self.label.clone(),
+        }
     }
 
     fn used(&self) -> Option<u64> {
         Some(self.used_blocks * self.container.blocks.size)
+    }
+
+    fn snapshots(&self) -> io::Result<Vec<Snapshot>> {
+        Ok(self.snapshot_list()?.into_iter().map(|(s, _)| s).collect())
+    }
+
+    /// The volume as snapshot `xid` keeps it: its own superblock (the tree's root then), read
+    /// through the live object map as of its transaction, which keeps what snapshots need.
+    fn at_snapshot(&self, xid: u64) -> io::Result<Box<dyn Volume>> {
+        let (snapshot, paddr) = self
+            .snapshot_list()?
+            .into_iter()
+            .find(|(s, _)| s.xid == xid)
+            .ok_or_else(|| {
+                io::Error::new(
+                    io::ErrorKind::NotFound,
+                    format!("“{}” has no snapshot of transaction {xid}", self.label),
+                )
+            })?;
+        let sb = superblock(&self.container, paddr)?;
+        Ok(Box::new(Apfs::at(
+            &self.container,
+            &sb,
+            self.omap.clone(),
+            xid,
+            Some(snapshot.name),
+        )))
     }
 
     fn available(&self) -> Option<u64> {
@@ -497,12 +590,6 @@ impl Volume for Apfs {
             .iter()
             .map(|p| format!("a newer checkpoint was passed over: {p}"))
             .collect();
-        if self.snapshots > 0 {
-            w.push(format!(
-                "{} snapshots: dimg shows the live volume only",
-                self.snapshots
-            ));
-        }
         let m = self.mismatches.lock().unwrap_or_else(|e| e.into_inner());
         w.extend(m.iter().map(|n| {
             format!("the directory record of “{n}” has a name hash that does not match it")
