@@ -94,6 +94,11 @@ fn opens_images_from_the_command_line_shows_info_and_verifies_with_cancel() {
            .some((li) => li.textContent.startsWith('empty (APFS)'));",
     );
     assert!(app.text("#partitions").contains("empty"));
+    // Each row says its size, as Disk Utility's sidebar does.
+    assert_eq!(
+        app.text("#images li.image.selected .kind"),
+        "Apple UDIF disk image · 10.0 MiB"
+    );
     // Menu clicks reach the page as "menu" events; the page must be allowed to listen for them
     // (and for drag-and-drop), which the window's capability grants.
     app.script("window.__TAURI__.event.emit('menu', 'about');", json!([]));

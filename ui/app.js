@@ -165,8 +165,9 @@ function render() {
       .flatMap((p) => p.volumes.map((v) => [p, v]))
       .map(([p, v]) => {
         const point = mountPointOf(image, v.id);
-        const item = sidebarItem(volumeLabel(p, v), '', 'volume',
+        const item = sidebarItem(volumeLabel(p, v), scaled(p.size) || bytes(p.size), 'volume',
           mine && state.volume === v.id, () => select(path, v.id));
+        item.classList.add(p.file_system === 'ISO 9660' ? 'optical' : 'drive');
         if (point) {
           item.classList.add('mounted');
           item.title = `Mounted at ${point}`;
@@ -177,8 +178,10 @@ function render() {
         }
         return item;
       });
-    return [sidebarItem(baseName(path), image.info.format, 'image', mine && state.volume === null,
-      () => select(path)), ...volumes];
+    const row = sidebarItem(baseName(path), `${image.info.format} · ${scaled(image.info.disk_size) || bytes(image.info.disk_size)}`,
+      'image', mine && state.volume === null, () => select(path));
+    if (image.info.format.includes('encrypted')) row.classList.add('encrypted');
+    return [row, ...volumes];
   }));
   const image = state.selected;
   $('empty').hidden = !!image;
