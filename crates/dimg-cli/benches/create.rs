@@ -16,12 +16,7 @@ use std::time::Instant;
 fn main() {
     let mib = common::number_arg(1024);
     let dir = common::bench_dir();
-    let (tree, files, bytes) = common::usr_tree(&dir, mib);
-    println!(
-        "folder: {} ({files} files, {} MiB)",
-        tree.display(),
-        bytes >> 20
-    );
+    let (tree, bytes) = common::usr_tree(&dir, mib);
     let out = |name: &str| dir.join(name);
     let dimg = env!("CARGO_BIN_EXE_dimg");
     let t = |p: &Path| p.to_str().unwrap().to_string();

@@ -30,31 +30,9 @@ fn main() {
     let dir = common::bench_dir();
     // As the mount table names it, to find the server of a mount.
     let dir = dir.canonicalize().unwrap();
-    let (tree, files, bytes) = common::usr_tree(&dir, mib);
-    println!(
-        "folder: {} ({files} files, {} MiB)",
-        tree.display(),
-        bytes >> 20
-    );
-    let udzo = dir.join(format!("usr-{mib}m.hfsx.dmg"));
+    let (tree, udzo) = common::usr_udzo(&dir, mib, DIMG);
     let raw = dir.join(format!("usr-{mib}m.hfsx.cdr"));
     let iso = dir.join(format!("usr-{mib}m.iso"));
-    if !udzo.exists() {
-        // /usr holds names that differ only in case: HFSX keeps them apart.
-        run(
-            DIMG,
-            &[
-                "create",
-                "-srcfolder",
-                s(&tree),
-                "-fs",
-                "HFSX",
-                "-format",
-                "UDZO",
-                s(&udzo),
-            ],
-        );
-    }
     if !raw.exists() {
         run(
             DIMG,

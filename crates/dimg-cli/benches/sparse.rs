@@ -19,25 +19,7 @@ const DIMG: &str = env!("CARGO_BIN_EXE_dimg");
 fn main() {
     let mib = common::number_arg(1024);
     let dir = common::bench_dir();
-    let (tree, files, bytes) = common::usr_tree(&dir, mib);
-    println!(
-        "folder: {} ({files} files, {} MiB)",
-        tree.display(),
-        bytes >> 20
-    );
-    let udzo = dir.join(format!("usr-{mib}m.hfsx.dmg"));
-    if !udzo.exists() {
-        run(&[
-            "create",
-            "-srcfolder",
-            s(&tree),
-            "-fs",
-            "HFSX",
-            "-format",
-            "UDZO",
-            s(&udzo),
-        ]);
-    }
+    let (_, udzo) = common::usr_udzo(&dir, mib, DIMG);
     let out = dir.join("sparse-out");
     let _ = fs::remove_dir_all(&out);
     fs::create_dir_all(&out).unwrap();

@@ -20,8 +20,9 @@ pub fn bench_dir() -> PathBuf {
 }
 
 /// `target/bench/usr-{mib}m`: a copy of `mib` MiB of real files from /usr (binaries, libraries,
-/// text, images), made once, read once so that every tool starts from a warm cache.
-pub fn usr_tree(dir: &Path, mib: u64) -> (PathBuf, u64, u64) {
+/// text, images), made once, read once so that every tool starts from a warm cache; said on
+/// standard output. Returns the folder and its bytes.
+pub fn usr_tree(dir: &Path, mib: u64) -> (PathBuf, u64) {
     let tree = dir.join(format!("usr-{mib}m"));
     if !tree.exists() {
         let (files, bytes) = copy_tree(Path::new("/usr"), &tree, mib << 20);
@@ -32,7 +33,30 @@ pub fn usr_tree(dir: &Path, mib: u64) -> (PathBuf, u64, u64) {
         );
     }
     let (files, bytes) = warm(&tree);
-    (tree, files, bytes)
+    println!(
+        "folder: {} ({files} files, {} MiB)",
+        tree.display(),
+        bytes >> 20
+    );
+    (tree, bytes)
+}
+
+/// `usr_tree` and `usr-{mib}m.hfsx.dmg` beside it, an HFSX UDZO of it made once by `dimg` (/usr
+/// holds names that differ only in case: HFSX keeps them apart). Returns (folder, image).
+pub fn usr_udzo(dir: &Path, mib: u64, dimg: &str) -> (PathBuf, PathBuf) {
+    let (tree, _) = usr_tree(dir, mib);
+    let udzo = dir.join(format!("usr-{mib}m.hfsx.dmg"));
+    if !udzo.exists() {
+        let made = std::process::Command::new(dimg)
+            .args(["create", "-srcfolder"])
+            .arg(&tree)
+            .args(["-fs", "HFSX", "-format", "UDZO"])
+            .arg(&udzo)
+            .status()
+            .expect("dimg runs");
+        assert!(made.success(), "dimg create of {}", udzo.display());
+    }
+    (tree, udzo)
 }
 
 /// Copies regular files from `from` until `budget` bytes, keeping the tree's shape.
