@@ -3,12 +3,11 @@
 //! one-byte key lengths), forks of three 16-bit extents each, MacRoman names. A volume that wraps
 //! an HFS+ volume (older Macs' startup disks) is opened as the HFS+ volume it holds.
 
-use super::hfsplus::{date, BTree, Fork, HfsPlus};
+use super::hfsplus::{date, more_extents, BTree, Fork, HfsPlus, Overflow};
 use super::{DirEntry, EntryKind, Handle, Stream, Volume};
 use crate::bytes::{be16, be32, mac_roman};
 use crate::error::FormatError;
 use crate::io::{ReadAt, Slice};
-use std::collections::HashMap;
 use std::io;
 use std::sync::Arc;
 
@@ -65,7 +64,7 @@ pub struct Hfs {
     block: u64,
     catalog: BTree,
     /// Extents beyond a fork's first three, by (file ID, fork type: 0 data, 0xFF resource).
-    overflow: HashMap<(u32, u8), Vec<(u32, u32)>>,
+    overflow: Overflow,
     label: String,
     used_blocks: u64,
 }
@@ -83,7 +82,7 @@ impl Hfs {
             BTree::open_keyed(file, what, short_key)
         };
         let extents_tree = tree(&fork(130, 134), &[], "HFS extents B-tree")?;
-        let mut overflow: HashMap<(u32, u8), Vec<(u32, u32)>> = HashMap::new();
+        let mut overflow = Overflow::new();
         let scan = match extents_tree.is_empty() {
             true => Ok(()),
             false => extents_tree.scan(
@@ -99,11 +98,8 @@ impl Hfs {
             ),
         };
         scan?;
-        let more = overflow
-            .get(&(CATALOG_FILE, 0))
-            .cloned()
-            .unwrap_or_default();
-        let catalog = tree(&fork(146, 150), &more, "HFS catalog B-tree")?;
+        let more = more_extents(&overflow, CATALOG_FILE, 0);
+        let catalog = tree(&fork(146, 150), more, "HFS catalog B-tree")?;
         let name = &mdb[37..37 + usize::from(mdb[36]).min(27)];
         Ok(Hfs {
             blocks,
@@ -195,11 +191,7 @@ impl Hfs {
             ));
         };
         let fork = if kind == 0 { data } else { resource };
-        let more = self
-            .overflow
-            .get(&(*id, kind))
-            .map(Vec::as_slice)
-            .unwrap_or(&[]);
+        let more = more_extents(&self.overflow, *id, kind);
         HfsPlus::fork_bytes(&self.blocks, self.block, fork, more)
     }
 }

@@ -233,7 +233,12 @@ pub(super) fn date(d: u32) -> Option<i64> {
 }
 
 /// Overflow extents by (file ID, fork type: 0 data, 0xFF resource).
-type Overflow = HashMap<(u32, u8), Vec<(u32, u32)>>;
+pub(super) type Overflow = HashMap<(u32, u8), Vec<(u32, u32)>>;
+
+/// The extents of file `id`'s fork `kind` beyond the ones its record holds (HFS and HFS+ alike).
+pub(super) fn more_extents(overflow: &Overflow, id: u32, kind: u8) -> &[(u32, u32)] {
+    overflow.get(&(id, kind)).map(Vec::as_slice).unwrap_or(&[])
+}
 
 /// A catalog file record's forks as an item, and its data fork's size; `None` for other records.
 fn file_item(d: &[u8]) -> Option<(Item, u64)> {
@@ -347,17 +352,16 @@ impl HfsPlus {
             0 => HashMap::new(),
             _ => Self::read_overflow(&BTree::open(bytes(&extents_fork)?, "HFS+ extents B-tree")?)?,
         };
-        let catalog_extents = overflow.get(&(4, 0)).cloned().unwrap_or_default();
         let catalog = BTree::open(
-            Self::fork_bytes(&disk, block, &catalog_fork, &catalog_extents)?,
+            Self::fork_bytes(&disk, block, &catalog_fork, more_extents(&overflow, 4, 0))?,
             "HFS+ catalog B-tree",
         )?;
         let attributes_fork = Fork::parse(&h[352..432]);
         let attributes_tree = match attributes_fork.size {
             0 => None,
             _ => {
-                let more = overflow.get(&(8, 0)).cloned().unwrap_or_default();
-                let file = Self::fork_bytes(&disk, block, &attributes_fork, &more)?;
+                let more = more_extents(&overflow, 8, 0);
+                let file = Self::fork_bytes(&disk, block, &attributes_fork, more)?;
                 Some(BTree::open(file, "HFS+ attributes B-tree")?)
             }
         };
@@ -692,11 +696,7 @@ impl HfsPlus {
             ));
         };
         let fork = if kind == 0 { data } else { resource };
-        let more = self
-            .overflow
-            .get(&(*id, kind))
-            .map(Vec::as_slice)
-            .unwrap_or(&[]);
+        let more = more_extents(&self.overflow, *id, kind);
         Self::fork_bytes(&self.disk, self.block, fork, more)
     }
 
@@ -770,7 +770,7 @@ impl Volume for HfsPlus {
     }
 
     fn free_extents(&self) -> io::Result<Vec<(u64, u64)>> {
-        let more = self.overflow.get(&(6, 0)).map(Vec::as_slice).unwrap_or(&[]);
+        let more = more_extents(&self.overflow, 6, 0);
         let bitmap = Self::fork_bytes(&self.disk, self.block, &self.allocation, more)?;
         if bitmap.size() < self.total_blocks.div_ceil(8) {
             return Err(bad(
