@@ -99,26 +99,30 @@ impl Blocks {
         Ok(block)
     }
 
-    /// Block `paddr` as an object of type `kind`, its checksum verified.
-    pub fn object(&self, paddr: u64, kind: u32, what: &'static str) -> io::Result<Vec<u8>> {
+    /// Block `paddr` as an object, its checksum verified, with its object type.
+    fn checked(&self, paddr: u64, what: &'static str) -> io::Result<(Vec<u8>, u32)> {
         let block = self.raw(paddr, what)?;
-        let at = paddr * self.size;
         if le64(&block, 0) != fletcher64(&block) {
             return Err(bad(
                 what,
-                at,
+                paddr * self.size,
                 format!("block {paddr} fails its Fletcher-64 checksum"),
             ));
         }
-        let found = le32(&block, 24) & 0xFFFF;
-        if found != kind {
-            return Err(bad(
+        let kind = le32(&block, 24) & 0xFFFF;
+        Ok((block, kind))
+    }
+
+    /// Block `paddr` as an object of type `kind`, its checksum verified.
+    pub fn object(&self, paddr: u64, kind: u32, what: &'static str) -> io::Result<Vec<u8>> {
+        match self.checked(paddr, what)? {
+            (block, found) if found == kind => Ok(block),
+            (_, found) => Err(bad(
                 what,
-                at,
+                paddr * self.size,
                 format!("block {paddr} holds object type {found:#x}, not {kind:#x}"),
-            ));
+            )),
         }
-        Ok(block)
     }
 }
 
@@ -368,19 +372,10 @@ pub(super) fn node(blocks: &Blocks, paddr: u64, what: &'static str) -> io::Resul
 }
 
 fn read_node(blocks: &Blocks, paddr: u64, what: &'static str) -> io::Result<Node> {
-    let at = blocks.span(paddr, 1, what)?;
-    let mut block = vec![0u8; blocks.size as usize];
-    blocks.disk().read_exact_at(at, &mut block)?;
-    if le64(&block, 0) != fletcher64(&block) {
-        return Err(bad(
-            what,
-            at,
-            format!("block {paddr} fails its Fletcher-64 checksum"),
-        ));
-    }
-    match le32(&block, 24) & 0xFFFF {
-        BTREE | BTREE_NODE => Node::parse(block, at, what),
-        other => Err(bad(
+    let at = paddr * blocks.size;
+    match blocks.checked(paddr, what)? {
+        (block, BTREE | BTREE_NODE) => Node::parse(block, at, what),
+        (_, other) => Err(bad(
             what,
             at,
             format!("block {paddr} holds object type {other:#x}, not a B-tree node"),
