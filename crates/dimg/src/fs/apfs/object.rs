@@ -170,7 +170,13 @@ impl Container {
         if let Ok(b) = blocks.object(0, NX_SUPERBLOCK, "APFS container superblock") {
             candidates.push(b);
         }
-        candidates.extend(checkpoint_superblocks(&blocks, &head)?);
+        // The descriptor area, read once: superblocks and the checkpoint maps written with them.
+        let area = descriptor_area(&blocks, &head)?;
+        candidates.extend(
+            area.iter()
+                .filter(|(b, kind)| *kind == NX_SUPERBLOCK && &b[32..36] == b"NXSB")
+                .map(|(b, _)| b.clone()),
+        );
         candidates.sort_by_key(|b| std::cmp::Reverse(le64(b, 16)));
         candidates.dedup_by_key(|b| le64(b, 16));
         if candidates.is_empty() {
@@ -185,7 +191,7 @@ impl Container {
             let xid = le64(&sb, 16);
             match Self::at_checkpoint(&blocks, &sb) {
                 Ok((omap, volume_oids)) => {
-                    let spaceman = space_manager(&blocks, &sb).ok();
+                    let spaceman = space_manager(&blocks, &sb, &area).ok();
                     return Ok(Container {
                         blocks,
                         xid,
@@ -227,8 +233,8 @@ impl Container {
     }
 }
 
-/// The superblocks in the checkpoint descriptor area that pass their checksums.
-fn checkpoint_superblocks(blocks: &Blocks, head: &[u8]) -> io::Result<Vec<Vec<u8>>> {
+/// The objects of the checkpoint descriptor area that pass their checksums, with their types.
+fn descriptor_area(blocks: &Blocks, head: &[u8]) -> io::Result<Vec<(Vec<u8>, u32)>> {
     let count = u64::from(le32(head, 104));
     if count & (1 << 31) != 0 {
         return Err(bad(
@@ -239,31 +245,21 @@ fn checkpoint_superblocks(blocks: &Blocks, head: &[u8]) -> io::Result<Vec<Vec<u8
     }
     let base = le64(head, 112);
     Ok((0..count.min(MAX_DESCRIPTOR_BLOCKS))
-        .filter_map(|i| {
-            blocks
-                .object(base + i, NX_SUPERBLOCK, "APFS checkpoint superblock")
-                .ok()
-        })
-        .filter(|b| &b[32..36] == b"NXSB")
+        .filter_map(|i| blocks.checked(base + i, "APFS checkpoint").ok())
         .collect())
 }
 
-/// The space manager: an ephemeral object found through the checkpoint maps written with the
-/// superblock (one block on every container seen; a larger one is not read).
-fn space_manager(blocks: &Blocks, sb: &[u8]) -> io::Result<Vec<u8>> {
+/// The space manager: an ephemeral object found through the checkpoint maps of the descriptor
+/// area written with the superblock (one block on every container seen; a larger one is not
+/// read).
+fn space_manager(blocks: &Blocks, sb: &[u8], area: &[(Vec<u8>, u32)]) -> io::Result<Vec<u8>> {
     let (xid, spaceman) = (le64(sb, 16), le64(sb, 152));
-    let (base, count) = (
-        le64(sb, 112),
-        u64::from(le32(sb, 104)).min(MAX_DESCRIPTOR_BLOCKS),
-    );
-    for i in 0..count {
-        let Ok(map) = blocks.object(base + i, CHECKPOINT_MAP, "APFS checkpoint map") else {
-            continue;
-        };
-        if le64(&map, 16) != xid {
+    let maps = area.iter().filter(|(_, kind)| *kind == CHECKPOINT_MAP);
+    for (map, _) in maps {
+        if le64(map, 16) != xid {
             continue;
         }
-        let entries = (le32(&map, 36) as usize).min((map.len() - 40) / 40);
+        let entries = (le32(map, 36) as usize).min((map.len() - 40) / 40);
         for e in map[40..].chunks_exact(40).take(entries) {
             if le64(e, 24) == spaceman {
                 if u64::from(le32(e, 8)) != blocks.size {
