@@ -170,13 +170,10 @@ impl Container {
         if let Ok(b) = blocks.object(0, NX_SUPERBLOCK, "APFS container superblock") {
             candidates.push(b);
         }
-        // The descriptor area, read once: superblocks and the checkpoint maps written with them.
+        // The descriptor area, read once: its superblocks, and where the checkpoint maps
+        // written with each lie.
         let area = descriptor_area(&blocks, &head)?;
-        candidates.extend(
-            area.iter()
-                .filter(|(b, kind)| *kind == NX_SUPERBLOCK && &b[32..36] == b"NXSB")
-                .map(|(b, _)| b.clone()),
-        );
+        candidates.extend(area.superblocks);
         candidates.sort_by_key(|b| std::cmp::Reverse(le64(b, 16)));
         candidates.dedup_by_key(|b| le64(b, 16));
         if candidates.is_empty() {
@@ -191,7 +188,7 @@ impl Container {
             let xid = le64(&sb, 16);
             match Self::at_checkpoint(&blocks, &sb) {
                 Ok((omap, volume_oids)) => {
-                    let spaceman = space_manager(&blocks, &sb, &area).ok();
+                    let spaceman = space_manager(&blocks, &sb, &area.maps).ok();
                     return Ok(Container {
                         blocks,
                         xid,
@@ -233,8 +230,14 @@ impl Container {
     }
 }
 
-/// The objects of the checkpoint descriptor area that pass their checksums, with their types.
-fn descriptor_area(blocks: &Blocks, head: &[u8]) -> io::Result<Vec<(Vec<u8>, u32)>> {
+/// What the checkpoint descriptor area holds that passes its checksum.
+struct DescriptorArea {
+    superblocks: Vec<Vec<u8>>,
+    /// Checkpoint maps: (block, transaction).
+    maps: Vec<(u64, u64)>,
+}
+
+fn descriptor_area(blocks: &Blocks, head: &[u8]) -> io::Result<DescriptorArea> {
     let count = u64::from(le32(head, 104));
     if count & (1 << 31) != 0 {
         return Err(bad(
@@ -244,22 +247,28 @@ fn descriptor_area(blocks: &Blocks, head: &[u8]) -> io::Result<Vec<(Vec<u8>, u32
         ));
     }
     let base = le64(head, 112);
-    Ok((0..count.min(MAX_DESCRIPTOR_BLOCKS))
-        .filter_map(|i| blocks.checked(base + i, "APFS checkpoint").ok())
-        .collect())
+    let mut area = DescriptorArea {
+        superblocks: Vec::new(),
+        maps: Vec::new(),
+    };
+    for paddr in (base..).take(count.min(MAX_DESCRIPTOR_BLOCKS) as usize) {
+        match blocks.checked(paddr, "APFS checkpoint") {
+            Ok((b, NX_SUPERBLOCK)) if &b[32..36] == b"NXSB" => area.superblocks.push(b),
+            Ok((b, CHECKPOINT_MAP)) => area.maps.push((paddr, le64(&b, 16))),
+            _ => {}
+        }
+    }
+    Ok(area)
 }
 
 /// The space manager: an ephemeral object found through the checkpoint maps of the descriptor
 /// area written with the superblock (one block on every container seen; a larger one is not
 /// read).
-fn space_manager(blocks: &Blocks, sb: &[u8], area: &[(Vec<u8>, u32)]) -> io::Result<Vec<u8>> {
+fn space_manager(blocks: &Blocks, sb: &[u8], maps: &[(u64, u64)]) -> io::Result<Vec<u8>> {
     let (xid, spaceman) = (le64(sb, 16), le64(sb, 152));
-    let maps = area.iter().filter(|(_, kind)| *kind == CHECKPOINT_MAP);
-    for (map, _) in maps {
-        if le64(map, 16) != xid {
-            continue;
-        }
-        let entries = (le32(map, 36) as usize).min((map.len() - 40) / 40);
+    for &(paddr, _) in maps.iter().filter(|&&(_, x)| x == xid) {
+        let map = blocks.object(paddr, CHECKPOINT_MAP, "APFS checkpoint map")?;
+        let entries = (le32(&map, 36) as usize).min((map.len() - 40) / 40);
         for e in map[40..].chunks_exact(40).take(entries) {
             if le64(e, 24) == spaceman {
                 if u64::from(le32(e, 8)) != blocks.size {
