@@ -7,18 +7,10 @@ use common::*;
 use dimg::wrapper::crc16_xmodem;
 
 use std::fs;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
 fn classic(name: &str) -> PathBuf {
     dimg_e2e::corpus().join("classic").join(name)
-}
-
-fn disk_of(image: &Path, dir: &Path) -> Vec<u8> {
-    let out = dir.join("disk.raw");
-    let _ = fs::remove_file(&out);
-    let o = dimg(&["convert", s(image), "-format", "UDTO", "-o", s(&out)]);
-    assert!(o.status.success(), "{}: {}", image.display(), stderr(&o));
-    fs::read(&out).unwrap()
 }
 
 /// Every Disk Copy 4.2 sample, as it is and in both wrappers, decodes to the raw disk its maker
@@ -26,7 +18,6 @@ fn disk_of(image: &Path, dir: &Path) -> Vec<u8> {
 /// first 12 tag bytes, which the 800K disk with random tags proves); info names the wrapper.
 #[test]
 fn disk_copy_images_decode_to_their_makers_disks_in_every_wrapper() {
-    let dir = tempfile::tempdir().unwrap();
     for size in ["400K", "800K", "1440K"] {
         let want = fs::read(classic(&format!("convert2dsk-blank{size}.dsk"))).unwrap();
         for (suffix, wrapper) in [
@@ -35,7 +26,7 @@ fn disk_copy_images_decode_to_their_makers_disks_in_every_wrapper() {
             (".hqx", Some("BinHex 4.0")),
         ] {
             let image = classic(&format!("convert2dsk-blank{size}.img{suffix}"));
-            assert!(disk_of(&image, dir.path()) == want, "{}", image.display());
+            assert!(decoded(&image, None) == want, "{}", image.display());
             let info = stdout(&dimg(&["info", s(&image)]));
             assert!(
                 info.contains("Format:          Disk Copy 4.2 image"),
@@ -102,7 +93,7 @@ fn macutils_unwraps_the_same_forks() {
         );
         assert!(info.contains(&sizes), "{tool}: {sizes} in {info}");
         assert!(
-            disk_of(&data, dir.path()) == disk_of(&classic(file), dir.path()),
+            decoded(&data, None) == decoded(&classic(file), None),
             "{tool}"
         );
     }
@@ -165,10 +156,10 @@ fn damaged_classic_images_are_clear() {
 #[test]
 fn dart_images_decode_to_their_source_disk() {
     let dir = tempfile::tempdir().unwrap();
-    let source = disk_of(&classic("ciderpress2-random_t-source.image"), dir.path());
+    let source = decoded(&classic("ciderpress2-random_t-source.image"), None);
     for (kind, said) in [("fast", "fast (run-length)"), ("best", "best (LZHUF)")] {
         let image = classic(&format!("ciderpress2-random_t-{kind}.dart.bin"));
-        assert!(disk_of(&image, dir.path()) == source, "{kind}");
+        assert!(decoded(&image, None) == source, "{kind}");
         let info = stdout(&dimg(&["info", s(&image)]));
         assert!(info.contains(&format!("Compression:     {said}")), "{info}");
         assert!(info.contains("volume “Random”"), "{info}");
@@ -200,10 +191,7 @@ fn disk_copy_images_dimg_writes_read_back_in_floptool() {
         assert!(o.status.success(), "{size}: {}", stderr(&o));
         let verified = stdout(&dimg(&["verify", s(&image)]));
         assert!(verified.contains("verified OK"), "{verified}");
-        assert!(
-            disk_of(&image, dir.path()) == fs::read(&raw).unwrap(),
-            "{size}"
-        );
+        assert!(decoded(&image, None) == fs::read(&raw).unwrap(), "{size}");
         if size != "1440K" {
             // floptool reads Disk Copy's GCR floppies (400K and 800K) to raw sectors.
             let back = dir.path().join(format!("back{size}.img"));
@@ -231,7 +219,7 @@ fn disk_copy_images_dimg_writes_read_back_in_floptool() {
         "floptool",
         &["flopconvert", "dc42", "apple_gcr", s(&from_dart), s(&back)],
     );
-    assert!(fs::read(&back).unwrap() == disk_of(&dart, dir.path()));
+    assert!(fs::read(&back).unwrap() == decoded(&dart, None));
     let odd = dir.path().join("odd.raw");
     fs::write(&odd, vec![0u8; 1 << 20]).unwrap();
     let o = dimg(&["convert", s(&odd), "-o", s(&dir.path().join("odd.image"))]);
@@ -276,7 +264,7 @@ fn applesingle_files_open_as_the_image_they_carry() {
         info.contains("Wrapper:         AppleSingle: “Blank400K.img”, type dImg creator dCpy"),
         "{info}"
     );
-    assert!(disk_of(&path, dir.path()) == fs::read(classic("convert2dsk-blank400K.dsk")).unwrap());
+    assert!(decoded(&path, None) == fs::read(classic("convert2dsk-blank400K.dsk")).unwrap());
     // The data fork's entry claims more than the file holds.
     let table_end = 26 + 12 * 3;
     let last_length = table_end - 4;

@@ -4,26 +4,13 @@
 
 mod common;
 
-use common::{dimg, dimg_stdin, noise, s, stderr, stdout};
+use common::{decoded, dimg, dimg_stdin, noise, s, stderr, stdout};
 use std::fs;
 use std::path::Path;
 use std::process::Command;
 
 fn sha256(bytes: &[u8]) -> String {
     dimg_e2e::sha256_bytes(bytes)
-}
-
-/// The disk `dimg convert -format UDTO` decodes from `image`.
-fn decoded(image: &Path, passphrase: Option<&[u8]>) -> Vec<u8> {
-    let dir = tempfile::tempdir().unwrap();
-    let out = dir.path().join("disk.cdr");
-    let args = ["convert", s(image), "-format", "UDTO", "-o", s(&out)];
-    let o = match passphrase {
-        Some(p) => dimg_stdin(&[&args[..], &["-stdinpass"]].concat(), p),
-        None => dimg(&args),
-    };
-    assert!(o.status.success(), "{}: {}", image.display(), stderr(&o));
-    fs::read(&out).unwrap()
 }
 
 /// What libyal's pymodi reads as the disk of `image` (for a bundle: its Info.plist, handed every

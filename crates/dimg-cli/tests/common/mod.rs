@@ -171,3 +171,16 @@ pub fn find(hay: &[u8], needle: &[u8]) -> usize {
         .position(|w| w == needle)
         .expect("the bytes are there")
 }
+
+/// The disk `dimg convert -format UDTO` decodes from `image`.
+pub fn decoded(image: &Path, passphrase: Option<&[u8]>) -> Vec<u8> {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("disk.cdr");
+    let args = ["convert", s(image), "-format", "UDTO", "-o", s(&out)];
+    let o = match passphrase {
+        Some(p) => dimg_stdin(&[&args[..], &["-stdinpass"]].concat(), p),
+        None => dimg(&args),
+    };
+    assert!(o.status.success(), "{}: {}", image.display(), stderr(&o));
+    fs::read(&out).unwrap()
+}
