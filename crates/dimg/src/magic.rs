@@ -134,6 +134,11 @@ impl Sniff {
         let b = self.head.get(offset..offset + 2)?;
         Some(u16::from_be_bytes([b[0], b[1]]))
     }
+
+    fn head_u32_be(&self, offset: usize) -> Option<u64> {
+        let b = self.head.get(offset..offset + 4)?;
+        Some(u64::from(u32::from_be_bytes([b[0], b[1], b[2], b[3]])))
+    }
 }
 
 /// One row of the table: a signature and the test that finds it.
@@ -171,15 +176,10 @@ fn is_mbr(s: &Sniff) -> bool {
     sane && entries.chunks(16).any(|e| e[4] != 0)
 }
 
-fn head_u32_be(s: &Sniff, at: usize) -> Option<u64> {
-    let b = s.head.get(at..at + 4)?;
-    Some(u64::from(u32::from_be_bytes([b[0], b[1], b[2], b[3]])))
-}
-
 /// Disk Copy 4.2's header: a name of at most 63 bytes, whole sectors of data, the fixed word
 /// 0x0100, and sizes the file holds (or a disk format Disk Copy knows).
 fn is_disk_copy_42(s: &Sniff) -> bool {
-    let (Some(data), Some(tags)) = (head_u32_be(s, 0x40), head_u32_be(s, 0x44)) else {
+    let (Some(data), Some(tags)) = (s.head_u32_be(0x40), s.head_u32_be(0x44)) else {
         return false;
     };
     // Sizes past the end still name a (damaged) Disk Copy image when its disk format is one of
@@ -228,8 +228,8 @@ fn is_macbinary(s: &Sniff) -> bool {
         return false;
     }
     let (data, resource) = (
-        head_u32_be(s, 83).unwrap_or(0),
-        head_u32_be(s, 87).unwrap_or(0),
+        s.head_u32_be(83).unwrap_or(0),
+        s.head_u32_be(87).unwrap_or(0),
     );
     let fits = 128 + data.next_multiple_of(128) + resource <= s.size + 127;
     let crc_ok = crate::bytes::crc16_xmodem(&h[..124]) == u16::from_be_bytes([h[124], h[125]]);
@@ -363,10 +363,7 @@ static MAGICS: &[Magic] = &[
         // "BD", then an allocation block size that is whole 512-byte sectors: two bytes alone
         // are too common to trust.
         test: |s| {
-            let block = s
-                .head
-                .get(1044..1048)
-                .map(|b| u32::from_be_bytes([b[0], b[1], b[2], b[3]]));
+            let block = s.head_u32_be(1044);
             s.head_at(1024, b"BD")
                 && block.is_some_and(|b| b >= 512 && b % 512 == 0)
                 && s.head_u16_be(1042).is_some_and(|blocks| blocks > 0)
