@@ -48,7 +48,7 @@ fn volume(image: &Path) -> Box<dyn Volume> {
     let disk = opened.container.disk();
     let (_, parts) = dimg::fs::places(&*disk).unwrap();
     let part = Arc::new(parts[0].open(disk.clone()));
-    dimg::fs::mount(part).unwrap().remove(0)
+    dimg::fs::mount(part, None).unwrap().remove(0)
 }
 
 /// Lists every entry under `dir`, reading every file and stream; returns how many.

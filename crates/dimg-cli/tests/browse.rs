@@ -141,7 +141,7 @@ fn read_stream(image: &Path, path: &str, stream: &str) -> Vec<u8> {
     let volume = parts
         .iter()
         .find_map(|p| {
-            dimg::fs::mount(std::sync::Arc::new(p.open(disk.clone())))
+            dimg::fs::mount(std::sync::Arc::new(p.open(disk.clone())), None)
                 .ok()
                 .and_then(|v| v.into_iter().next())
         })

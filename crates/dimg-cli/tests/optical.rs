@@ -679,3 +679,320 @@ fn unstored_gaps_keep_every_track_where_it_was() {
     convert(&nrg, "CUE", &again);
     assert_eq!(toc(&again), want, "through NRG");
 }
+
+/// A Video CD (VCD 2.0) or Super Video CD made by vcdimager from MPEG streams ffmpeg makes: an
+/// ISO 9660 track of Mode 2 Form 1 sectors, then one Form 2 track per stream. Returns the cue
+/// sheet and the streams.
+fn video_cd(dir: &Path, kind: &str) -> (std::path::PathBuf, Vec<std::path::PathBuf>) {
+    let (target, size, sources) = match kind {
+        "vcd2" => ("pal-vcd", "352x288", &["testsrc", "testsrc2"][..]),
+        _ => ("pal-svcd", "480x576", &["testsrc"][..]),
+    };
+    let mut streams = Vec::new();
+    for (i, source) in sources.iter().enumerate() {
+        let mpeg = dir.join(format!("{kind}-{i}.mpg"));
+        let video = format!("{source}=duration={}:size={size}:rate=25", 3 + i);
+        let audio = format!("sine=frequency={}:duration={}", 440 + 200 * i, 3 + i);
+        peer(
+            "ffmpeg",
+            &[
+                "-loglevel",
+                "error",
+                "-f",
+                "lavfi",
+                "-i",
+                &video,
+                "-f",
+                "lavfi",
+                "-i",
+                &audio,
+                "-target",
+                target,
+                s(&mpeg),
+            ],
+        );
+        streams.push(mpeg);
+    }
+    let cue = dir.join(format!("{kind}.cue"));
+    let mut args = vec!["-t", kind, "-c", s(&cue)];
+    let bin = cue.with_extension("bin");
+    args.extend(["-b", s(&bin)]);
+    args.extend(streams.iter().map(|p| s(p)));
+    peer("vcdimager", &args);
+    (cue, streams)
+}
+
+/// cd-info's track list: (number, LSN) of each track.
+fn cd_info_tracks(image: &Path) -> Vec<(u32, u64)> {
+    let text = peer(
+        "cd-info",
+        &["--no-header", "--no-device-info", "-i", s(image)],
+    );
+    text.lines()
+        .filter_map(|l| {
+            let w: Vec<&str> = l.split_whitespace().collect();
+            let number = w.first()?.strip_suffix(':')?.parse().ok()?;
+            (number < 100).then_some((number, w.get(2)?.parse().ok()?))
+        })
+        .collect()
+}
+
+/// dimg's track list: (number, LBA of INDEX 01) from `info`.
+fn dimg_tracks(image: &Path) -> Vec<(u32, u64)> {
+    let o = dimg(&["info", s(image)]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    stdout(&o)
+        .lines()
+        .filter_map(|l| {
+            let rest = l.trim().strip_prefix("Track:")?;
+            let w: Vec<&str> = rest.split_whitespace().collect();
+            Some((w[0].parse().ok()?, w[4].parse().ok()?))
+        })
+        .collect()
+}
+
+/// cd-info's ISO 9660 listing of the files: (path in upper case, size, LSN, Form 2).
+fn cd_info_files(image: &Path) -> Vec<(String, u64, u64, bool)> {
+    let text = peer(
+        "cd-info",
+        &[
+            "--no-header",
+            "--no-device-info",
+            "--iso9660",
+            "-i",
+            s(image),
+        ],
+    );
+    let mut dir = String::new();
+    let mut files = Vec::new();
+    for line in text.lines() {
+        if let Some(d) = line.strip_suffix(":").filter(|d| d.starts_with('/')) {
+            dir = d.to_uppercase();
+        } else if line.trim_start().starts_with('-') {
+            // "---2-xrxrxr 0 0 [fn 01] [LSN    450]    866852 (   763904) Jul ... avseq01.dat"
+            let (head, tail) = line.split_once("[LSN").unwrap();
+            let (lsn, rest) = tail.split_once(']').unwrap();
+            let w: Vec<&str> = rest.split_whitespace().collect();
+            let name = w.last().unwrap().to_uppercase();
+            files.push((
+                format!("{dir}{name}"),
+                w[0].parse().unwrap(),
+                lsn.trim().parse().unwrap(),
+                head.trim_start().starts_with("---2"),
+            ));
+        }
+    }
+    files
+}
+
+/// A file's bytes as the disc holds them, from the raw sectors cd-read gives: 2048 bytes a sector
+/// for Form 1, and for Form 2 the 2324 after the 8-byte subheader (ECMA-130 and CD-XA). cd-read's
+/// own `-m m2f2` output starts each sector at the subheader instead, so it is not used.
+fn cd_read_file(image: &Path, lsn: u64, size: u64, form2: bool, out: &Path) -> Vec<u8> {
+    let (per, at) = if form2 { (2324, 24) } else { (2048, 24) };
+    let count = size.div_ceil(per);
+    peer(
+        "cd-read",
+        &[
+            "--no-header",
+            "-i",
+            s(image),
+            "-m",
+            "audio",
+            "-s",
+            &lsn.to_string(),
+            "-n",
+            &count.to_string(),
+            "-o",
+            s(out),
+        ],
+    );
+    let raw = fs::read(out).unwrap();
+    let mut data: Vec<u8> = raw
+        .chunks_exact(2352)
+        .flat_map(|sector| sector[at..at + per as usize].to_vec())
+        .collect();
+    data.truncate(size as usize);
+    data
+}
+
+/// Every file of a Video CD as libcdio lists and reads it: the track list, each file's size
+/// (Form 2 files at 2324 bytes a sector) and its bytes; the streams' sectors are the MPEG that
+/// ffmpeg made, as vcdxrip gives them back. The same through dimg's CUE and NRG output.
+#[test]
+fn video_cd_tracks_and_form2_files_read_as_libcdio_reads_them() {
+    let dir = tempfile::tempdir().unwrap();
+    let (cue, streams) = video_cd(dir.path(), "vcd2");
+    let nrg = dir.path().join("dimg.nrg");
+    convert(&cue, "NRG", &nrg);
+    let again = dir.path().join("again.cue");
+    convert(&nrg, "CUE", &again);
+    assert_eq!(
+        sha256sum(&again.with_extension("bin")),
+        sha256sum(&cue.with_extension("bin")),
+        "CUE → NRG → CUE gives vcdimager's BIN back"
+    );
+    let theirs = cd_info_files(&cue);
+    assert_eq!(theirs.len(), 4, "{theirs:?}");
+    assert!(theirs.iter().filter(|f| f.3).count() == 2, "{theirs:?}");
+    for image in [&cue, &nrg] {
+        let tracks = cd_info_tracks(image);
+        assert_eq!(tracks.len(), 3, "{tracks:?}");
+        assert_eq!(dimg_tracks(image), tracks, "{}", image.display());
+        assert_eq!(cd_info_files(image), theirs, "{}", image.display());
+        let out = dir.path().join(format!(
+            "x-{}",
+            image.file_name().unwrap().to_string_lossy()
+        ));
+        let o = dimg(&["extract", s(image), "-o", s(&out)]);
+        assert!(o.status.success(), "{}", stderr(&o));
+        for (path, size, lsn, form2) in &theirs {
+            let got = fs::read(out.join(&path[1..])).unwrap();
+            assert_eq!(got.len() as u64, *size, "{path}");
+            let want = cd_read_file(&cue, *lsn, *size, *form2, &dir.path().join("read"));
+            assert!(got == want, "{path} differs from the disc's sectors");
+        }
+    }
+    // vcdimager pads each stream with empty sectors; the rest is the MPEG, pack for pack.
+    let ripped = dir.path().join("rip");
+    fs::create_dir(&ripped).unwrap();
+    let o = std::process::Command::new(dimg_e2e::program("vcdxrip"))
+        .args(["-q", "-c", s(&cue), "-o", s(&ripped.join("videocd.xml"))])
+        .current_dir(&ripped)
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "vcdxrip: {}", stderr(&o));
+    for (i, stream) in streams.iter().enumerate() {
+        let ours = fs::read(
+            dir.path()
+                .join(format!("x-vcd2.cue/MPEGAV/AVSEQ0{}.DAT", i + 1)),
+        )
+        .unwrap();
+        let packs: Vec<u8> = ours
+            .chunks_exact(2324)
+            .filter(|pack| pack.iter().any(|&b| b != 0))
+            .flatten()
+            .copied()
+            .collect();
+        let rip = fs::read(ripped.join(format!("avseq0{}.mpg", i + 1))).unwrap();
+        assert!(packs == rip, "stream {} is not what vcdxrip rips", i + 1);
+        assert!(
+            rip == fs::read(stream).unwrap(),
+            "vcdxrip gives back ffmpeg's stream"
+        );
+    }
+}
+
+/// A Super Video CD's MPEG-2 file extracts as the stream ffmpeg made (vcdimager stores its
+/// packs without padding), with cd-info's size.
+#[test]
+fn super_video_cd_stream_extracts_as_ffmpeg_made_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let (cue, streams) = video_cd(dir.path(), "svcd");
+    let theirs = cd_info_files(&cue);
+    let (_, size, _, form2) = theirs
+        .iter()
+        .find(|f| f.0 == "/MPEG2/AVSEQ01.MPG")
+        .unwrap_or_else(|| panic!("{theirs:?}"));
+    assert!(form2);
+    let target = format!("{}:/MPEG2/AVSEQ01.MPG", s(&cue));
+    let o = dimg(&["extract", &target, "-o", s(&dir.path().join("x"))]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let got = fs::read(dir.path().join("x/AVSEQ01.MPG")).unwrap();
+    assert_eq!(got.len() as u64, *size);
+    assert!(got == fs::read(&streams[0]).unwrap());
+    assert_eq!(dimg_tracks(&cue), cd_info_tracks(&cue));
+}
+
+/// A track-at-once NRG, built here to the ETN2 layout libcdio reads (the published one, in
+/// libcdio's and libmirage's parsers): the Video CD's tracks stored back to back as 2336-byte
+/// Mode 2 sectors from INDEX 01 on, each entry {offset u64, length u64, mode u32 = 3, LSN u32 =
+/// offset / 2336, 0 u64}, then SINF, MTYP, END! and the NER5 footer. The two-second gaps before
+/// tracks 2 and 3 are in no byte of the file.
+#[test]
+fn track_at_once_nrg_keeps_the_discs_addresses() {
+    let dir = tempfile::tempdir().unwrap();
+    let (cue, _) = video_cd(dir.path(), "vcd2");
+    let bin = fs::read(cue.with_extension("bin")).unwrap();
+    let tracks = cd_info_tracks(&cue);
+    let leadout = bin.len() as u64 / 2352;
+    let mut data = Vec::new();
+    let mut entries = Vec::new();
+    for (i, &(_, lsn)) in tracks.iter().enumerate() {
+        let end = tracks.get(i + 1).map_or(leadout, |t| t.1 - 150);
+        let offset = data.len() as u64;
+        for sector in bin[lsn as usize * 2352..end as usize * 2352].chunks_exact(2352) {
+            data.extend_from_slice(&sector[16..]);
+        }
+        entries.extend_from_slice(&offset.to_be_bytes());
+        entries.extend_from_slice(&(data.len() as u64 - offset).to_be_bytes());
+        entries.extend_from_slice(&3u32.to_be_bytes());
+        entries.extend_from_slice(&((offset / 2336) as u32).to_be_bytes());
+        entries.extend_from_slice(&0u64.to_be_bytes());
+    }
+    let list_at = data.len() as u64;
+    for (id, body) in [
+        (b"ETN2", entries),
+        (b"SINF", 1u32.to_be_bytes().to_vec()),
+        (b"MTYP", 1u32.to_be_bytes().to_vec()),
+        (b"END!", Vec::new()),
+    ] {
+        data.extend_from_slice(id);
+        data.extend_from_slice(&(body.len() as u32).to_be_bytes());
+        data.extend_from_slice(&body);
+    }
+    data.extend_from_slice(b"NER5");
+    data.extend_from_slice(&list_at.to_be_bytes());
+    let tao = dir.path().join("tao.nrg");
+    fs::write(&tao, &data).unwrap();
+
+    assert_eq!(cd_info_tracks(&tao), tracks, "libcdio places the tracks");
+    assert_eq!(dimg_tracks(&tao), tracks);
+    // The gaps come back as the empty Form 2 sectors vcdimager wrote: the whole BIN, bit for bit.
+    let back = dir.path().join("back.cue");
+    convert(&tao, "CUE", &back);
+    assert_eq!(
+        sha256sum(&back.with_extension("bin")),
+        sha256sum(&cue.with_extension("bin"))
+    );
+    let out = dir.path().join("x");
+    assert!(dimg(&["extract", s(&tao), "-o", s(&out)]).status.success());
+    for (path, size, lsn, form2) in cd_info_files(&cue) {
+        let want = cd_read_file(&cue, lsn, size, form2, &dir.path().join("read"));
+        assert!(fs::read(out.join(&path[1..])).unwrap() == want, "{path}");
+    }
+}
+
+/// `verify` checks Mode 2 sectors by their form: a flipped byte in a Form 1 sector or in a Form
+/// 2 one is found; a Form 2 sector whose EDC the writer left zero is not damage.
+#[test]
+fn verify_checks_mode2_form1_and_form2_sectors() {
+    let dir = tempfile::tempdir().unwrap();
+    let (cue, _) = video_cd(dir.path(), "vcd2");
+    let o = dimg(&["verify", s(&cue)]);
+    assert!(o.status.success(), "{}", stdout(&o));
+    let bin_path = cue.with_extension("bin");
+    let clean = fs::read(&bin_path).unwrap();
+    let verify_with = |change: &dyn Fn(&mut Vec<u8>)| {
+        let mut bin = clean.clone();
+        change(&mut bin);
+        fs::write(&bin_path, &bin).unwrap();
+        let o = dimg(&["verify", s(&cue)]);
+        (o.status.code(), stdout(&o))
+    };
+    // Sector 16 is the primary volume descriptor (Form 1); 500 is stream data (Form 2).
+    assert_eq!(clean[16 * 2352 + 18] & 0x20, 0);
+    assert_eq!(clean[500 * 2352 + 18] & 0x20, 0x20);
+    let (code, said) = verify_with(&|b| b[16 * 2352 + 100] ^= 1);
+    assert_eq!(code, Some(1), "{said}");
+    assert!(said.contains("track 01 sector EDC/ECC (stored 300 sectors, computed 1 damaged, the first at sector 16)"), "{said}");
+    let (code, said) = verify_with(&|b| b[500 * 2352 + 1000] ^= 1);
+    assert_eq!(code, Some(1), "{said}");
+    // Counted from the track's first stored sector: its pregap, at LBA 300.
+    assert!(
+        said.contains("track 02 sector EDC/ECC (stored 447 sectors, computed 1 damaged, the first at sector 200)"),
+        "{said}"
+    );
+    let (code, said) = verify_with(&|b| b[500 * 2352 + 2348..501 * 2352].fill(0));
+    assert_eq!(code, Some(0), "{said}");
+}

@@ -2,10 +2,11 @@
 //! as sectors of its mode, read from the BIN files in place. Errors name the sheet's line.
 
 use super::optical::{Disc, Track, TrackMode};
+use super::sector::{Gap, LEAD_PREGAP};
 use super::{Container, Fact, Probe};
 use crate::bytes::{le16, le32};
 use crate::error::FormatError;
-use crate::io::{Concat, FileSource, ReadAt, Slice, Zeros};
+use crate::io::{Concat, FileSource, ReadAt, Slice};
 use crate::magic::Signature;
 use std::io;
 use std::path::{Path, PathBuf};
@@ -394,10 +395,12 @@ fn open(sheet_bytes: Arc<dyn ReadAt>, p: &Probe) -> io::Result<Box<dyn Container
             let stored_pregap = t.index0.map_or(0, |i0| t.index1.expect("checked") - i0);
             // Gaps the FILE leaves out are part of the disc: empty sectors, so that every later
             // track keeps its address when the disc is written out again.
+            let address = LEAD_PREGAP + tracks.iter().map(Track::count).sum::<u64>();
+            let stored = len / size;
             let sectors = Concat::new(vec![
-                Arc::new(Zeros(t.pregap * size)),
+                Arc::new(Gap::new(t.mode, address, t.pregap)),
                 Arc::new(Slice::new(bin.clone(), start, len)),
-                Arc::new(Zeros(t.postgap * size)),
+                Arc::new(Gap::new(t.mode, address + t.pregap + stored, t.postgap)),
             ]);
             tracks.push(Track {
                 number: t.number,

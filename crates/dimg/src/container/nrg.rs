@@ -5,9 +5,10 @@
 use crate::bytes::{be16, be32, be64};
 
 use super::optical::{Disc, Track, TrackMode};
+use super::sector::{Gap, LEAD_PREGAP};
 use super::{Container, Fact, Probe};
 use crate::error::FormatError;
-use crate::io::{ReadAt, Slice};
+use crate::io::{Concat, ReadAt, Slice};
 use crate::magic::Signature;
 use std::io;
 use std::sync::Arc;
@@ -29,6 +30,10 @@ fn probe(p: &Probe) -> u8 {
 const STRUCTURE: &str = "NRG chunk list";
 const MAX_CHUNKS: usize = 1024;
 const MAX_CHUNK_BYTES: u64 = 1 << 20;
+/// The gap before each track after the first on a disc written track-at-once: two seconds.
+const TAO_GAP: u64 = 150;
+/// The longest gap believed: a minute.
+const MAX_TAO_GAP: u64 = 4500;
 
 /// Nero's mode codes (libmirage's findings); subchannel variants are not read yet.
 fn mode(code: u8, at: u64) -> io::Result<TrackMode> {
@@ -163,29 +168,52 @@ fn open(file: Arc<dyn ReadAt>, p: &Probe) -> io::Result<Box<dyn Container>> {
                     });
                 }
             }
+            // Track-at-once: the tracks lie back to back in the file, each entry's LSN counts
+            // sectors of the file, and on the disc every track after the first begins after a
+            // two-second gap the file leaves out (libcdio's reading too).
             b"ETN2" | b"ETNF" if tracks.is_empty() => {
                 let wide = id == b"ETN2";
                 let entry = if wide { 32 } else { 20 };
+                let mut end = 0u64; // the LBA after the last track so far
                 for (i, e) in d.chunks_exact(entry).enumerate() {
-                    let (offset, length, code) = if wide {
-                        (be64(e, 0), be64(e, 8), e[19])
+                    let (offset, length, code, lsn) = if wide {
+                        (be64(e, 0), be64(e, 8), e[19], be32(e, 20))
                     } else {
-                        (u64::from(be32(e, 0)), u64::from(be32(e, 4)), e[11])
+                        (
+                            u64::from(be32(e, 0)),
+                            u64::from(be32(e, 4)),
+                            e[11],
+                            be32(e, 12),
+                        )
                     };
                     let m = mode(code, at)?;
+                    let number = i as u8 + 1;
                     if offset + length > list {
                         return Err(FormatError::io(
                             STRUCTURE,
                             at,
-                            format!("track {} does not fit before the chunk list", i + 1),
+                            format!("track {number} does not fit before the chunk list"),
+                        ));
+                    }
+                    let lba = u64::from(lsn) + TAO_GAP * i as u64;
+                    let gap = if i == 0 { 0 } else { lba.wrapping_sub(end) };
+                    if gap > MAX_TAO_GAP {
+                        return Err(FormatError::io(
+                            STRUCTURE,
+                            at,
+                            format!("track {number} at LSN {lsn} overlaps the track before it or lies far past it"),
                         ));
                     }
                     let len = length / m.sector_size() * m.sector_size();
+                    end = lba.max(end) + len / m.sector_size();
                     tracks.push(Track {
-                        number: i as u8 + 1,
+                        number,
                         mode: m,
-                        sectors: Arc::new(Slice::new(file.clone(), offset, len)),
-                        pregap: 0,
+                        sectors: Arc::new(Concat::new(vec![
+                            Arc::new(Gap::new(m, LEAD_PREGAP + lba - gap, gap)),
+                            Arc::new(Slice::new(file.clone(), offset, len)),
+                        ])),
+                        pregap: gap,
                     });
                 }
             }

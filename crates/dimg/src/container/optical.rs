@@ -2,7 +2,9 @@
 //! The disc's virtual disk is the cooked 2048-byte view of its first data track — what a
 //! computer mounts — or, for an audio disc, the raw sectors of every track.
 
+use super::sector::{COOKED, FORM2_DATA, MODE2_DATA, RAW};
 use super::{Container, Fact};
+use crate::fs::iso9660::DiscSectors;
 use crate::io::{Concat, ReadAt};
 use serde::Serialize;
 use std::io;
@@ -63,6 +65,16 @@ impl TrackMode {
             TrackMode::Audio | TrackMode::Cdg => None,
         }
     }
+
+    /// Where the 2324 bytes of user data sit in a Mode 2 Form 2 sector; modes without Form 2
+    /// sectors have none.
+    fn form2_data_at(self) -> Option<u64> {
+        match self {
+            TrackMode::Mode2_2336 => Some(8),
+            TrackMode::Mode2_2352 => Some(MODE2_DATA as u64),
+            _ => None,
+        }
+    }
 }
 
 /// One track: its stored sectors (pregap included), in its mode's sector size.
@@ -81,28 +93,165 @@ impl Track {
     }
 }
 
-/// The 2048-byte user data of a data track's sectors, from INDEX 01 on.
-struct Cooked {
-    track: Track,
+/// The same part of every sector of a run: `len` bytes at `at`, from sector `first` on — a data
+/// track's 2048 bytes of user data, or a raw Mode 2 sector without its sync and header.
+pub struct SectorPart {
+    sectors: Arc<dyn ReadAt>,
+    stride: u64,
     at: u64,
+    len: u64,
+    first: u64,
 }
 
-impl ReadAt for Cooked {
+impl SectorPart {
+    /// The 2048-byte user data of a data track's sectors from INDEX 01 on; `None` for audio.
+    fn user_data(track: &Track) -> Option<Self> {
+        Some(SectorPart {
+            sectors: track.sectors.clone(),
+            stride: track.mode.sector_size(),
+            at: track.mode.user_data_at()?,
+            len: COOKED as u64,
+            first: track.pregap,
+        })
+    }
+
+    /// Raw Mode 2 sectors as the 2336 bytes after their sync and header.
+    pub fn mode2_body(raw: Arc<dyn ReadAt>) -> Self {
+        SectorPart {
+            sectors: raw,
+            stride: RAW as u64,
+            at: 16,
+            len: TrackMode::Mode2_2336.sector_size(),
+            first: 0,
+        }
+    }
+
+    fn count(&self) -> u64 {
+        (self.sectors.size() / self.stride).saturating_sub(self.first)
+    }
+}
+
+impl ReadAt for SectorPart {
     fn read_at(&self, offset: u64, buf: &mut [u8]) -> io::Result<usize> {
-        let sector = offset / 2048 + self.track.pregap;
-        if sector >= self.track.count() {
+        let sector = offset / self.len;
+        if sector >= self.count() {
             return Ok(0);
         }
-        let within = offset % 2048;
-        let n = buf.len().min((2048 - within) as usize);
-        let at = sector * self.track.mode.sector_size() + self.at + within;
-        self.track.sectors.read_exact_at(at, &mut buf[..n])?;
+        let within = offset % self.len;
+        let n = buf.len().min((self.len - within) as usize);
+        let at = (self.first + sector) * self.stride + self.at + within;
+        self.sectors.read_exact_at(at, &mut buf[..n])?;
         Ok(n)
     }
 
     fn size(&self) -> u64 {
-        (self.track.count() - self.track.pregap.min(self.track.count())) * 2048
+        self.count() * self.len
     }
+}
+
+/// The address (LBA) of each track's first stored sector: track 1's INDEX 01 is LBA 0, and each
+/// track's stored sectors, gaps included, follow the track before it.
+pub fn first_lbas(tracks: &[Track]) -> Vec<i64> {
+    let mut next = -(tracks.first().map_or(0, |t| t.pregap) as i64);
+    tracks
+        .iter()
+        .map(|t| {
+            let lba = next;
+            next += t.count() as i64;
+            lba
+        })
+        .collect()
+}
+
+/// Which user data of a sector a [`UserData`] view reads.
+#[derive(Clone, Copy)]
+enum Form {
+    /// 2048 bytes: Mode 1, Mode 2 Form 1.
+    One,
+    /// 2324 bytes: Mode 2 Form 2.
+    Two,
+}
+
+/// Every track's user data, addressed by LBA: sector `n` at byte `n × 2048` (or `× 2324`).
+struct UserData {
+    tracks: Vec<Track>,
+    first: Vec<i64>,
+    form: Form,
+}
+
+impl UserData {
+    fn per_sector(&self) -> u64 {
+        match self.form {
+            Form::One => COOKED as u64,
+            Form::Two => FORM2_DATA as u64,
+        }
+    }
+}
+
+impl ReadAt for UserData {
+    fn read_at(&self, offset: u64, buf: &mut [u8]) -> io::Result<usize> {
+        let per = self.per_sector();
+        let lba = (offset / per) as i64;
+        let Some(i) = self.first.iter().rposition(|&first| first <= lba) else {
+            return Ok(0);
+        };
+        let track = &self.tracks[i];
+        let sector = (lba - self.first[i]) as u64;
+        if sector >= track.count() {
+            return Ok(0);
+        }
+        let at = match self.form {
+            Form::One => track.mode.user_data_at(),
+            Form::Two => track.mode.form2_data_at(),
+        };
+        let Some(at) = at else {
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidData,
+                format!(
+                    "sector {lba} is in track {:02} ({}), which holds no {} data",
+                    track.number,
+                    track.mode.name(),
+                    match self.form {
+                        Form::One => "2048-byte",
+                        Form::Two => "Mode 2 Form 2",
+                    }
+                ),
+            ));
+        };
+        let within = offset % per;
+        let n = buf.len().min((per - within) as usize);
+        track.sectors.read_exact_at(
+            sector * track.mode.sector_size() + at + within,
+            &mut buf[..n],
+        )?;
+        Ok(n)
+    }
+
+    fn size(&self) -> u64 {
+        let end = self
+            .first
+            .last()
+            .zip(self.tracks.last())
+            .map_or(0, |(&first, t)| first + t.count() as i64);
+        end.max(0) as u64 * self.per_sector()
+    }
+}
+
+/// A disc's sectors by LBA for the ISO 9660 volume of its first track: its files may lie in
+/// later tracks and in Mode 2 Form 2 sectors. None when the first track holds no data.
+pub fn disc_sectors(tracks: &[Track]) -> Option<DiscSectors> {
+    tracks.first()?.mode.user_data_at()?;
+    let view = |form| -> Arc<dyn ReadAt> {
+        Arc::new(UserData {
+            tracks: tracks.to_vec(),
+            first: first_lbas(tracks),
+            form,
+        })
+    };
+    Some(DiscSectors {
+        form1: view(Form::One),
+        form2: view(Form::Two),
+    })
 }
 
 /// A disc image, whatever file format held it.
@@ -113,15 +262,8 @@ pub struct Disc {
 
 impl Container for Disc {
     fn disk(&self) -> Arc<dyn ReadAt> {
-        let data = self
-            .tracks
-            .iter()
-            .find_map(|t| Some((t, t.mode.user_data_at()?)));
-        match data {
-            Some((t, at)) => Arc::new(Cooked {
-                track: t.clone(),
-                at,
-            }),
+        match self.tracks.iter().find_map(SectorPart::user_data) {
+            Some(data) => Arc::new(data),
             None => Arc::new(Concat::new(
                 self.tracks.iter().map(|t| t.sectors.clone()).collect(),
             )),
@@ -130,7 +272,7 @@ impl Container for Disc {
 
     fn facts(&self) -> Vec<Fact> {
         let mut facts = self.facts.clone();
-        for t in &self.tracks {
+        for (t, first) in self.tracks.iter().zip(first_lbas(&self.tracks)) {
             let pregap = if t.pregap > 0 {
                 format!(", {} in the pregap", t.pregap)
             } else {
@@ -139,9 +281,10 @@ impl Container for Disc {
             facts.push(Fact::new(
                 "Track",
                 format!(
-                    "{:02} {} — {} sectors{pregap}",
+                    "{:02} {} at LBA {} — {} sectors{pregap}",
                     t.number,
                     t.mode.name(),
+                    first + t.pregap as i64,
                     t.count()
                 ),
             ));

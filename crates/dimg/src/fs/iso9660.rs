@@ -6,12 +6,14 @@ use crate::bytes::{le16, le32, utf16_be};
 
 use super::el_torito::{self, BootImage};
 use super::{DirEntry, EntryKind, Handle, Volume};
+use crate::container::sector::FORM2_DATA;
 use crate::error::FormatError;
 use crate::io::{Concat, ReadAt};
 use std::io;
 use std::sync::Arc;
 
 const SECTOR: u64 = 2048;
+const FORM2_SECTOR: u64 = FORM2_DATA as u64;
 const MAX_DESCRIPTORS: u64 = 64;
 const MAX_DIRECTORY_BYTES: u64 = 64 << 20;
 const MAX_CONTINUATIONS: usize = 32;
@@ -36,8 +38,10 @@ struct Extent {
 /// What an entry's handle holds: where to read it.
 #[derive(Clone, Debug)]
 struct Location {
-    /// Byte extents of a file's data, in order.
+    /// Byte extents of a file's data, in order: on the 2048-byte view, or on the Form 2 view for
+    /// a file in Mode 2 Form 2 sectors.
     extents: Vec<(u64, u64)>,
+    form2: bool,
     /// Where a directory's records are.
     dir: Option<Extent>,
     /// Whether the name came from a Rock Ridge NM entry.
@@ -48,8 +52,31 @@ fn location(entry: &DirEntry) -> io::Result<&Location> {
     entry.handle.get::<Location>()
 }
 
+/// A CD's sectors by LBA, beyond the 2048-byte view of its first track that the volume opens
+/// on: every track's 2048 bytes of user data, and the 2324 of a Mode 2 Form 2 sector (Video CD
+/// streams, CD-i and PlayStation audio and video), which that view cannot show.
+#[derive(Clone)]
+pub struct DiscSectors {
+    pub form1: Arc<dyn ReadAt>,
+    pub form2: Arc<dyn ReadAt>,
+}
+
+/// CD-ROM XA's System Use field: it opens a record's System Use area ("XA" at byte 6), and its
+/// attributes (big-endian, byte 4) say in which form the file's sectors are.
+const XA_SIGNATURE_AT: usize = 6;
+const XA_FORM2: u16 = 0x1000;
+
+/// Whether a directory record's System Use area says its file is in Mode 2 Form 2 sectors.
+fn xa_form2(system_use: &[u8]) -> bool {
+    system_use.len() >= 14
+        && &system_use[XA_SIGNATURE_AT..XA_SIGNATURE_AT + 2] == b"XA"
+        && u16::from_be_bytes([system_use[4], system_use[5]]) & XA_FORM2 != 0
+}
+
 pub struct Iso9660 {
     disk: Arc<dyn ReadAt>,
+    /// The whole disc, when the volume is a CD's first track.
+    disc: Option<DiscSectors>,
     label: String,
     root: Extent,
     names: Names,
@@ -71,7 +98,7 @@ fn record_extent(r: &[u8]) -> Extent {
 }
 
 impl Iso9660 {
-    pub fn open(disk: Arc<dyn ReadAt>) -> io::Result<Self> {
+    pub fn open(disk: Arc<dyn ReadAt>, disc: Option<DiscSectors>) -> io::Result<Self> {
         let mut primary = None;
         let mut joliet = None;
         let mut boot_catalog = None;
@@ -112,6 +139,7 @@ impl Iso9660 {
             label: super::label_text(&String::from_utf8_lossy(&pvd[40..72])),
             root: record_extent(&pvd[156..190]),
             disk,
+            disc,
             names: Names::Primary,
             boot_catalog,
             sectors: le32(&pvd, 80),
@@ -166,6 +194,7 @@ impl Iso9660 {
             .map(|(i, image)| {
                 let location = Location {
                     extents: vec![(u64::from(image.lba) * SECTOR, image.size)],
+                    form2: false,
                     dir: None,
                     named: false,
                 };
@@ -354,15 +383,22 @@ impl Iso9660 {
             }
             entry.modified = rr.modified.or(entry.modified);
         }
-        let extents = if dir.is_none() {
-            vec![(u64::from(extent.lba) * SECTOR, u64::from(extent.size))]
-        } else {
-            Vec::new()
+        // A Form 2 file's recorded size counts its sectors at 2048 bytes; each holds 2324.
+        let form2 = dir.is_none() && self.disc.is_some() && xa_form2(&r[su_start.min(r.len())..]);
+        let extents = match dir {
+            Some(_) => Vec::new(),
+            None if form2 => {
+                let sectors = u64::from(extent.size).div_ceil(SECTOR);
+                entry.size = sectors * FORM2_SECTOR;
+                vec![(u64::from(extent.lba) * FORM2_SECTOR, entry.size)]
+            }
+            None => vec![(u64::from(extent.lba) * SECTOR, u64::from(extent.size))],
         };
         Ok(Some((
             entry,
             Location {
                 extents,
+                form2,
                 dir,
                 named,
             },
@@ -562,6 +598,7 @@ impl Volume for Iso9660 {
     fn root(&self) -> DirEntry {
         let location = Location {
             extents: Vec::new(),
+            form2: false,
             dir: Some(self.root),
             named: false,
         };
@@ -601,18 +638,20 @@ impl Volume for Iso9660 {
                 format!("{}: not a file", file.name),
             ));
         }
-        if let Some(&(at, len)) = loc
-            .extents
-            .iter()
-            .find(|(at, len)| at + len > self.disk.size())
-        {
+        // On a CD, a file may lie past its first track; a Form 2 file is read 2324 bytes a sector.
+        let data = match (&self.disc, loc.form2) {
+            (Some(disc), true) => &disc.form2,
+            (Some(disc), false) => &disc.form1,
+            (None, _) => &self.disk,
+        };
+        if let Some(&(at, len)) = loc.extents.iter().find(|(at, len)| at + len > data.size()) {
             return Err(bad(
                 "ISO 9660 file extent",
                 at,
-                format!("{len} bytes run past the end of the volume"),
+                format!("{len} bytes run past the end of the disc"),
             ));
         }
-        Ok(Arc::new(Concat::extents(&self.disk, &loc.extents)))
+        Ok(Arc::new(Concat::extents(data, &loc.extents)))
     }
 }
 

@@ -247,14 +247,17 @@ pub fn places(disk: &dyn ReadAt) -> io::Result<(&'static str, Vec<Partition>)> {
 
 /// Mounts the file system on `part`: its volumes, one for most file systems, every volume of an
 /// APFS container. None when no file system is recognised; an error naming it when it is
-/// recognised but cannot be browsed yet.
-pub fn mount(part: Arc<dyn ReadAt>) -> io::Result<Vec<Box<dyn Volume>>> {
+/// recognised but cannot be browsed yet. `disc` is the whole CD when `part` is its first track.
+pub fn mount(
+    part: Arc<dyn ReadAt>,
+    disc: Option<iso9660::DiscSectors>,
+) -> io::Result<Vec<Box<dyn Volume>>> {
     fn one(v: impl Volume + 'static) -> io::Result<Vec<Box<dyn Volume>>> {
         Ok(vec![Box::new(v)])
     }
     match identify(&*part)? {
         None => Ok(Vec::new()),
-        Some(Signature::Iso9660) => one(iso9660::Iso9660::open(part)?),
+        Some(Signature::Iso9660) => one(iso9660::Iso9660::open(part, disc)?),
         Some(Signature::HfsPlus | Signature::Hfsx) => one(hfsplus::HfsPlus::open(part)?),
         Some(Signature::Fat) => one(fat::Fat::open(part)?),
         Some(Signature::Hfs) => Ok(vec![hfs::open(part)?]),

@@ -1,7 +1,7 @@
 //! Looking inside images: listing a volume's folders and extracting files, without mounting.
 
 use super::{Cancel, Progress};
-use crate::container;
+use crate::container::{self, optical, Container};
 use crate::error::{Error, FormatError, Result};
 use crate::fs::{self, components, DirEntry, EntryKind, Volume};
 use crate::io::ReadAt;
@@ -134,6 +134,20 @@ impl ImageVolumes {
     }
 }
 
+/// Mounts the volumes at `place` on an opened image's disk. A volume at the start of a CD's
+/// first track reaches the whole disc: its later tracks and its Mode 2 Form 2 sectors.
+pub(crate) fn mount_place(
+    container: &dyn Container,
+    disk: &Arc<dyn ReadAt>,
+    place: &Partition,
+) -> std::io::Result<Vec<Box<dyn Volume>>> {
+    let disc = container
+        .tracks()
+        .filter(|_| place.start == 0)
+        .and_then(|tracks| optical::disc_sectors(&tracks));
+    fs::mount(Arc::new(place.open(disk.clone())), disc)
+}
+
 /// Opens `image` and mounts every volume dimg can browse in it, or only those `which` names.
 pub fn volumes(
     image: &Path,
@@ -162,7 +176,7 @@ pub fn volumes(
         .into_iter()
         .filter(|p| which.is_none_or(|id| p.index == id.partition))
     {
-        match fs::mount(Arc::new(p.open(disk.clone()))) {
+        match mount_place(&*opened.container, &disk, &p) {
             Ok(volumes) => {
                 let count = volumes.len();
                 for (n, volume) in (0u32..).zip(volumes) {

@@ -140,7 +140,7 @@ fn free_extents(path: &Path, disk: &Arc<dyn ReadAt>) -> Result<Vec<(u64, u64)>> 
     let mut free = Vec::new();
     let mut known = false;
     for p in partitions {
-        let volumes = fs::mount(Arc::new(p.open(disk.clone()))).unwrap_or_default();
+        let volumes = fs::mount(Arc::new(p.open(disk.clone())), None).unwrap_or_default();
         for v in volumes {
             if let Ok(extents) = v.free_extents() {
                 known = true;

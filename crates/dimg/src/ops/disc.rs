@@ -5,8 +5,8 @@
 
 use super::output::AtomicOutput;
 use super::{stream, Cancel, Progress};
-use crate::container::optical::{Track, TrackMode};
-use crate::container::sector::{bcd, Mode1Sectors, COOKED, LEAD_PREGAP};
+use crate::container::optical::{SectorPart, Track, TrackMode};
+use crate::container::sector::{bcd, Gap, RawSectors, COOKED, LEAD_PREGAP};
 use crate::container::Container;
 use crate::error::{Error, Result};
 use crate::io::{Concat, ReadAt};
@@ -56,8 +56,9 @@ pub(super) type Writer =
     fn(&Path, &dyn Container, &Path, bool, &dyn Progress, &Cancel) -> Result<u64>;
 
 /// Writes the cue sheet `output` and, beside it with the same name and ".bin", every track's
-/// sectors. Data held as 2048-byte sectors is written as the raw MODE1/2352 sectors of a CD
-/// (sync, header, EDC, ECC), which is what a BIN is for; raw tracks are copied as stored.
+/// sectors. Data held without sync and header (2048-byte Mode 1, 2336-byte Mode 2) is written as
+/// the raw 2352-byte sectors of a CD, which is what a BIN is for and what libcdio and bchunk
+/// read; raw tracks are copied as stored.
 /// Returns the BIN's size. Both files appear only when both are complete.
 pub(super) fn write_cue(
     source: &Path,
@@ -79,11 +80,12 @@ pub(super) fn write_cue(
     let mut frame = 0;
     let mut tracks = tracks_of(container, output)?;
     for t in &mut tracks {
-        if t.mode == TrackMode::Mode1_2048 {
-            t.mode = TrackMode::Mode1_2352;
-            t.sectors = Arc::new(Mode1Sectors::new(t.sectors.clone(), LEAD_PREGAP + frame));
+        let count = t.count();
+        if let Some(raw) = RawSectors::new(t.sectors.clone(), t.mode, LEAD_PREGAP + frame) {
+            t.mode = raw.mode();
+            t.sectors = Arc::new(raw);
         }
-        frame += t.count();
+        frame += count;
     }
     let bin_path = output.with_extension("bin");
     let bin_name = bin_path
@@ -133,18 +135,9 @@ fn chunk(list: &mut Vec<u8>, id: &[u8; 4], body: &[u8]) {
     list.extend_from_slice(body);
 }
 
-/// The two seconds before LBA 0 that Nero stores ahead of the first track, in its mode: silence,
-/// or empty data sectors.
-fn lead_pregap(first: &Track) -> Arc<dyn ReadAt> {
-    let zeros = |size: u64| Arc::new(vec![0u8; (LEAD_PREGAP * size) as usize]);
-    match first.mode {
-        TrackMode::Mode1_2352 => Arc::new(Mode1Sectors::new(zeros(COOKED as u64), 0)),
-        mode => zeros(mode.sector_size()),
-    }
-}
-
 /// Writes a Nero v2 image as Nero does for a disc-at-once burn: the lead pregap and every track's
-/// stored sectors, then the cue points (CUEX), the track table (DAOX), SINF, MTYP, END! and the
+/// sectors (Mode 2 as 2336 bytes without sync and header, Nero's form and the one libcdio
+/// reads), then the cue points (CUEX), the track table (DAOX), SINF, MTYP, END! and the
 /// NER5 footer. Data tracks of 2048-byte sectors stay so (Nero's mode 0x00). Returns its size.
 pub(super) fn write_nrg(
     source: &Path,
@@ -154,7 +147,13 @@ pub(super) fn write_nrg(
     progress: &dyn Progress,
     cancel: &Cancel,
 ) -> Result<u64> {
-    let tracks = tracks_of(container, output)?;
+    let mut tracks = tracks_of(container, output)?;
+    for t in &mut tracks {
+        if t.mode == TrackMode::Mode2_2352 {
+            t.mode = TrackMode::Mode2_2336;
+            t.sectors = Arc::new(SectorPart::mode2_body(t.sectors.clone()));
+        }
+    }
     if let Some(t) = tracks.iter().find(|t| nero_mode(t.mode).is_none()) {
         return Err(refuse(
             output,
@@ -165,7 +164,8 @@ pub(super) fn write_nrg(
             ),
         ));
     }
-    let lead = lead_pregap(&tracks[0]);
+    // The two seconds before LBA 0, which Nero stores ahead of the first track.
+    let lead: Arc<dyn ReadAt> = Arc::new(Gap::new(tracks[0].mode, 0, LEAD_PREGAP));
     let mut parts = vec![lead.clone()];
     parts.extend(tracks.iter().map(|t| t.sectors.clone()));
     let data = Concat::new(parts);

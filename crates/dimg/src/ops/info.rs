@@ -1,4 +1,4 @@
-use super::browse::VolumeId;
+use super::browse::{mount_place, VolumeId};
 use crate::container::{self, Fact};
 use crate::error::{Error, Result};
 use crate::fs::{self, iso9660::Iso9660};
@@ -80,7 +80,7 @@ pub fn info(path: &Path, passphrase: Option<&Passphrase>) -> Result<ImageInfo> {
                 facts.extend(boot_facts(Arc::new(part)));
             }
             let mounted = match file_system {
-                Some(_) => fs::mount(Arc::new(p.open(disk.clone()))).unwrap_or_default(),
+                Some(_) => mount_place(&*opened.container, &disk, &p).unwrap_or_default(),
                 None => Vec::new(),
             };
             let count = mounted.len();
@@ -125,7 +125,7 @@ pub fn info(path: &Path, passphrase: Option<&Passphrase>) -> Result<ImageInfo> {
 
 /// What a bootable disc's El Torito catalog lists, one fact per boot image.
 fn boot_facts(part: Arc<dyn ReadAt>) -> Vec<Fact> {
-    let images = Iso9660::open(part).and_then(|iso| iso.boot_images());
+    let images = Iso9660::open(part, None).and_then(|iso| iso.boot_images());
     match images {
         Ok(images) => images
             .iter()

@@ -1,13 +1,14 @@
 use super::{hex, stream, Cancel, Progress};
 use crate::container::optical::{Track, TrackMode};
-use crate::container::sector::{mode1_intact, RAW};
+use crate::container::sector::{mode1_intact, mode2_intact, RawSectors, RAW};
 use crate::container::{self, Check, StoredCrc};
 use crate::error::Result;
-use crate::io::Slice;
+use crate::io::{ReadAt, Slice};
 use crate::secret::Passphrase;
 use serde::Serialize;
 use sha2::{Digest, Sha256};
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 /// What `verify` found: the virtual disk read end to end, its digests, and every checksum the
 /// image carries.
@@ -68,20 +69,34 @@ impl<'a> Recompute<'a> {
     }
 }
 
-/// Every raw Mode 1 sector of a track checked against its own EDC and ECC.
+/// Whether a raw sector's own checks hold.
+type SectorCheck = fn(&[u8; RAW]) -> bool;
+
+/// Every data sector of a track stored with its checks (Mode 1, and Mode 2 raw or as 2336
+/// bytes) checked against its own EDC and ECC; `None` for a track with none to check.
 fn sector_check(
     path: &Path,
     track: &Track,
     progress: &dyn Progress,
     cancel: &Cancel,
-) -> Result<Check> {
+) -> Result<Option<Check>> {
+    let (intact, sectors): (SectorCheck, Arc<dyn ReadAt>) = match track.mode {
+        TrackMode::Mode1_2352 => (mode1_intact, track.sectors.clone()),
+        TrackMode::Mode2_2352 => (mode2_intact, track.sectors.clone()),
+        // Mode 2's checks leave out the header, so any address serves.
+        TrackMode::Mode2_2336 => (
+            mode2_intact,
+            Arc::new(RawSectors::new(track.sectors.clone(), track.mode, 0).expect("Mode 2")),
+        ),
+        TrackMode::Mode1_2048 | TrackMode::Audio | TrackMode::Cdg => return Ok(None),
+    };
     let mut damaged = Vec::new();
     // Blocks do not end on sector boundaries: a sector cut by one waits for the next.
     let (mut carried, mut sector) = (Vec::with_capacity(2 * RAW), 0u64);
     stream(
         path,
         "Checking sectors",
-        &*track.sectors,
+        &*sectors,
         progress,
         cancel,
         |_, mut block| {
@@ -90,7 +105,7 @@ fn sector_check(
                 carried.extend_from_slice(&block[..take]);
                 block = &block[take..];
                 if carried.len() == RAW {
-                    if !mode1_intact(carried[..].try_into().expect("one sector")) {
+                    if !intact(carried[..].try_into().expect("one sector")) {
                         damaged.push(sector);
                     }
                     sector += 1;
@@ -100,7 +115,7 @@ fn sector_check(
             let whole = block.chunks_exact(RAW);
             carried.extend_from_slice(whole.remainder());
             for raw in whole {
-                if !mode1_intact(raw.try_into().expect("one sector")) {
+                if !intact(raw.try_into().expect("one sector")) {
                     damaged.push(sector);
                 }
                 sector += 1;
@@ -112,12 +127,12 @@ fn sector_check(
         .first()
         .map(|s| format!(", the first at sector {s}"))
         .unwrap_or_default();
-    Ok(Check {
+    Ok(Some(Check {
         name: format!("track {:02} sector EDC/ECC", track.number),
         ok: damaged.is_empty(),
         stored: format!("{} sectors", track.count()),
         computed: format!("{} damaged{first}", damaged.len()),
-    })
+    }))
 }
 
 /// Reads the whole virtual disk of `path`, computing its CRC-32 and SHA-256 and every stored
@@ -173,9 +188,7 @@ pub fn verify(
     }
     checks.extend(sums.checked);
     for track in opened.container.tracks().unwrap_or_default() {
-        if track.mode == TrackMode::Mode1_2352 {
-            checks.push(sector_check(path, &track, progress, cancel)?);
-        }
+        checks.extend(sector_check(path, &track, progress, cancel)?);
     }
     Ok(VerifyReport {
         path: path.to_path_buf(),
