@@ -3,7 +3,7 @@
 
 mod common;
 
-use common::{dimg, dimg_stdin, folder_hard_link, s, stderr, stdout};
+use common::{dimg, dimg_stdin, folder_hard_link, s, stderr, stdout, video_cd};
 use serde_json::Value;
 use sha2::{Digest, Sha256};
 use std::collections::BTreeSet;
@@ -649,5 +649,26 @@ fn folder_hard_links_mount_at_every_link() {
         "{}",
         stderr(&walked)
     );
+    drop(attached);
+}
+
+/// A Video CD's streams lie in later tracks, in Mode 2 Form 2 sectors: mounted, they read at
+/// their 2324 bytes a sector, as `extract` gives them.
+#[test]
+fn video_cd_streams_mount_as_they_extract() {
+    let tmp = tempfile::tempdir().unwrap();
+    let (cue, _) = video_cd(tmp.path(), "vcd2");
+    let out = tmp.path().join("x");
+    assert!(dimg(&["extract", s(&cue), "-o", s(&out)]).status.success());
+    let point = tmp.path().join("mnt");
+    let attached = Attached::new(&[s(&cue), "-mountpoint", s(&point)], None).unwrap();
+    for name in ["AVSEQ01.DAT", "AVSEQ02.DAT"] {
+        let mounted = fs::read(point.join("MPEGAV").join(name)).unwrap();
+        assert_eq!(mounted.len() % 2324, 0, "{name}");
+        assert!(
+            mounted == fs::read(out.join("MPEGAV").join(name)).unwrap(),
+            "{name}"
+        );
+    }
     drop(attached);
 }

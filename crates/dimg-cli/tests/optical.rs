@@ -680,48 +680,6 @@ fn unstored_gaps_keep_every_track_where_it_was() {
     assert_eq!(toc(&again), want, "through NRG");
 }
 
-/// A Video CD (VCD 2.0) or Super Video CD made by vcdimager from MPEG streams ffmpeg makes: an
-/// ISO 9660 track of Mode 2 Form 1 sectors, then one Form 2 track per stream. Returns the cue
-/// sheet and the streams.
-fn video_cd(dir: &Path, kind: &str) -> (std::path::PathBuf, Vec<std::path::PathBuf>) {
-    let (target, size, sources) = match kind {
-        "vcd2" => ("pal-vcd", "352x288", &["testsrc", "testsrc2"][..]),
-        _ => ("pal-svcd", "480x576", &["testsrc"][..]),
-    };
-    let mut streams = Vec::new();
-    for (i, source) in sources.iter().enumerate() {
-        let mpeg = dir.join(format!("{kind}-{i}.mpg"));
-        let video = format!("{source}=duration={}:size={size}:rate=25", 3 + i);
-        let audio = format!("sine=frequency={}:duration={}", 440 + 200 * i, 3 + i);
-        peer(
-            "ffmpeg",
-            &[
-                "-loglevel",
-                "error",
-                "-f",
-                "lavfi",
-                "-i",
-                &video,
-                "-f",
-                "lavfi",
-                "-i",
-                &audio,
-                "-target",
-                target,
-                s(&mpeg),
-            ],
-        );
-        streams.push(mpeg);
-    }
-    let cue = dir.join(format!("{kind}.cue"));
-    let mut args = vec!["-t", kind, "-c", s(&cue)];
-    let bin = cue.with_extension("bin");
-    args.extend(["-b", s(&bin)]);
-    args.extend(streams.iter().map(|p| s(p)));
-    peer("vcdimager", &args);
-    (cue, streams)
-}
-
 /// cd-info's track list: (number, LSN) of each track.
 fn cd_info_tracks(image: &Path) -> Vec<(u32, u64)> {
     let text = peer(
@@ -840,6 +798,18 @@ fn video_cd_tracks_and_form2_files_read_as_libcdio_reads_them() {
         assert_eq!(tracks.len(), 3, "{tracks:?}");
         assert_eq!(dimg_tracks(image), tracks, "{}", image.display());
         assert_eq!(cd_info_files(image), theirs, "{}", image.display());
+        let o = dimg(&["ls", "-l", "-R", s(image)]);
+        let listed: Vec<(String, u64)> = stdout(&o)
+            .lines()
+            .filter(|l| l.starts_with('-'))
+            .map(|l| {
+                let w: Vec<&str> = l.split_whitespace().collect();
+                (format!("/{}", w[w.len() - 1]), w[2].parse().unwrap())
+            })
+            .collect();
+        let sizes: Vec<(String, u64)> = theirs.iter().map(|f| (f.0.clone(), f.1)).collect();
+        assert_eq!(listed.len(), sizes.len(), "{listed:?}");
+        assert!(sizes.iter().all(|f| listed.contains(f)), "{listed:?}");
         let out = dir.path().join(format!(
             "x-{}",
             image.file_name().unwrap().to_string_lossy()

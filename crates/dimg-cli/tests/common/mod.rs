@@ -184,3 +184,45 @@ pub fn decoded(image: &Path, passphrase: Option<&[u8]>) -> Vec<u8> {
     assert!(o.status.success(), "{}: {}", image.display(), stderr(&o));
     fs::read(&out).unwrap()
 }
+
+/// A Video CD (VCD 2.0) or Super Video CD made by vcdimager from MPEG streams ffmpeg makes: an
+/// ISO 9660 track of Mode 2 Form 1 sectors, then one Form 2 track per stream. Returns the cue
+/// sheet and the streams.
+pub fn video_cd(dir: &Path, kind: &str) -> (PathBuf, Vec<PathBuf>) {
+    let (target, size, sources) = match kind {
+        "vcd2" => ("pal-vcd", "352x288", &["testsrc", "testsrc2"][..]),
+        _ => ("pal-svcd", "480x576", &["testsrc"][..]),
+    };
+    let mut streams = Vec::new();
+    for (i, source) in sources.iter().enumerate() {
+        let mpeg = dir.join(format!("{kind}-{i}.mpg"));
+        let video = format!("{source}=duration={}:size={size}:rate=25", 3 + i);
+        let audio = format!("sine=frequency={}:duration={}", 440 + 200 * i, 3 + i);
+        peer(
+            "ffmpeg",
+            &[
+                "-loglevel",
+                "error",
+                "-f",
+                "lavfi",
+                "-i",
+                &video,
+                "-f",
+                "lavfi",
+                "-i",
+                &audio,
+                "-target",
+                target,
+                s(&mpeg),
+            ],
+        );
+        streams.push(mpeg);
+    }
+    let cue = dir.join(format!("{kind}.cue"));
+    let mut args = vec!["-t", kind, "-c", s(&cue)];
+    let bin = cue.with_extension("bin");
+    args.extend(["-b", s(&bin)]);
+    args.extend(streams.iter().map(|p| s(p)));
+    peer("vcdimager", &args);
+    (cue, streams)
+}

@@ -309,7 +309,10 @@ mod tests {
     #[test]
     fn gaps_are_empty_sectors_that_check() {
         for (mode, intact) in [
-            (TrackMode::Mode1_2352, mode1_intact as fn(&[u8; RAW]) -> bool),
+            (
+                TrackMode::Mode1_2352,
+                mode1_intact as fn(&[u8; RAW]) -> bool,
+            ),
             (TrackMode::Mode2_2352, mode2_intact),
         ] {
             let gap = Gap::new(mode, 150 + 4500, 2);
