@@ -792,6 +792,20 @@ fn video_cd_tracks_and_form2_files_read_as_libcdio_reads_them() {
     );
     let theirs = cd_info_files(&cue);
     assert_eq!(theirs.len(), 4, "{theirs:?}");
+    // iso-info reads ISO files only: dimg's ISO of the first track, whose records give the sizes.
+    let iso = dir.path().join("track1.iso");
+    convert(&cue, "ISO", &iso);
+    let listed = peer("iso-info", &["--no-header", "-l", "-i", s(&iso)]);
+    for (path, size, _, _) in &theirs {
+        let name = path.rsplit('/').next().unwrap().to_lowercase();
+        let line = listed.lines().find(|l| l.ends_with(&format!(" {name}")));
+        let shown = line.and_then(|l| l.split(']').nth(2)?.split_whitespace().next());
+        assert_eq!(
+            shown,
+            Some(size.to_string().as_str()),
+            "iso-info on {path}: {listed}"
+        );
+    }
     assert!(theirs.iter().filter(|f| f.3).count() == 2, "{theirs:?}");
     for image in [&cue, &nrg] {
         let tracks = cd_info_tracks(image);
