@@ -1,214 +1,28 @@
-//! FAT12/16/32 with long names, read-only, through the `fatfs` crate (formats.md §i). fatfs wants
-//! a read-write-seek device: the adapter here refuses every write, so the volume cannot change.
+//! FAT12/16/32 with long names, read-only (formats.md §i, Microsoft's FAT specification). dimg
+//! reads FAT itself rather than through the `fatfs` crate it writes with: fatfs follows a
+//! cluster chain for as long as it goes, and a damaged chain that loops goes for ever. Here every
+//! chain is bounded — a file's by its size, a folder's by the clusters it may hold — and a loop
+//! is an error.
 
 use super::{DirEntry, EntryKind, Handle, Volume};
-use crate::io::ReadAt;
-use std::io::{self, Read, Seek, SeekFrom, Write};
+use crate::error::FormatError;
+use crate::io::{Concat, ReadAt, Slice};
+use std::collections::HashSet;
+use std::io;
 use std::sync::Arc;
 
-/// A read-only device for fatfs over a byte source.
-struct Device {
-    source: Arc<dyn ReadAt>,
-    position: u64,
+/// The specification's limit on a folder: 65,536 entries of 32 bytes.
+const MAX_DIR_BYTES: u64 = 65_536 * 32;
+const ENTRY: usize = 32;
+const ATTR_DIRECTORY: u8 = 0x10;
+const ATTR_VOLUME_LABEL: u8 = 0x08;
+const ATTR_LONG_NAME: u8 = 0x0F;
+
+fn bad(structure: &'static str, at: u64, problem: impl Into<String>) -> io::Error {
+    FormatError::io(structure, at, problem)
 }
 
-impl Read for Device {
-    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
-        let n = self.source.read_at(self.position, buf)?;
-        self.position += n as u64;
-        Ok(n)
-    }
-}
-
-impl Write for Device {
-    fn write(&mut self, _: &[u8]) -> io::Result<usize> {
-        Err(io::Error::new(
-            io::ErrorKind::PermissionDenied,
-            "dimg opens volumes read-only",
-        ))
-    }
-    fn flush(&mut self) -> io::Result<()> {
-        Ok(())
-    }
-}
-
-impl Seek for Device {
-    fn seek(&mut self, to: SeekFrom) -> io::Result<u64> {
-        let target = match to {
-            SeekFrom::Start(n) => Some(n),
-            SeekFrom::End(d) => self.source.size().checked_add_signed(d),
-            SeekFrom::Current(d) => self.position.checked_add_signed(d),
-        };
-        self.position = target
-            .ok_or_else(|| io::Error::new(io::ErrorKind::InvalidInput, "seek before the start"))?;
-        Ok(self.position)
-    }
-}
-
-type Fs = fatfs::FileSystem<Device>;
-
-/// fatfs's file system object cannot be shared between threads, and mounting reads only the
-/// boot sector and FSInfo: every call mounts its own.
-fn mount(source: &Arc<dyn ReadAt>) -> io::Result<Fs> {
-    Fs::new(
-        Device {
-            source: source.clone(),
-            position: 0,
-        },
-        fatfs::FsOptions::new(),
-    )
-}
-
-pub struct Fat {
-    source: Arc<dyn ReadAt>,
-    label: String,
-}
-
-/// An entry's handle: its path from the root (FAT names cannot hold '/').
-struct Path(String);
-
-impl Fat {
-    pub fn open(source: Arc<dyn ReadAt>) -> io::Result<Self> {
-        let label = super::label_text(&mount(&source)?.volume_label());
-        Ok(Fat { source, label })
-    }
-}
-
-fn unix(t: fatfs::DateTime) -> Option<i64> {
-    // FAT keeps local time without a zone; shown as UTC, as 7-Zip and mtools do.
-    let (d, tm) = (t.date, t.time);
-    (d.month >= 1).then(|| {
-        let days = super::days_from_civil(i64::from(d.year), i64::from(d.month), i64::from(d.day));
-        days * 86_400 + i64::from(tm.hour) * 3600 + i64::from(tm.min) * 60 + i64::from(tm.sec)
-    })
-}
-
-impl Volume for Fat {
-    fn label(&self) -> String {
-        self.label.clone()
-    }
-
-    fn case_sensitive(&self) -> bool {
-        false
-    }
-
-    fn used(&self) -> Option<u64> {
-        let stats = mount(&self.source).and_then(|fs| fs.stats()).ok()?;
-        let clusters = stats.total_clusters().saturating_sub(stats.free_clusters());
-        Some(u64::from(clusters) * u64::from(stats.cluster_size()))
-    }
-
-    fn free_extents(&self) -> io::Result<Vec<(u64, u64)>> {
-        let layout = Layout::read(&*self.source)?;
-        // The first FAT, read a megabyte at a time: a cluster is free when its entry is 0.
-        const CHUNK: u64 = 1 << 20;
-        let entry_at = |n: u64| match layout.bits {
-            12 => n * 3 / 2,
-            16 => n * 2,
-            _ => n * 4,
-        };
-        let (mut free, mut run): (Vec<(u64, u64)>, Option<u64>) = (Vec::new(), None);
-        let (mut chunk, mut chunk_at) = (Vec::new(), u64::MAX);
-        let mut byte = |at: u64| -> io::Result<u8> {
-            if at / CHUNK != chunk_at {
-                chunk_at = at / CHUNK;
-                let start = layout.fat + chunk_at * CHUNK;
-                chunk.resize(
-                    CHUNK.min(self.source.size().saturating_sub(start)) as usize,
-                    0,
-                );
-                self.source.read_exact_at(start, &mut chunk)?;
-            }
-            chunk.get((at % CHUNK) as usize).copied().ok_or_else(|| {
-                io::Error::new(io::ErrorKind::UnexpectedEof, "the FAT runs past the volume")
-            })
-        };
-        let last = layout.clusters + 2;
-        for n in 2..last {
-            let at = entry_at(n);
-            let value = match layout.bits {
-                12 => {
-                    let pair = u16::from(byte(at)?) | u16::from(byte(at + 1)?) << 8;
-                    u32::from(if n % 2 == 0 { pair & 0xFFF } else { pair >> 4 })
-                }
-                16 => u32::from(byte(at)?) | u32::from(byte(at + 1)?) << 8,
-                _ => {
-                    u32::from_le_bytes([byte(at)?, byte(at + 1)?, byte(at + 2)?, byte(at + 3)?])
-                        & 0x0FFF_FFFF
-                }
-            };
-            match (value == 0, run) {
-                (true, None) => run = Some(n),
-                (false, Some(start)) => {
-                    free.push(layout.span(start, n));
-                    run = None;
-                }
-                _ => {}
-            }
-        }
-        if let Some(start) = run {
-            free.push(layout.span(start, last));
-        }
-        Ok(free)
-    }
-
-    fn root(&self) -> DirEntry {
-        DirEntry::root(0, 0, Handle::new(Path(String::new())))
-    }
-
-    fn read_dir(&self, dir: &DirEntry) -> io::Result<Vec<DirEntry>> {
-        let Path(path) = dir.handle.get::<Path>()?;
-        let fs = mount(&self.source)?;
-        let root = fs.root_dir();
-        let folder = if path.is_empty() {
-            root
-        } else {
-            root.open_dir(path)?
-        };
-        let mut out = Vec::new();
-        for e in folder.iter() {
-            let e = e?;
-            let name = e.file_name();
-            if name == "." || name == ".." {
-                continue;
-            }
-            let full = if path.is_empty() {
-                name.clone()
-            } else {
-                format!("{path}/{name}")
-            };
-            out.push(DirEntry {
-                kind: if e.is_dir() {
-                    EntryKind::Directory
-                } else {
-                    EntryKind::File
-                },
-                size: e.len(),
-                modified: unix(e.modified()),
-                mode: None,
-                owner: None,
-                links: 1,
-                // The first cluster would do, but fatfs keeps it private: the path is unique too.
-                inode: hash(&full),
-                streams: Vec::new(),
-                handle: Handle::new(Path(full)),
-                name,
-            });
-        }
-        Ok(out)
-    }
-
-    fn open(&self, file: &DirEntry) -> io::Result<Arc<dyn ReadAt>> {
-        let Path(path) = file.handle.get::<Path>()?;
-        Ok(Arc::new(FatFile {
-            source: self.source.clone(),
-            path: path.clone(),
-            size: file.size,
-        }))
-    }
-}
-
-/// Where a FAT volume keeps its table and its clusters (Microsoft's FAT specification, "BPB").
+/// Where a FAT volume keeps its table and its clusters (the boot sector's BPB).
 struct Layout {
     /// The first FAT's offset.
     fat: u64,
@@ -217,6 +31,13 @@ struct Layout {
     cluster: u64,
     clusters: u64,
     bits: u32,
+    root: Root,
+}
+
+/// FAT12 and FAT16 keep the root folder in a fixed region; FAT32 in a cluster chain.
+enum Root {
+    Fixed { at: u64, size: u64 },
+    Chain(u32),
 }
 
 impl Layout {
@@ -235,25 +56,35 @@ impl Layout {
             0 => u32_at(36),
             n => n,
         };
-        if sector == 0 || per_cluster == 0 {
-            return Err(io::Error::new(
-                io::ErrorKind::InvalidData,
-                "FAT boot sector: no sector or cluster size",
+        if !sector.is_power_of_two() || !(512..=4096).contains(&sector) || per_cluster == 0 {
+            return Err(bad(
+                "FAT boot sector",
+                11,
+                format!("{sector}-byte sectors, {per_cluster} a cluster"),
             ));
         }
-        let root = (root_entries * 32).div_ceil(sector);
-        let first_data = reserved + fats * fat_sectors + root;
+        let root_sectors = (root_entries * 32).div_ceil(sector);
+        let first_data = reserved + fats * fat_sectors + root_sectors;
         let clusters = total.saturating_sub(first_data) / per_cluster;
+        let bits = match clusters {
+            0..4085 => 12,
+            4085..65525 => 16,
+            _ => 32,
+        };
+        let root = match bits {
+            32 => Root::Chain(u32_at(44) as u32),
+            _ => Root::Fixed {
+                at: (reserved + fats * fat_sectors) * sector,
+                size: root_entries * 32,
+            },
+        };
         Ok(Layout {
             fat: reserved * sector,
             data: first_data * sector,
             cluster: per_cluster * sector,
             clusters,
-            bits: match clusters {
-                0..4085 => 12,
-                4085..65525 => 16,
-                _ => 32,
-            },
+            bits,
+            root,
         })
     }
 
@@ -264,42 +95,346 @@ impl Layout {
             (end - start) * self.cluster,
         )
     }
-}
 
-fn hash(s: &str) -> u64 {
-    use std::hash::{Hash, Hasher};
-    let mut h = std::collections::hash_map::DefaultHasher::new();
-    s.hash(&mut h);
-    h.finish()
-}
-
-/// A file of the volume, read through fatfs.
-struct FatFile {
-    source: Arc<dyn ReadAt>,
-    path: String,
-    size: u64,
-}
-
-impl ReadAt for FatFile {
-    fn read_at(&self, offset: u64, buf: &mut [u8]) -> io::Result<usize> {
-        if offset >= self.size {
-            return Ok(0);
+    /// Where cluster `n`'s entry is in the FAT, and how many bytes to read for it.
+    fn entry_at(&self, n: u64) -> (u64, usize) {
+        match self.bits {
+            12 => (n * 3 / 2, 2),
+            16 => (n * 2, 2),
+            _ => (n * 4, 4),
         }
-        let fs = mount(&self.source)?;
-        let mut f = fs.root_dir().open_file(&self.path)?;
-        f.seek(SeekFrom::Start(offset))?;
-        let want = buf.len().min((self.size - offset) as usize);
-        let mut done = 0;
-        while done < want {
-            match f.read(&mut buf[done..want])? {
-                0 => break,
-                n => done += n,
-            }
-        }
-        Ok(done)
     }
 
-    fn size(&self) -> u64 {
-        self.size
+    /// Cluster `n`'s entry from the bytes at `entry_at(n)`.
+    fn decode(&self, n: u64, bytes: &[u8]) -> u32 {
+        match self.bits {
+            12 => {
+                let pair = u16::from_le_bytes([bytes[0], bytes[1]]);
+                u32::from(if n.is_multiple_of(2) { pair & 0xFFF } else { pair >> 4 })
+            }
+            16 => u32::from(u16::from_le_bytes([bytes[0], bytes[1]])),
+            _ => u32::from_le_bytes([bytes[0], bytes[1], bytes[2], bytes[3]]) & 0x0FFF_FFFF,
+        }
+    }
+
+    /// Whether `value` ends a chain (or marks a bad cluster, which ends it too).
+    fn ends_chain(&self, value: u32) -> bool {
+        value
+            >= match self.bits {
+                12 => 0xFF7,
+                16 => 0xFFF7,
+                _ => 0x0FFF_FFF7,
+            }
+    }
+}
+
+pub struct Fat {
+    source: Arc<dyn ReadAt>,
+    layout: Layout,
+    label: String,
+}
+
+/// What an entry's handle holds: its first cluster, and for the root of FAT12/16 nothing.
+#[derive(Clone, Copy)]
+struct Start(Option<u32>);
+
+impl Fat {
+    pub fn open(source: Arc<dyn ReadAt>) -> io::Result<Self> {
+        let layout = Layout::read(&*source)?;
+        let mut boot = [0u8; 90];
+        source.read_exact_at(0, &mut boot)?;
+        let label_at = if layout.bits == 32 { 71 } else { 43 };
+        let label = super::label_text(&String::from_utf8_lossy(&boot[label_at..label_at + 11]));
+        Ok(Fat {
+            source,
+            layout,
+            label,
+        })
+    }
+
+    /// The clusters of the chain from `first`, at most `limit` of them; a chain that comes back
+    /// to a cluster it passed, or leaves the volume, is an error.
+    fn chain(&self, first: u32, limit: u64) -> io::Result<Vec<u32>> {
+        let layout = &self.layout;
+        let mut clusters = Vec::new();
+        let mut seen = HashSet::new();
+        let mut n = first;
+        while clusters.len() as u64 != limit {
+            if n < 2 || u64::from(n) >= layout.clusters + 2 {
+                return Err(bad(
+                    "FAT cluster chain",
+                    layout.fat,
+                    format!("cluster {n} is not on the volume"),
+                ));
+            }
+            if !seen.insert(n) {
+                return Err(bad(
+                    "FAT cluster chain",
+                    layout.fat,
+                    format!("the chain from cluster {first} loops back to cluster {n}"),
+                ));
+            }
+            clusters.push(n);
+            let (at, len) = layout.entry_at(u64::from(n));
+            let mut bytes = [0u8; 4];
+            self.source
+                .read_exact_at(layout.fat + at, &mut bytes[..len])?;
+            let next = layout.decode(u64::from(n), &bytes);
+            if layout.ends_chain(next) {
+                break;
+            }
+            n = next;
+        }
+        Ok(clusters)
+    }
+
+    /// The bytes of a chain, cut to `size`, as one source.
+    fn chain_data(&self, first: u32, size: u64) -> io::Result<Arc<dyn ReadAt>> {
+        let clusters = self.chain(first, size.div_ceil(self.layout.cluster))?;
+        let mut extents: Vec<(u64, u64)> = Vec::new();
+        for &c in &clusters {
+            let (at, len) = self.layout.span(u64::from(c), u64::from(c) + 1);
+            match extents.last_mut() {
+                Some(last) if last.0 + last.1 == at => last.1 += len,
+                _ => extents.push((at, len)),
+            }
+        }
+        let mut left = size;
+        for e in &mut extents {
+            e.1 = e.1.min(left);
+            left -= e.1;
+        }
+        if left > 0
+            || extents
+                .iter()
+                .any(|(at, len)| at + len > self.source.size())
+        {
+            return Err(bad(
+                "FAT cluster chain",
+                self.layout.fat,
+                format!("the chain from cluster {first} holds less than its {size} bytes"),
+            ));
+        }
+        Ok(Arc::new(Concat::extents(&self.source, &extents)))
+    }
+
+    /// A folder's raw entries.
+    fn folder_bytes(&self, start: Start) -> io::Result<Vec<u8>> {
+        let data: Arc<dyn ReadAt> = match (start.0, &self.layout.root) {
+            (None, &Root::Fixed { at, size }) => {
+                Arc::new(Slice::new(self.source.clone(), at, size))
+            }
+            (None, &Root::Chain(first)) | (Some(first), _) => {
+                let clusters = self.chain(first, MAX_DIR_BYTES.div_ceil(self.layout.cluster))?;
+                self.chain_data(first, clusters.len() as u64 * self.layout.cluster)?
+            }
+        };
+        let mut bytes = vec![0u8; data.size().min(MAX_DIR_BYTES) as usize];
+        data.read_exact_at(0, &mut bytes)?;
+        Ok(bytes)
+    }
+}
+
+/// A long name's 13 UTF-16 units in one entry.
+fn long_name_units(e: &[u8]) -> impl Iterator<Item = u16> + '_ {
+    [1..11, 14..26, 28..32]
+        .into_iter()
+        .flat_map(move |r| e[r].chunks_exact(2))
+        .map(|c| u16::from_le_bytes([c[0], c[1]]))
+}
+
+/// The checksum of an 8.3 name that its long-name entries carry.
+fn short_name_checksum(name: &[u8]) -> u8 {
+    name.iter()
+        .fold(0u8, |sum, &b| sum.rotate_right(1).wrapping_add(b))
+}
+
+/// An 8.3 name as Windows shows it: lower case where the NT flags (byte 12) say so.
+fn short_name(e: &[u8]) -> String {
+    let mut raw = e[..11].to_vec();
+    if raw[0] == 0x05 {
+        raw[0] = 0xE5; // a first byte 0xE5 is stored as 0x05, 0xE5 marking deletion
+    }
+    let part = |bytes: &[u8], lower: bool| {
+        let text: String = bytes
+            .iter()
+            .map(|&b| if b.is_ascii() { b as char } else { '\u{FFFD}' })
+            .collect::<String>()
+            .trim_end()
+            .to_string();
+        if lower {
+            text.to_ascii_lowercase()
+        } else {
+            text
+        }
+    };
+    let base = part(&raw[..8], e[12] & 0x08 != 0);
+    let ext = part(&raw[8..], e[12] & 0x10 != 0);
+    if ext.is_empty() {
+        base
+    } else {
+        format!("{base}.{ext}")
+    }
+}
+
+/// A FAT date and time (local time, no zone; shown as UTC, as 7-Zip and mtools do).
+fn unix(date: u16, time: u16) -> Option<i64> {
+    let (year, month, day) = (
+        1980 + i64::from(date >> 9),
+        i64::from((date >> 5) & 0x0F),
+        i64::from(date & 0x1F),
+    );
+    (month >= 1 && day >= 1).then(|| {
+        super::days_from_civil(year, month, day) * 86_400
+            + i64::from(time >> 11) * 3600
+            + i64::from((time >> 5) & 0x3F) * 60
+            + i64::from(time & 0x1F) * 2
+    })
+}
+
+impl Volume for Fat {
+    fn label(&self) -> String {
+        self.label.clone()
+    }
+
+    fn case_sensitive(&self) -> bool {
+        false
+    }
+
+    fn used(&self) -> Option<u64> {
+        let free: u64 = self.free_extents().ok()?.iter().map(|e| e.1).sum();
+        Some((self.layout.clusters * self.layout.cluster).saturating_sub(free))
+    }
+
+    fn free_extents(&self) -> io::Result<Vec<(u64, u64)>> {
+        let layout = &self.layout;
+        // The first FAT, read a megabyte at a time: a cluster is free when its entry is 0.
+        const CHUNK: u64 = 1 << 20;
+        let (mut free, mut run): (Vec<(u64, u64)>, Option<u64>) = (Vec::new(), None);
+        let (mut chunk, mut chunk_at) = (Vec::new(), u64::MAX);
+        let mut byte = |at: u64| -> io::Result<u8> {
+            if at / CHUNK != chunk_at {
+                chunk_at = at / CHUNK;
+                let start = layout.fat + chunk_at * CHUNK;
+                chunk.resize(
+                    CHUNK.min(self.source.size().saturating_sub(start)) as usize,
+                    0,
+                );
+                self.source.read_exact_at(start, &mut chunk)?;
+            }
+            chunk.get((at % CHUNK) as usize).copied().ok_or_else(|| {
+                io::Error::new(io::ErrorKind::UnexpectedEof, "the FAT runs past the volume")
+            })
+        };
+        let last = layout.clusters + 2;
+        for n in 2..last {
+            let (at, len) = layout.entry_at(n);
+            let mut bytes = [0u8; 4];
+            for (i, b) in bytes[..len].iter_mut().enumerate() {
+                *b = byte(at + i as u64)?;
+            }
+            match (layout.decode(n, &bytes) == 0, run) {
+                (true, None) => run = Some(n),
+                (false, Some(start)) => {
+                    free.push(layout.span(start, n));
+                    run = None;
+                }
+                _ => {}
+            }
+        }
+        if let Some(start) = run {
+            free.push(layout.span(start, last));
+        }
+        Ok(free)
+    }
+
+    fn root(&self) -> DirEntry {
+        let inode = match self.layout.root {
+            Root::Chain(first) => u64::from(first),
+            Root::Fixed { .. } => 0,
+        };
+        DirEntry::root(inode, 0, Handle::new(Start(None)))
+    }
+
+    fn read_dir(&self, dir: &DirEntry) -> io::Result<Vec<DirEntry>> {
+        let start = *dir.handle.get::<Start>()?;
+        let bytes = self.folder_bytes(start)?;
+        let mut out = Vec::new();
+        // Long-name units gathered from the entries before a short one, with their checksum.
+        let mut long: Vec<(u8, Vec<u16>)> = Vec::new();
+        for e in bytes.chunks_exact(ENTRY) {
+            match e[0] {
+                0x00 => break,
+                0xE5 => {
+                    long.clear();
+                    continue;
+                }
+                _ => {}
+            }
+            let attr = e[11];
+            if attr & 0x3F == ATTR_LONG_NAME {
+                if e[0] & 0x40 != 0 {
+                    long.clear();
+                }
+                long.push((e[13], long_name_units(e).collect()));
+                continue;
+            }
+            let pieces = std::mem::take(&mut long);
+            if attr & ATTR_VOLUME_LABEL != 0 || e[0] == b'.' {
+                continue;
+            }
+            let checksum = short_name_checksum(&e[..11]);
+            let name = if !pieces.is_empty() && pieces.iter().all(|p| p.0 == checksum) {
+                // Stored last piece first; the name ends at a NUL or at 0xFFFF padding.
+                let units: Vec<u16> = pieces.iter().rev().flat_map(|p| p.1.clone()).collect();
+                let end = units
+                    .iter()
+                    .position(|&u| u == 0 || u == 0xFFFF)
+                    .unwrap_or(units.len());
+                String::from_utf16_lossy(&units[..end])
+            } else {
+                short_name(e)
+            };
+            let first = u32::from(u16::from_le_bytes([e[26], e[27]]))
+                | u32::from(u16::from_le_bytes([e[20], e[21]])) << 16;
+            let is_dir = attr & ATTR_DIRECTORY != 0;
+            out.push(DirEntry {
+                kind: if is_dir {
+                    EntryKind::Directory
+                } else {
+                    EntryKind::File
+                },
+                size: if is_dir {
+                    0
+                } else {
+                    u64::from(u32::from_le_bytes([e[28], e[29], e[30], e[31]]))
+                },
+                modified: unix(
+                    u16::from_le_bytes([e[24], e[25]]),
+                    u16::from_le_bytes([e[22], e[23]]),
+                ),
+                mode: None,
+                owner: None,
+                links: 1,
+                // A folder is its first cluster: a subfolder naming an ancestor's is a loop.
+                inode: u64::from(first),
+                streams: Vec::new(),
+                handle: Handle::new(Start(Some(first))),
+                name,
+            });
+        }
+        Ok(out)
+    }
+
+    fn open(&self, file: &DirEntry) -> io::Result<Arc<dyn ReadAt>> {
+        let Start(first) = *file.handle.get::<Start>()?;
+        match first {
+            _ if file.size == 0 => Ok(Arc::new(Vec::new())),
+            Some(first) => self.chain_data(first, file.size),
+            None => Err(io::Error::new(
+                io::ErrorKind::InvalidInput,
+                "the root is not a file",
+            )),
+        }
     }
 }
