@@ -672,3 +672,86 @@ fn video_cd_streams_mount_as_they_extract() {
     }
     drop(attached);
 }
+
+/// A source on a file system that fails halfway: dimg's own FUSE server (`attach -nomount`)
+/// serving the disk of an image damaged at a chosen offset answers EIO for reads there. Jobs
+/// reading that disk, or the partition beside it, end in a clear error naming it, write nothing,
+/// and leave the image as it was.
+#[test]
+fn a_source_failing_with_eio_halfway_is_a_clean_error() {
+    let tmp = tempfile::tempdir().unwrap();
+    let src = tmp.path().join("src");
+    fs::create_dir(&src).unwrap();
+    let text: Vec<u8> = (0..24u32 << 20)
+        .map(|i| b"disk image chunk\n"[(i % 17) as usize] ^ (i >> 12) as u8 & 1)
+        .collect();
+    fs::write(src.join("big.txt"), &text).unwrap();
+    fs::write(src.join("small.txt"), b"small\n").unwrap();
+    let image = tmp.path().join("damaged.dmg");
+    let o = dimg(&[
+        "create",
+        "-srcfolder",
+        s(&src),
+        "-fs",
+        "HFS+",
+        "-format",
+        "UDZO",
+        s(&image),
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    // The chosen offset: the middle of the compressed data, inside one chunk's stream.
+    let mut bytes = fs::read(&image).unwrap();
+    let middle = bytes.len() / 2;
+    for b in &mut bytes[middle..middle + 64] {
+        *b ^= 0x5A;
+    }
+    fs::write(&image, &bytes).unwrap();
+    let before = sha256(&bytes);
+    let hfs = common::partition_with(&image, "HFS+")["index"]
+        .as_u64()
+        .unwrap();
+
+    let point = tmp.path().join("served");
+    let attached = Attached::new(&[s(&image), "-nomount", "-mountpoint", s(&point)], None).unwrap();
+    let disk = point.join("disk");
+    let eio = fs::read(&disk).unwrap_err();
+    assert_eq!(eio.raw_os_error(), Some(libc::EIO), "{eio}");
+
+    let out = tmp.path().join("out");
+    fs::create_dir(&out).unwrap();
+    let partition = point.join(format!("disks{hfs}"));
+    let (converted, created, extracted) = (out.join("c.dmg"), out.join("n.dmg"), out.join("x"));
+    let jobs: [Vec<&str>; 3] = [
+        vec!["convert", s(&disk), "-format", "UDZO", "-o", s(&converted)],
+        vec![
+            "create",
+            "-srcfolder",
+            s(&point),
+            "-fs",
+            "HFS+",
+            s(&created),
+        ],
+        vec!["extract", "--strict", s(&partition), "-o", s(&extracted)],
+    ];
+    for args in &jobs {
+        let o = dimg(args);
+        assert_eq!(o.status.code(), Some(1), "{args:?}: {}", stderr(&o));
+        let said = stderr(&o);
+        assert!(
+            said.contains("Input/output error") && said.contains(s(&point)),
+            "{said}"
+        );
+        assert!(!said.contains("panicked"), "{said}");
+        assert_eq!(
+            fs::read_dir(&out).unwrap().count(),
+            0,
+            "{args:?} left output"
+        );
+    }
+    drop(attached);
+    assert_eq!(
+        sha256(&fs::read(&image).unwrap()),
+        before,
+        "the image is unchanged"
+    );
+}

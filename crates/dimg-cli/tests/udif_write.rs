@@ -291,15 +291,22 @@ fn a_cancelled_convert_leaves_nothing_behind() {
         .spawn()
         .unwrap();
     std::thread::sleep(Duration::from_millis(700));
-    let partial: Vec<String> = fs::read_dir(dir.path())
+    // Into a file without a name (O_TMPFILE) in the target's folder: "DIR/#INODE (deleted)".
+    let open: Vec<String> = fs::read_dir(format!("/proc/{}/fd", child.id()))
         .unwrap()
-        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
-        .filter(|n| n.ends_with(".partial"))
+        .filter_map(|fd| fs::read_link(fd.unwrap().path()).ok())
+        .map(|target| target.to_string_lossy().into_owned())
+        .filter(|target| target.starts_with(s(dir.path())) && target.ends_with("(deleted)"))
         .collect();
     assert_eq!(
-        partial.len(),
+        open.len(),
         1,
-        "the output is being written beside the target: {partial:?}"
+        "the output is being written beside the target, nameless: {open:?}"
+    );
+    assert_eq!(
+        fs::read_dir(dir.path()).unwrap().count(),
+        1,
+        "only the source has a name"
     );
     assert!(Command::new("kill")
         .args(["-INT", &child.id().to_string()])

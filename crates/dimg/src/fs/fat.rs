@@ -110,7 +110,11 @@ impl Layout {
         match self.bits {
             12 => {
                 let pair = u16::from_le_bytes([bytes[0], bytes[1]]);
-                u32::from(if n.is_multiple_of(2) { pair & 0xFFF } else { pair >> 4 })
+                u32::from(if n.is_multiple_of(2) {
+                    pair & 0xFFF
+                } else {
+                    pair >> 4
+                })
             }
             16 => u32::from(u16::from_le_bytes([bytes[0], bytes[1]])),
             _ => u32::from_le_bytes([bytes[0], bytes[1], bytes[2], bytes[3]]) & 0x0FFF_FFFF,

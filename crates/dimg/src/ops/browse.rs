@@ -538,10 +538,7 @@ impl<'a> Extraction<'a> {
             _ => PathBuf::from("."),
         };
         std::fs::create_dir_all(&parent).map_err(|e| Error::io(&parent, e))?;
-        let staging = tempfile::Builder::new()
-            .prefix(".dimg-extract-")
-            .tempdir_in(&parent)
-            .map_err(|e| Error::io(&parent, e))?;
+        let staging = super::output::staging(&parent).map_err(|e| Error::io(&parent, e))?;
         self.root = staging.path().to_path_buf();
         fill(&mut self, staging.path())?;
         self.finish_directories();

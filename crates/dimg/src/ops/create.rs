@@ -1,5 +1,5 @@
 //! New images: blank, or made from a folder (`hdiutil create -size` / `-srcfolder`). The volume
-//! is built (ISO 9660 and HFS+ virtually, FAT in a scratch file beside the output), put in its
+//! is built (ISO 9660 and HFS+ virtually, FAT in a nameless scratch file beside the output), put in its
 //! partition map, and written by the convert pipeline in any output format, encrypted or not.
 
 use super::convert::{self, ConvertOptions, ConvertReport, OutputFormat};
@@ -115,8 +115,6 @@ pub fn create(
                 .map(|p| format!("{p}: a device, socket or FIFO, left out"))
         })
         .collect();
-    // FAT is written into a scratch file that lives until the output is complete.
-    let mut scratch = None;
     let now = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map_or(0, |d| d.as_secs() as i64);
@@ -209,14 +207,12 @@ pub fn create(
                 Some(p) if !p.as_os_str().is_empty() => p,
                 _ => Path::new("."),
             };
-            let mut file = tempfile::Builder::new()
-                .prefix(".dimg-volume-")
-                .tempfile_in(dir)
-                .map_err(|e| Error::io(dir, e))?;
+            // Nameless where the system can (O_TMPFILE): gone with the process, however it ends.
+            let mut file = tempfile::tempfile_in(dir).map_err(|e| Error::io(dir, e))?;
             // -size is the whole disk's, as hdiutil's; the map takes its share.
             let size = options.size.map(|s| s.saturating_sub(map.overhead()));
             notes.extend(fat::write(
-                file.as_file_mut(),
+                &mut file,
                 tree.as_ref(),
                 &fat::Options {
                     volume_name: options.volume_name.clone(),
@@ -224,8 +220,7 @@ pub fn create(
                     size,
                 },
             )?);
-            let volume = FileSource::open(file.path()).map_err(|e| Error::io(file.path(), e))?;
-            scratch = Some(file);
+            let volume = FileSource::from_file(file).map_err(|e| Error::io(dir, e))?;
             (Arc::new(volume), VolumeType::Fat)
         }
         FileSystem::None => {
@@ -250,7 +245,6 @@ pub fn create(
         progress,
         cancel,
     )?;
-    drop(scratch);
     written.notes.extend(notes);
     Ok(CreateReport {
         written,

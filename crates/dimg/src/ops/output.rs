@@ -1,6 +1,9 @@
-//! Where jobs write. [`AtomicOutput`]: a temporary file beside the target, renamed into place only
-//! when finished and fsynced; dropping an unfinished one removes it, so an error or a cancel
-//! leaves nothing behind. [`Encrypting`]: the same, sealed in an encrypted image on the way.
+//! Where jobs write. [`AtomicOutput`]: a temporary file beside the target, given the target's name
+//! only when finished and fsynced; dropping an unfinished one removes it, so an error or a cancel
+//! leaves nothing behind. On Linux the temporary file has no name at all (O_TMPFILE), so even a
+//! killed process leaves nothing. Folders being made ([`staging`]) are named after the process,
+//! and the next job beside them removes those of processes that are gone. [`Encrypting`]: an
+//! output sealed in an encrypted image on the way.
 
 use crate::container::encrypted::{self, Sealer};
 use crate::error::{Error, Result};
@@ -8,8 +11,144 @@ use std::fs::File;
 use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
 
+/// What staging names start with: ".dimg-PID-", so that a folder or file left by a killed job
+/// can be told from one a running job is making.
+fn staging_prefix() -> String {
+    format!(".dimg-{}-", std::process::id())
+}
+
+/// Removes what jobs that are no longer running left in `dir` while making their output: a
+/// killed process cannot clean up after itself. Best effort: what cannot be removed stays.
+fn sweep_stale(dir: &Path) {
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return;
+    };
+    for entry in entries.flatten() {
+        let name = entry.file_name();
+        let Some(rest) = name.to_str().and_then(|n| n.strip_prefix(".dimg-")) else {
+            continue;
+        };
+        let pid = rest.split('-').next().and_then(|p| p.parse::<i32>().ok());
+        // SAFETY: kill with signal 0 sends nothing; it only asks whether the process exists.
+        let gone = pid.is_some_and(|pid| {
+            pid > 0
+                && unsafe { libc::kill(pid, 0) } == -1
+                && std::io::Error::last_os_error().raw_os_error() == Some(libc::ESRCH)
+        });
+        if gone && name.to_string_lossy().ends_with(".partial") {
+            let path = entry.path();
+            let _ = match entry.file_type() {
+                Ok(t) if t.is_dir() => std::fs::remove_dir_all(&path),
+                _ => std::fs::remove_file(&path),
+            };
+        }
+    }
+}
+
+/// A hidden folder in `dir` to build an output folder in (an extraction, a sparse bundle),
+/// renamed into place when complete and removed if dropped; folders that killed jobs left
+/// there are removed first.
+pub(crate) fn staging(dir: &Path) -> std::io::Result<tempfile::TempDir> {
+    sweep_stale(dir);
+    tempfile::Builder::new()
+        .prefix(&staging_prefix())
+        .suffix(".partial")
+        .tempdir_in(dir)
+}
+
+/// The file an output is written to until it is finished.
+enum Temp {
+    /// Linux's O_TMPFILE: in the target's folder, without a name until it is linked there.
+    Unnamed(File),
+    /// Elsewhere: a hidden name beside the target, removed if dropped.
+    Named(tempfile::NamedTempFile),
+}
+
+impl Temp {
+    fn in_dir(dir: &Path) -> std::io::Result<Temp> {
+        #[cfg(target_os = "linux")]
+        {
+            use std::os::unix::fs::OpenOptionsExt;
+            // An image is an ordinary file once named: 0666 less the umask.
+            let unnamed = std::fs::OpenOptions::new()
+                .read(true)
+                .write(true)
+                .mode(0o666)
+                .custom_flags(libc::O_TMPFILE)
+                .open(dir);
+            // Naming it goes through /proc; file systems without O_TMPFILE refuse it.
+            if let (Ok(file), true) = (unnamed, Path::new("/proc/self/fd").is_dir()) {
+                return Ok(Temp::Unnamed(file));
+            }
+        }
+        sweep_stale(dir);
+        let prefix = staging_prefix();
+        let mut builder = tempfile::Builder::new();
+        builder.prefix(&prefix).suffix(".partial");
+        #[cfg(unix)]
+        builder.permissions(std::os::unix::fs::PermissionsExt::from_mode(0o666));
+        builder.tempfile_in(dir).map(Temp::Named)
+    }
+
+    fn as_file(&self) -> &File {
+        match self {
+            Temp::Unnamed(file) => file,
+            Temp::Named(temp) => temp.as_file(),
+        }
+    }
+
+    /// Gives the finished file the name `target`: replacing what is there, or failing if
+    /// something is and `overwrite` is false.
+    fn persist(self, target: &Path, overwrite: bool) -> std::io::Result<()> {
+        match self {
+            Temp::Named(temp) if overwrite => temp.persist(target).map(drop).map_err(|e| e.error),
+            Temp::Named(temp) => temp
+                .persist_noclobber(target)
+                .map(drop)
+                .map_err(|e| e.error),
+            Temp::Unnamed(file) => {
+                use std::os::fd::AsRawFd;
+                let link = |to: &Path| -> std::io::Result<()> {
+                    let from =
+                        std::ffi::CString::new(format!("/proc/self/fd/{}", file.as_raw_fd()))?;
+                    let to = std::ffi::CString::new(to.as_os_str().as_encoded_bytes())?;
+                    // SAFETY: both are NUL-terminated paths that live across the call.
+                    let done = unsafe {
+                        libc::linkat(
+                            libc::AT_FDCWD,
+                            from.as_ptr(),
+                            libc::AT_FDCWD,
+                            to.as_ptr(),
+                            libc::AT_SYMLINK_FOLLOW,
+                        )
+                    };
+                    match done {
+                        0 => Ok(()),
+                        _ => Err(std::io::Error::last_os_error()),
+                    }
+                };
+                if !overwrite {
+                    return link(target);
+                }
+                // Linked under a staging name first, then renamed over the target: the
+                // target is the old file or the new one, never neither.
+                let dir = target.parent().filter(|p| !p.as_os_str().is_empty());
+                let aside = dir.unwrap_or(Path::new(".")).join(format!(
+                    "{}{}.partial",
+                    staging_prefix(),
+                    file.as_raw_fd()
+                ));
+                link(&aside)?;
+                std::fs::rename(&aside, target).inspect_err(|_| {
+                    let _ = std::fs::remove_file(&aside);
+                })
+            }
+        }
+    }
+}
+
 pub struct AtomicOutput {
-    temp: tempfile::NamedTempFile,
+    temp: Temp,
     target: PathBuf,
     overwrite: bool,
     /// Where the next write goes; past the last write when it ended in a hole.
@@ -58,12 +197,7 @@ impl AtomicOutput {
             Some(p) if !p.as_os_str().is_empty() => p,
             _ => Path::new("."),
         };
-        let mut builder = tempfile::Builder::new();
-        builder.prefix(".dimg-").suffix(".partial");
-        // An image is an ordinary file once renamed: 0666 less the umask, not a temp file's 0600.
-        #[cfg(unix)]
-        builder.permissions(std::os::unix::fs::PermissionsExt::from_mode(0o666));
-        let temp = builder.tempfile_in(dir).map_err(|e| Error::io(target, e))?;
+        let temp = Temp::in_dir(dir).map_err(|e| Error::io(target, e))?;
         Ok(AtomicOutput {
             temp,
             target: target.to_path_buf(),
@@ -109,12 +243,9 @@ impl AtomicOutput {
             .map_err(|e| Error::io(&target, e))?;
         file.sync_all().map_err(|e| Error::io(&target, e))?;
         let size = file.metadata().map_err(|e| Error::io(&target, e))?.len();
-        let persisted = if self.overwrite {
-            self.temp.persist(&target)
-        } else {
-            self.temp.persist_noclobber(&target)
-        };
-        persisted.map_err(|e| Error::io(&target, e.error))?;
+        self.temp
+            .persist(&target, self.overwrite)
+            .map_err(|e| Error::io(&target, e))?;
         if let Some(dir) = target.parent().filter(|p| !p.as_os_str().is_empty()) {
             // Make the rename itself durable; not every platform can open a directory.
             if let Ok(d) = File::open(dir) {

@@ -214,11 +214,7 @@ pub fn write_bundle(job: SparseJob, progress: &dyn Progress, cancel: &Cancel) ->
         Some(p) if !p.as_os_str().is_empty() => p,
         _ => Path::new("."),
     };
-    let staging = tempfile::Builder::new()
-        .prefix(".dimg-")
-        .suffix(".partial")
-        .tempdir_in(parent)
-        .map_err(|e| Error::io(output, e))?;
+    let staging = super::output::staging(parent).map_err(|e| Error::io(output, e))?;
     let root = staging.path();
     let io = |e: std::io::Error| Error::io(output, e);
     std::fs::create_dir(root.join("bands")).map_err(io)?;
