@@ -251,7 +251,12 @@ fn descriptor_area(blocks: &Blocks, head: &[u8]) -> io::Result<DescriptorArea> {
         superblocks: Vec::new(),
         maps: Vec::new(),
     };
-    for paddr in (base..).take(count.min(MAX_DESCRIPTOR_BLOCKS) as usize) {
+    // Only blocks the image holds: past its end every block would be an error to build.
+    let present = (blocks.disk.size() / blocks.size).min(blocks.count);
+    let end = base
+        .saturating_add(count.min(MAX_DESCRIPTOR_BLOCKS))
+        .min(present);
+    for paddr in base..end {
         match blocks.checked(paddr, "APFS checkpoint") {
             Ok((b, NX_SUPERBLOCK)) if &b[32..36] == b"NXSB" => area.superblocks.push(b),
             Ok((b, CHECKPOINT_MAP)) => area.maps.push((paddr, le64(&b, 16))),
