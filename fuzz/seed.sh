@@ -1,0 +1,103 @@
+#!/usr/bin/env bash
+# Builds each fuzz target's seed inputs in fuzz/seeds/TARGET from the shared corpus (read in
+# place, never copied into the repository) and from small volumes the Debian tools and dimg
+# make. Inputs above 4 MiB are left out: the fuzzer mutates small inputs faster.
+# Usage: fuzz/seed.sh [CORPUS]   (default ../shared/corpus beside the repository)
+set -euo pipefail
+here=$(cd "$(dirname "$0")" && pwd)
+corpus=$(cd "${1:-$here/../../shared/corpus}" && pwd)
+dimg=$here/../target/release/dimg
+[ -x "$dimg" ] || dimg=$here/../target/debug/dimg
+[ -x "$dimg" ] || (cd "$here/.." && cargo build -q -p dimg-cli && true)
+[ -x "$dimg" ] || dimg=$here/../target/debug/dimg
+seeds=$here/seeds
+work=$(mktemp -d)
+trap 'rm -rf "$work"' EXIT
+rm -rf "$seeds"
+
+# seed TARGET FILE...: copies each file of at most 4 MiB into the target's seeds.
+seed() {
+  local target=$1; shift
+  mkdir -p "$seeds/$target"
+  for f in "$@"; do
+    [ -f "$f" ] && [ "$(stat -c %s "$f")" -le $((4 << 20)) ] || continue
+    cp "$f" "$seeds/$target/$(basename "$f")"
+  done
+}
+
+# raw DISK IMAGE: the image's decoded disk.
+raw() { "$dimg" convert "$1" -format UDTO -o "$2" >/dev/null; }
+
+# volumes DISK: each partition of the disk holding a file system, cut out and seeded for the
+# target that reads that file system.
+volumes() {
+  "$dimg" info --json "$1" | python3 -c '
+import json, sys
+for p in json.load(sys.stdin)["partitions"]:
+    if p.get("file_system"):
+        print(p["index"], p["start"], p["size"], p["file_system"].replace(" ", "_"))' |
+  while read -r index start size fs; do
+    local target
+    case $fs in
+      HFS+|HFSX) target=hfsplus ;;
+      HFS) target=hfs ;;
+      FAT) target=fat ;;
+      ISO_9660) target=iso9660 ;;
+      APFS) target=apfs ;;
+      *) continue ;;
+    esac
+    local out=$work/$(basename "$1").p$index
+    dd if="$1" of="$out" iflag=skip_bytes,count_bytes skip="$start" count="$size" status=none
+    seed "$target" "$out"
+  done
+}
+
+seed udif "$corpus"/dmg/*.dmg
+seed encrcdsa "$corpus"/dmg/*aes*.dmg
+seed nrg "$corpus"/cd/*.nrg
+seed cue "$corpus"/cd/*.cue
+seed iso9660 "$corpus"/iso/*.iso
+seed apfs "$corpus"/apfs/*
+seed classic "$corpus"/classic/*.image "$corpus"/classic/*.img "$corpus"/classic/*.dsk "$corpus"/classic/*dart*
+seed wrappers "$corpus"/classic/*.hqx "$corpus"/classic/*.img.bin
+for bundle in "$corpus"/sparse/*.sparsebundle; do
+  mkdir -p "$seeds/sparsebundle"
+  cp "$bundle/Info.plist" "$seeds/sparsebundle/$(basename "$bundle").plist"
+done
+
+# Disks and volumes: the corpus's small images decoded, and small volumes made here.
+mkdir -p "$work/src/folder/deeper"
+echo "hello" > "$work/src/readme.txt"
+head -c 70000 /dev/urandom > "$work/src/folder/deeper/noise.bin"
+for fs in HFS+ ISO; do
+  "$dimg" create -srcfolder "$work/src" -fs "$fs" -format UDRW "$work/made-$fs.dmg" >/dev/null
+  raw "$work/made-$fs.dmg" "$work/made-$fs.cdr"
+done
+"$dimg" create -size 1m -fs HFS+ -format UDSP "$work/made.sparseimage" >/dev/null
+seed sparse "$work/made.sparseimage"
+mkfs.fat -C "$work/made.fat" 1024 >/dev/null
+MTOOLS_SKIP_CHECK=1 mcopy -s -i "$work/made.fat" "$work/src/readme.txt" "$work/src/folder" ::
+seed fat "$work/made.fat"
+dd if=/dev/zero of="$work/classic.hfs" bs=1k count=800 status=none
+hformat -l "Fuzz" "$work/classic.hfs" >/dev/null
+hmount "$work/classic.hfs" >/dev/null && hcopy -r "$work/src/readme.txt" ":readme" && humount >/dev/null
+seed hfs "$work/classic.hfs"
+for image in "$corpus"/dmg/keramics-*.dmg "$corpus"/dmg/kaitokit-*.dmg "$corpus"/dmg/dmgwiz-zlib.dmg; do
+  raw "$image" "$work/$(basename "$image").cdr"
+done
+seed partitions "$work"/*.cdr
+for disk in "$work"/*.cdr "$corpus"/classic/openpreserve-jw-disk9-hfs.img; do
+  volumes "$disk"
+done
+
+# Codecs: [codec, size in KiB (2 bytes), stream], streams of a page of text.
+python3 - "$seeds/codecs" <<'PY'
+import bz2, lzma, os, sys, zlib
+out = sys.argv[1]
+os.makedirs(out, exist_ok=True)
+text = (b"dimg fuzz seed: the quick brown fox jumps over the lazy dog. " * 40)[:2048]
+for index, name, stream in [(1, "zlib", zlib.compress(text)), (2, "bzip2", bz2.compress(text)),
+                            (4, "xz", lzma.compress(text, check=lzma.CHECK_CRC32))]:
+    open(os.path.join(out, name), "wb").write(bytes([index, 0, 2]) + stream)
+PY
+for target in "$seeds"/*; do echo "$(basename "$target"): $(ls "$target" | wc -l) seeds"; done
