@@ -9,6 +9,7 @@ pub mod encrypted;
 pub mod nrg;
 pub mod optical;
 pub mod raw;
+pub mod resource_fork;
 pub mod sector;
 pub mod sparsebundle;
 pub mod sparseimage;

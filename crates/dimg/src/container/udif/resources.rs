@@ -2,7 +2,7 @@
 //! images only a classic binary resource fork. Both yield the `blkx` resources in order.
 
 use super::koly::Koly;
-use crate::bytes::be32;
+use crate::container::resource_fork;
 use crate::error::FormatError;
 use crate::io::ReadAt;
 use std::io;
@@ -116,58 +116,24 @@ fn from_xml(xml: &[u8], offset: u64) -> io::Result<Resources> {
     })
 }
 
-/// A classic Mac resource fork: a 16-byte header (data offset, map offset, data length, map
-/// length), a map listing types and their references, and a data area of length-prefixed blobs.
 fn from_resource_fork(fork: &[u8], offset: u64) -> io::Result<Resources> {
-    const S: &str = "UDIF resource fork";
-    let bad = |at: usize, p: &str| FormatError::io(S, offset + at as u64, p.to_string());
-    let get = |at: usize, len: usize| {
-        fork.get(at..at + len)
-            .ok_or_else(|| bad(at, "reference points past the fork's end"))
-    };
-    let u16_at = |at: usize| get(at, 2).map(|b| usize::from(u16::from_be_bytes([b[0], b[1]])));
-    let u32_at = |at: usize| get(at, 4).map(|b| be32(b, 0) as usize);
-    let data_area = u32_at(0)?;
-    let map = u32_at(4)?;
-    let type_list = map + u16_at(map + 24)?;
-    let name_list = map + u16_at(map + 26)?;
-    let type_count = (u16_at(type_list)? + 1) & 0xFFFF;
-    let mut kinds = Vec::new();
-    let mut blkx = Vec::new();
-    for t in 0..type_count {
-        let entry = type_list + 2 + t * 8;
-        let kind = String::from_utf8_lossy(get(entry, 4)?).into_owned();
-        let count = u16_at(entry + 4)? + 1;
-        let refs = type_list + u16_at(entry + 6)?;
-        kinds.push((kind.clone(), count));
-        if kind != "blkx" {
-            continue;
-        }
-        for r in 0..count {
-            let reference = refs + r * 12;
-            let id = i64::from(i16::from_be_bytes(
-                get(reference, 2)?.try_into().expect("2 bytes"),
-            ));
-            let name_offset = u16_at(reference + 2)?;
-            let data_offset = u32_at(reference + 4)? & 0x00FF_FFFF;
-            let name = if name_offset == 0xFFFF {
-                String::new()
-            } else {
-                let at = name_list + name_offset;
-                let len = usize::from(get(at, 1)?[0]);
-                String::from_utf8_lossy(get(at + 1, len)?).into_owned()
-            };
-            let at = data_area + data_offset;
-            let len = u32_at(at)?;
-            blkx.push(Blkx {
-                id,
-                name,
-                data: get(at + 4, len)?.to_vec(),
-            });
-        }
-    }
+    let all = resource_fork::parse(fork, offset, "UDIF resource fork")?;
+    let kinds = resource_fork::kinds(&all);
+    let blkx: Vec<Blkx> = all
+        .into_iter()
+        .filter(|r| &r.kind == b"blkx")
+        .map(|r| Blkx {
+            id: i64::from(r.id),
+            name: r.name,
+            data: r.data,
+        })
+        .collect();
     if blkx.is_empty() {
-        return Err(bad(0, "no 'blkx' resources: nothing describes the disk"));
+        return Err(FormatError::io(
+            "UDIF resource fork",
+            offset,
+            "no 'blkx' resources: nothing describes the disk",
+        ));
     }
     Ok(Resources {
         blkx,
