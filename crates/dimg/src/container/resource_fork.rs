@@ -7,6 +7,9 @@ use crate::bytes::be32;
 use crate::error::FormatError;
 use std::io;
 
+/// Resources a fork may list: far more than any Mac file has.
+const MAX_RESOURCES: usize = 16_384;
+
 /// One resource: its type, ID, name and bytes.
 pub struct Resource {
     pub kind: [u8; 4],
@@ -32,6 +35,8 @@ pub fn parse(fork: &[u8], offset: u64, what: &'static str) -> io::Result<Vec<Res
     let name_list = map + u16_at(map + 26)?;
     let type_count = (u16_at(type_list)? + 1) & 0xFFFF;
     let mut out = Vec::new();
+    // References may share one blob: the copies together are held to the fork's own size.
+    let mut copied = 0usize;
     for t in 0..type_count {
         let entry = type_list + 2 + t * 8;
         let kind: [u8; 4] = get(entry, 4)?.try_into().expect("4 bytes");
@@ -51,6 +56,10 @@ pub fn parse(fork: &[u8], offset: u64, what: &'static str) -> io::Result<Vec<Res
             };
             let at = data_area + data_offset;
             let len = u32_at(at)?;
+            copied += len;
+            if copied > fork.len() || out.len() == MAX_RESOURCES {
+                return Err(bad(reference, "more resources than the fork holds"));
+            }
             out.push(Resource {
                 kind,
                 id,

@@ -10,6 +10,9 @@ use crate::io::ReadAt;
 use std::io;
 use std::sync::{Arc, Mutex};
 
+/// Blocks a compressed file may have: 8M of 64 KiB, a 512 GiB file, its table 64 MiB at most.
+/// The count comes from the file's own header; an APFS fork of holes costs nothing to claim.
+const MAX_BLOCKS: u64 = 8 << 20;
 const STRUCTURE: &str = "HFS+ compressed file (decmpfs)";
 const BLOCK: u64 = 64 << 10;
 /// Inline data lives in one attribute record, so it is small; anything claiming more is damage.
@@ -134,7 +137,7 @@ fn zlib_table(fork: &dyn ReadAt, blocks: u64) -> io::Result<Vec<(u64, u64)>> {
     }
     fork.read_exact_at(base, &mut count)?;
     let count = u64::from(le32(&count, 0));
-    if count < blocks || base + 4 + 8 * count > fork.size() {
+    if blocks > MAX_BLOCKS || count < blocks || base + 4 + 8 * count > fork.size() {
         return Err(bad(format!(
             "{count} blocks listed where {blocks} are needed"
         )));
@@ -149,7 +152,7 @@ fn zlib_table(fork: &dyn ReadAt, blocks: u64) -> io::Result<Vec<(u64, u64)>> {
 
 /// Types 8 and 12: the fork opens with n+1 little-endian offsets that bound its n blocks.
 fn offset_table(fork: &dyn ReadAt, blocks: u64) -> io::Result<Vec<(u64, u64)>> {
-    if 4 * (blocks + 1) > fork.size() {
+    if blocks > MAX_BLOCKS || 4 * (blocks + 1) > fork.size() {
         return Err(bad("the resource fork is too short for its block table"));
     }
     let mut raw = vec![0u8; 4 * (blocks as usize + 1)];

@@ -772,7 +772,11 @@ impl Volume for HfsPlus {
     fn free_extents(&self) -> io::Result<Vec<(u64, u64)>> {
         let more = more_extents(&self.overflow, 6, 0);
         let bitmap = Self::fork_bytes(&self.disk, self.block, &self.allocation, more)?;
-        if bitmap.size() < self.total_blocks.div_ceil(8) {
+        // The runs found are bounded by the blocks the disk really holds, not by the header's
+        // claim; a bitmap fork's extents may overlap and so seem larger than the disk.
+        if self.total_blocks.saturating_mul(self.block) > self.disk.size()
+            || bitmap.size() < self.total_blocks.div_ceil(8)
+        {
             return Err(bad(
                 "HFS+ allocation file",
                 0,

@@ -532,16 +532,17 @@ impl UdifPipeline<'_> {
         progress: &dyn Progress,
         cancel: &Cancel,
     ) -> Result<()> {
-        let jobs = writer::plan(&layout);
+        let count = writer::plan_len(&layout);
+        let plan_layout = layout.clone();
         let mut tables = Tables::new(self.variant, layout);
         let workers = std::thread::available_parallelism().map_or(2, |n| n.get());
         let in_flight = 2 * workers + 2;
         let total = self.disk.size();
         progress.begin("Converting", total);
         std::thread::scope(|scope| {
-            let (work_tx, work_rx) = mpsc::sync_channel::<(usize, Vec<u8>)>(in_flight);
+            let (work_tx, work_rx) = mpsc::sync_channel::<(usize, ChunkJob, Vec<u8>)>(in_flight);
             let work_rx = Arc::new(Mutex::new(work_rx));
-            let (done_tx, done_rx) = mpsc::channel::<(usize, io::Result<Encoded>)>();
+            let (done_tx, done_rx) = mpsc::channel::<(usize, io::Result<(ChunkJob, Encoded)>)>();
             let (token_tx, token_rx) = mpsc::sync_channel::<()>(in_flight);
             for _ in 0..in_flight {
                 token_tx
@@ -549,15 +550,15 @@ impl UdifPipeline<'_> {
                     .expect("the token queue holds in_flight tokens");
             }
             let reader_done = done_tx.clone();
-            let jobs_ref = &jobs;
+            let plan_layout = &plan_layout;
             scope.spawn(move || {
-                for (seq, job) in jobs_ref.iter().enumerate() {
+                for (seq, job) in writer::plan(plan_layout).enumerate() {
                     if token_rx.recv().is_err() || cancel.is_cancelled() {
                         return;
                     }
-                    match self.read(job) {
+                    match self.read(&job) {
                         Ok(data) => {
-                            if work_tx.send((seq, data)).is_err() {
+                            if work_tx.send((seq, job, data)).is_err() {
                                 return;
                             }
                         }
@@ -572,9 +573,12 @@ impl UdifPipeline<'_> {
                 let (rx, tx) = (work_rx.clone(), done_tx.clone());
                 scope.spawn(move || loop {
                     let next = rx.lock().unwrap_or_else(|p| p.into_inner()).recv();
-                    let Ok((seq, data)) = next else { return };
+                    let Ok((seq, job, data)) = next else { return };
                     if tx
-                        .send((seq, Ok(writer::encode(self.variant, self.level, data))))
+                        .send((
+                            seq,
+                            Ok((job, writer::encode(self.variant, self.level, data))),
+                        ))
                         .is_err()
                     {
                         return;
@@ -587,7 +591,7 @@ impl UdifPipeline<'_> {
             let mut next = 0;
             let mut offset = 0u64;
             let mut data_crc = crc32fast::Hasher::new();
-            while next < jobs.len() {
+            while (next as u64) < count {
                 cancel.check()?;
                 let Ok((seq, chunk)) = done_rx.recv() else {
                     // Every sender is gone before the last chunk: the reader saw the cancel.
@@ -597,14 +601,13 @@ impl UdifPipeline<'_> {
                     );
                 };
                 pending.insert(seq, chunk);
-                while let Some(chunk) = pending.remove(&next) {
-                    let chunk = chunk.map_err(|e| Error::io(self.source, e))?;
+                while let Some(done) = pending.remove(&next) {
+                    let (job, chunk) = done.map_err(|e| Error::io(self.source, e))?;
                     // UDRW stores zeros too: as holes, where the file system can.
                     out.write_sparse(&chunk.bytes)?;
                     data_crc.update(&chunk.bytes);
-                    tables.add(jobs[next], &chunk, offset);
+                    tables.add(job, &chunk, offset);
                     offset += chunk.bytes.len() as u64;
-                    let job = jobs[next];
                     next += 1;
                     let _ = token_tx.send(());
                     progress.advance(((job.first_sector + job.sectors) * 512).min(total));

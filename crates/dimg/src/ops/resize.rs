@@ -211,6 +211,13 @@ impl Plan {
         let mut header = vec![0u8; 512];
         volume.read_exact_at(HEADER_AT, &mut header)?;
         let (block, total) = (u64::from(be32(&header, 40)), u64::from(be32(&header, 44)));
+        if !block.is_power_of_two() || !(512..=1 << 20).contains(&block) || total * block > length {
+            return Err(bad(
+                "HFS+ volume header",
+                start + HEADER_AT + 40,
+                format!("{total} blocks of {block} bytes do not fit its {length}-byte partition"),
+            ));
+        }
         if be32(&header, 4) & (1 << 13) != 0 {
             return Err(bad(
                 "HFS+ volume header",

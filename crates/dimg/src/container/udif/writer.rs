@@ -81,22 +81,27 @@ pub struct ChunkJob {
     pub sectors: u64,
 }
 
-/// Cuts every layout entry into chunk jobs, in disk order.
-pub fn plan(layout: &[LayoutEntry]) -> Vec<ChunkJob> {
-    let mut jobs = Vec::new();
-    for (entry, e) in layout.iter().enumerate() {
-        let mut s = 0;
-        while s < e.sectors {
-            let n = (e.sectors - s).min(CHUNK_SECTORS);
-            jobs.push(ChunkJob {
+/// Cuts every layout entry into chunk jobs, in disk order, as they are needed: a disk may claim
+/// more chunks than memory could list.
+pub fn plan(layout: &[LayoutEntry]) -> impl Iterator<Item = ChunkJob> + '_ {
+    layout.iter().enumerate().flat_map(|(entry, e)| {
+        (0..e.sectors.div_ceil(CHUNK_SECTORS)).map(move |k| {
+            let s = k * CHUNK_SECTORS;
+            ChunkJob {
                 entry,
                 first_sector: e.first_sector + s,
-                sectors: n,
-            });
-            s += n;
-        }
-    }
-    jobs
+                sectors: (e.sectors - s).min(CHUNK_SECTORS),
+            }
+        })
+    })
+}
+
+/// How many jobs `plan` gives.
+pub fn plan_len(layout: &[LayoutEntry]) -> u64 {
+    layout
+        .iter()
+        .map(|e| e.sectors.div_ceil(CHUNK_SECTORS))
+        .sum()
 }
 
 /// A chunk ready to be written: its kind, its stored bytes (none for ignore chunks), and the
@@ -358,11 +363,11 @@ mod tests {
 
     #[test]
     fn plan_cuts_entries_into_chunks_of_at_most_one_mebibyte() {
-        let jobs = plan(&[e(0, 0, 1), e(1, 1, 5000)]);
-        let spans: Vec<(usize, u64, u64)> = jobs
-            .iter()
+        let layout = [e(0, 0, 1), e(1, 1, 5000)];
+        let spans: Vec<(usize, u64, u64)> = plan(&layout)
             .map(|j| (j.entry, j.first_sector, j.sectors))
             .collect();
+        assert_eq!(plan_len(&layout), 4);
         assert_eq!(
             spans,
             [(0, 0, 1), (1, 1, 2048), (1, 2049, 2048), (1, 4097, 904)]

@@ -258,7 +258,10 @@ fn descriptor_area(blocks: &Blocks, head: &[u8]) -> io::Result<DescriptorArea> {
         .min(present);
     for paddr in base..end {
         match blocks.checked(paddr, "APFS checkpoint") {
-            Ok((b, NX_SUPERBLOCK)) if &b[32..36] == b"NXSB" => area.superblocks.push(b),
+            // A Mac keeps a handful; the cap holds a claimed area of 65,536 to 4 MiB of them.
+            Ok((b, NX_SUPERBLOCK)) if &b[32..36] == b"NXSB" && area.superblocks.len() < 64 => {
+                area.superblocks.push(b)
+            }
             Ok((b, CHECKPOINT_MAP)) => area.maps.push((paddr, le64(&b, 16))),
             _ => {}
         }
