@@ -90,9 +90,9 @@ fn open(file: Arc<dyn ReadAt>, _: &Probe) -> io::Result<Box<dyn Container>> {
     }))
 }
 
-/// DART's run-length code, in 16-bit words: a positive count copies that many words; a negative
+/// DART's run-length code (NDIF's too), in 16-bit words: a positive count copies that many words; a negative
 /// one repeats the next word that many times.
-fn unrun(packed: &[u8], size: usize) -> Result<Vec<u8>, String> {
+pub(crate) fn unrun(packed: &[u8], size: usize) -> Result<Vec<u8>, String> {
     let mut out = Vec::with_capacity(size);
     let mut i = 0;
     while out.len() < size {

@@ -6,6 +6,7 @@ pub mod cue;
 pub mod dart;
 pub mod dc42;
 pub mod encrypted;
+pub mod ndif;
 pub mod nrg;
 pub mod optical;
 pub mod raw;
@@ -15,7 +16,7 @@ pub mod sparsebundle;
 pub mod sparseimage;
 pub mod udif;
 
-use crate::error::{Error, Result};
+use crate::error::{Error, FormatError, Result};
 use crate::io::{FileSource, ReadAt};
 use crate::magic::{self, Layer, Signature, Sniff};
 use crate::secret::Passphrase;
@@ -134,6 +135,9 @@ pub struct Probe<'a> {
     pub passphrase: Option<&'a Passphrase>,
     /// The file the source is, when it is one: a cue sheet names its BIN files relative to it.
     pub path: Option<&'a Path>,
+    /// The resources of the file's resource fork, where one came with it (a wrapper's, or a
+    /// file beside it): an NDIF image's map is there.
+    pub resources: &'a [resource_fork::Resource],
 }
 
 impl Probe<'_> {
@@ -170,6 +174,7 @@ pub static DRIVERS: &[&Driver] = &[
     &udif::DRIVER,
     &dc42::DRIVER,
     &dart::DRIVER,
+    &ndif::DRIVER,
     &raw::DRIVER,
 ];
 
@@ -201,7 +206,27 @@ pub fn open_source(
     path: Option<&Path>,
     passphrase: Option<&Passphrase>,
 ) -> Result<Opened, OpenError> {
-    open_nested(source, path, passphrase, 0)
+    open_nested(source, path, passphrase, None, 0)
+}
+
+/// Resource forks larger than this are not read: an NDIF map of a 2 GB disk is 1 MiB.
+const MAX_RESOURCE_FORK: u64 = 16 << 20;
+
+/// The resources of `fork`; none when it is empty, and an error when it is damaged or too large.
+fn resources_of(fork: Option<&Arc<dyn ReadAt>>) -> io::Result<Vec<resource_fork::Resource>> {
+    let Some(fork) = fork.filter(|f| f.size() > 0) else {
+        return Ok(Vec::new());
+    };
+    if fork.size() > MAX_RESOURCE_FORK {
+        return Err(FormatError::io(
+            "resource fork",
+            0,
+            format!("{} bytes, more than dimg reads", fork.size()),
+        ));
+    }
+    let mut bytes = vec![0u8; fork.size() as usize];
+    fork.read_exact_at(0, &mut bytes)?;
+    resource_fork::parse(&bytes, 0, "resource fork")
 }
 
 /// Wrappers inside wrappers a file may hold: any more is a crafted file, not a Mac's.
@@ -211,6 +236,7 @@ fn open_nested(
     source: Arc<dyn ReadAt>,
     path: Option<&Path>,
     passphrase: Option<&Passphrase>,
+    fork: Option<Arc<dyn ReadAt>>,
     depth: usize,
 ) -> Result<Opened, OpenError> {
     let file_size = source.size();
@@ -225,7 +251,13 @@ fn open_nested(
                 "wrappers inside wrappers, too many to open",
             ));
         }
-        let inner = open_nested(mac.data.clone(), path, passphrase, depth + 1)?;
+        let inner = open_nested(
+            mac.data.clone(),
+            path,
+            passphrase,
+            Some(mac.resource.clone()),
+            depth + 1,
+        )?;
         return Ok(Opened {
             format: inner.format,
             container: Box::new(Wrapped {
@@ -236,11 +268,13 @@ fn open_nested(
             file_size,
         });
     }
+    let resources = resources_of(fork.as_ref())?;
     let probe = Probe {
         sniff: &sniff,
         signatures: &signatures,
         passphrase,
         path,
+        resources: &resources,
     };
     let best = DRIVERS
         .iter()
@@ -317,11 +351,38 @@ pub fn open(path: &Path, passphrase: Option<&Passphrase>) -> Result<Opened> {
         });
     }
     let file = FileSource::open(path).map_err(|e| Error::io(path, e))?;
-    open_source(Arc::new(file), Some(path), passphrase).map_err(|e| match e {
+    let fork = crate::wrapper::fork_beside(path);
+    // An NDIF data fork without its resource fork: compressed chunks make it no whole number of
+    // sectors, where a raw disk is one; or nothing in it is recognised at all.
+    let ndif_hint = |detail: &str| match path.extension().and_then(|e| e.to_str()) {
+        Some(ext) if ["img", "smi"].contains(&ext.to_lowercase().as_str()) => Some(format!(
+            "{detail}; if it is a Disk Copy 6 (NDIF) image, this is its data fork alone and its \
+             resource fork is missing: keep the two together in a MacBinary (.bin) or BinHex \
+             (.hqx) file, or beside it as ._NAME (AppleDouble) or NAME.rsrc"
+        )),
+        _ => None,
+    };
+    let alone = fork.is_none();
+    let opened = open_nested(Arc::new(file), Some(path), passphrase, fork, 0);
+    if let Ok(o) = &opened {
+        if let (true, true, Some(detail)) = (
+            alone && o.format == raw::DRIVER.name,
+            !o.file_size.is_multiple_of(512),
+            ndif_hint("not whole 512-byte sectors"),
+        ) {
+            return Err(Error::Unrecognized {
+                path: path.into(),
+                detail,
+            });
+        }
+    }
+    opened.map_err(|e| match e {
         OpenError::Io(e) => Error::io(path, e),
         OpenError::Unrecognized(detail) => Error::Unrecognized {
             path: path.into(),
-            detail: detail.into(),
+            detail: ndif_hint(detail)
+                .filter(|_| alone)
+                .unwrap_or_else(|| detail.into()),
         },
         OpenError::Unsupported(format) => Error::Unsupported {
             path: path.into(),

@@ -1,6 +1,7 @@
 //! Wrappers that carry a Mac file — its data fork, resource fork, type and creator — through
-//! systems that have one fork per file: MacBinary, BinHex 4.0 and AppleSingle. An image inside one opens by
-//! its outer file, as The Unarchiver opens it.
+//! systems that have one fork per file: MacBinary, BinHex 4.0 and AppleSingle, and AppleDouble's
+//! `._NAME` beside a data fork. An image inside one opens by its outer file, as The Unarchiver
+//! opens it.
 
 mod applesingle;
 mod binhex;
@@ -9,9 +10,10 @@ mod macbinary;
 /// The CRC-16 MacBinary II and BinHex 4.0 keep: for tools and tests that make them.
 pub use crate::bytes::crc16_xmodem;
 use crate::container::Fact;
-use crate::io::ReadAt;
+use crate::io::{FileSource, ReadAt};
 use crate::magic::Signature;
 use std::io;
+use std::path::Path;
 use std::sync::Arc;
 
 /// A Mac file as a wrapper carries it.
@@ -42,6 +44,28 @@ impl MacFile {
             ),
         )]
     }
+}
+
+/// The resource fork of the file at `path`, where Linux keeps one beside it: an AppleDouble
+/// `._NAME` (what macOS writes on foreign disks and archivers unpack), `NAME.rsrc`, or macOS's
+/// own `NAME/..namedfork/rsrc`. None when there is none, or it is empty or unreadable.
+pub fn fork_beside(path: &Path) -> Option<Arc<dyn ReadAt>> {
+    let name = path.file_name()?.to_str()?;
+    let double = path.with_file_name(format!("._{name}"));
+    if let Ok(file) = FileSource::open(&double) {
+        let file: Arc<dyn ReadAt> = Arc::new(file);
+        if let Ok(mac) = applesingle::open(&file) {
+            return (mac.resource.size() > 0).then_some(mac.resource);
+        }
+    }
+    [
+        path.with_file_name(format!("{name}.rsrc")),
+        path.join("..namedfork/rsrc"),
+    ]
+    .iter()
+    .filter_map(|p| FileSource::open(p).ok())
+    .find(|f| f.size() > 0)
+    .map(|f| Arc::new(f) as Arc<dyn ReadAt>)
 }
 
 /// The Mac file inside `source`, when the magic table saw a wrapper there.
