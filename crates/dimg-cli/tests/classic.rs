@@ -337,9 +337,10 @@ fn run_length(data: &[u8]) -> Vec<u8> {
 /// NDIF (Disk Copy 6), built here from the published layout — no public sample exists, and no
 /// Debian tool writes one: these images are synthetic. A 1.44 MB HFS disk from the corpus cut
 /// into 8-sector chunks, stored zero, raw, ADC and run-length in turn, mapped by a 'bcem'
-/// resource. Its resource fork reaches dimg as an AppleDouble `._` file, a `.rsrc` file or
-/// inside MacBinary II, and each decodes to the disk; the data fork alone is a clear error, and
-/// so is a chunk in KenCode, which no published description documents.
+/// resource. Its resource fork reaches dimg as an AppleDouble `._` file, a `.rsrc` file, inside
+/// MacBinary II, inside BinHex 4.0 (made from that by macutils' binhex) and inside AppleSingle,
+/// and each decodes to the disk; the data fork alone is a clear error, as are a map pointing
+/// past the data fork and a chunk in KenCode, which no published description documents.
 #[test]
 fn ndif_images_decode_with_their_resource_fork_wherever_it_is() {
     let dir = tempfile::tempdir().unwrap();
@@ -391,7 +392,7 @@ fn ndif_images_decode_with_their_resource_fork_wherever_it_is() {
     }
     fs::write(
         double.join("._disk.img"),
-        [header, finder, fork.clone()].concat(),
+        [header, finder.clone(), fork.clone()].concat(),
     )
     .unwrap();
     let rsrc = dir.path().join("rsrc");
@@ -415,8 +416,35 @@ fn ndif_images_decode_with_their_resource_fork_wherever_it_is() {
     }
     let macbinary = dir.path().join("disk.img.bin");
     fs::write(&macbinary, &mb).unwrap();
+    // BinHex 4.0, as macutils' binhex makes it from that MacBinary file.
+    let binhex = dir.path().join("disk.img.hqx");
+    fs::write(&binhex, peer("binhex", &[s(&macbinary)])).unwrap();
+    // AppleSingle: both forks and the Finder's info in one file (RFC 1740).
+    let mut single = vec![0, 5, 0x16, 0, 0, 2, 0, 0];
+    single.extend([0u8; 16]);
+    single.extend(3u16.to_be_bytes());
+    let mut at = single.len() as u32 + 36;
+    let mut bodies = Vec::new();
+    for (id, body) in [(9u32, finder.as_slice()), (2, &fork), (1, &data)] {
+        single.extend(
+            [id, at, body.len() as u32]
+                .iter()
+                .flat_map(|v| v.to_be_bytes()),
+        );
+        at += body.len() as u32;
+        bodies.extend_from_slice(body);
+    }
+    single.extend(bodies);
+    let applesingle = dir.path().join("disk.as");
+    fs::write(&applesingle, &single).unwrap();
 
-    for image in [double.join("disk.img"), rsrc.join("disk.img"), macbinary] {
+    for image in [
+        double.join("disk.img"),
+        rsrc.join("disk.img"),
+        macbinary,
+        binhex,
+        applesingle,
+    ] {
         let info = stdout(&dimg(&["info", s(&image)]));
         assert!(
             info.contains("NDIF image (Disk Copy 6)"),
@@ -448,6 +476,21 @@ fn ndif_images_decode_with_their_resource_fork_wherever_it_is() {
     assert_eq!(o.status.code(), Some(1));
     assert!(
         stderr(&o).contains("its resource fork is missing"),
+        "{}",
+        stderr(&o)
+    );
+
+    // A map pointing past the data fork's end is refused when the image opens.
+    let mut past = map.clone();
+    let last = 128 + 12 * (kinds.len() - 1);
+    past[last + 4..last + 8].copy_from_slice(&(data.len() as u32).to_be_bytes());
+    past[last + 8..last + 12].copy_from_slice(&4096u32.to_be_bytes());
+    past[last + 3] = 0x02;
+    fs::write(rsrc.join("disk.img.rsrc"), resource_fork(b"bcem", &past)).unwrap();
+    let o = dimg(&["info", s(&rsrc.join("disk.img"))]);
+    assert_eq!(o.status.code(), Some(1));
+    assert!(
+        stderr(&o).contains("lies past the data fork's end"),
         "{}",
         stderr(&o)
     );

@@ -241,7 +241,7 @@ fn is_macbinary(s: &Sniff) -> bool {
 
 /// BinHex 4.0 text, which announces itself before its first ':'.
 fn is_binhex(s: &Sniff) -> bool {
-    const NOTICE: &[u8] = b"(This file must be converted with BinHex";
+    use crate::wrapper::binhex::NOTICE;
     s.head
         .get(..s.head.len().min(4096))
         .is_some_and(|h| h.windows(NOTICE.len()).any(|w| w == NOTICE))

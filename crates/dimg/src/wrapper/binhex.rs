@@ -10,6 +10,9 @@ use crate::io::ReadAt;
 use std::io;
 use std::sync::Arc;
 
+/// How BinHex text announces itself before its first ':' — "(This file must be converted with
+/// BinHex 4.0)", or as macutils' binhex words it, "... converted; you knew that already.)".
+pub(crate) const NOTICE: &[u8] = b"(This file must be converted";
 const ALPHABET: &[u8; 64] = b"!\"#$%&'()*+,-012345689@ABCDEFGHIJKLMNPQRSTUVXYZ[`abcdefhijklmpqr";
 /// Bytes a BinHex file may expand to: old Mac files are small; this is a floppy many times over.
 const MAX_DECODED: usize = 256 << 20;
@@ -77,8 +80,8 @@ fn check(bytes: &[u8], stored: u16, what: &str) -> io::Result<()> {
 /// The bytes between the colons after the notice: six bits a character, then run-length coded.
 fn decode(text: &[u8]) -> io::Result<Vec<u8>> {
     let notice = text
-        .windows(11)
-        .position(|w| w == b"with BinHex")
+        .windows(NOTICE.len())
+        .position(|w| w == NOTICE)
         .ok_or_else(|| bad("no BinHex notice"))?;
     let start = notice
         + text[notice..]

@@ -4,7 +4,7 @@
 //! opens it.
 
 mod applesingle;
-mod binhex;
+pub(crate) mod binhex;
 mod macbinary;
 
 /// The CRC-16 MacBinary II and BinHex 4.0 keep: for tools and tests that make them.
