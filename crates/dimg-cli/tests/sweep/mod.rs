@@ -2,6 +2,8 @@
 //! seeded byte flips, run through `info`, `verify`, `ls -R`, `convert` and `extract` under a
 //! 2 GiB address-space limit and a 30 s timeout. Shared by the test (a few cases per image) and
 //! the benchmark (thousands).
+// The damage test and bench run the sweep; the mount test takes only its damaged copies.
+#![allow(dead_code)]
 
 use std::fs;
 use std::path::{Path, PathBuf};
@@ -15,7 +17,7 @@ pub struct Outcome {
 }
 
 /// Damaged copies of `bytes`: `count` of them, the fixed kinds first, then seeded flips.
-fn variants(bytes: &[u8], count: usize, seed: u64) -> Vec<(String, Vec<u8>)> {
+pub fn variants(bytes: &[u8], count: usize, seed: u64) -> Vec<(String, Vec<u8>)> {
     let len = bytes.len();
     let mut out: Vec<(String, Vec<u8>)> = Vec::new();
     for (name, keep) in [
