@@ -44,6 +44,7 @@ pub enum Signature {
     Hfsx,
     /// Classic HFS ("Mac OS Standard"), also the wrapper around an older Mac's HFS+ volume.
     Hfs,
+    Mfs,
     Apfs,
     Fat,
     ExFat,
@@ -76,6 +77,7 @@ impl Signature {
             HfsPlus => "HFS+",
             Hfsx => "HFSX",
             Hfs => "HFS",
+            Mfs => "MFS",
             Apfs => "APFS",
             Fat => "FAT",
             ExFat => "exFAT",
@@ -90,8 +92,8 @@ impl Signature {
             Udif | EncryptedV2 | EncryptedV1 | SparseImage | NeroV1 | NeroV2 | CueSheet
             | DiskCopy42 | Dart | MacBinary | BinHex | AppleSingle => Layer::Container,
             Gpt | Apm | Mbr => Layer::PartitionMap,
-            Iso9660 | RawCdIso9660 | Udf | HfsPlus | Hfsx | Hfs | Apfs | Fat | ExFat | Ntfs
-            | Ext => Layer::FileSystem,
+            Iso9660 | RawCdIso9660 | Udf | HfsPlus | Hfsx | Hfs | Mfs | Apfs | Fat | ExFat
+            | Ntfs | Ext => Layer::FileSystem,
         }
     }
 }
@@ -366,6 +368,16 @@ static MAGICS: &[Magic] = &[
             let block = s.head_u32_be(1044);
             s.head_at(1024, b"BD")
                 && block.is_some_and(|b| b >= 512 && b % 512 == 0)
+                && s.head_u16_be(1042).is_some_and(|blocks| blocks > 0)
+        },
+    },
+    Magic {
+        signature: Signature::Mfs,
+        // 0xD2D7, then an allocation block size of whole sectors and some blocks.
+        test: |s| {
+            s.head_at(1024, &[0xD2, 0xD7])
+                && s.head_u32_be(1044)
+                    .is_some_and(|b| b >= 512 && b % 512 == 0)
                 && s.head_u16_be(1042).is_some_and(|blocks| blocks > 0)
         },
     },

@@ -8,6 +8,7 @@ pub mod fat;
 pub mod hfs;
 pub mod hfsplus;
 pub mod iso9660;
+pub mod mfs;
 
 use crate::error::FormatError;
 use crate::io::ReadAt;
@@ -261,6 +262,7 @@ pub fn mount(
         Some(Signature::HfsPlus | Signature::Hfsx) => one(hfsplus::HfsPlus::open(part)?),
         Some(Signature::Fat) => one(fat::Fat::open(part)?),
         Some(Signature::Hfs) => Ok(vec![hfs::open(part)?]),
+        Some(Signature::Mfs) => one(mfs::Mfs::open(part)?),
         Some(Signature::Apfs) => Ok(apfs::open(part)?
             .into_iter()
             .map(|v| Box::new(v) as Box<dyn Volume>)
