@@ -41,6 +41,7 @@ for p in json.load(sys.stdin)["partitions"]:
     case $fs in
       HFS+|HFSX) target=hfsplus ;;
       HFS) target=hfs ;;
+      MFS) target=mfs ;;
       FAT) target=fat ;;
       ISO_9660) target=iso9660 ;;
       APFS) target=apfs ;;
@@ -89,6 +90,21 @@ seed partitions "$work"/*.cdr
 for disk in "$work"/*.cdr "$corpus"/classic/openpreserve-jw-disk9-hfs.img; do
   volumes "$disk"
 done
+
+# MFS: no tool makes it; one file on a 400K volume, to Inside Macintosh II's layout.
+python3 - "$seeds/mfs" <<'PY'
+import os, struct, sys
+os.makedirs(sys.argv[1], exist_ok=True)
+disk = bytearray(800 * 512)
+mdb = struct.pack(">HIIHHHHHIIHIH", 0xD2D7, 0, 0, 0, 1, 4, 12, 391, 1024, 8192, 16, 2, 390)
+disk[1024:1024 + len(mdb)] = mdb
+disk[1024 + 36:1024 + 41] = b"\x04Fuzz"
+disk[1024 + 64:1024 + 66] = b"\x00\x10"  # block 2 ends its chain (link 1)
+entry = struct.pack(">BB8s8sIHIIHIIII", 0x80, 0, b"TEXTttxt", bytes(8), 1, 2, 5, 1024, 0, 0, 0, 0, 0)
+disk[4 * 512:4 * 512 + len(entry) + 3] = entry + b"\x02hi"
+disk[16 * 512:16 * 512 + 5] = b"hello"
+open(os.path.join(sys.argv[1], "one-file.mfs"), "wb").write(disk)
+PY
 
 # Codecs: [codec, size in KiB (2 bytes), stream], streams of a page of text.
 python3 - "$seeds/codecs" <<'PY'
