@@ -60,7 +60,7 @@ fn killed_jobs_leave_no_output_and_the_source_unchanged() {
         "-fs",
         "HFS+",
         "-format",
-        "UDRW",
+        "UDZO",
         s(&image),
     ]);
     assert!(o.status.success(), "{}", stderr(&o));
@@ -88,7 +88,7 @@ fn killed_jobs_leave_no_output_and_the_source_unchanged() {
         ),
         ("extract", vec!["extract", s(&image), "-o", s(&target)]),
     ];
-    let mut interrupted_runs = 0;
+    let (mut interrupted_runs, mut cancels) = (0, 0);
     for (job, args) in &jobs {
         // Moments spread over the job's own run, timed uninterrupted first.
         let started = std::time::Instant::now();
@@ -108,7 +108,11 @@ fn killed_jobs_leave_no_output_and_the_source_unchanged() {
                 }
                 interrupted_runs += 1;
                 match signal {
-                    "TERM" => assert_eq!(code, Some(130), "{at}: a cancel"),
+                    // A SIGTERM before dimg has set up its handler ends it the default way.
+                    "TERM" => {
+                        assert!(matches!(code, Some(130) | None), "{at}: {code:?}");
+                        cancels += usize::from(code == Some(130));
+                    }
                     _ => assert_eq!(code, None, "{at}: killed"),
                 }
                 let left = names(&out);
@@ -123,8 +127,8 @@ fn killed_jobs_leave_no_output_and_the_source_unchanged() {
         }
     }
     assert!(
-        interrupted_runs >= 20,
-        "only {interrupted_runs} runs were interrupted"
+        interrupted_runs >= 20 && cancels >= 8,
+        "only {interrupted_runs} runs were interrupted, {cancels} of them cancelled"
     );
     // The hidden folders of killed extractions go with the next job in the same place.
     let o = dimg(&["extract", s(&image), "-o", s(&target)]);
