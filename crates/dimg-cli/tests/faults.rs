@@ -53,17 +53,7 @@ fn killed_jobs_leave_no_output_and_the_source_unchanged() {
     fs::write(src.join("big.txt"), words(48 << 20, 3)).unwrap();
     fs::write(src.join("inner/small.txt"), b"small\n").unwrap();
     let image = dir.path().join("source.dmg");
-    let o = dimg(&[
-        "create",
-        "-srcfolder",
-        s(&src),
-        "-fs",
-        "HFS+",
-        "-format",
-        "UDZO",
-        s(&image),
-    ]);
-    assert!(o.status.success(), "{}", stderr(&o));
+    create_hfs_image(&src, "UDZO", &image);
     let (folder_before, image_before) = (snapshot(&src, true), dimg_e2e::sha256sum(&image));
     let out = dir.path().join("out");
     fs::create_dir(&out).unwrap();

@@ -4,7 +4,7 @@
 mod common;
 mod sweep;
 
-use common::{dimg, dimg_stdin, folder_hard_link, s, stderr, stdout, video_cd};
+use common::{create_hfs_image, dimg, dimg_stdin, folder_hard_link, s, stderr, stdout, video_cd};
 use serde_json::Value;
 use sha2::{Digest, Sha256};
 use std::collections::BTreeSet;
@@ -689,17 +689,7 @@ fn a_source_failing_with_eio_halfway_is_a_clean_error() {
     fs::write(src.join("big.txt"), &text).unwrap();
     fs::write(src.join("small.txt"), b"small\n").unwrap();
     let image = tmp.path().join("damaged.dmg");
-    let o = dimg(&[
-        "create",
-        "-srcfolder",
-        s(&src),
-        "-fs",
-        "HFS+",
-        "-format",
-        "UDZO",
-        s(&image),
-    ]);
-    assert!(o.status.success(), "{}", stderr(&o));
+    create_hfs_image(&src, "UDZO", &image);
     // The chosen offset: the middle of the compressed data, inside one chunk's stream.
     let mut bytes = fs::read(&image).unwrap();
     let middle = bytes.len() / 2;

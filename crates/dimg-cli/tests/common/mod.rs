@@ -40,6 +40,21 @@ pub fn s(p: &Path) -> &str {
     p.to_str().expect("test paths are UTF-8")
 }
 
+/// An HFS+ image of `folder` in `format`, made by `dimg create`, which must succeed.
+pub fn create_hfs_image(folder: &Path, format: &str, image: &Path) {
+    let o = dimg(&[
+        "create",
+        "-srcfolder",
+        s(folder),
+        "-fs",
+        "HFS+",
+        "-format",
+        format,
+        s(image),
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
+}
+
 /// Pseudo-random bytes (xorshift), reproducible.
 pub fn noise(n: usize, mut seed: u64) -> Vec<u8> {
     (0..n)
