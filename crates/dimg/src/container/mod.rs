@@ -352,8 +352,8 @@ pub fn open(path: &Path, passphrase: Option<&Passphrase>) -> Result<Opened> {
     }
     let file = FileSource::open(path).map_err(|e| Error::io(path, e))?;
     let fork = crate::wrapper::fork_beside(path);
-    // An NDIF data fork without its resource fork: compressed chunks make it no whole number of
-    // sectors, where a raw disk is one; or nothing in it is recognised at all.
+    // An NDIF data fork without its resource fork is chunks, compressed ones unrecognisable.
+    // (Where its chunks are raw, it is the disk and opens as one.)
     let ndif_hint = |detail: &str| match path.extension().and_then(|e| e.to_str()) {
         Some(ext) if ["img", "smi"].contains(&ext.to_lowercase().as_str()) => Some(format!(
             "{detail}; if it is a Disk Copy 6 (NDIF) image, this is its data fork alone and its \
@@ -364,18 +364,6 @@ pub fn open(path: &Path, passphrase: Option<&Passphrase>) -> Result<Opened> {
     };
     let alone = fork.is_none();
     let opened = open_nested(Arc::new(file), Some(path), passphrase, fork, 0);
-    if let Ok(o) = &opened {
-        if let (true, true, Some(detail)) = (
-            alone && o.format == raw::DRIVER.name,
-            !o.file_size.is_multiple_of(512),
-            ndif_hint("not whole 512-byte sectors"),
-        ) {
-            return Err(Error::Unrecognized {
-                path: path.into(),
-                detail,
-            });
-        }
-    }
     opened.map_err(|e| match e {
         OpenError::Io(e) => Error::io(path, e),
         OpenError::Unrecognized(detail) => Error::Unrecognized {
