@@ -192,11 +192,21 @@ impl Fat {
         Ok(clusters)
     }
 
-    /// The bytes of a chain, cut to `size`, as one source.
+    /// The bytes of the chain from `first`, cut to `size`, as one source.
     fn chain_data(&self, first: u32, size: u64) -> io::Result<Arc<dyn ReadAt>> {
         let clusters = self.chain(first, size.div_ceil(self.layout.cluster))?;
+        self.clusters_data(first, &clusters, size)
+    }
+
+    /// The bytes of `clusters` (the chain from `first`), cut to `size`, as one source.
+    fn clusters_data(
+        &self,
+        first: u32,
+        clusters: &[u32],
+        size: u64,
+    ) -> io::Result<Arc<dyn ReadAt>> {
         let mut extents: Vec<(u64, u64)> = Vec::new();
-        for &c in &clusters {
+        for &c in clusters {
             let (at, len) = self.layout.span(u64::from(c), u64::from(c) + 1);
             match extents.last_mut() {
                 Some(last) if last.0 + last.1 == at => last.1 += len,
@@ -230,7 +240,8 @@ impl Fat {
             }
             (None, &Root::Chain(first)) | (Some(first), _) => {
                 let clusters = self.chain(first, MAX_DIR_BYTES.div_ceil(self.layout.cluster))?;
-                self.chain_data(first, clusters.len() as u64 * self.layout.cluster)?
+                let size = clusters.len() as u64 * self.layout.cluster;
+                self.clusters_data(first, &clusters, size)?
             }
         };
         let mut bytes = vec![0u8; data.size().min(MAX_DIR_BYTES) as usize];
