@@ -241,10 +241,11 @@ impl ReadAt for UserData {
 /// later tracks and in Mode 2 Form 2 sectors. None when the first track holds no data.
 pub fn disc_sectors(tracks: &[Track]) -> Option<DiscSectors> {
     tracks.first()?.mode.user_data_at()?;
+    let first = first_lbas(tracks);
     let view = |form| -> Arc<dyn ReadAt> {
         Arc::new(UserData {
             tracks: tracks.to_vec(),
-            first: first_lbas(tracks),
+            first: first.clone(),
             form,
         })
     };
