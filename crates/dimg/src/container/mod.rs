@@ -354,23 +354,24 @@ pub fn open(path: &Path, passphrase: Option<&Passphrase>) -> Result<Opened> {
     let fork = crate::wrapper::fork_beside(path);
     // An NDIF data fork without its resource fork is chunks, compressed ones unrecognisable.
     // (Where its chunks are raw, it is the disk and opens as one.)
-    let ndif_hint = |detail: &str| match path.extension().and_then(|e| e.to_str()) {
-        Some(ext) if ["img", "smi"].contains(&ext.to_lowercase().as_str()) => Some(format!(
-            "{detail}; if it is a Disk Copy 6 (NDIF) image, this is its data fork alone and its \
-             resource fork is missing: keep the two together in a MacBinary (.bin) or BinHex \
-             (.hqx) file, or beside it as ._NAME (AppleDouble) or NAME.rsrc"
-        )),
-        _ => None,
-    };
-    let alone = fork.is_none();
-    let opened = open_nested(Arc::new(file), Some(path), passphrase, fork, 0);
-    opened.map_err(|e| match e {
+    let ndif_alone = fork.is_none()
+        && path
+            .extension()
+            .and_then(|e| e.to_str())
+            .is_some_and(|e| ["img", "smi"].contains(&e.to_lowercase().as_str()));
+    open_nested(Arc::new(file), Some(path), passphrase, fork, 0).map_err(|e| match e {
         OpenError::Io(e) => Error::io(path, e),
         OpenError::Unrecognized(detail) => Error::Unrecognized {
             path: path.into(),
-            detail: ndif_hint(detail)
-                .filter(|_| alone)
-                .unwrap_or_else(|| detail.into()),
+            detail: match ndif_alone {
+                true => format!(
+                    "{detail}; if it is a Disk Copy 6 (NDIF) image, this is its data fork alone \
+                     and its resource fork is missing: keep the two together in a MacBinary \
+                     (.bin) or BinHex (.hqx) file, or beside it as ._NAME (AppleDouble) or \
+                     NAME.rsrc"
+                ),
+                false => detail.into(),
+            },
         },
         OpenError::Unsupported(format) => Error::Unsupported {
             path: path.into(),

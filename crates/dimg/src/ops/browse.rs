@@ -533,10 +533,7 @@ impl<'a> Extraction<'a> {
         fill: impl FnOnce(&mut Self, &Path) -> Result<()>,
     ) -> Result<ExtractReport> {
         let destination = self.report.destination.clone();
-        let parent = match destination.parent() {
-            Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
-            _ => PathBuf::from("."),
-        };
+        let parent = super::output::folder_of(&destination).to_path_buf();
         std::fs::create_dir_all(&parent).map_err(|e| Error::io(&parent, e))?;
         let staging = super::output::staging(&parent).map_err(|e| Error::io(&parent, e))?;
         self.root = staging.path().to_path_buf();

@@ -203,10 +203,7 @@ pub fn create(
                     return Err(too_small(folder, size, need));
                 }
             }
-            let dir = match output.parent() {
-                Some(p) if !p.as_os_str().is_empty() => p,
-                _ => Path::new("."),
-            };
+            let dir = super::output::folder_of(output);
             // Nameless where the system can (O_TMPFILE): gone with the process, however it ends.
             let mut file = tempfile::tempfile_in(dir).map_err(|e| Error::io(dir, e))?;
             // -size is the whole disk's, as hdiutil's; the map takes its share.

@@ -11,6 +11,14 @@ use std::fs::File;
 use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
 
+/// The folder `path` is in: its parent, or "." for a bare name (whose parent is "").
+pub(crate) fn folder_of(path: &Path) -> &Path {
+    match path.parent() {
+        Some(p) if !p.as_os_str().is_empty() => p,
+        _ => Path::new("."),
+    }
+}
+
 /// What staging names start with: ".dimg-PID-", so that a folder or file left by a killed job
 /// can be told from one a running job is making.
 fn staging_prefix() -> String {
@@ -132,8 +140,7 @@ impl Temp {
                 }
                 // Linked under a staging name first, then renamed over the target: the
                 // target is the old file or the new one, never neither.
-                let dir = target.parent().filter(|p| !p.as_os_str().is_empty());
-                let aside = dir.unwrap_or(Path::new(".")).join(format!(
+                let aside = folder_of(target).join(format!(
                     "{}{}.partial",
                     staging_prefix(),
                     file.as_raw_fd()
@@ -193,11 +200,7 @@ impl AtomicOutput {
     }
 
     fn beside(target: &Path, overwrite: bool) -> Result<Self> {
-        let dir = match target.parent() {
-            Some(p) if !p.as_os_str().is_empty() => p,
-            _ => Path::new("."),
-        };
-        let temp = Temp::in_dir(dir).map_err(|e| Error::io(target, e))?;
+        let temp = Temp::in_dir(folder_of(target)).map_err(|e| Error::io(target, e))?;
         Ok(AtomicOutput {
             temp,
             target: target.to_path_buf(),

@@ -210,10 +210,7 @@ pub fn write_bundle(job: SparseJob, progress: &dyn Progress, cancel: &Cancel) ->
         ..
     } = job;
     refuse_existing(output, overwrite)?;
-    let parent = match output.parent() {
-        Some(p) if !p.as_os_str().is_empty() => p,
-        _ => Path::new("."),
-    };
+    let parent = super::output::folder_of(output);
     let staging = super::output::staging(parent).map_err(|e| Error::io(output, e))?;
     let root = staging.path();
     let io = |e: std::io::Error| Error::io(output, e);
