@@ -1,6 +1,6 @@
 //! The real app window under Xvfb, driven through tauri-driver and WebKitWebDriver.
 
-use dimg_e2e::{corpus, program, target_dir, tauri_driver, xvfb, Session};
+use dimg_e2e::{corpus, desktop_session, program, target_dir, tauri_driver, xvfb, Session};
 use serde_json::json;
 use std::fs;
 use std::process::Command;
@@ -11,6 +11,41 @@ fn sha256sum(path: &std::path::Path) -> String {
         .output()
         .unwrap();
     String::from_utf8(out.stdout).unwrap()[..64].to_string()
+}
+
+/// Saves `target/e2e/NAME.png` in the system's (light) appearance and `NAME-dark.png` in the dark
+/// one, chosen in View as a user would; the page's colours must follow each time.
+fn shots(app: &Session, name: &str) {
+    let dir = target_dir().join("../e2e");
+    let background = |dark: bool| {
+        let script = format!(
+            "return matchMedia('(prefers-color-scheme: dark)').matches === {dark}
+               && getComputedStyle(document.body).backgroundColor;"
+        );
+        let mut seen = json!(false);
+        dimg_e2e::wait_until(
+            "the appearance to change",
+            std::time::Duration::from_secs(20),
+            || {
+                seen = app.script(&script, json!([]));
+                seen != json!(false)
+            },
+        );
+        seen
+    };
+    assert_eq!(background(false), json!("rgb(255, 255, 255)"));
+    app.screenshot(&dir.join(format!("{name}.png")));
+    app.script(
+        "window.__TAURI__.event.emit('menu', 'appearance-dark');",
+        json!([]),
+    );
+    assert_eq!(background(true), json!("rgb(30, 30, 32)"));
+    app.screenshot(&dir.join(format!("{name}-dark.png")));
+    app.script(
+        "window.__TAURI__.event.emit('menu', 'appearance-system');",
+        json!([]),
+    );
+    background(false);
 }
 
 /// Clicks the sidebar entry whose name is `name`.
@@ -53,7 +88,8 @@ fn opens_images_from_the_command_line_shows_info_and_verifies_with_cancel() {
     std::env::set_var("DIMG_OPEN_WITH", &opener);
 
     let (_x, display) = xvfb();
-    let (_driver, port) = tauri_driver(&display);
+    let (_bus, bus) = desktop_session(&dir.join("home"));
+    let (_driver, port) = tauri_driver(&display, &bus);
     let dmg = corpus().join("dmg/dmgwiz-zlib.dmg");
     let app = Session::start(port, &app_binary, &[&iso, &huge, &dmg]);
 
@@ -81,7 +117,7 @@ fn opens_images_from_the_command_line_shows_info_and_verifies_with_cancel() {
         json!(false),
         "Details starts closed"
     );
-    app.screenshot(&target_dir().join("../e2e/info-summary.png"));
+    shots(&app, "info-summary");
     app.click("#info-details summary");
     app.wait_script("Details open", open);
     let facts = app.text("#info-facts");
@@ -130,15 +166,14 @@ fn opens_images_from_the_command_line_shows_info_and_verifies_with_cancel() {
     app.click("#verify");
     let shown = app.wait_text("#verify-sha256", |t| t.len() == 64);
     assert_eq!(shown, expected_sha, "the app's SHA-256 is sha256sum's");
-    let shots = target_dir().join("../e2e");
-    app.screenshot(&shots.join("app-window.png"));
+    shots(&app, "app-window");
 
     select(&app, "huge.iso");
     app.click("#verify");
     app.wait_text("#progress-text", |t| {
         t.contains("% —") && !t.starts_with("0%")
     });
-    app.screenshot(&shots.join("verify-progress.png"));
+    shots(&app, "verify-progress");
     app.click("#cancel");
     assert_eq!(
         app.wait_text("#status", |t| !t.is_empty()),
@@ -166,11 +201,11 @@ fn opens_images_from_the_command_line_shows_info_and_verifies_with_cancel() {
          document.getElementById('convert-output').value = arguments[0];",
         json!([output.display().to_string()]),
     );
-    app.screenshot(&shots.join("convert-sheet.png"));
+    shots(&app, "convert-sheet");
     app.click("#convert-start");
     let saved = app.wait_text("#convert-saved", |t| !t.is_empty());
     assert_eq!(saved, format!("{} (UDZO)", output.display()));
-    app.screenshot(&shots.join("converted.png"));
+    shots(&app, "converted");
     let raw = dir.join("back.raw");
     let qemu = std::process::Command::new(dimg_e2e::program("qemu-img"))
         .args(["convert", "-f", "dmg", "-O", "raw"])
@@ -250,10 +285,10 @@ fn opens_images_from_the_command_line_shows_info_and_verifies_with_cancel() {
     assert_eq!(said, "Wrong password. Try again.");
     app.type_text("#passphrase", truth.passphrase.as_deref().unwrap());
     app.click("#passphrase-remember");
-    app.screenshot(&shots.join("passphrase-sheet.png"));
+    shots(&app, "passphrase-sheet");
     app.click("#passphrase-open");
     let said = app.wait_text("#status", |t| t.contains("keychain"));
-    assert_eq!(said, "Password remembered in the keychain.");
+    assert_eq!(said, "Password remembered in the desktop keychain.");
     let format = app.wait_text("#info-format", |t| t.contains("encrypted"));
     assert_eq!(format, "Apple encrypted disk image");
     assert!(app.text("#info-facts").contains("AES-256"));
@@ -285,10 +320,136 @@ fn opens_images_from_the_command_line_shows_info_and_verifies_with_cancel() {
         json!(true),
         "the remembered password was used"
     );
+    forget_the_password(&app, &bus, &encrypted, truth.passphrase.as_deref().unwrap());
     browse_a_volume(&app, &dir, &opened_copy);
     mount_and_eject(&app, &iso, &dir.join("browse.iso"));
     new_images(&app, &dir);
+    second_launch(&app, &app_binary, &display, &bus);
     fs::remove_dir_all(&dir).unwrap();
+}
+
+/// What GNOME Keyring holds for `image` under the app's service, as libsecret's `secret-tool`
+/// finds it: the item whose user attribute (the image's identity) begins with its path.
+fn kept_in_keyring(bus: &str, image: &std::path::Path) -> Option<String> {
+    let secret_tool = |args: &[&str]| {
+        Command::new(program("secret-tool"))
+            .args(args)
+            .env("DBUS_SESSION_BUS_ADDRESS", bus)
+            .output()
+            .unwrap()
+    };
+    // search prints each item's attributes on stderr, its secret on stdout.
+    let found = secret_tool(&["search", "--all", "service", "dimg disk image"]);
+    let prefix = format!("attribute.username = {}#", image.display());
+    let identity = String::from_utf8_lossy(&found.stderr)
+        .lines()
+        .find_map(|l| {
+            l.strip_prefix(prefix.as_str())
+                .map(|uuid| format!("{}#{uuid}", image.display()))
+        })?;
+    let secret = secret_tool(&[
+        "lookup",
+        "service",
+        "dimg disk image",
+        "username",
+        &identity,
+    ]);
+    Some(String::from_utf8(secret.stdout).unwrap())
+}
+
+/// The desktop keychain (GNOME Keyring over the Secret Service) holds the remembered password;
+/// Images › Forget Password removes it, and the image asks again when it is next opened.
+fn forget_the_password(app: &Session, bus: &str, image: &std::path::Path, passphrase: &str) {
+    assert_eq!(
+        kept_in_keyring(bus, image).as_deref(),
+        Some(passphrase),
+        "GNOME Keyring keeps the password"
+    );
+    app.script(
+        "window.__TAURI__.event.emit('menu', 'forget-password');",
+        json!([]),
+    );
+    let said = app.wait_text("#status", |t| t.starts_with("Password forgotten"));
+    assert!(said.contains("encrypted-copy.dmg"), "{said}");
+    assert_eq!(kept_in_keyring(bus, image), None, "forgotten");
+    app.script("window.__TAURI__.event.emit('menu', 'close');", json!([]));
+    app.script(
+        "window.openPath(arguments[0]);",
+        json!([image.display().to_string()]),
+    );
+    app.wait_script(
+        "the passphrase sheet again",
+        "return !document.getElementById('passphrase-sheet').hidden;",
+    );
+    assert_eq!(
+        app.text("#passphrase-store"),
+        "Kept in the desktop keychain."
+    );
+    app.type_text("#passphrase", passphrase);
+    app.click("#passphrase-open");
+    app.wait_text("#info-format", |t| t.contains("encrypted"));
+    assert_eq!(kept_in_keyring(bus, image), None, "not remembered unasked");
+}
+
+/// A second launch with an image (a file manager's "Open With" on a running app) starts no
+/// second window: it hands the image, named relative to its own folder, to the running window
+/// over the session bus and exits; the window shows it beside the others.
+fn second_launch(app: &Session, app_binary: &std::path::Path, display: &str, bus: &str) {
+    let before = app.script(
+        "return document.querySelectorAll('#images li.image').length;",
+        json!([]),
+    );
+    let mut second = Command::new(app_binary)
+        .arg("iso/deep-directory.iso")
+        .current_dir(corpus())
+        .env("DISPLAY", display)
+        .env("DBUS_SESSION_BUS_ADDRESS", bus)
+        .env("LIBGL_ALWAYS_SOFTWARE", "1")
+        .spawn()
+        .unwrap();
+    let mut exited = None;
+    dimg_e2e::wait_until(
+        "the second launch to hand over and exit",
+        std::time::Duration::from_secs(30),
+        || {
+            exited = second.try_wait().unwrap();
+            exited.is_some()
+        },
+    );
+    assert!(exited.unwrap().success());
+    select_when_shown(app, "deep-directory.iso");
+    assert_eq!(
+        std::path::PathBuf::from(
+            app.wait_text("#info-path", |t| t.ends_with("deep-directory.iso"))
+        ),
+        corpus()
+            .join("iso/deep-directory.iso")
+            .canonicalize()
+            .unwrap(),
+        "the path resolved in the second launch's folder"
+    );
+    let after = app.script(
+        "return document.querySelectorAll('#images li.image').length;",
+        json!([]),
+    );
+    assert_eq!(after, json!(before.as_u64().unwrap() + 1));
+    shots(app, "second-launch");
+}
+
+/// Waits for `name` to appear in the sidebar, then selects it.
+fn select_when_shown(app: &Session, name: &str) {
+    dimg_e2e::wait_until(
+        &format!("{name} in the sidebar"),
+        std::time::Duration::from_secs(30),
+        || {
+            app.script(
+                "return [...document.querySelectorAll('#images li.image')]
+                   .some(l => l.firstChild.textContent === arguments[0]);",
+                json!([name]),
+            ) == json!(true)
+        },
+    );
+    select(app, name);
 }
 
 /// dimg's mounts in the kernel's table: (source image, mount point).
@@ -339,7 +500,7 @@ fn mount_and_eject(app: &Session, joliet: &std::path::Path, browse_iso: &std::pa
     assert_eq!(shown, json!(format!("⏏ {point}")));
     assert!(app.text("#info-mounts").contains(&point));
     assert_eq!(app.text("#mount"), "Eject");
-    app.screenshot(&target_dir().join("../e2e/mounted.png"));
+    shots(app, "mounted");
 
     // Attached from the command line: the window shows it too, and ejects it.
     let attach = Command::new(target_dir().join("dimg"))
@@ -424,7 +585,7 @@ fn new_images(app: &Session, dir: &std::path::Path) {
         app,
         json!({ "new-output": made.display().to_string(), "new-format": "UDRW" }),
     );
-    app.screenshot(&target_dir().join("../e2e/new-image-sheet.png"));
+    shots(app, "new-image-sheet");
     app.click("#new-start");
     let said = app.wait_text("#status", |t| t.starts_with("Created wizard.dmg"));
     assert!(said.contains("3 files and folders"), "{said}");
@@ -613,7 +774,7 @@ fn browse_a_volume(app: &Session, dir: &std::path::Path, opened_copy: &std::path
         names(app),
         json!(["/docs", "/docs/inner", "/docs/readme.txt", "/top.txt"])
     );
-    app.screenshot(&target_dir().join("../e2e/file-browser.png"));
+    shots(app, "file-browser");
 
     // Export… of the selected file into a new folder.
     app.script(
@@ -670,7 +831,7 @@ fn browse_a_volume(app: &Session, dir: &std::path::Path, opened_copy: &std::path
         "Ctrl-I shows the image's info",
         "return !document.getElementById('info').hidden;",
     );
-    app.screenshot(&target_dir().join("../e2e/keyboard.png"));
+    shots(app, "keyboard");
     app.press(&[DELETE]);
     app.wait_script(
         "Delete closes the image",

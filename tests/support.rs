@@ -153,15 +153,47 @@ pub fn xvfb() -> (Running, String) {
     (running, display)
 }
 
-/// tauri-driver on a free port, forwarding to WebKitWebDriver, both on `display`.
-pub fn tauri_driver(display: &str) -> (Running, u16) {
+/// What a desktop login gives the app: a D-Bus session bus, and GNOME Keyring's Secret Service
+/// on it with the login keyring unlocked (kept in `home`). The bus ends when the guard drops,
+/// and the keyring daemon with it.
+pub fn desktop_session(home: &Path) -> (Running, String) {
+    use std::io::{BufRead, Write};
+    std::fs::create_dir_all(home).unwrap();
+    let mut bus = Command::new(program("dbus-daemon"))
+        .args(["--session", "--nofork", "--print-address=1"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("dbus-daemon starts");
+    let mut address = String::new();
+    std::io::BufReader::new(bus.stdout.take().unwrap())
+        .read_line(&mut address)
+        .unwrap();
+    let running = Running(bus);
+    let address = address.trim().to_string();
+    assert!(address.starts_with("unix:"), "the bus's address: {address}");
+    let mut keyring = Command::new(program("gnome-keyring-daemon"))
+        .args(["--unlock", "--components=secrets"])
+        .env("DBUS_SESSION_BUS_ADDRESS", &address)
+        .env("HOME", home)
+        .env("XDG_DATA_HOME", home.join("data"))
+        .env_remove("XDG_RUNTIME_DIR")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::null())
+        .spawn()
+        .expect("gnome-keyring-daemon starts");
+    // The login keyring's password, on stdin as a login manager hands it over.
+    keyring.stdin.take().unwrap().write_all(b"login").unwrap();
+    assert!(keyring.wait().unwrap().success(), "gnome-keyring-daemon");
+    (running, address)
+}
+
+/// tauri-driver on a free port, forwarding to WebKitWebDriver, both on `display`, the app they
+/// start on the session bus at `bus`.
+pub fn tauri_driver(display: &str, bus: &str) -> (Running, u16) {
     let port = free_port();
     let native = free_port();
-    // In a session keyring of its own (keyctl, from keyutils), as a login session gives the
-    // app: the keychain backend on Linux keeps passphrases there.
-    let child = Command::new(program("keyctl"))
-        .args(["session", "-"])
-        .arg(program("tauri-driver"))
+    let child = Command::new(program("tauri-driver"))
         .args([
             "--port",
             &port.to_string(),
@@ -169,6 +201,7 @@ pub fn tauri_driver(display: &str) -> (Running, u16) {
             &native.to_string(),
         ])
         .env("DISPLAY", display)
+        .env("DBUS_SESSION_BUS_ADDRESS", bus)
         .env("LIBGL_ALWAYS_SOFTWARE", "1")
         .env("PATH", path_with_webdriver())
         .stdout(Stdio::null())

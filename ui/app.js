@@ -57,6 +57,7 @@ function askPassphrase(path) {
   $('passphrase-name').textContent = `“${baseName(path)}”`;
   $('passphrase').value = '';
   $('passphrase-remember').checked = false; // the keychain only when asked, every time
+  invoke('keychain_store').then((store) => { $('passphrase-store').textContent = `Kept in ${store}.`; });
   $('passphrase-error').textContent = '';
   $('passphrase-sheet').hidden = false;
   $('passphrase-sheet').dataset.path = path;
@@ -192,6 +193,7 @@ function render() {
   $('mount').textContent = image && attachmentOf(image) ? 'Eject' : 'Mount';
   $('verify').disabled = !image || state.job !== null;
   $('convert').disabled = !image || state.job !== null;
+  $('show-info').disabled = !image;
   if (!image) return;
   const i = image.info;
   $('info-name').textContent = baseName(i.path);
@@ -332,8 +334,22 @@ async function loadFolder(folder) {
 }
 
 /** The open folders' entries as rows, each under its folder, indented by depth. */
+/** A volume's line under its name: file system, size, used, free, where it is mounted. */
+function volumeSummary(image, id) {
+  const p = image.info.partitions.find((q) => q.volumes.some((v) => v.id === id));
+  const v = p?.volumes.find((w) => w.id === id);
+  if (!v) return '';
+  const size = (n) => scaled(n) || `${n} bytes`;
+  const facts = [p.file_system, `${size(p.size)}`];
+  if (v.used != null) facts.push(`${size(v.used)} used`, `${size(v.available ?? Math.max(p.size - v.used, 0))} free`);
+  const point = mountPointOf(image, id);
+  facts.push(point ? `mounted at ${point}` : 'not mounted');
+  return facts.join(' · ');
+}
+
 function renderBrowser() {
   $('browser-name').textContent = browser.label || baseName(state.selected.info.path);
+  $('volume-summary').textContent = volumeSummary(state.selected, state.volume);
   const rows = [];
   const add = (folder, depth) => {
     for (const e of browser.listings.get(folder) || []) {
@@ -576,6 +592,20 @@ async function compact() {
   status(`Compacted ${baseName(image.info.path)}: ${bytes(report.reclaimed)} given back.`);
 }
 
+/** Images › Forget Password: the keychain no longer opens the selected image by itself. */
+async function forgetPassword() {
+  const image = state.selected;
+  if (!image || !image.info.format.includes('encrypted')) return;
+  try {
+    const forgotten = await invoke('forget_password', { path: image.info.path });
+    status(forgotten
+      ? `Password forgotten: ${baseName(image.info.path)} will ask for it when it is opened again.`
+      : `The keychain kept no password for ${baseName(image.info.path)}.`);
+  } catch (e) {
+    status(message(e), true);
+  }
+}
+
 /** Images › Change Password…, for an encrypted image: old password, new one typed twice. */
 function openChangePassword() {
   const image = state.selected;
@@ -624,6 +654,20 @@ function closeSelected() {
   render();
 }
 
+/**
+ * View › Appearance: null follows the system (the window's GTK theme, which the page sees as
+ * prefers-color-scheme), 'light' or 'dark' overrides it; the choice outlives the window.
+ */
+async function setAppearance(theme) {
+  if (theme) localStorage.setItem('appearance', theme);
+  else localStorage.removeItem('appearance');
+  try {
+    await window.__TAURI__.window.getCurrentWindow().setTheme(theme);
+  } catch (e) {
+    status(message(e), true);
+  }
+}
+
 const menuActions = {
   'new-blank': () => openNewImage(false),
   'new-folder': () => openNewImage(true),
@@ -635,12 +679,18 @@ const menuActions = {
   resize: openResize,
   compact,
   chpass: openChangePassword,
+  'forget-password': forgetPassword,
+  'appearance-system': () => setAppearance(null),
+  'appearance-light': () => setAppearance('light'),
+  'appearance-dark': () => setAppearance('dark'),
   mount: () => { if (state.selected && !attachmentOf(state.selected)) mountOrEject(); },
   eject: () => { if (state.selected && attachmentOf(state.selected)) mountOrEject(); },
   about: () => status('dimg — a disk image utility. Opens .dmg, .iso, .toast, .nrg, .bin/.cue, .img, .cdr.'),
 };
 
 $('open').onclick = () => pick();
+$('new-image').onclick = () => openNewImage(false);
+$('show-info').onclick = () => state.selected && select(state.selected.info.path);
 $('mount').onclick = mountOrEject;
 $('verify').onclick = verify;
 $('convert').onclick = openConvert;
@@ -746,9 +796,13 @@ listen('tauri://drag-drop', (e) => {
   e.payload.paths.forEach((p) => openPath(p));
 });
 
-invoke('launch_paths').then((paths) => paths.forEach((p) => openPath(p)));
+/** Images from the command line, this launch's and those a second launch hands over. */
+const openLaunchPaths = () => invoke('launch_paths').then((paths) => paths.forEach((p) => openPath(p)));
+// Listening first: paths added before that are taken now, those after it are announced.
+listen('launch-paths', openLaunchPaths).then(openLaunchPaths);
 refreshAttached();
 setInterval(refreshAttached, 2000);
+if (localStorage.getItem('appearance')) setAppearance(localStorage.getItem('appearance'));
 // A second way in for a running window (drag-and-drop and "Open With" end here too).
 window.openPath = openPath;
 render();

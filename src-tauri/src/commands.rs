@@ -7,33 +7,53 @@ use dimg::{Error, Passphrase};
 use serde::{Deserialize, Serialize};
 use std::collections::HashMap;
 use std::ffi::OsString;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 use tauri::ipc::Channel;
-use tauri::{AppHandle, State};
+use tauri::{AppHandle, Emitter, Manager, Runtime, State};
 use tauri_plugin_dialog::{DialogExt, FilePath};
 
 /// Image paths given on the command line (how a file manager's "Open With" hands them over),
-/// handed to the page once.
+/// this launch's and those of later launches forwarded here; the page takes them as they come.
 pub struct LaunchPaths(Mutex<Vec<PathBuf>>);
 
 impl LaunchPaths {
     pub fn from_args(args: impl Iterator<Item = OsString>) -> Self {
+        let paths = LaunchPaths(Mutex::new(Vec::new()));
+        paths.add(args, &std::env::current_dir().unwrap_or_default());
+        paths
+    }
+
+    /// Adds a launch's arguments, relative ones taken from `cwd`, the launching process's folder.
+    fn add(&self, args: impl Iterator<Item = OsString>, cwd: &Path) {
         // Absolute, as a file manager would pass them; a path that does not resolve is kept so
         // that opening it reports the problem.
         let paths = args
             .filter(|a| !a.to_string_lossy().starts_with('-'))
-            .map(|a| std::fs::canonicalize(&a).unwrap_or_else(|_| PathBuf::from(a)))
-            .collect();
-        LaunchPaths(Mutex::new(paths))
+            .map(|a| cwd.join(a))
+            .map(|p| std::fs::canonicalize(&p).unwrap_or(p));
+        self.0.lock().expect("launch paths lock").extend(paths);
     }
 }
 
 #[tauri::command]
 pub fn launch_paths(paths: State<LaunchPaths>) -> Vec<PathBuf> {
     std::mem::take(&mut *paths.0.lock().expect("launch paths lock"))
+}
+
+/// A second launch (another "Open With", the `.desktop` file's actions) ends here instead of
+/// opening a second window: its images join this window, which comes forward.
+pub fn second_launch<R: Runtime>(app: &AppHandle<R>, argv: Vec<String>, cwd: String) {
+    let args = argv.into_iter().skip(1).map(OsString::from);
+    app.state::<LaunchPaths>().add(args, Path::new(&cwd));
+    // The page takes the paths when told; one that is still loading takes them when it starts.
+    let _ = app.emit("launch-paths", ());
+    if let Some(window) = app.get_webview_window("main") {
+        let _ = window.unminimize();
+        let _ = window.set_focus();
+    }
 }
 
 /// Cancel tokens of running jobs, by the id the page gave them.
@@ -141,9 +161,10 @@ pub async fn open_image(
         let mut note = None;
         if let (true, Some(id), Some(p)) = (remember, &identity, &typed) {
             let secret = p.candidates().next().unwrap_or_default();
+            let store = keychain::Store::current().describe();
             note = Some(match keychain::remember(id, secret) {
-                Ok(()) => "Password remembered in the keychain.".to_string(),
-                Err(e) => format!("The password could not be kept in the keychain: {e}"),
+                Ok(()) => format!("Password remembered in {store}."),
+                Err(e) => format!("The password could not be kept in {store}: {e}"),
             });
         }
         Ok((info, pass, note))
@@ -181,6 +202,22 @@ pub async fn change_password(
     .await?;
     unlocked.0.lock().expect("unlocked lock").insert(key, kept);
     Ok(())
+}
+
+/// Where the passphrase sheet's "Remember" would keep a password, for the sheet to say.
+#[tauri::command]
+pub fn keychain_store() -> &'static str {
+    keychain::Store::current().describe()
+}
+
+/// Images › Forget Password: the keychain no longer opens this image; true when it held a
+/// password for it.
+#[tauri::command]
+pub async fn forget_password(path: PathBuf) -> Result<bool, CommandError> {
+    let forgotten = blocking(move || Ok(ops::identity(&path)?.map(|id| keychain::forget(&id))))
+        .await?
+        .unwrap_or(Ok(false));
+    forgotten.map_err(|e| CommandError::other(format!("The keychain could not forget it: {e}")))
 }
 
 #[tauri::command]

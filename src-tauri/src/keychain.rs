@@ -1,6 +1,10 @@
 //! Passphrases the user asked to remember, in the system keychain, under the image's identity:
 //! its path and the UUID in its encryption header (readable without the key), so a different
 //! image moved to the same path is not offered the passphrase.
+//!
+//! On Linux the keychain is the desktop's Secret Service (GNOME Keyring, KWallet), which keeps
+//! secrets across logins. Where none answers on the session bus (a bare X session, a server),
+//! the kernel keyring stands in: it forgets after a few days, and the sheet says so.
 
 use dimg::Passphrase;
 use keyring::Entry;
@@ -8,59 +12,162 @@ use zeroize::Zeroizing;
 
 const SERVICE: &str = "dimg disk image";
 
-fn entry(identity: &str) -> keyring::Result<Entry> {
-    Entry::new(SERVICE, identity)
+/// Where remembered passphrases go.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Store {
+    /// The platform's own keychain: the Secret Service on Linux.
+    Desktop,
+    /// Linux's kernel keyring, when no Secret Service answers.
+    #[cfg(target_os = "linux")]
+    Kernel,
+}
+
+impl Store {
+    /// The store this session uses, chosen once: asking the Secret Service for an entry that
+    /// does not exist answers "no entry" only when the service is there.
+    pub fn current() -> Store {
+        static CHOSEN: std::sync::OnceLock<Store> = std::sync::OnceLock::new();
+        *CHOSEN.get_or_init(|| {
+            #[cfg(target_os = "linux")]
+            {
+                let probe = Store::Desktop.entry("dimg: is a keychain there?");
+                match probe.and_then(|e| e.get_secret().map(drop)) {
+                    Ok(()) | Err(keyring::Error::NoEntry) => Store::Desktop,
+                    Err(_) => Store::Kernel,
+                }
+            }
+            #[cfg(not(target_os = "linux"))]
+            Store::Desktop
+        })
+    }
+
+    /// One line for the passphrase sheet and the status bar: where a remembered password lives.
+    pub fn describe(self) -> &'static str {
+        match self {
+            Store::Desktop => "the desktop keychain",
+            #[cfg(target_os = "linux")]
+            Store::Kernel => {
+                "the kernel keyring (no desktop keychain answered; it forgets after a few days)"
+            }
+        }
+    }
+
+    #[cfg(target_os = "linux")]
+    fn entry(self, identity: &str) -> keyring::Result<Entry> {
+        use keyring::{keyutils::KeyutilsCredential, secret_service::SsCredential};
+        let credential: Box<keyring::Credential> = match self {
+            Store::Desktop => Box::new(SsCredential::new_with_target(None, SERVICE, identity)?),
+            Store::Kernel => Box::new(KeyutilsCredential::new_with_target(
+                None, SERVICE, identity,
+            )?),
+        };
+        Ok(Entry::new_with_credential(credential))
+    }
+
+    #[cfg(not(target_os = "linux"))]
+    fn entry(self, identity: &str) -> keyring::Result<Entry> {
+        Entry::new(SERVICE, identity)
+    }
 }
 
 pub fn remember(identity: &str, passphrase: &[u8]) -> keyring::Result<()> {
-    entry(identity)?.set_secret(passphrase)
+    Store::current().entry(identity)?.set_secret(passphrase)
 }
 
 /// The remembered passphrase, if there is one.
 pub fn recall(identity: &str) -> Option<Passphrase> {
-    let secret = Zeroizing::new(entry(identity).ok()?.get_secret().ok()?);
+    let entry = Store::current().entry(identity).ok()?;
+    let secret = Zeroizing::new(entry.get_secret().ok()?);
     Some(Passphrase::new(secret.to_vec()))
 }
 
-pub fn forget(identity: &str) -> keyring::Result<()> {
-    entry(identity)?.delete_credential()
+/// Forgets the passphrase kept for `identity`; true when there was one.
+pub fn forget(identity: &str) -> keyring::Result<bool> {
+    match Store::current().entry(identity)?.delete_credential() {
+        Ok(()) => Ok(true),
+        Err(keyring::Error::NoEntry) => Ok(false),
+        Err(e) => Err(e),
+    }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::process::Command;
 
     const IN_SESSION: &str = "DIMG_TEST_IN_KEYRING_SESSION";
 
-    /// The real keyring crate and the real kernel keyring. The kernel keeps keys in a session
-    /// keyring the process must possess, so the test runs itself again inside a fresh one
-    /// (`keyctl session -`, from the keyutils package), as a login session would provide.
-    #[test]
-    fn stores_reads_back_and_deletes_a_passphrase() {
-        if std::env::var_os(IN_SESSION).is_none() {
-            let status = std::process::Command::new("keyctl")
-                .args(["session", "-"])
-                .arg(std::env::current_exe().unwrap())
-                .args([
-                    "--exact",
-                    "keychain::tests::stores_reads_back_and_deletes_a_passphrase",
-                ])
-                .env(IN_SESSION, "1")
-                .status()
-                .expect("keyctl (keyutils) runs");
-            assert!(status.success());
-            return;
-        }
-        let identity = format!("/tmp/test-{}.dmg#{}", std::process::id(), "8a1e-uuid");
-        assert!(recall(&identity).is_none());
-        remember(&identity, b"s3cret phrase").unwrap();
-        let back = recall(&identity).expect("stored");
+    /// Runs this test binary again, `test` alone, under `wrapper` (which sets up a keyring
+    /// session), and asserts that it passed.
+    fn rerun_inside(wrapper: &mut Command, test: &str) {
+        let status = wrapper
+            .arg(std::env::current_exe().unwrap())
+            .args(["--exact", test, "--nocapture"])
+            .env(IN_SESSION, "1")
+            .status()
+            .expect("the keyring session starts");
+        assert!(status.success(), "{test} inside its keyring session");
+    }
+
+    fn round_trip(identity: &str) {
+        assert!(recall(identity).is_none());
+        remember(identity, b"s3cret phrase").unwrap();
+        let back = recall(identity).expect("stored");
         assert_eq!(back.candidates().next().unwrap(), b"s3cret phrase");
         assert!(
             recall(&format!("{identity}-other")).is_none(),
             "another identity gets nothing"
         );
-        forget(&identity).unwrap();
-        assert!(recall(&identity).is_none());
+        assert!(forget(identity).unwrap());
+        assert!(recall(identity).is_none());
+        assert!(!forget(identity).unwrap(), "nothing left to forget");
+    }
+
+    /// No session bus: the real kernel keyring, in a session keyring of the test's own
+    /// (`keyctl session -`, from keyutils), as a login session would provide.
+    #[test]
+    fn without_a_secret_service_the_kernel_keyring_keeps_the_passphrase() {
+        const NAME: &str =
+            "keychain::tests::without_a_secret_service_the_kernel_keyring_keeps_the_passphrase";
+        if std::env::var_os(IN_SESSION).is_none() {
+            let mut keyctl = Command::new("keyctl");
+            keyctl
+                .args(["session", "-"])
+                .env("DBUS_SESSION_BUS_ADDRESS", "unix:path=/nonexistent/bus");
+            return rerun_inside(&mut keyctl, NAME);
+        }
+        assert_eq!(Store::current(), Store::Kernel);
+        assert!(Store::current().describe().contains("kernel keyring"));
+        round_trip(&format!("/tmp/test-{}.dmg#8a1e-uuid", std::process::id()));
+    }
+
+    /// A private session bus with GNOME Keyring's Secret Service on it, its login keyring
+    /// unlocked in a home of its own; `secret-tool` (libsecret) sees what dimg stored.
+    #[test]
+    fn with_a_secret_service_the_desktop_keychain_keeps_the_passphrase() {
+        const NAME: &str =
+            "keychain::tests::with_a_secret_service_the_desktop_keychain_keeps_the_passphrase";
+        if std::env::var_os(IN_SESSION).is_none() {
+            let home = tempfile::tempdir().unwrap();
+            let mut session = Command::new("dbus-run-session");
+            session
+                .args(["--", "sh", "-c"])
+                .arg(r#"printf 'login' | gnome-keyring-daemon --unlock --components=secrets >/dev/null && exec "$@""#)
+                .arg("sh")
+                .env("HOME", home.path())
+                .env("XDG_DATA_HOME", home.path().join("data"))
+                .env_remove("XDG_RUNTIME_DIR");
+            return rerun_inside(&mut session, NAME);
+        }
+        assert_eq!(Store::current(), Store::Desktop);
+        let identity = "/tmp/in-the-desktop-keychain.dmg#8a1e-uuid";
+        remember(identity, b"kept by gnome-keyring").unwrap();
+        let looked_up = Command::new("secret-tool")
+            .args(["lookup", "service", SERVICE, "username", identity])
+            .output()
+            .unwrap();
+        assert_eq!(looked_up.stdout, b"kept by gnome-keyring");
+        assert!(forget(identity).unwrap());
+        round_trip(identity);
     }
 }

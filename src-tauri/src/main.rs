@@ -18,6 +18,8 @@ fn main() {
         std::process::exit(1);
     }
     tauri::Builder::default()
+        // First, so that a second launch hands its images over before building anything.
+        .plugin(tauri_plugin_single_instance::init(commands::second_launch))
         .plugin(tauri_plugin_dialog::init())
         .manage(commands::Jobs::default())
         .manage(commands::Unlocked::default())
@@ -48,6 +50,8 @@ fn main() {
             commands::compact_image,
             commands::pick_bundle,
             commands::change_password,
+            commands::keychain_store,
+            commands::forget_password,
         ])
         .run(tauri::generate_context!("../tauri.conf.json"))
         .expect("the dimg window could not start");

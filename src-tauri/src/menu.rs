@@ -37,13 +37,20 @@ pub fn build<R: Runtime>(app: &AppHandle<R>) -> tauri::Result<Menu<R>> {
         .item(&item("resize", "Resize…", None)?)
         .item(&item("compact", "Compact", None)?)
         .item(&item("chpass", "Change Password…", None)?)
+        .item(&item("forget-password", "Forget Password", None)?)
+        .build()?;
+    // The window follows the system's light or dark appearance unless told otherwise.
+    let view = SubmenuBuilder::new(app, "View")
+        .item(&item("appearance-system", "Use System Appearance", None)?)
+        .item(&item("appearance-light", "Light Appearance", None)?)
+        .item(&item("appearance-dark", "Dark Appearance", None)?)
         .build()?;
     let window = SubmenuBuilder::new(app, "Window").minimize().build()?;
     let help = SubmenuBuilder::new(app, "Help")
         .item(&item("about", "About dimg", None)?)
         .build()?;
     MenuBuilder::new(app)
-        .items(&[&file, &images, &window, &help])
+        .items(&[&file, &images, &view, &window, &help])
         .build()
 }
 
