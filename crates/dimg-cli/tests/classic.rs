@@ -509,6 +509,17 @@ fn ndif_images_decode_with_their_resource_fork_wherever_it_is() {
     ]);
     assert_eq!(o.status.code(), Some(1));
     assert!(stderr(&o).contains("KenCode"), "{}", stderr(&o));
+
+    // A damaged resource fork: the NDIF data fork it belongs to names it; a disk that needs no
+    // fork opens beside one all the same.
+    let damaged = [0xFFu8; 256];
+    fs::write(rsrc.join("disk.img.rsrc"), damaged).unwrap();
+    let o = dimg(&["info", s(&rsrc.join("disk.img"))]);
+    assert_eq!(o.status.code(), Some(1));
+    assert!(stderr(&o).contains("resource fork"), "{}", stderr(&o));
+    fs::write(rsrc.join("floppy.img"), &disk).unwrap();
+    fs::write(rsrc.join("floppy.img.rsrc"), damaged).unwrap();
+    assert!(decoded(&rsrc.join("floppy.img"), None) == disk);
 }
 
 /// An MFS volume (the 400K floppies' file system), built here to Inside Macintosh II's layout —

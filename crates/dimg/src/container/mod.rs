@@ -268,7 +268,12 @@ fn open_nested(
             file_size,
         });
     }
-    let resources = resources_of(fork.as_ref())?;
+    // A damaged fork matters only to the formats that need one (NDIF): a disk beside a broken
+    // `._` file still opens, and the fork's fault is the error when nothing else claims the file.
+    let (resources, fork_fault) = match resources_of(fork.as_ref()) {
+        Ok(resources) => (resources, None),
+        Err(fault) => (Vec::new(), Some(fault)),
+    };
     let probe = Probe {
         sniff: &sniff,
         signatures: &signatures,
@@ -282,6 +287,9 @@ fn open_nested(
         .filter(|(score, _)| *score > 0)
         .max_by_key(|(score, _)| *score);
     let Some((_, driver)) = best else {
+        if let Some(fault) = fork_fault {
+            return Err(fault.into());
+        }
         return Err(match signatures.iter().find(|s| s.layer() == Layer::Container) {
             Some(sig) => OpenError::Unsupported(sig.name()),
             None => OpenError::Unrecognized(
