@@ -91,7 +91,7 @@ fn opens_images_from_the_command_line_shows_info_and_verifies_with_cancel() {
     let (_bus, bus) = desktop_session(&dir.join("home"));
     let (_driver, port) = tauri_driver(&display, &bus);
     let dmg = corpus().join("dmg/dmgwiz-zlib.dmg");
-    let app = Session::start(port, &app_binary, &[&iso, &huge, &dmg]);
+    let app = Session::start(port, &display, &app_binary, &[&iso, &huge, &dmg]);
 
     app.wait_script(
         "three images in the sidebar",
@@ -120,6 +120,7 @@ fn opens_images_from_the_command_line_shows_info_and_verifies_with_cancel() {
     shots(&app, "info-summary");
     app.click("#info-details summary");
     app.wait_script("Details open", open);
+    shots(&app, "info-details");
     let facts = app.text("#info-facts");
     assert!(facts.contains("UDZO (zlib-compressed)"), "{facts}");
     assert!(facts.contains("disk image (Apple_APFS : 4)"), "{facts}");
@@ -321,7 +322,7 @@ fn opens_images_from_the_command_line_shows_info_and_verifies_with_cancel() {
         "the remembered password was used"
     );
     forget_the_password(&app, &bus, &encrypted, truth.passphrase.as_deref().unwrap());
-    browse_a_volume(&app, &dir, &opened_copy);
+    browse_a_volume(&app, &dir, &opened_copy, &display);
     mount_and_eject(&app, &iso, &dir.join("browse.iso"));
     new_images(&app, &dir);
     second_launch(&app, &app_binary, &display, &bus);
@@ -616,6 +617,7 @@ fn new_images(app: &Session, dir: &std::path::Path) {
     assert!(app
         .wait_text("#resize-error", |t| !t.is_empty())
         .starts_with("Give a size from"));
+    shots(app, "resize-sheet");
     fill(app, json!({ "resize-size": "50" }));
     app.click("#resize-start");
     app.wait_text("#status", |t| t.starts_with("Resized wizard.dmg"));
@@ -688,6 +690,7 @@ fn new_images(app: &Session, dir: &std::path::Path) {
         app.wait_text("#chpass-error", |t| t.contains("match")),
         "The new passwords do not match."
     );
+    shots(app, "change-password-sheet");
     fill(app, json!({ "chpass-new2": "changed pass" }));
     app.click("#chpass-start");
     app.wait_text("#status", |t| {
@@ -711,11 +714,55 @@ fn new_images(app: &Session, dir: &std::path::Path) {
         child.wait().unwrap().success()
     };
     assert!(opens("changed pass") && !opens("wizard pass"));
+
+    // A Disk Copy 4.2 floppy: the format picks a floppy's size and no partition map; MAME's
+    // floptool reads the 800K GCR disk made, its HFS+ volume header in place.
+    app.script(
+        "window.__TAURI__.event.emit('menu', 'new-blank');",
+        json!([]),
+    );
+    let floppy = dir.join("floppy.dmg");
+    fill(
+        app,
+        json!({ "new-output": floppy.display().to_string(), "new-name": "FLOPPY" }),
+    );
+    fill(app, json!({ "new-format": "DC42" }));
+    let chosen = app.script(
+        "return ['new-size', 'new-size-unit', 'new-layout', 'new-output'].map(id => document.getElementById(id).value);",
+        json!([]),
+    );
+    let floppy = dir.join("floppy.image");
+    assert_eq!(
+        chosen,
+        json!(["1440", "10", "NONE", floppy.display().to_string()])
+    );
+    fill(app, json!({ "new-size": "800" }));
+    app.click("#new-start");
+    app.wait_text("#status", |t| t.starts_with("Created floppy.image"));
+    assert!(app
+        .wait_text("#info-format", |t| t.contains("Disk Copy"))
+        .contains("Disk Copy 4.2"));
+    let raw = dir.join("floppy.raw");
+    let read = Command::new(program("floptool"))
+        .args(["flopconvert", "dc42", "apple_gcr"])
+        .arg(&floppy)
+        .arg(&raw)
+        .status()
+        .unwrap();
+    assert!(read.success());
+    let raw = fs::read(&raw).unwrap();
+    assert_eq!(raw.len(), 800 * 1024);
+    assert_eq!(&raw[1024..1026], b"H+", "an HFS+ volume header");
 }
 
 /// The file browser: an ISO's volume in the sidebar, its folders expanding in place, Export… of
 /// a selected file with the progress sheet, and a double-click that opens a copy.
-fn browse_a_volume(app: &Session, dir: &std::path::Path, opened_copy: &std::path::Path) {
+fn browse_a_volume(
+    app: &Session,
+    dir: &std::path::Path,
+    opened_copy: &std::path::Path,
+    display: &str,
+) {
     let src = dir.join("browse-src");
     fs::create_dir_all(src.join("docs/inner")).unwrap();
     fs::write(
@@ -809,6 +856,7 @@ fn browse_a_volume(app: &Session, dir: &std::path::Path, opened_copy: &std::path
         || fs::metadata(opened_copy).is_ok_and(|m| m.len() == 11),
     );
     assert_eq!(fs::read(opened_copy).unwrap(), b"at the top\n");
+    drag_out(app, display);
 
     // The keyboard: ↑ from the volume selects its image (info shows), Return opens the volume,
     // Ctrl-I shows the image's info again, Delete closes the image.
@@ -846,6 +894,52 @@ fn browse_a_volume(app: &Session, dir: &std::path::Path, opened_copy: &std::path
         "browse.iso back in the sidebar",
         "return [...document.querySelectorAll('#images li.image')].some(l => l.firstChild.textContent === 'browse.iso');",
     );
+}
+
+/// Drag-out with a real pointer (xdotool, on the X server the window is on): top.txt dragged
+/// from the browser starts a native drag of its extracted copy, which a drop target receives as
+/// a file. The drop target here is the window's own sidebar, where a dropped file is opened as
+/// an image: its path in the status is the file the drag carried.
+fn drag_out(app: &Session, display: &str) {
+    let xdotool = |args: &[&str]| {
+        let done = Command::new(program("xdotool"))
+            .args(args)
+            .env("DISPLAY", display)
+            .status()
+            .unwrap();
+        assert!(done.success(), "xdotool {args:?}");
+    };
+    let at = app.script(
+        "const r = document.querySelector('#files tr[data-path=\"/top.txt\"]').getBoundingClientRect();
+         // The page sits below the window's menu bar: the difference of outer and inner heights.
+         const top = screenY + outerHeight - innerHeight;
+         return [Math.round(screenX + r.left + 20), Math.round(top + r.top + r.height / 2)];",
+        json!([]),
+    );
+    let (x, y) = (at[0].as_i64().unwrap(), at[1].as_i64().unwrap());
+    xdotool(&["mousemove", &x.to_string(), &y.to_string()]);
+    xdotool(&["mousedown", "1"]);
+    for step in 1..=4 {
+        xdotool(&[
+            "mousemove",
+            &(x + 6 * step).to_string(),
+            &(y + 4 * step).to_string(),
+        ]);
+    }
+    app.wait_text("#status", |t| t.starts_with("Drop top.txt"));
+    for step in 1..=6 {
+        let (to_x, to_y) = (x - (x - 100) * step / 6, y + (600 - y) * step / 6);
+        xdotool(&["mousemove", &to_x.to_string(), &to_y.to_string()]);
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    xdotool(&["mouseup", "1"]);
+    let said = app.wait_text("#status", |t| t.contains("not a disk image"));
+    let dropped = said.split(": not a disk image").next().unwrap();
+    assert!(
+        dropped.ends_with("/top.txt") && dropped.contains("dimg-drag-"),
+        "{said}"
+    );
+    assert_eq!(fs::read(dropped).unwrap(), b"at the top\n");
 }
 
 fn tempfile_dir() -> std::path::PathBuf {

@@ -1,7 +1,6 @@
 //! What the end-to-end tests need to drive the real app: an X server, tauri-driver in front of
 //! WebKitWebDriver, and a small W3C WebDriver client. Everything started is killed on drop.
 
-use base64::Engine;
 use serde_json::{json, Value};
 use std::net::{TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
@@ -232,10 +231,13 @@ const ELEMENT: &str = "element-6066-11e4-a52e-4f735466cecf";
 /// A W3C WebDriver session; the app is started by the driver and closed when this drops.
 pub struct Session {
     base: String,
+    /// The X display the window is on, where screenshots are taken.
+    display: String,
 }
 
 impl Session {
-    pub fn start(port: u16, app: &Path, args: &[&Path]) -> Session {
+    /// Starts `app` with `args` through tauri-driver on `port`, its window on `display`.
+    pub fn start(port: u16, display: &str, app: &Path, args: &[&Path]) -> Session {
         let args: Vec<String> = args.iter().map(|a| a.display().to_string()).collect();
         let caps = json!({"capabilities": {"alwaysMatch": {
             "browserName": "wry",
@@ -246,6 +248,7 @@ impl Session {
         let id = v["sessionId"].as_str().expect("a session id").to_string();
         Session {
             base: format!("{url}/session/{id}"),
+            display: display.to_string(),
         }
     }
 
@@ -328,13 +331,23 @@ impl Session {
         });
     }
 
+    /// Saves the window, menu bar and page, as the X server shows it (ImageMagick's `import`): what is on
+    /// the screen, whichever way WebKit draws it (WebDriver's own screenshot waits forever when
+    /// WebKit draws without its DMA-BUF renderer, as the app has it where there is no GPU).
     pub fn screenshot(&self, to: &Path) {
-        let v = self.call("GET", "/screenshot", None);
-        let png = base64::engine::general_purpose::STANDARD
-            .decode(v.as_str().expect("base64 PNG"))
-            .expect("valid base64");
+        let window = self.script(
+            "return [outerWidth, outerHeight, screenX, screenY].map(Math.round);",
+            json!([]),
+        );
+        let n = |i: usize| window[i].as_i64().expect("a window dimension");
+        let crop = format!("{}x{}+{}+{}", n(0), n(1), n(2), n(3));
         std::fs::create_dir_all(to.parent().unwrap()).unwrap();
-        std::fs::write(to, png).unwrap();
+        let saved = Command::new(program("import"))
+            .args(["-display", &self.display, "-window", "root", "-crop", &crop])
+            .arg(to)
+            .status()
+            .expect("ImageMagick's import runs");
+        assert!(saved.success(), "import {}", to.display());
     }
 }
 

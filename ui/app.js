@@ -30,6 +30,11 @@ function baseName(path) { return path.split(/[\\/]/).pop(); }
 /** A command's error: the Rust side sends {kind, message}. */
 const message = (e) => e?.message ?? String(e);
 
+/** Tells the shell when `moment` ('window', 'info') is first on screen: after the next frame. */
+function painted(moment) {
+  requestAnimationFrame(() => requestAnimationFrame(() => invoke('painted', { moment })));
+}
+
 async function openPath(path, passphrase = null, remember = false) {
   status(`Opening ${baseName(path)}…`);
   try {
@@ -37,6 +42,7 @@ async function openPath(path, passphrase = null, remember = false) {
     state.images = state.images.filter((i) => i.info.path !== info.path);
     state.images.push({ info, verified: null });
     select(info.path);
+    painted('info');
     status(keychain || '');
     return null;
   } catch (e) {
@@ -373,6 +379,8 @@ function renderBrowser() {
         else renderBrowser();
       };
       tr.ondblclick = () => (isDir ? toggleFolder(path) : openItem(path));
+      tr.draggable = true;
+      tr.ondragstart = (event) => { event.preventDefault(); dragOut(path); };
       rows.push(tr);
       if (isDir && browser.expanded.has(path)) add(path, depth + 1);
     }
@@ -399,6 +407,17 @@ async function openItem(path) {
   try {
     const file = await invoke('open_item', { request: itemRequest(path) });
     status(`Opened ${baseName(path)} (a copy in ${file})`);
+  } catch (e) {
+    status(message(e), true);
+  }
+}
+
+/** Dragged to the file manager: extracted, then handed over as a native drag of the file. */
+async function dragOut(path) {
+  status(`Preparing ${baseName(path)} for the drop…`);
+  try {
+    const file = await invoke('drag_out', { request: itemRequest(path) });
+    status(`Drop ${baseName(path)} where it should go (a copy is in ${file}).`);
   } catch (e) {
     status(message(e), true);
   }
@@ -438,6 +457,9 @@ function openNewImage(fromFolder) {
   $('new-folder-row').hidden = !fromFolder;
   $('new-size-row').hidden = fromFolder;
   $('new-format').value = fromFolder ? 'UDZO' : 'UDRW';
+  $('new-size-unit').value = '20';
+  // A floppy is made blank; from a folder, an image is sized by it.
+  $('new-format').querySelector('[value=DC42]').hidden = fromFolder;
   for (const o of $('new-fs').options) o.hidden = o.dataset.only && o.dataset.only !== sheet.dataset.mode;
   $('new-fs').value = 'HFS+';
   $('new-layout').value = 'GPTSPUD';
@@ -730,7 +752,17 @@ $('new-fs').onchange = () => {
   if (['ISO', 'HYBRID'].includes($('new-fs').value)) { $('new-layout').value = 'NONE'; $('new-format').value = 'UDTO'; }
   renameForFormat();
 };
-$('new-format').onchange = renameForFormat;
+$('new-format').onchange = () => {
+  // A Disk Copy 4.2 image is a floppy: no partition map, a floppy's size (1440K unless given one).
+  if ($('new-format').value === 'DC42') {
+    $('new-layout').value = 'NONE';
+    if (!['400', '720', '800', '1440'].includes($('new-size').value) || $('new-size-unit').value !== '10') {
+      $('new-size').value = '1440';
+      $('new-size-unit').value = '10';
+    }
+  }
+  renameForFormat();
+};
 $('new-folder-choose').onclick = async () => {
   try {
     const folder = await invoke('pick_folder');
@@ -806,3 +838,4 @@ if (localStorage.getItem('appearance')) setAppearance(localStorage.getItem('appe
 // A second way in for a running window (drag-and-drop and "Open With" end here too).
 window.openPath = openPath;
 render();
+painted('window');

@@ -5,7 +5,7 @@ use dimg::ops::{
 };
 use dimg::{Error, Passphrase};
 use serde::{Deserialize, Serialize};
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::ffi::OsString;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -55,6 +55,26 @@ pub fn second_launch<R: Runtime>(app: &AppHandle<R>, argv: Vec<String>, cwd: Str
         let _ = window.set_focus();
     }
 }
+
+/// The page's first frames: the window drawn, an image's info shown. With `DIMG_APP_TIMING` set
+/// (`.ci/app`, the app benchmark), each first one is said on stderr as the wall clock's
+/// milliseconds, so that whoever started the app can tell how long it took.
+#[tauri::command]
+pub fn painted(moment: String, said: State<Painted>) {
+    if std::env::var_os("DIMG_APP_TIMING").is_none() {
+        return;
+    }
+    if said.0.lock().expect("painted lock").insert(moment.clone()) {
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap_or_default();
+        eprintln!("dimg-app: first {moment} painted at {} ms", now.as_millis());
+    }
+}
+
+/// The moments `painted` has said.
+#[derive(Default)]
+pub struct Painted(Mutex<HashSet<String>>);
 
 /// Cancel tokens of running jobs, by the id the page gave them.
 #[derive(Default)]
@@ -564,6 +584,42 @@ pub async fn export_item(
     .await
 }
 
+/// Extracts an item of a volume into a temporary folder of its own (named `prefix`…, left for
+/// whoever it is handed to), and returns the extracted file or folder.
+fn extract_to_temp(
+    request: &ItemRequest,
+    pass: Option<&Passphrase>,
+    prefix: &str,
+) -> dimg::Result<PathBuf> {
+    let holder = tempfile::Builder::new()
+        .prefix(prefix)
+        .tempdir()
+        .map_err(|e| Error::io(&std::env::temp_dir(), e))?
+        .keep();
+    let folder = holder.join("item");
+    let ItemRequest {
+        source,
+        volume,
+        item,
+    } = request;
+    ops::extract(
+        source,
+        pass,
+        *volume,
+        item,
+        &folder,
+        // The one item asked for: if it cannot be read, that is the answer.
+        true,
+        &NoProgress,
+        &Cancel::new(),
+    )?;
+    let name = Path::new(item.as_str())
+        .file_name()
+        .map(std::ffi::OsStr::to_os_string)
+        .unwrap_or_default();
+    Ok(folder.join(name))
+}
+
 /// A double-click: the file extracted to a temporary folder of its own and handed to the
 /// program that opens files ($DIMG_OPEN_WITH, else the desktop's opener). Returns where it is.
 #[tauri::command]
@@ -573,37 +629,54 @@ pub async fn open_item(
 ) -> Result<PathBuf, CommandError> {
     let pass = unlocked.get(&request.source);
     blocking(move || {
-        let holder = tempfile::Builder::new()
-            .prefix("dimg-open-")
-            .tempdir()
-            .map_err(|e| Error::io(&std::env::temp_dir(), e))?
-            .keep();
-        let folder = holder.join("item");
-        let ItemRequest {
-            source,
-            volume,
-            item,
-        } = &request;
-        ops::extract(
-            source,
-            pass.as_deref(),
-            *volume,
-            item,
-            &folder,
-            // The one file asked for: if it cannot be read, that is the answer.
-            true,
-            &NoProgress,
-            &Cancel::new(),
-        )?;
-        let name = std::path::Path::new(item.as_str())
-            .file_name()
-            .map(std::ffi::OsStr::to_os_string)
-            .unwrap_or_default();
-        let file = folder.join(name);
+        let file = extract_to_temp(&request, pass.as_deref(), "dimg-open-")?;
         hand_to_opener(&file)?;
         Ok(file)
     })
     .await
+}
+
+/// Dragging an item out of the browser: it is extracted to a temporary folder, then a native
+/// drag of that file or folder begins (GTK's on Linux, through the `drag` crate), which the
+/// file manager copies where it is dropped. The page starts it from its own `dragstart`, while
+/// the button is still down.
+#[tauri::command]
+pub async fn drag_out(
+    window: tauri::WebviewWindow,
+    request: ItemRequest,
+    unlocked: State<'_, Unlocked>,
+) -> Result<PathBuf, CommandError> {
+    let pass = unlocked.get(&request.source);
+    let file = blocking(move || extract_to_temp(&request, pass.as_deref(), "dimg-drag-")).await?;
+    let (started, outcome) = std::sync::mpsc::channel();
+    let dragged = file.clone();
+    let on_main = window.clone();
+    window
+        .run_on_main_thread(move || {
+            let _ = started.send(start_native_drag(&on_main, dragged));
+        })
+        .map_err(|e| CommandError::other(e.to_string()))?;
+    let outcome = tauri::async_runtime::spawn_blocking(move || outcome.recv())
+        .await
+        .map_err(|e| CommandError::other(e.to_string()))?;
+    match outcome {
+        Ok(Ok(())) => Ok(file),
+        Ok(Err(e)) => Err(CommandError::other(format!(
+            "The drag could not start: {e}"
+        ))),
+        Err(_) => Err(CommandError::other("The drag could not start.".into())),
+    }
+}
+
+fn start_native_drag(window: &tauri::WebviewWindow, file: PathBuf) -> Result<(), String> {
+    let icon = drag::Image::Raw(include_bytes!("../../icons/32x32.png").to_vec());
+    let item = drag::DragItem::Files(vec![file]);
+    let options = drag::Options::default();
+    #[cfg(target_os = "linux")]
+    let target = window.gtk_window().map_err(|e| e.to_string())?;
+    #[cfg(not(target_os = "linux"))]
+    let target = window.clone();
+    drag::start_drag(&target, item, icon, |_, _| {}, options).map_err(|e| e.to_string())
 }
 
 /// Gives a file or folder to the program that opens them: $DIMG_OPEN_WITH, else the desktop's
