@@ -131,6 +131,34 @@ fn opens_images_from_the_command_line_shows_info_and_verifies_with_cancel() {
            .some((li) => li.textContent.startsWith('empty (APFS)'));",
     );
     assert!(app.text("#partitions").contains("empty"));
+    // The volume's own line: file system, size, space, and its superblock's counts as `dimg
+    // info` gives them.
+    app.script(
+        "[...document.querySelectorAll('#images li.volume')].find((li) => li.textContent.startsWith('empty (APFS)')).click();",
+        json!([]),
+    );
+    let summary = app.wait_text("#volume-summary", |t| t.starts_with("APFS"));
+    let info = Command::new(target_dir().join("dimg"))
+        .args(["info", "--json"])
+        .arg(&dmg)
+        .output()
+        .unwrap();
+    let info: serde_json::Value = serde_json::from_slice(&info.stdout).unwrap();
+    let apfs = info["partitions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|p| p["file_system"] == "APFS")
+        .unwrap();
+    let counts = &apfs["volumes"][0]["counts"];
+    assert!(
+        summary.ends_with(&format!(
+            "{} files, {} folders · not mounted",
+            counts["files"], counts["folders"]
+        )),
+        "{summary}"
+    );
+    select(&app, "dmgwiz-zlib.dmg");
     // Each row says its size, as Disk Utility's sidebar does.
     assert_eq!(
         app.text("#images li.image.selected .kind"),

@@ -348,6 +348,7 @@ function volumeSummary(image, id) {
   const size = (n) => scaled(n) || `${n} bytes`;
   const facts = [p.file_system, `${size(p.size)}`];
   if (v.used != null) facts.push(`${size(v.used)} used`, `${size(v.available ?? Math.max(p.size - v.used, 0))} free`);
+  if (v.counts) facts.push(`${v.counts.files.toLocaleString('en-US')} files, ${v.counts.folders.toLocaleString('en-US')} folders`);
   const point = mountPointOf(image, id);
   facts.push(point ? `mounted at ${point}` : 'not mounted');
   return facts.join(' · ');

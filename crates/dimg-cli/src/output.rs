@@ -121,6 +121,10 @@ pub fn info_text(i: &ImageInfo) -> String {
             let mut about: Vec<String> = v.role.iter().map(|r| format!("role {r}")).collect();
             about.extend(v.used.map(|u| format!("{} used", size(u))));
             about.extend(v.available.map(|a| format!("{} available", size(a))));
+            about.extend(
+                v.counts
+                    .map(|c| format!("{} files, {} folders", c.files, c.folders)),
+            );
             if v.encrypted {
                 about.push("encrypted".into());
             }

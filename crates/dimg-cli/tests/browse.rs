@@ -1023,6 +1023,29 @@ fn hfsutils(home: &Path, tool: &str, args: &[&str]) -> String {
     String::from_utf8_lossy(&o.stdout).into_owned()
 }
 
+/// A volume header's count of files, read as its maker wrote it: the HFS+ volume macOS made in
+/// keramics' UDZO holds as many files as its recorded listing names (the header's folders are
+/// not compared: it counts the hidden private folders too, which no listing shows).
+#[test]
+fn an_hfs_plus_header_counts_the_files_macos_made() {
+    let image = dimg_e2e::corpus().join("dmg/keramics-hfsplus-zlib.dmg");
+    let listing = dimg_e2e::corpus().join("expected-files/keramics-hfsplus-zlib.dmg.tsv");
+    let files = fs::read_to_string(listing)
+        .unwrap()
+        .lines()
+        .filter(|l| !l.starts_with('#') && !l.is_empty())
+        .count();
+    let info: serde_json::Value =
+        serde_json::from_str(&stdout(&dimg(&["info", s(&image), "--json"]))).unwrap();
+    let hfs_plus = info["partitions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|p| p["file_system"] == "HFS+")
+        .expect("an HFS+ partition");
+    assert_eq!(hfs_plus["volumes"][0]["counts"]["files"], files);
+}
+
 /// Classic HFS volumes made by hfsutils (hformat, hmkdir, hcopy): nested folders, a MacRoman
 /// name, a file with a resource fork; dimg lists what hls lists and extracts each fork as hcopy
 /// reads it back. A genisoimage -hfs hybrid's two sides (ISO 9660 and the APM's HFS partition)
@@ -1056,6 +1079,11 @@ fn classic_hfs_volumes_read_as_hfsutils_reads_them() {
         serde_json::from_str(&stdout(&dimg(&["info", s(&image), "--json"]))).unwrap();
     assert_eq!(info["partitions"][0]["file_system"], "HFS");
     assert_eq!(info["partitions"][0]["volumes"][0]["name"], "Classic Test");
+    // The master directory block counts what hfsutils made: two files, two folders.
+    assert_eq!(
+        info["partitions"][0]["volumes"][0]["counts"],
+        serde_json::json!({ "files": 2, "folders": 2 })
+    );
     let ours = stdout(&dimg(&["ls", "-R", s(&image)]));
     // hls prints names in MacRoman, which is not UTF-8: é (0x8E) reads back as U+FFFD.
     for (name, by_hls) in [

@@ -4,7 +4,7 @@
 //! an HFS+ volume (older Macs' startup disks) is opened as the HFS+ volume it holds.
 
 use super::hfsplus::{date, more_extents, BTree, Fork, HfsPlus, Overflow};
-use super::{DirEntry, EntryKind, Handle, Stream, Volume};
+use super::{Counts, DirEntry, EntryKind, Handle, Stream, Volume};
 use crate::bytes::{be16, be32, mac_roman};
 use crate::error::FormatError;
 use crate::io::{ReadAt, Slice};
@@ -67,6 +67,8 @@ pub struct Hfs {
     overflow: Overflow,
     label: String,
     used_blocks: u64,
+    /// The master directory block's drFilCnt and drDirCnt.
+    counts: Counts,
 }
 
 impl Hfs {
@@ -108,6 +110,10 @@ impl Hfs {
             overflow,
             label: mac_roman(name),
             used_blocks: count.saturating_sub(u64::from(be16(mdb, 34))),
+            counts: Counts {
+                files: u64::from(be32(mdb, 84)),
+                folders: u64::from(be32(mdb, 88)),
+            },
         })
     }
 
@@ -207,6 +213,10 @@ impl Volume for Hfs {
 
     fn used(&self) -> Option<u64> {
         Some(self.used_blocks * self.block)
+    }
+
+    fn counts(&self) -> Option<Counts> {
+        Some(self.counts)
     }
 
     fn case_sensitive(&self) -> bool {

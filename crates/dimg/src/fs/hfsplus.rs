@@ -5,7 +5,7 @@
 
 use crate::bytes::{be16, be32, be64, utf16_be};
 
-use super::{decmpfs, DirEntry, EntryKind, Handle, Stream, Volume};
+use super::{decmpfs, Counts, DirEntry, EntryKind, Handle, Stream, Volume};
 use crate::error::FormatError;
 use crate::io::{Concat, ReadAt};
 use std::collections::{HashMap, HashSet};
@@ -317,6 +317,8 @@ pub struct HfsPlus {
     label: String,
     /// Allocation blocks in use: total less free, from the volume header.
     used_blocks: u64,
+    /// The header's fileCount and folderCount.
+    counts: Counts,
     /// Bytes of journal transactions not yet written to the volume (a dirty journal).
     unreplayed: u64,
     /// The file records hard links stand for, by inode number: "iNode<n>" in the private data
@@ -372,6 +374,10 @@ impl HfsPlus {
             overflow,
             label: String::new(),
             used_blocks: u64::from(be32(&h, 44).saturating_sub(be32(&h, 48))),
+            counts: Counts {
+                files: u64::from(be32(&h, 32)),
+                folders: u64::from(be32(&h, 36)),
+            },
             unreplayed,
             inodes: HashMap::new(),
             attributes: match &attributes_tree {
@@ -763,6 +769,10 @@ impl Volume for HfsPlus {
 
     fn used(&self) -> Option<u64> {
         Some(self.used_blocks * self.block)
+    }
+
+    fn counts(&self) -> Option<Counts> {
+        Some(self.counts)
     }
 
     fn case_sensitive(&self) -> bool {

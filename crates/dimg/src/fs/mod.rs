@@ -108,6 +108,13 @@ pub struct Stream {
     pub size: u64,
 }
 
+/// The files and folders a volume's header says it holds (the root folder not counted).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+pub struct Counts {
+    pub files: u64,
+    pub folders: u64,
+}
+
 /// A snapshot of a volume: its name, the transaction it keeps, when it was taken.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
 pub struct Snapshot {
@@ -137,6 +144,11 @@ pub trait Volume: Send + Sync {
     }
     /// Bytes in use, as the file system accounts them.
     fn used(&self) -> Option<u64> {
+        None
+    }
+    /// How many files and folders it holds, where its header keeps count (HFS, HFS+, APFS):
+    /// read, not counted, so a damaged header's figures are what it says.
+    fn counts(&self) -> Option<Counts> {
         None
     }
     /// Bytes free for it to grow into, where that is not simply its partition less what it uses

@@ -51,6 +51,8 @@ pub struct VolumeInfo {
     pub used: Option<u64>,
     /// Bytes free for it, where that is not its partition less `used` (APFS: the container's).
     pub available: Option<u64>,
+    /// The files and folders its header counts.
+    pub counts: Option<crate::fs::Counts>,
     pub case_sensitive: bool,
     pub encrypted: bool,
     /// Its snapshots (APFS), oldest first.
@@ -97,6 +99,7 @@ pub fn info(path: &Path, passphrase: Option<&Passphrase>) -> Result<ImageInfo> {
                         role: v.role(),
                         used: v.used(),
                         available: v.available(),
+                        counts: v.counts(),
                         case_sensitive: v.case_sensitive(),
                         encrypted: v.encrypted(),
                         snapshots: v.snapshots().unwrap_or_default(),

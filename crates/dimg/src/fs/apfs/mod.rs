@@ -8,7 +8,7 @@
 mod btree;
 mod object;
 
-use super::{decmpfs, DirEntry, EntryKind, Handle, Snapshot, Stream, Volume};
+use super::{decmpfs, Counts, DirEntry, EntryKind, Handle, Snapshot, Stream, Volume};
 use crate::bytes::{le16, le32, le64};
 use crate::io::{Concat, ReadAt, Slice, Zeros};
 use btree::{scan, Omap, Pointers};
@@ -144,6 +144,9 @@ pub struct Apfs {
     label: String,
     role: u16,
     used_blocks: u64,
+    /// The superblock's apfs_num_files (with its symlinks and other objects) and
+    /// apfs_num_directories.
+    counts: Counts,
     case_insensitive: bool,
     /// Directory records carry a hash of their name (normalization- or case-insensitive).
     hashed: bool,
@@ -195,6 +198,12 @@ impl Apfs {
             label: String::from_utf8_lossy(name).into_owned(),
             role: le16(sb, 964),
             used_blocks: le64(sb, 88),
+            counts: Counts {
+                files: le64(sb, 184)
+                    .saturating_add(le64(sb, 200))
+                    .saturating_add(le64(sb, 208)),
+                folders: le64(sb, 192),
+            },
             case_insensitive: incompat & INCOMPAT_CASE_INSENSITIVE != 0,
             hashed: incompat & (INCOMPAT_CASE_INSENSITIVE | INCOMPAT_NORMALIZATION_INSENSITIVE)
                 != 0,
@@ -532,6 +541,10 @@ impl Volume for Apfs {
 
     fn used(&self) -> Option<u64> {
         Some(self.used_blocks * self.container.blocks.size)
+    }
+
+    fn counts(&self) -> Option<Counts> {
+        Some(self.counts)
     }
 
     fn snapshots(&self) -> io::Result<Vec<Snapshot>> {
