@@ -123,7 +123,7 @@ impl From<Error> for CommandError {
         let kind = match e {
             Error::PassphraseNeeded { .. } => "passphrase-needed",
             Error::WrongPassphrase { .. } => "wrong-passphrase",
-            Error::Cancelled => "cancelled",
+            Error::Cancelled | Error::CancelledPartway { .. } => "cancelled",
             _ => "error",
         };
         CommandError {

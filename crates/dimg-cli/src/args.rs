@@ -78,14 +78,19 @@ pub enum Command {
         #[command(flatten)]
         print: OutputArgs,
     },
-    /// Create an image, blank or from a folder:
-    /// dimg create -size 100m -fs FAT32 -volname NAME OUT, dimg create -srcfolder DIR OUT
+    /// Create an image, blank, from a folder or from a disk:
+    /// dimg create -size 100m -fs FAT32 -volname NAME OUT, dimg create -srcfolder DIR OUT,
+    /// dimg create -srcdevice /dev/sdb OUT
     Create {
         /// The image to create
         output: PathBuf,
         /// Make the volume from this folder's contents
-        #[arg(long)]
+        #[arg(long, conflicts_with = "srcdevice")]
         srcfolder: Option<PathBuf>,
+        /// Image this disk or partition, or the device mounted at this folder, byte for byte
+        /// (never written to)
+        #[arg(long, conflicts_with_all = ["size", "fs", "volname", "layout"])]
+        srcdevice: Option<PathBuf>,
         /// The image's size: 100m, 2g, 512k, 4096b (without it, sized to fit the folder)
         #[arg(long, value_parser = parse_size)]
         size: Option<u64>,
@@ -112,6 +117,29 @@ pub enum Command {
         pass: PassArgs,
         #[command(flatten)]
         print: OutputArgs,
+    },
+    /// The machine's disks, their partitions and volumes, as diskutil list shows them
+    List {
+        #[command(flatten)]
+        output: OutputArgs,
+    },
+    /// Write an image's disk onto a device, then read it back and compare:
+    /// dimg restore IMAGE -target /dev/sdb
+    Restore {
+        image: PathBuf,
+        /// The disk (or partition) to overwrite
+        #[arg(long)]
+        target: PathBuf,
+        /// Do not read the device back after writing
+        #[arg(long)]
+        noverify: bool,
+        /// Do not ask before overwriting (needed when standard input is not a terminal)
+        #[arg(long)]
+        force: bool,
+        #[command(flatten)]
+        pass: PassArgs,
+        #[command(flatten)]
+        output: OutputArgs,
     },
     /// An ISO 9660 image (Rock Ridge + Joliet) of a folder, with -hfs also HFS+:
     /// dimg makehybrid [-hfs] -o OUT.iso DIR

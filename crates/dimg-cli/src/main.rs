@@ -31,6 +31,10 @@ fn main() -> ExitCode {
             eprintln!("dimg: cancelled");
             ExitCode::from(130)
         }
+        Err(Failure::Engine(e @ Error::CancelledPartway { .. })) => {
+            eprintln!("dimg: {e}");
+            ExitCode::from(130)
+        }
         Err(Failure::Engine(e)) => {
             eprintln!("dimg: {e}");
             ExitCode::FAILURE
@@ -255,6 +259,35 @@ fn run(cli: Cli, cancel: &Cancel) -> Result<(), Failure> {
         }
         Command::Create {
             output,
+            srcdevice: Some(spec),
+            format,
+            kind,
+            write,
+            pass,
+            print,
+            ..
+        } => {
+            let given = stdin_passphrase(pass)?;
+            let device = dimg::device::resolve(&spec)?;
+            if let Some(point) = dimg::device::describe(&device)?.mounted_at().first() {
+                eprintln!(
+                    "dimg: {} is mounted at {}: the copy of a file system in use may be inconsistent",
+                    device.display(),
+                    point.display()
+                );
+            }
+            let format = format
+                .or(kind)
+                .or_else(|| named_format(&output, true))
+                .unwrap_or(ops::OutputFormat::Udzo);
+            let options = write_options(format, write, &output, given)?;
+            let bar = progress::Bar::new();
+            let report = ops::convert(&device, None, &output, &options, &bar, cancel);
+            bar.finish();
+            Output::from(print).print(&report?, output::convert_text);
+        }
+        Command::Create {
+            output,
             srcfolder,
             size,
             fs,
@@ -265,6 +298,7 @@ fn run(cli: Cli, cancel: &Cancel) -> Result<(), Failure> {
             write,
             pass,
             print,
+            srcdevice: None,
         } => {
             let given = stdin_passphrase(pass)?;
             let from_folder = srcfolder.is_some();
@@ -283,6 +317,28 @@ fn run(cli: Cli, cancel: &Cancel) -> Result<(), Failure> {
             let report = ops::create(srcfolder.as_deref(), &output, &options, &bar, cancel);
             bar.finish();
             Output::from(print).print(&report?.written, output::convert_text);
+        }
+        Command::List { output } => {
+            Output::from(output).print(&dimg::device::list()?, output::devices_text);
+        }
+        Command::Restore {
+            image,
+            target,
+            noverify,
+            force,
+            pass,
+            output,
+        } => {
+            let given = stdin_passphrase(pass)?;
+            if !force {
+                confirm_overwrite(&target)?;
+            }
+            let bar = progress::Bar::new();
+            let report = unlocked(&image, given.as_deref(), |p| {
+                ops::restore(&image, p, &target, !noverify, &bar, cancel)
+            });
+            bar.finish();
+            Output::from(output).print(&report?, output::restore_text);
         }
         Command::Makehybrid {
             source,
@@ -534,6 +590,35 @@ fn attach_in_background(
 
 /// Convert's and create's output settings from the command line.
 /// The format an output's extension names, when no -format is given.
+/// Asks at the terminal before a device is overwritten, naming it, its model and its size; a
+/// non-terminal standard input cannot answer, so there `-force` is needed.
+fn confirm_overwrite(target: &Path) -> Result<(), Failure> {
+    let about = dimg::device::describe(target)?;
+    if !std::io::stdin().is_terminal() {
+        return Err(Failure::Usage(format!(
+            "{}: give -force to overwrite it without asking (standard input is not a terminal)",
+            target.display()
+        )));
+    }
+    eprint!(
+        "Everything on {} ({}, {} bytes) will be lost. Type yes to restore onto it: ",
+        target.display(),
+        about.model.as_deref().unwrap_or("no model name"),
+        about.size
+    );
+    let mut answer = String::new();
+    std::io::stdin()
+        .read_line(&mut answer)
+        .map_err(|e| Error::io(Path::new("standard input"), e))?;
+    match answer.trim() {
+        "yes" => Ok(()),
+        _ => Err(Failure::Usage(format!(
+            "{}: not restored",
+            target.display()
+        ))),
+    }
+}
+
 fn named_format(output: &Path, from_folder: bool) -> Option<ops::OutputFormat> {
     ops::OutputFormat::for_name(output, from_folder).map(|formats| formats[0])
 }

@@ -1,8 +1,9 @@
 use crate::args::OutputArgs;
+use dimg::device::Device;
 use dimg::fs::EntryKind;
 use dimg::ops::{
     CompactReport, ConvertReport, ExtractReport, ImageInfo, Limits, Listing, ResizeReport,
-    VerifyReport,
+    RestoreReport, VerifyReport,
 };
 use serde::Serialize;
 use std::fmt::Write;
@@ -217,6 +218,59 @@ pub fn convert_text(r: &ConvertReport) -> String {
     for note in &r.notes {
         let _ = writeln!(s, "  {:<17}{note}", "Note:");
     }
+    s
+}
+
+/// `dimg list`: each disk, its partitions under it, as diskutil list shows them.
+pub fn devices_text(disks: &Vec<Device>) -> String {
+    fn add(s: &mut String, d: &Device, depth: usize) {
+        let mut about: Vec<String> = Vec::new();
+        about.extend(d.model.clone());
+        about.push(
+            match d.removable {
+                true => "removable",
+                false => "internal",
+            }
+            .into(),
+        );
+        about.extend(d.file_system.clone());
+        about.extend(d.label.as_ref().map(|l| format!("“{l}”")));
+        about.extend(
+            d.mount_points
+                .iter()
+                .map(|m| format!("mounted at {}", m.display())),
+        );
+        let _ = writeln!(
+            s,
+            "{:indent$}{:<18} {:<5} {:<28} {}",
+            "",
+            d.path.display(),
+            d.kind,
+            size(d.size),
+            about.join(", "),
+            indent = depth * 2
+        );
+        for p in &d.partitions {
+            add(s, p, depth + 1);
+        }
+    }
+    let mut s = String::new();
+    for d in disks {
+        add(&mut s, d, 0);
+    }
+    s
+}
+
+pub fn restore_text(r: &RestoreReport) -> String {
+    let mut s = String::new();
+    let _ = writeln!(s, "restored onto {}", r.target.display());
+    let _ = writeln!(s, "  {:<17}{}", "Written:", size(r.written));
+    let _ = writeln!(s, "  {:<17}{}", "SHA-256:", r.sha256);
+    let checked = match r.verified {
+        true => "read back from the device: identical",
+        false => "not read back (-noverify)",
+    };
+    let _ = writeln!(s, "  {:<17}{checked}", "Verified:");
     s
 }
 

@@ -60,6 +60,13 @@ pub enum Error {
     /// The user cancelled the operation; nothing was left behind.
     #[error("cancelled")]
     Cancelled,
+    /// The user cancelled a restore partway: the device holds the first `written` bytes.
+    #[error(
+        "{}: cancelled after {written} bytes were written: the disk now holds part of the image and \
+         cannot be used until it is restored or erased",
+        path.display()
+    )]
+    CancelledPartway { path: PathBuf, written: u64 },
 }
 
 impl Error {

@@ -66,10 +66,16 @@ impl FileSource {
                 "is a directory, not an image file",
             ));
         }
-        Ok(FileSource {
-            size: meta.len(),
-            file,
-        })
+        // A block device (a disk, a partition, a loop device) says it is 0 bytes long; its end
+        // is where a seek to the end lands.
+        #[cfg(unix)]
+        let size = match std::os::unix::fs::FileTypeExt::is_block_device(&meta.file_type()) {
+            true => io::Seek::seek(&mut &file, io::SeekFrom::End(0))?,
+            false => meta.len(),
+        };
+        #[cfg(not(unix))]
+        let size = meta.len();
+        Ok(FileSource { size, file })
     }
 }
 

@@ -9,6 +9,7 @@ pub mod build;
 mod bytes;
 pub mod codec;
 pub mod container;
+pub mod device;
 pub mod error;
 pub mod fs;
 pub mod io;

@@ -10,6 +10,7 @@ mod encryption;
 mod info;
 mod output;
 mod resize;
+mod restore;
 mod sparse;
 mod verify;
 
@@ -25,6 +26,7 @@ pub use create::{create, CreateOptions, CreateReport, FileSystem};
 pub use encryption::{chpass, identity, is_encrypted};
 pub use info::{info, ImageInfo, PartitionInfo, VolumeInfo};
 pub use resize::{limits, resize, Limits, ResizeReport};
+pub use restore::{restore, RestoreReport};
 pub use verify::{verify, VerifyReport};
 
 use crate::error::{Error, Result};
