@@ -91,6 +91,10 @@ pub enum Command {
         /// (never written to)
         #[arg(long, conflicts_with_all = ["size", "fs", "volname", "layout"])]
         srcdevice: Option<PathBuf>,
+        /// With -srcdevice: write sectors that cannot be read as zeros and list them, instead
+        /// of stopping there
+        #[arg(long = "skip-unreadable", requires = "srcdevice")]
+        skip_unreadable: bool,
         /// The image's size: 100m, 2g, 512k, 4096b (without it, sized to fit the folder)
         #[arg(long, value_parser = parse_size)]
         size: Option<u64>,

@@ -260,6 +260,7 @@ fn run(cli: Cli, cancel: &Cancel) -> Result<(), Failure> {
         Command::Create {
             output,
             srcdevice: Some(spec),
+            skip_unreadable,
             format,
             kind,
             write,
@@ -282,7 +283,8 @@ fn run(cli: Cli, cancel: &Cancel) -> Result<(), Failure> {
                 .unwrap_or(ops::OutputFormat::Udzo);
             let options = write_options(format, write, &output, given)?;
             let bar = progress::Bar::new();
-            let report = ops::convert(&device, None, &output, &options, &bar, cancel);
+            let report =
+                ops::image_device(&device, &output, &options, skip_unreadable, &bar, cancel);
             bar.finish();
             Output::from(print).print(&report?, output::convert_text);
         }
@@ -299,6 +301,7 @@ fn run(cli: Cli, cancel: &Cancel) -> Result<(), Failure> {
             pass,
             print,
             srcdevice: None,
+            skip_unreadable: _,
         } => {
             let given = stdin_passphrase(pass)?;
             let from_folder = srcfolder.is_some();

@@ -21,8 +21,13 @@ impl Loop {
             .unwrap();
         assert!(o.status.success(), "losetup: {}", stderr(&o));
         let device = Loop(PathBuf::from(stdout(&o).trim()));
-        // Partitions, as udev would have them after `losetup -P` (a container has no udev).
-        let _ = Command::new("partx").arg("-a").arg(&device.0).status();
+        // Partitions, as udev would have them after `losetup -P` (a container has no udev);
+        // partx complains of those the kernel found itself.
+        let _ = Command::new("partx")
+            .arg("-a")
+            .arg(&device.0)
+            .stderr(std::process::Stdio::null())
+            .status();
         device
     }
 
@@ -323,4 +328,87 @@ fn a_cancelled_restore_says_how_much_it_wrote() {
         said.contains("the disk now holds part of the image and cannot be used until it is restored or erased"),
         "{said}"
     );
+}
+
+/// A disk `dimg attach -nomount` serves, detached when dropped.
+struct Served(PathBuf);
+
+impl Drop for Served {
+    fn drop(&mut self) {
+        let _ = dimg(&["detach", s(&self.0), "-force"]);
+    }
+}
+
+/// Unreadable sectors: a loop device over a file on a FUSE file system that answers EIO at a
+/// chosen offset (dimg's own server, `attach -nomount`, serving the disk of a UDZO damaged in
+/// one chunk). Imaging it stops with a clear error and writes nothing; with -skip-unreadable
+/// the copy has zeros exactly where the device could not be read, the rest is the disk, and
+/// the report lists the ranges.
+#[test]
+fn unreadable_sectors_stop_the_copy_unless_skipped() {
+    let dir = tempfile::tempdir().unwrap();
+    let src = dir.path().join("src");
+    fs::create_dir(&src).unwrap();
+    fs::write(src.join("big.txt"), compressible(12 << 20)).unwrap();
+    let image = dir.path().join("damaged.dmg");
+    create_hfs_image(&src, "UDZO", &image);
+    let disk = decoded(&image, None);
+    damage_middle(&image);
+
+    let point = dir.path().join("served");
+    let o = dimg(&["attach", s(&image), "-nomount", "-mountpoint", s(&point)]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let served = Served(point.clone());
+    let failing = Loop::attach(&point.join("disk"));
+
+    let out = dir.path().join("out");
+    fs::create_dir(&out).unwrap();
+    let copy = out.join("copy.dmg");
+    let o = dimg(&["create", "-srcdevice", s(&failing.0), s(&copy)]);
+    assert_eq!(o.status.code(), Some(1), "{}", stderr(&o));
+    let said = stderr(&o);
+    assert!(
+        said.contains(s(&failing.0)) && said.contains("Input/output error"),
+        "{said}"
+    );
+    assert_eq!(fs::read_dir(&out).unwrap().count(), 0, "nothing written");
+
+    let o = dimg(&[
+        "create",
+        "-srcdevice",
+        s(&failing.0),
+        "-skip-unreadable",
+        s(&copy),
+        "--json",
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let report: Value = serde_json::from_str(&stdout(&o)).unwrap();
+    let ranges: Vec<(usize, usize)> = report["unreadable"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| {
+            (
+                r[0].as_u64().unwrap() as usize,
+                r[1].as_u64().unwrap() as usize,
+            )
+        })
+        .collect();
+    let lost: usize = ranges.iter().map(|r| r.1).sum();
+    assert!(
+        lost > 0 && lost <= 2 << 20,
+        "one damaged chunk's sectors: {ranges:?}"
+    );
+    let notes = report["notes"].as_array().unwrap();
+    assert_eq!(notes.len(), ranges.len(), "{notes:?}");
+    let mut expected = disk;
+    for &(at, len) in &ranges {
+        expected[at..at + len].fill(0);
+    }
+    assert!(
+        decoded(&copy, None) == expected,
+        "the disk, with zeros where it could not be read"
+    );
+    drop(failing);
+    drop(served);
 }

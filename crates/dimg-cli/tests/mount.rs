@@ -4,7 +4,10 @@
 mod common;
 mod sweep;
 
-use common::{create_hfs_image, dimg, dimg_stdin, folder_hard_link, s, stderr, stdout, video_cd};
+use common::{
+    compressible, create_hfs_image, damage_middle, dimg, dimg_stdin, folder_hard_link, s, stderr,
+    stdout, video_cd,
+};
 use serde_json::Value;
 use sha2::{Digest, Sha256};
 use std::collections::BTreeSet;
@@ -683,21 +686,12 @@ fn a_source_failing_with_eio_halfway_is_a_clean_error() {
     let tmp = tempfile::tempdir().unwrap();
     let src = tmp.path().join("src");
     fs::create_dir(&src).unwrap();
-    let text: Vec<u8> = (0..24u32 << 20)
-        .map(|i| b"disk image chunk\n"[(i % 17) as usize] ^ (i >> 12) as u8 & 1)
-        .collect();
-    fs::write(src.join("big.txt"), &text).unwrap();
+    fs::write(src.join("big.txt"), compressible(24 << 20)).unwrap();
     fs::write(src.join("small.txt"), b"small\n").unwrap();
     let image = tmp.path().join("damaged.dmg");
     create_hfs_image(&src, "UDZO", &image);
     // The chosen offset: the middle of the compressed data, inside one chunk's stream.
-    let mut bytes = fs::read(&image).unwrap();
-    let middle = bytes.len() / 2;
-    for b in &mut bytes[middle..middle + 64] {
-        *b ^= 0x5A;
-    }
-    fs::write(&image, &bytes).unwrap();
-    let before = sha256(&bytes);
+    let before = sha256(&damage_middle(&image));
     let hfs = common::partition_with(&image, "HFS+")["index"]
         .as_u64()
         .unwrap();

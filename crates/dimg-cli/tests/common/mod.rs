@@ -55,6 +55,26 @@ pub fn create_hfs_image(folder: &Path, format: &str, image: &Path) {
     assert!(o.status.success(), "{}", stderr(&o));
 }
 
+/// Text that compresses, each 4 KiB a little different: a UDZO of it is zlib chunks, which a
+/// flipped byte breaks (see `damage_middle`).
+pub fn compressible(len: u32) -> Vec<u8> {
+    (0..len)
+        .map(|i| b"disk image chunk\n"[(i % 17) as usize] ^ (i >> 12) as u8 & 1)
+        .collect()
+}
+
+/// Flips 64 bytes in the middle of `image` (inside one chunk's compressed stream), so that
+/// reading that chunk fails; returns the image's bytes as they are now.
+pub fn damage_middle(image: &Path) -> Vec<u8> {
+    let mut bytes = fs::read(image).unwrap();
+    let middle = bytes.len() / 2;
+    for b in &mut bytes[middle..middle + 64] {
+        *b ^= 0x5A;
+    }
+    fs::write(image, &bytes).unwrap();
+    bytes
+}
+
 /// Pseudo-random bytes (xorshift), reproducible.
 pub fn noise(n: usize, mut seed: u64) -> Vec<u8> {
     (0..n)

@@ -57,6 +57,11 @@ fn cut_short(sniff: &Sniff, signatures: &[Signature]) -> Option<(&'static str, u
     })
 }
 
+/// `file` as the disk it is, whatever it holds: a device imaged byte for byte.
+pub(crate) fn whole(file: Arc<dyn ReadAt>) -> Box<dyn Container> {
+    Box::new(Raw { file, cut: None })
+}
+
 struct Raw {
     file: Arc<dyn ReadAt>,
     cut: Option<(&'static str, u64, u64)>,

@@ -237,6 +237,10 @@ pub struct ConvertReport {
     pub output_size: u64,
     /// What the user should know about the result, e.g. tracks a format cannot hold.
     pub notes: Vec<String>,
+    /// Ranges `(offset, length)` of the source that could not be read and were written as
+    /// zeros (imaging a device with `skip_unreadable`).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub unreadable: Vec<(u64, u64)>,
 }
 
 impl ConvertReport {
@@ -255,6 +259,7 @@ impl ConvertReport {
             bytes,
             output_size,
             notes,
+            unreadable: Vec::new(),
         }
     }
 }

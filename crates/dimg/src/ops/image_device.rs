@@ -1,0 +1,180 @@
+//! Image from a device (hdiutil create -srcdevice): a disk or partition copied byte for byte
+//! into any output format, read-only. Sectors that cannot be read end the job, or, when asked,
+//! read as zeros and are listed, as data-rescue tools do.
+
+use super::convert::{write, ConvertOptions, ConvertReport};
+use super::{Cancel, Progress};
+use crate::container::raw;
+use crate::io::{FileSource, ReadAt};
+use crate::{Error, Result};
+use std::io;
+use std::os::unix::fs::OpenOptionsExt;
+use std::path::Path;
+use std::sync::{Arc, Mutex};
+
+/// The pieces a failed block is retried in.
+const PIECE: usize = 64 << 10;
+const SECTOR: usize = 512;
+
+/// A device read for imaging that reads around what it cannot. A block that fails is retried
+/// in 64 KiB pieces; in a run of failing pieces the edges are found sector by sector (the good
+/// sectors at either end kept), and the rest of the run reads as zeros and is recorded, as
+/// data-rescue tools do before scraping. Retries bypass the page cache (O_DIRECT), so each is
+/// one request to the device, not a readahead window.
+struct Rescue {
+    device: FileSource,
+    direct: std::fs::File,
+    unreadable: Mutex<Vec<(u64, u64)>>,
+}
+
+/// A buffer O_DIRECT accepts: 4096-byte aligned, a whole number of sectors.
+struct Aligned {
+    ptr: *mut u8,
+    layout: std::alloc::Layout,
+}
+
+impl Aligned {
+    fn new(len: usize) -> Aligned {
+        let layout = std::alloc::Layout::from_size_align(len, 4096).expect("a valid layout");
+        // SAFETY: len is non-zero (a piece or a sector).
+        let ptr = unsafe { std::alloc::alloc_zeroed(layout) };
+        assert!(!ptr.is_null(), "out of memory");
+        Aligned { ptr, layout }
+    }
+    fn bytes(&mut self) -> &mut [u8] {
+        // SAFETY: ptr holds layout.size() initialised bytes owned by self.
+        unsafe { std::slice::from_raw_parts_mut(self.ptr, self.layout.size()) }
+    }
+}
+
+impl Drop for Aligned {
+    fn drop(&mut self) {
+        // SAFETY: allocated with this layout in `new`.
+        unsafe { std::alloc::dealloc(self.ptr, self.layout) }
+    }
+}
+
+impl Rescue {
+    /// Reads `into.len()` bytes at `offset` directly from the device; false if it fails.
+    fn direct_read(&self, offset: u64, into: &mut [u8]) -> bool {
+        let mut aligned = Aligned::new(into.len().next_multiple_of(SECTOR));
+        let buf = aligned.bytes();
+        let read = std::os::unix::fs::FileExt::read_exact_at(&self.direct, buf, offset);
+        if read.is_ok() {
+            into.copy_from_slice(&buf[..into.len()]);
+        }
+        read.is_ok()
+    }
+
+    fn record(&self, offset: u64, len: u64) {
+        if len > 0 {
+            let mut ranges = self.unreadable.lock().expect("unreadable ranges lock");
+            ranges.push((offset, len));
+        }
+    }
+
+    /// `buf` (at `offset`) failed to read as a whole: piece by piece, runs of failing pieces
+    /// trimmed to their first and last bad sectors.
+    fn read_around(&self, offset: u64, buf: &mut [u8]) {
+        let pieces: Vec<bool> = buf
+            .chunks_mut(PIECE)
+            .enumerate()
+            .map(|(i, piece)| self.direct_read(offset + (i * PIECE) as u64, piece))
+            .collect();
+        let mut i = 0;
+        while i < pieces.len() {
+            if pieces[i] {
+                i += 1;
+                continue;
+            }
+            let run_end = (i..pieces.len())
+                .find(|&j| pieces[j])
+                .unwrap_or(pieces.len());
+            let (start, end) = (i * PIECE, (run_end * PIECE).min(buf.len()));
+            // The good sectors before the first bad one, and after the last.
+            let mut first_bad = start;
+            while first_bad < end
+                && self.direct_read(
+                    offset + first_bad as u64,
+                    &mut buf[first_bad..first_bad + SECTOR],
+                )
+            {
+                first_bad += SECTOR;
+            }
+            let mut last_bad = end;
+            while last_bad > first_bad
+                && self.direct_read(
+                    offset + (last_bad - SECTOR) as u64,
+                    &mut buf[last_bad - SECTOR..last_bad],
+                )
+            {
+                last_bad -= SECTOR;
+            }
+            buf[first_bad..last_bad].fill(0);
+            self.record(offset + first_bad as u64, (last_bad - first_bad) as u64);
+            i = run_end;
+        }
+    }
+}
+
+impl ReadAt for Rescue {
+    fn read_at(&self, offset: u64, buf: &mut [u8]) -> io::Result<usize> {
+        let n = buf.len().min(self.size().saturating_sub(offset) as usize);
+        let buf = &mut buf[..n];
+        if self.device.read_exact_at(offset, buf).is_err() {
+            self.read_around(offset, buf);
+        }
+        Ok(n)
+    }
+    fn size(&self) -> u64 {
+        self.device.size()
+    }
+}
+
+/// Copies the device at `device` into `output` as `options` say. With `skip_unreadable`, what
+/// cannot be read is written as zeros and listed in the report; without it, it is the error.
+pub fn image_device(
+    device: &Path,
+    output: &Path,
+    options: &ConvertOptions,
+    skip_unreadable: bool,
+    progress: &dyn Progress,
+    cancel: &Cancel,
+) -> Result<ConvertReport> {
+    let source = FileSource::open(device).map_err(|e| Error::io(device, e))?;
+    if !skip_unreadable {
+        let disk = raw::whole(Arc::new(source));
+        return write(device, &*disk, output, options, progress, cancel);
+    }
+    let direct = std::fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_DIRECT)
+        .open(device)
+        .map_err(|e| Error::io(device, e))?;
+    let rescue = Arc::new(Rescue {
+        device: source,
+        direct,
+        unreadable: Mutex::new(Vec::new()),
+    });
+    let disk = raw::whole(rescue.clone());
+    let mut report = write(device, &*disk, output, options, progress, cancel)?;
+    let mut ranges = std::mem::take(&mut *rescue.unreadable.lock().expect("unreadable lock"));
+    // Blocks may be read out of order: the ranges in order, neighbours joined.
+    ranges.sort_unstable();
+    for (at, len) in ranges {
+        match report.unreadable.last_mut() {
+            Some((start, run)) if *start + *run == at => *run += len,
+            _ => report.unreadable.push((at, len)),
+        }
+    }
+    report
+        .notes
+        .extend(report.unreadable.iter().map(|(at, len)| {
+            format!(
+                "unreadable, written as zeros: {len} bytes at offset {at} (sectors {} to {})",
+                at / 512,
+                (at + len) / 512 - 1
+            )
+        }));
+    Ok(report)
+}
