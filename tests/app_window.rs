@@ -354,6 +354,7 @@ fn opens_images_from_the_command_line_shows_info_and_verifies_with_cancel() {
     mount_and_eject(&app, &iso, &dir.join("browse.iso"));
     new_images(&app, &dir);
     second_launch(&app, &app_binary, &display, &bus);
+    devices(&app, &dir);
     fs::remove_dir_all(&dir).unwrap();
 }
 
@@ -463,6 +464,118 @@ fn second_launch(app: &Session, app_binary: &std::path::Path, display: &str, bus
     );
     assert_eq!(after, json!(before.as_u64().unwrap() + 1));
     shots(app, "second-launch");
+}
+
+/// A loop device over a file, detached when dropped.
+struct LoopDevice(String);
+
+impl Drop for LoopDevice {
+    fn drop(&mut self) {
+        // Partitions added by partx outlive the loop device unless taken away first.
+        let _ = Command::new("partx").args(["-d", &self.0]).status();
+        let _ = Command::new("losetup").args(["-d", &self.0]).status();
+    }
+}
+
+/// Devices: a loop device attached while the window runs appears under Devices with its FAT
+/// partition; File › New Image › Image from Device… copies it into a UDZO, with progress, whose
+/// disk is the device's bytes; detached, it leaves the sidebar.
+fn devices(app: &Session, dir: &std::path::Path) {
+    let src = dir.join("device-src");
+    fs::create_dir_all(&src).unwrap();
+    fs::write(src.join("on-the-stick.txt"), b"plugged in\n").unwrap();
+    let disk = dir.join("stick.cdr");
+    let made = Command::new(target_dir().join("dimg"))
+        .args(["create", "-srcfolder"])
+        .arg(&src)
+        .args([
+            "-size", "16m", "-fs", "FAT32", "-volname", "STICK", "-layout", "GPTSPUD",
+        ])
+        .args(["-format", "UDTO"])
+        .arg(&disk)
+        .output()
+        .unwrap();
+    assert!(
+        made.status.success(),
+        "{}",
+        String::from_utf8_lossy(&made.stderr)
+    );
+    let attached = Command::new("losetup")
+        .args(["--find", "--show"])
+        .arg(&disk)
+        .output()
+        .unwrap();
+    assert!(attached.status.success());
+    let stick = LoopDevice(
+        String::from_utf8(attached.stdout)
+            .unwrap()
+            .trim()
+            .to_string(),
+    );
+    // Its partition, as udev would add it (`-u` also drops one a detached device left).
+    let _ = Command::new("partx")
+        .args(["-u", &stick.0])
+        .stderr(std::process::Stdio::null())
+        .status();
+    let name = stick.0.trim_start_matches("/dev/").to_string();
+    app.wait_script(
+        "the loop device under Devices",
+        &format!(
+            "const row = [...document.querySelectorAll('#devices li.device')]
+               .find((li) => li.firstChild.textContent === '{name}');
+             if (row) row.click();
+             return !!row;"
+        ),
+    );
+    assert_eq!(app.wait_text("#device-name", |t| t == name), name);
+    assert!(app.text("#device-facts").contains("16,777,216 bytes"));
+    let partitions = app.wait_text("#device-partitions", |t| t.contains("FAT"));
+    assert!(
+        partitions.contains(&format!("{}p1", stick.0)),
+        "{partitions}"
+    );
+    assert!(app.text("#devices").contains(&format!("{name}p1")));
+    shots(app, "devices");
+
+    app.script(
+        "window.__TAURI__.event.emit('menu', 'new-device');",
+        json!([]),
+    );
+    assert_eq!(
+        app.wait_text("#convert-name", |t| t.contains(&name)),
+        format!("“{name}”")
+    );
+    let image = dir.join("stick.dmg");
+    app.script(
+        "document.getElementById('convert-format').value = 'UDZO';
+         document.getElementById('convert-output').value = arguments[0];",
+        json!([image.display().to_string()]),
+    );
+    app.click("#convert-start");
+    app.wait_text("#status", |t| t.starts_with(&format!("Imaged {}", stick.0)));
+    assert_eq!(
+        app.wait_text("#info-name", |t| t == "stick.dmg"),
+        "stick.dmg"
+    );
+    let verified = Command::new(target_dir().join("dimg"))
+        .args(["verify", "--json"])
+        .arg(&image)
+        .output()
+        .unwrap();
+    let verified: serde_json::Value = serde_json::from_slice(&verified.stdout).unwrap();
+    assert_eq!(
+        verified["sha256"],
+        sha256sum(std::path::Path::new(&stick.0)),
+        "the image holds the device's bytes"
+    );
+    drop(stick);
+    app.wait_script(
+        "the detached device to leave the sidebar",
+        &format!(
+            "return ![...document.querySelectorAll('#devices li.device')]
+               .some((li) => li.firstChild.textContent === '{name}');"
+        ),
+    );
 }
 
 /// Waits for `name` to appear in the sidebar, then selects it.

@@ -3,7 +3,7 @@ const { invoke, Channel } = window.__TAURI__.core;
 const { listen } = window.__TAURI__.event;
 
 const $ = (id) => document.getElementById(id);
-const state = { images: [], selected: null, volume: null, job: null, nextJob: 1, attached: [] };
+const state = { images: [], selected: null, volume: null, job: null, nextJob: 1, attached: [], devices: [], device: null };
 /** The file browser of the selected volume: folders listed so far, those open, the selection. */
 const browser = { listings: new Map(), expanded: new Set(['/']), item: null, label: '' };
 
@@ -88,6 +88,7 @@ $('passphrase-close').onclick = () => { $('passphrase-sheet').hidden = true; };
 
 /** Selects an image, or (with `volume`, a volume id as `info` gives it) one of its volumes to browse. */
 function select(path, volume = null) {
+  state.device = null;
   state.selected = state.images.find((i) => i.info.path === path) || null;
   state.volume = volume;
   browser.listings.clear();
@@ -113,18 +114,21 @@ function volumeLabel(p, v) {
   return p.name === 'whole disk' ? p.file_system : `${p.name} (${p.file_system})`;
 }
 
-/** The mounts as the kernel has them: polled, so that mounts made elsewhere show up too. */
-async function refreshAttached() {
+/** Sets `state[key]` to what `command` answers, drawing the window again when it changed. */
+async function refresh(command, key) {
   try {
-    const attached = await invoke('attached');
-    if (JSON.stringify(attached) !== JSON.stringify(state.attached)) {
-      state.attached = attached;
+    const now = await invoke(command);
+    if (JSON.stringify(now) !== JSON.stringify(state[key])) {
+      state[key] = now;
       render();
     }
   } catch (e) {
     status(message(e), true);
   }
 }
+
+/** The mounts as the kernel has them: polled, so that mounts made elsewhere show up too. */
+const refreshAttached = () => refresh('attached', 'attached');
 
 async function mountOrEject() {
   const image = state.selected;
@@ -163,7 +167,63 @@ function sidebarItem(text, kind, className, selected, onclick) {
   return li;
 }
 
+/** The machine's disks and their partitions, as `dimg list` gives them. */
+function renderDevices() {
+  const row = (d, className) => {
+    const about = [d.kind, scaled(d.size) || bytes(d.size)];
+    if (className === 'device') about.push(d.removable ? 'removable' : 'internal');
+    else if (d.file_system) about.splice(0, 1, d.file_system);
+    const name = baseName(d.path) + (d.model ? ` — ${d.model}` : '');
+    const item = sidebarItem(name, about.join(' · '), className, state.device === d.path, () => selectDevice(d.path));
+    item.classList.add(d.kind === 'rom' ? 'optical' : 'drive');
+    for (const point of d.mount_points) {
+      const at = document.createElement('span');
+      at.className = 'mount-point';
+      at.textContent = `⏏ ${point}`;
+      item.append(at);
+    }
+    return item;
+  };
+  $('devices').replaceChildren(...state.devices.flatMap((d) => [row(d, 'device'), ...d.partitions.map((p) => row(p, 'volume device-part'))]));
+  const shown = state.devices.flatMap((d) => [d, ...d.partitions]).find((d) => d.path === state.device);
+  $('device-info').hidden = !shown;
+  if (!shown) return;
+  $('device-name').textContent = baseName(shown.path);
+  const facts = [['Device', shown.path], ['Model', shown.model || '—'], ['Size', bytes(shown.size)], ['Kind', shown.kind],
+    ['Removable', shown.removable ? 'yes' : 'no'], ['File system', shown.file_system || '—'],
+    ['Mount point', shown.mount_points.join(', ') || 'not mounted']];
+  $('device-facts').replaceChildren(...facts.map(([k, v]) => {
+    const tr = document.createElement('tr');
+    const th = document.createElement('th');
+    const td = document.createElement('td');
+    th.textContent = k;
+    td.textContent = v;
+    tr.append(th, td);
+    return tr;
+  }));
+  $('device-partitions').tBodies[0].replaceChildren(...shown.partitions.map((p) => {
+    const tr = document.createElement('tr');
+    for (const v of [p.path, p.file_system || '—', bytes(p.size), p.mount_points.join(', ')]) {
+      const td = document.createElement('td');
+      td.textContent = v;
+      tr.append(td);
+    }
+    return tr;
+  }));
+}
+
+function selectDevice(path) {
+  state.device = path;
+  state.selected = null;
+  state.volume = null;
+  render();
+}
+
+/** The devices, polled: loop devices attached, sticks plugged in or ejected appear. */
+const refreshDevices = () => refresh('devices', 'devices');
+
 function render() {
+  renderDevices();
   const list = $('images');
   list.replaceChildren(...state.images.flatMap((image) => {
     const path = image.info.path;
@@ -191,7 +251,7 @@ function render() {
     return [row, ...volumes];
   }));
   const image = state.selected;
-  $('empty').hidden = !!image;
+  $('empty').hidden = !!image || state.device !== null;
   $('info').hidden = !image || state.volume !== null;
   $('browser').hidden = !image || state.volume === null;
   if (image && state.volume !== null) renderBrowser();
@@ -524,6 +584,8 @@ function suggestedOutput(path, format) {
 function openConvert() {
   const image = state.selected;
   if (!image || state.job !== null) return;
+  delete $('convert-sheet').dataset.device;
+  $('convert-verb').textContent = 'Convert';
   $('convert-name').textContent = baseName(image.info.path);
   $('convert-output').value = suggestedOutput(image.info.path, $('convert-format').value);
   $('convert-encryption').value = '';
@@ -548,16 +610,47 @@ function clearPasswords(sheet) {
   $(`${sheet}-pass2`).value = '';
 }
 
-async function convert(event) {
-  event.preventDefault();
-  const image = state.selected;
-  const secret = encryptionChoice('convert');
-  if (secret.problem) {
-    $('convert-error').textContent = secret.problem;
+/** File › New Image › Image from Device…: the Convert sheet, for the selected disk or partition. */
+function openImageFromDevice() {
+  if (state.job !== null) return;
+  if (!state.device) {
+    status('Select a disk or partition under Devices first.', true);
     return;
   }
+  $('convert-sheet').dataset.device = state.device;
+  $('convert-verb').textContent = 'Image from';
+  $('convert-name').textContent = `“${baseName(state.device)}”`;
+  $('convert-output').value = '';
+  $('convert-encryption').value = '';
+  $('convert-pass-row').hidden = true;
+  $('convert-error').textContent = '';
+  $('convert-sheet').hidden = false;
+}
+
+async function convert(event) {
+  event.preventDefault();
+  const device = $('convert-sheet').dataset.device;
+  if (device) return imageDevice(device);
+  const image = state.selected;
+  const request = convertRequest(image.info.path);
+  if (!request) return;
+  const report = await longJob('Convert', 'Converting', 'convert_image', { request });
+  if (!report) return;
+  image.converted = report;
+  status(`Converted ${baseName(image.info.path)} to ${report.format}: ${baseName(report.output)}`);
+  render();
+}
+
+/** The Convert sheet's answers as a request to write `source`, or null with the problem shown. */
+function convertRequest(source) {
+  const secret = encryptionChoice('convert');
+  const problem = secret.problem || (!$('convert-output').value && 'Choose where to save the image.');
+  if (problem) {
+    $('convert-error').textContent = problem;
+    return null;
+  }
   const request = {
-    source: image.info.path,
+    source,
     output: $('convert-output').value,
     format: $('convert-format').value,
     overwrite: $('convert-overwrite').checked,
@@ -566,11 +659,16 @@ async function convert(event) {
   };
   clearPasswords('convert');
   $('convert-sheet').hidden = true;
-  const report = await longJob('Convert', 'Converting', 'convert_image', { request });
+  return request;
+}
+
+async function imageDevice(device) {
+  const request = convertRequest(device);
+  if (!request) return;
+  const report = await longJob('Imaging', 'Imaging', 'image_device', { request }, baseName(device));
   if (!report) return;
-  image.converted = report;
-  status(`Converted ${baseName(image.info.path)} to ${report.format}: ${baseName(report.output)}`);
-  render();
+  await openPath(report.output);
+  status(`Imaged ${device} as ${baseName(report.output)} (${report.format}).`);
 }
 
 /** Images › Resize…: the sheet shows the sizes the image can take, then resizes it. */
@@ -694,6 +792,7 @@ async function setAppearance(theme) {
 const menuActions = {
   'new-blank': () => openNewImage(false),
   'new-folder': () => openNewImage(true),
+  'new-device': openImageFromDevice,
   open: () => pick(),
   'open-bundle': () => pick('pick_bundle'),
   close: closeSelected,
@@ -713,6 +812,7 @@ const menuActions = {
 
 $('open').onclick = () => pick();
 $('new-image').onclick = () => openNewImage(false);
+$('image-device').onclick = openImageFromDevice;
 $('show-info').onclick = () => state.selected && select(state.selected.info.path);
 $('mount').onclick = mountOrEject;
 $('verify').onclick = verify;
@@ -835,6 +935,8 @@ const openLaunchPaths = () => invoke('launch_paths').then((paths) => paths.forEa
 listen('launch-paths', openLaunchPaths).then(openLaunchPaths);
 refreshAttached();
 setInterval(refreshAttached, 2000);
+refreshDevices();
+setInterval(refreshDevices, 2000);
 if (localStorage.getItem('appearance')) setAppearance(localStorage.getItem('appearance'));
 // A second way in for a running window (drag-and-drop and "Open With" end here too).
 window.openPath = openPath;

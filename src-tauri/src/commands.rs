@@ -437,6 +437,16 @@ pub struct ConvertRequest {
     passphrase: Option<String>,
 }
 
+impl ConvertRequest {
+    /// How to write the output; the password, if any, moves into them.
+    fn options(&mut self) -> Result<ConvertOptions, CommandError> {
+        let mut options = ConvertOptions::new(self.format.parse().map_err(CommandError::other)?);
+        options.overwrite = self.overwrite;
+        options.encryption = encryption(self.encryption, self.passphrase.take())?;
+        Ok(options)
+    }
+}
+
 /// A sheet's encryption choice: none, or AES with the password typed (which must be there).
 fn encryption(
     bits: Option<u32>,
@@ -462,12 +472,33 @@ pub async fn convert_image(
     unlocked: State<'_, Unlocked>,
 ) -> Result<ConvertReport, CommandError> {
     let pass = unlocked.get(&request.source);
-    let mut options = ConvertOptions::new(request.format.parse().map_err(CommandError::other)?);
-    options.overwrite = request.overwrite;
-    options.encryption = encryption(request.encryption, request.passphrase.take())?;
+    let options = request.options()?;
     long_job(&jobs, job, on_progress, move |p, c| {
         let ConvertRequest { source, output, .. } = &request;
         ops::convert(source, pass.as_deref(), output, &options, p, c)
+    })
+    .await
+}
+
+/// The machine's disks for the sidebar's Devices section, polled by the page.
+#[tauri::command]
+pub async fn devices() -> Result<Vec<dimg::device::Device>, CommandError> {
+    blocking(dimg::device::list).await
+}
+
+/// File › New Image › Image from Device…: the device (`request.source`) copied byte for byte
+/// into the chosen format, with progress and Cancel.
+#[tauri::command]
+pub async fn image_device(
+    mut request: ConvertRequest,
+    job: u64,
+    on_progress: Channel<ProgressEvent>,
+    jobs: State<'_, Jobs>,
+) -> Result<ConvertReport, CommandError> {
+    let options = request.options()?;
+    long_job(&jobs, job, on_progress, move |p, c| {
+        let ConvertRequest { source, output, .. } = &request;
+        ops::image_device(source, output, &options, false, p, c)
     })
     .await
 }

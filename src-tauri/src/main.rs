@@ -64,6 +64,8 @@ fn main() {
             commands::forget_password,
             commands::painted,
             commands::drag_out,
+            commands::devices,
+            commands::image_device,
         ])
         .run(tauri::generate_context!("../tauri.conf.json"))
         .expect("the dimg window could not start");

@@ -18,6 +18,7 @@ pub fn build<R: Runtime>(app: &AppHandle<R>) -> tauri::Result<Menu<R>> {
             "Image from Folder…",
             Some("CmdOrCtrl+Shift+N"),
         )?)
+        .item(&item("new-device", "Image from Device…", None)?)
         .build()?;
     let file = SubmenuBuilder::new(app, "File")
         .item(&new_image)

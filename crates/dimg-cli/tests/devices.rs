@@ -21,10 +21,10 @@ impl Loop {
             .unwrap();
         assert!(o.status.success(), "losetup: {}", stderr(&o));
         let device = Loop(PathBuf::from(stdout(&o).trim()));
-        // Partitions, as udev would have them after `losetup -P` (a container has no udev);
-        // partx complains of those the kernel found itself.
+        // Partitions, as udev would have them after `losetup -P` (a container has no udev):
+        // `partx -u` adds them, and drops any a device detached before left behind.
         let _ = Command::new("partx")
-            .arg("-a")
+            .arg("-u")
             .arg(&device.0)
             .stderr(std::process::Stdio::null())
             .status();
@@ -40,6 +40,8 @@ impl Loop {
 
 impl Drop for Loop {
     fn drop(&mut self) {
+        // Partitions added by partx outlive the loop device unless taken away first.
+        let _ = Command::new("partx").arg("-d").arg(&self.0).status();
         let _ = Command::new("losetup").arg("-d").arg(&self.0).status();
     }
 }
