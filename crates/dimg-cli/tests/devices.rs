@@ -332,12 +332,35 @@ fn a_cancelled_restore_says_how_much_it_wrote() {
     );
 }
 
-/// A disk `dimg attach -nomount` serves, detached when dropped.
-struct Served(PathBuf);
+/// A disk `dimg attach -nomount` serves (its mount point and server), detached when dropped:
+/// once nothing holds it (a loop device lets go of its file a moment after `losetup -d`), and
+/// then the server is waited for, so that no test after this one meets it still working.
+struct Served {
+    point: PathBuf,
+    pid: u32,
+}
 
 impl Drop for Served {
     fn drop(&mut self) {
-        let _ = dimg(&["detach", s(&self.0), "-force"]);
+        for _ in 0..100 {
+            if dimg(&["detach", s(&self.point)]).status.success() {
+                break;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(100));
+        }
+        let _ = dimg(&["detach", s(&self.point), "-force"]);
+        let alive = || {
+            Path::new(&format!("/proc/{}/status", self.pid)).exists()
+                && !fs::read_to_string(format!("/proc/{}/status", self.pid))
+                    .unwrap_or_default()
+                    .contains("State:\tZ")
+        };
+        for _ in 0..100 {
+            if !alive() {
+                break;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(100));
+        }
     }
 }
 
@@ -358,9 +381,20 @@ fn unreadable_sectors_stop_the_copy_unless_skipped() {
     damage_middle(&image);
 
     let point = dir.path().join("served");
-    let o = dimg(&["attach", s(&image), "-nomount", "-mountpoint", s(&point)]);
+    let o = dimg(&[
+        "attach",
+        s(&image),
+        "-nomount",
+        "-mountpoint",
+        s(&point),
+        "--json",
+    ]);
     assert!(o.status.success(), "{}", stderr(&o));
-    let served = Served(point.clone());
+    let attached: Value = serde_json::from_str(&stdout(&o)).unwrap();
+    let served = Served {
+        point: point.clone(),
+        pid: attached["pid"].as_u64().unwrap() as u32,
+    };
     let failing = Loop::attach(&point.join("disk"));
 
     let out = dir.path().join("out");

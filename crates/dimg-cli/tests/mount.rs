@@ -316,7 +316,11 @@ fn libc_erofs() -> i32 {
 
 #[test]
 fn volumes_appear_where_the_file_manager_shows_removable_media() {
-    let image = dimg_e2e::corpus().join("iso/copying-rr.iso");
+    // A copy of its own: the corpus walk beside it detaches the corpus images by their path,
+    // which would eject these mounts too when the two meet.
+    let dir = tempfile::tempdir().unwrap();
+    let image = dir.path().join("copying-rr.iso");
+    fs::copy(dimg_e2e::corpus().join("iso/copying-rr.iso"), &image).unwrap();
     let label = {
         let info: Value =
             serde_json::from_str(&stdout(&dimg(&["info", s(&image), "--json"]))).unwrap();
@@ -339,8 +343,10 @@ fn volumes_appear_where_the_file_manager_shows_removable_media() {
         let uri = format!("file://{}", s(&point).replace(' ', "%20"));
         assert!(
             stdout(&gio).contains(&uri),
-            "gio does not list {uri}:\n{}",
-            stdout(&gio)
+            "gio does not list {uri} ({}):\n{}{}",
+            gio.status,
+            stdout(&gio),
+            stderr(&gio)
         );
     }
     // `dimg info` lists what is attached, for scripts too.
