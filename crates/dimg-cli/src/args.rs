@@ -122,6 +122,33 @@ pub enum Command {
         #[command(flatten)]
         print: OutputArgs,
     },
+    /// Burn an image onto a CD, DVD or BD (libburn through xorriso for data, cdrdao for audio
+    /// and mixed-mode): dimg burn IMAGE -device /dev/sr0
+    Burn {
+        image: PathBuf,
+        /// The drive, or libburn's stdio:FILE pseudo-drive
+        #[arg(long, default_value = "/dev/sr0")]
+        device: String,
+        /// Write speed, a multiple of the medium's base speed
+        #[arg(long)]
+        speed: Option<u32>,
+        /// The drive's simulation mode: everything but the laser
+        #[arg(long)]
+        testburn: bool,
+        /// Do not read the disc back after burning
+        #[arg(long)]
+        noverify: bool,
+        /// Eject the disc when done
+        #[arg(long)]
+        eject: bool,
+        /// Only say how it would be burnt: the burner and its command line
+        #[arg(long = "dry-run")]
+        dry_run: bool,
+        #[command(flatten)]
+        pass: PassArgs,
+        #[command(flatten)]
+        output: OutputArgs,
+    },
     /// The machine's disks, their partitions and volumes, as diskutil list shows them
     List {
         #[command(flatten)]

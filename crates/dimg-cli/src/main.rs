@@ -321,6 +321,32 @@ fn run(cli: Cli, cancel: &Cancel) -> Result<(), Failure> {
             bar.finish();
             Output::from(print).print(&report?.written, output::convert_text);
         }
+        Command::Burn {
+            image,
+            device,
+            speed,
+            testburn,
+            noverify,
+            eject,
+            dry_run,
+            pass,
+            output,
+        } => {
+            let given = stdin_passphrase(pass)?;
+            let options = ops::BurnOptions {
+                device,
+                speed,
+                simulate: testburn,
+                verify: !noverify,
+                eject,
+            };
+            let bar = progress::Bar::new();
+            let report = unlocked(&image, given.as_deref(), |p| {
+                ops::burn(&image, p, &options, dry_run, &bar, cancel)
+            });
+            bar.finish();
+            Output::from(output).print(&report?, output::burn_text);
+        }
         Command::List { output } => {
             Output::from(output).print(&dimg::device::list()?, output::devices_text);
         }

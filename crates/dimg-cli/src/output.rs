@@ -2,8 +2,8 @@ use crate::args::OutputArgs;
 use dimg::device::Device;
 use dimg::fs::EntryKind;
 use dimg::ops::{
-    CompactReport, ConvertReport, ExtractReport, ImageInfo, Limits, Listing, ResizeReport,
-    RestoreReport, VerifyReport,
+    BurnReport, CompactReport, ConvertReport, ExtractReport, ImageInfo, Limits, Listing,
+    ResizeReport, RestoreReport, VerifyReport,
 };
 use serde::Serialize;
 use std::fmt::Write;
@@ -257,6 +257,23 @@ pub fn devices_text(disks: &Vec<Device>) -> String {
     let mut s = String::new();
     for d in disks {
         add(&mut s, d, 0);
+    }
+    s
+}
+
+pub fn burn_text(r: &BurnReport) -> String {
+    let mut s = String::new();
+    let _ = writeln!(s, "{} -> {}", r.image.display(), r.device);
+    let _ = writeln!(s, "  {:<17}{}", "Burner:", r.command.join(" "));
+    let done = match (r.simulated, r.verified) {
+        _ if r.dry_run => "dry run: nothing was prepared or burnt".to_string(),
+        (true, _) => "simulated (-testburn): nothing was written".to_string(),
+        (false, Some(n)) => format!("burnt; {} read back from the disc: identical", size(n)),
+        (false, None) => "burnt (not read back)".to_string(),
+    };
+    let _ = writeln!(s, "  {:<17}{done}", "Result:");
+    if let Some(sha) = &r.sha256 {
+        let _ = writeln!(s, "  {:<17}{sha}", "SHA-256:");
     }
     s
 }

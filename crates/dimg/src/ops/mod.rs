@@ -2,6 +2,7 @@
 //! token; front ends decide how to show progress and when to cancel.
 
 mod browse;
+mod burn;
 mod compact;
 mod convert;
 mod create;
@@ -21,6 +22,7 @@ pub use browse::{
     extract, extract_boot, list, list_tree, snapshot_named, snapshots, volumes, ExtractReport,
     FoundVolume, ImageVolumes, Listing, VolumeId,
 };
+pub use burn::{burn, BurnOptions, BurnReport, Burner};
 pub use compact::{compact, CompactReport};
 pub use convert::{convert, ConvertOptions, ConvertReport, Encryption, OutputFormat};
 pub use create::{create, CreateOptions, CreateReport, FileSystem};
