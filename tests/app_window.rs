@@ -568,6 +568,7 @@ fn devices(app: &Session, dir: &std::path::Path) {
         sha256sum(std::path::Path::new(&stick.0)),
         "the image holds the device's bytes"
     );
+    restore_and_burn(app, dir, &stick.0);
     drop(stick);
     app.wait_script(
         "the detached device to leave the sidebar",
@@ -576,6 +577,65 @@ fn devices(app: &Session, dir: &std::path::Path) {
                .some((li) => li.firstChild.textContent === '{name}');"
         ),
     );
+}
+
+/// Images › Restore… of a corpus DMG onto the loop device (the sheet names what will be
+/// erased; the device then begins with the image's disk), and Images › Burn… of an ISO onto
+/// libburn's stdio: pseudo-drive, read back.
+fn restore_and_burn(app: &Session, dir: &std::path::Path, device: &str) {
+    let dmg = corpus().join("dmg/dmgwiz-zlib.dmg");
+    let verified = Command::new(target_dir().join("dimg"))
+        .args(["verify", "--json"])
+        .arg(&dmg)
+        .output()
+        .unwrap();
+    let verified: serde_json::Value = serde_json::from_slice(&verified.stdout).unwrap();
+    select(app, "dmgwiz-zlib.dmg");
+    app.script("window.__TAURI__.event.emit('menu', 'restore');", json!([]));
+    app.wait_script(
+        "the Restore sheet",
+        "return !document.getElementById('restore-sheet').hidden;",
+    );
+    app.script(
+        "const t = document.getElementById('restore-target');
+         t.value = arguments[0];
+         t.dispatchEvent(new Event('change'));",
+        json!([device]),
+    );
+    let warning = app.text("#restore-warning");
+    assert!(
+        warning.starts_with(&format!("Everything on {device} (16,777,216 bytes")),
+        "{warning}"
+    );
+    shots(app, "restore-sheet");
+    app.click("#restore-start");
+    let said = app.wait_text("#status", |t| t.starts_with("Restored"));
+    assert!(said.ends_with("read back identical."), "{said}");
+    let size = verified["bytes"].as_u64().unwrap() as usize;
+    let written = fs::read(device).unwrap();
+    assert_eq!(
+        dimg_e2e::sha256_bytes(&written[..size]),
+        verified["sha256"],
+        "the device holds the image's disk"
+    );
+
+    select(app, "joliet.iso");
+    app.click("#burn");
+    app.wait_script(
+        "the Burn sheet",
+        "return !document.getElementById('burn-sheet').hidden;",
+    );
+    let disc = dir.join("burnt.disc");
+    app.script(
+        "document.getElementById('burn-device').value = arguments[0];",
+        json!([format!("stdio:{}", disc.display())]),
+    );
+    shots(app, "burn-sheet");
+    app.click("#burn-start");
+    let said = app.wait_text("#status", |t| t.starts_with("joliet.iso onto"));
+    assert!(said.contains("read back identical"), "{said}");
+    let iso = fs::read(corpus().join("iso/joliet.iso")).unwrap();
+    assert_eq!(&fs::read(&disc).unwrap()[..iso.len()], &iso[..]);
 }
 
 /// Waits for `name` to appear in the sidebar, then selects it.

@@ -260,6 +260,7 @@ function render() {
   $('verify').disabled = !image || state.job !== null;
   $('convert').disabled = !image || state.job !== null;
   $('show-info').disabled = !image;
+  $('burn').disabled = !image || state.job !== null;
   if (!image) return;
   const i = image.info;
   $('info-name').textContent = baseName(i.path);
@@ -671,6 +672,70 @@ async function imageDevice(device) {
   status(`Imaged ${device} as ${baseName(report.output)} (${report.format}).`);
 }
 
+/** Images › Restore…: the selected image onto a disk under Devices, the loss named first. */
+function openRestore() {
+  const image = state.selected;
+  if (!image || state.job !== null) return;
+  const targets = state.devices.flatMap((d) => [d, ...d.partitions]);
+  if (!targets.length) {
+    status('No disk to restore onto: none is listed under Devices.', true);
+    return;
+  }
+  $('restore-name').textContent = `“${baseName(image.info.path)}”`;
+  $('restore-target').replaceChildren(...targets.map((d) => {
+    const o = document.createElement('option');
+    o.value = d.path;
+    o.textContent = `${baseName(d.path)}${d.model ? ` — ${d.model}` : ''} (${scaled(d.size) || bytes(d.size)})`;
+    return o;
+  }));
+  if (state.device) $('restore-target').value = state.device;
+  $('restore-error').textContent = '';
+  warnRestore();
+  $('restore-sheet').hidden = false;
+}
+
+/** Says, before anything is written, what the chosen disk will lose. */
+function warnRestore() {
+  const d = state.devices.flatMap((x) => [x, ...x.partitions]).find((x) => x.path === $('restore-target').value);
+  if (!d) return;
+  const what = [d.model, bytes(d.size), d.file_system].filter(Boolean).join(', ');
+  $('restore-warning').textContent = `Everything on ${d.path} (${what}) will be erased and replaced by the image's disk.`;
+}
+
+async function restore(event) {
+  event.preventDefault();
+  const image = state.selected;
+  const target = $('restore-target').value;
+  $('restore-sheet').hidden = true;
+  const report = await longJob('Restore', 'Restoring', 'restore_image',
+    { path: image.info.path, target, verify: $('restore-verify').checked });
+  if (!report) return;
+  status(`Restored ${baseName(image.info.path)} onto ${report.target}: ${bytes(report.written)}${report.verified ? ', read back identical' : ''}.`);
+}
+
+/** Images › Burn…: the selected image onto a disc, through libburn or cdrdao. */
+function openBurn() {
+  const image = state.selected;
+  if (!image || state.job !== null) return;
+  $('burn-name').textContent = `“${baseName(image.info.path)}”`;
+  $('burn-error').textContent = '';
+  $('burn-sheet').hidden = false;
+}
+
+async function burn(event) {
+  event.preventDefault();
+  const image = state.selected;
+  const speed = $('burn-speed').value ? Number($('burn-speed').value) : null;
+  const options = { device: $('burn-device').value, speed, test: $('burn-test').checked,
+    verify: $('burn-verify').checked, eject: $('burn-eject').checked };
+  $('burn-sheet').hidden = true;
+  const report = await longJob('Burn', 'Burning', 'burn_image', { path: image.info.path, options });
+  if (!report) return;
+  const done = report.simulated ? 'test burn done, nothing written'
+    : report.verified ? `burnt, ${bytes(report.verified)} read back identical` : 'burnt';
+  status(`${baseName(image.info.path)} onto ${report.device}: ${done}.`);
+}
+
 /** Images › Resize…: the sheet shows the sizes the image can take, then resizes it. */
 async function openResize() {
   const image = state.selected;
@@ -793,6 +858,8 @@ const menuActions = {
   'new-blank': () => openNewImage(false),
   'new-folder': () => openNewImage(true),
   'new-device': openImageFromDevice,
+  restore: openRestore,
+  burn: openBurn,
   open: () => pick(),
   'open-bundle': () => pick('pick_bundle'),
   close: closeSelected,
@@ -813,6 +880,12 @@ const menuActions = {
 $('open').onclick = () => pick();
 $('new-image').onclick = () => openNewImage(false);
 $('image-device').onclick = openImageFromDevice;
+$('burn').onclick = openBurn;
+$('restore-form').onsubmit = restore;
+$('restore-target').onchange = warnRestore;
+$('restore-close').onclick = () => { $('restore-sheet').hidden = true; };
+$('burn-form').onsubmit = burn;
+$('burn-close').onclick = () => { $('burn-sheet').hidden = true; };
 $('show-info').onclick = () => state.selected && select(state.selected.info.path);
 $('mount').onclick = mountOrEject;
 $('verify').onclick = verify;

@@ -503,6 +503,59 @@ pub async fn image_device(
     .await
 }
 
+/// Images › Restore…: the image's disk written onto `target` (the engine refuses a device too
+/// small, mounted or holding the image), read back unless `verify` is off.
+#[tauri::command]
+pub async fn restore_image(
+    path: PathBuf,
+    target: PathBuf,
+    verify: bool,
+    job: u64,
+    on_progress: Channel<ProgressEvent>,
+    jobs: State<'_, Jobs>,
+    unlocked: State<'_, Unlocked>,
+) -> Result<ops::RestoreReport, CommandError> {
+    let pass = unlocked.get(&path);
+    long_job(&jobs, job, on_progress, move |p, c| {
+        ops::restore(&path, pass.as_deref(), &target, verify, p, c)
+    })
+    .await
+}
+
+/// Images › Burn…: the image onto the disc in `options.device`, as `dimg burn` does.
+#[tauri::command]
+pub async fn burn_image(
+    path: PathBuf,
+    options: BurnRequest,
+    job: u64,
+    on_progress: Channel<ProgressEvent>,
+    jobs: State<'_, Jobs>,
+    unlocked: State<'_, Unlocked>,
+) -> Result<ops::BurnReport, CommandError> {
+    let pass = unlocked.get(&path);
+    let options = ops::BurnOptions {
+        device: options.device,
+        speed: options.speed,
+        simulate: options.test,
+        verify: options.verify,
+        eject: options.eject,
+    };
+    long_job(&jobs, job, on_progress, move |p, c| {
+        ops::burn(&path, pass.as_deref(), &options, false, p, c)
+    })
+    .await
+}
+
+/// What the Burn sheet asks for.
+#[derive(Deserialize)]
+pub struct BurnRequest {
+    device: String,
+    speed: Option<u32>,
+    test: bool,
+    verify: bool,
+    eject: bool,
+}
+
 /// What the New Image sheet asks for.
 #[derive(Deserialize)]
 pub struct CreateRequest {

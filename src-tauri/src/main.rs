@@ -66,6 +66,8 @@ fn main() {
             commands::drag_out,
             commands::devices,
             commands::image_device,
+            commands::restore_image,
+            commands::burn_image,
         ])
         .run(tauri::generate_context!("../tauri.conf.json"))
         .expect("the dimg window could not start");
