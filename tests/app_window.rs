@@ -48,6 +48,16 @@ fn shots(app: &Session, name: &str) {
     background(false);
 }
 
+/// What `dimg VERB --json IMAGE` says, the command line as a judge of what the window shows.
+fn dimg_json(verb: &str, image: &std::path::Path) -> serde_json::Value {
+    let out = Command::new(target_dir().join("dimg"))
+        .args([verb, "--json"])
+        .arg(image)
+        .output()
+        .unwrap();
+    serde_json::from_slice(&out.stdout).unwrap()
+}
+
 /// Clicks the sidebar entry whose name is `name`.
 fn select(app: &Session, name: &str) {
     let clicked = app.script(
@@ -138,12 +148,7 @@ fn opens_images_from_the_command_line_shows_info_and_verifies_with_cancel() {
         json!([]),
     );
     let summary = app.wait_text("#volume-summary", |t| t.starts_with("APFS"));
-    let info = Command::new(target_dir().join("dimg"))
-        .args(["info", "--json"])
-        .arg(&dmg)
-        .output()
-        .unwrap();
-    let info: serde_json::Value = serde_json::from_slice(&info.stdout).unwrap();
+    let info = dimg_json("info", &dmg);
     let apfs = info["partitions"]
         .as_array()
         .unwrap()
@@ -557,12 +562,7 @@ fn devices(app: &Session, dir: &std::path::Path) {
         app.wait_text("#info-name", |t| t == "stick.dmg"),
         "stick.dmg"
     );
-    let verified = Command::new(target_dir().join("dimg"))
-        .args(["verify", "--json"])
-        .arg(&image)
-        .output()
-        .unwrap();
-    let verified: serde_json::Value = serde_json::from_slice(&verified.stdout).unwrap();
+    let verified = dimg_json("verify", &image);
     assert_eq!(
         verified["sha256"],
         sha256sum(std::path::Path::new(&stick.0)),
@@ -584,12 +584,7 @@ fn devices(app: &Session, dir: &std::path::Path) {
 /// libburn's stdio: pseudo-drive, read back.
 fn restore_and_burn(app: &Session, dir: &std::path::Path, device: &str) {
     let dmg = corpus().join("dmg/dmgwiz-zlib.dmg");
-    let verified = Command::new(target_dir().join("dimg"))
-        .args(["verify", "--json"])
-        .arg(&dmg)
-        .output()
-        .unwrap();
-    let verified: serde_json::Value = serde_json::from_slice(&verified.stdout).unwrap();
+    let verified = dimg_json("verify", &dmg);
     select(app, "dmgwiz-zlib.dmg");
     app.script("window.__TAURI__.event.emit('menu', 'restore');", json!([]));
     app.wait_script(
