@@ -597,6 +597,28 @@ fn restore_and_burn(app: &Session, dir: &std::path::Path, device: &str) {
          t.dispatchEvent(new Event('change'));",
         json!([device]),
     );
+    // The disk the running system is on is not offered.
+    let offered = app.script(
+        "return [...document.getElementById('restore-target').options].map((o) => o.value);",
+        json!([]),
+    );
+    let system: Vec<String> = fs::read_to_string("/proc/self/mounts")
+        .unwrap()
+        .lines()
+        .filter(|l| l.split(' ').nth(1) == Some("/"))
+        .filter_map(|l| l.split(' ').next().map(str::to_string))
+        .filter(|d| d.starts_with("/dev/"))
+        .collect();
+    for disk in &system {
+        assert!(
+            !offered.as_array().unwrap().contains(&json!(disk)),
+            "{disk} offered: {offered}"
+        );
+    }
+    assert!(
+        offered.as_array().unwrap().contains(&json!(device)),
+        "{offered}"
+    );
     let warning = app.text("#restore-warning");
     assert!(
         warning.starts_with(&format!("Everything on {device} (16,777,216 bytes")),

@@ -676,7 +676,9 @@ async function imageDevice(device) {
 function openRestore() {
   const image = state.selected;
   if (!image || state.job !== null) return;
-  const targets = state.devices.flatMap((d) => [d, ...d.partitions]);
+  // Not the disk the running system is on, nor its partitions: the engine would refuse them.
+  const system = (d) => [d, ...d.partitions].some((x) => x.mount_points.includes('/'));
+  const targets = state.devices.filter((d) => !system(d)).flatMap((d) => [d, ...d.partitions]);
   if (!targets.length) {
     status('No disk to restore onto: none is listed under Devices.', true);
     return;
