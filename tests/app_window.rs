@@ -274,21 +274,11 @@ fn opens_images_from_the_command_line_shows_info_and_verifies_with_cancel() {
     app.click("#convert-start");
     app.wait_text("#convert-saved", |t| t.contains("joliet-sealed.dmg"));
     assert_eq!(&fs::read(&sealed).unwrap()[..8], b"encrcdsa");
-    let mut verify = Command::new(target_dir().join("dimg"))
-        .args(["verify", "-stdinpass", "--json"])
-        .arg(&sealed)
-        .stdin(std::process::Stdio::piped())
-        .stdout(std::process::Stdio::piped())
-        .spawn()
-        .unwrap();
-    use std::io::Write;
-    verify
-        .stdin
-        .take()
-        .unwrap()
-        .write_all(b"convert secret")
-        .unwrap();
-    let verified = verify.wait_with_output().unwrap();
+    let verified = dimg_e2e::run_with_input(
+        &target_dir().join("dimg"),
+        &["verify", "-stdinpass", "--json", sealed.to_str().unwrap()],
+        b"convert secret",
+    );
     let report: serde_json::Value = serde_json::from_slice(&verified.stdout).unwrap();
     assert_eq!(
         report["sha256"], expected_sha,
@@ -915,21 +905,10 @@ fn new_images(app: &Session, dir: &std::path::Path) {
         t.starts_with("Password changed for blank-wizard.dmg")
     });
     let opens = |pass: &str| {
-        let mut child = Command::new(target_dir().join("dimg"))
-            .args(["info", blank.to_str().unwrap(), "-stdinpass"])
-            .stdin(std::process::Stdio::piped())
-            .stdout(std::process::Stdio::null())
-            .stderr(std::process::Stdio::null())
-            .spawn()
-            .unwrap();
-        use std::io::Write;
-        child
-            .stdin
-            .take()
-            .unwrap()
-            .write_all(pass.as_bytes())
-            .unwrap();
-        child.wait().unwrap().success()
+        let args = ["info", blank.to_str().unwrap(), "-stdinpass"];
+        dimg_e2e::run_with_input(&target_dir().join("dimg"), &args, pass.as_bytes())
+            .status
+            .success()
     };
     assert!(opens("changed pass") && !opens("wizard pass"));
 

@@ -92,6 +92,21 @@ pub fn sha256_bytes(bytes: &[u8]) -> String {
     String::from_utf8(child.wait_with_output().unwrap().stdout).unwrap()[..64].to_string()
 }
 
+/// Runs `program` with `args` and `input` on its standard input (how `-stdinpass` hands over a
+/// passphrase, never in argv), and gives what it did.
+pub fn run_with_input(program: &Path, args: &[&str], input: &[u8]) -> std::process::Output {
+    use std::io::Write;
+    let mut child = Command::new(program)
+        .args(args)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap_or_else(|e| panic!("{}: {e}", program.display()));
+    child.stdin.take().unwrap().write_all(input).unwrap();
+    child.wait_with_output().unwrap()
+}
+
 /// Finds a program on PATH or in cargo's bin folder; the tests need it, so its absence fails.
 pub fn program(name: &str) -> PathBuf {
     let cargo_bin = std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".cargo/bin"));

@@ -5,27 +5,18 @@
 
 mod common;
 
-use std::io::Write;
 use std::path::Path;
-use std::process::{Command, Stdio};
 use std::time::Instant;
 
 fn run(args: &[&str], pass: &str) -> f64 {
     let start = Instant::now();
-    let mut child = Command::new(env!("CARGO_BIN_EXE_dimg"))
-        .args(args)
-        .arg("-stdinpass")
-        .stdin(Stdio::piped())
-        .stdout(Stdio::null())
-        .spawn()
-        .unwrap();
-    child
-        .stdin
-        .take()
-        .unwrap()
-        .write_all(pass.as_bytes())
-        .unwrap();
-    assert!(child.wait().unwrap().success(), "{args:?}");
+    let args: Vec<&str> = args.iter().copied().chain(["-stdinpass"]).collect();
+    let done = dimg_e2e::run_with_input(
+        Path::new(env!("CARGO_BIN_EXE_dimg")),
+        &args,
+        pass.as_bytes(),
+    );
+    assert!(done.status.success(), "{args:?}");
     start.elapsed().as_secs_f64()
 }
 

@@ -16,16 +16,7 @@ pub fn dimg(args: &[&str]) -> Output {
 
 /// `dimg` with `input` on its standard input (how `-stdinpass` gets a passphrase).
 pub fn dimg_stdin(args: &[&str], input: &[u8]) -> Output {
-    use std::io::Write;
-    let mut child = Command::new(env!("CARGO_BIN_EXE_dimg"))
-        .args(args)
-        .stdin(std::process::Stdio::piped())
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .expect("dimg runs");
-    child.stdin.take().unwrap().write_all(input).unwrap();
-    child.wait_with_output().unwrap()
+    dimg_e2e::run_with_input(Path::new(env!("CARGO_BIN_EXE_dimg")), args, input)
 }
 
 pub fn stdout(o: &Output) -> String {
