@@ -5,15 +5,12 @@
 //! the same writers as `convert`), into a temporary folder that goes when the job ends.
 
 use super::convert::{ConvertOptions, OutputFormat};
-use super::{hex, stream, Cancel, Progress};
+use super::{sha256_head, Cancel, Progress};
 use crate::container::optical::TrackMode;
-use crate::io::{FileSource, ReadAt, Slice};
 use crate::{container, Error, Passphrase, Result};
 use serde::Serialize;
-use sha2::{Digest, Sha256};
 use std::path::{Path, PathBuf};
 use std::process::Command;
-use std::sync::Arc;
 
 /// How to burn.
 #[derive(Clone, Debug)]
@@ -50,7 +47,7 @@ pub struct BurnReport {
     pub dry_run: bool,
     /// Bytes of the data track read back and found equal, when verified.
     pub verified: Option<u64>,
-    /// SHA-256 of what was burnt (the data track), when it was one.
+    /// SHA-256 of what was burnt (the data track), when it was read back.
     pub sha256: Option<String>,
 }
 
@@ -138,65 +135,33 @@ pub fn burn(
         progress,
         cancel,
     )?;
-    if burner == Burner::Xorriso {
-        report.sha256 = Some(sha256_of(&prepared, None, progress, cancel)?);
-    }
     progress.begin("Burning", 0);
     run(&report.command, folder.path(), cancel)?;
+    // Only a data track that reached the disc is read back (and only then is it hashed).
     if burner == Burner::Xorriso && options.verify && !options.simulate {
         let size = std::fs::metadata(&prepared)
             .map_err(|e| Error::io(&prepared, e))?
             .len();
+        let burnt = sha256_head(&prepared, None, "Hashing the image", progress, cancel)?;
         let disc = PathBuf::from(
             options
                 .device
                 .strip_prefix("stdio:")
                 .unwrap_or(&options.device),
         );
-        let read = sha256_of(&disc, Some(size), progress, cancel)?;
-        if Some(&read) != report.sha256.as_ref() {
+        let read = sha256_head(&disc, Some(size), "Verifying the disc", progress, cancel)?;
+        if read != burnt {
             return Err(Error::Refused {
                 path: disc,
                 reason: format!(
-                    "read back, the disc differs from the image (SHA-256 {read}, the image's {})",
-                    report.sha256.as_deref().unwrap_or_default()
+                    "read back, the disc differs from the image (SHA-256 {read}, the image's {burnt})"
                 ),
             });
         }
+        report.sha256 = Some(burnt);
         report.verified = Some(size);
     }
     Ok(report)
-}
-
-/// SHA-256 of the first `len` bytes of `path` (all of it without `len`).
-fn sha256_of(
-    path: &Path,
-    len: Option<u64>,
-    progress: &dyn Progress,
-    cancel: &Cancel,
-) -> Result<String> {
-    let file: Arc<dyn ReadAt> = Arc::new(FileSource::open(path).map_err(|e| Error::io(path, e))?);
-    let whole = file.size();
-    let len = len.unwrap_or(whole);
-    if whole < len {
-        return Err(Error::Refused {
-            path: path.to_path_buf(),
-            reason: format!("it holds {whole} bytes, less than the {len} burnt"),
-        });
-    }
-    let mut sha = Sha256::new();
-    stream(
-        path,
-        "Verifying",
-        &Slice::new(file, 0, len),
-        progress,
-        cancel,
-        |_, block| {
-            sha.update(block);
-            Ok(())
-        },
-    )?;
-    Ok(hex(&sha.finalize()))
 }
 
 /// Runs the burner in `folder` (cdrdao finds a cue sheet's BIN from its working folder),

@@ -145,6 +145,34 @@ pub fn uuid_text(id: &[u8; 16]) -> String {
     )
 }
 
+/// SHA-256 of the first `len` bytes of the file or device at `path` (all of it without `len`),
+/// streamed with progress and cancel: how restore and burn read back what they wrote.
+pub(crate) fn sha256_head(
+    path: &Path,
+    len: Option<u64>,
+    phase: &str,
+    progress: &dyn Progress,
+    cancel: &Cancel,
+) -> Result<String> {
+    use sha2::Digest;
+    let file = crate::io::FileSource::open(path).map_err(|e| Error::io(path, e))?;
+    let whole = file.size();
+    let len = len.unwrap_or(whole);
+    if whole < len {
+        return Err(Error::Refused {
+            path: path.to_path_buf(),
+            reason: format!("it holds {whole} bytes, less than the {len} written to it"),
+        });
+    }
+    let mut sha = sha2::Sha256::new();
+    let head = crate::io::Slice::new(Arc::new(file), 0, len);
+    stream(path, phase, &head, progress, cancel, |_, block| {
+        sha.update(block);
+        Ok(())
+    })?;
+    Ok(hex(&sha.finalize()))
+}
+
 /// Lower-case hexadecimal, for digests.
 pub(crate) fn hex(bytes: &[u8]) -> String {
     bytes.iter().map(|b| format!("{b:02x}")).collect()

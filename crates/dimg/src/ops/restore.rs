@@ -1,15 +1,13 @@
 //! Restore: the decoded disk of an image written onto a device (Disk Utility's Restore, GNOME
 //! Disks' "Restore Disk Image"), then read back from the device and compared.
 
-use super::{hex, stream, Cancel, Progress};
+use super::{hex, sha256_head, stream, Cancel, Progress};
 use crate::device::{self, Device};
-use crate::io::{FileSource, ReadAt, Slice};
 use crate::{container, Error, Passphrase, Result};
 use serde::Serialize;
 use sha2::{Digest, Sha256};
 use std::os::unix::fs::{FileExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
 
 #[derive(Debug, Serialize)]
 pub struct RestoreReport {
@@ -90,12 +88,13 @@ pub fn restore(
             Ok(())
         },
     );
-    let partway = |written| Error::CancelledPartway {
-        path: target.to_path_buf(),
-        written,
-    };
     match wrote {
-        Err(Error::Cancelled) => return Err(partway(written)),
+        Err(Error::Cancelled) => {
+            return Err(Error::CancelledPartway {
+                path: target.to_path_buf(),
+                written,
+            })
+        }
         other => other?,
     }
     device.sync_all().map_err(|e| Error::io(target, e))?;
@@ -107,21 +106,7 @@ pub fn restore(
             use std::os::fd::AsRawFd;
             libc::posix_fadvise(device.as_raw_fd(), 0, 0, libc::POSIX_FADV_DONTNEED);
         }
-        let back: Arc<dyn ReadAt> =
-            Arc::new(FileSource::open(target).map_err(|e| Error::io(target, e))?);
-        let mut read = Sha256::new();
-        stream(
-            target,
-            "Verifying the disk",
-            &Slice::new(back, 0, size),
-            progress,
-            cancel,
-            |_, block| {
-                read.update(block);
-                Ok(())
-            },
-        )?;
-        let read = hex(&read.finalize());
+        let read = sha256_head(target, Some(size), "Verifying the disk", progress, cancel)?;
         if read != sha256 {
             return Err(Error::Refused {
                 path: target.to_path_buf(),
