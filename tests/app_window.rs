@@ -523,7 +523,11 @@ fn devices(app: &Session, dir: &std::path::Path) {
         ),
     );
     assert_eq!(app.wait_text("#device-name", |t| t == name), name);
-    assert!(app.text("#device-facts").contains("16,777,216 bytes"));
+    assert!(
+        app.text("#device-facts").contains("16,777,216 bytes"),
+        "{}",
+        app.text("#device-facts")
+    );
     let partitions = app.wait_text("#device-partitions", |t| t.contains("FAT"));
     assert!(
         partitions.contains(&format!("{}p1", stick.0)),

@@ -167,9 +167,12 @@ function sidebarItem(text, kind, className, selected, onclick) {
   return li;
 }
 
+/** Disks, each followed by its partitions. */
+const withPartitions = (disks) => disks.flatMap((d) => [d, ...d.partitions]);
+
 /** The machine's disks and their partitions, as `dimg list` gives them. */
 function renderDevices() {
-  const row = (d, className) => {
+  const deviceItem = (d, className) => {
     const about = [d.kind, scaled(d.size) || bytes(d.size)];
     if (className === 'device') about.push(d.removable ? 'removable' : 'internal');
     else if (d.file_system) about.splice(0, 1, d.file_system);
@@ -184,32 +187,17 @@ function renderDevices() {
     }
     return item;
   };
-  $('devices').replaceChildren(...state.devices.flatMap((d) => [row(d, 'device'), ...d.partitions.map((p) => row(p, 'volume device-part'))]));
-  const shown = state.devices.flatMap((d) => [d, ...d.partitions]).find((d) => d.path === state.device);
+  $('devices').replaceChildren(...state.devices.flatMap((d) => [deviceItem(d, 'device'), ...d.partitions.map((p) => deviceItem(p, 'volume device-part'))]));
+  const shown = withPartitions(state.devices).find((d) => d.path === state.device);
   $('device-info').hidden = !shown;
   if (!shown) return;
   $('device-name').textContent = baseName(shown.path);
   const facts = [['Device', shown.path], ['Model', shown.model || '—'], ['Size', bytes(shown.size)], ['Kind', shown.kind],
     ['Removable', shown.removable ? 'yes' : 'no'], ['File system', shown.file_system || '—'],
     ['Mount point', shown.mount_points.join(', ') || 'not mounted']];
-  $('device-facts').replaceChildren(...facts.map(([k, v]) => {
-    const tr = document.createElement('tr');
-    const th = document.createElement('th');
-    const td = document.createElement('td');
-    th.textContent = k;
-    td.textContent = v;
-    tr.append(th, td);
-    return tr;
-  }));
-  $('device-partitions').tBodies[0].replaceChildren(...shown.partitions.map((p) => {
-    const tr = document.createElement('tr');
-    for (const v of [p.path, p.file_system || '—', bytes(p.size), p.mount_points.join(', ')]) {
-      const td = document.createElement('td');
-      td.textContent = v;
-      tr.append(td);
-    }
-    return tr;
-  }));
+  $('device-facts').replaceChildren(...facts.map((fact) => row(fact, 'th')));
+  $('device-partitions').tBodies[0].replaceChildren(...shown.partitions.map((p) =>
+    row([p.path, p.file_system || '—', bytes(p.size), p.mount_points.join(', ')])));
 }
 
 function selectDevice(path) {
@@ -677,8 +665,8 @@ function openRestore() {
   const image = state.selected;
   if (!image || state.job !== null) return;
   // Not the disk the running system is on, nor its partitions: the engine would refuse them.
-  const system = (d) => [d, ...d.partitions].some((x) => x.mount_points.includes('/'));
-  const targets = state.devices.filter((d) => !system(d)).flatMap((d) => [d, ...d.partitions]);
+  const system = (d) => withPartitions([d]).some((x) => x.mount_points.includes('/'));
+  const targets = withPartitions(state.devices.filter((d) => !system(d)));
   if (!targets.length) {
     status('No disk to restore onto: none is listed under Devices.', true);
     return;
@@ -698,7 +686,7 @@ function openRestore() {
 
 /** Says, before anything is written, what the chosen disk will lose. */
 function warnRestore() {
-  const d = state.devices.flatMap((x) => [x, ...x.partitions]).find((x) => x.path === $('restore-target').value);
+  const d = withPartitions(state.devices).find((x) => x.path === $('restore-target').value);
   if (!d) return;
   const what = [d.model, bytes(d.size), d.file_system].filter(Boolean).join(', ');
   $('restore-warning').textContent = `Everything on ${d.path} (${what}) will be erased and replaced by the image's disk.`;
@@ -728,7 +716,7 @@ async function burn(event) {
   event.preventDefault();
   const image = state.selected;
   const speed = $('burn-speed').value ? Number($('burn-speed').value) : null;
-  const options = { device: $('burn-device').value, speed, test: $('burn-test').checked,
+  const options = { device: $('burn-device').value, speed, simulate: $('burn-test').checked,
     verify: $('burn-verify').checked, eject: $('burn-eject').checked };
   $('burn-sheet').hidden = true;
   const report = await longJob('Burn', 'Burning', 'burn_image', { path: image.info.path, options });

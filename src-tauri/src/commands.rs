@@ -526,34 +526,17 @@ pub async fn restore_image(
 #[tauri::command]
 pub async fn burn_image(
     path: PathBuf,
-    options: BurnRequest,
+    options: ops::BurnOptions,
     job: u64,
     on_progress: Channel<ProgressEvent>,
     jobs: State<'_, Jobs>,
     unlocked: State<'_, Unlocked>,
 ) -> Result<ops::BurnReport, CommandError> {
     let pass = unlocked.get(&path);
-    let options = ops::BurnOptions {
-        device: options.device,
-        speed: options.speed,
-        simulate: options.test,
-        verify: options.verify,
-        eject: options.eject,
-    };
     long_job(&jobs, job, on_progress, move |p, c| {
         ops::burn(&path, pass.as_deref(), &options, false, p, c)
     })
     .await
-}
-
-/// What the Burn sheet asks for.
-#[derive(Deserialize)]
-pub struct BurnRequest {
-    device: String,
-    speed: Option<u32>,
-    test: bool,
-    verify: bool,
-    eject: bool,
 }
 
 /// What the New Image sheet asks for.

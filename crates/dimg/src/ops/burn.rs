@@ -8,12 +8,12 @@ use super::convert::{ConvertOptions, OutputFormat};
 use super::{sha256_head, Cancel, Progress};
 use crate::container::optical::TrackMode;
 use crate::{container, Error, Passphrase, Result};
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-/// How to burn.
-#[derive(Clone, Debug)]
+/// How to burn (also what the app's Burn sheet sends).
+#[derive(Clone, Debug, Deserialize)]
 pub struct BurnOptions {
     /// The drive: `/dev/sr0`, or libburn's `stdio:FILE` pseudo-drive.
     pub device: String,
