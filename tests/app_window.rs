@@ -461,17 +461,6 @@ fn second_launch(app: &Session, app_binary: &std::path::Path, display: &str, bus
     shots(app, "second-launch");
 }
 
-/// A loop device over a file, detached when dropped.
-struct LoopDevice(String);
-
-impl Drop for LoopDevice {
-    fn drop(&mut self) {
-        // Partitions added by partx outlive the loop device unless taken away first.
-        let _ = Command::new("partx").args(["-d", &self.0]).status();
-        let _ = Command::new("losetup").args(["-d", &self.0]).status();
-    }
-}
-
 /// Devices: a loop device attached while the window runs appears under Devices with its FAT
 /// partition; File › New Image › Image from Device… copies it into a UDZO, with progress, whose
 /// disk is the device's bytes; detached, it leaves the sidebar.
@@ -495,24 +484,8 @@ fn devices(app: &Session, dir: &std::path::Path) {
         "{}",
         String::from_utf8_lossy(&made.stderr)
     );
-    let attached = Command::new("losetup")
-        .args(["--find", "--show"])
-        .arg(&disk)
-        .output()
-        .unwrap();
-    assert!(attached.status.success());
-    let stick = LoopDevice(
-        String::from_utf8(attached.stdout)
-            .unwrap()
-            .trim()
-            .to_string(),
-    );
-    // Its partition, as udev would add it (`-u` also drops one a detached device left).
-    let _ = Command::new("partx")
-        .args(["-u", &stick.0])
-        .stderr(std::process::Stdio::null())
-        .status();
-    let name = stick.0.trim_start_matches("/dev/").to_string();
+    let stick = dimg_e2e::LoopDevice::attach(&disk);
+    let name = stick.0.file_name().unwrap().to_string_lossy().into_owned();
     app.wait_script(
         "the loop device under Devices",
         &format!(
@@ -530,7 +503,7 @@ fn devices(app: &Session, dir: &std::path::Path) {
     );
     let partitions = app.wait_text("#device-partitions", |t| t.contains("FAT"));
     assert!(
-        partitions.contains(&format!("{}p1", stick.0)),
+        partitions.contains(&format!("{}", stick.partition(1).display())),
         "{partitions}"
     );
     assert!(app.text("#devices").contains(&format!("{name}p1")));
@@ -551,7 +524,9 @@ fn devices(app: &Session, dir: &std::path::Path) {
         json!([image.display().to_string()]),
     );
     app.click("#convert-start");
-    app.wait_text("#status", |t| t.starts_with(&format!("Imaged {}", stick.0)));
+    app.wait_text("#status", |t| {
+        t.starts_with(&format!("Imaged {}", stick.0.display()))
+    });
     assert_eq!(
         app.wait_text("#info-name", |t| t == "stick.dmg"),
         "stick.dmg"
@@ -559,7 +534,7 @@ fn devices(app: &Session, dir: &std::path::Path) {
     let verified = dimg_json("verify", &image);
     assert_eq!(
         verified["sha256"],
-        sha256sum(std::path::Path::new(&stick.0)),
+        sha256sum(&stick.0),
         "the image holds the device's bytes"
     );
     restore_and_burn(app, dir, &stick.0);
@@ -576,7 +551,8 @@ fn devices(app: &Session, dir: &std::path::Path) {
 /// Images › Restore… of a corpus DMG onto the loop device (the sheet names what will be
 /// erased; the device then begins with the image's disk), and Images › Burn… of an ISO onto
 /// libburn's stdio: pseudo-drive, read back.
-fn restore_and_burn(app: &Session, dir: &std::path::Path, device: &str) {
+fn restore_and_burn(app: &Session, dir: &std::path::Path, device: &std::path::Path) {
+    let device = device.to_str().unwrap();
     let dmg = corpus().join("dmg/dmgwiz-zlib.dmg");
     let verified = dimg_json("verify", &dmg);
     select(app, "dmgwiz-zlib.dmg");

@@ -107,6 +107,48 @@ pub fn run_with_input(program: &Path, args: &[&str], input: &[u8]) -> std::proce
     child.wait_with_output().unwrap()
 }
 
+/// A loop device over a file, standing in for a disk (root only), detached when dropped. Its
+/// partitions are added as udev would after `losetup -P` (a container has no udev): `partx -u`
+/// adds them and drops any a device detached before left behind; the nodes come from devtmpfs.
+pub struct LoopDevice(pub PathBuf);
+
+impl LoopDevice {
+    pub fn attach(file: &Path) -> LoopDevice {
+        let o = Command::new("losetup")
+            .args(["--find", "--show"])
+            .arg(file)
+            .output()
+            .unwrap();
+        assert!(
+            o.status.success(),
+            "losetup: {}",
+            String::from_utf8_lossy(&o.stderr)
+        );
+        let device = LoopDevice(PathBuf::from(String::from_utf8_lossy(&o.stdout).trim()));
+        let _ = Command::new("partx")
+            .arg("-u")
+            .arg(&device.0)
+            .stderr(Stdio::null())
+            .status();
+        device
+    }
+
+    /// Its partition `n`, which must be there.
+    pub fn partition(&self, n: u32) -> PathBuf {
+        let p = PathBuf::from(format!("{}p{n}", self.0.display()));
+        assert!(p.exists(), "{} has no partition {n}", self.0.display());
+        p
+    }
+}
+
+impl Drop for LoopDevice {
+    fn drop(&mut self) {
+        // Partitions added by partx outlive the loop device unless taken away first.
+        let _ = Command::new("partx").arg("-d").arg(&self.0).status();
+        let _ = Command::new("losetup").arg("-d").arg(&self.0).status();
+    }
+}
+
 /// Finds a program on PATH or in cargo's bin folder; the tests need it, so its absence fails.
 pub fn program(name: &str) -> PathBuf {
     let cargo_bin = std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".cargo/bin"));

@@ -4,47 +4,11 @@
 
 mod common;
 use common::*;
+use dimg_e2e::LoopDevice;
 use serde_json::Value;
 use std::fs;
 use std::path::{Path, PathBuf};
 use std::process::Command;
-
-/// A loop device over a file, detached when dropped; its partitions (found by `partx`, the
-/// nodes made by devtmpfs) come and go with it.
-struct Loop(PathBuf);
-
-impl Loop {
-    fn attach(file: &Path) -> Loop {
-        let o = Command::new("losetup")
-            .args(["--find", "--show", s(file)])
-            .output()
-            .unwrap();
-        assert!(o.status.success(), "losetup: {}", stderr(&o));
-        let device = Loop(PathBuf::from(stdout(&o).trim()));
-        // Partitions, as udev would have them after `losetup -P` (a container has no udev):
-        // `partx -u` adds them, and drops any a device detached before left behind.
-        let _ = Command::new("partx")
-            .arg("-u")
-            .arg(&device.0)
-            .stderr(std::process::Stdio::null())
-            .status();
-        device
-    }
-
-    fn partition(&self, n: u32) -> PathBuf {
-        let p = PathBuf::from(format!("{}p{n}", self.0.display()));
-        assert!(p.exists(), "{} has no partition {n}", self.0.display());
-        p
-    }
-}
-
-impl Drop for Loop {
-    fn drop(&mut self) {
-        // Partitions added by partx outlive the loop device unless taken away first.
-        let _ = Command::new("partx").arg("-d").arg(&self.0).status();
-        let _ = Command::new("losetup").arg("-d").arg(&self.0).status();
-    }
-}
 
 /// A mount, unmounted when dropped.
 struct Mounted(PathBuf);
@@ -112,7 +76,7 @@ fn gpt_fat_disk(dir: &Path) -> PathBuf {
 #[test]
 fn list_shows_attached_loop_devices_with_their_partitions() {
     let dir = tempfile::tempdir().unwrap();
-    let device = Loop::attach(&gpt_fat_disk(dir.path()));
+    let device = LoopDevice::attach(&gpt_fat_disk(dir.path()));
     let listed: Vec<Value> = serde_json::from_str(&stdout(&dimg(&["list", "--json"]))).unwrap();
     let ours = listed
         .iter()
@@ -137,7 +101,7 @@ fn list_shows_attached_loop_devices_with_their_partitions() {
 #[test]
 fn devices_image_into_every_format_as_their_bytes() {
     let dir = tempfile::tempdir().unwrap();
-    let device = Loop::attach(&gpt_fat_disk(dir.path()));
+    let device = LoopDevice::attach(&gpt_fat_disk(dir.path()));
     let whole = sha256_of(&device.0);
     for (format, name) in [
         ("UDZO", "d.dmg"),
@@ -181,7 +145,7 @@ fn devices_image_into_every_format_as_their_bytes() {
 
     let ext4 = dir.path().join("ext4.img");
     ext4_file(&ext4, 16);
-    let mounted_device = Loop::attach(&ext4);
+    let mounted_device = LoopDevice::attach(&ext4);
     let mount = Mounted::new(&mounted_device.0, &dir.path().join("mnt"), "ro");
     let image = dir.path().join("mounted.dmg");
     let o = dimg(&["create", "-srcdevice", s(&mount.0), s(&image)]);
@@ -223,7 +187,7 @@ fn restore_writes_the_disk_reads_it_back_and_refuses_what_it_must() {
     let disk_size = verified["bytes"].as_u64().unwrap();
     let backing = dir.path().join("target.img");
     sparse_file(&backing, disk_size + (4 << 20));
-    let target = Loop::attach(&backing);
+    let target = LoopDevice::attach(&backing);
     let o = dimg(&["restore", s(&image), "-target", s(&target.0), "-force"]);
     assert!(o.status.success(), "{}", stderr(&o));
     assert!(
@@ -247,7 +211,7 @@ fn restore_writes_the_disk_reads_it_back_and_refuses_what_it_must() {
     };
     let small_file = dir.path().join("small.img");
     sparse_file(&small_file, 4 << 20);
-    let small = Loop::attach(&small_file);
+    let small = LoopDevice::attach(&small_file);
     refused(
         &small.0,
         &format!("the image's disk is {disk_size} bytes, more than its 4194304 bytes"),
@@ -255,7 +219,7 @@ fn restore_writes_the_disk_reads_it_back_and_refuses_what_it_must() {
 
     let ext4 = dir.path().join("ext4.img");
     ext4_file(&ext4, 32);
-    let busy = Loop::attach(&ext4);
+    let busy = LoopDevice::attach(&ext4);
     let mount = Mounted::new(&busy.0, &dir.path().join("mnt"), "rw");
     refused(
         &busy.0,
@@ -304,7 +268,7 @@ fn a_cancelled_restore_says_how_much_it_wrote() {
     sparse_file(&image, 2 << 30);
     let backing = dir.path().join("target.img");
     sparse_file(&backing, 2 << 30);
-    let target = Loop::attach(&backing);
+    let target = LoopDevice::attach(&backing);
     let child = Command::new(env!("CARGO_BIN_EXE_dimg"))
         .args(["restore", s(&image), "-target", s(&target.0), "-force"])
         .stderr(std::process::Stdio::piped())
@@ -395,7 +359,7 @@ fn unreadable_sectors_stop_the_copy_unless_skipped() {
         point: point.clone(),
         pid: attached["pid"].as_u64().unwrap() as u32,
     };
-    let failing = Loop::attach(&point.join("disk"));
+    let failing = LoopDevice::attach(&point.join("disk"));
 
     let out = dir.path().join("out");
     fs::create_dir(&out).unwrap();
