@@ -97,6 +97,7 @@ fn opens_images_from_the_command_line_shows_info_and_verifies_with_cancel() {
     fs::set_permissions(&opener, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
     std::env::set_var("DIMG_OPEN_WITH", &opener);
 
+    dimg_e2e::udisks();
     let (_x, display) = xvfb();
     let (_bus, bus) = desktop_session(&dir.join("home"));
     let (_driver, port) = tauri_driver(&display, &bus);
@@ -484,6 +485,8 @@ fn devices(app: &Session, dir: &std::path::Path) {
         "{}",
         String::from_utf8_lossy(&made.stderr)
     );
+    // Told of devices by udisks2 (which the test started before the window), not polling.
+    app.wait_script("the page to listen to udisks2", "return state.devicesTold;");
     let stick = dimg_e2e::LoopDevice::attach(&disk);
     let name = stick.0.file_name().unwrap().to_string_lossy().into_owned();
     app.wait_script(

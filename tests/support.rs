@@ -108,9 +108,18 @@ pub fn run_with_input(program: &Path, args: &[&str], input: &[u8]) -> std::proce
 }
 
 /// A loop device over a file, standing in for a disk (root only), detached when dropped. Its
-/// partitions are added as udev would after `losetup -P` (a container has no udev): `partx -u`
-/// adds them and drops any a device detached before left behind; the nodes come from devtmpfs.
+/// partitions are added as udev would after `losetup -P` (a container may have no udev):
+/// `partx -u` adds them and drops any a device detached before left behind; the nodes come from
+/// devtmpfs. Where udev runs, its probing of each change is waited for (`udevadm settle`), so
+/// that udisks2 knows the device when attach returns and nothing holds it when it is detached.
 pub struct LoopDevice(pub PathBuf);
+
+fn udev_settle() {
+    let _ = Command::new("udevadm")
+        .args(["settle", "--timeout=10"])
+        .stderr(Stdio::null())
+        .status();
+}
 
 impl LoopDevice {
     pub fn attach(file: &Path) -> LoopDevice {
@@ -130,6 +139,7 @@ impl LoopDevice {
             .arg(&device.0)
             .stderr(Stdio::null())
             .status();
+        udev_settle();
         device
     }
 
@@ -144,9 +154,78 @@ impl LoopDevice {
 impl Drop for LoopDevice {
     fn drop(&mut self) {
         // Partitions added by partx outlive the loop device unless taken away first.
+        udev_settle();
         let _ = Command::new("partx").arg("-d").arg(&self.0).status();
         let _ = Command::new("losetup").arg("-d").arg(&self.0).status();
     }
+}
+
+/// udisks2 on the system bus, as a desktop has it, started here where nothing started it (a CI
+/// machine or a container has no init): the system bus, udev (from whose database udisks2
+/// learns the disks), then udisksd, each only if absent; they are left running for later tests.
+/// Root only; `.ci/setup` installs udisks2.
+pub fn udisks() {
+    static STARTED: std::sync::Mutex<bool> = std::sync::Mutex::new(false);
+    let mut started = STARTED
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner());
+    if *started {
+        return;
+    }
+    let run = |program: &str, args: &[&str]| {
+        Command::new(program)
+            .args(args)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .status()
+            .is_ok_and(|s| s.success())
+    };
+    let socket = Path::new("/run/dbus/system_bus_socket");
+    if std::os::unix::net::UnixStream::connect(socket).is_err() {
+        let _ = std::fs::remove_file("/run/dbus/pid");
+        std::fs::create_dir_all("/run/dbus").unwrap();
+        assert!(
+            run("dbus-daemon", &["--system", "--fork"]),
+            "dbus-daemon --system"
+        );
+    }
+    if !run("pgrep", &["-x", "systemd-udevd"]) {
+        assert!(
+            run("/lib/systemd/systemd-udevd", &["--daemon"]),
+            "systemd-udevd --daemon"
+        );
+        // udev learns the disks there already: a change event for each makes it probe them.
+        run(
+            "udevadm",
+            &["trigger", "--action=change", "--subsystem-match=block"],
+        );
+        udev_settle();
+    }
+    let ask_bus = |method: &str| {
+        let o = Command::new("dbus-send")
+            .args([
+                "--system",
+                "--print-reply",
+                "--dest=org.freedesktop.DBus",
+                "/",
+            ])
+            .args([
+                &format!("org.freedesktop.DBus.{method}"),
+                "string:org.freedesktop.UDisks2",
+            ])
+            .args((method == "StartServiceByName").then_some("uint32:0"))
+            .output()
+            .unwrap();
+        String::from_utf8_lossy(&o.stdout).into_owned()
+    };
+    // Started as the bus starts it on demand (its service file's Exec line, where no systemd is).
+    if !ask_bus("NameHasOwner").contains("boolean true") {
+        ask_bus("StartServiceByName");
+        wait_until("udisks2 on the system bus", Duration::from_secs(20), || {
+            ask_bus("NameHasOwner").contains("boolean true")
+        });
+    }
+    *started = true;
 }
 
 /// Finds a program on PATH or in cargo's bin folder; the tests need it, so its absence fails.

@@ -3,7 +3,7 @@ const { invoke, Channel } = window.__TAURI__.core;
 const { listen } = window.__TAURI__.event;
 
 const $ = (id) => document.getElementById(id);
-const state = { images: [], selected: null, volume: null, job: null, nextJob: 1, attached: [], devices: [], device: null };
+const state = { images: [], selected: null, volume: null, job: null, nextJob: 1, attached: [], devices: [], device: null, devicesTold: false };
 /** The file browser of the selected volume: folders listed so far, those open, the selection. */
 const browser = { listings: new Map(), expanded: new Set(['/']), item: null, label: '' };
 
@@ -207,8 +207,14 @@ function selectDevice(path) {
   render();
 }
 
-/** The devices, polled: loop devices attached, sticks plugged in or ejected appear. */
+/** The devices: loop devices attached, sticks plugged in or ejected appear. */
 const refreshDevices = () => refresh('devices', 'devices');
+let devicesDue = null;
+/** A change udisks2 told of; the burst one attach makes is listed once. */
+const devicesChanged = () => {
+  clearTimeout(devicesDue);
+  devicesDue = setTimeout(refreshDevices, 150);
+};
 
 function render() {
   renderDevices();
@@ -998,8 +1004,12 @@ const openLaunchPaths = () => invoke('launch_paths').then((paths) => paths.forEa
 listen('launch-paths', openLaunchPaths).then(openLaunchPaths);
 refreshAttached();
 setInterval(refreshAttached, 2000);
-refreshDevices();
-setInterval(refreshDevices, 2000);
+// Told of each change where udisks2 runs; polled where nothing tells.
+listen('devices-changed', devicesChanged).then(() => invoke('watch_devices')).then((told) => {
+  state.devicesTold = told;
+  refreshDevices();
+  if (!told) setInterval(refreshDevices, 2000);
+});
 if (localStorage.getItem('appearance')) setAppearance(localStorage.getItem('appearance'));
 // A second way in for a running window (drag-and-drop and "Open With" end here too).
 window.openPath = openPath;

@@ -480,10 +480,28 @@ pub async fn convert_image(
     .await
 }
 
-/// The machine's disks for the sidebar's Devices section, polled by the page.
+/// The machine's disks for the sidebar's Devices section.
 #[tauri::command]
 pub async fn devices() -> Result<Vec<dimg::device::Device>, CommandError> {
     blocking(dimg::device::list).await
+}
+
+/// Tells the page of each change to the disks (udisks2's signals) as a `devices-changed`
+/// event, from then on; false where nothing tells of changes, and the page polls instead.
+#[tauri::command]
+pub async fn watch_devices<R: Runtime>(app: AppHandle<R>) -> bool {
+    static WATCHING: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
+    let watch = move || match dimg::device::changes() {
+        Some(changes) => {
+            std::thread::spawn(move || {
+                changes.for_each(|()| drop(app.emit("devices-changed", ())))
+            });
+            true
+        }
+        None => false,
+    };
+    let started = tauri::async_runtime::spawn_blocking(|| *WATCHING.get_or_init(watch));
+    started.await.unwrap_or(false)
 }
 
 /// File › New Image › Image from Device…: the device (`request.source`) copied byte for byte

@@ -65,6 +65,7 @@ fn main() {
             commands::painted,
             commands::drag_out,
             commands::devices,
+            commands::watch_devices,
             commands::image_device,
             commands::restore_image,
             commands::burn_image,

@@ -35,6 +35,11 @@ fn sha256_of(path: &Path) -> String {
     dimg_e2e::sha256sum(path)
 }
 
+/// What `dimg verify` says of the disk in `image`: its `bytes` and `sha256`.
+fn verified(image: &Path) -> Value {
+    serde_json::from_str(&stdout(&dimg(&["verify", s(image), "--json"]))).unwrap()
+}
+
 /// A file of `len` bytes, all a hole.
 fn sparse_file(path: &Path, len: u64) {
     fs::File::create(path).unwrap().set_len(len).unwrap();
@@ -46,51 +51,116 @@ fn ext4_file(path: &Path, mib: u64) {
     peer("mkfs.ext4", &["-q", "-F", s(path)]);
 }
 
-/// A 64 MiB disk with a GPT and one FAT32 volume holding `files`, as dimg creates it raw.
-fn gpt_fat_disk(dir: &Path) -> PathBuf {
-    let src = dir.join("src");
-    fs::create_dir_all(src.join("folder")).unwrap();
-    fs::write(src.join("hello.txt"), b"from a loop device\n").unwrap();
-    fs::write(src.join("folder/noise.bin"), noise(300_000, 3)).unwrap();
-    let disk = dir.join("disk.cdr");
+/// A volume alone (no partition map) of `file_system`, holding `files`, as dimg creates it raw.
+fn raw_volume(dir: &Path, file_system: &str, files: &[(&str, &[u8])]) -> Vec<u8> {
+    let src = dir.join(format!("src-{file_system}"));
+    for (name, bytes) in files {
+        let path = src.join(name);
+        fs::create_dir_all(path.parent().unwrap()).unwrap();
+        fs::write(path, bytes).unwrap();
+    }
+    let volume = dir.join(format!("{file_system}.cdr"));
     let o = dimg(&[
         "create",
         "-srcfolder",
         s(&src),
         "-size",
-        "64m",
+        "24m",
         "-fs",
-        "FAT32",
+        file_system,
         "-volname",
-        "LOOPED",
+        file_system,
         "-layout",
-        "GPTSPUD",
+        "NONE",
         "-format",
         "UDTO",
-        s(&disk),
+        s(&volume),
     ]);
     assert!(o.status.success(), "{}", stderr(&o));
+    fs::read(volume).unwrap()
+}
+
+/// A disk with a GPT (written by util-linux's sfdisk) holding a FAT volume and an HFS+ volume,
+/// each with its files, as a stick formatted on two machines might be.
+fn gpt_disk(dir: &Path) -> PathBuf {
+    let noise = noise(300_000, 3);
+    let fat = raw_volume(
+        dir,
+        "FAT",
+        &[
+            ("hello.txt", b"from a loop device\n"),
+            ("folder/noise.bin", &noise),
+        ],
+    );
+    let hfs = raw_volume(dir, "HFS+", &[("mac.txt", b"from the HFS+ side\n")]);
+    let disk = dir.join("disk.img");
+    let sectors = |v: &[u8]| v.len() as u64 / 512;
+    let fat_at = 2048;
+    let hfs_at = fat_at + sectors(&fat);
+    sparse_file(&disk, (hfs_at + sectors(&hfs) + 2048) * 512);
+    let layout = format!(
+        "label: gpt\n\
+         start={fat_at}, size={}, type=EBD0A0A2-B9E5-4433-87C0-68B6B72699C7\n\
+         start={hfs_at}, size={}, type=48465300-0000-11AA-AA11-00306543ECAC\n",
+        sectors(&fat),
+        sectors(&hfs)
+    );
+    let o = dimg_e2e::run_with_input(
+        Path::new("sfdisk"),
+        &["--quiet", s(&disk)],
+        layout.as_bytes(),
+    );
+    assert!(o.status.success(), "sfdisk: {}", stderr(&o));
+    let file = fs::OpenOptions::new().write(true).open(&disk).unwrap();
+    use std::os::unix::fs::FileExt;
+    file.write_all_at(&fat, fat_at * 512).unwrap();
+    file.write_all_at(&hfs, hfs_at * 512).unwrap();
     disk
 }
 
+/// The facts of `device` in `dimg list --json`, run with `env`.
+fn listed(device: &Path, env: &[(&str, &str)]) -> Value {
+    let o = Command::new(env!("CARGO_BIN_EXE_dimg"))
+        .args(["list", "--json"])
+        .envs(env.iter().copied())
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", stderr(&o));
+    let all: Vec<Value> = serde_json::from_str(&stdout(&o)).unwrap();
+    all.into_iter()
+        .find(|d| d["path"] == s(device))
+        .unwrap_or_else(|| panic!("{} not listed: {}", device.display(), stdout(&o)))
+}
+
+/// `dimg list` from udisks2 (started as a desktop has it), and from lsblk where no udisks2
+/// answers (a bus address that leads nowhere): the attached loop device, its size and both
+/// partitions with their file systems, the same from either.
 #[test]
 fn list_shows_attached_loop_devices_with_their_partitions() {
+    dimg_e2e::udisks();
     let dir = tempfile::tempdir().unwrap();
-    let device = LoopDevice::attach(&gpt_fat_disk(dir.path()));
-    let listed: Vec<Value> = serde_json::from_str(&stdout(&dimg(&["list", "--json"]))).unwrap();
-    let ours = listed
-        .iter()
-        .find(|d| d["path"] == s(&device.0))
-        .unwrap_or_else(|| panic!("{} not listed: {listed:?}", device.0.display()));
+    let disk = gpt_disk(dir.path());
+    let device = LoopDevice::attach(&disk);
+    let ours = listed(&device.0, &[]);
     assert_eq!(ours["kind"], "loop");
-    assert_eq!(ours["size"], 64 << 20);
+    assert_eq!(ours["size"], fs::metadata(&disk).unwrap().len());
     let parts = ours["partitions"].as_array().unwrap();
-    assert_eq!(parts.len(), 1, "{ours}");
+    assert_eq!(parts.len(), 2, "{ours}");
     assert_eq!(parts[0]["path"], s(&device.partition(1)));
     assert_eq!(parts[0]["file_system"], "FAT");
+    assert_eq!(parts[1]["path"], s(&device.partition(2)));
+    assert_eq!(parts[1]["file_system"], "HFS+");
+    let without_udisks = listed(
+        &device.0,
+        &[(
+            "DBUS_SYSTEM_BUS_ADDRESS",
+            "unix:path=/nonexistent/dimg-test",
+        )],
+    );
+    assert_eq!(without_udisks, ours, "lsblk and udisks2 agree");
     let text = stdout(&dimg(&["list"]));
     assert!(
-        text.contains(&format!("{} ", device.partition(1).display())),
+        text.contains(&format!("{} ", device.partition(2).display())),
         "{text}"
     );
 }
@@ -101,7 +171,7 @@ fn list_shows_attached_loop_devices_with_their_partitions() {
 #[test]
 fn devices_image_into_every_format_as_their_bytes() {
     let dir = tempfile::tempdir().unwrap();
-    let device = LoopDevice::attach(&gpt_fat_disk(dir.path()));
+    let device = LoopDevice::attach(&gpt_disk(dir.path()));
     let whole = sha256_of(&device.0);
     for (format, name) in [
         ("UDZO", "d.dmg"),
@@ -125,23 +195,27 @@ fn devices_image_into_every_format_as_their_bytes() {
             s(&image),
         ]);
         assert!(o.status.success(), "{format}: {}", stderr(&o));
-        let verified: Value =
-            serde_json::from_str(&stdout(&dimg(&["verify", s(&image), "--json"]))).unwrap();
-        assert_eq!(verified["sha256"], whole, "{format}: the device's bytes");
+        assert_eq!(
+            verified(&image)["sha256"],
+            whole,
+            "{format}: the device's bytes"
+        );
         let listed = stdout(&dimg(&["ls", "-R", s(&image)]));
         assert!(
             listed.contains("hello.txt") && listed.contains("folder/noise.bin"),
             "{format}: {listed}"
         );
+        let listed = stdout(&dimg(&["ls", s(&image), "--volume", "2"]));
+        assert!(listed.contains("mac.txt"), "{format}: {listed}");
     }
-    let partition = device.partition(1);
-    let image = dir.path().join("part.dmg");
-    let o = dimg(&["create", "-srcdevice", s(&partition), s(&image)]);
-    assert!(o.status.success(), "{}", stderr(&o));
-    let verified: Value =
-        serde_json::from_str(&stdout(&dimg(&["verify", s(&image), "--json"]))).unwrap();
-    assert_eq!(verified["sha256"], sha256_of(&partition));
-    assert!(stdout(&dimg(&["ls", s(&image)])).contains("hello.txt"));
+    for (n, file) in [(1, "hello.txt"), (2, "mac.txt")] {
+        let partition = device.partition(n);
+        let image = dir.path().join(format!("part{n}.dmg"));
+        let o = dimg(&["create", "-srcdevice", s(&partition), s(&image)]);
+        assert!(o.status.success(), "{}", stderr(&o));
+        assert_eq!(verified(&image)["sha256"], sha256_of(&partition));
+        assert!(stdout(&dimg(&["ls", s(&image)])).contains(file));
+    }
 
     let ext4 = dir.path().join("ext4.img");
     ext4_file(&ext4, 16);
@@ -159,9 +233,7 @@ fn devices_image_into_every_format_as_their_bytes() {
         "{}",
         stderr(&o)
     );
-    let verified: Value =
-        serde_json::from_str(&stdout(&dimg(&["verify", s(&image), "--json"]))).unwrap();
-    assert_eq!(verified["sha256"], sha256_of(&mounted_device.0));
+    assert_eq!(verified(&image)["sha256"], sha256_of(&mounted_device.0));
     let o = dimg(&[
         "create",
         "-srcdevice",
@@ -182,8 +254,7 @@ fn devices_image_into_every_format_as_their_bytes() {
 fn restore_writes_the_disk_reads_it_back_and_refuses_what_it_must() {
     let dir = tempfile::tempdir().unwrap();
     let image = dimg_e2e::corpus().join("dmg/dmgwiz-zlib.dmg");
-    let verified: Value =
-        serde_json::from_str(&stdout(&dimg(&["verify", s(&image), "--json"]))).unwrap();
+    let verified = verified(&image);
     let disk_size = verified["bytes"].as_u64().unwrap();
     let backing = dir.path().join("target.img");
     sparse_file(&backing, disk_size + (4 << 20));
@@ -411,4 +482,150 @@ fn unreadable_sectors_stop_the_copy_unless_skipped() {
     );
     drop(failing);
     drop(served);
+}
+
+/// A polkit rule granting one user udisks2's "open a device" actions (as an administrator
+/// grants a group), taken away again when dropped.
+struct PolkitGrant(PathBuf);
+
+impl PolkitGrant {
+    fn new(user: &str) -> PolkitGrant {
+        let rule = PathBuf::from("/etc/polkit-1/rules.d/49-dimg-test.rules");
+        fs::write(
+            &rule,
+            format!(
+                "polkit.addRule(function(action, subject) {{\n  \
+                 if (subject.user == \"{user}\" && \
+                 action.id.indexOf(\"org.freedesktop.udisks2.open-device\") == 0)\n    \
+                 return polkit.Result.YES;\n}});\n"
+            ),
+        )
+        .unwrap();
+        PolkitGrant(rule)
+    }
+}
+
+impl Drop for PolkitGrant {
+    fn drop(&mut self) {
+        let _ = fs::remove_file(&self.0);
+    }
+}
+
+/// A user of the machine for the test, made if absent.
+fn user(name: &str) -> &str {
+    if !Command::new("id")
+        .arg(name)
+        .output()
+        .unwrap()
+        .status
+        .success()
+    {
+        peer("useradd", &["--system", "--no-create-home", name]);
+    }
+    name
+}
+
+/// dimg run as `user` (runuser), from `dir`, where a copy of it is.
+fn dimg_as(user: &str, dir: &Path, args: &[&str]) -> std::process::Output {
+    Command::new("runuser")
+        .args(["-u", user, "--"])
+        .arg(dir.join("dimg"))
+        .args(args)
+        .current_dir(dir)
+        .output()
+        .unwrap()
+}
+
+/// Without root: the device cannot be opened directly, so dimg goes through udisks2's
+/// OpenForBackup (and OpenDevice with O_DIRECT for -skip-unreadable's retries) and
+/// OpenForRestore, which polkit allows a user an administrator granted them to, and refuses
+/// anyone else, which dimg says in a sentence.
+#[test]
+fn users_without_root_image_and_restore_through_udisks_and_polkit() {
+    use std::os::unix::fs::PermissionsExt;
+    dimg_e2e::udisks();
+    let dir = tempfile::tempdir().unwrap();
+    let shared = dir.path().join("shared");
+    fs::create_dir(&shared).unwrap();
+    fs::set_permissions(dir.path(), fs::Permissions::from_mode(0o755)).unwrap();
+    fs::set_permissions(&shared, fs::Permissions::from_mode(0o777)).unwrap();
+    fs::copy(env!("CARGO_BIN_EXE_dimg"), shared.join("dimg")).unwrap();
+    let image = dimg_e2e::corpus().join("dmg/dmgwiz-zlib.dmg");
+    fs::copy(&image, shared.join("in.dmg")).unwrap();
+    let device = LoopDevice::attach(&gpt_disk(dir.path()));
+    let granted = user("dimg-polkit-test");
+    let _grant = PolkitGrant::new(granted);
+
+    // polkit reads a new rule within moments of it being written.
+    let image_device = || {
+        dimg_as(
+            granted,
+            &shared,
+            &["create", "-srcdevice", s(&device.0), "out.dmg"],
+        )
+    };
+    let mut o = image_device();
+    let start = std::time::Instant::now();
+    while !o.status.success() && start.elapsed() < std::time::Duration::from_secs(15) {
+        std::thread::sleep(std::time::Duration::from_millis(200));
+        o = image_device();
+    }
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert_eq!(
+        verified(&shared.join("out.dmg"))["sha256"],
+        sha256_of(&device.0),
+        "the device's bytes"
+    );
+    let o = dimg_as(
+        granted,
+        &shared,
+        &[
+            "create",
+            "-srcdevice",
+            s(&device.partition(2)),
+            "-skip-unreadable",
+            "part.dmg",
+        ],
+    );
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert_eq!(
+        verified(&shared.join("part.dmg"))["sha256"],
+        sha256_of(&device.partition(2))
+    );
+
+    let o = dimg_as(
+        granted,
+        &shared,
+        &["restore", "in.dmg", "-target", s(&device.0), "-force"],
+    );
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert!(
+        stdout(&o).contains("read back from the device: identical"),
+        "{}",
+        stdout(&o)
+    );
+    let disk = verified(&image);
+    let written = fs::read(&device.0).unwrap();
+    let len = disk["bytes"].as_u64().unwrap() as usize;
+    assert_eq!(dimg_e2e::sha256_bytes(&written[..len]), disk["sha256"]);
+
+    // Anyone else: refused by polkit, said so, nothing written.
+    let before = sha256_of(&device.0);
+    for args in [
+        &["create", "-srcdevice", s(&device.0), "no.dmg"][..],
+        &["restore", "in.dmg", "-target", s(&device.0), "-force"][..],
+    ] {
+        let o = dimg_as("nobody", &shared, args);
+        assert_eq!(o.status.code(), Some(1), "{}", stderr(&o));
+        assert!(
+            stderr(&o).contains(&format!(
+                "{}: permission denied, and udisks2 would not open it either",
+                device.0.display()
+            )) && stderr(&o).contains("Not authorized"),
+            "{}",
+            stderr(&o)
+        );
+    }
+    assert!(!shared.join("no.dmg").exists());
+    assert_eq!(sha256_of(&device.0), before);
 }

@@ -5,10 +5,10 @@
 use super::convert::{write, ConvertOptions, ConvertReport};
 use super::{Cancel, Progress};
 use crate::container::raw;
+use crate::device::{self, Access};
 use crate::io::{FileSource, ReadAt};
 use crate::{Error, Result};
 use std::io;
-use std::os::unix::fs::OpenOptionsExt;
 use std::path::Path;
 use std::sync::{Arc, Mutex};
 
@@ -131,33 +131,30 @@ impl ReadAt for Rescue {
     }
 }
 
-/// Copies the device at `device` into `output` as `options` say. With `skip_unreadable`, what
+/// Copies the device at `path` into `output` as `options` say. With `skip_unreadable`, what
 /// cannot be read is written as zeros and listed in the report; without it, it is the error.
 pub fn image_device(
-    device: &Path,
+    path: &Path,
     output: &Path,
     options: &ConvertOptions,
     skip_unreadable: bool,
     progress: &dyn Progress,
     cancel: &Cancel,
 ) -> Result<ConvertReport> {
-    let source = FileSource::open(device).map_err(|e| Error::io(device, e))?;
+    let opened = device::open(path, Access::Read)?;
+    let source = FileSource::from_file(opened).map_err(|e| Error::io(path, e))?;
     if !skip_unreadable {
         let disk = raw::whole(Arc::new(source));
-        return write(device, &*disk, output, options, progress, cancel);
+        return write(path, &*disk, output, options, progress, cancel);
     }
-    let direct = std::fs::OpenOptions::new()
-        .read(true)
-        .custom_flags(libc::O_DIRECT)
-        .open(device)
-        .map_err(|e| Error::io(device, e))?;
+    let direct = device::open(path, Access::ReadDirect)?;
     let rescue = Arc::new(Rescue {
         device: source,
         direct,
         unreadable: Mutex::new(Vec::new()),
     });
     let disk = raw::whole(rescue.clone());
-    let mut report = write(device, &*disk, output, options, progress, cancel)?;
+    let mut report = write(path, &*disk, output, options, progress, cancel)?;
     let mut ranges = std::mem::take(&mut *rescue.unreadable.lock().expect("unreadable lock"));
     // Blocks may be read out of order: the ranges in order, neighbours joined.
     ranges.sort_unstable();

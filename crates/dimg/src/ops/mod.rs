@@ -155,7 +155,8 @@ pub(crate) fn sha256_head(
     cancel: &Cancel,
 ) -> Result<String> {
     use sha2::Digest;
-    let file = crate::io::FileSource::open(path).map_err(|e| Error::io(path, e))?;
+    let opened = crate::device::open(path, crate::device::Access::Read)?;
+    let file = crate::io::FileSource::from_file(opened).map_err(|e| Error::io(path, e))?;
     let whole = file.size();
     let len = len.unwrap_or(whole);
     if whole < len {

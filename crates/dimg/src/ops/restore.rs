@@ -6,7 +6,7 @@ use crate::device::{self, Device};
 use crate::{container, Error, Passphrase, Result};
 use serde::Serialize;
 use sha2::{Digest, Sha256};
-use std::os::unix::fs::{FileExt, OpenOptionsExt};
+use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
 
 #[derive(Debug, Serialize)]
@@ -64,13 +64,9 @@ pub fn restore(
             reason,
         });
     }
-    // O_EXCL on a block device: the kernel refuses it while a file system or another program
-    // holds it, even one mounted after the check above.
-    let device = std::fs::OpenOptions::new()
-        .write(true)
-        .custom_flags(libc::O_EXCL)
-        .open(target)
-        .map_err(|e| Error::io(target, e))?;
+    // Held exclusively: the kernel refuses while a file system or another program holds it,
+    // even one mounted after the check above.
+    let device = device::open(target, device::Access::Write)?;
     let mut sha = Sha256::new();
     let mut written = 0u64;
     let wrote = stream(
@@ -99,13 +95,15 @@ pub fn restore(
     }
     device.sync_all().map_err(|e| Error::io(target, e))?;
     let sha256 = hex(&sha.finalize());
+    // What the device holds is read back, not what the page cache kept of the writes.
+    // SAFETY: a plain advisory call on an open descriptor.
+    unsafe {
+        use std::os::fd::AsRawFd;
+        libc::posix_fadvise(device.as_raw_fd(), 0, 0, libc::POSIX_FADV_DONTNEED);
+    }
+    // Closed first: the read-back may need the device exclusively too (udisks2's OpenForBackup).
+    drop(device);
     if verify {
-        // What the device holds, not what the page cache kept of the writes.
-        // SAFETY: a plain advisory call on an open descriptor.
-        unsafe {
-            use std::os::fd::AsRawFd;
-            libc::posix_fadvise(device.as_raw_fd(), 0, 0, libc::POSIX_FADV_DONTNEED);
-        }
         let read = sha256_head(target, Some(size), "Verifying the disk", progress, cancel)?;
         if read != sha256 {
             return Err(Error::Refused {
