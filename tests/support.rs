@@ -189,7 +189,7 @@ pub fn udisks() {
             "dbus-daemon --system"
         );
     }
-    if !run("pgrep", &["-x", "systemd-udevd"]) {
+    if !run("udevadm", &["control", "--ping"]) {
         assert!(
             run("/lib/systemd/systemd-udevd", &["--daemon"]),
             "systemd-udevd --daemon"
