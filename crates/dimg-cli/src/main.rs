@@ -66,6 +66,26 @@ impl From<Error> for Failure {
 }
 
 /// All of standard input, as a passphrase (`-stdinpass`): read once, shared by every use.
+/// What `create -srcdevice` copies.
+enum Behind {
+    Device(std::path::PathBuf),
+    /// A volume dimg mounted has no block device: behind it is its partition of the image
+    /// (index 0: the whole disk), which nothing writes to.
+    Volume(std::path::PathBuf, u32),
+}
+
+/// The image and partition behind `spec` when it is the mount point of a volume dimg attached.
+fn dimg_volume(spec: &Path) -> Option<(std::path::PathBuf, u32)> {
+    let point = spec.canonicalize().ok()?;
+    dimg_mount::attached().into_iter().find_map(|a| {
+        a.mounts
+            .iter()
+            .find(|m| m.mount_point == point)
+            .and_then(|m| m.volume.as_ref())
+            .map(|v| (a.image.clone(), v.partition))
+    })
+}
+
 fn stdin_passphrase(pass: PassArgs) -> dimg::Result<Option<Arc<Passphrase>>> {
     if !pass.stdinpass {
         return Ok(None);
@@ -269,13 +289,18 @@ fn run(cli: Cli, cancel: &Cancel) -> Result<(), Failure> {
             ..
         } => {
             let given = stdin_passphrase(pass)?;
-            let device = dimg::device::resolve(&spec)?;
-            if let Some(point) = dimg::device::describe(&device)?.mounted_at().first() {
-                eprintln!(
-                    "dimg: {} is mounted at {}: the copy of a file system in use may be inconsistent",
-                    device.display(),
-                    point.display()
-                );
+            let source = match dimg_volume(&spec) {
+                Some((image, index)) => Behind::Volume(image, index),
+                None => Behind::Device(dimg::device::resolve(&spec)?),
+            };
+            if let Behind::Device(device) = &source {
+                if let Some(point) = dimg::device::describe(device)?.mounted_at().first() {
+                    eprintln!(
+                        "dimg: {} is mounted at {}: the copy of a file system in use may be inconsistent",
+                        device.display(),
+                        point.display()
+                    );
+                }
             }
             let format = format
                 .or(kind)
@@ -283,8 +308,14 @@ fn run(cli: Cli, cancel: &Cancel) -> Result<(), Failure> {
                 .unwrap_or(ops::OutputFormat::Udzo);
             let options = write_options(format, write, &output, given)?;
             let bar = progress::Bar::new();
-            let report =
-                ops::image_device(&device, &output, &options, skip_unreadable, &bar, cancel);
+            let report = match source {
+                Behind::Volume(image, index) => {
+                    ops::image_partition(&image, None, index, &output, &options, &bar, cancel)
+                }
+                Behind::Device(device) => {
+                    ops::image_device(&device, &output, &options, skip_unreadable, &bar, cancel)
+                }
+            };
             bar.finish();
             Output::from(print).print(&report?, output::convert_text);
         }

@@ -166,12 +166,14 @@ fn list_shows_attached_loop_devices_with_their_partitions() {
 }
 
 /// A whole disk into every output format that takes any disk: each decodes to the device's
-/// bytes and lists its files; one partition likewise; and the device behind a mount point,
-/// with the warning that a file system in use may change under the copy.
+/// bytes and lists its files; each partition likewise; what is behind a volume dimg mounted;
+/// and the device behind a kernel mount point, with the warning that a file system in use may
+/// change under the copy.
 #[test]
 fn devices_image_into_every_format_as_their_bytes() {
     let dir = tempfile::tempdir().unwrap();
-    let device = LoopDevice::attach(&gpt_disk(dir.path()));
+    let disk = gpt_disk(dir.path());
+    let device = LoopDevice::attach(&disk);
     let whole = sha256_of(&device.0);
     for (format, name) in [
         ("UDZO", "d.dmg"),
@@ -216,6 +218,29 @@ fn devices_image_into_every_format_as_their_bytes() {
         assert_eq!(verified(&image)["sha256"], sha256_of(&partition));
         assert!(stdout(&dimg(&["ls", s(&image)])).contains(file));
     }
+
+    // A volume dimg mounted (FUSE, no block device): behind it, its partition of the image.
+    let fuse = dir.path().join("fuse");
+    let o = dimg(&[
+        "attach",
+        s(&disk),
+        "--volume",
+        "2",
+        "--mountpoint",
+        s(&fuse),
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let image = dir.path().join("fuse.dmg");
+    let o = dimg(&["create", "-srcdevice", s(&fuse), s(&image)]);
+    let detached = dimg(&["detach", s(&fuse)]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert!(detached.status.success(), "{}", stderr(&detached));
+    assert!(
+        !stderr(&o).contains("may be inconsistent"),
+        "{}",
+        stderr(&o)
+    );
+    assert_eq!(verified(&image)["sha256"], sha256_of(&device.partition(2)));
 
     let ext4 = dir.path().join("ext4.img");
     ext4_file(&ext4, 16);

@@ -4,10 +4,10 @@
 
 use super::convert::{write, ConvertOptions, ConvertReport};
 use super::{Cancel, Progress};
-use crate::container::raw;
+use crate::container::{self, raw};
 use crate::device::{self, Access};
 use crate::io::{FileSource, ReadAt};
-use crate::{Error, Result};
+use crate::{partition, Error, Passphrase, Result};
 use std::io;
 use std::path::Path;
 use std::sync::{Arc, Mutex};
@@ -174,4 +174,37 @@ pub fn image_device(
             )
         }));
     Ok(report)
+}
+
+/// Copies partition `index` (0: the whole disk) of the disk in `image` into `output`: the device
+/// behind a volume dimg mounted itself (on macOS, the /dev/diskNsM under the mount point).
+pub fn image_partition(
+    image: &Path,
+    passphrase: Option<&Passphrase>,
+    index: u32,
+    output: &Path,
+    options: &ConvertOptions,
+    progress: &dyn Progress,
+    cancel: &Cancel,
+) -> Result<ConvertReport> {
+    let disk = container::open(image, passphrase)?.container.disk();
+    let (_, partitions) = partition::scan(&*disk).map_err(|e| Error::io(image, e))?;
+    let source: Arc<dyn ReadAt> = match partitions.iter().find(|p| p.index == index) {
+        Some(p) => Arc::new(p.open(disk)),
+        None if index == 0 => disk,
+        None => {
+            return Err(Error::Refused {
+                path: image.to_path_buf(),
+                reason: format!("its disk has no partition {index}"),
+            })
+        }
+    };
+    write(
+        image,
+        &*raw::whole(source),
+        output,
+        options,
+        progress,
+        cancel,
+    )
 }

@@ -27,7 +27,7 @@ pub use compact::{compact, CompactReport};
 pub use convert::{convert, ConvertOptions, ConvertReport, Encryption, OutputFormat};
 pub use create::{create, CreateOptions, CreateReport, FileSystem};
 pub use encryption::{chpass, identity, is_encrypted};
-pub use image_device::image_device;
+pub use image_device::{image_device, image_partition};
 pub use info::{info, ImageInfo, PartitionInfo, VolumeInfo};
 pub use resize::{limits, resize, Limits, ResizeReport};
 pub use restore::{restore, RestoreReport};
