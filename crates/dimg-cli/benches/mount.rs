@@ -18,9 +18,10 @@
 
 mod common;
 
+use common::{run, s, time};
 use std::fs;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
+use std::process::Command;
 use std::time::Instant;
 
 const DIMG: &str = env!("CARGO_BIN_EXE_dimg");
@@ -177,28 +178,6 @@ fn main() {
         total >> 20,
         one / eight
     );
-}
-
-fn s(p: &Path) -> &str {
-    p.to_str().unwrap()
-}
-
-fn run(program: &str, args: &[&str]) {
-    let status = Command::new(program)
-        .args(args)
-        .stdout(Stdio::null())
-        .status();
-    assert!(
-        status.is_ok_and(|s| s.success()),
-        "{program} {args:?} failed"
-    );
-}
-
-/// Seconds a command took; its output is thrown away.
-fn time(program: &str, args: &[&str]) -> f64 {
-    let start = Instant::now();
-    run(program, args);
-    start.elapsed().as_secs_f64()
 }
 
 /// The best of three.

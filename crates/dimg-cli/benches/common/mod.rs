@@ -116,3 +116,26 @@ pub fn make_tree(root: &Path, files: usize) {
         fs::write(folder.join(format!("file-{i:06}.txt")), format!("{i}\n")).unwrap();
     }
 }
+
+pub fn s(p: &Path) -> &str {
+    p.to_str().unwrap()
+}
+
+/// Runs a command to its end, which must succeed; its output is thrown away.
+pub fn run(program: &str, args: &[&str]) {
+    let status = std::process::Command::new(program)
+        .args(args)
+        .stdout(std::process::Stdio::null())
+        .status();
+    assert!(
+        status.is_ok_and(|s| s.success()),
+        "{program} {args:?} failed"
+    );
+}
+
+/// Seconds a command took; its output is thrown away.
+pub fn time(program: &str, args: &[&str]) -> f64 {
+    let start = std::time::Instant::now();
+    run(program, args);
+    start.elapsed().as_secs_f64()
+}
