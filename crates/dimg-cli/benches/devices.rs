@@ -7,8 +7,9 @@
 //!   - restoring the raw image onto a second loop device without the verify pass vs
 //!     `dd bs=4M oflag=direct` (within 1.05×).
 //!
-//! Every source is read once first, so each tool reads from a warm cache. Each timing is the best
-//! of three, the tools taking turns.
+//! Every source is read once first, so each tool reads from a warm cache, and each run starts
+//! after `sync`, with nothing left for the disk to write. Each timing is the best of five, the
+//! tools taking turns.
 //! Run: cargo bench -p dimg-cli --bench devices [-- SIZE_MIB]   (default 1024)
 
 mod common;
@@ -40,16 +41,16 @@ fn main() {
     let image = out.join("image.cdr");
     let copy = out.join("copy.raw");
     let (mut dimg_raw, mut dd, mut dd_fsync) = (f64::MAX, f64::MAX, f64::MAX);
-    for _ in 0..3 {
+    for _ in 0..5 {
         let _ = fs::remove_file(&image);
-        dimg_raw = dimg_raw.min(time(
+        dimg_raw = dimg_raw.min(synced(
             DIMG,
             &["create", "-srcdevice", device, "-format", "UDTO", s(&image)],
         ));
         let of = format!("of={}", copy.display());
         let iff = format!("if={device}");
-        dd = dd.min(time("dd", &[&iff, &of, "bs=4M", "status=none"]));
-        dd_fsync = dd_fsync.min(time(
+        dd = dd.min(synced("dd", &[&iff, &of, "bs=4M", "status=none"]));
+        dd_fsync = dd_fsync.min(synced(
             "dd",
             &[&iff, &of, "bs=4M", "conv=fsync", "status=none"],
         ));
@@ -66,10 +67,10 @@ fn main() {
     let from_device = out.join("device.dmg");
     let from_file = out.join("file.dmg");
     let (mut device_udzo, mut file_udzo) = (f64::MAX, f64::MAX);
-    for _ in 0..3 {
+    for _ in 0..5 {
         let _ = fs::remove_file(&from_device);
         let _ = fs::remove_file(&from_file);
-        device_udzo = device_udzo.min(time(
+        device_udzo = device_udzo.min(synced(
             DIMG,
             &[
                 "create",
@@ -80,7 +81,7 @@ fn main() {
                 s(&from_device),
             ],
         ));
-        file_udzo = file_udzo.min(time(
+        file_udzo = file_udzo.min(synced(
             DIMG,
             &["convert", s(&raw), "-format", "UDZO", "-o", s(&from_file)],
         ));
@@ -100,14 +101,14 @@ fn main() {
     let target = LoopDevice::attach(&target_file);
     let device = s(&target.0);
     let (mut dimg_restore, mut dd_direct) = (f64::MAX, f64::MAX);
-    for _ in 0..3 {
-        dimg_restore = dimg_restore.min(time(
+    for _ in 0..5 {
+        dimg_restore = dimg_restore.min(synced(
             DIMG,
             &["restore", s(&raw), "-target", device, "-force", "-noverify"],
         ));
         let of = format!("of={device}");
         let iff = format!("if={}", raw.display());
-        dd_direct = dd_direct.min(time(
+        dd_direct = dd_direct.min(synced(
             "dd",
             &[&iff, &of, "bs=4M", "oflag=direct", "status=none"],
         ));
@@ -118,4 +119,10 @@ fn main() {
         "raw → device      dimg restore        {dimg_restore:>7.3} s   {:.2}× dd's time",
         dimg_restore / dd_direct
     );
+}
+
+/// Seconds `program` takes, from a disk with nothing left to write.
+fn synced(program: &str, args: &[&str]) -> f64 {
+    run("sync", &[]);
+    time(program, args)
 }

@@ -282,7 +282,9 @@ pub fn restore_text(r: &RestoreReport) -> String {
     let mut s = String::new();
     let _ = writeln!(s, "restored onto {}", r.target.display());
     let _ = writeln!(s, "  {:<17}{}", "Written:", size(r.written));
-    let _ = writeln!(s, "  {:<17}{}", "SHA-256:", r.sha256);
+    if let Some(sha) = &r.sha256 {
+        let _ = writeln!(s, "  {:<17}{sha}", "SHA-256:");
+    }
     let checked = match r.verified {
         true => "read back from the device: identical",
         false => "not read back (-noverify)",

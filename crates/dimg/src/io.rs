@@ -335,6 +335,40 @@ impl ReadAt for Zeros {
     }
 }
 
+/// A buffer O_DIRECT accepts: 4096-byte aligned, a whole number of sectors.
+pub(crate) struct Aligned {
+    ptr: *mut u8,
+    layout: std::alloc::Layout,
+}
+
+// SAFETY: it owns its memory alone, as a Vec does.
+unsafe impl Send for Aligned {}
+
+impl Aligned {
+    pub(crate) fn new(len: usize) -> Aligned {
+        let layout = std::alloc::Layout::from_size_align(len, 4096).expect("a valid layout");
+        assert!(len > 0, "an empty aligned buffer");
+        // SAFETY: len is non-zero.
+        let ptr = unsafe { std::alloc::alloc_zeroed(layout) };
+        assert!(!ptr.is_null(), "out of memory");
+        Aligned { ptr, layout }
+    }
+    pub(crate) fn capacity(&self) -> usize {
+        self.layout.size()
+    }
+    pub(crate) fn bytes(&mut self) -> &mut [u8] {
+        // SAFETY: ptr holds layout.size() initialised bytes owned by self.
+        unsafe { std::slice::from_raw_parts_mut(self.ptr, self.layout.size()) }
+    }
+}
+
+impl Drop for Aligned {
+    fn drop(&mut self) {
+        // SAFETY: allocated with this layout in `new`.
+        unsafe { std::alloc::dealloc(self.ptr, self.layout) }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

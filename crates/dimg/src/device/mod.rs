@@ -7,12 +7,14 @@
 mod lsblk;
 mod udisks;
 
+use crate::io::{Aligned, FileSource, ReadAt};
 use crate::{Error, Result};
 use serde::{Deserialize, Serialize};
 use std::fs::File;
 use std::io;
 use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 /// A disk or a partition.
 #[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq)]
@@ -102,21 +104,26 @@ fn number(dev: libc::dev_t) -> String {
 /// What a device is opened for.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Access {
+    /// Reading, shared with whatever else uses it (a mounted file system), through the page
+    /// cache.
     Read,
-    /// Reads that bypass the page cache (O_DIRECT): each one a request to the device.
-    ReadDirect,
-    /// Writing the whole device, held exclusively (O_EXCL: the kernel refuses while a file
-    /// system or another program holds it).
+    /// Reading all of it, held exclusively (O_EXCL: the kernel refuses while a file system or
+    /// another program holds it, and nothing can mount it meanwhile) and past the page cache
+    /// (O_DIRECT: each read a request to the device).
+    Backup,
+    /// Writing all of it, held exclusively.
     Write,
 }
 
 /// Opens the device at `path`: directly when the user may, else through udisks2, which asks
-/// polkit (OpenForBackup to read, OpenForRestore to write), as GNOME Disks does.
+/// polkit (OpenForBackup, OpenForRestore, OpenDevice), as GNOME Disks does.
 pub fn open(path: &Path, access: Access) -> Result<File> {
     let mut options = std::fs::OpenOptions::new();
     match access {
         Access::Read => options.read(true),
-        Access::ReadDirect => options.read(true).custom_flags(libc::O_DIRECT),
+        Access::Backup => options
+            .read(true)
+            .custom_flags(libc::O_EXCL | libc::O_DIRECT),
         Access::Write => options.write(true).custom_flags(libc::O_EXCL),
     };
     match options.open(path) {
@@ -125,6 +132,94 @@ pub fn open(path: &Path, access: Access) -> Result<File> {
             None => Err(Error::io(path, e)),
         },
         opened => opened.map_err(|e| Error::io(path, e)),
+    }
+}
+
+/// The device at `path` for reading as a disk. Where nothing else holds it, exclusively and past
+/// the page cache ([`Access::Backup`]): each read is a request to the device, and reading a whole
+/// disk neither fills the cache nor copies every byte twice. A device in use (a mounted file
+/// system) is read through the cache, as `dd` reads it: there the file system's newest metadata
+/// may not be written yet.
+pub fn reader(path: &Path) -> Result<Arc<dyn ReadAt>> {
+    let opened = match open(path, Access::Backup) {
+        Ok(direct) => Direct::new(direct).map(|d| Arc::new(d) as Arc<dyn ReadAt>),
+        Err(_) => FileSource::from_file(open(path, Access::Read)?).map(|f| Arc::new(f) as _),
+    };
+    opened.map_err(|e| Error::io(path, e))
+}
+
+/// Turns O_DIRECT on or off for `file`; whether that was done.
+pub(crate) fn set_direct(file: &File, on: bool) -> bool {
+    use std::os::fd::AsRawFd;
+    let fd = file.as_raw_fd();
+    // SAFETY: fcntl on an open descriptor, with the flags it gave.
+    unsafe {
+        let flags = libc::fcntl(fd, libc::F_GETFL);
+        let flags = match on {
+            true => flags | libc::O_DIRECT,
+            false => flags & !libc::O_DIRECT,
+        };
+        flags >= 0 && libc::fcntl(fd, libc::F_SETFL, flags) == 0
+    }
+}
+
+/// O_DIRECT reads, which must be whole logical sectors into aligned memory: each goes through a
+/// page-aligned bounce buffer kept by each thread.
+struct Direct {
+    file: File,
+    size: u64,
+    /// The device's logical sector size (a page for what does not say).
+    sector: u64,
+}
+
+impl Direct {
+    fn new(file: File) -> io::Result<Direct> {
+        use std::os::fd::AsRawFd;
+        let size = FileSource::from_file(file.try_clone()?)?.size();
+        let mut sector: libc::c_int = 0;
+        // SAFETY: BLKSSZGET writes one int through the pointer.
+        let asked = unsafe { libc::ioctl(file.as_raw_fd(), libc::BLKSSZGET, &mut sector) };
+        let sector = match asked {
+            0 if sector > 0 => sector as u64,
+            _ => 4096,
+        };
+        Ok(Direct { file, size, sector })
+    }
+}
+
+impl ReadAt for Direct {
+    fn read_at(&self, offset: u64, buf: &mut [u8]) -> io::Result<usize> {
+        use std::os::unix::fs::FileExt;
+        thread_local! {
+            static BOUNCE: std::cell::RefCell<Option<Aligned>> = const { std::cell::RefCell::new(None) };
+        }
+        let n = (buf.len() as u64).min(self.size.saturating_sub(offset)) as usize;
+        if n == 0 {
+            return Ok(0);
+        }
+        let start = offset / self.sector * self.sector;
+        let window = (offset + n as u64).next_multiple_of(self.sector) - start;
+        BOUNCE.with_borrow_mut(|bounce| {
+            let bounce = match bounce {
+                Some(b) if b.capacity() as u64 >= window => b,
+                slot => slot.insert(Aligned::new(window as usize)),
+            };
+            let bytes = &mut bounce.bytes()[..window as usize];
+            // A device whose end is not a whole sector reads short there.
+            let mut got = 0;
+            let skip = (offset - start) as usize;
+            while got < skip + n {
+                match self.file.read_at(&mut bytes[got..], start + got as u64)? {
+                    0 => return Err(io::ErrorKind::UnexpectedEof.into()),
+                    read => got += read,
+                }
+            }
+            buf[..n].copy_from_slice(&bytes[skip..skip + n]);
+            Ok(n)
+        })
+    }
+    fn size(&self) -> u64 {
+        self.size
     }
 }
 

@@ -2,7 +2,7 @@
 //! says when they change), and a device opened for a user who may not open it directly, through
 //! OpenForBackup / OpenForRestore, which polkit authorises, as GNOME Disks does.
 
-use super::{file_system, number, Access, Device};
+use super::{file_system, number, set_direct, Access, Device};
 use std::collections::HashMap;
 use std::ffi::OsString;
 use std::fs::File;
@@ -225,20 +225,18 @@ fn open_on(bus: &Connection, path: &Path, access: Access) -> io::Result<File> {
     })?;
     let none = &HashMap::<&str, Value>::new();
     let reply = match access {
-        // OpenForBackup holds the device exclusively (O_EXCL), which a mounted volume refuses;
-        // OpenDevice reads it anyway, as root's plain open does.
-        Access::Read => call_block(bus, &object, "OpenForBackup", &(none,)).or_else(|first| {
-            call_block(bus, &object, "OpenDevice", &("r", none)).map_err(|_| first)
-        }),
-        Access::ReadDirect => {
-            let direct = HashMap::from([("flags", Value::from(libc::O_DIRECT))]);
-            call_block(bus, &object, "OpenDevice", &("r", &direct))
-        }
+        Access::Read => call_block(bus, &object, "OpenDevice", &("r", none)),
+        Access::Backup => call_block(bus, &object, "OpenForBackup", &(none,)),
         Access::Write => call_block(bus, &object, "OpenForRestore", &(none,)),
     }
     .map_err(refused)?;
     let fd: zbus::zvariant::OwnedFd = reply.body().deserialize().map_err(refused)?;
-    Ok(File::from(std::os::fd::OwnedFd::from(fd)))
+    let file = File::from(std::os::fd::OwnedFd::from(fd));
+    // OpenForBackup holds it exclusively; past the page cache is asked of the descriptor.
+    if access == Access::Backup && !set_direct(&file, true) {
+        return Err(io::Error::other("it does not take O_DIRECT"));
+    }
+    Ok(file)
 }
 
 /// A method of the Block interface of `object`.

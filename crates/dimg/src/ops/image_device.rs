@@ -5,8 +5,8 @@
 use super::convert::{write, ConvertOptions, ConvertReport};
 use super::{Cancel, Progress};
 use crate::container::{self, raw};
-use crate::device::{self, Access};
-use crate::io::{FileSource, ReadAt};
+use crate::device;
+use crate::io::ReadAt;
 use crate::{partition, Error, Passphrase, Result};
 use std::io;
 use std::path::Path;
@@ -19,51 +19,17 @@ const SECTOR: usize = 512;
 /// A device read for imaging that reads around what it cannot. A block that fails is retried
 /// in 64 KiB pieces; in a run of failing pieces the edges are found sector by sector (the good
 /// sectors at either end kept), and the rest of the run reads as zeros and is recorded, as
-/// data-rescue tools do before scraping. Retries bypass the page cache (O_DIRECT), so each is
-/// one request to the device, not a readahead window.
+/// data-rescue tools do before scraping. The device is read with O_DIRECT where it takes it
+/// ([`device::reader`]), so each retry is one request to the device, not a readahead window.
 struct Rescue {
-    device: FileSource,
-    direct: std::fs::File,
+    device: Arc<dyn ReadAt>,
     unreadable: Mutex<Vec<(u64, u64)>>,
 }
 
-/// A buffer O_DIRECT accepts: 4096-byte aligned, a whole number of sectors.
-struct Aligned {
-    ptr: *mut u8,
-    layout: std::alloc::Layout,
-}
-
-impl Aligned {
-    fn new(len: usize) -> Aligned {
-        let layout = std::alloc::Layout::from_size_align(len, 4096).expect("a valid layout");
-        // SAFETY: len is non-zero (a piece or a sector).
-        let ptr = unsafe { std::alloc::alloc_zeroed(layout) };
-        assert!(!ptr.is_null(), "out of memory");
-        Aligned { ptr, layout }
-    }
-    fn bytes(&mut self) -> &mut [u8] {
-        // SAFETY: ptr holds layout.size() initialised bytes owned by self.
-        unsafe { std::slice::from_raw_parts_mut(self.ptr, self.layout.size()) }
-    }
-}
-
-impl Drop for Aligned {
-    fn drop(&mut self) {
-        // SAFETY: allocated with this layout in `new`.
-        unsafe { std::alloc::dealloc(self.ptr, self.layout) }
-    }
-}
-
 impl Rescue {
-    /// Reads `into.len()` bytes at `offset` directly from the device; false if it fails.
-    fn direct_read(&self, offset: u64, into: &mut [u8]) -> bool {
-        let mut aligned = Aligned::new(into.len().next_multiple_of(SECTOR));
-        let buf = aligned.bytes();
-        let read = std::os::unix::fs::FileExt::read_exact_at(&self.direct, buf, offset);
-        if read.is_ok() {
-            into.copy_from_slice(&buf[..into.len()]);
-        }
-        read.is_ok()
+    /// Reads `into.len()` bytes at `offset` from the device; false if it fails.
+    fn reads(&self, offset: u64, into: &mut [u8]) -> bool {
+        self.device.read_exact_at(offset, into).is_ok()
     }
 
     fn record(&self, offset: u64, len: u64) {
@@ -79,7 +45,7 @@ impl Rescue {
         let pieces: Vec<bool> = buf
             .chunks_mut(PIECE)
             .enumerate()
-            .map(|(i, piece)| self.direct_read(offset + (i * PIECE) as u64, piece))
+            .map(|(i, piece)| self.reads(offset + (i * PIECE) as u64, piece))
             .collect();
         let mut i = 0;
         while i < pieces.len() {
@@ -94,7 +60,7 @@ impl Rescue {
             // The good sectors before the first bad one, and after the last.
             let mut first_bad = start;
             while first_bad < end
-                && self.direct_read(
+                && self.reads(
                     offset + first_bad as u64,
                     &mut buf[first_bad..first_bad + SECTOR],
                 )
@@ -103,7 +69,7 @@ impl Rescue {
             }
             let mut last_bad = end;
             while last_bad > first_bad
-                && self.direct_read(
+                && self.reads(
                     offset + (last_bad - SECTOR) as u64,
                     &mut buf[last_bad - SECTOR..last_bad],
                 )
@@ -141,16 +107,13 @@ pub fn image_device(
     progress: &dyn Progress,
     cancel: &Cancel,
 ) -> Result<ConvertReport> {
-    let opened = device::open(path, Access::Read)?;
-    let source = FileSource::from_file(opened).map_err(|e| Error::io(path, e))?;
+    let source = device::reader(path)?;
     if !skip_unreadable {
-        let disk = raw::whole(Arc::new(source));
+        let disk = raw::whole(source);
         return write(path, &*disk, output, options, progress, cancel);
     }
-    let direct = device::open(path, Access::ReadDirect)?;
     let rescue = Arc::new(Rescue {
         device: source,
-        direct,
         unreadable: Mutex::new(Vec::new()),
     });
     let disk = raw::whole(rescue.clone());

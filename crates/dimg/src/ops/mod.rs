@@ -34,7 +34,7 @@ pub use restore::{restore, RestoreReport};
 pub use verify::{verify, VerifyReport};
 
 use crate::error::{Error, Result};
-use crate::io::ReadAt;
+use crate::io::{Aligned, ReadAt};
 use std::path::Path;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{mpsc, Arc};
@@ -87,7 +87,8 @@ const READ_AHEAD: usize = 2;
 
 /// Reads `src` front to back in blocks, handing each to `sink` with its offset. A reader thread
 /// stays ahead of the sink, so decompression overlaps hashing or writing. Reports progress and
-/// stops at the next block after a cancel. Read errors are reported against `path`.
+/// stops at the next block after a cancel. Read errors are reported against `path`. Blocks are
+/// page-aligned memory, which a sink writing with O_DIRECT can hand to the kernel as it is.
 pub(crate) fn stream(
     path: &Path,
     phase: &str,
@@ -99,15 +100,19 @@ pub(crate) fn stream(
     let size = src.size();
     progress.begin(phase, size);
     std::thread::scope(|scope| {
-        let (full_tx, full_rx) = mpsc::sync_channel::<std::io::Result<(u64, Vec<u8>)>>(READ_AHEAD);
-        let (empty_tx, empty_rx) = mpsc::channel::<Vec<u8>>();
+        type Block = (u64, usize, Aligned);
+        let (full_tx, full_rx) = mpsc::sync_channel::<std::io::Result<Block>>(READ_AHEAD);
+        let (empty_tx, empty_rx) = mpsc::channel::<Aligned>();
         scope.spawn(move || {
             let mut offset = 0u64;
             while offset < size && !cancel.is_cancelled() {
                 let n = (size - offset).min(STREAM_BLOCK as u64) as usize;
-                let mut buf = empty_rx.try_recv().unwrap_or_default();
-                buf.resize(n, 0);
-                let read = src.read_exact_at(offset, &mut buf).map(|()| (offset, buf));
+                let mut buf = empty_rx
+                    .try_recv()
+                    .unwrap_or_else(|_| Aligned::new(STREAM_BLOCK));
+                let read = src
+                    .read_exact_at(offset, &mut buf.bytes()[..n])
+                    .map(|()| (offset, n, buf));
                 let failed = read.is_err();
                 if full_tx.send(read).is_err() || failed {
                     return;
@@ -122,9 +127,9 @@ pub(crate) fn stream(
                 // The reader stopped without an error: it saw the cancel.
                 return cancel.check();
             };
-            let (offset, buf) = block.map_err(|e| Error::io(path, e))?;
-            sink(offset, &buf)?;
-            done = offset + buf.len() as u64;
+            let (offset, n, mut buf) = block.map_err(|e| Error::io(path, e))?;
+            sink(offset, &buf.bytes()[..n])?;
+            done = offset + n as u64;
             progress.advance(done);
             let _ = empty_tx.send(buf);
         }
@@ -146,7 +151,9 @@ pub fn uuid_text(id: &[u8; 16]) -> String {
 }
 
 /// SHA-256 of the first `len` bytes of the file or device at `path` (all of it without `len`),
-/// streamed with progress and cancel: how restore and burn read back what they wrote.
+/// streamed with progress and cancel: how restore and burn read back what they wrote. Read past
+/// the page cache where the device allows ([`crate::device::reader`]): what the device holds,
+/// not the cache's copy of what was written.
 pub(crate) fn sha256_head(
     path: &Path,
     len: Option<u64>,
@@ -155,8 +162,7 @@ pub(crate) fn sha256_head(
     cancel: &Cancel,
 ) -> Result<String> {
     use sha2::Digest;
-    let opened = crate::device::open(path, crate::device::Access::Read)?;
-    let file = crate::io::FileSource::from_file(opened).map_err(|e| Error::io(path, e))?;
+    let file = crate::device::reader(path)?;
     let whole = file.size();
     let len = len.unwrap_or(whole);
     if whole < len {
@@ -166,7 +172,7 @@ pub(crate) fn sha256_head(
         });
     }
     let mut sha = sha2::Sha256::new();
-    let head = crate::io::Slice::new(Arc::new(file), 0, len);
+    let head = crate::io::Slice::new(file, 0, len);
     stream(path, phase, &head, progress, cancel, |_, block| {
         sha.update(block);
         Ok(())
