@@ -375,11 +375,11 @@ fn restore_writes_the_disk_reads_it_back_and_refuses_what_it_must() {
 #[test]
 fn a_cancelled_restore_says_how_much_it_wrote() {
     let dir = tempfile::tempdir().unwrap();
-    // 2 GiB of zeros (sparse), far more than can be written before the signal.
+    // 8 GiB of zeros (sparse), far more than can be written before the signal.
     let image = dir.path().join("big.img");
-    sparse_file(&image, 2 << 30);
+    sparse_file(&image, 8 << 30);
     let backing = dir.path().join("target.img");
-    sparse_file(&backing, 2 << 30);
+    sparse_file(&backing, 8 << 30);
     let target = LoopDevice::attach(&backing);
     let child = Command::new(env!("CARGO_BIN_EXE_dimg"))
         .args(["restore", s(&image), "-target", s(&target.0), "-force"])
@@ -401,10 +401,70 @@ fn a_cancelled_restore_says_how_much_it_wrote() {
         .and_then(|rest| rest.split(' ').next())
         .and_then(|n| n.parse().ok())
         .unwrap_or_else(|| panic!("{said}"));
-    assert!(written < 2 << 30, "{said}");
+    assert!(written < 8 << 30, "{said}");
     assert!(
         said.contains("the disk now holds part of the image and cannot be used until it is restored or erased"),
         "{said}"
+    );
+}
+
+/// While a device is imaged, dimg holds it exclusively: the kernel refuses to mount it. Ctrl-C
+/// then stops the copy and leaves nothing behind.
+#[test]
+fn imaging_holds_the_device_and_a_cancel_leaves_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let ext4 = dir.path().join("ext4.img");
+    ext4_file(&ext4, 4096);
+    let device = LoopDevice::attach(&ext4);
+    let out = dir.path().join("out");
+    fs::create_dir(&out).unwrap();
+    let image = out.join("copy.dmg");
+    let child = Command::new(env!("CARGO_BIN_EXE_dimg"))
+        .args([
+            "create",
+            "-srcdevice",
+            s(&device.0),
+            "-format",
+            "UDBZ",
+            s(&image),
+        ])
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let fds = PathBuf::from(format!("/proc/{}/fd", child.id()));
+    dimg_e2e::wait_until(
+        "dimg to open the device",
+        std::time::Duration::from_secs(20),
+        || {
+            fs::read_dir(&fds)
+                .into_iter()
+                .flatten()
+                .flatten()
+                .any(|fd| fs::read_link(fd.path()).is_ok_and(|to| to == device.0))
+        },
+    );
+    let point = dir.path().join("mnt");
+    fs::create_dir(&point).unwrap();
+    let mounted = Command::new("mount")
+        .args(["-o", "ro", s(&device.0), s(&point)])
+        .output()
+        .unwrap();
+    if mounted.status.success() {
+        let _ = Command::new("umount").arg(&point).status();
+    }
+    assert!(!mounted.status.success(), "mounted while being imaged");
+    assert!(stderr(&mounted).contains("busy"), "{}", stderr(&mounted));
+    let killed = Command::new("kill")
+        .args(["-INT", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(killed.success());
+    let o = child.wait_with_output().unwrap();
+    assert_eq!(o.status.code(), Some(130), "{}", stderr(&o));
+    assert_eq!(
+        fs::read_dir(&out).unwrap().count(),
+        0,
+        "nothing left behind"
     );
 }
 
