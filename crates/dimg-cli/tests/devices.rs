@@ -31,6 +31,18 @@ impl Drop for Mounted {
     }
 }
 
+/// What dimg said after Ctrl-C (SIGINT) stopped it, which it must answer with exit status 130.
+fn interrupted(child: std::process::Child) -> std::process::Output {
+    let killed = Command::new("kill")
+        .args(["-INT", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(killed.success());
+    let o = child.wait_with_output().unwrap();
+    assert_eq!(o.status.code(), Some(130), "{}", stderr(&o));
+    o
+}
+
 fn sha256_of(path: &Path) -> String {
     dimg_e2e::sha256sum(path)
 }
@@ -387,13 +399,7 @@ fn a_cancelled_restore_says_how_much_it_wrote() {
         .spawn()
         .unwrap();
     std::thread::sleep(std::time::Duration::from_millis(300));
-    let killed = Command::new("kill")
-        .args(["-INT", &child.id().to_string()])
-        .status()
-        .unwrap();
-    assert!(killed.success());
-    let o = child.wait_with_output().unwrap();
-    assert_eq!(o.status.code(), Some(130), "{}", stderr(&o));
+    let o = interrupted(child);
     let said = stderr(&o);
     let written: u64 = said
         .split("cancelled after ")
@@ -454,13 +460,7 @@ fn imaging_holds_the_device_and_a_cancel_leaves_nothing() {
     }
     assert!(!mounted.status.success(), "mounted while being imaged");
     assert!(stderr(&mounted).contains("busy"), "{}", stderr(&mounted));
-    let killed = Command::new("kill")
-        .args(["-INT", &child.id().to_string()])
-        .status()
-        .unwrap();
-    assert!(killed.success());
-    let o = child.wait_with_output().unwrap();
-    assert_eq!(o.status.code(), Some(130), "{}", stderr(&o));
+    let o = interrupted(child);
     assert_eq!(
         fs::read_dir(&out).unwrap().count(),
         0,
