@@ -460,7 +460,7 @@ fn imaging_holds_the_device_and_a_cancel_leaves_nothing() {
     }
     assert!(!mounted.status.success(), "mounted while being imaged");
     assert!(stderr(&mounted).contains("busy"), "{}", stderr(&mounted));
-    let o = interrupted(child);
+    interrupted(child);
     assert_eq!(
         fs::read_dir(&out).unwrap().count(),
         0,
