@@ -693,6 +693,24 @@ fn users_without_root_image_and_restore_through_udisks_and_polkit() {
         verified(&shared.join("part.dmg"))["sha256"],
         sha256_of(&device.partition(2))
     );
+    // A mounted volume, which OpenForBackup refuses (it would hold it exclusively): read
+    // through OpenDevice, shared, with the warning.
+    let ext4 = dir.path().join("ext4.img");
+    ext4_file(&ext4, 16);
+    let mounted_device = LoopDevice::attach(&ext4);
+    let mount = Mounted::new(&mounted_device.0, &dir.path().join("mnt"), "ro");
+    let o = dimg_as(
+        granted,
+        &shared,
+        &["create", "-srcdevice", s(&mounted_device.0), "mounted.dmg"],
+    );
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert!(stderr(&o).contains("may be inconsistent"), "{}", stderr(&o));
+    assert_eq!(
+        verified(&shared.join("mounted.dmg"))["sha256"],
+        sha256_of(&mounted_device.0)
+    );
+    drop(mount);
 
     let o = dimg_as(
         granted,
