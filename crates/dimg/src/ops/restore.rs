@@ -117,12 +117,16 @@ pub fn restore(
         progress,
         cancel,
         |offset, block| {
-            writes
-                .write_at(block, offset)
-                .map_err(|e| Error::io(target, e))?;
-            if let Some(sha) = &mut sha {
-                sha.update(block);
-            }
+            // Hashed on another core while the device takes the block.
+            let (wrote, ()) = rayon::join(
+                || writes.write_at(block, offset),
+                || {
+                    if let Some(sha) = &mut sha {
+                        sha.update(block);
+                    }
+                },
+            );
+            wrote.map_err(|e| Error::io(target, e))?;
             written = offset + block.len() as u64;
             Ok(())
         },
