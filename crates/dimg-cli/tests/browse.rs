@@ -1008,6 +1008,25 @@ fn macbinary(name: &[u8], data: &[u8], resource: &[u8]) -> Vec<u8> {
     h
 }
 
+/// The resource fork in an AppleDouble file, by RFC 1740's layout: magic 0x00051607, version
+/// 2, 16 bytes of filler, an entry count, then (id, offset, length) entries; the fork is id 2.
+fn apple_double_fork(path: &Path) -> Vec<u8> {
+    let f = fs::read(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+    let be32 = |at: usize| u32::from_be_bytes(f[at..at + 4].try_into().unwrap()) as usize;
+    assert_eq!(
+        (be32(0), be32(4)),
+        (0x0005_1607, 0x0002_0000),
+        "{}",
+        path.display()
+    );
+    let count = u16::from_be_bytes([f[24], f[25]]) as usize;
+    (0..count)
+        .map(|i| 26 + 12 * i)
+        .find(|&e| be32(e) == 2)
+        .map(|e| f[be32(e + 4)..be32(e + 4) + be32(e + 8)].to_vec())
+        .expect("a resource fork entry")
+}
+
 /// hfsutils with its own HOME: it keeps the mounted volume's name in ~/.hcwd.
 fn hfsutils(home: &Path, tool: &str, args: &[&str]) -> String {
     let o = Command::new(program(tool))
@@ -1072,6 +1091,12 @@ fn classic_hfs_volumes_read_as_hfsutils_reads_them() {
     let plain = dir.path().join("plain.txt");
     fs::write(&plain, b"no resource fork\n").unwrap();
     hfsutils(home, "hcopy", &["-r", s(&plain), ":"]);
+    // A fork larger than any Linux file system keeps as an extended attribute, as applications'
+    // are.
+    let big_fork = noise(100_000, 12);
+    let app = dir.path().join("app.bin");
+    fs::write(&app, macbinary(b"Big App", b"", &big_fork)).unwrap();
+    hfsutils(home, "hcopy", &["-m", s(&app), ":"]);
     let listed = hfsutils(home, "hls", &["-R", ":"]);
     hfsutils(home, "humount", &[]);
 
@@ -1082,7 +1107,7 @@ fn classic_hfs_volumes_read_as_hfsutils_reads_them() {
     // The master directory block counts what hfsutils made: two files, two folders.
     assert_eq!(
         info["partitions"][0]["volumes"][0]["counts"],
-        serde_json::json!({ "files": 2, "folders": 2 })
+        serde_json::json!({ "files": 3, "folders": 2 })
     );
     let ours = stdout(&dimg(&["ls", "-R", s(&image)]));
     // hls prints names in MacRoman, which is not UTF-8: é (0x8E) reads back as U+FFFD.
@@ -1108,6 +1133,32 @@ fn classic_hfs_volumes_read_as_hfsutils_reads_them() {
         fs::read(out.join("plain.txt")).unwrap(),
         b"no resource fork\n"
     );
+    // The large fork beside its file as AppleDouble, read here by RFC 1740's layout.
+    assert!(
+        !stderr(&o).contains("Big App") && !stdout(&o).contains("not kept"),
+        "{}",
+        stderr(&o)
+    );
+    assert_eq!(fs::read(out.join("Big App")).unwrap(), b"");
+    assert_eq!(apple_double_fork(&out.join("._Big App")), big_fork);
+    // Made into an HFS+ volume again, `._Big App` is the fork of Big App, not a file; on FAT,
+    // which has no forks, it stays the file macOS would leave there.
+    let again = dir.path().join("again.dmg");
+    let o = dimg(&["create", "-srcfolder", s(&out), "-fs", "HFS+", s(&again)]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let listed_again = stdout(&dimg(&["ls", s(&again)]));
+    assert!(
+        listed_again.contains("Big App") && !listed_again.contains("._"),
+        "{listed_again}"
+    );
+    let out_again = dir.path().join("x-again");
+    let o = dimg(&["extract", s(&again), "-o", s(&out_again)]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert_eq!(apple_double_fork(&out_again.join("._Big App")), big_fork);
+    let fat = dir.path().join("fat.img");
+    let o = dimg(&["create", "-srcfolder", s(&out), "-fs", "FAT", s(&fat)]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert!(stdout(&dimg(&["ls", s(&fat)])).contains("._Big App"));
     // hcopy reads the same forks back out of the volume.
     hfsutils(home, "hmount", &[s(&image)]);
     let back = dir.path().join("back.bin");

@@ -389,6 +389,7 @@ pub fn build(tree: Option<&Tree>, options: &Options, now: i64) -> Result<Built> 
             streams: Vec::new(),
         }],
         skipped: Vec::new(),
+        forks_beside: true,
     };
     let tree = tree.unwrap_or(&empty);
     // Catalog node IDs: the root is 2, everything else from 16 in tree order.

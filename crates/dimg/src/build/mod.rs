@@ -47,6 +47,9 @@ pub struct Node {
 /// The resource fork's name among extended attributes, as macOS and `dimg extract` call it.
 pub const RESOURCE_FORK: &str = "com.apple.ResourceFork";
 
+/// A resource fork's map addresses it with 24-bit offsets: 16 MiB is the most one can hold.
+const MAX_RESOURCE_FORK: u64 = 16 << 20;
+
 /// A path's "user." attributes, unprefixed (none where the file system keeps none).
 fn user_streams(path: &Path) -> Result<Vec<(String, Vec<u8>)>> {
     let Ok(names) = xattr::list(path) else {
@@ -71,15 +74,21 @@ pub struct Tree {
     pub nodes: Vec<Node>,
     /// Devices, sockets and FIFOs left out, by path.
     pub skipped: Vec<String>,
+    /// Whether an AppleDouble `._NAME` is read as NAME's resource fork (for a file system that
+    /// keeps forks) rather than as a file.
+    forks_beside: bool,
 }
 
 impl Tree {
     /// Reads `root`'s entries (not following symlinks). A name that is not UTF-8 cannot be
     /// written into any of the file systems and is refused by name; so is an unreadable entry.
-    pub fn scan(root: &Path) -> Result<Tree> {
+    /// With `forks_beside`, an AppleDouble `._NAME` beside NAME is NAME's resource fork (what
+    /// macOS writes on disks without forks, and `dimg extract` too), not a file of its own.
+    pub fn scan(root: &Path, forks_beside: bool) -> Result<Tree> {
         let mut tree = Tree {
             nodes: Vec::new(),
             skipped: Vec::new(),
+            forks_beside,
         };
         let meta = std::fs::metadata(root).map_err(|e| Error::io(root, e))?;
         if !meta.is_dir() {
@@ -136,6 +145,7 @@ impl Tree {
                 .collect::<io::Result<_>>()
                 .map_err(|e| Error::io(path, e))?;
             entries.sort_by_key(|e| e.file_name());
+            let names: Vec<_> = entries.iter().map(|e| e.file_name()).collect();
             let mut children = Vec::new();
             for e in entries {
                 let child = e.path();
@@ -144,14 +154,59 @@ impl Tree {
                     .to_str()
                     .ok_or_else(|| unrepresentable(&child))?
                     .to_string();
+                let fork_of = name
+                    .strip_prefix("._")
+                    .filter(|n| names.iter().any(|m| m == *n));
+                if self.forks_beside
+                    && fork_of.is_some()
+                    && crate::wrapper::apple_double(&child).is_some()
+                {
+                    continue;
+                }
                 let meta = std::fs::symlink_metadata(&child).map_err(|e| Error::io(&child, e))?;
                 if let Some(i) = self.add(&child, name, &meta)? {
+                    if self.forks_beside && meta.is_file() {
+                        self.take_fork_beside(i)?;
+                    }
                     children.push(i);
                 }
             }
             self.nodes[index].kind = NodeKind::Directory { children };
         }
         Ok(Some(index))
+    }
+
+    /// Node `i`'s resource fork from an AppleDouble `._NAME` beside it, unless it has one as an
+    /// extended attribute already.
+    fn take_fork_beside(&mut self, i: usize) -> Result<()> {
+        let node = &self.nodes[i];
+        if node.streams.iter().any(|(name, _)| name == RESOURCE_FORK) {
+            return Ok(());
+        }
+        let double = node.path.with_file_name(format!("._{}", node.name));
+        let Some(mac) = crate::wrapper::apple_double(&double) else {
+            return Ok(());
+        };
+        let size = mac.resource.size();
+        if size == 0 {
+            return Ok(());
+        }
+        if size > MAX_RESOURCE_FORK {
+            return Err(Error::Refused {
+                path: double,
+                reason: format!(
+                    "its resource fork is {size} bytes, more than a Mac resource fork holds"
+                ),
+            });
+        }
+        let mut fork = vec![0u8; size as usize];
+        mac.resource
+            .read_exact_at(0, &mut fork)
+            .map_err(|e| Error::io(&double, e))?;
+        let streams = &mut self.nodes[i].streams;
+        streams.push((RESOURCE_FORK.to_string(), fork));
+        streams.sort();
+        Ok(())
     }
 
     pub fn children(&self, dir: usize) -> &[usize] {

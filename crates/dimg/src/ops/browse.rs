@@ -708,21 +708,27 @@ impl<'a> Extraction<'a> {
     }
 
     /// A file's named streams become extended attributes, as macOS shows them: "user." and the
-    /// attribute's name, the resource fork as "user.com.apple.ResourceFork". One the folder's
-    /// file system refuses (too large, or no user attributes at all) is reported, not fatal.
+    /// attribute's name, the resource fork as "user.com.apple.ResourceFork". A resource fork the
+    /// folder's file system has no room for there (ext4 keeps about 4 KiB of attributes, and no
+    /// file system more than 64 KiB) goes beside the file as an AppleDouble `._NAME`, as macOS
+    /// writes forks on such disks; `dimg create` takes it back. Another stream that cannot be
+    /// kept is reported, not fatal.
     fn streams(&mut self, path: &str, e: &DirEntry, out: &Path) -> Result<()> {
         for stream in &e.streams {
             self.cancel.check()?;
-            let name = match stream.name.as_str() {
-                "rsrc" => "user.com.apple.ResourceFork".to_string(),
-                other => format!("user.{other}"),
+            let fork = stream.name == "rsrc";
+            let name = match fork {
+                true => "user.com.apple.ResourceFork".to_string(),
+                false => format!("user.{}", stream.name),
             };
             if stream.size > MAX_STREAM {
-                let why = format!(
-                    "{}: stream {} of {} bytes not kept",
-                    e.name, stream.name, stream.size
-                );
-                self.report.neutralised.push(why);
+                match fork {
+                    true => self.fork_beside(path, e, out)?,
+                    false => self.report.neutralised.push(format!(
+                        "{}: stream {} of {} bytes not kept",
+                        e.name, stream.name, stream.size
+                    )),
+                }
                 continue;
             }
             let read = self.volume.open_stream(e, &stream.name).and_then(|data| {
@@ -736,15 +742,35 @@ impl<'a> Extraction<'a> {
                     continue;
                 }
             };
-            if let Err(err) = xattr::set(out, &name, &value) {
-                let why = format!(
+            match xattr::set(out, &name, &value) {
+                Ok(()) => {}
+                Err(_) if fork => self.fork_beside(path, e, out)?,
+                Err(err) => self.report.neutralised.push(format!(
                     "{}: stream {} not kept as {name}: {err}",
                     e.name, stream.name
-                );
-                self.report.neutralised.push(why);
+                )),
             }
         }
         Ok(())
+    }
+
+    /// `e`'s resource fork as an AppleDouble `._NAME` beside `out`.
+    fn fork_beside(&mut self, path: &str, e: &DirEntry, out: &Path) -> Result<()> {
+        let written = self
+            .volume
+            .open_stream(e, "rsrc")
+            .and_then(|fork| crate::wrapper::write_fork_beside(out, &*fork));
+        match written {
+            Ok(_) => Ok(()),
+            Err(err) if err.kind() == std::io::ErrorKind::AlreadyExists => {
+                self.report.neutralised.push(format!(
+                    "{}: resource fork not kept: ._{} is already there",
+                    e.name, e.name
+                ));
+                Ok(())
+            }
+            Err(err) => self.unreadable(&format!("{path} (resource fork)"), err),
+        }
     }
 
     /// Directory times last: writing their contents would change them.

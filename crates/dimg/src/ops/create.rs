@@ -105,7 +105,11 @@ pub fn create(
     };
     // Before the volume is built, not after.
     super::output::refuse_existing(output, options.output.overwrite)?;
-    let tree = folder.map(Tree::scan).transpose()?;
+    let forks = matches!(
+        options.file_system,
+        FileSystem::HfsPlus | FileSystem::Hfsx | FileSystem::Hybrid
+    );
+    let tree = folder.map(|f| Tree::scan(f, forks)).transpose()?;
     let label = folder.unwrap_or(output);
     let mut notes: Vec<String> = tree
         .iter()

@@ -16,6 +16,36 @@ fn bad(at: u64, problem: impl Into<String>) -> io::Error {
     FormatError::io("AppleSingle header", at, problem)
 }
 
+/// AppleDouble's magic number (AppleSingle's is 0x00051600), and the version both write.
+pub(super) const APPLE_DOUBLE: u32 = 0x0005_1607;
+const VERSION_2: u32 = 0x0002_0000;
+
+/// Writes `resource` as an AppleDouble file (RFC 1740) holding it alone: the header, one entry
+/// (2, the resource fork), then the fork, streamed.
+pub(super) fn write_apple_double(out: &mut dyn io::Write, resource: &dyn ReadAt) -> io::Result<()> {
+    const HEADER: u32 = 26 + 12;
+    let len = u32::try_from(resource.size())
+        .map_err(|_| io::Error::new(io::ErrorKind::InvalidInput, "a fork of 4 GiB or more"))?;
+    let mut head = Vec::with_capacity(HEADER as usize);
+    head.extend_from_slice(&APPLE_DOUBLE.to_be_bytes());
+    head.extend_from_slice(&VERSION_2.to_be_bytes());
+    head.extend_from_slice(&[0; 16]);
+    head.extend_from_slice(&1u16.to_be_bytes());
+    for field in [2, HEADER, len] {
+        head.extend_from_slice(&field.to_be_bytes());
+    }
+    out.write_all(&head)?;
+    let mut buf = vec![0u8; 64 << 10];
+    let mut at = 0;
+    while at < resource.size() {
+        let n = (resource.size() - at).min(buf.len() as u64) as usize;
+        resource.read_exact_at(at, &mut buf[..n])?;
+        out.write_all(&buf[..n])?;
+        at += n as u64;
+    }
+    out.flush()
+}
+
 pub(super) fn open(source: &Arc<dyn ReadAt>) -> io::Result<MacFile> {
     let mut head = [0u8; 26];
     source.read_exact_at(0, &mut head)?;

@@ -13,7 +13,7 @@ use crate::container::Fact;
 use crate::io::{FileSource, ReadAt};
 use crate::magic::Signature;
 use std::io;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 /// A Mac file as a wrapper carries it.
@@ -51,12 +51,8 @@ impl MacFile {
 /// own `NAME/..namedfork/rsrc`. None when there is none, or it is empty or unreadable.
 pub fn fork_beside(path: &Path) -> Option<Arc<dyn ReadAt>> {
     let name = path.file_name()?.to_str()?;
-    let double = path.with_file_name(format!("._{name}"));
-    if let Ok(file) = FileSource::open(&double) {
-        let file: Arc<dyn ReadAt> = Arc::new(file);
-        if let Ok(mac) = applesingle::open(&file) {
-            return (mac.resource.size() > 0).then_some(mac.resource);
-        }
+    if let Some(mac) = apple_double(&path.with_file_name(format!("._{name}"))) {
+        return (mac.resource.size() > 0).then_some(mac.resource);
     }
     [
         path.with_file_name(format!("{name}.rsrc")),
@@ -66,6 +62,38 @@ pub fn fork_beside(path: &Path) -> Option<Arc<dyn ReadAt>> {
     .filter_map(|p| FileSource::open(p).ok())
     .find(|f| f.size() > 0)
     .map(|f| Arc::new(f) as Arc<dyn ReadAt>)
+}
+
+/// The AppleDouble file at `path` (a `._NAME`), if that is what it is.
+pub fn apple_double(path: &Path) -> Option<MacFile> {
+    let file: Arc<dyn ReadAt> = Arc::new(FileSource::open(path).ok()?);
+    let mut magic = [0u8; 4];
+    file.read_exact_at(0, &mut magic).ok()?;
+    if u32::from_be_bytes(magic) != applesingle::APPLE_DOUBLE {
+        return None;
+    }
+    let mut mac = applesingle::open(&file).ok()?;
+    mac.wrapper = "AppleDouble";
+    Some(mac)
+}
+
+/// Writes `resource` into a new AppleDouble file `._NAME` beside `path` (NAME being its name),
+/// as macOS keeps a resource fork on a disk whose file system has no place for one. An existing
+/// file of that name is left alone: the error says so.
+pub fn write_fork_beside(path: &Path, resource: &dyn ReadAt) -> io::Result<PathBuf> {
+    let name = path.file_name().unwrap_or_default().to_string_lossy();
+    let beside = path.with_file_name(format!("._{name}"));
+    let file = std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .open(&beside)?;
+    let written = applesingle::write_apple_double(&mut io::BufWriter::new(&file), resource);
+    if let Err(e) = written.and_then(|()| file.sync_all()) {
+        // Nothing half-written stays beside the file.
+        let _ = std::fs::remove_file(&beside);
+        return Err(e);
+    }
+    Ok(beside)
 }
 
 /// The Mac file inside `source`, when the magic table saw a wrapper there.
