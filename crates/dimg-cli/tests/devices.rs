@@ -572,7 +572,26 @@ fn unreadable_sectors_stop_the_copy_unless_skipped() {
         "one damaged chunk's sectors: {ranges:?}"
     );
     let notes = report["notes"].as_array().unwrap();
-    assert_eq!(notes.len(), ranges.len(), "{notes:?}");
+    assert_eq!(notes.len(), ranges.len() + 1, "{notes:?}");
+    // The same sectors in a GNU ddrescue mapfile beside the copy, as ddrescuelog reads it.
+    let map = out.join("copy.dmg.map");
+    assert!(
+        notes.last().unwrap().as_str().unwrap().contains(s(&map)),
+        "{notes:?}"
+    );
+    let listed = peer("ddrescuelog", &["--list-blocks=-/", s(&map)]);
+    let sectors: Vec<usize> = listed.lines().map(|l| l.trim().parse().unwrap()).collect();
+    let expected_sectors: Vec<usize> = ranges
+        .iter()
+        .flat_map(|&(at, len)| at / 512..(at + len) / 512)
+        .collect();
+    assert_eq!(sectors, expected_sectors);
+    let finished = peer("ddrescuelog", &["--list-blocks=+", s(&map)]);
+    assert_eq!(
+        finished.lines().count() + sectors.len(),
+        decoded(&copy, None).len() / 512,
+        "every other sector read"
+    );
     let mut expected = disk;
     for &(at, len) in &ranges {
         expected[at..at + len].fill(0);

@@ -3,6 +3,7 @@
 //! read as zeros and are listed, as data-rescue tools do.
 
 use super::convert::{write, ConvertOptions, ConvertReport};
+use super::output::AtomicOutput;
 use super::{Cancel, Progress};
 use crate::container::{self, raw};
 use crate::device;
@@ -112,6 +113,9 @@ pub fn image_device(
         let disk = raw::whole(source);
         return write(path, &*disk, output, options, progress, cancel);
     }
+    // The map goes beside the output: refused before the copy, not after it.
+    let map = map_path(output);
+    super::output::refuse_existing(&map, options.overwrite)?;
     let rescue = Arc::new(Rescue {
         device: source,
         unreadable: Mutex::new(Vec::new()),
@@ -136,7 +140,63 @@ pub fn image_device(
                 (at + len) / 512 - 1
             )
         }));
+    if !report.unreadable.is_empty() {
+        let mut out = AtomicOutput::create(path, &map, options.overwrite)?;
+        out.write_all(mapfile(rescue.size(), &report.unreadable).as_bytes())?;
+        out.finish()?;
+        report.notes.push(format!(
+            "what could not be read is listed in {}, a GNU ddrescue mapfile: `ddrescue -d \
+             {} IMAGE {}` can go on from it into a raw copy",
+            map.display(),
+            path.display(),
+            map.display()
+        ));
+    }
     Ok(report)
+}
+
+/// Where the map of what could not be read goes: beside the output, named after it.
+fn map_path(output: &Path) -> std::path::PathBuf {
+    let mut name = output.file_name().unwrap_or_default().to_os_string();
+    name.push(".map");
+    output.with_file_name(name)
+}
+
+/// The device's `size` bytes as GNU ddrescue's mapfile describes a rescue: read ('+'); in each
+/// unreadable run, the first and last sectors, which failed alone ('-' bad sector), and between
+/// them what failed only in 64 KiB pieces ('/' not scraped), where ddrescue would go on sector
+/// by sector.
+fn mapfile(size: u64, unreadable: &[(u64, u64)]) -> String {
+    let sector = SECTOR as u64;
+    let mut blocks: Vec<(u64, u64, char)> = Vec::new();
+    let mut add = |at: u64, len: u64, status: char| match blocks.last_mut() {
+        Some((_, run, last)) if *last == status => *run += len,
+        _ if len > 0 => blocks.push((at, len, status)),
+        _ => {}
+    };
+    let mut at = 0;
+    for &(start, len) in unreadable {
+        add(at, start - at, '+');
+        match len <= sector {
+            true => add(start, len, '-'),
+            false => {
+                add(start, sector, '-');
+                add(start + sector, len.saturating_sub(2 * sector), '/');
+                add(start + len - sector, sector, '-');
+            }
+        }
+        at = start + len;
+    }
+    add(at, size - at, '+');
+    let mut text = format!(
+        "# Mapfile. Created by dimg {}\n# current_pos  current_status  current_pass\n\
+         0x{size:08X}     +               1\n#      pos        size  status\n",
+        env!("CARGO_PKG_VERSION")
+    );
+    for (at, len, status) in blocks {
+        text.push_str(&format!("0x{at:08X}  0x{len:08X}  {status}\n"));
+    }
+    text
 }
 
 /// Copies partition `index` (0: the whole disk) of the disk in `image` into `output`: the device
