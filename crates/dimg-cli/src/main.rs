@@ -23,8 +23,26 @@ fn main() -> ExitCode {
     let cli = Cli::parse_from(args::hdiutil_style(std::env::args_os()));
     let cancel = Cancel::new();
     let on_interrupt = cancel.clone();
-    // If the handler cannot be installed, Ctrl-C simply ends the process the default way.
-    let _ = ctrlc::set_handler(move || on_interrupt.cancel());
+    // Ctrl-C, SIGTERM or SIGHUP asks a job that watches for it to stop and clean up; a command
+    // that writes nothing, or a second signal, ends the process at once (one stuck in a read
+    // that never returns, too). If the handler cannot be installed, signals end the process
+    // the default way.
+    let at_once = matches!(
+        cli.command,
+        Command::Info { .. }
+            | Command::Ls { .. }
+            | Command::List { .. }
+            | Command::Isencrypted { .. }
+    );
+    let handled = ctrlc::set_handler(move || {
+        if at_once || on_interrupt.is_cancelled() {
+            std::process::exit(130);
+        }
+        on_interrupt.cancel();
+    });
+    if handled.is_ok() {
+        deliver_signals_to_the_handler();
+    }
     match run(cli, &cancel) {
         Ok(()) => ExitCode::SUCCESS,
         Err(Failure::Engine(Error::Cancelled)) => {
@@ -66,6 +84,22 @@ impl From<Error> for Failure {
 }
 
 /// All of standard input, as a passphrase (`-stdinpass`): read once, shared by every use.
+/// Blocks SIGINT, SIGTERM and SIGHUP in this thread and every thread it starts from now on, so
+/// that the kernel hands them to the handler's thread (started before, so not blocking them). A
+/// signal delivered to a thread stuck in the kernel (a read from a file server that does not
+/// answer) would wait there with it, and the handler would never run.
+fn deliver_signals_to_the_handler() {
+    // SAFETY: a signal set built with the libc calls for it, applied to this thread's own mask.
+    unsafe {
+        let mut set: libc::sigset_t = std::mem::zeroed();
+        libc::sigemptyset(&mut set);
+        for signal in [libc::SIGINT, libc::SIGTERM, libc::SIGHUP] {
+            libc::sigaddset(&mut set, signal);
+        }
+        libc::pthread_sigmask(libc::SIG_BLOCK, &set, std::ptr::null_mut());
+    }
+}
+
 /// What `create -srcdevice` copies.
 enum Behind {
     Device(std::path::PathBuf),

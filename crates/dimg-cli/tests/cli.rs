@@ -362,3 +362,36 @@ fn output_names_choose_the_format_and_contradictions_are_refused() {
     assert_eq!(o.status.code(), Some(2));
     assert!(stderr(&o).contains("give -format"), "{}", stderr(&o));
 }
+
+/// What holds no image is refused by name at once: a FIFO (opening one waits for a writer that
+/// may never come), a character device. Run under `timeout -s KILL`, so that a hang fails the
+/// test instead of stopping it.
+#[test]
+fn fifos_and_character_devices_are_refused_at_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let fifo = dir.path().join("pipe.dmg");
+    let made = Command::new("mkfifo").arg(&fifo).status().unwrap();
+    assert!(made.success());
+    let out = dir.path().join("out.dmg");
+    for (source, what) in [(s(&fifo), "a FIFO"), ("/dev/zero", "a character device")] {
+        for args in [
+            &["info", source][..],
+            &["ls", source],
+            &["verify", source],
+            &["convert", source, "-format", "UDZO", "-o", s(&out)],
+        ] {
+            let o = Command::new("timeout")
+                .args(["-s", "KILL", "20", env!("CARGO_BIN_EXE_dimg")])
+                .args(args)
+                .output()
+                .unwrap();
+            assert_eq!(o.status.code(), Some(1), "{args:?}: {}", stderr(&o));
+            assert!(
+                stderr(&o).contains(&format!("{source}: is {what}, not an image file or a disk")),
+                "{args:?}: {}",
+                stderr(&o)
+            );
+        }
+    }
+    assert!(!out.exists());
+}

@@ -476,6 +476,26 @@ struct Served {
     pid: u32,
 }
 
+impl Served {
+    /// `image`'s disk served as files in `point`.
+    fn attach(image: &Path, point: &Path) -> Served {
+        let o = dimg(&[
+            "attach",
+            s(image),
+            "-nomount",
+            "-mountpoint",
+            s(point),
+            "--json",
+        ]);
+        assert!(o.status.success(), "{}", stderr(&o));
+        let attached: Value = serde_json::from_str(&stdout(&o)).unwrap();
+        Served {
+            point: point.to_path_buf(),
+            pid: attached["pid"].as_u64().unwrap() as u32,
+        }
+    }
+}
+
 impl Drop for Served {
     fn drop(&mut self) {
         for _ in 0..100 {
@@ -517,20 +537,7 @@ fn unreadable_sectors_stop_the_copy_unless_skipped() {
     damage_middle(&image);
 
     let point = dir.path().join("served");
-    let o = dimg(&[
-        "attach",
-        s(&image),
-        "-nomount",
-        "-mountpoint",
-        s(&point),
-        "--json",
-    ]);
-    assert!(o.status.success(), "{}", stderr(&o));
-    let attached: Value = serde_json::from_str(&stdout(&o)).unwrap();
-    let served = Served {
-        point: point.clone(),
-        pid: attached["pid"].as_u64().unwrap() as u32,
-    };
+    let served = Served::attach(&image, &point);
     let failing = LoopDevice::attach(&point.join("disk"));
 
     let out = dir.path().join("out");
@@ -766,4 +773,51 @@ fn users_without_root_image_and_restore_through_udisks_and_polkit() {
     }
     assert!(!shared.join("no.dmg").exists());
     assert_eq!(sha256_of(&device.0), before);
+}
+
+/// A signal ends at once a command that writes nothing, even one stuck in a read that never
+/// returns: here `dimg info` opening the disk of a FUSE server that was stopped (SIGSTOP), as a
+/// hung network share would leave it. `timeout` (SIGTERM) must be able to end it.
+#[test]
+fn a_signal_ends_a_stuck_read_only_command() {
+    let dir = tempfile::tempdir().unwrap();
+    let point = dir.path().join("served");
+    let image = dimg_e2e::corpus().join("dmg/dmgwiz-zlib.dmg");
+    let served = Served::attach(&image, &point);
+    let signal = |name: &str, pid: u32| {
+        let sent = Command::new("kill")
+            .args([name, &pid.to_string()])
+            .status()
+            .unwrap();
+        assert!(sent.success(), "kill {name} {pid}");
+    };
+    signal("-STOP", served.pid);
+    let mut stuck = Command::new(env!("CARGO_BIN_EXE_dimg"))
+        .args(["info", s(&point.join("disk"))])
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    std::thread::sleep(std::time::Duration::from_millis(500));
+    let waiting = stuck.try_wait().unwrap();
+    if waiting.is_none() {
+        signal("-TERM", stuck.id());
+    }
+    let start = std::time::Instant::now();
+    let ended = loop {
+        match stuck.try_wait().unwrap() {
+            Some(status) => break Some(status),
+            None if start.elapsed() > std::time::Duration::from_secs(10) => break None,
+            None => std::thread::sleep(std::time::Duration::from_millis(50)),
+        }
+    };
+    if ended.is_none() {
+        let _ = stuck.kill();
+    }
+    signal("-CONT", served.pid);
+    let _ = stuck.wait();
+    assert!(
+        waiting.is_none(),
+        "dimg info did not wait on the stopped server: {waiting:?}"
+    );
+    assert_eq!(ended.and_then(|s| s.code()), Some(130), "SIGTERM ended it");
 }

@@ -54,7 +54,26 @@ pub struct FileSource {
 }
 
 impl FileSource {
+    /// Opens a file or a disk. A FIFO, socket or character device is refused before it is
+    /// opened: opening a FIFO waits for a writer that may never come, and none holds an image.
     pub fn open(path: &Path) -> io::Result<Self> {
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::FileTypeExt;
+            let kind = std::fs::metadata(path)?.file_type();
+            let what = match () {
+                _ if kind.is_fifo() => Some("a FIFO"),
+                _ if kind.is_socket() => Some("a socket"),
+                _ if kind.is_char_device() => Some("a character device"),
+                _ => None,
+            };
+            if let Some(what) = what {
+                return Err(io::Error::new(
+                    io::ErrorKind::InvalidInput,
+                    format!("is {what}, not an image file or a disk"),
+                ));
+            }
+        }
         Self::from_file(File::open(path)?)
     }
 
