@@ -777,7 +777,8 @@ fn users_without_root_image_and_restore_through_udisks_and_polkit() {
 
 /// A signal ends at once a command that writes nothing, even one stuck in a read that never
 /// returns: here `dimg info` opening the disk of a FUSE server that was stopped (SIGSTOP), as a
-/// hung network share would leave it. `timeout` (SIGTERM) must be able to end it.
+/// hung network share would leave it; `timeout` (SIGTERM) must be able to end it. A job that
+/// cancels cleanly cannot see the first signal while it is stuck so; a second ends it.
 #[test]
 fn a_signal_ends_a_stuck_read_only_command() {
     let dir = tempfile::tempdir().unwrap();
@@ -791,33 +792,49 @@ fn a_signal_ends_a_stuck_read_only_command() {
             .unwrap();
         assert!(sent.success(), "kill {name} {pid}");
     };
-    signal("-STOP", served.pid);
-    let mut stuck = Command::new(env!("CARGO_BIN_EXE_dimg"))
-        .args(["info", s(&point.join("disk"))])
-        .stderr(std::process::Stdio::null())
-        .spawn()
-        .unwrap();
-    std::thread::sleep(std::time::Duration::from_millis(500));
-    let waiting = stuck.try_wait().unwrap();
-    if waiting.is_none() {
-        signal("-TERM", stuck.id());
-    }
-    let start = std::time::Instant::now();
-    let ended = loop {
-        match stuck.try_wait().unwrap() {
-            Some(status) => break Some(status),
-            None if start.elapsed() > std::time::Duration::from_secs(10) => break None,
-            None => std::thread::sleep(std::time::Duration::from_millis(50)),
+    // dimg with `args`, sent SIGTERM `times` times half a second apart: whether it was still
+    // running before each, and how it ended (none: not within 10 s of the last).
+    let signalled = |args: &[&str], times: usize| {
+        let mut stuck = Command::new(env!("CARGO_BIN_EXE_dimg"))
+            .args(args)
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .unwrap();
+        let mut running = Vec::new();
+        for _ in 0..times {
+            std::thread::sleep(std::time::Duration::from_millis(500));
+            running.push(stuck.try_wait().unwrap().is_none());
+            signal("-TERM", stuck.id());
         }
+        let start = std::time::Instant::now();
+        let ended = loop {
+            match stuck.try_wait().unwrap() {
+                Some(status) => break status.code(),
+                None if start.elapsed() > std::time::Duration::from_secs(10) => {
+                    let _ = stuck.kill();
+                    let _ = stuck.wait();
+                    break None;
+                }
+                None => std::thread::sleep(std::time::Duration::from_millis(50)),
+            }
+        };
+        (running, ended)
     };
-    if ended.is_none() {
-        let _ = stuck.kill();
-    }
+    signal("-STOP", served.pid);
+    let disk = point.join("disk");
+    let info = signalled(&["info", s(&disk)], 1);
+    let out = dir.path().join("out.dmg");
+    let convert = signalled(&["convert", s(&disk), "-format", "UDZO", "-o", s(&out)], 2);
     signal("-CONT", served.pid);
-    let _ = stuck.wait();
-    assert!(
-        waiting.is_none(),
-        "dimg info did not wait on the stopped server: {waiting:?}"
+    assert_eq!(
+        info,
+        (vec![true], Some(130)),
+        "info: waiting, then ended by SIGTERM"
     );
-    assert_eq!(ended.and_then(|s| s.code()), Some(130), "SIGTERM ended it");
+    assert_eq!(
+        convert,
+        (vec![true, true], Some(130)),
+        "convert: still waiting after one SIGTERM, ended by the second"
+    );
+    assert!(!out.exists());
 }
