@@ -83,7 +83,6 @@ impl From<Error> for Failure {
     }
 }
 
-/// All of standard input, as a passphrase (`-stdinpass`): read once, shared by every use.
 /// Blocks SIGINT, SIGTERM and SIGHUP in this thread and every thread it starts from now on, so
 /// that the kernel hands them to the handler's thread (started before, so not blocking them). A
 /// signal delivered to a thread stuck in the kernel (a read from a file server that does not
@@ -120,6 +119,7 @@ fn dimg_volume(spec: &Path) -> Option<(std::path::PathBuf, u32)> {
     })
 }
 
+/// All of standard input, as a passphrase (`-stdinpass`): read once, shared by every use.
 fn stdin_passphrase(pass: PassArgs) -> dimg::Result<Option<Arc<Passphrase>>> {
     if !pass.stdinpass {
         return Ok(None);
@@ -682,8 +682,6 @@ fn attach_in_background(
         .map_err(|reason| Failure::Checks(format!("{}: {reason}", image.display())))
 }
 
-/// Convert's and create's output settings from the command line.
-/// The format an output's extension names, when no -format is given.
 /// Asks at the terminal before a device is overwritten, naming it, its model and its size; a
 /// non-terminal standard input cannot answer, so there `-force` is needed.
 fn confirm_overwrite(target: &Path) -> Result<(), Failure> {
@@ -713,10 +711,12 @@ fn confirm_overwrite(target: &Path) -> Result<(), Failure> {
     }
 }
 
+/// The format an output's extension names, when no -format is given.
 fn named_format(output: &Path, from_folder: bool) -> Option<ops::OutputFormat> {
     ops::OutputFormat::for_name(output, from_folder).map(|formats| formats[0])
 }
 
+/// Convert's and create's output settings from the command line.
 fn write_options(
     format: ops::OutputFormat,
     write: args::WriteArgs,
