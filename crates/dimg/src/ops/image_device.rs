@@ -8,7 +8,7 @@ use super::{Cancel, Progress};
 use crate::container::{self, raw};
 use crate::device;
 use crate::io::ReadAt;
-use crate::{partition, Error, Passphrase, Result};
+use crate::{fs, Error, Passphrase, Result};
 use std::io;
 use std::path::Path;
 use std::sync::{Arc, Mutex};
@@ -211,17 +211,16 @@ pub fn image_partition(
     cancel: &Cancel,
 ) -> Result<ConvertReport> {
     let disk = container::open(image, passphrase)?.container.disk();
-    let (_, partitions) = partition::scan(&*disk).map_err(|e| Error::io(image, e))?;
-    let source: Arc<dyn ReadAt> = match partitions.iter().find(|p| p.index == index) {
-        Some(p) => Arc::new(p.open(disk)),
-        None if index == 0 => disk,
-        None => {
-            return Err(Error::Refused {
-                path: image.to_path_buf(),
-                reason: format!("its disk has no partition {index}"),
-            })
-        }
-    };
+    // Numbered as the volume's id numbers it: the whole disk is 0 where a file system spans it.
+    let (_, places) = fs::places(&*disk).map_err(|e| Error::io(image, e))?;
+    let place = places
+        .iter()
+        .find(|p| p.index == index)
+        .ok_or_else(|| Error::Refused {
+            path: image.to_path_buf(),
+            reason: format!("its disk has no partition {index}"),
+        })?;
+    let source: Arc<dyn ReadAt> = Arc::new(place.open(disk));
     write(
         image,
         &*raw::whole(source),
