@@ -76,7 +76,12 @@ pub(super) fn lsblk() -> Result<Vec<Device>> {
         path: lsblk.to_path_buf(),
         reason: format!("lsblk's answer is not what dimg expects: {e}"),
     })?;
-    let mut rows = listed.blockdevices;
+    // Loop devices with nothing attached, empty drives: nothing to list, nor to sniff.
+    let mut rows: Vec<Row> = listed
+        .blockdevices
+        .into_iter()
+        .filter(|r| r.size.is_some_and(|size| size > 0))
+        .collect();
     let names: Vec<String> = rows.iter().map(|r| r.name.clone()).collect();
     // The tops: rows whose parent is not listed (whole disks).
     let (tops, mut rest): (Vec<Row>, Vec<Row>) = rows

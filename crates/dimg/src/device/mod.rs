@@ -56,16 +56,15 @@ impl Device {
 /// from udisks2 when it runs and knows the disks (it learns them from udev: without udev, as in
 /// a container, it knows none), else from lsblk.
 pub fn list() -> Result<Vec<Device>> {
-    let listed = match udisks_disks() {
-        Some(disks) => disks,
-        None => lsblk::lsblk()?,
-    };
-    Ok(listed.into_iter().filter(|d| d.size > 0).collect())
+    match udisks_disks() {
+        Some(disks) => Ok(disks),
+        None => lsblk::lsblk(),
+    }
 }
 
 /// What udisks2 lists, if it runs and knows a disk.
 fn udisks_disks() -> Option<Vec<Device>> {
-    udisks::list().filter(|disks| disks.iter().any(|d| d.size > 0))
+    udisks::list().filter(|disks| !disks.is_empty())
 }
 
 /// Each change to the disks as it happens (plugged, ejected, a loop device attached, a volume

@@ -102,6 +102,8 @@ fn found(object: &str, of: &Interfaces, objects: &HashMap<String, Interfaces>) -
         .and_then(byte_path)
         .or_else(|| block("Device").and_then(byte_path))?;
     let dev = whole(block("DeviceNumber"))?;
+    // Loop devices with nothing attached, empty drives: nothing to list, nor to sniff.
+    let size = whole(block("Size")).filter(|&size| size > 0)?;
     let optical = matches!(drive("MediaCompatibility"),
         Some(Value::Array(media)) if media.iter().any(|m| matches!(m, Value::Str(s) if s.starts_with("optical"))));
     let kind = match () {
@@ -124,7 +126,7 @@ fn found(object: &str, of: &Interfaces, objects: &HashMap<String, Interfaces>) -
             file_system: file_system(text(block("IdType")), &path, partitioned),
             path,
             kind: kind.into(),
-            size: whole(block("Size")).unwrap_or(0),
+            size,
             model: text(drive("Model")),
             removable: flag(drive("Removable")),
             read_only: flag(block("ReadOnly")),
@@ -136,7 +138,8 @@ fn found(object: &str, of: &Interfaces, objects: &HashMap<String, Interfaces>) -
     })
 }
 
-/// Every block device udisks2 knows, partitions under their disks; none if it does not run.
+/// Every block device udisks2 knows that holds something, partitions under their disks; none
+/// if it does not run.
 pub(super) fn list() -> Option<Vec<Device>> {
     let bus = bus()?;
     let manager = zbus::blocking::fdo::ObjectManagerProxy::builder(&bus)
