@@ -11,6 +11,8 @@ pub mod layout;
 use crate::error::{Error, Result};
 use crate::io::ReadAt;
 pub use crate::io::Zeros;
+use crate::wrapper::MacFile;
+use std::collections::HashMap;
 use std::fs::File;
 use std::io;
 use std::os::unix::fs::{FileExt, MetadataExt};
@@ -145,7 +147,10 @@ impl Tree {
                 .collect::<io::Result<_>>()
                 .map_err(|e| Error::io(path, e))?;
             entries.sort_by_key(|e| e.file_name());
-            let names: Vec<_> = entries.iter().map(|e| e.file_name()).collect();
+            let mut doubles = match self.forks_beside {
+                true => apple_doubles(&entries),
+                false => HashMap::new(),
+            };
             let mut children = Vec::new();
             for e in entries {
                 let child = e.path();
@@ -154,19 +159,17 @@ impl Tree {
                     .to_str()
                     .ok_or_else(|| unrepresentable(&child))?
                     .to_string();
-                let fork_of = name
+                if name
                     .strip_prefix("._")
-                    .filter(|n| names.iter().any(|m| m == *n));
-                if self.forks_beside
-                    && fork_of.is_some()
-                    && crate::wrapper::apple_double(&child).is_some()
+                    .is_some_and(|n| doubles.contains_key(n))
                 {
                     continue;
                 }
+                let double = doubles.remove(&name);
                 let meta = std::fs::symlink_metadata(&child).map_err(|e| Error::io(&child, e))?;
                 if let Some(i) = self.add(&child, name, &meta)? {
-                    if self.forks_beside && meta.is_file() {
-                        self.take_fork_beside(i)?;
+                    if let Some((path, mac)) = double.filter(|_| meta.is_file()) {
+                        self.take_fork(i, &path, &mac)?;
                     }
                     children.push(i);
                 }
@@ -176,24 +179,17 @@ impl Tree {
         Ok(Some(index))
     }
 
-    /// Node `i`'s resource fork from an AppleDouble `._NAME` beside it, unless it has one as an
-    /// extended attribute already.
-    fn take_fork_beside(&mut self, i: usize) -> Result<()> {
-        let node = &self.nodes[i];
-        if node.streams.iter().any(|(name, _)| name == RESOURCE_FORK) {
-            return Ok(());
-        }
-        let double = node.path.with_file_name(format!("._{}", node.name));
-        let Some(mac) = crate::wrapper::apple_double(&double) else {
-            return Ok(());
-        };
+    /// Node `i`'s resource fork from the AppleDouble file `double` beside it, unless it has one
+    /// as an extended attribute already.
+    fn take_fork(&mut self, i: usize, double: &Path, mac: &MacFile) -> Result<()> {
+        let streams = &mut self.nodes[i].streams;
         let size = mac.resource.size();
-        if size == 0 {
+        if size == 0 || streams.iter().any(|(name, _)| name == RESOURCE_FORK) {
             return Ok(());
         }
         if size > MAX_RESOURCE_FORK {
             return Err(Error::Refused {
-                path: double,
+                path: double.into(),
                 reason: format!(
                     "its resource fork is {size} bytes, more than a Mac resource fork holds"
                 ),
@@ -202,8 +198,7 @@ impl Tree {
         let mut fork = vec![0u8; size as usize];
         mac.resource
             .read_exact_at(0, &mut fork)
-            .map_err(|e| Error::io(&double, e))?;
-        let streams = &mut self.nodes[i].streams;
+            .map_err(|e| Error::io(double, e))?;
         streams.push((RESOURCE_FORK.to_string(), fork));
         streams.sort();
         Ok(())
@@ -226,6 +221,21 @@ impl Tree {
             })
             .sum()
     }
+}
+
+/// The AppleDouble `._NAME` files among a folder's `entries` that stand beside an entry NAME
+/// (what macOS writes on disks without forks, and `dimg extract` too), by NAME.
+fn apple_doubles(entries: &[std::fs::DirEntry]) -> HashMap<String, (PathBuf, MacFile)> {
+    let names: Vec<_> = entries.iter().map(|e| e.file_name()).collect();
+    entries
+        .iter()
+        .filter_map(|e| {
+            let name = e.file_name().to_str()?.strip_prefix("._")?.to_string();
+            names.iter().any(|n| *n == *name).then_some(())?;
+            let mac = crate::wrapper::apple_double(&e.path())?;
+            Some((name, (e.path(), mac)))
+        })
+        .collect()
 }
 
 fn unrepresentable(path: &Path) -> Error {
