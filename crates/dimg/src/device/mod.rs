@@ -247,12 +247,9 @@ fn file_system(named: Option<String>, path: &Path, partitioned: bool) -> Option<
 
 /// The file system dimg recognises at the start of a device it may read, by name.
 fn sniffed_file_system(path: &Path) -> Option<String> {
-    let source = crate::io::FileSource::open(path).ok()?;
-    let sniff = crate::magic::Sniff::read(&source).ok()?;
-    crate::magic::identify(&sniff)
-        .into_iter()
-        .find(|s| s.layer() == crate::magic::Layer::FileSystem)
-        .map(|s| s.name().to_string())
+    let source = FileSource::open(path).ok()?;
+    let found = crate::fs::identify(&source).ok()??;
+    Some(found.name().to_string())
 }
 
 /// The block device `spec` names: itself, or the device mounted at it when it is a mount point.
