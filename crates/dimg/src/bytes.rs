@@ -91,3 +91,21 @@ mod tests {
         );
     }
 }
+
+/// A 16-byte identifier in the usual 8-4-4-4-12 form.
+pub fn uuid_text(id: &[u8; 16]) -> String {
+    let h = hex(id);
+    format!(
+        "{}-{}-{}-{}-{}",
+        &h[0..8],
+        &h[8..12],
+        &h[12..16],
+        &h[16..20],
+        &h[20..32]
+    )
+}
+
+/// Lower-case hexadecimal, for digests.
+pub fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}

@@ -2,6 +2,7 @@
 //! source can serve many threads at once (chunks decompress in parallel, a browser reads while a
 //! verify runs).
 
+use std::collections::BTreeMap;
 use std::collections::{HashMap, VecDeque};
 use std::fs::File;
 use std::io;
@@ -385,6 +386,98 @@ impl Drop for Aligned {
     fn drop(&mut self) {
         // SAFETY: allocated with this layout in `new`.
         unsafe { std::alloc::dealloc(self.ptr, self.layout) }
+    }
+}
+
+/// A virtual disk being put together in order: metadata blocks, files, padding.
+#[derive(Default)]
+pub struct Assembly {
+    parts: Vec<Arc<dyn ReadAt>>,
+    size: u64,
+}
+
+impl Assembly {
+    pub fn size(&self) -> u64 {
+        self.size
+    }
+
+    pub fn push(&mut self, part: Arc<dyn ReadAt>) {
+        self.size += part.size();
+        if part.size() > 0 {
+            self.parts.push(part);
+        }
+    }
+
+    pub fn bytes(&mut self, bytes: Vec<u8>) {
+        self.push(Arc::new(bytes));
+    }
+
+    /// Zeros up to the next multiple of `unit`.
+    pub fn pad_to(&mut self, unit: u64) {
+        let pad = self.size.next_multiple_of(unit) - self.size;
+        self.push(Arc::new(Zeros(pad)));
+    }
+
+    pub fn finish(self) -> Arc<dyn ReadAt> {
+        Arc::new(Concat::new(self.parts))
+    }
+}
+
+/// A disk with some of its bytes replaced, cut or extended with zeros to a new size.
+pub struct Patched {
+    disk: Arc<dyn ReadAt>,
+    size: u64,
+    /// Replacements by offset; later ones win where they overlap.
+    patches: BTreeMap<u64, Vec<u8>>,
+}
+
+impl Patched {
+    pub fn new(disk: Arc<dyn ReadAt>, size: u64) -> Self {
+        Patched {
+            disk,
+            size,
+            patches: BTreeMap::new(),
+        }
+    }
+
+    /// Replaces the bytes at `at` (as far as the new size goes).
+    pub fn put(&mut self, at: u64, bytes: Vec<u8>) {
+        if at < self.size {
+            let mut bytes = bytes;
+            bytes.truncate((self.size - at) as usize);
+            self.patches.insert(at, bytes);
+        }
+    }
+}
+
+impl ReadAt for Patched {
+    fn read_at(&self, offset: u64, buf: &mut [u8]) -> io::Result<usize> {
+        if offset >= self.size {
+            return Ok(0);
+        }
+        let mut n = buf.len().min((self.size - offset) as usize);
+        // A patch covering the offset answers; otherwise the disk does, up to the next patch.
+        if let Some((&at, bytes)) = self.patches.range(..=offset).next_back() {
+            if offset < at + bytes.len() as u64 {
+                let from = (offset - at) as usize;
+                let n = n.min(bytes.len() - from);
+                buf[..n].copy_from_slice(&bytes[from..from + n]);
+                return Ok(n);
+            }
+        }
+        if let Some((&next, _)) = self.patches.range(offset + 1..).next() {
+            n = n.min((next - offset) as usize);
+        }
+        if offset >= self.disk.size() {
+            buf[..n].fill(0);
+            return Ok(n);
+        }
+        let n = n.min((self.disk.size() - offset) as usize);
+        self.disk.read_at(offset, &mut buf[..n])
+    }
+
+    fn size(&self) -> u64 {
+        self.size
     }
 }
 

@@ -5,7 +5,6 @@
 //! partitions ([`partition`]) → file systems ([`fs`]). [`ops`] builds whole jobs from the layers;
 //! they report to a [`ops::Progress`] sink, obey a [`ops::Cancel`] token and never print.
 
-pub mod build;
 mod bytes;
 pub mod codec;
 pub mod container;

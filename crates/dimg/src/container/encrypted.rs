@@ -526,7 +526,7 @@ impl Container for Encrypted {
                     self.inner_format, h.data_size, h.data_offset
                 ),
             ),
-            Fact::new("Image UUID", crate::ops::uuid_text(&h.uuid)),
+            Fact::new("Image UUID", crate::bytes::uuid_text(&h.uuid)),
         ];
         facts.extend(self.inner.facts());
         facts

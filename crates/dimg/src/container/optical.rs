@@ -2,80 +2,12 @@
 //! The disc's virtual disk is the cooked 2048-byte view of its first data track — what a
 //! computer mounts — or, for an audio disc, the raw sectors of every track.
 
-use super::sector::{COOKED, FORM2_DATA, MODE2_DATA, RAW};
+pub use super::sector::TrackMode;
+use super::sector::{COOKED, FORM2_DATA, RAW};
 use super::{Container, Fact};
-use crate::fs::iso9660::DiscSectors;
 use crate::io::{Concat, ReadAt};
-use serde::Serialize;
 use std::io;
 use std::sync::Arc;
-
-/// A track's sector format, as cue sheets name it.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
-pub enum TrackMode {
-    Audio,
-    Mode1_2048,
-    Mode1_2352,
-    Mode2_2336,
-    Mode2_2352,
-    Cdg,
-}
-
-impl TrackMode {
-    pub fn parse(s: &str) -> Option<Self> {
-        Some(match s.to_ascii_uppercase().as_str() {
-            "AUDIO" => TrackMode::Audio,
-            "MODE1/2048" => TrackMode::Mode1_2048,
-            "MODE1/2352" => TrackMode::Mode1_2352,
-            "MODE2/2336" | "CDI/2336" => TrackMode::Mode2_2336,
-            "MODE2/2352" | "CDI/2352" => TrackMode::Mode2_2352,
-            "CDG" => TrackMode::Cdg,
-            _ => return None,
-        })
-    }
-
-    pub fn name(self) -> &'static str {
-        match self {
-            TrackMode::Audio => "AUDIO",
-            TrackMode::Mode1_2048 => "MODE1/2048",
-            TrackMode::Mode1_2352 => "MODE1/2352",
-            TrackMode::Mode2_2336 => "MODE2/2336",
-            TrackMode::Mode2_2352 => "MODE2/2352",
-            TrackMode::Cdg => "CDG",
-        }
-    }
-
-    pub fn sector_size(self) -> u64 {
-        match self {
-            TrackMode::Mode1_2048 => 2048,
-            TrackMode::Mode2_2336 => 2336,
-            TrackMode::Cdg => 2448,
-            _ => 2352,
-        }
-    }
-
-    /// Where the 2048 bytes of user data sit in a sector of a data track: after the sync and
-    /// header (mode 1), and the subheader too (mode 2 form 1).
-    fn user_data_at(self) -> Option<u64> {
-        match self {
-            TrackMode::Mode1_2048 => Some(0),
-            TrackMode::Mode1_2352 => Some(16),
-            TrackMode::Mode2_2336 => Some(8),
-            TrackMode::Mode2_2352 => Some(24),
-            TrackMode::Audio | TrackMode::Cdg => None,
-        }
-    }
-
-    /// Where the 2324 bytes of user data sit in a Mode 2 Form 2 sector; modes without Form 2
-    /// sectors have none.
-    fn form2_data_at(self) -> Option<u64> {
-        match self {
-            TrackMode::Mode2_2336 => Some(8),
-            TrackMode::Mode2_2352 => Some(MODE2_DATA as u64),
-            _ => None,
-        }
-    }
-}
 
 /// One track: its stored sectors (pregap included), in its mode's sector size.
 #[derive(Clone)]
@@ -237,9 +169,17 @@ impl ReadAt for UserData {
     }
 }
 
-/// A disc's sectors by LBA for the ISO 9660 volume of its first track: its files may lie in
-/// later tracks and in Mode 2 Form 2 sectors. None when the first track holds no data.
-pub fn disc_sectors(tracks: &[Track]) -> Option<DiscSectors> {
+/// A disc's user data by LBA, for the ISO 9660 volume of its first track: its files may lie in
+/// later tracks and in Mode 2 Form 2 sectors.
+pub struct DiscViews {
+    /// Every track's 2048 bytes of user data, sector `lba` at `lba × 2048`.
+    pub form1: Arc<dyn ReadAt>,
+    /// Mode 2 Form 2 sectors' 2324 bytes, sector `lba` at `lba × FORM2_DATA`.
+    pub form2: Arc<dyn ReadAt>,
+}
+
+/// The disc's user data views; None when the first track holds no data.
+pub fn disc_views(tracks: &[Track]) -> Option<DiscViews> {
     tracks.first()?.mode.user_data_at()?;
     let first = first_lbas(tracks);
     let view = |form| -> Arc<dyn ReadAt> {
@@ -249,7 +189,7 @@ pub fn disc_sectors(tracks: &[Track]) -> Option<DiscSectors> {
             form,
         })
     };
-    Some(DiscSectors {
+    Some(DiscViews {
         form1: view(Form::One),
         form2: view(Form::Two),
     })

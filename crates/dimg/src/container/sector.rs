@@ -2,8 +2,8 @@
 //! image stores for a data track, built from the 2048 bytes a computer sees — sync pattern,
 //! address header, EDC and the two Reed-Solomon parity blocks — and checked when read back.
 
-use super::optical::TrackMode;
 use crate::io::ReadAt;
+use serde::Serialize;
 use std::io;
 use std::sync::{Arc, OnceLock};
 
@@ -279,6 +279,73 @@ impl ReadAt for RawSectors {
 
     fn size(&self) -> u64 {
         self.stored.size() / self.mode.sector_size() * RAW as u64
+    }
+}
+
+/// A track's sector format, as cue sheets name it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+pub enum TrackMode {
+    Audio,
+    Mode1_2048,
+    Mode1_2352,
+    Mode2_2336,
+    Mode2_2352,
+    Cdg,
+}
+
+impl TrackMode {
+    pub fn parse(s: &str) -> Option<Self> {
+        Some(match s.to_ascii_uppercase().as_str() {
+            "AUDIO" => TrackMode::Audio,
+            "MODE1/2048" => TrackMode::Mode1_2048,
+            "MODE1/2352" => TrackMode::Mode1_2352,
+            "MODE2/2336" | "CDI/2336" => TrackMode::Mode2_2336,
+            "MODE2/2352" | "CDI/2352" => TrackMode::Mode2_2352,
+            "CDG" => TrackMode::Cdg,
+            _ => return None,
+        })
+    }
+
+    pub fn name(self) -> &'static str {
+        match self {
+            TrackMode::Audio => "AUDIO",
+            TrackMode::Mode1_2048 => "MODE1/2048",
+            TrackMode::Mode1_2352 => "MODE1/2352",
+            TrackMode::Mode2_2336 => "MODE2/2336",
+            TrackMode::Mode2_2352 => "MODE2/2352",
+            TrackMode::Cdg => "CDG",
+        }
+    }
+
+    pub fn sector_size(self) -> u64 {
+        match self {
+            TrackMode::Mode1_2048 => 2048,
+            TrackMode::Mode2_2336 => 2336,
+            TrackMode::Cdg => 2448,
+            _ => 2352,
+        }
+    }
+
+    /// Where the 2048 bytes of user data sit in a sector of a data track: after the sync and
+    /// header (mode 1), and the subheader too (mode 2 form 1).
+    pub(super) fn user_data_at(self) -> Option<u64> {
+        match self {
+            TrackMode::Mode1_2048 => Some(0),
+            TrackMode::Mode1_2352 => Some(16),
+            TrackMode::Mode2_2336 => Some(8),
+            TrackMode::Mode2_2352 => Some(24),
+            TrackMode::Audio | TrackMode::Cdg => None,
+        }
+    }
+
+    /// Where the 2324 bytes of user data sit in a Mode 2 Form 2 sector; modes without Form 2
+    /// sectors have none.
+    pub(super) fn form2_data_at(self) -> Option<u64> {
+        match self {
+            TrackMode::Mode2_2336 => Some(8),
+            TrackMode::Mode2_2352 => Some(MODE2_DATA as u64),
+            _ => None,
+        }
     }
 }
 

@@ -3,12 +3,12 @@
 
 pub mod apfs;
 pub mod decmpfs;
-pub mod el_torito;
 pub mod fat;
 pub mod hfs;
 pub mod hfsplus;
 pub mod iso9660;
 pub mod mfs;
+pub mod tree;
 
 use crate::error::FormatError;
 use crate::io::ReadAt;
@@ -263,7 +263,7 @@ pub fn places(disk: &dyn ReadAt) -> io::Result<(&'static str, Vec<Partition>)> {
 /// recognised but cannot be browsed yet. `disc` is the whole CD when `part` is its first track.
 pub fn mount(
     part: Arc<dyn ReadAt>,
-    disc: Option<iso9660::DiscSectors>,
+    disc: Option<Arc<dyn iso9660::DiscSectors>>,
 ) -> io::Result<Vec<Box<dyn Volume>>> {
     fn one(v: impl Volume + 'static) -> io::Result<Vec<Box<dyn Volume>>> {
         Ok(vec![Box::new(v)])

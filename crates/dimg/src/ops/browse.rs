@@ -1,8 +1,9 @@
 //! Looking inside images: listing a volume's folders and extracting files, without mounting.
 
-use super::{Cancel, Progress};
-use crate::container::{self, optical, Container};
+use super::job::{Cancel, Progress};
+use crate::container::{self, optical, sector, Container};
 use crate::error::{Error, FormatError, Result};
+use crate::fs::iso9660::DiscSectors;
 use crate::fs::{self, components, DirEntry, EntryKind, Volume};
 use crate::io::ReadAt;
 use crate::partition::Partition;
@@ -144,8 +145,22 @@ pub(crate) fn mount_place(
     let disc = container
         .tracks()
         .filter(|_| place.start == 0)
-        .and_then(|tracks| optical::disc_sectors(&tracks));
+        .and_then(|tracks| optical::disc_views(&tracks))
+        .map(|views| Arc::new(views) as Arc<dyn DiscSectors>);
     fs::mount(Arc::new(place.open(disk.clone())), disc)
+}
+
+/// A disc image's views are the sectors the ISO 9660 reader asks for.
+impl DiscSectors for optical::DiscViews {
+    fn form1(&self) -> Arc<dyn ReadAt> {
+        self.form1.clone()
+    }
+    fn form2(&self) -> Arc<dyn ReadAt> {
+        self.form2.clone()
+    }
+    fn form2_sector(&self) -> u64 {
+        sector::FORM2_DATA as u64
+    }
 }
 
 /// Opens `image` and mounts every volume dimg can browse in it, or only those `which` names.

@@ -5,7 +5,8 @@
 //! the same writers as `convert`), into a temporary folder that goes when the job ends.
 
 use super::convert::{ConvertOptions, OutputFormat};
-use super::{sha256_head, Cancel, Progress};
+use super::job::{Cancel, Progress};
+use super::read_back::sha256_head;
 use crate::container::optical::TrackMode;
 use crate::{container, Error, Passphrase, Result};
 use serde::{Deserialize, Serialize};

@@ -4,8 +4,8 @@
 //! atomically. A band holding one used block is kept whole, so nothing a volume uses is ever
 //! touched.
 
+use super::job::{Cancel, Progress};
 use super::sparse::{write_image, SparseJob};
-use super::{Cancel, Progress};
 use crate::container;
 use crate::error::{Error, FormatError, Result};
 use crate::fs;

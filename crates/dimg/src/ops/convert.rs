@@ -1,5 +1,5 @@
+use super::job::{stream, Cancel, Progress};
 use super::output::{AtomicOutput, Encrypting, Sink};
-use super::{stream, Cancel, Progress};
 use crate::codec::Codec;
 use crate::container::encrypted::{Sealer, DEFAULT_ITERATIONS};
 use crate::container::optical::TrackMode;

@@ -3,12 +3,14 @@
 //! partition map, and written by the convert pipeline in any output format, encrypted or not.
 
 use super::convert::{self, ConvertOptions, ConvertReport, OutputFormat};
-use super::{Cancel, Progress};
-use crate::build::layout::{self, Layout, VolumeType};
-use crate::build::{fat, hfsplus, iso9660, Tree, Zeros};
+use super::job::{Cancel, Progress};
 use crate::container::{Container, Fact};
 use crate::error::{Error, Result};
+use crate::fs::tree::Tree;
+use crate::fs::{fat, hfsplus, iso9660};
+use crate::io::Zeros;
 use crate::io::{Concat, FileSource, ReadAt, Slice};
+use crate::partition::{self, Layout, VolumeType};
 use serde::Serialize;
 use std::path::{Path, PathBuf};
 use std::str::FromStr;
@@ -190,7 +192,13 @@ pub fn create(
             let disk = match (built.shared_at, hfs_size) {
                 (Some(at), Some(hfs_size)) => {
                     let size = built.disk.size();
-                    let apm = layout::apm(size, at, hfs_size, &options.volume_name, "Apple_HFS");
+                    let apm = partition::apple_partition_map(
+                        size,
+                        at,
+                        hfs_size,
+                        &options.volume_name,
+                        "Apple_HFS",
+                    );
                     let rest = Slice::new(built.disk, apm.len() as u64, size - apm.len() as u64);
                     Arc::new(Concat::new(vec![Arc::new(apm), Arc::new(rest)])) as Arc<dyn ReadAt>
                 }
@@ -237,7 +245,7 @@ pub fn create(
             (Arc::new(Zeros(volume)), VolumeType::Blank)
         }
     };
-    let disk = layout::wrap(volume, map, kind, &options.volume_name);
+    let disk = partition::wrap(volume, map, kind, &options.volume_name);
     let mut written = convert::write(
         label,
         &Built(disk),

@@ -3,8 +3,8 @@
 //! through one atomic output; both describe track positions the same way (frame 0 = LBA 0 =
 //! INDEX 01 of a first track without pregap).
 
+use super::job::{stream, Cancel, Progress};
 use super::output::AtomicOutput;
-use super::{stream, Cancel, Progress};
 use crate::container::optical::{SectorPart, Track, TrackMode};
 use crate::container::sector::{bcd, Gap, RawSectors, COOKED, LEAD_PREGAP};
 use crate::container::Container;

@@ -60,6 +60,6 @@ pub fn identity(path: &Path) -> Result<Option<String>> {
     Ok(Some(format!(
         "{}#{}",
         absolute.display(),
-        super::uuid_text(&uuid)
+        crate::bytes::uuid_text(&uuid)
     )))
 }

@@ -3,8 +3,8 @@
 //! read as zeros and are listed, as data-rescue tools do.
 
 use super::convert::{write, ConvertOptions, ConvertReport};
+use super::job::{Cancel, Progress};
 use super::output::AtomicOutput;
-use super::{Cancel, Progress};
 use crate::container::{self, raw};
 use crate::device;
 use crate::io::ReadAt;

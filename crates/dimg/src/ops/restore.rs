@@ -1,7 +1,9 @@
 //! Restore: the decoded disk of an image written onto a device (Disk Utility's Restore, GNOME
 //! Disks' "Restore Disk Image"), then read back from the device and compared.
 
-use super::{hex, sha256_head, stream, Cancel, Progress};
+use super::job::{stream, Cancel, Progress};
+use super::read_back::sha256_head;
+use crate::bytes::hex;
 use crate::device::{self, Device};
 use crate::{container, Error, Passphrase, Result};
 use serde::Serialize;

@@ -2,8 +2,8 @@
 //! stored. The disk is streamed once; each band is looked at as it completes, so memory is one
 //! band however large the disk.
 
+use super::job::{stream, Cancel, Progress};
 use super::output::{refuse_existing, AtomicOutput};
-use super::{stream, Cancel, Progress};
 use crate::container::encrypted::{Sealer, BLOCK, DATA_OFFSET};
 use crate::error::{Error, Result};
 use crate::io::ReadAt;

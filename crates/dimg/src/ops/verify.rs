@@ -1,4 +1,5 @@
-use super::{hex, stream, Cancel, Progress};
+use super::job::{stream, Cancel, Progress};
+use crate::bytes::hex;
 use crate::container::optical::{Track, TrackMode};
 use crate::container::sector::{mode1_intact, mode2_intact, RawSectors, RAW};
 use crate::container::{self, Check, StoredCrc};

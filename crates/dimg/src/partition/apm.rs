@@ -61,6 +61,35 @@ pub fn read(disk: &dyn ReadAt) -> io::Result<Option<Vec<Partition>>> {
     Ok(None)
 }
 
+/// Blocks of the maps dimg writes.
+const BLOCK: u64 = 512;
+
+/// An Apple partition map in the first 32 KiB of a disk (a hybrid CD's system area): the map
+/// itself and one partition of type `kind` at `at` of `size` bytes, in 512-byte blocks.
+pub fn map(disk_size: u64, at: u64, size: u64, name: &str, kind: &str) -> Vec<u8> {
+    let mut area = vec![0u8; 32 << 10];
+    area[0..2].copy_from_slice(b"ER");
+    area[2..4].copy_from_slice(&(BLOCK as u16).to_be_bytes());
+    area[4..8].copy_from_slice(&((disk_size / BLOCK) as u32).to_be_bytes());
+    let entries = [
+        ("Apple", "Apple_partition_map", 1, 63, 0x37u32),
+        (name, kind, at / BLOCK, size / BLOCK, 0x4000_0033),
+    ];
+    for (i, (pname, kind, start, count, status)) in entries.iter().enumerate() {
+        let e = &mut area[(i + 1) * BLOCK as usize..(i + 2) * BLOCK as usize];
+        e[0..2].copy_from_slice(b"PM");
+        e[4..8].copy_from_slice(&(entries.len() as u32).to_be_bytes());
+        e[8..12].copy_from_slice(&(*start as u32).to_be_bytes());
+        e[12..16].copy_from_slice(&(*count as u32).to_be_bytes());
+        let n = pname.len().min(31);
+        e[16..16 + n].copy_from_slice(&pname.as_bytes()[..n]);
+        e[48..48 + kind.len()].copy_from_slice(kind.as_bytes());
+        e[84..88].copy_from_slice(&(*count as u32).to_be_bytes());
+        e[88..92].copy_from_slice(&status.to_be_bytes());
+    }
+    area
+}
+
 #[cfg(test)]
 mod tests {
     /// Partition names and types are MacRoman, as classic Mac OS wrote them.

@@ -4,6 +4,7 @@
 use crate::bytes::{le16, le32, le64};
 
 use super::Partition;
+use crate::error::FormatError;
 use crate::io::ReadAt;
 use std::io;
 
@@ -139,4 +140,170 @@ fn type_name(g: &[u8; 16]) -> String {
         _ => return text,
     };
     known.to_string()
+}
+
+// Writing, as hdiutil does: 512-byte sectors, 128 entries of 128 bytes at each end of the disk.
+const SECTOR: u64 = 512;
+const ENTRY_COUNT: usize = 128;
+const ENTRY_SIZE: usize = 128;
+/// Sectors the entry array takes.
+pub const TABLE_SECTORS: u64 = (ENTRY_COUNT * ENTRY_SIZE) as u64 / SECTOR;
+
+/// GUID text as GPT stores it: the first three fields little-endian.
+fn guid_bytes(text: &str) -> [u8; 16] {
+    let hex: String = text.chars().filter(|c| *c != '-').collect();
+    let mut b = [0u8; 16];
+    for (i, byte) in b.iter_mut().enumerate() {
+        *byte = u8::from_str_radix(&hex[2 * i..2 * i + 2], 16).expect("a GUID constant");
+    }
+    b[..4].reverse();
+    b[4..6].reverse();
+    b[6..8].reverse();
+    b
+}
+
+fn random_guid() -> [u8; 16] {
+    let mut g = [0u8; 16];
+    getrandom::fill(&mut g).expect("the system's random source");
+    g[7] = (g[7] & 0x0F) | 0x40; // version 4 (stored little-endian)
+    g[8] = (g[8] & 0x3F) | 0x80;
+    g
+}
+
+/// Fills in what differs between the primary header and the backup — where it is, where the
+/// other is, where its entry array is — and both CRCs. `last` is the disk's last sector.
+fn seal(h: &mut [u8], at: u64, other: u64, last: u64, table: u64, entries: &[u8]) {
+    h[24..32].copy_from_slice(&at.to_le_bytes());
+    h[32..40].copy_from_slice(&other.to_le_bytes());
+    h[48..56].copy_from_slice(&(last - 1 - TABLE_SECTORS).to_le_bytes());
+    h[72..80].copy_from_slice(&table.to_le_bytes());
+    h[88..92].copy_from_slice(&crc32fast::hash(entries).to_le_bytes());
+    h[16..20].fill(0);
+    let crc = crc32fast::hash(&h[..92]);
+    h[16..20].copy_from_slice(&crc.to_le_bytes());
+}
+
+/// A GPT of one partition of type `kind` from sector `first`, `sectors` long: what goes before it
+/// (protective MBR, primary header, entries, padding) and what goes after it (the backup
+/// entries and header).
+pub fn single(kind: &str, first: u64, sectors: u64, name: &str) -> (Vec<u8>, Vec<u8>) {
+    let last = first + sectors + TABLE_SECTORS; // the backup header
+    let mut entries = vec![0u8; ENTRY_COUNT * ENTRY_SIZE];
+    entries[..16].copy_from_slice(&guid_bytes(kind));
+    entries[16..32].copy_from_slice(&random_guid());
+    entries[32..40].copy_from_slice(&first.to_le_bytes());
+    entries[40..48].copy_from_slice(&(first + sectors - 1).to_le_bytes());
+    for (i, unit) in name.encode_utf16().take(36).enumerate() {
+        entries[56 + 2 * i..58 + 2 * i].copy_from_slice(&unit.to_le_bytes());
+    }
+    let mut template = vec![0u8; SECTOR as usize];
+    template[..8].copy_from_slice(b"EFI PART");
+    template[8..12].copy_from_slice(&0x0001_0000u32.to_le_bytes());
+    template[12..16].copy_from_slice(&92u32.to_le_bytes());
+    template[40..48].copy_from_slice(&(2 + TABLE_SECTORS).to_le_bytes());
+    template[56..72].copy_from_slice(&random_guid());
+    template[80..84].copy_from_slice(&(ENTRY_COUNT as u32).to_le_bytes());
+    template[84..88].copy_from_slice(&(ENTRY_SIZE as u32).to_le_bytes());
+    let (mut primary, mut backup) = (template.clone(), template);
+    seal(&mut primary, 1, last, last, 2, &entries);
+    seal(&mut backup, last, 1, last, last - TABLE_SECTORS, &entries);
+    let mut head = super::mbr::single(0xEE, 1, last);
+    head.extend(primary);
+    head.extend(&entries);
+    head.resize((first * SECTOR) as usize, 0);
+    let mut tail = entries;
+    tail.extend(backup);
+    (head, tail)
+}
+
+/// A disk's GPT as `resize` changes it: the disk grows or shrinks at its end, and so does its
+/// last partition.
+pub struct Resizable {
+    primary: Vec<u8>,
+    entries: Vec<u8>,
+    /// The last partition's entry in the array.
+    entry: usize,
+    /// The disk's last sector, where the backup header is.
+    last: u64,
+}
+
+impl Resizable {
+    /// The GPT of `disk`, if it has one in the usual shape (its primary header at sector 1).
+    pub fn read(disk: &dyn ReadAt) -> io::Result<Option<Resizable>> {
+        let mut h = vec![0u8; SECTOR as usize];
+        disk.read_exact_at(SECTOR, &mut h)?;
+        if &h[..8] != b"EFI PART" {
+            return Ok(None);
+        }
+        let (table, count, size) = (le64(&h, 72), le32(&h, 80) as usize, le32(&h, 84) as usize);
+        if size != ENTRY_SIZE || count * size != (TABLE_SECTORS * SECTOR) as usize {
+            return Err(FormatError::io(
+                "GPT header",
+                SECTOR,
+                format!("{count} entries of {size} bytes: dimg resizes the usual 128 × 128"),
+            ));
+        }
+        let mut entries = vec![0u8; count * size];
+        disk.read_exact_at(table * SECTOR, &mut entries)?;
+        let used = (0..count).filter(|&i| entries[i * size..i * size + 16].iter().any(|&b| b != 0));
+        let entry = used
+            .max_by_key(|&i| le64(&entries, i * size + 32))
+            .ok_or_else(|| FormatError::io("GPT", SECTOR, "has no partition"))?;
+        Ok(Some(Resizable {
+            last: le64(&h, 32),
+            primary: h,
+            entries,
+            entry,
+        }))
+    }
+
+    /// Where the last partition starts and how long it is, in bytes.
+    pub fn last_partition(&self) -> (u64, u64) {
+        let e = &self.entries[self.entry * ENTRY_SIZE..];
+        let (first, end) = (le64(e, 32), le64(e, 40));
+        (first * SECTOR, (end + 1 - first) * SECTOR)
+    }
+
+    /// What to write for a disk of `size` bytes, each piece at its offset: the last partition
+    /// resized, the backup moved to the new end (the old one cleared), the protective MBR's
+    /// size (as far as 32 bits count).
+    pub fn resized(&self, size: u64) -> Vec<(u64, Vec<u8>)> {
+        let last = size / SECTOR - 1;
+        let mut entries = self.entries.clone();
+        let e = self.entry * ENTRY_SIZE;
+        let end = le64(&entries, e + 40) + last - self.last;
+        entries[e + 40..e + 48].copy_from_slice(&end.to_le_bytes());
+        let (mut primary, mut backup) = (self.primary.clone(), self.primary.clone());
+        seal(&mut primary, 1, last, last, 2, &entries);
+        seal(&mut backup, last, 1, last, last - TABLE_SECTORS, &entries);
+        let protective = (last.min(u64::from(u32::MAX)) as u32)
+            .to_le_bytes()
+            .to_vec();
+        let mut writes = vec![
+            (446 + 12, protective),
+            (SECTOR, primary),
+            (2 * SECTOR, entries.clone()),
+        ];
+        let old_backup = (self.last - TABLE_SECTORS) * SECTOR;
+        if old_backup + (TABLE_SECTORS + 1) * SECTOR <= size && self.last != last {
+            writes.push((
+                old_backup,
+                vec![0u8; ((TABLE_SECTORS + 1) * SECTOR) as usize],
+            ));
+        }
+        writes.push(((last - TABLE_SECTORS) * SECTOR, entries));
+        writes.push((last * SECTOR, backup));
+        writes
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn guids_are_stored_mixed_endian() {
+        let g = guid_bytes("48465300-0000-11AA-AA11-00306543ECAC");
+        assert_eq!(guid_text(&g), "48465300-0000-11AA-AA11-00306543ECAC");
+    }
 }

@@ -117,3 +117,22 @@ fn type_name(kind: u8) -> String {
     };
     name.to_string()
 }
+
+/// One MBR partition entry, CHS fields saying "use the LBA".
+fn entry(kind: u8, first: u64, sectors: u64) -> [u8; 16] {
+    let mut e = [0u8; 16];
+    e[1..4].copy_from_slice(&[0xFE, 0xFF, 0xFF]);
+    e[4] = kind;
+    e[5..8].copy_from_slice(&[0xFE, 0xFF, 0xFF]);
+    e[8..12].copy_from_slice(&(first.min(u64::from(u32::MAX)) as u32).to_le_bytes());
+    e[12..16].copy_from_slice(&(sectors.min(u64::from(u32::MAX)) as u32).to_le_bytes());
+    e
+}
+
+/// A master boot record holding one partition of type `kind` (sectors of 512 bytes).
+pub fn single(kind: u8, first: u64, sectors: u64) -> Vec<u8> {
+    let mut m = vec![0u8; 512];
+    m[446..462].copy_from_slice(&entry(kind, first, sectors));
+    m[510..512].copy_from_slice(&[0x55, 0xAA]);
+    m
+}

@@ -1,11 +1,16 @@
-//! Partition maps: find the partitions of a virtual disk, each again a [`ReadAt`] slice.
+//! Partition maps: find the partitions of a virtual disk, each again a [`ReadAt`] slice, and
+//! write the maps a new disk or a resized one needs.
 //! Schemes are tried in [`SCHEMES`] order — GPT before MBR, since a GPT disk also carries a
 //! protective MBR; the whole disk is the last resort, so every disk has at least one partition.
 //! Every count and offset read from a map is bounded before use.
 
 mod apm;
-pub(crate) mod gpt;
+pub mod gpt;
+mod layout;
 mod mbr;
+
+pub use apm::map as apple_partition_map;
+pub use layout::{wrap, Layout, VolumeType};
 
 use crate::io::{ReadAt, Slice};
 use serde::Serialize;

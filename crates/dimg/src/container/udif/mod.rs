@@ -233,7 +233,7 @@ impl Container for Udif {
                     "{} of {}, ID {}, running data fork offset {}",
                     k.segment_number,
                     k.segment_count,
-                    crate::ops::uuid_text(&k.segment_id),
+                    crate::bytes::uuid_text(&k.segment_id),
                     k.running_data_fork_offset
                 ),
             ),

@@ -5,18 +5,14 @@
 
 use crate::bytes::{be16, be32, be64, utf16_be};
 
-use super::{decmpfs, Counts, DirEntry, EntryKind, Handle, Stream, Volume};
+use super::{date, HEADER_AT, ROOT_FOLDER, ROOT_PARENT};
 use crate::error::FormatError;
+use crate::fs::{decmpfs, Counts, DirEntry, EntryKind, Handle, Stream, Volume};
 use crate::io::{Concat, ReadAt};
 use std::collections::{HashMap, HashSet};
 use std::io;
 use std::sync::Arc;
 
-const HEADER_AT: u64 = 1024;
-const ROOT_PARENT: u32 = 1;
-const ROOT_FOLDER: u32 = 2;
-/// Seconds from 1904-01-01 (HFS+ dates) to 1970-01-01.
-const MAC_EPOCH: i64 = 2_082_844_800;
 const DECMPFS: &str = "com.apple.decmpfs";
 /// Attribute records the index keeps in memory at most; beyond, streams go unlisted.
 const MAX_ATTRIBUTES: usize = 1 << 20;
@@ -35,7 +31,7 @@ fn bad(structure: &'static str, at: u64, problem: impl Into<String>) -> io::Erro
 
 /// A fork: its length and the allocation-block extents the record itself holds.
 #[derive(Clone, Debug)]
-pub(super) struct Fork {
+pub(in crate::fs) struct Fork {
     pub size: u64,
     pub extents: Vec<(u32, u32)>,
 }
@@ -55,7 +51,7 @@ impl Fork {
 
 /// A B-tree file: its nodes, read from its fork. HFS+ and classic HFS share the layout; their
 /// keys differ in how their length is stored.
-pub(super) struct BTree {
+pub(in crate::fs) struct BTree {
     file: Arc<dyn ReadAt>,
     /// Bytes a record's key takes, its length field included: where its data starts.
     key_len: fn(&[u8]) -> usize,
@@ -72,7 +68,7 @@ fn long_key(r: &[u8]) -> usize {
     2 + usize::from(be16(r, 0))
 }
 
-pub(super) struct Node {
+pub(in crate::fs) struct Node {
     kind: i8,
     next: u32,
     records: Vec<Vec<u8>>,
@@ -86,11 +82,11 @@ impl BTree {
     /// A tree whose keys measure themselves with `key_len`.
     /// Whether the tree holds no record (TN1150: a root node number of 0), as an extents
     /// B-tree does on a volume no file of which has more extents than its record holds.
-    pub(super) fn is_empty(&self) -> bool {
+    pub(in crate::fs) fn is_empty(&self) -> bool {
         self.root == 0
     }
 
-    pub(super) fn open_keyed(
+    pub(in crate::fs) fn open_keyed(
         file: Arc<dyn ReadAt>,
         what: &'static str,
         key_len: fn(&[u8]) -> usize,
@@ -159,7 +155,7 @@ impl BTree {
 
     /// Leaf records from the first one `before(key)` does not hold for, in key order, until
     /// `more(key)` is false. `before` orders by the search key only; the index is descended by it.
-    pub(super) fn scan(
+    pub(in crate::fs) fn scan(
         &self,
         before: impl Fn(&[u8]) -> bool,
         more: impl Fn(&[u8]) -> bool,
@@ -228,15 +224,11 @@ fn catalog_key(r: &[u8]) -> Option<(u32, &[u8], &[u8])> {
     Some((be32(r, 2), name, &r[2 + key_len..]))
 }
 
-pub(super) fn date(d: u32) -> Option<i64> {
-    (d != 0).then(|| i64::from(d) - MAC_EPOCH)
-}
-
 /// Overflow extents by (file ID, fork type: 0 data, 0xFF resource).
-pub(super) type Overflow = HashMap<(u32, u8), Vec<(u32, u32)>>;
+pub(in crate::fs) type Overflow = HashMap<(u32, u8), Vec<(u32, u32)>>;
 
 /// The extents of file `id`'s fork `kind` beyond the ones its record holds (HFS and HFS+ alike).
-pub(super) fn more_extents(overflow: &Overflow, id: u32, kind: u8) -> &[(u32, u32)] {
+pub(in crate::fs) fn more_extents(overflow: &Overflow, id: u32, kind: u8) -> &[(u32, u32)] {
     overflow.get(&(id, kind)).map(Vec::as_slice).unwrap_or(&[])
 }
 
@@ -493,7 +485,7 @@ impl HfsPlus {
 
     /// A fork's bytes: its own extents and then overflow ones, cut at its logical size, each
     /// checked against the volume.
-    pub(super) fn fork_bytes(
+    pub(in crate::fs) fn fork_bytes(
         disk: &Arc<dyn ReadAt>,
         block: u64,
         fork: &Fork,

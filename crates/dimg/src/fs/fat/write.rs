@@ -3,9 +3,10 @@
 //! counts two-second steps from 1980); what FAT cannot hold is refused by name (characters it
 //! forbids, names that differ only in case) or, for symlinks, reported.
 
-use super::{NodeKind, Tree};
+use super::{Layout, Root, ATTR_DIRECTORY, ATTR_LONG_NAME, ENTRY};
 use crate::error::{Error, Result};
 use crate::fs::civil;
+use crate::fs::tree::{NodeKind, Tree};
 use std::fs::File;
 use std::io::{self, Read, Write};
 use std::path::Path;
@@ -107,77 +108,51 @@ pub fn write(file: &mut File, tree: Option<&Tree>, options: &Options) -> Result<
 /// folder's first two entries as FAT requires (fsck.fat moves them, some systems reject the
 /// folder). Every folder's first four slots become ".", "..", and two deleted entries.
 fn fix_dot_entries(file: &File) -> io::Result<()> {
-    use crate::bytes::{le16, le32};
+    use crate::bytes::le16;
     use std::os::unix::fs::FileExt;
-    let mut boot = [0u8; 512];
+    let mut boot = vec![0u8; 64];
     file.read_exact_at(&mut boot, 0)?;
-    let sector = u64::from(le16(&boot, 11));
-    let cluster = sector * u64::from(boot[13]);
-    let root_entries = u64::from(le16(&boot, 17));
-    let total = match le16(&boot, 19) {
-        0 => u64::from(le32(&boot, 32)),
-        n => u64::from(n),
-    } * sector;
-    let fat_sectors = match le16(&boot, 22) {
-        0 => u64::from(le32(&boot, 36)),
-        n => u64::from(n),
-    };
-    let fat_at = u64::from(le16(&boot, 14)) * sector;
-    let root_at = fat_at + u64::from(boot[16]) * fat_sectors * sector;
-    let data_at = root_at + (root_entries * 32).next_multiple_of(sector);
-    let clusters = (total - data_at) / cluster;
-    let mut fat = vec![0u8; (fat_sectors * sector) as usize];
-    file.read_exact_at(&mut fat, fat_at)?;
-    // The next cluster after `n`, by the FAT's width (which the cluster count decides).
-    let next = |n: u64| -> Option<u64> {
-        let n = n as usize;
-        let (v, end) = if clusters < 4085 {
-            let v = u64::from(le16(&fat, n * 3 / 2));
-            (
-                if n.is_multiple_of(2) {
-                    v & 0xFFF
-                } else {
-                    v >> 4
-                },
-                0xFF8,
-            )
-        } else if clusters < 65525 {
-            (u64::from(le16(&fat, 2 * n)), 0xFFF8)
-        } else {
-            (u64::from(le32(&fat, 4 * n)) & 0x0FFF_FFFF, 0x0FFF_FFF8)
-        };
-        (2..end).contains(&v).then_some(v)
+    let layout = Layout::read(&boot)?;
+    // The next cluster after `n`, or None where its chain ends.
+    let next = |n: u64| -> io::Result<Option<u64>> {
+        let (at, len) = layout.entry_at(n);
+        let mut bytes = [0u8; 4];
+        file.read_exact_at(&mut bytes[..len], layout.fat + at)?;
+        let value = layout.decode(n, &bytes);
+        Ok((value >= 2 && !layout.ends_chain(value)).then_some(u64::from(value)))
     };
     // A folder's bytes, cluster by cluster (a bounded walk: chains cannot loop it).
     let read_chain = |first: u64| -> io::Result<Vec<u8>> {
         let mut out = Vec::new();
         let mut n = Some(first);
-        for _ in 0..clusters {
+        for _ in 0..layout.clusters {
             let Some(c) = n else { break };
-            let mut bytes = vec![0u8; cluster as usize];
-            file.read_exact_at(&mut bytes, data_at + (c - 2) * cluster)?;
+            let (at, len) = layout.span(c, c + 1);
+            let mut bytes = vec![0u8; len as usize];
+            file.read_exact_at(&mut bytes, at)?;
             out.extend(bytes);
-            n = next(c);
+            n = next(c)?;
         }
         Ok(out)
     };
-    let root = if root_entries == 0 {
-        read_chain(u64::from(le32(&boot, 44)))?
-    } else {
-        let mut bytes = vec![0u8; (root_entries * 32) as usize];
-        file.read_exact_at(&mut bytes, root_at)?;
-        bytes
+    let root = match layout.root {
+        Root::Chain(first) => read_chain(u64::from(first))?,
+        Root::Fixed { at, size } => {
+            let mut bytes = vec![0u8; size as usize];
+            file.read_exact_at(&mut bytes, at)?;
+            bytes
+        }
     };
     // (folder's first cluster, its entries, whether its parent is the root)
     let mut todo: Vec<(u64, Vec<u8>, bool)> = vec![(0, root, false)];
     let mut seen = std::collections::HashSet::new();
     while let Some((first, mut dir, under_root)) = todo.pop() {
-        let slot = |d: &[u8], i: usize| d[32 * i..32 * i + 32].to_vec();
+        let slot = |d: &[u8], i: usize| d[ENTRY * i..ENTRY * (i + 1)].to_vec();
         if first >= 2
-            && dir.len() >= 128
-            && dir[11] == 0x0F
+            && dir.len() >= 4 * ENTRY
+            && dir[11] == ATTR_LONG_NAME
             && dir[32..43] == *b".          "
-            && dir[64 + 11] == 0x0F
+            && dir[64 + 11] == ATTR_LONG_NAME
             && dir[96..107] == *b"..         "
         {
             let mut dotdot = slot(&dir, 3);
@@ -188,15 +163,19 @@ fn fix_dot_entries(file: &File) -> io::Result<()> {
             }
             let mut fixed = slot(&dir, 1);
             fixed.extend(dotdot);
-            fixed.extend([[0xE5u8].as_slice(), &[0u8; 31]].concat().repeat(2));
-            file.write_all_at(&fixed, data_at + (first - 2) * cluster)?;
-            dir[..128].copy_from_slice(&fixed);
+            fixed.extend([[0xE5u8].as_slice(), &[0u8; ENTRY - 1]].concat().repeat(2));
+            file.write_all_at(&fixed, layout.span(first, first + 1).0)?;
+            dir[..4 * ENTRY].copy_from_slice(&fixed);
         }
-        for e in dir.chunks_exact(32) {
+        for e in dir.chunks_exact(ENTRY) {
             if e[0] == 0 {
                 break;
             }
-            if e[11] & 0x10 != 0 && e[11] != 0x0F && e[0] != 0xE5 && e[0] != b'.' {
+            if e[11] & ATTR_DIRECTORY != 0
+                && e[11] != ATTR_LONG_NAME
+                && e[0] != 0xE5
+                && e[0] != b'.'
+            {
                 let child = (u64::from(le16(e, 20)) << 16) | u64::from(le16(e, 26));
                 if child >= 2 && seen.insert(child) {
                     todo.push((child, read_chain(child)?, first == 0));

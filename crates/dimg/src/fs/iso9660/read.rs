@@ -5,15 +5,13 @@
 use crate::bytes::{le16, le32, utf16_be};
 
 use super::el_torito::{self, BootImage};
-use super::{DirEntry, EntryKind, Handle, Volume};
-use crate::container::sector::FORM2_DATA;
+use super::{DiscSectors, SECTOR};
 use crate::error::FormatError;
+use crate::fs::{DirEntry, EntryKind, Handle, Volume};
 use crate::io::{Concat, ReadAt};
 use std::io;
 use std::sync::Arc;
 
-const SECTOR: u64 = 2048;
-const FORM2_SECTOR: u64 = FORM2_DATA as u64;
 const MAX_DESCRIPTORS: u64 = 64;
 const MAX_DIRECTORY_BYTES: u64 = 64 << 20;
 const MAX_CONTINUATIONS: usize = 32;
@@ -52,15 +50,6 @@ fn location(entry: &DirEntry) -> io::Result<&Location> {
     entry.handle.get::<Location>()
 }
 
-/// A CD's sectors by LBA, beyond the 2048-byte view of its first track that the volume opens
-/// on: every track's 2048 bytes of user data, and the 2324 of a Mode 2 Form 2 sector (Video CD
-/// streams, CD-i and PlayStation audio and video), which that view cannot show.
-#[derive(Clone)]
-pub struct DiscSectors {
-    pub form1: Arc<dyn ReadAt>,
-    pub form2: Arc<dyn ReadAt>,
-}
-
 /// CD-ROM XA's System Use field: it opens a record's System Use area ("XA" at byte 6), and its
 /// attributes (big-endian, byte 4) say in which form the file's sectors are.
 const XA_SIGNATURE_AT: usize = 6;
@@ -76,7 +65,7 @@ fn xa_form2(system_use: &[u8]) -> bool {
 pub struct Iso9660 {
     disk: Arc<dyn ReadAt>,
     /// The whole disc, when the volume is a CD's first track.
-    disc: Option<DiscSectors>,
+    disc: Option<Arc<dyn DiscSectors>>,
     label: String,
     root: Extent,
     names: Names,
@@ -98,7 +87,7 @@ fn record_extent(r: &[u8]) -> Extent {
 }
 
 impl Iso9660 {
-    pub fn open(disk: Arc<dyn ReadAt>, disc: Option<DiscSectors>) -> io::Result<Self> {
+    pub fn open(disk: Arc<dyn ReadAt>, disc: Option<Arc<dyn DiscSectors>>) -> io::Result<Self> {
         let mut primary = None;
         let mut joliet = None;
         let mut boot_catalog = None;
@@ -136,7 +125,7 @@ impl Iso9660 {
             ));
         }
         let mut iso = Iso9660 {
-            label: super::label_text(&String::from_utf8_lossy(&pvd[40..72])),
+            label: crate::fs::label_text(&String::from_utf8_lossy(&pvd[40..72])),
             root: record_extent(&pvd[156..190]),
             disk,
             disc,
@@ -157,7 +146,7 @@ impl Iso9660 {
         if let (false, Some(j)) = (rock_ridge_names, joliet) {
             iso.names = Names::Joliet;
             iso.root = record_extent(&j[156..190]);
-            let label = super::label_text(&utf16_be(&j[40..72]));
+            let label = crate::fs::label_text(&utf16_be(&j[40..72]));
             if !label.is_empty() {
                 iso.label = label;
             }
@@ -384,15 +373,21 @@ impl Iso9660 {
             entry.modified = rr.modified.or(entry.modified);
         }
         // A Form 2 file's recorded size counts its sectors at 2048 bytes; each holds 2324.
-        let form2 = dir.is_none() && self.disc.is_some() && xa_form2(&r[su_start.min(r.len())..]);
-        let extents = match dir {
-            Some(_) => Vec::new(),
-            None if form2 => {
-                let sectors = u64::from(extent.size).div_ceil(SECTOR);
-                entry.size = sectors * FORM2_SECTOR;
-                vec![(u64::from(extent.lba) * FORM2_SECTOR, entry.size)]
+        let form2_sector = match (&self.disc, dir) {
+            (Some(disc), None) if xa_form2(&r[su_start.min(r.len())..]) => {
+                Some(disc.form2_sector())
             }
-            None => vec![(u64::from(extent.lba) * SECTOR, u64::from(extent.size))],
+            _ => None,
+        };
+        let form2 = form2_sector.is_some();
+        let extents = match (dir, form2_sector) {
+            (Some(_), _) => Vec::new(),
+            (None, Some(form2_sector)) => {
+                let sectors = u64::from(extent.size).div_ceil(SECTOR);
+                entry.size = sectors * form2_sector;
+                vec![(u64::from(extent.lba) * form2_sector, entry.size)]
+            }
+            (None, None) => vec![(u64::from(extent.lba) * SECTOR, u64::from(extent.size))],
         };
         Ok(Some((
             entry,
@@ -534,7 +529,7 @@ fn unix(y: i64, mo: i64, d: i64, h: i64, mi: i64, s: i64, gmt_quarters: i8) -> O
         return None;
     }
     Some(
-        super::days_from_civil(y, mo, d) * 86_400 + h * 3600 + mi * 60 + s
+        crate::fs::days_from_civil(y, mo, d) * 86_400 + h * 3600 + mi * 60 + s
             - i64::from(gmt_quarters) * 900,
     )
 }
@@ -640,8 +635,8 @@ impl Volume for Iso9660 {
         }
         // On a CD, a file may lie past its first track; a Form 2 file is read 2324 bytes a sector.
         let data = match (&self.disc, loc.form2) {
-            (Some(disc), true) => &disc.form2,
-            (Some(disc), false) => &disc.form1,
+            (Some(disc), true) => &disc.form2(),
+            (Some(disc), false) => &disc.form1(),
             (None, _) => &self.disk,
         };
         if let Some(&(at, len)) = loc.extents.iter().find(|(at, len)| at + len > data.size()) {

@@ -8,7 +8,8 @@ use crate::io::ReadAt;
 use serde::Serialize;
 use std::io;
 
-const SECTOR: u64 = 2048;
+use super::SECTOR;
+
 const STRUCTURE: &str = "El Torito boot catalog";
 
 /// One boot image of the catalog.

@@ -1,23 +1,17 @@
-//! Building file systems from a folder (New Image › Image from Folder, `dimg create -srcfolder`).
-//! The folder is read once into a [`Tree`]; each writer lays out its volume from the tree and
-//! hands back a virtual disk — its own metadata in memory, the files' bytes read from the folder
-//! only when the disk is read — which the one convert pipeline turns into any image format.
-
-pub mod fat;
-pub mod hfsplus;
-pub mod iso9660;
-pub mod layout;
+//! The folder a new volume is built from (New Image › Image from Folder, `dimg create
+//! -srcfolder`). The folder is read once into a [`Tree`]; each file system's writer lays out its
+//! volume from the tree and hands back a virtual disk — its own metadata in memory, the files'
+//! bytes read from the folder only when the disk is read — which the one convert pipeline turns
+//! into any image format.
 
 use crate::error::{Error, Result};
 use crate::io::ReadAt;
-pub use crate::io::Zeros;
 use crate::wrapper::MacFile;
 use std::collections::HashMap;
 use std::fs::File;
 use std::io;
 use std::os::unix::fs::{FileExt, MetadataExt};
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
 
 /// What one entry of the folder is.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -82,6 +76,26 @@ pub struct Tree {
 }
 
 impl Tree {
+    /// A tree of one empty root folder made at `now`: what a blank volume holds.
+    pub fn empty(now: i64) -> Tree {
+        Tree {
+            nodes: vec![Node {
+                name: String::new(),
+                path: PathBuf::new(),
+                kind: NodeKind::Directory {
+                    children: Vec::new(),
+                },
+                modified: now,
+                mode: 0o755,
+                uid: 0,
+                gid: 0,
+                streams: Vec::new(),
+            }],
+            skipped: Vec::new(),
+            forks_beside: true,
+        }
+    }
+
     /// Reads `root`'s entries (not following symlinks). A name that is not UTF-8 cannot be
     /// written into any of the file systems and is refused by name; so is an unreadable entry.
     /// With `forks_beside`, an AppleDouble `._NAME` beside NAME is NAME's resource fork (what
@@ -286,39 +300,5 @@ impl ReadAt for SourceFile {
 
     fn size(&self) -> u64 {
         self.size
-    }
-}
-
-/// A virtual disk being put together in order: metadata blocks, files, padding.
-#[derive(Default)]
-pub struct Assembly {
-    parts: Vec<Arc<dyn ReadAt>>,
-    size: u64,
-}
-
-impl Assembly {
-    pub fn size(&self) -> u64 {
-        self.size
-    }
-
-    pub fn push(&mut self, part: Arc<dyn ReadAt>) {
-        self.size += part.size();
-        if part.size() > 0 {
-            self.parts.push(part);
-        }
-    }
-
-    pub fn bytes(&mut self, bytes: Vec<u8>) {
-        self.push(Arc::new(bytes));
-    }
-
-    /// Zeros up to the next multiple of `unit`.
-    pub fn pad_to(&mut self, unit: u64) {
-        let pad = self.size.next_multiple_of(unit) - self.size;
-        self.push(Arc::new(Zeros(pad)));
-    }
-
-    pub fn finish(self) -> Arc<dyn ReadAt> {
-        Arc::new(crate::io::Concat::new(self.parts))
     }
 }

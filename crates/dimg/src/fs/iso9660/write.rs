@@ -6,14 +6,14 @@
 //! d-characters, made unique. Deep folders are not relocated, as `mkisofs -D` does not: Linux,
 //! 7-Zip, xorriso and libcdio read them in place. Files of 4 GiB and more are multi-extent.
 
-use super::{Assembly, NodeKind, SourceFile, Tree};
+use super::SECTOR;
 use crate::error::Result;
 use crate::fs::civil;
-use crate::io::ReadAt;
+use crate::fs::tree::{NodeKind, SourceFile, Tree};
+use crate::io::{Assembly, ReadAt};
 use std::collections::HashSet;
 use std::sync::Arc;
 
-const SECTOR: u64 = 2048;
 /// The largest extent one directory record can describe: 4 GiB less a sector.
 const MAX_EXTENT: u64 = 0xFFFF_F800;
 const JOLIET_MAX: usize = 64;
@@ -610,7 +610,7 @@ pub fn build(tree: &Tree, options: &Options, now: i64) -> Result<Built> {
     };
 
     let mut disk = Assembly::default();
-    disk.push(Arc::new(super::Zeros(16 * SECTOR)));
+    disk.push(Arc::new(crate::io::Zeros(16 * SECTOR)));
     disk.bytes(descriptor(
         false,
         &primary[0],

@@ -5,22 +5,17 @@
 //! stored as '/' (how macOS keeps a POSIX ':'); symlinks are "slnk"/"rhap" files holding their
 //! target. File data is read from the folder when the volume is read.
 
-use super::{Assembly, NodeKind, SourceFile, Tree, Zeros, RESOURCE_FORK};
+use super::{compare_names, hfs_name, mac_date, FIRST_USER_ID, ROOT_FOLDER, ROOT_PARENT};
 use crate::error::{Error, Result};
-use crate::io::ReadAt;
+use crate::fs::tree::{NodeKind, SourceFile, Tree, RESOURCE_FORK};
+use crate::io::{Assembly, ReadAt, Zeros};
 use std::cmp::Ordering;
 use std::sync::Arc;
-use unicode_normalization::UnicodeNormalization;
 
 /// The allocation block size of a volume of its own; a hybrid CD's HFS+ side uses the CD's 2048.
 pub const BLOCK: u64 = 4096;
 const CATALOG_NODE: usize = 8192;
 const EXTENTS_NODE: usize = 4096;
-/// Seconds from 1904-01-01 (HFS+ dates) to 1970-01-01.
-const MAC_EPOCH: i64 = 2_082_844_800;
-const ROOT_PARENT: u32 = 1;
-const ROOT_FOLDER: u32 = 2;
-const FIRST_USER_ID: u32 = 16;
 /// The largest attribute kept in its B-tree record (Apple's limit for 8 KiB nodes); larger ones
 /// get allocation blocks of their own.
 const MAX_INLINE: usize = 3802;
@@ -37,54 +32,6 @@ pub struct Options {
     pub size: Option<u64>,
     /// Without `size`: no room to spare (a hybrid disc's HFS+ side).
     pub tight: bool,
-}
-
-fn mac_date(t: i64) -> u32 {
-    (t + MAC_EPOCH).clamp(0, i64::from(u32::MAX)) as u32
-}
-
-/// A name as HFS+ stores it: decomposed UTF-16, POSIX ':' as '/'.
-fn hfs_name(name: &str) -> Vec<u16> {
-    name.nfd()
-        .map(|c| if c == ':' { '/' } else { c })
-        .collect::<String>()
-        .encode_utf16()
-        .collect()
-}
-
-/// HFS+'s case-insensitive order, folding as Unicode lower case does, as Apple's
-/// FastUnicodeCompare table does for every script with case.
-fn fold(unit: u16) -> u16 {
-    match char::from_u32(u32::from(unit)) {
-        Some(c) => {
-            let mut lower = c.to_lowercase();
-            match (lower.next(), lower.next()) {
-                (Some(l), None) if (l as u32) < 0x10000 => l as u32 as u16,
-                _ => unit,
-            }
-        }
-        None => unit,
-    }
-}
-
-/// Format characters FastUnicodeCompare skips: joiners, direction marks and embeddings, the
-/// deprecated format controls, and the byte-order mark.
-fn ignorable(unit: u16) -> bool {
-    matches!(unit, 0x200C..=0x200F | 0x202A..=0x202E | 0x206A..=0x206F | 0xFEFF)
-}
-
-fn compare_names(a: &[u16], b: &[u16], case_sensitive: bool) -> Ordering {
-    if case_sensitive {
-        a.cmp(b)
-    } else {
-        let key = |n: &[u16]| -> Vec<u16> {
-            n.iter()
-                .filter(|&&u| !ignorable(u))
-                .map(|&u| fold(u))
-                .collect()
-        };
-        key(a).cmp(&key(b))
-    }
 }
 
 /// A catalog record: its key (parent, name) and its data.
@@ -375,22 +322,7 @@ pub fn build(tree: Option<&Tree>, options: &Options, now: i64) -> Result<Built> 
     let block = options.block;
     let case_sensitive = options.case_sensitive;
     let volume_name = hfs_name(&options.volume_name);
-    let empty = Tree {
-        nodes: vec![super::Node {
-            name: String::new(),
-            path: std::path::PathBuf::new(),
-            kind: NodeKind::Directory {
-                children: Vec::new(),
-            },
-            modified: now,
-            mode: 0o755,
-            uid: 0,
-            gid: 0,
-            streams: Vec::new(),
-        }],
-        skipped: Vec::new(),
-        forks_beside: true,
-    };
+    let empty = Tree::empty(now);
     let tree = tree.unwrap_or(&empty);
     // Catalog node IDs: the root is 2, everything else from 16 in tree order.
     let cnid = |i: usize| {
@@ -738,33 +670,4 @@ pub fn build(tree: Option<&Tree>, options: &Options, now: i64) -> Result<Built> 
         volume: disk.finish(),
         data_at,
     })
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn names_order_as_hfs_plus_compares_them() {
-        let n = |s: &str| s.encode_utf16().collect::<Vec<u16>>();
-        assert_eq!(compare_names(&n("ABC"), &n("abc"), false), Ordering::Equal);
-        assert_eq!(compare_names(&n("ABC"), &n("abc"), true), Ordering::Less);
-        assert_eq!(
-            compare_names(&n("a\u{200D}b"), &n("AB"), false),
-            Ordering::Equal
-        );
-        assert_eq!(
-            compare_names(&n("\u{C9}T\u{C9}"), &n("\u{E9}t\u{E9}"), false),
-            Ordering::Equal
-        );
-        assert_eq!(
-            compare_names(&n("apple"), &n("Banana"), false),
-            Ordering::Less
-        );
-        assert_eq!(
-            compare_names(&n("apple"), &n("Banana"), true),
-            Ordering::Greater
-        );
-        assert_eq!(hfs_name("caf\u{e9}:x"), n("cafe\u{301}/x"));
-    }
 }

@@ -1,0 +1,107 @@
+//! HFS+ and HFSX (TN1150; formats.md §h.1): what the reader and the writer share — where the
+//! volume header is, the catalog's fixed IDs, dates, and the way names are stored and ordered.
+
+mod read;
+mod resize;
+mod write;
+
+pub use read::HfsPlus;
+pub(super) use read::{more_extents, BTree, Fork, Overflow};
+pub use resize::Resizable;
+pub use write::{build, Built, Options, BLOCK};
+
+use std::cmp::Ordering;
+use unicode_normalization::UnicodeNormalization;
+
+/// The volume header's offset from the volume's start (and the alternate's from its end).
+const HEADER_AT: u64 = 1024;
+/// The root folder's parent, and the root folder itself.
+const ROOT_PARENT: u32 = 1;
+const ROOT_FOLDER: u32 = 2;
+/// Catalog node IDs below this are the volume's own files.
+const FIRST_USER_ID: u32 = 16;
+/// Seconds from 1904-01-01 (HFS+ dates) to 1970-01-01.
+const MAC_EPOCH: i64 = 2_082_844_800;
+
+/// An HFS+ date as seconds since 1970; 0 means "never" (HFS shares the epoch).
+pub(super) fn date(d: u32) -> Option<i64> {
+    (d != 0).then(|| i64::from(d) - MAC_EPOCH)
+}
+
+/// Seconds since 1970 as an HFS+ date, clamped to what 32 bits hold.
+fn mac_date(t: i64) -> u32 {
+    (t + MAC_EPOCH).clamp(0, i64::from(u32::MAX)) as u32
+}
+
+/// A name as HFS+ stores it: decomposed UTF-16, POSIX ':' as '/'.
+fn hfs_name(name: &str) -> Vec<u16> {
+    name.nfd()
+        .map(|c| if c == ':' { '/' } else { c })
+        .collect::<String>()
+        .encode_utf16()
+        .collect()
+}
+
+/// HFS+'s case-insensitive order, folding as Unicode lower case does, as Apple's
+/// FastUnicodeCompare table does for every script with case.
+fn fold(unit: u16) -> u16 {
+    match char::from_u32(u32::from(unit)) {
+        Some(c) => {
+            let mut lower = c.to_lowercase();
+            match (lower.next(), lower.next()) {
+                (Some(l), None) if (l as u32) < 0x10000 => l as u32 as u16,
+                _ => unit,
+            }
+        }
+        None => unit,
+    }
+}
+
+/// Format characters FastUnicodeCompare skips: joiners, direction marks and embeddings, the
+/// deprecated format controls, and the byte-order mark.
+fn ignorable(unit: u16) -> bool {
+    matches!(unit, 0x200C..=0x200F | 0x202A..=0x202E | 0x206A..=0x206F | 0xFEFF)
+}
+
+fn compare_names(a: &[u16], b: &[u16], case_sensitive: bool) -> Ordering {
+    if case_sensitive {
+        a.cmp(b)
+    } else {
+        let key = |n: &[u16]| -> Vec<u16> {
+            n.iter()
+                .filter(|&&u| !ignorable(u))
+                .map(|&u| fold(u))
+                .collect()
+        };
+        key(a).cmp(&key(b))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names_order_as_hfs_plus_compares_them() {
+        let n = |s: &str| s.encode_utf16().collect::<Vec<u16>>();
+        assert_eq!(compare_names(&n("ABC"), &n("abc"), false), Ordering::Equal);
+        assert_eq!(compare_names(&n("ABC"), &n("abc"), true), Ordering::Less);
+        assert_eq!(
+            compare_names(&n("a\u{200D}b"), &n("AB"), false),
+            Ordering::Equal
+        );
+        assert_eq!(
+            compare_names(&n("\u{C9}T\u{C9}"), &n("\u{E9}t\u{E9}"), false),
+            Ordering::Equal
+        );
+        assert_eq!(
+            compare_names(&n("apple"), &n("Banana"), false),
+            Ordering::Less
+        );
+        assert_eq!(
+            compare_names(&n("apple"), &n("Banana"), true),
+            Ordering::Greater
+        );
+        assert_eq!(hfs_name("caf\u{e9}:x"), n("cafe\u{301}/x"));
+    }
+}

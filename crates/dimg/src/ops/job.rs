@@ -1,0 +1,106 @@
+//! What every long job shares: the [`Progress`] sink it reports to, the [`Cancel`] token it obeys,
+//! and [`stream`], which reads a source front to back in blocks with both.
+
+use crate::error::{Error, Result};
+use crate::io::{Aligned, ReadAt};
+use std::path::Path;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{mpsc, Arc};
+
+/// Where a long job reports how far it has come. Implementations must be cheap: `advance` is
+/// called once per block; front ends throttle what they show.
+pub trait Progress: Send + Sync {
+    /// A phase begins; `total` is its length in bytes.
+    fn begin(&self, phase: &str, total: u64);
+    /// `done` bytes of the current phase are finished.
+    fn advance(&self, done: u64);
+}
+
+/// For callers that do not watch.
+pub struct NoProgress;
+
+impl Progress for NoProgress {
+    fn begin(&self, _: &str, _: u64) {}
+    fn advance(&self, _: u64) {}
+}
+
+/// A cancel token shared between a job and whoever may stop it (Ctrl-C, a Cancel button).
+#[derive(Clone, Debug, Default)]
+pub struct Cancel(Arc<AtomicBool>);
+
+impl Cancel {
+    pub fn new() -> Self {
+        Self::default()
+    }
+    pub fn cancel(&self) {
+        self.0.store(true, Ordering::Relaxed);
+    }
+    pub fn is_cancelled(&self) -> bool {
+        self.0.load(Ordering::Relaxed)
+    }
+    /// `Err(Cancelled)` once cancelled: jobs call it between blocks.
+    pub fn check(&self) -> Result<()> {
+        if self.is_cancelled() {
+            Err(Error::Cancelled)
+        } else {
+            Ok(())
+        }
+    }
+}
+
+/// 4 MiB: four hdiutil chunks, so a block's chunks decompress on all cores at once.
+const STREAM_BLOCK: usize = 4 << 20;
+/// Blocks read ahead of the consumer. Memory is (this + 2) blocks, however large the source.
+const READ_AHEAD: usize = 2;
+
+/// Reads `src` front to back in blocks, handing each to `sink` with its offset. A reader thread
+/// stays ahead of the sink, so decompression overlaps hashing or writing. Reports progress and
+/// stops at the next block after a cancel. Read errors are reported against `path`. Blocks are
+/// page-aligned memory, which a sink writing with O_DIRECT can hand to the kernel as it is.
+pub(crate) fn stream(
+    path: &Path,
+    phase: &str,
+    src: &dyn ReadAt,
+    progress: &dyn Progress,
+    cancel: &Cancel,
+    mut sink: impl FnMut(u64, &[u8]) -> Result<()>,
+) -> Result<()> {
+    let size = src.size();
+    progress.begin(phase, size);
+    std::thread::scope(|scope| {
+        type Block = (u64, usize, Aligned);
+        let (full_tx, full_rx) = mpsc::sync_channel::<std::io::Result<Block>>(READ_AHEAD);
+        let (empty_tx, empty_rx) = mpsc::channel::<Aligned>();
+        scope.spawn(move || {
+            let mut offset = 0u64;
+            while offset < size && !cancel.is_cancelled() {
+                let n = (size - offset).min(STREAM_BLOCK as u64) as usize;
+                let mut buf = empty_rx
+                    .try_recv()
+                    .unwrap_or_else(|_| Aligned::new(STREAM_BLOCK));
+                let read = src
+                    .read_exact_at(offset, &mut buf.bytes()[..n])
+                    .map(|()| (offset, n, buf));
+                let failed = read.is_err();
+                if full_tx.send(read).is_err() || failed {
+                    return;
+                }
+                offset += n as u64;
+            }
+        });
+        let mut done = 0u64;
+        while done < size {
+            cancel.check()?;
+            let Ok(block) = full_rx.recv() else {
+                // The reader stopped without an error: it saw the cancel.
+                return cancel.check();
+            };
+            let (offset, n, mut buf) = block.map_err(|e| Error::io(path, e))?;
+            sink(offset, &buf.bytes()[..n])?;
+            done = offset + n as u64;
+            progress.advance(done);
+            let _ = empty_tx.send(buf);
+        }
+        Ok(())
+    })
+}
