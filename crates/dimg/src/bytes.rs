@@ -80,18 +80,6 @@ pub fn to_mac_roman(c: char) -> u8 {
         .unwrap_or(b'?')
 }
 
-#[cfg(test)]
-mod tests {
-    #[test]
-    fn mac_roman_has_every_upper_character_once() {
-        assert_eq!(super::MAC_ROMAN.chars().count(), 128);
-        assert_eq!(
-            super::mac_roman(b"Disk \x80\xA5\xDB\xF0\xFF"),
-            "Disk Ä•€\u{f8ff}ˇ"
-        );
-    }
-}
-
 /// A 16-byte identifier in the usual 8-4-4-4-12 form.
 pub fn uuid_text(id: &[u8; 16]) -> String {
     let h = hex(id);
@@ -108,4 +96,16 @@ pub fn uuid_text(id: &[u8; 16]) -> String {
 /// Lower-case hexadecimal, for digests.
 pub fn hex(bytes: &[u8]) -> String {
     bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn mac_roman_has_every_upper_character_once() {
+        assert_eq!(super::MAC_ROMAN.chars().count(), 128);
+        assert_eq!(
+            super::mac_roman(b"Disk \x80\xA5\xDB\xF0\xFF"),
+            "Disk Ä•€\u{f8ff}ˇ"
+        );
+    }
 }

@@ -2,12 +2,13 @@
 //! as sectors of its mode, read from the BIN files in place. Errors name the sheet's line.
 
 use super::optical::{Disc, Track, TrackMode};
-use super::sector::{Gap, LEAD_PREGAP};
+use super::sector::{Gap, RawSectors, LEAD_PREGAP};
 use super::{Container, Fact, Probe};
 use crate::bytes::{le16, le32};
 use crate::error::FormatError;
 use crate::io::{Concat, FileSource, ReadAt, Slice};
 use crate::magic::Signature;
+use std::fmt::Write;
 use std::io;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -422,6 +423,50 @@ fn open(sheet_bytes: Arc<dyn ReadAt>, p: &Probe) -> io::Result<Box<dyn Container
     facts.extend(sheet.catalog.map(|c| Fact::new("Catalog", c)));
     facts.extend(sheet.title.map(|t| Fact::new("Title", t)));
     Ok(Box::new(Disc { tracks, facts }))
+}
+
+// Writing: a cue sheet and the one BIN it names.
+
+/// "mm:ss:ff" of a frame count (75 a second).
+fn msf_text(frames: u64) -> String {
+    format!(
+        "{:02}:{:02}:{:02}",
+        frames / 4500,
+        frames / 75 % 60,
+        frames % 75
+    )
+}
+
+/// The tracks as a BIN holds them: data held without sync and header (2048-byte Mode 1,
+/// 2336-byte Mode 2) becomes the raw 2352-byte sectors of a CD, which is what a BIN is for and
+/// what libcdio and bchunk read; raw tracks stay as stored.
+pub fn bin_tracks(mut tracks: Vec<Track>) -> Vec<Track> {
+    let mut frame = 0;
+    for t in &mut tracks {
+        let count = t.count();
+        if let Some(raw) = RawSectors::new(t.sectors.clone(), t.mode, LEAD_PREGAP + frame) {
+            t.mode = raw.mode();
+            t.sectors = Arc::new(raw);
+        }
+        frame += count;
+    }
+    tracks
+}
+
+/// The cue sheet of `tracks`, stored one after another in the BIN named `bin_name` (frame 0 =
+/// LBA 0 = INDEX 01 of a first track without pregap).
+pub fn sheet(bin_name: &str, tracks: &[Track]) -> String {
+    let mut sheet = format!("FILE \"{bin_name}\" BINARY\n");
+    let mut frame = 0;
+    for t in tracks {
+        let _ = writeln!(sheet, "  TRACK {:02} {}", t.number, t.mode.name());
+        if t.pregap > 0 {
+            let _ = writeln!(sheet, "    INDEX 00 {}", msf_text(frame));
+        }
+        let _ = writeln!(sheet, "    INDEX 01 {}", msf_text(frame + t.pregap));
+        frame += t.count();
+    }
+    sheet
 }
 
 #[cfg(test)]

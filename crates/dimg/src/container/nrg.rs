@@ -4,8 +4,8 @@
 
 use crate::bytes::{be16, be32, be64};
 
-use super::optical::{Disc, Track, TrackMode};
-use super::sector::{Gap, LEAD_PREGAP};
+use super::optical::{Disc, SectorPart, Track, TrackMode};
+use super::sector::{bcd, Gap, LEAD_PREGAP};
 use super::{Container, Fact, Probe};
 use crate::error::FormatError;
 use crate::io::{Concat, ReadAt, Slice};
@@ -243,4 +243,134 @@ fn open(file: Arc<dyn ReadAt>, p: &Probe) -> io::Result<Box<dyn Container>> {
         list,
         format!("more than {MAX_CHUNKS} chunks"),
     ))
+}
+
+// Writing, as Nero lays out a disc-at-once image.
+
+/// Nero's code for a track mode (formats.md §d); subchannel modes are not written.
+fn nero_mode(mode: TrackMode) -> Option<u8> {
+    Some(match mode {
+        TrackMode::Mode1_2048 => 0x00,
+        TrackMode::Mode2_2336 => 0x03,
+        TrackMode::Mode1_2352 => 0x05,
+        TrackMode::Mode2_2352 => 0x06,
+        TrackMode::Audio => 0x07,
+        TrackMode::Cdg => return None,
+    })
+}
+
+fn chunk(list: &mut Vec<u8>, id: &[u8; 4], body: &[u8]) {
+    list.extend_from_slice(id);
+    list.extend_from_slice(&(body.len() as u32).to_be_bytes());
+    list.extend_from_slice(body);
+}
+
+/// The tracks as an NRG holds them: Mode 2 as 2336 bytes without sync and header (Nero's form,
+/// and the one libcdio reads); refused, naming the track, for a mode NRG is not written with.
+pub fn nero_tracks(mut tracks: Vec<Track>) -> Result<Vec<Track>, String> {
+    for t in &mut tracks {
+        if t.mode == TrackMode::Mode2_2352 {
+            t.mode = TrackMode::Mode2_2336;
+            t.sectors = Arc::new(SectorPart::mode2_body(t.sectors.clone()));
+        }
+    }
+    match tracks.iter().find(|t| nero_mode(t.mode).is_none()) {
+        Some(t) => Err(format!(
+            "track {:02} is {}, which NRG images are not written with",
+            t.number,
+            t.mode.name()
+        )),
+        None => Ok(tracks),
+    }
+}
+
+/// The two seconds before LBA 0, which Nero stores ahead of the first track.
+fn lead(tracks: &[Track]) -> Gap {
+    Gap::new(tracks[0].mode, 0, LEAD_PREGAP)
+}
+
+/// The image's sectors: the lead pregap, then every track's.
+pub fn sectors(tracks: &[Track]) -> Concat {
+    let mut parts: Vec<Arc<dyn ReadAt>> = vec![Arc::new(lead(tracks))];
+    parts.extend(tracks.iter().map(|t| t.sectors.clone()));
+    Concat::new(parts)
+}
+
+/// What follows the sectors (`list_at` bytes of them): the cue points (CUEX), the track table
+/// (DAOX), SINF, MTYP, END! and the NER5 footer.
+pub fn chunk_list(tracks: &[Track], list_at: u64) -> Vec<u8> {
+    let lead = lead(tracks);
+    let adr_ctl = |t: &Track| {
+        if t.mode == TrackMode::Audio {
+            0x01
+        } else {
+            0x41
+        }
+    };
+    let point = |cues: &mut Vec<u8>, ctl: u8, track: u8, index: u8, lba: i64| {
+        cues.extend_from_slice(&[ctl, track, index, 0]);
+        cues.extend_from_slice(&(lba as i32).to_be_bytes());
+    };
+    let mut cues = Vec::new();
+    let mut dao = vec![0u8; 22];
+    dao[18] = if tracks
+        .iter()
+        .any(|t| matches!(t.mode, TrackMode::Mode2_2336 | TrackMode::Mode2_2352))
+    {
+        0x20
+    } else {
+        0x00
+    };
+    dao[19] = 1;
+    dao[20] = tracks[0].number;
+    dao[21] = tracks[tracks.len() - 1].number;
+    point(&mut cues, adr_ctl(&tracks[0]), 0, 0, -(LEAD_PREGAP as i64));
+    let (mut lba, mut offset) = (0i64, 0u64);
+    for (i, t) in tracks.iter().enumerate() {
+        let size = t.mode.sector_size();
+        let (mut pregap_at, mut pregap) = (offset + lead.size(), t.pregap as i64);
+        if i == 0 {
+            // The lead pregap belongs to track 1's INDEX 00.
+            pregap_at = 0;
+            pregap += LEAD_PREGAP as i64;
+        }
+        let start = lba + t.pregap as i64;
+        if pregap > 0 {
+            point(
+                &mut cues,
+                adr_ctl(t),
+                bcd(u64::from(t.number)),
+                0,
+                start - pregap,
+            );
+        }
+        point(&mut cues, adr_ctl(t), bcd(u64::from(t.number)), 1, start);
+        let end = offset + lead.size() + t.sectors.size();
+        let mut entry = vec![0u8; 12];
+        entry.extend_from_slice(&(size as u16).to_be_bytes());
+        entry.extend_from_slice(&[nero_mode(t.mode).expect("checked above"), 0, 0, 1]);
+        for at in [
+            pregap_at,
+            end - t.count().saturating_sub(t.pregap) * size,
+            end,
+        ] {
+            entry.extend_from_slice(&at.to_be_bytes());
+        }
+        dao.extend_from_slice(&entry);
+        lba += t.count() as i64;
+        offset += t.sectors.size();
+    }
+    point(&mut cues, adr_ctl(&tracks[tracks.len() - 1]), 0xAA, 1, lba);
+    let dao_len = dao.len() as u32;
+    dao[..4].copy_from_slice(&dao_len.to_be_bytes());
+
+    let mut list = Vec::new();
+    chunk(&mut list, b"CUEX", &cues);
+    chunk(&mut list, b"DAOX", &dao);
+    chunk(&mut list, b"SINF", &(tracks.len() as u32).to_be_bytes());
+    chunk(&mut list, b"MTYP", &1u32.to_be_bytes());
+    chunk(&mut list, b"END!", &[]);
+    list.extend_from_slice(b"NER5");
+    list.extend_from_slice(&list_at.to_be_bytes());
+    list
 }

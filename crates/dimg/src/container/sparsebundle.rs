@@ -14,8 +14,8 @@ use std::sync::Arc;
 
 pub const FORMAT: &str = "Apple sparse bundle disk image";
 const BUNDLE_TYPE: &str = "com.apple.diskimage.sparsebundle";
-/// hdiutil's largest band is far smaller; a bigger one is damage.
-const MAX_BAND: u64 = 1 << 30;
+/// hdiutil's largest band is far smaller; a bigger one is damage (or a typo).
+pub const MAX_BAND: u64 = 1 << 30;
 
 fn bad(what: &'static str, problem: impl Into<String>) -> io::Error {
     FormatError::io(what, 0, problem)
@@ -112,4 +112,22 @@ impl Container for SparseBundle {
         facts.extend(self.key.iter().flat_map(|k| k.facts()));
         facts
     }
+}
+
+/// hdiutil's band in a sparse bundle: 8 MiB.
+pub const BAND: u64 = 8 << 20;
+
+/// The bundle's Info.plist, as hdiutil writes it.
+pub fn info_plist(band: u64, size: u64) -> Vec<u8> {
+    let mut dict = plist::Dictionary::new();
+    dict.insert("CFBundleInfoDictionaryVersion".into(), "6.0".into());
+    dict.insert("band-size".into(), band.into());
+    dict.insert("bundle-backingstore-version".into(), 1u64.into());
+    dict.insert("diskimage-bundle-type".into(), BUNDLE_TYPE.into());
+    dict.insert("size".into(), size.into());
+    let mut out = Vec::new();
+    plist::Value::Dictionary(dict)
+        .to_writer_xml(&mut out)
+        .expect("a dictionary serializes");
+    out
 }

@@ -23,6 +23,14 @@ fn probe(p: &Probe) -> u8 {
 }
 
 const NODE: u64 = 4096;
+/// The header node's band table: its offset and slots; then every further index node's.
+const HEADER_TABLE: usize = 0x40;
+const HEADER_SLOTS: usize = 1008;
+const INDEX_TABLE: usize = 0x38;
+const INDEX_SLOTS: usize = 1010;
+/// Where the header node, and every further index node, says the next node is.
+const HEADER_NEXT: usize = 0x14;
+const INDEX_NEXT: usize = 0x0C;
 const STRUCTURE: &str = "sparse image header";
 
 fn bad(at: u64, problem: impl Into<String>) -> io::Error {
@@ -87,9 +95,9 @@ fn open(file: Arc<dyn ReadAt>, _: &Probe) -> io::Result<Box<dyn Container>> {
     loop {
         nodes += 1;
         let (table, slots) = if here == 0 {
-            (0x40, 1008)
+            (HEADER_TABLE, HEADER_SLOTS)
         } else {
-            (0x38, 1010)
+            (INDEX_TABLE, INDEX_SLOTS)
         };
         for k in 0..slots {
             let entry = u64::from(be32(&node, table + 4 * k));
@@ -115,7 +123,7 @@ fn open(file: Arc<dyn ReadAt>, _: &Probe) -> io::Result<Box<dyn Container>> {
                 return Err(bad(slot_at, format!("band {band} is listed twice")));
             }
         }
-        let next = be64(&node, if here == 0 { 0x14 } else { 0x0C });
+        let next = be64(&node, if here == 0 { HEADER_NEXT } else { INDEX_NEXT });
         if next == 0 {
             break;
         }
@@ -165,5 +173,84 @@ impl Container for SparseImage {
                 format!("{} in {} index node(s)", self.bands, self.nodes),
             ),
         ]
+    }
+}
+
+/// hdiutil's band in a sparse image: 1 MiB.
+pub const BAND: u64 = 1 << 20;
+
+/// A sparse image's index as its writer fills it: bands are appended in the order they come,
+/// each after the node whose table lists it, a new index node before every 1,010 more.
+pub struct Index {
+    band: u64,
+    /// Each node: where it is, and the logical band + 1 of each slot filled so far.
+    nodes: Vec<(u64, Vec<u32>)>,
+    /// The file's length so far.
+    end: u64,
+}
+
+impl Index {
+    pub fn new(band: u64) -> Index {
+        Index {
+            band,
+            nodes: vec![(0, Vec::new())],
+            end: NODE,
+        }
+    }
+
+    /// Lists logical band `number` and says where its bytes go; None when a sparse image
+    /// cannot number it.
+    pub fn append(&mut self, number: u64) -> Option<u64> {
+        let entry = u32::try_from(number + 1).ok()?;
+        let slots = if self.nodes.len() == 1 {
+            HEADER_SLOTS
+        } else {
+            INDEX_SLOTS
+        };
+        if self.nodes.last().expect("a node").1.len() == slots {
+            self.nodes.push((self.end, Vec::new()));
+            self.end += NODE;
+        }
+        self.nodes.last_mut().expect("a node").1.push(entry);
+        let at = self.end;
+        self.end += self.band;
+        Some(at)
+    }
+
+    /// The file's length with every band appended so far.
+    pub fn end(&self) -> u64 {
+        self.end
+    }
+
+    /// The header node (of a disk of `size` bytes) and every further index node, each with
+    /// where it goes.
+    pub fn nodes(&self, size: u64) -> Vec<(u64, Vec<u8>)> {
+        let sectors = size.div_ceil(512);
+        let mut written = Vec::new();
+        for (i, (at, slots)) in self.nodes.iter().enumerate() {
+            let next = self.nodes.get(i + 1).map_or(0, |n| n.0);
+            let mut node = vec![0u8; NODE as usize];
+            let table = if i == 0 {
+                node[0..4].copy_from_slice(b"sprs");
+                node[4..8].copy_from_slice(&3u32.to_be_bytes());
+                node[8..12].copy_from_slice(&((self.band / 512) as u32).to_be_bytes());
+                node[12..16].copy_from_slice(&1u32.to_be_bytes());
+                node[16..20].copy_from_slice(&(sectors as u32).to_be_bytes());
+                node[HEADER_NEXT..HEADER_NEXT + 8].copy_from_slice(&next.to_be_bytes());
+                node[0x1C..0x24].copy_from_slice(&sectors.to_be_bytes());
+                HEADER_TABLE
+            } else {
+                // Index nodes: their number and the next one's place (the first field's value
+                // is not known; no reader checks it).
+                node[4..8].copy_from_slice(&(i as u32).to_be_bytes());
+                node[INDEX_NEXT..INDEX_NEXT + 8].copy_from_slice(&next.to_be_bytes());
+                INDEX_TABLE
+            };
+            for (k, entry) in slots.iter().enumerate() {
+                node[table + 4 * k..table + 4 * k + 4].copy_from_slice(&entry.to_be_bytes());
+            }
+            written.push((*at, node));
+        }
+        written
     }
 }

@@ -313,11 +313,11 @@ pub(super) fn write(
     let sparse_writer = match options.format {
         OutputFormat::Udsp => Some((
             super::sparse::write_image as SparseWriter,
-            super::sparse::IMAGE_BAND,
+            crate::container::sparseimage::BAND,
         )),
         OutputFormat::Udsb => Some((
             super::sparse::write_bundle as SparseWriter,
-            super::sparse::BUNDLE_BAND,
+            crate::container::sparsebundle::BAND,
         )),
         _ => None,
     };

@@ -5,17 +5,12 @@
 use super::job::{stream, Cancel, Progress};
 use super::output::{refuse_existing, AtomicOutput};
 use crate::container::encrypted::{Sealer, BLOCK, DATA_OFFSET};
+use crate::container::{sparsebundle, sparseimage};
 use crate::error::{Error, Result};
 use crate::io::ReadAt;
 use std::fs::File;
 use std::os::unix::fs::FileExt;
 use std::path::Path;
-
-/// hdiutil's bands: 1 MiB in a sparse image, 8 MiB in a sparse bundle.
-pub const IMAGE_BAND: u64 = 1 << 20;
-pub const BUNDLE_BAND: u64 = 8 << 20;
-/// A band larger than this is a typo, not a layout (hdiutil's own stay far below it).
-const MAX_BAND: u64 = 1 << 30;
 
 /// What a sparse image or bundle is written from and to.
 pub struct SparseJob<'a> {
@@ -34,13 +29,16 @@ pub struct SparseJob<'a> {
 
 /// Checks a band size given in 512-byte sectors (hdiutil's `sparse-band-size`).
 pub fn band_size(sectors: u64, target: &Path) -> Result<u64> {
-    match sectors.checked_mul(512).filter(|&b| b > 0 && b <= MAX_BAND) {
+    match sectors
+        .checked_mul(512)
+        .filter(|&b| b > 0 && b <= sparsebundle::MAX_BAND)
+    {
         Some(bytes) => Ok(bytes),
         None => Err(Error::Refused {
             path: target.into(),
             reason: format!(
                 "a band of {sectors} sectors: give 1 to {} sectors",
-                MAX_BAND / 512
+                sparsebundle::MAX_BAND / 512
             ),
         }),
     }
@@ -118,11 +116,6 @@ impl ImageFile {
     }
 }
 
-const NODE: usize = 4096;
-/// Slots of the header node's band table (from 0x40) and of every further index node's (0x38).
-const HEADER_SLOTS: usize = 1008;
-const INDEX_SLOTS: usize = 1010;
-
 /// A `.sparseimage` (formats.md §c.1): the header node, the bands with data in disk order, and
 /// a further index node before every 1,010 more; sealed whole in an encrypted image when the job
 /// has a sealer. Returns the file's size.
@@ -141,57 +134,21 @@ pub fn write_image(job: SparseJob, progress: &dyn Progress, cancel: &Cancel) -> 
         false => AtomicOutput::create(source, output, overwrite)?,
     };
     let mut out = ImageFile { out, sealer };
-    // Each node: where it is, and the logical band + 1 of each slot filled so far.
-    let mut nodes: Vec<(u64, Vec<u32>)> = vec![(0, Vec::new())];
-    let mut end = NODE as u64;
+    let mut index = sparseimage::Index::new(band);
     bands_with_data(source, disk, band, progress, cancel, |number, bytes| {
-        let slots = if nodes.len() == 1 {
-            HEADER_SLOTS
-        } else {
-            INDEX_SLOTS
-        };
-        if nodes.last().expect("a node").1.len() == slots {
-            nodes.push((end, Vec::new()));
-            end += NODE as u64;
-        }
-        let entry = u32::try_from(number + 1).map_err(|_| Error::Refused {
+        let at = index.append(number).ok_or_else(|| Error::Refused {
             path: output.into(),
             reason: "the disk has more bands than a sparse image can number".into(),
         })?;
-        nodes.last_mut().expect("a node").1.push(entry);
         let mut full = bytes.to_vec();
         full.resize(band as usize, 0);
-        out.write_at(end, &full)?;
-        end += band;
-        Ok(())
+        out.write_at(at, &full)
     })?;
-    let sectors = disk.size().div_ceil(512);
-    for (i, (at, slots)) in nodes.iter().enumerate() {
-        let next = nodes.get(i + 1).map_or(0, |n| n.0);
-        let mut node = vec![0u8; NODE];
-        let table = if i == 0 {
-            node[0..4].copy_from_slice(b"sprs");
-            node[4..8].copy_from_slice(&3u32.to_be_bytes());
-            node[8..12].copy_from_slice(&((band / 512) as u32).to_be_bytes());
-            node[12..16].copy_from_slice(&1u32.to_be_bytes());
-            node[16..20].copy_from_slice(&(sectors as u32).to_be_bytes());
-            node[0x14..0x1C].copy_from_slice(&next.to_be_bytes());
-            node[0x1C..0x24].copy_from_slice(&sectors.to_be_bytes());
-            0x40
-        } else {
-            // Index nodes: their number and the next one's place (the first field's value is
-            // not known; no reader checks it).
-            node[4..8].copy_from_slice(&(i as u32).to_be_bytes());
-            node[0x0C..0x14].copy_from_slice(&next.to_be_bytes());
-            0x38
-        };
-        for (k, entry) in slots.iter().enumerate() {
-            node[table + 4 * k..table + 4 * k + 4].copy_from_slice(&entry.to_be_bytes());
-        }
-        out.write_at(*at, &node)?;
+    for (at, node) in index.nodes(disk.size()) {
+        out.write_at(at, &node)?;
     }
     cancel.check()?;
-    out.finish(end)
+    out.finish(index.end())
 }
 
 /// A `.sparsebundle` folder (formats.md §c.2): Info.plist and its copy Info.bckup, an empty
@@ -242,7 +199,7 @@ pub fn write_bundle(job: SparseJob, progress: &dyn Progress, cancel: &Cancel) ->
         Ok(())
     })?;
     cancel.check()?;
-    let info = info_plist(band, disk.size());
+    let info = sparsebundle::info_plist(band, disk.size());
     for name in ["Info.plist", "Info.bckup"] {
         std::fs::write(root.join(name), &info).map_err(io)?;
     }
@@ -267,22 +224,4 @@ pub fn write_bundle(job: SparseJob, progress: &dyn Progress, cancel: &Cancel) ->
     }
     File::open(parent).and_then(|d| d.sync_all()).map_err(io)?;
     Ok(stored)
-}
-
-/// The bundle's Info.plist, as hdiutil writes it.
-fn info_plist(band: u64, size: u64) -> Vec<u8> {
-    let mut dict = plist::Dictionary::new();
-    dict.insert("CFBundleInfoDictionaryVersion".into(), "6.0".into());
-    dict.insert("band-size".into(), band.into());
-    dict.insert("bundle-backingstore-version".into(), 1u64.into());
-    dict.insert(
-        "diskimage-bundle-type".into(),
-        "com.apple.diskimage.sparsebundle".into(),
-    );
-    dict.insert("size".into(), size.into());
-    let mut out = Vec::new();
-    plist::Value::Dictionary(dict)
-        .to_writer_xml(&mut out)
-        .expect("a dictionary serializes");
-    out
 }
