@@ -27,9 +27,6 @@ pub enum Signature {
     CueSheet,
     /// Disk Copy 4.2: no magic number; its 84-byte header's fixed word and sizes.
     DiskCopy42,
-    /// DART (Disk Archival/Retrieval Tool): no magic number; its header's disk size and chunk
-    /// lengths, which add up to the file.
-    Dart,
     /// Wrappers that carry a Mac file's forks through other systems.
     MacBinary,
     BinHex,
@@ -64,7 +61,6 @@ impl Signature {
             NeroV2 => "Nero image (NRG v2)",
             CueSheet => "CUE sheet",
             DiskCopy42 => "Disk Copy 4.2 image",
-            Dart => "DART image",
             MacBinary => "MacBinary",
             BinHex => "BinHex 4.0",
             AppleSingle => "AppleSingle",
@@ -90,7 +86,7 @@ impl Signature {
         use Signature::*;
         match self {
             Udif | EncryptedV2 | EncryptedV1 | SparseImage | NeroV1 | NeroV2 | CueSheet
-            | DiskCopy42 | Dart | MacBinary | BinHex | AppleSingle => Layer::Container,
+            | DiskCopy42 | MacBinary | BinHex | AppleSingle => Layer::Container,
             Gpt | Apm | Mbr => Layer::PartitionMap,
             Iso9660 | RawCdIso9660 | Udf | HfsPlus | Hfsx | Hfs | Mfs | Apfs | Fat | ExFat
             | Ntfs | Ext => Layer::FileSystem,
@@ -132,7 +128,7 @@ impl Sniff {
         self.tail.get(start..start + magic.len()) == Some(magic)
     }
 
-    fn head_u16_be(&self, offset: usize) -> Option<u16> {
+    pub fn head_u16_be(&self, offset: usize) -> Option<u16> {
         let b = self.head.get(offset..offset + 2)?;
         Some(u16::from_be_bytes([b[0], b[1]]))
     }
@@ -194,34 +190,6 @@ fn is_disk_copy_42(s: &Sniff) -> bool {
         && (84 + data + tags <= s.size || known_format)
 }
 
-/// DART's header: a compression (0 fast, 1 best, 2 none), a disk of 400K, 720K, 800K or 1440K,
-/// and a length for each chunk that, summed, is the rest of the file.
-fn is_dart(s: &Sniff) -> bool {
-    let h = &s.head;
-    let Some(kb) = s.head_u16_be(2) else {
-        return false;
-    };
-    if h[0] > 2 || !matches!(kb, 400 | 720 | 800 | 1440) {
-        return false;
-    }
-    let entries = if kb == 1440 { 72 } else { 40 };
-    let header = 4 + 2 * entries;
-    let Some(lengths) = h.get(4..header) else {
-        return false;
-    };
-    let chunk = crate::container::dart::chunk_size(kb);
-    let stored: u64 = lengths
-        .chunks_exact(2)
-        .take(usize::from(kb) * 1024 / 20480)
-        .map(|l| match (u16::from_be_bytes([l[0], l[1]]), h[0]) {
-            (0xFFFF, _) => chunk,
-            (n, 0) => 2 * u64::from(n),
-            (n, _) => u64::from(n),
-        })
-        .sum();
-    header as u64 + stored == s.size
-}
-
 /// MacBinary's 128-byte header: version byte 0, a name of 1 to 63 bytes, zero filler bytes, and
 /// (MacBinary II and III) the CRC-16 of its first 124 bytes.
 fn is_macbinary(s: &Sniff) -> bool {
@@ -241,12 +209,15 @@ fn is_macbinary(s: &Sniff) -> bool {
     crc_ok || (version_one && fits)
 }
 
+/// How BinHex text announces itself before its first ':' — "(This file must be converted with
+/// BinHex 4.0)", or as macutils' binhex words it, "... converted; you knew that already.)".
+pub const BINHEX_NOTICE: &[u8] = b"(This file must be converted";
+
 /// BinHex 4.0 text, which announces itself before its first ':'.
 fn is_binhex(s: &Sniff) -> bool {
-    use crate::wrapper::binhex::NOTICE;
     s.head
         .get(..s.head.len().min(4096))
-        .is_some_and(|h| h.windows(NOTICE.len()).any(|w| w == NOTICE))
+        .is_some_and(|h| h.windows(BINHEX_NOTICE.len()).any(|w| w == BINHEX_NOTICE))
 }
 
 /// Text made of cue-sheet keywords, with at least a FILE and a TRACK line.
@@ -319,10 +290,6 @@ static MAGICS: &[Magic] = &[
             s.head_at(0, &[0, 5, 0x16, 0])
                 && (s.head_at(4, &[0, 1, 0, 0]) || s.head_at(4, &[0, 2, 0, 0]))
         },
-    },
-    Magic {
-        signature: Signature::Dart,
-        test: is_dart,
     },
     Magic {
         signature: Signature::DiskCopy42,

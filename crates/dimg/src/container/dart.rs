@@ -8,7 +8,7 @@ use super::{Container, Driver, Fact, Probe};
 use crate::bytes::be16;
 use crate::error::FormatError;
 use crate::io::ReadAt;
-use crate::magic::Signature;
+use crate::magic::Sniff;
 use std::io;
 use std::sync::Arc;
 
@@ -21,10 +21,38 @@ pub static DRIVER: Driver = Driver {
 const SECTORS_PER_CHUNK: u64 = 40;
 
 fn probe(p: &Probe) -> u8 {
-    match p.signatures.contains(&Signature::Dart) {
+    match sniffed(p.sniff) {
         true => 60,
         false => 0,
     }
+}
+
+/// DART has no magic number. Its header:  a compression (0 fast, 1 best, 2 none), a disk of 400K, 720K, 800K or 1440K,
+/// and a length for each chunk that, summed, is the rest of the file.
+fn sniffed(s: &Sniff) -> bool {
+    let h = &s.head;
+    let Some(kb) = s.head_u16_be(2) else {
+        return false;
+    };
+    if h[0] > 2 || !matches!(kb, 400 | 720 | 800 | 1440) {
+        return false;
+    }
+    let entries = if kb == 1440 { 72 } else { 40 };
+    let header = 4 + 2 * entries;
+    let Some(lengths) = h.get(4..header) else {
+        return false;
+    };
+    let chunk = chunk_size(kb);
+    let stored: u64 = lengths
+        .chunks_exact(2)
+        .take(usize::from(kb) * 1024 / 20480)
+        .map(|l| match (u16::from_be_bytes([l[0], l[1]]), h[0]) {
+            (0xFFFF, _) => chunk,
+            (n, 0) => 2 * u64::from(n),
+            (n, _) => u64::from(n),
+        })
+        .sum();
+    header as u64 + stored == s.size
 }
 
 fn bad(at: u64, problem: impl Into<String>) -> io::Error {
@@ -32,7 +60,7 @@ fn bad(at: u64, problem: impl Into<String>) -> io::Error {
 }
 
 /// Bytes of a decoded chunk on a disk of `kb` KiB: 400K and 800K floppies are GCR, with tags.
-pub fn chunk_size(kb: u16) -> u64 {
+fn chunk_size(kb: u16) -> u64 {
     let tags = if matches!(kb, 400 | 800) { 12 } else { 0 };
     SECTORS_PER_CHUNK * (512 + tags)
 }

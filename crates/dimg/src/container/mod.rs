@@ -261,7 +261,7 @@ fn open_nested(
         return Ok(Opened {
             format: inner.format,
             container: Box::new(Wrapped {
-                facts: mac.facts(),
+                facts: vec![Fact::new("Wrapper", mac.description())],
                 inner: inner.container,
             }),
             signatures: signatures.into_iter().chain(inner.signatures).collect(),

@@ -7,12 +7,10 @@ use super::MacFile;
 use crate::bytes::{be16, be32, crc16_xmodem, mac_roman};
 use crate::error::FormatError;
 use crate::io::ReadAt;
+use crate::magic::BINHEX_NOTICE;
 use std::io;
 use std::sync::Arc;
 
-/// How BinHex text announces itself before its first ':' — "(This file must be converted with
-/// BinHex 4.0)", or as macutils' binhex words it, "... converted; you knew that already.)".
-pub(crate) const NOTICE: &[u8] = b"(This file must be converted";
 const ALPHABET: &[u8; 64] = b"!\"#$%&'()*+,-012345689@ABCDEFGHIJKLMNPQRSTUVXYZ[`abcdefhijklmpqr";
 /// Bytes a BinHex file may expand to: old Mac files are small; this is a floppy many times over.
 const MAX_DECODED: usize = 256 << 20;
@@ -80,8 +78,8 @@ fn check(bytes: &[u8], stored: u16, what: &str) -> io::Result<()> {
 /// The bytes between the colons after the notice: six bits a character, then run-length coded.
 fn decode(text: &[u8]) -> io::Result<Vec<u8>> {
     let notice = text
-        .windows(NOTICE.len())
-        .position(|w| w == NOTICE)
+        .windows(BINHEX_NOTICE.len())
+        .position(|w| w == BINHEX_NOTICE)
         .ok_or_else(|| bad("no BinHex notice"))?;
     let start = notice
         + text[notice..]

@@ -9,7 +9,6 @@ mod macbinary;
 
 /// The CRC-16 MacBinary II and BinHex 4.0 keep: for tools and tests that make them.
 pub use crate::bytes::crc16_xmodem;
-use crate::container::Fact;
 use crate::io::{FileSource, ReadAt};
 use crate::magic::Signature;
 use std::io;
@@ -29,20 +28,17 @@ pub struct MacFile {
 
 impl MacFile {
     /// What `info` says of the wrapper and the file in it.
-    pub fn facts(&self) -> Vec<Fact> {
+    pub fn description(&self) -> String {
         let code = |c: &[u8; 4]| crate::bytes::mac_roman(c);
-        vec![Fact::new(
-            "Wrapper",
-            format!(
-                "{}: “{}”, type {} creator {}, data fork {} bytes, resource fork {} bytes",
-                self.wrapper,
-                self.name,
-                code(&self.file_type),
-                code(&self.creator),
-                self.data.size(),
-                self.resource.size()
-            ),
-        )]
+        format!(
+            "{}: “{}”, type {} creator {}, data fork {} bytes, resource fork {} bytes",
+            self.wrapper,
+            self.name,
+            code(&self.file_type),
+            code(&self.creator),
+            self.data.size(),
+            self.resource.size()
+        )
     }
 }
 

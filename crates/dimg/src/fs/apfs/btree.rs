@@ -5,12 +5,12 @@
 //! Every walk is bounded: a child must sit one level below its parent, so a node pointing at
 //! itself or an ancestor is an error, and a walk visits at most [`MAX_NODES`] nodes.
 
-use super::object::{bad, node, Blocks, OMAP};
+use super::block::{bad, Blocks, BTREE, BTREE_NODE, OMAP};
 use crate::bytes::{le16, le32, le64};
 use std::cmp::Ordering;
 use std::collections::HashMap;
 use std::io;
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 
 const ROOT: u16 = 0x1;
 const LEAF: u16 = 0x2;
@@ -308,5 +308,22 @@ impl Omap {
         Ok(found
             .filter(|(_, flags, _)| flags & OMAP_VAL_DELETED == 0)
             .map(|(_, _, paddr)| paddr))
+    }
+}
+
+/// A checked node of a B-tree at `paddr`.
+fn node(blocks: &Blocks, paddr: u64, what: &'static str) -> io::Result<Arc<Node>> {
+    blocks.parsed(paddr, || read_node(blocks, paddr, what))
+}
+
+fn read_node(blocks: &Blocks, paddr: u64, what: &'static str) -> io::Result<Node> {
+    let at = paddr * blocks.size;
+    match blocks.checked(paddr, what)? {
+        (block, BTREE | BTREE_NODE) => Node::parse(block, at, what),
+        (_, other) => Err(bad(
+            what,
+            at,
+            format!("block {paddr} holds object type {other:#x}, not a B-tree node"),
+        )),
     }
 }

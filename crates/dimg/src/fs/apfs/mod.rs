@@ -5,17 +5,19 @@
 //! compressed; symlinks keep their target in an attribute. Nothing is cached but the superblocks:
 //! each listing walks the tree, which the object maps keep short.
 
+mod block;
 mod btree;
-mod object;
+mod checkpoint;
 
 use super::{decmpfs, Counts, DirEntry, EntryKind, Handle, Snapshot, Stream, Volume};
 use crate::bytes::{le16, le32, le64};
 use crate::io::{Concat, ReadAt, Slice, Zeros};
-use btree::{scan, Omap, Pointers};
 /// The Fletcher-64 checksum an APFS block's first 8 bytes must hold: for tools and tests that
 /// make blocks.
-pub use object::fletcher64 as checksum;
-use object::{bad, Container, FS};
+pub use block::fletcher64 as checksum;
+use block::{bad, FS};
+use btree::{scan, Omap, Pointers};
+use checkpoint::Container;
 use std::cmp::Ordering;
 use std::io;
 use std::sync::{Arc, Mutex};

@@ -1,23 +1,14 @@
-//! APFS objects and the container (Apple File System Reference, "Objects", "Container"): every
-//! block starts with a Fletcher-64 checksum and its object's id, transaction and type; the
-//! container superblock to trust is the newest one in the checkpoint area whose objects all
-//! check, and its object map turns the volumes' virtual ids into blocks.
+//! The APFS container (Apple File System Reference, "Container"): the container superblock to
+//! trust is the newest one in the checkpoint area whose objects all check, and its object map
+//! turns the volumes' virtual ids into blocks.
 
-use super::btree::{Node, Omap};
+use super::block::{bad, Blocks, CHECKPOINT_MAP, FS, NX_SUPERBLOCK, SPACEMAN};
+use super::btree::Omap;
 use crate::bytes::{le32, le64};
-use crate::error::FormatError;
 use crate::io::ReadAt;
-use std::collections::HashMap;
 use std::io;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 
-pub(super) const NX_SUPERBLOCK: u32 = 0x01;
-pub(super) const BTREE: u32 = 0x02;
-pub(super) const BTREE_NODE: u32 = 0x03;
-pub(super) const SPACEMAN: u32 = 0x05;
-pub(super) const OMAP: u32 = 0x0B;
-pub(super) const CHECKPOINT_MAP: u32 = 0x0C;
-pub(super) const FS: u32 = 0x0D;
 const CHUNK_INFO_BLOCK: u32 = 0x07;
 const CIB_ADDRESS_BLOCK: u32 = 0x08;
 
@@ -25,106 +16,6 @@ const CIB_ADDRESS_BLOCK: u32 = 0x08;
 const MAX_VOLUMES: usize = 100;
 /// A checkpoint descriptor area is a few blocks; more is damage (the bound keeps a scan short).
 const MAX_DESCRIPTOR_BLOCKS: u64 = 1 << 16;
-
-pub(super) fn bad(structure: &'static str, at: u64, problem: impl Into<String>) -> io::Error {
-    FormatError::io(structure, at, problem)
-}
-
-/// Fletcher-64 over a block's 32-bit words after the checksum field, as APFS stores it.
-pub fn fletcher64(block: &[u8]) -> u64 {
-    const MOD: u64 = 0xFFFF_FFFF;
-    let (mut low, mut high) = (0u64, 0u64);
-    for word in block[8..].chunks_exact(4) {
-        low = (low + u64::from(le32(word, 0))) % MOD;
-        high = (high + low) % MOD;
-    }
-    let c1 = MOD - (low + high) % MOD;
-    let c2 = MOD - (low + c1) % MOD;
-    (c2 << 32) | c1
-}
-
-/// B-tree nodes kept parsed: every walk starts at a root and most pass the same few index
-/// nodes. 2,048 nodes of 4 KiB are 8 MiB.
-const CACHED_NODES: usize = 2048;
-
-/// The blocks of a container: its image, which may hold fewer blocks than the superblock
-/// declares (a carved or cut copy), read one checked object at a time.
-pub(super) struct Blocks {
-    disk: Arc<dyn ReadAt>,
-    pub size: u64,
-    /// Blocks the container declares.
-    pub count: u64,
-    nodes: Mutex<HashMap<u64, Arc<Node>>>,
-}
-
-impl Blocks {
-    pub fn disk(&self) -> &Arc<dyn ReadAt> {
-        &self.disk
-    }
-
-    /// Where block `paddr`'s bytes are, checked against the container and the image.
-    pub fn span(&self, paddr: u64, blocks: u64, what: &'static str) -> io::Result<u64> {
-        let end = paddr.checked_add(blocks);
-        if end.is_none_or(|end| end > self.count) {
-            return Err(bad(
-                what,
-                paddr.saturating_mul(self.size),
-                format!(
-                    "blocks {paddr}+{blocks} lie past the end of the container ({} blocks)",
-                    self.count
-                ),
-            ));
-        }
-        let at = paddr * self.size;
-        if at + blocks * self.size > self.disk.size() {
-            return Err(bad(
-                what,
-                at,
-                format!(
-                    "block {paddr} is not in the image: it holds {} of the container's {} \
-                     blocks (a cut or carved copy)",
-                    self.disk.size() / self.size,
-                    self.count
-                ),
-            ));
-        }
-        Ok(at)
-    }
-
-    /// Block `paddr` as it is: a bitmap, which has no object header.
-    pub fn raw(&self, paddr: u64, what: &'static str) -> io::Result<Vec<u8>> {
-        let at = self.span(paddr, 1, what)?;
-        let mut block = vec![0u8; self.size as usize];
-        self.disk.read_exact_at(at, &mut block)?;
-        Ok(block)
-    }
-
-    /// Block `paddr` as an object, its checksum verified, with its object type.
-    fn checked(&self, paddr: u64, what: &'static str) -> io::Result<(Vec<u8>, u32)> {
-        let block = self.raw(paddr, what)?;
-        if le64(&block, 0) != fletcher64(&block) {
-            return Err(bad(
-                what,
-                paddr * self.size,
-                format!("block {paddr} fails its Fletcher-64 checksum"),
-            ));
-        }
-        let kind = le32(&block, 24) & 0xFFFF;
-        Ok((block, kind))
-    }
-
-    /// Block `paddr` as an object of type `kind`, its checksum verified.
-    pub fn object(&self, paddr: u64, kind: u32, what: &'static str) -> io::Result<Vec<u8>> {
-        match self.checked(paddr, what)? {
-            (block, found) if found == kind => Ok(block),
-            (_, found) => Err(bad(
-                what,
-                paddr * self.size,
-                format!("block {paddr} holds object type {found:#x}, not {kind:#x}"),
-            )),
-        }
-    }
-}
 
 /// The container at the checkpoint dimg reads.
 pub(super) struct Container {
@@ -159,12 +50,7 @@ impl Container {
                 format!("block size {size} is not a power of two from 4096 to 65536"),
             ));
         }
-        let blocks = Blocks {
-            disk,
-            size,
-            count: le64(&head, 40),
-            nodes: Mutex::new(HashMap::new()),
-        };
+        let blocks = Blocks::new(disk, size, le64(&head, 40));
         let mut candidates = Vec::new();
         // Block 0 is a copy written at some checkpoint; the descriptor area holds the newest.
         if let Ok(b) = blocks.object(0, NX_SUPERBLOCK, "APFS container superblock") {
@@ -252,7 +138,7 @@ fn descriptor_area(blocks: &Blocks, head: &[u8]) -> io::Result<DescriptorArea> {
         maps: Vec::new(),
     };
     // Only blocks the image holds: past its end every block would be an error to build.
-    let present = (blocks.disk.size() / blocks.size).min(blocks.count);
+    let present = (blocks.disk().size() / blocks.size).min(blocks.count);
     let end = base
         .saturating_add(count.min(MAX_DESCRIPTOR_BLOCKS))
         .min(present);
@@ -361,37 +247,5 @@ impl Container {
         }
         free.sort_unstable();
         Ok(free)
-    }
-}
-
-/// A checked node of a B-tree at `paddr`.
-pub(super) fn node(blocks: &Blocks, paddr: u64, what: &'static str) -> io::Result<Arc<Node>> {
-    let cached = |n: &Mutex<HashMap<u64, Arc<Node>>>| {
-        n.lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .get(&paddr)
-            .cloned()
-    };
-    if let Some(n) = cached(&blocks.nodes) {
-        return Ok(n);
-    }
-    let n = Arc::new(read_node(blocks, paddr, what)?);
-    let mut nodes = blocks.nodes.lock().unwrap_or_else(|e| e.into_inner());
-    if nodes.len() >= CACHED_NODES {
-        nodes.clear();
-    }
-    nodes.insert(paddr, n.clone());
-    Ok(n)
-}
-
-fn read_node(blocks: &Blocks, paddr: u64, what: &'static str) -> io::Result<Node> {
-    let at = paddr * blocks.size;
-    match blocks.checked(paddr, what)? {
-        (block, BTREE | BTREE_NODE) => Node::parse(block, at, what),
-        (_, other) => Err(bad(
-            what,
-            at,
-            format!("block {paddr} holds object type {other:#x}, not a B-tree node"),
-        )),
     }
 }
