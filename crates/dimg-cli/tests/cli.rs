@@ -222,6 +222,9 @@ mod corpus {
                 f if f.ends_with(".cue") => "CUE",
                 f if f.contains("apfs") => "APFS",
                 f if f.ends_with("hfsplus.raw") => "HFS+",
+                f if f.starts_with("ntfs/") => "NTFS",
+                f if f.starts_with("exfat/") => "exFAT",
+                f if f.starts_with("ext/") => "ext2/3/4",
                 _ => "ISO 9660",
             }
         };

@@ -73,11 +73,23 @@ pub fn serve(
         if found.volumes.is_empty() {
             return Err(Error::io(&image, found.no_volume()));
         }
-        if request.mount_point.is_some() && found.volumes.len() > 1 {
-            let which: Vec<String> = found.volumes.iter().map(|v| v.id.to_string()).collect();
+        // A volume still locked would answer every read with an error: it is not mounted.
+        let (locked, volumes): (Vec<_>, Vec<_>) = found
+            .volumes
+            .into_iter()
+            .partition(|v| v.volume.encrypted());
+        if let (true, Some(v)) = (volumes.is_empty(), locked.first()) {
+            return Err(refuse(format!(
+                "volume {}, “{}”, is encrypted: dimg recognises it but cannot unlock it yet",
+                v.id,
+                v.volume.label()
+            )));
+        }
+        if request.mount_point.is_some() && volumes.len() > 1 {
+            let which: Vec<String> = volumes.iter().map(|v| v.id.to_string()).collect();
             return Err(refuse(format!(
                 "holds {} volumes ({}): choose one with -volume N to give it -mountpoint",
-                found.volumes.len(),
+                volumes.len(),
                 which.join(", ")
             )));
         }
@@ -85,7 +97,7 @@ pub fn serve(
             partition,
             id,
             volume,
-        } in found.volumes
+        } in volumes
         {
             let name = volume.label();
             let file_system = dimg::fs::identify(&partition.open(found.disk.clone()))
