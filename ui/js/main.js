@@ -1013,5 +1013,7 @@ listen('devices-changed', devicesChanged).then(() => invoke('watch_devices')).th
 if (localStorage.getItem('appearance')) setAppearance(localStorage.getItem('appearance'));
 // A second way in for a running window (drag-and-drop and "Open With" end here too).
 window.openPath = openPath;
+// A module's names are its own: the end-to-end tests read the state as a page global.
+window.state = state;
 render();
 painted('window');
