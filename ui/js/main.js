@@ -1,39 +1,11 @@
 // The page owns what people see; every real piece of work is a Rust command.
-const { invoke, Channel } = window.__TAURI__.core;
-const { listen } = window.__TAURI__.event;
+import { invoke, Channel, listen, message, painted, setWindowTheme } from './api.js';
+import { $, row, status } from './dom.js';
+import { scaled, bytes, baseName } from './format.js';
+import { state, addView, render, refresh } from './state.js';
 
-const $ = (id) => document.getElementById(id);
-const state = { images: [], selected: null, volume: null, job: null, nextJob: 1, attached: [], devices: [], device: null, devicesTold: false };
 /** The file browser of the selected volume: folders listed so far, those open, the selection. */
 const browser = { listings: new Map(), expanded: new Set(['/']), item: null, label: '' };
-
-/** "1.5 MiB", or "" below 1 KiB. */
-function scaled(n) {
-  let v = n, unit = '';
-  for (const u of ['KiB', 'MiB', 'GiB', 'TiB']) { if (v < 1024) break; v /= 1024; unit = u; }
-  return unit ? `${v.toFixed(1)} ${unit}` : '';
-}
-
-/** "405,504 bytes (396.0 KiB)". */
-function bytes(n) {
-  const s = scaled(n);
-  return `${n.toLocaleString('en-US')} bytes` + (s ? ` (${s})` : '');
-}
-
-function status(text, isError = false) {
-  $('status').textContent = text;
-  $('status').className = isError ? 'error' : '';
-}
-
-function baseName(path) { return path.split(/[\\/]/).pop(); }
-
-/** A command's error: the Rust side sends {kind, message}. */
-const message = (e) => e?.message ?? String(e);
-
-/** Tells the shell when `moment` ('window', 'info') is first on screen: after the next frame. */
-function painted(moment) {
-  requestAnimationFrame(() => requestAnimationFrame(() => invoke('painted', { moment })));
-}
 
 async function openPath(path, passphrase = null, remember = false) {
   status(`Opening ${baseName(path)}…`);
@@ -112,19 +84,6 @@ function mountPointOf(image, id) {
 function volumeLabel(p, v) {
   if (p.file_system === 'APFS') return `${v.name} (APFS${v.role ? `, ${v.role}` : ''})`;
   return p.name === 'whole disk' ? p.file_system : `${p.name} (${p.file_system})`;
-}
-
-/** Sets `state[key]` to what `command` answers, drawing the window again when it changed. */
-async function refresh(command, key) {
-  try {
-    const now = await invoke(command);
-    if (JSON.stringify(now) !== JSON.stringify(state[key])) {
-      state[key] = now;
-      render();
-    }
-  } catch (e) {
-    status(message(e), true);
-  }
 }
 
 /** The mounts as the kernel has them: polled, so that mounts made elsewhere show up too. */
@@ -216,7 +175,8 @@ const devicesChanged = () => {
   devicesDue = setTimeout(refreshDevices, 150);
 };
 
-function render() {
+/** The whole window, drawn as one view until its parts are modules of their own. */
+function renderWindow() {
   renderDevices();
   const list = $('images');
   list.replaceChildren(...state.images.flatMap((image) => {
@@ -314,16 +274,6 @@ function render() {
     $('verify-crc32').textContent = v.crc32;
     $('verify-sha256').textContent = v.sha256;
   }
-}
-
-function row(cells, first = 'td') {
-  const tr = document.createElement('tr');
-  cells.forEach((c, k) => {
-    const cell = document.createElement(k === 0 ? first : 'td');
-    cell.textContent = c;
-    tr.append(cell);
-  });
-  return tr;
 }
 
 function showProgress(p) {
@@ -844,7 +794,7 @@ async function setAppearance(theme) {
   if (theme) localStorage.setItem('appearance', theme);
   else localStorage.removeItem('appearance');
   try {
-    await window.__TAURI__.window.getCurrentWindow().setTheme(theme);
+    await setWindowTheme(theme);
   } catch (e) {
     status(message(e), true);
   }
@@ -1015,5 +965,6 @@ if (localStorage.getItem('appearance')) setAppearance(localStorage.getItem('appe
 window.openPath = openPath;
 // A module's names are its own: the end-to-end tests read the state as a page global.
 window.state = state;
+addView(renderWindow);
 render();
 painted('window');
