@@ -1,8 +1,11 @@
 // The page owns what people see; every real piece of work is a Rust command.
-import { invoke, Channel, listen, message, painted, setWindowTheme } from './api.js';
+import { invoke, listen, message, painted, setWindowTheme } from './api.js';
 import { $, row, status } from './dom.js';
 import { scaled, bytes, baseName } from './format.js';
-import { state, addView, render, refresh } from './state.js';
+import { state, addView, render } from './state.js';
+import { attachmentOf, mountPointOf, watchMounts, mountOrEject } from './mounts.js';
+import { withPartitions, selectDevice, renderDevicePane, watchDevices } from './devices.js';
+import { longJob, setUpProgressSheet } from './sheets/progress.js';
 
 /** The file browser of the selected volume: folders listed so far, those open, the selection. */
 const browser = { listings: new Map(), expanded: new Set(['/']), item: null, label: '' };
@@ -70,46 +73,10 @@ function select(path, volume = null) {
   if (volume !== null) loadFolder('/');
 }
 
-/** What is attached of an image (by this window or by `dimg attach`), or undefined. */
-function attachmentOf(image) {
-  return state.attached.find((a) => a.image === image.info.path || a.image === image.realPath);
-}
-
-/** Where volume `id` of the image is mounted, or null. */
-function mountPointOf(image, id) {
-  return attachmentOf(image)?.mounts.find((m) => m.volume === id)?.mount_point ?? null;
-}
-
 /** A volume's sidebar name: an APFS volume by its own name and role, others by their partition. */
 function volumeLabel(p, v) {
   if (p.file_system === 'APFS') return `${v.name} (APFS${v.role ? `, ${v.role}` : ''})`;
   return p.name === 'whole disk' ? p.file_system : `${p.name} (${p.file_system})`;
-}
-
-/** The mounts as the kernel has them: polled, so that mounts made elsewhere show up too. */
-const refreshAttached = () => refresh('attached', 'attached');
-
-async function mountOrEject() {
-  const image = state.selected;
-  if (!image) return;
-  const name = baseName(image.info.path);
-  const eject = !!attachmentOf(image);
-  $('mount').disabled = true;
-  status(eject ? `Ejecting ${name}…` : `Mounting ${name}…`);
-  try {
-    if (eject) {
-      await invoke('eject_image', { path: attachmentOf(image).image });
-      status(`${name} ejected.`);
-    } else {
-      const a = await invoke('mount_image', { path: image.info.path });
-      image.realPath = a.image;
-      status(`${name} mounted at ${a.mounts.map((m) => m.mount_point).join(', ')}.`);
-    }
-  } catch (e) {
-    status(message(e), true);
-  }
-  await refreshAttached();
-  render();
 }
 
 function sidebarItem(text, kind, className, selected, onclick) {
@@ -125,9 +92,6 @@ function sidebarItem(text, kind, className, selected, onclick) {
   li.onclick = onclick;
   return li;
 }
-
-/** Disks, each followed by its partitions. */
-const withPartitions = (disks) => disks.flatMap((d) => [d, ...d.partitions]);
 
 /** The machine's disks and their partitions, as `dimg list` gives them. */
 function renderDevices() {
@@ -147,33 +111,8 @@ function renderDevices() {
     return item;
   };
   $('devices').replaceChildren(...state.devices.flatMap((d) => [deviceItem(d, 'device'), ...d.partitions.map((p) => deviceItem(p, 'volume device-part'))]));
-  const shown = withPartitions(state.devices).find((d) => d.path === state.device);
-  $('device-info').hidden = !shown;
-  if (!shown) return;
-  $('device-name').textContent = baseName(shown.path);
-  const facts = [['Device', shown.path], ['Model', shown.model || '—'], ['Size', bytes(shown.size)], ['Kind', shown.kind],
-    ['Removable', shown.removable ? 'yes' : 'no'], ['File system', shown.file_system || '—'],
-    ['Mount point', shown.mount_points.join(', ') || 'not mounted']];
-  $('device-facts').replaceChildren(...facts.map((fact) => row(fact, 'th')));
-  $('device-partitions').tBodies[0].replaceChildren(...shown.partitions.map((p) =>
-    row([p.path, p.file_system || '—', bytes(p.size), p.mount_points.join(', ')])));
+  renderDevicePane();
 }
-
-function selectDevice(path) {
-  state.device = path;
-  state.selected = null;
-  state.volume = null;
-  render();
-}
-
-/** The devices: loop devices attached, sticks plugged in or ejected appear. */
-const refreshDevices = () => refresh('devices', 'devices');
-let devicesDue = null;
-/** A change udisks2 told of; the burst one attach makes is listed once. */
-const devicesChanged = () => {
-  clearTimeout(devicesDue);
-  devicesDue = setTimeout(refreshDevices, 150);
-};
 
 /** The whole window, drawn as one view until its parts are modules of their own. */
 function renderWindow() {
@@ -273,37 +212,6 @@ function renderWindow() {
     $('verify-bytes').textContent = bytes(v.bytes);
     $('verify-crc32').textContent = v.crc32;
     $('verify-sha256').textContent = v.sha256;
-  }
-}
-
-function showProgress(p) {
-  $('progress-phase').textContent = `${p.phase} ${state.progressLabel || baseName(state.selected?.info.path || '')}`;
-  $('progress').value = p.total ? p.done / p.total : 0;
-  const pct = p.total ? Math.floor((100 * p.done) / p.total) : 0;
-  $('progress-text').textContent = `${pct}% — ${scaled(p.done) || p.done + ' bytes'} of ${scaled(p.total) || p.total + ' bytes'}`;
-}
-
-/** Runs a long Rust command with the progress sheet; `name` words the outcome. */
-async function longJob(name, phase, command, args, label = null) {
-  const job = state.nextJob++;
-  state.job = job;
-  const channel = new Channel();
-  state.progressLabel = label;
-  channel.onmessage = showProgress;
-  showProgress({ phase, done: 0, total: label ? 0 : state.selected.info.disk_size });
-  $('sheet').hidden = false;
-  status('');
-  render();
-  try {
-    return await invoke(command, { ...args, job, onProgress: channel });
-  } catch (e) {
-    const cancelled = e?.kind === 'cancelled';
-    status(cancelled ? `${name} cancelled.` : message(e), !cancelled);
-    return null;
-  } finally {
-    state.job = null;
-    $('sheet').hidden = true;
-    render();
   }
 }
 
@@ -913,7 +821,7 @@ $('export-choose').onclick = async () => {
     status(message(e), true);
   }
 };
-$('cancel').onclick = () => { if (state.job !== null) invoke('cancel_job', { job: state.job }); };
+setUpProgressSheet();
 
 /**
  * The keyboard, as in Disk Utility's sidebar: ↑/↓ move through images and volumes, Return opens
@@ -952,14 +860,8 @@ listen('tauri://drag-drop', (e) => {
 const openLaunchPaths = () => invoke('launch_paths').then((paths) => paths.forEach((p) => openPath(p)));
 // Listening first: paths added before that are taken now, those after it are announced.
 listen('launch-paths', openLaunchPaths).then(openLaunchPaths);
-refreshAttached();
-setInterval(refreshAttached, 2000);
-// Told of each change where udisks2 runs; polled where nothing tells.
-listen('devices-changed', devicesChanged).then(() => invoke('watch_devices')).then((told) => {
-  state.devicesTold = told;
-  refreshDevices();
-  if (!told) setInterval(refreshDevices, 2000);
-});
+watchMounts();
+watchDevices();
 if (localStorage.getItem('appearance')) setAppearance(localStorage.getItem('appearance'));
 // A second way in for a running window (drag-and-drop and "Open With" end here too).
 window.openPath = openPath;
