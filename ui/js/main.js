@@ -5,10 +5,9 @@ import { scaled, bytes, baseName } from './format.js';
 import { state, addView, render } from './state.js';
 import { attachmentOf, mountPointOf, watchMounts, mountOrEject } from './mounts.js';
 import { withPartitions, selectDevice, renderDevicePane, watchDevices } from './devices.js';
+import { resetBrowser, loadFolder, renderBrowserPane } from './browser.js';
 import { longJob, setUpProgressSheet } from './sheets/progress.js';
-
-/** The file browser of the selected volume: folders listed so far, those open, the selection. */
-const browser = { listings: new Map(), expanded: new Set(['/']), item: null, label: '' };
+import { setUpExportSheet } from './sheets/export.js';
 
 async function openPath(path, passphrase = null, remember = false) {
   status(`Opening ${baseName(path)}…`);
@@ -66,9 +65,7 @@ function select(path, volume = null) {
   state.device = null;
   state.selected = state.images.find((i) => i.info.path === path) || null;
   state.volume = volume;
-  browser.listings.clear();
-  browser.expanded = new Set(['/']);
-  browser.item = null;
+  resetBrowser();
   render();
   if (volume !== null) loadFolder('/');
 }
@@ -146,8 +143,7 @@ function renderWindow() {
   const image = state.selected;
   $('empty').hidden = !!image || state.device !== null;
   $('info').hidden = !image || state.volume !== null;
-  $('browser').hidden = !image || state.volume === null;
-  if (image && state.volume !== null) renderBrowser();
+  renderBrowserPane();
   $('mount').disabled = !image || state.job !== null;
   $('mount').textContent = image && attachmentOf(image) ? 'Eject' : 'Mount';
   $('verify').disabled = !image || state.job !== null;
@@ -225,141 +221,6 @@ async function verify() {
   if (failed.length) status(`${baseName(image.info.path)}: checksum mismatch: ${failed.join(', ')}`, true);
   else status(`${baseName(image.info.path)} verified: CRC-32 ${report.crc32}`);
   render();
-}
-
-/** "folder/name" under "/". */
-const childPath = (folder, name) => (folder === '/' ? `/${name}` : `${folder}/${name}`);
-
-function kindOf(entry) {
-  switch (entry.kind.type) {
-    case 'directory': return 'Folder';
-    case 'symlink': return `Alias → ${entry.kind.target}`;
-    case 'special': return entry.kind.target;
-    default: return 'File';
-  }
-}
-
-async function loadFolder(folder) {
-  const image = state.selected;
-  try {
-    const listing = await invoke('list_folder', { path: image.info.path, volume: state.volume, folder });
-    if (image !== state.selected) return;
-    browser.listings.set(folder, listing.entries);
-    browser.label = listing.volume;
-    renderBrowser();
-  } catch (e) {
-    status(message(e), true);
-  }
-}
-
-/** The open folders' entries as rows, each under its folder, indented by depth. */
-/** A volume's line under its name: file system, size, used, free, where it is mounted. */
-function volumeSummary(image, id) {
-  const p = image.info.partitions.find((q) => q.volumes.some((v) => v.id === id));
-  const v = p?.volumes.find((w) => w.id === id);
-  if (!v) return '';
-  const size = (n) => scaled(n) || `${n} bytes`;
-  const facts = [p.file_system, `${size(p.size)}`];
-  if (v.used != null) facts.push(`${size(v.used)} used`, `${size(v.available ?? Math.max(p.size - v.used, 0))} free`);
-  if (v.counts) facts.push(`${v.counts.files.toLocaleString('en-US')} files, ${v.counts.folders.toLocaleString('en-US')} folders`);
-  const point = mountPointOf(image, id);
-  facts.push(point ? `mounted at ${point}` : 'not mounted');
-  return facts.join(' · ');
-}
-
-function renderBrowser() {
-  $('browser-name').textContent = browser.label || baseName(state.selected.info.path);
-  $('volume-summary').textContent = volumeSummary(state.selected, state.volume);
-  const rows = [];
-  const add = (folder, depth) => {
-    for (const e of browser.listings.get(folder) || []) {
-      const path = childPath(folder, e.name);
-      const isDir = e.kind.type === 'directory';
-      const tr = document.createElement('tr');
-      tr.dataset.path = path;
-      if (browser.item === path) tr.className = 'selected';
-      const name = document.createElement('td');
-      name.style.paddingLeft = `${8 + depth * 16}px`;
-      const toggle = document.createElement('span');
-      toggle.className = 'toggle';
-      toggle.textContent = isDir ? (browser.expanded.has(path) ? '▾' : '▸') : '';
-      name.append(toggle, e.name);
-      const cells = [isDir ? '—' : (scaled(e.size) || `${e.size} bytes`), kindOf(e),
-        e.modified ? new Date(e.modified * 1000).toLocaleString() : ''];
-      tr.append(name, ...cells.map((c) => { const td = document.createElement('td'); td.textContent = c; return td; }));
-      tr.onclick = (event) => {
-        browser.item = path;
-        if (isDir && event.target === toggle) toggleFolder(path);
-        else renderBrowser();
-      };
-      tr.ondblclick = () => (isDir ? toggleFolder(path) : openItem(path));
-      tr.draggable = true;
-      tr.ondragstart = (event) => { event.preventDefault(); dragOut(path); };
-      rows.push(tr);
-      if (isDir && browser.expanded.has(path)) add(path, depth + 1);
-    }
-  };
-  add('/', 0);
-  $('files').tBodies[0].replaceChildren(...rows);
-}
-
-function toggleFolder(path) {
-  if (browser.expanded.has(path)) {
-    browser.expanded.delete(path);
-    renderBrowser();
-  } else {
-    browser.expanded.add(path);
-    if (browser.listings.has(path)) renderBrowser();
-    else loadFolder(path);
-  }
-}
-
-const itemRequest = (item) => ({ source: state.selected.info.path, volume: state.volume, item });
-
-async function openItem(path) {
-  status(`Opening ${baseName(path)}…`);
-  try {
-    const file = await invoke('open_item', { request: itemRequest(path) });
-    status(`Opened ${baseName(path)} (a copy in ${file})`);
-  } catch (e) {
-    status(message(e), true);
-  }
-}
-
-/** Dragged to the file manager: extracted, then handed over as a native drag of the file. */
-async function dragOut(path) {
-  status(`Preparing ${baseName(path)} for the drop…`);
-  try {
-    const file = await invoke('drag_out', { request: itemRequest(path) });
-    status(`Drop ${baseName(path)} where it should go (a copy is in ${file}).`);
-  } catch (e) {
-    status(message(e), true);
-  }
-}
-
-function openExport() {
-  const image = state.selected;
-  if (!image || state.volume === null || state.job !== null) return;
-  const item = browser.item || '/';
-  const name = item === '/' ? (browser.label || 'volume') : baseName(item);
-  const dir = image.info.path.slice(0, image.info.path.lastIndexOf('/') + 1);
-  $('export-name').textContent = `“${name}”`;
-  $('export-output').value = `${dir}${name} (exported)`;
-  $('export-sheet').hidden = false;
-}
-
-async function exportItem(event) {
-  event.preventDefault();
-  $('export-sheet').hidden = true;
-  const item = browser.item || '/';
-  const destination = $('export-output').value;
-  const report = await longJob('Export', 'Extracting', 'export_item', { request: itemRequest(item), destination });
-  if (!report) return;
-  const kept = report.neutralised.length ? ` (${report.neutralised.length} not as stored: ${report.neutralised.join('; ')})` : '';
-  const unreadable = report.unreadable.length
-    ? ` ${report.unreadable.length} could not be read and were left out: ${report.unreadable.join('; ')}` : '';
-  status(`Exported ${report.files} files, ${report.directories} folders to ${report.destination}${kept}.${unreadable}`,
-    report.unreadable.length > 0);
 }
 
 /** File › New Image: `fromFolder` picks the Image from Folder flavour of the sheet. */
@@ -810,17 +671,7 @@ $('new-output-choose').onclick = async () => {
     status(message(e), true);
   }
 };
-$('export').onclick = openExport;
-$('export-form').onsubmit = exportItem;
-$('export-close').onclick = () => { $('export-sheet').hidden = true; };
-$('export-choose').onclick = async () => {
-  try {
-    const path = await invoke('pick_destination', { suggested: $('export-output').value, title: 'Export To' });
-    if (path) $('export-output').value = path;
-  } catch (e) {
-    status(message(e), true);
-  }
-};
+setUpExportSheet();
 setUpProgressSheet();
 
 /**
