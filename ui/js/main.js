@@ -5,70 +5,11 @@ import { scaled, bytes, baseName } from './format.js';
 import { state, addView, render } from './state.js';
 import { attachmentOf, mountPointOf, watchMounts, mountOrEject } from './mounts.js';
 import { withPartitions, selectDevice, renderDevicePane, watchDevices } from './devices.js';
-import { resetBrowser, loadFolder, renderBrowserPane } from './browser.js';
+import { renderBrowserPane } from './browser.js';
+import { openPath, select, pick, closeSelected, listenForImages, verify, compact, forgetPassword } from './images.js';
 import { longJob, setUpProgressSheet } from './sheets/progress.js';
 import { setUpExportSheet } from './sheets/export.js';
-
-async function openPath(path, passphrase = null, remember = false) {
-  status(`Opening ${baseName(path)}…`);
-  try {
-    const { info, keychain } = await invoke('open_image', { path, passphrase, remember });
-    state.images = state.images.filter((i) => i.info.path !== info.path);
-    state.images.push({ info, verified: null });
-    select(info.path);
-    painted('info');
-    status(keychain || '');
-    return null;
-  } catch (e) {
-    if (e?.kind === 'passphrase-needed') {
-      askPassphrase(path);
-      status('');
-    } else if (e?.kind === 'wrong-passphrase') {
-      status(''); // the sheet says so
-    } else {
-      status(message(e), true);
-    }
-    return e;
-  }
-}
-
-/** Encrypted images: a sheet asks, and stays up until the passphrase works or is cancelled. */
-function askPassphrase(path) {
-  $('passphrase-name').textContent = `“${baseName(path)}”`;
-  $('passphrase').value = '';
-  $('passphrase-remember').checked = false; // the keychain only when asked, every time
-  invoke('keychain_store').then((store) => { $('passphrase-store').textContent = `Kept in ${store}.`; });
-  $('passphrase-error').textContent = '';
-  $('passphrase-sheet').hidden = false;
-  $('passphrase-sheet').dataset.path = path;
-  $('passphrase').focus();
-}
-
-$('passphrase-form').onsubmit = async (event) => {
-  event.preventDefault();
-  const path = $('passphrase-sheet').dataset.path;
-  const field = $('passphrase');
-  const typed = field.value;
-  field.value = '';
-  const e = await openPath(path, typed, $('passphrase-remember').checked);
-  if (e?.kind === 'wrong-passphrase') {
-    $('passphrase-error').textContent = 'Wrong password. Try again.';
-    field.focus();
-  } else {
-    $('passphrase-sheet').hidden = true;
-  }
-};
-$('passphrase-close').onclick = () => { $('passphrase-sheet').hidden = true; };
-
-/** Selects an image, or (with `volume`, a volume id as `info` gives it) one of its volumes to browse. */
-function select(path, volume = null) {
-  state.device = null;
-  state.selected = state.images.find((i) => i.info.path === path) || null;
-  state.volume = volume;
-  resetBrowser();
-  render();
-  if (volume !== null) loadFolder('/');
-}
+import { setUpPassphraseSheet } from './sheets/passphrase.js';
 
 /** A volume's sidebar name: an APFS volume by its own name and role, others by their partition. */
 function volumeLabel(p, v) {
@@ -209,18 +150,6 @@ function renderWindow() {
     $('verify-crc32').textContent = v.crc32;
     $('verify-sha256').textContent = v.sha256;
   }
-}
-
-async function verify() {
-  const image = state.selected;
-  if (!image || state.job !== null) return;
-  const report = await longJob('Verify', 'Verifying', 'verify_image', { path: image.info.path });
-  if (!report) return;
-  image.verified = report;
-  const failed = report.checks.filter((c) => !c.ok).map((c) => c.name);
-  if (failed.length) status(`${baseName(image.info.path)}: checksum mismatch: ${failed.join(', ')}`, true);
-  else status(`${baseName(image.info.path)} verified: CRC-32 ${report.crc32}`);
-  render();
 }
 
 /** File › New Image: `fromFolder` picks the Image from Folder flavour of the sheet. */
@@ -484,29 +413,6 @@ async function resize(event) {
   status(`Resized ${baseName(image.info.path)} to ${bytes(report.new_size)}.`);
 }
 
-async function compact() {
-  const image = state.selected;
-  if (!image || state.job !== null) return;
-  const report = await longJob('Compact', 'Compacting', 'compact_image', { path: image.info.path });
-  if (!report) return;
-  await openPath(image.info.path);
-  status(`Compacted ${baseName(image.info.path)}: ${bytes(report.reclaimed)} given back.`);
-}
-
-/** Images › Forget Password: the keychain no longer opens the selected image by itself. */
-async function forgetPassword() {
-  const image = state.selected;
-  if (!image || !image.info.format.includes('encrypted')) return;
-  try {
-    const forgotten = await invoke('forget_password', { path: image.info.path });
-    status(forgotten
-      ? `Password forgotten: ${baseName(image.info.path)} will ask for it when it is opened again.`
-      : `The keychain kept no password for ${baseName(image.info.path)}.`);
-  } catch (e) {
-    status(message(e), true);
-  }
-}
-
 /** Images › Change Password…, for an encrypted image: old password, new one typed twice. */
 function openChangePassword() {
   const image = state.selected;
@@ -536,23 +442,6 @@ async function changePassword(event) {
   } catch (e) {
     $('chpass-error').textContent = e?.kind === 'wrong-passphrase' ? 'The old password is wrong.' : message(e);
   }
-}
-
-async function pick(command = 'pick_image') {
-  try {
-    const path = await invoke(command);
-    if (path) await openPath(path);
-  } catch (e) {
-    status(message(e), true);
-  }
-}
-
-function closeSelected() {
-  if (!state.selected) return;
-  state.images = state.images.filter((i) => i !== state.selected);
-  state.selected = state.images[state.images.length - 1] || null;
-  state.volume = null;
-  render();
 }
 
 /**
@@ -672,6 +561,7 @@ $('new-output-choose').onclick = async () => {
   }
 };
 setUpExportSheet();
+setUpPassphraseSheet();
 setUpProgressSheet();
 
 /**
@@ -700,17 +590,7 @@ document.addEventListener('keydown', (e) => {
 });
 
 listen('menu', (e) => menuActions[e.payload]?.());
-listen('tauri://drag-enter', () => { $('drop-hint').hidden = false; });
-listen('tauri://drag-leave', () => { $('drop-hint').hidden = true; });
-listen('tauri://drag-drop', (e) => {
-  $('drop-hint').hidden = true;
-  e.payload.paths.forEach((p) => openPath(p));
-});
-
-/** Images from the command line, this launch's and those a second launch hands over. */
-const openLaunchPaths = () => invoke('launch_paths').then((paths) => paths.forEach((p) => openPath(p)));
-// Listening first: paths added before that are taken now, those after it are announced.
-listen('launch-paths', openLaunchPaths).then(openLaunchPaths);
+listenForImages();
 watchMounts();
 watchDevices();
 if (localStorage.getItem('appearance')) setAppearance(localStorage.getItem('appearance'));
