@@ -3,154 +3,16 @@ import { invoke, listen, message, painted, setWindowTheme } from './api.js';
 import { $, row, status } from './dom.js';
 import { scaled, bytes, baseName } from './format.js';
 import { state, addView, render } from './state.js';
-import { attachmentOf, mountPointOf, watchMounts, mountOrEject } from './mounts.js';
-import { withPartitions, selectDevice, renderDevicePane, watchDevices } from './devices.js';
+import { attachmentOf, watchMounts, mountOrEject } from './mounts.js';
+import { withPartitions, renderDevicePane, watchDevices } from './devices.js';
 import { renderBrowserPane } from './browser.js';
 import { openPath, select, pick, closeSelected, listenForImages, verify, compact, forgetPassword } from './images.js';
+import { renderSidebar, setUpKeyboard } from './sidebar.js';
+import { renderInfo } from './info.js';
+import { renderToolbar } from './toolbar.js';
 import { longJob, setUpProgressSheet } from './sheets/progress.js';
 import { setUpExportSheet } from './sheets/export.js';
 import { setUpPassphraseSheet } from './sheets/passphrase.js';
-
-/** A volume's sidebar name: an APFS volume by its own name and role, others by their partition. */
-function volumeLabel(p, v) {
-  if (p.file_system === 'APFS') return `${v.name} (APFS${v.role ? `, ${v.role}` : ''})`;
-  return p.name === 'whole disk' ? p.file_system : `${p.name} (${p.file_system})`;
-}
-
-function sidebarItem(text, kind, className, selected, onclick) {
-  const li = document.createElement('li');
-  li.textContent = text;
-  if (kind) {
-    const k = document.createElement('span');
-    k.className = 'kind';
-    k.textContent = kind;
-    li.append(k);
-  }
-  li.className = className + (selected ? ' selected' : '');
-  li.onclick = onclick;
-  return li;
-}
-
-/** The machine's disks and their partitions, as `dimg list` gives them. */
-function renderDevices() {
-  const deviceItem = (d, className) => {
-    const about = [d.kind, scaled(d.size) || bytes(d.size)];
-    if (className === 'device') about.push(d.removable ? 'removable' : 'internal');
-    else if (d.file_system) about.splice(0, 1, d.file_system);
-    const name = baseName(d.path) + (d.model ? ` — ${d.model}` : '');
-    const item = sidebarItem(name, about.join(' · '), className, state.device === d.path, () => selectDevice(d.path));
-    item.classList.add(d.kind === 'rom' ? 'optical' : 'drive');
-    for (const point of d.mount_points) {
-      const at = document.createElement('span');
-      at.className = 'mount-point';
-      at.textContent = `⏏ ${point}`;
-      item.append(at);
-    }
-    return item;
-  };
-  $('devices').replaceChildren(...state.devices.flatMap((d) => [deviceItem(d, 'device'), ...d.partitions.map((p) => deviceItem(p, 'volume device-part'))]));
-  renderDevicePane();
-}
-
-/** The whole window, drawn as one view until its parts are modules of their own. */
-function renderWindow() {
-  renderDevices();
-  const list = $('images');
-  list.replaceChildren(...state.images.flatMap((image) => {
-    const path = image.info.path;
-    const mine = image === state.selected;
-    const volumes = image.info.partitions
-      .flatMap((p) => p.volumes.map((v) => [p, v]))
-      .map(([p, v]) => {
-        const point = mountPointOf(image, v.id);
-        const item = sidebarItem(volumeLabel(p, v), scaled(p.size) || bytes(p.size), 'volume',
-          mine && state.volume === v.id, () => select(path, v.id));
-        item.classList.add(p.file_system === 'ISO 9660' ? 'optical' : 'drive');
-        if (point) {
-          item.classList.add('mounted');
-          item.title = `Mounted at ${point}`;
-          const at = document.createElement('span');
-          at.className = 'mount-point';
-          at.textContent = `⏏ ${point}`;
-          item.append(at);
-        }
-        return item;
-      });
-    const row = sidebarItem(baseName(path), `${image.info.format} · ${scaled(image.info.disk_size) || bytes(image.info.disk_size)}`,
-      'image', mine && state.volume === null, () => select(path));
-    if (image.info.format.includes('encrypted')) row.classList.add('encrypted');
-    return [row, ...volumes];
-  }));
-  const image = state.selected;
-  $('empty').hidden = !!image || state.device !== null;
-  $('info').hidden = !image || state.volume !== null;
-  renderBrowserPane();
-  $('mount').disabled = !image || state.job !== null;
-  $('mount').textContent = image && attachmentOf(image) ? 'Eject' : 'Mount';
-  $('verify').disabled = !image || state.job !== null;
-  $('convert').disabled = !image || state.job !== null;
-  $('show-info').disabled = !image;
-  $('burn').disabled = !image || state.job !== null;
-  if (!image) return;
-  const i = image.info;
-  $('info-name').textContent = baseName(i.path);
-  // The summary: the volumes' space (an APFS container's volumes share one free space).
-  const volumes = i.partitions.flatMap((p) => p.volumes.map((v) => [p, v]));
-  let used = 0;
-  let free = 0;
-  for (const p of i.partitions.filter((q) => q.volumes.length)) {
-    const u = p.volumes.reduce((sum, v) => sum + (v.used ?? 0), 0);
-    used += u;
-    free += p.volumes[0].available ?? Math.max(p.size - u, 0);
-  }
-  const known = volumes.length > 0 && used + free > 0;
-  $('capacity').hidden = !known;
-  $('capacity-used').style.width = known ? `${(100 * used) / (used + free)}%` : '0';
-  $('capacity-legend').textContent = known ? `${scaled(used) || `${used} bytes`} used, ${scaled(free) || `${free} bytes`} free` : '';
-  $('info-used').textContent = known ? bytes(used) : '—';
-  $('info-available').textContent = known ? bytes(free) : '—';
-  $('info-volumes').textContent = volumes.map(([p, v]) => `${v.name || '(untitled)'} (${p.file_system}${v.role ? `, ${v.role}` : ''})`).join(', ') || 'none dimg can browse';
-  $('info-encryption').textContent = i.format.includes('encrypted') ? 'AES (the image is encrypted)' : 'None';
-  $('info-format').textContent = i.format;
-  $('info-size').textContent = bytes(i.file_size);
-  $('info-disk-size').textContent = `${bytes(i.disk_size)}, ${i.sectors.toLocaleString('en-US')} sectors`;
-  $('info-recognised').textContent = i.recognised.join(', ') || 'nothing (a blank or unformatted disk)';
-  $('info-scheme').textContent = i.partition_scheme;
-  $('info-path').textContent = i.path;
-  $('info-facts').replaceChildren(...i.facts.map((f) => row([f.label, f.value], 'th')));
-  // A row per volume (an APFS container holds several), a partition without one as itself.
-  $('partitions').tBodies[0].replaceChildren(...i.partitions.flatMap((p) =>
-    (p.volumes.length ? p.volumes : [null]).map((v) =>
-      row([v?.id ?? p.index, p.name, p.kind, p.file_system || 'unknown',
-        v ? `${v.name}${v.role ? ` (${v.role})` : ''}${v.encrypted ? ', encrypted' : ''}` : '',
-        p.start.toLocaleString('en-US'), bytes(p.size), v?.used == null ? '' : bytes(v.used),
-        (v && mountPointOf(image, v.id)) ?? '']))));
-  $('info-mounts').replaceChildren(...(attachmentOf(image)?.mounts ?? []).map((m) => {
-    const tr = row(['Mounted at', m.mount_point], 'th');
-    const open = document.createElement('button');
-    open.textContent = 'Open';
-    open.className = 'reveal';
-    open.title = 'Show the volume in the file manager';
-    open.onclick = () => invoke('reveal', { path: m.mount_point }).catch((e) => status(message(e), true));
-    tr.cells[1].append(' ', open);
-    return tr;
-  }));
-  const c = image.converted;
-  $('convert-result').hidden = !c;
-  if (c) {
-    $('convert-saved').textContent = `${c.output} (${c.format})`;
-    $('convert-written').textContent = bytes(c.output_size);
-    $('convert-notes-row').hidden = c.notes.length === 0;
-    $('convert-notes').textContent = c.notes.join(' ');
-  }
-  const v = image.verified;
-  $('verify-result').hidden = !v;
-  if (v) {
-    $('verify-bytes').textContent = bytes(v.bytes);
-    $('verify-crc32').textContent = v.crc32;
-    $('verify-sha256').textContent = v.sha256;
-  }
-}
 
 /** File › New Image: `fromFolder` picks the Image from Folder flavour of the sheet. */
 function openNewImage(fromFolder) {
@@ -563,31 +425,7 @@ $('new-output-choose').onclick = async () => {
 setUpExportSheet();
 setUpPassphraseSheet();
 setUpProgressSheet();
-
-/**
- * The keyboard, as in Disk Utility's sidebar: ↑/↓ move through images and volumes, Return opens
- * an image's first volume, Delete closes the selected image, Ctrl/Cmd-I shows its info. Keys
- * typed into a field or a sheet are the field's.
- */
-document.addEventListener('keydown', (e) => {
-  if (e.target.closest?.('input, select, textarea') || [...document.querySelectorAll('.sheet')].some((s) => !s.hidden)) return;
-  const rows = [...document.querySelectorAll('#images li')];
-  const at = rows.findIndex((li) => li.classList.contains('selected'));
-  const image = state.selected;
-  if (e.key === 'ArrowDown' || e.key === 'ArrowUp') {
-    const next = rows[Math.min(Math.max(at + (e.key === 'ArrowDown' ? 1 : -1), 0), rows.length - 1)];
-    next?.click();
-  } else if (e.key === 'Enter' && image && state.volume === null) {
-    rows[at + 1]?.classList.contains('volume') && rows[at + 1].click();
-  } else if ((e.key === 'Delete' || e.key === 'Backspace') && image) {
-    closeSelected();
-  } else if (e.key.toLowerCase() === 'i' && (e.ctrlKey || e.metaKey) && image) {
-    select(image.info.path);
-  } else {
-    return;
-  }
-  e.preventDefault();
-});
+setUpKeyboard();
 
 listen('menu', (e) => menuActions[e.payload]?.());
 listenForImages();
@@ -598,6 +436,10 @@ if (localStorage.getItem('appearance')) setAppearance(localStorage.getItem('appe
 window.openPath = openPath;
 // A module's names are its own: the end-to-end tests read the state as a page global.
 window.state = state;
-addView(renderWindow);
+addView(renderSidebar);
+addView(renderDevicePane);
+addView(renderBrowserPane);
+addView(renderToolbar);
+addView(renderInfo);
 render();
 painted('window');
