@@ -14,3 +14,14 @@ export function bytes(n) {
 }
 
 export function baseName(path) { return path.split(/[\\/]/).pop(); }
+
+/** The path without its file name's extension. */
+export function stem(path) {
+  const dot = path.lastIndexOf('.');
+  return dot > path.lastIndexOf('/') ? path.slice(0, dot) : path;
+}
+
+const EXTENSIONS = { UDTO: 'cdr', ISO: 'iso', CUE: 'cue', NRG: 'nrg', TOAST: 'toast', UDSP: 'sparseimage', UDSB: 'sparsebundle', DC42: 'image' };
+
+/** The extension an image of `format` (UDZO, ISO, …) is named with. */
+export const extensionOf = (format) => EXTENSIONS[format] || 'dmg';

@@ -1,7 +1,11 @@
 // The toolbar: its buttons, enabled for what the selection allows.
 import { $ } from './dom.js';
 import { state } from './state.js';
-import { attachmentOf } from './mounts.js';
+import { attachmentOf, mountOrEject } from './mounts.js';
+import { pick, select, verify } from './images.js';
+import { openNewImage } from './sheets/new-image.js';
+import { openConvert } from './sheets/convert.js';
+import { openBurn } from './sheets/burn.js';
 
 export function renderToolbar() {
   const image = state.selected;
@@ -11,4 +15,14 @@ export function renderToolbar() {
   $('convert').disabled = !image || state.job !== null;
   $('show-info').disabled = !image;
   $('burn').disabled = !image || state.job !== null;
+}
+
+export function setUpToolbar() {
+  $('open').onclick = () => pick();
+  $('new-image').onclick = () => openNewImage(false);
+  $('mount').onclick = mountOrEject;
+  $('verify').onclick = verify;
+  $('convert').onclick = openConvert;
+  $('burn').onclick = openBurn;
+  $('show-info').onclick = () => state.selected && select(state.selected.info.path);
 }
