@@ -1,62 +1,35 @@
-// The page owns what people see; every real piece of work is a Rust command.
-import { listen, message, painted, setWindowTheme } from './api.js';
-import { status } from './dom.js';
+// The page owns what people see; every real piece of work is a Rust command. This module starts
+// it: the window's parts drawn as views, the sheets and controls set up, the shell listened to.
+import { painted } from './api.js';
 import { state, addView, render } from './state.js';
-import { attachmentOf, watchMounts, mountOrEject } from './mounts.js';
+import { renderSidebar, setUpKeyboard } from './sidebar.js';
 import { renderDevicePane, watchDevices } from './devices.js';
 import { renderBrowserPane } from './browser.js';
-import { openPath, pick, closeSelected, listenForImages, verify, compact, forgetPassword } from './images.js';
-import { renderSidebar, setUpKeyboard } from './sidebar.js';
-import { renderInfo } from './info.js';
 import { renderToolbar, setUpToolbar } from './toolbar.js';
+import { renderInfo } from './info.js';
+import { watchMounts } from './mounts.js';
+import { openPath, listenForImages } from './images.js';
+import { listenToMenu, restoreAppearance } from './menu.js';
 import { setUpProgressSheet } from './sheets/progress.js';
-import { setUpExportSheet } from './sheets/export.js';
 import { setUpPassphraseSheet } from './sheets/passphrase.js';
-import { openNewImage, setUpNewImageSheet } from './sheets/new-image.js';
-import { openConvert, openImageFromDevice, setUpConvertSheet } from './sheets/convert.js';
-import { openResize, setUpResizeSheet } from './sheets/resize.js';
-import { openRestore, setUpRestoreSheet } from './sheets/restore.js';
-import { openBurn, setUpBurnSheet } from './sheets/burn.js';
-import { openChangePassword, setUpChangePasswordSheet } from './sheets/change-password.js';
+import { setUpNewImageSheet } from './sheets/new-image.js';
+import { setUpConvertSheet } from './sheets/convert.js';
+import { setUpResizeSheet } from './sheets/resize.js';
+import { setUpRestoreSheet } from './sheets/restore.js';
+import { setUpBurnSheet } from './sheets/burn.js';
+import { setUpChangePasswordSheet } from './sheets/change-password.js';
+import { setUpExportSheet } from './sheets/export.js';
 
-/**
- * View › Appearance: null follows the system (the window's GTK theme, which the page sees as
- * prefers-color-scheme), 'light' or 'dark' overrides it; the choice outlives the window.
- */
-async function setAppearance(theme) {
-  if (theme) localStorage.setItem('appearance', theme);
-  else localStorage.removeItem('appearance');
-  try {
-    await setWindowTheme(theme);
-  } catch (e) {
-    status(message(e), true);
-  }
-}
-
-const menuActions = {
-  'new-blank': () => openNewImage(false),
-  'new-folder': () => openNewImage(true),
-  'new-device': openImageFromDevice,
-  restore: openRestore,
-  burn: openBurn,
-  open: () => pick(),
-  'open-bundle': () => pick('pick_bundle'),
-  close: closeSelected,
-  verify,
-  convert: openConvert,
-  resize: openResize,
-  compact,
-  chpass: openChangePassword,
-  'forget-password': forgetPassword,
-  'appearance-system': () => setAppearance(null),
-  'appearance-light': () => setAppearance('light'),
-  'appearance-dark': () => setAppearance('dark'),
-  mount: () => { if (state.selected && !attachmentOf(state.selected)) mountOrEject(); },
-  eject: () => { if (state.selected && attachmentOf(state.selected)) mountOrEject(); },
-  about: () => status('dimg — a disk image utility. Opens .dmg, .iso, .toast, .nrg, .bin/.cue, .img, .cdr.'),
-};
+addView(renderSidebar);
+addView(renderDevicePane);
+addView(renderBrowserPane);
+addView(renderToolbar);
+addView(renderInfo);
 
 setUpToolbar();
+setUpKeyboard();
+setUpProgressSheet();
+setUpPassphraseSheet();
 setUpNewImageSheet();
 setUpConvertSheet();
 setUpResizeSheet();
@@ -64,23 +37,15 @@ setUpRestoreSheet();
 setUpBurnSheet();
 setUpChangePasswordSheet();
 setUpExportSheet();
-setUpPassphraseSheet();
-setUpProgressSheet();
-setUpKeyboard();
 
-listen('menu', (e) => menuActions[e.payload]?.());
+listenToMenu();
 listenForImages();
 watchMounts();
 watchDevices();
-if (localStorage.getItem('appearance')) setAppearance(localStorage.getItem('appearance'));
+restoreAppearance();
 // A second way in for a running window (drag-and-drop and "Open With" end here too).
 window.openPath = openPath;
 // A module's names are its own: the end-to-end tests read the state as a page global.
 window.state = state;
-addView(renderSidebar);
-addView(renderDevicePane);
-addView(renderBrowserPane);
-addView(renderToolbar);
-addView(renderInfo);
 render();
 painted('window');
