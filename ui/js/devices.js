@@ -7,6 +7,7 @@ import { state, render, refresh } from './state.js';
 /** Disks, each followed by its partitions. */
 export const withPartitions = (disks) => disks.flatMap((d) => [d, ...d.partitions]);
 
+/** Selects a disk or partition under Devices: the pane shows it instead of an image. */
 export function selectDevice(path) {
   state.device = path;
   state.selected = null;

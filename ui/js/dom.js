@@ -13,6 +13,7 @@ export function row(cells, first = 'td') {
   return tr;
 }
 
+/** The line under the pane: what happened, or (`isError`) what went wrong. */
 export function status(text, isError = false) {
   $('status').textContent = text;
   $('status').className = isError ? 'error' : '';

@@ -28,7 +28,7 @@ export function resetEncryption(sheet) {
   $(`${sheet}-pass-row`).hidden = true;
 }
 
-/** A sheet's encryption answers ("convert" or "new" fields): {bits, passphrase}, or a problem. */
+/** A sheet's encryption answers ("convert" or "new" fields): {encryption, passphrase}, or a problem. */
 export function encryptionChoice(sheet) {
   const bits = $(`${sheet}-encryption`).value;
   if (!bits) return { encryption: null, passphrase: null };
