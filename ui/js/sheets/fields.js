@@ -1,0 +1,45 @@
+// What several sheets share: Cancel, a destination with its Choose… button, encryption with its passwords.
+import { invoke, message } from '../api.js';
+import { $, status } from '../dom.js';
+
+/** The `name` sheet's Cancel button hides it. */
+export function closeWithCancel(name) {
+  $(`${name}-close`).onclick = () => { $(`${name}-sheet`).hidden = true; };
+}
+
+/** A Choose… button: a save dialog suggests what `field` holds (or `fallback`), the answer goes in it. */
+export async function pickDestinationInto(field, title, fallback = '') {
+  try {
+    const path = await invoke('pick_destination', { suggested: $(field).value || fallback, title });
+    if (path) $(field).value = path;
+  } catch (e) {
+    status(message(e), true);
+  }
+}
+
+/** The sheet's password fields show while its Encryption menu asks for encryption. */
+export function passwordsFollowEncryption(sheet) {
+  $(`${sheet}-encryption`).onchange = () => { $(`${sheet}-pass-row`).hidden = !$(`${sheet}-encryption`).value; };
+}
+
+/** The sheet starts unencrypted, its password fields hidden. */
+export function resetEncryption(sheet) {
+  $(`${sheet}-encryption`).value = '';
+  $(`${sheet}-pass-row`).hidden = true;
+}
+
+/** A sheet's encryption answers ("convert" or "new" fields): {encryption, passphrase}, or a problem. */
+export function encryptionChoice(sheet) {
+  const bits = $(`${sheet}-encryption`).value;
+  if (!bits) return { encryption: null, passphrase: null };
+  const passphrase = $(`${sheet}-pass`).value;
+  if (!passphrase) return { problem: 'Enter a password for the encrypted image.' };
+  if (passphrase !== $(`${sheet}-pass2`).value) return { problem: 'The passwords do not match.' };
+  return { encryption: Number(bits), passphrase };
+}
+
+/** Forgets the passwords a sheet was given. */
+export function clearPasswords(sheet) {
+  $(`${sheet}-pass`).value = '';
+  $(`${sheet}-pass2`).value = '';
+}

@@ -1,0 +1,105 @@
+// The sidebar: the machine's devices, the open images each with its volumes, and its keyboard.
+import { $ } from './dom.js';
+import { scaled, bytes, baseName } from './format.js';
+import { state } from './state.js';
+import { mountPointOf } from './mounts.js';
+import { selectDevice } from './devices.js';
+import { select, closeSelected } from './images.js';
+
+function sidebarItem(text, kind, className, selected, onclick) {
+  const li = document.createElement('li');
+  li.textContent = text;
+  if (kind) {
+    const k = document.createElement('span');
+    k.className = 'kind';
+    k.textContent = kind;
+    li.append(k);
+  }
+  li.className = className + (selected ? ' selected' : '');
+  li.onclick = onclick;
+  return li;
+}
+
+/** "⏏ /media/…" at the end of a row. */
+function appendMountPoint(item, point) {
+  const at = document.createElement('span');
+  at.className = 'mount-point';
+  at.textContent = `⏏ ${point}`;
+  item.append(at);
+}
+
+/** A disk (`className` 'device') or one of its partitions. */
+function deviceItem(d, className) {
+  const about = [d.kind, scaled(d.size) || bytes(d.size)];
+  if (className === 'device') about.push(d.removable ? 'removable' : 'internal');
+  else if (d.file_system) about.splice(0, 1, d.file_system);
+  const name = baseName(d.path) + (d.model ? ` — ${d.model}` : '');
+  const item = sidebarItem(name, about.join(' · '), className, state.device === d.path, () => selectDevice(d.path));
+  item.classList.add(d.kind === 'rom' ? 'optical' : 'drive');
+  for (const point of d.mount_points) appendMountPoint(item, point);
+  return item;
+}
+
+/** A volume's sidebar name: an APFS volume by its own name and role, others by their partition. */
+function volumeLabel(p, v) {
+  if (p.file_system === 'APFS') return `${v.name} (APFS${v.role ? `, ${v.role}` : ''})`;
+  return p.name === 'whole disk' ? p.file_system : `${p.name} (${p.file_system})`;
+}
+
+/** An image's row, then a row for each of its volumes. */
+function imageItems(image) {
+  const path = image.info.path;
+  const mine = image === state.selected;
+  const volumes = image.info.partitions
+    .flatMap((p) => p.volumes.map((v) => [p, v]))
+    .map(([p, v]) => {
+      const point = mountPointOf(image, v.id);
+      const item = sidebarItem(volumeLabel(p, v), scaled(p.size) || bytes(p.size), 'volume',
+        mine && state.volume === v.id, () => select(path, v.id));
+      item.classList.add(p.file_system === 'ISO 9660' ? 'optical' : 'drive');
+      if (point) {
+        item.classList.add('mounted');
+        item.title = `Mounted at ${point}`;
+        appendMountPoint(item, point);
+      }
+      return item;
+    });
+  const row = sidebarItem(baseName(path), `${image.info.format} · ${scaled(image.info.disk_size) || bytes(image.info.disk_size)}`,
+    'image', mine && state.volume === null, () => select(path));
+  if (image.info.format.includes('encrypted')) row.classList.add('encrypted');
+  return [row, ...volumes];
+}
+
+export function renderSidebar() {
+  $('devices').replaceChildren(...state.devices.flatMap((d) => [deviceItem(d, 'device'), ...d.partitions.map((p) => deviceItem(p, 'volume device-part'))]));
+  $('images').replaceChildren(...state.images.flatMap(imageItems));
+}
+
+/**
+ * The keyboard, as in Disk Utility's sidebar: ↑/↓ move through images and volumes, Return opens
+ * an image's first volume, Delete closes the selected image, Ctrl/Cmd-I shows its info. Keys
+ * typed into a field or a sheet are the field's.
+ */
+function onKey(e) {
+  if (e.target.closest?.('input, select, textarea') || [...document.querySelectorAll('.sheet')].some((s) => !s.hidden)) return;
+  const rows = [...document.querySelectorAll('#images li')];
+  const at = rows.findIndex((li) => li.classList.contains('selected'));
+  const image = state.selected;
+  if (e.key === 'ArrowDown' || e.key === 'ArrowUp') {
+    const next = rows[Math.min(Math.max(at + (e.key === 'ArrowDown' ? 1 : -1), 0), rows.length - 1)];
+    next?.click();
+  } else if (e.key === 'Enter' && image && state.volume === null) {
+    rows[at + 1]?.classList.contains('volume') && rows[at + 1].click();
+  } else if ((e.key === 'Delete' || e.key === 'Backspace') && image) {
+    closeSelected();
+  } else if (e.key.toLowerCase() === 'i' && (e.ctrlKey || e.metaKey) && image) {
+    select(image.info.path);
+  } else {
+    return;
+  }
+  e.preventDefault();
+}
+
+export function setUpKeyboard() {
+  document.addEventListener('keydown', onKey);
+}
