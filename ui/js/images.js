@@ -20,7 +20,7 @@ export async function openPath(path, passphrase = null, remember = false) {
     return null;
   } catch (e) {
     if (e?.kind === 'passphrase-needed') {
-      askPassphrase(path);
+      askPassphrase(path, (typed, remember) => openPath(path, typed, remember));
       status('');
     } else if (e?.kind === 'wrong-passphrase') {
       status(''); // the sheet says so
