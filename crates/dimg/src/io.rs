@@ -48,34 +48,87 @@ impl<R: ReadAt + ?Sized> ReadAt for Arc<R> {
     }
 }
 
-/// A file opened read-only: dimg never opens a source image for writing.
+/// Refuses a FIFO, socket or character device before it is opened: opening a FIFO waits for a
+/// writer that may never come, and none holds an image.
+fn refuse_special(path: &Path) -> io::Result<()> {
+    use std::os::unix::fs::FileTypeExt;
+    let kind = std::fs::metadata(path)?.file_type();
+    let what = match () {
+        _ if kind.is_fifo() => "a FIFO",
+        _ if kind.is_socket() => "a socket",
+        _ if kind.is_char_device() => "a character device",
+        _ => return Ok(()),
+    };
+    Err(io::Error::new(
+        io::ErrorKind::InvalidInput,
+        format!("is {what}, not an image file or a disk"),
+    ))
+}
+
+/// A byte store that can be changed in place: the disk a read/write attach serves, and the
+/// file under it. Writes take `&self`, as reads do: a FUSE server writes from many threads.
+pub trait WriteAt: ReadAt {
+    /// Writes all of `buf` at `offset`. A disk keeps its size: a write past its end fails
+    /// ([`past_end`]).
+    fn write_all_at(&self, offset: u64, buf: &[u8]) -> io::Result<()>;
+    /// Makes every write so far durable, with what the format keeps about them (a band's file,
+    /// its index): a crash after it loses none of them.
+    fn sync(&self) -> io::Result<()>;
+    /// After the last write (a detach): brings up to date what the format keeps about the whole
+    /// disk (checksums over it), then syncs.
+    fn finish(&self) -> io::Result<()> {
+        self.sync()
+    }
+}
+
+impl<W: WriteAt + ?Sized> WriteAt for Arc<W> {
+    fn write_all_at(&self, offset: u64, buf: &[u8]) -> io::Result<()> {
+        (**self).write_all_at(offset, buf)
+    }
+    fn sync(&self) -> io::Result<()> {
+        (**self).sync()
+    }
+    fn finish(&self) -> io::Result<()> {
+        (**self).finish()
+    }
+}
+
+/// Refuses a write of `len` bytes at `offset` that runs past a disk of `size` bytes: the disk is
+/// full there, as a device would say (ENOSPC); `resize` grows an image.
+pub fn past_end(offset: u64, len: usize, size: u64) -> io::Result<()> {
+    match offset.checked_add(len as u64) {
+        Some(end) if end <= size => Ok(()),
+        _ => Err(io::Error::new(
+            io::ErrorKind::StorageFull,
+            format!("a write of {len} bytes at offset {offset} runs past the disk's {size} bytes"),
+        )),
+    }
+}
+
+/// A file opened read-only, or read/write for a read/write attach (the only time dimg writes
+/// into an image it did not make).
 pub struct FileSource {
     file: File,
     size: u64,
 }
 
 impl FileSource {
-    /// Opens a file or a disk. A FIFO, socket or character device is refused before it is
-    /// opened: opening a FIFO waits for a writer that may never come, and none holds an image.
+    /// Opens a file or a disk.
     pub fn open(path: &Path) -> io::Result<Self> {
-        #[cfg(unix)]
-        {
-            use std::os::unix::fs::FileTypeExt;
-            let kind = std::fs::metadata(path)?.file_type();
-            let what = match () {
-                _ if kind.is_fifo() => Some("a FIFO"),
-                _ if kind.is_socket() => Some("a socket"),
-                _ if kind.is_char_device() => Some("a character device"),
-                _ => None,
-            };
-            if let Some(what) = what {
-                return Err(io::Error::new(
-                    io::ErrorKind::InvalidInput,
-                    format!("is {what}, not an image file or a disk"),
-                ));
-            }
-        }
+        refuse_special(path)?;
         Self::from_file(File::open(path)?)
+    }
+
+    /// Opens an image's file to be changed in place. Its size stays as it is: the file is the
+    /// disk, or holds it.
+    pub fn open_writable(path: &Path) -> io::Result<Self> {
+        refuse_special(path)?;
+        Self::from_file(
+            std::fs::OpenOptions::new()
+                .read(true)
+                .write(true)
+                .open(path)?,
+        )
     }
 
     pub fn from_file(file: File) -> io::Result<Self> {
@@ -115,6 +168,16 @@ impl ReadAt for FileSource {
     }
 }
 
+impl WriteAt for FileSource {
+    fn write_all_at(&self, offset: u64, buf: &[u8]) -> io::Result<()> {
+        past_end(offset, buf.len(), self.size)?;
+        std::os::unix::fs::FileExt::write_all_at(&self.file, buf, offset)
+    }
+    fn sync(&self) -> io::Result<()> {
+        self.file.sync_data()
+    }
+}
+
 impl ReadAt for Vec<u8> {
     fn read_at(&self, offset: u64, buf: &mut [u8]) -> io::Result<usize> {
         let start = usize::try_from(offset)
@@ -130,23 +193,24 @@ impl ReadAt for Vec<u8> {
 }
 
 /// A window `[start, start + len)` of another source: a partition of a disk, a track of a CD.
-pub struct Slice {
-    inner: Arc<dyn ReadAt>,
+/// A window of a writable source is written through.
+pub struct Slice<S: ReadAt + ?Sized = dyn ReadAt> {
+    inner: Arc<S>,
     start: u64,
     len: u64,
 }
 
-impl Slice {
+impl<S: ReadAt + ?Sized> Slice<S> {
     /// The window is clipped to the inner source, so a partition table that claims more than the
     /// disk holds cannot make reads wander past it.
-    pub fn new(inner: Arc<dyn ReadAt>, start: u64, len: u64) -> Self {
+    pub fn new(inner: Arc<S>, start: u64, len: u64) -> Self {
         let start = start.min(inner.size());
         let len = len.min(inner.size() - start);
         Slice { inner, start, len }
     }
 }
 
-impl ReadAt for Slice {
+impl<S: ReadAt + ?Sized> ReadAt for Slice<S> {
     fn read_at(&self, offset: u64, buf: &mut [u8]) -> io::Result<usize> {
         if offset >= self.len {
             return Ok(0);
@@ -156,6 +220,19 @@ impl ReadAt for Slice {
     }
     fn size(&self) -> u64 {
         self.len
+    }
+}
+
+impl<S: WriteAt + ?Sized> WriteAt for Slice<S> {
+    fn write_all_at(&self, offset: u64, buf: &[u8]) -> io::Result<()> {
+        past_end(offset, buf.len(), self.len)?;
+        self.inner.write_all_at(self.start + offset, buf)
+    }
+    fn sync(&self) -> io::Result<()> {
+        self.inner.sync()
+    }
+    fn finish(&self) -> io::Result<()> {
+        self.inner.finish()
     }
 }
 
@@ -211,33 +288,58 @@ impl ReadAt for Concat {
     }
 }
 
-/// How each band of a [`BandFolder`] is seen: as it is, or decrypted.
-pub type BandView = Box<dyn Fn(Arc<dyn ReadAt>) -> Arc<dyn ReadAt> + Send + Sync>;
+/// How an encrypted bundle's bands hold their bytes: each band sealed on its own, in blocks
+/// numbered from 0 at its start.
+pub trait BandCipher: Send + Sync {
+    /// Bytes of one block: a band is read and written in whole blocks.
+    fn block(&self) -> u64;
+    /// Decrypts `data` in place, its first block being block `first` of its band.
+    fn decrypt(&self, first: u64, data: &mut [u8]);
+    /// Encrypts `data` in place, its first block being block `first` of its band.
+    fn encrypt(&self, first: u64, data: &mut [u8]);
+}
 
 /// A disk kept as a folder of band files (a sparse bundle's `bands/`): band `n` holds the disk's
 /// bytes from `n × band_size`, in a file named `n` in lower-case hexadecimal. A missing band
-/// reads as zeros, and so does the rest of a band shorter than the others.
+/// reads as zeros, and so does the rest of a band shorter than the others. Opened to be written,
+/// a band's file is made when it is first written, and grows as far as it is written.
 pub struct BandFolder {
     dir: PathBuf,
     band_size: u64,
     size: u64,
-    /// The bands present, with their lengths: checked once, when the folder is opened.
-    present: HashMap<u64, u64>,
-    view: BandView,
+    cipher: Option<Arc<dyn BandCipher>>,
+    writable: bool,
+    /// The bands present, with the bytes each holds: read once when the folder is opened, kept
+    /// up to date as bands are written.
+    present: Mutex<HashMap<u64, u64>>,
     /// The bands opened last: a few file handles, however many bands there are.
-    open: Mutex<VecDeque<(u64, Arc<dyn ReadAt>)>>,
+    open: Mutex<VecDeque<(u64, Arc<File>)>>,
+    /// Bands written since the last sync, and whether one was made (the folder then changed).
+    unsynced: Mutex<(Vec<u64>, bool)>,
 }
 
 /// Band files kept open at once.
 const OPEN_BANDS: usize = 16;
 
 impl BandFolder {
-    /// The folder `dir` as a disk of `size` bytes in bands of `band_size`. Every name in it must
-    /// be a band number within the disk (hidden files aside), and no band longer than a band.
-    pub fn open(dir: &Path, band_size: u64, size: u64, view: BandView) -> io::Result<Self> {
+    /// The folder `dir` as a disk of `size` bytes in bands of `band_size`, read through
+    /// `cipher` when the bands are encrypted, and to be written when `writable`. Every name in
+    /// it must be a band number within the disk (hidden files aside), and no band longer than a
+    /// band.
+    pub fn open(
+        dir: &Path,
+        band_size: u64,
+        size: u64,
+        cipher: Option<Arc<dyn BandCipher>>,
+        writable: bool,
+    ) -> io::Result<Self> {
         let bad = |what: String| io::Error::new(io::ErrorKind::InvalidData, what);
-        if band_size == 0 {
-            return Err(bad("the band size is 0".into()));
+        if band_size == 0
+            || cipher
+                .as_ref()
+                .is_some_and(|c| !band_size.is_multiple_of(c.block()))
+        {
+            return Err(bad(format!("a band of {band_size} bytes")));
         }
         let mut present = HashMap::new();
         for entry in std::fs::read_dir(dir)? {
@@ -267,6 +369,8 @@ impl BandFolder {
                     "bands/{name}: {len} bytes, more than the band size ({band_size})"
                 )));
             }
+            // An encrypted band is read in whole blocks: a cut-off block is no data.
+            let len = cipher.as_ref().map_or(len, |c| len / c.block() * c.block());
             if present.insert(number, len).is_some() {
                 return Err(bad(format!("bands/{name}: band {number} is there twice")));
             }
@@ -275,28 +379,67 @@ impl BandFolder {
             dir: dir.to_path_buf(),
             band_size,
             size,
-            present,
-            view,
+            cipher,
+            writable,
+            present: Mutex::new(present),
             open: Mutex::new(VecDeque::new()),
+            unsynced: Mutex::new((Vec::new(), false)),
         })
     }
 
     /// How many bands hold data, and their bytes.
     pub fn stored(&self) -> (usize, u64) {
-        (self.present.len(), self.present.values().sum())
+        let present = lock(&self.present);
+        (present.len(), present.values().sum())
     }
 
-    fn band(&self, number: u64) -> io::Result<Arc<dyn ReadAt>> {
-        let mut open = self.open.lock().unwrap_or_else(|p| p.into_inner());
+    /// Band `number`'s file, made (empty) when `make` and it is not there yet.
+    fn band(&self, number: u64, make: bool) -> io::Result<Arc<File>> {
+        let mut open = lock(&self.open);
         if let Some((_, band)) = open.iter().find(|(n, _)| *n == number) {
             return Ok(band.clone());
         }
-        let file = FileSource::open(&self.dir.join(format!("{number:x}")))?;
-        let band = (self.view)(Arc::new(file));
+        let path = self.dir.join(format!("{number:x}"));
+        let file = std::fs::OpenOptions::new()
+            .read(true)
+            .write(self.writable)
+            .create(make)
+            .open(&path)?;
+        let band = Arc::new(file);
         open.push_front((number, band.clone()));
         open.truncate(OPEN_BANDS);
         Ok(band)
     }
+
+    /// Band `number`'s bytes from `within` into `buf`, decrypted; zeros past what it holds.
+    fn read_band(&self, number: u64, within: u64, buf: &mut [u8]) -> io::Result<()> {
+        use std::os::unix::fs::FileExt;
+        let stored = lock(&self.present).get(&number).copied().unwrap_or(0);
+        let (start, end) = match &self.cipher {
+            Some(c) => (
+                within / c.block() * c.block(),
+                (within + buf.len() as u64).next_multiple_of(c.block()),
+            ),
+            None => (within, within + buf.len() as u64),
+        };
+        let mut data = vec![0u8; (end - start) as usize];
+        let have = stored.clamp(start, end) - start;
+        if have > 0 {
+            self.band(number, false)?
+                .read_exact_at(&mut data[..have as usize], start)?;
+        }
+        if let Some(c) = &self.cipher {
+            c.decrypt(start / c.block(), &mut data[..have as usize]);
+        }
+        let skip = (within - start) as usize;
+        buf.copy_from_slice(&data[skip..skip + buf.len()]);
+        Ok(())
+    }
+}
+
+/// A lock whose holder panicked still guards consistent data: every update under it is whole.
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|p| p.into_inner())
 }
 
 /// Where a read of up to `len` bytes at `offset` falls on a disk of `size` bytes kept in bands of
@@ -316,20 +459,74 @@ impl ReadAt for BandFolder {
         else {
             return Ok(0);
         };
-        let stored = match self.present.get(&number) {
-            Some(&len) if within < len => {
-                let want = n.min((len - within) as usize);
-                self.band(number)?.read_exact_at(within, &mut buf[..want])?;
-                want
-            }
-            _ => 0,
-        };
-        buf[stored..n].fill(0);
+        self.read_band(number, within, &mut buf[..n])?;
         Ok(n)
     }
 
     fn size(&self) -> u64 {
         self.size
+    }
+}
+
+impl WriteAt for BandFolder {
+    fn write_all_at(&self, mut offset: u64, mut buf: &[u8]) -> io::Result<()> {
+        use std::os::unix::fs::FileExt;
+        past_end(offset, buf.len(), self.size)?;
+        if !self.writable {
+            return Err(io::Error::from(io::ErrorKind::ReadOnlyFilesystem));
+        }
+        while let Some((number, within, n)) =
+            band_span(offset, buf.len(), self.band_size, self.size).filter(|_| !buf.is_empty())
+        {
+            // A sealed band is written in whole blocks: the rest of each block is read first.
+            let (start, data) = match &self.cipher {
+                Some(c) => {
+                    let start = within / c.block() * c.block();
+                    let end = (within + n as u64).next_multiple_of(c.block());
+                    let mut data = vec![0u8; (end - start) as usize];
+                    self.read_band(number, start, &mut data)?;
+                    let at = (within - start) as usize;
+                    data[at..at + n].copy_from_slice(&buf[..n]);
+                    c.encrypt(start / c.block(), &mut data);
+                    (start, data)
+                }
+                None => (within, buf[..n].to_vec()),
+            };
+            let made = !lock(&self.present).contains_key(&number);
+            self.band(number, made)?.write_all_at(&data, start)?;
+            let end = start + data.len() as u64;
+            {
+                let mut present = lock(&self.present);
+                let held = present.entry(number).or_insert(0);
+                *held = (*held).max(end);
+            }
+            let mut unsynced = lock(&self.unsynced);
+            unsynced.0.push(number);
+            unsynced.1 |= made;
+            offset += n as u64;
+            buf = &buf[n..];
+        }
+        Ok(())
+    }
+
+    fn sync(&self) -> io::Result<()> {
+        let (mut bands, made) = std::mem::take(&mut *lock(&self.unsynced));
+        bands.sort_unstable();
+        bands.dedup();
+        let synced = bands
+            .iter()
+            .try_for_each(|&number| self.band(number, false)?.sync_data())
+            .and_then(|()| match made {
+                true => File::open(&self.dir)?.sync_all(),
+                false => Ok(()),
+            });
+        if synced.is_err() {
+            // Tried again at the next sync.
+            let mut unsynced = lock(&self.unsynced);
+            unsynced.0.extend(bands);
+            unsynced.1 |= made;
+        }
+        synced
     }
 }
 
@@ -490,7 +687,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         std::fs::write(dir.path().join("0"), [1u8; 8]).unwrap();
         std::fs::write(dir.path().join("a"), [2u8; 3]).unwrap();
-        let bands = BandFolder::open(dir.path(), 8, 8 * 11 - 4, Box::new(|b| b)).unwrap();
+        let bands = BandFolder::open(dir.path(), 8, 8 * 11 - 4, None, false).unwrap();
         let mut disk = vec![9u8; 84];
         bands.read_exact_at(0, &mut disk).unwrap();
         let mut want = vec![1u8; 8];
@@ -502,7 +699,7 @@ mod tests {
         for (name, len) in [("B", 1), ("0x1", 1), ("b", 1), ("1", 9)] {
             let bad = tempfile::tempdir().unwrap();
             std::fs::write(bad.path().join(name), vec![0u8; len]).unwrap();
-            let e = BandFolder::open(bad.path(), 8, 88, Box::new(|b| b)).err();
+            let e = BandFolder::open(bad.path(), 8, 88, None, false).err();
             assert!(
                 e.is_some_and(|e| e.to_string().contains(&format!("bands/{name}"))),
                 "{name}"

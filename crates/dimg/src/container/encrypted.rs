@@ -7,7 +7,7 @@ use crate::bytes::{be32, be64};
 
 use super::{Checksums, Container, Fact, LayoutEntry, Probe};
 use crate::error::FormatError;
-use crate::io::ReadAt;
+use crate::io::{past_end, BandCipher, ReadAt, WriteAt};
 use crate::magic::Signature;
 use crate::secret::Locked;
 use aes::cipher::{
@@ -268,14 +268,15 @@ impl BlockCipher {
     }
 }
 
-/// The inner file, decrypted on demand.
-struct Decrypting {
-    file: Arc<dyn ReadAt>,
+/// The inner file, decrypted on demand; written through, each block sealed with its own IV, when
+/// the file can be written.
+struct Decrypting<F: ReadAt + ?Sized = dyn ReadAt> {
+    file: Arc<F>,
     header: Header,
     blocks: Arc<BlockCipher>,
 }
 
-impl ReadAt for Decrypting {
+impl<F: ReadAt + ?Sized> ReadAt for Decrypting<F> {
     fn read_at(&self, offset: u64, buf: &mut [u8]) -> io::Result<usize> {
         let h = &self.header;
         if offset >= h.data_size {
@@ -301,6 +302,38 @@ impl ReadAt for Decrypting {
     }
 }
 
+impl<F: WriteAt + ?Sized> WriteAt for Decrypting<F> {
+    fn write_all_at(&self, offset: u64, buf: &[u8]) -> io::Result<()> {
+        let h = &self.header;
+        past_end(offset, buf.len(), h.data_size)?;
+        if buf.is_empty() {
+            return Ok(());
+        }
+        // Whole blocks: the rest of the first and last is read (decrypted) first.
+        let first = offset / h.block_size;
+        let end = (offset + buf.len() as u64).div_ceil(h.block_size);
+        let mut plain = vec![0u8; ((end - first) * h.block_size) as usize];
+        let whole = plain.len() as u64;
+        let readable = (h.data_size - first * h.block_size).min(whole) as usize;
+        self.read_exact_at(first * h.block_size, &mut plain[..readable])?;
+        let at = (offset - first * h.block_size) as usize;
+        plain[at..at + buf.len()].copy_from_slice(buf);
+        plain
+            .par_chunks_mut(h.block_size as usize)
+            .enumerate()
+            .for_each(|(i, block)| self.blocks.encrypt(first + i as u64, block));
+        self.file
+            .write_all_at(h.data_offset + first * h.block_size, &plain)
+    }
+
+    fn sync(&self) -> io::Result<()> {
+        self.file.sync()
+    }
+    fn finish(&self) -> io::Result<()> {
+        self.file.finish()
+    }
+}
+
 struct Encrypted {
     header: Header,
     inner_format: &'static str,
@@ -309,7 +342,17 @@ struct Encrypted {
 
 fn open(file: Arc<dyn ReadAt>, p: &Probe) -> io::Result<Box<dyn Container>> {
     let (header, keys) = unlock(&*file, p.passphrase)?;
-    open_plaintext(file, header, &keys)
+    match p.writable {
+        Some(writable) => {
+            let plain: Arc<dyn WriteAt> = Arc::new(Decrypting {
+                file: writable.clone(),
+                header: header.clone(),
+                blocks: Arc::new(BlockCipher::new(&keys)),
+            });
+            wrap_plaintext(header, super::open_writable_source(plain))
+        }
+        None => open_plaintext(file, header, &keys),
+    }
 }
 
 /// The header of an encrcdsa v2 file and the keys `passphrase` unwraps from it.
@@ -354,20 +397,6 @@ impl BandKey {
         })
     }
 
-    /// A band's bytes, decrypted.
-    pub(crate) fn band(&self, band: Arc<dyn ReadAt>) -> Arc<dyn ReadAt> {
-        let header = Header {
-            data_offset: 0,
-            data_size: band.size() / self.header.block_size * self.header.block_size,
-            ..self.header.clone()
-        };
-        Arc::new(Decrypting {
-            file: band,
-            header,
-            blocks: self.blocks.clone(),
-        })
-    }
-
     /// What `info` says of the encryption.
     pub(crate) fn facts(&self) -> Vec<Fact> {
         vec![Fact::new(
@@ -377,6 +406,22 @@ impl BandKey {
                 self.header.key_bits, self.header.block_size
             ),
         )]
+    }
+}
+
+impl BandCipher for BandKey {
+    fn block(&self) -> u64 {
+        self.header.block_size
+    }
+    fn decrypt(&self, first: u64, data: &mut [u8]) {
+        data.par_chunks_mut(self.header.block_size as usize)
+            .enumerate()
+            .for_each(|(i, block)| self.blocks.decrypt(first + i as u64, block));
+    }
+    fn encrypt(&self, first: u64, data: &mut [u8]) {
+        data.par_chunks_mut(self.header.block_size as usize)
+            .enumerate()
+            .for_each(|(i, block)| self.blocks.encrypt(first + i as u64, block));
     }
 }
 
@@ -487,7 +532,15 @@ fn open_plaintext(
         header: header.clone(),
         blocks,
     });
-    let inner = super::open_source(plain, None, None).map_err(|e| match e {
+    wrap_plaintext(header, super::open_source(plain, None, None))
+}
+
+/// The image the decrypted file holds, inside the encryption.
+fn wrap_plaintext(
+    header: Header,
+    inner: Result<super::Opened, super::OpenError>,
+) -> io::Result<Box<dyn Container>> {
+    let inner = inner.map_err(|e| match e {
         super::OpenError::Io(e) => e,
         other => FormatError::io("encrypted image contents", 0, other.to_string()),
     })?;
@@ -542,6 +595,14 @@ impl Container for Encrypted {
 
     fn band_size(&self) -> Option<u64> {
         self.inner.band_size()
+    }
+
+    fn read_write(&self) -> bool {
+        self.inner.read_write()
+    }
+
+    fn writable(&self) -> Option<Arc<dyn WriteAt>> {
+        self.inner.writable()
     }
 }
 

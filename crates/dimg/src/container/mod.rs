@@ -17,7 +17,7 @@ pub mod sparseimage;
 pub mod udif;
 
 use crate::error::{Error, FormatError, Result};
-use crate::io::{FileSource, ReadAt};
+use crate::io::{FileSource, ReadAt, WriteAt};
 use crate::magic::{self, Layer, Signature, Sniff};
 use crate::secret::Passphrase;
 use serde::Serialize;
@@ -125,6 +125,11 @@ pub trait Container: Send + Sync {
     fn read_write(&self) -> bool {
         false
     }
+    /// The disk to change in place, when the image was opened to be written
+    /// ([`open_writable`]) and its format keeps the disk as it is; `None` for the rest.
+    fn writable(&self) -> Option<Arc<dyn WriteAt>> {
+        None
+    }
 }
 
 /// What a driver is shown: the bytes sniffed, the signatures found in them, and the passphrase
@@ -138,6 +143,9 @@ pub struct Probe<'a> {
     /// The resources of the file's resource fork, where one came with it (a wrapper's, or a
     /// file beside it): an NDIF image's map is there.
     pub resources: &'a [resource_fork::Resource],
+    /// The same bytes as the source, to be changed in place, when the image is opened to be
+    /// written.
+    pub writable: Option<&'a Arc<dyn WriteAt>>,
 }
 
 impl Probe<'_> {
@@ -206,7 +214,13 @@ pub fn open_source(
     path: Option<&Path>,
     passphrase: Option<&Passphrase>,
 ) -> Result<Opened, OpenError> {
-    open_nested(source, path, passphrase, None, 0)
+    open_nested(source, None, path, passphrase, None, 0)
+}
+
+/// [`open_source`] of a source that can be written: the container offers its disk to change
+/// where its format allows ([`Container::writable`]).
+pub fn open_writable_source(source: Arc<dyn WriteAt>) -> Result<Opened, OpenError> {
+    open_nested(source.clone(), Some(source), None, None, None, 0)
 }
 
 /// Resource forks larger than this are not read: an NDIF map of a 2 GB disk is 1 MiB.
@@ -234,6 +248,7 @@ const MAX_WRAPPERS: usize = 4;
 
 fn open_nested(
     source: Arc<dyn ReadAt>,
+    writable: Option<Arc<dyn WriteAt>>,
     path: Option<&Path>,
     passphrase: Option<&Passphrase>,
     fork: Option<Arc<dyn ReadAt>>,
@@ -251,8 +266,10 @@ fn open_nested(
                 "wrappers inside wrappers, too many to open",
             ));
         }
+        // An image inside a wrapper is read only: the wrapper holds it, not the disk.
         let inner = open_nested(
             mac.data.clone(),
+            None,
             path,
             passphrase,
             Some(mac.resource.clone()),
@@ -280,6 +297,7 @@ fn open_nested(
         passphrase,
         path,
         resources: &resources,
+        writable: writable.as_ref(),
     };
     let best = DRIVERS
         .iter()
@@ -348,9 +366,20 @@ pub fn key_file(path: &Path) -> std::path::PathBuf {
 
 /// Opens the image at `path`, read-only: a file, or a sparse bundle's folder.
 pub fn open(path: &Path, passphrase: Option<&Passphrase>) -> Result<Opened> {
+    open_as(path, passphrase, false)
+}
+
+/// Opens the image at `path` to be changed in place (a read/write attach): where its format
+/// allows, [`Container::writable`] is its disk, written through to the file. The file is
+/// opened for writing only here.
+pub fn open_writable(path: &Path, passphrase: Option<&Passphrase>) -> Result<Opened> {
+    open_as(path, passphrase, true)
+}
+
+fn open_as(path: &Path, passphrase: Option<&Passphrase>, write: bool) -> Result<Opened> {
     if path.is_dir() {
         let (container, stored) =
-            sparsebundle::open(path, passphrase).map_err(|e| Error::io(path, e))?;
+            sparsebundle::open(path, passphrase, write).map_err(|e| Error::io(path, e))?;
         return Ok(Opened {
             format: sparsebundle::FORMAT,
             container,
@@ -358,7 +387,16 @@ pub fn open(path: &Path, passphrase: Option<&Passphrase>) -> Result<Opened> {
             file_size: stored,
         });
     }
-    let file = FileSource::open(path).map_err(|e| Error::io(path, e))?;
+    let (file, writable): (Arc<dyn ReadAt>, Option<Arc<dyn WriteAt>>) = match write {
+        true => {
+            let file = Arc::new(FileSource::open_writable(path).map_err(|e| Error::io(path, e))?);
+            (file.clone(), Some(file))
+        }
+        false => (
+            Arc::new(FileSource::open(path).map_err(|e| Error::io(path, e))?),
+            None,
+        ),
+    };
     let fork = crate::wrapper::fork_beside(path);
     // An NDIF data fork without its resource fork is chunks, compressed ones unrecognisable.
     // (Where its chunks are raw, it is the disk and opens as one.)
@@ -367,7 +405,7 @@ pub fn open(path: &Path, passphrase: Option<&Passphrase>) -> Result<Opened> {
             .extension()
             .and_then(|e| e.to_str())
             .is_some_and(|e| ["img", "smi"].contains(&e.to_lowercase().as_str()));
-    open_nested(Arc::new(file), Some(path), passphrase, fork, 0).map_err(|e| match e {
+    open_nested(file, writable, Some(path), passphrase, fork, 0).map_err(|e| match e {
         OpenError::Io(e) => Error::io(path, e),
         OpenError::Unrecognized(detail) => Error::Unrecognized {
             path: path.into(),

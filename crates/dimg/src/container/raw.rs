@@ -4,7 +4,7 @@
 
 use super::{Check, Checksums, Container, Driver, Fact, Probe};
 use crate::bytes::{be32, le16, le32};
-use crate::io::ReadAt;
+use crate::io::{ReadAt, WriteAt};
 use crate::magic::{Layer, Signature, Sniff};
 use std::io;
 use std::sync::Arc;
@@ -29,7 +29,14 @@ fn probe(p: &Probe) -> u8 {
 
 fn open(file: Arc<dyn ReadAt>, p: &Probe) -> io::Result<Box<dyn Container>> {
     let cut = cut_short(p.sniff, p.signatures);
-    Ok(Box::new(Raw { file, cut }))
+    // A disc's file system is written once, as a whole: an ISO is attached read-only.
+    let disc = p.signatures.contains(&Signature::Iso9660);
+    let writable = p.writable.filter(|_| !disc).cloned();
+    Ok(Box::new(Raw {
+        file,
+        writable,
+        cut,
+    }))
 }
 
 /// Where a file system says it is longer than the file was cut short (an interrupted download or
@@ -59,11 +66,17 @@ fn cut_short(sniff: &Sniff, signatures: &[Signature]) -> Option<(&'static str, u
 
 /// `file` as the disk it is, whatever it holds: a device imaged byte for byte.
 pub(crate) fn whole(file: Arc<dyn ReadAt>) -> Box<dyn Container> {
-    Box::new(Raw { file, cut: None })
+    Box::new(Raw {
+        file,
+        writable: None,
+        cut: None,
+    })
 }
 
 struct Raw {
     file: Arc<dyn ReadAt>,
+    /// The file again, to be written, when opened so.
+    writable: Option<Arc<dyn WriteAt>>,
     cut: Option<(&'static str, u64, u64)>,
 }
 
@@ -83,6 +96,9 @@ impl Raw {
 impl Container for Raw {
     fn disk(&self) -> Arc<dyn ReadAt> {
         self.file.clone()
+    }
+    fn writable(&self) -> Option<Arc<dyn WriteAt>> {
+        self.writable.clone()
     }
     fn facts(&self) -> Vec<Fact> {
         let mut facts = vec![Fact::new("Layout", "the file is the disk, byte for byte")];

@@ -6,7 +6,7 @@
 use super::encrypted::BandKey;
 use super::{Container, Fact};
 use crate::error::FormatError;
-use crate::io::{BandFolder, FileSource, ReadAt};
+use crate::io::{BandCipher, BandFolder, FileSource, ReadAt, WriteAt};
 use crate::secret::Passphrase;
 use std::io;
 use std::path::Path;
@@ -26,10 +26,16 @@ struct SparseBundle {
     band_size: u64,
     version: u64,
     key: Option<Arc<BandKey>>,
+    writable: bool,
 }
 
-/// Opens the bundle folder `dir`; the bytes it keeps on disk are returned with it.
-pub fn open(dir: &Path, passphrase: Option<&Passphrase>) -> io::Result<(Box<dyn Container>, u64)> {
+/// Opens the bundle folder `dir`, to be written when `writable`; the bytes it keeps on disk are
+/// returned with it.
+pub fn open(
+    dir: &Path,
+    passphrase: Option<&Passphrase>,
+    writable: bool,
+) -> io::Result<(Box<dyn Container>, u64)> {
     let info_path = dir.join("Info.plist");
     let info: plist::Value = match plist::Value::from_file(&info_path) {
         Ok(v) => v,
@@ -71,11 +77,8 @@ pub fn open(dir: &Path, passphrase: Option<&Passphrase>) -> io::Result<(Box<dyn 
         )?)),
         _ => None,
     };
-    let view: crate::io::BandView = match key.clone() {
-        Some(k) => Box::new(move |band| k.band(band)),
-        None => Box::new(|band| band),
-    };
-    let bands = BandFolder::open(&dir.join("bands"), band_size, size, view)
+    let cipher = key.clone().map(|k| k as Arc<dyn BandCipher>);
+    let bands = BandFolder::open(&dir.join("bands"), band_size, size, cipher, writable)
         .map_err(|e| bad("sparse bundle bands", e.to_string()))?;
     let stored = bands.stored().1;
     Ok((
@@ -84,6 +87,7 @@ pub fn open(dir: &Path, passphrase: Option<&Passphrase>) -> io::Result<(Box<dyn 
             band_size,
             version,
             key,
+            writable,
         }),
         stored,
     ))
@@ -100,6 +104,10 @@ impl Container for SparseBundle {
 
     fn read_write(&self) -> bool {
         true
+    }
+
+    fn writable(&self) -> Option<Arc<dyn WriteAt>> {
+        self.writable.then(|| self.disk.clone() as Arc<dyn WriteAt>)
     }
 
     fn facts(&self) -> Vec<Fact> {

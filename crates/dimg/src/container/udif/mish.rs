@@ -62,6 +62,28 @@ pub struct BlockTable {
     pub chunks: Vec<Chunk>,
 }
 
+impl BlockTable {
+    /// The disk ranges its checksum covers: every chunk but ignored (free) ones, in disk order,
+    /// runs that touch merged.
+    pub fn crc_ranges(&self) -> Vec<std::ops::Range<u64>> {
+        let mut chunks: Vec<&Chunk> = self
+            .chunks
+            .iter()
+            .filter(|c| c.kind != ChunkKind::Ignore)
+            .collect();
+        chunks.sort_by_key(|c| c.first_sector);
+        let mut ranges: Vec<std::ops::Range<u64>> = Vec::new();
+        for c in chunks {
+            let r = c.first_sector * 512..(c.first_sector + c.sectors) * 512;
+            match ranges.last_mut() {
+                Some(last) if last.end == r.start => last.end = r.end,
+                _ => ranges.push(r),
+            }
+        }
+        ranges
+    }
+}
+
 const HEADER: usize = 204;
 const ENTRY: usize = 40;
 const STRUCTURE: &str = "UDIF mish block table";

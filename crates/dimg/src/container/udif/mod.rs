@@ -2,6 +2,7 @@
 //! fork) of block tables, and a 512-byte 'koly' trailer. Read-only here; see formats.md §a.
 
 mod disk;
+mod in_place;
 mod koly;
 mod mish;
 mod resources;
@@ -10,9 +11,10 @@ pub mod writer;
 use super::Check;
 use super::{Checksums, Container, Driver, Fact, LayoutEntry, Probe, StoredCrc};
 use crate::error::FormatError;
-use crate::io::ReadAt;
+use crate::io::{ReadAt, WriteAt};
 use crate::magic::Signature;
 use disk::UdifDisk;
+use in_place::InPlace;
 use koly::Koly;
 use mish::{BlockTable, ChunkKind};
 use std::collections::BTreeMap;
@@ -43,6 +45,8 @@ struct Udif {
     resource_kinds: Vec<(String, usize)>,
     partitions: Vec<Partition>,
     disk: Arc<UdifDisk>,
+    /// The disk to change in place, when the image was opened to be written and is UDRW.
+    writable: Option<Arc<InPlace>>,
 }
 
 fn open(file: Arc<dyn ReadAt>, p: &Probe) -> io::Result<Box<dyn Container>> {
@@ -92,7 +96,7 @@ fn open(file: Arc<dyn ReadAt>, p: &Probe) -> io::Result<Box<dyn Container>> {
         .flat_map(|p| p.table.chunks.iter().cloned())
         .collect();
     let disk = Arc::new(UdifDisk::new(file.clone(), koly.sector_count * 512, runs)?);
-    Ok(Box::new(Udif {
+    let mut udif = Udif {
         file,
         koly,
         file_size: sniff.size,
@@ -100,7 +104,26 @@ fn open(file: Arc<dyn ReadAt>, p: &Probe) -> io::Result<Box<dyn Container>> {
         resource_kinds: resources.kinds,
         partitions,
         disk,
-    }))
+        writable: None,
+    };
+    if let Some(file) = p.writable.filter(|_| udif.in_place()) {
+        let tables = udif
+            .partitions
+            .iter()
+            .map(|p| {
+                (p.table.checksum.crc32()).map(|_| in_place::TableCrc {
+                    ranges: p.table.crc_ranges(),
+                })
+            })
+            .collect();
+        udif.writable = Some(Arc::new(InPlace::new(
+            file.clone(),
+            udif.koly.clone(),
+            trailer_at,
+            tables,
+        )));
+    }
+    Ok(Box::new(udif))
 }
 
 impl Udif {
@@ -171,6 +194,10 @@ impl Container for Udif {
 
     fn read_write(&self) -> bool {
         self.in_place()
+    }
+
+    fn writable(&self) -> Option<Arc<dyn WriteAt>> {
+        self.writable.clone().map(|w| w as Arc<dyn WriteAt>)
     }
 
     fn facts(&self) -> Vec<Fact> {
@@ -306,24 +333,9 @@ impl Container for Udif {
             let Some(stored) = p.table.checksum.crc32() else {
                 continue;
             };
-            let mut chunks: Vec<_> = p
-                .table
-                .chunks
-                .iter()
-                .filter(|c| c.kind != ChunkKind::Ignore)
-                .collect();
-            chunks.sort_by_key(|c| c.first_sector);
-            let mut ranges: Vec<std::ops::Range<u64>> = Vec::new();
-            for c in chunks {
-                let r = c.first_sector * 512..(c.first_sector + c.sectors) * 512;
-                match ranges.last_mut() {
-                    Some(last) if last.end == r.start => last.end = r.end,
-                    _ => ranges.push(r),
-                }
-            }
             sums.of_disk.push(StoredCrc {
                 name: format!("blkx {} '{}' CRC32", p.id, p.name),
-                ranges,
+                ranges: p.table.crc_ranges(),
                 stored,
             });
         }

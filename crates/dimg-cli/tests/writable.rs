@@ -1,0 +1,164 @@
+//! Read/write images changed in place through the engine (`container::open_writable`): what is
+//! written is read back after the image is opened again, the image still verifies (a UDRW's
+//! checksums brought up to date where they stand), independent readers agree, and formats that
+//! cannot be written offer no writable disk.
+
+mod common;
+
+use common::*;
+use dimg::container;
+use dimg::Passphrase;
+use std::path::Path;
+
+/// Bytes that differ at every offset, so a write landing in the wrong place shows.
+fn pattern(len: usize, seed: u8) -> Vec<u8> {
+    (0..len)
+        .map(|i| (i as u8).wrapping_mul(31) ^ seed ^ (i >> 9) as u8)
+        .collect()
+}
+
+/// Writes a pattern at three places — unaligned, across a 4 KiB block, across a 1 MiB band —
+/// through the writable disk, finishes it, and returns what was written where.
+fn write_through(image: &Path, passphrase: Option<&Passphrase>) -> Vec<(u64, Vec<u8>)> {
+    let opened = container::open_writable(image, passphrase).expect("opens to be written");
+    let disk = opened
+        .container
+        .writable()
+        .unwrap_or_else(|| panic!("{}: no writable disk", image.display()));
+    let writes = vec![
+        (1_000_003, pattern(777, 1)),
+        (4096 * 300 - 100, pattern(9000, 2)),
+        ((1 << 20) - 5000, pattern(70_000, 3)),
+    ];
+    for (at, bytes) in &writes {
+        disk.write_all_at(*at, bytes).unwrap();
+    }
+    let past = disk.write_all_at(disk.size() - 10, &[1; 11]).unwrap_err();
+    assert_eq!(past.kind(), std::io::ErrorKind::StorageFull, "{past}");
+    disk.finish().unwrap();
+    writes
+}
+
+fn read_back(image: &Path, passphrase: Option<&Passphrase>, writes: &[(u64, Vec<u8>)]) {
+    let opened = container::open(image, passphrase).unwrap();
+    let disk = opened.container.disk();
+    for (at, bytes) in writes {
+        let mut got = vec![0u8; bytes.len()];
+        disk.read_exact_at(*at, &mut got).unwrap();
+        assert!(&got == bytes, "{}: bytes at {at} differ", image.display());
+    }
+}
+
+#[test]
+fn udrw_raw_and_sparse_bundles_are_written_in_place_and_still_verify() {
+    let tmp = tempfile::tempdir().unwrap();
+    for name in ["blank.dmg", "blank.img", "blank.sparsebundle"] {
+        let image = tmp.path().join(name);
+        let o = dimg(&["create", "-size", "8m", "-fs", "FAT", s(&image)]);
+        assert!(o.status.success(), "{name}: {}", stderr(&o));
+        let writes = write_through(&image, None);
+        read_back(&image, None, &writes);
+        let verify = dimg(&["verify", s(&image)]);
+        assert!(
+            verify.status.success(),
+            "{name}: {}{}",
+            stdout(&verify),
+            stderr(&verify)
+        );
+        if name.ends_with(".dmg") {
+            // 7-Zip checks the block tables' CRC-32s as it reads.
+            let judge = std::process::Command::new("7zz")
+                .args(["t", s(&image)])
+                .output()
+                .unwrap();
+            assert!(
+                judge.status.success(),
+                "7zz t {name}: {}",
+                String::from_utf8_lossy(&judge.stdout)
+            );
+            // qemu-img reads the same disk.
+            let raw = tmp.path().join("qemu.raw");
+            let q = std::process::Command::new("qemu-img")
+                .args(["convert", "-f", "dmg", "-O", "raw", s(&image), s(&raw)])
+                .output()
+                .unwrap();
+            assert!(q.status.success(), "{}", String::from_utf8_lossy(&q.stderr));
+            let disk = std::fs::read(&raw).unwrap();
+            for (at, bytes) in &writes {
+                assert!(&disk[*at as usize..*at as usize + bytes.len()] == bytes.as_slice());
+            }
+        }
+    }
+}
+
+#[test]
+fn a_udrw_whose_checksums_were_not_refreshed_fails_verify() {
+    // The refresh is what keeps verify clean: a write straight into the file leaves the stored
+    // CRC-32s wrong, and verify says so.
+    let tmp = tempfile::tempdir().unwrap();
+    let image = tmp.path().join("blank.dmg");
+    assert!(dimg(&["create", "-size", "8m", "-fs", "FAT", s(&image)])
+        .status
+        .success());
+    let file = std::fs::OpenOptions::new()
+        .write(true)
+        .open(&image)
+        .unwrap();
+    std::os::unix::fs::FileExt::write_all_at(&file, &pattern(512, 9), 1 << 20).unwrap();
+    let verify = dimg(&["verify", s(&image)]);
+    assert!(!verify.status.success(), "{}", stdout(&verify));
+}
+
+#[test]
+fn an_encrypted_sparse_bundle_is_written_sealed() {
+    let tmp = tempfile::tempdir().unwrap();
+    let image = tmp.path().join("vault.sparsebundle");
+    let o = dimg_stdin(
+        &[
+            "create",
+            "-size",
+            "8m",
+            "-fs",
+            "FAT",
+            "-encryption",
+            "AES-256",
+            "-stdinpass",
+            s(&image),
+        ],
+        b"correct horse",
+    );
+    assert!(o.status.success(), "{}", stderr(&o));
+    let pass = Passphrase::new(b"correct horse".to_vec());
+    let writes = write_through(&image, Some(&pass));
+    read_back(&image, Some(&pass), &writes);
+    // No plaintext reached the bands.
+    for band in std::fs::read_dir(image.join("bands")).unwrap() {
+        let bytes = std::fs::read(band.unwrap().path()).unwrap();
+        for (_, written) in &writes {
+            assert!(
+                !bytes.windows(64).any(|w| w == &written[..64]),
+                "plaintext in a band"
+            );
+        }
+    }
+    let wrong = container::open_writable(&image, Some(&Passphrase::new(b"wrong".to_vec())));
+    assert!(wrong.is_err());
+}
+
+#[test]
+fn compressed_and_disc_images_offer_no_writable_disk() {
+    let tmp = tempfile::tempdir().unwrap();
+    for (name, fs) in [("c.dmg", "HFS+"), ("c.iso", "ISO")] {
+        let image = tmp.path().join(name);
+        let src = tmp.path().join("src");
+        std::fs::create_dir_all(&src).unwrap();
+        std::fs::write(src.join("a.txt"), b"hello").unwrap();
+        let o = dimg(&["create", "-srcfolder", s(&src), "-fs", fs, s(&image)]);
+        assert!(o.status.success(), "{}", stderr(&o));
+        let before = std::fs::read(&image).unwrap();
+        let opened = container::open_writable(&image, None).unwrap();
+        assert!(opened.container.writable().is_none(), "{name}");
+        drop(opened);
+        assert_eq!(std::fs::read(&image).unwrap(), before);
+    }
+}
