@@ -1,4 +1,5 @@
 use crate::keychain;
+use dimg::container::sparsebundle;
 use dimg::ops::{
     self, Cancel, CompactReport, ConvertOptions, ConvertReport, ExtractReport, ImageInfo, Limits,
     Listing, NoProgress, Progress, ResizeReport, VerifyReport,
@@ -261,7 +262,7 @@ pub async fn pick_image(app: AppHandle) -> Result<Option<PathBuf>, String> {
             .blocking_pick_file()
     })
     .await?;
-    Ok(picked.map(|p| bundle_of(&p).unwrap_or(p)))
+    Ok(picked.map(|p| sparsebundle::bundle_of(&p).unwrap_or(p)))
 }
 
 /// File › Open Sparse Bundle…: a bundle is a folder, which a file dialog cannot choose.
@@ -274,20 +275,6 @@ pub async fn pick_bundle(app: AppHandle) -> Result<Option<PathBuf>, String> {
             .blocking_pick_folder()
     })
     .await
-}
-
-/// The sparse bundle a file chosen inside it stands for (its Info.plist, a band): a file
-/// dialog opens folders rather than choosing them, so a bundle is chosen by what it holds.
-fn bundle_of(path: &std::path::Path) -> Option<PathBuf> {
-    path.ancestors()
-        .skip(1)
-        .take(2)
-        .find(|a| {
-            a.extension()
-                .is_some_and(|e| e.eq_ignore_ascii_case("sparsebundle"))
-                && a.join("Info.plist").is_file()
-        })
-        .map(PathBuf::from)
 }
 
 /// Runs a native file dialog off the async runtime (it blocks until the user answers) and
@@ -860,27 +847,5 @@ pub async fn pick_destination(
 pub fn cancel_job(job: u64, jobs: State<Jobs>) {
     if let Some(cancel) = jobs.0.lock().expect("jobs lock").get(&job) {
         cancel.cancel();
-    }
-}
-
-#[cfg(test)]
-mod bundle_tests {
-    use super::bundle_of;
-
-    #[test]
-    fn a_file_chosen_inside_a_bundle_opens_the_bundle() {
-        let dir = tempfile::tempdir().unwrap();
-        let bundle = dir.path().join("Disk.sparsebundle");
-        std::fs::create_dir_all(bundle.join("bands")).unwrap();
-        std::fs::write(bundle.join("Info.plist"), b"<plist/>").unwrap();
-        std::fs::write(bundle.join("bands/0"), b"").unwrap();
-        assert_eq!(bundle_of(&bundle.join("Info.plist")), Some(bundle.clone()));
-        assert_eq!(bundle_of(&bundle.join("bands/0")), Some(bundle.clone()));
-        let plain = dir.path().join("plain.dmg");
-        std::fs::write(&plain, b"").unwrap();
-        assert_eq!(bundle_of(&plain), None);
-        // A folder named like a bundle without its Info.plist is not one.
-        std::fs::remove_file(bundle.join("Info.plist")).unwrap();
-        assert_eq!(bundle_of(&bundle.join("bands/0")), None);
     }
 }
