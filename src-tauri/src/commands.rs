@@ -1,8 +1,8 @@
 use crate::keychain;
 use dimg::container::sparsebundle;
 use dimg::ops::{
-    self, Cancel, CompactReport, ConvertOptions, ConvertReport, ExtractReport, ImageInfo, Limits,
-    Listing, NoProgress, Progress, ResizeReport, VerifyReport,
+    self, request, Cancel, CompactReport, ConvertOptions, ConvertReport, ExtractReport, ImageInfo,
+    Limits, Listing, NoProgress, Progress, ResizeReport, VerifyReport,
 };
 use dimg::{Error, Passphrase};
 use serde::{Deserialize, Serialize};
@@ -427,27 +427,14 @@ pub struct ConvertRequest {
 impl ConvertRequest {
     /// How to write the output; the password, if any, moves into them.
     fn options(&mut self) -> Result<ConvertOptions, CommandError> {
-        let mut options = ConvertOptions::new(self.format.parse().map_err(CommandError::other)?);
-        options.overwrite = self.overwrite;
-        options.encryption = encryption(self.encryption, self.passphrase.take())?;
-        Ok(options)
+        request::convert_options(
+            &self.format,
+            self.overwrite,
+            self.encryption,
+            self.passphrase.take(),
+        )
+        .map_err(CommandError::other)
     }
-}
-
-/// A sheet's encryption choice: none, or AES with the password typed (which must be there).
-fn encryption(
-    bits: Option<u32>,
-    passphrase: Option<String>,
-) -> Result<Option<ops::Encryption>, CommandError> {
-    let Some(bits) = bits else { return Ok(None) };
-    let typed = passphrase.unwrap_or_default();
-    if typed.is_empty() {
-        return Err(CommandError::other(
-            "an encrypted image needs a password".into(),
-        ));
-    }
-    let pass = Arc::new(Passphrase::new(typed.into_bytes()));
-    Ok(Some(ops::Encryption::new(bits, pass)))
 }
 
 #[tauri::command]
@@ -573,16 +560,18 @@ pub async fn create_image(
     on_progress: Channel<ProgressEvent>,
     jobs: State<'_, Jobs>,
 ) -> Result<ops::CreateReport, CommandError> {
-    let mut output = ConvertOptions::new(request.format.parse().map_err(CommandError::other)?);
-    output.overwrite = request.overwrite;
-    output.encryption = encryption(request.encryption, request.passphrase)?;
+    let output = request::convert_options(
+        &request.format,
+        request.overwrite,
+        request.encryption,
+        request.passphrase,
+    )
+    .map_err(CommandError::other)?;
     let options = ops::CreateOptions {
         file_system: request.file_system.parse().map_err(CommandError::other)?,
         volume_name: request.volume_name,
         size: request.size,
-        layout: Some(ops::Layout::parse(&request.layout).ok_or_else(|| {
-            CommandError::other(format!("unknown partition map {}", request.layout))
-        })?),
+        layout: Some(request::layout(&request.layout).map_err(CommandError::other)?),
         output,
     };
     let (folder, target) = (request.folder, request.output);
