@@ -773,16 +773,12 @@ pub async fn mount_image(
             .ok()
             .filter(|d| d.is_file())
             .unwrap_or_else(|| PathBuf::from("dimg"));
-        let mut args = vec![
-            OsString::from("attach"),
-            path.clone().into(),
-            "--foreground".into(),
-        ];
+        let request = dimg_mount::Request {
+            image: path,
+            ..Default::default()
+        };
         let secret = pass.as_ref().and_then(|p| p.candidates().next());
-        if secret.is_some() {
-            args.push("--stdinpass".into());
-        }
-        dimg_mount::spawn_attach(&dimg, args, secret)
+        dimg_mount::spawn_attach(&dimg, &request, secret)
     })
     .await
     .map_err(|e| CommandError::other(e.to_string()))?
