@@ -164,37 +164,14 @@ pub async fn open_image(
 ) -> Result<OpenedImage, CommandError> {
     let typed = passphrase.map(|p| Arc::new(Passphrase::new(p.into_bytes())));
     let key = path.clone();
-    let (info, used, keychain) = blocking(move || {
-        let identity = ops::identity(&path)?;
-        let recalled = || identity.as_deref().and_then(keychain::recall).map(Arc::new);
-        let pass = typed.clone().or_else(recalled);
-        let info = match ops::info(&path, pass.as_deref()) {
-            // A remembered passphrase that no longer works (the image's passphrase changed):
-            // drop it and ask, as if there were none.
-            Err(Error::WrongPassphrase { .. }) if typed.is_none() => {
-                if let Some(id) = &identity {
-                    let _ = keychain::forget(id);
-                }
-                return Err(Error::PassphraseNeeded { path });
-            }
-            other => other?,
-        };
-        let mut note = None;
-        if let (true, Some(id), Some(p)) = (remember, &identity, &typed) {
-            let secret = p.candidates().next().unwrap_or_default();
-            let store = keychain::Store::current().describe();
-            note = Some(match keychain::remember(id, secret) {
-                Ok(()) => format!("Password remembered in {store}."),
-                Err(e) => format!("The password could not be kept in {store}: {e}"),
-            });
-        }
-        Ok((info, pass, note))
-    })
-    .await?;
-    if let Some(p) = used {
+    let opened = blocking(move || keychain::open(&path, typed, remember)).await?;
+    if let Some(p) = opened.passphrase {
         unlocked.0.lock().expect("unlocked lock").insert(key, p);
     }
-    Ok(OpenedImage { info, keychain })
+    Ok(OpenedImage {
+        info: opened.info,
+        keychain: opened.note,
+    })
 }
 
 /// Images › Change Password…: the image opens with `new` from then on, and no longer with
@@ -215,9 +192,9 @@ pub async fn change_password(
     let (key, kept) = (path.clone(), new.clone());
     blocking(move || {
         ops::chpass(&path, &old, &new)?;
-        if let Some(id) = ops::identity(&path)? {
-            let _ = keychain::forget(&id);
-        }
+        // The keychain's passphrase was the old one. One it fails to forget is found wrong at
+        // the next open, and forgotten then.
+        let _ = keychain::forget_image(&path)?;
         Ok(())
     })
     .await?;
@@ -235,10 +212,9 @@ pub fn keychain_store() -> &'static str {
 /// password for it.
 #[tauri::command]
 pub async fn forget_password(path: PathBuf) -> Result<bool, CommandError> {
-    let forgotten = blocking(move || Ok(ops::identity(&path)?.map(|id| keychain::forget(&id))))
+    blocking(move || keychain::forget_image(&path))
         .await?
-        .unwrap_or(Ok(false));
-    forgotten.map_err(|e| CommandError::other(format!("The keychain could not forget it: {e}")))
+        .map_err(|e| CommandError::other(format!("The keychain could not forget it: {e}")))
 }
 
 #[tauri::command]
