@@ -1,13 +1,17 @@
 //! Passphrases the user asked to remember, in the system keychain, under the image's identity:
 //! its path and the UUID in its encryption header (readable without the key), so a different
-//! image moved to the same path is not offered the passphrase.
+//! image moved to the same path is not offered the passphrase. [`open`] and [`forget_image`]
+//! decide when one is looked up, stored and forgotten; the commands only pass them on.
 //!
 //! On Linux the keychain is the desktop's Secret Service (GNOME Keyring, KWallet), which keeps
 //! secrets across logins. Where none answers on the session bus (a bare X session, a server),
 //! the kernel keyring stands in: it forgets after a few days, and the sheet says so.
 
-use dimg::Passphrase;
+use dimg::ops::{self, ImageInfo};
+use dimg::{Error, Passphrase};
 use keyring::Entry;
+use std::path::Path;
+use std::sync::Arc;
 use zeroize::Zeroizing;
 
 const SERVICE: &str = "dimg disk image";
@@ -70,19 +74,72 @@ impl Store {
     }
 }
 
-pub fn remember(identity: &str, passphrase: &[u8]) -> keyring::Result<()> {
+/// An image opened with the keychain's help.
+pub struct Opened {
+    pub info: ImageInfo,
+    /// The passphrase that opened it, for the session to keep.
+    pub passphrase: Option<Arc<Passphrase>>,
+    /// What the user should know: that the passphrase was remembered, or why it could not be.
+    pub note: Option<String>,
+}
+
+/// Opens an image with `typed`, the passphrase the user just gave, else one the keychain
+/// remembers for it. A typed one that works is remembered when `keep` says so; a remembered
+/// one that no longer works (the image's passphrase changed) is forgotten, and the image asks
+/// as if there were none.
+pub fn open(path: &Path, typed: Option<Arc<Passphrase>>, keep: bool) -> dimg::Result<Opened> {
+    let identity = ops::identity(path)?;
+    let recalled = || identity.as_deref().and_then(recall).map(Arc::new);
+    let passphrase = typed.clone().or_else(recalled);
+    let info = match ops::info(path, passphrase.as_deref()) {
+        Err(Error::WrongPassphrase { .. }) if typed.is_none() => {
+            if let Some(id) = &identity {
+                let _ = forget(id);
+            }
+            return Err(Error::PassphraseNeeded { path: path.into() });
+        }
+        other => other?,
+    };
+    let note = match (keep, &identity, &typed) {
+        (true, Some(id), Some(p)) => {
+            let secret = p.candidates().next().unwrap_or_default();
+            let store = Store::current().describe();
+            Some(match remember(id, secret) {
+                Ok(()) => format!("Password remembered in {store}."),
+                Err(e) => format!("The password could not be kept in {store}: {e}"),
+            })
+        }
+        _ => None,
+    };
+    Ok(Opened {
+        info,
+        passphrase,
+        note,
+    })
+}
+
+/// Forgets the passphrase kept for the image at `path`; true when there was one (an image that
+/// is not encrypted has none).
+pub fn forget_image(path: &Path) -> dimg::Result<keyring::Result<bool>> {
+    Ok(match ops::identity(path)? {
+        Some(id) => forget(&id),
+        None => Ok(false),
+    })
+}
+
+fn remember(identity: &str, passphrase: &[u8]) -> keyring::Result<()> {
     Store::current().entry(identity)?.set_secret(passphrase)
 }
 
 /// The remembered passphrase, if there is one.
-pub fn recall(identity: &str) -> Option<Passphrase> {
+fn recall(identity: &str) -> Option<Passphrase> {
     let entry = Store::current().entry(identity).ok()?;
     let secret = Zeroizing::new(entry.get_secret().ok()?);
     Some(Passphrase::new(secret.to_vec()))
 }
 
 /// Forgets the passphrase kept for `identity`; true when there was one.
-pub fn forget(identity: &str) -> keyring::Result<bool> {
+fn forget(identity: &str) -> keyring::Result<bool> {
     match Store::current().entry(identity)?.delete_credential() {
         Ok(()) => Ok(true),
         Err(keyring::Error::NoEntry) => Ok(false),

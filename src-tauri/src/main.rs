@@ -28,47 +28,49 @@ fn main() {
     }
     tauri::Builder::default()
         // First, so that a second launch hands its images over before building anything.
-        .plugin(tauri_plugin_single_instance::init(commands::second_launch))
+        .plugin(tauri_plugin_single_instance::init(
+            commands::dialogs::second_launch,
+        ))
         .plugin(tauri_plugin_dialog::init())
-        .manage(commands::Jobs::default())
+        .manage(commands::jobs::Jobs::default())
         .manage(commands::Unlocked::default())
         .manage(commands::Painted::default())
-        .manage(commands::LaunchPaths::from_args(
+        .manage(commands::dialogs::LaunchPaths::from_args(
             std::env::args_os().skip(1),
         ))
         .menu(menu::build)
         .on_menu_event(menu::forward_to_page)
         .invoke_handler(tauri::generate_handler![
-            commands::launch_paths,
-            commands::open_image,
-            commands::pick_image,
-            commands::verify_image,
-            commands::convert_image,
-            commands::list_folder,
-            commands::create_image,
-            commands::pick_folder,
-            commands::export_item,
-            commands::open_item,
-            commands::pick_destination,
-            commands::cancel_job,
-            commands::mount_image,
-            commands::eject_image,
-            commands::attached,
-            commands::reveal,
-            commands::resize_limits,
-            commands::resize_image,
-            commands::compact_image,
-            commands::pick_bundle,
-            commands::change_password,
-            commands::keychain_store,
-            commands::forget_password,
+            commands::dialogs::launch_paths,
+            commands::images::open_image,
+            commands::dialogs::pick_image,
+            commands::images::verify_image,
+            commands::images::convert_image,
+            commands::browse::list_folder,
+            commands::images::create_image,
+            commands::dialogs::pick_folder,
+            commands::browse::export_item,
+            commands::browse::open_item,
+            commands::dialogs::pick_destination,
+            commands::jobs::cancel_job,
+            commands::mount::mount_image,
+            commands::mount::eject_image,
+            commands::mount::attached,
+            commands::mount::reveal,
+            commands::images::resize_limits,
+            commands::images::resize_image,
+            commands::images::compact_image,
+            commands::dialogs::pick_bundle,
+            commands::images::change_password,
+            commands::images::keychain_store,
+            commands::images::forget_password,
             commands::painted,
-            commands::drag_out,
-            commands::devices,
-            commands::watch_devices,
-            commands::image_device,
-            commands::restore_image,
-            commands::burn_image,
+            commands::browse::drag_out,
+            commands::devices::devices,
+            commands::devices::watch_devices,
+            commands::devices::image_device,
+            commands::devices::restore_image,
+            commands::devices::burn_image,
         ])
         .run(tauri::generate_context!("../tauri.conf.json"))
         .expect("the dimg window could not start");

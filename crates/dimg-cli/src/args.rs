@@ -1,5 +1,5 @@
 use clap::{Args, CommandFactory, Parser, Subcommand};
-use dimg::ops::{FileSystem, Layout, OutputFormat};
+use dimg::ops::{request, FileSystem, Layout, OutputFormat};
 use std::collections::HashSet;
 use std::ffi::OsString;
 use std::path::PathBuf;
@@ -48,7 +48,7 @@ pub enum Command {
     Resize {
         image: PathBuf,
         /// The disk's new size: 100m, 2g, 512k, 4096b
-        #[arg(long, value_parser = parse_size, required_unless_present = "limits")]
+        #[arg(long, value_parser = request::size, required_unless_present = "limits")]
         size: Option<u64>,
         /// Print the smallest, current and largest sizes instead
         #[arg(long, conflicts_with = "size")]
@@ -96,7 +96,7 @@ pub enum Command {
         #[arg(long = "skip-unreadable", requires = "srcdevice")]
         skip_unreadable: bool,
         /// The image's size: 100m, 2g, 512k, 4096b (without it, sized to fit the folder)
-        #[arg(long, value_parser = parse_size)]
+        #[arg(long, value_parser = request::size)]
         size: Option<u64>,
         /// File system: HFS+ (the default), HFSX (case-sensitive), ISO (Rock Ridge + Joliet),
         /// FAT, FAT32, or NONE for a blank disk
@@ -106,7 +106,7 @@ pub enum Command {
         #[arg(long)]
         volname: Option<String>,
         /// Partition map: GPTSPUD, SPUD (Apple), MBRSPUD or NONE (default GPT; none for ISO)
-        #[arg(long, value_parser = parse_layout)]
+        #[arg(long, value_parser = request::layout)]
         layout: Option<Layout>,
         /// Output format as for convert (by default as the output's extension says; a .dmg or
         /// a name without one: UDZO from a folder, UDRW when blank)
@@ -288,16 +288,6 @@ pub enum Command {
     },
 }
 
-fn parse_encryption(s: &str) -> Result<u32, String> {
-    match s.to_ascii_uppercase().as_str() {
-        "AES-128" | "AES128" => Ok(128),
-        "AES-256" | "AES256" => Ok(256),
-        _ => Err(format!(
-            "{s} is not an encryption dimg writes (AES-128, AES-256)"
-        )),
-    }
-}
-
 /// How a new image is written, for convert and create alike.
 #[derive(Args, Clone)]
 pub struct WriteArgs {
@@ -309,36 +299,12 @@ pub struct WriteArgs {
     #[arg(long)]
     pub ov: bool,
     /// Encrypt the new image: AES-128 (the default) or AES-256
-    #[arg(long, num_args = 0..=1, default_missing_value = "AES-128", value_parser = parse_encryption)]
+    #[arg(long, num_args = 0..=1, default_missing_value = "AES-128", value_parser = request::key_bits)]
     pub encryption: Option<u32>,
     /// PBKDF2 rounds for the new image's passphrase (default as hdiutil's order: 250000;
     /// 1000 makes an AES-128 image that old tools such as vfdecrypt can open)
     #[arg(long = "pbkdf2-iterations", value_parser = clap::value_parser!(u32).range(1000..=10_000_000))]
     pub pbkdf2_iterations: Option<u32>,
-}
-
-/// "100m", "2g", "512k", "4096b" or plain bytes, as hdiutil's -size takes them.
-fn parse_size(s: &str) -> Result<u64, String> {
-    let lower = s.to_ascii_lowercase();
-    let (digits, unit) = lower.split_at(
-        lower
-            .find(|c: char| !c.is_ascii_digit())
-            .unwrap_or(lower.len()),
-    );
-    let shift = match unit {
-        "" | "b" => 0,
-        "k" => 10,
-        "m" => 20,
-        "g" => 30,
-        "t" => 40,
-        _ => return Err(format!("size {s}: use a number with b, k, m, g or t")),
-    };
-    digits
-        .parse::<u64>()
-        .ok()
-        .and_then(|n| n.checked_mul(1 << shift))
-        .filter(|&n| n > 0)
-        .ok_or_else(|| format!("size {s} is not a size dimg can make"))
 }
 
 fn parse_sparse_type(s: &str) -> Result<OutputFormat, String> {
@@ -348,10 +314,6 @@ fn parse_sparse_type(s: &str) -> Result<OutputFormat, String> {
         "UDIF" => Ok(OutputFormat::Udrw),
         _ => Err(format!("type {s}: use SPARSE, SPARSEBUNDLE or UDIF")),
     }
-}
-
-fn parse_layout(s: &str) -> Result<Layout, String> {
-    Layout::parse(s).ok_or_else(|| format!("layout {s}: use GPTSPUD, SPUD, MBRSPUD or NONE"))
 }
 
 /// Which volume of a partitioned image to browse.

@@ -663,22 +663,8 @@ fn attach_in_background(
         }
         false => None,
     };
-    let mut args: Vec<std::ffi::OsString> =
-        vec!["attach".into(), image.into(), "--foreground".into()];
-    if let Some(point) = &request.mount_point {
-        args.extend(["--mountpoint".into(), point.into()]);
-    }
-    if let Some(n) = request.volume {
-        args.extend(["--volume".into(), n.to_string().into()]);
-    }
-    if request.nomount {
-        args.push("--nomount".into());
-    }
-    if passphrase.is_some() {
-        args.push("--stdinpass".into());
-    }
     let exe = std::env::current_exe().map_err(|e| Error::io(Path::new("dimg"), e))?;
-    dimg_mount::spawn_attach(&exe, args, passphrase.as_deref().map(|p| p.as_slice()))
+    dimg_mount::spawn_attach(&exe, request, passphrase.as_deref().map(|p| p.as_slice()))
         .map_err(|reason| Failure::Checks(format!("{}: {reason}", image.display())))
 }
 

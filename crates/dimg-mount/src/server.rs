@@ -234,19 +234,20 @@ pub fn hand_over(attachment: &Attachment) -> io::Result<()> {
     Ok(())
 }
 
-/// Starts a server in the background: `exe` with `args` (the front end's own way of running one,
-/// which must call [`serve`] then [`hand_over`], logging to the path passed after `--served`),
-/// gives it the passphrase on standard input, and returns what it attached, or its error.
+/// Starts a server for `request` in the background: `dimg attach IMAGE --foreground …` run
+/// from `dimg` (the command line, whose hidden `--served LOG` calls [`serve`] then
+/// [`hand_over`]), given the passphrase on standard input. Returns what it attached, or its
+/// error.
 pub fn spawn_attach(
-    exe: &Path,
-    args: Vec<OsString>,
+    dimg: &Path,
+    request: &Request,
     passphrase: Option<&[u8]>,
 ) -> Result<Attachment, String> {
     let log = registry::new_log().map_err(|e| format!("cannot make a server log: {e}"))?;
     let log_file = std::fs::File::create(&log).map_err(|e| format!("{}: {e}", log.display()))?;
-    let mut command = Command::new(exe);
+    let mut command = Command::new(dimg);
     command
-        .args(args)
+        .args(attach_args(request, passphrase.is_some()))
         .arg("--served")
         .arg(&log)
         .stdin(Stdio::piped())
@@ -263,7 +264,7 @@ pub fn spawn_attach(
     }
     let mut child = command
         .spawn()
-        .map_err(|e| format!("{}: cannot start: {e}", exe.display()))?;
+        .map_err(|e| format!("{}: cannot start: {e}", dimg.display()))?;
     if let Some(mut stdin) = child.stdin.take() {
         // A server that failed before reading it closes the pipe: its log says why.
         let _ = stdin.write_all(passphrase.unwrap_or_default());
@@ -286,4 +287,27 @@ pub fn spawn_attach(
         .unwrap_or("the mount server stopped without saying why")
         .trim_start_matches("dimg: ");
     Err(reason.to_string())
+}
+
+/// `dimg attach`'s arguments for serving `request` in the foreground, the passphrase read from
+/// standard input when `stdinpass`.
+fn attach_args(request: &Request, stdinpass: bool) -> Vec<OsString> {
+    let mut args: Vec<OsString> = vec![
+        "attach".into(),
+        request.image.clone().into(),
+        "--foreground".into(),
+    ];
+    if let Some(point) = &request.mount_point {
+        args.extend(["--mountpoint".into(), point.into()]);
+    }
+    if let Some(n) = request.volume {
+        args.extend(["--volume".into(), n.to_string().into()]);
+    }
+    if request.nomount {
+        args.push("--nomount".into());
+    }
+    if stdinpass {
+        args.push("--stdinpass".into());
+    }
+    args
 }

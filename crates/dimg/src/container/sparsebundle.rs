@@ -9,8 +9,22 @@ use crate::error::FormatError;
 use crate::io::{BandCipher, BandFolder, FileSource, ReadAt, WriteAt};
 use crate::secret::Passphrase;
 use std::io;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
+
+/// The sparse bundle that `path`, a file inside it (its Info.plist, a band), belongs to: a file
+/// dialog opens folders rather than choosing them, so a bundle is chosen by what it holds.
+pub fn bundle_of(path: &Path) -> Option<PathBuf> {
+    path.ancestors()
+        .skip(1)
+        .take(2)
+        .find(|a| {
+            a.extension()
+                .is_some_and(|e| e.eq_ignore_ascii_case("sparsebundle"))
+                && a.join("Info.plist").is_file()
+        })
+        .map(PathBuf::from)
+}
 
 pub const FORMAT: &str = "Apple sparse bundle disk image";
 const BUNDLE_TYPE: &str = "com.apple.diskimage.sparsebundle";

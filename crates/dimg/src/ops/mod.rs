@@ -13,6 +13,7 @@ mod info;
 mod job;
 mod output;
 mod read_back;
+pub mod request;
 mod resize;
 mod restore;
 mod sparse;

@@ -1,0 +1,100 @@
+//! The page's commands, a file per domain. Each is a few lines over `dimg::ops` or `dimg_mount`,
+//! run off the async runtime; the engine knows nothing of Tauri.
+
+pub mod browse;
+pub mod devices;
+pub mod dialogs;
+pub mod images;
+pub mod jobs;
+pub mod mount;
+
+use dimg::{Error, Passphrase};
+use serde::Serialize;
+use std::collections::{HashMap, HashSet};
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+use tauri::State;
+
+/// What the page gets when a command fails: a kind it can act on (ask for a passphrase, say
+/// "cancelled") and the one-line message.
+#[derive(Debug, Serialize)]
+pub struct CommandError {
+    kind: &'static str,
+    message: String,
+}
+
+impl From<String> for CommandError {
+    fn from(message: String) -> Self {
+        CommandError {
+            kind: "error",
+            message,
+        }
+    }
+}
+
+impl From<Error> for CommandError {
+    fn from(e: Error) -> Self {
+        let kind = match e {
+            Error::PassphraseNeeded { .. } => "passphrase-needed",
+            Error::WrongPassphrase { .. } => "wrong-passphrase",
+            Error::Cancelled | Error::CancelledPartway { .. } => "cancelled",
+            _ => "error",
+        };
+        CommandError {
+            kind,
+            message: e.to_string(),
+        }
+    }
+}
+
+/// Runs blocking work (the engine's, a mount server's) off the async runtime; its errors reach
+/// the page as their one-line message.
+async fn blocking<T: Send + 'static, E: Send + 'static>(
+    work: impl FnOnce() -> Result<T, E> + Send + 'static,
+) -> Result<T, CommandError>
+where
+    CommandError: From<E>,
+{
+    tauri::async_runtime::spawn_blocking(work)
+        .await
+        // Spelt out: within this function, a bare `CommandError::from` is `From<E>`'s.
+        .map_err(|e| <CommandError as From<String>>::from(e.to_string()))?
+        .map_err(CommandError::from)
+}
+
+/// Passphrases of the encrypted images opened this session, by path; in memory only (wiped on
+/// drop), so Verify and Convert need not ask again.
+#[derive(Default)]
+pub struct Unlocked(Mutex<HashMap<PathBuf, Arc<Passphrase>>>);
+
+impl Unlocked {
+    fn get(&self, path: &Path) -> Option<Arc<Passphrase>> {
+        self.0.lock().expect("unlocked lock").get(path).cloned()
+    }
+    fn keep(&self, path: PathBuf, passphrase: Arc<Passphrase>) {
+        self.0
+            .lock()
+            .expect("unlocked lock")
+            .insert(path, passphrase);
+    }
+}
+
+/// The page's first frames: the window drawn, an image's info shown. With `DIMG_APP_TIMING` set
+/// (`.ci/app`, the app benchmark), each first one is said on stderr as the wall clock's
+/// milliseconds, so that whoever started the app can tell how long it took.
+#[tauri::command]
+pub fn painted(moment: String, said: State<Painted>) {
+    if std::env::var_os("DIMG_APP_TIMING").is_none() {
+        return;
+    }
+    if said.0.lock().expect("painted lock").insert(moment.clone()) {
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap_or_default();
+        eprintln!("dimg-app: first {moment} painted at {} ms", now.as_millis());
+    }
+}
+
+/// The moments `painted` has said.
+#[derive(Default)]
+pub struct Painted(Mutex<HashSet<String>>);

@@ -1,0 +1,51 @@
+//! Mounting an image's volumes where the file manager shows them, through `dimg_mount`.
+
+use super::browse::hand_to_opener;
+use super::{blocking, CommandError, Unlocked};
+use std::path::PathBuf;
+use tauri::State;
+
+/// Mount: the image's volumes where the file manager shows them, served by a `dimg attach`
+/// process that outlives the window, as hdiutil's helper does (the `dimg` beside this program,
+/// else the one on PATH). The passphrase of an unlocked image goes to it through a pipe.
+#[tauri::command]
+pub async fn mount_image(
+    path: PathBuf,
+    unlocked: State<'_, Unlocked>,
+) -> Result<dimg_mount::Attachment, CommandError> {
+    let pass = unlocked.get(&path);
+    blocking(move || {
+        let beside = std::env::current_exe().map(|e| e.with_file_name("dimg"));
+        let dimg = beside
+            .ok()
+            .filter(|d| d.is_file())
+            .unwrap_or_else(|| PathBuf::from("dimg"));
+        let request = dimg_mount::Request {
+            image: path,
+            ..Default::default()
+        };
+        let secret = pass.as_ref().and_then(|p| p.candidates().next());
+        dimg_mount::spawn_attach(&dimg, &request, secret)
+    })
+    .await
+}
+
+/// Eject: unmounts the image's volumes and ends their server.
+#[tauri::command]
+pub async fn eject_image(path: PathBuf) -> Result<dimg_mount::Detached, CommandError> {
+    blocking(move || dimg_mount::detach(&path, false)).await
+}
+
+/// Every attached image, whoever attached it (this window or `dimg attach`).
+#[tauri::command]
+pub async fn attached() -> Vec<dimg_mount::Attachment> {
+    tauri::async_runtime::spawn_blocking(dimg_mount::attached)
+        .await
+        .unwrap_or_default()
+}
+
+/// Open: a mounted volume's folder in the file manager.
+#[tauri::command]
+pub fn reveal(path: PathBuf) -> Result<(), CommandError> {
+    hand_to_opener(&path).map_err(CommandError::from)
+}
