@@ -250,6 +250,7 @@ pub enum Command {
         newstdinpass: bool,
     },
     /// Mount the image's volumes read-only where the file manager shows them: dimg attach IMAGE
+    /// (with -nomount, its disk as files: read/write where the image can be written)
     Attach {
         image: PathBuf,
         /// Mount the one volume here instead (a folder; made if missing)
@@ -260,6 +261,12 @@ pub enum Command {
         /// Attach the disk only: the decoded disk and each partition as files, no volume mounted
         #[arg(long)]
         nomount: bool,
+        /// Never change the image, even one that can be written
+        #[arg(long, conflicts_with = "readwrite")]
+        readonly: bool,
+        /// Attach read/write, or refuse (compressed and read-only images cannot be)
+        #[arg(long)]
+        readwrite: bool,
         /// Serve in this terminal until Ctrl-C, instead of in the background
         #[arg(long)]
         foreground: bool,

@@ -585,6 +585,8 @@ fn run(cli: Cli, cancel: &Cancel) -> Result<(), Failure> {
             mountpoint,
             volume,
             nomount,
+            readonly,
+            readwrite,
             foreground,
             served,
             pass,
@@ -598,6 +600,11 @@ fn run(cli: Cli, cancel: &Cancel) -> Result<(), Failure> {
                 mount_point: mountpoint,
                 volume: which,
                 nomount,
+                access: match (readonly, readwrite) {
+                    (true, _) => dimg_mount::Access::ReadOnly,
+                    (_, true) => dimg_mount::Access::ReadWrite,
+                    _ => dimg_mount::Access::AsTheImageAllows,
+                },
             };
             match (foreground, served) {
                 (_, Some(log)) => {

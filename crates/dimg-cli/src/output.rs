@@ -370,8 +370,13 @@ pub fn attachment_text(a: &dimg_mount::Attachment) -> String {
                 );
             }
             None => {
+                let access = if a.writable {
+                    "read/write"
+                } else {
+                    "read-only"
+                };
                 for f in &m.files {
-                    let _ = writeln!(s, "{}", f.display());
+                    let _ = writeln!(s, "{}\t{access}", f.display());
                 }
             }
         }

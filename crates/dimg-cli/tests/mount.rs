@@ -831,3 +831,202 @@ fn damaged_copies_mount_and_read_without_bringing_the_server_down() {
     );
     assert!(files_read > 0);
 }
+
+/// Runs a program the test needs (mtools, dosfstools); what it said is the failure.
+fn run(program: &str, args: &[&str]) -> String {
+    let o = Command::new(program).args(args).output().unwrap();
+    let said = format!("{}{}", stdout(&o), stderr(&o));
+    assert!(o.status.success(), "{program} {args:?}: {said}");
+    said
+}
+
+fn tree_sha(path: &Path) -> String {
+    let mut all = Vec::new();
+    match path.is_dir() {
+        true => {
+            for (name, size, sum) in files(path, &[]) {
+                all.extend(format!("{name} {size} {sum}\n").into_bytes());
+            }
+        }
+        false => all = fs::read(path).unwrap(),
+    }
+    sha256(&all)
+}
+
+/// `attach -nomount` of a read/write image serves its disk read/write: mtools writes files into
+/// its FAT partition through the served file, fsck.fat finds the volume clean, and after detach
+/// the image holds them (dimg lists and extracts them), still verifies, and a UDRW's CRC-32s
+/// satisfy 7-Zip. The same for UDRW, a raw disk, a sparse bundle and an AES-256 sparse bundle.
+#[test]
+fn nomount_serves_a_read_write_image_that_any_tool_writes() {
+    let tmp = tempfile::tempdir().unwrap();
+    let payload: Vec<u8> = (0..300_000u32)
+        .map(|i| (i.wrapping_mul(2_654_435_761) >> 13) as u8)
+        .collect();
+    fs::write(tmp.path().join("payload.bin"), &payload).unwrap();
+    let pass = b"correct horse".as_slice();
+    for (name, encrypted) in [
+        ("blank.dmg", false),
+        ("blank.img", false),
+        ("blank.sparsebundle", false),
+        ("vault.sparsebundle", true),
+    ] {
+        let image = tmp.path().join(name);
+        let mut create = vec!["create", "-size", "16m", "-fs", "FAT", "-volname", "VAULT"];
+        if encrypted {
+            create.extend(["-encryption", "AES-256", "-stdinpass"]);
+        }
+        create.push(s(&image));
+        let o = dimg_stdin(&create, pass);
+        assert!(o.status.success(), "{name}: {}", stderr(&o));
+        let point = tmp.path().join(format!("{name}-disk"));
+        let args = [s(&image), "-nomount", "-mountpoint", s(&point)];
+        let attached = Attached::new(&args, encrypted.then_some(pass)).unwrap();
+        assert_eq!(attached.json["writable"], true, "{name}");
+        let part = point.join("disks1");
+        let part = s(&part);
+        run(
+            "mcopy",
+            &[
+                "-i",
+                part,
+                s(&tmp.path().join("payload.bin")),
+                "::/payload.bin",
+            ],
+        );
+        run("mmd", &["-i", part, "::/Folder"]);
+        run(
+            "mcopy",
+            &[
+                "-i",
+                part,
+                s(&tmp.path().join("payload.bin")),
+                "::/Folder/again.bin",
+            ],
+        );
+        run("fsck.fat", &["-n", part]);
+        let o = dimg(&["detach", s(&point)]);
+        assert!(o.status.success(), "{name}: {}", stderr(&o));
+        drop(attached);
+        let unlock = |args: &[&str]| match encrypted {
+            true => dimg_stdin(&[args, &["-stdinpass"]].concat(), pass),
+            false => dimg(args),
+        };
+        let listed = unlock(&["ls", s(&image), "-R"]);
+        assert!(
+            stdout(&listed).contains("payload.bin"),
+            "{name}: {}",
+            stdout(&listed)
+        );
+        let out = tmp.path().join(format!("{name}-out"));
+        let o = unlock(&["extract", s(&image), "-o", s(&out)]);
+        assert!(o.status.success(), "{name}: {}", stderr(&o));
+        assert!(
+            fs::read(out.join("payload.bin")).unwrap() == payload,
+            "{name}"
+        );
+        assert!(
+            fs::read(out.join("Folder/again.bin")).unwrap() == payload,
+            "{name}"
+        );
+        let verify = unlock(&["verify", s(&image)]);
+        assert!(verify.status.success(), "{name}: {}", stdout(&verify));
+        if name.ends_with(".dmg") {
+            run("7zz", &["t", s(&image)]);
+        }
+    }
+}
+
+/// What cannot or must not be written is refused in a sentence, and the image stays as it was.
+#[test]
+fn read_write_attaches_are_refused_where_they_must_be() {
+    let tmp = tempfile::tempdir().unwrap();
+    let blank = tmp.path().join("blank.dmg");
+    assert!(dimg(&["create", "-size", "8m", "-fs", "FAT", s(&blank)])
+        .status
+        .success());
+    let compressed = tmp.path().join("c.dmg");
+    assert!(dimg(&[
+        "convert",
+        s(&blank),
+        "-format",
+        "UDZO",
+        "-o",
+        s(&compressed)
+    ])
+    .status
+    .success());
+    let point = tmp.path().join("m");
+    // A compressed image: read/write refused, naming the shadow file; read-only by default.
+    let before = tree_sha(&compressed);
+    let why = Attached::new(&[s(&compressed), "-nomount", "-readwrite"], None)
+        .err()
+        .unwrap();
+    assert!(why.contains("-shadow") && why.contains("c.dmg"), "{why}");
+    let ro = Attached::new(
+        &[s(&compressed), "-nomount", "-mountpoint", s(&point)],
+        None,
+    )
+    .unwrap();
+    assert_eq!(ro.json["writable"], false);
+    let denied = fs::OpenOptions::new()
+        .write(true)
+        .open(point.join("disk"))
+        .unwrap_err();
+    assert_eq!(denied.raw_os_error(), Some(libc_erofs()), "{denied}");
+    drop(ro);
+    wait_for("the read-only mount to go", || !mounted(&point));
+    assert_eq!(tree_sha(&compressed), before);
+    // Volumes are mounted read-only: -readwrite without -nomount is refused.
+    let why = Attached::new(&[s(&blank), "-readwrite"], None)
+        .err()
+        .unwrap();
+    assert!(why.contains("-nomount"), "{why}");
+    // One writer: a second attach of an image attached read/write is refused, naming the first.
+    let first = Attached::new(&[s(&blank), "-nomount", "-mountpoint", s(&point)], None).unwrap();
+    let why = Attached::new(&[s(&blank), "-nomount"], None).err().unwrap();
+    assert!(
+        why.contains("already attached read/write") && why.contains(s(&point)),
+        "{why}"
+    );
+    assert!(dimg(&["detach", s(&point)]).status.success());
+    drop(first);
+    // -readonly never changes a read/write image.
+    let before = tree_sha(&blank);
+    let ro = Attached::new(
+        &[s(&blank), "-nomount", "-readonly", "-mountpoint", s(&point)],
+        None,
+    )
+    .unwrap();
+    assert_eq!(ro.json["writable"], false);
+    assert!(fs::OpenOptions::new()
+        .write(true)
+        .open(point.join("disk"))
+        .is_err());
+    assert!(dimg(&["detach", s(&point)]).status.success());
+    drop(ro);
+    assert_eq!(tree_sha(&blank), before);
+    // A wrong passphrase: refused, the bundle unchanged.
+    let vault = tmp.path().join("vault.sparsebundle");
+    let o = dimg_stdin(
+        &[
+            "create",
+            "-size",
+            "8m",
+            "-fs",
+            "FAT",
+            "-encryption",
+            "AES-256",
+            "-stdinpass",
+            s(&vault),
+        ],
+        b"right",
+    );
+    assert!(o.status.success(), "{}", stderr(&o));
+    let before = tree_sha(&vault);
+    let why = Attached::new(&[s(&vault), "-nomount"], Some(b"wrong"))
+        .err()
+        .unwrap();
+    assert!(why.contains("vault.sparsebundle"), "{why}");
+    assert_eq!(tree_sha(&vault), before);
+}

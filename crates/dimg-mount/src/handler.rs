@@ -4,7 +4,7 @@
 use dimg::io::ReadAt;
 use fuser::{
     Errno, FileAttr, FileHandle, FileType, INodeNo, ReplyAttr, ReplyData, ReplyDirectory,
-    ReplyEmpty, ReplyEntry, ReplyOpen, ReplyStatfs, ReplyXattr,
+    ReplyEmpty, ReplyEntry, ReplyOpen, ReplyStatfs, ReplyWrite, ReplyXattr,
 };
 use std::collections::HashMap;
 use std::io;
@@ -38,6 +38,7 @@ failable!(
     ReplyEntry,
     ReplyOpen,
     ReplyStatfs,
+    ReplyWrite,
     ReplyXattr
 );
 

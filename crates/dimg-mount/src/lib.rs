@@ -1,5 +1,6 @@
 //! Attaching images: each volume dimg can browse becomes a read-only FUSE mount where the desktop
-//! shows removable volumes, or (`nomount`) the decoded disk becomes a file. The engine knows nothing
+//! shows removable volumes, or (`nomount`) the decoded disk becomes a file, read/write where the
+//! image can be written. The engine knows nothing
 //! of FUSE; this crate translates its [`dimg::fs::Volume`] and [`dimg::io::ReadAt`] into FUSE
 //! requests, and both front ends (the CLI and the app) attach, list and detach through it.
 //!
@@ -35,6 +36,19 @@ pub struct Request {
     pub volume: Option<dimg::ops::VolumeId>,
     /// Attach the disk only, as files: no volume is mounted.
     pub nomount: bool,
+    pub access: Access,
+}
+
+/// Whether an attach may change the image (hdiutil's -readonly and -readwrite).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum Access {
+    /// Read/write where the image can be written (UDRW, sparse images and bundles, raw disks),
+    /// read-only for the rest.
+    #[default]
+    AsTheImageAllows,
+    ReadOnly,
+    /// Read/write, or refused.
+    ReadWrite,
 }
 
 /// An attached image: what one server serves.
@@ -49,6 +63,10 @@ pub struct Attachment {
     /// Whether the server still runs (a killed server may leave a dead mount for detach to clear).
     #[serde(default = "running")]
     pub running: bool,
+    /// Whether it may change the image: detach then waits while the server brings the image up
+    /// to date.
+    #[serde(default)]
+    pub writable: bool,
 }
 
 fn running() -> bool {

@@ -266,7 +266,13 @@ fn await_end(a: &Attachment) {
         }
         !alive(a.pid)
     };
-    if !gone(Duration::from_secs(5)) {
+    // A server that may have changed the image is bringing it up to date (a UDRW's checksums
+    // over the whole disk): it is waited for, never stopped halfway.
+    if a.writable {
+        while alive(a.pid) {
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    } else if !gone(Duration::from_secs(5)) {
         // SAFETY: kill only sends a signal to the server's pid.
         unsafe { libc::kill(a.pid as i32, libc::SIGTERM) };
         gone(Duration::from_secs(2));

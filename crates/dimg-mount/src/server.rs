@@ -2,9 +2,11 @@
 //! mount is gone or it is told to stop, then cleans up. `spawn_attach` starts one in the
 //! background, as `hdiutil attach` leaves its volumes mounted after it returns.
 
-use crate::disk_fs::DiskFs;
+use crate::disk_fs::{DiskFs, ServedDisk};
 use crate::volume_fs::VolumeFs;
-use crate::{place, registry, Attachment, Mounted, Request};
+use crate::{place, registry, Access, Attachment, Mounted, Request};
+use dimg::container;
+use dimg::io::ReadAt;
 use dimg::ops::{self, Cancel};
 use dimg::{Error, Passphrase};
 use fuser::{BackgroundSession, Config, Filesystem, MountOption, SessionACL};
@@ -12,6 +14,7 @@ use std::ffi::OsString;
 use std::io::{self, Read, Write};
 use std::path::Path;
 use std::process::{Command, Stdio};
+use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
 /// Request threads per mount: parallel readers of different files decode on different cores.
@@ -37,11 +40,27 @@ pub fn serve(
         libc::mallopt(libc::M_ARENA_MAX, 2);
     }
     let image = std::fs::canonicalize(&request.image).map_err(|e| Error::io(&request.image, e))?;
-    let found = ops::volumes(&image, passphrase, request.volume)?;
+    let refuse = |reason: String| Error::Refused {
+        path: image.clone(),
+        reason,
+    };
     let image_time = std::fs::metadata(&image)
         .and_then(|m| m.modified())
         .unwrap_or(SystemTime::UNIX_EPOCH);
     let origin = image.display().to_string();
+    let disk = match request.nomount {
+        true => Some(nomount_disk(&image, passphrase, request.access)?),
+        false if request.access == Access::ReadWrite => {
+            return Err(refuse(
+                "dimg mounts volumes read-only: it writes no file system yet; \
+                 attach -nomount serves the disk read/write"
+                    .into(),
+            ))
+        }
+        false => None,
+    };
+    let writable = disk.as_ref().is_some_and(|d| d.writable.is_some());
+    refuse_alongside(&image, writable)?;
     let mut server = Server {
         attachment: Attachment {
             image: image.clone(),
@@ -49,14 +68,11 @@ pub fn serve(
             log: log.to_path_buf(),
             mounts: Vec::new(),
             running: true,
+            writable,
         },
         sessions: Vec::new(),
     };
-    let refuse = |reason: String| Error::Refused {
-        path: image.clone(),
-        reason,
-    };
-    if request.nomount {
+    if let Some(disk) = disk {
         let folder = match &request.mount_point {
             Some(p) => p.clone(),
             None => {
@@ -66,10 +82,11 @@ pub fn serve(
                     .map_err(|e| Error::io(&disks, e))?
             }
         };
-        let fs = DiskFs::new(origin, found.disk.clone(), &found.partitions, image_time);
+        let fs = DiskFs::new(origin, disk, image_time);
         let files = fs.names().map(str::to_string).collect();
         server.mount(fs, &folder, "disk", None, &image, files)?;
     } else {
+        let found = ops::volumes(&image, passphrase, request.volume)?;
         if found.volumes.is_empty() {
             return Err(Error::io(&image, found.no_volume()));
         }
@@ -120,6 +137,72 @@ pub fn serve(
     Ok(server)
 }
 
+/// The disk `nomount` serves: written through where the image can be written and `access`
+/// allows; read-only otherwise, or refused when read/write was asked of an image that cannot be.
+fn nomount_disk(
+    image: &Path,
+    passphrase: Option<&Passphrase>,
+    access: Access,
+) -> dimg::Result<ServedDisk> {
+    // A file without write permission is attached read-only, as the Finder does, even for root.
+    let locked = std::fs::metadata(image).is_ok_and(|m| m.permissions().readonly());
+    if access == Access::ReadWrite && locked {
+        return Err(Error::Refused {
+            path: image.to_path_buf(),
+            reason: "has no write permission, so it attaches read-only".into(),
+        });
+    }
+    let opened = match access {
+        Access::ReadOnly => container::open(image, passphrase)?,
+        _ if locked => container::open(image, passphrase)?,
+        _ => container::open_writable(image, passphrase)?,
+    };
+    let writable = opened.container.writable();
+    if access == Access::ReadWrite && writable.is_none() {
+        return Err(Error::Refused {
+            path: image.to_path_buf(),
+            reason: format!(
+                "is a read-only or compressed {}, so it attaches read-only; changes to it can \
+                 only go to a shadow file (-shadow), which dimg does not make yet",
+                opened.format
+            ),
+        });
+    }
+    let disk = match &writable {
+        Some(w) => w.clone() as Arc<dyn ReadAt>,
+        None => opened.container.disk(),
+    };
+    let (_, partitions) = dimg::fs::places(&*disk).map_err(|e| Error::io(image, e))?;
+    Ok(ServedDisk {
+        disk,
+        writable,
+        partitions,
+    })
+}
+
+/// Refuses to attach an image already attached read/write, or to attach one read/write while it
+/// is attached at all: one writer, and no reader with a stale view of what it writes.
+fn refuse_alongside(image: &Path, writable: bool) -> dimg::Result<()> {
+    let clash = registry::attached()
+        .into_iter()
+        .find(|a| a.running && a.image == image && (writable || a.writable));
+    let Some(other) = clash else {
+        return Ok(());
+    };
+    let at = other
+        .mounts
+        .first()
+        .map_or("(no mount)".into(), |m| m.mount_point.display().to_string());
+    Err(Error::Refused {
+        path: image.to_path_buf(),
+        reason: format!(
+            "is already attached{} at {at} (server {}): detach it first",
+            if other.writable { " read/write" } else { "" },
+            other.pid
+        ),
+    })
+}
+
 impl Server {
     pub fn attachment(&self) -> &Attachment {
         &self.attachment
@@ -141,7 +224,7 @@ impl Server {
         };
         // Recorded as the mount table will name it.
         let folder = &place::resolved(folder);
-        let session = fuser::spawn_mount(fs, folder, &config(image));
+        let session = fuser::spawn_mount(fs, folder, &config(image, self.attachment.writable));
         let session = match session {
             Ok(s) => s,
             Err(e) => {
@@ -186,14 +269,18 @@ impl Server {
     }
 }
 
-/// Mount options: read-only, named after the image in the mount table, and unmounted by
-/// fusermount3 if the server dies, where fuse.conf lets a user ask for that.
-fn config(image: &Path) -> Config {
+/// Mount options: read-only unless `writable`, named after the image in the mount table, and
+/// unmounted by fusermount3 if the server dies, where fuse.conf lets a user ask for that.
+fn config(image: &Path, writable: bool) -> Config {
     // fusermount3 splits its options at commas.
     let source = image.display().to_string().replace([',', '\\'], "_");
     let mut config = Config::default();
     config.mount_options = vec![
-        MountOption::RO,
+        if writable {
+            MountOption::RW
+        } else {
+            MountOption::RO
+        },
         MountOption::FSName(source),
         MountOption::Subtype("dimg".into()),
         MountOption::NoDev,
@@ -305,6 +392,11 @@ fn attach_args(request: &Request, stdinpass: bool) -> Vec<OsString> {
     }
     if request.nomount {
         args.push("--nomount".into());
+    }
+    match request.access {
+        Access::AsTheImageAllows => {}
+        Access::ReadOnly => args.push("--readonly".into()),
+        Access::ReadWrite => args.push("--readwrite".into()),
     }
     if stdinpass {
         args.push("--stdinpass".into());
