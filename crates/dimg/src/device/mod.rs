@@ -68,10 +68,11 @@ fn udisks_disks() -> Option<Vec<Device>> {
 }
 
 /// Each change to the disks as it happens (plugged, ejected, a loop device attached, a volume
-/// mounted), from udisks2's signals; none where udisks2 does not run or knows no disks, as
-/// [`list`] then reads lsblk, which tells of no change: poll it there.
+/// mounted), from udisks2's signals; none where udisks2 does not run or knows no block device
+/// at all (it learns them from udev: without udev, as in a container, it knows none and tells
+/// of nothing): poll [`list`] there. A udisks2 that knows no disk yet (only empty loop devices,
+/// and a disk udev could not probe) still tells of each loop device attached.
 pub fn changes() -> Option<impl Iterator<Item = ()>> {
-    udisks_disks()?;
     udisks::changes()
 }
 

@@ -138,11 +138,9 @@ fn found(object: &str, of: &Interfaces, objects: &HashMap<String, Interfaces>) -
     })
 }
 
-/// Every block device udisks2 knows that holds something, partitions under their disks; none
-/// if it does not run.
-pub(super) fn list() -> Option<Vec<Device>> {
-    let bus = bus()?;
-    let manager = zbus::blocking::fdo::ObjectManagerProxy::builder(&bus)
+/// Every object udisks2 exports with its interfaces, by object path.
+fn objects(bus: &Connection) -> Option<HashMap<String, Interfaces>> {
+    let manager = zbus::blocking::fdo::ObjectManagerProxy::builder(bus)
         .destination(SERVICE)
         .ok()?
         .path(ROOT)
@@ -150,7 +148,7 @@ pub(super) fn list() -> Option<Vec<Device>> {
         .build()
         .ok()?;
     let prefix = format!("{SERVICE}.");
-    let objects: HashMap<String, Interfaces> = manager
+    let objects = manager
         .get_managed_objects()
         .ok()?
         .into_iter()
@@ -168,6 +166,13 @@ pub(super) fn list() -> Option<Vec<Device>> {
             (object.to_string(), interfaces)
         })
         .collect();
+    Some(objects)
+}
+
+/// Every block device udisks2 knows that holds something, partitions under their disks; none
+/// if it does not run.
+pub(super) fn list() -> Option<Vec<Device>> {
+    let objects = objects(&bus()?)?;
     let mut all: Vec<Found> = objects
         .iter()
         .filter(|(_, of)| of.contains_key("Block"))
@@ -256,7 +261,9 @@ where
 }
 
 /// Each signal udisks2 sends about its objects (a disk plugged or ejected, a loop device
-/// attached, a volume mounted), as it comes; none if udisks2 does not run.
+/// attached, a volume mounted), as it comes; none if udisks2 does not run or knows no block
+/// device at all, not even an empty loop device: it learns them from udev, and without udev (a
+/// container) it tells of nothing.
 pub(super) fn changes() -> Option<impl Iterator<Item = ()>> {
     let bus = bus()?;
     let rule = zbus::MatchRule::builder()
@@ -265,5 +272,10 @@ pub(super) fn changes() -> Option<impl Iterator<Item = ()>> {
         .ok()?
         .build();
     let signals = zbus::blocking::MessageIterator::for_match_rule(rule, &bus, Some(256)).ok()?;
+    // Asked after subscribing: a device udisks2 learns of meanwhile is still told of.
+    objects(&bus)?
+        .values()
+        .any(|of| of.contains_key("Block"))
+        .then_some(())?;
     Some(signals.map_while(|signal| signal.ok().map(drop)))
 }
