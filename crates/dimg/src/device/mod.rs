@@ -309,3 +309,63 @@ pub fn holding(file: &Path, among: &Device) -> Option<PathBuf> {
         .find(|d| d.number == number)
         .map(|d| d.path.clone())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn device(name: &str, number: &str, size: u64, partitions: Vec<Device>) -> Device {
+        Device {
+            path: PathBuf::from(format!("/nonexistent/{name}")),
+            kind: "loop".into(),
+            size,
+            model: None,
+            removable: false,
+            read_only: false,
+            file_system: Some("FAT".into()),
+            label: None,
+            mount_points: Vec::new(),
+            number: number.into(),
+            partitions,
+        }
+    }
+
+    /// The kernel's devices, each as udisks2 describes it only where it knows it at the kernel's
+    /// size; mounts always the kernel's; nothing the kernel no longer has.
+    #[test]
+    fn the_kernel_says_which_devices_and_udisks2_describes_those_it_caught_up_with() {
+        let mounted = |mut d: Device| {
+            d.mount_points = vec![PathBuf::from("/media/stick")];
+            d
+        };
+        // Mounted a moment ago: udisks2 does not know yet.
+        let kernel = mounted(device(
+            "loop0",
+            "7:0",
+            16 << 20,
+            vec![device("loop0p1", "259:0", 8 << 20, Vec::new())],
+        ));
+        let described_by_udisks = |mut d: Device| {
+            d.model = Some("from udisks2".into());
+            d
+        };
+        let known: HashMap<String, Device> = [
+            described_by_udisks(device("loop0", "7:0", 16 << 20, Vec::new())),
+            // Not caught up: the size of an earlier attachment.
+            described_by_udisks(device("loop0p1", "259:0", 4 << 20, Vec::new())),
+            // Detached, where udisks2 has not caught up.
+            described_by_udisks(device("loop1", "7:1", 1 << 20, Vec::new())),
+        ]
+        .into_iter()
+        .map(|d| (d.number.clone(), d))
+        .collect();
+        let got = described(kernel, &known);
+        assert_eq!(got.model.as_deref(), Some("from udisks2"));
+        assert_eq!(got.mount_points, [PathBuf::from("/media/stick")]);
+        assert_eq!(got.partitions.len(), 1);
+        let partition = &got.partitions[0];
+        assert_eq!(partition.model, None, "described by the kernel");
+        assert_eq!(partition.size, 8 << 20);
+        assert!(got.all().iter().all(|d| d.number != "7:1"));
+    }
+}
