@@ -111,7 +111,8 @@ pub fn run_with_input(program: &Path, args: &[&str], input: &[u8]) -> std::proce
 /// partitions are added as udev would after `losetup -P` (a container may have no udev):
 /// `partx -u` adds them and drops any a device detached before left behind; the nodes come from
 /// devtmpfs. Where udev runs, its probing of each change is waited for (`udevadm settle`), so
-/// that udisks2 knows the device when attach returns and nothing holds it when it is detached.
+/// that udev has named its file systems when attach returns (udisks2 learns of them a moment
+/// later) and nothing holds it when it is detached.
 pub struct LoopDevice(pub PathBuf);
 
 fn udev_settle() {
