@@ -485,7 +485,17 @@ fn devices(app: &Session, dir: &std::path::Path) {
         "{}",
         String::from_utf8_lossy(&made.stderr)
     );
-    // Told of devices by udisks2 (which the test started before the window), not polling.
+    // Told of devices by udisks2 (which the test started before the window, knowing the block
+    // devices), not polling: the app's answer, asked again (it is settled once), then the page's.
+    let told = app.script(
+        "return window.__TAURI__.core.invoke('watch_devices');",
+        json!([]),
+    );
+    assert_eq!(
+        told,
+        json!(true),
+        "the app polls for devices: udisks2 would tell it of no change"
+    );
     app.wait_script("the page to listen to udisks2", "return state.devicesTold;");
     let stick = dimg_e2e::LoopDevice::attach(&disk);
     let name = stick.0.file_name().unwrap().to_string_lossy().into_owned();

@@ -111,7 +111,8 @@ pub fn run_with_input(program: &Path, args: &[&str], input: &[u8]) -> std::proce
 /// partitions are added as udev would after `losetup -P` (a container may have no udev):
 /// `partx -u` adds them and drops any a device detached before left behind; the nodes come from
 /// devtmpfs. Where udev runs, its probing of each change is waited for (`udevadm settle`), so
-/// that udisks2 knows the device when attach returns and nothing holds it when it is detached.
+/// that udev has named its file systems when attach returns (udisks2 learns of them a moment
+/// later) and nothing holds it when it is detached.
 pub struct LoopDevice(pub PathBuf);
 
 fn udev_settle() {
@@ -123,6 +124,19 @@ fn udev_settle() {
 
 impl LoopDevice {
     pub fn attach(file: &Path) -> LoopDevice {
+        let device = LoopDevice::just_attached(file);
+        let _ = Command::new("partx")
+            .arg("-u")
+            .arg(&device.0)
+            .stderr(Stdio::null())
+            .status();
+        udev_settle();
+        device
+    }
+
+    /// The loop device as `losetup --find --show` hands it to a user: the kernel has it, but
+    /// nothing is waited for, so udev and udisks2 may not know it yet; no partitions are added.
+    pub fn just_attached(file: &Path) -> LoopDevice {
         let o = Command::new("losetup")
             .args(["--find", "--show"])
             .arg(file)
@@ -133,14 +147,7 @@ impl LoopDevice {
             "losetup: {}",
             String::from_utf8_lossy(&o.stderr)
         );
-        let device = LoopDevice(PathBuf::from(String::from_utf8_lossy(&o.stdout).trim()));
-        let _ = Command::new("partx")
-            .arg("-u")
-            .arg(&device.0)
-            .stderr(Stdio::null())
-            .status();
-        udev_settle();
-        device
+        LoopDevice(PathBuf::from(String::from_utf8_lossy(&o.stdout).trim()))
     }
 
     /// Its partition `n`, which must be there.
@@ -162,7 +169,8 @@ impl Drop for LoopDevice {
 
 /// udisks2 on the system bus, as a desktop has it, started here where nothing started it (a CI
 /// machine or a container has no init): the system bus, udev (from whose database udisks2
-/// learns the disks), then udisksd, each only if absent; they are left running for later tests.
+/// learns the disks), then udisksd, each only if absent, and made to learn the block devices if
+/// it started before udev; they are left running for later tests.
 /// Root only; `.ci/setup` installs udisks2.
 pub fn udisks() {
     static STARTED: std::sync::Mutex<bool> = std::sync::Mutex::new(false);
@@ -202,21 +210,15 @@ pub fn udisks() {
         udev_settle();
     }
     let ask_bus = |method: &str| {
-        let o = Command::new("dbus-send")
-            .args([
-                "--system",
-                "--print-reply",
-                "--dest=org.freedesktop.DBus",
-                "/",
-            ])
-            .args([
-                &format!("org.freedesktop.DBus.{method}"),
-                "string:org.freedesktop.UDisks2",
-            ])
-            .args((method == "StartServiceByName").then_some("uint32:0"))
-            .output()
-            .unwrap();
-        String::from_utf8_lossy(&o.stdout).into_owned()
+        let service = format!("string:{UDISKS}");
+        let mut args = vec![service.as_str()];
+        args.extend((method == "StartServiceByName").then_some("uint32:0"));
+        system_bus_call(
+            "org.freedesktop.DBus",
+            "/",
+            &format!("org.freedesktop.DBus.{method}"),
+            &args,
+        )
     };
     // Started as the bus starts it on demand (its service file's Exec line, where no systemd is).
     if !ask_bus("NameHasOwner").contains("boolean true") {
@@ -225,7 +227,61 @@ pub fn udisks() {
             ask_bus("NameHasOwner").contains("boolean true")
         });
     }
+    // udisks2 learns the block devices from udev: one started before udev (by anything asking
+    // for it on the bus) knows none until a change event for each tells it.
+    let knows_block_devices = || {
+        system_bus_call(
+            UDISKS,
+            "/org/freedesktop/UDisks2",
+            "org.freedesktop.DBus.ObjectManager.GetManagedObjects",
+            &[],
+        )
+        .contains("org.freedesktop.UDisks2.Block")
+    };
+    if !knows_block_devices() {
+        run(
+            "udevadm",
+            &["trigger", "--action=change", "--subsystem-match=block"],
+        );
+        udev_settle();
+        wait_until(
+            "udisks2 to learn the block devices",
+            Duration::from_secs(20),
+            knows_block_devices,
+        );
+    }
     *started = true;
+}
+
+const UDISKS: &str = "org.freedesktop.UDisks2";
+
+/// What `method` of `object` at `destination` on the system bus answers (`dbus-send`'s words),
+/// given `args` in `dbus-send`'s notation; empty where it does not answer.
+fn system_bus_call(destination: &str, object: &str, method: &str, args: &[&str]) -> String {
+    let o = Command::new("dbus-send")
+        .args(["--system", "--print-reply"])
+        .arg(format!("--dest={destination}"))
+        .args([object, method])
+        .args(args)
+        .output()
+        .unwrap();
+    String::from_utf8_lossy(&o.stdout).into_owned()
+}
+
+/// Whether udisks2 knows `device` (`/dev/NAME`) as holding something: it has caught up with a
+/// loop device attached to a file.
+pub fn udisks_knows(device: &Path) -> bool {
+    let name = device.file_name().unwrap().to_string_lossy();
+    let size = system_bus_call(
+        UDISKS,
+        &format!("/org/freedesktop/UDisks2/block_devices/{name}"),
+        "org.freedesktop.DBus.Properties.Get",
+        &["string:org.freedesktop.UDisks2.Block", "string:Size"],
+    );
+    size.split_whitespace()
+        .last()
+        .and_then(|n| n.parse::<u64>().ok())
+        .is_some_and(|n| n > 0)
 }
 
 /// Finds a program on PATH or in cargo's bin folder; the tests need it, so its absence fails.

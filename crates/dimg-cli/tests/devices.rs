@@ -177,6 +177,48 @@ fn list_shows_attached_loop_devices_with_their_partitions() {
     );
 }
 
+/// A loop device used the moment `losetup` hands it over, as a user does (`losetup -f --show
+/// disk.img`, then a restore onto it), while udisks2 knows another disk, as on any desktop: udev
+/// and udisks2 learn of a device a moment after the kernel has it, but it is a disk already,
+/// written by `dimg restore -force` and shown by `dimg list`, every time.
+#[test]
+fn a_loop_device_is_a_disk_the_moment_it_is_attached() {
+    dimg_e2e::udisks();
+    let dir = tempfile::tempdir().unwrap();
+    let known_file = dir.path().join("known.img");
+    sparse_file(&known_file, 1 << 20);
+    let known = LoopDevice::attach(&known_file);
+    dimg_e2e::wait_until(
+        "udisks2 to know the first loop device",
+        std::time::Duration::from_secs(20),
+        || dimg_e2e::udisks_knows(&known.0),
+    );
+    let image = dimg_e2e::corpus().join("dmg/dmgwiz-zlib.dmg");
+    let disk_size = verified(&image)["bytes"].as_u64().unwrap();
+    // Each a device never attached before in this test (all held to the end), so that nothing
+    // udisks2 remembers of an earlier one stands in for it.
+    let mut attached = Vec::new();
+    for round in 0..6 {
+        let backing = dir.path().join(format!("target-{round}.img"));
+        sparse_file(&backing, disk_size + (4 << 20));
+        let target = LoopDevice::just_attached(&backing);
+        let o = dimg(&["restore", s(&image), "-target", s(&target.0), "-force"]);
+        assert!(
+            o.status.success(),
+            "round {round}, restore onto {} at once: {}",
+            target.0.display(),
+            stderr(&o)
+        );
+        attached.push(target);
+
+        let shown_file = dir.path().join(format!("shown-{round}.img"));
+        sparse_file(&shown_file, 3 << 20);
+        let shown = LoopDevice::just_attached(&shown_file);
+        assert_eq!(listed(&shown.0, &[])["size"], 3 << 20, "round {round}");
+        attached.push(shown);
+    }
+}
+
 /// A whole disk into every output format that takes any disk: each decodes to the device's
 /// bytes and lists its files; each partition likewise; what is behind a volume dimg mounted;
 /// and the device behind a kernel mount point, with the warning that a file system in use may

@@ -1,7 +1,8 @@
-//! The machine's disks as `lsblk` (util-linux) reports them from sysfs, where no udisks2 daemon
-//! answers: one call, nothing live.
+//! The machine's disks as `lsblk` (util-linux) reports them from sysfs: every block device the
+//! kernel has at this moment, whether or not udev and udisks2 have caught up. One call, nothing
+//! live.
 
-use super::{file_system, Device};
+use super::{named_file_system, Device};
 use crate::{Error, Result};
 use serde::Deserialize;
 use std::path::{Path, PathBuf};
@@ -41,7 +42,6 @@ impl Row {
             .partition(|r| r.pkname.as_deref() == Some(self.name.as_str()));
         *rows = rest;
         let partitions: Vec<Device> = children.into_iter().map(|c| c.into_device(rows)).collect();
-        let file_system = file_system(trimmed(self.fstype), &self.path, !partitions.is_empty());
         Device {
             path: self.path,
             kind: self.kind,
@@ -49,7 +49,7 @@ impl Row {
             model: trimmed(self.model),
             removable: self.rm,
             read_only: self.ro,
-            file_system,
+            file_system: named_file_system(trimmed(self.fstype)),
             label: trimmed(self.label),
             mount_points: self.mountpoints.into_iter().flatten().collect(),
             number: self.number,

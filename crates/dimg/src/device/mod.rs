@@ -1,8 +1,9 @@
-//! The machine's disks: whole disks, their partitions, and where each is mounted, as udisks2
-//! (the desktop's disk service) knows them, or as `lsblk` reads them from sysfs where no udisks2
-//! answers. Restore and image-from-device use this to name a device, to find the device behind
-//! a mount point, to refuse a disk that is in use, and to open a device the user may not open
-//! directly.
+//! The machine's disks: whole disks, their partitions, and where each is mounted. Which devices
+//! there are is the kernel's word (sysfs, as `lsblk` reads it), true the moment `losetup`
+//! returns; each is described as udisks2 (the desktop's disk service) knows it where it has
+//! caught up, else as `lsblk` does. Restore and image-from-device use this to name a device, to
+//! find the device behind a mount point, to refuse a disk that is in use, and to open a device
+//! the user may not open directly.
 
 mod lsblk;
 mod udisks;
@@ -10,6 +11,7 @@ mod udisks;
 use crate::io::{Aligned, FileSource, ReadAt};
 use crate::{Error, Result};
 use serde::{Deserialize, Serialize};
+use std::collections::HashMap;
 use std::fs::File;
 use std::io;
 use std::os::unix::fs::OpenOptionsExt;
@@ -52,26 +54,51 @@ impl Device {
     }
 }
 
-/// Every disk of the machine with its partitions (loop devices with nothing attached left out),
-/// from udisks2 when it runs and knows the disks (it learns them from udev: without udev, as in
-/// a container, it knows none), else from lsblk.
+/// Every disk the kernel has, with its partitions (loop devices with nothing attached and empty
+/// drives left out). udisks2 learns of a device from udev, a moment after the kernel has it (a
+/// loop device just attached), and never of one udev could not probe (a disk udev may not
+/// open): those are described from sysfs by lsblk, as is everything where udisks2 does not run.
 pub fn list() -> Result<Vec<Device>> {
-    match udisks_disks() {
-        Some(disks) => Ok(disks),
-        None => lsblk::lsblk(),
+    let known = udisks::devices().unwrap_or_default();
+    Ok(lsblk::lsblk()?
+        .into_iter()
+        .map(|disk| described(disk, &known))
+        .collect())
+}
+
+/// `device` and its partitions as the kernel has them, each described by udisks2 where it knows
+/// it at the kernel's size (it has caught up), mounted where the kernel says, and its file
+/// system named by dimg's own magic numbers where nothing named it (no udev database, or a file
+/// system blkid does not know, such as MFS) and it holds no partitions (a map, not a file
+/// system).
+fn described(mut device: Device, known: &HashMap<String, Device>) -> Device {
+    let partitions: Vec<Device> = std::mem::take(&mut device.partitions)
+        .into_iter()
+        .map(|partition| described(partition, known))
+        .collect();
+    let mut device = match known.get(&device.number) {
+        // Mounted where the kernel says now: udisks2 learns of a mount a moment later too.
+        Some(udisks) if udisks.size == device.size => Device {
+            mount_points: device.mount_points,
+            ..udisks.clone()
+        },
+        _ => device,
+    };
+    if device.file_system.is_none() && partitions.is_empty() {
+        device.file_system = sniffed_file_system(&device.path);
+    }
+    Device {
+        partitions,
+        ..device
     }
 }
 
-/// What udisks2 lists, if it runs and knows a disk.
-fn udisks_disks() -> Option<Vec<Device>> {
-    udisks::list().filter(|disks| !disks.is_empty())
-}
-
 /// Each change to the disks as it happens (plugged, ejected, a loop device attached, a volume
-/// mounted), from udisks2's signals; none where udisks2 does not run or knows no disks, as
-/// [`list`] then reads lsblk, which tells of no change: poll it there.
+/// mounted), from udisks2's signals; none where udisks2 does not run or knows no block device
+/// at all (it learns them from udev: without udev, as in a container, it knows none and tells
+/// of nothing): poll [`list`] there. A udisks2 that knows no disk yet (only empty loop devices,
+/// and a disk udev could not probe) still tells of each loop device attached.
 pub fn changes() -> Option<impl Iterator<Item = ()>> {
-    udisks_disks()?;
     udisks::changes()
 }
 
@@ -79,19 +106,26 @@ pub fn changes() -> Option<impl Iterator<Item = ()>> {
 pub fn describe(path: &Path) -> Result<Device> {
     use std::os::unix::fs::{FileTypeExt, MetadataExt};
     let meta = std::fs::metadata(path).map_err(|e| Error::io(path, e))?;
+    let refused = |reason: String| Error::Refused {
+        path: path.to_path_buf(),
+        reason,
+    };
+    if !meta.file_type().is_block_device() {
+        return Err(refused(
+            "not a block device: not a disk or partition".into(),
+        ));
+    }
     // By its number, which names it whatever path it is given by (/dev/mapper/x, /dev/dm-0).
-    let number = meta
-        .file_type()
-        .is_block_device()
-        .then(|| number(meta.rdev()));
+    let number = number(meta.rdev());
     list()?
         .iter()
         .flat_map(Device::all)
-        .find(|d| Some(&d.number) == number.as_ref())
+        .find(|d| d.number == number)
         .cloned()
-        .ok_or_else(|| Error::Refused {
-            path: path.to_path_buf(),
-            reason: "not a disk or partition".into(),
+        .ok_or_else(|| {
+            refused(format!(
+                "the kernel has no disk or partition {number} with anything on it"
+            ))
         })
 }
 
@@ -222,27 +256,21 @@ impl ReadAt for Direct {
     }
 }
 
-/// A device's file system by dimg's name for it: as udev's blkid named it (`vfat`, `hfsplus`),
-/// or where nothing named it (no udev database, or a file system blkid does not know, such as
-/// MFS) by dimg's own magic numbers — unless partitions say the device holds a map, not a file
-/// system.
-fn file_system(named: Option<String>, path: &Path, partitioned: bool) -> Option<String> {
-    let ours = |blkid: &str| match blkid {
-        "vfat" | "msdos" => Some("FAT"),
-        "hfsplus" => Some("HFS+"),
-        "hfs" => Some("HFS"),
-        "iso9660" => Some("ISO 9660"),
-        "udf" => Some("UDF"),
-        "apfs" => Some("APFS"),
-        "exfat" => Some("exFAT"),
-        "ntfs" => Some("NTFS"),
-        _ => None,
+/// dimg's name for a file system as udev's blkid names it (`vfat`, `hfsplus`); blkid's own
+/// for one dimg does not know.
+fn named_file_system(blkid: Option<String>) -> Option<String> {
+    let ours = match blkid.as_deref()? {
+        "vfat" | "msdos" => "FAT",
+        "hfsplus" => "HFS+",
+        "hfs" => "HFS",
+        "iso9660" => "ISO 9660",
+        "udf" => "UDF",
+        "apfs" => "APFS",
+        "exfat" => "exFAT",
+        "ntfs" => "NTFS",
+        _ => return blkid,
     };
-    match named {
-        Some(name) => Some(ours(&name).map(str::to_string).unwrap_or(name)),
-        None if partitioned => None,
-        None => sniffed_file_system(path),
-    }
+    Some(ours.to_string())
 }
 
 /// The file system dimg recognises at the start of a device it may read, by name.
@@ -280,4 +308,64 @@ pub fn holding(file: &Path, among: &Device) -> Option<PathBuf> {
         .into_iter()
         .find(|d| d.number == number)
         .map(|d| d.path.clone())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn device(name: &str, number: &str, size: u64, partitions: Vec<Device>) -> Device {
+        Device {
+            path: PathBuf::from(format!("/nonexistent/{name}")),
+            kind: "loop".into(),
+            size,
+            model: None,
+            removable: false,
+            read_only: false,
+            file_system: Some("FAT".into()),
+            label: None,
+            mount_points: Vec::new(),
+            number: number.into(),
+            partitions,
+        }
+    }
+
+    /// The kernel's devices, each as udisks2 describes it only where it knows it at the kernel's
+    /// size; mounts always the kernel's; nothing the kernel no longer has.
+    #[test]
+    fn the_kernel_says_which_devices_and_udisks2_describes_those_it_caught_up_with() {
+        let mounted = |mut d: Device| {
+            d.mount_points = vec![PathBuf::from("/media/stick")];
+            d
+        };
+        // Mounted a moment ago: udisks2 does not know yet.
+        let kernel = mounted(device(
+            "loop0",
+            "7:0",
+            16 << 20,
+            vec![device("loop0p1", "259:0", 8 << 20, Vec::new())],
+        ));
+        let described_by_udisks = |mut d: Device| {
+            d.model = Some("from udisks2".into());
+            d
+        };
+        let known: HashMap<String, Device> = [
+            described_by_udisks(device("loop0", "7:0", 16 << 20, Vec::new())),
+            // Not caught up: the size of an earlier attachment.
+            described_by_udisks(device("loop0p1", "259:0", 4 << 20, Vec::new())),
+            // Detached, where udisks2 has not caught up.
+            described_by_udisks(device("loop1", "7:1", 1 << 20, Vec::new())),
+        ]
+        .into_iter()
+        .map(|d| (d.number.clone(), d))
+        .collect();
+        let got = described(kernel, &known);
+        assert_eq!(got.model.as_deref(), Some("from udisks2"));
+        assert_eq!(got.mount_points, [PathBuf::from("/media/stick")]);
+        assert_eq!(got.partitions.len(), 1);
+        let partition = &got.partitions[0];
+        assert_eq!(partition.model, None, "described by the kernel");
+        assert_eq!(partition.size, 8 << 20);
+        assert!(got.all().iter().all(|d| d.number != "7:1"));
+    }
 }

@@ -2,7 +2,7 @@
 //! says when they change), and a device opened for a user who may not open it directly, through
 //! OpenForBackup / OpenForRestore, which polkit authorises, as GNOME Disks does.
 
-use super::{file_system, number, set_direct, Access, Device};
+use super::{named_file_system, number, set_direct, Access, Device};
 use std::collections::HashMap;
 use std::ffi::OsString;
 use std::fs::File;
@@ -84,17 +84,11 @@ fn byte_paths(v: Option<&Value>) -> Vec<PathBuf> {
     }
 }
 
-/// A block device udisks2 knows, before partitions are put under their disks.
-struct Found {
-    object: String,
-    /// The object of the disk whose partition table holds it.
-    table: Option<String>,
-    /// Its number in that table; the kernel's device number for a disk.
-    order: u64,
-    device: Device,
-}
-
-fn found(object: &str, of: &Interfaces, objects: &HashMap<String, Interfaces>) -> Option<Found> {
+/// A block device udisks2 knows, with none of its partitions; none for one that holds nothing
+/// (a loop device with nothing attached, an empty drive), nothing to list nor to sniff. A
+/// device without a drive (virtio, a USB bridge that gives no serial, a loop device) is still
+/// a disk.
+fn device(of: &Interfaces, objects: &HashMap<String, Interfaces>) -> Option<Device> {
     let block = |name| value(of, "Block", name);
     let drive = object_path(block("Drive")).and_then(|d| objects.get(&d));
     let drive = |name| drive.and_then(|d| value(d, "Drive", name));
@@ -102,7 +96,6 @@ fn found(object: &str, of: &Interfaces, objects: &HashMap<String, Interfaces>) -
         .and_then(byte_path)
         .or_else(|| block("Device").and_then(byte_path))?;
     let dev = whole(block("DeviceNumber"))?;
-    // Loop devices with nothing attached, empty drives: nothing to list, nor to sniff.
     let size = whole(block("Size")).filter(|&size| size > 0)?;
     let optical = matches!(drive("MediaCompatibility"),
         Some(Value::Array(media)) if media.iter().any(|m| matches!(m, Value::Str(s) if s.starts_with("optical"))));
@@ -112,37 +105,24 @@ fn found(object: &str, of: &Interfaces, objects: &HashMap<String, Interfaces>) -
         _ if optical => "rom",
         _ => "disk",
     };
-    let table = object_path(value(of, "Partition", "Table"));
-    let order = match table {
-        Some(_) => whole(value(of, "Partition", "Number")).unwrap_or(0),
-        None => dev,
-    };
-    let partitioned = of.contains_key("PartitionTable");
-    Some(Found {
-        object: object.to_string(),
-        table,
-        order,
-        device: Device {
-            file_system: file_system(text(block("IdType")), &path, partitioned),
-            path,
-            kind: kind.into(),
-            size,
-            model: text(drive("Model")),
-            removable: flag(drive("Removable")),
-            read_only: flag(block("ReadOnly")),
-            label: text(block("IdLabel")),
-            mount_points: byte_paths(value(of, "Filesystem", "MountPoints")),
-            number: number(dev as libc::dev_t),
-            partitions: Vec::new(),
-        },
+    Some(Device {
+        path,
+        kind: kind.into(),
+        size,
+        model: text(drive("Model")),
+        removable: flag(drive("Removable")),
+        read_only: flag(block("ReadOnly")),
+        file_system: named_file_system(text(block("IdType"))),
+        label: text(block("IdLabel")),
+        mount_points: byte_paths(value(of, "Filesystem", "MountPoints")),
+        number: number(dev as libc::dev_t),
+        partitions: Vec::new(),
     })
 }
 
-/// Every block device udisks2 knows that holds something, partitions under their disks; none
-/// if it does not run.
-pub(super) fn list() -> Option<Vec<Device>> {
-    let bus = bus()?;
-    let manager = zbus::blocking::fdo::ObjectManagerProxy::builder(&bus)
+/// Every object udisks2 exports with its interfaces, by object path.
+fn objects(bus: &Connection) -> Option<HashMap<String, Interfaces>> {
+    let manager = zbus::blocking::fdo::ObjectManagerProxy::builder(bus)
         .destination(SERVICE)
         .ok()?
         .path(ROOT)
@@ -150,7 +130,7 @@ pub(super) fn list() -> Option<Vec<Device>> {
         .build()
         .ok()?;
     let prefix = format!("{SERVICE}.");
-    let objects: HashMap<String, Interfaces> = manager
+    let objects = manager
         .get_managed_objects()
         .ok()?
         .into_iter()
@@ -168,29 +148,19 @@ pub(super) fn list() -> Option<Vec<Device>> {
             (object.to_string(), interfaces)
         })
         .collect();
-    let mut all: Vec<Found> = objects
-        .iter()
-        .filter(|(_, of)| of.contains_key("Block"))
-        .filter_map(|(object, of)| found(object, of, &objects))
+    Some(objects)
+}
+
+/// Every block device udisks2 knows that holds something, by its number (major:minor), each
+/// without its partitions; none if udisks2 does not run.
+pub(super) fn devices() -> Option<HashMap<String, Device>> {
+    let objects = objects(&bus()?)?;
+    let devices = objects
+        .values()
+        .filter_map(|of| device(of, &objects))
+        .map(|device| (device.number.clone(), device))
         .collect();
-    all.sort_by_key(|f| f.order);
-    let disks: Vec<String> = all
-        .iter()
-        .filter(|f| f.table.is_none())
-        .map(|f| f.object.clone())
-        .collect();
-    let (partitions, tops): (Vec<Found>, Vec<Found>) = all
-        .into_iter()
-        .partition(|f| f.table.as_ref().is_some_and(|t| disks.contains(t)));
-    let disks = tops.into_iter().map(|mut top| {
-        top.device.partitions = partitions
-            .iter()
-            .filter(|p| p.table.as_ref() == Some(&top.object))
-            .map(|p| p.device.clone())
-            .collect();
-        top.device
-    });
-    Some(disks.collect())
+    Some(devices)
 }
 
 /// Opens `path` through udisks2, if it runs: none when it does not.
@@ -256,7 +226,9 @@ where
 }
 
 /// Each signal udisks2 sends about its objects (a disk plugged or ejected, a loop device
-/// attached, a volume mounted), as it comes; none if udisks2 does not run.
+/// attached, a volume mounted), as it comes; none if udisks2 does not run or knows no block
+/// device at all, not even an empty loop device: it learns them from udev, and without udev (a
+/// container) it tells of nothing.
 pub(super) fn changes() -> Option<impl Iterator<Item = ()>> {
     let bus = bus()?;
     let rule = zbus::MatchRule::builder()
@@ -265,5 +237,10 @@ pub(super) fn changes() -> Option<impl Iterator<Item = ()>> {
         .ok()?
         .build();
     let signals = zbus::blocking::MessageIterator::for_match_rule(rule, &bus, Some(256)).ok()?;
+    // Asked after subscribing: a device udisks2 learns of meanwhile is still told of.
+    objects(&bus)?
+        .values()
+        .any(|of| of.contains_key("Block"))
+        .then_some(())?;
     Some(signals.map_while(|signal| signal.ok().map(drop)))
 }
