@@ -671,8 +671,16 @@ fn attach_in_background(
         false => None,
     };
     let exe = std::env::current_exe().map_err(|e| Error::io(Path::new("dimg"), e))?;
-    dimg_mount::spawn_attach(&exe, request, passphrase.as_deref().map(|p| p.as_slice()))
-        .map_err(|reason| Failure::Checks(format!("{}: {reason}", image.display())))
+    dimg_mount::spawn_attach(&exe, request, passphrase.as_deref().map(|p| p.as_slice())).map_err(
+        |reason| {
+            // The server's own errors name the image already (by its full path).
+            let full = std::fs::canonicalize(image).unwrap_or_else(|_| image.clone());
+            match reason.starts_with(&format!("{}: ", full.display())) {
+                true => Failure::Checks(reason),
+                false => Failure::Checks(format!("{}: {reason}", image.display())),
+            }
+        },
+    )
 }
 
 /// Asks at the terminal before a device is overwritten, naming it, its model and its size; a
