@@ -869,6 +869,7 @@ fn nomount_serves_a_read_write_image_that_any_tool_writes() {
         ("blank.dmg", false),
         ("blank.img", false),
         ("blank.sparsebundle", false),
+        ("blank.sparseimage", false),
         ("vault.sparsebundle", true),
     ] {
         let image = tmp.path().join(name);

@@ -4,53 +4,13 @@
 
 mod common;
 
-use common::{decoded, dimg, dimg_stdin, noise, s, stderr, stdout};
+use common::{decoded, dimg, dimg_stdin, noise, pymodi, s, stderr, stdout};
 use std::fs;
 use std::path::Path;
 use std::process::Command;
 
 fn sha256(bytes: &[u8]) -> String {
     dimg_e2e::sha256_bytes(bytes)
-}
-
-/// What libyal's pymodi reads as the disk of `image` (for a bundle: its Info.plist, handed every
-/// band as a file object, an empty one where a band is missing), as a SHA-256.
-fn pymodi(image: &Path) -> String {
-    let script = r#"
-import hashlib, io, os, sys, pymodi
-path = sys.argv[1]
-h = pymodi.handle()
-if os.path.isdir(path):
-    h.open(os.path.join(path, "Info.plist"))
-    size = h.get_media_size()
-    import plistlib
-    band = plistlib.load(open(os.path.join(path, "Info.plist"), "rb"))["band-size"]
-    files = []
-    for n in range((size + band - 1) // band):
-        p = os.path.join(path, "bands", "%x" % n)
-        files.append(open(p, "rb") if os.path.exists(p) else io.BytesIO(b""))
-    h.open_band_data_files_as_file_objects(files)
-else:
-    h.open(path)
-digest = hashlib.sha256()
-left = h.get_media_size()
-while left:
-    chunk = h.read_buffer(min(left, 1 << 20))
-    digest.update(chunk)
-    left -= len(chunk)
-print(digest.hexdigest())
-"#;
-    let o = Command::new("python3")
-        .args(["-c", script, s(image)])
-        .output()
-        .unwrap();
-    assert!(
-        o.status.success(),
-        "pymodi on {}: {}",
-        image.display(),
-        stderr(&o)
-    );
-    stdout(&o).trim().to_string()
 }
 
 fn truth(file: &str) -> dimg_e2e::Truth {

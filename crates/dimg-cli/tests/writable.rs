@@ -50,9 +50,14 @@ fn read_back(image: &Path, passphrase: Option<&Passphrase>, writes: &[(u64, Vec<
 }
 
 #[test]
-fn udrw_raw_and_sparse_bundles_are_written_in_place_and_still_verify() {
+fn udrw_raw_and_sparse_images_and_bundles_are_written_in_place_and_still_verify() {
     let tmp = tempfile::tempdir().unwrap();
-    for name in ["blank.dmg", "blank.img", "blank.sparsebundle"] {
+    for name in [
+        "blank.dmg",
+        "blank.img",
+        "blank.sparsebundle",
+        "blank.sparseimage",
+    ] {
         let image = tmp.path().join(name);
         let o = dimg(&["create", "-size", "8m", "-fs", "FAT", s(&image)]);
         assert!(o.status.success(), "{name}: {}", stderr(&o));
@@ -161,4 +166,59 @@ fn compressed_and_disc_images_offer_no_writable_disk() {
         drop(opened);
         assert_eq!(std::fs::read(&image).unwrap(), before);
     }
+}
+
+/// Writes bands `bands` (4 KiB each) of the sparse image at `image`, last first and each in two
+/// halves, so that they are appended out of order; returns the disk it should hold.
+fn write_bands_backwards(image: &Path, bands: u64, disk_size: usize) -> Vec<u8> {
+    let mut expected = vec![0u8; disk_size];
+    let opened = container::open_writable(image, None).unwrap();
+    let disk = opened.container.writable().unwrap();
+    for band in (0..bands).rev() {
+        for half in [2048u64, 0] {
+            let at = band * 4096 + half;
+            let bytes = pattern(2048, (band % 251) as u8 ^ half as u8);
+            disk.write_all_at(at, &bytes).unwrap();
+            expected[at as usize..at as usize + 2048].copy_from_slice(&bytes);
+        }
+    }
+    disk.finish().unwrap();
+    expected
+}
+
+fn small_band_image(dir: &Path, name: &str, size: &str) -> std::path::PathBuf {
+    let image = dir.join(name);
+    let o = dimg(&[
+        "create",
+        "-size",
+        size,
+        "-fs",
+        "NONE",
+        "-layout",
+        "NONE",
+        "-imagekey",
+        "sparse-band-size=8",
+        s(&image),
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    image
+}
+
+/// A sparse image grows band by band as it is written: bands appended in the order they are
+/// first written, past the header node's 1,008 slots into a further index node, and read back
+/// where they belong; libyal's pymodi (which reads images of one index node) reads the same disk.
+#[test]
+fn a_sparse_image_grows_band_by_band_through_its_index_nodes() {
+    let tmp = tempfile::tempdir().unwrap();
+    let image = small_band_image(tmp.path(), "two-nodes.sparseimage", "8m");
+    let expected = write_bands_backwards(&image, 1536, 8 << 20);
+    let verify = dimg(&["verify", s(&image), "--json"]);
+    let want = dimg_e2e::sha256_bytes(&expected);
+    assert!(stdout(&verify).contains(&want), "{}", stdout(&verify));
+    let info = stdout(&dimg(&["info", s(&image)]));
+    assert!(info.contains("1536 in 2 index node(s)"), "{info}");
+
+    let image = small_band_image(tmp.path(), "one-node.sparseimage", "2m");
+    let expected = write_bands_backwards(&image, 512, 2 << 20);
+    assert_eq!(pymodi(&image), dimg_e2e::sha256_bytes(&expected));
 }

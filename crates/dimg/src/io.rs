@@ -106,10 +106,12 @@ pub fn past_end(offset: u64, len: usize, size: u64) -> io::Result<()> {
 }
 
 /// A file opened read-only, or read/write for a read/write attach (the only time dimg writes
-/// into an image it did not make).
+/// into an image it did not make). A file written past its end grows (a sparse image takes its
+/// new bands there); a block device keeps its size.
 pub struct FileSource {
     file: File,
-    size: u64,
+    size: std::sync::atomic::AtomicU64,
+    device: bool,
 }
 
 impl FileSource {
@@ -119,8 +121,7 @@ impl FileSource {
         Self::from_file(File::open(path)?)
     }
 
-    /// Opens an image's file to be changed in place. Its size stays as it is: the file is the
-    /// disk, or holds it.
+    /// Opens an image's file to be changed in place.
     pub fn open_writable(path: &Path) -> io::Result<Self> {
         refuse_special(path)?;
         Self::from_file(
@@ -141,14 +142,16 @@ impl FileSource {
         }
         // A block device (a disk, a partition, a loop device) says it is 0 bytes long; its end
         // is where a seek to the end lands.
-        #[cfg(unix)]
-        let size = match std::os::unix::fs::FileTypeExt::is_block_device(&meta.file_type()) {
+        let device = std::os::unix::fs::FileTypeExt::is_block_device(&meta.file_type());
+        let size = match device {
             true => io::Seek::seek(&mut &file, io::SeekFrom::End(0))?,
             false => meta.len(),
         };
-        #[cfg(not(unix))]
-        let size = meta.len();
-        Ok(FileSource { size, file })
+        Ok(FileSource {
+            size: size.into(),
+            file,
+            device,
+        })
     }
 }
 
@@ -164,14 +167,20 @@ impl ReadAt for FileSource {
         }
     }
     fn size(&self) -> u64 {
-        self.size
+        self.size.load(std::sync::atomic::Ordering::Acquire)
     }
 }
 
 impl WriteAt for FileSource {
     fn write_all_at(&self, offset: u64, buf: &[u8]) -> io::Result<()> {
-        past_end(offset, buf.len(), self.size)?;
-        std::os::unix::fs::FileExt::write_all_at(&self.file, buf, offset)
+        if self.device {
+            past_end(offset, buf.len(), self.size())?;
+        }
+        std::os::unix::fs::FileExt::write_all_at(&self.file, buf, offset)?;
+        let end = offset + buf.len() as u64;
+        self.size
+            .fetch_max(end, std::sync::atomic::Ordering::AcqRel);
+        Ok(())
     }
     fn sync(&self) -> io::Result<()> {
         self.file.sync_data()

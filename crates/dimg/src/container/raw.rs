@@ -4,7 +4,7 @@
 
 use super::{Check, Checksums, Container, Driver, Fact, Probe};
 use crate::bytes::{be32, le16, le32};
-use crate::io::{ReadAt, WriteAt};
+use crate::io::{ReadAt, Slice, WriteAt};
 use crate::magic::{Layer, Signature, Sniff};
 use std::io;
 use std::sync::Arc;
@@ -31,7 +31,10 @@ fn open(file: Arc<dyn ReadAt>, p: &Probe) -> io::Result<Box<dyn Container>> {
     let cut = cut_short(p.sniff, p.signatures);
     // A disc's file system is written once, as a whole: an ISO is attached read-only.
     let disc = p.signatures.contains(&Signature::Iso9660);
-    let writable = p.writable.filter(|_| !disc).cloned();
+    let writable = p.writable.filter(|_| !disc).map(|file| {
+        // The disk is the file as it is: it does not grow.
+        Arc::new(Slice::new(file.clone(), 0, file.size())) as Arc<dyn WriteAt>
+    });
     Ok(Box::new(Raw {
         file,
         writable,

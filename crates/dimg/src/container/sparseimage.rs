@@ -6,11 +6,11 @@
 use super::{Container, Driver, Fact, Probe};
 use crate::bytes::{be32, be64};
 use crate::error::FormatError;
-use crate::io::{band_span, ReadAt};
+use crate::io::{band_span, past_end, ReadAt, WriteAt};
 use crate::magic::Signature;
 use std::collections::HashMap;
 use std::io;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex, RwLock};
 
 pub static DRIVER: Driver = Driver {
     name: "Apple sparse disk image",
@@ -38,10 +38,11 @@ fn bad(at: u64, problem: impl Into<String>) -> io::Error {
 }
 
 struct SparseImage {
-    disk: Arc<dyn ReadAt>,
+    disk: Arc<Bands>,
     band_size: u64,
     bands: usize,
     nodes: usize,
+    writable: Option<Arc<Growing>>,
 }
 
 /// The virtual disk: each logical band where its slot puts it in the file, or zeros.
@@ -49,7 +50,7 @@ struct Bands {
     file: Arc<dyn ReadAt>,
     band_size: u64,
     size: u64,
-    at: HashMap<u64, u64>,
+    at: RwLock<HashMap<u64, u64>>,
 }
 
 impl ReadAt for Bands {
@@ -58,8 +59,14 @@ impl ReadAt for Bands {
         else {
             return Ok(0);
         };
-        match self.at.get(&band) {
-            Some(&start) => self.file.read_exact_at(start + within, &mut buf[..n])?,
+        let at = self
+            .at
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(&band)
+            .copied();
+        match at {
+            Some(start) => self.file.read_exact_at(start + within, &mut buf[..n])?,
             None => buf[..n].fill(0),
         }
         Ok(n)
@@ -70,7 +77,7 @@ impl ReadAt for Bands {
     }
 }
 
-fn open(file: Arc<dyn ReadAt>, _: &Probe) -> io::Result<Box<dyn Container>> {
+fn open(file: Arc<dyn ReadAt>, p: &Probe) -> io::Result<Box<dyn Container>> {
     let mut node = vec![0u8; NODE as usize];
     if file.size() < NODE {
         return Err(bad(
@@ -137,24 +144,183 @@ fn open(file: Arc<dyn ReadAt>, _: &Probe) -> io::Result<Box<dyn Container>> {
         here = next;
         file.read_exact_at(here, &mut node)?;
     }
+    let bands = at.len();
     let disk = Arc::new(Bands {
         file,
         band_size,
         size,
-        at,
+        at: RwLock::new(at),
     });
-    let bands = disk.at.len();
+    let writable = match p.writable {
+        Some(file) => Some(Arc::new(Growing::new(
+            file.clone(),
+            disk.clone(),
+            here,
+            nodes,
+        )?)),
+        None => None,
+    };
     Ok(Box::new(SparseImage {
         disk,
         band_size,
         bands,
         nodes,
+        writable,
     }))
+}
+
+/// A sparse image changed in place. A band not stored yet is appended at the end of the file on
+/// its first write, whole (zeros around what is written), and only then listed in the last index
+/// node — in a new node after the bands when that one is full — so that a crash leaves the file
+/// with every band it lists.
+struct Growing {
+    file: Arc<dyn WriteAt>,
+    bands: Arc<Bands>,
+    /// The last index node, its slots filled, and the file's end; held while a band is added.
+    tail: Mutex<Tail>,
+}
+
+struct Tail {
+    node: u64,
+    /// Index nodes in the file, the header first.
+    nodes: usize,
+    filled: usize,
+    end: u64,
+}
+
+impl Growing {
+    /// The image whose last of `nodes` index nodes is at `last`; its bands must be whole, as
+    /// hdiutil and dimg write them, for new ones to follow.
+    fn new(
+        file: Arc<dyn WriteAt>,
+        bands: Arc<Bands>,
+        last: u64,
+        nodes: usize,
+    ) -> io::Result<Growing> {
+        let end = file.size();
+        let after = end.checked_sub(last + NODE).unwrap_or(u64::MAX);
+        if !after.is_multiple_of(bands.band_size) {
+            return Err(bad(
+                last,
+                format!(
+                    "its file ends {after} bytes after its last index node, not in whole bands"
+                ),
+            ));
+        }
+        Ok(Growing {
+            file,
+            tail: Mutex::new(Tail {
+                node: last,
+                nodes,
+                filled: (after / bands.band_size) as usize,
+                end,
+            }),
+            bands,
+        })
+    }
+
+    fn slots(node: u64) -> (usize, usize, usize) {
+        match node {
+            0 => (HEADER_TABLE, HEADER_SLOTS, HEADER_NEXT),
+            _ => (INDEX_TABLE, INDEX_SLOTS, INDEX_NEXT),
+        }
+    }
+
+    /// Stores logical band `band`, whose bytes from `within` are `data`, at the end of the file.
+    fn add_band(&self, band: u64, within: u64, data: &[u8]) -> io::Result<()> {
+        let mut tail = self.tail.lock().unwrap_or_else(|p| p.into_inner());
+        // Another writer may have added it while this one waited.
+        if let Some(&start) = self
+            .bands
+            .at
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(&band)
+        {
+            return self.file.write_all_at(start + within, data);
+        }
+        let (_, slots, next_at) = Self::slots(tail.node);
+        if tail.filled == slots {
+            let node = tail.end;
+            let mut index = vec![0u8; NODE as usize];
+            index[4..8].copy_from_slice(&(tail.nodes as u32).to_be_bytes());
+            self.file.write_all_at(node, &index)?;
+            self.file
+                .write_all_at(tail.node + next_at as u64, &node.to_be_bytes())?;
+            *tail = Tail {
+                node,
+                nodes: tail.nodes + 1,
+                filled: 0,
+                end: node + NODE,
+            };
+        }
+        let start = tail.end;
+        let mut whole = vec![0u8; self.bands.band_size as usize];
+        whole[within as usize..within as usize + data.len()].copy_from_slice(data);
+        self.file.write_all_at(start, &whole)?;
+        let (table, _, _) = Self::slots(tail.node);
+        let entry = u32::try_from(band + 1)
+            .map_err(|_| bad(tail.node, "more bands than a sparse image can number"))?;
+        let slot = tail.node + (table + 4 * tail.filled) as u64;
+        self.file.write_all_at(slot, &entry.to_be_bytes())?;
+        self.bands
+            .at
+            .write()
+            .unwrap_or_else(|p| p.into_inner())
+            .insert(band, start);
+        tail.filled += 1;
+        tail.end = start + self.bands.band_size;
+        Ok(())
+    }
+}
+
+impl ReadAt for Growing {
+    fn read_at(&self, offset: u64, buf: &mut [u8]) -> io::Result<usize> {
+        self.bands.read_at(offset, buf)
+    }
+    fn size(&self) -> u64 {
+        self.bands.size
+    }
+}
+
+impl WriteAt for Growing {
+    fn write_all_at(&self, mut offset: u64, mut buf: &[u8]) -> io::Result<()> {
+        let b = &self.bands;
+        past_end(offset, buf.len(), b.size)?;
+        while let Some((band, within, n)) =
+            band_span(offset, buf.len(), b.band_size, b.size).filter(|_| !buf.is_empty())
+        {
+            let stored =
+                b.at.read()
+                    .unwrap_or_else(|p| p.into_inner())
+                    .get(&band)
+                    .copied();
+            match stored {
+                Some(start) => self.file.write_all_at(start + within, &buf[..n])?,
+                None => self.add_band(band, within, &buf[..n])?,
+            }
+            offset += n as u64;
+            buf = &buf[n..];
+        }
+        Ok(())
+    }
+
+    fn sync(&self) -> io::Result<()> {
+        self.file.sync()
+    }
+
+    fn finish(&self) -> io::Result<()> {
+        self.file.finish()
+    }
 }
 
 impl Container for SparseImage {
     fn disk(&self) -> Arc<dyn ReadAt> {
         self.disk.clone()
+    }
+
+    fn writable(&self) -> Option<Arc<dyn WriteAt>> {
+        self.writable.clone().map(|w| w as Arc<dyn WriteAt>)
     }
 
     fn band_size(&self) -> Option<u64> {
