@@ -1,6 +1,6 @@
 //! Read/write images changed in place through the engine (`container::open_writable`): what is
-//! written is read back after the image is opened again, the image still verifies (a UDRW's
-//! checksums brought up to date where they stand), independent readers agree, and formats that
+//! written is read back after the image is opened again, the image still verifies (a UDRW's and
+//! a Disk Copy 4.2 floppy's checksums brought up to date), independent readers agree, and formats that
 //! cannot be written offer no writable disk.
 
 mod common;
@@ -50,16 +50,26 @@ fn read_back(image: &Path, passphrase: Option<&Passphrase>, writes: &[(u64, Vec<
 }
 
 #[test]
-fn udrw_raw_and_sparse_images_and_bundles_are_written_in_place_and_still_verify() {
+fn read_write_images_are_written_in_place_and_still_verify() {
     let tmp = tempfile::tempdir().unwrap();
-    for name in [
-        "blank.dmg",
-        "blank.img",
-        "blank.sparsebundle",
-        "blank.sparseimage",
+    for (name, size) in [
+        ("blank.dmg", "8m"),
+        ("blank.img", "8m"),
+        ("blank.sparsebundle", "8m"),
+        ("blank.sparseimage", "8m"),
+        ("floppy.image", "1440k"),
     ] {
         let image = tmp.path().join(name);
-        let o = dimg(&["create", "-size", "8m", "-fs", "FAT", s(&image)]);
+        let o = dimg(&[
+            "create",
+            "-size",
+            size,
+            "-fs",
+            "FAT",
+            "-layout",
+            "NONE",
+            s(&image),
+        ]);
         assert!(o.status.success(), "{name}: {}", stderr(&o));
         let writes = write_through(&image, None);
         read_back(&image, None, &writes);

@@ -8,9 +8,10 @@
 use super::{Check, Checksums, Container, Driver, Fact, Probe};
 use crate::bytes::{be32, mac_roman};
 use crate::error::FormatError;
-use crate::io::{ReadAt, Slice};
+use crate::io::{ReadAt, Slice, WriteAt};
 use crate::magic::Signature;
 use std::io;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
 pub static DRIVER: Driver = Driver {
@@ -40,9 +41,47 @@ struct DiskCopy42 {
     tag_sum: u32,
     disk_format: u8,
     format_byte: u8,
+    writable: Option<Arc<Floppy>>,
 }
 
-fn open(file: Arc<dyn ReadAt>, _: &Probe) -> io::Result<Box<dyn Container>> {
+/// A Disk Copy 4.2 floppy changed in place: its data written through, its data checksum brought
+/// up to date after the last write (the tags are not written, so theirs stands).
+struct Floppy {
+    data: Slice<dyn WriteAt>,
+    file: Arc<dyn WriteAt>,
+    written: AtomicBool,
+}
+
+impl ReadAt for Floppy {
+    fn read_at(&self, offset: u64, buf: &mut [u8]) -> io::Result<usize> {
+        self.data.read_at(offset, buf)
+    }
+    fn size(&self) -> u64 {
+        self.data.size()
+    }
+}
+
+impl WriteAt for Floppy {
+    fn write_all_at(&self, offset: u64, buf: &[u8]) -> io::Result<()> {
+        self.written.store(true, Ordering::Relaxed);
+        self.data.write_all_at(offset, buf)
+    }
+    fn sync(&self) -> io::Result<()> {
+        self.file.sync()
+    }
+    fn finish(&self) -> io::Result<()> {
+        if self.written.swap(false, Ordering::Relaxed) {
+            let sum = checksum(&self.data, 0, self.data.size())?;
+            self.file.write_all_at(DATA_SUM, &sum.to_be_bytes())?;
+        }
+        self.file.finish()
+    }
+}
+
+/// Where the header keeps the data checksum.
+const DATA_SUM: u64 = 0x48;
+
+fn open(file: Arc<dyn ReadAt>, p: &Probe) -> io::Result<Box<dyn Container>> {
     let mut h = [0u8; HEADER as usize];
     file.read_exact_at(0, &mut h)?;
     let (data, tags) = (u64::from(be32(&h, 0x40)), u64::from(be32(&h, 0x44)));
@@ -57,15 +96,23 @@ fn open(file: Arc<dyn ReadAt>, _: &Probe) -> io::Result<Box<dyn Container>> {
         ));
     }
     let name = &h[1..1 + usize::from(h[0]).min(63)];
+    let writable = p.writable.map(|file| {
+        Arc::new(Floppy {
+            data: Slice::new(file.clone(), HEADER, data),
+            file: file.clone(),
+            written: AtomicBool::new(false),
+        })
+    });
     Ok(Box::new(DiskCopy42 {
         file,
         name: mac_roman(name),
         data,
         tags,
-        data_sum: be32(&h, 0x48),
+        data_sum: be32(&h, DATA_SUM as usize),
         tag_sum: be32(&h, 0x4C),
         disk_format: h[0x50],
         format_byte: h[0x51],
+        writable,
     }))
 }
 
@@ -90,6 +137,10 @@ fn checksum(source: &dyn ReadAt, at: u64, len: u64) -> io::Result<u32> {
 impl Container for DiskCopy42 {
     fn disk(&self) -> Arc<dyn ReadAt> {
         Arc::new(Slice::new(self.file.clone(), HEADER, self.data))
+    }
+
+    fn writable(&self) -> Option<Arc<dyn WriteAt>> {
+        self.writable.clone().map(|w| w as Arc<dyn WriteAt>)
     }
 
     fn tags(&self) -> Option<Arc<dyn ReadAt>> {
