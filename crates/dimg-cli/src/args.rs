@@ -71,6 +71,9 @@ pub enum Command {
         /// Output file
         #[arg(short = 'o', long = "o")]
         output: PathBuf,
+        /// Convert the disk as this shadow file changed it (IMAGE.shadow when none is named)
+        #[arg(long, num_args = 0..=1)]
+        shadow: Option<Option<PathBuf>>,
         #[command(flatten)]
         write: WriteArgs,
         #[command(flatten)]
@@ -267,6 +270,10 @@ pub enum Command {
         /// Attach read/write, or refuse (compressed and read-only images cannot be)
         #[arg(long)]
         readwrite: bool,
+        /// With -nomount: writes go to this shadow file (IMAGE.shadow when none is named), never
+        /// to the image, which may then be any image
+        #[arg(long, num_args = 0..=1)]
+        shadow: Option<Option<PathBuf>>,
         /// Serve in this terminal until Ctrl-C, instead of in the background
         #[arg(long)]
         foreground: bool,

@@ -17,7 +17,7 @@ use args::{Cli, Command, PassArgs};
 use dimg::Passphrase;
 use output::Output;
 use std::io::{IsTerminal, Read};
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 fn main() -> ExitCode {
     let cli = Cli::parse_from(args::hdiutil_style(std::env::args_os()));
@@ -289,6 +289,7 @@ fn run(cli: Cli, cancel: &Cancel) -> Result<(), Failure> {
             image,
             format,
             output,
+            shadow,
             write,
             pass,
             print,
@@ -303,7 +304,8 @@ fn run(cli: Cli, cancel: &Cancel) -> Result<(), Failure> {
                     )))
                 }
             };
-            let options = write_options(format, write, &output, given.clone())?;
+            let mut options = write_options(format, write, &output, given.clone())?;
+            options.shadow = shadow_file(shadow, &image);
             let bar = progress::Bar::new();
             let report = unlocked(&image, given.as_deref(), |p| {
                 ops::convert(&image, p, &output, &options, &bar, cancel)
@@ -587,6 +589,7 @@ fn run(cli: Cli, cancel: &Cancel) -> Result<(), Failure> {
             nomount,
             readonly,
             readwrite,
+            shadow,
             foreground,
             served,
             pass,
@@ -596,7 +599,6 @@ fn run(cli: Cli, cancel: &Cancel) -> Result<(), Failure> {
             // it as -volume N@TRANSACTION (the server asks for the passphrase).
             let which = volume_of(&image, None, &volume)?;
             let request = dimg_mount::Request {
-                image,
                 mount_point: mountpoint,
                 volume: which,
                 nomount,
@@ -605,6 +607,8 @@ fn run(cli: Cli, cancel: &Cancel) -> Result<(), Failure> {
                     (_, true) => dimg_mount::Access::ReadWrite,
                     _ => dimg_mount::Access::AsTheImageAllows,
                 },
+                shadow: shadow_file(shadow, &image),
+                image,
             };
             match (foreground, served) {
                 (_, Some(log)) => {
@@ -648,6 +652,11 @@ fn run(cli: Cli, cancel: &Cancel) -> Result<(), Failure> {
         }
     }
     Ok(())
+}
+
+/// The shadow file `-shadow` names; `IMAGE.shadow` when it names none (hdiutil's default).
+fn shadow_file(given: Option<Option<PathBuf>>, image: &Path) -> Option<PathBuf> {
+    given.map(|path| path.unwrap_or_else(|| dimg::container::shadow::default_path(image)))
 }
 
 /// Starts a mount server for `request` in the background (this program, `attach -foreground`),

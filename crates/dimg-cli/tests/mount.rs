@@ -1031,3 +1031,70 @@ fn read_write_attaches_are_refused_where_they_must_be() {
     assert!(why.contains("vault.sparsebundle"), "{why}");
     assert_eq!(tree_sha(&vault), before);
 }
+
+/// A compressed image attached with a shadow file: the disk is served read/write, every write
+/// goes to the shadow, and the image stays byte for byte as it was. Attached again with the same
+/// shadow, the changes are there; `convert -shadow` makes them a new UDZO, which dimg and 7-Zip
+/// read.
+#[test]
+fn a_shadow_file_takes_the_writes_to_any_image() {
+    let tmp = tempfile::tempdir().unwrap();
+    let blank = tmp.path().join("blank.dmg");
+    let image = tmp.path().join("packed.dmg");
+    assert!(dimg(&["create", "-size", "16m", "-fs", "FAT", s(&blank)])
+        .status
+        .success());
+    assert!(
+        dimg(&["convert", s(&blank), "-format", "UDZO", "-o", s(&image)])
+            .status
+            .success()
+    );
+    let before = tree_sha(&image);
+    let payload: Vec<u8> = (0..200_000u32).map(|i| (i % 253) as u8).collect();
+    fs::write(tmp.path().join("payload.bin"), &payload).unwrap();
+    let point = tmp.path().join("m");
+    let args = [s(&image), "-nomount", "-shadow", "-mountpoint", s(&point)];
+    let attached = Attached::new(&args, None).unwrap();
+    assert_eq!(attached.json["writable"], true);
+    let part = point.join("disks1");
+    run(
+        "mcopy",
+        &[
+            "-i",
+            s(&part),
+            s(&tmp.path().join("payload.bin")),
+            "::/payload.bin",
+        ],
+    );
+    run("fsck.fat", &["-n", s(&part)]);
+    assert!(dimg(&["detach", s(&point)]).status.success());
+    drop(attached);
+    assert_eq!(tree_sha(&image), before, "the image itself changed");
+    let shadow = tmp.path().join("packed.dmg.shadow");
+    assert!(shadow.exists(), "the shadow is made beside the image");
+    // Attached again with the same shadow: the file is there.
+    let again = Attached::new(&args, None).unwrap();
+    let listed = run("mdir", &["-i", s(&point.join("disks1")), "::/"]);
+    assert!(listed.contains("payload"), "{listed}");
+    assert!(dimg(&["detach", s(&point)]).status.success());
+    drop(again);
+    // Baked into a new image.
+    let baked = tmp.path().join("baked.dmg");
+    let o = dimg(&[
+        "convert",
+        s(&image),
+        "-shadow",
+        "-format",
+        "UDZO",
+        "-o",
+        s(&baked),
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let out = tmp.path().join("out");
+    assert!(dimg(&["extract", s(&baked), "-o", s(&out)])
+        .status
+        .success());
+    assert!(fs::read(out.join("payload.bin")).unwrap() == payload);
+    run("7zz", &["t", s(&baked)]);
+    assert_eq!(tree_sha(&image), before);
+}

@@ -37,6 +37,9 @@ pub struct Request {
     /// Attach the disk only, as files: no volume is mounted.
     pub nomount: bool,
     pub access: Access,
+    /// Writes go to this shadow file (a sparse image, made if missing), never to the image
+    /// (hdiutil's -shadow): any image's disk can then be written.
+    pub shadow: Option<PathBuf>,
 }
 
 /// Whether an attach may change the image (hdiutil's -readonly and -readwrite).

@@ -49,7 +49,18 @@ pub fn serve(
         .unwrap_or(SystemTime::UNIX_EPOCH);
     let origin = image.display().to_string();
     let disk = match request.nomount {
-        true => Some(nomount_disk(&image, passphrase, request.access)?),
+        true => Some(nomount_disk(
+            &image,
+            passphrase,
+            request.access,
+            request.shadow.as_deref(),
+        )?),
+        false if request.shadow.is_some() => {
+            return Err(refuse(
+                "a shadow file takes the writes to a disk: attach -nomount -shadow serves it"
+                    .into(),
+            ))
+        }
         false if request.access == Access::ReadWrite => {
             return Err(refuse(
                 "dimg mounts volumes read-only: it writes no file system yet; \
@@ -139,11 +150,33 @@ pub fn serve(
 
 /// The disk `nomount` serves: written through where the image can be written and `access`
 /// allows; read-only otherwise, or refused when read/write was asked of an image that cannot be.
+/// With a `shadow` file, the image is only read and the writes go to the shadow.
 fn nomount_disk(
     image: &Path,
     passphrase: Option<&Passphrase>,
     access: Access,
+    shadow: Option<&Path>,
 ) -> dimg::Result<ServedDisk> {
+    if let Some(path) = shadow {
+        let base = container::open(image, passphrase)?.container.disk();
+        let (disk, writable) = match access {
+            Access::ReadOnly => (
+                container::shadow::open(base, path).map_err(|e| Error::io(path, e))?,
+                None,
+            ),
+            _ => {
+                let w =
+                    container::shadow::open_writable(base, path).map_err(|e| Error::io(path, e))?;
+                (w.clone() as Arc<dyn ReadAt>, Some(w))
+            }
+        };
+        let (_, partitions) = dimg::fs::places(&*disk).map_err(|e| Error::io(image, e))?;
+        return Ok(ServedDisk {
+            disk,
+            writable,
+            partitions,
+        });
+    }
     // A file without write permission is attached read-only, as the Finder does, even for root.
     let locked = std::fs::metadata(image).is_ok_and(|m| m.permissions().readonly());
     if access == Access::ReadWrite && locked {
@@ -162,8 +195,8 @@ fn nomount_disk(
         return Err(Error::Refused {
             path: image.to_path_buf(),
             reason: format!(
-                "is a read-only or compressed {}, so it attaches read-only; changes to it can \
-                 only go to a shadow file (-shadow), which dimg does not make yet",
+                "is a read-only or compressed {}, so it attaches read-only; to change its disk, \
+                 attach it with -shadow: the changes go to a shadow file beside it",
                 opened.format
             ),
         });
@@ -392,6 +425,9 @@ fn attach_args(request: &Request, stdinpass: bool) -> Vec<OsString> {
     }
     if request.nomount {
         args.push("--nomount".into());
+    }
+    if let Some(shadow) = &request.shadow {
+        args.extend(["--shadow".into(), shadow.into()]);
     }
     match request.access {
         Access::AsTheImageAllows => {}

@@ -12,6 +12,7 @@ pub mod optical;
 pub mod raw;
 pub mod resource_fork;
 pub mod sector;
+pub mod shadow;
 pub mod sparsebundle;
 pub mod sparseimage;
 pub mod udif;

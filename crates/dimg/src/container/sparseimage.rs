@@ -45,12 +45,14 @@ struct SparseImage {
     writable: Option<Arc<Growing>>,
 }
 
-/// The virtual disk: each logical band where its slot puts it in the file, or zeros.
+/// The virtual disk: each logical band where its slot puts it in the file, or zeros — or, for a
+/// shadow file, the disk it shadows.
 struct Bands {
     file: Arc<dyn ReadAt>,
     band_size: u64,
     size: u64,
     at: RwLock<HashMap<u64, u64>>,
+    under: Option<Arc<dyn ReadAt>>,
 }
 
 impl ReadAt for Bands {
@@ -65,9 +67,10 @@ impl ReadAt for Bands {
             .unwrap_or_else(|p| p.into_inner())
             .get(&band)
             .copied();
-        match at {
-            Some(start) => self.file.read_exact_at(start + within, &mut buf[..n])?,
-            None => buf[..n].fill(0),
+        match (at, &self.under) {
+            (Some(start), _) => self.file.read_exact_at(start + within, &mut buf[..n])?,
+            (None, Some(under)) => under.read_exact_at(offset, &mut buf[..n])?,
+            (None, None) => buf[..n].fill(0),
         }
         Ok(n)
     }
@@ -78,6 +81,32 @@ impl ReadAt for Bands {
 }
 
 fn open(file: Arc<dyn ReadAt>, p: &Probe) -> io::Result<Box<dyn Container>> {
+    let (disk, last, nodes) = read_bands(file, None)?;
+    let writable = match p.writable {
+        Some(file) => Some(Arc::new(Growing::new(
+            file.clone(),
+            disk.clone(),
+            last,
+            nodes,
+        )?)),
+        None => None,
+    };
+    let bands = disk.at.read().unwrap_or_else(|p| p.into_inner()).len();
+    Ok(Box::new(SparseImage {
+        band_size: disk.band_size,
+        disk,
+        bands,
+        nodes,
+        writable,
+    }))
+}
+
+/// The disk a sparse image file holds, its bands read from the file and the rest from `under`
+/// (zeros without one); with where its last index node is and how many nodes it has.
+fn read_bands(
+    file: Arc<dyn ReadAt>,
+    under: Option<Arc<dyn ReadAt>>,
+) -> io::Result<(Arc<Bands>, u64, usize)> {
     let mut node = vec![0u8; NODE as usize];
     if file.size() < NODE {
         return Err(bad(
@@ -144,33 +173,51 @@ fn open(file: Arc<dyn ReadAt>, p: &Probe) -> io::Result<Box<dyn Container>> {
         here = next;
         file.read_exact_at(here, &mut node)?;
     }
-    let bands = at.len();
     let disk = Arc::new(Bands {
         file,
         band_size,
         size,
         at: RwLock::new(at),
+        under,
     });
-    let writable = match p.writable {
-        Some(file) => Some(Arc::new(Growing::new(
-            file.clone(),
-            disk.clone(),
-            here,
-            nodes,
-        )?)),
-        None => None,
-    };
-    Ok(Box::new(SparseImage {
-        disk,
-        band_size,
-        bands,
-        nodes,
-        writable,
-    }))
+    Ok((disk, here, nodes))
+}
+
+/// The disk `under` as the sparse image `file` (a shadow file) changes it: the bands the image
+/// holds read from it, the rest from `under`.
+pub fn over(file: Arc<dyn ReadAt>, under: Arc<dyn ReadAt>) -> io::Result<Arc<dyn ReadAt>> {
+    Ok(shadowing(file, under)?.0)
+}
+
+/// [`over`], to be written: a band's first write copies it from `under` into the image.
+pub fn over_writable(
+    file: Arc<dyn WriteAt>,
+    under: Arc<dyn ReadAt>,
+) -> io::Result<Arc<dyn WriteAt>> {
+    let (disk, last, nodes) = shadowing(file.clone(), under)?;
+    Ok(Arc::new(Growing::new(file, disk, last, nodes)?))
+}
+
+fn shadowing(
+    file: Arc<dyn ReadAt>,
+    under: Arc<dyn ReadAt>,
+) -> io::Result<(Arc<Bands>, u64, usize)> {
+    let size = under.size();
+    let read = read_bands(file, Some(under))?;
+    if read.0.size != size {
+        return Err(bad(
+            0x1C,
+            format!(
+                "it was made for a disk of {} bytes, not of {size}",
+                read.0.size
+            ),
+        ));
+    }
+    Ok(read)
 }
 
 /// A sparse image changed in place. A band not stored yet is appended at the end of the file on
-/// its first write, whole (zeros around what is written), and only then listed in the last index
+/// its first write, whole (zeros, or a shadow's disk, around what is written), and only then listed in the last index
 /// node — in a new node after the bands when that one is full — so that a crash leaves the file
 /// with every band it lists.
 struct Growing {
@@ -256,6 +303,12 @@ impl Growing {
         }
         let start = tail.end;
         let mut whole = vec![0u8; self.bands.band_size as usize];
+        if let Some(under) = &self.bands.under {
+            // A shadow's band starts as the band it shadows.
+            let from = band * self.bands.band_size;
+            let n = (self.bands.size - from).min(self.bands.band_size) as usize;
+            under.read_exact_at(from, &mut whole[..n])?;
+        }
         whole[within as usize..within as usize + data.len()].copy_from_slice(data);
         self.file.write_all_at(start, &whole)?;
         let (table, _, _) = Self::slots(tail.node);

@@ -203,6 +203,9 @@ pub struct ConvertOptions {
     /// Band size of a sparse image or bundle, in 512-byte sectors (hdiutil's
     /// `-imagekey sparse-band-size=N`); hdiutil's default when unset.
     pub sparse_band_sectors: Option<u64>,
+    /// A shadow file holding changes to the source's disk (hdiutil's `-shadow`): the disk is
+    /// converted as the shadow changed it.
+    pub shadow: Option<PathBuf>,
 }
 
 impl ConvertOptions {
@@ -213,6 +216,7 @@ impl ConvertOptions {
             overwrite: false,
             encryption: None,
             sparse_band_sectors: None,
+            shadow: None,
         }
     }
 
@@ -275,14 +279,14 @@ pub fn convert(
     cancel: &Cancel,
 ) -> Result<ConvertReport> {
     let opened = container::open(source, passphrase)?;
-    write(
-        source,
-        &*opened.container,
-        output,
-        options,
-        progress,
-        cancel,
-    )
+    let container = match &options.shadow {
+        Some(path) => Box::new(
+            container::shadow::Shadowed::open(opened.container, path)
+                .map_err(|e| Error::io(path, e))?,
+        ),
+        None => opened.container,
+    };
+    write(source, &*container, output, options, progress, cancel)
 }
 
 /// Writes the disk of `container` (read from `source`, which errors name) as `output`: the one
