@@ -5,8 +5,8 @@ mod common;
 mod sweep;
 
 use common::{
-    compressible, create_hfs_image, damage_middle, dimg, dimg_stdin, folder_hard_link, s, stderr,
-    stdout, video_cd,
+    compressible, create_blank_fat, create_hfs_image, damage_middle, dimg, dimg_stdin,
+    folder_hard_link, s, stderr, stdout, video_cd,
 };
 use serde_json::Value;
 use sha2::{Digest, Sha256};
@@ -873,13 +873,7 @@ fn nomount_serves_a_read_write_image_that_any_tool_writes() {
         ("vault.sparsebundle", true),
     ] {
         let image = tmp.path().join(name);
-        let mut create = vec!["create", "-size", "16m", "-fs", "FAT", "-volname", "VAULT"];
-        if encrypted {
-            create.extend(["-encryption", "AES-256", "-stdinpass"]);
-        }
-        create.push(s(&image));
-        let o = dimg_stdin(&create, pass);
-        assert!(o.status.success(), "{name}: {}", stderr(&o));
+        create_blank_fat(&image, "16m", encrypted.then_some(pass));
         let point = tmp.path().join(format!("{name}-disk"));
         let args = [s(&image), "-nomount", "-mountpoint", s(&point)];
         let attached = Attached::new(&args, encrypted.then_some(pass)).unwrap();
@@ -1009,21 +1003,7 @@ fn read_write_attaches_are_refused_where_they_must_be() {
     assert_eq!(tree_sha(&blank), before);
     // A wrong passphrase: refused, the bundle unchanged.
     let vault = tmp.path().join("vault.sparsebundle");
-    let o = dimg_stdin(
-        &[
-            "create",
-            "-size",
-            "8m",
-            "-fs",
-            "FAT",
-            "-encryption",
-            "AES-256",
-            "-stdinpass",
-            s(&vault),
-        ],
-        b"right",
-    );
-    assert!(o.status.success(), "{}", stderr(&o));
+    create_blank_fat(&vault, "8m", Some(b"right"));
     let before = tree_sha(&vault);
     let why = Attached::new(&[s(&vault), "-nomount"], Some(b"wrong"))
         .err()

@@ -292,3 +292,15 @@ print(digest.hexdigest())
     );
     stdout(&o).trim().to_string()
 }
+
+/// A blank FAT image of `size` made by `dimg create` (its format from the name), sealed with
+/// AES-256 and `passphrase` when one is given; the create must succeed.
+pub fn create_blank_fat(image: &Path, size: &str, passphrase: Option<&[u8]>) {
+    let mut args = vec!["create", "-size", size, "-fs", "FAT"];
+    if passphrase.is_some() {
+        args.extend(["-encryption", "AES-256", "-stdinpass"]);
+    }
+    args.push(s(image));
+    let o = dimg_stdin(&args, passphrase.unwrap_or_default());
+    assert!(o.status.success(), "{}: {}", image.display(), stderr(&o));
+}
