@@ -10,7 +10,7 @@ use common::{
 };
 use serde_json::Value;
 use sha2::{Digest, Sha256};
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 use std::fs;
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
@@ -1077,4 +1077,80 @@ fn a_shadow_file_takes_the_writes_to_any_image() {
     assert!(fs::read(out.join("payload.bin")).unwrap() == payload);
     run("7zz", &["t", s(&baked)]);
     assert_eq!(tree_sha(&image), before);
+}
+
+/// SIGKILL to the server while a writer is busy: every write whose fsync returned before the
+/// kill is in the image when it is opened again, for each kind of read/write image (the kill
+/// lands at a different moment of the storm each time).
+#[test]
+fn a_killed_server_loses_no_write_whose_fsync_returned() {
+    use std::os::unix::fs::FileExt;
+    let tmp = tempfile::tempdir().unwrap();
+    let pass = b"correct horse".as_slice();
+    for (round, (name, encrypted)) in [
+        ("blank.dmg", false),
+        ("blank.sparseimage", false),
+        ("blank.sparsebundle", false),
+        ("vault.sparsebundle", true),
+    ]
+    .into_iter()
+    .enumerate()
+    {
+        let image = tmp.path().join(name);
+        create_blank_fat(&image, "16m", encrypted.then_some(pass));
+        let point = tmp.path().join(format!("{name}-disk"));
+        let args = [s(&image), "-nomount", "-mountpoint", s(&point)];
+        let attached = Attached::new(&args, encrypted.then_some(pass)).unwrap();
+        let pid = attached.pid();
+        let disk = point.join("disk");
+        // A writer that fsyncs each 64 KiB chunk and says which it finished, until it fails.
+        let (done_tx, done_rx) = std::sync::mpsc::channel::<(u64, Vec<u8>)>();
+        let writer = std::thread::spawn(move || {
+            let file = fs::OpenOptions::new().write(true).open(&disk).unwrap();
+            for i in 0u64.. {
+                let at = (i * 7919 % 250) * 65536;
+                let chunk: Vec<u8> = (0..65536u32)
+                    .map(|k| (k as u64 ^ (i * 131)) as u8)
+                    .collect();
+                if file.write_all_at(&chunk, at).is_err() || file.sync_data().is_err() {
+                    return;
+                }
+                if done_tx.send((at, chunk)).is_err() {
+                    return;
+                }
+            }
+        });
+        let mut fsynced = BTreeMap::new();
+        while fsynced.len() < 20 + 15 * round {
+            let (at, chunk) = done_rx.recv().unwrap();
+            fsynced.insert(at, chunk);
+        }
+        kill(pid);
+        for (at, chunk) in done_rx.iter() {
+            fsynced.insert(at, chunk);
+        }
+        writer.join().unwrap();
+        for helper in helpers_of(&point) {
+            kill(helper);
+        }
+        let _ = Command::new("fusermount3")
+            .args(["-u", "-z", s(&point)])
+            .output();
+        drop(attached);
+        let raw = tmp.path().join(format!("{name}.raw"));
+        let mut convert = vec!["convert", s(&image), "-format", "UDTO", "-o", s(&raw)];
+        if encrypted {
+            convert.push("-stdinpass");
+        }
+        let o = dimg_stdin(&convert, pass);
+        assert!(o.status.success(), "{name}: {}", stderr(&o));
+        let disk = fs::read(&raw).unwrap();
+        for (at, chunk) in &fsynced {
+            let at = *at as usize;
+            assert!(
+                disk[at..at + chunk.len()] == chunk[..],
+                "{name}: lost the write at {at}"
+            );
+        }
+    }
 }

@@ -236,31 +236,29 @@ struct Tail {
 }
 
 impl Growing {
-    /// The image whose last of `nodes` index nodes is at `last`; its bands must be whole, as
-    /// hdiutil and dimg write them, for new ones to follow.
+    /// The image whose last of `nodes` index nodes is at `last`. New bands go after the last
+    /// band that node lists: whatever lies past it (a band a crash cut short, never listed) is
+    /// written over.
     fn new(
         file: Arc<dyn WriteAt>,
         bands: Arc<Bands>,
         last: u64,
         nodes: usize,
     ) -> io::Result<Growing> {
-        let end = file.size();
-        let after = end.checked_sub(last + NODE).unwrap_or(u64::MAX);
-        if !after.is_multiple_of(bands.band_size) {
-            return Err(bad(
-                last,
-                format!(
-                    "its file ends {after} bytes after its last index node, not in whole bands"
-                ),
-            ));
-        }
+        let mut node = vec![0u8; NODE as usize];
+        file.read_exact_at(last, &mut node)?;
+        let (table, slots, _) = Self::slots(last);
+        let filled = (0..slots)
+            .rev()
+            .find(|&k| be32(&node, table + 4 * k) != 0)
+            .map_or(0, |k| k + 1);
         Ok(Growing {
             file,
             tail: Mutex::new(Tail {
                 node: last,
                 nodes,
-                filled: (after / bands.band_size) as usize,
-                end,
+                filled,
+                end: last + NODE + filled as u64 * bands.band_size,
             }),
             bands,
         })
