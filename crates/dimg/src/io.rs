@@ -2,7 +2,7 @@
 //! source can serve many threads at once (chunks decompress in parallel, a browser reads while a
 //! verify runs).
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::collections::{HashMap, VecDeque};
 use std::fs::File;
 use std::io;
@@ -324,7 +324,7 @@ pub struct BandFolder {
     /// The bands opened last: a few file handles, however many bands there are.
     open: Mutex<VecDeque<(u64, Arc<File>)>>,
     /// Bands written since the last sync, and whether one was made (the folder then changed).
-    unsynced: Mutex<(Vec<u64>, bool)>,
+    unsynced: Mutex<(BTreeSet<u64>, bool)>,
 }
 
 /// Band files kept open at once.
@@ -392,7 +392,7 @@ impl BandFolder {
             writable,
             present: Mutex::new(present),
             open: Mutex::new(VecDeque::new()),
-            unsynced: Mutex::new((Vec::new(), false)),
+            unsynced: Mutex::new((BTreeSet::new(), false)),
         })
     }
 
@@ -488,7 +488,7 @@ impl WriteAt for BandFolder {
             band_span(offset, buf.len(), self.band_size, self.size).filter(|_| !buf.is_empty())
         {
             // A sealed band is written in whole blocks: the rest of each block is read first.
-            let (start, data) = match &self.cipher {
+            let (start, data): (u64, std::borrow::Cow<[u8]>) = match &self.cipher {
                 Some(c) => {
                     let start = within / c.block() * c.block();
                     let end = (within + n as u64).next_multiple_of(c.block());
@@ -497,9 +497,9 @@ impl WriteAt for BandFolder {
                     let at = (within - start) as usize;
                     data[at..at + n].copy_from_slice(&buf[..n]);
                     c.encrypt(start / c.block(), &mut data);
-                    (start, data)
+                    (start, data.into())
                 }
-                None => (within, buf[..n].to_vec()),
+                None => (within, buf[..n].into()),
             };
             let made = !lock(&self.present).contains_key(&number);
             self.band(number, made)?.write_all_at(&data, start)?;
@@ -510,7 +510,7 @@ impl WriteAt for BandFolder {
                 *held = (*held).max(end);
             }
             let mut unsynced = lock(&self.unsynced);
-            unsynced.0.push(number);
+            unsynced.0.insert(number);
             unsynced.1 |= made;
             offset += n as u64;
             buf = &buf[n..];
@@ -519,9 +519,7 @@ impl WriteAt for BandFolder {
     }
 
     fn sync(&self) -> io::Result<()> {
-        let (mut bands, made) = std::mem::take(&mut *lock(&self.unsynced));
-        bands.sort_unstable();
-        bands.dedup();
+        let (bands, made) = std::mem::take(&mut *lock(&self.unsynced));
         let synced = bands
             .iter()
             .try_for_each(|&number| self.band(number, false)?.sync_data())

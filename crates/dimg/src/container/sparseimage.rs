@@ -300,15 +300,7 @@ impl Growing {
             };
         }
         let start = tail.end;
-        let mut whole = vec![0u8; self.bands.band_size as usize];
-        if let Some(under) = &self.bands.under {
-            // A shadow's band starts as the band it shadows.
-            let from = band * self.bands.band_size;
-            let n = (self.bands.size - from).min(self.bands.band_size) as usize;
-            under.read_exact_at(from, &mut whole[..n])?;
-        }
-        whole[within as usize..within as usize + data.len()].copy_from_slice(data);
-        self.file.write_all_at(start, &whole)?;
+        self.write_new_band(band, start, within, data)?;
         let (table, _, _) = Self::slots(tail.node);
         let entry = u32::try_from(band + 1)
             .map_err(|_| bad(tail.node, "more bands than a sparse image can number"))?;
@@ -321,6 +313,36 @@ impl Growing {
             .insert(band, start);
         tail.filled += 1;
         tail.end = start + self.bands.band_size;
+        Ok(())
+    }
+
+    /// Band `band`'s bytes at `start` of the file: zeros, or a shadow's disk, with `data` at
+    /// `within` — in pieces of at most 1 MiB, however large the header says a band is.
+    fn write_new_band(&self, band: u64, start: u64, within: u64, data: &[u8]) -> io::Result<()> {
+        let (size, band_size) = (self.bands.size, self.bands.band_size);
+        let mut piece = vec![0u8; band_size.min(1 << 20) as usize];
+        let mut at = 0;
+        while at < band_size {
+            let n = (band_size - at).min(piece.len() as u64) as usize;
+            let chunk = &mut piece[..n];
+            chunk.fill(0);
+            if let Some(under) = &self.bands.under {
+                // A shadow's band starts as the band it shadows.
+                let from = band * band_size + at;
+                let have = size.saturating_sub(from).min(n as u64) as usize;
+                under.read_exact_at(from, &mut chunk[..have])?;
+            }
+            let (lo, hi) = (
+                within.max(at),
+                (within + data.len() as u64).min(at + n as u64),
+            );
+            if lo < hi {
+                chunk[(lo - at) as usize..(hi - at) as usize]
+                    .copy_from_slice(&data[(lo - within) as usize..(hi - within) as usize]);
+            }
+            self.file.write_all_at(start + at, chunk)?;
+            at += n as u64;
+        }
         Ok(())
     }
 }
