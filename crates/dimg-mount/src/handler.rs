@@ -3,8 +3,8 @@
 
 use dimg::io::ReadAt;
 use fuser::{
-    Errno, FileAttr, FileHandle, FileType, INodeNo, ReplyAttr, ReplyData, ReplyDirectory,
-    ReplyEmpty, ReplyEntry, ReplyOpen, ReplyStatfs, ReplyWrite, ReplyXattr,
+    Errno, FileAttr, FileHandle, FileType, INodeNo, ReplyAttr, ReplyCreate, ReplyData,
+    ReplyDirectory, ReplyEmpty, ReplyEntry, ReplyOpen, ReplyStatfs, ReplyWrite, ReplyXattr,
 };
 use std::collections::HashMap;
 use std::io;
@@ -32,6 +32,7 @@ macro_rules! failable {
 }
 failable!(
     ReplyAttr,
+    ReplyCreate,
     ReplyData,
     ReplyDirectory,
     ReplyEmpty,

@@ -12,6 +12,7 @@
 //! for the formats macOS reads natively, handing the image to `hdiutil attach` is the better
 //! choice (its own drivers, Finder integration), with this crate for the rest.
 
+mod change_fs;
 mod disk_fs;
 mod handler;
 pub mod place;

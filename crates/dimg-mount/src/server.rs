@@ -2,11 +2,14 @@
 //! mount is gone or it is told to stop, then cleans up. `spawn_attach` starts one in the
 //! background, as `hdiutil attach` leaves its volumes mounted after it returns.
 
+use crate::change_fs::ChangeFs;
 use crate::disk_fs::{DiskFs, ServedDisk};
 use crate::volume_fs::VolumeFs;
 use crate::{place, registry, Access, Attachment, Mounted, Request};
 use dimg::container;
-use dimg::io::ReadAt;
+use dimg::fs::fat::FatChange;
+use dimg::io::{ReadAt, Slice, WriteAt};
+use dimg::magic::Signature;
 use dimg::ops::{self, Cancel};
 use dimg::{Error, Passphrase};
 use fuser::{BackgroundSession, Config, Filesystem, MountOption, SessionACL};
@@ -61,16 +64,16 @@ pub fn serve(
                     .into(),
             ))
         }
-        false if request.access == Access::ReadWrite => {
-            return Err(refuse(
-                "dimg mounts volumes read-only: it writes no file system yet; \
-                 attach -nomount serves the disk read/write"
-                    .into(),
-            ))
-        }
         false => None,
     };
-    let writable = disk.as_ref().is_some_and(|d| d.writable.is_some());
+    // Volumes dimg can change (FAT) on a disk that can be written are mounted read/write.
+    let volume_disk = match (&disk, request.access) {
+        (None, Access::AsTheImageAllows | Access::ReadWrite) => {
+            writable_disk(&image, passphrase, request.access)?
+        }
+        _ => None,
+    };
+    let writable = disk.as_ref().is_some_and(|d| d.writable.is_some()) || volume_disk.is_some();
     refuse_alongside(&image, writable)?;
     let mut server = Server {
         attachment: Attachment {
@@ -130,8 +133,19 @@ pub fn serve(
             let name = volume.label();
             let file_system = dimg::fs::identify(&partition.open(found.disk.clone()))
                 .ok()
-                .flatten()
-                .map_or("volume", |s| s.name());
+                .flatten();
+            let changeable = match (&volume_disk, file_system) {
+                (Some(disk), Some(Signature::Fat)) => Some(disk),
+                _ => None,
+            };
+            if request.access == Access::ReadWrite && changeable.is_none() {
+                return Err(refuse(format!(
+                    "volume {id} is {}, which dimg does not write yet (it writes FAT volumes); \
+                     attach -nomount serves the disk read/write",
+                    file_system.map_or("no file system dimg knows", |s| s.name())
+                )));
+            }
+            let file_system = file_system.map_or("volume", |s| s.name());
             let folder = match &request.mount_point {
                 Some(p) => p.clone(),
                 None => place::volumes_folder()
@@ -139,9 +153,20 @@ pub fn serve(
                     .map_err(|e| Error::io(Path::new("/media"), e))?,
             };
             let origin = format!("{origin} (volume {id})");
-            let fs = VolumeFs::new(volume, origin, partition.size, image_time);
             let mounted = (Some(id), name);
-            server.mount(fs, &folder, file_system, Some(mounted), &image, Vec::new())?;
+            match changeable {
+                Some(disk) => {
+                    let part: Arc<dyn WriteAt> =
+                        Arc::new(Slice::new(disk.clone(), partition.start, partition.size));
+                    let fat = FatChange::open(part).map_err(|e| Error::io(&image, e))?;
+                    let fs = ChangeFs::new(Arc::new(fat), origin);
+                    server.mount(fs, &folder, file_system, Some(mounted), &image, Vec::new())?;
+                }
+                None => {
+                    let fs = VolumeFs::new(volume, origin, partition.size, image_time);
+                    server.mount(fs, &folder, file_system, Some(mounted), &image, Vec::new())?;
+                }
+            }
         }
     }
     registry::record(&server.attachment).map_err(|e| Error::io(&image, e))?;
@@ -211,6 +236,40 @@ fn nomount_disk(
         writable,
         partitions,
     })
+}
+
+/// The image's disk to change, where the image can be written and its file may be; None where it
+/// cannot (its volumes then mount read-only), refused where `access` asked for read/write.
+fn writable_disk(
+    image: &Path,
+    passphrase: Option<&Passphrase>,
+    access: Access,
+) -> dimg::Result<Option<Arc<dyn WriteAt>>> {
+    let locked = std::fs::metadata(image).is_ok_and(|m| m.permissions().readonly());
+    let writable = match locked {
+        true => None,
+        false => container::open_writable(image, passphrase)?
+            .container
+            .writable(),
+    };
+    if access == Access::ReadWrite && writable.is_none() {
+        return Err(Error::Refused {
+            path: image.to_path_buf(),
+            reason: "cannot be written (a compressed or read-only image, or a file without \
+                     write permission), so its volumes mount read-only"
+                .into(),
+        });
+    }
+    // Only a disk holding a volume dimg changes is held to be written.
+    let has_fat = |disk: &Arc<dyn WriteAt>| {
+        dimg::fs::places(&**disk).is_ok_and(|(_, parts)| {
+            parts.iter().any(|p| {
+                let part = Slice::new(disk.clone(), p.start, p.size);
+                matches!(dimg::fs::identify(&part), Ok(Some(Signature::Fat)))
+            })
+        })
+    };
+    Ok(writable.filter(has_fat))
 }
 
 /// Refuses to attach an image already attached read/write, or to attach one read/write while it

@@ -197,6 +197,41 @@ pub trait Volume: Send + Sync {
     }
 }
 
+/// What a volume changed in place says of one of its entries.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Stat {
+    pub directory: bool,
+    pub size: u64,
+    /// Seconds since 1970.
+    pub modified: Option<i64>,
+}
+
+/// A volume changed in place (a read/write attach), addressed by '/'-separated paths from its
+/// root ("" is the root). Every change is written through to the disk under it; `sync` makes
+/// them durable, and `close` also writes what the volume keeps in memory, after the last change.
+pub trait VolumeMut: Send + Sync {
+    fn label(&self) -> String;
+    fn stat(&self, path: &str) -> io::Result<Stat>;
+    /// A folder's entries, "." and ".." left out.
+    fn list(&self, path: &str) -> io::Result<Vec<(String, Stat)>>;
+    fn read(&self, path: &str, offset: u64, buf: &mut [u8]) -> io::Result<usize>;
+    /// Writes `data` at `offset`, the file growing (with zeros before it) as needed.
+    fn write(&self, path: &str, offset: u64, data: &[u8]) -> io::Result<()>;
+    /// A new empty file; an error if the name is taken.
+    fn create_file(&self, path: &str) -> io::Result<()>;
+    fn create_dir(&self, path: &str) -> io::Result<()>;
+    fn set_len(&self, path: &str, len: u64) -> io::Result<()>;
+    /// Removes a file or an empty folder.
+    fn remove(&self, path: &str) -> io::Result<()>;
+    /// Moves `from` to `to`, replacing a file (or an empty folder) there.
+    fn rename(&self, from: &str, to: &str) -> io::Result<()>;
+    fn set_modified(&self, path: &str, time: i64) -> io::Result<()>;
+    /// Bytes in all, bytes free, and the allocation unit.
+    fn space(&self) -> io::Result<(u64, u64, u64)>;
+    fn sync(&self) -> io::Result<()>;
+    fn close(&self) -> io::Result<()>;
+}
+
 const MAX_DEPTH: usize = 256;
 
 /// The entry a '/'-separated path names, from the root.

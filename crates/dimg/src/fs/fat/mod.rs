@@ -1,9 +1,11 @@
 //! FAT12/16/32 with long names (formats.md §i, Microsoft's FAT specification): the boot
 //! sector's layout and the directory entry's constants, which the reader and the writer share.
 
+mod change;
 mod read;
 mod write;
 
+pub use change::FatChange;
 pub use read::Fat;
 pub use write::{size_for, write, Options};
 

@@ -24,6 +24,11 @@ pub struct Fat {
 struct Start(Option<u32>);
 
 impl Fat {
+    /// Where the file or folder `entry` starts; None for one without clusters (an empty file).
+    pub(super) fn first_cluster(&self, entry: &DirEntry) -> io::Result<Option<u32>> {
+        Ok(entry.handle.get::<Start>()?.0)
+    }
+
     pub fn open(source: Arc<dyn ReadAt>) -> io::Result<Self> {
         let layout = Layout::read(&*source)?;
         let mut boot = [0u8; 90];

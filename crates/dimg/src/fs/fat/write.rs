@@ -38,7 +38,7 @@ pub fn size_for(tree: &Tree, fat32: bool) -> u64 {
     size.max(if fat32 { FAT32_MIN } else { 2 * MIB })
 }
 
-fn fat_time(t: i64) -> fatfs::DateTime {
+pub(super) fn fat_time(t: i64) -> fatfs::DateTime {
     let (y, m, d, h, mi, s) = civil(t.clamp(315_532_800, 4_354_819_198));
     fatfs::DateTime {
         date: fatfs::Date {
@@ -147,23 +147,7 @@ fn fix_dot_entries(file: &File) -> io::Result<()> {
     let mut todo: Vec<(u64, Vec<u8>, bool)> = vec![(0, root, false)];
     let mut seen = std::collections::HashSet::new();
     while let Some((first, mut dir, under_root)) = todo.pop() {
-        let slot = |d: &[u8], i: usize| d[ENTRY * i..ENTRY * (i + 1)].to_vec();
-        if first >= 2
-            && dir.len() >= 4 * ENTRY
-            && dir[11] == ATTR_LONG_NAME
-            && dir[32..43] == *b".          "
-            && dir[64 + 11] == ATTR_LONG_NAME
-            && dir[96..107] == *b"..         "
-        {
-            let mut dotdot = slot(&dir, 3);
-            if under_root {
-                // ".." of a folder in the root names cluster 0, whatever the root's cluster.
-                dotdot[20..22].fill(0);
-                dotdot[26..28].fill(0);
-            }
-            let mut fixed = slot(&dir, 1);
-            fixed.extend(dotdot);
-            fixed.extend([[0xE5u8].as_slice(), &[0u8; ENTRY - 1]].concat().repeat(2));
+        if let Some(fixed) = (first >= 2).then(|| dots_first(&dir, under_root)).flatten() {
             file.write_all_at(&fixed, layout.span(first, first + 1).0)?;
             dir[..4 * ENTRY].copy_from_slice(&fixed);
         }
@@ -184,6 +168,30 @@ fn fix_dot_entries(file: &File) -> io::Result<()> {
         }
     }
     Ok(())
+}
+
+/// A new folder's first four slots as fatfs 0.3 writes them — a long name, ".", a long name,
+/// ".." — put right: ".", "..", two deleted entries (".." naming cluster 0 in a folder of the
+/// root, whatever the root's cluster). None when the folder does not begin that way.
+pub(super) fn dots_first(dir: &[u8], under_root: bool) -> Option<Vec<u8>> {
+    let slot = |i: usize| dir[ENTRY * i..ENTRY * (i + 1)].to_vec();
+    let as_fatfs_wrote = dir.len() >= 4 * ENTRY
+        && dir[11] == ATTR_LONG_NAME
+        && dir[32..43] == *b".          "
+        && dir[64 + 11] == ATTR_LONG_NAME
+        && dir[96..107] == *b"..         ";
+    if !as_fatfs_wrote {
+        return None;
+    }
+    let mut dotdot = slot(3);
+    if under_root {
+        dotdot[20..22].fill(0);
+        dotdot[26..28].fill(0);
+    }
+    let mut fixed = slot(1);
+    fixed.extend(dotdot);
+    fixed.extend([[0xE5u8].as_slice(), &[0u8; ENTRY - 1]].concat().repeat(2));
+    Some(fixed)
 }
 
 /// Every folder, file and (reported) symlink of the tree into the mounted volume.

@@ -1,0 +1,434 @@
+//! A volume mounted read/write: FUSE requests become the engine's [`VolumeMut`] changes, by path.
+//! Inodes are numbered as paths are first looked up and follow them through renames. Nothing is
+//! cached in the kernel (attributes and entries live for no time): the volume is the truth.
+
+use crate::handler::{answer, attr, errno, guarded, log_error, mounting_user};
+use dimg::fs::{Stat, VolumeMut};
+use fuser::{
+    BsdFileFlags, Errno, FileAttr, FileHandle, FileType, Filesystem, FopenFlags, Generation,
+    INodeNo, LockOwner, OpenFlags, RenameFlags, ReplyAttr, ReplyCreate, ReplyData, ReplyDirectory,
+    ReplyEmpty, ReplyEntry, ReplyOpen, ReplyStatfs, ReplyWrite, Request, TimeOrNow, WriteFlags,
+};
+use std::collections::HashMap;
+use std::ffi::OsStr;
+use std::io;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+const NO_CACHE: Duration = Duration::ZERO;
+
+/// Paths by inode and back; the root is inode 1 and path "".
+struct Inodes {
+    paths: HashMap<u64, String>,
+    numbers: HashMap<String, u64>,
+    next: u64,
+}
+
+impl Inodes {
+    fn number(&mut self, path: &str) -> u64 {
+        if let Some(&n) = self.numbers.get(path) {
+            return n;
+        }
+        let n = self.next;
+        self.next += 1;
+        self.paths.insert(n, path.to_string());
+        self.numbers.insert(path.to_string(), n);
+        n
+    }
+
+    /// `from` and everything under it are now under `to`.
+    fn moved(&mut self, from: &str, to: &str) {
+        self.forget(to);
+        let under = format!("{from}/");
+        let moving: Vec<(String, u64)> = self
+            .numbers
+            .iter()
+            .filter(|(p, _)| *p == from || p.starts_with(&under))
+            .map(|(p, &n)| (p.clone(), n))
+            .collect();
+        for (path, n) in moving {
+            let new = format!("{to}{}", &path[from.len()..]);
+            self.numbers.remove(&path);
+            self.numbers.insert(new.clone(), n);
+            self.paths.insert(n, new);
+        }
+    }
+
+    fn forget(&mut self, path: &str) {
+        if let Some(n) = self.numbers.remove(path) {
+            self.paths.remove(&n);
+        }
+    }
+}
+
+pub struct ChangeFs {
+    volume: Arc<dyn VolumeMut>,
+    origin: String,
+    inodes: Mutex<Inodes>,
+}
+
+fn child(parent: &str, name: &OsStr) -> Result<String, Errno> {
+    let name = name.to_str().ok_or(Errno::EINVAL)?;
+    Ok(match parent {
+        "" => name.to_string(),
+        p => format!("{p}/{name}"),
+    })
+}
+
+fn time_of(t: TimeOrNow) -> i64 {
+    let at = match t {
+        TimeOrNow::SpecificTime(t) => t,
+        TimeOrNow::Now => SystemTime::now(),
+    };
+    at.duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs() as i64)
+}
+
+impl ChangeFs {
+    pub fn new(volume: Arc<dyn VolumeMut>, origin: String) -> Self {
+        let mut inodes = Inodes {
+            paths: HashMap::new(),
+            numbers: HashMap::new(),
+            next: 1,
+        };
+        inodes.number("");
+        ChangeFs {
+            volume,
+            origin,
+            inodes: Mutex::new(inodes),
+        }
+    }
+
+    fn inodes(&self) -> std::sync::MutexGuard<'_, Inodes> {
+        self.inodes.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    fn path(&self, ino: INodeNo) -> Result<String, Errno> {
+        self.inodes()
+            .paths
+            .get(&ino.0)
+            .cloned()
+            .ok_or(Errno::ENOENT)
+    }
+
+    /// What the engine said, as an errno, with a line in the server's log for what is not a
+    /// plain answer (a missing name, a full disk).
+    fn failed(&self, path: &str, e: io::Error) -> Errno {
+        let plain = matches!(
+            e.raw_os_error(),
+            Some(libc::ENOENT | libc::EEXIST | libc::ENOTEMPTY | libc::EISDIR | libc::ENOTDIR)
+        );
+        if !plain {
+            log_error(&self.origin, path, &e);
+        }
+        match e.kind() {
+            io::ErrorKind::StorageFull => Errno::ENOSPC,
+            _ => errno(&e),
+        }
+    }
+
+    fn attr_of(&self, ino: u64, stat: &Stat) -> FileAttr {
+        let time = stat
+            .modified
+            .and_then(|t| u64::try_from(t).ok())
+            .map_or(UNIX_EPOCH, |t| UNIX_EPOCH + Duration::from_secs(t));
+        let (kind, perm, links) = match stat.directory {
+            true => (FileType::Directory, 0o755, 2),
+            false => (FileType::RegularFile, 0o644, 1),
+        };
+        attr(ino, kind, stat.size, perm, links, mounting_user(), time)
+    }
+
+    /// The entry at `path` as the kernel sees it, numbered.
+    fn entry(&self, path: &str) -> Result<FileAttr, Errno> {
+        let stat = self.volume.stat(path).map_err(|e| self.failed(path, e))?;
+        let ino = self.inodes().number(path);
+        Ok(self.attr_of(ino, &stat))
+    }
+}
+
+impl Filesystem for ChangeFs {
+    fn lookup(&self, _: &Request, parent: INodeNo, name: &OsStr, reply: ReplyEntry) {
+        guarded(reply, |reply| {
+            let parent = self.path(parent)?;
+            let wanted = name.to_str().ok_or(Errno::ENOENT)?;
+            // The volume decides what matches (FAT: regardless of case); its own spelling numbers it.
+            let listed = self
+                .volume
+                .list(&parent)
+                .map_err(|e| self.failed(&parent, e))?;
+            let found = listed
+                .iter()
+                .find(|(n, _)| n == wanted)
+                .or_else(|| {
+                    listed
+                        .iter()
+                        .find(|(n, _)| n.to_uppercase() == wanted.to_uppercase())
+                })
+                .ok_or(Errno::ENOENT)?;
+            let path = child(&parent, OsStr::new(&found.0))?;
+            let ino = self.inodes().number(&path);
+            answer(reply).entry(&NO_CACHE, &self.attr_of(ino, &found.1), Generation(0));
+            Ok(())
+        })
+    }
+
+    fn getattr(&self, _: &Request, ino: INodeNo, _: Option<FileHandle>, reply: ReplyAttr) {
+        guarded(reply, |reply| {
+            let attr = self.entry(&self.path(ino)?)?;
+            answer(reply).attr(&NO_CACHE, &attr);
+            Ok(())
+        })
+    }
+
+    fn setattr(
+        &self,
+        _: &Request,
+        ino: INodeNo,
+        _: Option<u32>,
+        _: Option<u32>,
+        _: Option<u32>,
+        size: Option<u64>,
+        _: Option<TimeOrNow>,
+        mtime: Option<TimeOrNow>,
+        _: Option<SystemTime>,
+        _: Option<FileHandle>,
+        _: Option<SystemTime>,
+        _: Option<SystemTime>,
+        _: Option<SystemTime>,
+        _: Option<BsdFileFlags>,
+        reply: ReplyAttr,
+    ) {
+        guarded(reply, |reply| {
+            let path = self.path(ino)?;
+            if let Some(size) = size {
+                self.volume
+                    .set_len(&path, size)
+                    .map_err(|e| self.failed(&path, e))?;
+            }
+            if let Some(t) = mtime {
+                self.volume
+                    .set_modified(&path, time_of(t))
+                    .map_err(|e| self.failed(&path, e))?;
+            }
+            // Modes and owners: the volume keeps none (FAT), so there is nothing to change.
+            answer(reply).attr(&NO_CACHE, &self.entry(&path)?);
+            Ok(())
+        })
+    }
+
+    fn readdir(
+        &self,
+        _: &Request,
+        ino: INodeNo,
+        _: FileHandle,
+        offset: u64,
+        reply: ReplyDirectory,
+    ) {
+        guarded(reply, |reply| {
+            let path = self.path(ino)?;
+            let listed = self.volume.list(&path).map_err(|e| self.failed(&path, e))?;
+            let mut rows = vec![
+                (ino.0, FileType::Directory, ".".to_string()),
+                (ino.0, FileType::Directory, "..".to_string()),
+            ];
+            for (name, stat) in listed {
+                let n = self.inodes().number(&child(&path, OsStr::new(&name))?);
+                let kind = match stat.directory {
+                    true => FileType::Directory,
+                    false => FileType::RegularFile,
+                };
+                rows.push((n, kind, name));
+            }
+            let mut reply = answer(reply);
+            for (i, (n, kind, name)) in rows.into_iter().enumerate().skip(offset as usize) {
+                if reply.add(INodeNo(n), i as u64 + 1, kind, name) {
+                    break;
+                }
+            }
+            reply.ok();
+            Ok(())
+        })
+    }
+
+    fn open(&self, _: &Request, ino: INodeNo, _: OpenFlags, reply: ReplyOpen) {
+        guarded(reply, |reply| {
+            self.path(ino)?;
+            answer(reply).opened(FileHandle(0), FopenFlags::empty());
+            Ok(())
+        })
+    }
+
+    fn read(
+        &self,
+        _: &Request,
+        ino: INodeNo,
+        _: FileHandle,
+        offset: u64,
+        size: u32,
+        _: OpenFlags,
+        _: Option<LockOwner>,
+        reply: ReplyData,
+    ) {
+        guarded(reply, |reply| {
+            let path = self.path(ino)?;
+            let mut buf = vec![0u8; size.min(1 << 20) as usize];
+            let n = self
+                .volume
+                .read(&path, offset, &mut buf)
+                .map_err(|e| self.failed(&path, e))?;
+            answer(reply).data(&buf[..n]);
+            Ok(())
+        })
+    }
+
+    fn write(
+        &self,
+        _: &Request,
+        ino: INodeNo,
+        _: FileHandle,
+        offset: u64,
+        data: &[u8],
+        _: WriteFlags,
+        _: OpenFlags,
+        _: Option<LockOwner>,
+        reply: ReplyWrite,
+    ) {
+        guarded(reply, |reply| {
+            let path = self.path(ino)?;
+            self.volume
+                .write(&path, offset, data)
+                .map_err(|e| self.failed(&path, e))?;
+            answer(reply).written(data.len() as u32);
+            Ok(())
+        })
+    }
+
+    fn create(
+        &self,
+        _: &Request,
+        parent: INodeNo,
+        name: &OsStr,
+        _: u32,
+        _: u32,
+        _: i32,
+        reply: ReplyCreate,
+    ) {
+        guarded(reply, |reply| {
+            let path = child(&self.path(parent)?, name)?;
+            self.volume
+                .create_file(&path)
+                .map_err(|e| self.failed(&path, e))?;
+            let attr = self.entry(&path)?;
+            answer(reply).created(
+                &NO_CACHE,
+                &attr,
+                Generation(0),
+                FileHandle(0),
+                FopenFlags::empty(),
+            );
+            Ok(())
+        })
+    }
+
+    fn mkdir(&self, _: &Request, parent: INodeNo, name: &OsStr, _: u32, _: u32, reply: ReplyEntry) {
+        guarded(reply, |reply| {
+            let path = child(&self.path(parent)?, name)?;
+            self.volume
+                .create_dir(&path)
+                .map_err(|e| self.failed(&path, e))?;
+            answer(reply).entry(&NO_CACHE, &self.entry(&path)?, Generation(0));
+            Ok(())
+        })
+    }
+
+    fn unlink(&self, _: &Request, parent: INodeNo, name: &OsStr, reply: ReplyEmpty) {
+        self.remove(parent, name, reply);
+    }
+
+    fn rmdir(&self, _: &Request, parent: INodeNo, name: &OsStr, reply: ReplyEmpty) {
+        self.remove(parent, name, reply);
+    }
+
+    fn rename(
+        &self,
+        _: &Request,
+        parent: INodeNo,
+        name: &OsStr,
+        newparent: INodeNo,
+        newname: &OsStr,
+        flags: RenameFlags,
+        reply: ReplyEmpty,
+    ) {
+        guarded(reply, |reply| {
+            if !flags.is_empty() {
+                return Err(Errno::EINVAL);
+            }
+            let from = child(&self.path(parent)?, name)?;
+            let to = child(&self.path(newparent)?, newname)?;
+            self.volume
+                .rename(&from, &to)
+                .map_err(|e| self.failed(&from, e))?;
+            self.inodes().moved(&from, &to);
+            answer(reply).ok();
+            Ok(())
+        })
+    }
+
+    fn fsync(&self, _: &Request, _: INodeNo, _: FileHandle, _: bool, reply: ReplyEmpty) {
+        guarded(reply, |reply| {
+            self.volume.sync().map_err(|e| self.failed("", e))?;
+            answer(reply).ok();
+            Ok(())
+        })
+    }
+
+    fn flush(&self, _: &Request, _: INodeNo, _: FileHandle, _: LockOwner, reply: ReplyEmpty) {
+        reply.ok();
+    }
+
+    fn release(
+        &self,
+        _: &Request,
+        _: INodeNo,
+        _: FileHandle,
+        _: OpenFlags,
+        _: Option<LockOwner>,
+        _: bool,
+        reply: ReplyEmpty,
+    ) {
+        reply.ok();
+    }
+
+    fn statfs(&self, _: &Request, _: INodeNo, reply: ReplyStatfs) {
+        guarded(reply, |reply| {
+            let (total, free, unit) = self.volume.space().map_err(|e| self.failed("", e))?;
+            let unit = unit.max(512);
+            let (blocks, free) = (total / unit, free / unit);
+            answer(reply).statfs(blocks, free, free, 0, 0, unit as u32, 255, unit as u32);
+            Ok(())
+        })
+    }
+
+    /// The mount is gone: what the volume keeps in memory is written, then the disk is brought
+    /// up to date.
+    fn destroy(&mut self) {
+        if let Err(e) = self.volume.close() {
+            log_error(&self.origin, "volume", &format!("closing: {e}"));
+        }
+    }
+}
+
+impl ChangeFs {
+    fn remove(&self, parent: INodeNo, name: &OsStr, reply: ReplyEmpty) {
+        guarded(reply, |reply| {
+            let path = child(&self.path(parent)?, name)?;
+            self.volume
+                .remove(&path)
+                .map_err(|e| self.failed(&path, e))?;
+            self.inodes().forget(&path);
+            answer(reply).ok();
+            Ok(())
+        })
+    }
+}

@@ -1,0 +1,413 @@
+//! A FAT volume changed in place (a read/write attach), through the `fatfs` crate it is built
+//! with: every change goes straight to the disk under it; one lock serialises them, as fatfs
+//! keeps its state in cells. New folders are put right as fatfs 0.3 leaves them ([`dots_first`]),
+//! and the volume's free count is written when it is closed.
+
+use super::read::Fat;
+use super::write::{dots_first, fat_time};
+use super::{Layout, ENTRY};
+use crate::fs::{components, days_from_civil, lookup, Stat, VolumeMut};
+use crate::io::{ReadAt, WriteAt};
+use std::collections::{HashMap, VecDeque};
+use std::io::{self, Read, Seek, SeekFrom, Write};
+use std::sync::{Arc, Mutex, MutexGuard};
+
+/// The disk as fatfs takes it: a cursor over the volume's bytes. fatfs reads a directory entry
+/// or a FAT entry at a time; the blocks read last are kept (written through, never behind), so
+/// that a path lookup reads each block of its folders once rather than once per entry.
+struct Cursor {
+    disk: Arc<dyn WriteAt>,
+    at: u64,
+    kept: Arc<Mutex<Kept>>,
+}
+
+/// The blocks kept, oldest first; shared with [`FatChange`], which writes past fatfs once (a new
+/// folder's first entries) and then forgets them.
+#[derive(Default)]
+struct Kept {
+    blocks: HashMap<u64, Vec<u8>>,
+    order: VecDeque<u64>,
+}
+
+/// Bytes of a kept block, and how many are kept (1 MiB).
+const BLOCK: u64 = 4096;
+const KEPT: usize = 256;
+
+impl Read for Cursor {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        let (n, within) = (self.at / BLOCK, (self.at % BLOCK) as usize);
+        let mut kept = self.kept.lock().unwrap_or_else(|p| p.into_inner());
+        if !kept.blocks.contains_key(&n) {
+            let start = n * BLOCK;
+            let len = self.disk.size().saturating_sub(start).min(BLOCK) as usize;
+            let mut bytes = vec![0u8; len];
+            self.disk.read_exact_at(start, &mut bytes)?;
+            if kept.order.len() == KEPT {
+                if let Some(old) = kept.order.pop_front() {
+                    kept.blocks.remove(&old);
+                }
+            }
+            kept.order.push_back(n);
+            kept.blocks.insert(n, bytes);
+        }
+        let block = &kept.blocks[&n];
+        let take = buf.len().min(block.len().saturating_sub(within));
+        buf[..take].copy_from_slice(&block[within..within + take]);
+        self.at += take as u64;
+        Ok(take)
+    }
+}
+
+impl Write for Cursor {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        self.disk.write_all_at(self.at, buf)?;
+        let end = self.at + buf.len() as u64;
+        let mut kept = self.kept.lock().unwrap_or_else(|p| p.into_inner());
+        for n in self.at / BLOCK..end.div_ceil(BLOCK) {
+            if let Some(block) = kept.blocks.get_mut(&n) {
+                let start = n * BLOCK;
+                let (lo, hi) = (self.at.max(start), end.min(start + block.len() as u64));
+                if lo < hi {
+                    block[(lo - start) as usize..(hi - start) as usize]
+                        .copy_from_slice(&buf[(lo - self.at) as usize..(hi - self.at) as usize]);
+                }
+            }
+        }
+        self.at = end;
+        Ok(buf.len())
+    }
+    fn flush(&mut self) -> io::Result<()> {
+        Ok(())
+    }
+}
+
+impl Seek for Cursor {
+    fn seek(&mut self, to: SeekFrom) -> io::Result<u64> {
+        let at = match to {
+            SeekFrom::Start(at) => Some(at),
+            SeekFrom::End(by) => self.disk.size().checked_add_signed(by),
+            SeekFrom::Current(by) => self.at.checked_add_signed(by),
+        };
+        self.at = at.ok_or_else(|| io::Error::from(io::ErrorKind::InvalidInput))?;
+        Ok(self.at)
+    }
+}
+
+type FileSystem = fatfs::FileSystem<Cursor>;
+
+/// fatfs's file system, moved to whichever thread holds the lock.
+struct Held(FileSystem);
+
+// SAFETY: FileSystem is not Send only because its options hold `&'static dyn` references to
+// fatfs's default code-page converter and time provider, stateless statics that any thread may
+// call; its cells are touched only by the thread holding `FatChange::fs`'s lock.
+unsafe impl Send for Held {}
+
+pub struct FatChange {
+    disk: Arc<dyn WriteAt>,
+    kept: Arc<Mutex<Kept>>,
+    label: String,
+    /// None once closed.
+    fs: Mutex<Option<Held>>,
+}
+
+fn errno(code: i32) -> io::Error {
+    io::Error::from_raw_os_error(code)
+}
+
+/// A path's parent and its last name ("" and the name for one in the root).
+fn split(path: &str) -> (&str, &str) {
+    path.rsplit_once('/').unwrap_or(("", path))
+}
+
+fn unix_time(t: fatfs::DateTime) -> i64 {
+    let days = days_from_civil(
+        i64::from(t.date.year),
+        i64::from(t.date.month),
+        i64::from(t.date.day),
+    );
+    days * 86_400
+        + i64::from(t.time.hour) * 3600
+        + i64::from(t.time.min) * 60
+        + i64::from(t.time.sec)
+}
+
+fn stat_of(e: &fatfs::DirEntry<Cursor>) -> Stat {
+    Stat {
+        directory: e.is_dir(),
+        size: if e.is_dir() { 0 } else { e.len() },
+        modified: Some(unix_time(e.modified())),
+    }
+}
+
+impl FatChange {
+    /// The FAT volume on `disk` (a partition), to be changed.
+    pub fn open(disk: Arc<dyn WriteAt>) -> io::Result<FatChange> {
+        let label = Fat::open(disk.clone())
+            .map(|fat| crate::fs::Volume::label(&fat))
+            .unwrap_or_default();
+        let kept = Arc::new(Mutex::new(Kept::default()));
+        let cursor = Cursor {
+            disk: disk.clone(),
+            at: 0,
+            kept: kept.clone(),
+        };
+        let options = fatfs::FsOptions::new().update_accessed_date(false);
+        let fs = fatfs::FileSystem::new(cursor, options)?;
+        Ok(FatChange {
+            disk,
+            kept,
+            label,
+            fs: Mutex::new(Some(Held(fs))),
+        })
+    }
+
+    fn fs(&self) -> io::Result<MutexGuard<'_, Option<Held>>> {
+        let guard = self.fs.lock().unwrap_or_else(|p| p.into_inner());
+        match guard.is_some() {
+            true => Ok(guard),
+            false => Err(errno(libc::EROFS)),
+        }
+    }
+
+    /// The entry at `path` (not the root), found as FAT finds names: without regard to case.
+    fn entry<'a>(fs: &'a FileSystem, path: &str) -> io::Result<fatfs::DirEntry<'a, Cursor>> {
+        let (parent, name) = split(path);
+        let dir = match parent {
+            "" => fs.root_dir(),
+            p => fs.root_dir().open_dir(p)?,
+        };
+        for e in dir.iter() {
+            let e = e?;
+            if e.file_name().to_uppercase() == name.to_uppercase() {
+                return Ok(e);
+            }
+        }
+        Err(errno(libc::ENOENT))
+    }
+
+    fn file<'a>(fs: &'a FileSystem, path: &str) -> io::Result<fatfs::File<'a, Cursor>> {
+        let e = Self::entry(fs, path)?;
+        match e.is_dir() {
+            true => Err(errno(libc::EISDIR)),
+            false => Ok(e.to_file()),
+        }
+    }
+
+    /// Zeros from the file's end up to `len`.
+    fn grow(file: &mut fatfs::File<'_, Cursor>, len: u64) -> io::Result<()> {
+        let end = file.seek(SeekFrom::End(0))?;
+        let zeros = [0u8; 64 << 10];
+        let mut left = len.saturating_sub(end);
+        while left > 0 {
+            let n = left.min(zeros.len() as u64) as usize;
+            file.write_all(&zeros[..n])?;
+            left -= n as u64;
+        }
+        Ok(())
+    }
+}
+
+impl VolumeMut for FatChange {
+    fn label(&self) -> String {
+        self.label.clone()
+    }
+
+    fn stat(&self, path: &str) -> io::Result<Stat> {
+        let guard = self.fs()?;
+        let fs = &guard.as_ref().expect("open").0;
+        match path {
+            "" => Ok(Stat {
+                directory: true,
+                size: 0,
+                modified: None,
+            }),
+            _ => Ok(stat_of(&Self::entry(fs, path)?)),
+        }
+    }
+
+    fn list(&self, path: &str) -> io::Result<Vec<(String, Stat)>> {
+        let guard = self.fs()?;
+        let fs = &guard.as_ref().expect("open").0;
+        let dir = match path {
+            "" => fs.root_dir(),
+            _ => match Self::entry(fs, path)? {
+                e if e.is_dir() => e.to_dir(),
+                _ => return Err(errno(libc::ENOTDIR)),
+            },
+        };
+        let mut out = Vec::new();
+        for e in dir.iter() {
+            let e = e?;
+            let name = e.file_name();
+            if name != "." && name != ".." {
+                out.push((name, stat_of(&e)));
+            }
+        }
+        Ok(out)
+    }
+
+    fn read(&self, path: &str, offset: u64, buf: &mut [u8]) -> io::Result<usize> {
+        let guard = self.fs()?;
+        let mut file = Self::file(&guard.as_ref().expect("open").0, path)?;
+        if file.seek(SeekFrom::Start(offset))? < offset {
+            return Ok(0);
+        }
+        let mut done = 0;
+        while done < buf.len() {
+            match file.read(&mut buf[done..])? {
+                0 => break,
+                n => done += n,
+            }
+        }
+        Ok(done)
+    }
+
+    fn write(&self, path: &str, offset: u64, data: &[u8]) -> io::Result<()> {
+        let guard = self.fs()?;
+        let mut file = Self::file(&guard.as_ref().expect("open").0, path)?;
+        if offset
+            .checked_add(data.len() as u64)
+            .is_none_or(|end| end > u64::from(u32::MAX))
+        {
+            // FAT counts a file's bytes in 32 bits.
+            return Err(errno(libc::EFBIG));
+        }
+        Self::grow(&mut file, offset)?;
+        file.seek(SeekFrom::Start(offset))?;
+        file.write_all(data)?;
+        file.flush()
+    }
+
+    fn create_file(&self, path: &str) -> io::Result<()> {
+        let guard = self.fs()?;
+        let fs = &guard.as_ref().expect("open").0;
+        if Self::entry(fs, path).is_ok() {
+            return Err(errno(libc::EEXIST));
+        }
+        let made = fs.root_dir().create_file(path).map(drop);
+        made
+    }
+
+    fn create_dir(&self, path: &str) -> io::Result<()> {
+        let guard = self.fs()?;
+        let fs = &guard.as_ref().expect("open").0;
+        if Self::entry(fs, path).is_ok() {
+            return Err(errno(libc::EEXIST));
+        }
+        fs.root_dir().create_dir(path)?;
+        // Put its first entries right, where dimg's own reader finds the folder.
+        let fat = Fat::open(self.disk.clone())?;
+        let first = fat.first_cluster(&lookup(&fat, path)?)?;
+        if let Some(first) = first {
+            let mut boot = vec![0u8; 64];
+            self.disk.read_exact_at(0, &mut boot)?;
+            let at = Layout::read(&boot)?
+                .span(u64::from(first), u64::from(first) + 1)
+                .0;
+            let mut head = vec![0u8; 4 * ENTRY];
+            self.disk.read_exact_at(at, &mut head)?;
+            let under_root = components(path).count() == 1;
+            if let Some(fixed) = dots_first(&head, under_root) {
+                self.disk.write_all_at(at, &fixed)?;
+                *self.kept.lock().unwrap_or_else(|p| p.into_inner()) = Kept::default();
+            }
+        }
+        Ok(())
+    }
+
+    fn set_len(&self, path: &str, len: u64) -> io::Result<()> {
+        let guard = self.fs()?;
+        let mut file = Self::file(&guard.as_ref().expect("open").0, path)?;
+        if len > u64::from(u32::MAX) {
+            return Err(errno(libc::EFBIG));
+        }
+        let end = file.seek(SeekFrom::End(0))?;
+        match len < end {
+            true => {
+                file.seek(SeekFrom::Start(len))?;
+                file.truncate()
+            }
+            false => Self::grow(&mut file, len),
+        }
+    }
+
+    fn remove(&self, path: &str) -> io::Result<()> {
+        let guard = self.fs()?;
+        let fs = &guard.as_ref().expect("open").0;
+        let e = Self::entry(fs, path)?;
+        if e.is_dir()
+            && e.to_dir().iter().filter_map(Result::ok).any(|c| {
+                let n = c.file_name();
+                n != "." && n != ".."
+            })
+        {
+            return Err(errno(libc::ENOTEMPTY));
+        }
+        let removed = fs.root_dir().remove(path);
+        removed
+    }
+
+    fn rename(&self, from: &str, to: &str) -> io::Result<()> {
+        let guard = self.fs()?;
+        let fs = &guard.as_ref().expect("open").0;
+        let moving = Self::entry(fs, from)?;
+        if let Ok(there) = Self::entry(fs, to) {
+            let same = from.to_uppercase() == to.to_uppercase();
+            match (moving.is_dir(), there.is_dir()) {
+                _ if same => {}
+                (false, true) => return Err(errno(libc::EISDIR)),
+                (true, false) => return Err(errno(libc::ENOTDIR)),
+                _ => {
+                    drop(guard);
+                    self.remove(to)?;
+                    return self.rename(from, to);
+                }
+            }
+        }
+        if moving.is_dir() && (to.to_uppercase() + "/").starts_with(&(from.to_uppercase() + "/")) {
+            // Into itself.
+            return Err(errno(libc::EINVAL));
+        }
+        let root = fs.root_dir();
+        root.rename(from, &root, to)
+    }
+
+    fn set_modified(&self, path: &str, time: i64) -> io::Result<()> {
+        let guard = self.fs()?;
+        let e = Self::entry(&guard.as_ref().expect("open").0, path)?;
+        // A folder's time stays: fatfs sets only a file's.
+        if !e.is_dir() {
+            let mut file = e.to_file();
+            // fatfs deprecates this for a clock-wide TimeProvider, which cannot set one file's
+            // time to one the user chose.
+            #[allow(deprecated)]
+            file.set_modified(fat_time(time));
+            file.flush()?;
+        }
+        Ok(())
+    }
+
+    fn space(&self) -> io::Result<(u64, u64, u64)> {
+        let guard = self.fs()?;
+        let stats = &guard.as_ref().expect("open").0.stats()?;
+        let cluster = u64::from(stats.cluster_size());
+        Ok((
+            u64::from(stats.total_clusters()) * cluster,
+            u64::from(stats.free_clusters()) * cluster,
+            cluster,
+        ))
+    }
+
+    fn sync(&self) -> io::Result<()> {
+        self.disk.sync()
+    }
+
+    fn close(&self) -> io::Result<()> {
+        let taken = self.fs.lock().unwrap_or_else(|p| p.into_inner()).take();
+        if let Some(Held(fs)) = taken {
+            fs.unmount()?;
+        }
+        self.disk.finish()
+    }
+}
