@@ -252,8 +252,9 @@ pub enum Command {
         #[arg(long)]
         newstdinpass: bool,
     },
-    /// Mount the image's volumes read-only where the file manager shows them: dimg attach IMAGE
-    /// (with -nomount, its disk as files: read/write where the image can be written)
+    /// Mount the image's volumes where the file manager shows them: dimg attach IMAGE (a FAT
+    /// volume of a read/write image read/write, the others read-only; with -nomount, the disk as
+    /// files, read/write where the image can be written)
     Attach {
         image: PathBuf,
         /// Mount the one volume here instead (a folder; made if missing)
