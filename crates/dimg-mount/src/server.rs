@@ -51,42 +51,20 @@ pub fn serve(
         .and_then(|m| m.modified())
         .unwrap_or(SystemTime::UNIX_EPOCH);
     let origin = image.display().to_string();
-    let disk = match request.nomount {
-        true => Some(nomount_disk(
-            &image,
-            passphrase,
-            request.access,
-            request.shadow.as_deref(),
-        )?),
-        false if request.shadow.is_some() => {
-            return Err(refuse(
-                "a shadow file takes the writes to a disk: attach -nomount -shadow serves it"
-                    .into(),
-            ))
-        }
-        false => None,
+    if request.shadow.is_some() && !request.nomount {
+        return Err(refuse(
+            "a shadow file takes the writes to a disk: attach -nomount -shadow serves it".into(),
+        ));
+    }
+    let (opened, writable) = match &request.shadow {
+        // The image is only read; the writes go to the shadow.
+        Some(_) => (container::open(&image, passphrase)?, None),
+        None => open_for(&image, passphrase, request.access)?,
     };
-    // Volumes dimg can change (FAT) on a disk that can be written are mounted read/write.
-    let volume_disk = match (&disk, request.access) {
-        (None, Access::AsTheImageAllows | Access::ReadWrite) => {
-            writable_disk(&image, passphrase, request.access)?
-        }
-        _ => None,
-    };
-    let writable = disk.as_ref().is_some_and(|d| d.writable.is_some()) || volume_disk.is_some();
-    refuse_alongside(&image, writable)?;
-    let mut server = Server {
-        attachment: Attachment {
-            image: image.clone(),
-            pid: std::process::id(),
-            log: log.to_path_buf(),
-            mounts: Vec::new(),
-            running: true,
-            writable,
-        },
-        sessions: Vec::new(),
-    };
-    if let Some(disk) = disk {
+    if request.nomount {
+        let disk = served_disk(&image, &opened, writable, request)?;
+        refuse_alongside(&image, disk.writable.is_some())?;
+        let mut server = Server::new(&image, log, disk.writable.is_some());
         let folder = match &request.mount_point {
             Some(p) => p.clone(),
             None => {
@@ -99,73 +77,86 @@ pub fn serve(
         let fs = DiskFs::new(origin, disk, image_time);
         let files = fs.names().map(str::to_string).collect();
         server.mount(fs, &folder, "disk", None, &image, files)?;
-    } else {
-        let found = ops::volumes(&image, passphrase, request.volume)?;
-        if found.volumes.is_empty() {
-            return Err(Error::io(&image, found.no_volume()));
-        }
-        // A volume still locked would answer every read with an error: it is not mounted.
-        let (locked, volumes): (Vec<_>, Vec<_>) = found
-            .volumes
-            .into_iter()
-            .partition(|v| v.volume.encrypted());
-        if let (true, Some(v)) = (volumes.is_empty(), locked.first()) {
+        registry::record(&server.attachment).map_err(|e| Error::io(&image, e))?;
+        return Ok(server);
+    }
+    let found = ops::volumes_of(&opened, &image, request.volume)?;
+    if found.volumes.is_empty() {
+        return Err(Error::io(&image, found.no_volume()));
+    }
+    // A volume still locked would answer every read with an error: it is not mounted.
+    let (locked, volumes): (Vec<_>, Vec<_>) = found
+        .volumes
+        .into_iter()
+        .partition(|v| v.volume.encrypted());
+    if let (true, Some(v)) = (volumes.is_empty(), locked.first()) {
+        return Err(refuse(format!(
+            "volume {}, “{}”, is encrypted: dimg recognises it but cannot unlock it yet",
+            v.id,
+            v.volume.label()
+        )));
+    }
+    if request.mount_point.is_some() && volumes.len() > 1 {
+        let which: Vec<String> = volumes.iter().map(|v| v.id.to_string()).collect();
+        return Err(refuse(format!(
+            "holds {} volumes ({}): choose one with -volume N to give it -mountpoint",
+            volumes.len(),
+            which.join(", ")
+        )));
+    }
+    // Volumes dimg can change (FAT) on a disk that can be written are mounted read/write.
+    let kinds: Vec<Option<Signature>> = volumes
+        .iter()
+        .map(|v| {
+            dimg::fs::identify(&v.partition.open(found.disk.clone()))
+                .ok()
+                .flatten()
+        })
+        .collect();
+    let changeable = |kind: &Option<Signature>| writable.is_some() && *kind == Some(Signature::Fat);
+    if request.access == Access::ReadWrite {
+        if let Some((v, kind)) = volumes.iter().zip(&kinds).find(|(_, k)| !changeable(k)) {
             return Err(refuse(format!(
-                "volume {}, “{}”, is encrypted: dimg recognises it but cannot unlock it yet",
+                "volume {} is {}, which dimg does not write yet (it writes FAT volumes); \
+                 attach -nomount serves the disk read/write",
                 v.id,
-                v.volume.label()
+                kind.map_or("no file system dimg knows", |s| s.name())
             )));
         }
-        if request.mount_point.is_some() && volumes.len() > 1 {
-            let which: Vec<String> = volumes.iter().map(|v| v.id.to_string()).collect();
-            return Err(refuse(format!(
-                "holds {} volumes ({}): choose one with -volume N to give it -mountpoint",
-                volumes.len(),
-                which.join(", ")
-            )));
-        }
-        for ops::FoundVolume {
+    }
+    let any_changeable = kinds.iter().any(changeable);
+    refuse_alongside(&image, any_changeable)?;
+    let mut server = Server::new(&image, log, any_changeable);
+    for (
+        ops::FoundVolume {
             partition,
             id,
             volume,
-        } in volumes
-        {
-            let name = volume.label();
-            let file_system = dimg::fs::identify(&partition.open(found.disk.clone()))
-                .ok()
-                .flatten();
-            let changeable = match (&volume_disk, file_system) {
-                (Some(disk), Some(Signature::Fat)) => Some(disk),
-                _ => None,
-            };
-            if request.access == Access::ReadWrite && changeable.is_none() {
-                return Err(refuse(format!(
-                    "volume {id} is {}, which dimg does not write yet (it writes FAT volumes); \
-                     attach -nomount serves the disk read/write",
-                    file_system.map_or("no file system dimg knows", |s| s.name())
-                )));
+        },
+        kind,
+    ) in volumes.into_iter().zip(kinds)
+    {
+        let name = volume.label();
+        let file_system = kind.map_or("volume", |s| s.name());
+        let folder = match &request.mount_point {
+            Some(p) => p.clone(),
+            None => place::volumes_folder()
+                .and_then(|f| place::free_mount_point(&f, &name))
+                .map_err(|e| Error::io(Path::new("/media"), e))?,
+        };
+        let origin = format!("{origin} (volume {id})");
+        let mounted = (Some(id), name);
+        match writable.as_ref().filter(|_| changeable(&kind)) {
+            Some(disk) => {
+                let part: Arc<dyn WriteAt> =
+                    Arc::new(Slice::new(disk.clone(), partition.start, partition.size));
+                let fat = FatChange::open(part).map_err(|e| Error::io(&image, e))?;
+                let fs = ChangeFs::new(Arc::new(fat), origin);
+                server.mount(fs, &folder, file_system, Some(mounted), &image, Vec::new())?;
             }
-            let file_system = file_system.map_or("volume", |s| s.name());
-            let folder = match &request.mount_point {
-                Some(p) => p.clone(),
-                None => place::volumes_folder()
-                    .and_then(|f| place::free_mount_point(&f, &name))
-                    .map_err(|e| Error::io(Path::new("/media"), e))?,
-            };
-            let origin = format!("{origin} (volume {id})");
-            let mounted = (Some(id), name);
-            match changeable {
-                Some(disk) => {
-                    let part: Arc<dyn WriteAt> =
-                        Arc::new(Slice::new(disk.clone(), partition.start, partition.size));
-                    let fat = FatChange::open(part).map_err(|e| Error::io(&image, e))?;
-                    let fs = ChangeFs::new(Arc::new(fat), origin);
-                    server.mount(fs, &folder, file_system, Some(mounted), &image, Vec::new())?;
-                }
-                None => {
-                    let fs = VolumeFs::new(volume, origin, partition.size, image_time);
-                    server.mount(fs, &folder, file_system, Some(mounted), &image, Vec::new())?;
-                }
+            None => {
+                let fs = VolumeFs::new(volume, origin, partition.size, image_time);
+                server.mount(fs, &folder, file_system, Some(mounted), &image, Vec::new())?;
             }
         }
     }
@@ -173,42 +164,24 @@ pub fn serve(
     Ok(server)
 }
 
-/// The disk `nomount` serves: written through where the image can be written and `access`
-/// allows; read-only otherwise, or refused when read/write was asked of an image that cannot be.
-/// With a `shadow` file, the image is only read and the writes go to the shadow.
-fn nomount_disk(
+/// The image opened as `access` allows: to be written (with its writable disk) where its format
+/// can be and its file may be, else to be read; refused, saying why, where read/write was asked
+/// of one that cannot be.
+fn open_for(
     image: &Path,
     passphrase: Option<&Passphrase>,
     access: Access,
-    shadow: Option<&Path>,
-) -> dimg::Result<ServedDisk> {
-    if let Some(path) = shadow {
-        let base = container::open(image, passphrase)?.container.disk();
-        let (disk, writable) = match access {
-            Access::ReadOnly => (
-                container::shadow::open(base, path).map_err(|e| Error::io(path, e))?,
-                None,
-            ),
-            _ => {
-                let w =
-                    container::shadow::open_writable(base, path).map_err(|e| Error::io(path, e))?;
-                (w.clone() as Arc<dyn ReadAt>, Some(w))
-            }
-        };
-        let (_, partitions) = dimg::fs::places(&*disk).map_err(|e| Error::io(image, e))?;
-        return Ok(ServedDisk {
-            disk,
-            writable,
-            partitions,
-        });
-    }
+) -> dimg::Result<(container::Opened, Option<Arc<dyn WriteAt>>)> {
+    let refuse = |reason: String| Error::Refused {
+        path: image.to_path_buf(),
+        reason,
+    };
     // A file without write permission is attached read-only, as the Finder does, even for root.
     let locked = std::fs::metadata(image).is_ok_and(|m| m.permissions().readonly());
     if access == Access::ReadWrite && locked {
-        return Err(Error::Refused {
-            path: image.to_path_buf(),
-            reason: "has no write permission, so it attaches read-only".into(),
-        });
+        return Err(refuse(
+            "has no write permission, so it attaches read-only".into(),
+        ));
     }
     let opened = match access {
         Access::ReadOnly => container::open(image, passphrase)?,
@@ -217,18 +190,35 @@ fn nomount_disk(
     };
     let writable = opened.container.writable();
     if access == Access::ReadWrite && writable.is_none() {
-        return Err(Error::Refused {
-            path: image.to_path_buf(),
-            reason: format!(
-                "is a read-only or compressed {}, so it attaches read-only; to change its disk, \
-                 attach it with -shadow: the changes go to a shadow file beside it",
-                opened.format
-            ),
-        });
+        return Err(refuse(format!(
+            "is a read-only or compressed {}, so it attaches read-only; to change its disk, \
+             attach it with -nomount -shadow: the changes go to a shadow file beside it",
+            opened.format
+        )));
     }
-    let disk = match &writable {
-        Some(w) => w.clone() as Arc<dyn ReadAt>,
-        None => opened.container.disk(),
+    Ok((opened, writable))
+}
+
+/// The disk `nomount` serves: the image's, written through when `writable`, or, with a shadow
+/// file, the image's as the shadow changes it.
+fn served_disk(
+    image: &Path,
+    opened: &container::Opened,
+    writable: Option<Arc<dyn WriteAt>>,
+    request: &Request,
+) -> dimg::Result<ServedDisk> {
+    let base = opened.container.disk();
+    let (disk, writable) = match (&request.shadow, writable) {
+        (Some(path), _) if request.access == Access::ReadOnly => (
+            container::shadow::open(base, path).map_err(|e| Error::io(path, e))?,
+            None,
+        ),
+        (Some(path), _) => {
+            let w = container::shadow::open_writable(base, path).map_err(|e| Error::io(path, e))?;
+            (w.clone() as Arc<dyn ReadAt>, Some(w))
+        }
+        (None, Some(w)) => (w.clone() as Arc<dyn ReadAt>, Some(w)),
+        (None, None) => (base, None),
     };
     let (_, partitions) = dimg::fs::places(&*disk).map_err(|e| Error::io(image, e))?;
     Ok(ServedDisk {
@@ -236,40 +226,6 @@ fn nomount_disk(
         writable,
         partitions,
     })
-}
-
-/// The image's disk to change, where the image can be written and its file may be; None where it
-/// cannot (its volumes then mount read-only), refused where `access` asked for read/write.
-fn writable_disk(
-    image: &Path,
-    passphrase: Option<&Passphrase>,
-    access: Access,
-) -> dimg::Result<Option<Arc<dyn WriteAt>>> {
-    let locked = std::fs::metadata(image).is_ok_and(|m| m.permissions().readonly());
-    let writable = match locked {
-        true => None,
-        false => container::open_writable(image, passphrase)?
-            .container
-            .writable(),
-    };
-    if access == Access::ReadWrite && writable.is_none() {
-        return Err(Error::Refused {
-            path: image.to_path_buf(),
-            reason: "cannot be written (a compressed or read-only image, or a file without \
-                     write permission), so its volumes mount read-only"
-                .into(),
-        });
-    }
-    // Only a disk holding a volume dimg changes is held to be written.
-    let has_fat = |disk: &Arc<dyn WriteAt>| {
-        dimg::fs::places(&**disk).is_ok_and(|(_, parts)| {
-            parts.iter().any(|p| {
-                let part = Slice::new(disk.clone(), p.start, p.size);
-                matches!(dimg::fs::identify(&part), Ok(Some(Signature::Fat)))
-            })
-        })
-    };
-    Ok(writable.filter(has_fat))
 }
 
 /// Refuses to attach an image already attached read/write, or to attach one read/write while it
@@ -296,6 +252,20 @@ fn refuse_alongside(image: &Path, writable: bool) -> dimg::Result<()> {
 }
 
 impl Server {
+    fn new(image: &Path, log: &Path, writable: bool) -> Server {
+        Server {
+            attachment: Attachment {
+                image: image.to_path_buf(),
+                pid: std::process::id(),
+                log: log.to_path_buf(),
+                mounts: Vec::new(),
+                running: true,
+                writable,
+            },
+            sessions: Vec::new(),
+        }
+    }
+
     pub fn attachment(&self) -> &Attachment {
         &self.attachment
     }

@@ -169,7 +169,15 @@ pub fn volumes(
     passphrase: Option<&Passphrase>,
     which: Option<VolumeId>,
 ) -> Result<ImageVolumes> {
-    let opened = container::open(image, passphrase)?;
+    volumes_of(&container::open(image, passphrase)?, image, which)
+}
+
+/// [`volumes`] of an image already opened (from `image`, which errors name).
+pub fn volumes_of(
+    opened: &container::Opened,
+    image: &Path,
+    which: Option<VolumeId>,
+) -> Result<ImageVolumes> {
     let disk = opened.container.disk();
     let (_, partitions) = fs::places(&*disk).map_err(|e| Error::io(image, e))?;
     let missing = |problem: String| Error::io(image, FormatError::io("partition map", 0, problem));
