@@ -152,23 +152,14 @@ impl Filesystem for ChangeFs {
         guarded(reply, |reply| {
             let parent = self.path(parent)?;
             let wanted = name.to_str().ok_or(Errno::ENOENT)?;
-            // The volume decides what matches (FAT: regardless of case); its own spelling numbers it.
-            let listed = self
+            // Numbered by the name as the volume stores it, however it was asked for.
+            let (stored, stat) = self
                 .volume
-                .list(&parent)
+                .find(&parent, wanted)
                 .map_err(|e| self.failed(&parent, e))?;
-            let found = listed
-                .iter()
-                .find(|(n, _)| n == wanted)
-                .or_else(|| {
-                    listed
-                        .iter()
-                        .find(|(n, _)| n.to_uppercase() == wanted.to_uppercase())
-                })
-                .ok_or(Errno::ENOENT)?;
-            let path = child(&parent, OsStr::new(&found.0))?;
+            let path = child(&parent, OsStr::new(&stored))?;
             let ino = self.inodes().number(&path);
-            answer(reply).entry(&NO_CACHE, &self.attr_of(ino, &found.1), Generation(0));
+            answer(reply).entry(&NO_CACHE, &self.attr_of(ino, &stat), Generation(0));
             Ok(())
         })
     }

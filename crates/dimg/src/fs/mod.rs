@@ -212,6 +212,9 @@ pub struct Stat {
 pub trait VolumeMut: Send + Sync {
     fn label(&self) -> String;
     fn stat(&self, path: &str) -> io::Result<Stat>;
+    /// Entry `name` of folder `parent`, found as the volume matches names (FAT: regardless of
+    /// case): its name as stored, and what it is.
+    fn find(&self, parent: &str, name: &str) -> io::Result<(String, Stat)>;
     /// A folder's entries, "." and ".." left out.
     fn list(&self, path: &str) -> io::Result<Vec<(String, Stat)>>;
     fn read(&self, path: &str, offset: u64, buf: &mut [u8]) -> io::Result<usize>;

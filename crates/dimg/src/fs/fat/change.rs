@@ -226,6 +226,16 @@ impl VolumeMut for FatChange {
         }
     }
 
+    fn find(&self, parent: &str, name: &str) -> io::Result<(String, Stat)> {
+        let guard = self.fs()?;
+        let path = match parent {
+            "" => name.to_string(),
+            p => format!("{p}/{name}"),
+        };
+        let e = Self::entry(&guard.as_ref().expect("open").0, &path)?;
+        Ok((e.file_name(), stat_of(&e)))
+    }
+
     fn list(&self, path: &str) -> io::Result<Vec<(String, Stat)>> {
         let guard = self.fs()?;
         let fs = &guard.as_ref().expect("open").0;
