@@ -446,6 +446,24 @@ impl BandFolder {
     }
 }
 
+/// `data`, to be written at `offset`, widened to whole blocks of `block` bytes — the rest of its
+/// first and last block as `read` finds them now, in the clear — so that the blocks can be sealed
+/// whole: where they start, and their bytes.
+pub fn whole_blocks(
+    offset: u64,
+    data: &[u8],
+    block: u64,
+    read: impl FnOnce(u64, &mut [u8]) -> io::Result<()>,
+) -> io::Result<(u64, Vec<u8>)> {
+    let start = offset / block * block;
+    let end = (offset + data.len() as u64).next_multiple_of(block);
+    let mut blocks = vec![0u8; (end - start) as usize];
+    read(start, &mut blocks)?;
+    let at = (offset - start) as usize;
+    blocks[at..at + data.len()].copy_from_slice(data);
+    Ok((start, blocks))
+}
+
 /// A lock whose holder panicked still guards consistent data: every update under it is whole.
 fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|p| p.into_inner())
@@ -487,15 +505,11 @@ impl WriteAt for BandFolder {
         while let Some((number, within, n)) =
             band_span(offset, buf.len(), self.band_size, self.size).filter(|_| !buf.is_empty())
         {
-            // A sealed band is written in whole blocks: the rest of each block is read first.
             let (start, data): (u64, std::borrow::Cow<[u8]>) = match &self.cipher {
                 Some(c) => {
-                    let start = within / c.block() * c.block();
-                    let end = (within + n as u64).next_multiple_of(c.block());
-                    let mut data = vec![0u8; (end - start) as usize];
-                    self.read_band(number, start, &mut data)?;
-                    let at = (within - start) as usize;
-                    data[at..at + n].copy_from_slice(&buf[..n]);
+                    let (start, mut data) = whole_blocks(within, &buf[..n], c.block(), |at, b| {
+                        self.read_band(number, at, b)
+                    })?;
                     c.encrypt(start / c.block(), &mut data);
                     (start, data.into())
                 }

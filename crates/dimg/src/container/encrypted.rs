@@ -7,7 +7,7 @@ use crate::bytes::{be32, be64};
 
 use super::{Checksums, Container, Fact, LayoutEntry, Probe};
 use crate::error::FormatError;
-use crate::io::{past_end, BandCipher, ReadAt, WriteAt};
+use crate::io::{past_end, whole_blocks, BandCipher, ReadAt, WriteAt};
 use crate::magic::Signature;
 use crate::secret::Locked;
 use aes::cipher::{
@@ -266,6 +266,20 @@ impl BlockCipher {
             }
         };
     }
+
+    /// Decrypts `data`: whole blocks of `size` bytes numbered from `first`, on every core.
+    fn decrypt_blocks(&self, first: u64, size: usize, data: &mut [u8]) {
+        data.par_chunks_mut(size)
+            .enumerate()
+            .for_each(|(i, block)| self.decrypt(first + i as u64, block));
+    }
+
+    /// Encrypts `data`: whole blocks of `size` bytes numbered from `first`, on every core.
+    fn encrypt_blocks(&self, first: u64, size: usize, data: &mut [u8]) {
+        data.par_chunks_mut(size)
+            .enumerate()
+            .for_each(|(i, block)| self.encrypt(first + i as u64, block));
+    }
 }
 
 /// The inner file, decrypted on demand; written through, each block sealed with its own IV, when
@@ -288,10 +302,8 @@ impl<F: ReadAt + ?Sized> ReadAt for Decrypting<F> {
         let mut cipher = vec![0u8; ((last - first + 1) * h.block_size) as usize];
         self.file
             .read_exact_at(h.data_offset + first * h.block_size, &mut cipher)?;
-        cipher
-            .par_chunks_mut(h.block_size as usize)
-            .enumerate()
-            .for_each(|(i, block)| self.blocks.decrypt(first + i as u64, block));
+        self.blocks
+            .decrypt_blocks(first, h.block_size as usize, &mut cipher);
         let skip = (offset - first * h.block_size) as usize;
         buf[..n].copy_from_slice(&cipher[skip..skip + n]);
         Ok(n)
@@ -309,21 +321,14 @@ impl<F: WriteAt + ?Sized> WriteAt for Decrypting<F> {
         if buf.is_empty() {
             return Ok(());
         }
-        // Whole blocks: the rest of the first and last is read (decrypted) first.
-        let first = offset / h.block_size;
-        let end = (offset + buf.len() as u64).div_ceil(h.block_size);
-        let mut plain = vec![0u8; ((end - first) * h.block_size) as usize];
-        let whole = plain.len() as u64;
-        let readable = (h.data_size - first * h.block_size).min(whole) as usize;
-        self.read_exact_at(first * h.block_size, &mut plain[..readable])?;
-        let at = (offset - first * h.block_size) as usize;
-        plain[at..at + buf.len()].copy_from_slice(buf);
-        plain
-            .par_chunks_mut(h.block_size as usize)
-            .enumerate()
-            .for_each(|(i, block)| self.blocks.encrypt(first + i as u64, block));
-        self.file
-            .write_all_at(h.data_offset + first * h.block_size, &plain)
+        let (start, mut plain) = whole_blocks(offset, buf, h.block_size, |at, blocks| {
+            let readable = (h.data_size - at).min(blocks.len() as u64) as usize;
+            self.read_exact_at(at, &mut blocks[..readable])
+        })?;
+        let size = h.block_size as usize;
+        self.blocks
+            .encrypt_blocks(start / h.block_size, size, &mut plain);
+        self.file.write_all_at(h.data_offset + start, &plain)
     }
 
     fn sync(&self) -> io::Result<()> {
@@ -414,14 +419,12 @@ impl BandCipher for BandKey {
         self.header.block_size
     }
     fn decrypt(&self, first: u64, data: &mut [u8]) {
-        data.par_chunks_mut(self.header.block_size as usize)
-            .enumerate()
-            .for_each(|(i, block)| self.blocks.decrypt(first + i as u64, block));
+        let size = self.header.block_size as usize;
+        self.blocks.decrypt_blocks(first, size, data);
     }
     fn encrypt(&self, first: u64, data: &mut [u8]) {
-        data.par_chunks_mut(self.header.block_size as usize)
-            .enumerate()
-            .for_each(|(i, block)| self.blocks.encrypt(first + i as u64, block));
+        let size = self.header.block_size as usize;
+        self.blocks.encrypt_blocks(first, size, data);
     }
 }
 
@@ -695,9 +698,7 @@ impl Sealer {
 
     /// Encrypts whole blocks in place, block `first` onwards, on all cores.
     pub fn encrypt(&self, first: u64, data: &mut [u8]) {
-        data.par_chunks_mut(BLOCK)
-            .enumerate()
-            .for_each(|(i, b)| self.blocks.encrypt(first + i as u64, b));
+        self.blocks.encrypt_blocks(first, BLOCK, data);
     }
 
     /// The bytes before the data: header, key descriptor and padding, for `data_size` bytes of
