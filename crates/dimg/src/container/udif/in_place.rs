@@ -5,7 +5,7 @@
 
 use super::koly::Koly;
 use crate::error::FormatError;
-use crate::io::{past_end, ReadAt, WriteAt};
+use crate::io::{ReadAt, Slice, WriteAt};
 use base64::Engine;
 use std::io;
 use std::ops::Range;
@@ -25,8 +25,9 @@ pub(super) struct TableCrc {
 }
 
 pub(super) struct InPlace {
+    /// The disk: the data fork, where it starts the file.
+    disk: Slice<dyn WriteAt>,
     file: Arc<dyn WriteAt>,
-    size: u64,
     koly: Koly,
     koly_at: u64,
     /// Every block table in the property list's order; `None` for one without a CRC-32.
@@ -42,7 +43,7 @@ impl InPlace {
         tables: Vec<Option<TableCrc>>,
     ) -> Self {
         InPlace {
-            size: koly.sector_count * 512,
+            disk: Slice::new(file.clone(), 0, koly.sector_count * 512),
             file,
             koly,
             koly_at,
@@ -154,22 +155,17 @@ fn find(haystack: &[u8], needle: &[u8], from: usize) -> Option<usize> {
 
 impl ReadAt for InPlace {
     fn read_at(&self, offset: u64, buf: &mut [u8]) -> io::Result<usize> {
-        if offset >= self.size {
-            return Ok(0);
-        }
-        let n = buf.len().min((self.size - offset) as usize);
-        self.file.read_at(offset, &mut buf[..n])
+        self.disk.read_at(offset, buf)
     }
     fn size(&self) -> u64 {
-        self.size
+        self.disk.size()
     }
 }
 
 impl WriteAt for InPlace {
     fn write_all_at(&self, offset: u64, buf: &[u8]) -> io::Result<()> {
-        past_end(offset, buf.len(), self.size)?;
         self.written.store(true, Ordering::Relaxed);
-        self.file.write_all_at(offset, buf)
+        self.disk.write_all_at(offset, buf)
     }
 
     fn sync(&self) -> io::Result<()> {
