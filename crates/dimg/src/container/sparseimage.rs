@@ -31,6 +31,15 @@ const INDEX_SLOTS: usize = 1010;
 /// Where the header node, and every further index node, says the next node is.
 const HEADER_NEXT: usize = 0x14;
 const INDEX_NEXT: usize = 0x0C;
+
+/// Where a node's band table starts, how many slots it has, and where it names the next node: the
+/// header node's (the file's first) or a further index node's.
+fn node_fields(node_at: u64) -> (usize, usize, usize) {
+    match node_at {
+        0 => (HEADER_TABLE, HEADER_SLOTS, HEADER_NEXT),
+        _ => (INDEX_TABLE, INDEX_SLOTS, INDEX_NEXT),
+    }
+}
 const STRUCTURE: &str = "sparse image header";
 
 fn bad(at: u64, problem: impl Into<String>) -> io::Error {
@@ -130,11 +139,7 @@ fn read_bands(
     let (mut here, mut nodes) = (0u64, 0usize);
     loop {
         nodes += 1;
-        let (table, slots) = if here == 0 {
-            (HEADER_TABLE, HEADER_SLOTS)
-        } else {
-            (INDEX_TABLE, INDEX_SLOTS)
-        };
+        let (table, slots, next_at) = node_fields(here);
         for k in 0..slots {
             let entry = u64::from(be32(&node, table + 4 * k));
             if entry == 0 {
@@ -159,7 +164,7 @@ fn read_bands(
                 return Err(bad(slot_at, format!("band {band} is listed twice")));
             }
         }
-        let next = be64(&node, if here == 0 { HEADER_NEXT } else { INDEX_NEXT });
+        let next = be64(&node, next_at);
         if next == 0 {
             break;
         }
@@ -247,7 +252,7 @@ impl Growing {
     ) -> io::Result<Growing> {
         let mut node = vec![0u8; NODE as usize];
         file.read_exact_at(last, &mut node)?;
-        let (table, slots, _) = Self::slots(last);
+        let (table, slots, _) = node_fields(last);
         let filled = (0..slots)
             .rev()
             .find(|&k| be32(&node, table + 4 * k) != 0)
@@ -264,13 +269,6 @@ impl Growing {
         })
     }
 
-    fn slots(node: u64) -> (usize, usize, usize) {
-        match node {
-            0 => (HEADER_TABLE, HEADER_SLOTS, HEADER_NEXT),
-            _ => (INDEX_TABLE, INDEX_SLOTS, INDEX_NEXT),
-        }
-    }
-
     /// Stores logical band `band`, whose bytes from `within` are `data`, at the end of the file.
     fn add_band(&self, band: u64, within: u64, data: &[u8]) -> io::Result<()> {
         let mut tail = self.tail.lock().unwrap_or_else(|p| p.into_inner());
@@ -284,7 +282,7 @@ impl Growing {
         {
             return self.file.write_all_at(start + within, data);
         }
-        let (_, slots, next_at) = Self::slots(tail.node);
+        let (_, slots, next_at) = node_fields(tail.node);
         if tail.filled == slots {
             let node = tail.end;
             let mut index = vec![0u8; NODE as usize];
@@ -301,7 +299,7 @@ impl Growing {
         }
         let start = tail.end;
         self.write_new_band(band, start, within, data)?;
-        let (table, _, _) = Self::slots(tail.node);
+        let (table, _, _) = node_fields(tail.node);
         let entry = u32::try_from(band + 1)
             .map_err(|_| bad(tail.node, "more bands than a sparse image can number"))?;
         let slot = tail.node + (table + 4 * tail.filled) as u64;
@@ -441,11 +439,7 @@ impl Index {
     /// cannot number it.
     pub fn append(&mut self, number: u64) -> Option<u64> {
         let entry = u32::try_from(number + 1).ok()?;
-        let slots = if self.nodes.len() == 1 {
-            HEADER_SLOTS
-        } else {
-            INDEX_SLOTS
-        };
+        let (_, slots, _) = node_fields(self.nodes.last().expect("a node").0);
         if self.nodes.last().expect("a node").1.len() == slots {
             self.nodes.push((self.end, Vec::new()));
             self.end += NODE;
@@ -469,22 +463,20 @@ impl Index {
         for (i, (at, slots)) in self.nodes.iter().enumerate() {
             let next = self.nodes.get(i + 1).map_or(0, |n| n.0);
             let mut node = vec![0u8; NODE as usize];
-            let table = if i == 0 {
+            let (table, _, next_at) = node_fields(*at);
+            node[next_at..next_at + 8].copy_from_slice(&next.to_be_bytes());
+            if i == 0 {
                 node[0..4].copy_from_slice(b"sprs");
                 node[4..8].copy_from_slice(&3u32.to_be_bytes());
                 node[8..12].copy_from_slice(&((self.band / 512) as u32).to_be_bytes());
                 node[12..16].copy_from_slice(&1u32.to_be_bytes());
                 node[16..20].copy_from_slice(&(sectors as u32).to_be_bytes());
-                node[HEADER_NEXT..HEADER_NEXT + 8].copy_from_slice(&next.to_be_bytes());
                 node[0x1C..0x24].copy_from_slice(&sectors.to_be_bytes());
-                HEADER_TABLE
             } else {
-                // Index nodes: their number and the next one's place (the first field's value
-                // is not known; no reader checks it).
+                // Index nodes: their number (the first field's value is not known; no reader
+                // checks it).
                 node[4..8].copy_from_slice(&(i as u32).to_be_bytes());
-                node[INDEX_NEXT..INDEX_NEXT + 8].copy_from_slice(&next.to_be_bytes());
-                INDEX_TABLE
-            };
+            }
             for (k, entry) in slots.iter().enumerate() {
                 node[table + 4 * k..table + 4 * k + 4].copy_from_slice(&entry.to_be_bytes());
             }
