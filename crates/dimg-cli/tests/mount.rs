@@ -5,7 +5,7 @@ mod common;
 mod sweep;
 
 use common::{
-    compressible, create_blank_fat, create_hfs_image, damage_middle, dimg, dimg_stdin,
+    compressible, create_blank, create_hfs_image, damage_middle, dimg, dimg_stdin,
     folder_hard_link, s, stderr, stdout, video_cd,
 };
 use serde_json::Value;
@@ -873,7 +873,7 @@ fn nomount_serves_a_read_write_image_that_any_tool_writes() {
         ("vault.sparsebundle", true),
     ] {
         let image = tmp.path().join(name);
-        create_blank_fat(&image, "16m", encrypted.then_some(pass));
+        create_blank(&image, "16m", "FAT", encrypted.then_some(pass));
         let point = tmp.path().join(format!("{name}-disk"));
         let args = [s(&image), "-nomount", "-mountpoint", s(&point)];
         let attached = Attached::new(&args, encrypted.then_some(pass)).unwrap();
@@ -972,14 +972,14 @@ fn read_write_attaches_are_refused_where_they_must_be() {
     drop(ro);
     wait_for("the read-only mount to go", || !mounted(&point));
     assert_eq!(tree_sha(&compressed), before);
-    // Volumes dimg does not write (HFS+) are mounted read-only: -readwrite on them is refused.
-    let hfs = tmp.path().join("hfs.dmg");
-    assert!(dimg(&["create", "-size", "8m", "-fs", "HFS+", s(&hfs)])
-        .status
-        .success());
+    // Volumes dimg does not write (classic HFS, made by hfsutils on a raw disk) are mounted
+    // read-only: -readwrite on them is refused.
+    let hfs = tmp.path().join("classic.img");
+    fs::File::create(&hfs).unwrap().set_len(8 << 20).unwrap();
+    run("hformat", &["-l", "Classic", s(&hfs)]);
     let why = Attached::new(&[s(&hfs), "-readwrite"], None).err().unwrap();
     assert!(
-        why.contains("HFS+") && why.contains("does not write"),
+        why.contains("HFS") && why.contains("does not write"),
         "{why}"
     );
     // One writer: a second attach of an image attached read/write is refused, naming the first.
@@ -1008,7 +1008,7 @@ fn read_write_attaches_are_refused_where_they_must_be() {
     assert_eq!(tree_sha(&blank), before);
     // A wrong passphrase: refused, the bundle unchanged.
     let vault = tmp.path().join("vault.sparsebundle");
-    create_blank_fat(&vault, "8m", Some(b"right"));
+    create_blank(&vault, "8m", "FAT", Some(b"right"));
     let before = tree_sha(&vault);
     let why = Attached::new(&[s(&vault), "-nomount"], Some(b"wrong"))
         .err()
@@ -1102,7 +1102,7 @@ fn a_killed_server_loses_no_write_whose_fsync_returned() {
     .enumerate()
     {
         let image = tmp.path().join(name);
-        create_blank_fat(&image, "16m", encrypted.then_some(pass));
+        create_blank(&image, "16m", "FAT", encrypted.then_some(pass));
         let point = tmp.path().join(format!("{name}-disk"));
         let args = [s(&image), "-nomount", "-mountpoint", s(&point)];
         let attached = Attached::new(&args, encrypted.then_some(pass)).unwrap();
@@ -1319,30 +1319,36 @@ fn random_operations(mounted: &Path, reference: &Path, seed: u64, count: usize) 
     }
 }
 
-/// A FAT volume of a read/write image mounts read/write: random operations on it and on a folder
-/// of the machine's leave the same tree, which is still there after detach and attach again,
-/// which dimg extracts, and in which fsck.fat finds no fault. Run on UDRW and on an AES-256
-/// sparse bundle (the vault).
-#[test]
-fn a_fat_volume_takes_random_changes_as_a_folder_does() {
-    let tmp = tempfile::tempdir().unwrap();
+/// The seed and count of random operations: DIMG_SEED repeats a run; 2,000 a run in the suite,
+/// DIMG_OPERATIONS=20000 for a longer one.
+fn random_run() -> (u64, usize) {
     let seed = std::env::var("DIMG_SEED")
         .ok()
         .and_then(|s| s.parse().ok())
         .unwrap_or_else(|| 0x9E37_79B9 ^ u64::from(std::process::id()));
-    // 2,000 a run in the suite; DIMG_OPERATIONS=20000 for a longer one.
     let operations = std::env::var("DIMG_OPERATIONS")
         .ok()
         .and_then(|s| s.parse().ok())
         .unwrap_or(2000);
     eprintln!("{operations} random operations from seed {seed} (DIMG_SEED repeats them)");
+    (seed, operations)
+}
+
+/// Random operations on the volume of each image (made by `make`, sealed with a passphrase where
+/// it says so) and on a folder of the machine's leave the same tree, which is still there after
+/// detach and attach again, which dimg extracts, and in which `judge` — given the volume's
+/// partition served by `attach -nomount`, and the reference folder — finds no fault.
+fn random_changes_hold(
+    images: &[(&str, bool)],
+    make: impl Fn(&Path, Option<&[u8]>),
+    judge: impl Fn(&str, &Path, &Path),
+) {
+    let tmp = tempfile::tempdir().unwrap();
+    let (seed, operations) = random_run();
     let pass = b"correct horse".as_slice();
-    for (n, (name, encrypted)) in [("fat.dmg", false), ("vault.sparsebundle", true)]
-        .into_iter()
-        .enumerate()
-    {
+    for (n, &(name, encrypted)) in images.iter().enumerate() {
         let image = tmp.path().join(name);
-        create_blank_fat(&image, "32m", encrypted.then_some(pass));
+        make(&image, encrypted.then_some(pass));
         let reference = tmp.path().join(format!("{name}-reference"));
         fs::create_dir(&reference).unwrap();
         let point = tmp.path().join(format!("{name}-volume"));
@@ -1376,8 +1382,78 @@ fn a_fat_volume_takes_random_changes_as_a_folder_does() {
             encrypted.then_some(pass),
         )
         .unwrap();
-        run("fsck.fat", &["-n", s(&disk.join("disks1"))]);
+        let part = disk.join("disks1");
+        let part = if part.exists() {
+            part
+        } else {
+            disk.join("disk")
+        };
+        judge(name, &part, &reference);
         assert!(dimg(&["detach", s(&disk)]).status.success());
         drop(served);
     }
+}
+
+/// A FAT volume of a read/write image mounts read/write and takes random changes as a folder
+/// does; fsck.fat finds no fault. Run on UDRW and on an AES-256 sparse bundle (the vault).
+#[test]
+fn a_fat_volume_takes_random_changes_as_a_folder_does() {
+    random_changes_hold(
+        &[("fat.dmg", false), ("vault.sparsebundle", true)],
+        |image, pass| create_blank(image, "32m", "FAT", pass),
+        |_, part, _| {
+            run("fsck.fat", &["-n", s(part)]);
+        },
+    );
+}
+
+/// HFS+ and HFSX volumes of read/write images — UDRW, a sparse image, a sparse bundle, an
+/// AES-256 sparse bundle and a raw disk — take random changes as a folder does; libfshfs lists
+/// the same files, and 7-Zip extracts the same tree.
+#[test]
+fn hfs_plus_volumes_take_random_changes_as_a_folder_does() {
+    let images = [
+        ("plus.dmg", false),
+        ("plus.sparseimage", false),
+        ("plus.sparsebundle", false),
+        ("vault.sparsebundle", true),
+        ("plus.img", false),
+        ("x.dmg", false),
+    ];
+    random_changes_hold(
+        &images,
+        |image, pass| {
+            let fs = if image.ends_with("x.dmg") {
+                "HFSX"
+            } else {
+                "HFS+"
+            };
+            create_blank(image, "48m", fs, pass)
+        },
+        |name, part, reference| {
+            let listed = run("fshfsinfo", &["-H", s(part)]);
+            for path in tree_of(reference).keys() {
+                assert!(
+                    listed.contains(&format!("/{path}\n")),
+                    "{name}: libfshfs does not list {path}"
+                );
+            }
+            let seven = tempfile::tempdir().unwrap();
+            let o = Command::new("7zz")
+                .args(["x", "-y", s(part)])
+                .arg(format!("-o{}", seven.path().display()))
+                .output()
+                .unwrap();
+            assert!(o.status.success(), "{name}: 7zz: {}", stderr(&o));
+            // 7-Zip puts the volume in a folder of its name (none for an empty volume).
+            let root = fs::read_dir(seven.path())
+                .unwrap()
+                .next()
+                .map_or(seven.path().to_path_buf(), |e| e.unwrap().path());
+            assert!(
+                tree_of(&root) == tree_of(reference),
+                "{name}: 7-Zip extracts another tree"
+            );
+        },
+    );
 }

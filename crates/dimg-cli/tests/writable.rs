@@ -128,7 +128,7 @@ fn a_udrw_whose_checksums_were_not_refreshed_fails_verify() {
 fn an_encrypted_sparse_bundle_is_written_sealed() {
     let tmp = tempfile::tempdir().unwrap();
     let image = tmp.path().join("vault.sparsebundle");
-    create_blank_fat(&image, "8m", Some(b"correct horse"));
+    create_blank(&image, "8m", "FAT", Some(b"correct horse"));
     let pass = Passphrase::new(b"correct horse".to_vec());
     let writes = write_through(&image, Some(&pass));
     read_back(&image, Some(&pass), &writes);

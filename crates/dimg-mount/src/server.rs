@@ -8,6 +8,8 @@ use crate::volume_fs::VolumeFs;
 use crate::{place, registry, Access, Attachment, Mounted, Request};
 use dimg::container;
 use dimg::fs::fat::FatChange;
+use dimg::fs::hfsplus::HfsChange;
+use dimg::fs::VolumeMut;
 use dimg::io::{ReadAt, Slice, WriteAt};
 use dimg::magic::Signature;
 use dimg::ops::{self, Cancel};
@@ -104,7 +106,8 @@ pub fn serve(
             which.join(", ")
         )));
     }
-    // Volumes dimg can change (FAT) on a disk that can be written are mounted read/write.
+    // Volumes dimg can change (FAT, HFS+, HFSX) on a disk that can be written are mounted
+    // read/write.
     let kinds: Vec<Option<Signature>> = volumes
         .iter()
         .map(|v| {
@@ -113,28 +116,67 @@ pub fn serve(
                 .flatten()
         })
         .collect();
-    let changeable = |kind: &Option<Signature>| writable.is_some() && *kind == Some(Signature::Fat);
+    let changeable = |kind: &Option<Signature>| {
+        writable.is_some()
+            && matches!(
+                kind,
+                Some(Signature::Fat | Signature::HfsPlus | Signature::Hfsx)
+            )
+    };
     if request.access == Access::ReadWrite {
         if let Some((v, kind)) = volumes.iter().zip(&kinds).find(|(_, k)| !changeable(k)) {
             return Err(refuse(format!(
-                "volume {} is {}, which dimg does not write yet (it writes FAT volumes); \
-                 attach -nomount serves the disk read/write",
+                "volume {} is {}, which dimg does not write yet (it writes FAT, HFS+ and HFSX \
+                 volumes); attach -nomount serves the disk read/write",
                 v.id,
                 kind.map_or("no file system dimg knows", |s| s.name())
             )));
         }
     }
-    let any_changeable = kinds.iter().any(changeable);
+    // Each changeable volume opened for changing; one that cannot be changed safely (an HFS+
+    // volume left dirty) is mounted read-only, saying why in the server's log — or refused
+    // where read/write was asked.
+    let mut changes: Vec<Option<Arc<dyn VolumeMut>>> = Vec::with_capacity(volumes.len());
+    for (v, kind) in volumes.iter().zip(&kinds) {
+        let Some(disk) = writable.as_ref().filter(|_| changeable(kind)) else {
+            changes.push(None);
+            continue;
+        };
+        let part: Arc<dyn WriteAt> = Arc::new(Slice::new(
+            disk.clone(),
+            v.partition.start,
+            v.partition.size,
+        ));
+        let opened: io::Result<Arc<dyn VolumeMut>> = match kind {
+            Some(Signature::Fat) => FatChange::open(part).map(|f| Arc::new(f) as _),
+            _ => HfsChange::open(part).map(|h| Arc::new(h) as _),
+        };
+        match opened {
+            Ok(change) => changes.push(Some(change)),
+            Err(e)
+                if e.kind() == io::ErrorKind::PermissionDenied
+                    && request.access != Access::ReadWrite =>
+            {
+                eprintln!("volume {}: {e}", v.id);
+                changes.push(None);
+            }
+            Err(e) => return Err(refuse(format!("volume {}: {e}", v.id))),
+        }
+    }
+    let any_changeable = changes.iter().any(Option::is_some);
     refuse_alongside(&image, any_changeable)?;
     let mut server = Server::new(&image, log, any_changeable);
     for (
-        ops::FoundVolume {
-            partition,
-            id,
-            volume,
-        },
-        kind,
-    ) in volumes.into_iter().zip(kinds)
+        (
+            ops::FoundVolume {
+                partition,
+                id,
+                volume,
+            },
+            kind,
+        ),
+        change,
+    ) in volumes.into_iter().zip(kinds).zip(changes)
     {
         let name = volume.label();
         let file_system = kind.map_or("volume", |s| s.name());
@@ -146,12 +188,9 @@ pub fn serve(
         };
         let origin = format!("{origin} (volume {id})");
         let mounted = (Some(id), name);
-        match writable.as_ref().filter(|_| changeable(&kind)) {
-            Some(disk) => {
-                let part: Arc<dyn WriteAt> =
-                    Arc::new(Slice::new(disk.clone(), partition.start, partition.size));
-                let fat = FatChange::open(part).map_err(|e| Error::io(&image, e))?;
-                let fs = ChangeFs::new(Arc::new(fat), origin);
+        match change {
+            Some(change) => {
+                let fs = ChangeFs::new(change, origin);
                 server.mount(fs, &folder, file_system, Some(mounted), &image, Vec::new())?;
             }
             None => {

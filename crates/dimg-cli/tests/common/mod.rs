@@ -293,10 +293,10 @@ print(digest.hexdigest())
     stdout(&o).trim().to_string()
 }
 
-/// A blank FAT image of `size` made by `dimg create` (its format from the name), sealed with
-/// AES-256 and `passphrase` when one is given; the create must succeed.
-pub fn create_blank_fat(image: &Path, size: &str, passphrase: Option<&[u8]>) {
-    let mut args = vec!["create", "-size", size, "-fs", "FAT"];
+/// A blank image of `size` with file system `fs` made by `dimg create` (its format from the
+/// name), sealed with AES-256 and `passphrase` when one is given; the create must succeed.
+pub fn create_blank(image: &Path, size: &str, fs: &str, passphrase: Option<&[u8]>) {
+    let mut args = vec!["create", "-size", size, "-fs", fs];
     if passphrase.is_some() {
         args.extend(["-encryption", "AES-256", "-stdinpass"]);
     }

@@ -356,6 +356,16 @@ pub(crate) fn label_text(field: &str) -> String {
     field.trim_end_matches([' ', '\0']).to_string()
 }
 
+/// An error of the system's kind `code` (ENOENT, ENOTDIR...), as FUSE passes on.
+pub(crate) fn errno(code: i32) -> io::Error {
+    io::Error::from_raw_os_error(code)
+}
+
+/// A path's parent and its last name ("" and the name for one in the root).
+pub(crate) fn split(path: &str) -> (&str, &str) {
+    path.rsplit_once('/').unwrap_or(("", path))
+}
+
 /// The parts of a volume path, without empty or "." components.
 pub fn components(path: &str) -> impl Iterator<Item = &str> {
     path.split('/').filter(|c| !c.is_empty() && *c != ".")

@@ -6,7 +6,7 @@
 use super::read::Fat;
 use super::write::{dots_first, fat_time};
 use super::{Layout, ENTRY};
-use crate::fs::{components, days_from_civil, lookup, Stat, VolumeMut};
+use crate::fs::{components, days_from_civil, errno, lookup, split, Stat, VolumeMut};
 use crate::io::{ReadAt, WriteAt};
 use std::collections::{HashMap, VecDeque};
 use std::io::{self, Read, Seek, SeekFrom, Write};
@@ -109,15 +109,6 @@ pub struct FatChange {
     label: String,
     /// None once closed.
     fs: Mutex<Option<Held>>,
-}
-
-fn errno(code: i32) -> io::Error {
-    io::Error::from_raw_os_error(code)
-}
-
-/// A path's parent and its last name ("" and the name for one in the root).
-fn split(path: &str) -> (&str, &str) {
-    path.rsplit_once('/').unwrap_or(("", path))
 }
 
 fn unix_time(t: fatfs::DateTime) -> i64 {

@@ -1,10 +1,16 @@
 //! HFS+ and HFSX (TN1150; formats.md §h.1): what the reader and the writer share — where the
 //! volume header is, the catalog's fixed IDs, dates, and the way names are stored and ordered.
 
+mod bitmap;
+mod change;
+mod edit;
+mod journal;
 mod read;
 mod resize;
+mod store;
 mod write;
 
+pub use change::HfsChange;
 pub use read::HfsPlus;
 pub(super) use read::{more_extents, BTree, Fork, Overflow};
 pub use resize::Resizable;
@@ -33,6 +39,30 @@ fn mac_date(t: i64) -> u32 {
     (t + MAC_EPOCH).clamp(0, i64::from(u32::MAX)) as u32
 }
 
+/// The volume byte ranges (offset, length) of `len` bytes at `offset` in a fork of `extents`
+/// (start, blocks); `None` when the extents end before them.
+fn extent_pieces(
+    extents: &[(u32, u32)],
+    block: u64,
+    offset: u64,
+    len: u64,
+) -> Option<Vec<(u64, u64)>> {
+    let mut pieces = Vec::new();
+    let (mut offset, mut left, mut base) = (offset, len, 0u64);
+    for &(start, count) in extents {
+        let bytes = u64::from(count) * block;
+        if left > 0 && offset < base + bytes {
+            let within = offset - base;
+            let take = left.min(bytes - within);
+            pieces.push((u64::from(start) * block + within, take));
+            offset += take;
+            left -= take;
+        }
+        base += bytes;
+    }
+    (left == 0).then_some(pieces)
+}
+
 /// A name as HFS+ stores it: decomposed UTF-16, POSIX ':' as '/'.
 fn hfs_name(name: &str) -> Vec<u16> {
     name.nfd()
@@ -43,8 +73,12 @@ fn hfs_name(name: &str) -> Vec<u16> {
 }
 
 /// HFS+'s case-insensitive order, folding as Unicode lower case does, as Apple's
-/// FastUnicodeCompare table does for every script with case.
+/// FastUnicodeCompare table does for every script with case. NUL sorts after everything, so
+/// that the private folders ("\0\0\0\0HFS+ Private Data") come last in the root.
 fn fold(unit: u16) -> u16 {
+    if unit == 0 {
+        return 0xFFFF;
+    }
     match char::from_u32(u32::from(unit)) {
         Some(c) => {
             let mut lower = c.to_lowercase();
@@ -103,5 +137,9 @@ mod tests {
             Ordering::Greater
         );
         assert_eq!(hfs_name("caf\u{e9}:x"), n("cafe\u{301}/x"));
+        assert_eq!(
+            compare_names(&n("\0\0\0\0HFS+ Private Data"), &n("zzz"), false),
+            Ordering::Greater
+        );
     }
 }

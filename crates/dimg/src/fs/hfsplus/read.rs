@@ -5,6 +5,7 @@
 
 use crate::bytes::{be16, be32, be64, utf16_be};
 
+use super::journal::{Journal, JOURNALED};
 use super::{date, HEADER_AT, ROOT_FOLDER, ROOT_PARENT};
 use crate::error::FormatError;
 use crate::fs::{decmpfs, Counts, DirEntry, EntryKind, Handle, Stream, Volume};
@@ -18,7 +19,7 @@ const DECMPFS: &str = "com.apple.decmpfs";
 const MAX_ATTRIBUTES: usize = 1 << 20;
 const PRIVATE_DATA: &str = "\0\0\0\0HFS+ Private Data";
 /// Metadata folders and files macOS keeps out of sight at the root.
-const HIDDEN_AT_ROOT: &[&str] = &[
+pub(super) const HIDDEN_AT_ROOT: &[&str] = &[
     PRIVATE_DATA,
     ".HFS+ Private Directory Data\r",
     ".journal",
@@ -711,43 +712,11 @@ impl HfsPlus {
 /// there but not yet to the volume (it replays them on the next mount). 0 when clean or
 /// unjournaled (TN1150, "Journal").
 fn pending_journal(disk: &Arc<dyn ReadAt>, h: &[u8], block: u64) -> io::Result<u64> {
-    const JOURNALED: u32 = 1 << 13;
     if be32(h, 4) & JOURNALED == 0 || be32(h, 12) == 0 {
         return Ok(0);
     }
-    let info_at = u64::from(be32(h, 12)) * block;
-    let mut info = [0u8; 52];
-    if info_at + 52 > disk.size() {
-        return Err(bad(
-            "HFS+ journal info block",
-            info_at,
-            "is past the end of the volume",
-        ));
-    }
-    disk.read_exact_at(info_at, &mut info)?;
-    if be32(&info, 0) & 1 == 0 {
-        return Ok(0); // the journal is on another device: nothing here to judge
-    }
-    let at = be64(&info, 36);
-    let mut header = [0u8; 44];
-    if at.checked_add(44).is_none_or(|end| end > disk.size()) {
-        return Err(bad(
-            "HFS+ journal",
-            info_at + 36,
-            "is past the end of the volume",
-        ));
-    }
-    disk.read_exact_at(at, &mut header)?;
-    // The header is in the byte order of the Mac that wrote it; its magic says which.
-    let (start, end) = match &header[0..4] {
-        b"JNLx" => (be64(&header, 8), be64(&header, 16)),
-        b"xLNJ" => (
-            u64::from_le_bytes(header[8..16].try_into().expect("8 bytes")),
-            u64::from_le_bytes(header[16..24].try_into().expect("8 bytes")),
-        ),
-        _ => return Err(bad("HFS+ journal header", at, "has no JNLx magic")),
-    };
-    Ok(end.wrapping_sub(start) % be64(&header, 24).max(1))
+    // A journal on another device: nothing here to judge.
+    Ok(Journal::open(&**disk, block, be32(h, 12))?.map_or(0, |j| j.pending()))
 }
 
 fn item(entry: &DirEntry) -> io::Result<&Item> {

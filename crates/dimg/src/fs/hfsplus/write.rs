@@ -43,15 +43,20 @@ struct Record {
 
 impl Record {
     fn key(&self) -> Vec<u8> {
-        let mut k = Vec::with_capacity(8 + 2 * self.name.len());
-        k.extend_from_slice(&((6 + 2 * self.name.len()) as u16).to_be_bytes());
-        k.extend_from_slice(&self.parent.to_be_bytes());
-        k.extend_from_slice(&(self.name.len() as u16).to_be_bytes());
-        for u in &self.name {
-            k.extend_from_slice(&u.to_be_bytes());
-        }
-        k
+        catalog_key(self.parent, &self.name)
     }
+}
+
+/// A catalog key: its length, the parent's ID, the name.
+pub(super) fn catalog_key(parent: u32, name: &[u16]) -> Vec<u8> {
+    let mut k = Vec::with_capacity(8 + 2 * name.len());
+    k.extend_from_slice(&((6 + 2 * name.len()) as u16).to_be_bytes());
+    k.extend_from_slice(&parent.to_be_bytes());
+    k.extend_from_slice(&(name.len() as u16).to_be_bytes());
+    for u in name {
+        k.extend_from_slice(&u.to_be_bytes());
+    }
+    k
 }
 
 /// BSD permissions (16 bytes).
@@ -65,17 +70,75 @@ fn permissions(uid: u32, gid: u32, mode: u32) -> [u8; 16] {
 
 /// A fork of one contiguous extent (80 bytes).
 fn fork(size: u64, start: u32, blocks: u32) -> [u8; 80] {
+    fork_data(size, blocks, &[(start, blocks)])
+}
+
+/// A fork record (80 bytes): its length, its blocks in all, and its first eight extents.
+pub(super) fn fork_data(size: u64, blocks: u32, extents: &[(u32, u32)]) -> [u8; 80] {
     let mut f = [0u8; 80];
     f[0..8].copy_from_slice(&size.to_be_bytes());
     f[12..16].copy_from_slice(&blocks.to_be_bytes());
-    if blocks > 0 {
-        f[16..20].copy_from_slice(&start.to_be_bytes());
-        f[20..24].copy_from_slice(&blocks.to_be_bytes());
+    for (i, &(start, count)) in extents.iter().filter(|e| e.1 > 0).take(8).enumerate() {
+        f[16 + 8 * i..20 + 8 * i].copy_from_slice(&start.to_be_bytes());
+        f[20 + 8 * i..24 + 8 * i].copy_from_slice(&count.to_be_bytes());
     }
     f
 }
 
-fn thread(kind: u16, parent: u32, name: &[u16]) -> Vec<u8> {
+/// A folder record (88 bytes): its ID, how many entries it holds, its date and BSD owner and mode.
+pub(super) fn folder_record(
+    id: u32,
+    valence: u32,
+    date: u32,
+    uid: u32,
+    gid: u32,
+    mode: u32,
+) -> Vec<u8> {
+    let mut d = Vec::with_capacity(88);
+    d.extend_from_slice(&1u16.to_be_bytes());
+    d.extend_from_slice(&[0, 0]);
+    d.extend_from_slice(&valence.to_be_bytes());
+    d.extend_from_slice(&id.to_be_bytes());
+    for _ in 0..4 {
+        d.extend_from_slice(&date.to_be_bytes());
+    }
+    d.extend_from_slice(&[0; 4]);
+    d.extend_from_slice(&permissions(uid, gid, 0o040000 | mode));
+    d.resize(88, 0);
+    d
+}
+
+/// A file record (248 bytes) with empty forks: its ID, date, owner, full mode (type bits
+/// included) and Finder type and creator.
+pub(super) fn file_record(
+    id: u32,
+    date: u32,
+    uid: u32,
+    gid: u32,
+    mode: u32,
+    kind: Option<([u8; 4], [u8; 4])>,
+) -> Vec<u8> {
+    let mut d = Vec::with_capacity(248);
+    d.extend_from_slice(&2u16.to_be_bytes());
+    d.extend_from_slice(&0x0002u16.to_be_bytes()); // a thread record exists
+    d.extend_from_slice(&[0; 4]);
+    d.extend_from_slice(&id.to_be_bytes());
+    for _ in 0..4 {
+        d.extend_from_slice(&date.to_be_bytes());
+    }
+    d.extend_from_slice(&[0; 4]);
+    d.extend_from_slice(&permissions(uid, gid, mode));
+    let mut info = [0u8; 16];
+    if let Some((file_type, creator)) = kind {
+        info[0..4].copy_from_slice(&file_type);
+        info[4..8].copy_from_slice(&creator);
+    }
+    d.extend_from_slice(&info);
+    d.resize(248, 0);
+    d
+}
+
+pub(super) fn thread(kind: u16, parent: u32, name: &[u16]) -> Vec<u8> {
     let mut t = Vec::with_capacity(10 + 2 * name.len());
     t.extend_from_slice(&kind.to_be_bytes());
     t.extend_from_slice(&[0, 0]);
@@ -88,7 +151,14 @@ fn thread(kind: u16, parent: u32, name: &[u16]) -> Vec<u8> {
 }
 
 /// A B-tree node: descriptor, records, and their offsets from the end backwards.
-fn node(size: usize, kind: i8, height: u8, next: u32, prev: u32, records: &[Vec<u8>]) -> Vec<u8> {
+pub(super) fn node(
+    size: usize,
+    kind: i8,
+    height: u8,
+    next: u32,
+    prev: u32,
+    records: &[Vec<u8>],
+) -> Vec<u8> {
     let mut n = vec![0u8; size];
     n[0..4].copy_from_slice(&next.to_be_bytes());
     n[4..8].copy_from_slice(&prev.to_be_bytes());
@@ -431,19 +501,10 @@ pub fn build(tree: Option<&Tree>, options: &Options, now: i64) -> Result<Built> 
                 hfs_name(&n.name)
             };
             let date = mac_date(n.modified);
-            let mut d = Vec::with_capacity(248);
+            let mut d;
             match &n.kind {
                 NodeKind::Directory { children } => {
-                    d.extend_from_slice(&1u16.to_be_bytes());
-                    d.extend_from_slice(&[0, 0]);
-                    d.extend_from_slice(&(children.len() as u32).to_be_bytes());
-                    d.extend_from_slice(&id.to_be_bytes());
-                    for _ in 0..4 {
-                        d.extend_from_slice(&date.to_be_bytes());
-                    }
-                    d.extend_from_slice(&[0; 4]);
-                    d.extend_from_slice(&permissions(n.uid, n.gid, 0o040000 | n.mode));
-                    d.resize(88, 0);
+                    d = folder_record(id, children.len() as u32, date, n.uid, n.gid, n.mode);
                     records.push(Record {
                         parent: id,
                         name: Vec::new(),
@@ -459,28 +520,13 @@ pub fn build(tree: Option<&Tree>, options: &Options, now: i64) -> Result<Built> 
                         NodeKind::Directory { .. } => unreachable!("matched above"),
                     };
                     let blocks = data_blocks(i);
-                    d.extend_from_slice(&2u16.to_be_bytes());
-                    d.extend_from_slice(&0x0002u16.to_be_bytes()); // a thread record exists
-                    d.extend_from_slice(&[0; 4]);
-                    d.extend_from_slice(&id.to_be_bytes());
-                    for _ in 0..4 {
-                        d.extend_from_slice(&date.to_be_bytes());
-                    }
-                    d.extend_from_slice(&[0; 4]);
-                    d.extend_from_slice(&permissions(n.uid, n.gid, mode));
-                    let mut info = [0u8; 16];
-                    if let Some((file_type, creator)) = kind {
-                        info[0..4].copy_from_slice(&file_type);
-                        info[4..8].copy_from_slice(&creator);
-                    }
-                    d.extend_from_slice(&info);
-                    d.extend_from_slice(&[0; 16]);
-                    d.extend_from_slice(&[0; 8]);
+                    d = file_record(id, date, n.uid, n.gid, mode, kind);
                     let start = first_data + plan[i];
-                    d.extend_from_slice(&fork(size, start as u32, blocks as u32));
+                    d[88..168].copy_from_slice(&fork(size, start as u32, blocks as u32));
                     let rsrc = resource(i).len() as u64;
                     let rsrc_start = (start + blocks) as u32;
-                    d.extend_from_slice(&fork(rsrc, rsrc_start, resource_blocks(i) as u32));
+                    let rsrc_blocks = resource_blocks(i) as u32;
+                    d[168..248].copy_from_slice(&fork(rsrc, rsrc_start, rsrc_blocks));
                     records.push(Record {
                         parent: id,
                         name: Vec::new(),

@@ -1,0 +1,921 @@
+//! An HFS+ or HFSX volume changed in place (a read/write attach). Each change edits the catalog,
+//! extents-overflow and attributes B-trees record by record ([`TreeFile`]) and the allocation
+//! bitmap; metadata is held and written as one transaction at a sync, at close, or once enough
+//! has gathered — through the journal on a journaled volume, replayed here first if a crash
+//! left one. File data goes straight to its blocks; blocks a file gives up are not reused
+//! before the commit that frees them. A volume left dirty without a journal is refused.
+
+use super::bitmap::Bitmap;
+use super::edit::{KeyOrder, TreeFile};
+use super::journal::{Journal, JOURNALED};
+use super::read::HIDDEN_AT_ROOT;
+use super::store::Store;
+use super::write::{catalog_key, file_record, folder_record, fork_data, thread};
+use super::{date, extent_pieces, hfs_name, mac_date, HEADER_AT, ROOT_FOLDER};
+use crate::bytes::{be16, be32, be64, utf16_be};
+use crate::error::FormatError;
+use crate::fs::{components, errno, split, Stat, VolumeMut};
+use crate::io::WriteAt;
+use std::io;
+use std::sync::{Arc, Mutex, MutexGuard};
+
+const CATALOG_ID: u32 = 4;
+const ALLOCATION_ID: u32 = 6;
+const ATTRIBUTES_ID: u32 = 8;
+const UNMOUNTED: u32 = 1 << 8;
+const INCONSISTENT: u32 = 1 << 11;
+/// Metadata bytes gathered that make the operation that gathered them commit.
+const COMMIT_AT: u64 = 2 << 20;
+/// Where the forks of the volume's own files are in its header.
+const ALLOCATION_FORK: usize = 112;
+const EXTENTS_FORK: usize = 192;
+const CATALOG_FORK: usize = 272;
+const ATTRIBUTES_FORK: usize = 352;
+/// A file record's data and resource forks.
+const DATA: u8 = 0;
+const RESOURCE: u8 = 0xFF;
+/// Zeros written at a time where a file grows past what was written.
+const ZEROS: usize = 1 << 20;
+
+fn fork_at(kind: u8) -> usize {
+    if kind == DATA {
+        88
+    } else {
+        168
+    }
+}
+
+/// A catalog entry found by path: its key's parent and stored name, and its record.
+struct Entry {
+    parent: u32,
+    name: Vec<u16>,
+    data: Vec<u8>,
+}
+
+impl Entry {
+    fn id(&self) -> u32 {
+        be32(&self.data, 8)
+    }
+    fn is_folder(&self) -> bool {
+        be16(&self.data, 0) == 1
+    }
+    fn key(&self) -> Vec<u8> {
+        catalog_key(self.parent, &self.name)
+    }
+    fn record(&self) -> Vec<u8> {
+        let mut r = self.key();
+        r.extend_from_slice(&self.data);
+        r
+    }
+    fn size(&self) -> u64 {
+        if self.is_folder() {
+            0
+        } else {
+            be64(&self.data, 88)
+        }
+    }
+    fn stat(&self) -> Stat {
+        Stat {
+            directory: self.is_folder(),
+            size: self.size(),
+            modified: date(be32(&self.data, 16)),
+        }
+    }
+}
+
+/// A catalog leaf record split into key parts and data; `None` for a malformed one.
+fn entry_of(record: &[u8]) -> Option<Entry> {
+    let key_len = usize::from(be16(record, 0));
+    let units = usize::from(be16(record.get(..8)?, 6));
+    let name = record.get(8..8 + 2 * units)?;
+    let data = record.get(2 + key_len..)?;
+    let full = match be16(data.get(..2)?, 0) {
+        1 => 88,
+        2 => 248,
+        _ => 2,
+    };
+    (data.len() >= full).then(|| Entry {
+        parent: be32(record, 2),
+        name: name
+            .chunks_exact(2)
+            .map(|c| u16::from_be_bytes([c[0], c[1]]))
+            .collect(),
+        data: data.to_vec(),
+    })
+}
+
+fn now() -> u32 {
+    let t = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs() as i64);
+    mac_date(t)
+}
+
+fn corrupt(what: &'static str, problem: impl Into<String>) -> io::Error {
+    FormatError::io(what, 0, problem)
+}
+
+struct State {
+    store: Store,
+    bitmap: Bitmap,
+    catalog: TreeFile,
+    extents: TreeFile,
+    attributes: Option<TreeFile>,
+    /// The volume header as it is now; written at every commit.
+    header: Vec<u8>,
+    /// The volume's size in bytes (its alternate header is 1 KiB before the end).
+    size: u64,
+}
+
+pub struct HfsChange {
+    label: String,
+    /// None once closed.
+    state: Mutex<Option<State>>,
+}
+
+impl HfsChange {
+    /// The HFS+ or HFSX volume on `disk` (a partition), to be changed; a journal a crash left
+    /// is replayed first. Refused, saying why, when it cannot be changed safely.
+    pub fn open(disk: Arc<dyn WriteAt>) -> io::Result<HfsChange> {
+        let mut header = vec![0u8; 512];
+        disk.read_exact_at(HEADER_AT, &mut header)?;
+        let binary_names = match &header[0..2] {
+            b"H+" => false,
+            b"HX" => true,
+            _ => return Err(corrupt("HFS+ volume header", "has no H+ or HX signature")),
+        };
+        let block = u64::from(be32(&header, 40));
+        if !(512..=1 << 20).contains(&block) || !block.is_power_of_two() {
+            return Err(corrupt("HFS+ volume header", format!("block size {block}")));
+        }
+        let attributes = be32(&header, 4);
+        let refuse = |why: &str| {
+            io::Error::new(
+                io::ErrorKind::PermissionDenied,
+                format!("the volume {why}, so dimg attaches it read-only; run First Aid (dimg verify -fs) on it"),
+            )
+        };
+        if attributes & INCONSISTENT != 0 {
+            return Err(refuse("is marked inconsistent"));
+        }
+        let journal = match attributes & JOURNALED != 0 && be32(&header, 12) != 0 {
+            true => Some(
+                Journal::open(&*disk, block, be32(&header, 12))?
+                    .ok_or_else(|| refuse("keeps its journal on another device"))?,
+            ),
+            false if attributes & UNMOUNTED == 0 => {
+                return Err(refuse("was not cleanly unmounted and has no journal"))
+            }
+            false => None,
+        };
+        let mut store = Store::new(disk.clone(), block, journal);
+        if let Some(journal) = &mut store.journal {
+            // What a crash left in the journal reaches the volume before anything is read.
+            journal.replay(&disk)?;
+            disk.read_exact_at(HEADER_AT, &mut header)?;
+        }
+        let fork = |at: usize| -> Vec<(u32, u32)> {
+            (0..8)
+                .map(|i| {
+                    (
+                        be32(&header, at + 16 + 8 * i),
+                        be32(&header, at + 20 + 8 * i),
+                    )
+                })
+                .filter(|e| e.1 > 0)
+                .collect()
+        };
+        let clump = |at: usize| u64::from(be32(&header, at + 8)).max(1 << 20);
+        let extents = TreeFile::open(
+            &mut store,
+            "HFS+ extents B-tree",
+            fork(EXTENTS_FORK),
+            clump(EXTENTS_FORK),
+            KeyOrder::Extents,
+        )?;
+        // The special files' own overflow extents, in the overflow tree like any file's.
+        let all = |store: &mut Store, id: u32, at: usize| {
+            full_extents(store, &extents, id, DATA, fork(at), be32(&header, at + 12))
+        };
+        let catalog_extents = all(&mut store, CATALOG_ID, CATALOG_FORK)?;
+        let allocation = all(&mut store, ALLOCATION_ID, ALLOCATION_FORK)?;
+        let attributes_extents = match be64(&header, ATTRIBUTES_FORK) {
+            0 => None,
+            _ => Some(all(&mut store, ATTRIBUTES_ID, ATTRIBUTES_FORK)?),
+        };
+        let mut catalog = TreeFile::open(
+            &mut store,
+            "HFS+ catalog B-tree",
+            fork(CATALOG_FORK),
+            clump(CATALOG_FORK),
+            KeyOrder::Catalog {
+                binary: binary_names,
+            },
+        )?;
+        catalog.extents = catalog_extents;
+        let attributes = match attributes_extents {
+            Some(all) => Some(TreeFile::open(
+                &mut store,
+                "HFS+ attributes B-tree",
+                all,
+                clump(ATTRIBUTES_FORK),
+                KeyOrder::Attributes,
+            )?),
+            None => None,
+        };
+        let mut state = State {
+            bitmap: Bitmap::read(&mut store, allocation, be32(&header, 44))?,
+            catalog,
+            store,
+            extents,
+            attributes,
+            size: disk.size(),
+            header: header.clone(),
+        };
+        let root = state.entry_of_id(ROOT_FOLDER)?;
+        let label = utf16_be(
+            &root
+                .name
+                .iter()
+                .flat_map(|u| u.to_be_bytes())
+                .collect::<Vec<u8>>(),
+        );
+        // Mounted: no longer cleanly unmounted until close says so, written now, so that a
+        // crash shows (a journaled volume is made whole by its journal instead).
+        let mounted = be32(&state.header, 4) & !UNMOUNTED;
+        state.header[4..8].copy_from_slice(&mounted.to_be_bytes());
+        let version: &[u8; 4] = if state.store.journal.is_some() {
+            b"HFSJ"
+        } else {
+            b"10.0"
+        };
+        state.header[8..12].copy_from_slice(version);
+        state.commit()?;
+        Ok(HfsChange {
+            label: label.replace('/', ":"),
+            state: Mutex::new(Some(state)),
+        })
+    }
+
+    fn state(&self) -> io::Result<MutexGuard<'_, Option<State>>> {
+        let guard = self.state.lock().unwrap_or_else(|p| p.into_inner());
+        match guard.is_some() {
+            true => Ok(guard),
+            false => Err(errno(libc::EIO)),
+        }
+    }
+
+    /// Runs a change with the volume, committing when enough metadata has gathered. A change
+    /// the disk is too full for runs again after a commit has freed the blocks released since
+    /// the last one (changes allocate before they change anything).
+    fn change<T>(&self, f: impl Fn(&mut State) -> io::Result<T>) -> io::Result<T> {
+        let mut guard = self.state()?;
+        let state = guard.as_mut().expect("open");
+        let out = match f(state) {
+            Err(e) if e.raw_os_error() == Some(libc::ENOSPC) && state.bitmap.holds() => {
+                state.commit()?;
+                f(state)?
+            }
+            done => done?,
+        };
+        let block = state.store.block;
+        let room = state
+            .store
+            .journal
+            .as_ref()
+            .map_or(u64::MAX, |j| j.capacity(block) / 2);
+        if state.store.pending() >= COMMIT_AT.min(room) {
+            state.commit()?;
+        }
+        Ok(out)
+    }
+
+    fn look<T>(&self, f: impl FnOnce(&mut State) -> io::Result<T>) -> io::Result<T> {
+        let mut guard = self.state()?;
+        f(guard.as_mut().expect("open"))
+    }
+}
+
+impl State {
+    fn header_u32(&self, at: usize) -> u32 {
+        be32(&self.header, at)
+    }
+    fn set_header_u32(&mut self, at: usize, value: u32) {
+        self.header[at..at + 4].copy_from_slice(&value.to_be_bytes());
+    }
+
+    /// A fork's extents given anew: the first eight in its record, the rest in overflow
+    /// records of eight (the old ones removed), and its size.
+    fn set_fork(
+        &mut self,
+        entry: &mut Entry,
+        kind: u8,
+        size: u64,
+        extents: &[(u32, u32)],
+    ) -> io::Result<()> {
+        let id = entry.id();
+        let at = fork_at(kind);
+        let old_blocks = be32(&entry.data, at + 12);
+        let old_first: u64 = (0..8)
+            .map(|i| u64::from(be32(&entry.data, at + 20 + 8 * i)))
+            .sum();
+        if u64::from(old_blocks) > old_first {
+            let mut keys = Vec::new();
+            self.extents
+                .scan(&mut self.store, &overflow_key(id, kind, 0), |r| {
+                    let ours = r.len() >= 12 && be32(r, 4) == id && r[2] == kind;
+                    if ours {
+                        keys.push(r[..12].to_vec());
+                    }
+                    ours
+                })?;
+            for k in keys {
+                self.extents.remove(&mut self.store, &k)?;
+            }
+        }
+        let blocks: u64 = extents.iter().map(|e| u64::from(e.1)).sum();
+        let mut start = extents.iter().take(8).map(|e| e.1).sum::<u32>();
+        for group in extents.get(8..).unwrap_or(&[]).chunks(8) {
+            let mut r = overflow_key(id, kind, start);
+            for &(s, c) in group {
+                r.extend_from_slice(&s.to_be_bytes());
+                r.extend_from_slice(&c.to_be_bytes());
+            }
+            r.resize(12 + 64, 0);
+            self.extents.insert(&mut self.store, &mut self.bitmap, r)?;
+            start += group.iter().map(|e| e.1).sum::<u32>();
+        }
+        let clump = be32(&entry.data, at + 8);
+        let mut f = fork_data(size, blocks as u32, &extents[..extents.len().min(8)]);
+        f[8..12].copy_from_slice(&clump.to_be_bytes());
+        entry.data[at..at + 80].copy_from_slice(&f);
+        Ok(())
+    }
+
+    fn fork_extents(&mut self, entry: &Entry, kind: u8) -> io::Result<Vec<(u32, u32)>> {
+        let at = fork_at(kind);
+        let first = (0..8)
+            .map(|i| {
+                (
+                    be32(&entry.data, at + 16 + 8 * i),
+                    be32(&entry.data, at + 20 + 8 * i),
+                )
+            })
+            .filter(|e| e.1 > 0)
+            .collect();
+        full_extents(
+            &mut self.store,
+            &self.extents,
+            entry.id(),
+            kind,
+            first,
+            be32(&entry.data, at + 12),
+        )
+    }
+
+    fn lookup(&mut self, parent: u32, name: &[u16]) -> io::Result<Option<Entry>> {
+        let found = self
+            .catalog
+            .get(&mut self.store, &catalog_key(parent, name))?;
+        Ok(found.as_deref().and_then(entry_of))
+    }
+
+    /// The record of catalog node `id`, found through its thread.
+    fn entry_of_id(&mut self, id: u32) -> io::Result<Entry> {
+        let t = self
+            .catalog
+            .get(&mut self.store, &catalog_key(id, &[]))?
+            .ok_or_else(|| corrupt("HFS+ catalog", format!("node {id} has no thread record")))?;
+        let d = &t[8..];
+        if d.len() < 10 || !matches!(be16(d, 0), 3 | 4) {
+            return Err(corrupt(
+                "HFS+ catalog",
+                format!("node {id}'s thread is malformed"),
+            ));
+        }
+        let units = usize::from(be16(d, 8));
+        let name: Vec<u16> = d
+            .get(10..10 + 2 * units)
+            .ok_or_else(|| corrupt("HFS+ catalog", format!("node {id}'s thread name is cut")))?
+            .chunks_exact(2)
+            .map(|c| u16::from_be_bytes([c[0], c[1]]))
+            .collect();
+        self.lookup(be32(d, 4), &name)?
+            .filter(|e| e.id() == id)
+            .ok_or_else(|| {
+                corrupt(
+                    "HFS+ catalog",
+                    format!("node {id}'s thread names no record"),
+                )
+            })
+    }
+
+    fn resolve(&mut self, path: &str) -> io::Result<Entry> {
+        let mut entry = self.entry_of_id(ROOT_FOLDER)?;
+        for part in components(path) {
+            if !entry.is_folder() {
+                return Err(errno(libc::ENOTDIR));
+            }
+            entry = self
+                .lookup(entry.id(), &hfs_name(part))?
+                .ok_or_else(|| errno(libc::ENOENT))?;
+        }
+        Ok(entry)
+    }
+
+    fn folder(&mut self, path: &str) -> io::Result<Entry> {
+        let e = self.resolve(path)?;
+        match e.is_folder() {
+            true => Ok(e),
+            false => Err(errno(libc::ENOTDIR)),
+        }
+    }
+
+    fn file(&mut self, path: &str) -> io::Result<Entry> {
+        let e = self.resolve(path)?;
+        match e.is_folder() {
+            true => Err(errno(libc::EISDIR)),
+            false => Ok(e),
+        }
+    }
+
+    fn save(&mut self, entry: &Entry) -> io::Result<()> {
+        self.catalog
+            .replace(&mut self.store, &mut self.bitmap, entry.record())
+    }
+
+    /// Folder `id` gains (or loses) `delta` entries; `folders` of them folders.
+    fn count_in(&mut self, id: u32, delta: i32, folder: bool) -> io::Result<()> {
+        let mut f = self.entry_of_id(id)?;
+        let valence = be32(&f.data, 4).saturating_add_signed(delta);
+        f.data[4..8].copy_from_slice(&valence.to_be_bytes());
+        // kHFSHasFolderCountMask: the folder also counts its subfolders.
+        if folder && be16(&f.data, 2) & 0x10 != 0 {
+            let folders = be32(&f.data, 84).saturating_add_signed(delta);
+            f.data[84..88].copy_from_slice(&folders.to_be_bytes());
+        }
+        f.data[16..20].copy_from_slice(&now().to_be_bytes());
+        self.save(&f)?;
+        let at = if folder { 36 } else { 32 };
+        let count = self.header_u32(at).saturating_add_signed(delta);
+        self.set_header_u32(at, count);
+        Ok(())
+    }
+
+    fn name_of(part: &str) -> io::Result<Vec<u16>> {
+        let name = hfs_name(part);
+        match name.len() {
+            0 => Err(errno(libc::EINVAL)),
+            1..=255 => Ok(name),
+            _ => Err(errno(libc::ENAMETOOLONG)),
+        }
+    }
+
+    fn create(&mut self, path: &str, folder: bool) -> io::Result<()> {
+        self.catalog.reserve(&mut self.store, &mut self.bitmap)?;
+        let (parent_path, part) = split(path);
+        let parent = self.folder(parent_path)?;
+        let name = Self::name_of(part)?;
+        if self.lookup(parent.id(), &name)?.is_some() {
+            return Err(errno(libc::EEXIST));
+        }
+        let id = self.header_u32(64);
+        if id < 16 || id == u32::MAX {
+            return Err(errno(libc::ENOSPC)); // catalog IDs used up (Apple's wrap needs a search)
+        }
+        self.set_header_u32(64, id + 1);
+        let date = now();
+        let data = match folder {
+            true => folder_record(id, 0, date, 0, 0, 0o755),
+            false => file_record(id, date, 0, 0, 0o100644, None),
+        };
+        let entry = Entry {
+            parent: parent.id(),
+            name: name.clone(),
+            data,
+        };
+        self.catalog
+            .insert(&mut self.store, &mut self.bitmap, entry.record())?;
+        let mut t = catalog_key(id, &[]);
+        t.extend_from_slice(&thread(if folder { 3 } else { 4 }, parent.id(), &name));
+        if let Err(e) = self.catalog.insert(&mut self.store, &mut self.bitmap, t) {
+            // No room for the thread: the record goes too, leaving the catalog as it was.
+            self.catalog.remove(&mut self.store, &entry.key())?;
+            return Err(e);
+        }
+        self.count_in(parent.id(), 1, folder)
+    }
+
+    /// Makes file `entry`'s data fork `size` bytes long, allocating or freeing blocks; bytes
+    /// it gains read as zeros unless `written` (offset, length) is about to cover them.
+    fn resize(
+        &mut self,
+        entry: &mut Entry,
+        size: u64,
+        written: Option<(u64, u64)>,
+    ) -> io::Result<()> {
+        let block = self.store.block;
+        let old = entry.size();
+        let mut extents = self.fork_extents(entry, DATA)?;
+        let held: u64 = extents.iter().map(|e| u64::from(e.1)).sum();
+        let wanted = size.div_ceil(block);
+        if wanted > u64::from(u32::MAX) {
+            return Err(errno(libc::EFBIG));
+        }
+        if wanted > held {
+            let after = extents.last().map(|&(s, c)| s + c);
+            for (start, count) in self.bitmap.allocate((wanted - held) as u32, after)? {
+                match extents.last_mut() {
+                    Some(last) if last.0 + last.1 == start => last.1 += count,
+                    _ => extents.push((start, count)),
+                }
+            }
+        } else if wanted < held {
+            let mut keep = wanted;
+            let mut kept = Vec::new();
+            for (start, count) in extents {
+                let take = keep.min(u64::from(count)) as u32;
+                if take > 0 {
+                    kept.push((start, take));
+                }
+                self.bitmap.release(start + take, count - take);
+                keep -= u64::from(take);
+            }
+            extents = kept;
+        }
+        // Zeros where the file grows and nothing is written: the blocks may hold old data.
+        if size > old {
+            let (skip_from, skip_to) = written.map_or((size, size), |(at, len)| (at, at + len));
+            let zero = |from: u64, to: u64| -> io::Result<()> {
+                let zeros = vec![0u8; ZEROS.min((to - from) as usize)];
+                let mut at = from;
+                while at < to {
+                    let n = (to - at).min(ZEROS as u64);
+                    self.write_pieces(&extents, at, &zeros[..n as usize])?;
+                    at += n;
+                }
+                Ok(())
+            };
+            if skip_from > old {
+                zero(old, skip_from.min(size))?;
+            }
+            if skip_to < size {
+                zero(skip_to.max(old), size)?;
+            }
+        }
+        self.set_fork(entry, DATA, size, &extents)
+    }
+
+    fn write_pieces(&self, extents: &[(u32, u32)], offset: u64, data: &[u8]) -> io::Result<()> {
+        let pieces = extent_pieces(extents, self.store.block, offset, data.len() as u64)
+            .ok_or_else(|| corrupt("HFS+ file", "data past its extents"))?;
+        let mut done = 0usize;
+        for (at, len) in pieces {
+            self.store
+                .disk
+                .write_all_at(at, &data[done..done + len as usize])?;
+            done += len as usize;
+        }
+        Ok(())
+    }
+
+    /// Frees every block of `entry`'s forks and removes its attributes.
+    fn free_all(&mut self, entry: &mut Entry) -> io::Result<()> {
+        for kind in [DATA, RESOURCE] {
+            for (start, count) in self.fork_extents(entry, kind)? {
+                self.bitmap.release(start, count);
+            }
+            self.set_fork(entry, kind, 0, &[])?;
+        }
+        let id = entry.id();
+        if let Some(tree) = &mut self.attributes {
+            let mut found = Vec::new();
+            let from = attribute_key(id);
+            tree.scan(&mut self.store, &from, |r| {
+                let ours = r.len() >= 14 && be32(r, 4) == id;
+                if ours {
+                    found.push(r.to_vec());
+                }
+                ours
+            })?;
+            for r in found {
+                let k = 2 + usize::from(be16(&r, 0));
+                // An attribute with a fork of its own gives its blocks back.
+                if r.len() >= k + 88 && be32(&r, k) == 0x20 {
+                    for i in 0..8 {
+                        let (s, c) = (be32(&r, k + 24 + 8 * i), be32(&r, k + 28 + 8 * i));
+                        self.bitmap.release(s, c);
+                    }
+                }
+                tree.remove(&mut self.store, &r[..k])?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Removes `entry` (a file, or an empty folder) from the catalog.
+    fn unlink(&mut self, mut entry: Entry) -> io::Result<()> {
+        if entry.id() == ROOT_FOLDER {
+            return Err(errno(libc::EBUSY));
+        }
+        let folder = entry.is_folder();
+        if folder && be32(&entry.data, 4) != 0 {
+            return Err(errno(libc::ENOTEMPTY));
+        }
+        if !folder {
+            self.free_all(&mut entry)?;
+        }
+        self.catalog.remove(&mut self.store, &entry.key())?;
+        self.catalog
+            .remove(&mut self.store, &catalog_key(entry.id(), &[]))?;
+        self.count_in(entry.parent, -1, folder)
+    }
+
+    fn rename(&mut self, from: &str, to: &str) -> io::Result<()> {
+        self.catalog.reserve(&mut self.store, &mut self.bitmap)?;
+        let mut moving = self.resolve(from)?;
+        if moving.id() == ROOT_FOLDER {
+            return Err(errno(libc::EBUSY));
+        }
+        let (to_parent, part) = split(to);
+        let parent = self.folder(to_parent)?;
+        let name = Self::name_of(part)?;
+        let folder = moving.is_folder();
+        if folder {
+            // A folder cannot go inside itself.
+            let mut up = parent.id();
+            for _ in 0..4096 {
+                if up == moving.id() {
+                    return Err(errno(libc::EINVAL));
+                }
+                if up == ROOT_FOLDER {
+                    break;
+                }
+                up = self.entry_of_id(up)?.parent;
+            }
+        }
+        if let Some(there) = self.lookup(parent.id(), &name)? {
+            if there.id() != moving.id() {
+                match (folder, there.is_folder()) {
+                    (true, false) => return Err(errno(libc::ENOTDIR)),
+                    (false, true) => return Err(errno(libc::EISDIR)),
+                    _ => self.unlink(there)?,
+                }
+            }
+        }
+        self.catalog.remove(&mut self.store, &moving.key())?;
+        let old_parent = moving.parent;
+        (moving.parent, moving.name) = (parent.id(), name.clone());
+        self.catalog
+            .insert(&mut self.store, &mut self.bitmap, moving.record())?;
+        let mut t = catalog_key(moving.id(), &[]);
+        t.extend_from_slice(&thread(if folder { 3 } else { 4 }, parent.id(), &name));
+        self.catalog.replace(&mut self.store, &mut self.bitmap, t)?;
+        if old_parent != parent.id() {
+            self.count_in(old_parent, -1, folder)?;
+            self.count_in(parent.id(), 1, folder)?;
+        }
+        Ok(())
+    }
+
+    /// Writes the bitmap and the volume header, then every changed block as one transaction.
+    fn commit(&mut self) -> io::Result<()> {
+        self.bitmap.write(&mut self.store)?;
+        self.set_header_u32(48, self.bitmap.free());
+        for (at, tree) in [
+            (EXTENTS_FORK, Some(&self.extents)),
+            (CATALOG_FORK, Some(&self.catalog)),
+            (ATTRIBUTES_FORK, self.attributes.as_ref()),
+        ] {
+            let Some(tree) = tree else { continue };
+            let blocks: u32 = tree.extents.iter().map(|e| e.1).sum();
+            let f = fork_data(
+                tree.size(),
+                blocks,
+                &tree.extents[..tree.extents.len().min(8)],
+            );
+            self.header[at..at + 8].copy_from_slice(&f[..8]);
+            self.header[at + 12..at + 80].copy_from_slice(&f[12..]);
+        }
+        self.set_header_u32(20, now());
+        let writes = self.header_u32(68).wrapping_add(1);
+        self.set_header_u32(68, writes);
+        let header = self.header.clone();
+        self.store.write(HEADER_AT, &header)?;
+        self.store.commit()
+    }
+
+    fn list(&mut self, path: &str) -> io::Result<Vec<(String, Stat)>> {
+        let folder = self.folder(path)?;
+        let id = folder.id();
+        let mut out = Vec::new();
+        self.catalog
+            .scan(&mut self.store, &catalog_key(id, &[]), |r| {
+                if r.len() < 6 || be32(r, 2) != id {
+                    return false;
+                }
+                if let Some(e) =
+                    entry_of(r).filter(|e| !e.name.is_empty() && matches!(be16(&e.data, 0), 1 | 2))
+                {
+                    let name = String::from_utf16_lossy(&e.name).replace('/', ":");
+                    if !(id == ROOT_FOLDER && HIDDEN_AT_ROOT.contains(&name.as_str())) {
+                        out.push((name, e.stat()));
+                    }
+                }
+                true
+            })?;
+        Ok(out)
+    }
+}
+
+/// Every extent of file `id`'s fork `kind`: the record's `first` eight, then the overflow
+/// tree's, until they hold `blocks`.
+fn full_extents(
+    store: &mut Store,
+    overflow: &TreeFile,
+    id: u32,
+    kind: u8,
+    first: Vec<(u32, u32)>,
+    blocks: u32,
+) -> io::Result<Vec<(u32, u32)>> {
+    let mut all = first;
+    let held = |all: &[(u32, u32)]| all.iter().map(|e| u64::from(e.1)).sum::<u64>();
+    if held(&all) >= u64::from(blocks) {
+        return Ok(all);
+    }
+    let mut problem = None;
+    overflow.scan(store, &overflow_key(id, kind, 0), |r| {
+        if r.len() < 12 + 64 || be32(r, 4) != id || r[2] != kind {
+            return false;
+        }
+        if u64::from(be32(r, 8)) != held(&all) {
+            problem = Some(format!("file {id}'s overflow extents skip blocks"));
+            return false;
+        }
+        all.extend(
+            (0..8)
+                .map(|i| (be32(r, 12 + 8 * i), be32(r, 16 + 8 * i)))
+                .filter(|e| e.1 > 0),
+        );
+        held(&all) < u64::from(blocks)
+    })?;
+    match problem {
+        Some(p) => Err(corrupt("HFS+ extents B-tree", p)),
+        None if held(&all) < u64::from(blocks) => Err(corrupt(
+            "HFS+ extents B-tree",
+            format!("file {id} has {} of its {blocks} blocks", held(&all)),
+        )),
+        None => Ok(all),
+    }
+}
+
+/// An extents-overflow key: fork type, file ID, and the fork's first block it maps.
+fn overflow_key(id: u32, kind: u8, start: u32) -> Vec<u8> {
+    let mut k = vec![0, 10, kind, 0];
+    k.extend_from_slice(&id.to_be_bytes());
+    k.extend_from_slice(&start.to_be_bytes());
+    k
+}
+
+/// The smallest attributes key of file `id`: every one of its attributes sorts after it.
+fn attribute_key(id: u32) -> Vec<u8> {
+    let mut k = vec![0, 12, 0, 0];
+    k.extend_from_slice(&id.to_be_bytes());
+    k.extend_from_slice(&[0; 4]);
+    k.extend_from_slice(&[0, 0]);
+    k
+}
+
+impl VolumeMut for HfsChange {
+    fn label(&self) -> String {
+        self.label.clone()
+    }
+
+    fn stat(&self, path: &str) -> io::Result<Stat> {
+        self.look(|s| Ok(s.resolve(path)?.stat()))
+    }
+
+    fn find(&self, parent: &str, name: &str) -> io::Result<(String, Stat)> {
+        self.look(|s| {
+            let folder = s.folder(parent)?;
+            let e = s
+                .lookup(folder.id(), &hfs_name(name))?
+                .ok_or_else(|| errno(libc::ENOENT))?;
+            Ok((
+                String::from_utf16_lossy(&e.name).replace('/', ":"),
+                e.stat(),
+            ))
+        })
+    }
+
+    fn list(&self, path: &str) -> io::Result<Vec<(String, Stat)>> {
+        self.look(|s| s.list(path))
+    }
+
+    fn read(&self, path: &str, offset: u64, buf: &mut [u8]) -> io::Result<usize> {
+        self.look(|s| {
+            let e = s.file(path)?;
+            let size = e.size();
+            if offset >= size {
+                return Ok(0);
+            }
+            let n = buf.len().min((size - offset) as usize);
+            let extents = s.fork_extents(&e, DATA)?;
+            let pieces = extent_pieces(&extents, s.store.block, offset, n as u64)
+                .ok_or_else(|| corrupt("HFS+ file", "its size runs past its extents"))?;
+            let mut done = 0usize;
+            for (at, len) in pieces {
+                s.store
+                    .disk
+                    .read_exact_at(at, &mut buf[done..done + len as usize])?;
+                done += len as usize;
+            }
+            Ok(n)
+        })
+    }
+
+    fn write(&self, path: &str, offset: u64, data: &[u8]) -> io::Result<()> {
+        self.change(|s| {
+            let mut e = s.file(path)?;
+            let end = offset
+                .checked_add(data.len() as u64)
+                .ok_or_else(|| errno(libc::EFBIG))?;
+            if end > e.size() {
+                s.resize(&mut e, end, Some((offset, data.len() as u64)))?;
+            }
+            let extents = s.fork_extents(&e, DATA)?;
+            s.write_pieces(&extents, offset, data)?;
+            e.data[16..20].copy_from_slice(&now().to_be_bytes());
+            s.save(&e)
+        })
+    }
+
+    fn create_file(&self, path: &str) -> io::Result<()> {
+        self.change(|s| s.create(path, false))
+    }
+
+    fn create_dir(&self, path: &str) -> io::Result<()> {
+        self.change(|s| s.create(path, true))
+    }
+
+    fn set_len(&self, path: &str, len: u64) -> io::Result<()> {
+        self.change(|s| {
+            let mut e = s.file(path)?;
+            if len != e.size() {
+                s.resize(&mut e, len, None)?;
+            }
+            e.data[16..20].copy_from_slice(&now().to_be_bytes());
+            s.save(&e)
+        })
+    }
+
+    fn remove(&self, path: &str) -> io::Result<()> {
+        self.change(|s| {
+            let e = s.resolve(path)?;
+            s.unlink(e)
+        })
+    }
+
+    fn rename(&self, from: &str, to: &str) -> io::Result<()> {
+        self.change(|s| s.rename(from, to))
+    }
+
+    fn set_modified(&self, path: &str, time: i64) -> io::Result<()> {
+        self.change(|s| {
+            let mut e = s.resolve(path)?;
+            e.data[16..20].copy_from_slice(&mac_date(time).to_be_bytes());
+            s.save(&e)
+        })
+    }
+
+    fn space(&self) -> io::Result<(u64, u64, u64)> {
+        self.look(|s| {
+            let block = s.store.block;
+            Ok((
+                u64::from(s.header_u32(44)) * block,
+                u64::from(s.bitmap.free()) * block,
+                block,
+            ))
+        })
+    }
+
+    fn sync(&self) -> io::Result<()> {
+        self.look(|s| {
+            s.commit()?;
+            s.store.disk.sync()
+        })
+    }
+
+    fn close(&self) -> io::Result<()> {
+        let mut guard = self.state.lock().unwrap_or_else(|p| p.into_inner());
+        let Some(mut s) = guard.take() else {
+            return Ok(());
+        };
+        let clean = s.header_u32(4) | UNMOUNTED;
+        s.set_header_u32(4, clean);
+        s.commit()?;
+        // The alternate header, 1 KiB before the volume's end, as the last step.
+        s.store.disk.write_all_at(s.size - 1024, &s.header)?;
+        s.store.disk.finish()
+    }
+}

@@ -1,0 +1,705 @@
+//! An HFS+ B-tree changed in place (TN1150, "B-Trees"): records inserted, replaced and removed
+//! one at a time. A full node splits in two and its new sibling's first key goes up to its
+//! parent, the root splitting last; a node left empty is freed and its index record removed,
+//! and a root with one child gives way to it. Nodes are never merged (Apple's code does not
+//! either). The tree file grows by whole clumps when no node is free.
+
+use super::bitmap::Bitmap;
+use super::store::Store;
+use super::write::node;
+use super::{compare_names, extent_pieces};
+use crate::bytes::{be16, be32};
+use crate::error::FormatError;
+use std::cmp::Ordering;
+use std::io;
+
+const INDEX: i8 = 0;
+const MAP: i8 = 2;
+const LEAF: i8 = -1;
+/// Deeper than any real tree: a loop in a damaged one ends here.
+const MAX_DEPTH: usize = 16;
+
+/// How a tree's keys are ordered.
+#[derive(Clone, Copy)]
+pub(super) enum KeyOrder {
+    /// (parent ID, name), names folded unless HFSX compares them as binary.
+    Catalog { binary: bool },
+    /// (file ID, fork type, first block).
+    Extents,
+    /// (file ID, name as binary, first block).
+    Attributes,
+}
+
+fn units(b: &[u8]) -> Vec<u16> {
+    b.chunks_exact(2)
+        .map(|c| u16::from_be_bytes([c[0], c[1]]))
+        .collect()
+}
+
+/// A record's key, its length field included.
+fn key(record: &[u8]) -> &[u8] {
+    let len = 2 + usize::from(be16(record, 0));
+    &record[..len.min(record.len())]
+}
+
+impl KeyOrder {
+    fn compare(self, a: &[u8], b: &[u8]) -> Ordering {
+        let field = |k: &[u8], at: usize, len: usize| k.get(at..at + len).unwrap_or(&[]).to_vec();
+        let u32_at = |k: &[u8], at: usize| k.get(at..at + 4).map_or(0, |_| be32(k, at));
+        match self {
+            KeyOrder::Catalog { binary } => {
+                let name = |k: &[u8]| {
+                    let len = k.get(6..8).map_or(0, |_| 2 * usize::from(be16(k, 6)));
+                    units(&field(k, 8, len))
+                };
+                u32_at(a, 2)
+                    .cmp(&u32_at(b, 2))
+                    .then_with(|| compare_names(&name(a), &name(b), binary))
+            }
+            KeyOrder::Extents => {
+                (u32_at(a, 4), a.get(2), u32_at(a, 8)).cmp(&(u32_at(b, 4), b.get(2), u32_at(b, 8)))
+            }
+            KeyOrder::Attributes => {
+                let name = |k: &[u8]| {
+                    let len = k.get(12..14).map_or(0, |_| 2 * usize::from(be16(k, 12)));
+                    units(&field(k, 14, len))
+                };
+                (u32_at(a, 4), name(a), u32_at(a, 8)).cmp(&(u32_at(b, 4), name(b), u32_at(b, 8)))
+            }
+        }
+    }
+}
+
+pub(super) struct Node {
+    pub next: u32,
+    pub prev: u32,
+    pub kind: i8,
+    pub height: u8,
+    pub records: Vec<Vec<u8>>,
+}
+
+/// An index node on the way down from the root: its number, itself, and the record followed.
+type Step = (u32, Node, usize);
+
+/// One B-tree file of the volume (catalog, extents overflow or attributes) and its header
+/// record, kept here while the volume is changed and written back with every change.
+pub(super) struct TreeFile {
+    pub what: &'static str,
+    /// The file's extents (start, blocks), all of them.
+    pub extents: Vec<(u32, u32)>,
+    /// Blocks the file grows by.
+    clump: u32,
+    node_size: u32,
+    order: KeyOrder,
+    depth: u16,
+    root: u32,
+    leaf_records: u32,
+    first_leaf: u32,
+    last_leaf: u32,
+    max_key: u16,
+    pub total: u32,
+    free: u32,
+    /// Index records carry keys as long as they are (else padded to the longest).
+    variable_index: bool,
+}
+
+fn bad(what: &'static str, problem: impl Into<String>) -> io::Error {
+    FormatError::io(what, 0, problem)
+}
+
+impl TreeFile {
+    /// The tree in `extents`, its header read from node 0; `clump` bytes to grow by.
+    pub fn open(
+        store: &mut Store,
+        what: &'static str,
+        extents: Vec<(u32, u32)>,
+        clump: u64,
+        order: KeyOrder,
+    ) -> io::Result<TreeFile> {
+        let mut tree = TreeFile {
+            what,
+            extents,
+            clump: 0,
+            node_size: 512,
+            order,
+            depth: 0,
+            root: 0,
+            leaf_records: 0,
+            first_leaf: 0,
+            last_leaf: 0,
+            max_key: 0,
+            total: 1,
+            free: 0,
+            variable_index: true,
+        };
+        let mut h = [0u8; 14 + 106];
+        tree.read_bytes(store, 0, &mut h)?;
+        let r = &h[14..];
+        let node_size = u32::from(be16(r, 18));
+        if !(512..=32768).contains(&node_size) || !node_size.is_power_of_two() {
+            return Err(bad(what, format!("node size {node_size}")));
+        }
+        let blocks: u64 = tree.extents.iter().map(|e| u64::from(e.1)).sum();
+        let held = (blocks * store.block / u64::from(node_size)) as u32;
+        tree.node_size = node_size;
+        tree.depth = be16(r, 0);
+        tree.root = be32(r, 2);
+        tree.leaf_records = be32(r, 6);
+        tree.first_leaf = be32(r, 10);
+        tree.last_leaf = be32(r, 14);
+        tree.max_key = be16(r, 20);
+        tree.total = be32(r, 22);
+        tree.free = be32(r, 26);
+        tree.variable_index = be32(r, 38) & 4 != 0;
+        if tree.total > held || tree.free > tree.total || tree.root >= tree.total {
+            return Err(bad(
+                what,
+                format!(
+                    "its header counts {} nodes ({} free, root {}) in a file of {held}",
+                    tree.total, tree.free, tree.root
+                ),
+            ));
+        }
+        let unit = u64::from(node_size).div_ceil(store.block).max(1);
+        tree.clump = (clump.div_ceil(store.block).max(unit)).next_multiple_of(unit) as u32;
+        Ok(tree)
+    }
+
+    /// The file's size in bytes.
+    pub fn size(&self) -> u64 {
+        u64::from(self.total) * u64::from(self.node_size)
+    }
+
+    fn bytes_at(&self, store: &Store, offset: u64, len: u64) -> io::Result<Vec<(u64, u64)>> {
+        extent_pieces(&self.extents, store.block, offset, len).ok_or_else(|| {
+            bad(
+                self.what,
+                format!("byte {offset} is past the file's extents"),
+            )
+        })
+    }
+
+    fn read_bytes(&self, store: &mut Store, offset: u64, buf: &mut [u8]) -> io::Result<()> {
+        let mut done = 0usize;
+        for (at, len) in self.bytes_at(store, offset, buf.len() as u64)? {
+            store.read(at, &mut buf[done..done + len as usize])?;
+            done += len as usize;
+        }
+        Ok(())
+    }
+
+    fn write_bytes(&self, store: &mut Store, offset: u64, bytes: &[u8]) -> io::Result<()> {
+        let mut done = 0usize;
+        for (at, len) in self.bytes_at(store, offset, bytes.len() as u64)? {
+            store.write(at, &bytes[done..done + len as usize])?;
+            done += len as usize;
+        }
+        Ok(())
+    }
+
+    fn read_node(&self, store: &mut Store, n: u32) -> io::Result<Node> {
+        if n == 0 || n >= self.total {
+            return Err(bad(self.what, format!("node {n} is outside the tree")));
+        }
+        let size = self.node_size as usize;
+        let mut b = vec![0u8; size];
+        self.read_bytes(store, u64::from(n) * u64::from(self.node_size), &mut b)?;
+        let count = usize::from(be16(&b, 10));
+        if 14 + 2 * (count + 1) > size {
+            return Err(bad(
+                self.what,
+                format!("node {n}: {count} records do not fit"),
+            ));
+        }
+        let offset = |i: usize| usize::from(be16(&b, size - 2 * (i + 1)));
+        let mut records = Vec::with_capacity(count);
+        for i in 0..count {
+            let (start, end) = (offset(i), offset(i + 1));
+            if start < 14 || end < start || end > size - 2 * (count + 1) {
+                return Err(bad(
+                    self.what,
+                    format!("node {n}: record {i} at {start}..{end}"),
+                ));
+            }
+            let r = b[start..end].to_vec();
+            if r.len() < 2 || 2 + usize::from(be16(&r, 0)) > r.len() {
+                return Err(bad(
+                    self.what,
+                    format!("node {n}: record {i} has a bad key"),
+                ));
+            }
+            records.push(r);
+        }
+        Ok(Node {
+            next: be32(&b, 0),
+            prev: be32(&b, 4),
+            kind: b[8] as i8,
+            height: b[9],
+            records,
+        })
+    }
+
+    fn write_node(&self, store: &mut Store, n: u32, nd: &Node) -> io::Result<()> {
+        let bytes = node(
+            self.node_size as usize,
+            nd.kind,
+            nd.height,
+            nd.next,
+            nd.prev,
+            &nd.records,
+        );
+        self.write_bytes(store, u64::from(n) * u64::from(self.node_size), &bytes)
+    }
+
+    /// Whether the records fit the node with their offsets and the free-space offset.
+    fn fits(&self, nd: &Node) -> bool {
+        let used: usize = nd.records.iter().map(Vec::len).sum();
+        14 + used + 2 * (nd.records.len() + 1) <= self.node_size as usize
+    }
+
+    /// The header record written back: the tree's shape and counts.
+    fn write_header(&self, store: &mut Store) -> io::Result<()> {
+        let mut r = [0u8; 30];
+        r[0..2].copy_from_slice(&self.depth.to_be_bytes());
+        r[2..6].copy_from_slice(&self.root.to_be_bytes());
+        r[6..10].copy_from_slice(&self.leaf_records.to_be_bytes());
+        r[10..14].copy_from_slice(&self.first_leaf.to_be_bytes());
+        r[14..18].copy_from_slice(&self.last_leaf.to_be_bytes());
+        r[18..20].copy_from_slice(&(self.node_size as u16).to_be_bytes());
+        r[20..22].copy_from_slice(&self.max_key.to_be_bytes());
+        r[22..26].copy_from_slice(&self.total.to_be_bytes());
+        r[26..30].copy_from_slice(&self.free.to_be_bytes());
+        self.write_bytes(store, 14, &r)
+    }
+
+    /// Where node `n`'s bit is in the node map: the map record of the header node, then of
+    /// each map node after it; (byte offset in the file, bit mask).
+    fn map_bit(&self, store: &mut Store, n: u32) -> io::Result<(u64, u8)> {
+        let size = self.node_size as usize;
+        let mut node_no = 0u32;
+        let mut first_bit = 0u64;
+        for _ in 0..=self.total {
+            // The map record: the header node's third record, a map node's only one.
+            let mut b = vec![0u8; size];
+            self.read_bytes(
+                store,
+                u64::from(node_no) * u64::from(self.node_size),
+                &mut b,
+            )?;
+            let record = match node_no {
+                0 => 2,
+                _ if b[8] as i8 == MAP => 0,
+                m => return Err(bad(self.what, format!("node {m} is not a map node"))),
+            };
+            let start = usize::from(be16(&b, size - 2 * (record + 1)));
+            let end = usize::from(be16(&b, size - 2 * (record + 2)));
+            let next = be32(&b, 0);
+            if end < start || end > size {
+                return Err(bad(self.what, "a map record out of its node"));
+            }
+            let bits = 8 * (end - start) as u64;
+            if u64::from(n) < first_bit + bits {
+                let bit = u64::from(n) - first_bit;
+                let at = u64::from(node_no) * u64::from(self.node_size) + start as u64 + bit / 8;
+                return Ok((at, 0x80 >> (bit % 8)));
+            }
+            first_bit += bits;
+            if next == 0 {
+                break;
+            }
+            node_no = next;
+        }
+        Err(io::Error::new(
+            io::ErrorKind::StorageFull,
+            format!("the {} has more nodes than its map holds", self.what),
+        ))
+    }
+
+    fn set_map_bit(&self, store: &mut Store, n: u32, used: bool) -> io::Result<bool> {
+        let (at, mask) = self.map_bit(store, n)?;
+        let mut b = [0u8];
+        self.read_bytes(store, at, &mut b)?;
+        let was = b[0] & mask != 0;
+        b[0] = if used { b[0] | mask } else { b[0] & !mask };
+        self.write_bytes(store, at, &b)?;
+        Ok(was)
+    }
+
+    fn allocate_node(&mut self, store: &mut Store, bitmap: &mut Bitmap) -> io::Result<u32> {
+        if self.free == 0 {
+            self.grow(store, bitmap, self.clump)?;
+        }
+        for n in 1..self.total {
+            let (at, mask) = self.map_bit(store, n)?;
+            let mut b = [0u8];
+            self.read_bytes(store, at, &mut b)?;
+            if b[0] & mask == 0 {
+                self.set_map_bit(store, n, true)?;
+                self.free -= 1;
+                return Ok(n);
+            }
+        }
+        Err(bad(
+            self.what,
+            "its header counts free nodes its map does not have",
+        ))
+    }
+
+    fn free_node(&mut self, store: &mut Store, n: u32) -> io::Result<()> {
+        if self.set_map_bit(store, n, false)? {
+            self.free += 1;
+        }
+        Ok(())
+    }
+
+    /// Grows the file until it has free nodes for the worst one insert can need (a split at
+    /// every level and a new root), so that an operation does not run out of nodes half done.
+    pub fn reserve(&mut self, store: &mut Store, bitmap: &mut Bitmap) -> io::Result<()> {
+        let wanted = u32::from(self.depth) + 2;
+        while self.free < wanted {
+            // A whole clump where there is room, else just the nodes wanted.
+            let unit = u32::try_from(u64::from(self.node_size).div_ceil(store.block)).unwrap_or(1);
+            match self.grow(store, bitmap, self.clump) {
+                Err(e) if e.raw_os_error() == Some(libc::ENOSPC) => {
+                    self.grow(store, bitmap, unit * (wanted - self.free))?
+                }
+                done => done?,
+            }
+        }
+        Ok(())
+    }
+
+    /// `blocks` more: right after the file's last extent where it can, else a new extent.
+    fn grow(&mut self, store: &mut Store, bitmap: &mut Bitmap, blocks: u32) -> io::Result<()> {
+        let before = self.extents.clone();
+        let after = self.extents.last().map(|&(s, c)| s + c);
+        let runs = bitmap.allocate(blocks, after)?;
+        let give_back = |bitmap: &mut Bitmap, runs: &[(u32, u32)]| {
+            runs.iter().for_each(|&(s, c)| bitmap.release(s, c));
+        };
+        for &(start, count) in &runs {
+            let extents = self.extents.len();
+            match self.extents.last_mut() {
+                Some(last) if last.0 + last.1 == start => last.1 += count,
+                _ if extents < 8 => self.extents.push((start, count)),
+                _ => {
+                    self.extents = before;
+                    give_back(bitmap, &runs);
+                    return Err(io::Error::new(
+                        io::ErrorKind::StorageFull,
+                        format!("the {} would need more than 8 extents", self.what),
+                    ));
+                }
+            }
+        }
+        let blocks: u64 = self.extents.iter().map(|e| u64::from(e.1)).sum();
+        let total = (blocks * store.block / u64::from(self.node_size)) as u32;
+        // The map must reach the new nodes before they are counted.
+        if let Err(e) = self.map_bit(store, total - 1) {
+            self.extents = before;
+            give_back(bitmap, &runs);
+            return Err(e);
+        }
+        self.free += total - self.total;
+        self.total = total;
+        self.write_header(store)
+    }
+
+    fn index_record(&self, key: &[u8], child: u32) -> Vec<u8> {
+        let mut r = key.to_vec();
+        if !self.variable_index {
+            r.resize(2 + usize::from(self.max_key), 0);
+            r[0..2].copy_from_slice(&self.max_key.to_be_bytes());
+        }
+        r.extend_from_slice(&child.to_be_bytes());
+        r
+    }
+
+    fn child(&self, record: &[u8]) -> io::Result<u32> {
+        let k = key(record).len();
+        match record.get(k..k + 4) {
+            Some(_) => Ok(be32(record, k)),
+            None => Err(bad(self.what, "an index record without a child")),
+        }
+    }
+
+    /// The path from the root to the leaf that holds (or would hold) `target`: each index
+    /// node with the index of the record followed, then the leaf.
+    fn descend(&self, store: &mut Store, target: &[u8]) -> io::Result<(Vec<Step>, u32, Node)> {
+        let mut path = Vec::new();
+        let mut n = self.root;
+        loop {
+            let nd = self.read_node(store, n)?;
+            match nd.kind {
+                LEAF => return Ok((path, n, nd)),
+                INDEX if !nd.records.is_empty() && path.len() < MAX_DEPTH => {
+                    let i = nd
+                        .records
+                        .iter()
+                        .rposition(|r| self.order.compare(key(r), target) != Ordering::Greater)
+                        .unwrap_or(0);
+                    let child = self.child(&nd.records[i])?;
+                    path.push((n, nd, i));
+                    n = child;
+                }
+                kind => {
+                    return Err(bad(
+                        self.what,
+                        format!("node {n} (kind {kind}) where an index or leaf node belongs"),
+                    ))
+                }
+            }
+        }
+    }
+
+    /// The leaf position of `target`: found, or where it would go.
+    fn position(&self, leaf: &Node, target: &[u8]) -> Result<usize, usize> {
+        leaf.records
+            .binary_search_by(|r| self.order.compare(key(r), target))
+    }
+
+    /// The record with `target`'s key.
+    pub fn get(&self, store: &mut Store, target: &[u8]) -> io::Result<Option<Vec<u8>>> {
+        if self.root == 0 {
+            return Ok(None);
+        }
+        let (_, _, leaf) = self.descend(store, target)?;
+        Ok(self
+            .position(&leaf, target)
+            .ok()
+            .map(|i| leaf.records[i].clone()))
+    }
+
+    /// Calls `each` with every record from the first whose key is not before `from`, in key
+    /// order, while it returns true.
+    pub fn scan(
+        &self,
+        store: &mut Store,
+        from: &[u8],
+        mut each: impl FnMut(&[u8]) -> bool,
+    ) -> io::Result<()> {
+        if self.root == 0 {
+            return Ok(());
+        }
+        let (_, _, mut leaf) = self.descend(store, from)?;
+        let mut i = self.position(&leaf, from).unwrap_or_else(|i| i);
+        for _ in 0..self.total {
+            for r in &leaf.records[i..] {
+                if !each(r) {
+                    return Ok(());
+                }
+            }
+            if leaf.next == 0 {
+                return Ok(());
+            }
+            let n = leaf.next;
+            leaf = self.read_node(store, n)?;
+            if leaf.kind != LEAF {
+                return Err(bad(
+                    self.what,
+                    format!("node {n} in the leaf chain is no leaf"),
+                ));
+            }
+            i = 0;
+        }
+        Err(bad(self.what, "its leaves link in a loop"))
+    }
+
+    /// Adds `record`; an error of kind AlreadyExists if its key is there.
+    pub fn insert(
+        &mut self,
+        store: &mut Store,
+        bitmap: &mut Bitmap,
+        record: Vec<u8>,
+    ) -> io::Result<()> {
+        let target = key(&record).to_vec();
+        if self.root == 0 {
+            let n = self.allocate_node(store, bitmap)?;
+            let leaf = Node {
+                next: 0,
+                prev: 0,
+                kind: LEAF,
+                height: 1,
+                records: vec![record],
+            };
+            self.write_node(store, n, &leaf)?;
+            (self.root, self.first_leaf, self.last_leaf, self.depth) = (n, n, n, 1);
+            self.leaf_records = 1;
+            return self.write_header(store);
+        }
+        let (mut path, mut n, mut nd) = self.descend(store, &target)?;
+        let at = match self.position(&nd, &target) {
+            Ok(_) => {
+                return Err(io::Error::new(
+                    io::ErrorKind::AlreadyExists,
+                    format!("the {} already has that key", self.what),
+                ))
+            }
+            Err(at) => at,
+        };
+        nd.records.insert(at, record);
+        self.leaf_records += 1;
+        // A new first record: the index keys above that lead here are its key now.
+        if at == 0 {
+            for (pn, parent, i) in path.iter_mut().rev() {
+                let child = self.child(&parent.records[*i])?;
+                parent.records[*i] = self.index_record(&target, child);
+                self.write_node(store, *pn, parent)?;
+                if *i != 0 {
+                    break;
+                }
+            }
+        }
+        loop {
+            if self.fits(&nd) {
+                self.write_node(store, n, &nd)?;
+                break;
+            }
+            let right_no = self.allocate_node(store, bitmap)?;
+            let right = self.split(store, n, &mut nd, right_no)?;
+            let right_key = key(&right.records[0]).to_vec();
+            self.write_node(store, n, &nd)?;
+            self.write_node(store, right_no, &right)?;
+            let up = self.index_record(&right_key, right_no);
+            match path.pop() {
+                Some((pn, mut parent, i)) => {
+                    parent.records.insert(i + 1, up);
+                    (n, nd) = (pn, parent);
+                }
+                None => {
+                    let root = self.allocate_node(store, bitmap)?;
+                    let left_key = key(&nd.records[0]).to_vec();
+                    let top = Node {
+                        next: 0,
+                        prev: 0,
+                        kind: INDEX,
+                        height: nd.height + 1,
+                        records: vec![self.index_record(&left_key, n), up],
+                    };
+                    self.write_node(store, root, &top)?;
+                    self.root = root;
+                    self.depth += 1;
+                    break;
+                }
+            }
+        }
+        self.write_header(store)
+    }
+
+    /// Moves the second half of `nd`'s records (by bytes) to a new right sibling `right_no`,
+    /// linked between it and its old next node.
+    fn split(
+        &mut self,
+        store: &mut Store,
+        n: u32,
+        nd: &mut Node,
+        right_no: u32,
+    ) -> io::Result<Node> {
+        let total: usize = nd.records.iter().map(Vec::len).sum();
+        let mut left_bytes = 0;
+        let mut cut = 0;
+        while cut < nd.records.len() - 1 && left_bytes + nd.records[cut].len() <= total / 2 {
+            left_bytes += nd.records[cut].len();
+            cut += 1;
+        }
+        let cut = cut.max(1);
+        let right = Node {
+            next: nd.next,
+            prev: n,
+            kind: nd.kind,
+            height: nd.height,
+            records: nd.records.split_off(cut),
+        };
+        if nd.next != 0 {
+            let mut after = self.read_node(store, nd.next)?;
+            after.prev = right_no;
+            self.write_node(store, nd.next, &after)?;
+        } else if nd.kind == LEAF {
+            self.last_leaf = right_no;
+        }
+        nd.next = right_no;
+        Ok(right)
+    }
+
+    /// Removes the record with `target`'s key and returns it; NotFound if there is none.
+    pub fn remove(&mut self, store: &mut Store, target: &[u8]) -> io::Result<Vec<u8>> {
+        let not_found = || io::Error::new(io::ErrorKind::NotFound, "no such record");
+        if self.root == 0 {
+            return Err(not_found());
+        }
+        let (mut path, mut n, mut nd) = self.descend(store, target)?;
+        let at = self.position(&nd, target).map_err(|_| not_found())?;
+        let removed = nd.records.remove(at);
+        self.leaf_records -= 1;
+        loop {
+            if !nd.records.is_empty() {
+                self.write_node(store, n, &nd)?;
+                break;
+            }
+            // An empty node leaves its level: its neighbours link past it.
+            if nd.prev != 0 {
+                let mut before = self.read_node(store, nd.prev)?;
+                before.next = nd.next;
+                self.write_node(store, nd.prev, &before)?;
+            }
+            if nd.next != 0 {
+                let mut after = self.read_node(store, nd.next)?;
+                after.prev = nd.prev;
+                self.write_node(store, nd.next, &after)?;
+            }
+            if nd.kind == LEAF {
+                if self.first_leaf == n {
+                    self.first_leaf = nd.next;
+                }
+                if self.last_leaf == n {
+                    self.last_leaf = nd.prev;
+                }
+            }
+            self.free_node(store, n)?;
+            match path.pop() {
+                Some((pn, mut parent, i)) => {
+                    parent.records.remove(i);
+                    (n, nd) = (pn, parent);
+                }
+                None => {
+                    (self.root, self.depth, self.first_leaf, self.last_leaf) = (0, 0, 0, 0);
+                    break;
+                }
+            }
+        }
+        // A root index node with one child gives way to it.
+        while self.root != 0 && self.depth > 1 {
+            let top = self.read_node(store, self.root)?;
+            if top.kind != INDEX || top.records.len() != 1 {
+                break;
+            }
+            let child = self.child(&top.records[0])?;
+            self.free_node(store, self.root)?;
+            self.root = child;
+            self.depth -= 1;
+        }
+        self.write_header(store)?;
+        Ok(removed)
+    }
+
+    /// Puts `record` in place of the one with its key (which must be there).
+    pub fn replace(
+        &mut self,
+        store: &mut Store,
+        bitmap: &mut Bitmap,
+        record: Vec<u8>,
+    ) -> io::Result<()> {
+        let target = key(&record).to_vec();
+        let (_, n, mut nd) = self.descend(store, &target)?;
+        let at = self
+            .position(&nd, &target)
+            .map_err(|_| io::Error::new(io::ErrorKind::NotFound, "no such record"))?;
+        let old = std::mem::replace(&mut nd.records[at], record);
+        if self.fits(&nd) {
+            return self.write_node(store, n, &nd);
+        }
+        let record = std::mem::replace(&mut nd.records[at], old);
+        self.remove(store, &target)?;
+        self.insert(store, bitmap, record)
+    }
+}
