@@ -1,10 +1,12 @@
 //! HFS+ and HFSX (TN1150; formats.md §h.1): what the reader and the writer share — where the
 //! volume header is, the catalog's fixed IDs, dates, and the way names are stored and ordered.
 
+mod check;
 mod read;
 mod resize;
 mod write;
 
+pub use check::check;
 pub use read::HfsPlus;
 pub(super) use read::{more_extents, BTree, Fork, Overflow};
 pub use resize::Resizable;
