@@ -248,7 +248,7 @@ fn run(cli: Cli, cancel: &Cancel) -> Result<(), Failure> {
             let left: usize = report.volumes.iter().map(|v| v.problems.len()).sum();
             if left > 0 {
                 return Err(Failure::Checks(format!(
-                    "{}: {left} problems in its volumes",
+                    "{}: its volumes have problems ({left})",
                     image.display()
                 )));
             }

@@ -232,7 +232,7 @@ pub fn first_aid_text(r: &FirstAidReport) -> String {
         let counted: Vec<String> = v.counted.iter().map(|(k, n)| format!("{n} {k}")).collect();
         let verdict = match v.problems.len() {
             0 => "OK".to_string(),
-            n => format!("{n} problems"),
+            n => counted_noun(n, "problem"),
         };
         let _ = writeln!(s, "  {volume}: {verdict} ({})", counted.join(", "));
     }
@@ -241,14 +241,26 @@ pub fn first_aid_text(r: &FirstAidReport) -> String {
     let repaired: usize = r.volumes.iter().map(|v| v.repaired.len()).sum();
     let mut last = match (checked, problems) {
         (0, _) => "no volume dimg checks".to_string(),
-        (n, 0) => format!("{n} volumes checked: OK"),
-        (n, p) => format!("{n} volumes checked: {p} problems"),
+        (n, 0) => format!("{} checked: OK", counted_noun(n, "volume")),
+        (n, p) => format!(
+            "{} checked: {}",
+            counted_noun(n, "volume"),
+            counted_noun(p, "problem")
+        ),
     };
     if repaired > 0 {
-        last.push_str(&format!(", {repaired} repairs made"));
+        last.push_str(&format!(", {} made", counted_noun(repaired, "repair")));
     }
     let _ = writeln!(s, "{last}");
     s
+}
+
+/// "1 problem", "2 problems".
+fn counted_noun(n: usize, noun: &str) -> String {
+    match n {
+        1 => format!("1 {noun}"),
+        n => format!("{n} {noun}s"),
+    }
 }
 
 pub fn convert_text(r: &ConvertReport) -> String {
