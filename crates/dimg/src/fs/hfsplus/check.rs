@@ -1342,3 +1342,35 @@ fn catalog_name(r: &[u8], binary: bool) -> Option<(u32, Vec<u16>)> {
         });
     Some((parent, units.collect()))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_write_to_a_fork_is_split_where_its_extents_are() {
+        // Two one-block extents of 512 bytes, at blocks 10 and 3.
+        let map = ForkMap::new(512, &[(10, 1), (3, 1)]);
+        let writes = map.writes(510, &[1, 2, 3, 4]);
+        assert_eq!(writes, vec![(5630, vec![1, 2]), (1536, vec![3, 4])]);
+        assert!(map.writes(1024, &[1]).is_empty(), "past the fork's end");
+    }
+
+    #[test]
+    fn the_private_data_folder_sorts_last_as_apple_orders_names() {
+        let key = |name: &str| {
+            let units: Vec<u16> = name.encode_utf16().collect();
+            let mut k = ((6 + 2 * units.len()) as u16).to_be_bytes().to_vec();
+            k.extend_from_slice(&ROOT_FOLDER.to_be_bytes());
+            k.extend_from_slice(&(units.len() as u16).to_be_bytes());
+            k.extend(units.iter().flat_map(|u| u.to_be_bytes()));
+            k
+        };
+        let private = key("\0\0\0\0HFS+ Private Data");
+        let name = |k: &[u8], binary| catalog_name(k, binary).unwrap().1;
+        let folded = compare_names(&name(&key("zebra"), false), &name(&private, false), false);
+        assert_eq!(folded, Ordering::Less);
+        let binary = compare_names(&name(&key("zebra"), true), &name(&private, true), true);
+        assert_eq!(binary, Ordering::Greater);
+    }
+}
