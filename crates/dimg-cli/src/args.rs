@@ -28,9 +28,18 @@ pub enum Command {
         #[command(flatten)]
         output: OutputArgs,
     },
-    /// Read the whole image, check what it carries and print its CRC-32 and SHA-256
+    /// Read the whole image, check what it carries and print its CRC-32 and SHA-256;
+    /// with -fs, check its volumes' structures instead (First Aid: HFS+, HFSX, FAT)
     Verify {
         image: PathBuf,
+        /// Check each volume's structures (B-trees, catalog, bitmap, journal; FAT chains and
+        /// copies), a line per problem, instead of the image's checksums
+        #[arg(long)]
+        fs: bool,
+        /// With -fs: make the repairs that are safe (counts, valences, the bitmap, FAT copies,
+        /// FAT32's free count) in a read/write image, and say each
+        #[arg(long, requires = "fs")]
+        repair: bool,
         #[command(flatten)]
         pass: PassArgs,
         #[command(flatten)]

@@ -236,8 +236,28 @@ fn run(cli: Cli, cancel: &Cancel) -> Result<(), Failure> {
         }
         Command::Verify {
             image,
+            fs: true,
+            repair,
             pass,
             output,
+        } => {
+            let report = with_bar(&image, pass, |p, bar| {
+                ops::verify_volumes(&image, p, repair, bar, cancel)
+            })?;
+            Output::from(output).print(&report, output::first_aid_text);
+            let left: usize = report.volumes.iter().map(|v| v.problems.len()).sum();
+            if left > 0 {
+                return Err(Failure::Checks(format!(
+                    "{}: its volumes have problems ({left})",
+                    image.display()
+                )));
+            }
+        }
+        Command::Verify {
+            image,
+            pass,
+            output,
+            ..
         } => {
             let report = with_bar(&image, pass, |p, bar| ops::verify(&image, p, bar, cancel))?;
             Output::from(output).print(&report, output::verify_text);

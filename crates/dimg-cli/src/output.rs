@@ -2,8 +2,8 @@ use crate::args::OutputArgs;
 use dimg::device::Device;
 use dimg::fs::EntryKind;
 use dimg::ops::{
-    BurnReport, CompactReport, ConvertReport, ExtractReport, ImageInfo, Limits, Listing,
-    ResizeReport, RestoreReport, VerifyReport,
+    BurnReport, CompactReport, ConvertReport, ExtractReport, FirstAidReport, ImageInfo, Limits,
+    Listing, ResizeReport, RestoreReport, VerifyReport,
 };
 use serde::Serialize;
 use std::fmt::Write;
@@ -207,6 +207,60 @@ pub fn verify_text(r: &VerifyReport) -> String {
     }
     let _ = writeln!(s, "{}", if r.ok { "verified OK" } else { "verify FAILED" });
     s
+}
+
+/// A line per problem and per repair, naming the volume and the structure or file; then what
+/// was checked, and a last line that sums it up.
+pub fn first_aid_text(r: &FirstAidReport) -> String {
+    let mut s = String::new();
+    let _ = writeln!(s, "{}", r.path.display());
+    for v in &r.volumes {
+        let volume = format!("volume {} ({})", v.partition, v.file_system);
+        if !v.checked {
+            let _ = writeln!(
+                s,
+                "  {volume}: not checked: dimg checks HFS+ and FAT volumes"
+            );
+            continue;
+        }
+        for change in &v.repaired {
+            let _ = writeln!(s, "  {volume}: repaired {change}");
+        }
+        for p in &v.problems {
+            let _ = writeln!(s, "  {volume}: {p}");
+        }
+        let counted: Vec<String> = v.counted.iter().map(|(k, n)| format!("{n} {k}")).collect();
+        let verdict = match v.problems.len() {
+            0 => "OK".to_string(),
+            n => counted_noun(n, "problem"),
+        };
+        let _ = writeln!(s, "  {volume}: {verdict} ({})", counted.join(", "));
+    }
+    let checked = r.volumes.iter().filter(|v| v.checked).count();
+    let problems: usize = r.volumes.iter().map(|v| v.problems.len()).sum();
+    let repaired: usize = r.volumes.iter().map(|v| v.repaired.len()).sum();
+    let mut last = match (checked, problems) {
+        (0, _) => "no volume dimg checks".to_string(),
+        (n, 0) => format!("{} checked: OK", counted_noun(n, "volume")),
+        (n, p) => format!(
+            "{} checked: {}",
+            counted_noun(n, "volume"),
+            counted_noun(p, "problem")
+        ),
+    };
+    if repaired > 0 {
+        last.push_str(&format!(", {} made", counted_noun(repaired, "repair")));
+    }
+    let _ = writeln!(s, "{last}");
+    s
+}
+
+/// "1 problem", "2 problems".
+fn counted_noun(n: usize, noun: &str) -> String {
+    match n {
+        1 => format!("1 {noun}"),
+        n => format!("{n} {noun}s"),
+    }
 }
 
 pub fn convert_text(r: &ConvertReport) -> String {

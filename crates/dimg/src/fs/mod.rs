@@ -2,6 +2,7 @@
 //! [`identify`] names what a partition holds even where no reader exists yet.
 
 pub mod apfs;
+pub mod check;
 pub mod decmpfs;
 pub mod fat;
 pub mod hfs;

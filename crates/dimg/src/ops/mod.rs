@@ -35,4 +35,4 @@ pub use info::{info, ImageInfo, PartitionInfo, VolumeInfo};
 pub use job::{Cancel, NoProgress, Progress};
 pub use resize::{limits, resize, Limits, ResizeReport};
 pub use restore::{restore, RestoreReport};
-pub use verify::{verify, VerifyReport};
+pub use verify::{verify, verify_volumes, FirstAidReport, VerifyReport, VolumeCheck};

@@ -3,11 +3,15 @@ use crate::bytes::hex;
 use crate::container::optical::{Track, TrackMode};
 use crate::container::sector::{mode1_intact, mode2_intact, RawSectors, RAW};
 use crate::container::{self, Check, StoredCrc};
-use crate::error::Result;
-use crate::io::{ReadAt, Slice};
+use crate::error::{Error, Result};
+use crate::fs::check::{Findings, Problem, Watch};
+use crate::fs::{self, fat, hfsplus};
+use crate::io::{ReadAt, Slice, WriteAt};
+use crate::magic::Signature;
 use crate::secret::Passphrase;
 use serde::Serialize;
 use sha2::{Digest, Sha256};
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
@@ -200,4 +204,157 @@ pub fn verify(
         ok: checks.iter().all(|c| c.ok),
         checks,
     })
+}
+
+/// What First Aid (`verify -fs`) found in an image's volumes.
+#[derive(Debug, Serialize)]
+pub struct FirstAidReport {
+    pub path: PathBuf,
+    pub format: &'static str,
+    pub volumes: Vec<VolumeCheck>,
+    /// No problem remains in any volume checked.
+    pub ok: bool,
+}
+
+/// One volume's check: what it is, what was counted, what is wrong with it and what First Aid
+/// changed.
+#[derive(Debug, Serialize)]
+pub struct VolumeCheck {
+    /// Its partition, as `info` numbers them (0: the whole disk).
+    pub partition: u32,
+    pub file_system: &'static str,
+    /// Whether dimg checks this file system (HFS+, HFSX and FAT).
+    pub checked: bool,
+    pub counted: BTreeMap<&'static str, u64>,
+    /// What is wrong, after any repair.
+    pub problems: Vec<Problem>,
+    /// What the repair changed, a line each.
+    pub repaired: Vec<String>,
+}
+
+/// A check's progress and cancel, as the job's.
+struct Watched<'a> {
+    progress: &'a dyn Progress,
+    cancel: &'a Cancel,
+}
+
+impl Watch for Watched<'_> {
+    fn begin(&self, phase: &str, total: u64) {
+        self.progress.begin(phase, total);
+    }
+    fn advance(&self, done: u64) {
+        self.progress.advance(done);
+    }
+    fn cancelled(&self) -> bool {
+        self.cancel.is_cancelled()
+    }
+}
+
+/// Checks the structures of every HFS+, HFSX and FAT volume in `path` (First Aid); with
+/// `repair`, makes the repairs that are safe, through the image, and checks again.
+pub fn verify_volumes(
+    path: &Path,
+    passphrase: Option<&Passphrase>,
+    repair: bool,
+    progress: &dyn Progress,
+    cancel: &Cancel,
+) -> Result<FirstAidReport> {
+    let opened = match repair {
+        true => container::open_writable(path, passphrase)?,
+        false => container::open(path, passphrase)?,
+    };
+    let writable = match (repair, opened.container.writable()) {
+        (false, _) => None,
+        (true, Some(w)) => Some(w),
+        (true, None) => {
+            return Err(Error::Refused {
+                path: path.into(),
+                reason: format!(
+                    "is a read-only or compressed {}: First Aid repairs read/write images \
+                     (UDRW, sparse images and bundles, raw disks); convert it to UDRW first",
+                    opened.format
+                ),
+            })
+        }
+    };
+    let disk: Arc<dyn ReadAt> = match &writable {
+        Some(w) => w.clone(),
+        None => opened.container.disk(),
+    };
+    let (_, places) = fs::places(&*disk).map_err(|e| Error::io(path, e))?;
+    let watch = Watched { progress, cancel };
+    let mut volumes = Vec::new();
+    let mut wrote = false;
+    for place in places {
+        let volume: Arc<dyn ReadAt> = Arc::new(place.open(disk.clone()));
+        let Some(kind) = fs::identify(&*volume).map_err(|e| Error::io(path, e))? else {
+            continue;
+        };
+        let checker: Option<Checker> = match kind {
+            Signature::HfsPlus | Signature::Hfsx => Some(hfsplus::check),
+            Signature::Fat => Some(fat::check),
+            _ => None,
+        };
+        let mut report = VolumeCheck {
+            partition: place.index,
+            file_system: kind.name(),
+            checked: checker.is_some(),
+            counted: BTreeMap::new(),
+            problems: Vec::new(),
+            repaired: Vec::new(),
+        };
+        if let Some(check) = checker {
+            let mut found = run_check(check, &volume, &watch, cancel, path)?;
+            if let Some(w) = writable.as_ref().filter(|_| !found.repairs.is_empty()) {
+                let part = Slice::new(w.clone(), place.start, place.size);
+                for r in &found.repairs {
+                    for (at, bytes) in &r.writes {
+                        part.write_all_at(*at, bytes)
+                            .map_err(|e| Error::io(path, e))?;
+                    }
+                }
+                wrote = true;
+                report.repaired = found.repairs.iter().map(|r| r.what.clone()).collect();
+                found = run_check(check, &volume, &watch, cancel, path)?;
+            }
+            report.counted = found.counted;
+            report.problems = found.problems;
+        }
+        volumes.push(report);
+    }
+    if let Some(w) = writable.filter(|_| wrote) {
+        w.finish().map_err(|e| Error::io(path, e))?;
+    }
+    Ok(FirstAidReport {
+        path: path.to_path_buf(),
+        format: opened.format,
+        ok: volumes.iter().all(|v| v.problems.is_empty()),
+        volumes,
+    })
+}
+
+/// A file system's checker.
+type Checker = fn(Arc<dyn ReadAt>, &dyn Watch) -> std::io::Result<Findings>;
+
+/// One check of a volume. A volume too damaged to check at all (its header unreadable) is one
+/// problem; a cancel ends the job.
+fn run_check(
+    check: Checker,
+    volume: &Arc<dyn ReadAt>,
+    watch: &Watched,
+    cancel: &Cancel,
+    path: &Path,
+) -> Result<Findings> {
+    match check(volume.clone(), watch) {
+        Ok(found) => Ok(found),
+        Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {
+            cancel.check()?;
+            Err(Error::io(path, e))
+        }
+        Err(e) => {
+            let mut found = Findings::default();
+            found.failed("volume", e);
+            Ok(found)
+        }
+    }
 }

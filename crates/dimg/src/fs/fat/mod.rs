@@ -2,10 +2,12 @@
 //! sector's layout and the directory entry's constants, which the reader and the writer share.
 
 mod change;
+mod check;
 mod read;
 mod write;
 
 pub use change::FatChange;
+pub use check::check;
 pub use read::Fat;
 pub use write::{size_for, write, Options};
 
@@ -34,6 +36,13 @@ struct Layout {
     clusters: u64,
     bits: u32,
     root: Root,
+    /// How many FATs there are, and the bytes each takes.
+    fats: u64,
+    fat_bytes: u64,
+    /// Whether every FAT is kept the same (FAT32 may keep only one up to date).
+    mirrored: bool,
+    /// FAT32's FSInfo sector, where it keeps its free cluster count.
+    fs_info: Option<u64>,
 }
 
 /// FAT12 and FAT16 keep the root folder in a fixed region; FAT32 in a cluster chain.
@@ -80,7 +89,15 @@ impl Layout {
                 size: root_entries * 32,
             },
         };
+        // FAT32's extended flags: bit 7 set means only the FAT bits 0-3 name is kept up to date.
+        let mirrored = bits != 32 || u16_at(40) & 0x80 == 0;
+        let fs_info =
+            (bits == 32 && !matches!(u16_at(48), 0 | 0xFFFF)).then(|| u16_at(48) * sector);
         Ok(Layout {
+            fats,
+            fat_bytes: fat_sectors * sector,
+            mirrored,
+            fs_info,
             fat: reserved * sector,
             data: first_data * sector,
             cluster: per_cluster * sector,

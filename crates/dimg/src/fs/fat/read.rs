@@ -137,21 +137,38 @@ impl Fat {
 }
 
 /// A long name's 13 UTF-16 units in one entry.
-fn long_name_units(e: &[u8]) -> impl Iterator<Item = u16> + '_ {
+pub(super) fn long_name_units(e: &[u8]) -> impl Iterator<Item = u16> + '_ {
     [1..11, 14..26, 28..32]
         .into_iter()
         .flat_map(move |r| e[r].chunks_exact(2))
         .map(|c| u16::from_le_bytes([c[0], c[1]]))
 }
 
+/// A long name from its pieces (checksum, units) as the entries hold them: stored last piece
+/// first, the name ending at a NUL or at 0xFFFF padding.
+pub(super) fn long_name(pieces: &[(u8, Vec<u16>)]) -> String {
+    let units: Vec<u16> = pieces.iter().rev().flat_map(|p| p.1.clone()).collect();
+    let end = units
+        .iter()
+        .position(|&u| u == 0 || u == 0xFFFF)
+        .unwrap_or(units.len());
+    String::from_utf16_lossy(&units[..end])
+}
+
+/// A short entry's first cluster: its high half (FAT32) and its low half.
+pub(super) fn first_cluster(e: &[u8]) -> u32 {
+    u32::from(u16::from_le_bytes([e[26], e[27]]))
+        | u32::from(u16::from_le_bytes([e[20], e[21]])) << 16
+}
+
 /// The checksum of an 8.3 name that its long-name entries carry.
-fn short_name_checksum(name: &[u8]) -> u8 {
+pub(super) fn short_name_checksum(name: &[u8]) -> u8 {
     name.iter()
         .fold(0u8, |sum, &b| sum.rotate_right(1).wrapping_add(b))
 }
 
 /// An 8.3 name as Windows shows it: lower case where the NT flags (byte 12) say so.
-fn short_name(e: &[u8]) -> String {
+pub(super) fn short_name(e: &[u8]) -> String {
     let mut raw = e[..11].to_vec();
     if raw[0] == 0x05 {
         raw[0] = 0xE5; // a first byte 0xE5 is stored as 0x05, 0xE5 marking deletion
@@ -286,18 +303,11 @@ impl Volume for Fat {
             }
             let checksum = short_name_checksum(&e[..11]);
             let name = if !pieces.is_empty() && pieces.iter().all(|p| p.0 == checksum) {
-                // Stored last piece first; the name ends at a NUL or at 0xFFFF padding.
-                let units: Vec<u16> = pieces.iter().rev().flat_map(|p| p.1.clone()).collect();
-                let end = units
-                    .iter()
-                    .position(|&u| u == 0 || u == 0xFFFF)
-                    .unwrap_or(units.len());
-                String::from_utf16_lossy(&units[..end])
+                long_name(&pieces)
             } else {
                 short_name(e)
             };
-            let first = u32::from(u16::from_le_bytes([e[26], e[27]]))
-                | u32::from(u16::from_le_bytes([e[20], e[21]])) << 16;
+            let first = first_cluster(e);
             let is_dir = attr & ATTR_DIRECTORY != 0;
             out.push(DirEntry {
                 kind: if is_dir {

@@ -5,6 +5,7 @@
 //! either). The tree file grows by whole clumps when no node is free.
 
 use super::bitmap::Bitmap;
+use super::read::Node;
 use super::store::Store;
 use super::write::node;
 use super::{compare_names, extent_pieces};
@@ -68,14 +69,6 @@ impl KeyOrder {
             }
         }
     }
-}
-
-pub(super) struct Node {
-    pub next: u32,
-    pub prev: u32,
-    pub kind: i8,
-    pub height: u8,
-    pub records: Vec<Vec<u8>>,
 }
 
 /// An index node on the way down from the root: its number, itself, and the record followed.
@@ -201,42 +194,10 @@ impl TreeFile {
         if n == 0 || n >= self.total {
             return Err(bad(self.what, format!("node {n} is outside the tree")));
         }
-        let size = self.node_size as usize;
-        let mut b = vec![0u8; size];
-        self.read_bytes(store, u64::from(n) * u64::from(self.node_size), &mut b)?;
-        let count = usize::from(be16(&b, 10));
-        if 14 + 2 * (count + 1) > size {
-            return Err(bad(
-                self.what,
-                format!("node {n}: {count} records do not fit"),
-            ));
-        }
-        let offset = |i: usize| usize::from(be16(&b, size - 2 * (i + 1)));
-        let mut records = Vec::with_capacity(count);
-        for i in 0..count {
-            let (start, end) = (offset(i), offset(i + 1));
-            if start < 14 || end < start || end > size - 2 * (count + 1) {
-                return Err(bad(
-                    self.what,
-                    format!("node {n}: record {i} at {start}..{end}"),
-                ));
-            }
-            let r = b[start..end].to_vec();
-            if r.len() < 2 || 2 + usize::from(be16(&r, 0)) > r.len() {
-                return Err(bad(
-                    self.what,
-                    format!("node {n}: record {i} has a bad key"),
-                ));
-            }
-            records.push(r);
-        }
-        Ok(Node {
-            next: be32(&b, 0),
-            prev: be32(&b, 4),
-            kind: b[8] as i8,
-            height: b[9],
-            records,
-        })
+        let at = u64::from(n) * u64::from(self.node_size);
+        let mut b = vec![0u8; self.node_size as usize];
+        self.read_bytes(store, at, &mut b)?;
+        Node::parse(&b, at)
     }
 
     fn write_node(&self, store: &mut Store, n: u32, nd: &Node) -> io::Result<()> {

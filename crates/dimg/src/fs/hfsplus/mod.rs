@@ -3,6 +3,7 @@
 
 mod bitmap;
 mod change;
+mod check;
 mod edit;
 mod journal;
 mod read;
@@ -11,6 +12,7 @@ mod store;
 mod write;
 
 pub use change::HfsChange;
+pub use check::check;
 pub use read::HfsPlus;
 pub(super) use read::{more_extents, BTree, Fork, Overflow};
 pub use resize::Resizable;
@@ -137,9 +139,9 @@ mod tests {
             Ordering::Greater
         );
         assert_eq!(hfs_name("caf\u{e9}:x"), n("cafe\u{301}/x"));
-        assert_eq!(
-            compare_names(&n("\0\0\0\0HFS+ Private Data"), &n("zzz"), false),
-            Ordering::Greater
-        );
+        // The private data folder ends the root where names fold, and starts it in HFSX.
+        let private = n("\0\0\0\0HFS+ Private Data");
+        assert_eq!(compare_names(&private, &n("zzz"), false), Ordering::Greater);
+        assert_eq!(compare_names(&private, &n("zzz"), true), Ordering::Less);
     }
 }

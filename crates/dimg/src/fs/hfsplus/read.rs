@@ -38,7 +38,7 @@ pub(in crate::fs) struct Fork {
 }
 
 impl Fork {
-    fn parse(b: &[u8]) -> Fork {
+    pub(super) fn parse(b: &[u8]) -> Fork {
         let extents = (0..8)
             .map(|i| (be32(b, 16 + 8 * i), be32(b, 20 + 8 * i)))
             .filter(|&(_, n)| n > 0)
@@ -70,13 +70,52 @@ fn long_key(r: &[u8]) -> usize {
 }
 
 pub(in crate::fs) struct Node {
-    kind: i8,
-    next: u32,
-    records: Vec<Vec<u8>>,
+    pub(super) kind: i8,
+    /// Its level: 1 for leaves, counting up to the root (0 for header and map nodes).
+    pub(super) height: u8,
+    pub(super) next: u32,
+    pub(super) prev: u32,
+    pub(super) records: Vec<Vec<u8>>,
+}
+
+impl Node {
+    /// A node from its bytes (at offset `at` of its tree, for errors): the descriptor, and each
+    /// record where the offsets at its end say, each checked to lie among the records.
+    pub(super) fn parse(b: &[u8], at: u64) -> io::Result<Node> {
+        let count = usize::from(be16(b, 10));
+        let size = b.len();
+        if 2 * (count + 1) + 14 > size {
+            return Err(bad(
+                "HFS+ B-tree node",
+                at,
+                format!("{count} records do not fit"),
+            ));
+        }
+        let offset = |i: usize| usize::from(be16(b, size - 2 * (i + 1)));
+        let mut records = Vec::with_capacity(count);
+        for i in 0..count {
+            let (start, end) = (offset(i), offset(i + 1));
+            if start < 14 || end < start || end > size - 2 * (count + 1) {
+                return Err(bad(
+                    "HFS+ B-tree node",
+                    at,
+                    format!("record {i} at {start}..{end}"),
+                ));
+            }
+            records.push(b[start..end].to_vec());
+        }
+        Ok(Node {
+            kind: b[8] as i8,
+            height: b[9],
+            next: be32(b, 0),
+            prev: be32(b, 4),
+            records,
+        })
+    }
 }
 
 impl BTree {
-    fn open(file: Arc<dyn ReadAt>, what: &'static str) -> io::Result<BTree> {
+    pub(super) fn open(file: Arc<dyn ReadAt>, what: &'static str) -> io::Result<BTree> {
         Self::open_keyed(file, what, long_key)
     }
 
@@ -115,7 +154,21 @@ impl BTree {
     }
 
     fn node(&self, n: u32) -> io::Result<Node> {
-        if n == 0 || n >= self.nodes {
+        // Node 0 is the header node: no index record or sibling link leads there.
+        if n == 0 {
+            return Err(bad("HFS+ B-tree", 0, "node 0 is outside the tree"));
+        }
+        self.read_node(n)
+    }
+
+    /// The bytes of the tree's fork.
+    pub(super) fn fork_size(&self) -> u64 {
+        self.file.size()
+    }
+
+    /// Node `n`, the header node (0) included.
+    pub(super) fn read_node(&self, n: u32) -> io::Result<Node> {
+        if n >= self.nodes {
             return Err(bad(
                 "HFS+ B-tree",
                 u64::from(n) * self.node_size,
@@ -125,33 +178,7 @@ impl BTree {
         let mut b = vec![0u8; self.node_size as usize];
         self.file
             .read_exact_at(u64::from(n) * self.node_size, &mut b)?;
-        let count = usize::from(be16(&b, 10));
-        let size = b.len();
-        if 2 * (count + 1) + 14 > size {
-            return Err(bad(
-                "HFS+ B-tree node",
-                u64::from(n) * self.node_size,
-                format!("{count} records do not fit"),
-            ));
-        }
-        let offset = |i: usize| usize::from(be16(&b, size - 2 * (i + 1)));
-        let mut records = Vec::with_capacity(count);
-        for i in 0..count {
-            let (start, end) = (offset(i), offset(i + 1));
-            if start < 14 || end < start || end > size - 2 * (count + 1) {
-                return Err(bad(
-                    "HFS+ B-tree node",
-                    u64::from(n) * self.node_size,
-                    format!("record {i} at {start}..{end}"),
-                ));
-            }
-            records.push(b[start..end].to_vec());
-        }
-        Ok(Node {
-            kind: b[8] as i8,
-            next: be32(&b, 0),
-            records,
-        })
+        Node::parse(&b, u64::from(n) * self.node_size)
     }
 
     /// Leaf records from the first one `before(key)` does not hold for, in key order, until
@@ -215,7 +242,7 @@ impl BTree {
 }
 
 /// A catalog record's key: (parent ID, name as stored).
-fn catalog_key(r: &[u8]) -> Option<(u32, &[u8], &[u8])> {
+pub(super) fn catalog_key(r: &[u8]) -> Option<(u32, &[u8], &[u8])> {
     let key_len = usize::from(be16(r, 0));
     if r.len() < 2 + key_len || key_len < 6 {
         return None;
@@ -254,7 +281,7 @@ fn file_item(d: &[u8]) -> Option<(Item, u64)> {
 }
 
 /// An attribute record's key: (file ID, name); its data follows the key.
-fn attribute_key(r: &[u8]) -> Option<(u32, String, &[u8])> {
+pub(super) fn attribute_key(r: &[u8]) -> Option<(u32, String, &[u8])> {
     let key_len = usize::from(be16(r, 0));
     if r.len() < 2 + key_len || key_len < 12 {
         return None;
@@ -464,7 +491,7 @@ impl HfsPlus {
     }
 
     /// Every overflow extent record, gathered once: the extents tree is small.
-    fn read_overflow(tree: &BTree) -> io::Result<Overflow> {
+    pub(super) fn read_overflow(tree: &BTree) -> io::Result<Overflow> {
         let mut map = Overflow::new();
         let mut seen = HashSet::new();
         let mut n = tree.first_leaf;
@@ -711,7 +738,7 @@ impl HfsPlus {
 /// Bytes between the start and end of a journaled volume's journal: transactions macOS wrote
 /// there but not yet to the volume (it replays them on the next mount). 0 when clean or
 /// unjournaled (TN1150, "Journal").
-fn pending_journal(disk: &Arc<dyn ReadAt>, h: &[u8], block: u64) -> io::Result<u64> {
+pub(super) fn pending_journal(disk: &Arc<dyn ReadAt>, h: &[u8], block: u64) -> io::Result<u64> {
     if be32(h, 4) & JOURNALED == 0 || be32(h, 12) == 0 {
         return Ok(0);
     }
