@@ -23,6 +23,10 @@ pub enum FileSystem {
     HfsPlus,
     /// HFS+ that tells "a" from "A" (Mac OS Extended, Case-sensitive).
     Hfsx,
+    /// Mac OS Extended (Journaled): hdiutil's and Disk Utility's default.
+    JournaledHfsPlus,
+    /// Mac OS Extended (Case-sensitive, Journaled).
+    JournaledHfsx,
     /// ISO 9660 with Rock Ridge and Joliet (from a folder only).
     Iso,
     /// ISO 9660 and HFS+ over the same files, with an Apple partition map (`makehybrid -hfs`).
@@ -45,14 +49,17 @@ impl FromStr for FileSystem {
             "NONE" => FileSystem::None,
             "HFS+" | "HFS" | "MAC OS EXTENDED" => FileSystem::HfsPlus,
             "HFSX" | "CASE-SENSITIVE HFS+" => FileSystem::Hfsx,
-            "JHFS+" | "JHFSX" | "APFS" | "CASE-SENSITIVE APFS" => {
+            "JHFS+" | "HFS+J" | "MAC OS EXTENDED (JOURNALED)" => FileSystem::JournaledHfsPlus,
+            "JHFSX" | "HFSX+J" | "CASE-SENSITIVE JOURNALED HFS+" => FileSystem::JournaledHfsx,
+            "APFS" | "CASE-SENSITIVE APFS" => {
                 return Err(format!(
-                    "creating {s} volumes is not supported yet (HFS+, HFSX, ISO, FAT, FAT32 are)"
+                    "creating {s} volumes is not supported yet (JHFS+, JHFSX, HFS+, HFSX, ISO, \
+                     FAT, FAT32 are)"
                 ))
             }
             _ => {
                 return Err(format!(
-                    "unknown file system {s} (HFS+, HFSX, ISO, FAT, FAT32, NONE)"
+                    "unknown file system {s} (JHFS+, JHFSX, HFS+, HFSX, ISO, FAT, FAT32, NONE)"
                 ))
             }
         })
@@ -109,7 +116,11 @@ pub fn create(
     super::output::refuse_existing(output, options.output.overwrite)?;
     let forks = matches!(
         options.file_system,
-        FileSystem::HfsPlus | FileSystem::Hfsx | FileSystem::Hybrid
+        FileSystem::HfsPlus
+            | FileSystem::Hfsx
+            | FileSystem::JournaledHfsPlus
+            | FileSystem::JournaledHfsx
+            | FileSystem::Hybrid
     );
     let tree = folder.map(|f| Tree::scan(f, forks)).transpose()?;
     let label = folder.unwrap_or(output);
@@ -129,13 +140,19 @@ pub fn create(
         _ => Layout::Gpt,
     });
     let (volume, kind): (Arc<dyn ReadAt>, VolumeType) = match options.file_system {
-        FileSystem::HfsPlus | FileSystem::Hfsx => {
+        FileSystem::HfsPlus
+        | FileSystem::Hfsx
+        | FileSystem::JournaledHfsPlus
+        | FileSystem::JournaledHfsx => {
+            use FileSystem::{Hfsx, JournaledHfsPlus, JournaledHfsx};
+            let fs = options.file_system;
             let built = hfsplus::build(
                 tree.as_ref(),
                 &hfsplus::Options {
                     volume_name: options.volume_name.clone(),
                     block: hfsplus::BLOCK,
-                    case_sensitive: options.file_system == FileSystem::Hfsx,
+                    case_sensitive: matches!(fs, Hfsx | JournaledHfsx),
+                    journaled: matches!(fs, JournaledHfsPlus | JournaledHfsx),
                     // -size is the whole disk's, as hdiutil's; the map takes its share.
                     size: options.size.map(|s| s.saturating_sub(map.overhead())),
                     tight: false,
@@ -164,6 +181,7 @@ pub fn create(
                             case_sensitive: false,
                             size: None,
                             tight: true,
+                            journaled: false,
                         },
                         now,
                     )?;

@@ -92,49 +92,83 @@ impl Bitmap {
         }
     }
 
-    /// `count` blocks, as few runs as it takes: right after `after` when that run is free (a
-    /// file growing stays contiguous), else the first free runs from where the last ended.
+    /// `count` blocks in as few runs as it can: those right after `after` while they are free
+    /// (a file growing stays in one piece), then the first free run that holds the rest, from
+    /// where the last allocation ended; only when no run is long enough, free runs as they come.
     pub fn allocate(&mut self, count: u32, after: Option<u32>) -> io::Result<Vec<(u32, u32)>> {
-        if count == 0 {
-            return Ok(Vec::new());
-        }
         if count > self.free {
             return Err(no_space());
         }
         let mut runs = Vec::new();
         let mut left = count;
-        let mut at = after.filter(|&a| a < self.total).unwrap_or(self.hint);
-        let mut scanned = 0u64;
-        while left > 0 {
-            if scanned > u64::from(self.total) {
-                return Err(no_space()); // the free count was wrong: refuse rather than loop
+        if let Some(start) = after.filter(|&a| a < self.total && !self.used(a)) {
+            let len = self.free_run(start, left);
+            self.take(start, len, &mut runs);
+            left -= len;
+        }
+        if left > 0 {
+            if let Some(start) = self.first_run(left, true) {
+                self.take(start, left, &mut runs);
+                left = 0;
             }
-            if at >= self.total {
+        }
+        while left > 0 {
+            // Free blocks are counted, so a run is there; a wrong count ends in an error here.
+            let start = self.first_run(1, false).ok_or_else(no_space)?;
+            let len = self.free_run(start, left);
+            self.take(start, len, &mut runs);
+            left -= len;
+        }
+        Ok(runs)
+    }
+
+    fn take(&mut self, start: u32, len: u32, runs: &mut Vec<(u32, u32)>) {
+        if len > 0 {
+            self.mark(start, len, true);
+            self.free -= len;
+            self.hint = start + len;
+            runs.push((start, len));
+        }
+    }
+
+    /// Free blocks from `start` on, at most `most`.
+    fn free_run(&self, start: u32, most: u32) -> u32 {
+        let mut at = start;
+        while at < self.total && at - start < most && !self.used(at) {
+            at += 1;
+        }
+        at - start
+    }
+
+    /// The first block of a free run at least `len` long (any run, unless `whole`), looking
+    /// from the hint round to it; whole bytes of used blocks are skipped at once.
+    fn first_run(&self, len: u32, whole: bool) -> Option<u32> {
+        let total = u64::from(self.total);
+        let mut scanned = 0u64;
+        let mut at = u64::from(self.hint) % total.max(1);
+        while scanned < total {
+            if at >= total {
                 at = 0;
             }
-            if self.bits[(at / 8) as usize] == 0xFF && at.is_multiple_of(8) {
+            let byte = self.bits[(at / 8) as usize];
+            if at.is_multiple_of(8) && byte == 0xFF {
                 at += 8;
                 scanned += 8;
                 continue;
             }
-            if self.used(at) {
+            if self.used(at as u32) {
                 at += 1;
                 scanned += 1;
                 continue;
             }
-            let start = at;
-            while at < self.total && at - start < left && !self.used(at) {
-                at += 1;
+            let run = self.free_run(at as u32, len);
+            if run >= len || (!whole && run > 0) {
+                return Some(at as u32);
             }
-            let len = at - start;
-            scanned += u64::from(len);
-            self.mark(start, len, true);
-            self.free -= len;
-            left -= len;
-            runs.push((start, len));
+            at += u64::from(run);
+            scanned += u64::from(run);
         }
-        self.hint = at;
-        Ok(runs)
+        None
     }
 
     /// Blocks no longer used; they become free at the next commit.

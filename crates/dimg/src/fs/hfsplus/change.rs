@@ -170,8 +170,9 @@ impl HfsChange {
         };
         let mut store = Store::new(disk.clone(), block, journal);
         if let Some(journal) = &mut store.journal {
+            journal.initialize(&*disk, u64::from(be32(&header, 12)) * block)?;
             // What a crash left in the journal reaches the volume before anything is read.
-            journal.replay(&disk)?;
+            journal.replay(&*disk)?;
             disk.read_exact_at(HEADER_AT, &mut header)?;
         }
         let fork = |at: usize| -> Vec<(u32, u32)> {

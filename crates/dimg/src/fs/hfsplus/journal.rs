@@ -22,6 +22,8 @@ const CHECK_CHECKSUMS: u32 = 1;
 const FIRST_HEADER: u32 = 2;
 /// Bytes of a block list header the checksum covers, and of one block entry.
 const BLHDR_CHECKSUMMED: usize = 32;
+/// The block list header of journals dimg makes: room for 1,023 blocks.
+const BLHDR_SIZE: u64 = 16 << 10;
 const ENTRY: usize = 16;
 
 fn bad(structure: &'static str, problem: impl Into<String>) -> io::Error {
@@ -35,6 +37,31 @@ fn checksum(bytes: &[u8]) -> u32 {
         .fold(0u32, |c, &b| (c << 8) ^ c.wrapping_add(u32::from(b)))
 }
 
+/// The journal newfs_hfs gives a volume of `volume` bytes: 512 KiB under 128 MiB, else 8 MiB for
+/// every 100 GiB begun, at most 512 MiB.
+pub(super) fn default_size(volume: u64) -> u64 {
+    const GIB: u64 = 1 << 30;
+    match volume {
+        v if v < 128 << 20 => 512 << 10,
+        v => ((v.div_ceil(100 * GIB)) * (8 << 20)).min(512 << 20),
+    }
+}
+
+/// A journal info block for a journal of `size` bytes at byte `offset` of its volume.
+pub(super) fn info_block(offset: u64, size: u64) -> Vec<u8> {
+    let mut b = vec![0u8; 180];
+    b[0..4].copy_from_slice(&IN_VOLUME.to_be_bytes());
+    b[36..44].copy_from_slice(&offset.to_be_bytes());
+    b[44..52].copy_from_slice(&size.to_be_bytes());
+    b
+}
+
+/// The header of an empty journal of `size` bytes, little-endian as every Mac since Intel
+/// writes it.
+pub(super) fn fresh_header(size: u64) -> Vec<u8> {
+    Journal::fresh(0, size).header()
+}
+
 pub(super) struct Journal {
     /// The journal header's byte offset in the volume.
     at: u64,
@@ -45,6 +72,8 @@ pub(super) struct Journal {
     start: u64,
     end: u64,
     sequence: u32,
+    /// The info block asks for the journal to be made: nothing in it is to be read.
+    needs_init: bool,
 }
 
 impl Journal {
@@ -76,17 +105,12 @@ impl Journal {
             _ => return Err(bad("HFS+ journal header", "has no byte-order mark")),
         };
         let mut journal = Journal {
-            at,
-            size,
-            jhdr_size: 512,
-            blhdr_size: 4096,
             little,
-            start: 512,
-            end: 512,
-            sequence: 0,
+            ..Journal::fresh(at, size)
         };
-        if flags & NEEDS_INIT != 0 {
-            return Ok(Some(journal)); // made fresh at the first commit
+        journal.needs_init = flags & NEEDS_INIT != 0;
+        if journal.needs_init {
+            return Ok(Some(journal));
         }
         if journal.u32_at(&h, 0) != MAGIC {
             return Err(bad("HFS+ journal header", "has no JNLx magic"));
@@ -121,6 +145,34 @@ impl Journal {
             ));
         }
         Ok(Some(journal))
+    }
+
+    /// An empty journal of `size` bytes at byte `at` of the volume.
+    fn fresh(at: u64, size: u64) -> Journal {
+        Journal {
+            at,
+            size,
+            jhdr_size: 512,
+            blhdr_size: BLHDR_SIZE,
+            little: true,
+            start: 512,
+            end: 512,
+            sequence: 1,
+            needs_init: false,
+        }
+    }
+
+    /// Writes an empty journal where the info block asks for one to be made (newfs_hfs leaves
+    /// that to the first mount), and says it is made.
+    pub fn initialize(&mut self, disk: &dyn WriteAt, info_at: u64) -> io::Result<()> {
+        if !self.needs_init {
+            return Ok(());
+        }
+        self.write_header(disk)?;
+        disk.write_all_at(info_at, &IN_VOLUME.to_be_bytes())?;
+        disk.sync()?;
+        self.needs_init = false;
+        Ok(())
     }
 
     fn u32_at(&self, b: &[u8], at: usize) -> u32 {
@@ -206,6 +258,11 @@ impl Journal {
     }
 
     fn write_header(&self, disk: &dyn WriteAt) -> io::Result<()> {
+        disk.write_all_at(self.at, &self.header())
+    }
+
+    /// The journal header as it stands, a sector long.
+    fn header(&self) -> Vec<u8> {
         let mut h = vec![0u8; self.jhdr_size as usize];
         self.put32(&mut h, 0, MAGIC);
         self.put32(&mut h, 4, ENDIAN);
@@ -217,7 +274,7 @@ impl Journal {
         self.put32(&mut h, 44, self.sequence);
         let sum = checksum(&h[..44]);
         self.put32(&mut h, 36, sum);
-        disk.write_all_at(self.at, &h)
+        h
     }
 
     /// Writes every transaction between start and end to its place, then marks the journal
@@ -372,5 +429,93 @@ mod tests {
         let mut list = hex("ff010400004200003dede030030000000000000000000000000000002da5a700");
         list[8..12].fill(0);
         assert_eq!(checksum(&list), 0x30E0_ED3D);
+    }
+
+    /// A disk in memory that fails every write after the first `left` — a crash at that moment.
+    struct Crashing {
+        bytes: std::sync::Mutex<Vec<u8>>,
+        left: std::sync::atomic::AtomicUsize,
+    }
+
+    impl ReadAt for Crashing {
+        fn read_at(&self, offset: u64, buf: &mut [u8]) -> io::Result<usize> {
+            self.bytes.lock().unwrap().read_at(offset, buf)
+        }
+        fn size(&self) -> u64 {
+            self.bytes.lock().unwrap().len() as u64
+        }
+    }
+
+    impl WriteAt for Crashing {
+        fn write_all_at(&self, offset: u64, buf: &[u8]) -> io::Result<()> {
+            use std::sync::atomic::Ordering::SeqCst;
+            if self
+                .left
+                .fetch_update(SeqCst, SeqCst, |n| n.checked_sub(1))
+                .is_err()
+            {
+                return Err(io::Error::other("crashed"));
+            }
+            let at = offset as usize;
+            self.bytes.lock().unwrap()[at..at + buf.len()].copy_from_slice(buf);
+            Ok(())
+        }
+        fn sync(&self) -> io::Result<()> {
+            Ok(())
+        }
+    }
+
+    /// A transaction cut short at every write it makes: opened again, the journal replays it
+    /// whole once its header says it is there, and leaves the blocks as they were before that.
+    #[test]
+    fn a_transaction_cut_short_is_replayed_whole_or_not_at_all() {
+        const BLOCK: u64 = 4096;
+        // Block 1: the info block; the journal from block 2 (128 KiB); blocks 40 and 41 changed.
+        let mut volume = vec![0u8; 64 * BLOCK as usize];
+        let info = info_block(2 * BLOCK, 128 << 10);
+        volume[BLOCK as usize..BLOCK as usize + info.len()].copy_from_slice(&info);
+        let header = fresh_header(128 << 10);
+        volume[2 * BLOCK as usize..2 * BLOCK as usize + header.len()].copy_from_slice(&header);
+        let old: Vec<Vec<u8>> = (0..2).map(|i| vec![0x10 + i; BLOCK as usize]).collect();
+        let new: BTreeMap<u64, Vec<u8>> = (0..2u8)
+            .map(|i| (40 + u64::from(i), vec![0xA0 + i; BLOCK as usize]))
+            .collect();
+        for (i, b) in old.iter().enumerate() {
+            let at = (40 + i) * BLOCK as usize;
+            volume[at..at + b.len()].copy_from_slice(b);
+        }
+        let blocks = |disk: &Crashing| -> Vec<Vec<u8>> {
+            let bytes = disk.bytes.lock().unwrap();
+            (40..42)
+                .map(|n| bytes[n * BLOCK as usize..(n + 1) * BLOCK as usize].to_vec())
+                .collect()
+        };
+        let mut outcomes = std::collections::BTreeSet::new();
+        for writes in 0..12 {
+            let disk = Crashing {
+                bytes: std::sync::Mutex::new(volume.clone()),
+                left: writes.into(),
+            };
+            let mut journal = Journal::open(&disk, BLOCK, 1).unwrap().unwrap();
+            let finished = journal.commit(&disk, BLOCK, &new).is_ok();
+            disk.left
+                .store(usize::MAX, std::sync::atomic::Ordering::SeqCst);
+            let mut again = Journal::open(&disk, BLOCK, 1).unwrap().unwrap();
+            again.replay(&disk).unwrap();
+            let after = blocks(&disk);
+            let whole = after == new.values().cloned().collect::<Vec<_>>();
+            assert!(
+                whole || after == old,
+                "cut after {writes} writes: a mix of old and new"
+            );
+            assert!(!finished || whole, "a finished commit is whole");
+            assert_eq!(again.pending(), 0);
+            outcomes.insert(whole);
+        }
+        assert_eq!(
+            outcomes.len(),
+            2,
+            "some cuts keep the old blocks, later ones the new"
+        );
     }
 }

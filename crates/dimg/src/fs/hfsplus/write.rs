@@ -1,10 +1,12 @@
-//! Writing HFS+ and HFSX volumes (TN1150; formats.md §h.1), unjournaled. The catalog B-tree is
+//! Writing HFS+ and HFSX volumes (TN1150; formats.md §h.1), with an empty journal where asked.
+//! The catalog B-tree is
 //! bulk-loaded from every record sorted by key — leaves packed in order, index levels above them
 //! until one root — so any number of files fits; the extents-overflow tree is empty because
 //! every fork is one contiguous extent. Names are stored decomposed, as HFS+ requires, with ':'
 //! stored as '/' (how macOS keeps a POSIX ':'); symlinks are "slnk"/"rhap" files holding their
 //! target. File data is read from the folder when the volume is read.
 
+use super::journal::JOURNALED;
 use super::{compare_names, hfs_name, mac_date, FIRST_USER_ID, ROOT_FOLDER, ROOT_PARENT};
 use crate::error::{Error, Result};
 use crate::fs::tree::{NodeKind, SourceFile, Tree, RESOURCE_FORK};
@@ -32,6 +34,8 @@ pub struct Options {
     pub size: Option<u64>,
     /// Without `size`: no room to spare (a hybrid disc's HFS+ side).
     pub tight: bool,
+    /// With a journal (Mac OS Extended, Journaled: hdiutil's and Disk Utility's default).
+    pub journaled: bool,
 }
 
 /// A catalog record: its key (parent, name) and its data.
@@ -483,7 +487,43 @@ pub fn build(tree: Option<&Tree>, options: &Options, now: i64) -> Result<Built> 
 
     // Records without block numbers first, to size the catalog; the files' start blocks follow
     // the metadata, so they are written in a second pass once its size is known.
-    let records_for = |first_data: u64| -> Vec<Record> {
+    // A journaled volume's two hidden files, after the tree's IDs: the journal info block and
+    // the journal, the blocks from `journal_at` on.
+    let journal_ids = FIRST_USER_ID + tree.nodes.len() as u32 - 1;
+    let journal_files = |journal_at: u64, journal_len: u64| -> Vec<Record> {
+        let files = [
+            (".journal_info_block", journal_at, block),
+            (".journal", journal_at + 1, journal_len),
+        ];
+        let mut records = Vec::new();
+        for (i, (name, start, len)) in files.into_iter().enumerate() {
+            let id = journal_ids + i as u32;
+            let name = hfs_name(name);
+            let mut d = file_record(
+                id,
+                mac_date(now),
+                0,
+                0,
+                0o100400,
+                Some((*b"jrnl", *b"hfs+")),
+            );
+            d[56..58].copy_from_slice(&0x5000u16.to_be_bytes()); // invisible, name locked
+            let blocks = len / block;
+            d[88..168].copy_from_slice(&fork(len, start as u32, blocks as u32));
+            records.push(Record {
+                parent: id,
+                name: Vec::new(),
+                data: thread(4, ROOT_FOLDER, &name),
+            });
+            records.push(Record {
+                parent: ROOT_FOLDER,
+                name,
+                data: d,
+            });
+        }
+        records
+    };
+    let records_for = |first_data: u64, journal: Option<(u64, u64)>| -> Vec<Record> {
         let mut records = Vec::with_capacity(2 * tree.nodes.len());
         let mut parent_of = vec![ROOT_PARENT; tree.nodes.len()];
         for (i, n) in tree.nodes.iter().enumerate() {
@@ -504,7 +544,9 @@ pub fn build(tree: Option<&Tree>, options: &Options, now: i64) -> Result<Built> 
             let mut d;
             match &n.kind {
                 NodeKind::Directory { children } => {
-                    d = folder_record(id, children.len() as u32, date, n.uid, n.gid, n.mode);
+                    let hidden = if i == 0 && journal.is_some() { 2 } else { 0 };
+                    let valence = children.len() as u32 + hidden;
+                    d = folder_record(id, valence, date, n.uid, n.gid, n.mode);
                     records.push(Record {
                         parent: id,
                         name: Vec::new(),
@@ -540,6 +582,9 @@ pub fn build(tree: Option<&Tree>, options: &Options, now: i64) -> Result<Built> 
                 data: d,
             });
         }
+        if let Some((at, len)) = journal {
+            records.extend(journal_files(at, len));
+        }
         records.sort_by(|a, b| {
             a.parent
                 .cmp(&b.parent)
@@ -548,7 +593,8 @@ pub fn build(tree: Option<&Tree>, options: &Options, now: i64) -> Result<Built> 
         records
     };
     // Names that one volume cannot tell apart are refused by path.
-    let sorted = records_for(0);
+    let journal_sizing = options.journaled.then_some((0, 0));
+    let sorted = records_for(0, journal_sizing);
     for pair in sorted.windows(2) {
         if pair[0].parent == pair[1].parent
             && compare_names(&pair[0].name, &pair[1].name, case_sensitive) == Ordering::Equal
@@ -584,7 +630,19 @@ pub fn build(tree: Option<&Tree>, options: &Options, now: i64) -> Result<Built> 
         }
     };
     let attributes_len = attributes_tree(0)?.len() as u64;
-    let metadata = catalog_len / block + extents_len / block + attributes_len / block;
+    let mut metadata = catalog_len / block + extents_len / block + attributes_len / block;
+    // The journal: its info block, then its size as newfs_hfs sizes it for the volume.
+    let journal_len = match options.journaled {
+        true => super::journal::default_size(
+            options.size.unwrap_or((2 + metadata + data_total) * block),
+        ),
+        false => 0,
+    };
+    let journal_blocks = match options.journaled {
+        true => 1 + journal_len.div_ceil(block),
+        false => 0,
+    };
+    metadata += journal_blocks;
     let wanted = match options.size {
         Some(size) => size / block,
         None => {
@@ -624,11 +682,17 @@ pub fn build(tree: Option<&Tree>, options: &Options, now: i64) -> Result<Built> 
             reason: "needs an HFS+ volume of more than 16 TiB".into(),
         });
     }
-    let extents_start = 1 + bitmap_blocks;
+    let journal_at = 1 + bitmap_blocks;
+    let extents_start = journal_at + journal_blocks;
     let catalog_start = extents_start + extents_len / block;
     let attributes_start = catalog_start + catalog_len / block;
     let data_start = attributes_start + attributes_len / block;
-    let catalog = catalog_tree(&records_for(data_start), case_sensitive, spare_nodes)?;
+    let journal = options.journaled.then_some((journal_at, journal_len));
+    let catalog = catalog_tree(
+        &records_for(data_start, journal),
+        case_sensitive,
+        spare_nodes,
+    )?;
     let attributes_file = attributes_tree(data_start)?;
     let used_blocks = data_start + data_total;
 
@@ -641,21 +705,30 @@ pub fn build(tree: Option<&Tree>, options: &Options, now: i64) -> Result<Built> 
         mark(total_blocks - 1); // the block holding the alternate header
     }
 
+    let hidden_files = if options.journaled { 2 } else { 0 };
     let files = tree
         .nodes
         .iter()
         .filter(|n| !matches!(n.kind, NodeKind::Directory { .. }))
-        .count();
+        .count()
+        + hidden_files;
     let mut h = vec![0u8; 512];
     h[0..2].copy_from_slice(if case_sensitive { b"HX" } else { b"H+" });
     h[2..4].copy_from_slice(&(if case_sensitive { 5u16 } else { 4 }).to_be_bytes());
-    h[4..8].copy_from_slice(&(1u32 << 8).to_be_bytes()); // cleanly unmounted
-    h[8..12].copy_from_slice(b"10.0");
+    if options.journaled {
+        h[4..8].copy_from_slice(&(1u32 << 8 | JOURNALED).to_be_bytes()); // cleanly unmounted
+        h[8..12].copy_from_slice(b"HFSJ");
+        h[12..16].copy_from_slice(&(journal_at as u32).to_be_bytes());
+    } else {
+        h[4..8].copy_from_slice(&(1u32 << 8).to_be_bytes()); // cleanly unmounted
+        h[8..12].copy_from_slice(b"10.0");
+    }
     for at in [16, 20, 28] {
         h[at..at + 4].copy_from_slice(&mac_date(now).to_be_bytes());
     }
     h[32..36].copy_from_slice(&(files as u32).to_be_bytes());
-    h[36..40].copy_from_slice(&(tree.nodes.len() as u32 - files as u32 - 1).to_be_bytes());
+    let folders = tree.nodes.len() + hidden_files - files - 1;
+    h[36..40].copy_from_slice(&(folders as u32).to_be_bytes());
     h[40..44].copy_from_slice(&(block as u32).to_be_bytes());
     h[44..48].copy_from_slice(&(total_blocks as u32).to_be_bytes());
     let tail_block = u64::from(end - 1024 < total_blocks * block);
@@ -663,7 +736,8 @@ pub fn build(tree: Option<&Tree>, options: &Options, now: i64) -> Result<Built> 
     h[52..56].copy_from_slice(&(used_blocks as u32).to_be_bytes());
     h[56..60].copy_from_slice(&(block as u32 * 16).to_be_bytes());
     h[60..64].copy_from_slice(&(block as u32 * 16).to_be_bytes());
-    h[64..68].copy_from_slice(&(FIRST_USER_ID + tree.nodes.len() as u32).to_be_bytes());
+    let next_id = journal_ids + hidden_files as u32;
+    h[64..68].copy_from_slice(&next_id.to_be_bytes());
     h[72..80].copy_from_slice(&1u64.to_be_bytes()); // MacRoman names seen
     let mut uuid = [0u8; 8];
     getrandom::fill(&mut uuid).expect("the system's random source");
@@ -681,6 +755,15 @@ pub fn build(tree: Option<&Tree>, options: &Options, now: i64) -> Result<Built> 
     first[1024..1536].copy_from_slice(&h);
     disk.bytes(first);
     disk.bytes(bitmap);
+    if options.journaled {
+        let mut info = super::journal::info_block(block * (journal_at + 1), journal_len);
+        info.resize(block as usize, 0);
+        disk.bytes(info);
+        let header = super::journal::fresh_header(journal_len);
+        let rest = journal_len.div_ceil(block) * block - header.len() as u64;
+        disk.bytes(header);
+        disk.push(Arc::new(Zeros(rest)));
+    }
     disk.bytes(empty_tree(EXTENTS_NODE, 10, 2, extents_nodes));
     disk.bytes(catalog);
     disk.bytes(attributes_file);
