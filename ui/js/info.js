@@ -4,7 +4,7 @@ import { invoke, message } from './api.js';
 import { $, row, status } from './dom.js';
 import { scaled, bytes, baseName } from './format.js';
 import { state } from './state.js';
-import { attachmentOf, mountPointOf } from './mounts.js';
+import { attachmentOf, mountPointOf, mountedReadOnly } from './mounts.js';
 
 /** The summary: the volumes' space (an APFS container's volumes share one free space), the image's facts. */
 function renderSummary(i) {
@@ -48,8 +48,9 @@ function renderDetails(image) {
 
 /** A row per mount point, with Open to show it in the file manager. */
 function renderMounts(image) {
+  const label = mountedReadOnly(image) ? 'Mounted read-only at' : 'Mounted at';
   $('info-mounts').replaceChildren(...(attachmentOf(image)?.mounts ?? []).map((m) => {
-    const tr = row(['Mounted at', m.mount_point], 'th');
+    const tr = row([label, m.mount_point], 'th');
     const open = document.createElement('button');
     open.textContent = 'Open';
     open.className = 'reveal';
