@@ -31,6 +31,14 @@ export async function openPath(path, passphrase = null, remember = false) {
   }
 }
 
+/**
+ * Whether the image is encrypted: an encrypted image names it in its format, an encrypted sparse
+ * bundle only in its facts (its token holds the key); both say how under "Encryption".
+ */
+export function isEncrypted(info) {
+  return info.facts.some((f) => f.label === 'Encryption');
+}
+
 /** Selects an image, or (with `volume`, a volume id as `info` gives it) one of its volumes to browse. */
 export function select(path, volume = null) {
   state.device = null;
@@ -97,7 +105,7 @@ export async function compact() {
 /** Images › Forget Password: the keychain no longer opens the selected image by itself. */
 export async function forgetPassword() {
   const image = state.selected;
-  if (!image || !image.info.format.includes('encrypted')) return;
+  if (!image || !isEncrypted(image.info)) return;
   try {
     const forgotten = await invoke('forget_password', { path: image.info.path });
     status(forgotten

@@ -4,7 +4,7 @@ import { scaled, bytes, baseName } from './format.js';
 import { state } from './state.js';
 import { mountPointOf, mountedReadOnly } from './mounts.js';
 import { selectDevice } from './devices.js';
-import { select, closeSelected } from './images.js';
+import { select, closeSelected, isEncrypted } from './images.js';
 
 function sidebarItem(text, kind, className, selected, onclick) {
   const li = document.createElement('li');
@@ -74,7 +74,7 @@ function imageItems(image) {
     });
   const row = sidebarItem(baseName(path), `${image.info.format} · ${scaled(image.info.disk_size) || bytes(image.info.disk_size)}`,
     'image', mine && state.volume === null, () => select(path));
-  if (image.info.format.includes('encrypted')) row.classList.add('encrypted');
+  if (isEncrypted(image.info)) row.classList.add('encrypted');
   return [row, ...volumes];
 }
 
