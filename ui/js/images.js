@@ -13,7 +13,8 @@ export async function openPath(path, passphrase = null, remember = false) {
   try {
     const { info, keychain } = await invoke('open_image', { path, passphrase, remember });
     state.images = state.images.filter((i) => i.info.path !== info.path);
-    state.images.push({ info, verified: null });
+    // `keychain`: what the keychain said of the password as the image opened, if anything.
+    state.images.push({ info, verified: null, keychain });
     select(info.path);
     painted('info');
     status(keychain || '');

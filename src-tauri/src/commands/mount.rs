@@ -3,7 +3,7 @@
 use super::browse::hand_to_opener;
 use super::{blocking, CommandError, Unlocked};
 use dimg_mount::Access;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use tauri::State;
 
 /// Mount: the image's volumes where the file manager shows them, served by a `dimg attach`
@@ -44,6 +44,22 @@ pub async fn mount_image(
 #[tauri::command]
 pub async fn eject_image(path: PathBuf) -> Result<dimg_mount::Detached, CommandError> {
     blocking(move || dimg_mount::detach(&path, false)).await
+}
+
+/// Refuses a job that rewrites the image at `path` while it is attached: its server would go on
+/// serving (and writing) the disk as it was.
+pub(super) fn refuse_while_attached(path: &Path, job: &str) -> Result<(), CommandError> {
+    let image = std::fs::canonicalize(path).ok();
+    match dimg_mount::attached()
+        .iter()
+        .any(|a| Some(&a.image) == image.as_ref())
+    {
+        true => Err(CommandError::from(format!(
+            "{} is mounted: eject it before {job} it",
+            path.display()
+        ))),
+        false => Ok(()),
+    }
 }
 
 /// Every attached image, whoever attached it (this window or `dimg attach`).
