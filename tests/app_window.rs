@@ -1,9 +1,58 @@
 //! The real app window under Xvfb, driven through tauri-driver and WebKitWebDriver.
 
-use dimg_e2e::{corpus, desktop_session, program, target_dir, tauri_driver, xvfb, Session};
+use dimg_e2e::{
+    corpus, desktop_session, program, target_dir, tauri_driver, xvfb, Running, Session,
+};
 use serde_json::json;
 use std::fs;
+use std::path::{Path, PathBuf};
 use std::process::Command;
+use std::sync::{Mutex, MutexGuard};
+
+/// The app's window on an X display of its own, in a desktop session (a session bus with GNOME
+/// Keyring), driven through tauri-driver. One at a time: the tests share the machine's mounts.
+/// Fields drop in order: the window first, the X server last, then the next test may start.
+struct Desktop {
+    app: Session,
+    display: String,
+    bus: String,
+    _driver: Running,
+    _session: Running,
+    _x: Running,
+    _turn: MutexGuard<'static, ()>,
+}
+
+impl Desktop {
+    /// The app started with `images`, its keychain kept in `dir`/home.
+    fn start(dir: &Path, images: &[&Path]) -> Desktop {
+        static ONE_AT_A_TIME: Mutex<()> = Mutex::new(());
+        // A test that failed holding it has dropped its window all the same.
+        let turn = ONE_AT_A_TIME.lock().unwrap_or_else(|p| p.into_inner());
+        let (x, display) = xvfb();
+        let (session, bus) = desktop_session(&dir.join("home"));
+        let (driver, port) = tauri_driver(&display, &bus);
+        Desktop {
+            app: Session::start(port, &display, &app_binary(), images),
+            display,
+            bus,
+            _driver: driver,
+            _session: session,
+            _x: x,
+            _turn: turn,
+        }
+    }
+}
+
+/// The built app, which the tests drive.
+fn app_binary() -> PathBuf {
+    let app = target_dir().join("dimg-app");
+    assert!(
+        app.exists(),
+        "{} is missing: build it first (cargo build -p dimg-app)",
+        app.display()
+    );
+    app
+}
 
 fn sha256sum(path: &std::path::Path) -> String {
     let out = Command::new(program("sha256sum"))
@@ -72,17 +121,11 @@ fn select(app: &Session, name: &str) {
 
 #[test]
 fn opens_images_from_the_command_line_shows_info_and_verifies_with_cancel() {
-    let app_binary = target_dir().join("dimg-app");
-    assert!(
-        app_binary.exists(),
-        "{} is missing: build it first (cargo build -p dimg-app)",
-        app_binary.display()
-    );
     let iso = corpus().join("iso/joliet.iso");
     let expected_sha = sha256sum(&iso);
 
     // A 64 GiB sparse ISO: its verify runs long enough to be cancelled from the sheet.
-    let dir = tempfile_dir();
+    let dir = tempfile_dir("window");
     let huge = dir.join("huge.iso");
     make_sparse_iso(&huge, 32 * 1024 * 1024);
 
@@ -98,17 +141,15 @@ fn opens_images_from_the_command_line_shows_info_and_verifies_with_cancel() {
     std::env::set_var("DIMG_OPEN_WITH", &opener);
 
     dimg_e2e::udisks();
-    let (_x, display) = xvfb();
-    let (_bus, bus) = desktop_session(&dir.join("home"));
-    let (_driver, port) = tauri_driver(&display, &bus);
     let dmg = corpus().join("dmg/dmgwiz-zlib.dmg");
-    let app = Session::start(port, &display, &app_binary, &[&iso, &huge, &dmg]);
+    let desktop = Desktop::start(&dir, &[&iso, &huge, &dmg]);
+    let (app, display, bus) = (&desktop.app, &desktop.display, &desktop.bus);
 
     app.wait_script(
         "three images in the sidebar",
         "return document.querySelectorAll('#images li.image').length === 3;",
     );
-    select(&app, "dmgwiz-zlib.dmg");
+    select(app, "dmgwiz-zlib.dmg");
     assert_eq!(
         app.wait_text("#info-format", |t| t.contains("UDIF")),
         "Apple UDIF disk image"
@@ -128,10 +169,10 @@ fn opens_images_from_the_command_line_shows_info_and_verifies_with_cancel() {
         json!(false),
         "Details starts closed"
     );
-    shots(&app, "info-summary");
+    shots(app, "info-summary");
     app.click("#info-details summary");
     app.wait_script("Details open", open);
-    shots(&app, "info-details");
+    shots(app, "info-details");
     let facts = app.text("#info-facts");
     assert!(facts.contains("UDZO (zlib-compressed)"), "{facts}");
     assert!(facts.contains("disk image (Apple_APFS : 4)"), "{facts}");
@@ -164,7 +205,7 @@ fn opens_images_from_the_command_line_shows_info_and_verifies_with_cancel() {
         )),
         "{summary}"
     );
-    select(&app, "dmgwiz-zlib.dmg");
+    select(app, "dmgwiz-zlib.dmg");
     // Each row says its size, as Disk Utility's sidebar does.
     assert_eq!(
         app.text("#images li.image.selected .kind"),
@@ -188,7 +229,7 @@ fn opens_images_from_the_command_line_shows_info_and_verifies_with_cancel() {
         "Apple sparse bundle disk image"
     );
 
-    select(&app, "joliet.iso");
+    select(app, "joliet.iso");
     assert_eq!(
         app.wait_text("#info-format", |t| !t.is_empty()),
         "raw disk image"
@@ -201,14 +242,14 @@ fn opens_images_from_the_command_line_shows_info_and_verifies_with_cancel() {
     app.click("#verify");
     let shown = app.wait_text("#verify-sha256", |t| t.len() == 64);
     assert_eq!(shown, expected_sha, "the app's SHA-256 is sha256sum's");
-    shots(&app, "app-window");
+    shots(app, "app-window");
 
-    select(&app, "huge.iso");
+    select(app, "huge.iso");
     app.click("#verify");
     app.wait_text("#progress-text", |t| {
         t.contains("% —") && !t.starts_with("0%")
     });
-    shots(&app, "verify-progress");
+    shots(app, "verify-progress");
     app.click("#cancel");
     assert_eq!(
         app.wait_text("#status", |t| !t.is_empty()),
@@ -228,7 +269,7 @@ fn opens_images_from_the_command_line_shows_info_and_verifies_with_cancel() {
     );
 
     // Images > Convert…: joliet.iso to UDZO beside a chosen name; qemu-img judges the result.
-    select(&app, "joliet.iso");
+    select(app, "joliet.iso");
     app.click("#convert");
     let output = dir.join("joliet-converted.dmg");
     app.script(
@@ -236,11 +277,11 @@ fn opens_images_from_the_command_line_shows_info_and_verifies_with_cancel() {
          document.getElementById('convert-output').value = arguments[0];",
         json!([output.display().to_string()]),
     );
-    shots(&app, "convert-sheet");
+    shots(app, "convert-sheet");
     app.click("#convert-start");
     let saved = app.wait_text("#convert-saved", |t| !t.is_empty());
     assert_eq!(saved, format!("{} (UDZO)", output.display()));
-    shots(&app, "converted");
+    shots(app, "converted");
     let raw = dir.join("back.raw");
     let qemu = std::process::Command::new(dimg_e2e::program("qemu-img"))
         .args(["convert", "-f", "dmg", "-O", "raw"])
@@ -260,7 +301,7 @@ fn opens_images_from_the_command_line_shows_info_and_verifies_with_cancel() {
     app.click("#convert");
     let sealed = dir.join("joliet-sealed.dmg");
     fill(
-        &app,
+        app,
         json!({
             "convert-format": "UDZO", "convert-output": sealed.display().to_string(),
             "convert-encryption": "256", "convert-pass": "convert secret", "convert-pass2": "other",
@@ -271,7 +312,7 @@ fn opens_images_from_the_command_line_shows_info_and_verifies_with_cancel() {
         app.wait_text("#convert-error", |t| !t.is_empty()),
         "The passwords do not match."
     );
-    fill(&app, json!({ "convert-pass2": "convert secret" }));
+    fill(app, json!({ "convert-pass2": "convert secret" }));
     app.click("#convert-start");
     app.wait_text("#convert-saved", |t| t.contains("joliet-sealed.dmg"));
     assert_eq!(&fs::read(&sealed).unwrap()[..8], b"encrcdsa");
@@ -310,7 +351,7 @@ fn opens_images_from_the_command_line_shows_info_and_verifies_with_cancel() {
     assert_eq!(said, "Wrong password. Try again.");
     app.type_text("#passphrase", truth.passphrase.as_deref().unwrap());
     app.click("#passphrase-remember");
-    shots(&app, "passphrase-sheet");
+    shots(app, "passphrase-sheet");
     app.click("#passphrase-open");
     let said = app.wait_text("#status", |t| t.contains("keychain"));
     assert_eq!(said, "Password remembered in the desktop keychain.");
@@ -345,13 +386,193 @@ fn opens_images_from_the_command_line_shows_info_and_verifies_with_cancel() {
         json!(true),
         "the remembered password was used"
     );
-    forget_the_password(&app, &bus, &encrypted, truth.passphrase.as_deref().unwrap());
-    browse_a_volume(&app, &dir, &opened_copy, &display);
-    mount_and_eject(&app, &iso, &dir.join("browse.iso"));
-    new_images(&app, &dir);
-    second_launch(&app, &app_binary, &display, &bus);
-    devices(&app, &dir);
+    forget_the_password(app, bus, &encrypted, truth.passphrase.as_deref().unwrap());
+    browse_a_volume(app, &dir, &opened_copy, display);
+    mount_and_eject(app, &iso, &dir.join("browse.iso"));
+    new_images(app, &dir);
+    second_launch(app, &app_binary(), display, bus);
+    devices(app, &dir);
     fs::remove_dir_all(&dir).unwrap();
+}
+
+/// The vault (#30): File › New Image › Blank Image makes an AES-256 sparse bundle (FAT32: dimg
+/// writes no HFS+ yet) and, by the same click, mounts it read/write. A file written into the
+/// mount point by another process is in the image after Eject, which says when the image can
+/// be unplugged; opened again with its password and mounted, the file reads back the same.
+/// Images › Mount Read-Only then shows the lock mark, and the volume refuses writes. The
+/// password is never on a command line or in the server's log.
+#[test]
+fn a_blank_encrypted_sparse_bundle_mounts_as_a_vault_to_write_into() {
+    const PASSWORD: &str = "vault pass 7Qx!";
+    let dir = tempfile_dir("vault");
+    let desktop = Desktop::start(&dir, &[]);
+    let app = &desktop.app;
+    // Asked until the page, just started, listens to the menu.
+    app.wait_script(
+        "the blank image sheet",
+        "const sheet = document.getElementById('new-sheet');
+         if (sheet?.hidden) window.__TAURI__.event.emit('menu', 'new-blank');
+         return sheet?.hidden === false;",
+    );
+    let vault = dir.join("vault.sparsebundle");
+    fill(
+        app,
+        json!({
+            "new-output": dir.join("vault.dmg").display().to_string(), "new-name": "VAULT",
+            "new-size": "40", "new-fs": "FAT32", "new-encryption": "256",
+        }),
+    );
+    // Chosen after the name is given, as a user would: the sheet renames it for the format.
+    fill(app, json!({ "new-format": "UDSB" }));
+    let chosen = app.script(
+        "return [document.getElementById('new-output').value, document.getElementById('new-mount').checked];",
+        json!([]),
+    );
+    assert_eq!(
+        chosen,
+        json!([vault.display().to_string(), true]),
+        "named as a sparse bundle, mounted after creating unless unticked"
+    );
+    app.type_text("#new-pass", PASSWORD);
+    app.type_text("#new-pass2", PASSWORD);
+    shots(app, "vault-sheet");
+    app.click("#new-start");
+    let point = PathBuf::from(mount_point_said(app, " mounted at "));
+    assert!(
+        app.text("#status")
+            .starts_with("Created vault.sparsebundle"),
+        "{}",
+        app.text("#status")
+    );
+    assert_eq!(
+        app.wait_text("#info-format", |t| !t.is_empty()),
+        "Apple sparse bundle disk image"
+    );
+    // Its token holds the key: the page knows it encrypted by its facts, not its format.
+    assert_eq!(app.text("#info-encryption"), "AES (the image is encrypted)");
+    assert_eq!(
+        app.script(
+            "return document.querySelector('#images li.image.selected').classList.contains('encrypted');",
+            json!([])
+        ),
+        json!(true)
+    );
+    app.wait_script(
+        "the vault's mount point in the sidebar",
+        "return !!document.querySelector('#images li.volume .mount-point');",
+    );
+    assert_eq!(lock_marks(app), json!([]), "writable: no lock mark");
+
+    // Neither the server's command line nor its log holds the password; it went down a pipe.
+    let attached = Command::new(target_dir().join("dimg"))
+        .args(["info", "--json"])
+        .output()
+        .unwrap();
+    let attached: serde_json::Value = serde_json::from_slice(&attached.stdout).unwrap();
+    let server = attached
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|a| a["image"] == json!(vault.canonicalize().unwrap()))
+        .unwrap_or_else(|| panic!("the vault's server in {attached}"));
+    assert_eq!(server["writable"], json!(true));
+    let log = fs::read(server["log"].as_str().unwrap()).unwrap();
+    assert!(
+        !contains(&log, PASSWORD.as_bytes()),
+        "the password in the server's log"
+    );
+    for cmdline in fs::read_dir("/proc").unwrap().flatten() {
+        let argv = fs::read(cmdline.path().join("cmdline")).unwrap_or_default();
+        assert!(
+            !contains(&argv, PASSWORD.as_bytes()),
+            "the password on the command line of {}",
+            cmdline.path().display()
+        );
+    }
+
+    // Written from outside the app, as a file manager would, then ejected through the app.
+    let secret: Vec<u8> = (0..300_000u32).map(|i| (i * 7 % 251) as u8).collect();
+    {
+        use std::io::Write;
+        let mut file = fs::File::create(point.join("secret.bin")).unwrap();
+        file.write_all(&secret).unwrap();
+        file.sync_all().unwrap();
+    }
+    assert_eq!(app.text("#mount"), "Eject");
+    shots(app, "vault-mounted");
+    app.click("#mount");
+    assert_eq!(
+        app.wait_text("#status", |t| t.contains("ejected")),
+        "“vault.sparsebundle” ejected: every change is written, and it can be safely unplugged."
+    );
+    assert!(
+        !dimg_mounts().iter().any(|(_, p)| Path::new(p) == point),
+        "{} is still mounted",
+        point.display()
+    );
+
+    // Closed and opened again: the sheet asks for the password (it was not remembered).
+    app.script("window.__TAURI__.event.emit('menu', 'close');", json!([]));
+    app.script(
+        "window.openPath(arguments[0]);",
+        json!([vault.display().to_string()]),
+    );
+    app.wait_script(
+        "the passphrase sheet",
+        "return !document.getElementById('passphrase-sheet').hidden;",
+    );
+    app.type_text("#passphrase", PASSWORD);
+    app.click("#passphrase-open");
+    app.wait_text("#info-format", |t| t.contains("sparse bundle"));
+    app.click("#mount");
+    let point = PathBuf::from(mount_point_said(app, " mounted at "));
+    assert_eq!(
+        fs::read(point.join("secret.bin")).unwrap(),
+        secret,
+        "the file written before Eject"
+    );
+    app.click("#mount");
+    app.wait_text("#status", |t| t.contains("safely unplugged"));
+
+    // Images › Mount Read-Only: the lock mark, and the kernel refuses a write.
+    app.script(
+        "window.__TAURI__.event.emit('menu', 'mount-read-only');",
+        json!([]),
+    );
+    let point = PathBuf::from(mount_point_said(app, " mounted read-only at "));
+    app.wait_script(
+        "the lock mark in the sidebar",
+        "return !!document.querySelector('#images li.volume .read-only');",
+    );
+    assert_eq!(lock_marks(app), json!(["read-only"]));
+    shots(app, "vault-read-only");
+    let refused = fs::write(point.join("more.txt"), b"no").unwrap_err();
+    assert_eq!(refused.raw_os_error(), Some(30), "EROFS: {refused}");
+    assert_eq!(fs::read(point.join("secret.bin")).unwrap(), secret);
+    app.click("#mount");
+    assert_eq!(
+        app.wait_text("#status", |t| t.contains("ejected")),
+        "vault.sparsebundle ejected."
+    );
+
+    // The command line finds the file in the image too.
+    let listed = dimg_e2e::run_with_input(
+        &target_dir().join("dimg"),
+        &["ls", "-stdinpass", vault.to_str().unwrap()],
+        PASSWORD.as_bytes(),
+    );
+    assert!(
+        String::from_utf8_lossy(&listed.stdout).contains("secret.bin"),
+        "{}",
+        String::from_utf8_lossy(&listed.stderr)
+    );
+    drop(desktop);
+    fs::remove_dir_all(&dir).unwrap();
+}
+
+/// Whether `needle` occurs in `haystack`.
+fn contains(haystack: &[u8], needle: &[u8]) -> bool {
+    haystack.windows(needle.len()).any(|w| w == needle)
 }
 
 /// What GNOME Keyring holds for `image` under the app's service, as libsecret's `secret-tool`
@@ -673,15 +894,9 @@ fn dimg_mounts() -> Vec<(String, String)> {
 fn mount_and_eject(app: &Session, joliet: &std::path::Path, browse_iso: &std::path::Path) {
     select(app, "browse.iso");
     app.click("#mount");
-    let said = app.wait_text("#status", |t| {
-        t.contains("mounted at") || t.contains("dimg")
-    });
-    let point = said
-        .split("mounted at ")
-        .nth(1)
-        .unwrap_or_else(|| panic!("{said}"))
-        .trim_end_matches('.')
-        .to_string();
+    // An ISO 9660 volume is never written: mounted read-only, with the lock mark.
+    let point = mount_point_said(app, " mounted read-only at ");
+    assert_eq!(lock_marks(app), json!(["read-only"]));
     assert!(
         dimg_mounts().iter().any(|(_, p)| *p == point),
         "{point} is not in /proc/mounts: {:?}",
@@ -744,6 +959,33 @@ fn mount_and_eject(app: &Session, joliet: &std::path::Path, browse_iso: &std::pa
     );
 }
 
+/// Waits for the status line to say where the selected image was mounted (`how`: " mounted at "
+/// or " mounted read-only at "), and gives that mount point.
+fn mount_point_said(app: &Session, how: &str) -> String {
+    let mut said = String::new();
+    dimg_e2e::wait_until("the mount", std::time::Duration::from_secs(60), || {
+        let shown = app.script(
+            "const s = document.getElementById('status'); return [s.textContent, s.className];",
+            json!([]),
+        );
+        said = shown[0].as_str().unwrap_or_default().to_string();
+        said.contains(" mounted") || shown[1] == "error"
+    });
+    said.rsplit_once(how)
+        .unwrap_or_else(|| panic!("not{how}…: {said}"))
+        .1
+        .trim_end_matches('.')
+        .to_string()
+}
+
+/// The titles of the lock marks on the sidebar's mounted volumes.
+fn lock_marks(app: &Session) -> serde_json::Value {
+    app.script(
+        "return [...document.querySelectorAll('#images li.volume .mount-point .read-only')].map((l) => l.title);",
+        json!([]),
+    )
+}
+
 /// Sets a sheet's fields by id.
 fn fill(app: &Session, fields: serde_json::Value) {
     app.script(
@@ -773,9 +1015,13 @@ fn new_images(app: &Session, dir: &std::path::Path) {
         "return !document.getElementById('new-sheet').hidden;",
     );
     assert_eq!(app.text("#new-title"), "New Image from Folder");
+    // Not mounted after creating: a mounted image is not resized.
     fill(
         app,
-        json!({ "new-folder": src.display().to_string(), "new-output": "", "new-name": "Wizard" }),
+        json!({
+            "new-folder": src.display().to_string(), "new-output": "", "new-name": "Wizard",
+            "new-mount": false,
+        }),
     );
     app.click("#new-start");
     assert_eq!(
@@ -847,6 +1093,7 @@ fn new_images(app: &Session, dir: &std::path::Path) {
         json!({
             "new-output": blank.display().to_string(), "new-name": "BLANKONE", "new-size": "20",
             "new-fs": "FAT32", "new-encryption": "128", "new-pass": "wizard pass", "new-pass2": "typo",
+            "new-mount": false,
         }),
     );
     app.click("#new-start");
@@ -914,7 +1161,7 @@ fn new_images(app: &Session, dir: &std::path::Path) {
     let floppy = dir.join("floppy.dmg");
     fill(
         app,
-        json!({ "new-output": floppy.display().to_string(), "new-name": "FLOPPY" }),
+        json!({ "new-output": floppy.display().to_string(), "new-name": "FLOPPY", "new-mount": false }),
     );
     fill(app, json!({ "new-format": "DC42" }));
     let chosen = app.script(
@@ -1132,8 +1379,9 @@ fn drag_out(app: &Session, display: &str) {
     assert_eq!(fs::read(dropped).unwrap(), b"at the top\n");
 }
 
-fn tempfile_dir() -> std::path::PathBuf {
-    let dir = std::env::temp_dir().join(format!("dimg-e2e-{}", std::process::id()));
+/// A fresh folder for one test's files.
+fn tempfile_dir(test: &str) -> std::path::PathBuf {
+    let dir = std::env::temp_dir().join(format!("dimg-e2e-{test}-{}", std::process::id()));
     fs::create_dir_all(&dir).unwrap();
     dir
 }

@@ -30,6 +30,7 @@ pub fn build<R: Runtime>(app: &AppHandle<R>) -> tauri::Result<Menu<R>> {
         .build()?;
     let images = SubmenuBuilder::new(app, "Images")
         .item(&item("mount", "Mount", Some("CmdOrCtrl+Shift+M"))?)
+        .item(&item("mount-read-only", "Mount Read-Only", None)?)
         .item(&item("eject", "Eject", Some("CmdOrCtrl+E"))?)
         .separator()
         .item(&item("verify", "Verify", Some("CmdOrCtrl+Shift+V"))?)

@@ -3,7 +3,7 @@ import { invoke, message } from './api.js';
 import { $, status } from './dom.js';
 import { scaled, baseName } from './format.js';
 import { state } from './state.js';
-import { mountPointOf } from './mounts.js';
+import { mountPointOf, mountedReadOnly } from './mounts.js';
 
 /** Folders listed so far, those open, the selected item, the volume's name. */
 export const browser = { listings: new Map(), expanded: new Set(['/']), item: null, label: '' };
@@ -50,7 +50,7 @@ function volumeSummary(image, id) {
   if (v.used != null) facts.push(`${size(v.used)} used`, `${size(v.available ?? Math.max(p.size - v.used, 0))} free`);
   if (v.counts) facts.push(`${v.counts.files.toLocaleString('en-US')} files, ${v.counts.folders.toLocaleString('en-US')} folders`);
   const point = mountPointOf(image, id);
-  facts.push(point ? `mounted at ${point}` : 'not mounted');
+  facts.push(point ? `mounted${mountedReadOnly(image) ? ' read-only' : ''} at ${point}` : 'not mounted');
   return facts.join(' · ');
 }
 

@@ -13,7 +13,8 @@ export async function openPath(path, passphrase = null, remember = false) {
   try {
     const { info, keychain } = await invoke('open_image', { path, passphrase, remember });
     state.images = state.images.filter((i) => i.info.path !== info.path);
-    state.images.push({ info, verified: null });
+    // `keychain`: what the keychain said of the password as the image opened, if anything.
+    state.images.push({ info, verified: null, keychain });
     select(info.path);
     painted('info');
     status(keychain || '');
@@ -29,6 +30,14 @@ export async function openPath(path, passphrase = null, remember = false) {
     }
     return e;
   }
+}
+
+/**
+ * Whether the image is encrypted: an encrypted image names it in its format, an encrypted sparse
+ * bundle only in its facts (its token holds the key); both say how under "Encryption".
+ */
+export function isEncrypted(info) {
+  return info.facts.some((f) => f.label === 'Encryption');
 }
 
 /** Selects an image, or (with `volume`, a volume id as `info` gives it) one of its volumes to browse. */
@@ -97,7 +106,7 @@ export async function compact() {
 /** Images › Forget Password: the keychain no longer opens the selected image by itself. */
 export async function forgetPassword() {
   const image = state.selected;
-  if (!image || !image.info.format.includes('encrypted')) return;
+  if (!image || !isEncrypted(image.info)) return;
   try {
     const forgotten = await invoke('forget_password', { path: image.info.path });
     status(forgotten

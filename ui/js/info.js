@@ -4,7 +4,8 @@ import { invoke, message } from './api.js';
 import { $, row, status } from './dom.js';
 import { scaled, bytes, baseName } from './format.js';
 import { state } from './state.js';
-import { attachmentOf, mountPointOf } from './mounts.js';
+import { attachmentOf, mountPointOf, mountedReadOnly } from './mounts.js';
+import { isEncrypted } from './images.js';
 
 /** The summary: the volumes' space (an APFS container's volumes share one free space), the image's facts. */
 function renderSummary(i) {
@@ -24,7 +25,7 @@ function renderSummary(i) {
   $('info-used').textContent = known ? bytes(used) : '—';
   $('info-available').textContent = known ? bytes(free) : '—';
   $('info-volumes').textContent = volumes.map(([p, v]) => `${v.name || '(untitled)'} (${p.file_system}${v.role ? `, ${v.role}` : ''})`).join(', ') || 'none dimg can browse';
-  $('info-encryption').textContent = i.format.includes('encrypted') ? 'AES (the image is encrypted)' : 'None';
+  $('info-encryption').textContent = isEncrypted(i) ? 'AES (the image is encrypted)' : 'None';
   $('info-format').textContent = i.format;
   $('info-size').textContent = bytes(i.file_size);
   $('info-disk-size').textContent = `${bytes(i.disk_size)}, ${i.sectors.toLocaleString('en-US')} sectors`;
@@ -48,8 +49,9 @@ function renderDetails(image) {
 
 /** A row per mount point, with Open to show it in the file manager. */
 function renderMounts(image) {
+  const label = mountedReadOnly(image) ? 'Mounted read-only at' : 'Mounted at';
   $('info-mounts').replaceChildren(...(attachmentOf(image)?.mounts ?? []).map((m) => {
-    const tr = row(['Mounted at', m.mount_point], 'th');
+    const tr = row([label, m.mount_point], 'th');
     const open = document.createElement('button');
     open.textContent = 'Open';
     open.className = 'reveal';

@@ -1,8 +1,7 @@
 // The window's menus: each item's click reaches the page as a "menu" event naming it.
 import { listen, message, setWindowTheme } from './api.js';
 import { status } from './dom.js';
-import { state } from './state.js';
-import { attachmentOf, mountOrEject } from './mounts.js';
+import { mount, eject } from './mounts.js';
 import { pick, closeSelected, verify, compact, forgetPassword } from './images.js';
 import { openNewImage } from './sheets/new-image.js';
 import { openConvert, openImageFromDevice } from './sheets/convert.js';
@@ -48,8 +47,9 @@ const menuActions = {
   'appearance-system': () => setAppearance(null),
   'appearance-light': () => setAppearance('light'),
   'appearance-dark': () => setAppearance('dark'),
-  mount: () => { if (state.selected && !attachmentOf(state.selected)) mountOrEject(); },
-  eject: () => { if (state.selected && attachmentOf(state.selected)) mountOrEject(); },
+  mount: () => mount(),
+  'mount-read-only': () => mount(true),
+  eject,
   about: () => status('dimg — a disk image utility. Opens .dmg, .iso, .toast, .nrg, .bin/.cue, .img, .cdr.'),
 };
 

@@ -1,4 +1,5 @@
-// Mounted images: what the kernel has mounted (by this window or by `dimg attach`), Mount and Eject.
+// Mounted images: what the kernel has mounted (by this window or by `dimg attach`), Mount,
+// Mount Read-Only and Eject.
 import { invoke, message } from './api.js';
 import { $, status } from './dom.js';
 import { baseName } from './format.js';
@@ -14,6 +15,12 @@ export function mountPointOf(image, id) {
   return attachmentOf(image)?.mounts.find((m) => m.volume === id)?.mount_point ?? null;
 }
 
+/** Whether the image is mounted read-only: asked to be, or its format or file system is not written. */
+export function mountedReadOnly(image) {
+  const a = attachmentOf(image);
+  return !!a && !a.writable;
+}
+
 /** The mounts as the kernel has them: polled, so that mounts made elsewhere show up too. */
 const refreshAttached = () => refresh('attached', 'attached');
 
@@ -22,25 +29,51 @@ export function watchMounts() {
   setInterval(refreshAttached, 2000);
 }
 
-export async function mountOrEject() {
+/**
+ * Mount: the selected image's volumes, read/write where the image and their file system allow,
+ * or (`readOnly`) never written. The status line says where, after `told` (what came before).
+ */
+export async function mount(readOnly = false, told = '') {
   const image = state.selected;
-  if (!image) return;
+  if (!image || attachmentOf(image)) return;
   const name = baseName(image.info.path);
-  const eject = !!attachmentOf(image);
   $('mount').disabled = true;
-  status(eject ? `Ejecting ${name}…` : `Mounting ${name}…`);
+  status(`${told} Mounting ${name}…`.trim());
   try {
-    if (eject) {
-      await invoke('eject_image', { path: attachmentOf(image).image });
-      status(`${name} ejected.`);
-    } else {
-      const a = await invoke('mount_image', { path: image.info.path });
-      image.realPath = a.image;
-      status(`${name} mounted at ${a.mounts.map((m) => m.mount_point).join(', ')}.`);
-    }
+    const a = await invoke('mount_image', { path: image.info.path, readOnly });
+    image.realPath = a.image;
+    const how = a.writable ? '' : ' read-only';
+    status(`${told} ${name} mounted${how} at ${a.mounts.map((m) => m.mount_point).join(', ')}.`.trim());
   } catch (e) {
     status(message(e), true);
   }
   await refreshAttached();
   render();
+}
+
+/**
+ * Eject: the selected image's volumes unmounted and their server ended. A writable one's
+ * server first writes and syncs every change: once that returns, the image may be unplugged.
+ */
+export async function eject() {
+  const image = state.selected;
+  const a = image && attachmentOf(image);
+  if (!a) return;
+  const name = baseName(image.info.path);
+  $('mount').disabled = true;
+  status(a.writable ? `Ejecting ${name}: writing its changes…` : `Ejecting ${name}…`);
+  try {
+    await invoke('eject_image', { path: a.image });
+    status(a.writable ? `“${name}” ejected: every change is written, and it can be safely unplugged.` : `${name} ejected.`);
+  } catch (e) {
+    status(`“${name}” is still mounted, and nothing written to it is lost: ${message(e)}`, true);
+  }
+  await refreshAttached();
+  render();
+}
+
+/** The toolbar's button: Mount, or Eject for a mounted image. */
+export function mountOrEject() {
+  if (state.selected && attachmentOf(state.selected)) eject();
+  else mount();
 }

@@ -2,9 +2,9 @@
 import { $ } from './dom.js';
 import { scaled, bytes, baseName } from './format.js';
 import { state } from './state.js';
-import { mountPointOf } from './mounts.js';
+import { mountPointOf, mountedReadOnly } from './mounts.js';
 import { selectDevice } from './devices.js';
-import { select, closeSelected } from './images.js';
+import { select, closeSelected, isEncrypted } from './images.js';
 
 function sidebarItem(text, kind, className, selected, onclick) {
   const li = document.createElement('li');
@@ -20,11 +20,18 @@ function sidebarItem(text, kind, className, selected, onclick) {
   return li;
 }
 
-/** "⏏ /media/…" at the end of a row. */
-function appendMountPoint(item, point) {
+/** "⏏ /media/…" at the end of a row, after a lock when the mount is read-only. */
+function appendMountPoint(item, point, readOnly = false) {
   const at = document.createElement('span');
   at.className = 'mount-point';
-  at.textContent = `⏏ ${point}`;
+  if (readOnly) {
+    const lock = document.createElement('span');
+    lock.className = 'read-only';
+    lock.title = 'read-only';
+    lock.setAttribute('aria-label', 'read-only');
+    at.append(lock);
+  }
+  at.append(`⏏ ${point}`);
   item.append(at);
 }
 
@@ -58,15 +65,16 @@ function imageItems(image) {
         mine && state.volume === v.id, () => select(path, v.id));
       item.classList.add(p.file_system === 'ISO 9660' ? 'optical' : 'drive');
       if (point) {
+        const readOnly = mountedReadOnly(image);
         item.classList.add('mounted');
-        item.title = `Mounted at ${point}`;
-        appendMountPoint(item, point);
+        item.title = `Mounted${readOnly ? ' read-only' : ''} at ${point}`;
+        appendMountPoint(item, point, readOnly);
       }
       return item;
     });
   const row = sidebarItem(baseName(path), `${image.info.format} · ${scaled(image.info.disk_size) || bytes(image.info.disk_size)}`,
     'image', mine && state.volume === null, () => select(path));
-  if (image.info.format.includes('encrypted')) row.classList.add('encrypted');
+  if (isEncrypted(image.info)) row.classList.add('encrypted');
   return [row, ...volumes];
 }
 

@@ -2,6 +2,7 @@
 //! that make or rewrite a whole image: verify, resize, compact, convert, create.
 
 use super::jobs::{long_job, Jobs, ProgressEvent};
+use super::mount::refuse_while_attached;
 use super::{blocking, CommandError, Unlocked};
 use crate::keychain;
 use dimg::ops::{
@@ -123,6 +124,7 @@ pub async fn resize_image(
     jobs: State<'_, Jobs>,
     unlocked: State<'_, Unlocked>,
 ) -> Result<ResizeReport, CommandError> {
+    refuse_while_attached(&path, "resizing")?;
     let pass = unlocked.get(&path);
     long_job(&jobs, job, on_progress, move |p, c| {
         ops::resize(&path, pass.as_deref(), size, p, c)
@@ -139,6 +141,7 @@ pub async fn compact_image(
     jobs: State<'_, Jobs>,
     unlocked: State<'_, Unlocked>,
 ) -> Result<CompactReport, CommandError> {
+    refuse_while_attached(&path, "compacting")?;
     let pass = unlocked.get(&path);
     long_job(&jobs, job, on_progress, move |p, c| {
         ops::compact(&path, pass.as_deref(), p, c)

@@ -3,6 +3,7 @@ import { invoke, message } from '../api.js';
 import { $, status } from '../dom.js';
 import { baseName } from '../format.js';
 import { state } from '../state.js';
+import { isEncrypted } from '../images.js';
 import { closeWithCancel } from './fields.js';
 
 const FIELDS = ['chpass-old', 'chpass-new', 'chpass-new2'];
@@ -10,7 +11,7 @@ const FIELDS = ['chpass-old', 'chpass-new', 'chpass-new2'];
 export function openChangePassword() {
   const image = state.selected;
   if (!image || state.job !== null) return;
-  if (!image.info.format.includes('encrypted')) {
+  if (!isEncrypted(image.info)) {
     status(`${baseName(image.info.path)} is not encrypted: it has no password to change.`, true);
     return;
   }

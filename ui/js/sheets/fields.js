@@ -1,4 +1,5 @@
-// What several sheets share: Cancel, a destination with its Choose… button, encryption with its passwords.
+// What several sheets share: Cancel, a destination with its Choose… button, encryption with its
+// passwords, where the keychain keeps one.
 import { invoke, message } from '../api.js';
 import { $, status } from '../dom.js';
 
@@ -42,4 +43,9 @@ export function encryptionChoice(sheet) {
 export function clearPasswords(sheet) {
   $(`${sheet}-pass`).value = '';
   $(`${sheet}-pass2`).value = '';
+}
+
+/** The hint under a "Remember password" box: where the keychain would keep it. */
+export function sayWhereKeychainKeeps(hint) {
+  invoke('keychain_store').then((store) => { $(hint).textContent = `Kept in ${store}.`; });
 }

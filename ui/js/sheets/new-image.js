@@ -1,12 +1,15 @@
-// File › New Image: a blank image, or one made from a folder, in the New Image sheet.
+// File › New Image: a blank image, or one made from a folder, in the New Image sheet; mounted
+// after it is made unless asked not to, so that a new vault is one sheet and one click away.
 import { invoke, message } from '../api.js';
 import { $, status } from '../dom.js';
 import { bytes, baseName, stem, extensionOf } from '../format.js';
 import { state } from '../state.js';
 import { openPath } from '../images.js';
+import { mount } from '../mounts.js';
 import { longJob } from './progress.js';
 import {
   closeWithCancel, pickDestinationInto, passwordsFollowEncryption, resetEncryption, encryptionChoice, clearPasswords,
+  sayWhereKeychainKeeps,
 } from './fields.js';
 
 /** `fromFolder` picks the Image from Folder flavour of the sheet. */
@@ -26,6 +29,9 @@ export function openNewImage(fromFolder) {
   $('new-layout').value = 'GPTSPUD';
   resetEncryption('new');
   clearPasswords('new');
+  $('new-remember').checked = false; // the keychain only when asked, every time
+  sayWhereKeychainKeeps('new-store');
+  $('new-mount').checked = true;
   $('new-error').textContent = '';
   if (!$('new-name').value) $('new-name').value = 'untitled';
   sheet.hidden = false;
@@ -63,12 +69,18 @@ async function createImage(event) {
     return;
   }
   Object.assign(request, { encryption: secret.encryption, passphrase: secret.passphrase });
+  const remember = $('new-remember').checked;
+  const mountAfter = $('new-mount').checked;
   clearPasswords('new');
   $('new-sheet').hidden = true;
   const report = await longJob('New Image', 'Creating', 'create_image', { request }, baseName(request.output));
   if (!report) return;
-  await openPath(report.output, request.passphrase);
-  status(`Created ${baseName(report.output)}: ${report.entries} files and folders, ${bytes(report.output_size)}`);
+  if (await openPath(report.output, request.passphrase, remember)) return;
+  // What the keychain said, if it was asked to remember the password.
+  const told = [`Created ${baseName(report.output)}: ${report.entries} files and folders, ${bytes(report.output_size)}.`, state.selected.keychain]
+    .filter(Boolean).join(' ');
+  if (mountAfter) await mount(false, told);
+  else status(told);
 }
 
 /** The sheet names its output by the format chosen, as Convert does: the extension follows. */

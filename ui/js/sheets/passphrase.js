@@ -1,8 +1,7 @@
 // Encrypted images: a sheet asks, and stays up until the passphrase works or is cancelled.
-import { invoke } from '../api.js';
 import { $ } from '../dom.js';
 import { baseName } from '../format.js';
-import { closeWithCancel } from './fields.js';
+import { closeWithCancel, sayWhereKeychainKeeps } from './fields.js';
 
 /** What the sheet does with a passphrase: the opener that asked (it knows the image). */
 let tryPassphrase = null;
@@ -13,7 +12,7 @@ export function askPassphrase(path, open) {
   $('passphrase-name').textContent = `“${baseName(path)}”`;
   $('passphrase').value = '';
   $('passphrase-remember').checked = false; // the keychain only when asked, every time
-  invoke('keychain_store').then((store) => { $('passphrase-store').textContent = `Kept in ${store}.`; });
+  sayWhereKeychainKeeps('passphrase-store');
   $('passphrase-error').textContent = '';
   $('passphrase-sheet').hidden = false;
   $('passphrase').focus();
