@@ -395,8 +395,8 @@ fn opens_images_from_the_command_line_shows_info_and_verifies_with_cancel() {
     fs::remove_dir_all(&dir).unwrap();
 }
 
-/// The vault (#30): File › New Image › Blank Image makes an AES-256 sparse bundle (FAT32: dimg
-/// writes no HFS+ yet) and, by the same click, mounts it read/write. A file written into the
+/// The vault (#30): File › New Image › Blank Image makes an AES-256 sparse bundle (Mac OS
+/// Extended, Journaled: the sheet's default) and, by the same click, mounts it read/write. A file written into the
 /// mount point by another process is in the image after Eject, which says when the image can
 /// be unplugged; opened again with its password and mounted, the file reads back the same.
 /// Images › Mount Read-Only then shows the lock mark, and the volume refuses writes. The
@@ -419,7 +419,7 @@ fn a_blank_encrypted_sparse_bundle_mounts_as_a_vault_to_write_into() {
         app,
         json!({
             "new-output": dir.join("vault.dmg").display().to_string(), "new-name": "VAULT",
-            "new-size": "40", "new-fs": "FAT32", "new-encryption": "256",
+            "new-size": "40", "new-encryption": "256",
         }),
     );
     // Chosen after the name is given, as a user would: the sheet renames it for the format.

@@ -25,7 +25,7 @@ export function openNewImage(fromFolder) {
   // A floppy is made blank; from a folder, an image is sized by it.
   $('new-format').querySelector('[value=DC42]').hidden = fromFolder;
   for (const o of $('new-fs').options) o.hidden = o.dataset.only && o.dataset.only !== sheet.dataset.mode;
-  $('new-fs').value = 'HFS+';
+  $('new-fs').value = 'JHFS+';
   $('new-layout').value = 'GPTSPUD';
   resetEncryption('new');
   clearPasswords('new');
