@@ -1175,7 +1175,8 @@ impl Rng {
     }
 }
 
-/// Every file and folder under `root`: its path, and whether it is a folder.
+/// Every file, folder and symlink under `root` (links not followed): its path, and whether it
+/// is a folder.
 fn entries_of(root: &Path) -> BTreeMap<String, bool> {
     let mut out = BTreeMap::new();
     let mut todo = vec![root.to_path_buf()];
@@ -1187,8 +1188,9 @@ fn entries_of(root: &Path) -> BTreeMap<String, bool> {
                 .unwrap()
                 .to_string_lossy()
                 .into_owned();
-            out.insert(name, path.is_dir());
-            if path.is_dir() {
+            let folder = fs::symlink_metadata(&path).unwrap().is_dir();
+            out.insert(name, folder);
+            if folder {
                 todo.push(path);
             }
         }
@@ -1196,20 +1198,56 @@ fn entries_of(root: &Path) -> BTreeMap<String, bool> {
     out
 }
 
-/// Every file and folder under `root`: its path, and a file's bytes.
+/// Every file, folder and symlink under `root`: its path, and a file's bytes or a link's
+/// target (after "-> ").
 fn tree_of(root: &Path) -> BTreeMap<String, Option<Vec<u8>>> {
     entries_of(root)
         .into_iter()
         .map(|(name, folder)| {
-            let bytes = (!folder).then(|| fs::read(root.join(&name)).unwrap());
+            let path = root.join(&name);
+            let bytes = (!folder).then(|| match fs::read_link(&path) {
+                Ok(target) => format!("-> {}", target.display()).into_bytes(),
+                Err(_) => fs::read(&path).unwrap(),
+            });
             (name, bytes)
         })
         .collect()
 }
 
+/// What a volume that keeps BSD information and attributes holds beyond the tree: each entry's
+/// permission bits (links' aside) and its `user.` attributes.
+fn kept_of(root: &Path) -> BTreeMap<String, (u32, BTreeMap<String, Vec<u8>>)> {
+    use std::os::unix::fs::PermissionsExt;
+    entries_of(root)
+        .into_keys()
+        .map(|name| {
+            let path = root.join(&name);
+            let meta = fs::symlink_metadata(&path).unwrap();
+            let link = meta.file_type().is_symlink();
+            let mode = if link {
+                0
+            } else {
+                meta.permissions().mode() & 0o7777
+            };
+            let attributes = match link {
+                true => BTreeMap::new(),
+                false => xattr::list(&path)
+                    .unwrap()
+                    .map(|n| {
+                        let value = xattr::get(&path, &n).unwrap().unwrap_or_default();
+                        (n.to_string_lossy().into_owned(), value)
+                    })
+                    .collect(),
+            };
+            (name, (mode, attributes))
+        })
+        .collect()
+}
+
 /// Random operations — create, write at random offsets and sizes, truncate, rename, unlink, mkdir,
-/// rmdir — applied to `mounted` and to `reference` alike; the trees must stay equal.
-fn random_operations(mounted: &Path, reference: &Path, seed: u64, count: usize) {
+/// rmdir, and where the volume keeps them (`rich`) symlink, setxattr and chmod — applied to
+/// `mounted` and to `reference` alike; the trees must stay equal.
+fn random_operations(mounted: &Path, reference: &Path, seed: u64, count: usize, rich: bool) {
     use std::os::unix::fs::FileExt;
     let mut rng = Rng(seed);
     let names = ["alpha", "beta", "gamma", "delta", "long file name.txt"];
@@ -1219,7 +1257,22 @@ fn random_operations(mounted: &Path, reference: &Path, seed: u64, count: usize) 
         let dirs: Vec<String> = std::iter::once(String::new())
             .chain(tree.iter().filter(|(_, &d)| d).map(|(k, _)| k.clone()))
             .collect();
+        let links: BTreeSet<&String> = tree
+            .keys()
+            .filter(|k| {
+                fs::symlink_metadata(reference.join(k))
+                    .unwrap()
+                    .file_type()
+                    .is_symlink()
+            })
+            .collect();
+        // Files to write to; links go by the other names, as entries to move and remove.
         let files: Vec<String> = tree
+            .iter()
+            .filter(|(k, &d)| !d && !links.contains(k))
+            .map(|(k, _)| k.clone())
+            .collect();
+        let entries: Vec<String> = tree
             .iter()
             .filter(|(_, &d)| !d)
             .map(|(k, _)| k.clone())
@@ -1231,7 +1284,7 @@ fn random_operations(mounted: &Path, reference: &Path, seed: u64, count: usize) 
             d => format!("{d}/{name}"),
         };
         let both = |path: &str| (mounted.join(path), reference.join(path));
-        let what = rng.below(10);
+        let what = rng.below(if rich { 13 } else { 10 });
         let step = format!("seed {seed}, operation {op} ({what})");
         match what {
             0 | 1 => {
@@ -1267,8 +1320,8 @@ fn random_operations(mounted: &Path, reference: &Path, seed: u64, count: usize) 
                         .unwrap_or_else(|e| panic!("{step}: truncate {path}: {e}"));
                 }
             }
-            6 if !files.is_empty() => {
-                let from = pick(&mut rng, &files);
+            6 if !entries.is_empty() => {
+                let from = pick(&mut rng, &entries);
                 let to = join(&pick(&mut rng, &dirs), names[rng.below(5) as usize]);
                 if tree.get(&to).is_none_or(|&folder| !folder) && to != from {
                     let (a, b) = both(&from);
@@ -1278,8 +1331,8 @@ fn random_operations(mounted: &Path, reference: &Path, seed: u64, count: usize) 
                     fs::rename(&b, &d).unwrap();
                 }
             }
-            7 if !files.is_empty() => {
-                let path = pick(&mut rng, &files);
+            7 if !entries.is_empty() => {
+                let path = pick(&mut rng, &entries);
                 let (a, b) = both(&path);
                 fs::remove_file(&a).unwrap_or_else(|e| panic!("{step}: unlink {path}: {e}"));
                 fs::remove_file(&b).unwrap();
@@ -1305,6 +1358,45 @@ fn random_operations(mounted: &Path, reference: &Path, seed: u64, count: usize) 
                 );
                 assert_eq!(ra.is_ok(), empty, "{step}: rmdir {path}");
             }
+            10 => {
+                let path = join(&pick(&mut rng, &dirs), names[rng.below(5) as usize]);
+                if !tree.contains_key(&path) {
+                    let target = format!("target {}", rng.below(1000));
+                    let (a, b) = both(&path);
+                    std::os::unix::fs::symlink(&target, &a)
+                        .unwrap_or_else(|e| panic!("{step}: symlink {path}: {e}"));
+                    std::os::unix::fs::symlink(&target, &b).unwrap();
+                }
+            }
+            11 if dirs.len() + files.len() > 1 => {
+                let all: Vec<String> = dirs[1..].iter().chain(&files).cloned().collect();
+                let path = pick(&mut rng, &all);
+                let name = format!("user.note{}", rng.below(3));
+                let value: Vec<u8> = (0..rng.below(600)).map(|_| rng.next() as u8).collect();
+                let (a, b) = both(&path);
+                match rng.below(4) {
+                    0 => {
+                        let (ra, rb) = (xattr::remove(&a, &name), xattr::remove(&b, &name));
+                        assert_eq!(ra.is_ok(), rb.is_ok(), "{step}: removexattr {path}");
+                    }
+                    _ => {
+                        xattr::set(&a, &name, &value)
+                            .unwrap_or_else(|e| panic!("{step}: setxattr {path}: {e}"));
+                        xattr::set(&b, &name, &value).unwrap();
+                    }
+                }
+            }
+            12 if dirs.len() + files.len() > 1 => {
+                use std::os::unix::fs::PermissionsExt;
+                let all: Vec<String> = dirs[1..].iter().chain(&files).cloned().collect();
+                let path = pick(&mut rng, &all);
+                // Owners keep their way in; the rest varies.
+                let mode = 0o700 | rng.below(0o100) as u32;
+                let (a, b) = both(&path);
+                fs::set_permissions(&a, fs::Permissions::from_mode(mode))
+                    .unwrap_or_else(|e| panic!("{step}: chmod {path}: {e}"));
+                fs::set_permissions(&b, fs::Permissions::from_mode(mode)).unwrap();
+            }
             _ => {}
         }
     }
@@ -1316,6 +1408,13 @@ fn random_operations(mounted: &Path, reference: &Path, seed: u64, count: usize) 
     );
     for (path, bytes) in &want {
         assert!(got[path] == *bytes, "seed {seed}: {path} differs");
+    }
+    if rich {
+        assert_eq!(
+            kept_of(mounted),
+            kept_of(reference),
+            "seed {seed}: modes or attributes differ"
+        );
     }
 }
 
@@ -1340,6 +1439,7 @@ fn random_run() -> (u64, usize) {
 /// partition served by `attach -nomount`, and the reference folder — finds no fault.
 fn random_changes_hold(
     images: &[(&str, bool)],
+    rich: bool,
     make: impl Fn(&Path, Option<&[u8]>),
     judge: impl Fn(&str, &Path, &Path),
 ) {
@@ -1355,7 +1455,7 @@ fn random_changes_hold(
         let args = [s(&image), "-mountpoint", s(&point)];
         let attached = Attached::new(&args, encrypted.then_some(pass)).unwrap();
         assert_eq!(attached.json["writable"], true, "{name}");
-        random_operations(&point, &reference, seed + n as u64, operations);
+        random_operations(&point, &reference, seed + n as u64, operations, rich);
         assert!(dimg(&["detach", s(&point)]).status.success());
         drop(attached);
         let again = Attached::new(&args, encrypted.then_some(pass)).unwrap();
@@ -1363,6 +1463,13 @@ fn random_changes_hold(
             tree_of(&point) == tree_of(&reference),
             "{name}: changed by detach and attach"
         );
+        if rich {
+            assert_eq!(
+                kept_of(&point),
+                kept_of(&reference),
+                "{name}: kept otherwise"
+            );
+        }
         assert!(dimg(&["detach", s(&point)]).status.success());
         drop(again);
         let out = tmp.path().join(format!("{name}-out"));
@@ -1400,7 +1507,12 @@ fn random_changes_hold(
 fn a_fat_volume_takes_random_changes_as_a_folder_does() {
     random_changes_hold(
         &[("fat.dmg", false), ("vault.sparsebundle", true)],
-        |image, pass| create_blank(image, "32m", "FAT", pass),
+        false,
+        // FAT32 where it fits (from 33 MB), FAT16 in the vault.
+        |image, pass| match pass {
+            None => create_blank(image, "64m", "FAT32", pass),
+            Some(_) => create_blank(image, "32m", "FAT", pass),
+        },
         |_, part, _| {
             run("fsck.fat", &["-n", s(part)]);
         },
@@ -1412,21 +1524,29 @@ fn a_fat_volume_takes_random_changes_as_a_folder_does() {
 /// the same files, and 7-Zip extracts the same tree.
 #[test]
 fn hfs_plus_volumes_take_random_changes_as_a_folder_does() {
+    // Journaled and not; HFSX case-sensitive, journaled and not.
     let images = [
-        ("plus.dmg", false),
+        ("journaled.dmg", false),
         ("plus.sparseimage", false),
-        ("plus.sparsebundle", false),
+        ("journaled.sparsebundle", false),
         ("vault.sparsebundle", true),
         ("plus.img", false),
         ("x.dmg", false),
+        ("journaled-x.sparseimage", false),
     ];
     random_changes_hold(
         &images,
+        true,
         |image, pass| {
-            let fs = if image.ends_with("x.dmg") {
-                "HFSX"
-            } else {
-                "HFS+"
+            let name = image.file_name().unwrap().to_str().unwrap();
+            let fs = match (
+                name.starts_with("journaled") || name.starts_with("vault"),
+                name.contains("x."),
+            ) {
+                (true, true) => "JHFSX",
+                (true, false) => "JHFS+",
+                (false, true) => "HFSX",
+                (false, false) => "HFS+",
             };
             create_blank(image, "48m", fs, pass)
         },
@@ -1450,10 +1570,22 @@ fn hfs_plus_volumes_take_random_changes_as_a_folder_does() {
                 .unwrap()
                 .next()
                 .map_or(seven.path().to_path_buf(), |e| e.unwrap().path());
+            // 7-Zip shows the journal's hidden files, and each attribute as a stream
+            // "FILE:NAME": the rest is the tree, and the streams are the attributes.
+            let mut extracted = tree_of(&root);
+            extracted.retain(|path, _| !path.starts_with(".journal"));
+            let streams: BTreeMap<String, Option<Vec<u8>>> = extracted
+                .extract_if(.., |path, _| path.contains(':'))
+                .collect();
             assert!(
-                tree_of(&root) == tree_of(reference),
+                extracted == tree_of(reference),
                 "{name}: 7-Zip extracts another tree"
             );
+            for (stream, value) in streams {
+                let (path, attribute) = stream.rsplit_once(':').unwrap();
+                let kept = xattr::get(reference.join(path), format!("user.{attribute}"));
+                assert_eq!(kept.unwrap(), value, "{name}: 7-Zip's {stream}");
+            }
         },
     );
 }

@@ -1,21 +1,26 @@
 //! A volume mounted read/write: FUSE requests become the engine's [`VolumeMut`] changes, by path.
-//! Inodes are numbered as paths are first looked up and follow them through renames. Nothing is
-//! cached in the kernel (attributes and entries live for no time): the volume is the truth.
+//! Inodes are numbered as paths are first looked up and follow them through renames. Every
+//! change comes through this mount, so the kernel keeps entries and attributes for a second, as
+//! it keeps them up to date itself; a path is not looked up again for every request.
 
-use crate::handler::{answer, attr, errno, guarded, log_error, mounting_user};
+use crate::handler::{
+    answer, attr, errno, guarded, log_error, mounting_user, reply_sized, XATTR_PREFIX,
+};
 use dimg::fs::{Stat, VolumeMut};
 use fuser::{
     BsdFileFlags, Errno, FileAttr, FileHandle, FileType, Filesystem, FopenFlags, Generation,
     INodeNo, LockOwner, OpenFlags, RenameFlags, ReplyAttr, ReplyCreate, ReplyData, ReplyDirectory,
-    ReplyEmpty, ReplyEntry, ReplyOpen, ReplyStatfs, ReplyWrite, Request, TimeOrNow, WriteFlags,
+    ReplyEmpty, ReplyEntry, ReplyOpen, ReplyStatfs, ReplyWrite, ReplyXattr, Request, TimeOrNow,
+    WriteFlags,
 };
 use std::collections::HashMap;
 use std::ffi::OsStr;
 use std::io;
+use std::path::Path;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-const NO_CACHE: Duration = Duration::ZERO;
+const TTL: Duration = Duration::from_secs(1);
 
 /// Paths by inode and back; the root is inode 1 and path "".
 struct Inodes {
@@ -75,6 +80,11 @@ fn child(parent: &str, name: &OsStr) -> Result<String, Errno> {
     })
 }
 
+/// An attribute's name on the volume: Linux's, without its `user.` namespace.
+fn volume_name(name: &OsStr) -> Option<&str> {
+    name.to_str()?.strip_prefix(XATTR_PREFIX)
+}
+
 fn time_of(t: TimeOrNow) -> i64 {
     let at = match t {
         TimeOrNow::SpecificTime(t) => t,
@@ -116,7 +126,14 @@ impl ChangeFs {
     fn failed(&self, path: &str, e: io::Error) -> Errno {
         let plain = matches!(
             e.raw_os_error(),
-            Some(libc::ENOENT | libc::EEXIST | libc::ENOTEMPTY | libc::EISDIR | libc::ENOTDIR)
+            Some(
+                libc::ENOENT
+                    | libc::EEXIST
+                    | libc::ENOTEMPTY
+                    | libc::EISDIR
+                    | libc::ENOTDIR
+                    | libc::ENODATA
+            )
         );
         if !plain {
             log_error(&self.origin, path, &e);
@@ -132,10 +149,13 @@ impl ChangeFs {
             .modified
             .and_then(|t| u64::try_from(t).ok())
             .map_or(UNIX_EPOCH, |t| UNIX_EPOCH + Duration::from_secs(t));
-        let (kind, perm, links) = match stat.directory {
-            true => (FileType::Directory, 0o755, 2),
-            false => (FileType::RegularFile, 0o644, 1),
+        let (kind, perm, links) = match (stat.directory, stat.symlink) {
+            (true, _) => (FileType::Directory, 0o755, 2),
+            (_, true) => (FileType::Symlink, 0o755, 1),
+            _ => (FileType::RegularFile, 0o644, 1),
         };
+        // Owners are the mounting user's, as macOS ignores ownership on a disk image.
+        let perm = stat.mode.unwrap_or(perm);
         attr(ino, kind, stat.size, perm, links, mounting_user(), time)
     }
 
@@ -159,7 +179,7 @@ impl Filesystem for ChangeFs {
                 .map_err(|e| self.failed(&parent, e))?;
             let path = child(&parent, OsStr::new(&stored))?;
             let ino = self.inodes().number(&path);
-            answer(reply).entry(&NO_CACHE, &self.attr_of(ino, &stat), Generation(0));
+            answer(reply).entry(&TTL, &self.attr_of(ino, &stat), Generation(0));
             Ok(())
         })
     }
@@ -167,7 +187,7 @@ impl Filesystem for ChangeFs {
     fn getattr(&self, _: &Request, ino: INodeNo, _: Option<FileHandle>, reply: ReplyAttr) {
         guarded(reply, |reply| {
             let attr = self.entry(&self.path(ino)?)?;
-            answer(reply).attr(&NO_CACHE, &attr);
+            answer(reply).attr(&TTL, &attr);
             Ok(())
         })
     }
@@ -176,9 +196,9 @@ impl Filesystem for ChangeFs {
         &self,
         _: &Request,
         ino: INodeNo,
-        _: Option<u32>,
-        _: Option<u32>,
-        _: Option<u32>,
+        mode: Option<u32>,
+        uid: Option<u32>,
+        gid: Option<u32>,
         size: Option<u64>,
         _: Option<TimeOrNow>,
         mtime: Option<TimeOrNow>,
@@ -202,8 +222,18 @@ impl Filesystem for ChangeFs {
                     .set_modified(&path, time_of(t))
                     .map_err(|e| self.failed(&path, e))?;
             }
-            // Modes and owners: the volume keeps none (FAT), so there is nothing to change.
-            answer(reply).attr(&NO_CACHE, &self.entry(&path)?);
+            // Modes and owners: kept where the volume keeps them (HFS+), else nothing changes.
+            if let Some(mode) = mode {
+                self.volume
+                    .set_mode(&path, mode)
+                    .map_err(|e| self.failed(&path, e))?;
+            }
+            if uid.is_some() || gid.is_some() {
+                self.volume
+                    .set_owner(&path, uid, gid)
+                    .map_err(|e| self.failed(&path, e))?;
+            }
+            answer(reply).attr(&TTL, &self.entry(&path)?);
             Ok(())
         })
     }
@@ -225,9 +255,10 @@ impl Filesystem for ChangeFs {
             ];
             for (name, stat) in listed {
                 let n = self.inodes().number(&child(&path, OsStr::new(&name))?);
-                let kind = match stat.directory {
-                    true => FileType::Directory,
-                    false => FileType::RegularFile,
+                let kind = match (stat.directory, stat.symlink) {
+                    (true, _) => FileType::Directory,
+                    (_, true) => FileType::Symlink,
+                    _ => FileType::RegularFile,
                 };
                 rows.push((n, kind, name));
             }
@@ -312,7 +343,7 @@ impl Filesystem for ChangeFs {
                 .map_err(|e| self.failed(&path, e))?;
             let attr = self.entry(&path)?;
             answer(reply).created(
-                &NO_CACHE,
+                &TTL,
                 &attr,
                 Generation(0),
                 FileHandle(0),
@@ -328,7 +359,7 @@ impl Filesystem for ChangeFs {
             self.volume
                 .create_dir(&path)
                 .map_err(|e| self.failed(&path, e))?;
-            answer(reply).entry(&NO_CACHE, &self.entry(&path)?, Generation(0));
+            answer(reply).entry(&TTL, &self.entry(&path)?, Generation(0));
             Ok(())
         })
     }
@@ -361,6 +392,109 @@ impl Filesystem for ChangeFs {
                 .rename(&from, &to)
                 .map_err(|e| self.failed(&from, e))?;
             self.inodes().moved(&from, &to);
+            answer(reply).ok();
+            Ok(())
+        })
+    }
+
+    fn symlink(
+        &self,
+        _: &Request,
+        parent: INodeNo,
+        link_name: &OsStr,
+        target: &Path,
+        reply: ReplyEntry,
+    ) {
+        guarded(reply, |reply| {
+            let path = child(&self.path(parent)?, link_name)?;
+            let target = target.to_str().ok_or(Errno::EINVAL)?;
+            self.volume
+                .symlink(&path, target)
+                .map_err(|e| self.failed(&path, e))?;
+            answer(reply).entry(&TTL, &self.entry(&path)?, Generation(0));
+            Ok(())
+        })
+    }
+
+    fn readlink(&self, _: &Request, ino: INodeNo, reply: ReplyData) {
+        guarded(reply, |reply| {
+            let path = self.path(ino)?;
+            let target = self
+                .volume
+                .read_link(&path)
+                .map_err(|e| self.failed(&path, e))?;
+            answer(reply).data(target.as_bytes());
+            Ok(())
+        })
+    }
+
+    fn getxattr(&self, _: &Request, ino: INodeNo, name: &OsStr, size: u32, reply: ReplyXattr) {
+        guarded(reply, |reply| {
+            let path = self.path(ino)?;
+            let name = volume_name(name).ok_or(Errno::NO_XATTR)?;
+            let value = self
+                .volume
+                .xattr_get(&path, name)
+                .map_err(|e| self.failed(&path, e))?;
+            reply_sized(answer(reply), size, &value);
+            Ok(())
+        })
+    }
+
+    fn listxattr(&self, _: &Request, ino: INodeNo, size: u32, reply: ReplyXattr) {
+        guarded(reply, |reply| {
+            let path = self.path(ino)?;
+            let mut names = Vec::new();
+            for name in self
+                .volume
+                .xattr_names(&path)
+                .map_err(|e| self.failed(&path, e))?
+            {
+                names.extend_from_slice(XATTR_PREFIX.as_bytes());
+                names.extend_from_slice(name.as_bytes());
+                names.push(0);
+            }
+            reply_sized(answer(reply), size, &names);
+            Ok(())
+        })
+    }
+
+    fn setxattr(
+        &self,
+        _: &Request,
+        ino: INodeNo,
+        name: &OsStr,
+        value: &[u8],
+        flags: i32,
+        _: u32,
+        reply: ReplyEmpty,
+    ) {
+        guarded(reply, |reply| {
+            let path = self.path(ino)?;
+            let name = volume_name(name).ok_or(Errno::ENOTSUP)?;
+            // XATTR_CREATE and XATTR_REPLACE ask that it be new, or that it be there.
+            let there = || self.volume.xattr_get(&path, name).is_ok();
+            if flags & libc::XATTR_CREATE != 0 && there() {
+                return Err(Errno::EEXIST);
+            }
+            if flags & libc::XATTR_REPLACE != 0 && !there() {
+                return Err(Errno::NO_XATTR);
+            }
+            self.volume
+                .xattr_set(&path, name, value)
+                .map_err(|e| self.failed(&path, e))?;
+            answer(reply).ok();
+            Ok(())
+        })
+    }
+
+    fn removexattr(&self, _: &Request, ino: INodeNo, name: &OsStr, reply: ReplyEmpty) {
+        guarded(reply, |reply| {
+            let path = self.path(ino)?;
+            let name = volume_name(name).ok_or(Errno::NO_XATTR)?;
+            self.volume
+                .xattr_remove(&path, name)
+                .map_err(|e| self.failed(&path, e))?;
             answer(reply).ok();
             Ok(())
         })

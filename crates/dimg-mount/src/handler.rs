@@ -75,6 +75,19 @@ pub fn errno(e: &io::Error) -> Errno {
 }
 
 /// One line in the server's log (its standard error).
+/// Linux lets unprivileged programs keep only `user.` attributes: with the prefix, `cp -a` and
+/// file managers carry them off the volume, and they read as `dimg extract` writes them.
+pub const XATTR_PREFIX: &str = "user.";
+
+/// Replies with the value, its size, or ERANGE, as getxattr and listxattr do.
+pub fn reply_sized(reply: ReplyXattr, size: u32, value: &[u8]) {
+    match size {
+        0 => reply.size(value.len() as u32),
+        n if (n as usize) < value.len() => reply.error(Errno::ERANGE),
+        _ => reply.data(value),
+    }
+}
+
 pub fn log_error(origin: &str, name: &str, problem: &dyn std::fmt::Display) {
     eprintln!("dimg mount: {origin}: {name}: {problem}");
 }

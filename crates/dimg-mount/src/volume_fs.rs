@@ -3,7 +3,9 @@
 //! and hard-linked files are numbered by the volume's own identity, so every link of a file shows
 //! one inode and a folder reached twice is one folder.
 
-use crate::handler::{self, answer, attr, errno, guarded, log_error, Handles, ATTR_TTL};
+use crate::handler::{
+    self, answer, attr, errno, guarded, log_error, reply_sized, Handles, ATTR_TTL, XATTR_PREFIX,
+};
 use dimg::fs::{DirEntry, EntryKind, Volume};
 use fuser::{
     AccessFlags, Errno, FileAttr, FileHandle, FileType, Filesystem, FopenFlags, Generation,
@@ -17,9 +19,6 @@ use std::time::SystemTime;
 
 /// What macOS calls a resource fork when it shows it as an extended attribute.
 const RESOURCE_FORK: &str = "com.apple.ResourceFork";
-/// Linux lets unprivileged programs keep only `user.` attributes: with the prefix, `cp -a` and
-/// file managers carry them off the volume, and they read as `dimg extract` writes them.
-const XATTR_PREFIX: &str = "user.";
 /// Linux's limit on one attribute's value.
 const XATTR_MAX: u64 = 64 << 10;
 
@@ -197,15 +196,6 @@ fn special_type(what: &str) -> FileType {
         "block device" => FileType::BlockDevice,
         "socket" => FileType::Socket,
         _ => FileType::NamedPipe,
-    }
-}
-
-/// Replies with the value, its size, or ERANGE, as getxattr and listxattr do.
-fn reply_sized(reply: ReplyXattr, size: u32, value: &[u8]) {
-    match size {
-        0 => reply.size(value.len() as u32),
-        n if (n as usize) < value.len() => reply.error(Errno::ERANGE),
-        _ => reply.data(value),
     }
 }
 

@@ -199,12 +199,17 @@ pub trait Volume: Send + Sync {
 }
 
 /// What a volume changed in place says of one of its entries.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct Stat {
     pub directory: bool,
     pub size: u64,
     /// Seconds since 1970.
     pub modified: Option<i64>,
+    /// What a volume that keeps BSD information says (HFS+): permission bits, owner and group.
+    pub mode: Option<u32>,
+    pub owner: Option<(u32, u32)>,
+    /// A symbolic link, whose data is its target.
+    pub symlink: bool,
 }
 
 /// A volume changed in place (a read/write attach), addressed by '/'-separated paths from its
@@ -234,6 +239,34 @@ pub trait VolumeMut: Send + Sync {
     fn space(&self) -> io::Result<(u64, u64, u64)>;
     fn sync(&self) -> io::Result<()>;
     fn close(&self) -> io::Result<()>;
+    /// A symbolic link at `path` to `target` (volumes without links: ENOTSUP).
+    fn symlink(&self, _path: &str, _target: &str) -> io::Result<()> {
+        Err(errno(libc::ENOTSUP))
+    }
+    fn read_link(&self, _path: &str) -> io::Result<String> {
+        Err(errno(libc::EINVAL))
+    }
+    /// Permission bits and owner, where the volume keeps them; elsewhere nothing changes, as
+    /// on a FAT volume Linux mounts.
+    fn set_mode(&self, _path: &str, _mode: u32) -> io::Result<()> {
+        Ok(())
+    }
+    fn set_owner(&self, _path: &str, _uid: Option<u32>, _gid: Option<u32>) -> io::Result<()> {
+        Ok(())
+    }
+    /// Extended attributes, where the volume keeps them.
+    fn xattr_names(&self, _path: &str) -> io::Result<Vec<String>> {
+        Ok(Vec::new())
+    }
+    fn xattr_get(&self, _path: &str, _name: &str) -> io::Result<Vec<u8>> {
+        Err(errno(libc::ENODATA))
+    }
+    fn xattr_set(&self, _path: &str, _name: &str, _value: &[u8]) -> io::Result<()> {
+        Err(errno(libc::ENOTSUP))
+    }
+    fn xattr_remove(&self, _path: &str, _name: &str) -> io::Result<()> {
+        Err(errno(libc::ENODATA))
+    }
 }
 
 const MAX_DEPTH: usize = 256;

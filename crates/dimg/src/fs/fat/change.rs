@@ -128,6 +128,7 @@ fn stat_of(e: &fatfs::DirEntry<Cursor>) -> Stat {
         directory: e.is_dir(),
         size: if e.is_dir() { 0 } else { e.len() },
         modified: Some(unix_time(e.modified())),
+        ..Stat::default()
     }
 }
 
@@ -210,8 +211,7 @@ impl VolumeMut for FatChange {
         match path {
             "" => Ok(Stat {
                 directory: true,
-                size: 0,
-                modified: None,
+                ..Stat::default()
             }),
             _ => Ok(stat_of(&Self::entry(fs, path)?)),
         }

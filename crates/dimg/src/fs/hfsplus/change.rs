@@ -36,6 +36,17 @@ const DATA: u8 = 0;
 const RESOURCE: u8 = 0xFF;
 /// Zeros written at a time where a file grows past what was written.
 const ZEROS: usize = 1 << 20;
+/// A symbolic link's Finder type and creator.
+const SYMLINK: &[u8; 8] = b"slnkrhap";
+/// The resource fork, as macOS shows it among a file's extended attributes.
+const RESOURCE_FORK: &str = "com.apple.ResourceFork";
+/// The largest attribute kept inline in its record, as Apple's code keeps them; dimg writes no
+/// attribute in extents of its own.
+const MAX_INLINE: usize = 3802;
+/// The catalog record flag: the file or folder has extended attributes.
+const HAS_ATTRIBUTES: u16 = 0x0004;
+/// The longest symlink target (macOS's PATH_MAX).
+const MAX_LINK: usize = 1024;
 
 fn fork_at(kind: u8) -> usize {
     if kind == DATA {
@@ -59,6 +70,9 @@ impl Entry {
     fn is_folder(&self) -> bool {
         be16(&self.data, 0) == 1
     }
+    fn is_file(&self) -> bool {
+        be16(&self.data, 0) == 2
+    }
     fn key(&self) -> Vec<u8> {
         catalog_key(self.parent, &self.name)
     }
@@ -67,18 +81,30 @@ impl Entry {
         r.extend_from_slice(&self.data);
         r
     }
-    fn size(&self) -> u64 {
+    /// The bytes of fork `kind` (a folder has none).
+    fn fork_size(&self, kind: u8) -> u64 {
         if self.is_folder() {
             0
         } else {
-            be64(&self.data, 88)
+            be64(&self.data, fork_at(kind))
         }
     }
+    fn size(&self) -> u64 {
+        self.fork_size(DATA)
+    }
+    fn is_symlink(&self) -> bool {
+        self.is_file() && &self.data[48..56] == SYMLINK
+    }
     fn stat(&self) -> Stat {
+        // BSD information is set when the mode is (volumes made elsewhere may have none).
+        let mode = u32::from(be16(&self.data, 42));
         Stat {
             directory: self.is_folder(),
             size: self.size(),
             modified: date(be32(&self.data, 16)),
+            mode: (mode != 0).then_some(mode & 0o7777),
+            owner: (mode != 0).then(|| (be32(&self.data, 32), be32(&self.data, 36))),
+            symlink: self.is_symlink(),
         }
     }
 }
@@ -152,11 +178,13 @@ impl HfsChange {
         let refuse = |why: &str| {
             io::Error::new(
                 io::ErrorKind::PermissionDenied,
-                format!("the volume {why}, so dimg attaches it read-only; run First Aid (dimg verify -fs) on it"),
+                format!("the volume {why}, so dimg attaches it read-only"),
             )
         };
         if attributes & INCONSISTENT != 0 {
-            return Err(refuse("is marked inconsistent"));
+            return Err(refuse(
+                "is marked inconsistent (First Aid: dimg verify -fs)",
+            ));
         }
         let journal = match attributes & JOURNALED != 0 && be32(&header, 12) != 0 {
             true => Some(
@@ -164,7 +192,9 @@ impl HfsChange {
                     .ok_or_else(|| refuse("keeps its journal on another device"))?,
             ),
             false if attributes & UNMOUNTED == 0 => {
-                return Err(refuse("was not cleanly unmounted and has no journal"))
+                return Err(refuse(
+                    "was not cleanly unmounted and has no journal (First Aid: dimg verify -fs)",
+                ))
             }
             false => None,
         };
@@ -233,6 +263,21 @@ impl HfsChange {
             size: disk.size(),
             header: header.clone(),
         };
+        // Hard links (a file's "hlnk", a folder's "fdrp" records, through the private folders)
+        // are read as what they stand for, which this writer does not keep yet: such a volume
+        // is attached read-only rather than changed as if its links were empty files.
+        let mut linked = false;
+        state
+            .catalog
+            .scan(&mut state.store, &catalog_key(0, &[]), |r| {
+                linked = entry_of(r).is_some_and(|e| {
+                    e.is_file() && matches!(&e.data[48..56], b"hlnkhfs+" | b"fdrpMACS")
+                });
+                !linked
+            })?;
+        if linked {
+            return Err(refuse("holds hard links, which dimg does not change yet"));
+        }
         let root = state.entry_of_id(ROOT_FOLDER)?;
         let label = utf16_be(
             &root
@@ -472,7 +517,7 @@ impl State {
         }
     }
 
-    fn create(&mut self, path: &str, folder: bool) -> io::Result<()> {
+    fn create(&mut self, path: &str, folder: bool) -> io::Result<Entry> {
         self.catalog.reserve(&mut self.store, &mut self.bitmap)?;
         let (parent_path, part) = split(path);
         let parent = self.folder(parent_path)?;
@@ -504,7 +549,8 @@ impl State {
             self.catalog.remove(&mut self.store, &entry.key())?;
             return Err(e);
         }
-        self.count_in(parent.id(), 1, folder)
+        self.count_in(parent.id(), 1, folder)?;
+        Ok(entry)
     }
 
     /// Makes file `entry`'s data fork `size` bytes long, allocating or freeing blocks; bytes
@@ -512,12 +558,13 @@ impl State {
     fn resize(
         &mut self,
         entry: &mut Entry,
+        kind: u8,
         size: u64,
         written: Option<(u64, u64)>,
     ) -> io::Result<()> {
         let block = self.store.block;
-        let old = entry.size();
-        let mut extents = self.fork_extents(entry, DATA)?;
+        let old = entry.fork_size(kind);
+        let mut extents = self.fork_extents(entry, kind)?;
         let held: u64 = extents.iter().map(|e| u64::from(e.1)).sum();
         let wanted = size.div_ceil(block);
         if wanted > u64::from(u32::MAX) {
@@ -564,7 +611,217 @@ impl State {
                 zero(skip_to.max(old), size)?;
             }
         }
-        self.set_fork(entry, DATA, size, &extents)
+        self.set_fork(entry, kind, size, &extents)
+    }
+
+    /// Writes `data` at `offset` of `entry`'s fork `kind`, the fork growing as needed.
+    fn write_fork(
+        &mut self,
+        entry: &mut Entry,
+        kind: u8,
+        offset: u64,
+        data: &[u8],
+    ) -> io::Result<()> {
+        let end = offset
+            .checked_add(data.len() as u64)
+            .ok_or_else(|| errno(libc::EFBIG))?;
+        if end > entry.fork_size(kind) {
+            self.resize(entry, kind, end, Some((offset, data.len() as u64)))?;
+        }
+        let extents = self.fork_extents(entry, kind)?;
+        self.write_pieces(&extents, offset, data)
+    }
+
+    /// Reads from `offset` of `entry`'s fork `kind` into `buf`: the bytes read.
+    fn read_fork(
+        &mut self,
+        entry: &Entry,
+        kind: u8,
+        offset: u64,
+        buf: &mut [u8],
+    ) -> io::Result<usize> {
+        let size = entry.fork_size(kind);
+        if offset >= size {
+            return Ok(0);
+        }
+        let n = buf.len().min((size - offset) as usize);
+        let extents = self.fork_extents(entry, kind)?;
+        let pieces = extent_pieces(&extents, self.store.block, offset, n as u64)
+            .ok_or_else(|| corrupt("HFS+ file", "its size runs past its extents"))?;
+        let mut done = 0usize;
+        for (at, len) in pieces {
+            self.store
+                .disk
+                .read_exact_at(at, &mut buf[done..done + len as usize])?;
+            done += len as usize;
+        }
+        Ok(n)
+    }
+
+    /// A fork whole, when it is small enough to hold (`most` bytes).
+    fn fork_bytes(&mut self, entry: &Entry, kind: u8, most: usize) -> io::Result<Vec<u8>> {
+        let size = entry.fork_size(kind);
+        if size > most as u64 {
+            return Err(errno(libc::E2BIG));
+        }
+        let mut bytes = vec![0u8; size as usize];
+        self.read_fork(entry, kind, 0, &mut bytes)?;
+        Ok(bytes)
+    }
+
+    fn symlink(&mut self, path: &str, target: &str) -> io::Result<()> {
+        if target.is_empty() || target.len() > MAX_LINK {
+            return Err(errno(libc::ENAMETOOLONG));
+        }
+        let mut e = self.create(path, false)?;
+        e.data[48..56].copy_from_slice(SYMLINK);
+        e.data[42..44].copy_from_slice(&0o120755u16.to_be_bytes());
+        self.write_fork(&mut e, DATA, 0, target.as_bytes())?;
+        self.save(&e)
+    }
+
+    /// Changes `path`'s BSD information with `change` (the record's bytes 32..48), setting
+    /// the file type bits where a volume made elsewhere left the mode unset.
+    fn set_bsd(&mut self, path: &str, change: impl FnOnce(&mut [u8])) -> io::Result<()> {
+        let mut e = self.resolve(path)?;
+        if be16(&e.data, 42) == 0 {
+            let kind: u16 = match (e.is_folder(), e.is_symlink()) {
+                (true, _) => 0o040755,
+                (_, true) => 0o120755,
+                _ => 0o100644,
+            };
+            e.data[42..44].copy_from_slice(&kind.to_be_bytes());
+        }
+        change(&mut e.data[32..48]);
+        e.data[20..24].copy_from_slice(&now().to_be_bytes()); // attribute change date
+        self.save(&e)
+    }
+
+    /// File `id`'s attribute records, whole.
+    fn attribute_records(&mut self, id: u32) -> io::Result<Vec<Vec<u8>>> {
+        let mut found = Vec::new();
+        if let Some(tree) = &self.attributes {
+            tree.scan(&mut self.store, &attribute_key(id, &[]), |r| {
+                let ours = r.len() >= 14 && be32(r, 4) == id;
+                if ours {
+                    found.push(r.to_vec());
+                }
+                ours
+            })?;
+        }
+        Ok(found)
+    }
+
+    fn xattr_names(&mut self, path: &str) -> io::Result<Vec<String>> {
+        let e = self.resolve(path)?;
+        let mut names: Vec<String> = self
+            .attribute_records(e.id())?
+            .iter()
+            .filter(|r| be32(r, 8) == 0) // the first record of each attribute
+            .map(|r| {
+                let units = usize::from(be16(r, 12));
+                utf16_be(r.get(14..14 + 2 * units).unwrap_or(&[]))
+            })
+            .collect();
+        if e.fork_size(RESOURCE) > 0 {
+            names.push(RESOURCE_FORK.to_string());
+        }
+        Ok(names)
+    }
+
+    fn xattr_get(&mut self, path: &str, name: &str) -> io::Result<Vec<u8>> {
+        let e = self.resolve(path)?;
+        if name == RESOURCE_FORK {
+            return match e.fork_size(RESOURCE) {
+                0 => Err(errno(libc::ENODATA)),
+                _ => self.fork_bytes(&e, RESOURCE, 64 << 10),
+            };
+        }
+        let units: Vec<u16> = name.encode_utf16().collect();
+        let tree = match &self.attributes {
+            Some(tree) => tree,
+            None => return Err(errno(libc::ENODATA)),
+        };
+        let record = tree
+            .get(&mut self.store, &attribute_key(e.id(), &units))?
+            .ok_or_else(|| errno(libc::ENODATA))?;
+        let d = &record[2 + usize::from(be16(&record, 0))..];
+        match be32(d, 0) {
+            0x10 => {
+                let len = be32(d, 12) as usize;
+                d.get(16..16 + len).map(<[u8]>::to_vec).ok_or_else(|| {
+                    corrupt("HFS+ attributes B-tree", format!("{name} is cut short"))
+                })
+            }
+            // Values in extents of their own (over 3,802 bytes, from macOS) are not read here.
+            _ => Err(errno(libc::E2BIG)),
+        }
+    }
+
+    fn xattr_set(&mut self, path: &str, name: &str, value: &[u8]) -> io::Result<()> {
+        let mut e = self.resolve(path)?;
+        if name == RESOURCE_FORK {
+            if e.is_folder() {
+                return Err(errno(libc::EPERM));
+            }
+            self.resize(&mut e, RESOURCE, 0, None)?;
+            self.write_fork(&mut e, RESOURCE, 0, value)?;
+            return self.save(&e);
+        }
+        let units: Vec<u16> = name.encode_utf16().collect();
+        if units.is_empty() || units.len() > 127 {
+            return Err(errno(libc::ERANGE));
+        }
+        if value.len() > MAX_INLINE {
+            return Err(errno(libc::E2BIG));
+        }
+        let mut record = attribute_key(e.id(), &units);
+        record.extend_from_slice(&0x10u32.to_be_bytes());
+        record.extend_from_slice(&[0; 8]);
+        record.extend_from_slice(&(value.len() as u32).to_be_bytes());
+        record.extend_from_slice(value);
+        record.resize(record.len().next_multiple_of(2), 0);
+        let key = attribute_key(e.id(), &units);
+        // A volume made without an attributes file keeps none.
+        let tree = self
+            .attributes
+            .as_mut()
+            .ok_or_else(|| errno(libc::ENOTSUP))?;
+        tree.reserve(&mut self.store, &mut self.bitmap)?;
+        match tree.get(&mut self.store, &key)? {
+            Some(_) => tree.replace(&mut self.store, &mut self.bitmap, record)?,
+            None => tree.insert(&mut self.store, &mut self.bitmap, record)?,
+        }
+        let flags = be16(&e.data, 2) | HAS_ATTRIBUTES;
+        e.data[2..4].copy_from_slice(&flags.to_be_bytes());
+        self.save(&e)
+    }
+
+    fn xattr_remove(&mut self, path: &str, name: &str) -> io::Result<()> {
+        let mut e = self.resolve(path)?;
+        if name == RESOURCE_FORK {
+            if e.fork_size(RESOURCE) == 0 {
+                return Err(errno(libc::ENODATA));
+            }
+            self.resize(&mut e, RESOURCE, 0, None)?;
+            return self.save(&e);
+        }
+        let units: Vec<u16> = name.encode_utf16().collect();
+        let key = attribute_key(e.id(), &units);
+        let tree = match &mut self.attributes {
+            Some(tree) => tree,
+            None => return Err(errno(libc::ENODATA)),
+        };
+        match tree.remove(&mut self.store, &key) {
+            Err(err) if err.kind() == io::ErrorKind::NotFound => return Err(errno(libc::ENODATA)),
+            done => done?,
+        };
+        if self.attribute_records(e.id())?.is_empty() {
+            let flags = be16(&e.data, 2) & !HAS_ATTRIBUTES;
+            e.data[2..4].copy_from_slice(&flags.to_be_bytes());
+            self.save(&e)?;
+        }
+        Ok(())
     }
 
     fn write_pieces(&self, extents: &[(u32, u32)], offset: u64, data: &[u8]) -> io::Result<()> {
@@ -580,34 +837,32 @@ impl State {
         Ok(())
     }
 
-    /// Frees every block of `entry`'s forks and removes its attributes.
+    /// Frees every block of `entry`'s forks (a file's) and removes its attributes.
     fn free_all(&mut self, entry: &mut Entry) -> io::Result<()> {
-        for kind in [DATA, RESOURCE] {
-            for (start, count) in self.fork_extents(entry, kind)? {
-                self.bitmap.release(start, count);
+        if !entry.is_folder() {
+            for kind in [DATA, RESOURCE] {
+                for (start, count) in self.fork_extents(entry, kind)? {
+                    self.bitmap.release(start, count);
+                }
+                self.set_fork(entry, kind, 0, &[])?;
             }
-            self.set_fork(entry, kind, 0, &[])?;
         }
-        let id = entry.id();
-        if let Some(tree) = &mut self.attributes {
-            let mut found = Vec::new();
-            let from = attribute_key(id);
-            tree.scan(&mut self.store, &from, |r| {
-                let ours = r.len() >= 14 && be32(r, 4) == id;
-                if ours {
-                    found.push(r.to_vec());
+        for r in self.attribute_records(entry.id())? {
+            let k = 2 + usize::from(be16(&r, 0));
+            // An attribute in extents of its own gives its blocks back: a fork record's extents
+            // follow its fork's sizes, an extents record's its type.
+            let extents_at = match r.get(k..k + 4).map(|_| be32(&r, k)) {
+                Some(0x20) => Some(k + 24),
+                Some(0x30) => Some(k + 8),
+                _ => None,
+            };
+            if let Some(at) = extents_at.filter(|at| r.len() >= at + 64) {
+                for i in 0..8 {
+                    self.bitmap
+                        .release(be32(&r, at + 8 * i), be32(&r, at + 4 + 8 * i));
                 }
-                ours
-            })?;
-            for r in found {
-                let k = 2 + usize::from(be16(&r, 0));
-                // An attribute with a fork of its own gives its blocks back.
-                if r.len() >= k + 88 && be32(&r, k) == 0x20 {
-                    for i in 0..8 {
-                        let (s, c) = (be32(&r, k + 24 + 8 * i), be32(&r, k + 28 + 8 * i));
-                        self.bitmap.release(s, c);
-                    }
-                }
+            }
+            if let Some(tree) = &mut self.attributes {
                 tree.remove(&mut self.store, &r[..k])?;
             }
         }
@@ -623,9 +878,7 @@ impl State {
         if folder && be32(&entry.data, 4) != 0 {
             return Err(errno(libc::ENOTEMPTY));
         }
-        if !folder {
-            self.free_all(&mut entry)?;
-        }
+        self.free_all(&mut entry)?;
         self.catalog.remove(&mut self.store, &entry.key())?;
         self.catalog
             .remove(&mut self.store, &catalog_key(entry.id(), &[]))?;
@@ -778,12 +1031,16 @@ fn overflow_key(id: u32, kind: u8, start: u32) -> Vec<u8> {
     k
 }
 
-/// The smallest attributes key of file `id`: every one of its attributes sorts after it.
-fn attribute_key(id: u32) -> Vec<u8> {
-    let mut k = vec![0, 12, 0, 0];
+/// The attributes key of file `id`'s attribute `name` (its first record); with no name, the
+/// smallest of its keys.
+fn attribute_key(id: u32, name: &[u16]) -> Vec<u8> {
+    let mut k = ((12 + 2 * name.len()) as u16).to_be_bytes().to_vec();
+    k.extend_from_slice(&[0, 0]);
     k.extend_from_slice(&id.to_be_bytes());
     k.extend_from_slice(&[0; 4]);
-    k.extend_from_slice(&[0, 0]);
+    k.extend_from_slice(&(name.len() as u16).to_be_bytes());
+    name.iter()
+        .for_each(|u| k.extend_from_slice(&u.to_be_bytes()));
     k
 }
 
@@ -816,54 +1073,32 @@ impl VolumeMut for HfsChange {
     fn read(&self, path: &str, offset: u64, buf: &mut [u8]) -> io::Result<usize> {
         self.look(|s| {
             let e = s.file(path)?;
-            let size = e.size();
-            if offset >= size {
-                return Ok(0);
-            }
-            let n = buf.len().min((size - offset) as usize);
-            let extents = s.fork_extents(&e, DATA)?;
-            let pieces = extent_pieces(&extents, s.store.block, offset, n as u64)
-                .ok_or_else(|| corrupt("HFS+ file", "its size runs past its extents"))?;
-            let mut done = 0usize;
-            for (at, len) in pieces {
-                s.store
-                    .disk
-                    .read_exact_at(at, &mut buf[done..done + len as usize])?;
-                done += len as usize;
-            }
-            Ok(n)
+            s.read_fork(&e, DATA, offset, buf)
         })
     }
 
     fn write(&self, path: &str, offset: u64, data: &[u8]) -> io::Result<()> {
         self.change(|s| {
             let mut e = s.file(path)?;
-            let end = offset
-                .checked_add(data.len() as u64)
-                .ok_or_else(|| errno(libc::EFBIG))?;
-            if end > e.size() {
-                s.resize(&mut e, end, Some((offset, data.len() as u64)))?;
-            }
-            let extents = s.fork_extents(&e, DATA)?;
-            s.write_pieces(&extents, offset, data)?;
+            s.write_fork(&mut e, DATA, offset, data)?;
             e.data[16..20].copy_from_slice(&now().to_be_bytes());
             s.save(&e)
         })
     }
 
     fn create_file(&self, path: &str) -> io::Result<()> {
-        self.change(|s| s.create(path, false))
+        self.change(|s| s.create(path, false).map(drop))
     }
 
     fn create_dir(&self, path: &str) -> io::Result<()> {
-        self.change(|s| s.create(path, true))
+        self.change(|s| s.create(path, true).map(drop))
     }
 
     fn set_len(&self, path: &str, len: u64) -> io::Result<()> {
         self.change(|s| {
             let mut e = s.file(path)?;
             if len != e.size() {
-                s.resize(&mut e, len, None)?;
+                s.resize(&mut e, DATA, len, None)?;
             }
             e.data[16..20].copy_from_slice(&now().to_be_bytes());
             s.save(&e)
@@ -905,6 +1140,59 @@ impl VolumeMut for HfsChange {
             s.commit()?;
             s.store.disk.sync()
         })
+    }
+
+    fn symlink(&self, path: &str, target: &str) -> io::Result<()> {
+        self.change(|s| s.symlink(path, target))
+    }
+
+    fn read_link(&self, path: &str) -> io::Result<String> {
+        self.look(|s| {
+            let e = s.resolve(path)?;
+            if !e.is_symlink() {
+                return Err(errno(libc::EINVAL));
+            }
+            let target = s.fork_bytes(&e, DATA, MAX_LINK)?;
+            Ok(String::from_utf8_lossy(&target).into_owned())
+        })
+    }
+
+    fn set_mode(&self, path: &str, mode: u32) -> io::Result<()> {
+        self.change(|s| {
+            s.set_bsd(path, |p| {
+                let kept = be16(p, 10) & 0o170000;
+                p[10..12].copy_from_slice(&(kept | (mode & 0o7777) as u16).to_be_bytes());
+            })
+        })
+    }
+
+    fn set_owner(&self, path: &str, uid: Option<u32>, gid: Option<u32>) -> io::Result<()> {
+        self.change(|s| {
+            s.set_bsd(path, |p| {
+                if let Some(uid) = uid {
+                    p[0..4].copy_from_slice(&uid.to_be_bytes());
+                }
+                if let Some(gid) = gid {
+                    p[4..8].copy_from_slice(&gid.to_be_bytes());
+                }
+            })
+        })
+    }
+
+    fn xattr_names(&self, path: &str) -> io::Result<Vec<String>> {
+        self.look(|s| s.xattr_names(path))
+    }
+
+    fn xattr_get(&self, path: &str, name: &str) -> io::Result<Vec<u8>> {
+        self.look(|s| s.xattr_get(path, name))
+    }
+
+    fn xattr_set(&self, path: &str, name: &str, value: &[u8]) -> io::Result<()> {
+        self.change(|s| s.xattr_set(path, name, value))
+    }
+
+    fn xattr_remove(&self, path: &str, name: &str) -> io::Result<()> {
+        self.change(|s| s.xattr_remove(path, name))
     }
 
     fn close(&self) -> io::Result<()> {

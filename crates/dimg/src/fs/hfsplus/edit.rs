@@ -233,20 +233,16 @@ impl TreeFile {
         self.write_bytes(store, 14, &r)
     }
 
-    /// Where node `n`'s bit is in the node map: the map record of the header node, then of
-    /// each map node after it; (byte offset in the file, bit mask).
-    fn map_bit(&self, store: &mut Store, n: u32) -> io::Result<(u64, u8)> {
+    /// The node map's records: the header node's third record, then each map node's only one;
+    /// (byte offset in the file, length).
+    fn map_records(&self, store: &mut Store) -> io::Result<Vec<(u64, usize)>> {
         let size = self.node_size as usize;
+        let mut records = Vec::new();
         let mut node_no = 0u32;
-        let mut first_bit = 0u64;
+        let mut b = vec![0u8; size];
         for _ in 0..=self.total {
-            // The map record: the header node's third record, a map node's only one.
-            let mut b = vec![0u8; size];
-            self.read_bytes(
-                store,
-                u64::from(node_no) * u64::from(self.node_size),
-                &mut b,
-            )?;
+            let base = u64::from(node_no) * u64::from(self.node_size);
+            self.read_bytes(store, base, &mut b)?;
             let record = match node_no {
                 0 => 2,
                 _ if b[8] as i8 == MAP => 0,
@@ -254,21 +250,28 @@ impl TreeFile {
             };
             let start = usize::from(be16(&b, size - 2 * (record + 1)));
             let end = usize::from(be16(&b, size - 2 * (record + 2)));
-            let next = be32(&b, 0);
             if end < start || end > size {
                 return Err(bad(self.what, "a map record out of its node"));
             }
-            let bits = 8 * (end - start) as u64;
+            records.push((base + start as u64, end - start));
+            match be32(&b, 0) {
+                0 => return Ok(records),
+                next => node_no = next,
+            }
+        }
+        Err(bad(self.what, "its map nodes link in a loop"))
+    }
+
+    /// Where node `n`'s bit is in the node map: (byte offset in the file, bit mask).
+    fn map_bit(&self, store: &mut Store, n: u32) -> io::Result<(u64, u8)> {
+        let mut first_bit = 0u64;
+        for (at, len) in self.map_records(store)? {
+            let bits = 8 * len as u64;
             if u64::from(n) < first_bit + bits {
                 let bit = u64::from(n) - first_bit;
-                let at = u64::from(node_no) * u64::from(self.node_size) + start as u64 + bit / 8;
-                return Ok((at, 0x80 >> (bit % 8)));
+                return Ok((at + bit / 8, 0x80 >> (bit % 8)));
             }
             first_bit += bits;
-            if next == 0 {
-                break;
-            }
-            node_no = next;
         }
         Err(io::Error::new(
             io::ErrorKind::StorageFull,
@@ -286,19 +289,27 @@ impl TreeFile {
         Ok(was)
     }
 
+    /// The first free node, marked used: each map record read once, whole bytes of used
+    /// nodes skipped.
     fn allocate_node(&mut self, store: &mut Store, bitmap: &mut Bitmap) -> io::Result<u32> {
         if self.free == 0 {
             self.grow(store, bitmap, self.clump)?;
         }
-        for n in 1..self.total {
-            let (at, mask) = self.map_bit(store, n)?;
-            let mut b = [0u8];
-            self.read_bytes(store, at, &mut b)?;
-            if b[0] & mask == 0 {
-                self.set_map_bit(store, n, true)?;
+        let mut first_bit = 0u64;
+        for (at, len) in self.map_records(store)? {
+            let mut map = vec![0u8; len];
+            self.read_bytes(store, at, &mut map)?;
+            for (i, byte) in map.iter().enumerate().filter(|(_, b)| **b != 0xFF) {
+                let bit = byte.leading_ones() as u64;
+                let n = first_bit + 8 * i as u64 + bit;
+                if n == 0 || n >= u64::from(self.total) {
+                    continue; // node 0 is the header's; past the file, nothing is free
+                }
+                self.write_bytes(store, at + i as u64, &[byte | (0x80 >> bit)])?;
                 self.free -= 1;
-                return Ok(n);
+                return Ok(n as u32);
             }
+            first_bit += 8 * len as u64;
         }
         Err(bad(
             self.what,
@@ -320,7 +331,13 @@ impl TreeFile {
         while self.free < wanted {
             // A whole clump where there is room, else just the nodes wanted.
             let unit = u32::try_from(u64::from(self.node_size).div_ceil(store.block)).unwrap_or(1);
-            match self.grow(store, bitmap, self.clump) {
+            // The file at least doubles each time, so that its eight extents hold a catalog
+            // 256 times its first size however the volume's free space is broken up.
+            let blocks: u64 = self.extents.iter().map(|e| u64::from(e.1)).sum();
+            let step = u64::from(self.clump)
+                .max(blocks)
+                .min(u64::from(u32::MAX / 2)) as u32;
+            match self.grow(store, bitmap, step) {
                 Err(e) if e.raw_os_error() == Some(libc::ENOSPC) => {
                     self.grow(store, bitmap, unit * (wanted - self.free))?
                 }
