@@ -142,6 +142,11 @@ pub fn time(program: &str, args: &[&str]) -> f64 {
 
 /// The pid of the server behind mount `at`, as `dimg info --json` lists it.
 pub fn server_pid(dimg: &str, at: &Path) -> u32 {
+    attachment(dimg, at)["pid"].as_u64().unwrap() as u32
+}
+
+/// The attachment behind mount `at`, as `dimg info --json` lists it (its pid, log, mounts).
+pub fn attachment(dimg: &str, at: &Path) -> serde_json::Value {
     let info = std::process::Command::new(dimg)
         .args(["info", "--json"])
         .output()
@@ -157,7 +162,7 @@ pub fn server_pid(dimg: &str, at: &Path) -> u32 {
                 .iter()
                 .any(|m| m["mount_point"] == s(at))
         })
-        .map(|a| a["pid"].as_u64().unwrap() as u32)
+        .cloned()
         .expect("the server of the mount")
 }
 
