@@ -21,7 +21,6 @@ mod common;
 use common::{run, s, time};
 use std::fs;
 use std::path::{Path, PathBuf};
-use std::process::Command;
 use std::time::Instant;
 
 const DIMG: &str = env!("CARGO_BIN_EXE_dimg");
@@ -83,7 +82,7 @@ fn main() {
         let t = best(|| {
             mounted(&udzo, &mnt, |m| {
                 let t = tar(m);
-                peak = peak.max(server_peak_kib(m));
+                peak = peak.max(common::peak_kib(common::server_pid(DIMG, m)));
                 t
             })
         });
@@ -135,7 +134,7 @@ fn main() {
     let find_many = best(|| {
         mounted(&many, &mnt, |m| {
             let t = time("find", &[s(m)]);
-            peak_many = peak_many.max(server_peak_kib(m));
+            peak_many = peak_many.max(common::peak_kib(common::server_pid(DIMG, m)));
             t
         })
     });
@@ -199,34 +198,6 @@ fn mounted<T>(image: &Path, at: &Path, f: impl FnOnce(&Path) -> T) -> T {
     let result = f(at);
     run(DIMG, &["detach", s(at)]);
     result
-}
-
-/// The peak resident memory (VmHWM) of the server behind mount `at`, in KiB.
-fn server_peak_kib(at: &Path) -> u64 {
-    let info = Command::new(DIMG)
-        .args(["info", "--json"])
-        .output()
-        .unwrap();
-    let all: serde_json::Value = serde_json::from_slice(&info.stdout).unwrap();
-    let pid = all
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|a| {
-            a["mounts"]
-                .as_array()
-                .unwrap()
-                .iter()
-                .any(|m| m["mount_point"] == s(at))
-        })
-        .map(|a| a["pid"].as_u64().unwrap())
-        .expect("the server of the mount");
-    let status = fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
-    status
-        .lines()
-        .find_map(|l| l.strip_prefix("VmHWM:"))
-        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
-        .unwrap_or(0)
 }
 
 /// The `n` largest files under `root`, by path from it.

@@ -139,3 +139,43 @@ pub fn time(program: &str, args: &[&str]) -> f64 {
     run(program, args);
     start.elapsed().as_secs_f64()
 }
+
+/// The pid of the server behind mount `at`, as `dimg info --json` lists it.
+pub fn server_pid(dimg: &str, at: &Path) -> u32 {
+    attachment(dimg, at)["pid"].as_u64().unwrap() as u32
+}
+
+/// The attachment behind mount `at`, as `dimg info --json` lists it (its pid, log, mounts).
+pub fn attachment(dimg: &str, at: &Path) -> serde_json::Value {
+    let info = std::process::Command::new(dimg)
+        .args(["info", "--json"])
+        .output()
+        .unwrap();
+    let all: serde_json::Value = serde_json::from_slice(&info.stdout).unwrap();
+    all.as_array()
+        .unwrap()
+        .iter()
+        .find(|a| {
+            a["mounts"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .any(|m| m["mount_point"] == s(at))
+        })
+        .cloned()
+        .expect("the server of the mount")
+}
+
+/// The peak resident memory (VmHWM) of process `pid`, in KiB (0 once it is gone).
+pub fn peak_kib(pid: u32) -> u64 {
+    fs::read_to_string(format!("/proc/{pid}/status")).map_or(0, |status| vm_hwm(&status))
+}
+
+/// VmHWM from the text of a /proc/PID/status, in KiB.
+pub fn vm_hwm(status: &str) -> u64 {
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmHWM:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+        .unwrap_or(0)
+}
