@@ -110,8 +110,9 @@ pub enum Command {
         /// The image's size: 100m, 2g, 512k, 4096b (without it, sized to fit the folder)
         #[arg(long, value_parser = request::size)]
         size: Option<u64>,
-        /// File system: HFS+ (the default), HFSX (case-sensitive), ISO (Rock Ridge + Joliet),
-        /// FAT, FAT32, or NONE for a blank disk
+        /// File system: HFS+ (the default), HFSX (case-sensitive), JHFS+ or JHFSX (journaled,
+        /// as Disk Utility makes them), ISO (Rock Ridge + Joliet), FAT, FAT32, or NONE for a
+        /// blank disk
         #[arg(long, value_parser = clap::value_parser!(FileSystem))]
         fs: Option<FileSystem>,
         /// The volume's name (by default the folder's, or "untitled")

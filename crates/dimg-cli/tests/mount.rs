@@ -1685,3 +1685,172 @@ fn a_killed_server_leaves_a_journaled_volume_whole() {
         assert!(o.status.success(), "{step}: {}{}", stdout(&o), stderr(&o));
     }
 }
+
+/// Images macOS made, changed through dimg: an hdiutil UDZO converted to UDRW, changed through
+/// the mount and converted back to UDZO, and macOS's own encrypted sparse bundle (a journaled
+/// volume), changed in place. Each is what dimg extracts afterwards — the old files and the
+/// changes — and First Aid, libfshfs and 7-Zip (for the UDZO) agree.
+#[test]
+fn images_macos_made_take_changes_and_pass_every_judge() {
+    let tmp = tempfile::tempdir().unwrap();
+    let corpus = dimg_e2e::corpus();
+    let udrw = tmp.path().join("changed.dmg");
+    let o = dimg(&[
+        "convert",
+        s(&corpus.join("dmg/keramics-hfsplus-zlib.dmg")),
+        "-format",
+        "UDRW",
+        "-o",
+        s(&udrw),
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let bundle = tmp.path().join("vault.sparsebundle");
+    run(
+        "cp",
+        &[
+            "-r",
+            s(&corpus.join("sparse/jief666-test1enc.sparsebundle")),
+            s(&bundle),
+        ],
+    );
+    run("chmod", &["-R", "u+w", s(&bundle)]);
+    for (image, pass) in [(&udrw, None), (&bundle, Some(b"foo".as_slice()))] {
+        let with_pass = |args: &[&str]| {
+            let mut args = args.to_vec();
+            if pass.is_some() {
+                args.push("-stdinpass");
+            }
+            dimg_stdin(&args, pass.unwrap_or_default())
+        };
+        let before = tmp.path().join(format!("{}-before", image.display()));
+        assert!(with_pass(&["extract", s(image), "-o", s(&before)])
+            .status
+            .success());
+        let point = tmp.path().join("volume");
+        let attached = Attached::new(&[s(image), "-mountpoint", s(&point)], pass).unwrap();
+        assert_eq!(attached.json["writable"], true, "{}", image.display());
+        // The changes, made to the mount and to a copy of what was there alike.
+        let expected = tmp.path().join(format!("{}-expected", image.display()));
+        run("cp", &["-r", s(&before), s(&expected)]);
+        for root in [&point, &expected] {
+            fs::create_dir(root.join("added by dimg")).unwrap();
+            fs::write(root.join("added by dimg/notes.txt"), compressible(300_000)).unwrap();
+            let first = entries_of(root)
+                .into_iter()
+                .find(|(p, d)| !d && !p.starts_with("added"))
+                .unwrap()
+                .0;
+            let mut f = fs::OpenOptions::new()
+                .append(true)
+                .open(root.join(&first))
+                .unwrap();
+            std::io::Write::write_all(&mut f, b"\nappended through dimg\n").unwrap();
+        }
+        assert!(dimg(&["detach", s(&point)]).status.success());
+        drop(attached);
+        let after = tmp.path().join(format!("{}-after", image.display()));
+        assert!(with_pass(&["extract", s(image), "-o", s(&after)])
+            .status
+            .success());
+        assert!(
+            tree_of(&after) == tree_of(&expected),
+            "{}: extracted otherwise",
+            image.display()
+        );
+        let o = with_pass(&["verify", "-fs", s(image)]);
+        assert!(o.status.success(), "{}: {}", image.display(), stdout(&o));
+    }
+    // Back to UDZO: 7-Zip reads it, First Aid and libfshfs find it whole.
+    let udzo = tmp.path().join("again.dmg");
+    let o = dimg(&["convert", s(&udrw), "-format", "UDZO", "-o", s(&udzo)]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let o = dimg(&["verify", "-fs", s(&udzo)]);
+    assert!(o.status.success(), "{}", stdout(&o));
+    let listed = run("7zz", &["l", s(&udzo)]);
+    assert!(listed.contains("added by dimg/notes.txt"), "{listed}");
+    let disk = tmp.path().join("disk");
+    let served = Attached::new(&[s(&udzo), "-nomount", "-mountpoint", s(&disk)], None).unwrap();
+    // The HFS+ partition is the one libfshfs reads.
+    let listings: Vec<String> = fs::read_dir(&disk)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter_map(|p| {
+            let o = Command::new("fshfsinfo")
+                .arg("-H")
+                .arg(&p)
+                .output()
+                .unwrap();
+            o.status.success().then(|| stdout(&o))
+        })
+        .collect();
+    assert!(
+        listings
+            .iter()
+            .any(|l| l.contains("/added by dimg/notes.txt\n")),
+        "{listings:?}"
+    );
+    assert!(dimg(&["detach", s(&disk)]).status.success());
+    drop(served);
+}
+
+/// A full disk under a growing sparse bundle (a 12 MiB tmpfs under a 64 MiB journaled volume):
+/// the writer sees ENOSPC; once there is room again, the image attaches, First Aid finds it
+/// clean, and every file fsynced before the disk filled is there.
+#[test]
+fn a_full_disk_under_a_sparse_bundle_gives_enospc_and_leaves_it_whole() {
+    use std::io::Write;
+    let tmp = tempfile::tempdir().unwrap();
+    let small = tmp.path().join("small");
+    fs::create_dir(&small).unwrap();
+    run(
+        "mount",
+        &["-t", "tmpfs", "-o", "size=12m", "tmpfs", s(&small)],
+    );
+    struct Unmount<'a>(&'a Path);
+    impl Drop for Unmount<'_> {
+        fn drop(&mut self) {
+            let _ = Command::new("umount").args(["-l", s(self.0)]).status();
+        }
+    }
+    let _unmount = Unmount(&small);
+    let image = small.join("v.sparsebundle");
+    create_blank(&image, "64m", "JHFS+", None);
+    let point = tmp.path().join("volume");
+    let args = [s(&image), "-mountpoint", s(&point)];
+    let attached = Attached::new(&args, None).unwrap();
+    let mut fsynced = Vec::new();
+    let mut rng = Rng(0x5EED);
+    let failure = (0..1000)
+        .find_map(|i| {
+            let name = format!("file {i}");
+            let data: Vec<u8> = (0..256 << 10).map(|_| rng.next() as u8).collect();
+            let written = fs::File::create(point.join(&name))
+                .and_then(|mut f| f.write_all(&data).and_then(|()| f.sync_all()));
+            match written {
+                Ok(()) => {
+                    fsynced.push((name, data));
+                    None
+                }
+                Err(e) => Some(e),
+            }
+        })
+        .expect("the disk fills");
+    assert_eq!(failure.raw_os_error(), Some(28), "{failure}");
+    assert!(
+        fsynced.len() > 5,
+        "{} files before the disk filled",
+        fsynced.len()
+    );
+    let _ = dimg(&["detach", s(&point)]);
+    drop(attached);
+    // Room again: attached, the volume is as its last commit left it (a journal replayed).
+    run("mount", &["-o", "remount,size=96m", s(&small)]);
+    let again = Attached::new(&args, None).unwrap();
+    for (name, data) in &fsynced {
+        assert!(fs::read(point.join(name)).unwrap() == *data, "{name} lost");
+    }
+    assert!(dimg(&["detach", s(&point)]).status.success());
+    drop(again);
+    let o = dimg(&["verify", "-fs", s(&image)]);
+    assert!(o.status.success(), "{}{}", stdout(&o), stderr(&o));
+}

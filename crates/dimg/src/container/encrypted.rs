@@ -269,6 +269,12 @@ impl BlockCipher {
 
     /// Decrypts `data`: whole blocks of `size` bytes numbered from `first`, on every core.
     fn decrypt_blocks(&self, first: u64, size: usize, data: &mut [u8]) {
+        if data.len() < PARALLEL_FROM {
+            for (i, block) in data.chunks_mut(size).enumerate() {
+                self.decrypt(first + i as u64, block);
+            }
+            return;
+        }
         data.par_chunks_mut(size)
             .enumerate()
             .for_each(|(i, block)| self.decrypt(first + i as u64, block));
@@ -276,11 +282,22 @@ impl BlockCipher {
 
     /// Encrypts `data`: whole blocks of `size` bytes numbered from `first`, on every core.
     fn encrypt_blocks(&self, first: u64, size: usize, data: &mut [u8]) {
+        if data.len() < PARALLEL_FROM {
+            for (i, block) in data.chunks_mut(size).enumerate() {
+                self.encrypt(first + i as u64, block);
+            }
+            return;
+        }
         data.par_chunks_mut(size)
             .enumerate()
             .for_each(|(i, block)| self.encrypt(first + i as u64, block));
     }
 }
+
+/// Bytes below which blocks are sealed and opened on the calling thread: a mount's reads and
+/// writes (128 KiB) come on several request threads already, and handing so little to the pool
+/// costs more than it saves.
+const PARALLEL_FROM: usize = 1 << 20;
 
 /// The inner file, decrypted on demand; written through, each block sealed with its own IV, when
 /// the file can be written.

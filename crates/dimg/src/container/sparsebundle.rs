@@ -138,6 +138,8 @@ impl Container for SparseBundle {
 
 /// hdiutil's band in a sparse bundle: 8 MiB.
 pub const BAND: u64 = 8 << 20;
+/// dimg's band in an encrypted bundle, whose bands are written whole: 1 MiB.
+pub const ENCRYPTED_BAND: u64 = 1 << 20;
 
 /// The bundle's Info.plist, as hdiutil writes it.
 pub fn info_plist(band: u64, size: u64) -> Vec<u8> {

@@ -328,6 +328,11 @@ pub(super) fn write(
     if let Some((write, default_band)) = sparse_writer {
         let band = match options.sparse_band_sectors {
             Some(sectors) => super::sparse::band_size(sectors, output)?,
+            // An encrypted band is written whole (zeros seal to noise, not to a hole), so an
+            // encrypted bundle takes smaller bands: less written for what its volume holds.
+            None if options.encryption.is_some() && options.format == OutputFormat::Udsb => {
+                crate::container::sparsebundle::ENCRYPTED_BAND
+            }
             None => default_band,
         };
         let sealer = options

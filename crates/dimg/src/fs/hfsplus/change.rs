@@ -16,6 +16,7 @@ use crate::bytes::{be16, be32, be64, utf16_be};
 use crate::error::FormatError;
 use crate::fs::{components, errno, split, Stat, VolumeMut};
 use crate::io::WriteAt;
+use std::collections::HashMap;
 use std::io;
 use std::sync::{Arc, Mutex, MutexGuard};
 
@@ -34,6 +35,8 @@ const ATTRIBUTES_FORK: usize = 352;
 /// A file record's data and resource forks.
 const DATA: u8 = 0;
 const RESOURCE: u8 = 0xFF;
+/// Folder paths remembered at most.
+const FOLDERS_KEPT: usize = 1 << 16;
 /// Zeros written at a time where a file grows past what was written.
 const ZEROS: usize = 1 << 20;
 /// A symbolic link's Finder type and creator.
@@ -151,6 +154,8 @@ struct State {
     header: Vec<u8>,
     /// The volume's size in bytes (its alternate header is 1 KiB before the end).
     size: u64,
+    /// Folder IDs by path, as looked up.
+    folders: HashMap<String, u32>,
 }
 
 pub struct HfsChange {
@@ -262,6 +267,7 @@ impl HfsChange {
             attributes,
             size: disk.size(),
             header: header.clone(),
+            folders: HashMap::new(),
         };
         // Hard links (a file's "hlnk", a folder's "fdrp" records, through the private folders)
         // are read as what they stand for, which this writer does not keep yet: such a volume
@@ -456,17 +462,40 @@ impl State {
             })
     }
 
+    /// The entry at `path`: its folder found by ID (remembered), then one lookup.
     fn resolve(&mut self, path: &str) -> io::Result<Entry> {
-        let mut entry = self.entry_of_id(ROOT_FOLDER)?;
-        for part in components(path) {
-            if !entry.is_folder() {
-                return Err(errno(libc::ENOTDIR));
-            }
-            entry = self
-                .lookup(entry.id(), &hfs_name(part))?
-                .ok_or_else(|| errno(libc::ENOENT))?;
+        let path = components(path).collect::<Vec<_>>().join("/");
+        if path.is_empty() {
+            return self.entry_of_id(ROOT_FOLDER);
         }
-        Ok(entry)
+        let (parent, name) = split(&path);
+        let parent = self.folder_id(parent)?;
+        self.lookup(parent, &hfs_name(name))?
+            .ok_or_else(|| errno(libc::ENOENT))
+    }
+
+    /// The catalog ID of the folder at `path` (components joined by '/'), looked up once and
+    /// remembered until a folder is moved or removed.
+    fn folder_id(&mut self, path: &str) -> io::Result<u32> {
+        if path.is_empty() {
+            return Ok(ROOT_FOLDER);
+        }
+        if let Some(&id) = self.folders.get(path) {
+            return Ok(id);
+        }
+        let (parent, name) = split(path);
+        let parent = self.folder_id(parent)?;
+        let e = self
+            .lookup(parent, &hfs_name(name))?
+            .ok_or_else(|| errno(libc::ENOENT))?;
+        if !e.is_folder() {
+            return Err(errno(libc::ENOTDIR));
+        }
+        if self.folders.len() >= FOLDERS_KEPT {
+            self.folders.clear();
+        }
+        self.folders.insert(path.to_string(), e.id());
+        Ok(e.id())
     }
 
     fn folder(&mut self, path: &str) -> io::Result<Entry> {
@@ -878,6 +907,9 @@ impl State {
         if folder && be32(&entry.data, 4) != 0 {
             return Err(errno(libc::ENOTEMPTY));
         }
+        if folder {
+            self.folders.clear();
+        }
         self.free_all(&mut entry)?;
         self.catalog.remove(&mut self.store, &entry.key())?;
         self.catalog
@@ -896,6 +928,7 @@ impl State {
         let name = Self::name_of(part)?;
         let folder = moving.is_folder();
         if folder {
+            self.folders.clear();
             // A folder cannot go inside itself.
             let mut up = parent.id();
             for _ in 0..4096 {
@@ -1071,10 +1104,28 @@ impl VolumeMut for HfsChange {
     }
 
     fn read(&self, path: &str, offset: u64, buf: &mut [u8]) -> io::Result<usize> {
-        self.look(|s| {
+        // Where the bytes are is found under the lock; they are read (and decrypted) outside
+        // it, so that the kernel's read-ahead runs on every request thread at once. A read that
+        // races a truncate of the same file and a commit may see blocks given to another file
+        // since, as a read racing a write sees either.
+        let (disk, pieces, n) = self.look(|s| {
             let e = s.file(path)?;
-            s.read_fork(&e, DATA, offset, buf)
-        })
+            let size = e.size();
+            let n = match offset < size {
+                true => buf.len().min((size - offset) as usize),
+                false => 0,
+            };
+            let extents = s.fork_extents(&e, DATA)?;
+            let pieces = extent_pieces(&extents, s.store.block, offset, n as u64)
+                .ok_or_else(|| corrupt("HFS+ file", "its size runs past its extents"))?;
+            Ok((s.store.disk.clone(), pieces, n))
+        })?;
+        let mut done = 0usize;
+        for (at, len) in pieces {
+            disk.read_exact_at(at, &mut buf[done..done + len as usize])?;
+            done += len as usize;
+        }
+        Ok(n)
     }
 
     fn write(&self, path: &str, offset: u64, data: &[u8]) -> io::Result<()> {

@@ -385,9 +385,14 @@ impl Journal {
             pos = self.write_wrapped(disk, pos, b)?;
         }
         disk.sync()?;
+        // The transaction counts once the header says where it ends; until then (a failed
+        // write), the journal is as it was.
+        let before = (self.end, self.sequence.wrapping_sub(1));
         self.end = pos;
-        self.write_header(disk)?;
-        disk.sync()?;
+        if let Err(e) = self.write_header(disk).and_then(|()| disk.sync()) {
+            (self.end, self.sequence) = before;
+            return Err(e);
+        }
         for (n, b) in dirty {
             disk.write_all_at(n * block, b)?;
         }

@@ -1,7 +1,9 @@
 //! Growing and shrinking an HFS+ volume with its partition (`dimg resize`): the volume header
 //! and its alternate, and the allocation bitmap, which gains an extent where the volume grows
-//! past what it can count. Unjournaled volumes only.
+//! past what it can count. A journaled volume is resized when its journal is empty (the journal
+//! file stays where it is).
 
+use super::journal::{Journal, JOURNALED};
 use super::HEADER_AT;
 use crate::bytes::{be32, be64};
 use crate::error::FormatError;
@@ -41,12 +43,17 @@ impl Resizable {
                 format!("{total} blocks of {block} bytes do not fit its {length}-byte partition"),
             ));
         }
-        if be32(&header, 4) & (1 << 13) != 0 {
-            return Err(bad(
-                "HFS+ volume header",
-                start + HEADER_AT,
-                "the volume is journaled: dimg resizes unjournaled volumes",
-            ));
+        // A journal's changes not yet in place would be replayed over the resized volume.
+        if be32(&header, 4) & JOURNALED != 0 && be32(&header, 12) != 0 {
+            let journal = Journal::open(volume, block, be32(&header, 12))?;
+            if journal.is_none_or(|j| j.pending() > 0) {
+                return Err(bad(
+                    "HFS+ journal",
+                    start + HEADER_AT,
+                    "holds changes not yet written to the volume (or is on another device): \
+                     attach the image read/write once, which replays them, then resize it",
+                ));
+            }
         }
         let bitmap_extents: Vec<(u64, u64)> = (0..8)
             .map(|i| (be32(&header, 128 + 8 * i), be32(&header, 132 + 8 * i)))

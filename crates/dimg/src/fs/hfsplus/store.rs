@@ -97,15 +97,18 @@ impl Store {
         if self.dirty.is_empty() {
             return Ok(());
         }
+        let written = match &mut self.journal {
+            Some(journal) => journal.commit(&self.disk, self.block, &self.dirty),
+            None => self
+                .dirty
+                .iter()
+                .try_for_each(|(n, bytes)| self.disk.write_all_at(n * self.block, bytes))
+                .and_then(|()| self.disk.sync()),
+        };
+        // Not written (a full disk under the image): the changes stay, to be written by the
+        // next commit; the volume on disk is as the last commit left it.
+        written?;
         let dirty = std::mem::take(&mut self.dirty);
-        if let Some(journal) = &mut self.journal {
-            journal.commit(&self.disk, self.block, &dirty)?;
-        } else {
-            for (n, bytes) in &dirty {
-                self.disk.write_all_at(n * self.block, bytes)?;
-            }
-            self.disk.sync()?;
-        }
         for (n, bytes) in dirty {
             if !self.clean.contains_key(&n) {
                 self.order.push_back(n);
