@@ -45,6 +45,7 @@ fn main() {
             commands::images::open_image,
             commands::dialogs::pick_image,
             commands::images::verify_image,
+            commands::images::first_aid,
             commands::images::convert_image,
             commands::browse::list_folder,
             commands::images::create_image,

@@ -34,6 +34,7 @@ pub fn build<R: Runtime>(app: &AppHandle<R>) -> tauri::Result<Menu<R>> {
         .item(&item("eject", "Eject", Some("CmdOrCtrl+E"))?)
         .separator()
         .item(&item("verify", "Verify", Some("CmdOrCtrl+Shift+V"))?)
+        .item(&item("first-aid", "First Aid…", None)?)
         .item(&item("convert", "Convert…", Some("CmdOrCtrl+Shift+C"))?)
         .separator()
         .item(&item("restore", "Restore…", None)?)

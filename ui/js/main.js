@@ -19,6 +19,7 @@ import { setUpRestoreSheet } from './sheets/restore.js';
 import { setUpBurnSheet } from './sheets/burn.js';
 import { setUpChangePasswordSheet } from './sheets/change-password.js';
 import { setUpExportSheet } from './sheets/export.js';
+import { setUpFirstAidSheet } from './sheets/first-aid.js';
 
 addView(renderSidebar);
 addView(renderDevicePane);
@@ -37,6 +38,7 @@ setUpRestoreSheet();
 setUpBurnSheet();
 setUpChangePasswordSheet();
 setUpExportSheet();
+setUpFirstAidSheet();
 
 listenToMenu();
 listenForImages();

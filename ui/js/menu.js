@@ -9,6 +9,7 @@ import { openResize } from './sheets/resize.js';
 import { openRestore } from './sheets/restore.js';
 import { openBurn } from './sheets/burn.js';
 import { openChangePassword } from './sheets/change-password.js';
+import { openFirstAid } from './sheets/first-aid.js';
 
 /**
  * View › Appearance: null follows the system (the window's GTK theme, which the page sees as
@@ -39,6 +40,7 @@ const menuActions = {
   'open-bundle': () => pick('pick_bundle'),
   close: closeSelected,
   verify,
+  'first-aid': openFirstAid,
   convert: openConvert,
   resize: openResize,
   compact,
