@@ -66,6 +66,7 @@ fn main() {
             commands::images::keychain_store,
             commands::images::forget_password,
             commands::painted,
+            commands::image_selected,
             commands::browse::drag_out,
             commands::devices::devices,
             commands::devices::watch_devices,

@@ -9,7 +9,7 @@ import { renderToolbar, setUpToolbar } from './toolbar.js';
 import { renderInfo } from './info.js';
 import { watchMounts } from './mounts.js';
 import { openPath, listenForImages } from './images.js';
-import { listenToMenu, restoreAppearance } from './menu.js';
+import { listenToMenu, renderMenu, restoreAppearance } from './menu.js';
 import { setUpProgressSheet } from './sheets/progress.js';
 import { setUpPassphraseSheet } from './sheets/passphrase.js';
 import { setUpNewImageSheet } from './sheets/new-image.js';
@@ -26,6 +26,7 @@ addView(renderDevicePane);
 addView(renderBrowserPane);
 addView(renderToolbar);
 addView(renderInfo);
+addView(renderMenu);
 
 setUpToolbar();
 setUpKeyboard();
