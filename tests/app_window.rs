@@ -570,6 +570,194 @@ fn a_blank_encrypted_sparse_bundle_mounts_as_a_vault_to_write_into() {
     fs::remove_dir_all(&dir).unwrap();
 }
 
+/// Images › First Aid… (#30): a clean HFS+ volume is OK; one whose volume header miscounts its
+/// free blocks is named in a problem line, Repair says what it changed, and the command line's
+/// First Aid then finds it clean. A compressed copy's repair is refused with the engine's
+/// reason, and a mounted image's Repair waits for Eject.
+#[test]
+fn first_aid_names_a_damaged_volume_and_repairs_it() {
+    let dir = tempfile_dir("first-aid");
+    let dimg = |args: &[&str]| {
+        let o = Command::new(target_dir().join("dimg"))
+            .args(args)
+            .output()
+            .unwrap();
+        assert!(
+            o.status.success(),
+            "dimg {args:?}: {}",
+            String::from_utf8_lossy(&o.stderr)
+        );
+    };
+    let blank = |name: &str| {
+        let image = dir.join(name);
+        dimg(&[
+            "create",
+            "-size",
+            "16m",
+            "-fs",
+            "JHFS+",
+            image.to_str().unwrap(),
+        ]);
+        image
+    };
+    let clean = blank("clean.dmg");
+    let damaged = blank("damaged.dmg");
+    let stated = miscount_free_blocks(&damaged);
+    let busy = dir.join("busy.dmg");
+    fs::copy(&damaged, &busy).unwrap();
+    let compressed = dir.join("compressed.dmg");
+    dimg(&[
+        "convert",
+        damaged.to_str().unwrap(),
+        "-format",
+        "UDZO",
+        "-o",
+        compressed.to_str().unwrap(),
+    ]);
+
+    let desktop = Desktop::start(&dir, &[&clean, &damaged, &busy, &compressed]);
+    let app = &desktop.app;
+    app.wait_script(
+        "four images in the sidebar",
+        "return document.querySelectorAll('#images li.image').length === 4;",
+    );
+    let report = first_aid(app, "clean.dmg");
+    assert!(report[0].starts_with("Volume 1 (HFS+): OK ("), "{report:?}");
+    assert_eq!(app.text("#first-aid-summary"), "1 volume checked: OK");
+    assert_eq!(
+        repair_button(app),
+        json!([true, false]),
+        "nothing to repair"
+    );
+    app.click("#first-aid-close");
+
+    let report = first_aid(app, "damaged.dmg");
+    assert!(
+        report[0].starts_with("Volume 1 (HFS+): 1 problem ("),
+        "{report:?}"
+    );
+    let problem = format!("volume header: its free block count says {stated}, ");
+    assert!(report[1].starts_with(&problem), "{report:?}");
+    assert_eq!(
+        app.text("#first-aid-summary"),
+        "1 volume checked: 1 problem"
+    );
+    shots(app, "first-aid");
+    app.click("#first-aid-repair");
+    app.wait_script(
+        "the repair's report",
+        "return !!document.querySelector('#first-aid-volumes .repaired');",
+    );
+    let repaired = app.text("#first-aid-volumes .repaired");
+    assert!(
+        repaired.starts_with(&format!("Repaired volume header: free blocks {stated} → ")),
+        "{repaired}"
+    );
+    assert_eq!(
+        app.wait_text("#first-aid-summary", |t| t.ends_with("made")),
+        "1 volume checked: OK, 1 repair made"
+    );
+    assert_eq!(
+        repair_button(app),
+        json!([true, false]),
+        "nothing left to repair"
+    );
+    shots(app, "first-aid-repaired");
+    app.click("#first-aid-close");
+    let judged = Command::new(target_dir().join("dimg"))
+        .args(["verify", "-fs"])
+        .arg(&damaged)
+        .output()
+        .unwrap();
+    assert!(
+        judged.status.success(),
+        "{}",
+        String::from_utf8_lossy(&judged.stdout)
+    );
+
+    // A compressed image cannot be written: the engine's refusal is said in the sheet.
+    first_aid(app, "compressed.dmg");
+    app.click("#first-aid-repair");
+    let refused = app.wait_text("#first-aid-error", |t| !t.is_empty());
+    assert!(refused.contains("convert it to UDRW first"), "{refused}");
+    assert_eq!(repair_button(app), json!([false, true]));
+    app.click("#first-aid-close");
+
+    // Mounted, its server would go on serving the volume as it was: Eject first. (Read-only,
+    // so that the mount leaves the damage for First Aid to find.)
+    select(app, "busy.dmg");
+    app.script(
+        "window.__TAURI__.event.emit('menu', 'mount-read-only');",
+        json!([]),
+    );
+    mount_point_said(app, " mounted read-only at ");
+    app.wait_text("#mount", |t| t == "Eject");
+    first_aid(app, "busy.dmg");
+    assert_eq!(
+        app.text("#first-aid-error"),
+        "“busy.dmg” is mounted: eject it before repairing it."
+    );
+    assert_eq!(repair_button(app), json!([false, true]));
+    app.click("#first-aid-close");
+    app.click("#mount");
+    app.wait_text("#status", |t| t.contains("ejected"));
+    drop(desktop);
+    fs::remove_dir_all(&dir).unwrap();
+}
+
+/// The First Aid sheet's Repair button: [hidden, disabled].
+fn repair_button(app: &Session) -> serde_json::Value {
+    app.script(
+        "const b = document.getElementById('first-aid-repair'); return [b.hidden, b.disabled];",
+        json!([]),
+    )
+}
+
+/// Makes the HFS+ volume header of a blank UDRW image (its disk at the start of the file) count
+/// one free block too few; the count it now states.
+fn miscount_free_blocks(image: &Path) -> u32 {
+    use std::os::unix::fs::FileExt;
+    let info = dimg_json("info", image);
+    let volume = info["partitions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|p| p["file_system"] == "HFS+")
+        .unwrap_or_else(|| panic!("no HFS+ partition in {info}"))["start"]
+        .as_u64()
+        .unwrap();
+    // The volume header is 1024 bytes in; its free block count 48 bytes into it.
+    let at = volume + 1024 + 48;
+    let file = fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .open(image)
+        .unwrap();
+    let mut count = [0u8; 4];
+    file.read_exact_at(&mut count, at).unwrap();
+    let stated = u32::from_be_bytes(count) - 1;
+    file.write_all_at(&stated.to_be_bytes(), at).unwrap();
+    stated
+}
+
+/// Selects `name` and runs Images › First Aid… on it: the sheet's report, a line each.
+fn first_aid(app: &Session, name: &str) -> Vec<String> {
+    select(app, name);
+    app.script(
+        "window.__TAURI__.event.emit('menu', 'first-aid');",
+        json!([]),
+    );
+    app.wait_script(
+        "the First Aid sheet",
+        "return !document.getElementById('first-aid-sheet').hidden;",
+    );
+    let lines = app.script(
+        "return [...document.querySelectorAll('#first-aid-volumes li')].map((li) => li.firstChild.textContent);",
+        json!([]),
+    );
+    serde_json::from_value(lines).unwrap()
+}
+
 /// Whether `needle` occurs in `haystack`.
 fn contains(haystack: &[u8], needle: &[u8]) -> bool {
     haystack.windows(needle.len()).any(|w| w == needle)

@@ -3,6 +3,9 @@
 use tauri::menu::{Menu, MenuBuilder, MenuEvent, MenuItemBuilder, SubmenuBuilder};
 use tauri::{AppHandle, Emitter, Runtime};
 
+/// The Images menu: each of its items acts on the selected image.
+const IMAGES: &str = "images";
+
 pub fn build<R: Runtime>(app: &AppHandle<R>) -> tauri::Result<Menu<R>> {
     let item = |id: &str, text: &str, keys: Option<&str>| {
         let builder = MenuItemBuilder::with_id(id, text);
@@ -28,12 +31,13 @@ pub fn build<R: Runtime>(app: &AppHandle<R>) -> tauri::Result<Menu<R>> {
         .separator()
         .quit()
         .build()?;
-    let images = SubmenuBuilder::new(app, "Images")
+    let images = SubmenuBuilder::with_id(app, IMAGES, "Images")
         .item(&item("mount", "Mount", Some("CmdOrCtrl+Shift+M"))?)
         .item(&item("mount-read-only", "Mount Read-Only", None)?)
         .item(&item("eject", "Eject", Some("CmdOrCtrl+E"))?)
         .separator()
         .item(&item("verify", "Verify", Some("CmdOrCtrl+Shift+V"))?)
+        .item(&item("first-aid", "First Aid…", None)?)
         .item(&item("convert", "Convert…", Some("CmdOrCtrl+Shift+C"))?)
         .separator()
         .item(&item("restore", "Restore…", None)?)
@@ -57,6 +61,20 @@ pub fn build<R: Runtime>(app: &AppHandle<R>) -> tauri::Result<Menu<R>> {
     MenuBuilder::new(app)
         .items(&[&file, &images, &view, &window, &help])
         .build()
+}
+
+/// The Images menu's items can be chosen only while an image is selected.
+pub fn follow_selection<R: Runtime>(app: &AppHandle<R>, selected: bool) -> tauri::Result<()> {
+    let images = app.menu().and_then(|m| m.get(IMAGES));
+    let Some(images) = images.as_ref().and_then(|m| m.as_submenu()) else {
+        return Ok(());
+    };
+    for item in images.items()? {
+        if let Some(item) = item.as_menuitem() {
+            item.set_enabled(selected)?;
+        }
+    }
+    Ok(())
 }
 
 pub fn forward_to_page<R: Runtime>(app: &AppHandle<R>, event: MenuEvent) {

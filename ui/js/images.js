@@ -12,9 +12,12 @@ export async function openPath(path, passphrase = null, remember = false) {
   status(`Opening ${baseName(path)}…`);
   try {
     const { info, keychain } = await invoke('open_image', { path, passphrase, remember });
-    state.images = state.images.filter((i) => i.info.path !== info.path);
     // `keychain`: what the keychain said of the password as the image opened, if anything.
-    state.images.push({ info, verified: null, keychain });
+    const opened = { info, verified: null, keychain };
+    // One opened again (after a resize or a repair, say) keeps its place in the sidebar.
+    const at = state.images.findIndex((i) => i.info.path === info.path);
+    if (at < 0) state.images.push(opened);
+    else state.images[at] = opened;
     select(info.path);
     painted('info');
     status(keychain || '');

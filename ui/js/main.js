@@ -9,7 +9,7 @@ import { renderToolbar, setUpToolbar } from './toolbar.js';
 import { renderInfo } from './info.js';
 import { watchMounts } from './mounts.js';
 import { openPath, listenForImages } from './images.js';
-import { listenToMenu, restoreAppearance } from './menu.js';
+import { listenToMenu, renderMenu, restoreAppearance } from './menu.js';
 import { setUpProgressSheet } from './sheets/progress.js';
 import { setUpPassphraseSheet } from './sheets/passphrase.js';
 import { setUpNewImageSheet } from './sheets/new-image.js';
@@ -19,12 +19,14 @@ import { setUpRestoreSheet } from './sheets/restore.js';
 import { setUpBurnSheet } from './sheets/burn.js';
 import { setUpChangePasswordSheet } from './sheets/change-password.js';
 import { setUpExportSheet } from './sheets/export.js';
+import { setUpFirstAidSheet } from './sheets/first-aid.js';
 
 addView(renderSidebar);
 addView(renderDevicePane);
 addView(renderBrowserPane);
 addView(renderToolbar);
 addView(renderInfo);
+addView(renderMenu);
 
 setUpToolbar();
 setUpKeyboard();
@@ -37,6 +39,7 @@ setUpRestoreSheet();
 setUpBurnSheet();
 setUpChangePasswordSheet();
 setUpExportSheet();
+setUpFirstAidSheet();
 
 listenToMenu();
 listenForImages();

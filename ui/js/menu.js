@@ -1,6 +1,7 @@
 // The window's menus: each item's click reaches the page as a "menu" event naming it.
-import { listen, message, setWindowTheme } from './api.js';
+import { invoke, listen, message, setWindowTheme } from './api.js';
 import { status } from './dom.js';
+import { state } from './state.js';
 import { mount, eject } from './mounts.js';
 import { pick, closeSelected, verify, compact, forgetPassword } from './images.js';
 import { openNewImage } from './sheets/new-image.js';
@@ -9,6 +10,7 @@ import { openResize } from './sheets/resize.js';
 import { openRestore } from './sheets/restore.js';
 import { openBurn } from './sheets/burn.js';
 import { openChangePassword } from './sheets/change-password.js';
+import { openFirstAid } from './sheets/first-aid.js';
 
 /**
  * View › Appearance: null follows the system (the window's GTK theme, which the page sees as
@@ -39,6 +41,7 @@ const menuActions = {
   'open-bundle': () => pick('pick_bundle'),
   close: closeSelected,
   verify,
+  'first-aid': openFirstAid,
   convert: openConvert,
   resize: openResize,
   compact,
@@ -52,6 +55,17 @@ const menuActions = {
   eject,
   about: () => status('dimg — a disk image utility. Opens .dmg, .iso, .toast, .nrg, .bin/.cue, .img, .cdr.'),
 };
+
+/** Whether the shell was last told an image is selected (undefined: not told yet). */
+let toldSelected;
+
+/** The Images menu can be chosen while an image is selected: the shell is told when that changes. */
+export function renderMenu() {
+  const selected = !!state.selected;
+  if (selected === toldSelected) return;
+  toldSelected = selected;
+  invoke('image_selected', { selected }).catch((e) => status(message(e), true));
+}
 
 export function listenToMenu() {
   listen('menu', (e) => menuActions[e.payload]?.());

@@ -1,13 +1,13 @@
 //! An image's own commands: opening it (with the keychain's help), its password, and the jobs
-//! that make or rewrite a whole image: verify, resize, compact, convert, create.
+//! that make or rewrite a whole image: verify, First Aid, resize, compact, convert, create.
 
 use super::jobs::{long_job, Jobs, ProgressEvent};
 use super::mount::refuse_while_attached;
 use super::{blocking, CommandError, Unlocked};
 use crate::keychain;
 use dimg::ops::{
-    self, request, CompactReport, ConvertOptions, ConvertReport, ImageInfo, Limits, ResizeReport,
-    VerifyReport,
+    self, request, CompactReport, ConvertOptions, ConvertReport, FirstAidReport, ImageInfo, Limits,
+    ResizeReport, VerifyReport,
 };
 use dimg::Passphrase;
 use serde::{Deserialize, Serialize};
@@ -100,6 +100,27 @@ pub async fn verify_image(
     let pass = unlocked.get(&path);
     long_job(&jobs, job, on_progress, move |p, c| {
         ops::verify(&path, pass.as_deref(), p, c)
+    })
+    .await
+}
+
+/// Images › First Aid…: every HFS+, HFSX and FAT volume's structures checked, or with `repair`
+/// mended where that is safe (the engine refuses an image it cannot write, saying why).
+#[tauri::command]
+pub async fn first_aid(
+    path: PathBuf,
+    repair: bool,
+    job: u64,
+    on_progress: Channel<ProgressEvent>,
+    jobs: State<'_, Jobs>,
+    unlocked: State<'_, Unlocked>,
+) -> Result<FirstAidReport, CommandError> {
+    if repair {
+        refuse_while_attached(&path, "repairing")?;
+    }
+    let pass = unlocked.get(&path);
+    long_job(&jobs, job, on_progress, move |p, c| {
+        ops::verify_volumes(&path, pass.as_deref(), repair, p, c)
     })
     .await
 }

@@ -13,7 +13,7 @@ use serde::Serialize;
 use std::collections::{HashMap, HashSet};
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
-use tauri::State;
+use tauri::{AppHandle, State};
 
 /// What the page gets when a command fails: a kind it can act on (ask for a passphrase, say
 /// "cancelled") and the one-line message.
@@ -77,6 +77,12 @@ impl Unlocked {
             .expect("unlocked lock")
             .insert(path, passphrase);
     }
+}
+
+/// The page says whether an image is selected, for the menus that act on one.
+#[tauri::command]
+pub fn image_selected(selected: bool, app: AppHandle) -> Result<(), CommandError> {
+    crate::menu::follow_selection(&app, selected).map_err(|e| CommandError::from(e.to_string()))
 }
 
 /// The page's first frames: the window drawn, an image's info shown. With `DIMG_APP_TIMING` set

@@ -14,8 +14,11 @@ function showProgress(p) {
   $('progress-text').textContent = `${pct}% — ${scaled(p.done) || p.done + ' bytes'} of ${scaled(p.total) || p.total + ' bytes'}`;
 }
 
-/** Runs a long Rust command with the progress sheet; `name` words the outcome. */
-export async function longJob(name, phase, command, args, jobLabel = null) {
+/**
+ * Runs a long Rust command with the progress sheet and its Cancel. A failure (a cancel too) is
+ * thrown, for the caller to say where it belongs.
+ */
+export async function runJob(phase, command, args, jobLabel = null) {
   const job = state.nextJob++;
   state.job = job;
   const channel = new Channel();
@@ -27,14 +30,21 @@ export async function longJob(name, phase, command, args, jobLabel = null) {
   render();
   try {
     return await invoke(command, { ...args, job, onProgress: channel });
-  } catch (e) {
-    const cancelled = e?.kind === 'cancelled';
-    status(cancelled ? `${name} cancelled.` : message(e), !cancelled);
-    return null;
   } finally {
     state.job = null;
     $('sheet').hidden = true;
     render();
+  }
+}
+
+/** Runs a long Rust command with the progress sheet; `name` words the outcome, a failure on the status line. */
+export async function longJob(name, phase, command, args, jobLabel = null) {
+  try {
+    return await runJob(phase, command, args, jobLabel);
+  } catch (e) {
+    const cancelled = e?.kind === 'cancelled';
+    status(cancelled ? `${name} cancelled.` : message(e), !cancelled);
+    return null;
   }
 }
 
