@@ -281,8 +281,9 @@ pub enum Command {
         /// Attach read/write, or refuse (compressed and read-only images cannot be)
         #[arg(long)]
         readwrite: bool,
-        /// With -nomount: writes go to this shadow file (IMAGE.shadow when none is named), never
-        /// to the image, which may then be any image
+        /// Writes (to the disk with -nomount, else to its HFS+ and FAT volumes) go to this
+        /// shadow file (IMAGE.shadow when none is named), never to the image, which may then be
+        /// any image
         #[arg(long, num_args = 0..=1)]
         shadow: Option<Option<PathBuf>>,
         /// Serve in this terminal until Ctrl-C, instead of in the background

@@ -756,7 +756,8 @@ fn a_dirty_hfs_plus_journal_is_reported() {
     assert!(made.status.success(), "{}", stderr(&made));
     let base = fs::read(&image).unwrap();
     let total = u32::from_be_bytes(base[1024 + 44..1024 + 48].try_into().unwrap()) as usize;
-    let (info_block, journal_block) = (total - 4, total - 3);
+    // A 16 KiB journal in the free blocks before the alternate header's.
+    let (info_block, journal_block) = (total - 7, total - 6);
     for (case, start, end, little) in [
         ("clean", 512u64, 512u64, false),
         ("dirty", 512, 4608, false),
@@ -769,7 +770,7 @@ fn a_dirty_hfs_plus_journal_is_reported() {
         let jib = info_block * 4096;
         v[jib..jib + 4].copy_from_slice(&1u32.to_be_bytes());
         v[jib + 36..jib + 44].copy_from_slice(&((journal_block * 4096) as u64).to_be_bytes());
-        v[jib + 44..jib + 52].copy_from_slice(&(1u64 << 20).to_be_bytes());
+        v[jib + 44..jib + 52].copy_from_slice(&(16u64 << 10).to_be_bytes());
         let j = journal_block * 4096;
         let word = |x: u64| {
             if little {
@@ -778,10 +779,25 @@ fn a_dirty_hfs_plus_journal_is_reported() {
                 x.to_be_bytes()
             }
         };
+        let half = |x: u32| {
+            if little {
+                x.to_le_bytes()
+            } else {
+                x.to_be_bytes()
+            }
+        };
         v[j..j + 4].copy_from_slice(if little { b"xLNJ" } else { b"JNLx" });
+        v[j + 4..j + 8].copy_from_slice(&half(0x1234_5678));
         v[j + 8..j + 16].copy_from_slice(&word(start));
         v[j + 16..j + 24].copy_from_slice(&word(end));
-        v[j + 24..j + 32].copy_from_slice(&word(1 << 20));
+        v[j + 24..j + 32].copy_from_slice(&word(16 << 10));
+        v[j + 32..j + 36].copy_from_slice(&half(4096)); // block list header
+        v[j + 40..j + 44].copy_from_slice(&half(512)); // header
+                                                       // TN1150's checksum over the header, its own field zero.
+        let sum = !v[j..j + 44]
+            .iter()
+            .fold(0u32, |c, &b| (c << 8) ^ c.wrapping_add(u32::from(b)));
+        v[j + 36..j + 40].copy_from_slice(&half(sum));
         let patched = dir.path().join("journaled.img");
         fs::write(&patched, &v).unwrap();
         let info = stdout(&dimg(&["info", s(&patched)]));

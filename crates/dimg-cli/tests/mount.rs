@@ -1727,22 +1727,38 @@ fn images_macos_made_take_changes_and_pass_every_judge() {
             .status
             .success());
         let point = tmp.path().join("volume");
+        // Files with one link (a hard link's iNode file would change at every link), as a
+        // read-only mount counts them: the largest to remove (a full volume needs the room),
+        // another to append to.
+        let (removed, appended) = {
+            let ro = Attached::new(&[s(image), "-readonly", "-mountpoint", s(&point)], pass);
+            let ro = ro.unwrap();
+            let mut single: Vec<(u64, String)> = entries_of(&point)
+                .into_iter()
+                .filter_map(|(path, folder)| {
+                    use std::os::unix::fs::MetadataExt;
+                    let meta = fs::symlink_metadata(point.join(&path)).unwrap();
+                    let plain = !folder && meta.file_type().is_file() && meta.nlink() == 1;
+                    plain.then_some((meta.len(), path))
+                })
+                .collect();
+            single.sort();
+            assert!(dimg(&["detach", s(&point)]).status.success());
+            drop(ro);
+            (single.pop().unwrap().1, single.pop().unwrap().1)
+        };
         let attached = Attached::new(&[s(image), "-mountpoint", s(&point)], pass).unwrap();
         assert_eq!(attached.json["writable"], true, "{}", image.display());
         // The changes, made to the mount and to a copy of what was there alike.
         let expected = tmp.path().join(format!("{}-expected", image.display()));
         run("cp", &["-r", s(&before), s(&expected)]);
         for root in [&point, &expected] {
+            fs::remove_file(root.join(&removed)).unwrap();
             fs::create_dir(root.join("added by dimg")).unwrap();
-            fs::write(root.join("added by dimg/notes.txt"), compressible(300_000)).unwrap();
-            let first = entries_of(root)
-                .into_iter()
-                .find(|(p, d)| !d && !p.starts_with("added"))
-                .unwrap()
-                .0;
+            fs::write(root.join("added by dimg/notes.txt"), compressible(8_000)).unwrap();
             let mut f = fs::OpenOptions::new()
                 .append(true)
-                .open(root.join(&first))
+                .open(root.join(&appended))
                 .unwrap();
             std::io::Write::write_all(&mut f, b"\nappended through dimg\n").unwrap();
         }
@@ -1853,4 +1869,51 @@ fn a_full_disk_under_a_sparse_bundle_gives_enospc_and_leaves_it_whole() {
     drop(again);
     let o = dimg(&["verify", "-fs", s(&image)]);
     assert!(o.status.success(), "{}{}", stdout(&o), stderr(&o));
+}
+
+/// A compressed image's volume mounted over a shadow file: hdiutil's UDZO takes a new folder and
+/// file through the mount while its own bytes stay the same (SHA-256); attached again with the
+/// shadow, the changes are there; `convert -shadow` bakes them into a UDZO that 7-Zip lists and
+/// First Aid finds whole.
+#[test]
+fn a_compressed_volume_mounts_writable_over_a_shadow() {
+    let tmp = tempfile::tempdir().unwrap();
+    let image = tmp.path().join("hdiutil.dmg");
+    fs::copy(
+        dimg_e2e::corpus().join("dmg/keramics-hfsplus-zlib.dmg"),
+        &image,
+    )
+    .unwrap();
+    let before = tree_sha(&image);
+    let point = tmp.path().join("volume");
+    let args = [s(&image), "-shadow", "-mountpoint", s(&point)];
+    let attached = Attached::new(&args, None).unwrap();
+    assert_eq!(attached.json["writable"], true);
+    fs::create_dir(point.join("shadowed")).unwrap();
+    fs::write(point.join("shadowed/kept.txt"), compressible(100_000)).unwrap();
+    assert!(dimg(&["detach", s(&point)]).status.success());
+    drop(attached);
+    assert_eq!(tree_sha(&image), before, "the image itself is not written");
+    let again = Attached::new(&args, None).unwrap();
+    assert_eq!(
+        fs::read(point.join("shadowed/kept.txt")).unwrap(),
+        compressible(100_000)
+    );
+    assert!(dimg(&["detach", s(&point)]).status.success());
+    drop(again);
+    let baked = tmp.path().join("baked.dmg");
+    let o = dimg(&[
+        "convert",
+        s(&image),
+        "-shadow",
+        "-format",
+        "UDZO",
+        "-o",
+        s(&baked),
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let listed = run("7zz", &["l", s(&baked)]);
+    assert!(listed.contains("shadowed/kept.txt"), "{listed}");
+    let o = dimg(&["verify", "-fs", s(&baked)]);
+    assert!(o.status.success(), "{}", stdout(&o));
 }

@@ -6,7 +6,7 @@ use crate::change_fs::ChangeFs;
 use crate::disk_fs::{DiskFs, ServedDisk};
 use crate::volume_fs::VolumeFs;
 use crate::{place, registry, Access, Attachment, Mounted, Request};
-use dimg::container;
+use dimg::container::{self, shadow::Shadowed};
 use dimg::fs::fat::FatChange;
 use dimg::fs::hfsplus::HfsChange;
 use dimg::fs::VolumeMut;
@@ -53,12 +53,8 @@ pub fn serve(
         .and_then(|m| m.modified())
         .unwrap_or(SystemTime::UNIX_EPOCH);
     let origin = image.display().to_string();
-    if request.shadow.is_some() && !request.nomount {
-        return Err(refuse(
-            "a shadow file takes the writes to a disk: attach -nomount -shadow serves it".into(),
-        ));
-    }
     let (opened, writable) = match &request.shadow {
+        Some(path) if !request.nomount => shadowed(&image, passphrase, path, request.access)?,
         // The image is only read; the writes go to the shadow.
         Some(_) => (container::open(&image, passphrase)?, None),
         None => open_for(&image, passphrase, request.access)?,
@@ -235,6 +231,43 @@ fn open_for(
             opened.format
         )));
     }
+    Ok((opened, writable))
+}
+
+/// The image read as its shadow file changes it, for its volumes to be mounted: the shadow
+/// opened to be written (unless read-only was asked), so that what the volumes write they read.
+fn shadowed(
+    image: &Path,
+    passphrase: Option<&Passphrase>,
+    shadow: &Path,
+    access: Access,
+) -> dimg::Result<(container::Opened, Option<Arc<dyn WriteAt>>)> {
+    let container::Opened {
+        format,
+        container: inner,
+        signatures,
+        file_size,
+    } = container::open(image, passphrase)?;
+    let (container, writable): (Box<dyn container::Container>, _) = match access {
+        Access::ReadOnly => {
+            let read = Shadowed::open(inner, shadow).map_err(|e| Error::io(shadow, e))?;
+            (Box::new(read), None)
+        }
+        _ => {
+            let disk = container::shadow::open_writable(inner.disk(), shadow)
+                .map_err(|e| Error::io(shadow, e))?;
+            (
+                Box::new(Shadowed::over(inner, disk.clone(), shadow)),
+                Some(disk),
+            )
+        }
+    };
+    let opened = container::Opened {
+        format,
+        container,
+        signatures,
+        file_size,
+    };
     Ok((opened, writable))
 }
 

@@ -62,6 +62,16 @@ impl Shadowed {
             path: path.to_path_buf(),
         })
     }
+
+    /// The image read through `disk`, a shadow of its disk opened to be written (its reads see
+    /// its writes), from the shadow file at `path`.
+    pub fn over(inner: Box<dyn Container>, disk: Arc<dyn WriteAt>, path: &Path) -> Shadowed {
+        Shadowed {
+            disk,
+            inner,
+            path: path.to_path_buf(),
+        }
+    }
 }
 
 impl Container for Shadowed {

@@ -39,6 +39,12 @@ const RESOURCE: u8 = 0xFF;
 const FOLDERS_KEPT: usize = 1 << 16;
 /// Zeros written at a time where a file grows past what was written.
 const ZEROS: usize = 1 << 20;
+/// A file hard link's Finder type and creator; the iNode files they stand for are in the
+/// private data folder at the root.
+const HARD_LINK: &[u8; 8] = b"hlnkhfs+";
+const PRIVATE_DATA: &str = "\0\0\0\0HFS+ Private Data";
+/// The BSD owner flag UF_COMPRESSED: the file's data is in its decmpfs attribute.
+const COMPRESSED: u8 = 0x20;
 /// A symbolic link's Finder type and creator.
 const SYMLINK: &[u8; 8] = b"slnkrhap";
 /// The resource fork, as macOS shows it among a file's extended attributes.
@@ -94,6 +100,10 @@ impl Entry {
     }
     fn size(&self) -> u64 {
         self.fork_size(DATA)
+    }
+    /// A file hard link: its data and BSD information are its iNode file's.
+    fn is_link(&self) -> bool {
+        self.is_file() && &self.data[48..56] == HARD_LINK
     }
     fn is_symlink(&self) -> bool {
         self.is_file() && &self.data[48..56] == SYMLINK
@@ -269,20 +279,27 @@ impl HfsChange {
             header: header.clone(),
             folders: HashMap::new(),
         };
-        // Hard links (a file's "hlnk", a folder's "fdrp" records, through the private folders)
-        // are read as what they stand for, which this writer does not keep yet: such a volume
-        // is attached read-only rather than changed as if its links were empty files.
-        let mut linked = false;
+        // Folder hard links (Time Machine's "fdrp" records) are read as the folders they stand
+        // for, and compressed files (decmpfs) as their decompressed bytes, neither of which this
+        // writer keeps: such a volume is attached read-only rather than changed as if those were
+        // plain files. File hard links are kept (see `target`).
+        let mut kept_out = None;
         state
             .catalog
             .scan(&mut state.store, &catalog_key(0, &[]), |r| {
-                linked = entry_of(r).is_some_and(|e| {
-                    e.is_file() && matches!(&e.data[48..56], b"hlnkhfs+" | b"fdrpMACS")
+                kept_out = entry_of(r).filter(Entry::is_file).and_then(|e| {
+                    match (&e.data[48..56] == b"fdrpMACS", e.data[41] & COMPRESSED != 0) {
+                        (true, _) => Some("folder hard links"),
+                        (_, true) => Some("compressed files (decmpfs)"),
+                        _ => None,
+                    }
                 });
-                !linked
+                kept_out.is_none()
             })?;
-        if linked {
-            return Err(refuse("holds hard links, which dimg does not change yet"));
+        if let Some(what) = kept_out {
+            return Err(refuse(&format!(
+                "holds {what}, which dimg does not change yet"
+            )));
         }
         let root = state.entry_of_id(ROOT_FOLDER)?;
         let label = utf16_be(
@@ -510,8 +527,30 @@ impl State {
         let e = self.resolve(path)?;
         match e.is_folder() {
             true => Err(errno(libc::EISDIR)),
-            false => Ok(e),
+            false => self.target(e),
         }
+    }
+
+    /// What an entry stands for: a hard link's iNode file (its data, owner, mode and
+    /// attributes), found by the number the link keeps; any other entry itself.
+    fn target(&mut self, e: Entry) -> io::Result<Entry> {
+        if !e.is_link() {
+            return Ok(e);
+        }
+        let private = self
+            .lookup(ROOT_FOLDER, &hfs_name(PRIVATE_DATA))?
+            .filter(Entry::is_folder)
+            .ok_or_else(|| corrupt("HFS+ catalog", "a hard link without the private folder"))?;
+        let name = hfs_name(&format!("iNode{}", be32(&e.data, 44)));
+        self.lookup(private.id(), &name)?
+            .filter(Entry::is_file)
+            .ok_or_else(|| corrupt("HFS+ catalog", "a hard link to a missing iNode file"))
+    }
+
+    /// The entry at `path` as it stands: a hard link as its iNode file.
+    fn resolve_target(&mut self, path: &str) -> io::Result<Entry> {
+        let e = self.resolve(path)?;
+        self.target(e)
     }
 
     fn save(&mut self, entry: &Entry) -> io::Result<()> {
@@ -599,9 +638,11 @@ impl State {
         if wanted > u64::from(u32::MAX) {
             return Err(errno(libc::EFBIG));
         }
+        let mut taken = Vec::new();
         if wanted > held {
             let after = extents.last().map(|&(s, c)| s + c);
-            for (start, count) in self.bitmap.allocate((wanted - held) as u32, after)? {
+            taken = self.bitmap.allocate((wanted - held) as u32, after)?;
+            for &(start, count) in &taken {
                 match extents.last_mut() {
                     Some(last) if last.0 + last.1 == start => last.1 += count,
                     _ => extents.push((start, count)),
@@ -633,11 +674,18 @@ impl State {
                 }
                 Ok(())
             };
-            if skip_from > old {
-                zero(old, skip_from.min(size))?;
+            let zeroed = match skip_from > old {
+                true => zero(old, skip_from.min(size)),
+                false => Ok(()),
             }
-            if skip_to < size {
-                zero(skip_to.max(old), size)?;
+            .and_then(|()| match skip_to < size {
+                true => zero(skip_to.max(old), size),
+                false => Ok(()),
+            });
+            if let Err(e) = zeroed {
+                // Not grown: the blocks taken go back.
+                taken.iter().for_each(|&(s, c)| self.bitmap.release(s, c));
+                return Err(e);
             }
         }
         self.set_fork(entry, kind, size, &extents)
@@ -712,7 +760,7 @@ impl State {
     /// Changes `path`'s BSD information with `change` (the record's bytes 32..48), setting
     /// the file type bits where a volume made elsewhere left the mode unset.
     fn set_bsd(&mut self, path: &str, change: impl FnOnce(&mut [u8])) -> io::Result<()> {
-        let mut e = self.resolve(path)?;
+        let mut e = self.resolve_target(path)?;
         if be16(&e.data, 42) == 0 {
             let kind: u16 = match (e.is_folder(), e.is_symlink()) {
                 (true, _) => 0o040755,
@@ -742,7 +790,7 @@ impl State {
     }
 
     fn xattr_names(&mut self, path: &str) -> io::Result<Vec<String>> {
-        let e = self.resolve(path)?;
+        let e = self.resolve_target(path)?;
         let mut names: Vec<String> = self
             .attribute_records(e.id())?
             .iter()
@@ -759,7 +807,7 @@ impl State {
     }
 
     fn xattr_get(&mut self, path: &str, name: &str) -> io::Result<Vec<u8>> {
-        let e = self.resolve(path)?;
+        let e = self.resolve_target(path)?;
         if name == RESOURCE_FORK {
             return match e.fork_size(RESOURCE) {
                 0 => Err(errno(libc::ENODATA)),
@@ -788,7 +836,7 @@ impl State {
     }
 
     fn xattr_set(&mut self, path: &str, name: &str, value: &[u8]) -> io::Result<()> {
-        let mut e = self.resolve(path)?;
+        let mut e = self.resolve_target(path)?;
         if name == RESOURCE_FORK {
             if e.is_folder() {
                 return Err(errno(libc::EPERM));
@@ -827,7 +875,7 @@ impl State {
     }
 
     fn xattr_remove(&mut self, path: &str, name: &str) -> io::Result<()> {
-        let mut e = self.resolve(path)?;
+        let mut e = self.resolve_target(path)?;
         if name == RESOURCE_FORK {
             if e.fork_size(RESOURCE) == 0 {
                 return Err(errno(libc::ENODATA));
@@ -902,6 +950,10 @@ impl State {
     fn unlink(&mut self, mut entry: Entry) -> io::Result<()> {
         if entry.id() == ROOT_FOLDER {
             return Err(errno(libc::EBUSY));
+        }
+        if entry.is_link() {
+            // Its iNode file's link count and the links' chain would change with it.
+            return Err(errno(libc::EPERM));
         }
         let folder = entry.is_folder();
         if folder && be32(&entry.data, 4) != 0 {
@@ -1006,12 +1058,14 @@ impl State {
                 {
                     let name = String::from_utf16_lossy(&e.name).replace('/', ":");
                     if !(id == ROOT_FOLDER && HIDDEN_AT_ROOT.contains(&name.as_str())) {
-                        out.push((name, e.stat()));
+                        out.push((name, e));
                     }
                 }
                 true
             })?;
-        Ok(out)
+        out.into_iter()
+            .map(|(name, e)| Ok((name, self.target(e)?.stat())))
+            .collect()
     }
 }
 
@@ -1083,7 +1137,7 @@ impl VolumeMut for HfsChange {
     }
 
     fn stat(&self, path: &str) -> io::Result<Stat> {
-        self.look(|s| Ok(s.resolve(path)?.stat()))
+        self.look(|s| Ok(s.resolve_target(path)?.stat()))
     }
 
     fn find(&self, parent: &str, name: &str) -> io::Result<(String, Stat)> {
@@ -1092,10 +1146,8 @@ impl VolumeMut for HfsChange {
             let e = s
                 .lookup(folder.id(), &hfs_name(name))?
                 .ok_or_else(|| errno(libc::ENOENT))?;
-            Ok((
-                String::from_utf16_lossy(&e.name).replace('/', ":"),
-                e.stat(),
-            ))
+            let name = String::from_utf16_lossy(&e.name).replace('/', ":");
+            Ok((name, s.target(e)?.stat()))
         })
     }
 
@@ -1131,7 +1183,15 @@ impl VolumeMut for HfsChange {
     fn write(&self, path: &str, offset: u64, data: &[u8]) -> io::Result<()> {
         self.change(|s| {
             let mut e = s.file(path)?;
-            s.write_fork(&mut e, DATA, offset, data)?;
+            let size = e.size();
+            if let Err(failed) = s.write_fork(&mut e, DATA, offset, data) {
+                // The blocks it took go back; the file keeps its size (a full disk under the
+                // image fails the write after its blocks were counted).
+                if e.size() != size {
+                    s.resize(&mut e, DATA, size, None)?;
+                }
+                return Err(failed);
+            }
             e.data[16..20].copy_from_slice(&now().to_be_bytes());
             s.save(&e)
         })
@@ -1169,7 +1229,7 @@ impl VolumeMut for HfsChange {
 
     fn set_modified(&self, path: &str, time: i64) -> io::Result<()> {
         self.change(|s| {
-            let mut e = s.resolve(path)?;
+            let mut e = s.resolve_target(path)?;
             e.data[16..20].copy_from_slice(&mac_date(time).to_be_bytes());
             s.save(&e)
         })
@@ -1199,7 +1259,7 @@ impl VolumeMut for HfsChange {
 
     fn read_link(&self, path: &str) -> io::Result<String> {
         self.look(|s| {
-            let e = s.resolve(path)?;
+            let e = s.resolve_target(path)?;
             if !e.is_symlink() {
                 return Err(errno(libc::EINVAL));
             }

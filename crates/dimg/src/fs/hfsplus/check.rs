@@ -4,7 +4,8 @@
 //! the volume, each other and the allocation bitmap; the journal. Read-only: the repairs that are
 //! safe (counts, valences, the bitmap, the next CNID) come back as bytes to write.
 
-use super::read::{attribute_key, catalog_key, pending_journal, BTree, Fork, Node};
+use super::journal::{Journal, JOURNALED};
+use super::read::{attribute_key, catalog_key, BTree, Fork, Node};
 use super::{
     compare_names, extent_pieces, HfsPlus, Overflow, FIRST_USER_ID, HEADER_AT, ROOT_FOLDER,
     ROOT_PARENT,
@@ -44,9 +45,8 @@ const FILE_COUNT: usize = 32;
 const FOLDER_COUNT: usize = 36;
 const FREE_BLOCKS: usize = 48;
 const NEXT_CATALOG_ID: usize = 64;
-/// Volume attributes: CNIDs have wrapped round and are reused; the volume is journaled.
+/// Volume attributes: CNIDs have wrapped round and are reused.
 const CNIDS_REUSED: u32 = 1 << 12;
-const JOURNALED: u32 = 1 << 13;
 /// A folder record's flag: it keeps a count of its subfolders (HFSX with folder hard links).
 const HAS_FOLDER_COUNT: u16 = 0x10;
 
@@ -299,18 +299,20 @@ impl Checker {
         if be32(&self.header, 4) & JOURNALED == 0 {
             return;
         }
-        match pending_journal(&self.volume, &self.header, self.block) {
-            Ok(0) => {}
-            Ok(n) => {
+        // A journal on another device has nothing here to check; a damaged header is named.
+        match Journal::open(&*self.volume, self.block, be32(&self.header, 12)) {
+            Ok(Some(journal)) if journal.pending() > 0 => {
+                let n = journal.pending();
                 self.unreplayed = n;
                 self.found.problem(
                     "journal",
                     format!(
-                        "holds {n} bytes not replayed (dimg does not replay journals, so it \
-                         repairs nothing on this volume)"
+                        "holds {n} bytes not replayed (a read/write attach replays them; until \
+                         then First Aid repairs nothing on this volume)"
                     ),
                 );
             }
+            Ok(_) => {}
             Err(e) => self.found.failed("journal", e),
         }
     }

@@ -738,12 +738,16 @@ impl HfsPlus {
 /// Bytes between the start and end of a journaled volume's journal: transactions macOS wrote
 /// there but not yet to the volume (it replays them on the next mount). 0 when clean or
 /// unjournaled (TN1150, "Journal").
-pub(super) fn pending_journal(disk: &Arc<dyn ReadAt>, h: &[u8], block: u64) -> io::Result<u64> {
+fn pending_journal(disk: &Arc<dyn ReadAt>, h: &[u8], block: u64) -> io::Result<u64> {
     if be32(h, 4) & JOURNALED == 0 || be32(h, 12) == 0 {
         return Ok(0);
     }
-    // A journal on another device: nothing here to judge.
-    Ok(Journal::open(&**disk, block, be32(h, 12))?.map_or(0, |j| j.pending()))
+    // A journal on another device: nothing here to judge. One whose header is damaged does not
+    // keep the volume from being read (First Aid names it).
+    match Journal::open(&**disk, block, be32(h, 12)) {
+        Ok(journal) => Ok(journal.map_or(0, |j| j.pending())),
+        Err(_) => Ok(0),
+    }
 }
 
 fn item(entry: &DirEntry) -> io::Result<&Item> {
@@ -815,8 +819,8 @@ impl Volume for HfsPlus {
         match self.unreplayed {
             0 => Vec::new(),
             n => vec![format!(
-                "its journal holds {n} bytes of changes not yet written to the volume \
-                 (dimg does not replay journals yet): what is shown is the volume as last \
+                "its journal holds {n} bytes of changes not yet written to the volume (a \
+                 read/write attach replays them): what is shown is the volume as last \
                  written, and the newest changes may be missing"
             )],
         }
