@@ -863,6 +863,20 @@ fn a_signal_ends_a_stuck_read_only_command() {
         (running, ended)
     };
     signal("-STOP", served.pid);
+    // Every thread of the server stopped before a request is made: one still running could
+    // take the request into the server, and the kernel then waits for its answer past any signal.
+    let stopped = |pid: u32| {
+        fs::read_dir(format!("/proc/{pid}/task")).unwrap().all(|t| {
+            let stat = fs::read_to_string(t.unwrap().path().join("stat")).unwrap_or_default();
+            stat.rsplit_once(") ")
+                .is_some_and(|(_, rest)| rest.starts_with('T'))
+        })
+    };
+    let start = std::time::Instant::now();
+    while !stopped(served.pid) {
+        assert!(start.elapsed().as_secs() < 10, "the server does not stop");
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
     let disk = point.join("disk");
     let info = signalled(&["info", s(&disk)], 1);
     let out = dir.path().join("out.dmg");

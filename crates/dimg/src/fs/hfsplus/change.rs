@@ -11,7 +11,10 @@ use super::journal::{Journal, JOURNALED};
 use super::read::HIDDEN_AT_ROOT;
 use super::store::Store;
 use super::write::{catalog_key, file_record, folder_record, fork_data, thread};
-use super::{date, extent_pieces, hfs_name, mac_date, HEADER_AT, ROOT_FOLDER};
+use super::{
+    date, extent_pieces, hfs_name, mac_date, ALLOCATION_FORK, ALLOCATION_ID, ATTRIBUTES_FORK,
+    ATTRIBUTES_ID, CATALOG_FORK, CATALOG_ID, EXTENTS_FORK, HEADER_AT, ROOT_FOLDER,
+};
 use crate::bytes::{be16, be32, be64, utf16_be};
 use crate::error::FormatError;
 use crate::fs::{components, errno, split, Stat, VolumeMut};
@@ -20,18 +23,10 @@ use std::collections::HashMap;
 use std::io;
 use std::sync::{Arc, Mutex, MutexGuard};
 
-const CATALOG_ID: u32 = 4;
-const ALLOCATION_ID: u32 = 6;
-const ATTRIBUTES_ID: u32 = 8;
 const UNMOUNTED: u32 = 1 << 8;
 const INCONSISTENT: u32 = 1 << 11;
 /// Metadata bytes gathered that make the operation that gathered them commit.
 const COMMIT_AT: u64 = 2 << 20;
-/// Where the forks of the volume's own files are in its header.
-const ALLOCATION_FORK: usize = 112;
-const EXTENTS_FORK: usize = 192;
-const CATALOG_FORK: usize = 272;
-const ATTRIBUTES_FORK: usize = 352;
 /// A file record's data and resource forks.
 const DATA: u8 = 0;
 const RESOURCE: u8 = 0xFF;
@@ -166,6 +161,9 @@ struct State {
     size: u64,
     /// Folder IDs by path, as looked up.
     folders: HashMap<String, u32>,
+    /// The volume is marked in use: the first change marks it, so that a volume attached and
+    /// never changed is left byte for byte as it was.
+    in_use: bool,
 }
 
 pub struct HfsChange {
@@ -278,6 +276,7 @@ impl HfsChange {
             size: disk.size(),
             header: header.clone(),
             folders: HashMap::new(),
+            in_use: false,
         };
         // Folder hard links (Time Machine's "fdrp" records) are read as the folders they stand
         // for, and compressed files (decmpfs) as their decompressed bytes, neither of which this
@@ -309,17 +308,6 @@ impl HfsChange {
                 .flat_map(|u| u.to_be_bytes())
                 .collect::<Vec<u8>>(),
         );
-        // Mounted: no longer cleanly unmounted until close says so, written now, so that a
-        // crash shows (a journaled volume is made whole by its journal instead).
-        let mounted = be32(&state.header, 4) & !UNMOUNTED;
-        state.header[4..8].copy_from_slice(&mounted.to_be_bytes());
-        let version: &[u8; 4] = if state.store.journal.is_some() {
-            b"HFSJ"
-        } else {
-            b"10.0"
-        };
-        state.header[8..12].copy_from_slice(version);
-        state.commit()?;
         Ok(HfsChange {
             label: label.replace('/', ":"),
             state: Mutex::new(Some(state)),
@@ -340,6 +328,7 @@ impl HfsChange {
     fn change<T>(&self, f: impl Fn(&mut State) -> io::Result<T>) -> io::Result<T> {
         let mut guard = self.state()?;
         let state = guard.as_mut().expect("open");
+        state.mark_in_use()?;
         let out = match f(state) {
             Err(e) if e.raw_os_error() == Some(libc::ENOSPC) && state.bitmap.holds() => {
                 state.commit()?;
@@ -366,6 +355,23 @@ impl HfsChange {
 }
 
 impl State {
+    /// Marks the volume as not cleanly unmounted until close says so, written at once so that
+    /// a crash shows (a journaled volume is made whole by its journal instead).
+    fn mark_in_use(&mut self) -> io::Result<()> {
+        if self.in_use {
+            return Ok(());
+        }
+        let attributes = self.header_u32(4) & !UNMOUNTED;
+        self.set_header_u32(4, attributes);
+        let version: &[u8; 4] = match self.store.journal {
+            Some(_) => b"HFSJ",
+            None => b"10.0",
+        };
+        self.header[8..12].copy_from_slice(version);
+        self.in_use = true;
+        self.commit()
+    }
+
     fn header_u32(&self, at: usize) -> u32 {
         be32(&self.header, at)
     }
@@ -1248,7 +1254,9 @@ impl VolumeMut for HfsChange {
 
     fn sync(&self) -> io::Result<()> {
         self.look(|s| {
-            s.commit()?;
+            if s.in_use {
+                s.commit()?;
+            }
             s.store.disk.sync()
         })
     }
@@ -1311,11 +1319,13 @@ impl VolumeMut for HfsChange {
         let Some(mut s) = guard.take() else {
             return Ok(());
         };
-        let clean = s.header_u32(4) | UNMOUNTED;
-        s.set_header_u32(4, clean);
-        s.commit()?;
-        // The alternate header, 1 KiB before the volume's end, as the last step.
-        s.store.disk.write_all_at(s.size - 1024, &s.header)?;
+        if s.in_use {
+            let clean = s.header_u32(4) | UNMOUNTED;
+            s.set_header_u32(4, clean);
+            s.commit()?;
+            // The alternate header, 1 KiB before the volume's end, as the last step.
+            s.store.disk.write_all_at(s.size - 1024, &s.header)?;
+        }
         s.store.disk.finish()
     }
 }

@@ -7,8 +7,9 @@
 use super::journal::{Journal, JOURNALED};
 use super::read::{attribute_key, catalog_key, BTree, Fork, Node};
 use super::{
-    compare_names, extent_pieces, HfsPlus, Overflow, FIRST_USER_ID, HEADER_AT, ROOT_FOLDER,
-    ROOT_PARENT,
+    compare_names, extent_pieces, HfsPlus, Overflow, ALLOCATION_FORK, ALLOCATION_ID,
+    ATTRIBUTES_FORK, ATTRIBUTES_ID, CATALOG_FORK, CATALOG_ID, EXTENTS_FORK, EXTENTS_ID,
+    FIRST_USER_ID, HEADER_AT, ROOT_FOLDER, ROOT_PARENT,
 };
 use crate::bytes::{be16, be32, be64, utf16_be};
 use crate::fs::check::{go_on, Bits, Findings, Repair, Watch};
@@ -28,17 +29,9 @@ const MAX_LINES: usize = 20;
 /// The bitmap is compared, and rewritten, a piece at a time.
 const PIECE: u64 = 4096;
 
-const EXTENTS_ID: u32 = 3;
-const CATALOG_ID: u32 = 4;
 const BAD_BLOCKS_ID: u32 = 5;
-const ALLOCATION_ID: u32 = 6;
 const STARTUP_ID: u32 = 7;
-const ATTRIBUTES_ID: u32 = 8;
-/// Where the volume header keeps each special file's fork.
-const ALLOCATION_FORK: usize = 112;
-const EXTENTS_FORK: usize = 192;
-const CATALOG_FORK: usize = 272;
-const ATTRIBUTES_FORK: usize = 352;
+/// Where the volume header keeps the startup file's fork.
 const STARTUP_FORK: usize = 432;
 /// Volume header fields a repair may rewrite.
 const FILE_COUNT: usize = 32;

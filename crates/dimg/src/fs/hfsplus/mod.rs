@@ -26,8 +26,17 @@ const HEADER_AT: u64 = 1024;
 /// The root folder's parent, and the root folder itself.
 const ROOT_PARENT: u32 = 1;
 const ROOT_FOLDER: u32 = 2;
-/// Catalog node IDs below this are the volume's own files.
+/// Catalog node IDs below this are the volume's own files; these are some of them.
 const FIRST_USER_ID: u32 = 16;
+const EXTENTS_ID: u32 = 3;
+const CATALOG_ID: u32 = 4;
+const ALLOCATION_ID: u32 = 6;
+const ATTRIBUTES_ID: u32 = 8;
+/// Where the volume header keeps the forks of the volume's own files.
+const ALLOCATION_FORK: usize = 112;
+const EXTENTS_FORK: usize = 192;
+const CATALOG_FORK: usize = 272;
+const ATTRIBUTES_FORK: usize = 352;
 /// Seconds from 1904-01-01 (HFS+ dates) to 1970-01-01.
 const MAC_EPOCH: i64 = 2_082_844_800;
 
