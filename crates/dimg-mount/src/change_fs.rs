@@ -80,6 +80,15 @@ fn child(parent: &str, name: &OsStr) -> Result<String, Errno> {
     })
 }
 
+/// What the kernel is told an entry is.
+fn file_type(stat: &Stat) -> FileType {
+    match (stat.directory, stat.symlink) {
+        (true, _) => FileType::Directory,
+        (_, true) => FileType::Symlink,
+        _ => FileType::RegularFile,
+    }
+}
+
 /// An attribute's name on the volume: Linux's, without its `user.` namespace.
 fn volume_name(name: &OsStr) -> Option<&str> {
     name.to_str()?.strip_prefix(XATTR_PREFIX)
@@ -149,10 +158,11 @@ impl ChangeFs {
             .modified
             .and_then(|t| u64::try_from(t).ok())
             .map_or(UNIX_EPOCH, |t| UNIX_EPOCH + Duration::from_secs(t));
-        let (kind, perm, links) = match (stat.directory, stat.symlink) {
-            (true, _) => (FileType::Directory, 0o755, 2),
-            (_, true) => (FileType::Symlink, 0o755, 1),
-            _ => (FileType::RegularFile, 0o644, 1),
+        let kind = file_type(stat);
+        let (perm, links) = match kind {
+            FileType::Directory => (0o755, 2),
+            FileType::Symlink => (0o755, 1),
+            _ => (0o644, 1),
         };
         // Owners are the mounting user's, as macOS ignores ownership on a disk image.
         let perm = stat.mode.unwrap_or(perm);
@@ -255,11 +265,7 @@ impl Filesystem for ChangeFs {
             ];
             for (name, stat) in listed {
                 let n = self.inodes().number(&child(&path, OsStr::new(&name))?);
-                let kind = match (stat.directory, stat.symlink) {
-                    (true, _) => FileType::Directory,
-                    (_, true) => FileType::Symlink,
-                    _ => FileType::RegularFile,
-                };
+                let kind = file_type(&stat);
                 rows.push((n, kind, name));
             }
             let mut reply = answer(reply);

@@ -54,13 +54,11 @@ pub fn serve(
         .unwrap_or(SystemTime::UNIX_EPOCH);
     let origin = image.display().to_string();
     let (opened, writable) = match &request.shadow {
-        Some(path) if !request.nomount => shadowed(&image, passphrase, path, request.access)?,
-        // The image is only read; the writes go to the shadow.
-        Some(_) => (container::open(&image, passphrase)?, None),
+        Some(path) => shadowed(&image, passphrase, path, request.access)?,
         None => open_for(&image, passphrase, request.access)?,
     };
     if request.nomount {
-        let disk = served_disk(&image, &opened, writable, request)?;
+        let disk = served_disk(&image, &opened, writable)?;
         refuse_alongside(&image, disk.writable.is_some())?;
         let mut server = Server::new(&image, log, disk.writable.is_some());
         let folder = match &request.mount_point {
@@ -234,8 +232,8 @@ fn open_for(
     Ok((opened, writable))
 }
 
-/// The image read as its shadow file changes it, for its volumes to be mounted: the shadow
-/// opened to be written (unless read-only was asked), so that what the volumes write they read.
+/// The image read as its shadow file changes it: the image only read, the shadow opened to be
+/// written (unless read-only was asked), so that what the disk or its volumes write they read.
 fn shadowed(
     image: &Path,
     passphrase: Option<&Passphrase>,
@@ -271,26 +269,17 @@ fn shadowed(
     Ok((opened, writable))
 }
 
-/// The disk `nomount` serves: the image's, written through when `writable`, or, with a shadow
-/// file, the image's as the shadow changes it.
+/// The disk `nomount` serves: the image's (as its shadow changes it, where there is one),
+/// written through when `writable`, and its partitions.
 fn served_disk(
     image: &Path,
     opened: &container::Opened,
     writable: Option<Arc<dyn WriteAt>>,
-    request: &Request,
 ) -> dimg::Result<ServedDisk> {
-    let base = opened.container.disk();
-    let (disk, writable) = match (&request.shadow, writable) {
-        (Some(path), _) if request.access == Access::ReadOnly => (
-            container::shadow::open(base, path).map_err(|e| Error::io(path, e))?,
-            None,
-        ),
-        (Some(path), _) => {
-            let w = container::shadow::open_writable(base, path).map_err(|e| Error::io(path, e))?;
-            (w.clone() as Arc<dyn ReadAt>, Some(w))
-        }
-        (None, Some(w)) => (w.clone() as Arc<dyn ReadAt>, Some(w)),
-        (None, None) => (base, None),
+    // Read through the writer where there is one: what it writes, the disk then reads.
+    let disk = match &writable {
+        Some(w) => w.clone() as Arc<dyn ReadAt>,
+        None => opened.container.disk(),
     };
     let (_, partitions) = dimg::fs::places(&*disk).map_err(|e| Error::io(image, e))?;
     Ok(ServedDisk {

@@ -2,6 +2,7 @@
 //! memory (a bit per 4 KiB: 32 MiB for a 1 TiB volume). Blocks freed are held until the next
 //! commit, so that no file's new data lands in blocks the volume on disk still gives another.
 
+use super::extent_pieces;
 use super::store::Store;
 use std::collections::BTreeSet;
 use std::io;
@@ -30,25 +31,20 @@ impl Bitmap {
     pub fn read(store: &mut Store, file: Vec<(u32, u32)>, total: u32) -> io::Result<Bitmap> {
         let block = store.block;
         let len = u64::from(total).div_ceil(8);
-        let mut bits = vec![0u8; len as usize];
-        let mut done = 0u64;
-        for &(start, count) in &file {
-            if done == len {
-                break;
-            }
-            let take = (u64::from(count) * block).min(len - done);
-            store.disk.read_exact_at(
-                u64::from(start) * block,
-                &mut bits[done as usize..(done + take) as usize],
-            )?;
-            done += take;
-        }
-        if done < len {
-            return Err(crate::error::FormatError::io(
+        let pieces = extent_pieces(&file, block, 0, len).ok_or_else(|| {
+            crate::error::FormatError::io(
                 "HFS+ allocation file",
                 0,
-                format!("holds {done} bytes of the {len} its volume's blocks need"),
-            ));
+                format!("its extents hold fewer than the {len} bytes its volume's blocks need"),
+            )
+        })?;
+        let mut bits = vec![0u8; len as usize];
+        let mut done = 0usize;
+        for (at, piece) in pieces {
+            store
+                .disk
+                .read_exact_at(at, &mut bits[done..done + piece as usize])?;
+            done += piece as usize;
         }
         let used: u32 = (0..total)
             .filter(|&b| bits[(b / 8) as usize] & (0x80 >> (b % 8)) != 0)
@@ -189,22 +185,17 @@ impl Bitmap {
         }
         let block = self.block;
         for n in std::mem::take(&mut self.changed) {
-            // The n-th block of the allocation file, found through its extents.
-            let mut skip = n;
-            let Some(&(start, _)) = self.file.iter().find(|&&(_, count)| {
-                let inside = skip < u64::from(count);
-                if !inside {
-                    skip -= u64::from(count);
-                }
-                inside
-            }) else {
-                continue;
-            };
+            // The n-th block of the allocation file, where its extents put it.
             let from = (n * block) as usize;
             let to = (from + block as usize).min(self.bits.len());
-            if from < to {
-                let at = (u64::from(start) + skip) * block;
-                store.write(at, &self.bits[from..to])?;
+            if from >= to {
+                continue;
+            }
+            let pieces = extent_pieces(&self.file, block, from as u64, (to - from) as u64);
+            let mut done = from;
+            for (at, piece) in pieces.unwrap_or_default() {
+                store.write(at, &self.bits[done..done + piece as usize])?;
+                done += piece as usize;
             }
         }
         Ok(())

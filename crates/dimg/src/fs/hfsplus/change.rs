@@ -8,15 +8,16 @@
 use super::bitmap::Bitmap;
 use super::edit::{KeyOrder, TreeFile};
 use super::journal::{Journal, JOURNALED};
-use super::read::HIDDEN_AT_ROOT;
+use super::read::{HIDDEN_AT_ROOT, PRIVATE_DATA};
 use super::store::Store;
-use super::write::{catalog_key, file_record, folder_record, fork_data, thread};
+use super::write::{catalog_key, file_record, folder_record, fork_data, thread, MAX_INLINE};
 use super::{
-    date, extent_pieces, hfs_name, mac_date, ALLOCATION_FORK, ALLOCATION_ID, ATTRIBUTES_FORK,
-    ATTRIBUTES_ID, CATALOG_FORK, CATALOG_ID, EXTENTS_FORK, HEADER_AT, ROOT_FOLDER,
+    date, extent_pieces, hfs_name, mac_date, units, ALLOCATION_FORK, ALLOCATION_ID,
+    ATTRIBUTES_FORK, ATTRIBUTES_ID, CATALOG_FORK, CATALOG_ID, EXTENTS_FORK, HEADER_AT, ROOT_FOLDER,
 };
 use crate::bytes::{be16, be32, be64, utf16_be};
 use crate::error::FormatError;
+use crate::fs::tree::RESOURCE_FORK;
 use crate::fs::{components, errno, split, Stat, VolumeMut};
 use crate::io::WriteAt;
 use std::collections::HashMap;
@@ -37,16 +38,10 @@ const ZEROS: usize = 1 << 20;
 /// A file hard link's Finder type and creator; the iNode files they stand for are in the
 /// private data folder at the root.
 const HARD_LINK: &[u8; 8] = b"hlnkhfs+";
-const PRIVATE_DATA: &str = "\0\0\0\0HFS+ Private Data";
 /// The BSD owner flag UF_COMPRESSED: the file's data is in its decmpfs attribute.
 const COMPRESSED: u8 = 0x20;
 /// A symbolic link's Finder type and creator.
 const SYMLINK: &[u8; 8] = b"slnkrhap";
-/// The resource fork, as macOS shows it among a file's extended attributes.
-const RESOURCE_FORK: &str = "com.apple.ResourceFork";
-/// The largest attribute kept inline in its record, as Apple's code keeps them; dimg writes no
-/// attribute in extents of its own.
-const MAX_INLINE: usize = 3802;
 /// The catalog record flag: the file or folder has extended attributes.
 const HAS_ATTRIBUTES: u16 = 0x0004;
 /// The longest symlink target (macOS's PATH_MAX).
@@ -120,8 +115,8 @@ impl Entry {
 /// A catalog leaf record split into key parts and data; `None` for a malformed one.
 fn entry_of(record: &[u8]) -> Option<Entry> {
     let key_len = usize::from(be16(record, 0));
-    let units = usize::from(be16(record.get(..8)?, 6));
-    let name = record.get(8..8 + 2 * units)?;
+    let length = usize::from(be16(record.get(..8)?, 6));
+    let name = record.get(8..8 + 2 * length)?;
     let data = record.get(2 + key_len..)?;
     let full = match be16(data.get(..2)?, 0) {
         1 => 88,
@@ -130,10 +125,7 @@ fn entry_of(record: &[u8]) -> Option<Entry> {
     };
     (data.len() >= full).then(|| Entry {
         parent: be32(record, 2),
-        name: name
-            .chunks_exact(2)
-            .map(|c| u16::from_be_bytes([c[0], c[1]]))
-            .collect(),
+        name: units(name),
         data: data.to_vec(),
     })
 }
@@ -468,13 +460,11 @@ impl State {
                 format!("node {id}'s thread is malformed"),
             ));
         }
-        let units = usize::from(be16(d, 8));
-        let name: Vec<u16> = d
-            .get(10..10 + 2 * units)
-            .ok_or_else(|| corrupt("HFS+ catalog", format!("node {id}'s thread name is cut")))?
-            .chunks_exact(2)
-            .map(|c| u16::from_be_bytes([c[0], c[1]]))
-            .collect();
+        let length = usize::from(be16(d, 8));
+        let name =
+            units(d.get(10..10 + 2 * length).ok_or_else(|| {
+                corrupt("HFS+ catalog", format!("node {id}'s thread name is cut"))
+            })?);
         self.lookup(be32(d, 4), &name)?
             .filter(|e| e.id() == id)
             .ok_or_else(|| {
@@ -715,6 +705,26 @@ impl State {
         self.write_pieces(&extents, offset, data)
     }
 
+    /// Where `len` bytes from `offset` of `entry`'s fork `kind` are on the volume, cut at the
+    /// fork's end: (offset, length) pieces and the bytes they hold.
+    fn fork_pieces(
+        &mut self,
+        entry: &Entry,
+        kind: u8,
+        offset: u64,
+        len: usize,
+    ) -> io::Result<(Vec<(u64, u64)>, usize)> {
+        let size = entry.fork_size(kind);
+        let n = match offset < size {
+            true => len.min((size - offset) as usize),
+            false => 0,
+        };
+        let extents = self.fork_extents(entry, kind)?;
+        let pieces = extent_pieces(&extents, self.store.block, offset, n as u64)
+            .ok_or_else(|| corrupt("HFS+ file", "its size runs past its extents"))?;
+        Ok((pieces, n))
+    }
+
     /// Reads from `offset` of `entry`'s fork `kind` into `buf`: the bytes read.
     fn read_fork(
         &mut self,
@@ -723,21 +733,8 @@ impl State {
         offset: u64,
         buf: &mut [u8],
     ) -> io::Result<usize> {
-        let size = entry.fork_size(kind);
-        if offset >= size {
-            return Ok(0);
-        }
-        let n = buf.len().min((size - offset) as usize);
-        let extents = self.fork_extents(entry, kind)?;
-        let pieces = extent_pieces(&extents, self.store.block, offset, n as u64)
-            .ok_or_else(|| corrupt("HFS+ file", "its size runs past its extents"))?;
-        let mut done = 0usize;
-        for (at, len) in pieces {
-            self.store
-                .disk
-                .read_exact_at(at, &mut buf[done..done + len as usize])?;
-            done += len as usize;
-        }
+        let (pieces, n) = self.fork_pieces(entry, kind, offset, buf.len())?;
+        read_pieces(&*self.store.disk, &pieces, buf)?;
         Ok(n)
     }
 
@@ -1116,6 +1113,16 @@ fn full_extents(
     }
 }
 
+/// Reads `pieces` (volume offset, length) of `disk` one after another into `buf`.
+fn read_pieces(disk: &dyn WriteAt, pieces: &[(u64, u64)], buf: &mut [u8]) -> io::Result<()> {
+    let mut done = 0usize;
+    for &(at, len) in pieces {
+        disk.read_exact_at(at, &mut buf[done..done + len as usize])?;
+        done += len as usize;
+    }
+    Ok(())
+}
+
 /// An extents-overflow key: fork type, file ID, and the fork's first block it maps.
 fn overflow_key(id: u32, kind: u8, start: u32) -> Vec<u8> {
     let mut k = vec![0, 10, kind, 0];
@@ -1168,21 +1175,10 @@ impl VolumeMut for HfsChange {
         // since, as a read racing a write sees either.
         let (disk, pieces, n) = self.look(|s| {
             let e = s.file(path)?;
-            let size = e.size();
-            let n = match offset < size {
-                true => buf.len().min((size - offset) as usize),
-                false => 0,
-            };
-            let extents = s.fork_extents(&e, DATA)?;
-            let pieces = extent_pieces(&extents, s.store.block, offset, n as u64)
-                .ok_or_else(|| corrupt("HFS+ file", "its size runs past its extents"))?;
+            let (pieces, n) = s.fork_pieces(&e, DATA, offset, buf.len())?;
             Ok((s.store.disk.clone(), pieces, n))
         })?;
-        let mut done = 0usize;
-        for (at, len) in pieces {
-            disk.read_exact_at(at, &mut buf[done..done + len as usize])?;
-            done += len as usize;
-        }
+        read_pieces(&*disk, &pieces, buf)?;
         Ok(n)
     }
 

@@ -7,7 +7,7 @@
 use super::journal::{Journal, JOURNALED};
 use super::read::{attribute_key, catalog_key, BTree, Fork, Node};
 use super::{
-    compare_names, extent_pieces, HfsPlus, Overflow, ALLOCATION_FORK, ALLOCATION_ID,
+    compare_names, extent_pieces, units, HfsPlus, Overflow, ALLOCATION_FORK, ALLOCATION_ID,
     ATTRIBUTES_FORK, ATTRIBUTES_ID, CATALOG_FORK, CATALOG_ID, EXTENTS_FORK, EXTENTS_ID,
     FIRST_USER_ID, HEADER_AT, ROOT_FOLDER, ROOT_PARENT,
 };
@@ -1319,19 +1319,13 @@ fn attributes_key(r: &[u8]) -> Option<(u32, Vec<u16>, u32)> {
         return None;
     }
     let name = r.get(14..14 + 2 * usize::from(be16(r, 12)))?;
-    let units = name
-        .chunks_exact(2)
-        .map(|c| u16::from_be_bytes([c[0], c[1]]));
-    Some((be32(r, 4), units.collect(), be32(r, 8)))
+    Some((be32(r, 4), units(name), be32(r, 8)))
 }
 
 /// A catalog key's (parent, name) for ordering.
 fn catalog_name(r: &[u8]) -> Option<(u32, Vec<u16>)> {
     let (parent, name, _) = catalog_key(r)?;
-    let units = name
-        .chunks_exact(2)
-        .map(|c| u16::from_be_bytes([c[0], c[1]]));
-    Some((parent, units.collect()))
+    Some((parent, units(name)))
 }
 
 #[cfg(test)]

@@ -8,7 +8,7 @@ use super::bitmap::Bitmap;
 use super::read::Node;
 use super::store::Store;
 use super::write::node;
-use super::{compare_names, extent_pieces};
+use super::{compare_names, extent_pieces, units};
 use crate::bytes::{be16, be32};
 use crate::error::FormatError;
 use std::cmp::Ordering;
@@ -29,12 +29,6 @@ pub(super) enum KeyOrder {
     Extents,
     /// (file ID, name as binary, first block).
     Attributes,
-}
-
-fn units(b: &[u8]) -> Vec<u16> {
-    b.chunks_exact(2)
-        .map(|c| u16::from_be_bytes([c[0], c[1]]))
-        .collect()
 }
 
 /// A record's key, its length field included.

@@ -37,6 +37,19 @@ fn checksum(bytes: &[u8]) -> u32 {
         .fold(0u32, |c, &b| (c << 8) ^ c.wrapping_add(u32::from(b)))
 }
 
+/// Writes `dirty` (allocation blocks by number) to their places and makes them durable: the
+/// last step of a transaction, and all of one on a volume without a journal.
+pub(super) fn write_in_place(
+    disk: &dyn WriteAt,
+    block: u64,
+    dirty: &BTreeMap<u64, Vec<u8>>,
+) -> io::Result<()> {
+    for (n, b) in dirty {
+        disk.write_all_at(n * block, b)?;
+    }
+    disk.sync()
+}
+
 /// The journal newfs_hfs gives a volume of `volume` bytes: 512 KiB under 128 MiB, else 8 MiB for
 /// every 100 GiB begun, at most 512 MiB.
 pub(super) fn default_size(volume: u64) -> u64 {
@@ -175,38 +188,33 @@ impl Journal {
         Ok(())
     }
 
-    fn u32_at(&self, b: &[u8], at: usize) -> u32 {
-        let bytes = b[at..at + 4].try_into().expect("4 bytes");
-        match self.little {
-            true => u32::from_le_bytes(bytes),
-            false => u32::from_be_bytes(bytes),
+    /// `N` bytes at `at` in big-endian order, whichever order the journal keeps them in.
+    fn field<const N: usize>(&self, b: &[u8], at: usize) -> [u8; N] {
+        let mut bytes: [u8; N] = b[at..at + N].try_into().expect("N bytes");
+        if self.little {
+            bytes.reverse();
         }
+        bytes
+    }
+
+    /// Puts `bytes`, given big-endian, at `at` in the journal's order.
+    fn put<const N: usize>(&self, b: &mut [u8], at: usize, mut bytes: [u8; N]) {
+        if self.little {
+            bytes.reverse();
+        }
+        b[at..at + N].copy_from_slice(&bytes);
+    }
+
+    fn u16_at(&self, b: &[u8], at: usize) -> u16 {
+        u16::from_be_bytes(self.field(b, at))
+    }
+
+    fn u32_at(&self, b: &[u8], at: usize) -> u32 {
+        u32::from_be_bytes(self.field(b, at))
     }
 
     fn u64_at(&self, b: &[u8], at: usize) -> u64 {
-        let bytes = b[at..at + 8].try_into().expect("8 bytes");
-        match self.little {
-            true => u64::from_le_bytes(bytes),
-            false => u64::from_be_bytes(bytes),
-        }
-    }
-
-    fn put32(&self, b: &mut [u8], at: usize, v: u32) {
-        let bytes = if self.little {
-            v.to_le_bytes()
-        } else {
-            v.to_be_bytes()
-        };
-        b[at..at + 4].copy_from_slice(&bytes);
-    }
-
-    fn put64(&self, b: &mut [u8], at: usize, v: u64) {
-        let bytes = if self.little {
-            v.to_le_bytes()
-        } else {
-            v.to_be_bytes()
-        };
-        b[at..at + 8].copy_from_slice(&bytes);
+        u64::from_be_bytes(self.field(b, at))
     }
 
     /// Bytes of the circular buffer.
@@ -264,16 +272,16 @@ impl Journal {
     /// The journal header as it stands, a sector long.
     fn header(&self) -> Vec<u8> {
         let mut h = vec![0u8; self.jhdr_size as usize];
-        self.put32(&mut h, 0, MAGIC);
-        self.put32(&mut h, 4, ENDIAN);
-        self.put64(&mut h, 8, self.start);
-        self.put64(&mut h, 16, self.end);
-        self.put64(&mut h, 24, self.size);
-        self.put32(&mut h, 32, self.blhdr_size as u32);
-        self.put32(&mut h, 40, self.jhdr_size as u32);
-        self.put32(&mut h, 44, self.sequence);
+        self.put(&mut h, 0, MAGIC.to_be_bytes());
+        self.put(&mut h, 4, ENDIAN.to_be_bytes());
+        self.put(&mut h, 8, self.start.to_be_bytes());
+        self.put(&mut h, 16, self.end.to_be_bytes());
+        self.put(&mut h, 24, self.size.to_be_bytes());
+        self.put(&mut h, 32, (self.blhdr_size as u32).to_be_bytes());
+        self.put(&mut h, 40, (self.jhdr_size as u32).to_be_bytes());
+        self.put(&mut h, 44, self.sequence.to_be_bytes());
         let sum = checksum(&h[..44]);
-        self.put32(&mut h, 36, sum);
+        self.put(&mut h, 36, sum.to_be_bytes());
         h
     }
 
@@ -341,14 +349,6 @@ impl Journal {
         disk.sync()
     }
 
-    fn u16_at(&self, b: &[u8], at: usize) -> u16 {
-        let bytes = b[at..at + 2].try_into().expect("2 bytes");
-        match self.little {
-            true => u16::from_le_bytes(bytes),
-            false => u16::from_be_bytes(bytes),
-        }
-    }
-
     /// Writes `dirty` (allocation blocks by number) as one transaction: into the journal, its
     /// end moved past it, then each block to its place; then the journal is empty again. A set
     /// too large for one transaction is written in place (the caller commits long before).
@@ -360,26 +360,35 @@ impl Journal {
     ) -> io::Result<()> {
         let bytes: u64 = dirty.values().map(|b| b.len() as u64).sum();
         if bytes > self.capacity(block) {
-            for (n, b) in dirty {
-                disk.write_all_at(n * block, b)?;
-            }
-            return disk.sync();
+            return write_in_place(disk, block, dirty);
         }
         self.sequence = self.sequence.wrapping_add(1);
         let mut header = vec![0u8; self.blhdr_size as usize];
         let count = dirty.len() + 1;
-        self.put16(&mut header, 0, (self.blhdr_size / ENTRY as u64 - 1) as u16);
-        self.put16(&mut header, 2, count as u16);
-        self.put32(&mut header, 4, (self.blhdr_size + bytes) as u32);
-        self.put32(&mut header, 12, FIRST_HEADER);
-        self.put32(&mut header, 16 + 12, self.sequence);
+        self.put(
+            &mut header,
+            0,
+            ((self.blhdr_size / ENTRY as u64 - 1) as u16).to_be_bytes(),
+        );
+        self.put(&mut header, 2, (count as u16).to_be_bytes());
+        self.put(
+            &mut header,
+            4,
+            ((self.blhdr_size + bytes) as u32).to_be_bytes(),
+        );
+        self.put(&mut header, 12, FIRST_HEADER.to_be_bytes());
+        self.put(&mut header, 16 + 12, self.sequence.to_be_bytes());
         for (i, (n, b)) in dirty.iter().enumerate() {
             let entry = (i + 1) * ENTRY;
-            self.put64(&mut header, entry, n * block / self.jhdr_size);
-            self.put32(&mut header, entry + 8, b.len() as u32);
+            self.put(
+                &mut header,
+                entry,
+                (n * block / self.jhdr_size).to_be_bytes(),
+            );
+            self.put(&mut header, entry + 8, (b.len() as u32).to_be_bytes());
         }
         let sum = checksum(&header[..BLHDR_CHECKSUMMED]);
-        self.put32(&mut header, 8, sum);
+        self.put(&mut header, 8, sum.to_be_bytes());
         let mut pos = self.write_wrapped(disk, self.end, &header)?;
         for b in dirty.values() {
             pos = self.write_wrapped(disk, pos, b)?;
@@ -393,23 +402,11 @@ impl Journal {
             (self.end, self.sequence) = before;
             return Err(e);
         }
-        for (n, b) in dirty {
-            disk.write_all_at(n * block, b)?;
-        }
-        disk.sync()?;
+        write_in_place(disk, block, dirty)?;
         // Written in place: the next transaction may overwrite this one. Not synced on its own;
         // if it is lost, a replay writes the same blocks again.
         self.start = self.end;
         self.write_header(disk)
-    }
-
-    fn put16(&self, b: &mut [u8], at: usize, v: u16) {
-        let bytes = if self.little {
-            v.to_le_bytes()
-        } else {
-            v.to_be_bytes()
-        };
-        b[at..at + 2].copy_from_slice(&bytes);
     }
 }
 

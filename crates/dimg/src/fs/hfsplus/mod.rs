@@ -74,6 +74,13 @@ fn extent_pieces(
     (left == 0).then_some(pieces)
 }
 
+/// A stored name's UTF-16 units, from its big-endian bytes.
+fn units(b: &[u8]) -> Vec<u16> {
+    b.chunks_exact(2)
+        .map(|c| u16::from_be_bytes([c[0], c[1]]))
+        .collect()
+}
+
 /// A name as HFS+ stores it: decomposed UTF-16, POSIX ':' as '/'.
 fn hfs_name(name: &str) -> Vec<u16> {
     name.nfd()

@@ -17,7 +17,7 @@ use std::sync::Arc;
 const DECMPFS: &str = "com.apple.decmpfs";
 /// Attribute records the index keeps in memory at most; beyond, streams go unlisted.
 const MAX_ATTRIBUTES: usize = 1 << 20;
-const PRIVATE_DATA: &str = "\0\0\0\0HFS+ Private Data";
+pub(super) const PRIVATE_DATA: &str = "\0\0\0\0HFS+ Private Data";
 /// Metadata folders and files macOS keeps out of sight at the root.
 pub(super) const HIDDEN_AT_ROOT: &[&str] = &[
     PRIVATE_DATA,

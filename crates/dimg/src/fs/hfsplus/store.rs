@@ -3,7 +3,7 @@
 //! commit, which writes them as one transaction: through the journal where the volume has one,
 //! so that a crash leaves the volume as it was before or after it, never between.
 
-use super::journal::Journal;
+use super::journal::{write_in_place, Journal};
 use crate::io::WriteAt;
 use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::io;
@@ -99,11 +99,7 @@ impl Store {
         }
         let written = match &mut self.journal {
             Some(journal) => journal.commit(&self.disk, self.block, &self.dirty),
-            None => self
-                .dirty
-                .iter()
-                .try_for_each(|(n, bytes)| self.disk.write_all_at(n * self.block, bytes))
-                .and_then(|()| self.disk.sync()),
+            None => write_in_place(&*self.disk, self.block, &self.dirty),
         };
         // Not written (a full disk under the image): the changes stay, to be written by the
         // next commit; the volume on disk is as the last commit left it.

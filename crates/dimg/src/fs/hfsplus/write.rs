@@ -20,7 +20,7 @@ const CATALOG_NODE: usize = 8192;
 const EXTENTS_NODE: usize = 4096;
 /// The largest attribute kept in its B-tree record (Apple's limit for 8 KiB nodes); larger ones
 /// get allocation blocks of their own.
-const MAX_INLINE: usize = 3802;
+pub(super) const MAX_INLINE: usize = 3802;
 /// Nodes one header node's map record can account for; beyond, map nodes would be needed.
 const MAX_NODES: usize = (CATALOG_NODE - 14 - 106 - 128 - 8) * 8;
 
