@@ -1244,9 +1244,31 @@ fn kept_of(root: &Path) -> BTreeMap<String, (u32, BTreeMap<String, Vec<u8>>)> {
         .collect()
 }
 
+/// The paths that name one file, for each file named by more than one (hard links), each
+/// group checked against the file's link count.
+fn links_of(root: &Path) -> BTreeSet<Vec<String>> {
+    let mut groups: BTreeMap<u64, (u64, Vec<String>)> = BTreeMap::new();
+    for (name, folder) in entries_of(root) {
+        let meta = fs::symlink_metadata(root.join(&name)).unwrap();
+        if !folder && meta.nlink() > 1 {
+            let group = groups
+                .entry(meta.ino())
+                .or_insert((meta.nlink(), Vec::new()));
+            group.1.push(name);
+        }
+    }
+    groups
+        .into_values()
+        .map(|(links, paths)| {
+            assert_eq!(links, paths.len() as u64, "{}: {paths:?}", root.display());
+            paths
+        })
+        .collect()
+}
+
 /// Random operations — create, write at random offsets and sizes, truncate, rename, unlink, mkdir,
-/// rmdir, and where the volume keeps them (`rich`) symlink, setxattr and chmod — applied to
-/// `mounted` and to `reference` alike; the trees must stay equal.
+/// rmdir, and where the volume keeps them (`rich`) symlink, setxattr, chmod and hard link —
+/// applied to `mounted` and to `reference` alike; the trees must stay equal.
 fn random_operations(mounted: &Path, reference: &Path, seed: u64, count: usize, rich: bool) {
     use std::os::unix::fs::FileExt;
     let mut rng = Rng(seed);
@@ -1284,7 +1306,7 @@ fn random_operations(mounted: &Path, reference: &Path, seed: u64, count: usize, 
             d => format!("{d}/{name}"),
         };
         let both = |path: &str| (mounted.join(path), reference.join(path));
-        let what = rng.below(if rich { 13 } else { 10 });
+        let what = rng.below(if rich { 14 } else { 10 });
         let step = format!("seed {seed}, operation {op} ({what})");
         match what {
             0 | 1 => {
@@ -1397,6 +1419,17 @@ fn random_operations(mounted: &Path, reference: &Path, seed: u64, count: usize, 
                     .unwrap_or_else(|e| panic!("{step}: chmod {path}: {e}"));
                 fs::set_permissions(&b, fs::Permissions::from_mode(mode)).unwrap();
             }
+            13 if !entries.is_empty() => {
+                let from = pick(&mut rng, &entries);
+                let to = join(&pick(&mut rng, &dirs), names[rng.below(5) as usize]);
+                if !tree.contains_key(&to) {
+                    let (a, b) = both(&from);
+                    let (c, d) = both(&to);
+                    fs::hard_link(&a, &c)
+                        .unwrap_or_else(|e| panic!("{step}: link {from} {to}: {e}"));
+                    fs::hard_link(&b, &d).unwrap();
+                }
+            }
             _ => {}
         }
     }
@@ -1414,6 +1447,11 @@ fn random_operations(mounted: &Path, reference: &Path, seed: u64, count: usize, 
             kept_of(mounted),
             kept_of(reference),
             "seed {seed}: modes or attributes differ"
+        );
+        assert_eq!(
+            links_of(mounted),
+            links_of(reference),
+            "seed {seed}: hard links differ"
         );
     }
 }
@@ -1436,7 +1474,8 @@ fn random_run() -> (u64, usize) {
 /// Random operations on the volume of each image (made by `make`, sealed with a passphrase where
 /// it says so) and on a folder of the machine's leave the same tree, which is still there after
 /// detach and attach again, which dimg extracts, and in which `judge` — given the volume's
-/// partition served by `attach -nomount`, and the reference folder — finds no fault.
+/// partition served by `attach -nomount`, and the reference folder — finds no fault, nor does
+/// First Aid (`verify -fs`).
 fn random_changes_hold(
     images: &[(&str, bool)],
     rich: bool,
@@ -1469,6 +1508,11 @@ fn random_changes_hold(
                 kept_of(&reference),
                 "{name}: kept otherwise"
             );
+            assert_eq!(
+                links_of(&point),
+                links_of(&reference),
+                "{name}: linked otherwise"
+            );
         }
         assert!(dimg(&["detach", s(&point)]).status.success());
         drop(again);
@@ -1482,6 +1526,17 @@ fn random_changes_hold(
         assert!(
             tree_of(&out) == tree_of(&reference),
             "{name}: extracted differently"
+        );
+        let mut first_aid = vec!["verify", "-fs", s(&image)];
+        if encrypted {
+            first_aid.push("-stdinpass");
+        }
+        let o = dimg_stdin(&first_aid, pass);
+        assert!(
+            o.status.success(),
+            "{name}: First Aid: {}{}",
+            stdout(&o),
+            stderr(&o)
         );
         let disk = tmp.path().join(format!("{name}-disk"));
         let served = Attached::new(
@@ -1571,16 +1626,49 @@ fn hfs_plus_volumes_take_random_changes_as_a_folder_does() {
                 .next()
                 .map_or(seven.path().to_path_buf(), |e| e.unwrap().path());
             // 7-Zip shows the journal's hidden files, and each attribute as a stream
-            // "FILE:NAME": the rest is the tree, and the streams are the attributes.
+            // "FILE:NAME": the rest is the tree, and the streams are the attributes. It knows
+            // no hard links: each shows as an empty file, and the files they stand for are the
+            // private folder's iNode files.
             let mut extracted = tree_of(&root);
             extracted.retain(|path, _| !path.starts_with(".journal"));
+            let private = "[HFS+ Private Data]";
+            let mut inodes: Vec<Option<Vec<u8>>> = extracted
+                .extract_if(.., |path, _| path.starts_with(private))
+                .filter(|(path, _)| path != private && !path.contains(':'))
+                .map(|(_, bytes)| bytes)
+                .collect();
             let streams: BTreeMap<String, Option<Vec<u8>>> = extracted
                 .extract_if(.., |path, _| path.contains(':'))
                 .collect();
+            // A link is an empty file, read-only (as Mac OS X makes one): every path the
+            // reference links, and any left alone by the removal of its other links.
+            let link_paths: Vec<String> = extracted
+                .keys()
+                .filter(|path| fs::symlink_metadata(root.join(path)).unwrap().mode() == 0o100444)
+                .cloned()
+                .collect();
+            for path in links_of(reference).iter().flatten() {
+                assert!(
+                    link_paths.contains(path),
+                    "{name}: 7-Zip's {path} is no link"
+                );
+            }
+            let mut want = tree_of(reference);
+            let mut linked = BTreeMap::new();
+            for path in &link_paths {
+                let shown = extracted.remove(path);
+                assert_eq!(shown, Some(Some(Vec::new())), "{name}: 7-Zip's {path}");
+                let file = fs::symlink_metadata(reference.join(path)).unwrap().ino();
+                linked.insert(file, want.remove(path).unwrap());
+            }
+            let mut linked: Vec<Option<Vec<u8>>> = linked.into_values().collect();
+            inodes.sort();
+            linked.sort();
             assert!(
-                extracted == tree_of(reference),
-                "{name}: 7-Zip extracts another tree"
+                inodes == linked,
+                "{name}: 7-Zip's iNode files are not the linked files"
             );
+            assert!(extracted == want, "{name}: 7-Zip extracts another tree");
             for (stream, value) in streams {
                 let (path, attribute) = stream.rsplit_once(':').unwrap();
                 let kept = xattr::get(reference.join(path), format!("user.{attribute}"));
@@ -1687,9 +1775,10 @@ fn a_killed_server_leaves_a_journaled_volume_whole() {
 }
 
 /// Images macOS made, changed through dimg: an hdiutil UDZO converted to UDRW, changed through
-/// the mount and converted back to UDZO, and macOS's own encrypted sparse bundle (a journaled
-/// volume), changed in place. Each is what dimg extracts afterwards — the old files and the
-/// changes — and First Aid, libfshfs and 7-Zip (for the UDZO) agree.
+/// the mount (one of its hard links removed, another made) and converted back to UDZO, and
+/// macOS's own encrypted sparse bundle (a journaled volume), changed in place. Each is what dimg
+/// extracts afterwards — the old files and the changes — and First Aid, libfshfs and 7-Zip (for
+/// the UDZO) agree.
 #[test]
 fn images_macos_made_take_changes_and_pass_every_judge() {
     let tmp = tempfile::tempdir().unwrap();
@@ -1727,12 +1816,12 @@ fn images_macos_made_take_changes_and_pass_every_judge() {
             .status
             .success());
         let point = tmp.path().join("volume");
-        // Files with one link (a hard link's iNode file would change at every link), as a
-        // read-only mount counts them: the largest to remove (a full volume needs the room),
-        // another to append to.
-        let (removed, appended) = {
+        // Files with one link, as a read-only mount counts them: the largest to remove (a full
+        // volume needs the room), another to append to; and the hard links macOS made.
+        let (removed, appended, linked) = {
             let ro = Attached::new(&[s(image), "-readonly", "-mountpoint", s(&point)], pass);
             let ro = ro.unwrap();
+            let linked = links_of(&point);
             let mut single: Vec<(u64, String)> = entries_of(&point)
                 .into_iter()
                 .filter_map(|(path, folder)| {
@@ -1745,7 +1834,7 @@ fn images_macos_made_take_changes_and_pass_every_judge() {
             single.sort();
             assert!(dimg(&["detach", s(&point)]).status.success());
             drop(ro);
-            (single.pop().unwrap().1, single.pop().unwrap().1)
+            (single.pop().unwrap().1, single.pop().unwrap().1, linked)
         };
         let attached = Attached::new(&[s(image), "-mountpoint", s(&point)], pass).unwrap();
         assert_eq!(attached.json["writable"], true, "{}", image.display());
@@ -1761,6 +1850,18 @@ fn images_macos_made_take_changes_and_pass_every_judge() {
                 .open(root.join(&appended))
                 .unwrap();
             std::io::Write::write_all(&mut f, b"\nappended through dimg\n").unwrap();
+            // Of each file macOS linked: one link removed, one made, and the file changed.
+            for (n, group) in linked.iter().enumerate() {
+                fs::remove_file(root.join(&group[0])).unwrap();
+                let link = root.join(format!("added by dimg/link {n}"));
+                fs::hard_link(root.join(&group[1]), &link).unwrap();
+                let mut f = fs::OpenOptions::new().append(true).open(&link).unwrap();
+                std::io::Write::write_all(&mut f, b"\nappended through a link\n").unwrap();
+            }
+        }
+        if image == &udrw {
+            assert!(!linked.is_empty(), "hdiutil's volume has its hard links");
+            assert_eq!(links_of(&point).len(), linked.len(), "linked anew");
         }
         assert!(dimg(&["detach", s(&point)]).status.success());
         drop(attached);
@@ -1915,5 +2016,162 @@ fn a_compressed_volume_mounts_writable_over_a_shadow() {
     let listed = run("7zz", &["l", s(&baked)]);
     assert!(listed.contains("shadowed/kept.txt"), "{listed}");
     let o = dimg(&["verify", "-fs", s(&baked)]);
+    assert!(o.status.success(), "{}", stdout(&o));
+}
+
+/// Attribute values too large for a record of their own (over 3,802 bytes, up to Linux's 64 KiB)
+/// go in blocks of their own, as macOS puts them: they read back through the mount and after
+/// attach again, and 7-Zip reads the same values. On a volume whose free space is broken up, a
+/// value's blocks need more than one record of extents (which 7-Zip does not read): they read
+/// back too, replacing and removing them gives every block of theirs back, and First Aid finds
+/// the volume clean.
+#[test]
+fn large_attributes_go_in_blocks_of_their_own() {
+    let tmp = tempfile::tempdir().unwrap();
+    let image = tmp.path().join("attributes.dmg");
+    create_blank(&image, "16m", "JHFS+", None);
+    let point = tmp.path().join("volume");
+    let args = [s(&image), "-mountpoint", s(&point)];
+    let free = |point: &Path| {
+        let o = run("stat", &["-f", "-c", "%f", s(point)]);
+        o.trim().parse::<u64>().unwrap()
+    };
+    let value = |size: usize, salt: u8| -> Vec<u8> {
+        (0..size)
+            .map(|i| (i as u8).wrapping_mul(31) ^ salt)
+            .collect()
+    };
+    let read_back = |point: &Path| -> BTreeMap<(String, String), Vec<u8>> {
+        ["file", "folder"]
+            .iter()
+            .flat_map(|entry| {
+                let path = point.join(entry);
+                xattr::list(&path)
+                    .unwrap()
+                    .map(|n| {
+                        let v = xattr::get(&path, &n).unwrap().unwrap();
+                        ((entry.to_string(), n.to_string_lossy().into_owned()), v)
+                    })
+                    .collect::<Vec<_>>()
+            })
+            .collect()
+    };
+    let again = |attached: Attached| {
+        assert!(dimg(&["detach", s(&point)]).status.success());
+        drop(attached);
+        Attached::new(&args, None).unwrap()
+    };
+    let attached = Attached::new(&args, None).unwrap();
+    fs::create_dir(point.join("folder")).unwrap();
+    fs::write(point.join("file"), b"data").unwrap();
+    let mut kept: BTreeMap<(String, String), Vec<u8>> = BTreeMap::new();
+    let set = |kept: &mut BTreeMap<_, _>, entry: &str, name: &str, v: Vec<u8>| {
+        xattr::set(point.join(entry), name, &v).unwrap();
+        kept.insert((entry.to_string(), name.to_string()), v);
+    };
+    for (n, size) in [3802, 3803, 10_000, 40_000, 65_536].into_iter().enumerate() {
+        for entry in ["file", "folder"] {
+            set(
+                &mut kept,
+                entry,
+                &format!("user.v{size}"),
+                value(size, n as u8),
+            );
+        }
+    }
+    // Replaced by a small value and by a large one again, and removed.
+    set(&mut kept, "file", "user.v65536", b"small now".to_vec());
+    set(&mut kept, "file", "user.v65536", value(50_000, 99));
+    xattr::remove(point.join("folder"), "user.v10000").unwrap();
+    kept.remove(&("folder".to_string(), "user.v10000".to_string()));
+    assert!(read_back(&point) == kept, "read back otherwise");
+    let too_big = xattr::set(point.join("file"), "user.huge", &value(65_537, 1));
+    assert!(too_big.is_err(), "a value over 64 KiB is refused");
+    let attached = again(attached);
+    assert!(
+        read_back(&point) == kept,
+        "read back otherwise after attach again"
+    );
+    assert!(dimg(&["detach", s(&point)]).status.success());
+    drop(attached);
+
+    // 7-Zip, given the volume's partition, shows each attribute as a stream "FILE:NAME" of the
+    // volume's folder.
+    let disk = tmp.path().join("disk");
+    let served = Attached::new(
+        &[s(&image), "-nomount", "-readonly", "-mountpoint", s(&disk)],
+        None,
+    )
+    .unwrap();
+    let seven = tmp.path().join("7z");
+    let o = Command::new("7zz")
+        .args(["x", "-y", s(&disk.join("disks1"))])
+        .arg(format!("-o{}", seven.display()))
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "7zz: {}", stderr(&o));
+    assert!(dimg(&["detach", s(&disk)]).status.success());
+    drop(served);
+    for ((entry, name), v) in &kept {
+        let stream = format!("{entry}:{}", name.strip_prefix("user.").unwrap());
+        let found: Vec<PathBuf> = fs::read_dir(&seven)
+            .unwrap()
+            .map(|e| e.unwrap().path().join(&stream))
+            .filter(|p| p.exists())
+            .collect();
+        assert_eq!(found.len(), 1, "7-Zip's {stream}");
+        assert!(fs::read(&found[0]).unwrap() == *v, "7-Zip's {stream}");
+    }
+
+    // Free space in single blocks only: the volume filled with one-block files and a large one,
+    // then every other one-block file removed.
+    let attached = Attached::new(&args, None).unwrap();
+    for i in 0..256 {
+        fs::write(point.join(format!("filler {i}")), value(4096, i as u8)).unwrap();
+    }
+    let mut fill = fs::File::create(point.join("fill")).unwrap();
+    for chunk in [1 << 20, 4096] {
+        while std::io::Write::write_all(&mut fill, &vec![7u8; chunk]).is_ok() {}
+    }
+    drop(fill);
+    for i in (0..256).step_by(2) {
+        fs::remove_file(point.join(format!("filler {i}"))).unwrap();
+    }
+    let attached = again(attached);
+    let free_before = free(&point);
+    let mut broken_up = kept.clone();
+    for (n, size) in [40_000, 65_536].into_iter().enumerate() {
+        set(
+            &mut broken_up,
+            "file",
+            &format!("user.apart{size}"),
+            value(size, n as u8),
+        );
+    }
+    set(&mut broken_up, "folder", "user.v65536", value(60_000, 7));
+    assert!(
+        read_back(&point) == broken_up,
+        "read back otherwise in pieces"
+    );
+    let attached = again(attached);
+    assert!(
+        read_back(&point) == broken_up,
+        "read back otherwise in pieces after attach again"
+    );
+    assert!(free(&point) < free_before);
+    xattr::remove(point.join("file"), "user.apart40000").unwrap();
+    xattr::remove(point.join("file"), "user.apart65536").unwrap();
+    // The folder's value as it was, in one piece again (the blocks freed above).
+    let v = &kept[&("folder".to_string(), "user.v65536".to_string())];
+    xattr::set(point.join("folder"), "user.v65536", v).unwrap();
+    let attached = again(attached);
+    assert!(
+        read_back(&point) == kept,
+        "read back otherwise once removed"
+    );
+    assert_eq!(free(&point), free_before, "every block given back");
+    assert!(dimg(&["detach", s(&point)]).status.success());
+    drop(attached);
+    let o = dimg(&["verify", "-fs", s(&image)]);
     assert!(o.status.success(), "{}", stdout(&o));
 }

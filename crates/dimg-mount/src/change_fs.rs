@@ -1,5 +1,6 @@
 //! A volume mounted read/write: FUSE requests become the engine's [`VolumeMut`] changes, by path.
-//! Inodes are numbered as paths are first looked up and follow them through renames. Every
+//! Inodes are numbered as paths are first looked up and follow them through renames; the paths
+//! of one file (its hard links) share one inode. Every
 //! change comes through this mount, so the kernel keeps entries and attributes for a second, as
 //! it keeps them up to date itself; a path is not looked up again for every request.
 
@@ -22,21 +23,52 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 const TTL: Duration = Duration::from_secs(1);
 
-/// Paths by inode and back; the root is inode 1 and path "".
+/// An inode's paths (more than one for a file with hard links) and the volume's number for
+/// its file, where the volume has one.
+#[derive(Default)]
+struct Node {
+    paths: Vec<String>,
+    file: Option<u64>,
+}
+
+/// Inodes by path and back, and by the volume's file number; the root is inode 1 and path "".
 struct Inodes {
-    paths: HashMap<u64, String>,
+    nodes: HashMap<u64, Node>,
     numbers: HashMap<String, u64>,
+    files: HashMap<u64, u64>,
     next: u64,
 }
 
 impl Inodes {
-    fn number(&mut self, path: &str) -> u64 {
+    /// The inode of `path`, whose file the volume numbers `file`: the one its other paths
+    /// have, or a new one.
+    fn number(&mut self, path: &str, file: Option<u64>) -> u64 {
         if let Some(&n) = self.numbers.get(path) {
             return n;
         }
-        let n = self.next;
-        self.next += 1;
-        self.paths.insert(n, path.to_string());
+        let n = match file.and_then(|f| self.files.get(&f)) {
+            Some(&n) => n,
+            None => {
+                let n = self.next;
+                self.next += 1;
+                if let Some(f) = file {
+                    self.files.insert(f, n);
+                }
+                self.nodes.insert(
+                    n,
+                    Node {
+                        paths: Vec::new(),
+                        file,
+                    },
+                );
+                n
+            }
+        };
+        self.nodes
+            .entry(n)
+            .or_default()
+            .paths
+            .push(path.to_string());
         self.numbers.insert(path.to_string(), n);
         n
     }
@@ -55,13 +87,27 @@ impl Inodes {
             let new = format!("{to}{}", &path[from.len()..]);
             self.numbers.remove(&path);
             self.numbers.insert(new.clone(), n);
-            self.paths.insert(n, new);
+            if let Some(node) = self.nodes.get_mut(&n) {
+                node.paths.retain(|p| *p != path);
+                node.paths.push(new);
+            }
         }
     }
 
+    /// `path` is gone; its inode with it when it was the last path to its file.
     fn forget(&mut self, path: &str) {
-        if let Some(n) = self.numbers.remove(path) {
-            self.paths.remove(&n);
+        let Some(n) = self.numbers.remove(path) else {
+            return;
+        };
+        let Some(node) = self.nodes.get_mut(&n) else {
+            return;
+        };
+        node.paths.retain(|p| p != path);
+        if node.paths.is_empty() {
+            if let Some(f) = node.file {
+                self.files.remove(&f);
+            }
+            self.nodes.remove(&n);
         }
     }
 }
@@ -106,11 +152,12 @@ fn time_of(t: TimeOrNow) -> i64 {
 impl ChangeFs {
     pub fn new(volume: Arc<dyn VolumeMut>, origin: String) -> Self {
         let mut inodes = Inodes {
-            paths: HashMap::new(),
+            nodes: HashMap::new(),
             numbers: HashMap::new(),
+            files: HashMap::new(),
             next: 1,
         };
-        inodes.number("");
+        inodes.number("", None);
         ChangeFs {
             volume,
             origin,
@@ -124,9 +171,9 @@ impl ChangeFs {
 
     fn path(&self, ino: INodeNo) -> Result<String, Errno> {
         self.inodes()
-            .paths
+            .nodes
             .get(&ino.0)
-            .cloned()
+            .and_then(|node| node.paths.first().cloned())
             .ok_or(Errno::ENOENT)
     }
 
@@ -166,13 +213,14 @@ impl ChangeFs {
         };
         // Owners are the mounting user's, as macOS ignores ownership on a disk image.
         let perm = stat.mode.unwrap_or(perm);
+        let links = stat.links.unwrap_or(links);
         attr(ino, kind, stat.size, perm, links, mounting_user(), time)
     }
 
     /// The entry at `path` as the kernel sees it, numbered.
     fn entry(&self, path: &str) -> Result<FileAttr, Errno> {
         let stat = self.volume.stat(path).map_err(|e| self.failed(path, e))?;
-        let ino = self.inodes().number(path);
+        let ino = self.inodes().number(path, stat.file_id);
         Ok(self.attr_of(ino, &stat))
     }
 }
@@ -188,7 +236,7 @@ impl Filesystem for ChangeFs {
                 .find(&parent, wanted)
                 .map_err(|e| self.failed(&parent, e))?;
             let path = child(&parent, OsStr::new(&stored))?;
-            let ino = self.inodes().number(&path);
+            let ino = self.inodes().number(&path, stat.file_id);
             answer(reply).entry(&TTL, &self.attr_of(ino, &stat), Generation(0));
             Ok(())
         })
@@ -264,7 +312,9 @@ impl Filesystem for ChangeFs {
                 (ino.0, FileType::Directory, "..".to_string()),
             ];
             for (name, stat) in listed {
-                let n = self.inodes().number(&child(&path, OsStr::new(&name))?);
+                let n = self
+                    .inodes()
+                    .number(&child(&path, OsStr::new(&name))?, stat.file_id);
                 let kind = file_type(&stat);
                 rows.push((n, kind, name));
             }
@@ -416,6 +466,25 @@ impl Filesystem for ChangeFs {
             let target = target.to_str().ok_or(Errno::EINVAL)?;
             self.volume
                 .symlink(&path, target)
+                .map_err(|e| self.failed(&path, e))?;
+            answer(reply).entry(&TTL, &self.entry(&path)?, Generation(0));
+            Ok(())
+        })
+    }
+
+    fn link(
+        &self,
+        _: &Request,
+        ino: INodeNo,
+        newparent: INodeNo,
+        newname: &OsStr,
+        reply: ReplyEntry,
+    ) {
+        guarded(reply, |reply| {
+            let existing = self.path(ino)?;
+            let path = child(&self.path(newparent)?, newname)?;
+            self.volume
+                .hard_link(&existing, &path)
                 .map_err(|e| self.failed(&path, e))?;
             answer(reply).entry(&TTL, &self.entry(&path)?, Generation(0));
             Ok(())

@@ -210,6 +210,10 @@ pub struct Stat {
     pub owner: Option<(u32, u32)>,
     /// A symbolic link, whose data is its target.
     pub symlink: bool,
+    /// The file's number on the volume, the same at each of its paths (HFS+'s catalog ID).
+    pub file_id: Option<u64>,
+    /// How many paths name the file, where hard links make it more than one.
+    pub links: Option<u32>,
 }
 
 /// A volume changed in place (a read/write attach), addressed by '/'-separated paths from its
@@ -245,6 +249,11 @@ pub trait VolumeMut: Send + Sync {
     }
     fn read_link(&self, _path: &str) -> io::Result<String> {
         Err(errno(libc::EINVAL))
+    }
+    /// `new` names the file at `existing` too (volumes without hard links: EPERM, as Linux's
+    /// FAT says).
+    fn hard_link(&self, _existing: &str, _new: &str) -> io::Result<()> {
+        Err(errno(libc::EPERM))
     }
     /// Permission bits and owner, where the volume keeps them; elsewhere nothing changes, as
     /// on a FAT volume Linux mounts.

@@ -10,7 +10,10 @@ use super::edit::{KeyOrder, TreeFile};
 use super::journal::{Journal, JOURNALED};
 use super::read::{HIDDEN_AT_ROOT, PRIVATE_DATA};
 use super::store::Store;
-use super::write::{catalog_key, file_record, folder_record, fork_data, thread, MAX_INLINE};
+use super::write::{
+    attribute_in_blocks, attribute_key, catalog_key, file_record, folder_record, fork_data,
+    inline_attribute, thread, ATTRIBUTE_EXTENTS, ATTRIBUTE_FORK, MAX_INLINE,
+};
 use super::{
     date, extent_pieces, hfs_name, mac_date, units, ALLOCATION_FORK, ALLOCATION_ID,
     ATTRIBUTES_FORK, ATTRIBUTES_ID, CATALOG_FORK, CATALOG_ID, EXTENTS_FORK, HEADER_AT, ROOT_FOLDER,
@@ -38,12 +41,22 @@ const ZEROS: usize = 1 << 20;
 /// A file hard link's Finder type and creator; the iNode files they stand for are in the
 /// private data folder at the root.
 const HARD_LINK: &[u8; 8] = b"hlnkhfs+";
+/// The catalog record flag of an iNode file and its links since Mac OS X 10.5: the iNode keeps
+/// its first link's ID (where a file keeps `reserved1`), each link the previous and next
+/// link's (where a file keeps its owner and group), newest first.
+const LINK_CHAIN: u16 = 0x0020;
+/// The BSD owner flag UF_IMMUTABLE, which a link record carries.
+const IMMUTABLE: u8 = 0x02;
+/// The Finder flag kHasBeenInited, which a link record carries.
+const INITED: u16 = 0x0100;
 /// The BSD owner flag UF_COMPRESSED: the file's data is in its decmpfs attribute.
 const COMPRESSED: u8 = 0x20;
 /// A symbolic link's Finder type and creator.
 const SYMLINK: &[u8; 8] = b"slnkrhap";
 /// The catalog record flag: the file or folder has extended attributes.
 const HAS_ATTRIBUTES: u16 = 0x0004;
+/// The largest attribute value (Linux's XATTR_SIZE_MAX).
+const MAX_VALUE: usize = 64 << 10;
 /// The longest symlink target (macOS's PATH_MAX).
 const MAX_LINK: usize = 1024;
 
@@ -98,6 +111,16 @@ impl Entry {
     fn is_symlink(&self) -> bool {
         self.is_file() && &self.data[48..56] == SYMLINK
     }
+    /// A record's BSD `special` field: a link's iNode number, an iNode file's link count.
+    fn special(&self) -> u32 {
+        be32(&self.data, 44)
+    }
+    fn set_u32(&mut self, at: usize, value: u32) {
+        self.data[at..at + 4].copy_from_slice(&value.to_be_bytes());
+    }
+    fn has_chain(&self) -> bool {
+        be16(&self.data, 2) & LINK_CHAIN != 0
+    }
     fn stat(&self) -> Stat {
         // BSD information is set when the mode is (volumes made elsewhere may have none).
         let mode = u32::from(be16(&self.data, 42));
@@ -108,8 +131,25 @@ impl Entry {
             mode: (mode != 0).then_some(mode & 0o7777),
             owner: (mode != 0).then(|| (be32(&self.data, 32), be32(&self.data, 36))),
             symlink: self.is_symlink(),
+            file_id: Some(u64::from(self.id())),
+            links: None,
         }
     }
+}
+
+/// The record of a hard link to iNode file `inode` (file ID `id`), as Mac OS X writes one;
+/// `chain` its previous and next links, where its iNode keeps a chain.
+fn link_record(id: u32, inode: u32, chain: Option<(u32, u32)>) -> Vec<u8> {
+    let (kind, creator) = HARD_LINK.split_at(4);
+    let kind = Some((kind.try_into().expect("4"), creator.try_into().expect("4")));
+    let (prev, next) = chain.unwrap_or((0, 0));
+    let mut d = file_record(id, now(), prev, next, 0o100444, kind);
+    let flags = be16(&d, 2) | if chain.is_some() { LINK_CHAIN } else { 0 };
+    d[2..4].copy_from_slice(&flags.to_be_bytes());
+    d[41] = IMMUTABLE;
+    d[44..48].copy_from_slice(&inode.to_be_bytes());
+    d[56..58].copy_from_slice(&INITED.to_be_bytes());
+    d
 }
 
 /// A catalog leaf record split into key parts and data; `None` for a malformed one.
@@ -581,40 +621,197 @@ impl State {
         }
     }
 
-    fn create(&mut self, path: &str, folder: bool) -> io::Result<Entry> {
-        self.catalog.reserve(&mut self.store, &mut self.bitmap)?;
+    /// The folder `path` goes in, and its name there (which must be free).
+    fn new_place(&mut self, path: &str) -> io::Result<(u32, Vec<u16>)> {
         let (parent_path, part) = split(path);
         let parent = self.folder(parent_path)?;
         let name = Self::name_of(part)?;
         if self.lookup(parent.id(), &name)?.is_some() {
             return Err(errno(libc::EEXIST));
         }
+        Ok((parent.id(), name))
+    }
+
+    /// The next catalog ID, taken.
+    fn next_id(&mut self) -> io::Result<u32> {
         let id = self.header_u32(64);
         if id < 16 || id == u32::MAX {
             return Err(errno(libc::ENOSPC)); // catalog IDs used up (Apple's wrap needs a search)
         }
         self.set_header_u32(64, id + 1);
+        Ok(id)
+    }
+
+    fn create(&mut self, path: &str, folder: bool) -> io::Result<Entry> {
+        self.catalog.reserve(&mut self.store, &mut self.bitmap, 2)?;
+        let (parent, name) = self.new_place(path)?;
+        let id = self.next_id()?;
         let date = now();
         let data = match folder {
             true => folder_record(id, 0, date, 0, 0, 0o755),
             false => file_record(id, date, 0, 0, 0o100644, None),
         };
-        let entry = Entry {
-            parent: parent.id(),
-            name: name.clone(),
-            data,
-        };
+        self.add(Entry { parent, name, data })
+    }
+
+    /// Puts a new record and its thread in the catalog, counted in its folder.
+    fn add(&mut self, entry: Entry) -> io::Result<Entry> {
+        let folder = entry.is_folder();
         self.catalog
             .insert(&mut self.store, &mut self.bitmap, entry.record())?;
-        let mut t = catalog_key(id, &[]);
-        t.extend_from_slice(&thread(if folder { 3 } else { 4 }, parent.id(), &name));
+        let mut t = catalog_key(entry.id(), &[]);
+        t.extend_from_slice(&thread(
+            if folder { 3 } else { 4 },
+            entry.parent,
+            &entry.name,
+        ));
         if let Err(e) = self.catalog.insert(&mut self.store, &mut self.bitmap, t) {
             // No room for the thread: the record goes too, leaving the catalog as it was.
             self.catalog.remove(&mut self.store, &entry.key())?;
             return Err(e);
         }
-        self.count_in(parent.id(), 1, folder)?;
+        self.count_in(entry.parent, 1, folder)?;
         Ok(entry)
+    }
+
+    /// The folder at the root that holds iNode files, made as Mac OS X makes it where a volume
+    /// has none yet: invisible, its name locked, placed far off in Finder windows, immutable.
+    fn private_folder(&mut self) -> io::Result<Entry> {
+        let name = hfs_name(PRIVATE_DATA);
+        if let Some(e) = self.lookup(ROOT_FOLDER, &name)? {
+            return match e.is_folder() {
+                true => Ok(e),
+                false => Err(corrupt("HFS+ catalog", "the private data folder is a file")),
+            };
+        }
+        let id = self.next_id()?;
+        let mut data = folder_record(id, 0, now(), 0, 0, 0);
+        data[41] = IMMUTABLE;
+        data[56..58].copy_from_slice(&0x5000u16.to_be_bytes()); // kIsInvisible | kNameLocked
+        data[58..62].copy_from_slice(&[0x40, 0, 0x40, 0]);
+        self.add(Entry {
+            parent: ROOT_FOLDER,
+            name,
+            data,
+        })
+    }
+
+    /// Makes `new` a hard link to the file at `existing`. A file linked the first time becomes
+    /// an iNode file in the private folder, keeping its ID, with a link left in its place.
+    fn hard_link(&mut self, existing: &str, new: &str) -> io::Result<()> {
+        // A private folder, the iNode moved, two links: each a record and a thread.
+        self.catalog.reserve(&mut self.store, &mut self.bitmap, 8)?;
+        let e = self.resolve(existing)?;
+        if e.is_folder() {
+            return Err(errno(libc::EPERM));
+        }
+        let (parent, name) = self.new_place(new)?;
+        let mut inode = match e.is_link() {
+            true => self.target(e)?,
+            false => self.make_inode(e)?,
+        };
+        self.add_link(&mut inode, parent, name)?;
+        self.save(&inode)
+    }
+
+    /// File `e` moved into the private folder as "iNode<ID>" (its ID, forks and attributes
+    /// kept), a link left where it was.
+    fn make_inode(&mut self, e: Entry) -> io::Result<Entry> {
+        let private = self.private_folder()?.id();
+        let name = hfs_name(&format!("iNode{}", e.id()));
+        if self.lookup(private, &name)?.is_some() {
+            return Err(corrupt(
+                "HFS+ catalog",
+                format!("iNode{} is there already", e.id()),
+            ));
+        }
+        let (parent, place) = (e.parent, e.name.clone());
+        self.catalog.remove(&mut self.store, &e.key())?;
+        self.count_in(parent, -1, false)?;
+        let mut inode = Entry {
+            parent: private,
+            name: name.clone(),
+            data: e.data,
+        };
+        let flags = be16(&inode.data, 2) | LINK_CHAIN;
+        inode.data[2..4].copy_from_slice(&flags.to_be_bytes());
+        inode.set_u32(4, 0); // no first link yet
+        inode.set_u32(44, 0); // no links yet
+        self.catalog
+            .insert(&mut self.store, &mut self.bitmap, inode.record())?;
+        let mut t = catalog_key(inode.id(), &[]);
+        t.extend_from_slice(&thread(4, private, &name));
+        self.catalog.replace(&mut self.store, &mut self.bitmap, t)?;
+        self.count_in(private, 1, false)?;
+        self.add_link(&mut inode, parent, place)?;
+        Ok(inode)
+    }
+
+    /// A new link to iNode file `inode` as `name` in folder `parent`, first in the chain.
+    fn add_link(&mut self, inode: &mut Entry, parent: u32, name: Vec<u16>) -> io::Result<()> {
+        let id = self.next_id()?;
+        let chained = inode.has_chain();
+        let first = if chained { be32(&inode.data, 4) } else { 0 };
+        let data = link_record(id, inode.id(), chained.then_some((0, first)));
+        self.add(Entry { parent, name, data })?;
+        if first != 0 {
+            let mut next = self.entry_of_id(first)?;
+            next.set_u32(32, id);
+            self.save(&next)?;
+        }
+        if chained {
+            inode.set_u32(4, id);
+        }
+        inode.set_u32(44, inode.special().saturating_add(1));
+        inode.data[20..24].copy_from_slice(&now().to_be_bytes());
+        Ok(())
+    }
+
+    /// Removes hard link `link`: its chain closes over it, its iNode file counts one link
+    /// fewer and goes with its last.
+    fn remove_link(&mut self, link: Entry) -> io::Result<()> {
+        let (id, prev, next) = (link.id(), be32(&link.data, 32), be32(&link.data, 36));
+        let chained = link.has_chain();
+        let mut inode = self.target(Entry {
+            parent: link.parent,
+            name: link.name.clone(),
+            data: link.data.clone(),
+        })?;
+        self.catalog.remove(&mut self.store, &link.key())?;
+        self.catalog
+            .remove(&mut self.store, &catalog_key(id, &[]))?;
+        self.count_in(link.parent, -1, false)?;
+        if chained && inode.has_chain() {
+            for (neighbour, at, value) in [(prev, 36, next), (next, 32, prev)] {
+                if neighbour != 0 {
+                    let mut e = self.entry_of_id(neighbour)?;
+                    e.set_u32(at, value);
+                    self.save(&e)?;
+                }
+            }
+            if be32(&inode.data, 4) == id {
+                inode.set_u32(4, next);
+            }
+        }
+        match inode.special().saturating_sub(1) {
+            0 => self.unlink(inode),
+            links => {
+                inode.set_u32(44, links);
+                inode.data[20..24].copy_from_slice(&now().to_be_bytes());
+                self.save(&inode)
+            }
+        }
+    }
+
+    /// What `e` says of itself, a hard link as its iNode file with its count of links.
+    fn stat_of(&mut self, e: Entry) -> io::Result<Stat> {
+        let link = e.is_link();
+        let target = self.target(e)?;
+        let mut stat = target.stat();
+        if link {
+            stat.links = Some(target.special());
+        }
+        Ok(stat)
     }
 
     /// Makes file `entry`'s data fork `size` bytes long, allocating or freeing blocks; bytes
@@ -777,12 +974,18 @@ impl State {
         self.save(&e)
     }
 
-    /// File `id`'s attribute records, whole.
-    fn attribute_records(&mut self, id: u32) -> io::Result<Vec<Vec<u8>>> {
+    /// File `id`'s attribute records, whole; with a name, that attribute's only (its first
+    /// record, then those with more of its value's extents).
+    fn attribute_records(&mut self, id: u32, name: Option<&[u16]>) -> io::Result<Vec<Vec<u8>>> {
         let mut found = Vec::new();
         if let Some(tree) = &self.attributes {
-            tree.scan(&mut self.store, &attribute_key(id, &[]), |r| {
-                let ours = r.len() >= 14 && be32(r, 4) == id;
+            let from = attribute_key(id, name.unwrap_or(&[]), 0);
+            tree.scan(&mut self.store, &from, |r| {
+                let named = |n: &[u16]| {
+                    let len = 2 * usize::from(be16(r, 12));
+                    r.get(14..14 + len).is_some_and(|stored| units(stored) == n)
+                };
+                let ours = r.len() >= 14 && be32(r, 4) == id && name.is_none_or(named);
                 if ours {
                     found.push(r.to_vec());
                 }
@@ -792,10 +995,25 @@ impl State {
         Ok(found)
     }
 
+    /// Removes attribute `name` of file `id` (every attribute without a name), giving back the
+    /// blocks a value of its own holds: whether there was one.
+    fn remove_attributes(&mut self, id: u32, name: Option<&[u16]>) -> io::Result<bool> {
+        let records = self.attribute_records(id, name)?;
+        for r in &records {
+            for (start, count) in attribute_extents(r) {
+                self.bitmap.release(start, count);
+            }
+            if let Some(tree) = &mut self.attributes {
+                tree.remove(&mut self.store, &r[..2 + usize::from(be16(r, 0))])?;
+            }
+        }
+        Ok(!records.is_empty())
+    }
+
     fn xattr_names(&mut self, path: &str) -> io::Result<Vec<String>> {
         let e = self.resolve_target(path)?;
         let mut names: Vec<String> = self
-            .attribute_records(e.id())?
+            .attribute_records(e.id(), None)?
             .iter()
             .filter(|r| be32(r, 8) == 0) // the first record of each attribute
             .map(|r| {
@@ -814,27 +1032,37 @@ impl State {
         if name == RESOURCE_FORK {
             return match e.fork_size(RESOURCE) {
                 0 => Err(errno(libc::ENODATA)),
-                _ => self.fork_bytes(&e, RESOURCE, 64 << 10),
+                _ => self.fork_bytes(&e, RESOURCE, MAX_VALUE),
             };
         }
         let units: Vec<u16> = name.encode_utf16().collect();
-        let tree = match &self.attributes {
-            Some(tree) => tree,
-            None => return Err(errno(libc::ENODATA)),
-        };
-        let record = tree
-            .get(&mut self.store, &attribute_key(e.id(), &units))?
-            .ok_or_else(|| errno(libc::ENODATA))?;
-        let d = &record[2 + usize::from(be16(&record, 0))..];
-        match be32(d, 0) {
-            0x10 => {
+        let records = self.attribute_records(e.id(), Some(&units))?;
+        let first = records.first().ok_or_else(|| errno(libc::ENODATA))?;
+        let cut = || corrupt("HFS+ attributes B-tree", format!("{name} is cut short"));
+        let d = first
+            .get(2 + usize::from(be16(first, 0))..)
+            .ok_or_else(cut)?;
+        match d.get(..16).map(|_| be32(d, 0)) {
+            Some(0x10) => {
                 let len = be32(d, 12) as usize;
-                d.get(16..16 + len).map(<[u8]>::to_vec).ok_or_else(|| {
-                    corrupt("HFS+ attributes B-tree", format!("{name} is cut short"))
-                })
+                d.get(16..16 + len).map(<[u8]>::to_vec).ok_or_else(cut)
             }
-            // Values in extents of their own (over 3,802 bytes, from macOS) are not read here.
-            _ => Err(errno(libc::E2BIG)),
+            Some(ATTRIBUTE_FORK) => {
+                let size = be64(d, 8);
+                if size > MAX_VALUE as u64 {
+                    return Err(errno(libc::E2BIG));
+                }
+                let extents: Vec<(u32, u32)> =
+                    records.iter().flat_map(|r| attribute_extents(r)).collect();
+                let pieces = extent_pieces(&extents, self.store.block, 0, size).ok_or_else(cut)?;
+                let mut value = vec![0u8; size as usize];
+                read_pieces(&*self.store.disk, &pieces, &mut value)?;
+                Ok(value)
+            }
+            _ => Err(corrupt(
+                "HFS+ attributes B-tree",
+                format!("{name} is a record of no known type"),
+            )),
         }
     }
 
@@ -852,25 +1080,59 @@ impl State {
         if units.is_empty() || units.len() > 127 {
             return Err(errno(libc::ERANGE));
         }
-        if value.len() > MAX_INLINE {
+        if value.len() > MAX_VALUE {
             return Err(errno(libc::E2BIG));
         }
-        let mut record = attribute_key(e.id(), &units);
-        record.extend_from_slice(&0x10u32.to_be_bytes());
-        record.extend_from_slice(&[0; 8]);
-        record.extend_from_slice(&(value.len() as u32).to_be_bytes());
-        record.extend_from_slice(value);
-        record.resize(record.len().next_multiple_of(2), 0);
-        let key = attribute_key(e.id(), &units);
+        let id = e.id();
         // A volume made without an attributes file keeps none.
         let tree = self
             .attributes
             .as_mut()
             .ok_or_else(|| errno(libc::ENOTSUP))?;
-        tree.reserve(&mut self.store, &mut self.bitmap)?;
-        match tree.get(&mut self.store, &key)? {
-            Some(_) => tree.replace(&mut self.store, &mut self.bitmap, record)?,
-            None => tree.insert(&mut self.store, &mut self.bitmap, record)?,
+        tree.reserve(&mut self.store, &mut self.bitmap, 1)?;
+        // A value too large for a record goes in blocks of its own, as macOS puts it: the first
+        // record has its fork, each further one eight more extents.
+        let mut records = Vec::new();
+        if value.len() <= MAX_INLINE {
+            let mut r = attribute_key(id, &units, 0);
+            r.extend_from_slice(&inline_attribute(value));
+            records.push(r);
+        } else {
+            let blocks = (value.len() as u64).div_ceil(self.store.block) as u32;
+            let extents = self.bitmap.allocate(blocks, None)?;
+            if let Err(failed) = self.write_pieces(&extents, 0, value) {
+                extents.iter().for_each(|&(s, c)| self.bitmap.release(s, c));
+                return Err(failed);
+            }
+            let first = &extents[..extents.len().min(8)];
+            let mut r = attribute_key(id, &units, 0);
+            let value_fork = fork_data(value.len() as u64, blocks, first);
+            r.extend_from_slice(&attribute_in_blocks(ATTRIBUTE_FORK, &value_fork));
+            records.push(r);
+            let mut start: u32 = first.iter().map(|e| e.1).sum();
+            for group in extents.get(8..).unwrap_or(&[]).chunks(8) {
+                let mut more = [0u8; 64];
+                for (i, &(s, c)) in group.iter().enumerate() {
+                    more[8 * i..8 * i + 4].copy_from_slice(&s.to_be_bytes());
+                    more[8 * i + 4..8 * i + 8].copy_from_slice(&c.to_be_bytes());
+                }
+                let mut r = attribute_key(id, &units, start);
+                r.extend_from_slice(&attribute_in_blocks(ATTRIBUTE_EXTENTS, &more));
+                records.push(r);
+                start += group.iter().map(|e| e.1).sum::<u32>();
+            }
+        }
+        let tree = self.attributes.as_mut().expect("checked");
+        if let Err(full) = tree.reserve(&mut self.store, &mut self.bitmap, records.len() as u32) {
+            for (start, count) in records.iter().flat_map(|r| attribute_extents(r)) {
+                self.bitmap.release(start, count);
+            }
+            return Err(full);
+        }
+        self.remove_attributes(id, Some(&units))?;
+        let tree = self.attributes.as_mut().expect("checked");
+        for r in records {
+            tree.insert(&mut self.store, &mut self.bitmap, r)?;
         }
         let flags = be16(&e.data, 2) | HAS_ATTRIBUTES;
         e.data[2..4].copy_from_slice(&flags.to_be_bytes());
@@ -887,16 +1149,10 @@ impl State {
             return self.save(&e);
         }
         let units: Vec<u16> = name.encode_utf16().collect();
-        let key = attribute_key(e.id(), &units);
-        let tree = match &mut self.attributes {
-            Some(tree) => tree,
-            None => return Err(errno(libc::ENODATA)),
-        };
-        match tree.remove(&mut self.store, &key) {
-            Err(err) if err.kind() == io::ErrorKind::NotFound => return Err(errno(libc::ENODATA)),
-            done => done?,
-        };
-        if self.attribute_records(e.id())?.is_empty() {
+        if !self.remove_attributes(e.id(), Some(&units))? {
+            return Err(errno(libc::ENODATA));
+        }
+        if self.attribute_records(e.id(), None)?.is_empty() {
             let flags = be16(&e.data, 2) & !HAS_ATTRIBUTES;
             e.data[2..4].copy_from_slice(&flags.to_be_bytes());
             self.save(&e)?;
@@ -927,25 +1183,7 @@ impl State {
                 self.set_fork(entry, kind, 0, &[])?;
             }
         }
-        for r in self.attribute_records(entry.id())? {
-            let k = 2 + usize::from(be16(&r, 0));
-            // An attribute in extents of its own gives its blocks back: a fork record's extents
-            // follow its fork's sizes, an extents record's its type.
-            let extents_at = match r.get(k..k + 4).map(|_| be32(&r, k)) {
-                Some(0x20) => Some(k + 24),
-                Some(0x30) => Some(k + 8),
-                _ => None,
-            };
-            if let Some(at) = extents_at.filter(|at| r.len() >= at + 64) {
-                for i in 0..8 {
-                    self.bitmap
-                        .release(be32(&r, at + 8 * i), be32(&r, at + 4 + 8 * i));
-                }
-            }
-            if let Some(tree) = &mut self.attributes {
-                tree.remove(&mut self.store, &r[..k])?;
-            }
-        }
+        self.remove_attributes(entry.id(), None)?;
         Ok(())
     }
 
@@ -955,8 +1193,7 @@ impl State {
             return Err(errno(libc::EBUSY));
         }
         if entry.is_link() {
-            // Its iNode file's link count and the links' chain would change with it.
-            return Err(errno(libc::EPERM));
+            return self.remove_link(entry);
         }
         let folder = entry.is_folder();
         if folder && be32(&entry.data, 4) != 0 {
@@ -973,7 +1210,7 @@ impl State {
     }
 
     fn rename(&mut self, from: &str, to: &str) -> io::Result<()> {
-        self.catalog.reserve(&mut self.store, &mut self.bitmap)?;
+        self.catalog.reserve(&mut self.store, &mut self.bitmap, 2)?;
         let mut moving = self.resolve(from)?;
         if moving.id() == ROOT_FOLDER {
             return Err(errno(libc::EBUSY));
@@ -997,6 +1234,10 @@ impl State {
             }
         }
         if let Some(there) = self.lookup(parent.id(), &name)? {
+            // Two links to one file: rename does nothing, as POSIX says.
+            if there.is_link() && moving.is_link() && there.special() == moving.special() {
+                return Ok(());
+            }
             if there.id() != moving.id() {
                 match (folder, there.is_folder()) {
                     (true, false) => return Err(errno(libc::ENOTDIR)),
@@ -1067,7 +1308,7 @@ impl State {
                 true
             })?;
         out.into_iter()
-            .map(|(name, e)| Ok((name, self.target(e)?.stat())))
+            .map(|(name, e)| Ok((name, self.stat_of(e)?)))
             .collect()
     }
 }
@@ -1131,17 +1372,20 @@ fn overflow_key(id: u32, kind: u8, start: u32) -> Vec<u8> {
     k
 }
 
-/// The attributes key of file `id`'s attribute `name` (its first record); with no name, the
-/// smallest of its keys.
-fn attribute_key(id: u32, name: &[u16]) -> Vec<u8> {
-    let mut k = ((12 + 2 * name.len()) as u16).to_be_bytes().to_vec();
-    k.extend_from_slice(&[0, 0]);
-    k.extend_from_slice(&id.to_be_bytes());
-    k.extend_from_slice(&[0; 4]);
-    k.extend_from_slice(&(name.len() as u16).to_be_bytes());
-    name.iter()
-        .for_each(|u| k.extend_from_slice(&u.to_be_bytes()));
-    k
+/// The extents an attribute record holds of its value's blocks (none for a value inline).
+fn attribute_extents(r: &[u8]) -> Vec<(u32, u32)> {
+    let k = 2 + usize::from(be16(r, 0));
+    let at = match r.get(k..k + 4).map(|_| be32(r, k)) {
+        Some(ATTRIBUTE_FORK) => k + 24,
+        Some(ATTRIBUTE_EXTENTS) => k + 8,
+        _ => return Vec::new(),
+    };
+    r.get(at..at + 64).map_or_else(Vec::new, |e| {
+        (0..8)
+            .map(|i| (be32(e, 8 * i), be32(e, 8 * i + 4)))
+            .filter(|e| e.1 > 0)
+            .collect()
+    })
 }
 
 impl VolumeMut for HfsChange {
@@ -1150,7 +1394,10 @@ impl VolumeMut for HfsChange {
     }
 
     fn stat(&self, path: &str) -> io::Result<Stat> {
-        self.look(|s| Ok(s.resolve_target(path)?.stat()))
+        self.look(|s| {
+            let e = s.resolve(path)?;
+            s.stat_of(e)
+        })
     }
 
     fn find(&self, parent: &str, name: &str) -> io::Result<(String, Stat)> {
@@ -1160,7 +1407,7 @@ impl VolumeMut for HfsChange {
                 .lookup(folder.id(), &hfs_name(name))?
                 .ok_or_else(|| errno(libc::ENOENT))?;
             let name = String::from_utf16_lossy(&e.name).replace('/', ":");
-            Ok((name, s.target(e)?.stat()))
+            Ok((name, s.stat_of(e)?))
         })
     }
 
@@ -1259,6 +1506,10 @@ impl VolumeMut for HfsChange {
 
     fn symlink(&self, path: &str, target: &str) -> io::Result<()> {
         self.change(|s| s.symlink(path, target))
+    }
+
+    fn hard_link(&self, existing: &str, new: &str) -> io::Result<()> {
+        self.change(|s| s.hard_link(existing, new))
     }
 
     fn read_link(&self, path: &str) -> io::Result<String> {

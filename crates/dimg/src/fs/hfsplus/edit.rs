@@ -318,10 +318,16 @@ impl TreeFile {
         Ok(())
     }
 
-    /// Grows the file until it has free nodes for the worst one insert can need (a split at
-    /// every level and a new root), so that an operation does not run out of nodes half done.
-    pub fn reserve(&mut self, store: &mut Store, bitmap: &mut Bitmap) -> io::Result<()> {
-        let wanted = u32::from(self.depth) + 2;
+    /// Grows the file until it has free nodes for the worst `inserts` inserts can need (each a
+    /// split at every level, and a new root), so that an operation does not run out of nodes
+    /// half done.
+    pub fn reserve(
+        &mut self,
+        store: &mut Store,
+        bitmap: &mut Bitmap,
+        inserts: u32,
+    ) -> io::Result<()> {
+        let wanted = inserts * (u32::from(self.depth) + 1) + 1;
         while self.free < wanted {
             // A whole clump where there is room, else just the nodes wanted.
             let unit = u32::try_from(u64::from(self.node_size).div_ceil(store.block)).unwrap_or(1);

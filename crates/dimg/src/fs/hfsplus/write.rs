@@ -142,6 +142,43 @@ pub(super) fn file_record(
     d
 }
 
+/// An attributes B-tree key: file `id`'s attribute `name`, the record mapping its value from
+/// block `start` (0 for the attribute's first record; with no name, the smallest of its keys).
+pub(super) fn attribute_key(id: u32, name: &[u16], start: u32) -> Vec<u8> {
+    let mut k = ((12 + 2 * name.len()) as u16).to_be_bytes().to_vec();
+    k.extend_from_slice(&[0, 0]);
+    k.extend_from_slice(&id.to_be_bytes());
+    k.extend_from_slice(&start.to_be_bytes());
+    k.extend_from_slice(&(name.len() as u16).to_be_bytes());
+    name.iter()
+        .for_each(|u| k.extend_from_slice(&u.to_be_bytes()));
+    k
+}
+
+/// An attribute record's data holding `value` itself (kHFSPlusAttrInlineData).
+pub(super) fn inline_attribute(value: &[u8]) -> Vec<u8> {
+    let mut data = 0x10u32.to_be_bytes().to_vec();
+    data.extend_from_slice(&[0; 8]);
+    data.extend_from_slice(&(value.len() as u32).to_be_bytes());
+    data.extend_from_slice(value);
+    data.resize(data.len().next_multiple_of(2), 0);
+    data
+}
+
+/// Attribute records whose value is in blocks of its own: the first, with the value's fork
+/// (kHFSPlusAttrForkData), and those with eight more of its extents (kHFSPlusAttrExtents).
+pub(super) const ATTRIBUTE_FORK: u32 = 0x20;
+pub(super) const ATTRIBUTE_EXTENTS: u32 = 0x30;
+
+/// An attribute record's data pointing at its value's blocks: `kind` with `extents` (a fork, or
+/// an extent record).
+pub(super) fn attribute_in_blocks(kind: u32, extents: &[u8]) -> Vec<u8> {
+    let mut data = kind.to_be_bytes().to_vec();
+    data.extend_from_slice(&[0; 4]);
+    data.extend_from_slice(extents);
+    data
+}
+
 pub(super) fn thread(kind: u16, parent: u32, name: &[u16]) -> Vec<u8> {
     let mut t = Vec::with_capacity(10 + 2 * name.len());
     t.extend_from_slice(&kind.to_be_bytes());
@@ -456,28 +493,15 @@ pub fn build(tree: Option<&Tree>, options: &Options, now: i64) -> Result<Built> 
             let mut next = first_data + start + data_blocks(i) + resource_blocks(i);
             for (name, value) in attributes(i) {
                 let units: Vec<u16> = name.encode_utf16().collect();
-                let mut key = ((12 + 2 * units.len()) as u16).to_be_bytes().to_vec();
-                key.extend_from_slice(&[0, 0]);
-                key.extend_from_slice(&cnid(i).to_be_bytes());
-                key.extend_from_slice(&[0; 4]);
-                key.extend_from_slice(&(units.len() as u16).to_be_bytes());
-                units
-                    .iter()
-                    .for_each(|u| key.extend_from_slice(&u.to_be_bytes()));
-                let mut data = Vec::new();
-                if value.len() <= MAX_INLINE {
-                    data.extend_from_slice(&0x10u32.to_be_bytes());
-                    data.extend_from_slice(&[0; 8]);
-                    data.extend_from_slice(&(value.len() as u32).to_be_bytes());
-                    data.extend_from_slice(value);
-                    data.resize(data.len().next_multiple_of(2), 0);
+                let key = attribute_key(cnid(i), &units, 0);
+                let data = if value.len() <= MAX_INLINE {
+                    inline_attribute(value)
                 } else {
                     let blocks = (value.len() as u64).div_ceil(block);
-                    data.extend_from_slice(&0x20u32.to_be_bytes());
-                    data.extend_from_slice(&[0; 4]);
-                    data.extend_from_slice(&fork(value.len() as u64, next as u32, blocks as u32));
+                    let value_fork = fork(value.len() as u64, next as u32, blocks as u32);
                     next += blocks;
-                }
+                    attribute_in_blocks(ATTRIBUTE_FORK, &value_fork)
+                };
                 records.push((cnid(i), units, key, data));
             }
         }
