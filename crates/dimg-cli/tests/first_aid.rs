@@ -7,7 +7,7 @@
 mod common;
 
 use common::*;
-use dimg_e2e::{program, truths};
+use dimg_e2e::{corpus, program, truths};
 use std::fs;
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -314,6 +314,147 @@ fn damaged_hfs_plus_is_named_and_repaired() {
     let (report, code) = first_aid(&link, true);
     assert_eq!((code, problems(&report)), (Some(1), vec![line]));
     assert!(repairs(&report).is_empty());
+}
+
+/// A corpus UDZO made by hdiutil, as UDRW in `dir`, with where its HFS+ volume starts and how
+/// long it is.
+fn corpus_udrw(dir: &Path, name: &str) -> (PathBuf, u64, u64) {
+    let out = dir.join(format!("rw-{name}"));
+    let from = corpus().join("dmg").join(name);
+    let o = dimg(&["convert", s(&from), "-format", "UDRW", "-o", s(&out)]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let p = partition_with(&out, "HFS+");
+    (
+        out,
+        p["start"].as_u64().unwrap(),
+        p["size"].as_u64().unwrap(),
+    )
+}
+
+/// The hard-link pair hdiutil made in the corpus's HFS+ DMGs (`readme.txt` and
+/// `hardlink-to-readme` in kaitokit's, `testfile1` and `file_hardlink1` in keramics's) checks
+/// clean and is counted. In a copy, each damage to the pair is named in a line: the iNode's
+/// link count (repaired, as fshfsinfo and 7-Zip agree after), a link's place in the chain, a
+/// link to an iNode that is not there, an iNode no link names.
+#[test]
+fn hard_links_are_checked_against_their_inodes() {
+    let dir = tempfile::tempdir().unwrap();
+    for name in ["kaitokit-hfs-zlib.dmg", "keramics-hfsplus-zlib.dmg"] {
+        let (report, code) = first_aid(&corpus().join("dmg").join(name), false);
+        assert_eq!(code, Some(0), "{name}: {:?}", problems(&report));
+        assert_eq!(report["volumes"][0]["counted"]["hard links"], 2, "{name}");
+    }
+    let (clean, start, size) = corpus_udrw(dir.path(), "kaitokit-hfs-zlib.dmg");
+    let volume = read_at(&clean, start, size as usize);
+    let (first, second) = (
+        catalog_record(&volume, "hardlink-to-readme", 2),
+        catalog_record(&volume, "readme.txt", 2),
+    );
+    // A link's BSD `special` field holds its iNode's number; the iNode is named after it.
+    let number = be32(&volume, first + 44);
+    assert_eq!(be32(&volume, second + 44), number);
+    let inode = catalog_record(&volume, &format!("iNode{number}"), 2);
+    let inode_path = format!("/\\u{{0}}\\u{{0}}\\u{{0}}\\u{{0}}HFS+ Private Data/iNode{number}");
+    // The chain hdiutil wrote: the iNode's reserved1 names the first link; each link names
+    // its previous and next links in its BSD owner and group fields.
+    let (first_id, second_id) = (be32(&volume, first + 8), be32(&volume, second + 8));
+    assert_eq!(be32(&volume, inode + 4), first_id);
+    assert_eq!(
+        (be32(&volume, first + 32), be32(&volume, first + 36)),
+        (0, second_id)
+    );
+    assert_eq!(
+        (be32(&volume, second + 32), be32(&volume, second + 36)),
+        (first_id, 0)
+    );
+    let copy = |label: &str, at: usize, value: u32| {
+        let p = dir.path().join(format!("{label}.dmg"));
+        fs::copy(&clean, &p).unwrap();
+        write_at(&p, start + at as u64, &value.to_be_bytes());
+        p
+    };
+    let listing = |image: &Path| {
+        let volume = volume_file(image, start, size, dir.path());
+        (
+            peer("fshfsinfo", &["-H", s(&volume)]),
+            peer("7zz", &["l", s(&volume)])
+                .lines()
+                .filter(|l| l.contains("readme"))
+                .map(str::to_string)
+                .collect::<Vec<_>>(),
+        )
+    };
+    let before = listing(&clean);
+    assert_eq!(before.1.len(), 2, "{:?}", before.1);
+
+    // The iNode's link count, one too many: mended in its record.
+    let count = copy("count", inode + 44, 3);
+    let line = assert_one_problem(&count, &inode_path);
+    assert_eq!(
+        line,
+        format!("{inode_path}: its link count says 3, 2 hard links name it")
+    );
+    assert_repaired(&count, &[&format!("{inode_path}: link count 3 → 2")]);
+    assert_eq!(read_at(&count, start + inode as u64 + 44, 4), [0, 0, 0, 2]);
+    assert_eq!(listing(&count), before);
+
+    // The second link's previous link, cut: named, and not something First Aid mends.
+    let chain = copy("chain", second + 32, 0);
+    let line = assert_one_problem(&chain, "/readme.txt");
+    assert_eq!(
+        line,
+        format!(
+            "/readme.txt: its previous hard link says CNID 0, where the chain of {inode_path} \
+             has CNID {first_id} before it"
+        )
+    );
+    let (report, code) = first_aid(&chain, true);
+    assert_eq!((code, problems(&report)), (Some(1), vec![line]));
+    assert!(repairs(&report).is_empty());
+
+    // The first link's next link, cut: the chain leaves the second out.
+    let short = copy("short", first + 36, 0);
+    let line = assert_one_problem(&short, &inode_path);
+    assert_eq!(
+        line,
+        format!("{inode_path}: its chain of hard links leaves out /readme.txt")
+    );
+
+    // A link to an iNode there is not; the iNode then has one link fewer than it counts.
+    let stray = copy("stray", first + 44, number + 1000);
+    let lines = problems(&first_aid(&stray, false).0);
+    let missing = format!(
+        "/hardlink-to-readme: is a file hard link to iNode{}, which is not in its private folder",
+        number + 1000
+    );
+    assert!(lines.contains(&missing), "{lines:?}");
+    let fewer = format!("{inode_path}: its link count says 2, 1 hard link names it");
+    assert!(lines.contains(&fewer), "{lines:?}");
+
+    // Both links sent elsewhere: the iNode is an orphan.
+    let orphan = copy("orphan", first + 44, number + 1000);
+    write_at(
+        &orphan,
+        start + second as u64 + 44,
+        &(number + 1000).to_be_bytes(),
+    );
+    let lines = problems(&first_aid(&orphan, false).0);
+    let alone = format!("{inode_path}: no hard link names it (an orphaned iNode)");
+    assert!(lines.contains(&alone), "{lines:?}");
+
+    // A folder hard link (type fdrp) to a folder that is not in the private directory data
+    // folder, in a volume dimg made.
+    let src = source(dir.path());
+    let (made, start, size) = image(dir.path(), &src, "HFS+");
+    let mut volume = read_at(&made, start, size as usize);
+    folder_hard_link(&mut volume, "file1.bin", "sub");
+    write_at(&made, start, &volume);
+    let sub = be32(&volume, catalog_record(&volume, "sub", 1) + 8);
+    let line = assert_one_problem(&made, "/file1.bin");
+    assert_eq!(
+        line,
+        format!("/file1.bin: is a folder hard link to folder CNID {sub}, which is not in its private folder")
+    );
 }
 
 /// Sets FAT entry `n` (of `bits` bits) of the FAT at `fat` to `value`.
