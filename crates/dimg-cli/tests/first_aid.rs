@@ -43,7 +43,11 @@ fn image(dir: &Path, src: &Path, fs: &str) -> (PathBuf, u64, u64) {
         s(&out),
     ]);
     assert!(o.status.success(), "{fs}: {}", stderr(&o));
-    let kind = if fs.starts_with("FAT") { "FAT" } else { fs };
+    let kind = match fs {
+        f if f.starts_with("FAT") => "FAT",
+        "JHFS+" => "HFS+",
+        f => f,
+    };
     let p = partition_with(&out, kind);
     (
         out,
@@ -455,6 +459,152 @@ fn hard_links_are_checked_against_their_inodes() {
         line,
         format!("/file1.bin: is a folder hard link to folder CNID {sub}, which is not in its private folder")
     );
+}
+
+/// Takes the catalog record that starts at byte `record` of the volume out of its leaf node, as
+/// if it had never been written: the records after it move up, the node counts one fewer, and
+/// so does the tree's header. The catalog is in one extent at `catalog` (as dimg makes it), and
+/// the record is not its node's first (whose key its index record repeats).
+fn take_out_record(volume: &mut [u8], catalog: usize, record: usize) {
+    let size = usize::from(u16::from_be_bytes([
+        volume[catalog + 32],
+        volume[catalog + 33],
+    ]));
+    let node = catalog + (record - catalog) / size * size;
+    let b = &mut volume[node..node + size];
+    let count = usize::from(u16::from_be_bytes([b[10], b[11]]));
+    let offset = |b: &[u8], j: usize| {
+        usize::from(u16::from_be_bytes([
+            b[size - 2 * (j + 1)],
+            b[size - 2 * j - 1],
+        ]))
+    };
+    let i = (0..count)
+        .find(|&j| offset(b, j) <= record - node && record - node < offset(b, j + 1))
+        .expect("the record is in its node");
+    assert!(i > 0, "the record starts its node");
+    let (from, to, free) = (offset(b, i), offset(b, i + 1), offset(b, count));
+    let len = to - from;
+    b.copy_within(to..free, from);
+    b[free - len..free].fill(0);
+    for j in i..count {
+        let moved = (offset(b, j + 1) - len) as u16;
+        b[size - 2 * (j + 1)..size - 2 * j].copy_from_slice(&moved.to_be_bytes());
+    }
+    b[size - 2 * (count + 1)..size - 2 * count].fill(0);
+    b[10..12].copy_from_slice(&(count as u16 - 1).to_be_bytes());
+    let leaves = catalog + 14 + 6;
+    let records = be32(volume, leaves) - 1;
+    volume[leaves..leaves + 4].copy_from_slice(&records.to_be_bytes());
+}
+
+/// Where the thread record of CNID `id` starts in the volume: its key is the CNID and no name.
+fn thread_record(volume: &[u8], id: u32) -> usize {
+    let mut key = vec![0, 6];
+    key.extend_from_slice(&id.to_be_bytes());
+    key.extend_from_slice(&[0, 0, 0]);
+    key.push(if id == 2 { 3 } else { 4 });
+    find(volume, &key)
+}
+
+/// A file record taken out of the catalog leaves its thread record orphaned; a thread record
+/// taken out leaves its file without one. On HFS+ and on journaled HFS+, `verify -fs` names
+/// each, `-repair` takes the orphan out and writes the missing thread through the B-tree
+/// editor (the journal's, on the journaled volume), then mends the counts and the bitmap the
+/// lost file leaves wrong; the volume then checks clean and fshfsinfo and 7-Zip list it.
+#[test]
+fn orphaned_and_missing_thread_records_are_repaired() {
+    let dir = tempfile::tempdir().unwrap();
+    let src = source(dir.path());
+    for fs in ["HFS+", "JHFS+"] {
+        let (clean, start, size) = image(dir.path(), &src, fs);
+        let volume = read_at(&clean, start, size as usize);
+        let header = &volume[1024..1536];
+        let catalog = (be32(header, 272 + 16) * be32(header, 40)) as usize;
+        let judged = |image: &Path| {
+            let volume = volume_file(image, start, size, dir.path());
+            let listed = peer("7zz", &["l", s(&volume)]);
+            (peer("fshfsinfo", &["-H", s(&volume)]), listed)
+        };
+
+        // file7.bin's record, gone: its thread is orphaned, and the counts and the bitmap
+        // still hold it.
+        let lost = dir.path().join(format!("{fs}-lost.dmg"));
+        let mut bytes = volume.clone();
+        // Its key: length, parent (the root, CNID 2), name length and name.
+        let name: Vec<u8> = "file7.bin"
+            .encode_utf16()
+            .flat_map(u16::to_be_bytes)
+            .collect();
+        let mut key = ((6 + name.len()) as u16).to_be_bytes().to_vec();
+        key.extend_from_slice(&[0, 0, 0, 2, 0, name.len() as u8 / 2]);
+        key.extend_from_slice(&name);
+        let record = find(&bytes, &key);
+        let id = be32(&bytes, record + key.len() + 8);
+        take_out_record(&mut bytes, catalog, record);
+        fs::copy(&clean, &lost).unwrap();
+        write_at(&lost, start, &bytes);
+        let (report, code) = first_aid(&lost, false);
+        let lines = problems(&report);
+        assert_eq!(code, Some(1));
+        let orphan = format!(
+            "catalog file: the thread record of CNID {id} has no file or folder (an orphaned thread)"
+        );
+        assert!(lines.contains(&orphan), "{fs}: {lines:?}");
+        // The journal's header (on the journaled volume), where its info block says it is.
+        let journal = |image: &Path| -> Option<Vec<u8>> {
+            let info = u64::from(be32(header, 12)) * u64::from(be32(header, 40));
+            let at = u64::from_be_bytes(read_at(image, start + info + 36, 8).try_into().unwrap());
+            (fs == "JHFS+").then(|| read_at(image, start + at, 48))
+        };
+        let before = journal(&lost);
+        let (report, code) = first_aid(&lost, true);
+        assert_eq!(code, Some(0), "{fs}: {:?}", problems(&report));
+        // The catalog was changed through the journal: a transaction went through it.
+        assert!(before.is_none() || journal(&lost) != before, "{fs}");
+        let made = repairs(&report);
+        assert_eq!(
+            made[0],
+            format!("catalog file: removed the orphaned thread record of CNID {id}"),
+            "{fs}"
+        );
+        // The source's 32 files, 30 of them and sub at the root, which also holds the journal's
+        // two files on a journaled volume.
+        let files = be32(header, 32);
+        let root = 31 + files - 32;
+        for expected in [
+            format!("volume header: file count {files} → {}", files - 1),
+            format!("/: valence {root} → {}", root - 1),
+        ] {
+            assert!(made.contains(&expected), "{fs}: {made:?}");
+        }
+        for begins in [
+            "volume header: free blocks ",
+            "allocation file: 0 blocks marked in use, ",
+        ] {
+            assert!(made.iter().any(|m| m.starts_with(begins)), "{fs}: {made:?}");
+        }
+        assert_eq!(made.len(), 5, "{fs}: {made:?}");
+        assert_eq!(first_aid(&lost, false).1, Some(0), "{fs}");
+        let (_, listed) = judged(&lost);
+        assert!(
+            !listed.contains("file7.bin") && listed.contains("file8.bin"),
+            "{listed}"
+        );
+
+        // The thread record of sub/deeper/a, gone.
+        let threadless = dir.path().join(format!("{fs}-threadless.dmg"));
+        let mut bytes = volume.clone();
+        let id = be32(&bytes, catalog_record(&bytes, "a", 2) + 8);
+        let thread = thread_record(&bytes, id);
+        take_out_record(&mut bytes, catalog, thread);
+        fs::copy(&clean, &threadless).unwrap();
+        write_at(&threadless, start, &bytes);
+        let line = assert_one_problem(&threadless, "/sub/deeper/a");
+        assert_eq!(line, "/sub/deeper/a: has no thread record");
+        assert_repaired(&threadless, &["/sub/deeper/a: thread record written"]);
+        assert_eq!(judged(&threadless), judged(&clean), "{fs}");
+    }
 }
 
 /// Sets FAT entry `n` (of `bits` bits) of the FAT at `fat` to `value`.

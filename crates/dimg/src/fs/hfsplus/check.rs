@@ -3,17 +3,24 @@
 //! records, folder valences, file and folder counts and next CNID; file and folder hard links
 //! against their iNodes (link counts, the chain of links); every fork's extents against the
 //! volume, each other and the allocation bitmap; the journal. Read-only: the repairs that are
-//! safe (counts, valences, link counts, the bitmap, the next CNID) come back as bytes to write.
+//! safe (counts, valences, link counts, the bitmap, the next CNID) come back as bytes to write,
+//! those of thread records (an orphaned one taken out, a missing one put in) as an edit of the
+//! catalog through the B-tree editor HFS+ writing uses, through the journal on a journaled
+//! volume.
 
+use super::bitmap::Bitmap;
+use super::edit::{self, TreeFile};
 use super::journal::{Journal, JOURNALED};
 use super::read::{attribute_key, catalog_key, BTree, Fork, Node, PRIVATE_DATA};
+use super::store::Store;
+use super::write::{self, thread};
 use super::{
     compare_names, extent_pieces, units, HfsPlus, Overflow, ALLOCATION_FORK, ALLOCATION_ID,
     ATTRIBUTES_FORK, ATTRIBUTES_ID, CATALOG_FORK, CATALOG_ID, EXTENTS_FORK, EXTENTS_ID,
     FIRST_USER_ID, HEADER_AT, ROOT_FOLDER, ROOT_PARENT,
 };
 use crate::bytes::{be16, be32, be64, utf16_be};
-use crate::fs::check::{go_on, Bits, Findings, Repair, Watch};
+use crate::fs::check::{go_on, Bits, Edit, Findings, Repair, Watch};
 use crate::io::ReadAt;
 use std::cmp::Ordering;
 use std::collections::hash_map::{DefaultHasher, Entry};
@@ -226,6 +233,8 @@ struct Checker {
     largest_id: u32,
     /// Changes in the journal not yet written to the volume: no repair is safe then.
     unreplayed: u64,
+    /// The catalog compares names as binary (HFSX that says so), not case-folded.
+    binary_names: bool,
 }
 
 impl Checker {
@@ -262,6 +271,7 @@ impl Checker {
             folders: 0,
             largest_id: 0,
             unreplayed: 0,
+            binary_names: false,
         })
     }
 
@@ -307,6 +317,7 @@ impl Checker {
             self.catalog = Some(tree.clone());
             // HFSX says in its catalog's header whether names compare as binary; HFS+ folds case.
             let binary = be16(&h, 0) == 0x4858 && tree_compare_type(&tree) == Some(0xBC);
+            self.binary_names = binary;
             let order = move |a: &[u8], b: &[u8]| {
                 let ((pa, na), (pb, nb)) = (catalog_name(a)?, catalog_name(b)?);
                 Some(pa.cmp(&pb).then_with(|| compare_names(&na, &nb, binary)))
@@ -341,6 +352,7 @@ impl Checker {
         self.allocation(watch)?;
         if self.unreplayed > 0 {
             self.found.repairs.clear();
+            self.found.edit = None;
         }
         Ok(())
     }
@@ -920,11 +932,15 @@ impl Checker {
         let mut ids: Vec<u32> = self.records.keys().copied().collect();
         ids.sort_unstable();
         let mut valences = Vec::new();
+        let mut missing = Vec::new();
         for &id in &ids {
             let r = &self.records[&id];
             let thread = self.threads.get(&id);
             let problem = match thread {
-                None => Some("has no thread record".to_string()),
+                None => {
+                    missing.push(id);
+                    Some("has no thread record".to_string())
+                }
                 Some(t) if t.folder != r.folder => {
                     Some("has a thread record of the other kind".into())
                 }
@@ -978,7 +994,7 @@ impl Checker {
             .copied()
             .collect();
         orphans.sort_unstable();
-        for id in orphans {
+        for id in &orphans {
             self.found.problem(
                 "catalog file",
                 format!(
@@ -986,6 +1002,7 @@ impl Checker {
                 ),
             );
         }
+        self.thread_repair(orphans, missing);
         self.found.counted.insert("files", self.files);
         self.found.counted.insert("folders", self.folders);
         let h = self.header.clone();
@@ -1022,6 +1039,73 @@ impl Checker {
                 format!("volume header: next CNID {next} → {new}"),
             );
         }
+    }
+
+    /// The edit that takes the `orphans`' thread records out of the catalog and puts in those
+    /// of the records `missing` one, through the B-tree editor and (on a journaled volume) the
+    /// journal, as one transaction. The catalog file is not grown: a missing thread is put in
+    /// only while the tree's free nodes cover the most an insert can take (a split at every
+    /// level and a new root), else it stays a problem.
+    fn thread_repair(&mut self, orphans: Vec<u32>, missing: Vec<u32>) {
+        let Some(head) = self.catalog.as_deref().and_then(tree_header) else {
+            return;
+        };
+        let (depth, free) = (u32::from(be16(&head, 0)), be32(&head, 26));
+        let room = (free / (depth + 2)) as usize;
+        let threads: Vec<(String, Vec<u8>)> = missing
+            .into_iter()
+            .take(room)
+            .filter_map(|id| {
+                let r = &self.records[&id];
+                let name = self.record_units(r.at)?;
+                let mut record = write::catalog_key(id, &[]);
+                record.extend(thread(if r.folder { 3 } else { 4 }, r.parent, &name));
+                Some((self.name(Owner::Fork(id, 0)), record))
+            })
+            .collect();
+        if orphans.is_empty() && threads.is_empty() {
+            return;
+        }
+        let h = &self.header;
+        let block = self.block;
+        let journal = (be32(h, 4) & JOURNALED != 0 && be32(h, 12) != 0).then(|| be32(h, 12));
+        let catalog = self.special[&CATALOG_ID].extents.clone();
+        let allocation = self.special[&ALLOCATION_ID].extents.clone();
+        let clump = u64::from(be32(h, CATALOG_FORK + 8));
+        let (total, binary) = (self.total as u32, self.binary_names);
+        self.found.edit = Some(Edit(Box::new(move |volume| {
+            let journal = match journal {
+                Some(info) => {
+                    let mut j = Journal::open(&*volume, block, info)?;
+                    if let Some(j) = &mut j {
+                        j.initialize(&*volume, u64::from(info) * block)?;
+                    }
+                    j
+                }
+                None => None,
+            };
+            let mut store = Store::new(volume, block, journal);
+            let order = edit::KeyOrder::Catalog { binary };
+            let what = "HFS+ catalog B-tree";
+            let mut tree = TreeFile::open(&mut store, what, catalog, clump, order)?;
+            let mut done = Vec::new();
+            for id in orphans {
+                tree.remove(&mut store, &write::catalog_key(id, &[]))?;
+                done.push(format!(
+                    "catalog file: removed the orphaned thread record of CNID {id}"
+                ));
+            }
+            if !threads.is_empty() {
+                // Only read: the free nodes counted above keep the catalog from growing.
+                let mut bitmap = Bitmap::read(&mut store, allocation, total)?;
+                for (who, record) in threads {
+                    tree.insert(&mut store, &mut bitmap, record)?;
+                    done.push(format!("{who}: thread record written"));
+                }
+            }
+            store.commit()?;
+            Ok(done)
+        })));
     }
 
     /// Keeps what the hard link check needs of a file or folder record `id` (its data `d`):
@@ -1523,9 +1607,14 @@ impl Checker {
 
     /// The name in the key of the catalog record at `at`.
     fn record_name(&self, at: (u32, usize)) -> Option<String> {
+        self.record_units(at).map(|u| String::from_utf16_lossy(&u))
+    }
+
+    /// The name in the key of the catalog record at `at`, as stored.
+    fn record_units(&self, at: (u32, usize)) -> Option<Vec<u16>> {
         let node = self.catalog.as_ref()?.read_node(at.0).ok()?;
         let r = node.records.get(at.1)?;
-        catalog_key(r).map(|(_, name, _)| utf16_be(name))
+        catalog_key(r).map(|(_, name, _)| units(name))
     }
 
     /// The parent and name CNID `id`'s thread record gives.
