@@ -48,6 +48,11 @@ pub enum Command {
     /// Give back the space of a sparse image's or bundle's bands its volumes leave free
     Compact {
         image: PathBuf,
+        /// Compact this shadow file of the image instead (IMAGE.shadow when none is named): the
+        /// bands it holds that the volumes, as it changed them, leave free are given back; the
+        /// image is only read
+        #[arg(long, num_args = 0..=1)]
+        shadow: Option<Option<PathBuf>>,
         #[command(flatten)]
         pass: PassArgs,
         #[command(flatten)]
@@ -62,6 +67,10 @@ pub enum Command {
         /// Print the smallest, current and largest sizes instead
         #[arg(long, conflicts_with = "size")]
         limits: bool,
+        /// Resize the disk as this shadow file changed it (IMAGE.shadow when none is named): the
+        /// shadow takes the new size and every change, the image (of any format) is only read
+        #[arg(long, num_args = 0..=1)]
+        shadow: Option<Option<PathBuf>>,
         #[command(flatten)]
         pass: PassArgs,
         #[command(flatten)]

@@ -277,32 +277,45 @@ fn run(cli: Cli, cancel: &Cancel) -> Result<(), Failure> {
         }
         Command::Compact {
             image,
+            shadow,
             pass,
             output,
         } => {
-            let report = with_bar(&image, pass, |p, bar| ops::compact(&image, p, bar, cancel))?;
+            let shadow = shadow_file(shadow, &image);
+            let report = with_bar(&image, pass, |p, bar| match &shadow {
+                Some(shadow) => ops::compact_shadow(&image, p, shadow, cancel),
+                None => ops::compact(&image, p, bar, cancel),
+            })?;
             Output::from(output).print(&report, output::compact_text);
         }
         Command::Resize {
             image,
             size: Some(size),
             limits: false,
+            shadow,
             pass,
             output,
         } => {
-            let report = with_bar(&image, pass, |p, bar| {
-                ops::resize(&image, p, size, bar, cancel)
+            let shadow = shadow_file(shadow, &image);
+            let report = with_bar(&image, pass, |p, bar| match &shadow {
+                Some(shadow) => ops::resize_shadow(&image, p, shadow, size, cancel),
+                None => ops::resize(&image, p, size, bar, cancel),
             })?;
             Output::from(output).print(&report, output::resize_text);
         }
         Command::Resize {
             image,
+            shadow,
             pass,
             output,
             ..
         } => {
             let given = stdin_passphrase(pass)?;
-            let limits = unlocked(&image, given.as_deref(), |p| ops::limits(&image, p))?;
+            let shadow = shadow_file(shadow, &image);
+            let limits = unlocked(&image, given.as_deref(), |p| match &shadow {
+                Some(shadow) => ops::limits_shadow(&image, p, shadow),
+                None => ops::limits(&image, p),
+            })?;
             Output::from(output).print(&limits, output::limits_text);
         }
         Command::Convert {

@@ -172,8 +172,13 @@ pub fn compact_text(r: &CompactReport) -> String {
 }
 
 pub fn resize_text(r: &ResizeReport) -> String {
+    let shadow = r
+        .shadow
+        .as_ref()
+        .map(|s| format!(" (in its shadow {})", s.display()))
+        .unwrap_or_default();
     format!(
-        "{}: resized from {} to {}\n",
+        "{}: resized from {} to {}{shadow}\n",
         r.path.display(),
         size(r.old_size),
         size(r.new_size)

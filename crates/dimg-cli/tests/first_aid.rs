@@ -7,7 +7,7 @@
 mod common;
 
 use common::*;
-use dimg_e2e::{program, truths};
+use dimg_e2e::{corpus, program, truths};
 use std::fs;
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -43,7 +43,11 @@ fn image(dir: &Path, src: &Path, fs: &str) -> (PathBuf, u64, u64) {
         s(&out),
     ]);
     assert!(o.status.success(), "{fs}: {}", stderr(&o));
-    let kind = if fs.starts_with("FAT") { "FAT" } else { fs };
+    let kind = match fs {
+        f if f.starts_with("FAT") => "FAT",
+        "JHFS+" => "HFS+",
+        f => f,
+    };
     let p = partition_with(&out, kind);
     (
         out,
@@ -314,6 +318,293 @@ fn damaged_hfs_plus_is_named_and_repaired() {
     let (report, code) = first_aid(&link, true);
     assert_eq!((code, problems(&report)), (Some(1), vec![line]));
     assert!(repairs(&report).is_empty());
+}
+
+/// A corpus UDZO made by hdiutil, as UDRW in `dir`, with where its HFS+ volume starts and how
+/// long it is.
+fn corpus_udrw(dir: &Path, name: &str) -> (PathBuf, u64, u64) {
+    let out = dir.join(format!("rw-{name}"));
+    let from = corpus().join("dmg").join(name);
+    let o = dimg(&["convert", s(&from), "-format", "UDRW", "-o", s(&out)]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let p = partition_with(&out, "HFS+");
+    (
+        out,
+        p["start"].as_u64().unwrap(),
+        p["size"].as_u64().unwrap(),
+    )
+}
+
+/// The hard-link pair hdiutil made in the corpus's HFS+ DMGs (`readme.txt` and
+/// `hardlink-to-readme` in kaitokit's, `testfile1` and `file_hardlink1` in keramics's) checks
+/// clean and is counted. In a copy, each damage to the pair is named in a line: the iNode's
+/// link count (repaired, as fshfsinfo and 7-Zip agree after), a link's place in the chain, a
+/// link to an iNode that is not there, an iNode no link names.
+#[test]
+fn hard_links_are_checked_against_their_inodes() {
+    let dir = tempfile::tempdir().unwrap();
+    for name in ["kaitokit-hfs-zlib.dmg", "keramics-hfsplus-zlib.dmg"] {
+        let (report, code) = first_aid(&corpus().join("dmg").join(name), false);
+        assert_eq!(code, Some(0), "{name}: {:?}", problems(&report));
+        assert_eq!(report["volumes"][0]["counted"]["hard links"], 2, "{name}");
+    }
+    let (clean, start, size) = corpus_udrw(dir.path(), "kaitokit-hfs-zlib.dmg");
+    let volume = read_at(&clean, start, size as usize);
+    let (first, second) = (
+        catalog_record(&volume, "hardlink-to-readme", 2),
+        catalog_record(&volume, "readme.txt", 2),
+    );
+    // A link's BSD `special` field holds its iNode's number; the iNode is named after it.
+    let number = be32(&volume, first + 44);
+    assert_eq!(be32(&volume, second + 44), number);
+    let inode = catalog_record(&volume, &format!("iNode{number}"), 2);
+    let inode_path = format!("/\\u{{0}}\\u{{0}}\\u{{0}}\\u{{0}}HFS+ Private Data/iNode{number}");
+    // The chain hdiutil wrote: the iNode's reserved1 names the first link; each link names
+    // its previous and next links in its BSD owner and group fields.
+    let (first_id, second_id) = (be32(&volume, first + 8), be32(&volume, second + 8));
+    assert_eq!(be32(&volume, inode + 4), first_id);
+    assert_eq!(
+        (be32(&volume, first + 32), be32(&volume, first + 36)),
+        (0, second_id)
+    );
+    assert_eq!(
+        (be32(&volume, second + 32), be32(&volume, second + 36)),
+        (first_id, 0)
+    );
+    let copy = |label: &str, at: usize, value: u32| {
+        let p = dir.path().join(format!("{label}.dmg"));
+        fs::copy(&clean, &p).unwrap();
+        write_at(&p, start + at as u64, &value.to_be_bytes());
+        p
+    };
+    let listing = |image: &Path| {
+        let volume = volume_file(image, start, size, dir.path());
+        (
+            peer("fshfsinfo", &["-H", s(&volume)]),
+            peer("7zz", &["l", s(&volume)])
+                .lines()
+                .filter(|l| l.contains("readme"))
+                .map(str::to_string)
+                .collect::<Vec<_>>(),
+        )
+    };
+    let before = listing(&clean);
+    assert_eq!(before.1.len(), 2, "{:?}", before.1);
+
+    // The iNode's link count, one too many: mended in its record.
+    let count = copy("count", inode + 44, 3);
+    let line = assert_one_problem(&count, &inode_path);
+    assert_eq!(
+        line,
+        format!("{inode_path}: its link count says 3, 2 hard links name it")
+    );
+    assert_repaired(&count, &[&format!("{inode_path}: link count 3 → 2")]);
+    assert_eq!(read_at(&count, start + inode as u64 + 44, 4), [0, 0, 0, 2]);
+    assert_eq!(listing(&count), before);
+
+    // The second link's previous link, cut: named, and not something First Aid mends.
+    let chain = copy("chain", second + 32, 0);
+    let line = assert_one_problem(&chain, "/readme.txt");
+    assert_eq!(
+        line,
+        format!(
+            "/readme.txt: its previous hard link says CNID 0, where the chain of {inode_path} \
+             has CNID {first_id} before it"
+        )
+    );
+    let (report, code) = first_aid(&chain, true);
+    assert_eq!((code, problems(&report)), (Some(1), vec![line]));
+    assert!(repairs(&report).is_empty());
+
+    // The first link's next link, cut: the chain leaves the second out.
+    let short = copy("short", first + 36, 0);
+    let line = assert_one_problem(&short, &inode_path);
+    assert_eq!(
+        line,
+        format!("{inode_path}: its chain of hard links leaves out /readme.txt")
+    );
+
+    // A link to an iNode there is not; the iNode then has one link fewer than it counts.
+    let stray = copy("stray", first + 44, number + 1000);
+    let lines = problems(&first_aid(&stray, false).0);
+    let missing = format!(
+        "/hardlink-to-readme: is a file hard link to iNode{}, which is not in its private folder",
+        number + 1000
+    );
+    assert!(lines.contains(&missing), "{lines:?}");
+    let fewer = format!("{inode_path}: its link count says 2, 1 hard link names it");
+    assert!(lines.contains(&fewer), "{lines:?}");
+
+    // Both links sent elsewhere: the iNode is an orphan.
+    let orphan = copy("orphan", first + 44, number + 1000);
+    write_at(
+        &orphan,
+        start + second as u64 + 44,
+        &(number + 1000).to_be_bytes(),
+    );
+    let lines = problems(&first_aid(&orphan, false).0);
+    let alone = format!("{inode_path}: no hard link names it (an orphaned iNode)");
+    assert!(lines.contains(&alone), "{lines:?}");
+
+    // A folder hard link (type fdrp) to a folder that is not in the private directory data
+    // folder, in a volume dimg made.
+    let src = source(dir.path());
+    let (made, start, size) = image(dir.path(), &src, "HFS+");
+    let mut volume = read_at(&made, start, size as usize);
+    folder_hard_link(&mut volume, "file1.bin", "sub");
+    write_at(&made, start, &volume);
+    let sub = be32(&volume, catalog_record(&volume, "sub", 1) + 8);
+    let line = assert_one_problem(&made, "/file1.bin");
+    assert_eq!(
+        line,
+        format!("/file1.bin: is a folder hard link to folder CNID {sub}, which is not in its private folder")
+    );
+}
+
+/// Takes the catalog record that starts at byte `record` of the volume out of its leaf node, as
+/// if it had never been written: the records after it move up, the node counts one fewer, and
+/// so does the tree's header. The catalog is in one extent at `catalog` (as dimg makes it), and
+/// the record is not its node's first (whose key its index record repeats).
+fn take_out_record(volume: &mut [u8], catalog: usize, record: usize) {
+    let size = usize::from(u16::from_be_bytes([
+        volume[catalog + 32],
+        volume[catalog + 33],
+    ]));
+    let node = catalog + (record - catalog) / size * size;
+    let b = &mut volume[node..node + size];
+    let count = usize::from(u16::from_be_bytes([b[10], b[11]]));
+    let offset = |b: &[u8], j: usize| {
+        usize::from(u16::from_be_bytes([
+            b[size - 2 * (j + 1)],
+            b[size - 2 * j - 1],
+        ]))
+    };
+    let i = (0..count)
+        .find(|&j| offset(b, j) <= record - node && record - node < offset(b, j + 1))
+        .expect("the record is in its node");
+    assert!(i > 0, "the record starts its node");
+    let (from, to, free) = (offset(b, i), offset(b, i + 1), offset(b, count));
+    let len = to - from;
+    b.copy_within(to..free, from);
+    b[free - len..free].fill(0);
+    for j in i..count {
+        let moved = (offset(b, j + 1) - len) as u16;
+        b[size - 2 * (j + 1)..size - 2 * j].copy_from_slice(&moved.to_be_bytes());
+    }
+    b[size - 2 * (count + 1)..size - 2 * count].fill(0);
+    b[10..12].copy_from_slice(&(count as u16 - 1).to_be_bytes());
+    let leaves = catalog + 14 + 6;
+    let records = be32(volume, leaves) - 1;
+    volume[leaves..leaves + 4].copy_from_slice(&records.to_be_bytes());
+}
+
+/// Where the thread record of CNID `id` starts in the volume: its key is the CNID and no name.
+fn thread_record(volume: &[u8], id: u32) -> usize {
+    let mut key = vec![0, 6];
+    key.extend_from_slice(&id.to_be_bytes());
+    key.extend_from_slice(&[0, 0, 0]);
+    key.push(if id == 2 { 3 } else { 4 });
+    find(volume, &key)
+}
+
+/// A file record taken out of the catalog leaves its thread record orphaned; a thread record
+/// taken out leaves its file without one. On HFS+ and on journaled HFS+, `verify -fs` names
+/// each, `-repair` takes the orphan out and writes the missing thread through the B-tree
+/// editor (the journal's, on the journaled volume), then mends the counts and the bitmap the
+/// lost file leaves wrong; the volume then checks clean and fshfsinfo and 7-Zip list it.
+#[test]
+fn orphaned_and_missing_thread_records_are_repaired() {
+    let dir = tempfile::tempdir().unwrap();
+    let src = source(dir.path());
+    for fs in ["HFS+", "JHFS+"] {
+        let (clean, start, size) = image(dir.path(), &src, fs);
+        let volume = read_at(&clean, start, size as usize);
+        let header = &volume[1024..1536];
+        let catalog = (be32(header, 272 + 16) * be32(header, 40)) as usize;
+        let judged = |image: &Path| {
+            let volume = volume_file(image, start, size, dir.path());
+            let listed = peer("7zz", &["l", s(&volume)]);
+            (peer("fshfsinfo", &["-H", s(&volume)]), listed)
+        };
+
+        // file7.bin's record, gone: its thread is orphaned, and the counts and the bitmap
+        // still hold it.
+        let lost = dir.path().join(format!("{fs}-lost.dmg"));
+        let mut bytes = volume.clone();
+        // Its key: length, parent (the root, CNID 2), name length and name.
+        let name: Vec<u8> = "file7.bin"
+            .encode_utf16()
+            .flat_map(u16::to_be_bytes)
+            .collect();
+        let mut key = ((6 + name.len()) as u16).to_be_bytes().to_vec();
+        key.extend_from_slice(&[0, 0, 0, 2, 0, name.len() as u8 / 2]);
+        key.extend_from_slice(&name);
+        let record = find(&bytes, &key);
+        let id = be32(&bytes, record + key.len() + 8);
+        take_out_record(&mut bytes, catalog, record);
+        fs::copy(&clean, &lost).unwrap();
+        write_at(&lost, start, &bytes);
+        let (report, code) = first_aid(&lost, false);
+        let lines = problems(&report);
+        assert_eq!(code, Some(1));
+        let orphan = format!(
+            "catalog file: the thread record of CNID {id} has no file or folder (an orphaned thread)"
+        );
+        assert!(lines.contains(&orphan), "{fs}: {lines:?}");
+        // The journal's header (on the journaled volume), where its info block says it is.
+        let journal = |image: &Path| -> Option<Vec<u8>> {
+            let info = u64::from(be32(header, 12)) * u64::from(be32(header, 40));
+            let at = u64::from_be_bytes(read_at(image, start + info + 36, 8).try_into().unwrap());
+            (fs == "JHFS+").then(|| read_at(image, start + at, 48))
+        };
+        let before = journal(&lost);
+        let (report, code) = first_aid(&lost, true);
+        assert_eq!(code, Some(0), "{fs}: {:?}", problems(&report));
+        // The catalog was changed through the journal: a transaction went through it.
+        assert!(before.is_none() || journal(&lost) != before, "{fs}");
+        let made = repairs(&report);
+        assert_eq!(
+            made[0],
+            format!("catalog file: removed the orphaned thread record of CNID {id}"),
+            "{fs}"
+        );
+        // The source's 32 files, 30 of them and sub at the root, which also holds the journal's
+        // two files on a journaled volume.
+        let files = be32(header, 32);
+        let root = 31 + files - 32;
+        for expected in [
+            format!("volume header: file count {files} → {}", files - 1),
+            format!("/: valence {root} → {}", root - 1),
+        ] {
+            assert!(made.contains(&expected), "{fs}: {made:?}");
+        }
+        for begins in [
+            "volume header: free blocks ",
+            "allocation file: 0 blocks marked in use, ",
+        ] {
+            assert!(made.iter().any(|m| m.starts_with(begins)), "{fs}: {made:?}");
+        }
+        assert_eq!(made.len(), 5, "{fs}: {made:?}");
+        assert_eq!(first_aid(&lost, false).1, Some(0), "{fs}");
+        let (_, listed) = judged(&lost);
+        assert!(
+            !listed.contains("file7.bin") && listed.contains("file8.bin"),
+            "{listed}"
+        );
+
+        // The thread record of sub/deeper/a, gone.
+        let threadless = dir.path().join(format!("{fs}-threadless.dmg"));
+        let mut bytes = volume.clone();
+        let id = be32(&bytes, catalog_record(&bytes, "a", 2) + 8);
+        let thread = thread_record(&bytes, id);
+        take_out_record(&mut bytes, catalog, thread);
+        fs::copy(&clean, &threadless).unwrap();
+        write_at(&threadless, start, &bytes);
+        let line = assert_one_problem(&threadless, "/sub/deeper/a");
+        assert_eq!(line, "/sub/deeper/a: has no thread record");
+        assert_repaired(&threadless, &["/sub/deeper/a: thread record written"]);
+        assert_eq!(judged(&threadless), judged(&clean), "{fs}");
+    }
 }
 
 /// Sets FAT entry `n` (of `bits` bits) of the FAT at `fat` to `value`.

@@ -218,3 +218,147 @@ fn a_sparse_image_grows_band_by_band_through_its_index_nodes() {
     let expected = write_bands_backwards(&image, 512, 2 << 20);
     assert_eq!(pymodi(&image), dimg_e2e::sha256_bytes(&expected));
 }
+
+/// hdiutil's compressed image's HFS+ volume over a shadow file, changed through the engine: the
+/// writable disk as the shadow changes it, the volume's writer on its partition.
+fn change_over_shadow(
+    image: &Path,
+    shadow: &Path,
+    change: impl FnOnce(&dimg::fs::hfsplus::HfsChange),
+) {
+    use dimg::fs::VolumeMut;
+    let base = container::open(image, None).unwrap().container.disk();
+    let disk = container::shadow::open_writable(base, shadow).unwrap();
+    let (_, places) = dimg::fs::places(&*disk).unwrap();
+    let hfs = places
+        .iter()
+        .find(|p| {
+            let part = dimg::io::Slice::new(disk.clone(), p.start, p.size);
+            dimg::fs::identify(&part).unwrap() == Some(dimg::magic::Signature::HfsPlus)
+        })
+        .expect("an HFS+ partition");
+    let part = std::sync::Arc::new(dimg::io::Slice::new(disk.clone(), hfs.start, hfs.size));
+    let volume = dimg::fs::hfsplus::HfsChange::open(part).unwrap();
+    change(&volume);
+    volume.close().unwrap();
+    disk.finish().unwrap();
+}
+
+/// What `dimg ls -R`... the names under the root of `image`'s volume, as `dimg ls` lists them
+/// (with `-shadow` when given).
+fn listed(image: &Path) -> String {
+    let o = dimg(&["ls", s(image)]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    stdout(&o)
+}
+
+/// hdiutil's UDZO (read-only, compressed) changed over a shadow, then `resize -shadow` grows the
+/// disk as the shadow changed it: the shadow takes the new size, and `convert -shadow` gives a
+/// disk of that size whose volume holds the old files and the new one, First Aid and 7-Zip
+/// agreeing. `compact -shadow` gives back the shadow's bands a file since removed held, the
+/// volume staying whole. The image's SHA-256 never changes; refusals are one line each.
+#[test]
+fn resize_and_compact_take_a_shadow() {
+    use dimg::fs::VolumeMut;
+    let tmp = tempfile::tempdir().unwrap();
+    let image = tmp.path().join("hdiutil.dmg");
+    std::fs::copy(
+        dimg_e2e::corpus().join("dmg/keramics-hfsplus-zlib.dmg"),
+        &image,
+    )
+    .unwrap();
+    let sha = dimg_e2e::sha256sum(&image);
+    let shadow = tmp.path().join("hdiutil.dmg.shadow");
+    let added = pattern(100_000, 9);
+    change_over_shadow(&image, &shadow, |v| {
+        v.create_file("/added.bin").unwrap();
+        v.write("/added.bin", 0, &added).unwrap();
+    });
+    let old = listed(&image);
+    assert!(!old.contains("added.bin"), "{old}");
+
+    let o = dimg(&["resize", "-size", "16m", s(&image), "-shadow", "--json"]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let report: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert_eq!(report["new_size"], 16 << 20);
+    assert_eq!(report["shadow"], s(&shadow));
+    let o = dimg(&["resize", "-limits", s(&image), "-shadow", "--json"]);
+    let limits: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert_eq!(limits["current"], 16 << 20, "{limits}");
+
+    let baked = |name: &str| {
+        let out = tmp.path().join(name);
+        let args = [
+            "convert",
+            s(&image),
+            "-shadow",
+            "-format",
+            "UDRW",
+            "-o",
+            s(&out),
+        ];
+        let o = dimg(&args);
+        assert!(o.status.success(), "{}", stderr(&o));
+        let o = dimg(&["verify", "-fs", s(&out)]);
+        assert!(o.status.success(), "{}{}", stdout(&o), stderr(&o));
+        out
+    };
+    let grown = baked("grown.dmg");
+    let info: serde_json::Value =
+        serde_json::from_str(&stdout(&dimg(&["info", s(&grown), "--json"]))).unwrap();
+    assert_eq!(info["disk_size"], 16 << 20, "{info}");
+    let hfs = partition_with(&grown, "HFS+");
+    assert!(hfs["size"].as_u64().unwrap() > 15 << 20, "{hfs}");
+    let now = listed(&grown);
+    for name in old.lines() {
+        assert!(now.contains(name), "{name} kept: {now}");
+    }
+    let seven = peer("7zz", &["l", s(&grown)]);
+    assert!(seven.contains("added.bin"), "{seven}");
+    let out = tmp.path().join("out");
+    let o = dimg(&[
+        "extract",
+        &format!("{}:/added.bin", s(&grown)),
+        "-o",
+        s(&out),
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert!(std::fs::read(out.join("added.bin")).unwrap() == added);
+    assert_eq!(dimg_e2e::sha256sum(&image), sha, "the image is only read");
+
+    // A large file written into the room the resize made, and removed: its blocks are free,
+    // and the shadow's bands that held only them are given back.
+    change_over_shadow(&image, &shadow, |v| {
+        v.create_file("/big.bin").unwrap();
+        v.write("/big.bin", 0, &pattern(4 << 20, 3)).unwrap();
+    });
+    change_over_shadow(&image, &shadow, |v| v.remove("/big.bin").unwrap());
+    let before = std::fs::metadata(&shadow).unwrap().len();
+    let o = dimg(&["compact", s(&image), "-shadow", "--json"]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let report: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert!(report["bands_dropped"].as_u64().unwrap() >= 32, "{report}");
+    let after = std::fs::metadata(&shadow).unwrap().len();
+    assert!(after + (2 << 20) < before, "{before} → {after}");
+    assert_eq!(listed(&baked("compacted.dmg")), now);
+    assert_eq!(dimg_e2e::sha256sum(&image), sha, "the image is only read");
+
+    // Refused in a line, nothing changed: a size below the volume's used blocks, a shadow that
+    // is not there.
+    let shadow_bytes = std::fs::read(&shadow).unwrap();
+    for args in [
+        vec!["resize", "-size", "1m", s(&image), "-shadow"],
+        vec!["compact", s(&image), "-shadow", "missing.shadow"],
+    ] {
+        let o = dimg(&args);
+        assert_eq!(o.status.code(), Some(1), "{args:?}");
+        let said = stderr(&o);
+        assert_eq!(said.lines().count(), 1, "{said}");
+        assert!(
+            said.contains("cannot be") || said.contains("does not exist"),
+            "{said}"
+        );
+    }
+    assert!(std::fs::read(&shadow).unwrap() == shadow_bytes);
+    assert_eq!(dimg_e2e::sha256sum(&image), sha);
+}

@@ -34,6 +34,58 @@ pub fn open(under: Arc<dyn ReadAt>, path: &Path) -> io::Result<Arc<dyn ReadAt>> 
     sparseimage::over(Arc::new(FileSource::open(path)?), under)
 }
 
+/// Ranges of a disk, (offset, length) each.
+pub type Ranges = Vec<(u64, u64)>;
+
+/// The disk `under` as the shadow file at `path` changed it, and the ranges of it the shadow
+/// holds; `under` itself and none when there is no shadow yet.
+pub fn read(under: Arc<dyn ReadAt>, path: &Path) -> io::Result<(Arc<dyn ReadAt>, Ranges)> {
+    if !path.exists() {
+        return Ok((under, Vec::new()));
+    }
+    let file: Arc<dyn ReadAt> = Arc::new(FileSource::open(path)?);
+    Ok((
+        sparseimage::over(file.clone(), under)?,
+        sparseimage::stored(file)?,
+    ))
+}
+
+/// Puts at `path` a new shadow over `under` in which the disk reads as `disk` (of the size the
+/// shadow takes) in the `ranges` (offset, length) given and as `under` elsewhere. It is written
+/// beside and renamed into place, so that a crash leaves the old shadow or the new one whole.
+pub fn replace(
+    path: &Path,
+    under: Arc<dyn ReadAt>,
+    disk: &dyn ReadAt,
+    ranges: &[(u64, u64)],
+) -> io::Result<()> {
+    let name = path.file_name().unwrap_or_default().to_string_lossy();
+    let beside = path.with_file_name(format!(".dimg-{}-{name}", std::process::id()));
+    let _ = std::fs::remove_file(&beside);
+    let written = (|| {
+        make(&beside, disk.size())?;
+        let file = Arc::new(FileSource::open_writable(&beside)?);
+        let shadow = sparseimage::over_writable(file, under)?;
+        let mut piece = vec![0u8; 1 << 20];
+        for &(start, len) in ranges {
+            let end = (start + len).min(disk.size());
+            let mut at = start;
+            while at < end {
+                let n = (end - at).min(piece.len() as u64) as usize;
+                disk.read_exact_at(at, &mut piece[..n])?;
+                shadow.write_all_at(at, &piece[..n])?;
+                at += n as u64;
+            }
+        }
+        shadow.sync()?;
+        std::fs::rename(&beside, path)
+    })();
+    if written.is_err() {
+        let _ = std::fs::remove_file(&beside);
+    }
+    written
+}
+
 /// An empty sparse image of a disk of `size` bytes: its header node alone, made new.
 fn make(path: &Path, size: u64) -> io::Result<()> {
     use std::io::Write;
@@ -83,8 +135,12 @@ impl Container for Shadowed {
         facts.push(Fact::new("Shadow file", self.path.display()));
         facts
     }
+    /// The image's own partition layout while the shadow keeps its disk's size; a disk
+    /// `resize -shadow` resized is laid out anew from its partition map.
     fn layout(&self) -> Option<Vec<LayoutEntry>> {
-        self.inner.layout()
+        (self.disk.size() == self.inner.disk().size())
+            .then(|| self.inner.layout())
+            .flatten()
     }
     fn band_size(&self) -> Option<u64> {
         self.inner.band_size()

@@ -6,7 +6,7 @@
 use super::{Container, Driver, Fact, Probe};
 use crate::bytes::{be32, be64};
 use crate::error::FormatError;
-use crate::io::{band_span, past_end, ReadAt, WriteAt};
+use crate::io::{band_span, past_end, Patched, ReadAt, WriteAt};
 use crate::magic::Signature;
 use std::collections::HashMap;
 use std::io;
@@ -178,6 +178,13 @@ fn read_bands(
         here = next;
         file.read_exact_at(here, &mut node)?;
     }
+    // A shadow's disk is as long as its header says, which `resize -shadow` may have made
+    // longer or shorter than the disk it shadows: that is read as far as that, zeros past its
+    // end.
+    let under = under.map(|u| match u.size() == size {
+        true => u,
+        false => Arc::new(Patched::new(u, size)) as Arc<dyn ReadAt>,
+    });
     let disk = Arc::new(Bands {
         file,
         band_size,
@@ -188,10 +195,23 @@ fn read_bands(
     Ok((disk, here, nodes))
 }
 
+/// The ranges (offset, length) of the disk whose bands the sparse image `file` stores, in disk
+/// order.
+pub fn stored(file: Arc<dyn ReadAt>) -> io::Result<Vec<(u64, u64)>> {
+    let (bands, _, _) = read_bands(file, None)?;
+    let (size, band) = (bands.size, bands.band_size);
+    let mut ranges: Vec<(u64, u64)> = (bands.at.read().unwrap_or_else(|p| p.into_inner()))
+        .keys()
+        .map(|&b| (b * band, band.min(size - b * band)))
+        .collect();
+    ranges.sort_unstable();
+    Ok(ranges)
+}
+
 /// The disk `under` as the sparse image `file` (a shadow file) changes it: the bands the image
 /// holds read from it, the rest from `under`.
 pub fn over(file: Arc<dyn ReadAt>, under: Arc<dyn ReadAt>) -> io::Result<Arc<dyn ReadAt>> {
-    Ok(shadowing(file, under)?.0)
+    Ok(read_bands(file, Some(under))?.0)
 }
 
 /// [`over`], to be written: a band's first write copies it from `under` into the image.
@@ -199,26 +219,8 @@ pub fn over_writable(
     file: Arc<dyn WriteAt>,
     under: Arc<dyn ReadAt>,
 ) -> io::Result<Arc<dyn WriteAt>> {
-    let (disk, last, nodes) = shadowing(file.clone(), under)?;
+    let (disk, last, nodes) = read_bands(file.clone(), Some(under))?;
     Ok(Arc::new(Growing::new(file, disk, last, nodes)?))
-}
-
-fn shadowing(
-    file: Arc<dyn ReadAt>,
-    under: Arc<dyn ReadAt>,
-) -> io::Result<(Arc<Bands>, u64, usize)> {
-    let size = under.size();
-    let read = read_bands(file, Some(under))?;
-    if read.0.size != size {
-        return Err(bad(
-            0x1C,
-            format!(
-                "it was made for a disk of {} bytes, not of {size}",
-                read.0.size
-            ),
-        ));
-    }
-    Ok(read)
 }
 
 /// A sparse image changed in place. A band not stored yet is appended at the end of the file on

@@ -1,10 +1,13 @@
 //! What First Aid (`dimg verify -fs`) finds in a volume and the repairs it may make, shared by
 //! the checkers of the file systems it knows (`hfsplus::check`, `fat::check`). A checker only
-//! reads; a repair comes back as bytes to write, which `ops` writes through the image.
+//! reads; a repair comes back as bytes to write, or as an edit of the volume's structures made
+//! through the file system's own editor, which `ops` applies through the image.
 
+use crate::io::WriteAt;
 use serde::Serialize;
 use std::collections::BTreeMap;
 use std::io;
+use std::sync::Arc;
 
 /// One thing wrong with a volume: the structure or file it is in, and what is wrong with it.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
@@ -27,12 +30,29 @@ pub struct Repair {
     pub writes: Vec<(u64, Vec<u8>)>,
 }
 
+/// Repairs that change a volume's structures (records taken out of or put into a B-tree),
+/// which cannot be bytes worked out beforehand: made on the volume given, as one change, they
+/// say what they changed, a line each.
+pub struct Edit(pub Box<EditVolume>);
+
+/// An edit made on a volume, giving what it changed.
+pub type EditVolume = dyn FnOnce(Arc<dyn WriteAt>) -> io::Result<Vec<String>> + Send;
+
+impl std::fmt::Debug for Edit {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Edit")
+    }
+}
+
 /// What a checker found in one volume.
 #[derive(Debug, Default)]
 pub struct Findings {
     pub problems: Vec<Problem>,
     /// The repairs for those of the problems that can be mended safely.
     pub repairs: Vec<Repair>,
+    /// The structural repairs, made before the others (which a check after them works out
+    /// anew).
+    pub edit: Option<Edit>,
     /// What was checked, by name ("files", "catalog nodes"...).
     pub counted: BTreeMap<&'static str, u64>,
 }

@@ -2,11 +2,13 @@
 //! mark wholly free (HFS+'s allocation bitmap, the FAT, APFS's space manager) are given back. A
 //! bundle loses those band files; a sparse image is rewritten without them and replaces itself
 //! atomically. A band holding one used block is kept whole, so nothing a volume uses is ever
-//! touched.
+//! touched. With a shadow file (`compact -shadow`) it is the shadow that is compacted: the bands
+//! it holds that the volumes, as it changed them, mark wholly free are left out of it, so that
+//! the image (never opened for writing) answers there again — with bytes no volume uses.
 
 use super::job::{Cancel, Progress};
 use super::sparse::{write_image, SparseJob};
-use crate::container;
+use crate::container::{self, shadow::Ranges};
 use crate::error::{Error, FormatError, Result};
 use crate::fs;
 use crate::io::ReadAt;
@@ -117,6 +119,43 @@ pub fn compact(
     let after = std::fs::metadata(path).map_err(|e| Error::io(path, e))?;
     report.reclaimed = (before.blocks() * 512).saturating_sub(after.blocks() * 512);
     Ok(report)
+}
+
+/// Gives back the bands of the shadow file `shadow` of `path`'s disk that the volumes, as the
+/// shadow changed them, mark wholly free: the shadow is written again without them, beside, and
+/// takes the old one's place. The image may be of any format; it is only read.
+pub fn compact_shadow(
+    path: &Path,
+    passphrase: Option<&Passphrase>,
+    shadow: &Path,
+    cancel: &Cancel,
+) -> Result<CompactReport> {
+    if !shadow.exists() {
+        return Err(Error::Refused {
+            path: shadow.into(),
+            reason: "does not exist: there is no shadow to compact".into(),
+        });
+    }
+    let image = container::open(path, passphrase)?.container.disk();
+    let in_shadow = |e: std::io::Error| Error::io(shadow, e);
+    let (disk, held) = container::shadow::read(image.clone(), shadow).map_err(in_shadow)?;
+    let free = free_extents(path, &disk)?;
+    let (dropped, kept): (Ranges, Ranges) = held
+        .into_iter()
+        .partition(|&(at, len)| covered(&free, at, at + len));
+    let before = std::fs::metadata(shadow).map_err(|e| Error::io(shadow, e))?;
+    cancel.check()?;
+    if !dropped.is_empty() {
+        container::shadow::replace(shadow, image, &*disk, &kept).map_err(in_shadow)?;
+    }
+    let after = std::fs::metadata(shadow).map_err(|e| Error::io(shadow, e))?;
+    Ok(CompactReport {
+        path: shadow.into(),
+        format: "shadow file",
+        free: free.iter().map(|&(_, len)| len).sum(),
+        bands_dropped: dropped.len() as u64,
+        reclaimed: (before.blocks() * 512).saturating_sub(after.blocks() * 512),
+    })
 }
 
 /// Whether band `b` reads as zeros only (not stored, or stored empty).

@@ -26,13 +26,13 @@ pub use browse::{
     ExtractReport, FoundVolume, ImageVolumes, Listing, VolumeId,
 };
 pub use burn::{burn, BurnOptions, BurnReport, Burner};
-pub use compact::{compact, CompactReport};
+pub use compact::{compact, compact_shadow, CompactReport};
 pub use convert::{convert, ConvertOptions, ConvertReport, Encryption, OutputFormat};
 pub use create::{create, CreateOptions, CreateReport, FileSystem};
 pub use encryption::{chpass, identity, is_encrypted};
 pub use image_device::{image_device, image_partition};
 pub use info::{info, ImageInfo, PartitionInfo, VolumeInfo};
 pub use job::{Cancel, NoProgress, Progress};
-pub use resize::{limits, resize, Limits, ResizeReport};
+pub use resize::{limits, limits_shadow, resize, resize_shadow, Limits, ResizeReport};
 pub use restore::{restore, RestoreReport};
 pub use verify::{verify, verify_volumes, FirstAidReport, VerifyReport, VolumeCheck};

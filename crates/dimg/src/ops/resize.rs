@@ -2,7 +2,9 @@
 //! disk is an HFS+ volume, bare or as the last partition of a GPT. The new disk is described as
 //! the old one with a few structures rewritten — the GPT's headers and entries (the backup
 //! moves to the new end), the volume's header and its alternate, the allocation bitmap — and
-//! is written in the image's own format beside it, then renamed into place.
+//! is written in the image's own format beside it, then renamed into place. With a shadow file
+//! (`resize -shadow`), any image's disk as the shadow changed it is resized: the shadow takes
+//! the new size and the rewritten structures, and the image is never opened for writing.
 
 use super::convert::{write, ConvertOptions, OutputFormat};
 use super::job::{Cancel, Progress};
@@ -34,7 +36,10 @@ pub struct Limits {
 #[derive(Debug, Serialize)]
 pub struct ResizeReport {
     pub path: PathBuf,
+    /// The format written: the image's own, or a shadow's (a sparse image).
     pub format: OutputFormat,
+    /// The shadow file that took the change, when one did.
+    pub shadow: Option<PathBuf>,
     pub old_size: u64,
     pub new_size: u64,
 }
@@ -42,7 +47,23 @@ pub struct ResizeReport {
 /// The smallest, current and largest sizes of the image's disk.
 pub fn limits(path: &Path, passphrase: Option<&Passphrase>) -> Result<Limits> {
     let (_, disk) = open(path, passphrase)?;
-    let plan = Plan::read(&disk).map_err(|e| Error::io(path, e))?;
+    limits_of(path, &disk)
+}
+
+/// The smallest, current and largest sizes of the image's disk as the shadow file `shadow`
+/// changed it.
+pub fn limits_shadow(
+    path: &Path,
+    passphrase: Option<&Passphrase>,
+    shadow: &Path,
+) -> Result<Limits> {
+    let image = container::open(path, passphrase)?.container.disk();
+    let (disk, _) = container::shadow::read(image, shadow).map_err(|e| Error::io(shadow, e))?;
+    limits_of(path, &disk)
+}
+
+fn limits_of(path: &Path, disk: &Arc<dyn ReadAt>) -> Result<Limits> {
+    let plan = Plan::read(disk).map_err(|e| Error::io(path, e))?;
     Ok(Limits {
         path: path.into(),
         minimum: plan.minimum(),
@@ -62,17 +83,7 @@ pub fn resize(
 ) -> Result<ResizeReport> {
     let (written, disk) = open(path, passphrase)?;
     let plan = Plan::read(&disk).map_err(|e| Error::io(path, e))?;
-    let size = size / SECTOR * SECTOR;
-    let (minimum, maximum) = (plan.minimum(), plan.maximum());
-    if size < minimum || size > maximum {
-        return Err(Error::Refused {
-            path: path.into(),
-            reason: format!(
-                "cannot be {size} bytes: from {minimum} (the volume's last used block) to \
-                 {maximum} bytes (see resize -limits)"
-            ),
-        });
-    }
+    let size = plan.check(path, size)?;
     let resized = Resized {
         disk: Arc::new(
             plan.apply(disk.clone(), size)
@@ -101,6 +112,40 @@ pub fn resize(
     Ok(ResizeReport {
         path: path.into(),
         format: written.format,
+        shadow: None,
+        old_size: disk.size(),
+        new_size: size,
+    })
+}
+
+/// Gives the disk of `path` as the shadow file `shadow` changed it `size` bytes (hdiutil's
+/// `resize -shadow`): a new shadow holds what the old one did and the structures the resize
+/// rewrites, with the new size, and takes the old one's place. The image may be of any format;
+/// it is only read.
+pub fn resize_shadow(
+    path: &Path,
+    passphrase: Option<&Passphrase>,
+    shadow: &Path,
+    size: u64,
+    cancel: &Cancel,
+) -> Result<ResizeReport> {
+    let image = container::open(path, passphrase)?.container.disk();
+    let in_shadow = |e: io::Error| Error::io(shadow, e);
+    let (disk, held) = container::shadow::read(image.clone(), shadow).map_err(in_shadow)?;
+    let plan = Plan::read(&disk).map_err(|e| Error::io(path, e))?;
+    let size = plan.check(path, size)?;
+    let changes = plan.changes(size).map_err(|e| Error::io(path, e))?;
+    let mut ranges = held;
+    ranges.extend(changes.iter().map(|(at, bytes)| (*at, bytes.len() as u64)));
+    let resized = plan
+        .apply(disk.clone(), size)
+        .map_err(|e| Error::io(path, e))?;
+    cancel.check()?;
+    container::shadow::replace(shadow, image, &resized, &ranges).map_err(in_shadow)?;
+    Ok(ResizeReport {
+        path: path.into(),
+        format: OutputFormat::Udsp,
+        shadow: Some(shadow.into()),
         old_size: disk.size(),
         new_size: size,
     })
@@ -193,13 +238,36 @@ impl Plan {
         self.disk_size - self.length + self.volume.maximum_length()
     }
 
+    /// `size` rounded down to whole sectors, refused outside the limits.
+    fn check(&self, path: &Path, size: u64) -> Result<u64> {
+        let size = size / SECTOR * SECTOR;
+        let (minimum, maximum) = (self.minimum(), self.maximum());
+        if size < minimum || size > maximum {
+            return Err(Error::Refused {
+                path: path.into(),
+                reason: format!(
+                    "cannot be {size} bytes: from {minimum} (the volume's last used block) to \
+                     {maximum} bytes (see resize -limits)"
+                ),
+            });
+        }
+        Ok(size)
+    }
+
+    /// The bytes the resize to `size` rewrites, at their offsets of the disk.
+    fn changes(&self, size: u64) -> io::Result<Vec<(u64, Vec<u8>)>> {
+        let volume = self.volume.resized(self.length + size - self.disk_size)?;
+        Ok(volume
+            .into_iter()
+            .map(|(at, bytes)| (self.start + at, bytes))
+            .chain(self.gpt.iter().flat_map(|g| g.resized(size)))
+            .collect())
+    }
+
     /// The disk as it is at `size` bytes.
     fn apply(&self, disk: Arc<dyn ReadAt>, size: u64) -> io::Result<Patched> {
         let mut p = Patched::new(disk, size);
-        for (at, bytes) in self.volume.resized(self.length + size - self.disk_size)? {
-            p.put(self.start + at, bytes);
-        }
-        for (at, bytes) in self.gpt.iter().flat_map(|g| g.resized(size)) {
+        for (at, bytes) in self.changes(size)? {
             p.put(at, bytes);
         }
         Ok(p)

@@ -305,17 +305,30 @@ pub fn verify_volumes(
         };
         if let Some(check) = checker {
             let mut found = run_check(check, &volume, &watch, cancel, path)?;
-            if let Some(w) = writable.as_ref().filter(|_| !found.repairs.is_empty()) {
-                let part = Slice::new(w.clone(), place.start, place.size);
-                for r in &found.repairs {
-                    for (at, bytes) in &r.writes {
-                        part.write_all_at(*at, bytes)
-                            .map_err(|e| Error::io(path, e))?;
-                    }
+            if let Some(w) = writable.as_ref() {
+                let part: Arc<dyn WriteAt> =
+                    Arc::new(Slice::new(w.clone(), place.start, place.size));
+                // A structural edit changes what the byte repairs were worked out from: it is
+                // made first, and the volume checked again for the rest.
+                if let Some(edit) = found.edit.take() {
+                    let done = (edit.0)(part.clone()).map_err(|e| Error::io(path, e))?;
+                    wrote = true;
+                    report.repaired.extend(done);
+                    found = run_check(check, &volume, &watch, cancel, path)?;
                 }
-                wrote = true;
-                report.repaired = found.repairs.iter().map(|r| r.what.clone()).collect();
-                found = run_check(check, &volume, &watch, cancel, path)?;
+                if !found.repairs.is_empty() {
+                    for r in &found.repairs {
+                        for (at, bytes) in &r.writes {
+                            part.write_all_at(*at, bytes)
+                                .map_err(|e| Error::io(path, e))?;
+                        }
+                    }
+                    wrote = true;
+                    report
+                        .repaired
+                        .extend(found.repairs.iter().map(|r| r.what.clone()));
+                    found = run_check(check, &volume, &watch, cancel, path)?;
+                }
             }
             report.counted = found.counted;
             report.problems = found.problems;

@@ -1,22 +1,30 @@
 //! First Aid for HFS+ and HFSX (`dimg verify -fs`; TN1150, and what Apple's fsck_hfs checks):
 //! each B-tree's header, node links, key order, node map and counts; the catalog's thread
-//! records, folder valences, file and folder counts and next CNID; every fork's extents against
-//! the volume, each other and the allocation bitmap; the journal. Read-only: the repairs that are
-//! safe (counts, valences, the bitmap, the next CNID) come back as bytes to write.
+//! records, folder valences, file and folder counts and next CNID; file and folder hard links
+//! against their iNodes (link counts, the chain of links); every fork's extents against the
+//! volume, each other and the allocation bitmap; the journal. Read-only: the repairs that are
+//! safe (counts, valences, link counts, the bitmap, the next CNID) come back as bytes to write,
+//! those of thread records (an orphaned one taken out, a missing one put in) as an edit of the
+//! catalog through the B-tree editor HFS+ writing uses, through the journal on a journaled
+//! volume.
 
+use super::bitmap::Bitmap;
+use super::edit::{self, TreeFile};
 use super::journal::{Journal, JOURNALED};
-use super::read::{attribute_key, catalog_key, BTree, Fork, Node};
+use super::read::{attribute_key, catalog_key, BTree, Fork, Node, PRIVATE_DATA};
+use super::store::Store;
+use super::write::{self, thread};
 use super::{
     compare_names, extent_pieces, units, HfsPlus, Overflow, ALLOCATION_FORK, ALLOCATION_ID,
     ATTRIBUTES_FORK, ATTRIBUTES_ID, CATALOG_FORK, CATALOG_ID, EXTENTS_FORK, EXTENTS_ID,
     FIRST_USER_ID, HEADER_AT, ROOT_FOLDER, ROOT_PARENT,
 };
 use crate::bytes::{be16, be32, be64, utf16_be};
-use crate::fs::check::{go_on, Bits, Findings, Repair, Watch};
+use crate::fs::check::{go_on, Bits, Edit, Findings, Repair, Watch};
 use crate::io::ReadAt;
 use std::cmp::Ordering;
 use std::collections::hash_map::{DefaultHasher, Entry};
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::hash::{Hash, Hasher};
 use std::io;
 use std::sync::Arc;
@@ -42,6 +50,26 @@ const NEXT_CATALOG_ID: usize = 64;
 const CNIDS_REUSED: u32 = 1 << 12;
 /// A folder record's flag: it keeps a count of its subfolders (HFSX with folder hard links).
 const HAS_FOLDER_COUNT: u16 = 0x10;
+
+/// Hard links (TN1150 "Hard Links"; xnu's hfs_format.h). A file hard link is a file record of
+/// type `hlnk` and creator `hfs+`, a folder hard link one of type `fdrp` and creator `MACS`;
+/// the BSD `special` field of a link holds its iNode's number, that of an iNode its link count.
+/// A file's iNode is the file `iNode<n>` in the private data folder, a folder's the folder
+/// `dir_<CNID>` in the private directory data folder. Since Mac OS X 10.5 the links of an iNode
+/// form a chain, flagged in every record of it: a file iNode names its first link in
+/// `reserved1` (`hl_firstLinkID`), a folder iNode in its attribute
+/// `com.apple.system.hfs.firstlink` (the CNID in decimal digits, NUL-ended), and each link names
+/// the links before and after it in the BSD owner and group fields (`hl_prevLinkID`,
+/// `hl_nextLinkID`).
+const FILE_LINK: &[u8] = b"hlnkhfs+";
+const FOLDER_LINK: &[u8] = b"fdrpMACS";
+const FIRST_LINK: usize = 4;
+const PREV_LINK: usize = 32;
+const NEXT_LINK: usize = 36;
+const SPECIAL: usize = 44;
+const HAS_LINK_CHAIN: u16 = 0x20;
+const FIRST_LINK_ATTRIBUTE: &str = "com.apple.system.hfs.firstlink";
+const PRIVATE_DIRECTORY_DATA: &str = ".HFS+ Private Directory Data\r";
 
 /// Checks the HFS+ or HFSX volume `volume` (its bytes, from its first).
 pub fn check(volume: Arc<dyn ReadAt>, watch: &dyn Watch) -> io::Result<Findings> {
@@ -86,6 +114,31 @@ struct Thread {
     parent: u32,
     name: u64,
     folder: bool,
+}
+
+/// A hard link's record: a file or a folder hard link, the iNode it names, its flags and its
+/// neighbours in its iNode's chain.
+struct HardLink {
+    folder: bool,
+    inode: u32,
+    flags: u16,
+    prev: u32,
+    next: u32,
+}
+
+/// A record named as an iNode is (`iNode<n>`, `dir_<n>`), wherever it is: those in a private
+/// folder are the iNodes.
+struct INode {
+    id: u32,
+    parent: u32,
+    folder: bool,
+    /// The number its links name it by: a file iNode's from its name, a folder iNode's CNID.
+    number: u32,
+    flags: u16,
+    /// A file iNode's first link (a folder iNode's is in an attribute).
+    first: u32,
+    links: u32,
+    at: (u32, usize),
 }
 
 /// What the volume header says of a B-tree (its header record).
@@ -168,6 +221,11 @@ struct Checker {
     catalog_bytes: Option<(Arc<dyn ReadAt>, u64, ForkMap)>,
     records: HashMap<u32, Record>,
     threads: HashMap<u32, Thread>,
+    /// Hard links by CNID, the records named as iNodes are, and each folder iNode's first link
+    /// as its attribute gives it.
+    links: HashMap<u32, HardLink>,
+    inodes: Vec<INode>,
+    first_links: HashMap<u32, u32>,
     /// Each folder's records, and how many of them are folders.
     children: HashMap<u32, (u32, u32)>,
     files: u64,
@@ -175,6 +233,8 @@ struct Checker {
     largest_id: u32,
     /// Changes in the journal not yet written to the volume: no repair is safe then.
     unreplayed: u64,
+    /// The catalog compares names as binary (HFSX that says so), not case-folded.
+    binary_names: bool,
 }
 
 impl Checker {
@@ -203,11 +263,15 @@ impl Checker {
             catalog_bytes: None,
             records: HashMap::new(),
             threads: HashMap::new(),
+            links: HashMap::new(),
+            inodes: Vec::new(),
+            first_links: HashMap::new(),
             children: HashMap::new(),
             files: 0,
             folders: 0,
             largest_id: 0,
             unreplayed: 0,
+            binary_names: false,
         })
     }
 
@@ -253,6 +317,7 @@ impl Checker {
             self.catalog = Some(tree.clone());
             // HFSX says in its catalog's header whether names compare as binary; HFS+ folds case.
             let binary = be16(&h, 0) == 0x4858 && tree_compare_type(&tree) == Some(0xBC);
+            self.binary_names = binary;
             let order = move |a: &[u8], b: &[u8]| {
                 let ((pa, na), (pb, nb)) = (catalog_name(a)?, catalog_name(b)?);
                 Some(pa.cmp(&pb).then_with(|| compare_names(&na, &nb, binary)))
@@ -272,6 +337,9 @@ impl Checker {
                 &mut |c, _, _, r| c.attribute_record(r),
             )?;
         }
+        if self.catalog.is_some() {
+            self.hard_links();
+        }
         let mut left: Vec<(u32, u8)> = self.overflow.keys().copied().collect();
         left.sort_unstable();
         for (id, fork) in left {
@@ -284,6 +352,7 @@ impl Checker {
         self.allocation(watch)?;
         if self.unreplayed > 0 {
             self.found.repairs.clear();
+            self.found.edit = None;
         }
         Ok(())
     }
@@ -806,6 +875,7 @@ impl Checker {
                 c.0 += 1;
                 c.1 += u32::from(folder);
                 self.largest_id = self.largest_id.max(id);
+                self.hard_link_record(id, parent, name, d, (node, index));
                 match folder {
                     true if id != ROOT_FOLDER => self.folders += 1,
                     true => {}
@@ -862,11 +932,15 @@ impl Checker {
         let mut ids: Vec<u32> = self.records.keys().copied().collect();
         ids.sort_unstable();
         let mut valences = Vec::new();
+        let mut missing = Vec::new();
         for &id in &ids {
             let r = &self.records[&id];
             let thread = self.threads.get(&id);
             let problem = match thread {
-                None => Some("has no thread record".to_string()),
+                None => {
+                    missing.push(id);
+                    Some("has no thread record".to_string())
+                }
                 Some(t) if t.folder != r.folder => {
                     Some("has a thread record of the other kind".into())
                 }
@@ -920,7 +994,7 @@ impl Checker {
             .copied()
             .collect();
         orphans.sort_unstable();
-        for id in orphans {
+        for id in &orphans {
             self.found.problem(
                 "catalog file",
                 format!(
@@ -928,6 +1002,7 @@ impl Checker {
                 ),
             );
         }
+        self.thread_repair(orphans, missing);
         self.found.counted.insert("files", self.files);
         self.found.counted.insert("folders", self.folders);
         let h = self.header.clone();
@@ -962,6 +1037,292 @@ impl Checker {
                 NEXT_CATALOG_ID,
                 new,
                 format!("volume header: next CNID {next} → {new}"),
+            );
+        }
+    }
+
+    /// The edit that takes the `orphans`' thread records out of the catalog and puts in those
+    /// of the records `missing` one, through the B-tree editor and (on a journaled volume) the
+    /// journal, as one transaction. The catalog file is not grown: a missing thread is put in
+    /// only while the tree's free nodes cover the most an insert can take (a split at every
+    /// level and a new root), else it stays a problem.
+    fn thread_repair(&mut self, orphans: Vec<u32>, missing: Vec<u32>) {
+        let Some(head) = self.catalog.as_deref().and_then(tree_header) else {
+            return;
+        };
+        let (depth, free) = (u32::from(be16(&head, 0)), be32(&head, 26));
+        let room = (free / (depth + 2)) as usize;
+        let threads: Vec<(String, Vec<u8>)> = missing
+            .into_iter()
+            .take(room)
+            .filter_map(|id| {
+                let r = &self.records[&id];
+                let name = self.record_units(r.at)?;
+                let mut record = write::catalog_key(id, &[]);
+                record.extend(thread(if r.folder { 3 } else { 4 }, r.parent, &name));
+                Some((self.name(Owner::Fork(id, 0)), record))
+            })
+            .collect();
+        if orphans.is_empty() && threads.is_empty() {
+            return;
+        }
+        let h = &self.header;
+        let block = self.block;
+        let journal = (be32(h, 4) & JOURNALED != 0 && be32(h, 12) != 0).then(|| be32(h, 12));
+        let catalog = self.special[&CATALOG_ID].extents.clone();
+        let allocation = self.special[&ALLOCATION_ID].extents.clone();
+        let clump = u64::from(be32(h, CATALOG_FORK + 8));
+        let (total, binary) = (self.total as u32, self.binary_names);
+        self.found.edit = Some(Edit(Box::new(move |volume| {
+            let journal = match journal {
+                Some(info) => {
+                    let mut j = Journal::open(&*volume, block, info)?;
+                    if let Some(j) = &mut j {
+                        j.initialize(&*volume, u64::from(info) * block)?;
+                    }
+                    j
+                }
+                None => None,
+            };
+            let mut store = Store::new(volume, block, journal);
+            let order = edit::KeyOrder::Catalog { binary };
+            let what = "HFS+ catalog B-tree";
+            let mut tree = TreeFile::open(&mut store, what, catalog, clump, order)?;
+            let mut done = Vec::new();
+            for id in orphans {
+                tree.remove(&mut store, &write::catalog_key(id, &[]))?;
+                done.push(format!(
+                    "catalog file: removed the orphaned thread record of CNID {id}"
+                ));
+            }
+            if !threads.is_empty() {
+                // Only read: the free nodes counted above keep the catalog from growing.
+                let mut bitmap = Bitmap::read(&mut store, allocation, total)?;
+                for (who, record) in threads {
+                    tree.insert(&mut store, &mut bitmap, record)?;
+                    done.push(format!("{who}: thread record written"));
+                }
+            }
+            store.commit()?;
+            Ok(done)
+        })));
+    }
+
+    /// Keeps what the hard link check needs of a file or folder record `id` (its data `d`):
+    /// a link's iNode and chain, or an iNode's number, link count and first link.
+    fn hard_link_record(&mut self, id: u32, parent: u32, name: &[u8], d: &[u8], at: (u32, usize)) {
+        let folder = be16(d, 0) == 1;
+        let flags = be16(d, 2);
+        let link = match (folder, &d[48..56]) {
+            (false, FILE_LINK) => Some(false),
+            (false, FOLDER_LINK) => Some(true),
+            _ => None,
+        };
+        if let Some(folder) = link {
+            let link = HardLink {
+                folder,
+                inode: be32(d, SPECIAL),
+                flags,
+                prev: be32(d, PREV_LINK),
+                next: be32(d, NEXT_LINK),
+            };
+            self.links.insert(id, link);
+            return;
+        }
+        let name = utf16_be(name);
+        let prefix = if folder { "dir_" } else { "iNode" };
+        let Some(n) = name
+            .strip_prefix(prefix)
+            .and_then(|n| n.parse::<u32>().ok())
+        else {
+            return;
+        };
+        self.inodes.push(INode {
+            id,
+            parent,
+            folder,
+            number: if folder { id } else { n },
+            flags,
+            first: if folder { 0 } else { be32(d, FIRST_LINK) },
+            links: be32(d, SPECIAL),
+            at,
+        });
+    }
+
+    /// A folder iNode's first link, as its attribute gives it: inline, decimal digits, NUL-ended.
+    fn first_link_attribute(&mut self, id: u32, d: &[u8]) {
+        let size = d.get(12..16).map_or(0, |s| be32(s, 0) as usize);
+        let digits = match (d.get(..4).map(|k| be32(k, 0)), d.get(16..16 + size)) {
+            (Some(0x10), Some([digits @ .., 0])) => std::str::from_utf8(digits).ok(),
+            _ => None,
+        };
+        match digits.and_then(|s| s.parse::<u32>().ok()) {
+            Some(first) => {
+                self.first_links.insert(id, first);
+            }
+            None => self.found.problem(
+                "attributes file",
+                format!("attribute {FIRST_LINK_ATTRIBUTE} of CNID {id} holds no link's CNID"),
+            ),
+        }
+    }
+
+    /// The CNID of the private folder `name` at the root, if the volume has one.
+    fn private_folder(&self, name: &str) -> Option<u32> {
+        let stored: Vec<u8> = name.encode_utf16().flat_map(u16::to_be_bytes).collect();
+        let name = hash(&stored);
+        self.records
+            .iter()
+            .find(|(_, r)| r.folder && r.parent == ROOT_FOLDER && r.name == name)
+            .map(|(&id, _)| id)
+    }
+
+    /// Every hard link against the iNodes (fsck_hfs's checks): each link names an iNode there
+    /// is; each iNode's link count is the number of links that name it, and no iNode is named
+    /// by none; where the links form a chain, the iNode's first link starts it, each link's
+    /// previous link is the one before it, and it takes in every link of the iNode. Links made
+    /// before Mac OS X 10.5 have no chain: only their counts are checked.
+    fn hard_links(&mut self) {
+        let places = [
+            self.private_folder(PRIVATE_DATA),
+            self.private_folder(PRIVATE_DIRECTORY_DATA),
+        ];
+        let mut inodes: Vec<INode> = std::mem::take(&mut self.inodes)
+            .into_iter()
+            .filter(|i| Some(i.parent) == places[usize::from(i.folder)])
+            .collect();
+        inodes.sort_unstable_by_key(|i| i.id);
+        self.found
+            .counted
+            .insert("hard links", self.links.len() as u64);
+        let mut named: HashMap<(bool, u32), Vec<u32>> = HashMap::new();
+        let mut ids: Vec<u32> = self.links.keys().copied().collect();
+        ids.sort_unstable();
+        for id in ids {
+            let (folder, number) = (self.links[&id].folder, self.links[&id].inode);
+            if inodes
+                .iter()
+                .any(|i| (i.folder, i.number) == (folder, number))
+            {
+                named.entry((folder, number)).or_default().push(id);
+                continue;
+            }
+            let (kind, inode) = match folder {
+                true => ("folder", format!("folder CNID {number}")),
+                false => ("file", format!("iNode{number}")),
+            };
+            let who = self.name(Owner::Fork(id, 0));
+            self.found.problem(
+                who,
+                format!("is a {kind} hard link to {inode}, which is not in its private folder"),
+            );
+        }
+        for inode in &inodes {
+            let links = named
+                .remove(&(inode.folder, inode.number))
+                .unwrap_or_default();
+            let who = self.name(Owner::Fork(inode.id, 0));
+            if links.is_empty() {
+                self.found
+                    .problem(who, "no hard link names it (an orphaned iNode)");
+                continue;
+            }
+            let counted = links.len() as u32;
+            if inode.links != counted {
+                self.found.problem(
+                    &who,
+                    format!(
+                        "its link count says {}, {counted} hard link{} name{} it",
+                        inode.links,
+                        if counted == 1 { "" } else { "s" },
+                        if counted == 1 { "s" } else { "" }
+                    ),
+                );
+                if let Some(writes) = self.record_field(inode.at, SPECIAL, counted) {
+                    let what = format!("{who}: link count {} → {counted}", inode.links);
+                    self.found.repairs.push(Repair { what, writes });
+                }
+            }
+            self.link_chain(inode, &who, &links);
+        }
+    }
+
+    /// The chain of `inode`'s `links` (named `who`), where it has one.
+    fn link_chain(&mut self, inode: &INode, who: &str, links: &[u32]) {
+        let first = match inode.folder {
+            true => self.first_links.get(&inode.id).copied().unwrap_or(0),
+            false => inode.first,
+        };
+        let flagged = |flags: u16| flags & HAS_LINK_CHAIN != 0;
+        let chained = flagged(inode.flags)
+            || first != 0
+            || links.iter().any(|l| {
+                let l = &self.links[l];
+                flagged(l.flags) || l.prev != 0 || l.next != 0
+            });
+        if !chained {
+            return;
+        }
+        if !flagged(inode.flags) {
+            self.found.problem(
+                who,
+                "has a chain of hard links but not the flag that says so",
+            );
+        }
+        let mut seen = HashSet::new();
+        let (mut before, mut at) = (0u32, first);
+        while at != 0 {
+            let Some(link) = self.links.get(&at).filter(|_| links.contains(&at)) else {
+                self.found.problem(
+                    who,
+                    format!("its chain of hard links leads to CNID {at}, which is not one of them"),
+                );
+                break;
+            };
+            let (prev, next, flags) = (link.prev, link.next, link.flags);
+            if !seen.insert(at) {
+                let again = self.name(Owner::Fork(at, 0));
+                self.found.problem(
+                    who,
+                    format!("its chain of hard links comes back to {again}"),
+                );
+                break;
+            }
+            let here = self.name(Owner::Fork(at, 0));
+            if prev != before {
+                self.found.problem(
+                    &here,
+                    format!(
+                        "its previous hard link says CNID {prev}, where the chain of {who} has {}",
+                        match before {
+                            0 => "it first".to_string(),
+                            b => format!("CNID {b} before it"),
+                        }
+                    ),
+                );
+            }
+            if !flagged(flags) {
+                self.found.problem(
+                    &here,
+                    "is in a chain of hard links but lacks the flag that says so",
+                );
+            }
+            (before, at) = (at, next);
+        }
+        let left_out: Vec<u32> = links
+            .iter()
+            .filter(|l| !seen.contains(l))
+            .copied()
+            .collect();
+        if let Some(&one) = left_out.first().filter(|_| seen.len() < links.len()) {
+            let name = self.name(Owner::Fork(one, 0));
+            let more = match left_out.len() {
+                1 => String::new(),
+                n => format!(" and {} more", n - 1),
+            };
+            self.found.problem(
+                who,
+                format!("its chain of hard links leaves out {name}{more}"),
             );
         }
     }
@@ -1012,6 +1373,9 @@ impl Checker {
                 "attributes file",
                 format!("attribute {name} belongs to CNID {id}, which the catalog does not hold"),
             );
+        }
+        if name == FIRST_LINK_ATTRIBUTE {
+            self.first_link_attribute(id, d);
         }
         let extents: Vec<(u32, u32)> = match (d.get(..4).map(|k| be32(k, 0)), d.len()) {
             (Some(0x20), 88..) => Fork::parse(&d[8..88]).extents,
@@ -1222,7 +1586,16 @@ impl Checker {
             };
             match step {
                 Some((parent, name)) if parts.len() < 256 => {
-                    parts.push(name.replace('/', ":"));
+                    // The private folders' NULs and carriage return, shown as escapes.
+                    let shown: String = name
+                        .chars()
+                        .map(|c| match c {
+                            '/' => ":".to_string(),
+                            c if c.is_control() => c.escape_default().to_string(),
+                            c => c.to_string(),
+                        })
+                        .collect();
+                    parts.push(shown);
                     at = parent;
                 }
                 _ => return format!("CNID {id}"),
@@ -1234,9 +1607,14 @@ impl Checker {
 
     /// The name in the key of the catalog record at `at`.
     fn record_name(&self, at: (u32, usize)) -> Option<String> {
+        self.record_units(at).map(|u| String::from_utf16_lossy(&u))
+    }
+
+    /// The name in the key of the catalog record at `at`, as stored.
+    fn record_units(&self, at: (u32, usize)) -> Option<Vec<u16>> {
         let node = self.catalog.as_ref()?.read_node(at.0).ok()?;
         let r = node.records.get(at.1)?;
-        catalog_key(r).map(|(_, name, _)| utf16_be(name))
+        catalog_key(r).map(|(_, name, _)| units(name))
     }
 
     /// The parent and name CNID `id`'s thread record gives.
