@@ -318,10 +318,13 @@ impl Checker {
             // HFSX says in its catalog's header whether names compare as binary; HFS+ folds case.
             let binary = be16(&h, 0) == 0x4858 && tree_compare_type(&tree) == Some(0xBC);
             self.binary_names = binary;
-            let order = move |a: &[u8], b: &[u8]| {
-                let ((pa, na), (pb, nb)) = (catalog_name(a)?, catalog_name(b)?);
-                Some(pa.cmp(&pb).then_with(|| compare_names(&na, &nb, binary)))
-            };
+            let order =
+                move |a: &[u8], b: &[u8]| {
+                    let ((pa, na), (pb, nb)) = (catalog_name(a)?, catalog_name(b)?);
+                    Some(pa.cmp(&pb).then_with(|| {
+                        compare_names(na.iter().copied(), nb.iter().copied(), binary)
+                    }))
+                };
             self.walk("catalog file", &tree, &order, watch, &mut |c, n, i, r| {
                 c.catalog_record(n, i, r)
             })?;

@@ -8,17 +8,22 @@ use super::bitmap::Bitmap;
 use super::read::Node;
 use super::store::Store;
 use super::write::node;
-use super::{compare_names, extent_pieces, units};
+use super::{compare_names, extent_pieces, stored_units};
 use crate::bytes::{be16, be32};
 use crate::error::FormatError;
+use std::cell::RefCell;
 use std::cmp::Ordering;
+use std::collections::HashMap;
 use std::io;
+use std::sync::Arc;
 
 const INDEX: i8 = 0;
 const MAP: i8 = 2;
 const LEAF: i8 = -1;
 /// Deeper than any real tree: a loop in a damaged one ends here.
 const MAX_DEPTH: usize = 16;
+/// Parsed nodes kept: every lookup walks the same index nodes and often the same leaves.
+const NODES_KEPT: usize = 1024;
 
 /// How a tree's keys are ordered.
 #[derive(Clone, Copy)]
@@ -39,34 +44,34 @@ fn key(record: &[u8]) -> &[u8] {
 
 impl KeyOrder {
     fn compare(self, a: &[u8], b: &[u8]) -> Ordering {
-        let field = |k: &[u8], at: usize, len: usize| k.get(at..at + len).unwrap_or(&[]).to_vec();
         let u32_at = |k: &[u8], at: usize| k.get(at..at + 4).map_or(0, |_| be32(k, at));
+        // A name's stored bytes, its length (in units) at `len_at`; big-endian units compare
+        // as their bytes do.
+        fn name(k: &[u8], len_at: usize) -> &[u8] {
+            let len = k
+                .get(len_at..len_at + 2)
+                .map_or(0, |_| 2 * usize::from(be16(k, len_at)));
+            k.get(len_at + 2..len_at + 2 + len).unwrap_or(&[])
+        }
         match self {
-            KeyOrder::Catalog { binary } => {
-                let name = |k: &[u8]| {
-                    let len = k.get(6..8).map_or(0, |_| 2 * usize::from(be16(k, 6)));
-                    units(&field(k, 8, len))
-                };
-                u32_at(a, 2)
-                    .cmp(&u32_at(b, 2))
-                    .then_with(|| compare_names(&name(a), &name(b), binary))
-            }
+            KeyOrder::Catalog { binary } => u32_at(a, 2).cmp(&u32_at(b, 2)).then_with(|| {
+                let (a, b) = (stored_units(name(a, 6)), stored_units(name(b, 6)));
+                compare_names(a, b, binary)
+            }),
             KeyOrder::Extents => {
                 (u32_at(a, 4), a.get(2), u32_at(a, 8)).cmp(&(u32_at(b, 4), b.get(2), u32_at(b, 8)))
             }
-            KeyOrder::Attributes => {
-                let name = |k: &[u8]| {
-                    let len = k.get(12..14).map_or(0, |_| 2 * usize::from(be16(k, 12)));
-                    units(&field(k, 14, len))
-                };
-                (u32_at(a, 4), name(a), u32_at(a, 8)).cmp(&(u32_at(b, 4), name(b), u32_at(b, 8)))
-            }
+            KeyOrder::Attributes => (u32_at(a, 4), name(a, 12), u32_at(a, 8)).cmp(&(
+                u32_at(b, 4),
+                name(b, 12),
+                u32_at(b, 8),
+            )),
         }
     }
 }
 
 /// An index node on the way down from the root: its number, itself, and the record followed.
-type Step = (u32, Node, usize);
+type Step = (u32, Arc<Node>, usize);
 
 /// One B-tree file of the volume (catalog, extents overflow or attributes) and its header
 /// record, kept here while the volume is changed and written back with every change.
@@ -88,6 +93,8 @@ pub(super) struct TreeFile {
     free: u32,
     /// Index records carry keys as long as they are (else padded to the longest).
     variable_index: bool,
+    /// Nodes as last read or written, by number; a write of their bytes drops them.
+    parsed: RefCell<HashMap<u32, Arc<Node>>>,
 }
 
 fn bad(what: &'static str, problem: impl Into<String>) -> io::Error {
@@ -118,6 +125,7 @@ impl TreeFile {
             total: 1,
             free: 0,
             variable_index: true,
+            parsed: RefCell::new(HashMap::new()),
         };
         let mut h = [0u8; 14 + 106];
         tree.read_bytes(store, 0, &mut h)?;
@@ -176,6 +184,13 @@ impl TreeFile {
     }
 
     fn write_bytes(&self, store: &mut Store, offset: u64, bytes: &[u8]) -> io::Result<()> {
+        let size = u64::from(self.node_size);
+        let last = (offset + bytes.len().max(1) as u64 - 1) / size;
+        let mut parsed = self.parsed.borrow_mut();
+        for n in offset / size..=last {
+            parsed.remove(&(n as u32));
+        }
+        drop(parsed);
         let mut done = 0usize;
         for (at, len) in self.bytes_at(store, offset, bytes.len() as u64)? {
             store.write(at, &bytes[done..done + len as usize])?;
@@ -184,14 +199,33 @@ impl TreeFile {
         Ok(())
     }
 
-    fn read_node(&self, store: &mut Store, n: u32) -> io::Result<Node> {
+    /// Node `n`, parsed (once while it is kept).
+    fn node(&self, store: &mut Store, n: u32) -> io::Result<Arc<Node>> {
         if n == 0 || n >= self.total {
             return Err(bad(self.what, format!("node {n} is outside the tree")));
+        }
+        if let Some(nd) = self.parsed.borrow().get(&n) {
+            return Ok(nd.clone());
         }
         let at = u64::from(n) * u64::from(self.node_size);
         let mut b = vec![0u8; self.node_size as usize];
         self.read_bytes(store, at, &mut b)?;
-        Node::parse(&b, at)
+        let nd = Arc::new(Node::parse(&b, at)?);
+        self.keep(n, nd.clone());
+        Ok(nd)
+    }
+
+    fn keep(&self, n: u32, nd: Arc<Node>) {
+        let mut parsed = self.parsed.borrow_mut();
+        if parsed.len() >= NODES_KEPT {
+            parsed.clear();
+        }
+        parsed.insert(n, nd);
+    }
+
+    /// Node `n`, to be changed.
+    fn read_node(&self, store: &mut Store, n: u32) -> io::Result<Node> {
+        self.node(store, n).map(Arc::unwrap_or_clone)
     }
 
     fn write_node(&self, store: &mut Store, n: u32, nd: &Node) -> io::Result<()> {
@@ -203,7 +237,9 @@ impl TreeFile {
             nd.prev,
             &nd.records,
         );
-        self.write_bytes(store, u64::from(n) * u64::from(self.node_size), &bytes)
+        self.write_bytes(store, u64::from(n) * u64::from(self.node_size), &bytes)?;
+        self.keep(n, Arc::new(nd.clone()));
+        Ok(())
     }
 
     /// Whether the records fit the node with their offsets and the free-space offset.
@@ -403,19 +439,21 @@ impl TreeFile {
 
     /// The path from the root to the leaf that holds (or would hold) `target`: each index
     /// node with the index of the record followed, then the leaf.
-    fn descend(&self, store: &mut Store, target: &[u8]) -> io::Result<(Vec<Step>, u32, Node)> {
+    fn descend(&self, store: &mut Store, target: &[u8]) -> io::Result<(Vec<Step>, u32, Arc<Node>)> {
         let mut path = Vec::new();
         let mut n = self.root;
         loop {
-            let nd = self.read_node(store, n)?;
+            let nd = self.node(store, n)?;
             match nd.kind {
                 LEAF => return Ok((path, n, nd)),
                 INDEX if !nd.records.is_empty() && path.len() < MAX_DEPTH => {
+                    // The last record whose key is not past the target (the first if all are).
                     let i = nd
                         .records
-                        .iter()
-                        .rposition(|r| self.order.compare(key(r), target) != Ordering::Greater)
-                        .unwrap_or(0);
+                        .partition_point(|r| {
+                            self.order.compare(key(r), target) != Ordering::Greater
+                        })
+                        .saturating_sub(1);
                     let child = self.child(&nd.records[i])?;
                     path.push((n, nd, i));
                     n = child;
@@ -471,7 +509,7 @@ impl TreeFile {
                 return Ok(());
             }
             let n = leaf.next;
-            leaf = self.read_node(store, n)?;
+            leaf = self.node(store, n)?;
             if leaf.kind != LEAF {
                 return Err(bad(
                     self.what,
@@ -505,7 +543,8 @@ impl TreeFile {
             self.leaf_records = 1;
             return self.write_header(store);
         }
-        let (mut path, mut n, mut nd) = self.descend(store, &target)?;
+        let (mut path, mut n, nd) = self.descend(store, &target)?;
+        let mut nd = Arc::unwrap_or_clone(nd);
         let at = match self.position(&nd, &target) {
             Ok(_) => {
                 return Err(io::Error::new(
@@ -521,7 +560,7 @@ impl TreeFile {
         if at == 0 {
             for (pn, parent, i) in path.iter_mut().rev() {
                 let child = self.child(&parent.records[*i])?;
-                parent.records[*i] = self.index_record(&target, child);
+                Arc::make_mut(parent).records[*i] = self.index_record(&target, child);
                 self.write_node(store, *pn, parent)?;
                 if *i != 0 {
                     break;
@@ -540,7 +579,8 @@ impl TreeFile {
             self.write_node(store, right_no, &right)?;
             let up = self.index_record(&right_key, right_no);
             match path.pop() {
-                Some((pn, mut parent, i)) => {
+                Some((pn, parent, i)) => {
+                    let mut parent = Arc::unwrap_or_clone(parent);
                     parent.records.insert(i + 1, up);
                     (n, nd) = (pn, parent);
                 }
@@ -605,7 +645,8 @@ impl TreeFile {
         if self.root == 0 {
             return Err(not_found());
         }
-        let (mut path, mut n, mut nd) = self.descend(store, target)?;
+        let (mut path, mut n, nd) = self.descend(store, target)?;
+        let mut nd = Arc::unwrap_or_clone(nd);
         let at = self.position(&nd, target).map_err(|_| not_found())?;
         let removed = nd.records.remove(at);
         self.leaf_records -= 1;
@@ -635,7 +676,8 @@ impl TreeFile {
             }
             self.free_node(store, n)?;
             match path.pop() {
-                Some((pn, mut parent, i)) => {
+                Some((pn, parent, i)) => {
+                    let mut parent = Arc::unwrap_or_clone(parent);
                     parent.records.remove(i);
                     (n, nd) = (pn, parent);
                 }
@@ -647,7 +689,7 @@ impl TreeFile {
         }
         // A root index node with one child gives way to it.
         while self.root != 0 && self.depth > 1 {
-            let top = self.read_node(store, self.root)?;
+            let top = self.node(store, self.root)?;
             if top.kind != INDEX || top.records.len() != 1 {
                 break;
             }
@@ -668,7 +710,8 @@ impl TreeFile {
         record: Vec<u8>,
     ) -> io::Result<()> {
         let target = key(&record).to_vec();
-        let (_, n, mut nd) = self.descend(store, &target)?;
+        let (_, n, nd) = self.descend(store, &target)?;
+        let mut nd = Arc::unwrap_or_clone(nd);
         let at = self
             .position(&nd, &target)
             .map_err(|_| io::Error::new(io::ErrorKind::NotFound, "no such record"))?;

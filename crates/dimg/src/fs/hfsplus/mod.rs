@@ -76,9 +76,12 @@ fn extent_pieces(
 
 /// A stored name's UTF-16 units, from its big-endian bytes.
 fn units(b: &[u8]) -> Vec<u16> {
-    b.chunks_exact(2)
-        .map(|c| u16::from_be_bytes([c[0], c[1]]))
-        .collect()
+    stored_units(b).collect()
+}
+
+/// A name's UTF-16 units as stored (big-endian), decoded as they are read.
+fn stored_units(b: &[u8]) -> impl Iterator<Item = u16> + '_ {
+    b.chunks_exact(2).map(|c| u16::from_be_bytes([c[0], c[1]]))
 }
 
 /// A name as HFS+ stores it: decomposed UTF-16, POSIX ':' as '/'.
@@ -96,6 +99,9 @@ fn hfs_name(name: &str) -> Vec<u16> {
 fn fold(unit: u16) -> u16 {
     if unit == 0 {
         return 0xFFFF;
+    }
+    if unit < 0x80 {
+        return u16::from((unit as u8).to_ascii_lowercase());
     }
     match char::from_u32(u32::from(unit)) {
         Some(c) => {
@@ -115,17 +121,16 @@ fn ignorable(unit: u16) -> bool {
     matches!(unit, 0x200C..=0x200F | 0x202A..=0x202E | 0x206A..=0x206F | 0xFEFF)
 }
 
-fn compare_names(a: &[u16], b: &[u16], case_sensitive: bool) -> Ordering {
+fn compare_names(
+    a: impl Iterator<Item = u16>,
+    b: impl Iterator<Item = u16>,
+    case_sensitive: bool,
+) -> Ordering {
     if case_sensitive {
         a.cmp(b)
     } else {
-        let key = |n: &[u16]| -> Vec<u16> {
-            n.iter()
-                .filter(|&&u| !ignorable(u))
-                .map(|&u| fold(u))
-                .collect()
-        };
-        key(a).cmp(&key(b))
+        let key = |u: u16| (!ignorable(u)).then(|| fold(u));
+        a.filter_map(key).cmp(b.filter_map(key))
     }
 }
 
@@ -136,28 +141,22 @@ mod tests {
     #[test]
     fn names_order_as_hfs_plus_compares_them() {
         let n = |s: &str| s.encode_utf16().collect::<Vec<u16>>();
-        assert_eq!(compare_names(&n("ABC"), &n("abc"), false), Ordering::Equal);
-        assert_eq!(compare_names(&n("ABC"), &n("abc"), true), Ordering::Less);
+        let compare = |a: &[u16], b: &[u16], case_sensitive| {
+            compare_names(a.iter().copied(), b.iter().copied(), case_sensitive)
+        };
+        assert_eq!(compare(&n("ABC"), &n("abc"), false), Ordering::Equal);
+        assert_eq!(compare(&n("ABC"), &n("abc"), true), Ordering::Less);
+        assert_eq!(compare(&n("a\u{200D}b"), &n("AB"), false), Ordering::Equal);
         assert_eq!(
-            compare_names(&n("a\u{200D}b"), &n("AB"), false),
+            compare(&n("\u{C9}T\u{C9}"), &n("\u{E9}t\u{E9}"), false),
             Ordering::Equal
         );
-        assert_eq!(
-            compare_names(&n("\u{C9}T\u{C9}"), &n("\u{E9}t\u{E9}"), false),
-            Ordering::Equal
-        );
-        assert_eq!(
-            compare_names(&n("apple"), &n("Banana"), false),
-            Ordering::Less
-        );
-        assert_eq!(
-            compare_names(&n("apple"), &n("Banana"), true),
-            Ordering::Greater
-        );
+        assert_eq!(compare(&n("apple"), &n("Banana"), false), Ordering::Less);
+        assert_eq!(compare(&n("apple"), &n("Banana"), true), Ordering::Greater);
         assert_eq!(hfs_name("caf\u{e9}:x"), n("cafe\u{301}/x"));
         // The private data folder ends the root where names fold, and starts it in HFSX.
         let private = n("\0\0\0\0HFS+ Private Data");
-        assert_eq!(compare_names(&private, &n("zzz"), false), Ordering::Greater);
-        assert_eq!(compare_names(&private, &n("zzz"), true), Ordering::Less);
+        assert_eq!(compare(&private, &n("zzz"), false), Ordering::Greater);
+        assert_eq!(compare(&private, &n("zzz"), true), Ordering::Less);
     }
 }

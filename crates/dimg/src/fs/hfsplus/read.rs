@@ -69,6 +69,7 @@ fn long_key(r: &[u8]) -> usize {
     2 + usize::from(be16(r, 0))
 }
 
+#[derive(Clone)]
 pub(in crate::fs) struct Node {
     pub(super) kind: i8,
     /// Its level: 1 for leaves, counting up to the root (0 for header and map nodes).

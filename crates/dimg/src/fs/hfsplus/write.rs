@@ -610,9 +610,13 @@ pub fn build(tree: Option<&Tree>, options: &Options, now: i64) -> Result<Built> 
             records.extend(journal_files(at, len));
         }
         records.sort_by(|a, b| {
-            a.parent
-                .cmp(&b.parent)
-                .then_with(|| compare_names(&a.name, &b.name, case_sensitive))
+            a.parent.cmp(&b.parent).then_with(|| {
+                compare_names(
+                    a.name.iter().copied(),
+                    b.name.iter().copied(),
+                    case_sensitive,
+                )
+            })
         });
         records
     };
@@ -621,7 +625,11 @@ pub fn build(tree: Option<&Tree>, options: &Options, now: i64) -> Result<Built> 
     let sorted = records_for(0, journal_sizing);
     for pair in sorted.windows(2) {
         if pair[0].parent == pair[1].parent
-            && compare_names(&pair[0].name, &pair[1].name, case_sensitive) == Ordering::Equal
+            && compare_names(
+                pair[0].name.iter().copied(),
+                pair[1].name.iter().copied(),
+                case_sensitive,
+            ) == Ordering::Equal
         {
             // The folder is the node whose catalog ID is the records' parent.
             let folder = match pair[1].parent {
