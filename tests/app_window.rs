@@ -1,7 +1,8 @@
 //! The real app window under Xvfb, driven through tauri-driver and WebKitWebDriver.
 
 use dimg_e2e::{
-    corpus, desktop_session, program, target_dir, tauri_driver, xvfb, Running, Session,
+    corpus, desktop_session, dimg_mounts, program, target_dir, tauri_driver, tempfile_dir, xvfb,
+    Running, Session,
 };
 use serde_json::json;
 use std::fs;
@@ -1063,19 +1064,6 @@ fn select_when_shown(app: &Session, name: &str) {
     select(app, name);
 }
 
-/// dimg's mounts in the kernel's table: (source image, mount point).
-fn dimg_mounts() -> Vec<(String, String)> {
-    fs::read_to_string("/proc/mounts")
-        .unwrap()
-        .lines()
-        .filter(|l| l.split(' ').nth(2) == Some("fuse.dimg"))
-        .map(|l| {
-            let f: Vec<&str> = l.split(' ').collect();
-            (f[0].to_string(), f[1].replace("\\040", " "))
-        })
-        .collect()
-}
-
 /// Mount in the toolbar: the volume appears in the kernel's mount table, in the sidebar and the
 /// info pane with its mount point; a mount made by `dimg attach` shows up as well; Eject (the
 /// same button) takes each away.
@@ -1565,13 +1553,6 @@ fn drag_out(app: &Session, display: &str) {
         "{said}"
     );
     assert_eq!(fs::read(dropped).unwrap(), b"at the top\n");
-}
-
-/// A fresh folder for one test's files.
-fn tempfile_dir(test: &str) -> std::path::PathBuf {
-    let dir = std::env::temp_dir().join(format!("dimg-e2e-{test}-{}", std::process::id()));
-    fs::create_dir_all(&dir).unwrap();
-    dir
 }
 
 fn make_sparse_iso(path: &std::path::Path, sectors: u32) {
