@@ -347,6 +347,7 @@ pub fn install_desktop_files(data: &Path) {
     ] {
         let done = Command::new(program(tool))
             .arg(data.join(dir))
+            .env("XDG_DATA_HOME", data)
             .status()
             .unwrap();
         assert!(done.success(), "{tool}");

@@ -51,26 +51,20 @@ pub fn nothing_to_mount(name: &str, holds: &str) -> bool {
 /// Asks for the passphrase of the image `name`, with "Remember password in my keychain" (off
 /// unless ticked). `None` when cancelled.
 pub fn ask_passphrase(name: &str) -> Option<(Passphrase, bool)> {
-    let dialog = gtk::Dialog::with_buttons(
-        Some(&format!("Password: {name}")),
-        None::<&gtk::Window>,
-        DialogFlags::MODAL,
+    let (dialog, _) = with_text(
+        &format!("Password: {name}"),
         &[("Cancel", ResponseType::Cancel), ("OK", ResponseType::Ok)],
+        &format!("Enter a password to access “{name}”:"),
     );
     dialog.set_default_response(ResponseType::Ok);
     dialog.set_resizable(false);
-    let area = dialog.content_area();
-    area.set_spacing(10);
-    area.set_border_width(14);
-    let prompt = gtk::Label::new(Some(&format!("Enter a password to access “{name}”:")));
-    prompt.set_xalign(0.0);
     let entry = gtk::Entry::new();
     entry.set_visibility(false);
     entry.set_activates_default(true);
     entry.set_input_purpose(gtk::InputPurpose::Password);
     let remember = gtk::CheckButton::with_label("Remember password in my keychain");
     remember.set_active(false);
-    area.add(&prompt);
+    let area = dialog.content_area();
     area.add(&entry);
     area.add(&remember);
     dialog.show_all();
@@ -119,21 +113,14 @@ pub fn with_progress<T: Send + 'static>(
         Err(mpsc::RecvTimeoutError::Disconnected) => return Err(stopped()),
         Err(mpsc::RecvTimeoutError::Timeout) => {}
     }
-    let dialog = gtk::Dialog::with_buttons(
-        Some(&format!("Verifying: {name}")),
-        None::<&gtk::Window>,
-        DialogFlags::MODAL,
+    let (dialog, phase) = with_text(
+        &format!("Verifying: {name}"),
         &[("Cancel", ResponseType::Cancel)],
+        &format!("Verifying “{name}”…"),
     );
     dialog.set_default_size(380, -1);
-    let area = dialog.content_area();
-    area.set_spacing(10);
-    area.set_border_width(14);
-    let phase = gtk::Label::new(Some(&format!("Verifying “{name}”…")));
-    phase.set_xalign(0.0);
     let bar = gtk::ProgressBar::new();
-    area.add(&phase);
-    area.add(&bar);
+    dialog.content_area().add(&bar);
     // Closing the window cancels too.
     dialog.connect_response({
         let cancel = cancel.clone();
@@ -186,6 +173,28 @@ impl Progress for Watched {
     fn advance(&self, done: u64) {
         self.done.store(done, Ordering::Relaxed);
     }
+}
+
+/// A modal dialog titled `title` with `buttons`, `text` at the top of it (the label returned,
+/// for a dialog that changes it); what else it asks goes below.
+fn with_text(
+    title: &str,
+    buttons: &[(&str, ResponseType)],
+    text: &str,
+) -> (gtk::Dialog, gtk::Label) {
+    let dialog = gtk::Dialog::with_buttons(
+        Some(title),
+        None::<&gtk::Window>,
+        DialogFlags::MODAL,
+        buttons,
+    );
+    let area = dialog.content_area();
+    area.set_spacing(10);
+    area.set_border_width(14);
+    let label = gtk::Label::new(Some(text));
+    label.set_xalign(0.0);
+    area.add(&label);
+    (dialog, label)
 }
 
 fn message(
