@@ -1,7 +1,8 @@
 //! The real app window under Xvfb, driven through tauri-driver and WebKitWebDriver.
 
 use dimg_e2e::{
-    corpus, desktop_session, program, target_dir, tauri_driver, xvfb, Running, Session,
+    corpus, desktop_session, dimg_mounts, program, target_dir, tauri_driver, tempfile_dir, xvfb,
+    Running, Session,
 };
 use serde_json::json;
 use std::fs;
@@ -180,13 +181,13 @@ fn opens_images_from_the_command_line_shows_info_and_verifies_with_cancel() {
     app.wait_script(
         "the APFS volume in the sidebar",
         "return [...document.querySelectorAll('#images li.volume')]
-           .some((li) => li.textContent.startsWith('empty (APFS)'));",
+           .some((li) => li.firstChild.textContent === 'empty');",
     );
     assert!(app.text("#partitions").contains("empty"));
     // The volume's own line: file system, size, space, and its superblock's counts as `dimg
     // info` gives them.
     app.script(
-        "[...document.querySelectorAll('#images li.volume')].find((li) => li.textContent.startsWith('empty (APFS)')).click();",
+        "[...document.querySelectorAll('#images li.volume')].find((li) => li.firstChild.textContent === 'empty').click();",
         json!([]),
     );
     let summary = app.wait_text("#volume-summary", |t| t.starts_with("APFS"));
@@ -1063,19 +1064,6 @@ fn select_when_shown(app: &Session, name: &str) {
     select(app, name);
 }
 
-/// dimg's mounts in the kernel's table: (source image, mount point).
-fn dimg_mounts() -> Vec<(String, String)> {
-    fs::read_to_string("/proc/mounts")
-        .unwrap()
-        .lines()
-        .filter(|l| l.split(' ').nth(2) == Some("fuse.dimg"))
-        .map(|l| {
-            let f: Vec<&str> = l.split(' ').collect();
-            (f[0].to_string(), f[1].replace("\\040", " "))
-        })
-        .collect()
-}
-
 /// Mount in the toolbar: the volume appears in the kernel's mount table, in the sidebar and the
 /// info pane with its mount point; a mount made by `dimg attach` shows up as well; Eject (the
 /// same button) takes each away.
@@ -1567,13 +1555,6 @@ fn drag_out(app: &Session, display: &str) {
     assert_eq!(fs::read(dropped).unwrap(), b"at the top\n");
 }
 
-/// A fresh folder for one test's files.
-fn tempfile_dir(test: &str) -> std::path::PathBuf {
-    let dir = std::env::temp_dir().join(format!("dimg-e2e-{test}-{}", std::process::id()));
-    fs::create_dir_all(&dir).unwrap();
-    dir
-}
-
 fn make_sparse_iso(path: &std::path::Path, sectors: u32) {
     let mut pvd = vec![0u8; 34816];
     let d = &mut pvd[32768..];
@@ -1589,4 +1570,119 @@ fn make_sparse_iso(path: &std::path::Path, sectors: u32) {
         .unwrap()
         .set_len(u64::from(sectors) * 2048)
         .unwrap();
+}
+
+/// The sidebar names a volume as Disk Utility does, by its own name ("KaitoTest"), with its
+/// partition in the detail line; each kind has its own icon (an image, a volume, an optical
+/// disc, an APFS container), drawn differently. The browser's rows carry file-kind icons, Date
+/// Modified keeps to one line at the default window size, and a click on a header sorts (the
+/// order is remembered).
+#[test]
+fn the_sidebar_names_volumes_by_their_name_with_an_icon_per_kind() {
+    let dir = tempfile_dir("sidebar");
+    let hfs = corpus().join("dmg/kaitokit-hfs-zlib.dmg");
+    let iso = corpus().join("iso/joliet.iso");
+    let apfs = corpus().join("dmg/dmgwiz-zlib.dmg");
+    let desktop = Desktop::start(&dir, &[&hfs, &iso, &apfs]);
+    let app = &desktop.app;
+    app.wait_script(
+        "three images in the sidebar",
+        "return document.querySelectorAll('#images li.image').length === 3;",
+    );
+    let rows = app.script(
+        "return [...document.querySelectorAll('#images li')].map((li) => ({
+           name: li.firstChild.textContent,
+           detail: li.querySelector('.kind')?.textContent,
+           icon: [...li.classList].find((c) => c.startsWith('icon-')),
+           drawn: getComputedStyle(li, '::before').backgroundImage,
+         }));",
+        json!([]),
+    );
+    let rows = rows.as_array().unwrap();
+    let row = |name: &str| {
+        rows.iter()
+            .find(|r| r["name"] == name)
+            .unwrap_or_else(|| panic!("{name} in the sidebar: {rows:?}"))
+    };
+    let kaito = row("KaitoTest");
+    let detail = kaito["detail"].as_str().unwrap();
+    assert!(
+        detail.starts_with("HFS+ · partition 1 “disk image”"),
+        "{detail}"
+    );
+    assert_eq!(kaito["icon"], "icon-volume");
+    assert_eq!(row("kaitokit-hfs-zlib.dmg")["icon"], "icon-disk-image");
+    assert_eq!(row("APFS Container")["icon"], "icon-apfs-container");
+    assert_eq!(row("empty")["icon"], "icon-volume");
+    let joliet_volume = rows
+        .iter()
+        .find(|r| r["icon"] == "icon-optical-disc")
+        .expect("the ISO's volume drawn as a disc");
+    // Each kind drawn with its own picture.
+    let kinds: std::collections::BTreeMap<String, String> = [
+        kaito,
+        row("kaitokit-hfs-zlib.dmg"),
+        row("APFS Container"),
+        joliet_volume,
+    ]
+    .iter()
+    .map(|r| {
+        (
+            r["icon"].as_str().unwrap().to_string(),
+            r["drawn"].as_str().unwrap().to_string(),
+        )
+    })
+    .collect();
+    let pictures: std::collections::BTreeSet<&String> = kinds.values().collect();
+    assert_eq!(pictures.len(), 4, "{kinds:?}");
+    assert!(pictures.iter().all(|p| p.contains(".svg")), "{kinds:?}");
+
+    app.script(
+        "[...document.querySelectorAll('#images li.volume')].find((li) => li.firstChild.textContent === 'KaitoTest').click();",
+        json!([]),
+    );
+    app.wait_script(
+        "the volume's files",
+        "return document.querySelectorAll('#files tbody tr').length > 2;",
+    );
+    let listed = "return [...document.querySelectorAll('#files tbody tr')].map((r) => ({
+           path: r.dataset.path,
+           icon: r.querySelector('.file-icon').className,
+           dateFits: r.cells[3].scrollWidth <= r.cells[3].clientWidth,
+           height: r.getBoundingClientRect().height,
+         }));";
+    let before = app.script(listed, json!([]));
+    let before = before.as_array().unwrap();
+    let icons: std::collections::BTreeSet<&str> =
+        before.iter().map(|r| r["icon"].as_str().unwrap()).collect();
+    assert!(
+        icons.contains("file-icon folder") && icons.contains("file-icon file"),
+        "{icons:?}"
+    );
+    assert!(before.iter().all(|r| r["dateFits"] == true), "{before:?}");
+    let heights: std::collections::BTreeSet<i64> = before
+        .iter()
+        .map(|r| r["height"].as_f64().unwrap().round() as i64)
+        .collect();
+    assert_eq!(heights.len(), 1, "every row one line high: {heights:?}");
+    app.click("#files thead th:first-child");
+    let after = app.script(listed, json!([]));
+    let paths = |rows: &serde_json::Value| -> Vec<String> {
+        rows.as_array()
+            .unwrap()
+            .iter()
+            .map(|r| r["path"].as_str().unwrap().to_string())
+            .collect()
+    };
+    let mut reversed = paths(&json!(before));
+    reversed.reverse();
+    assert_eq!(paths(&after), reversed, "a click on Name sorts Z to A");
+    let kept = app.script(
+        "return JSON.parse(localStorage.getItem('dimg.layout')).sort;",
+        json!([]),
+    );
+    assert_eq!(kept, json!({"column": 0, "descending": true}));
+    app.click("#files thead th:first-child");
+    drop(desktop);
+    let _ = fs::remove_dir_all(&dir);
 }

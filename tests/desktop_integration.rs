@@ -1,5 +1,6 @@
 //! A file manager offers dimg for every image kind: the bundle's file associations, the Linux
-//! .desktop entry and the MIME types it names must agree, and the entry must be valid.
+//! .desktop entries and the MIME types they name must agree, and the entries must be valid. A
+//! double-click runs the mounter (`dimg-mounter.desktop`); the app stays in Open With.
 
 use dimg_e2e::{program, repo_root};
 use serde_json::Value;
@@ -44,8 +45,15 @@ fn associations() -> Vec<(String, String)> {
         .collect()
 }
 
+/// The app's entry, and the mounter's (the default handler).
+const ENTRIES: [&str; 2] = ["dimg.desktop", "dimg-mounter.desktop"];
+
 fn desktop_mime_types() -> BTreeSet<String> {
-    let entry = fs::read_to_string(repo_root().join("src-tauri/linux/dimg.desktop")).unwrap();
+    entry_mime_types("dimg.desktop")
+}
+
+fn entry_mime_types(entry: &str) -> BTreeSet<String> {
+    let entry = fs::read_to_string(repo_root().join("src-tauri/linux").join(entry)).unwrap();
     let line = entry
         .lines()
         .find_map(|l| l.strip_prefix("MimeType="))
@@ -87,14 +95,88 @@ fn every_mime_type_is_known_to_shared_mime_info_or_defined_by_us() {
 }
 
 #[test]
-fn the_desktop_entry_validates() {
-    let out = Command::new(program("desktop-file-validate"))
-        .arg(repo_root().join("src-tauri/linux/dimg.desktop"))
-        .output()
-        .unwrap();
-    let report =
-        String::from_utf8_lossy(&out.stdout).into_owned() + &String::from_utf8_lossy(&out.stderr);
-    assert!(out.status.success() && report.trim().is_empty(), "{report}");
+fn the_desktop_entries_validate() {
+    for entry in ENTRIES {
+        let out = Command::new(program("desktop-file-validate"))
+            .arg(repo_root().join("src-tauri/linux").join(entry))
+            .output()
+            .unwrap();
+        let report = String::from_utf8_lossy(&out.stdout).into_owned()
+            + &String::from_utf8_lossy(&out.stderr);
+        assert!(
+            out.status.success() && report.trim().is_empty(),
+            "{entry}: {report}"
+        );
+    }
+}
+
+/// Installed as the package installs them, the mounter is the default for every image type the
+/// app opens, by xdg-utils' reckoning and by GIO's (what a file manager's double-click uses); the
+/// app is still offered for each (Open With), and the mounter stays out of the menus.
+#[test]
+fn the_mounter_is_the_default_for_every_image_type_and_the_app_stays_in_open_with() {
+    let dir = dimg_e2e::tempfile_dir("defaults");
+    let (data, config) = (dir.join("data"), dir.join("config"));
+    fs::create_dir_all(&config).unwrap();
+    // Another handler of the same types installed beside dimg (as an archive manager is),
+    // whose name sorts first: the mounter must be the default by being named so, not by luck.
+    let rival = data.join("applications/a-rival.desktop");
+    fs::create_dir_all(rival.parent().unwrap()).unwrap();
+    let types: Vec<String> = desktop_mime_types().into_iter().collect();
+    fs::write(
+        &rival,
+        format!(
+            "[Desktop Entry]\nType=Application\nName=Rival\nExec=true %F\nMimeType={};\n",
+            types.join(";")
+        ),
+    )
+    .unwrap();
+    dimg_e2e::install_desktop_files(&data);
+    let mounter = fs::read_to_string(data.join("applications/dimg-mounter.desktop")).unwrap();
+    assert!(mounter.lines().any(|l| l == "NoDisplay=true"), "{mounter}");
+    assert_eq!(
+        entry_mime_types("dimg-mounter.desktop"),
+        desktop_mime_types()
+    );
+    // GIO ignores an entry whose program is not on PATH: dimg-app is, where it is installed.
+    let path = std::env::join_paths(std::iter::once(dimg_e2e::target_dir()).chain(
+        std::env::split_paths(&std::env::var_os("PATH").unwrap_or_default()),
+    ))
+    .unwrap();
+    let run = |program_name: &str, args: &[&str]| {
+        let out = Command::new(program(program_name))
+            .args(args)
+            .env("PATH", &path)
+            .env("XDG_DATA_HOME", &data)
+            .env("XDG_CONFIG_HOME", &config)
+            .env("XDG_DATA_DIRS", "/usr/share")
+            .env("XDG_CONFIG_DIRS", &config)
+            .env_remove("XDG_CURRENT_DESKTOP")
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "{program_name} {args:?}: {out:?}");
+        String::from_utf8(out.stdout).unwrap()
+    };
+    for mime in desktop_mime_types() {
+        let by_xdg = run("xdg-mime", &["query", "default", &mime]);
+        assert_eq!(by_xdg.trim(), "dimg-mounter.desktop", "xdg-mime, {mime}");
+        let by_gio = run("gio", &["mime", &mime]);
+        assert!(
+            by_gio.contains(&format!(
+                "Default application for “{mime}”: dimg-mounter.desktop"
+            )),
+            "gio, {mime}: {by_gio}"
+        );
+        let registered = by_gio
+            .split("Registered applications:")
+            .nth(1)
+            .unwrap_or_default();
+        assert!(
+            registered.lines().any(|l| l.trim() == "dimg.desktop"),
+            "the app in Open With for {mime}: {by_gio}"
+        );
+    }
+    fs::remove_dir_all(&dir).unwrap();
 }
 
 /// The entry's "Mount" action (a file manager's right-click) runs `dimg attach` on the file: its

@@ -296,6 +296,64 @@ pub fn program(name: &str) -> PathBuf {
         .unwrap_or_else(|| panic!("{name} not found: .ci/test installs it"))
 }
 
+/// A fresh folder for one test's files.
+pub fn tempfile_dir(test: &str) -> PathBuf {
+    let dir = std::env::temp_dir().join(format!("dimg-e2e-{test}-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
+
+/// dimg's mounts in the kernel's table: (source image, mount point).
+pub fn dimg_mounts() -> Vec<(String, String)> {
+    std::fs::read_to_string("/proc/mounts")
+        .unwrap()
+        .lines()
+        .filter(|l| l.split(' ').nth(2) == Some("fuse.dimg"))
+        .map(|l| {
+            let f: Vec<&str> = l.split(' ').collect();
+            (f[0].to_string(), f[1].replace("\\040", " "))
+        })
+        .collect()
+}
+
+/// Installs dimg's desktop files into `data` (standing in for /usr/share, as an XDG_DATA_HOME):
+/// what the package puts under /usr/share (tauri.conf.json's deb files: the mounter's entry,
+/// the defaults, the MIME types) and the app's own entry, then builds the caches a package's
+/// triggers build.
+pub fn install_desktop_files(data: &Path) {
+    let conf: Value = serde_json::from_str(
+        &std::fs::read_to_string(repo_root().join("tauri.conf.json")).unwrap(),
+    )
+    .unwrap();
+    let files = conf["bundle"]["linux"]["deb"]["files"]
+        .as_object()
+        .expect("bundle.linux.deb.files");
+    let app_entry = (
+        "/usr/share/applications/dimg.desktop",
+        "src-tauri/linux/dimg.desktop",
+    );
+    let installed = files
+        .iter()
+        .map(|(to, from)| (to.as_str(), from.as_str().unwrap()))
+        .chain([app_entry]);
+    for (to, from) in installed {
+        let to = data.join(to.strip_prefix("/usr/share/").expect("under /usr/share"));
+        std::fs::create_dir_all(to.parent().unwrap()).unwrap();
+        std::fs::copy(repo_root().join(from), &to).unwrap();
+    }
+    for (tool, dir) in [
+        ("update-desktop-database", "applications"),
+        ("update-mime-database", "mime"),
+    ] {
+        let done = Command::new(program(tool))
+            .arg(data.join(dir))
+            .env("XDG_DATA_HOME", data)
+            .status()
+            .unwrap();
+        assert!(done.success(), "{tool}");
+    }
+}
+
 /// A process killed when the guard drops, even when the test panics.
 pub struct Running(Child);
 

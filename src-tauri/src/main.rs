@@ -6,6 +6,8 @@
 mod commands;
 mod keychain;
 mod menu;
+#[cfg(target_os = "linux")]
+mod mounter;
 
 fn main() {
     // GTK aborts with a backtrace when there is no display to open: say it in one line instead.
@@ -25,6 +27,14 @@ fn main() {
         && !std::path::Path::new("/dev/dri").exists()
     {
         std::env::set_var("WEBKIT_DISABLE_DMABUF_RENDERER", "1");
+    }
+    // A double-click on an image (dimg-mounter.desktop): mount it, no window.
+    #[cfg(target_os = "linux")]
+    {
+        let mut args = std::env::args_os().skip(1).peekable();
+        if args.next_if(|a| a == "--mount").is_some() {
+            std::process::exit(mounter::run(args.map(std::path::PathBuf::from)));
+        }
     }
     tauri::Builder::default()
         // First, so that a second launch hands its images over before building anything.

@@ -4,6 +4,7 @@ import { $, status } from './dom.js';
 import { scaled, baseName } from './format.js';
 import { state } from './state.js';
 import { mountPointOf, mountedReadOnly } from './mounts.js';
+import { layout, keepLayout } from './layout.js';
 
 /** Folders listed so far, those open, the selected item, the volume's name. */
 export const browser = { listings: new Map(), expanded: new Set(['/']), item: null, label: '' };
@@ -18,7 +19,17 @@ export function resetBrowser() {
 /** "folder/name" under "/". */
 const childPath = (folder, name) => (folder === '/' ? `/${name}` : `${folder}/${name}`);
 
+/** An application bundle is a folder whose name ends in .app, as the Finder shows it. */
+const isApplication = (entry) => entry.kind.type === 'directory' && entry.name.endsWith('.app');
+
+/** The file-kind icon's class: folder, file, link or application. */
+function iconOf(entry) {
+  if (isApplication(entry)) return 'application';
+  return { directory: 'folder', symlink: 'link' }[entry.kind.type] || 'file';
+}
+
 function kindOf(entry) {
+  if (isApplication(entry)) return 'Application';
   switch (entry.kind.type) {
     case 'directory': return 'Folder';
     case 'symlink': return `Alias → ${entry.kind.target}`;
@@ -61,13 +72,54 @@ export function renderBrowserPane() {
   if (browsing) renderBrowser();
 }
 
+/** How each column sorts, by the header's position: Name, Size, Kind, Date Modified. */
+const sortKeys = [
+  (e) => e.name.toLocaleLowerCase(),
+  (e) => (e.kind.type === 'directory' ? -1 : e.size),
+  (e) => kindOf(e),
+  (e) => e.modified || 0,
+];
+
+/** A folder's entries in the order the header asks for (by name, ascending, at first). */
+function sorted(entries) {
+  const { column = 0, descending = false } = layout.sort || {};
+  const key = sortKeys[column];
+  const order = (a, b) => {
+    const [x, y] = [key(a), key(b)];
+    const by = typeof x === 'string' ? x.localeCompare(y) : x - y;
+    return by || a.name.localeCompare(b.name);
+  };
+  return [...entries].sort((a, b) => (descending ? -order(a, b) : order(a, b)));
+}
+
+/** A click on a header sorts by its column; a second click reverses the order. */
+export function setUpSorting() {
+  [...$('files').tHead.rows[0].cells].forEach((th, column) => {
+    th.onclick = () => {
+      const now = layout.sort || { column: 0, descending: false };
+      layout.sort = { column, descending: now.column === column ? !now.descending : false };
+      keepLayout();
+      renderBrowser();
+    };
+  });
+}
+
+/** The header's mark on the sorted column. */
+function markSorted() {
+  const { column = 0, descending = false } = layout.sort || {};
+  [...$('files').tHead.rows[0].cells].forEach((th, i) => {
+    th.classList.toggle('sorted', i === column);
+    th.classList.toggle('descending', i === column && descending);
+  });
+}
+
 /** The open folders' entries as rows, each under its folder, indented by depth. */
 function renderBrowser() {
   $('browser-name').textContent = browser.label || baseName(state.selected.info.path);
   $('volume-summary').textContent = volumeSummary(state.selected, state.volume);
   const rows = [];
   const add = (folder, depth) => {
-    for (const e of browser.listings.get(folder) || []) {
+    for (const e of sorted(browser.listings.get(folder) || [])) {
       const path = childPath(folder, e.name);
       const isDir = e.kind.type === 'directory';
       const tr = document.createElement('tr');
@@ -78,9 +130,11 @@ function renderBrowser() {
       const toggle = document.createElement('span');
       toggle.className = 'toggle';
       toggle.textContent = isDir ? (browser.expanded.has(path) ? '▾' : '▸') : '';
-      name.append(toggle, e.name);
+      const icon = document.createElement('span');
+      icon.className = `file-icon ${iconOf(e)}`;
+      name.append(toggle, icon, e.name);
       const cells = [isDir ? '—' : (scaled(e.size) || `${e.size} bytes`), kindOf(e),
-        e.modified ? new Date(e.modified * 1000).toLocaleString() : ''];
+        e.modified ? new Date(e.modified * 1000).toLocaleString(undefined, { dateStyle: 'medium', timeStyle: 'short' }) : ''];
       tr.append(name, ...cells.map((c) => { const td = document.createElement('td'); td.textContent = c; return td; }));
       tr.onclick = (event) => {
         browser.item = path;
@@ -96,6 +150,7 @@ function renderBrowser() {
   };
   add('/', 0);
   $('files').tBodies[0].replaceChildren(...rows);
+  markSorted();
 }
 
 function toggleFolder(path) {

@@ -4,7 +4,8 @@ import { painted } from './api.js';
 import { state, addView, render } from './state.js';
 import { renderSidebar, setUpKeyboard } from './sidebar.js';
 import { renderDevicePane, watchDevices } from './devices.js';
-import { renderBrowserPane } from './browser.js';
+import { renderBrowserPane, setUpSorting } from './browser.js';
+import { restoreLayout } from './layout.js';
 import { renderToolbar, setUpToolbar } from './toolbar.js';
 import { renderInfo } from './info.js';
 import { watchMounts } from './mounts.js';
@@ -30,6 +31,8 @@ addView(renderMenu);
 
 setUpToolbar();
 setUpKeyboard();
+restoreLayout();
+setUpSorting();
 setUpProgressSheet();
 setUpPassphraseSheet();
 setUpNewImageSheet();

@@ -6,7 +6,12 @@ import { mountPointOf, mountedReadOnly } from './mounts.js';
 import { selectDevice } from './devices.js';
 import { select, closeSelected, isEncrypted } from './images.js';
 
-function sidebarItem(text, kind, className, selected, onclick) {
+/**
+ * A sidebar row: its name, its detail line, and its icon as Disk Utility draws its kinds
+ * (`icon-internal-disk`, `icon-external-disk`, `icon-optical-disc`, `icon-disk-image`,
+ * `icon-volume`, `icon-apfs-container`; the lock and the eject mark are `encrypted` and `mounted`).
+ */
+function sidebarItem(text, kind, className, selected, onclick, icon) {
   const li = document.createElement('li');
   li.textContent = text;
   if (kind) {
@@ -15,7 +20,7 @@ function sidebarItem(text, kind, className, selected, onclick) {
     k.textContent = kind;
     li.append(k);
   }
-  li.className = className + (selected ? ' selected' : '');
+  li.className = `${className} icon-${icon}${selected ? ' selected' : ''}`;
   li.onclick = onclick;
   return li;
 }
@@ -41,29 +46,44 @@ function deviceItem(d, className) {
   if (className === 'device') about.push(d.removable ? 'removable' : 'internal');
   else if (d.file_system) about.splice(0, 1, d.file_system);
   const name = baseName(d.path) + (d.model ? ` — ${d.model}` : '');
-  const item = sidebarItem(name, about.join(' · '), className, state.device === d.path, () => selectDevice(d.path));
+  const icon = className !== 'device' ? 'volume'
+    : d.kind === 'rom' ? 'optical-disc' : d.removable ? 'external-disk' : 'internal-disk';
+  const item = sidebarItem(name, about.join(' · '), className, state.device === d.path, () => selectDevice(d.path), icon);
   item.classList.add(d.kind === 'rom' ? 'optical' : 'drive');
   for (const point of d.mount_points) appendMountPoint(item, point);
   return item;
 }
 
-/** A volume's sidebar name: an APFS volume by its own name and role, others by their partition. */
-function volumeLabel(p, v) {
-  if (p.file_system === 'APFS') return `${v.name} (APFS${v.role ? `, ${v.role}` : ''})`;
-  return p.name === 'whole disk' ? p.file_system : `${p.name} (${p.file_system})`;
+/** A volume's sidebar name, as Disk Utility names it: the volume's own, else its partition's. */
+const volumeName = (p, v) => v.name.trim() || (p.name === 'whole disk' ? p.file_system : p.name);
+
+/** A volume's detail line: its file system (and APFS role), its partition, its size. */
+function volumeDetail(p, v) {
+  const system = v.role ? `${p.file_system} ${v.role}` : p.file_system;
+  const partition = p.name === 'whole disk' ? 'whole disk' : `partition ${p.index} “${p.name}”`;
+  return [system, partition, scaled(p.size) || bytes(p.size)].join(' · ');
 }
 
-/** An image's row, then a row for each of its volumes. */
+/** An APFS container's row: its volumes follow it, one level further in. */
+function containerItem(image, p) {
+  const path = image.info.path;
+  return sidebarItem('APFS Container', `${p.name} · ${scaled(p.size) || bytes(p.size)}`, 'container', false,
+    () => select(path), 'apfs-container');
+}
+
+/** An image's row, then a row for each of its volumes (an APFS container's under its row). */
 function imageItems(image) {
   const path = image.info.path;
   const mine = image === state.selected;
-  const volumes = image.info.partitions
-    .flatMap((p) => p.volumes.map((v) => [p, v]))
-    .map(([p, v]) => {
+  const volumes = image.info.partitions.flatMap((p) => [
+    ...(p.file_system === 'APFS' && p.volumes.length ? [containerItem(image, p)] : []),
+    ...p.volumes.map((v) => {
       const point = mountPointOf(image, v.id);
-      const item = sidebarItem(volumeLabel(p, v), scaled(p.size) || bytes(p.size), 'volume',
-        mine && state.volume === v.id, () => select(path, v.id));
-      item.classList.add(p.file_system === 'ISO 9660' ? 'optical' : 'drive');
+      const icon = p.file_system === 'ISO 9660' ? 'optical-disc' : 'volume';
+      const item = sidebarItem(volumeName(p, v), volumeDetail(p, v), 'volume',
+        mine && state.volume === v.id, () => select(path, v.id), icon);
+      if (p.file_system === 'APFS') item.classList.add('in-container');
+      if (v.encrypted) item.classList.add('encrypted');
       if (point) {
         const readOnly = mountedReadOnly(image);
         item.classList.add('mounted');
@@ -71,9 +91,10 @@ function imageItems(image) {
         appendMountPoint(item, point, readOnly);
       }
       return item;
-    });
+    }),
+  ]);
   const row = sidebarItem(baseName(path), `${image.info.format} · ${scaled(image.info.disk_size) || bytes(image.info.disk_size)}`,
-    'image', mine && state.volume === null, () => select(path));
+    'image', mine && state.volume === null, () => select(path), 'disk-image');
   if (isEncrypted(image.info)) row.classList.add('encrypted');
   return [row, ...volumes];
 }
@@ -97,7 +118,8 @@ function onKey(e) {
     const next = rows[Math.min(Math.max(at + (e.key === 'ArrowDown' ? 1 : -1), 0), rows.length - 1)];
     next?.click();
   } else if (e.key === 'Enter' && image && state.volume === null) {
-    rows[at + 1]?.classList.contains('volume') && rows[at + 1].click();
+    const next = rows.slice(at + 1).find((li) => !li.classList.contains('container'));
+    next?.classList.contains('volume') && next.click();
   } else if ((e.key === 'Delete' || e.key === 'Backspace') && image) {
     closeSelected();
   } else if (e.key.toLowerCase() === 'i' && (e.ctrlKey || e.metaKey) && image) {

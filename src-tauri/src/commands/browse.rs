@@ -154,7 +154,7 @@ fn start_native_drag(window: &tauri::WebviewWindow, file: PathBuf) -> Result<(),
 
 /// Gives a file or folder to the program that opens them: $DIMG_OPEN_WITH, else the desktop's
 /// opener (the file manager, for a folder).
-pub(super) fn hand_to_opener(path: &Path) -> dimg::Result<()> {
+pub(crate) fn hand_to_opener(path: &Path) -> dimg::Result<()> {
     let opener = std::env::var_os("DIMG_OPEN_WITH").unwrap_or_else(|| {
         if cfg!(target_os = "macos") {
             "open"

@@ -7,8 +7,7 @@ use std::path::{Path, PathBuf};
 use tauri::State;
 
 /// Mount: the image's volumes where the file manager shows them, served by a `dimg attach`
-/// process that outlives the window, as hdiutil's helper does (the `dimg` beside this program,
-/// else the one on PATH). The passphrase of an unlocked image goes to it through a pipe.
+/// process that outlives the window, as hdiutil's helper does ([`dimg_program`]). The passphrase of an unlocked image goes to it through a pipe.
 /// Read/write where the image and the volume's file system allow (the attachment says which),
 /// unless `read_only` (Images › Mount Read-Only), which never changes the image.
 #[tauri::command]
@@ -19,11 +18,6 @@ pub async fn mount_image(
 ) -> Result<dimg_mount::Attachment, CommandError> {
     let pass = unlocked.get(&path);
     blocking(move || {
-        let beside = std::env::current_exe().map(|e| e.with_file_name("dimg"));
-        let dimg = beside
-            .ok()
-            .filter(|d| d.is_file())
-            .unwrap_or_else(|| PathBuf::from("dimg"));
         let request = dimg_mount::Request {
             image: path,
             access: match read_only {
@@ -33,9 +27,18 @@ pub async fn mount_image(
             ..Default::default()
         };
         let secret = pass.as_ref().and_then(|p| p.candidates().next());
-        dimg_mount::spawn_attach(&dimg, &request, secret)
+        dimg_mount::spawn_attach(&dimg_program(), &request, secret)
     })
     .await
+}
+
+/// The `dimg` command that serves mounts: the one beside this program, else the one on PATH.
+pub(crate) fn dimg_program() -> PathBuf {
+    let beside = std::env::current_exe().map(|e| e.with_file_name("dimg"));
+    beside
+        .ok()
+        .filter(|d| d.is_file())
+        .unwrap_or_else(|| PathBuf::from("dimg"))
 }
 
 /// Eject: unmounts the image's volumes and ends their server; for a writable one, only once
