@@ -474,6 +474,12 @@ pub fn detached_text(d: &dimg_mount::Detached) -> String {
     for point in &d.unmounted {
         let _ = writeln!(s, "\"{}\" unmounted.", point.display());
     }
+    for holder in &d.cut_off {
+        let _ = writeln!(
+            s,
+            "{holder} still had files open: what it wrote before is kept, what it does after fails."
+        );
+    }
     if let Some(image) = &d.image {
         let _ = writeln!(s, "\"{}\" ejected.", image.display());
     }

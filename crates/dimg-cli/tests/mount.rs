@@ -2175,3 +2175,96 @@ fn large_attributes_go_in_blocks_of_their_own() {
     let o = dimg(&["verify", "-fs", s(&image)]);
     assert!(o.status.success(), "{}", stdout(&o));
 }
+
+/// `detach` on a read/write volume a process holds: refused, naming it; `-force` takes the volume
+/// away from it at once (its write after fails, what it wrote before is in the image, which
+/// First Aid finds whole) and names it. And a detach whose server cannot write the volume's last
+/// changes (the disk under a sparse bundle full) says so, the volume left as its last commit
+/// left it.
+#[test]
+fn detach_takes_a_busy_writable_volume_and_says_what_it_could_not_write() {
+    use std::io::Write;
+    let tmp = tempfile::tempdir().unwrap();
+    let image = tmp.path().join("held.dmg");
+    create_blank(&image, "16m", "JHFS+", None);
+    let point = tmp.path().join("volume");
+    let attached = Attached::new(&[s(&image), "-mountpoint", s(&point)], None).unwrap();
+    let held = point.join("held");
+    let holder = Command::new("sh")
+        .arg("-c")
+        .arg(r#"exec 3>"$1"; echo first >&3; sleep 2; if echo second >&3; then echo kept; else echo failed; fi"#)
+        .args(["sh", s(&held)])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    wait_for("the holder's first write", || {
+        fs::read(&held).is_ok_and(|b| b == b"first\n")
+    });
+    let o = dimg(&["detach", s(&point)]);
+    assert_eq!(o.status.code(), Some(1), "{}", stdout(&o));
+    assert!(
+        stderr(&o).contains(&format!("pid {} (sh)", holder.id())),
+        "{}",
+        stderr(&o)
+    );
+    let o = dimg(&["detach", "-force", s(&point)]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let said = stdout(&o);
+    assert!(
+        said.contains(&format!("pid {} (sh) still had files open", holder.id())),
+        "{said}"
+    );
+    assert!(!mounted(&point));
+    wait_for("the server to end", || {
+        !Path::new(&format!("/proc/{}", attached.pid())).exists()
+    });
+    drop(attached);
+    let out = holder.wait_with_output().unwrap();
+    assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), "failed");
+    let o = dimg(&["verify", "-fs", s(&image)]);
+    assert!(o.status.success(), "{}", stdout(&o));
+    let extracted = tmp.path().join("extracted");
+    assert!(dimg(&["extract", s(&image), "-o", s(&extracted)])
+        .status
+        .success());
+    assert_eq!(fs::read(extracted.join("held")).unwrap(), b"first\n");
+
+    // Changes not yet committed, and no room left under the bundle to commit them.
+    let small = tmp.path().join("small");
+    fs::create_dir(&small).unwrap();
+    run(
+        "mount",
+        &["-t", "tmpfs", "-o", "size=12m", "tmpfs", s(&small)],
+    );
+    struct Unmount<'a>(&'a Path);
+    impl Drop for Unmount<'_> {
+        fn drop(&mut self) {
+            let _ = Command::new("umount").args(["-l", s(self.0)]).status();
+        }
+    }
+    let _unmount = Unmount(&small);
+    let bundle = small.join("v.sparsebundle");
+    create_blank(&bundle, "64m", "JHFS+", None);
+    let args = [s(&bundle), "-mountpoint", s(&point)];
+    let attached = Attached::new(&args, None).unwrap();
+    for i in 0..200 {
+        fs::write(point.join(format!("file {i}")), format!("{i}\n")).unwrap();
+    }
+    fs::create_dir(point.join("folder")).unwrap();
+    let mut filler = fs::File::create(small.join("filler")).unwrap();
+    while filler.write_all(&[0u8; 64 << 10]).is_ok() {}
+    drop(filler);
+    let o = dimg(&["detach", s(&point)]);
+    assert_eq!(o.status.code(), Some(1), "{}", stdout(&o));
+    assert!(
+        stderr(&o).contains("detached, but the volume's last changes could not be written"),
+        "{}",
+        stderr(&o)
+    );
+    assert!(!mounted(&point));
+    drop(attached);
+    fs::remove_file(small.join("filler")).unwrap();
+    let o = dimg(&["verify", "-fs", s(&bundle)]);
+    assert!(o.status.success(), "{}", stdout(&o));
+}

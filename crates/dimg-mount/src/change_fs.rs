@@ -615,6 +615,9 @@ impl Filesystem for ChangeFs {
     fn destroy(&mut self) {
         if let Err(e) = self.volume.close() {
             log_error(&self.origin, "volume", &format!("closing: {e}"));
+            crate::registry::report_unsaved(&format!(
+                "the volume's last changes could not be written: {e}"
+            ));
         }
     }
 }

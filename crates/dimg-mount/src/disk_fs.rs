@@ -244,6 +244,9 @@ impl Filesystem for DiskFs {
                     "disk",
                     &format!("bringing the image up to date: {e}"),
                 );
+                crate::registry::report_unsaved(&format!(
+                    "the image could not be brought up to date: {e}"
+                ));
             }
         }
     }

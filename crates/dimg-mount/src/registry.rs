@@ -51,6 +51,35 @@ fn record_path(pid: u32) -> io::Result<PathBuf> {
     Ok(state_dir()?.join(format!("{pid}.json")))
 }
 
+fn unsaved_path(pid: u32) -> io::Result<PathBuf> {
+    Ok(state_dir()?.join(format!("{pid}.unsaved")))
+}
+
+/// Said by a server whose volume or disk could not be brought up to date as it closed, for the
+/// `detach` that waits for it to end.
+pub(crate) fn report_unsaved(what: &str) {
+    use std::io::Write;
+    let file = unsaved_path(std::process::id()).and_then(|path| {
+        std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(path)
+    });
+    if let Ok(mut file) = file {
+        let _ = writeln!(file, "{what}");
+    }
+}
+
+/// What server `pid` could not write as it ended, taken (once).
+fn take_unsaved(pid: u32) -> Vec<String> {
+    let Ok(path) = unsaved_path(pid) else {
+        return Vec::new();
+    };
+    let said = std::fs::read_to_string(&path).unwrap_or_default();
+    let _ = std::fs::remove_file(&path);
+    said.lines().map(str::to_string).collect()
+}
+
 /// Writes a server's record (atomically: a reader never sees half of it).
 pub(crate) fn record(attachment: &Attachment) -> io::Result<()> {
     let path = record_path(attachment.pid)?;
@@ -153,11 +182,16 @@ pub fn attached() -> Vec<Attachment> {
 pub struct Detached {
     pub image: Option<PathBuf>,
     pub unmounted: Vec<PathBuf>,
+    /// Processes that still had files open on a volume `force` took away ("pid 42 (bash)"):
+    /// everything they wrote before is in the image; what they read or write after fails.
+    pub cut_off: Vec<String>,
 }
 
 /// Unmounts every mount of the image `target` names, or the one mount it names, and lets the
-/// server end. A busy mount is refused with the processes that hold it, unless `force`, which
-/// detaches it lazily (it goes once they let go).
+/// server end, its image brought up to date. A busy mount is refused with the processes that
+/// hold it, unless `force`: then it is taken away from them (a read-only one lazily, gone once
+/// they let go; a writable one at once, so that its server writes its last changes and ends).
+/// An error says what the server could not write as it ended.
 pub fn detach(target: &Path, force: bool) -> Result<Detached, String> {
     let absolute = place::resolved(target);
     let image = std::fs::canonicalize(target).ok();
@@ -172,6 +206,7 @@ pub fn detach(target: &Path, force: bool) -> Result<Detached, String> {
     let mut report = Detached {
         image: mine.first().map(|a| a.image.clone()),
         unmounted: Vec::new(),
+        cut_off: Vec::new(),
     };
     let points: Vec<PathBuf> = match mine.is_empty() {
         // A dimg mount nobody recorded (another state folder, a lost record): still ours to clear.
@@ -187,14 +222,63 @@ pub fn detach(target: &Path, force: bool) -> Result<Detached, String> {
             .flat_map(|a| a.mounts.iter().map(|m| m.mount_point.clone()))
             .collect(),
     };
+    let mut busy = Vec::new();
     for point in points {
+        let holders = match force {
+            true => holders(&point),
+            false => Vec::new(),
+        };
+        // The kernel's number for the mount's FUSE connection, known only while it is mounted.
+        let connection = connection_of(&point);
         unmount(&point, force)?;
+        if !holders.is_empty() {
+            report.cut_off.extend(holders);
+            busy.extend(connection);
+        }
         report.unmounted.push(point);
     }
+    let mut unsaved = Vec::new();
     for a in mine {
+        if a.writable && !busy.is_empty() {
+            cut_off(&busy);
+        }
         await_end(a);
+        unsaved.extend(take_unsaved(a.pid));
     }
-    Ok(report)
+    match unsaved.is_empty() {
+        true => Ok(report),
+        false => Err(format!(
+            "{}: detached, but {}",
+            target.display(),
+            unsaved.join("; ")
+        )),
+    }
+}
+
+/// The FUSE connection of the mount at `point` (its device's minor number, which names it
+/// under /sys/fs/fuse/connections).
+fn connection_of(point: &Path) -> Option<u32> {
+    use std::os::unix::fs::MetadataExt;
+    let dev = std::fs::metadata(point).ok()?.dev();
+    Some(libc::minor(dev))
+}
+
+/// Ends FUSE connections whose mounts were taken away while processes held them: the kernel
+/// fails those processes' requests, and the server, its connection gone, closes its volume and
+/// ends. Through the kernel's fusectl files (mounted here when the system has not), which the
+/// mount's owner may write.
+fn cut_off(connections: &[u32]) {
+    let control = Path::new("/sys/fs/fuse/connections");
+    let empty = std::fs::read_dir(control).is_ok_and(|mut d| d.next().is_none());
+    if empty {
+        let _ = Command::new("mount")
+            .args(["-t", "fusectl", "fusectl"])
+            .arg(control)
+            .output();
+    }
+    for n in connections {
+        let _ = std::fs::write(control.join(n.to_string()).join("abort"), "1");
+    }
 }
 
 fn unmount(point: &Path, force: bool) -> Result<(), String> {
