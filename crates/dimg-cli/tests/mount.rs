@@ -1910,6 +1910,24 @@ fn images_macos_made_take_changes_and_pass_every_judge() {
     drop(served);
 }
 
+/// A small tmpfs (a disk that fills), unmounted when dropped.
+struct Tmpfs(PathBuf);
+
+impl Tmpfs {
+    fn new(path: &Path, size: &str) -> Tmpfs {
+        fs::create_dir(path).unwrap();
+        let size = format!("size={size}");
+        run("mount", &["-t", "tmpfs", "-o", &size, "tmpfs", s(path)]);
+        Tmpfs(path.to_path_buf())
+    }
+}
+
+impl Drop for Tmpfs {
+    fn drop(&mut self) {
+        let _ = Command::new("umount").args(["-l", s(&self.0)]).status();
+    }
+}
+
 /// A full disk under a growing sparse bundle (a 12 MiB tmpfs under a 64 MiB journaled volume):
 /// the writer sees ENOSPC; once there is room again, the image attaches, First Aid finds it
 /// clean, and every file fsynced before the disk filled is there.
@@ -1917,19 +1935,8 @@ fn images_macos_made_take_changes_and_pass_every_judge() {
 fn a_full_disk_under_a_sparse_bundle_gives_enospc_and_leaves_it_whole() {
     use std::io::Write;
     let tmp = tempfile::tempdir().unwrap();
-    let small = tmp.path().join("small");
-    fs::create_dir(&small).unwrap();
-    run(
-        "mount",
-        &["-t", "tmpfs", "-o", "size=12m", "tmpfs", s(&small)],
-    );
-    struct Unmount<'a>(&'a Path);
-    impl Drop for Unmount<'_> {
-        fn drop(&mut self) {
-            let _ = Command::new("umount").args(["-l", s(self.0)]).status();
-        }
-    }
-    let _unmount = Unmount(&small);
+    let small = Tmpfs::new(&tmp.path().join("small"), "12m");
+    let small = &small.0;
     let image = small.join("v.sparsebundle");
     create_blank(&image, "64m", "JHFS+", None);
     let point = tmp.path().join("volume");
@@ -1961,7 +1968,7 @@ fn a_full_disk_under_a_sparse_bundle_gives_enospc_and_leaves_it_whole() {
     let _ = dimg(&["detach", s(&point)]);
     drop(attached);
     // Room again: attached, the volume is as its last commit left it (a journal replayed).
-    run("mount", &["-o", "remount,size=96m", s(&small)]);
+    run("mount", &["-o", "remount,size=96m", s(small)]);
     let again = Attached::new(&args, None).unwrap();
     for (name, data) in &fsynced {
         assert!(fs::read(point.join(name)).unwrap() == *data, "{name} lost");
@@ -2231,19 +2238,8 @@ fn detach_takes_a_busy_writable_volume_and_says_what_it_could_not_write() {
     assert_eq!(fs::read(extracted.join("held")).unwrap(), b"first\n");
 
     // Changes not yet committed, and no room left under the bundle to commit them.
-    let small = tmp.path().join("small");
-    fs::create_dir(&small).unwrap();
-    run(
-        "mount",
-        &["-t", "tmpfs", "-o", "size=12m", "tmpfs", s(&small)],
-    );
-    struct Unmount<'a>(&'a Path);
-    impl Drop for Unmount<'_> {
-        fn drop(&mut self) {
-            let _ = Command::new("umount").args(["-l", s(self.0)]).status();
-        }
-    }
-    let _unmount = Unmount(&small);
+    let small = Tmpfs::new(&tmp.path().join("small"), "12m");
+    let small = &small.0;
     let bundle = small.join("v.sparsebundle");
     create_blank(&bundle, "64m", "JHFS+", None);
     let args = [s(&bundle), "-mountpoint", s(&point)];
