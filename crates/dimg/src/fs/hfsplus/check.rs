@@ -470,10 +470,18 @@ impl Checker {
         watch.begin(&format!("Checking the {name}"), total);
         let mut used = Bits::new(total);
         used.set(0);
-        // The node map: the header node's map record, then the map nodes chained from it.
+        // The node map: the header node's map record, then the map nodes chained from it, no
+        // more of them than the map needs (fsck_hfs's E_MapLk).
         let mut map = head.records[2].clone();
         let mut m = head.next;
         while m != 0 {
+            if map.len() as u64 * 8 >= total {
+                self.found.problem(
+                    name,
+                    format!("its map node chain goes on to node {m}, past the map it needs"),
+                );
+                break;
+            }
             if u64::from(m) >= total || used.set(u64::from(m)) {
                 self.found.problem(
                     name,
@@ -482,14 +490,19 @@ impl Checker {
                 break;
             }
             match tree.read_node(m) {
-                Ok(node) if node.kind == 2 && !node.records.is_empty() => {
+                Ok(node) if node.kind == 2 && node.height == 0 && node.records.len() == 1 => {
                     map.extend_from_slice(&node.records[0]);
                     m = node.next;
                 }
                 Ok(node) => {
                     self.found.problem(
                         name,
-                        format!("node {m} is in its map chain but is of kind {}", node.kind),
+                        format!(
+                            "node {m} is in its map chain but is no map node (kind {}, height {}, {} records)",
+                            node.kind,
+                            node.height,
+                            node.records.len()
+                        ),
                     );
                     break;
                 }
@@ -1712,6 +1725,7 @@ fn catalog_name(r: &[u8]) -> Option<(u32, Vec<u16>)> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::io::{FileSource, WriteAt};
 
     #[test]
     fn a_write_to_a_fork_is_split_where_its_extents_are() {
@@ -1720,5 +1734,92 @@ mod tests {
         let writes = map.writes(510, &[1, 2, 3, 4]);
         assert_eq!(writes, vec![(5630, vec![1, 2]), (1536, vec![3, 4])]);
         assert!(map.writes(1024, &[1]).is_empty(), "past the fork's end");
+    }
+
+    struct Unwatched;
+
+    impl Watch for Unwatched {
+        fn begin(&self, _: &str, _: u64) {}
+        fn advance(&self, _: u64) {}
+        fn cancelled(&self) -> bool {
+            false
+        }
+    }
+
+    fn problems(volume: &Arc<dyn WriteAt>) -> Vec<String> {
+        let found = check(volume.clone(), &Unwatched).unwrap();
+        found.problems.iter().map(|p| p.to_string()).collect()
+    }
+
+    /// A catalog grown past the 63,488 nodes of 8 KiB its header's map covers (a 496 MiB
+    /// catalog) through the B-tree editor gets a map node: the volume checks clean and
+    /// fshfsinfo and 7-Zip read it; a bit set in the map node's record for a free node is named.
+    #[test]
+    fn a_catalog_grown_past_its_header_map_checks_clean() {
+        let options = write::Options {
+            volume_name: "Mapped".into(),
+            block: write::BLOCK,
+            case_sensitive: false,
+            size: Some(600 << 20),
+            tight: false,
+            journaled: false,
+        };
+        let built = write::build(None, &options, 0).unwrap().volume;
+        let image = tempfile::NamedTempFile::new().unwrap();
+        image.as_file().set_len(built.size()).unwrap();
+        let volume: Arc<dyn WriteAt> = Arc::new(FileSource::open_writable(image.path()).unwrap());
+        let mut chunk = vec![0u8; 1 << 20];
+        for at in (0..built.size()).step_by(chunk.len()) {
+            built.read_exact_at(at, &mut chunk).unwrap();
+            if chunk.iter().any(|&b| b != 0) {
+                volume.write_all_at(at, &chunk).unwrap();
+            }
+        }
+
+        let mut header = vec![0u8; 512];
+        volume.read_exact_at(HEADER_AT, &mut header).unwrap();
+        let fork = |at: usize| vec![(be32(&header, at + 16), be32(&header, at + 20))];
+        let block = write::BLOCK;
+        let mut store = Store::new(volume.clone(), block, None);
+        let blocks = be32(&header, 44);
+        let mut bitmap = Bitmap::read(&mut store, fork(ALLOCATION_FORK), blocks).unwrap();
+        let order = edit::KeyOrder::Catalog { binary: false };
+        let what = "HFS+ catalog B-tree";
+        let mut catalog =
+            TreeFile::open(&mut store, what, fork(CATALOG_FORK), 512 << 20, order).unwrap();
+        catalog.reserve(&mut store, &mut bitmap, 10_000).unwrap();
+        let total = u64::from(catalog.total);
+        assert!(total > 63_488, "{total} nodes");
+        bitmap.write(&mut store).unwrap();
+        let held = catalog.extents.iter().map(|e| e.1).sum();
+        let f = write::fork_data(catalog.size(), held, &catalog.extents);
+        header[CATALOG_FORK..CATALOG_FORK + 8].copy_from_slice(&f[..8]);
+        header[CATALOG_FORK + 12..CATALOG_FORK + 80].copy_from_slice(&f[12..]);
+        header[48..52].copy_from_slice(&bitmap.free().to_be_bytes());
+        store.write(HEADER_AT, &header).unwrap();
+        store.commit().unwrap();
+        assert_eq!(problems(&volume), Vec::<String>::new());
+        let path = image.path().to_str().unwrap();
+        for (tool, args) in [("fshfsinfo", ["-H", path]), ("7zz", ["l", path])] {
+            let run = dimg_e2e::run_with_input(&dimg_e2e::program(tool), &args, &[]);
+            let stderr = String::from_utf8_lossy(&run.stderr);
+            assert!(run.status.success(), "{tool}: {stderr}");
+        }
+
+        // The map node the header node links to maps nodes 63,488 on; the last is free.
+        let catalog_at =
+            |offset: u64| extent_pieces(&catalog.extents, block, offset, 1).unwrap()[0].0;
+        let mut link = [0u8; 4];
+        volume.read_exact_at(catalog_at(0), &mut link).unwrap();
+        let map_node = u64::from(be32(&link, 0));
+        let bit = total - 1 - 63_488;
+        let at = catalog_at(map_node * 8192 + 14 + bit / 8);
+        volume.write_all_at(at, &[0x80 >> (bit % 8)]).unwrap();
+        let want = format!(
+            "marks 1 unused nodes in use (the first: node {})",
+            total - 1
+        );
+        let found = problems(&volume);
+        assert!(found.len() == 1 && found[0].contains(&want), "{found:?}");
     }
 }

@@ -2,7 +2,8 @@
 //! one at a time. A full node splits in two and its new sibling's first key goes up to its
 //! parent, the root splitting last; a node left empty is freed and its index record removed,
 //! and a root with one child gives way to it. Nodes are never merged (Apple's code does not
-//! either). The tree file grows by whole clumps when no node is free.
+//! either). The tree file grows by whole clumps when no node is free, its node map by new map
+//! nodes when the header node's map record and the map nodes so far do not reach its end.
 
 use super::bitmap::Bitmap;
 use super::read::Node;
@@ -20,6 +21,9 @@ use std::sync::Arc;
 const INDEX: i8 = 0;
 const MAP: i8 = 2;
 const LEAF: i8 = -1;
+/// A map node's bytes outside its map record: the descriptor, the record's and the free-space
+/// offsets, and the 2 bytes Apple leaves free (BTreeAllocate.c, mapNodeRecSize).
+const MAP_NODE_SPARE: u64 = 14 + 6;
 /// Deeper than any real tree: a loop in a damaged one ends here.
 const MAX_DEPTH: usize = 16;
 /// Parsed nodes kept: every lookup walks the same index nodes and often the same leaves.
@@ -409,14 +413,49 @@ impl TreeFile {
         let blocks: u64 = self.extents.iter().map(|e| u64::from(e.1)).sum();
         let total = (blocks * store.block / u64::from(self.node_size)) as u32;
         // The map must reach the new nodes before they are counted.
-        if let Err(e) = self.map_bit(store, total - 1) {
-            self.extents = before;
-            give_back(bitmap, &runs);
-            return Err(e);
-        }
-        self.free += total - self.total;
+        let map_nodes = match self.extend_map(store, total) {
+            Ok(n) => n,
+            Err(e) => {
+                self.extents = before;
+                give_back(bitmap, &runs);
+                return Err(e);
+            }
+        };
+        self.free += total - self.total - map_nodes;
         self.total = total;
         self.write_header(store)
+    }
+
+    /// Makes the node map reach `total` nodes (TN1150, "Map Nodes"), as Apple's ExtendBTree
+    /// does: the first new nodes become map nodes (kind 2, height 0), chained by their fLinks
+    /// from the last map node or the header node, each holding one map record from its
+    /// descriptor to 6 bytes before its end and marked used. No more than needed: fsck_hfs
+    /// takes a chain longer than its map must be for damage (E_MapLk). Returns how many.
+    fn extend_map(&self, store: &mut Store, total: u32) -> io::Result<u32> {
+        let records = self.map_records(store)?;
+        let mapped: u64 = records.iter().map(|&(_, len)| 8 * len as u64).sum();
+        let size = u64::from(self.node_size);
+        let bits_per_map_node = 8 * (size - MAP_NODE_SPARE);
+        let needed = u64::from(total)
+            .saturating_sub(mapped)
+            .div_ceil(bits_per_map_node) as u32;
+        if needed == 0 {
+            return Ok(0);
+        }
+        let first = self.total;
+        // A map node's bit may lie in a new map node's record: the chain comes first.
+        let last_map_node = records.last().map_or(0, |&(at, _)| at / size);
+        self.write_bytes(store, last_map_node * size, &first.to_be_bytes())?;
+        for n in first..first + needed {
+            let next = if n + 1 < first + needed { n + 1 } else { 0 };
+            let map = vec![0u8; (size - MAP_NODE_SPARE) as usize];
+            let bytes = node(size as usize, MAP, 0, next, 0, &[map]);
+            self.write_bytes(store, u64::from(n) * size, &bytes)?;
+        }
+        for n in first..first + needed {
+            self.set_map_bit(store, n, true)?;
+        }
+        Ok(needed)
     }
 
     fn index_record(&self, key: &[u8], child: u32) -> Vec<u8> {
@@ -722,5 +761,186 @@ impl TreeFile {
         let record = std::mem::replace(&mut nd.records[at], old);
         self.remove(store, &target)?;
         self.insert(store, bitmap, record)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::write::empty_tree;
+    use super::*;
+    use crate::io::{FileSource, WriteAt};
+
+    const NODE: u64 = 512;
+    /// Allocation blocks of a node each, the bitmap in blocks 0..BITMAP, the tree after it.
+    const BLOCKS: u32 = 1 << 16;
+    const BITMAP: u32 = BLOCKS / 8 / NODE as u32;
+
+    /// An extents-overflow record of file `id`: its 12-byte key and 64 bytes of data.
+    fn record(id: u32) -> Vec<u8> {
+        let mut r = vec![0u8, 10, 0, 0];
+        r.extend(id.to_be_bytes());
+        r.extend(0u32.to_be_bytes());
+        r.extend([id as u8; 64]);
+        r
+    }
+
+    /// A disk of `BLOCKS` 512-byte blocks holding an empty tree of 512-byte nodes (2 of them)
+    /// that grows by `clump` bytes, and its allocation bitmap.
+    fn empty(clump: u64) -> (Arc<dyn WriteAt>, Store, Bitmap, TreeFile) {
+        let file = tempfile::tempfile().unwrap();
+        file.set_len(u64::from(BLOCKS) * NODE).unwrap();
+        let disk: Arc<dyn WriteAt> = Arc::new(FileSource::from_file(file).unwrap());
+        // The bitmap's blocks and the tree's used.
+        let mut bits = vec![0u8; BITMAP as usize * NODE as usize];
+        (0..BITMAP + 2).for_each(|b| bits[b as usize / 8] |= 0x80 >> (b % 8));
+        disk.write_all_at(0, &bits).unwrap();
+        let tree = empty_tree(NODE as usize, 10, 2, 2);
+        disk.write_all_at(u64::from(BITMAP) * NODE, &tree).unwrap();
+        let mut store = Store::new(disk.clone(), NODE, None);
+        let bitmap = Bitmap::read(&mut store, vec![(0, BITMAP)], BLOCKS).unwrap();
+        let extents = vec![(BITMAP, 2)];
+        let order = KeyOrder::Extents;
+        let tree = TreeFile::open(&mut store, "test B-tree", extents, clump, order).unwrap();
+        (disk, store, bitmap, tree)
+    }
+
+    /// The map nodes, chained from the header node.
+    fn map_nodes(tree: &TreeFile, store: &mut Store) -> Vec<u32> {
+        let records = tree.map_records(store).unwrap();
+        records[1..]
+            .iter()
+            .map(|&(at, _)| (at / NODE) as u32)
+            .collect()
+    }
+
+    /// The tree against what it should hold: `ids` in key order, found one by one; each map
+    /// node laid out as Apple's ExtendBTree makes one, the chain no longer than the map must
+    /// be; the map marking exactly the header, map, index and leaf nodes, the free count the
+    /// rest.
+    fn assert_sound(tree: &TreeFile, store: &mut Store, ids: &[u32]) {
+        let mut found = Vec::new();
+        tree.scan(store, &record(0)[..12], |r| {
+            found.push(be32(r, 4));
+            true
+        })
+        .unwrap();
+        assert_eq!(found, ids, "the records in key order");
+        for &id in ids.iter().step_by(7) {
+            assert_eq!(
+                tree.get(store, &record(id)[..12]).unwrap(),
+                Some(record(id))
+            );
+        }
+        let mut in_use = vec![0u32];
+        for n in map_nodes(tree, store) {
+            let mut b = vec![0u8; NODE as usize];
+            tree.read_bytes(store, n as u64 * NODE, &mut b).unwrap();
+            let descriptor = (be32(&b, 4), b[8] as i8, b[9], be16(&b, 10));
+            assert_eq!(
+                descriptor,
+                (0, MAP, 0, 1),
+                "node {n}: no back link, kind, height, records"
+            );
+            let offsets = (be16(&b, 510), be16(&b, 508));
+            assert_eq!(
+                offsets,
+                (14, 506),
+                "node {n}: its record fills it but for 2 bytes"
+            );
+            in_use.push(n);
+        }
+        let records = tree.map_records(store).unwrap();
+        let bits: Vec<u64> = records.iter().map(|&(_, len)| 8 * len as u64).collect();
+        let mapped: u64 = bits.iter().sum();
+        assert!(mapped >= u64::from(tree.total), "the map covers every node");
+        assert!(
+            mapped - bits.last().unwrap() < u64::from(tree.total),
+            "no map node past the last one needed"
+        );
+        let mut level = vec![tree.root];
+        while tree.root != 0 && !level.is_empty() {
+            in_use.extend(&level);
+            let nodes: Vec<Arc<Node>> = level
+                .iter()
+                .map(|&n| tree.node(store, n).unwrap())
+                .collect();
+            level = match nodes[0].kind {
+                INDEX => nodes
+                    .iter()
+                    .flat_map(|nd| nd.records.iter().map(|r| tree.child(r).unwrap()))
+                    .collect(),
+                _ => Vec::new(),
+            };
+        }
+        let mut map = Vec::new();
+        for (at, len) in records {
+            let mut piece = vec![0u8; len];
+            tree.read_bytes(store, at, &mut piece).unwrap();
+            map.extend(piece);
+        }
+        let marked: Vec<u32> = (0..8 * map.len() as u32)
+            .filter(|&n| map[n as usize / 8] & (0x80 >> (n % 8)) != 0)
+            .collect();
+        in_use.sort_unstable();
+        assert_eq!(
+            marked, in_use,
+            "the map marks the nodes in use, and only them"
+        );
+        assert_eq!(
+            tree.free,
+            tree.total - in_use.len() as u32,
+            "the free count"
+        );
+    }
+
+    /// A tree of 512-byte nodes (its header's map covers 2,048 of them) grows past its map:
+    /// a map node chained from the header node, later ones from it, several in one growth;
+    /// nodes allocated and freed in the map nodes' records, the map exact throughout, and
+    /// read back the same from the disk.
+    #[test]
+    fn a_tree_outgrowing_its_header_map_gets_map_nodes() {
+        // Grown a megabyte (2,048 nodes) at a time.
+        let (disk, mut store, mut bitmap, mut tree) = empty(1 << 20);
+        // File IDs in a scattered order, so that nodes split anywhere.
+        let scattered = |from: u32, count: u32| (0..count).map(move |i| from + (i * 7919) % count);
+        let mut ids: Vec<u32> = scattered(1, 9000).collect();
+        for &id in &ids {
+            tree.insert(&mut store, &mut bitmap, record(id)).unwrap();
+        }
+        let mut sorted = ids.clone();
+        sorted.sort_unstable();
+        // The first growth, from 2 nodes to 2,050, took node 2 for the map of nodes 2,048 on.
+        let chain = map_nodes(&tree, &mut store);
+        assert_eq!(chain, [2], "in {} nodes", tree.total);
+        assert_sound(&tree, &mut store, &sorted);
+
+        // Room for many inserts at once: the file doubles until it has, past several map
+        // nodes' worth of nodes, taking two map nodes or more in one growth.
+        tree.reserve(&mut store, &mut bitmap, 5000).unwrap();
+        let chain = map_nodes(&tree, &mut store);
+        assert!(chain.windows(2).any(|w| w[1] == w[0] + 1), "{chain:?}");
+        assert_sound(&tree, &mut store, &sorted);
+
+        // New nodes from the map nodes' records (past a map node), then half the records out.
+        ids.extend(scattered(9001, 12000));
+        for &id in &ids[9000..] {
+            tree.insert(&mut store, &mut bitmap, record(id)).unwrap();
+        }
+        assert_eq!(map_nodes(&tree, &mut store), chain, "no growth");
+        let (kept, removed) = ids.split_at(ids.len() / 2);
+        for &id in removed {
+            tree.remove(&mut store, &record(id)[..12]).unwrap();
+        }
+        let mut left = kept.to_vec();
+        left.sort_unstable();
+        assert_sound(&tree, &mut store, &left);
+        store.commit().unwrap();
+        let mut again = Store::new(disk, NODE, None);
+        let order = KeyOrder::Extents;
+        let reread =
+            TreeFile::open(&mut again, "test B-tree", tree.extents.clone(), 0, order).unwrap();
+        let shape = |t: &TreeFile| (t.total, t.free, t.root, t.depth, t.leaf_records);
+        assert_eq!(shape(&reread), shape(&tree));
+        assert_sound(&reread, &mut again, &left);
     }
 }

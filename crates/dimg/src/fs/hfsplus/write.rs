@@ -402,7 +402,7 @@ fn catalog_tree(records: &[Record], case_sensitive: bool, spare: usize) -> Resul
 /// An empty B-tree of `nodes` nodes: its header node, then free nodes. The extents-overflow tree
 /// is always one; so is the attributes tree of a volume without attributes, since readers such
 /// as libfshfs expect the attributes file newfs_hfs always makes.
-fn empty_tree(node_size: usize, max_key: u16, key_flags: u32, nodes: usize) -> Vec<u8> {
+pub(super) fn empty_tree(node_size: usize, max_key: u16, key_flags: u32, nodes: usize) -> Vec<u8> {
     let free = nodes as u32 - 1;
     let header = btree_header(
         0,
