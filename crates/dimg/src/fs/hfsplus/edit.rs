@@ -351,11 +351,13 @@ impl TreeFile {
         ))
     }
 
+    /// Node `n` given back: unmarked in the map and zeroed, as fsck_hfs wants an unused node.
     fn free_node(&mut self, store: &mut Store, n: u32) -> io::Result<()> {
         if self.set_map_bit(store, n, false)? {
             self.free += 1;
         }
-        Ok(())
+        let size = u64::from(self.node_size);
+        self.write_bytes(store, u64::from(n) * size, &vec![0u8; size as usize])
     }
 
     /// Grows the file until it has free nodes for the worst `inserts` inserts can need (each a
@@ -395,6 +397,13 @@ impl TreeFile {
         let give_back = |bitmap: &mut Bitmap, runs: &[(u32, u32)]| {
             runs.iter().for_each(|&(s, c)| bitmap.release(s, c));
         };
+        // Unused nodes are zeros (fsck_hfs takes old bytes in one for damage).
+        for &(start, count) in &runs {
+            if let Err(e) = store.zero(u64::from(start), u64::from(count)) {
+                give_back(bitmap, &runs);
+                return Err(e);
+            }
+        }
         for &(start, count) in &runs {
             let extents = self.extents.len();
             match self.extents.last_mut() {
@@ -785,11 +794,19 @@ mod tests {
     }
 
     /// A disk of `BLOCKS` 512-byte blocks holding an empty tree of 512-byte nodes (2 of them)
-    /// that grows by `clump` bytes, and its allocation bitmap.
+    /// that grows by `clump` bytes, and its allocation bitmap; its free blocks hold old bytes,
+    /// as on a volume in use.
     fn empty(clump: u64) -> (Arc<dyn WriteAt>, Store, Bitmap, TreeFile) {
         let file = tempfile::tempfile().unwrap();
         file.set_len(u64::from(BLOCKS) * NODE).unwrap();
         let disk: Arc<dyn WriteAt> = Arc::new(FileSource::from_file(file).unwrap());
+        let old = vec![0xA5u8; 1 << 20];
+        let mut at = u64::from(BITMAP + 2) * NODE;
+        while at < u64::from(BLOCKS) * NODE {
+            let n = old.len().min((u64::from(BLOCKS) * NODE - at) as usize);
+            disk.write_all_at(at, &old[..n]).unwrap();
+            at += n as u64;
+        }
         // The bitmap's blocks and the tree's used.
         let mut bits = vec![0u8; BITMAP as usize * NODE as usize];
         (0..BITMAP + 2).for_each(|b| bits[b as usize / 8] |= 0x80 >> (b % 8));
@@ -886,6 +903,11 @@ mod tests {
             marked, in_use,
             "the map marks the nodes in use, and only them"
         );
+        let mut b = vec![0u8; NODE as usize];
+        for n in (1..tree.total).filter(|n| in_use.binary_search(n).is_err()) {
+            tree.read_bytes(store, u64::from(n) * NODE, &mut b).unwrap();
+            assert!(b.iter().all(|&x| x == 0), "unused node {n} is zeros");
+        }
         assert_eq!(
             tree.free,
             tree.total - in_use.len() as u32,

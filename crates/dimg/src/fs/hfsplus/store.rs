@@ -86,6 +86,20 @@ impl Store {
         Ok(())
     }
 
+    /// Zeros `count` blocks from block `start` on the disk at once, as file data is written:
+    /// free blocks about to join a file that the volume on disk does not reach yet.
+    pub fn zero(&mut self, start: u64, count: u64) -> io::Result<()> {
+        let zeros = vec![0u8; self.block as usize];
+        for n in start..start + count {
+            self.clean.remove(&n);
+            if let Some(block) = self.dirty.get_mut(&n) {
+                block.fill(0);
+            }
+            self.disk.write_all_at(n * self.block, &zeros)?;
+        }
+        Ok(())
+    }
+
     /// Bytes waiting for the next commit.
     pub fn pending(&self) -> u64 {
         self.dirty.len() as u64 * self.block
