@@ -34,6 +34,15 @@ pub fn utf16_be(b: &[u8]) -> String {
     String::from_utf16_lossy(&units)
 }
 
+/// UTF-16 little-endian text (exFAT and NTFS names); unpaired surrogates become U+FFFD.
+pub fn utf16_le(b: &[u8]) -> String {
+    let units: Vec<u16> = b
+        .chunks_exact(2)
+        .map(|c| u16::from_le_bytes([c[0], c[1]]))
+        .collect();
+    String::from_utf16_lossy(&units)
+}
+
 /// MacRoman's upper half (0x80–0xFF), as Apple maps it since Mac OS 8.5 (0xDB is the euro sign;
 /// 0xF0 the Apple logo, in Unicode's private use area as Apple puts it).
 const MAC_ROMAN: &str = "ÄÅÇÉÑÖÜáàâäãåçéèêëíìîïñóòôöõúùûü†°¢£§•¶ß®©™´¨≠ÆØ∞±≤≥¥µ∂∑∏π∫ªºΩæø\

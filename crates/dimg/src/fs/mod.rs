@@ -4,11 +4,15 @@
 pub mod apfs;
 pub mod check;
 pub mod decmpfs;
+pub mod exfat;
+pub mod ext;
 pub mod fat;
 pub mod hfs;
 pub mod hfsplus;
 pub mod iso9660;
 pub mod mfs;
+pub mod ntfs;
+pub(crate) mod runs;
 pub mod tree;
 
 use crate::error::FormatError;
@@ -137,6 +141,11 @@ pub trait Volume: Send + Sync {
     /// on the others ignore case, as their own systems do.
     fn case_sensitive(&self) -> bool {
         true
+    }
+    /// A name as the volume compares names that ignore case (exFAT through its up-case table):
+    /// two names are the same when they fold alike. None: Unicode's lower case.
+    fn fold_case(&self, _name: &str) -> Option<String> {
+        None
     }
     /// What a reader of this volume should know: e.g. changes a journal holds that are not in
     /// the volume yet.
@@ -299,10 +308,13 @@ pub fn lookup(volume: &dyn Volume, path: &str) -> io::Result<DirEntry> {
         let same_text = || entries.iter().position(|e| e.name.nfd().eq(typed.chars()));
         let any_case = || {
             (!volume.case_sensitive())
-                .then(|| {
-                    entries
+                .then(|| match volume.fold_case(part) {
+                    Some(key) => entries
                         .iter()
-                        .position(|e| e.name.nfd().collect::<String>().to_lowercase() == folded)
+                        .position(|e| volume.fold_case(&e.name).as_ref() == Some(&key)),
+                    None => entries
+                        .iter()
+                        .position(|e| e.name.nfd().collect::<String>().to_lowercase() == folded),
                 })
                 .flatten()
         };
@@ -354,6 +366,9 @@ pub fn mount(
         Some(Signature::Iso9660) => one(iso9660::Iso9660::open(part, disc)?),
         Some(Signature::HfsPlus | Signature::Hfsx) => one(hfsplus::HfsPlus::open(part)?),
         Some(Signature::Fat) => one(fat::Fat::open(part)?),
+        Some(Signature::ExFat) => one(exfat::ExFat::open(part)?),
+        Some(Signature::Ntfs) => one(ntfs::Ntfs::open(part)?),
+        Some(Signature::Ext) => one(ext::Ext::open(part)?),
         Some(Signature::Hfs) => Ok(vec![hfs::open(part)?]),
         Some(Signature::Mfs) => one(mfs::Mfs::open(part)?),
         Some(Signature::Apfs) => Ok(apfs::open(part)?

@@ -7,9 +7,9 @@
 use super::{
     bad, Layout, Root, ATTR_DIRECTORY, ATTR_LONG_NAME, ATTR_VOLUME_LABEL, ENTRY, MAX_DIR_BYTES,
 };
+use crate::fs::runs::{self, ChainError};
 use crate::fs::{DirEntry, EntryKind, Handle, Volume};
 use crate::io::{Concat, ReadAt, Slice};
-use std::collections::HashSet;
 use std::io;
 use std::sync::Arc;
 
@@ -46,36 +46,25 @@ impl Fat {
     /// to a cluster it passed, or leaves the volume, is an error.
     fn chain(&self, first: u32, limit: u64) -> io::Result<Vec<u32>> {
         let layout = &self.layout;
-        let mut clusters = Vec::new();
-        let mut seen = HashSet::new();
-        let mut n = first;
-        while clusters.len() as u64 != limit {
-            if n < 2 || u64::from(n) >= layout.clusters + 2 {
-                return Err(bad(
-                    "FAT cluster chain",
-                    layout.fat,
-                    format!("cluster {n} is not on the volume"),
-                ));
-            }
-            if !seen.insert(n) {
-                return Err(bad(
-                    "FAT cluster chain",
-                    layout.fat,
-                    format!("the chain from cluster {first} loops back to cluster {n}"),
-                ));
-            }
-            clusters.push(n);
+        let holds = |n: u32| n >= 2 && u64::from(n) < layout.clusters + 2;
+        let next = |n: u32| -> io::Result<Option<u32>> {
             let (at, len) = layout.entry_at(u64::from(n));
             let mut bytes = [0u8; 4];
             self.source
                 .read_exact_at(layout.fat + at, &mut bytes[..len])?;
             let next = layout.decode(u64::from(n), &bytes);
-            if layout.ends_chain(next) {
-                break;
-            }
-            n = next;
-        }
-        Ok(clusters)
+            Ok((!layout.ends_chain(next)).then_some(next))
+        };
+        runs::follow_chain(first, limit, holds, next).map_err(|e| {
+            let problem = match e {
+                ChainError::Io(e) => return e,
+                ChainError::Outside(n) => format!("cluster {n} is not on the volume"),
+                ChainError::Loop(n) => {
+                    format!("the chain from cluster {first} loops back to cluster {n}")
+                }
+            };
+            bad("FAT cluster chain", layout.fat, problem)
+        })
     }
 
     /// The bytes of the chain from `first`, cut to `size`, as one source.
