@@ -696,41 +696,25 @@ fn hfs_plus_lookups_follow_unicode_forms_and_the_volumes_case_rule() {
 }
 
 /// File systems dimg recognises but does not browse yet are named, not met with a vague error:
-/// volumes made by their own Debian tools.
+/// volumes made by their own Debian tools. (exFAT, NTFS and ext are browsed: tests/volumes.rs.)
 #[test]
 fn unbrowsable_file_systems_are_named() {
     let dir = tempfile::tempdir().unwrap();
-    let mut images = Vec::new();
-    for (tool, args, said) in [
-        (
-            "mkfs.ext4",
-            &["-q"][..],
-            "ext2/3/4 volumes cannot be browsed yet",
-        ),
-        ("mkfs.exfat", &[][..], "exFAT volumes cannot be browsed yet"),
-        (
-            "mkntfs",
-            &["-q", "-F"][..],
-            "NTFS volumes cannot be browsed yet",
-        ),
-        ("mkudffs", &[][..], "UDF volumes cannot be browsed yet"),
-    ] {
-        let image = dir.path().join(format!("{tool}.img"));
-        fs::File::create(&image).unwrap().set_len(64 << 20).unwrap();
-        let made = Command::new(program(tool))
-            .args(args)
-            .arg(&image)
-            .output()
-            .unwrap();
-        assert!(made.status.success(), "{tool}");
-        images.push((image, said));
-    }
-    for (image, said) in images {
-        let o = dimg(&["ls", s(&image)]);
-        assert_eq!(o.status.code(), Some(1), "{}", image.display());
-        assert!(stderr(&o).contains(said), "{}", stderr(&o));
-        assert!(stderr(&o).contains(s(&image)), "names the image");
-    }
+    let image = dir.path().join("mkudffs.img");
+    fs::File::create(&image).unwrap().set_len(64 << 20).unwrap();
+    let made = Command::new(program("mkudffs"))
+        .arg(&image)
+        .output()
+        .unwrap();
+    assert!(made.status.success(), "mkudffs");
+    let o = dimg(&["ls", s(&image)]);
+    assert_eq!(o.status.code(), Some(1), "{}", image.display());
+    assert!(
+        stderr(&o).contains("UDF volumes cannot be browsed yet"),
+        "{}",
+        stderr(&o)
+    );
+    assert!(stderr(&o).contains(s(&image)), "names the image");
 }
 
 /// A journaled HFS+ volume whose journal still holds changes is read as last written, and

@@ -2264,3 +2264,46 @@ fn detach_takes_a_busy_writable_volume_and_says_what_it_could_not_write() {
     let o = dimg(&["verify", "-fs", s(&bundle)]);
     assert!(o.status.success(), "{}", stdout(&o));
 }
+
+/// An ext4 volume mke2fs made from a folder mounts read-only as the folder: files, symlinks
+/// and times, a hard link as one inode at both its names, an extended attribute through
+/// getxattr; nothing on it can be changed.
+#[test]
+fn an_ext4_volume_mounts_as_the_folder_it_was_made_from() {
+    let dir = tempfile::tempdir().unwrap();
+    let src = dir.path().join("src");
+    fs::create_dir_all(src.join("docs")).unwrap();
+    fs::write(src.join("README.txt"), b"read me\n").unwrap();
+    fs::write(src.join("docs/big.bin"), compressible(3 << 20)).unwrap();
+    std::os::unix::fs::symlink("../README.txt", src.join("docs/link")).unwrap();
+    fs::hard_link(src.join("README.txt"), src.join("docs/again.txt")).unwrap();
+    xattr::set(src.join("README.txt"), "user.note", b"beside").unwrap();
+    let image = dir.path().join("ext4.img");
+    let o = Command::new("mkfs.ext4")
+        .args(["-q", "-F", "-L", "linux", "-d", s(&src), s(&image), "16M"])
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", stderr(&o));
+    let point = dir.path().join("m");
+    let attached = Attached::new(&[s(&image), "-mountpoint", s(&point)], None).unwrap();
+    assert_eq!(attached.json["mounts"][0]["name"], "linux");
+    let mut want = common::snapshot(&src, true);
+    want.insert("lost+found".into(), ('d', String::new(), 0));
+    common::assert_same(&common::snapshot(&point, true), &want, "ext4 mount");
+    let (a, b) = (
+        fs::metadata(point.join("README.txt")).unwrap(),
+        fs::metadata(point.join("docs/again.txt")).unwrap(),
+    );
+    assert_eq!((a.ino(), a.nlink()), (b.ino(), 2), "one inode, two names");
+    assert_eq!(
+        xattr::get(point.join("README.txt"), "user.note")
+            .unwrap()
+            .as_deref(),
+        Some(&b"beside"[..])
+    );
+    let denied = fs::write(point.join("README.txt"), b"changed").unwrap_err();
+    assert_eq!(denied.raw_os_error(), Some(libc_erofs()), "{denied}");
+    let o = dimg(&["detach", s(&image)]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert!(!mounted(&point));
+}
