@@ -1,5 +1,5 @@
 use clap::{Args, CommandFactory, Parser, Subcommand};
-use dimg::ops::{request, FileSystem, Layout, OutputFormat};
+use dimg::ops::{request, FileSystem, Layout, OutputFormat, Scheme, VolumeFormat};
 use std::collections::HashSet;
 use std::ffi::OsString;
 use std::path::PathBuf;
@@ -194,6 +194,52 @@ pub enum Command {
         #[command(flatten)]
         output: OutputArgs,
     },
+    /// Erase a disk or a partition to a new, empty volume (diskutil eraseDisk, eraseVolume):
+    /// dimg erase /dev/sdb -fs ExFAT -name STICK [-scheme GPT]
+    Erase {
+        /// The disk (a new partition map and one partition spanning it) or the partition
+        device: PathBuf,
+        /// File system: ExFAT, MS-DOS (FAT), ext4, NTFS (made by udisks2), JHFS+ (Mac OS
+        /// Extended, Journaled), HFS+, JHFSX, HFSX (written by dimg); not APFS, which dimg
+        /// cannot write yet
+        #[arg(long, value_parser = clap::value_parser!(VolumeFormat))]
+        fs: VolumeFormat,
+        /// The new volume's name (FAT's in capitals)
+        #[arg(long, default_value = "Untitled")]
+        name: String,
+        /// A whole disk's new partition map: GPT (the default), MBR, APM (around Mac OS
+        /// Extended only) or NONE (the volume spans the disk)
+        #[arg(long, value_parser = clap::value_parser!(Scheme))]
+        scheme: Option<Scheme>,
+        #[command(flatten)]
+        change: ChangeArgs,
+    },
+    /// Add, delete or resize a partition on a GPT or MBR disk (diskutil addPartition,
+    /// deleteVolume, resizeVolume): dimg partition DISK add -size 100m [-fs ExFAT -name N],
+    /// dimg partition PARTITION delete, dimg partition PARTITION resize -size 200m
+    Partition {
+        /// The disk (to add to) or the partition (to delete or resize)
+        device: PathBuf,
+        #[command(subcommand)]
+        action: PartitionAction,
+    },
+    /// Mount a device's volume, or each of a disk's, where the desktop mounts them (udisks2):
+    /// dimg mount /dev/sdb1
+    Mount {
+        device: PathBuf,
+        #[command(flatten)]
+        output: OutputArgs,
+    },
+    /// Unmount a device's volume (or every one of a disk's) through udisks2:
+    /// dimg unmount /dev/sdb1|MOUNTPOINT
+    Unmount {
+        target: PathBuf,
+        /// Unmount a busy volume anyway (lazily: it goes when the last file on it is closed)
+        #[arg(long)]
+        force: bool,
+        #[command(flatten)]
+        output: OutputArgs,
+    },
     /// An ISO 9660 image (Rock Ridge + Joliet) of a folder, with -hfs also HFS+:
     /// dimg makehybrid [-hfs] -o OUT.iso DIR
     Makehybrid {
@@ -321,6 +367,50 @@ pub enum Command {
         #[command(flatten)]
         output: OutputArgs,
     },
+}
+
+/// What `dimg partition` does to its device.
+#[derive(Subcommand)]
+pub enum PartitionAction {
+    /// Add a partition to the disk, in the first free space it fits
+    Add {
+        /// Its size: 100m, 2g (by default the largest free space)
+        #[arg(long, value_parser = request::size)]
+        size: Option<u64>,
+        /// A new volume in it, as for erase (by default none: a blank partition)
+        #[arg(long, value_parser = clap::value_parser!(VolumeFormat))]
+        fs: Option<VolumeFormat>,
+        /// The partition's and its volume's name
+        #[arg(long, default_value = "Untitled")]
+        name: String,
+        #[command(flatten)]
+        change: ChangeArgs,
+    },
+    /// Delete the partition, and everything on it
+    Delete {
+        #[command(flatten)]
+        change: ChangeArgs,
+    },
+    /// Resize the partition within the free space after it (the partition only: its volume
+    /// keeps its size, so one that holds a file system is not shrunk)
+    Resize {
+        /// Its new size: 100m, 2g
+        #[arg(long, value_parser = request::size)]
+        size: u64,
+        #[command(flatten)]
+        change: ChangeArgs,
+    },
+}
+
+/// What every verb that changes a device takes.
+#[derive(Args, Clone, Copy)]
+pub struct ChangeArgs {
+    /// Do not ask before destroying what is on it (needed when standard input is not a
+    /// terminal)
+    #[arg(long)]
+    pub force: bool,
+    #[command(flatten)]
+    pub output: OutputArgs,
 }
 
 /// How a new image is written, for convert and create alike.

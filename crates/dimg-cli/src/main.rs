@@ -13,7 +13,7 @@ use std::process::ExitCode;
 use std::sync::Arc;
 use zeroize::Zeroizing;
 
-use args::{Cli, Command, PassArgs};
+use args::{Cli, Command, PartitionAction, PassArgs};
 use dimg::Passphrase;
 use output::Output;
 use std::io::{IsTerminal, Read};
@@ -32,6 +32,8 @@ fn main() -> ExitCode {
         Command::Info { .. }
             | Command::Ls { .. }
             | Command::List { .. }
+            | Command::Mount { .. }
+            | Command::Unmount { .. }
             | Command::Isencrypted { .. }
     );
     let handled = ctrlc::set_handler(move || {
@@ -469,6 +471,63 @@ fn run(cli: Cli, cancel: &Cancel) -> Result<(), Failure> {
             bar.finish();
             Output::from(output).print(&report?, output::restore_text);
         }
+        Command::Erase {
+            device,
+            fs,
+            name,
+            scheme,
+            change,
+        } => {
+            if !change.force {
+                confirm(&device, ("erase it", "erase it"), "not erased")?;
+            }
+            let options = ops::EraseOptions {
+                format: fs,
+                name,
+                scheme,
+            };
+            let bar = progress::Bar::new();
+            let report = ops::erase(&device, &options, &bar, cancel);
+            bar.finish();
+            Output::from(change.output).print(&report?, output::erase_text);
+        }
+        Command::Partition { device, action } => {
+            let bar = progress::Bar::new();
+            let (report, change) = match action {
+                PartitionAction::Add {
+                    size,
+                    fs,
+                    name,
+                    change,
+                } => (
+                    ops::add_partition(&device, size, fs, &name, &bar, cancel),
+                    change,
+                ),
+                PartitionAction::Delete { change } => {
+                    if !change.force {
+                        confirm(&device, ("delete it", "delete it"), "not deleted")?;
+                    }
+                    (ops::delete_partition(&device), change)
+                }
+                PartitionAction::Resize { size, change } => {
+                    (ops::resize_partition(&device, size), change)
+                }
+            };
+            bar.finish();
+            Output::from(change.output).print(&report?, output::partition_text);
+        }
+        Command::Mount { device, output } => {
+            let mounted = dimg::device::mount(&device)?;
+            Output::from(output).print(&mounted, output::mounted_text);
+        }
+        Command::Unmount {
+            target,
+            force,
+            output,
+        } => {
+            let unmounted = dimg::device::unmount(&target, force)?;
+            Output::from(output).print(&unmounted, output::unmounted_text);
+        }
         Command::Makehybrid {
             source,
             output,
@@ -725,18 +784,41 @@ fn attach_in_background(
     )
 }
 
-/// Asks at the terminal before a device is overwritten, naming it, its model and its size; a
-/// non-terminal standard input cannot answer, so there `-force` is needed.
+/// Asks at the terminal before a device is overwritten.
 fn confirm_overwrite(target: &Path) -> Result<(), Failure> {
+    confirm(target, ("overwrite it", "restore onto it"), "not restored")
+}
+
+/// Asks at the terminal before what is on a device is destroyed, naming it, its model, its
+/// size and the volumes that will be lost; a non-terminal standard input cannot answer, so
+/// there `-force` is needed. `doing` is what `-force` does without asking, and what typing yes
+/// does.
+fn confirm(target: &Path, doing: (&str, &str), not_done: &str) -> Result<(), Failure> {
+    let (forced, asked) = doing;
     let about = dimg::device::describe(target)?;
     if !std::io::stdin().is_terminal() {
         return Err(Failure::Usage(format!(
-            "{}: give -force to overwrite it without asking (standard input is not a terminal)",
+            "{}: give -force to {forced} without asking (standard input is not a terminal)",
             target.display()
         )));
     }
+    let volumes: Vec<String> = about
+        .all()
+        .into_iter()
+        .filter_map(|d| {
+            let fs = d.file_system.as_ref()?;
+            Some(match &d.label {
+                Some(label) => format!("“{label}” ({fs}) on {}", d.path.display()),
+                None => format!("an unnamed {fs} volume on {}", d.path.display()),
+            })
+        })
+        .collect();
+    let volumes = match volumes.is_empty() {
+        true => String::new(),
+        false => format!("; its volumes: {}", volumes.join(", ")),
+    };
     eprint!(
-        "Everything on {} ({}, {} bytes) will be lost. Type yes to restore onto it: ",
+        "Everything on {} ({}, {} bytes{volumes}) will be lost. Type yes to {asked}: ",
         target.display(),
         about.model.as_deref().unwrap_or("no model name"),
         about.size
@@ -747,10 +829,7 @@ fn confirm_overwrite(target: &Path) -> Result<(), Failure> {
         .map_err(|e| Error::io(Path::new("standard input"), e))?;
     match answer.trim() {
         "yes" => Ok(()),
-        _ => Err(Failure::Usage(format!(
-            "{}: not restored",
-            target.display()
-        ))),
+        _ => Err(Failure::Usage(format!("{}: {not_done}", target.display()))),
     }
 }
 

@@ -1,9 +1,9 @@
 use crate::args::OutputArgs;
-use dimg::device::Device;
+use dimg::device::{Device, MountChange};
 use dimg::fs::EntryKind;
 use dimg::ops::{
-    BurnReport, CompactReport, ConvertReport, ExtractReport, FirstAidReport, ImageInfo, Limits,
-    Listing, ResizeReport, RestoreReport, VerifyReport,
+    BurnReport, CompactReport, ConvertReport, EraseReport, ExtractReport, FirstAidReport,
+    ImageInfo, Limits, Listing, PartitionReport, ResizeReport, RestoreReport, VerifyReport,
 };
 use serde::Serialize;
 use std::fmt::Write;
@@ -350,6 +350,57 @@ pub fn restore_text(r: &RestoreReport) -> String {
     };
     let _ = writeln!(s, "  {:<17}{checked}", "Verified:");
     s
+}
+
+pub fn erase_text(r: &EraseReport) -> String {
+    let mut s = String::new();
+    let _ = writeln!(s, "erased {}", r.device.display());
+    if let Some(scheme) = r.scheme {
+        let _ = writeln!(s, "  {:<17}{scheme:?}", "Scheme:");
+    }
+    let _ = writeln!(s, "  {:<17}{}", "Volume:", r.volume.display());
+    let _ = writeln!(s, "  {:<17}{}", "File system:", r.file_system);
+    let _ = writeln!(s, "  {:<17}{}", "Name:", r.name);
+    let _ = writeln!(s, "  {:<17}{}", "Size:", size(r.size));
+    s
+}
+
+pub fn partition_text(r: &PartitionReport) -> String {
+    let mut s = String::new();
+    let _ = writeln!(s, "{} {}", r.action, r.partition.display());
+    let _ = writeln!(s, "  {:<17}{}", "Disk:", r.disk.display());
+    let _ = writeln!(s, "  {:<17}{}", "Offset:", size(r.offset));
+    let _ = writeln!(s, "  {:<17}{}", "Size:", size(r.size));
+    if let Some(fs) = r.file_system {
+        let _ = writeln!(s, "  {:<17}{fs}", "File system:");
+    }
+    for note in &r.notes {
+        let _ = writeln!(s, "  note: {note}");
+    }
+    s
+}
+
+/// `dimg mount`'s result (a Vec, as `Output::print` hands it over).
+#[allow(clippy::ptr_arg)]
+pub fn mounted_text(m: &Vec<MountChange>) -> String {
+    mount_changes(m, "mounted at")
+}
+
+#[allow(clippy::ptr_arg)]
+pub fn unmounted_text(m: &Vec<MountChange>) -> String {
+    mount_changes(m, "unmounted from")
+}
+
+fn mount_changes(m: &[MountChange], what: &str) -> String {
+    m.iter()
+        .map(|m| {
+            format!(
+                "{} {what} {}\n",
+                m.device.display(),
+                m.mount_point.display()
+            )
+        })
+        .collect()
 }
 
 pub fn listing_short(l: &Listing) -> String {

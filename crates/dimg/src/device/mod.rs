@@ -8,6 +8,8 @@
 mod lsblk;
 mod udisks;
 
+pub(crate) use udisks::{Changer, Options, Slot};
+
 use crate::io::{Aligned, FileSource, ReadAt};
 use crate::{Error, Result};
 use serde::{Deserialize, Serialize};
@@ -297,6 +299,123 @@ pub fn resolve(spec: &Path) -> Result<PathBuf> {
             path: spec.to_path_buf(),
             reason: "neither a disk nor the mount point of one".into(),
         })
+}
+
+/// The whole disk `target` is on: itself when it is one, else the disk that holds it.
+pub fn disk_of(target: &Device) -> Result<Device> {
+    Ok(list()?
+        .into_iter()
+        .find(|disk| disk.all().iter().any(|d| d.number == target.number))
+        .unwrap_or_else(|| target.clone()))
+}
+
+/// Why `target` must not be overwritten, erased or partitioned now, if it must not: it holds
+/// the running system (`/` is on it), it is a partition of the disk that does, or it or one of
+/// its partitions is mounted.
+pub fn in_use(target: &Device) -> Result<Option<String>> {
+    let disk = disk_of(target)?;
+    if disk.mounted_at().contains(&Path::new("/")) {
+        return Ok(Some(match disk.number == target.number {
+            true => "it holds the running system".into(),
+            false => format!(
+                "it is on the disk that holds the running system ({})",
+                disk.path.display()
+            ),
+        }));
+    }
+    Ok(target
+        .mounted_at()
+        .first()
+        .map(|point| format!("it is mounted at {}: eject it first", point.display())))
+}
+
+/// udisks2's answer as dimg's error: a refusal naming `path` and what udisks2 was asked.
+pub(crate) fn asked<T>(
+    path: &Path,
+    what: &str,
+    answer: std::result::Result<T, String>,
+) -> Result<T> {
+    answer.map_err(|e| Error::Refused {
+        path: path.to_path_buf(),
+        reason: format!("udisks2 could not {what}: {e}"),
+    })
+}
+
+/// udisks2 on the system bus, to be asked for a change (started on demand where it does not
+/// run yet).
+pub(crate) fn changer(path: &Path) -> Result<Changer> {
+    asked(path, "be reached", Changer::new())
+}
+
+/// A volume mounted or unmounted, and where.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq)]
+pub struct MountChange {
+    pub device: PathBuf,
+    pub mount_point: PathBuf,
+}
+
+/// Mounts the volumes of the device at `path` through udisks2, where the desktop mounts them
+/// (`/media/USER/NAME`), as GNOME Disks' Mount does: a partition's, or each of a disk's
+/// partitions' that holds a file system and is not mounted yet. Where each was mounted.
+pub fn mount(path: &Path) -> Result<Vec<MountChange>> {
+    let about = describe(path)?;
+    let wanted: Vec<&Device> = about
+        .all()
+        .into_iter()
+        .filter(|d| d.file_system.is_some() && d.mount_points.is_empty())
+        .filter(|d| d.partitions.is_empty())
+        .collect();
+    if wanted.is_empty() {
+        let reason = match about.mounted_at().first() {
+            Some(point) => format!("it is mounted already, at {}", point.display()),
+            None => "it holds no file system to mount".into(),
+        };
+        return Err(Error::Refused {
+            path: path.to_path_buf(),
+            reason,
+        });
+    }
+    let udisks = changer(path)?;
+    wanted
+        .into_iter()
+        .map(|d| {
+            let point = asked(&d.path, "mount it", udisks.mount(&d.path))?;
+            Ok(MountChange {
+                device: d.path.clone(),
+                mount_point: point,
+            })
+        })
+        .collect()
+}
+
+/// Unmounts through udisks2 the volume at `spec` (a device or a mount point), or every mounted
+/// volume of a disk; with `force`, lazily. What was unmounted from where.
+pub fn unmount(spec: &Path, force: bool) -> Result<Vec<MountChange>> {
+    let path = resolve(spec)?;
+    let about = describe(&path)?;
+    let mounted: Vec<MountChange> = about
+        .all()
+        .into_iter()
+        .flat_map(|d| {
+            d.mount_points.iter().map(|point| MountChange {
+                device: d.path.clone(),
+                mount_point: point.clone(),
+            })
+        })
+        .collect();
+    if mounted.is_empty() {
+        return Err(Error::Refused {
+            path: spec.to_path_buf(),
+            reason: "it is not mounted".into(),
+        });
+    }
+    let udisks = changer(&path)?;
+    let mut devices: Vec<&PathBuf> = mounted.iter().map(|m| &m.device).collect();
+    devices.dedup();
+    for device in devices {
+        asked(device, "unmount it", udisks.unmount(device, force))?;
+    }
+    Ok(mounted)
 }
 
 /// The device (disk or partition) `file` is stored on, by the number its `st_dev` carries.

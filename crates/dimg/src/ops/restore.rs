@@ -62,26 +62,20 @@ impl<'a> DirectWrites<'a> {
 }
 
 /// Why `target` must not be overwritten with `image`'s disk of `size` bytes, if it must not.
-fn refusal(image: &Path, target: &Device, size: u64) -> Option<String> {
+fn refusal(image: &Path, target: &Device, size: u64) -> Result<Option<String>> {
     if target.size < size {
-        return Some(format!(
+        return Ok(Some(format!(
             "the image's disk is {size} bytes, more than its {} bytes",
             target.size
-        ));
+        )));
     }
     if let Some(on) = device::holding(image, target) {
-        return Some(format!(
+        return Ok(Some(format!(
             "the image itself is stored on it ({})",
             on.display()
-        ));
+        )));
     }
-    target
-        .mounted_at()
-        .first()
-        .map(|point| match *point == Path::new("/") {
-            true => "it holds the running system".into(),
-            false => format!("it is mounted at {}: eject it first", point.display()),
-        })
+    device::in_use(target)
 }
 
 /// Writes the disk of `image` onto the device `target` (its size, mounts and the image's own
@@ -99,7 +93,7 @@ pub fn restore(
     let opened = container::open(image, passphrase)?;
     let disk = opened.container.disk();
     let size = disk.size();
-    if let Some(reason) = refusal(image, &about, size) {
+    if let Some(reason) = refusal(image, &about, size)? {
         return Err(Error::Refused {
             path: target.to_path_buf(),
             reason,

@@ -259,6 +259,22 @@ pub fn verify_volumes(
     progress: &dyn Progress,
     cancel: &Cancel,
 ) -> Result<FirstAidReport> {
+    use std::os::unix::fs::FileTypeExt;
+    let block_device = std::fs::metadata(path).is_ok_and(|m| m.file_type().is_block_device());
+    if block_device {
+        if repair {
+            return Err(Error::Refused {
+                path: path.into(),
+                reason: "is a device: First Aid checks a device's volumes, and repairs only \
+                         those in images"
+                    .into(),
+            });
+        }
+        // Read exclusively where nothing else holds it (udisks2's OpenForBackup for a user who
+        // may not open it), else shared, as a mounted volume is.
+        let disk = crate::device::reader(path)?;
+        return check_volumes(path, "device", disk, None, progress, cancel);
+    }
     let opened = match repair {
         true => container::open_writable(path, passphrase)?,
         false => container::open(path, passphrase)?,
@@ -281,6 +297,19 @@ pub fn verify_volumes(
         Some(w) => w.clone(),
         None => opened.container.disk(),
     };
+    check_volumes(path, opened.format, disk, writable, progress, cancel)
+}
+
+/// First Aid on each volume of `disk` (of `path`, a `format`), repairing through `writable`
+/// where given.
+fn check_volumes(
+    path: &Path,
+    format: &'static str,
+    disk: Arc<dyn ReadAt>,
+    writable: Option<Arc<dyn WriteAt>>,
+    progress: &dyn Progress,
+    cancel: &Cancel,
+) -> Result<FirstAidReport> {
     let (_, places) = fs::places(&*disk).map_err(|e| Error::io(path, e))?;
     let watch = Watched { progress, cancel };
     let mut volumes = Vec::new();
@@ -340,7 +369,7 @@ pub fn verify_volumes(
     }
     Ok(FirstAidReport {
         path: path.to_path_buf(),
-        format: opened.format,
+        format,
         ok: volumes.iter().all(|v| v.problems.is_empty()),
         volumes,
     })
