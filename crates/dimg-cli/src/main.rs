@@ -7,7 +7,7 @@ mod output;
 mod progress;
 
 use clap::Parser;
-use dimg::ops::{self, Cancel};
+use dimg::ops::{self, text, Cancel};
 use dimg::Error;
 use std::process::ExitCode;
 use std::sync::Arc;
@@ -232,7 +232,7 @@ fn run(cli: Cli, cancel: &Cancel) -> Result<(), Failure> {
         } => {
             let given = stdin_passphrase(pass)?;
             let info = unlocked(&image, given.as_deref(), |p| ops::info(&image, p))?;
-            Output::from(output).print(&info, output::info_text);
+            Output::from(output).print(&info, text::info);
         }
         Command::Verify {
             image,
@@ -244,7 +244,7 @@ fn run(cli: Cli, cancel: &Cancel) -> Result<(), Failure> {
             let report = with_bar(&image, pass, |p, bar| {
                 ops::verify_volumes(&image, p, repair, bar, cancel)
             })?;
-            Output::from(output).print(&report, output::first_aid_text);
+            Output::from(output).print(&report, text::first_aid);
             let left: usize = report.volumes.iter().map(|v| v.problems.len()).sum();
             if left > 0 {
                 return Err(Failure::Checks(format!(
@@ -260,7 +260,7 @@ fn run(cli: Cli, cancel: &Cancel) -> Result<(), Failure> {
             ..
         } => {
             let report = with_bar(&image, pass, |p, bar| ops::verify(&image, p, bar, cancel))?;
-            Output::from(output).print(&report, output::verify_text);
+            Output::from(output).print(&report, text::verify);
             if !report.ok {
                 let failed: Vec<&str> = report
                     .checks
@@ -286,7 +286,7 @@ fn run(cli: Cli, cancel: &Cancel) -> Result<(), Failure> {
                 Some(shadow) => ops::compact_shadow(&image, p, shadow, cancel),
                 None => ops::compact(&image, p, bar, cancel),
             })?;
-            Output::from(output).print(&report, output::compact_text);
+            Output::from(output).print(&report, text::compact);
         }
         Command::Resize {
             image,
@@ -301,7 +301,7 @@ fn run(cli: Cli, cancel: &Cancel) -> Result<(), Failure> {
                 Some(shadow) => ops::resize_shadow(&image, p, shadow, size, cancel),
                 None => ops::resize(&image, p, size, bar, cancel),
             })?;
-            Output::from(output).print(&report, output::resize_text);
+            Output::from(output).print(&report, text::resize);
         }
         Command::Resize {
             image,
@@ -344,7 +344,7 @@ fn run(cli: Cli, cancel: &Cancel) -> Result<(), Failure> {
                 ops::convert(&image, p, &output, &options, &bar, cancel)
             });
             bar.finish();
-            Output::from(print).print(&report?, output::convert_text);
+            Output::from(print).print(&report?, text::convert);
         }
         Command::Create {
             output,
@@ -386,7 +386,7 @@ fn run(cli: Cli, cancel: &Cancel) -> Result<(), Failure> {
                 }
             };
             bar.finish();
-            Output::from(print).print(&report?, output::convert_text);
+            Output::from(print).print(&report?, text::convert);
         }
         Command::Create {
             output,
@@ -419,7 +419,7 @@ fn run(cli: Cli, cancel: &Cancel) -> Result<(), Failure> {
             let bar = progress::Bar::new();
             let report = ops::create(srcfolder.as_deref(), &output, &options, &bar, cancel);
             bar.finish();
-            Output::from(print).print(&report?.written, output::convert_text);
+            Output::from(print).print(&report?.written, text::convert);
         }
         Command::Burn {
             image,
@@ -445,7 +445,7 @@ fn run(cli: Cli, cancel: &Cancel) -> Result<(), Failure> {
                 ops::burn(&image, p, &options, dry_run, &bar, cancel)
             });
             bar.finish();
-            Output::from(output).print(&report?, output::burn_text);
+            Output::from(output).print(&report?, text::burn);
         }
         Command::List { output } => {
             Output::from(output).print(&dimg::device::list()?, output::devices_text);
@@ -467,7 +467,7 @@ fn run(cli: Cli, cancel: &Cancel) -> Result<(), Failure> {
                 ops::restore(&image, p, &target, !noverify, &bar, cancel)
             });
             bar.finish();
-            Output::from(output).print(&report?, output::restore_text);
+            Output::from(output).print(&report?, text::restore);
         }
         Command::Makehybrid {
             source,
@@ -494,7 +494,7 @@ fn run(cli: Cli, cancel: &Cancel) -> Result<(), Failure> {
             let bar = progress::Bar::new();
             let report = ops::create(Some(&source), &output, &options, &bar, cancel);
             bar.finish();
-            Output::from(print).print(&report?.written, output::convert_text);
+            Output::from(print).print(&report?.written, text::convert);
         }
         Command::Chpass {
             image,
@@ -599,7 +599,7 @@ fn run(cli: Cli, cancel: &Cancel) -> Result<(), Failure> {
                     cancel,
                 ),
             })?;
-            Output::from(print).print(&report, output::extract_text);
+            Output::from(print).print(&report, text::extract);
             if !report.unreadable.is_empty() {
                 for what in &report.unreadable {
                     eprintln!("dimg: {}: cannot read {what}", image.display());

@@ -17,6 +17,7 @@ pub mod request;
 mod resize;
 mod restore;
 mod sparse;
+pub mod text;
 mod verify;
 
 pub use crate::container::Check;
@@ -31,7 +32,7 @@ pub use convert::{convert, ConvertOptions, ConvertReport, Encryption, OutputForm
 pub use create::{create, CreateOptions, CreateReport, FileSystem};
 pub use encryption::{chpass, identity, is_encrypted};
 pub use image_device::{image_device, image_partition};
-pub use info::{info, ImageInfo, PartitionInfo, VolumeInfo};
+pub use info::{info, Abilities, ImageInfo, PartitionInfo, VolumeInfo};
 pub use job::{Cancel, NoProgress, Progress};
 pub use resize::{limits, limits_shadow, resize, resize_shadow, Limits, ResizeReport};
 pub use restore::{restore, RestoreReport};
