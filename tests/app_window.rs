@@ -108,6 +108,19 @@ fn dimg_json(verb: &str, image: &std::path::Path) -> serde_json::Value {
     serde_json::from_slice(&out.stdout).unwrap()
 }
 
+/// Runs `dimg ARGS` (making the images a test needs), which must succeed.
+fn dimg_ok(args: &[&str]) {
+    let out = Command::new(target_dir().join("dimg"))
+        .args(args)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "dimg {args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
 /// Clicks the sidebar entry whose name is `name`.
 fn select(app: &Session, name: &str) {
     let clicked = app.script(
@@ -118,6 +131,51 @@ fn select(app: &Session, name: &str) {
         json!([name]),
     );
     assert_eq!(clicked, json!(true), "{name} is in the sidebar");
+}
+
+/// Waits for the job sheet's outcome, then presses Done (the sheet goes): the sentence, and the
+/// report under Show Details (the command line's text).
+fn job_outcome(app: &Session) -> (String, String) {
+    app.wait_script(
+        "the job's outcome in its sheet",
+        "return !document.getElementById('sheet').hidden
+           && !document.getElementById('job-done').hidden;",
+    );
+    let said = app.script(
+        "return ['job-outcome', 'job-report'].map((id) => document.getElementById(id).textContent);",
+        json!([]),
+    );
+    app.click("#job-close");
+    app.wait_script(
+        "the job sheet to close",
+        "return document.getElementById('sheet').hidden;",
+    );
+    let text = |i: usize| said[i].as_str().unwrap().to_string();
+    (text(0), text(1))
+}
+
+/// The value of `label` ("SHA-256") in a report's `  Label:  value` line.
+fn reported(report: &str, label: &str) -> String {
+    let line = report
+        .lines()
+        .find_map(|l| l.trim_start().strip_prefix(&format!("{label}:")))
+        .unwrap_or_else(|| panic!("no {label} in {report}"));
+    line.trim().to_string()
+}
+
+/// Waits for the alert sheet, then presses OK: its sentence and its technical line.
+fn alert(app: &Session) -> (String, String) {
+    app.wait_script(
+        "the alert",
+        "return !document.getElementById('alert-sheet').hidden;",
+    );
+    let said = app.script(
+        "return ['alert-text', 'alert-technical'].map((id) => document.getElementById(id).textContent);",
+        json!([]),
+    );
+    app.click("#alert-close");
+    let text = |i: usize| said[i].as_str().unwrap().to_string();
+    (text(0), text(1))
 }
 
 #[test]
@@ -210,7 +268,7 @@ fn opens_images_from_the_command_line_shows_info_and_verifies_with_cancel() {
     // Each row says its size, as Disk Utility's sidebar does.
     assert_eq!(
         app.text("#images li.image.selected .kind"),
-        "Apple UDIF disk image · 10.0 MiB"
+        "Apple UDIF disk image · 10.5 MB"
     );
     // Menu clicks reach the page as "menu" events; the page must be allowed to listen for them
     // (and for drag-and-drop), which the window's capability grants.
@@ -235,14 +293,27 @@ fn opens_images_from_the_command_line_shows_info_and_verifies_with_cancel() {
         app.wait_text("#info-format", |t| !t.is_empty()),
         "raw disk image"
     );
-    assert_eq!(app.text("#info-size"), "405,504 bytes (396.0 KiB)");
+    assert_eq!(app.text("#info-size"), "405,504 bytes (405.5 KB)");
     assert!(app.text("#info-recognised").contains("ISO 9660"));
     let shown_path = std::path::PathBuf::from(app.text("#info-path"));
     assert_eq!(shown_path, iso.canonicalize().unwrap(), "the absolute path");
 
     app.click("#verify");
-    let shown = app.wait_text("#verify-sha256", |t| t.len() == 64);
-    assert_eq!(shown, expected_sha, "the app's SHA-256 is sha256sum's");
+    app.wait_script(
+        "the outcome",
+        "return !document.getElementById('job-done').hidden;",
+    );
+    shots(app, "verified");
+    let (outcome, report) = job_outcome(app);
+    assert_eq!(
+        outcome,
+        "“joliet.iso” is OK: 405,504 bytes (405.5 KB) read."
+    );
+    assert_eq!(
+        reported(&report, "SHA-256"),
+        expected_sha,
+        "the app's SHA-256 is sha256sum's"
+    );
     shots(app, "app-window");
 
     select(app, "huge.iso");
@@ -253,20 +324,9 @@ fn opens_images_from_the_command_line_shows_info_and_verifies_with_cancel() {
     shots(app, "verify-progress");
     app.click("#cancel");
     assert_eq!(
-        app.wait_text("#status", |t| !t.is_empty()),
-        "Verify cancelled."
-    );
-    app.wait_script(
-        "the sheet to close",
-        "return document.getElementById('sheet').hidden;",
-    );
-    assert_eq!(
-        app.script(
-            "return document.getElementById('verify-result').hidden;",
-            json!([])
-        ),
-        json!(true),
-        "a cancelled verify shows no result"
+        job_outcome(app),
+        ("Verify was cancelled.".to_string(), String::new()),
+        "said in the sheet, with no report"
     );
 
     // Images > Convert…: joliet.iso to UDZO beside a chosen name; qemu-img judges the result.
@@ -280,9 +340,12 @@ fn opens_images_from_the_command_line_shows_info_and_verifies_with_cancel() {
     );
     shots(app, "convert-sheet");
     app.click("#convert-start");
-    let saved = app.wait_text("#convert-saved", |t| !t.is_empty());
-    assert_eq!(saved, format!("{} (UDZO)", output.display()));
-    shots(app, "converted");
+    let (outcome, report) = job_outcome(app);
+    assert!(
+        outcome.starts_with("“joliet.iso” converted to UDZO: saved as “joliet-converted.dmg”, "),
+        "{outcome}"
+    );
+    assert_eq!(reported(&report, "Format"), "UDZO");
     let raw = dir.join("back.raw");
     let qemu = std::process::Command::new(dimg_e2e::program("qemu-img"))
         .args(["convert", "-f", "dmg", "-O", "raw"])
@@ -315,7 +378,7 @@ fn opens_images_from_the_command_line_shows_info_and_verifies_with_cancel() {
     );
     fill(app, json!({ "convert-pass2": "convert secret" }));
     app.click("#convert-start");
-    app.wait_text("#convert-saved", |t| t.contains("joliet-sealed.dmg"));
+    assert!(job_outcome(app).0.contains("saved as “joliet-sealed.dmg”"));
     assert_eq!(&fs::read(&sealed).unwrap()[..8], b"encrcdsa");
     let verified = dimg_e2e::run_with_input(
         &target_dir().join("dimg"),
@@ -359,10 +422,14 @@ fn opens_images_from_the_command_line_shows_info_and_verifies_with_cancel() {
     let format = app.wait_text("#info-format", |t| t.contains("encrypted"));
     assert_eq!(format, "Apple encrypted disk image");
     assert!(app.text("#info-facts").contains("AES-256"));
-    app.click("#verify");
-    let shown = app.wait_text("#verify-sha256", |t| t.len() == 64);
     assert_eq!(
-        Some(shown),
+        app.text("#info-encryption"),
+        "AES-256 (the image is encrypted)"
+    );
+    app.click("#verify");
+    let (_, report) = job_outcome(app);
+    assert_eq!(
+        Some(reported(&report, "SHA-256")),
         truth.sha256,
         "the decrypted disk is the ground truth"
     );
@@ -438,19 +505,22 @@ fn a_blank_encrypted_sparse_bundle_mounts_as_a_vault_to_write_into() {
     app.type_text("#new-pass2", PASSWORD);
     shots(app, "vault-sheet");
     app.click("#new-start");
-    let point = PathBuf::from(mount_point_said(app, " mounted at "));
+    let (outcome, _) = job_outcome(app);
     assert!(
-        app.text("#status")
-            .starts_with("Created vault.sparsebundle"),
-        "{}",
-        app.text("#status")
+        outcome.starts_with("Created “vault.sparsebundle”: ")
+            && outcome.contains("“vault.sparsebundle” mounted at "),
+        "{outcome}"
     );
+    let point = PathBuf::from(mount_point_said(app, " mounted at "));
     assert_eq!(
         app.wait_text("#info-format", |t| !t.is_empty()),
         "Apple sparse bundle disk image"
     );
-    // Its token holds the key: the page knows it encrypted by its facts, not its format.
-    assert_eq!(app.text("#info-encryption"), "AES (the image is encrypted)");
+    // Its token holds the key: the engine says it is encrypted, though its format does not.
+    assert_eq!(
+        app.text("#info-encryption"),
+        "AES-256 (the image is encrypted)"
+    );
     assert_eq!(
         app.script(
             "return document.querySelector('#images li.image.selected').classList.contains('encrypted');",
@@ -578,20 +648,9 @@ fn a_blank_encrypted_sparse_bundle_mounts_as_a_vault_to_write_into() {
 #[test]
 fn first_aid_names_a_damaged_volume_and_repairs_it() {
     let dir = tempfile_dir("first-aid");
-    let dimg = |args: &[&str]| {
-        let o = Command::new(target_dir().join("dimg"))
-            .args(args)
-            .output()
-            .unwrap();
-        assert!(
-            o.status.success(),
-            "dimg {args:?}: {}",
-            String::from_utf8_lossy(&o.stderr)
-        );
-    };
     let blank = |name: &str| {
         let image = dir.join(name);
-        dimg(&[
+        dimg_ok(&[
             "create",
             "-size",
             "16m",
@@ -607,7 +666,7 @@ fn first_aid_names_a_damaged_volume_and_repairs_it() {
     let busy = dir.join("busy.dmg");
     fs::copy(&damaged, &busy).unwrap();
     let compressed = dir.join("compressed.dmg");
-    dimg(&[
+    dimg_ok(&[
         "convert",
         damaged.to_str().unwrap(),
         "-format",
@@ -880,21 +939,22 @@ fn devices(app: &Session, dir: &std::path::Path) {
     fs::create_dir_all(&src).unwrap();
     fs::write(src.join("on-the-stick.txt"), b"plugged in\n").unwrap();
     let disk = dir.join("stick.cdr");
-    let made = Command::new(target_dir().join("dimg"))
-        .args(["create", "-srcfolder"])
-        .arg(&src)
-        .args([
-            "-size", "16m", "-fs", "FAT32", "-volname", "STICK", "-layout", "GPTSPUD",
-        ])
-        .args(["-format", "UDTO"])
-        .arg(&disk)
-        .output()
-        .unwrap();
-    assert!(
-        made.status.success(),
-        "{}",
-        String::from_utf8_lossy(&made.stderr)
-    );
+    dimg_ok(&[
+        "create",
+        "-srcfolder",
+        src.to_str().unwrap(),
+        "-size",
+        "16m",
+        "-fs",
+        "FAT32",
+        "-volname",
+        "STICK",
+        "-layout",
+        "GPTSPUD",
+        "-format",
+        "UDTO",
+        disk.to_str().unwrap(),
+    ]);
     // Told of devices by udisks2 (which the test started before the window, knowing the block
     // devices), not polling: the app's answer, asked again (it is settled once), then the page's.
     let told = app.script(
@@ -947,9 +1007,11 @@ fn devices(app: &Session, dir: &std::path::Path) {
         json!([image.display().to_string()]),
     );
     app.click("#convert-start");
-    app.wait_text("#status", |t| {
-        t.starts_with(&format!("Imaged {}", stick.0.display()))
-    });
+    let (outcome, _) = job_outcome(app);
+    assert!(
+        outcome.starts_with(&format!("{} imaged as “stick.dmg”", stick.0.display())),
+        "{outcome}"
+    );
     assert_eq!(
         app.wait_text("#info-name", |t| t == "stick.dmg"),
         "stick.dmg"
@@ -1017,10 +1079,27 @@ fn restore_and_burn(app: &Session, dir: &std::path::Path, device: &std::path::Pa
         warning.starts_with(&format!("Everything on {device} (16,777,216 bytes")),
         "{warning}"
     );
+    // The destructive button names what it erases, and is not the default: Return cancels.
+    let name = Path::new(device).file_name().unwrap().to_string_lossy();
+    assert_eq!(
+        app.text("#restore-start"),
+        format!("Erase “{name}” and Restore")
+    );
+    assert_eq!(
+        app.script(
+            "return [...document.querySelectorAll('#restore-sheet button.default')].map((b) => b.id);",
+            json!([])
+        ),
+        json!(["restore-close"])
+    );
     shots(app, "restore-sheet");
     app.click("#restore-start");
-    let said = app.wait_text("#status", |t| t.starts_with("Restored"));
-    assert!(said.ends_with("read back identical."), "{said}");
+    let (outcome, report) = job_outcome(app);
+    assert!(outcome.ends_with("read back identical."), "{outcome}");
+    assert_eq!(
+        reported(&report, "Verified"),
+        "read back from the device: identical"
+    );
     let size = verified["bytes"].as_u64().unwrap() as usize;
     let written = fs::read(device).unwrap();
     assert_eq!(
@@ -1035,15 +1114,31 @@ fn restore_and_burn(app: &Session, dir: &std::path::Path, device: &std::path::Pa
         "the Burn sheet",
         "return !document.getElementById('burn-sheet').hidden;",
     );
+    // No optical drive here: the sheet says so, and Burn waits for a drive.
+    assert!(!app.text("#burn-none").is_empty());
+    assert_eq!(
+        app.script(
+            "return [document.getElementById('burn-device').options.length, document.getElementById('burn-start').disabled];",
+            json!([])
+        ),
+        json!([0, true])
+    );
+    // libburn's stdio: pseudo-drive stands in for one, as a drive udisks2 listed would be.
     let disc = dir.join("burnt.disc");
     app.script(
-        "document.getElementById('burn-device').value = arguments[0];",
+        "const list = document.getElementById('burn-device');
+         list.add(new Option('pseudo-drive', arguments[0]));
+         list.value = arguments[0];
+         list.dispatchEvent(new Event('change'));",
         json!([format!("stdio:{}", disc.display())]),
     );
     shots(app, "burn-sheet");
     app.click("#burn-start");
-    let said = app.wait_text("#status", |t| t.starts_with("joliet.iso onto"));
-    assert!(said.contains("read back identical"), "{said}");
+    let (outcome, _) = job_outcome(app);
+    assert!(
+        outcome.starts_with("“joliet.iso” onto") && outcome.contains("read back identical"),
+        "{outcome}"
+    );
     let iso = fs::read(corpus().join("iso/joliet.iso")).unwrap();
     assert_eq!(&fs::read(&disc).unwrap()[..iso.len()], &iso[..]);
 }
@@ -1141,11 +1236,13 @@ fn mount_point_said(app: &Session, how: &str) -> String {
     let mut said = String::new();
     dimg_e2e::wait_until("the mount", std::time::Duration::from_secs(60), || {
         let shown = app.script(
-            "const s = document.getElementById('status'); return [s.textContent, s.className];",
+            "return [document.getElementById('status').textContent,
+                     document.getElementById('alert-sheet').hidden ? '' : document.getElementById('alert-text').textContent];",
             json!([]),
         );
         said = shown[0].as_str().unwrap_or_default().to_string();
-        said.contains(" mounted") || shown[1] == "error"
+        assert_eq!(shown[1], "", "the mount failed");
+        said.contains(" mounted")
     });
     said.rsplit_once(how)
         .unwrap_or_else(|| panic!("not{how}…: {said}"))
@@ -1211,8 +1308,11 @@ fn new_images(app: &Session, dir: &std::path::Path) {
     );
     shots(app, "new-image-sheet");
     app.click("#new-start");
-    let said = app.wait_text("#status", |t| t.starts_with("Created wizard.dmg"));
-    assert!(said.contains("3 files and folders"), "{said}");
+    let (said, _) = job_outcome(app);
+    assert!(
+        said.starts_with("Created “wizard.dmg”: 3 files and folders"),
+        "{said}"
+    );
     app.wait_script(
         "the new image in the sidebar",
         "return [...document.querySelectorAll('#images li.image')].some(l => l.firstChild.textContent === 'wizard.dmg');",
@@ -1241,12 +1341,12 @@ fn new_images(app: &Session, dir: &std::path::Path) {
         .wait_text("#resize-error", |t| !t.is_empty())
         .starts_with("Give a size from"));
     shots(app, "resize-sheet");
-    fill(app, json!({ "resize-size": "50" }));
+    fill(app, json!({ "resize-size": "20", "resize-size-unit": "6" }));
     app.click("#resize-start");
-    app.wait_text("#status", |t| t.starts_with("Resized wizard.dmg"));
-    // 50 MB in whole sectors: 97,656 of them.
+    assert!(job_outcome(app).0.starts_with("“wizard.dmg” resized to"));
+    // 20 MB means 20,000,000 bytes here as in New Image: whole sectors, rounded up.
     let size = app.text("#info-disk-size");
-    assert!(size.starts_with("49,999,872 bytes"), "{size}");
+    assert!(size.starts_with("20,000,256 bytes"), "{size}");
     let listed = Command::new(program("7zz"))
         .args(["l", "-slt"])
         .arg(&made)
@@ -1279,7 +1379,11 @@ fn new_images(app: &Session, dir: &std::path::Path) {
     );
     fill(app, json!({ "new-pass2": "wizard pass" }));
     app.click("#new-start");
-    app.wait_text("#status", |t| t.starts_with("Created blank-wizard.dmg"));
+    assert!(job_outcome(app).0.starts_with("Created “blank-wizard.dmg”"));
+    // "20 MB" is 20,000,000 bytes, in whole sectors, as in Resize.
+    assert!(app
+        .wait_text("#info-disk-size", |t| !t.is_empty())
+        .starts_with("20,000,256 bytes"));
     assert_eq!(
         app.wait_text("#info-format", |t| t.contains("encrypted")),
         "Apple encrypted disk image"
@@ -1341,17 +1445,18 @@ fn new_images(app: &Session, dir: &std::path::Path) {
     );
     fill(app, json!({ "new-format": "DC42" }));
     let chosen = app.script(
-        "return ['new-size', 'new-size-unit', 'new-layout', 'new-output'].map(id => document.getElementById(id).value);",
+        "return ['new-floppy', 'new-layout', 'new-output'].map(id => document.getElementById(id).value)
+           .concat([document.getElementById('new-size-row').hidden]);",
         json!([]),
     );
     let floppy = dir.join("floppy.image");
     assert_eq!(
         chosen,
-        json!(["1440", "10", "NONE", floppy.display().to_string()])
+        json!(["1474560", "NONE", floppy.display().to_string(), true])
     );
-    fill(app, json!({ "new-size": "800" }));
+    fill(app, json!({ "new-floppy": "819200" }));
     app.click("#new-start");
-    app.wait_text("#status", |t| t.starts_with("Created floppy.image"));
+    assert!(job_outcome(app).0.starts_with("Created “floppy.image”"));
     assert!(app
         .wait_text("#info-format", |t| t.contains("Disk Copy"))
         .contains("Disk Copy 4.2"));
@@ -1448,8 +1553,9 @@ fn browse_a_volume(
         json!([exported.display().to_string()]),
     );
     app.click("#export-start");
-    let said = app.wait_text("#status", |t| t.starts_with("Exported"));
-    assert!(said.contains("Exported 1 files, 0 folders"), "{said}");
+    let (said, report) = job_outcome(app);
+    assert!(said.starts_with("Exported 1 files, 0 folders"), "{said}");
+    assert!(report.contains("1 files, 0 folders"), "{report}");
     assert_eq!(
         fs::read(exported.join("readme.txt")).unwrap(),
         fs::read(src.join("docs/readme.txt")).unwrap()
@@ -1546,11 +1652,15 @@ fn drag_out(app: &Session, display: &str) {
         std::thread::sleep(std::time::Duration::from_millis(50));
     }
     xdotool(&["mouseup", "1"]);
-    let said = app.wait_text("#status", |t| t.contains("not a disk image"));
-    let dropped = said.split(": not a disk image").next().unwrap();
+    let (said, technical) = alert(app);
+    assert_eq!(
+        said,
+        "“top.txt” can't be opened because it isn't a disk image dimg recognises."
+    );
+    let dropped = technical.split(": not a disk image").next().unwrap();
     assert!(
         dropped.ends_with("/top.txt") && dropped.contains("dimg-drag-"),
-        "{said}"
+        "{technical}"
     );
     assert_eq!(fs::read(dropped).unwrap(), b"at the top\n");
 }
@@ -1683,6 +1793,443 @@ fn the_sidebar_names_volumes_by_their_name_with_an_icon_per_kind() {
     );
     assert_eq!(kept, json!({"column": 0, "descending": true}));
     app.click("#files thead th:first-child");
+    drop(desktop);
+    let _ = fs::remove_dir_all(&dir);
+}
+
+/// The window behaves as a Mac user expects (#39): an image that cannot be opened is an alert
+/// that leads with a sentence and adds nothing to the sidebar; the menus and the toolbar offer
+/// only what the selection allows (a plain UDZO, an encrypted image, a read/write image,
+/// nothing selected), and a disabled action chosen anyway does nothing; Esc closes every sheet
+/// and Return confirms; the encrypted sparse bundle's summary says AES-128 with its lock; the
+/// status line goes with its selection; the window's title is the selected item; the toolbar's
+/// items keep their places as Mount becomes Eject; Ctrl+Q quits.
+#[test]
+fn behaves_as_a_mac_user_expects() {
+    let dir = tempfile_dir("mac-behaviour");
+    let udrw = dir.join("blank.dmg");
+    dimg_ok(&[
+        "create",
+        "-size",
+        "8m",
+        "-fs",
+        "HFS+",
+        "-volname",
+        "Blank",
+        udrw.to_str().unwrap(),
+    ]);
+    let udzo = corpus().join("dmg/dmgwiz-zlib.dmg");
+    let encrypted = dimg_e2e::truths()
+        .into_iter()
+        .find(|t| t.passphrase.is_some() && t.file.ends_with(".dmg"))
+        .unwrap();
+    let bundle = corpus().join("sparse/jief666-test1enc.sparsebundle");
+    let desktop = Desktop::start(&dir, &[]);
+    let (app, display) = (&desktop.app, &desktop.display);
+    app.wait_script("the menus told", "return !!window.menuState;");
+    // Nothing selected: only what needs no image.
+    let menus = app.script("return window.menuState.enabled;", json!([]));
+    for (item, on) in [
+        ("new-blank", true),
+        ("open", true),
+        ("new-device", false),
+        ("close", false),
+        ("mount", false),
+        ("eject", false),
+        ("verify", false),
+        ("convert", false),
+        ("chpass", false),
+    ] {
+        assert_eq!(
+            menus[item],
+            json!(on),
+            "{item} with nothing selected: {menus}"
+        );
+    }
+    let toolbar = app.script(
+        "return [...document.querySelectorAll('#toolbar button')].filter((b) => !b.disabled).map((b) => b.id);",
+        json!([]),
+    );
+    assert_eq!(toolbar, json!(["new-image", "open"]));
+    let open_with = |path: &Path, pass: &str| {
+        app.script(
+            "window.openPath(arguments[0], arguments[1] || null);",
+            json!([path.display().to_string(), pass]),
+        );
+    };
+    open_with(&udzo, "");
+    open_with(&udrw, "");
+    open_with(&encrypted.path(), encrypted.passphrase.as_deref().unwrap());
+    open_with(&bundle, "foo");
+    app.wait_script(
+        "four images in the sidebar",
+        "return document.querySelectorAll('#images li.image').length === 4;",
+    );
+
+    // A malformed cue sheet from the corpus: an alert, a sentence first, and no sidebar item.
+    let bad = corpus().join("cd/bad-mode1.cue");
+    app.script(
+        "window.openPath(arguments[0]);",
+        json!([bad.display().to_string()]),
+    );
+    let (said, technical) = alert(app);
+    assert_eq!(
+        said,
+        "“bad-mode1.cue” can't be opened because part of its data is damaged."
+    );
+    let cli = Command::new(target_dir().join("dimg"))
+        .arg("info")
+        .arg(&bad)
+        .output()
+        .unwrap();
+    assert_eq!(
+        format!("dimg: {technical}"),
+        String::from_utf8_lossy(&cli.stderr).trim_end(),
+        "Details holds the command line's message"
+    );
+    assert_eq!(
+        app.script(
+            "return document.querySelectorAll('#images li.image').length;",
+            json!([])
+        ),
+        json!(4),
+        "nothing added"
+    );
+
+    // The encrypted sparse bundle: AES-128 in the summary, as in Details, and its lock.
+    select(app, "jief666-test1enc.sparsebundle");
+    assert_eq!(
+        app.wait_text("#info-encryption", |t| t != "None"),
+        "AES-128 (the image is encrypted)"
+    );
+    assert!(app.text("#info-facts").contains("AES-128"));
+    assert_eq!(
+        app.script(
+            "return getComputedStyle(document.querySelector('#images li.image.selected'), '::after').backgroundImage;",
+            json!([])
+        )
+        .as_str()
+        .map(|s| s.contains("lock.svg")),
+        Some(true),
+        "the lock drawn on its row"
+    );
+
+    // The menus follow the selection.
+    let enabled = |name: &str| {
+        select(app, name);
+        app.script("return window.menuState.enabled;", json!([]))
+    };
+    let menus = enabled("dmgwiz-zlib.dmg");
+    for (item, on) in [
+        ("mount", true),
+        ("eject", false),
+        ("verify", true),
+        ("convert", true),
+        ("resize", false),
+        ("compact", false),
+        ("chpass", false),
+        ("forget-password", false),
+        ("close", true),
+    ] {
+        assert_eq!(menus[item], json!(on), "{item} on a UDZO: {menus}");
+    }
+    let menus = enabled(encrypted.file.rsplit('/').next().unwrap());
+    assert_eq!(menus["chpass"], json!(true), "{menus}");
+    assert_eq!(menus["forget-password"], json!(true), "{menus}");
+    assert_eq!(
+        menus["resize"],
+        json!(false),
+        "an encrypted image is not resized: {menus}"
+    );
+    let menus = enabled("blank.dmg");
+    assert_eq!(menus["resize"], json!(true), "{menus}");
+    assert_eq!(menus["compact"], json!(false), "UDRW has no bands: {menus}");
+    assert_eq!(menus["chpass"], json!(false), "{menus}");
+    let menus = enabled("jief666-test1enc.sparsebundle");
+    assert_eq!(menus["compact"], json!(true), "{menus}");
+    // Chosen anyway (a key outrunning the menu): nothing happens, not even an error.
+    select(app, "dmgwiz-zlib.dmg");
+    app.script("window.__TAURI__.event.emit('menu', 'compact');", json!([]));
+    std::thread::sleep(std::time::Duration::from_millis(500));
+    assert_eq!(
+        app.script(
+            "return [...document.querySelectorAll('.sheet')].filter((s) => !s.hidden).map((s) => s.id);",
+            json!([])
+        ),
+        json!([]),
+        "no sheet, no alert"
+    );
+
+    // The status line goes with its selection.
+    app.script("window.__TAURI__.event.emit('menu', 'about');", json!([]));
+    app.wait_text("#status", |t| t.starts_with("dimg — "));
+    select(app, "blank.dmg");
+    assert_eq!(app.text("#status"), "", "the last selection's line is gone");
+
+    // The window's title is the selected item.
+    let titled = |title: &str| {
+        Command::new(program("xdotool"))
+            .args(["search", "--name", &format!("^{title}$")])
+            .env("DISPLAY", display)
+            .output()
+            .unwrap()
+            .status
+            .success()
+    };
+    dimg_e2e::wait_until(
+        "the window titled by the selection",
+        std::time::Duration::from_secs(10),
+        || titled("blank.dmg — dimg"),
+    );
+
+    // Esc cancels each sheet; each opens fresh.
+    const ESCAPE: &str = "\u{E00C}";
+    const RETURN: &str = "\u{E007}";
+    for (menu, sheet, on) in [
+        ("new-blank", "new-sheet", "blank.dmg"),
+        ("new-folder", "new-sheet", "blank.dmg"),
+        ("convert", "convert-sheet", "blank.dmg"),
+        ("resize", "resize-sheet", "blank.dmg"),
+        ("burn", "burn-sheet", "blank.dmg"),
+        ("chpass", "chpass-sheet", "jief666-test1enc.sparsebundle"),
+    ] {
+        select(app, on);
+        app.script(
+            "window.__TAURI__.event.emit('menu', arguments[0]);",
+            json!([menu]),
+        );
+        let shown = format!("return !document.getElementById('{sheet}').hidden;");
+        app.wait_script(&format!("{sheet} for {menu}"), &shown);
+        app.press(&[ESCAPE]);
+        app.wait_script(
+            &format!("Esc to close {sheet}"),
+            &format!("return document.getElementById('{sheet}').hidden;"),
+        );
+    }
+    app.script(
+        "window.__TAURI__.event.emit('menu', 'new-blank');",
+        json!([]),
+    );
+    app.wait_script(
+        "the New Image sheet",
+        "return !document.getElementById('new-sheet').hidden;",
+    );
+    let fresh = app.script(
+        "return ['new-name', 'new-output', 'new-size', 'new-size-unit'].map((id) => document.getElementById(id).value);",
+        json!([]),
+    );
+    let home = PathBuf::from(std::env::var_os("HOME").unwrap());
+    let folder = match home.join("Desktop") {
+        desktop if desktop.is_dir() => desktop,
+        _ => home,
+    };
+    assert_eq!(
+        fresh,
+        json!([
+            "untitled",
+            format!("{}/untitled.dmg", folder.display()),
+            "100",
+            "6"
+        ]),
+        "untitled, in the Desktop folder (else the home folder)"
+    );
+    app.press(&[ESCAPE]);
+
+    // Return confirms: Convert of the UDZO starts at Return, and ends in its sheet.
+    select(app, "dmgwiz-zlib.dmg");
+    app.script("window.__TAURI__.event.emit('menu', 'convert');", json!([]));
+    app.wait_script(
+        "the Convert sheet",
+        "return !document.getElementById('convert-sheet').hidden;",
+    );
+    let out = dir.join("by-return.dmg");
+    fill(app, json!({ "convert-output": out.display().to_string() }));
+    app.press(&[RETURN]);
+    let (outcome, _) = job_outcome(app);
+    assert!(outcome.contains("saved as “by-return.dmg”"), "{outcome}");
+    assert!(out.exists());
+
+    // Fixed-width toolbar items: Mount becoming Eject moves nothing.
+    let places = "return [...document.querySelectorAll('#toolbar button')].map((b) => {
+           const r = b.getBoundingClientRect(); return [b.id, Math.round(r.left), Math.round(r.width)]; });";
+    select(app, "blank.dmg");
+    let before = app.script(places, json!([]));
+    app.click("#mount");
+    mount_point_said(app, " mounted at ");
+    app.wait_text("#mount", |t| t == "Eject");
+    assert_eq!(
+        app.script(places, json!([])),
+        before,
+        "the toolbar kept its places"
+    );
+    let widths: std::collections::BTreeSet<i64> = before
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|b| b[2].as_i64().unwrap())
+        .collect();
+    assert_eq!(widths.len(), 1, "one width for every item: {before}");
+    let menus = app.script("return window.menuState.enabled;", json!([]));
+    assert_eq!(
+        [&menus["mount"], &menus["eject"], &menus["resize"]],
+        [&json!(false), &json!(true), &json!(false)],
+        "mounted: Eject, and no Resize: {menus}"
+    );
+    app.click("#mount");
+    app.wait_text("#status", |t| t.contains("ejected"));
+    shots(app, "toolbar");
+
+    // Ctrl+Q quits (the window goes; its mounts would stay, being servers of their own).
+    let keyed = Command::new(program("xdotool"))
+        .args([
+            "search",
+            "--name",
+            "— dimg$",
+            "windowfocus",
+            "--sync",
+            "key",
+            "--clearmodifiers",
+            "ctrl+q",
+        ])
+        .env("DISPLAY", display)
+        .status()
+        .unwrap();
+    assert!(keyed.success());
+    dimg_e2e::wait_until(
+        "Ctrl+Q to quit the app",
+        std::time::Duration::from_secs(20),
+        || !titled("blank.dmg — dimg"),
+    );
+    drop(desktop);
+    let _ = fs::remove_dir_all(&dir);
+}
+
+/// The summary's facts come from the engine, as `dimg info --json` gives them (#39), for every
+/// image of the corpus: its format, size, partition map, encryption, volumes and the space they
+/// use and leave (an APFS container's volumes share one free space: counted once). An image the
+/// command line cannot open is an alert in the window, and no sidebar item.
+#[test]
+fn the_summary_says_what_dimg_info_says_for_every_corpus_image() {
+    let dir = tempfile_dir("summaries");
+    let desktop = Desktop::start(&dir, &[]);
+    let app = &desktop.app;
+    app.wait_script("the page", "return !!window.openPath;");
+    let grouped = |n: u64| {
+        let digits = n.to_string();
+        let mut out = String::new();
+        for (i, c) in digits.chars().enumerate() {
+            if i > 0 && (digits.len() - i).is_multiple_of(3) {
+                out.push(',');
+            }
+            out.push(c);
+        }
+        out
+    };
+    let mut compared = 0;
+    for truth in dimg_e2e::truths() {
+        let path = truth.path();
+        let pass = truth.passphrase.clone().unwrap_or_default();
+        let cli = dimg_e2e::run_with_input(
+            &target_dir().join("dimg"),
+            &["info", "--json", "-stdinpass", path.to_str().unwrap()],
+            pass.as_bytes(),
+        );
+        let count = "return document.querySelectorAll('#images li.image').length;";
+        let before = app.script(count, json!([]));
+        app.script(
+            "state.opened = null;
+             window.openPath(arguments[0], arguments[1] || null).then((e) => { state.opened = e ? 'failed' : 'opened'; });",
+            json!([path.display().to_string(), pass]),
+        );
+        app.wait_script(
+            &format!("{} to open or fail", truth.file),
+            "return state.opened !== null;",
+        );
+        if !cli.status.success() {
+            let (said, _) = alert(app);
+            assert!(
+                said.contains(" can't be opened because "),
+                "{}: {said}",
+                truth.file
+            );
+            assert_eq!(
+                app.script(count, json!([])),
+                before,
+                "{}: no sidebar item",
+                truth.file
+            );
+            continue;
+        }
+        let info: serde_json::Value = serde_json::from_slice(&cli.stdout).unwrap();
+        let shown = app.script(
+            "return ['info-format', 'info-disk-size', 'info-scheme', 'info-encryption', 'info-volumes', 'info-used', 'info-available']
+               .map((id) => document.getElementById(id).textContent);",
+            json!([]),
+        );
+        let shown: Vec<String> = serde_json::from_value(shown).unwrap();
+        let file = &truth.file;
+        assert_eq!(shown[0], info["format"], "{file}");
+        let disk = info["disk_size"].as_u64().unwrap();
+        assert!(
+            shown[1].starts_with(&format!("{} bytes", grouped(disk))),
+            "{file}: {}",
+            shown[1]
+        );
+        assert_eq!(shown[2], info["partition_scheme"], "{file}");
+        let encryption = match info["encryption"].as_str() {
+            Some(e) => format!("{e} (the image is encrypted)"),
+            None => "None".into(),
+        };
+        assert_eq!(shown[3], encryption, "{file}");
+        // Volumes as the engine lists them, and the space they use and leave.
+        let (mut names, mut used, mut free) = (Vec::new(), 0u64, 0u64);
+        for p in info["partitions"].as_array().unwrap() {
+            let volumes = p["volumes"].as_array().unwrap();
+            let fs = p["file_system"].as_str().unwrap_or_default();
+            for v in volumes {
+                let name = v["name"].as_str().unwrap();
+                let role = v["role"]
+                    .as_str()
+                    .map(|r| format!(", {r}"))
+                    .unwrap_or_default();
+                names.push(format!(
+                    "{} ({fs}{role})",
+                    if name.is_empty() { "(untitled)" } else { name }
+                ));
+            }
+            if let Some(first) = volumes.first() {
+                let u: u64 = volumes
+                    .iter()
+                    .map(|v| v["used"].as_u64().unwrap_or(0))
+                    .sum();
+                used += u;
+                free += first["available"]
+                    .as_u64()
+                    .unwrap_or_else(|| p["size"].as_u64().unwrap().saturating_sub(u));
+            }
+        }
+        let names = if names.is_empty() {
+            "none dimg can browse".to_string()
+        } else {
+            names.join(", ")
+        };
+        assert_eq!(shown[4], names, "{file}");
+        if !names.starts_with("none") && used + free > 0 {
+            assert!(
+                shown[5].starts_with(&format!("{} bytes", grouped(used))),
+                "{file}: used {}",
+                shown[5]
+            );
+            assert!(
+                shown[6].starts_with(&format!("{} bytes", grouped(free))),
+                "{file}: free {}",
+                shown[6]
+            );
+        }
+        compared += 1;
+        app.script("window.__TAURI__.event.emit('menu', 'close');", json!([]));
+    }
+    assert!(compared >= 30, "only {compared} corpus images compared");
     drop(desktop);
     let _ = fs::remove_dir_all(&dir);
 }

@@ -49,7 +49,7 @@ fn main() {
             std::env::args_os().skip(1),
         ))
         .menu(menu::build)
-        .on_menu_event(menu::forward_to_page)
+        .on_menu_event(menu::on_event)
         .invoke_handler(tauri::generate_handler![
             commands::dialogs::launch_paths,
             commands::images::open_image,
@@ -76,7 +76,8 @@ fn main() {
             commands::images::keychain_store,
             commands::images::forget_password,
             commands::painted,
-            commands::image_selected,
+            commands::menu_state,
+            commands::dialogs::default_folder,
             commands::browse::drag_out,
             commands::devices::devices,
             commands::devices::watch_devices,

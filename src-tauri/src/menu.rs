@@ -1,10 +1,19 @@
-//! The menu bar, Disk Utility's shape. Item ids are handed to the page, which owns the actions.
+//! The menu bar, Disk Utility's shape. Item ids are handed to the page, which owns the actions
+//! and says which items its selection allows; Quit and Close Window are the shell's own.
 
-use tauri::menu::{Menu, MenuBuilder, MenuEvent, MenuItemBuilder, SubmenuBuilder};
-use tauri::{AppHandle, Emitter, Runtime};
+use std::collections::HashMap;
+use tauri::menu::{
+    CheckMenuItemBuilder, Menu, MenuBuilder, MenuEvent, MenuItemBuilder, MenuItemKind,
+    SubmenuBuilder,
+};
+use tauri::{AppHandle, Emitter, Manager, Runtime};
 
-/// The Images menu: each of its items acts on the selected image.
-const IMAGES: &str = "images";
+/// View's appearance items: each a check item, the one in force checked.
+const APPEARANCES: [(&str, &str); 3] = [
+    ("appearance-system", "Use System Appearance"),
+    ("appearance-light", "Light Appearance"),
+    ("appearance-dark", "Dark Appearance"),
+];
 
 pub fn build<R: Runtime>(app: &AppHandle<R>) -> tauri::Result<Menu<R>> {
     let item = |id: &str, text: &str, keys: Option<&str>| {
@@ -27,11 +36,11 @@ pub fn build<R: Runtime>(app: &AppHandle<R>) -> tauri::Result<Menu<R>> {
         .item(&new_image)
         .item(&item("open", "Open Disk Image…", Some("CmdOrCtrl+O"))?)
         .item(&item("open-bundle", "Open Sparse Bundle…", None)?)
-        .item(&item("close", "Close Image", Some("CmdOrCtrl+W"))?)
+        .item(&item("close", "Close Image", None)?)
         .separator()
-        .quit()
+        .item(&item("quit", "Quit dimg", Some("CmdOrCtrl+Q"))?)
         .build()?;
-    let images = SubmenuBuilder::with_id(app, IMAGES, "Images")
+    let images = SubmenuBuilder::new(app, "Images")
         .item(&item("mount", "Mount", Some("CmdOrCtrl+Shift+M"))?)
         .item(&item("mount-read-only", "Mount Read-Only", None)?)
         .item(&item("eject", "Eject", Some("CmdOrCtrl+E"))?)
@@ -49,35 +58,66 @@ pub fn build<R: Runtime>(app: &AppHandle<R>) -> tauri::Result<Menu<R>> {
         .item(&item("forget-password", "Forget Password", None)?)
         .build()?;
     // The window follows the system's light or dark appearance unless told otherwise.
-    let view = SubmenuBuilder::new(app, "View")
-        .item(&item("appearance-system", "Use System Appearance", None)?)
-        .item(&item("appearance-light", "Light Appearance", None)?)
-        .item(&item("appearance-dark", "Dark Appearance", None)?)
+    let mut view = SubmenuBuilder::new(app, "View");
+    for (id, text) in APPEARANCES {
+        let check = CheckMenuItemBuilder::with_id(id, text)
+            .checked(id == "appearance-system")
+            .build(app)?;
+        view = view.item(&check);
+    }
+    let window = SubmenuBuilder::new(app, "Window")
+        .minimize()
+        .item(&item("close-window", "Close Window", Some("CmdOrCtrl+W"))?)
         .build()?;
-    let window = SubmenuBuilder::new(app, "Window").minimize().build()?;
     let help = SubmenuBuilder::new(app, "Help")
         .item(&item("about", "About dimg", None)?)
         .build()?;
     MenuBuilder::new(app)
-        .items(&[&file, &images, &view, &window, &help])
+        .items(&[&file, &images, &view.build()?, &window, &help])
         .build()
 }
 
-/// The Images menu's items can be chosen only while an image is selected.
-pub fn follow_selection<R: Runtime>(app: &AppHandle<R>, selected: bool) -> tauri::Result<()> {
-    let images = app.menu().and_then(|m| m.get(IMAGES));
-    let Some(images) = images.as_ref().and_then(|m| m.as_submenu()) else {
+/// The page's word on the menus: which items its selection allows (by id; items it does not
+/// name stay as they are), and the appearance in force ("system", "light", "dark").
+pub fn follow_page<R: Runtime>(
+    app: &AppHandle<R>,
+    enabled: &HashMap<String, bool>,
+    appearance: &str,
+) -> tauri::Result<()> {
+    let Some(menu) = app.menu() else {
         return Ok(());
     };
-    for item in images.items()? {
-        if let Some(item) = item.as_menuitem() {
-            item.set_enabled(selected)?;
+    let mut pending = menu.items()?;
+    while let Some(item) = pending.pop() {
+        match &item {
+            MenuItemKind::Submenu(sub) => pending.extend(sub.items()?),
+            MenuItemKind::MenuItem(i) => {
+                if let Some(&on) = enabled.get(&i.id().0) {
+                    i.set_enabled(on)?;
+                }
+            }
+            MenuItemKind::Check(c) => {
+                c.set_checked(c.id().0 == format!("appearance-{appearance}"))?;
+            }
+            _ => {}
         }
     }
     Ok(())
 }
 
-pub fn forward_to_page<R: Runtime>(app: &AppHandle<R>, event: MenuEvent) {
-    // A page that is not listening yet simply misses the click, as a closed sheet would.
-    let _ = app.emit("menu", event.id().0.as_str());
+pub fn on_event<R: Runtime>(app: &AppHandle<R>, event: MenuEvent) {
+    match event.id().0.as_str() {
+        // Mounts outlive the window (their servers are processes of their own), and a job's
+        // output has no name until it is complete: quitting leaves nothing half-made.
+        "quit" => app.exit(0),
+        "close-window" => {
+            if let Some(window) = app.get_webview_window("main") {
+                let _ = window.close();
+            }
+        }
+        // A page that is not listening yet simply misses the click, as a closed sheet would.
+        id => {
+            let _ = app.emit("menu", id);
+        }
+    }
 }

@@ -15,3 +15,6 @@ export function painted(moment) {
 
 /** The window's theme: 'light', 'dark', or null for the system's. */
 export const setWindowTheme = (theme) => tauri.window.getCurrentWindow().setTheme(theme);
+
+/** The window's title. */
+export const setWindowTitle = (title) => tauri.window.getCurrentWindow().setTitle(title);

@@ -1,10 +1,11 @@
 // The file browser of the selected volume: its folders listed in place, opened, dragged out.
-import { invoke, message } from './api.js';
+import { invoke } from './api.js';
 import { $, status } from './dom.js';
 import { scaled, baseName } from './format.js';
 import { state } from './state.js';
 import { mountPointOf, mountedReadOnly } from './mounts.js';
 import { layout, keepLayout } from './layout.js';
+import { failed } from './sheets/alert.js';
 
 /** Folders listed so far, those open, the selected item, the volume's name. */
 export const browser = { listings: new Map(), expanded: new Set(['/']), item: null, label: '' };
@@ -47,7 +48,7 @@ export async function loadFolder(folder) {
     browser.label = listing.volume;
     renderBrowser();
   } catch (e) {
-    status(message(e), true);
+    failed(`Listing “${folder === '/' ? (browser.label || 'the volume') : baseName(folder)}”`, e);
   }
 }
 
@@ -56,9 +57,8 @@ function volumeSummary(image, id) {
   const p = image.info.partitions.find((q) => q.volumes.some((v) => v.id === id));
   const v = p?.volumes.find((w) => w.id === id);
   if (!v) return '';
-  const size = (n) => scaled(n) || `${n} bytes`;
-  const facts = [p.file_system, `${size(p.size)}`];
-  if (v.used != null) facts.push(`${size(v.used)} used`, `${size(v.available ?? Math.max(p.size - v.used, 0))} free`);
+  const facts = [p.file_system, scaled(p.size)];
+  if (v.used != null) facts.push(`${scaled(v.used)} used`, `${scaled(v.available ?? Math.max(p.size - v.used, 0))} free`);
   if (v.counts) facts.push(`${v.counts.files.toLocaleString('en-US')} files, ${v.counts.folders.toLocaleString('en-US')} folders`);
   const point = mountPointOf(image, id);
   facts.push(point ? `mounted${mountedReadOnly(image) ? ' read-only' : ''} at ${point}` : 'not mounted');
@@ -133,7 +133,7 @@ function renderBrowser() {
       const icon = document.createElement('span');
       icon.className = `file-icon ${iconOf(e)}`;
       name.append(toggle, icon, e.name);
-      const cells = [isDir ? '—' : (scaled(e.size) || `${e.size} bytes`), kindOf(e),
+      const cells = [isDir ? '—' : scaled(e.size), kindOf(e),
         e.modified ? new Date(e.modified * 1000).toLocaleString(undefined, { dateStyle: 'medium', timeStyle: 'short' }) : ''];
       tr.append(name, ...cells.map((c) => { const td = document.createElement('td'); td.textContent = c; return td; }));
       tr.onclick = (event) => {
@@ -173,7 +173,8 @@ async function openItem(path) {
     const file = await invoke('open_item', { request: itemRequest(path) });
     status(`Opened ${baseName(path)} (a copy in ${file})`);
   } catch (e) {
-    status(message(e), true);
+    status('');
+    failed(`Opening “${baseName(path)}”`, e);
   }
 }
 
@@ -184,6 +185,7 @@ async function dragOut(path) {
     const file = await invoke('drag_out', { request: itemRequest(path) });
     status(`Drop ${baseName(path)} where it should go (a copy is in ${file}).`);
   } catch (e) {
-    status(message(e), true);
+    status('');
+    failed(`Dragging “${baseName(path)}”`, e);
   }
 }

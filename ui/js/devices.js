@@ -2,7 +2,7 @@
 import { invoke, listen } from './api.js';
 import { $, row } from './dom.js';
 import { bytes, baseName } from './format.js';
-import { state, render, refresh } from './state.js';
+import { state, showSelection, refresh } from './state.js';
 
 /** Disks, each followed by its partitions. */
 export const withPartitions = (disks) => disks.flatMap((d) => [d, ...d.partitions]);
@@ -12,7 +12,7 @@ export function selectDevice(path) {
   state.device = path;
   state.selected = null;
   state.volume = null;
-  render();
+  showSelection();
 }
 
 /** The selected disk or partition: its facts and partitions. */

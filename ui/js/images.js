@@ -1,11 +1,13 @@
 // The open images: opened (from the picker, a drop, the command line), selected, verified, closed.
-import { invoke, listen, message, painted } from './api.js';
+import { invoke, listen, painted } from './api.js';
 import { $, status } from './dom.js';
 import { bytes, baseName } from './format.js';
-import { state, render } from './state.js';
+import { state, showSelection } from './state.js';
 import { resetBrowser, loadFolder } from './browser.js';
 import { longJob } from './sheets/progress.js';
 import { askPassphrase } from './sheets/passphrase.js';
+import { cannotOpen, failed } from './sheets/alert.js';
+import { isEncrypted } from './can.js';
 
 /** Opens the image at `path` and selects it; the error, or null, for the passphrase sheet. */
 export async function openPath(path, passphrase = null, remember = false) {
@@ -29,18 +31,11 @@ export async function openPath(path, passphrase = null, remember = false) {
     } else if (e?.kind === 'wrong-passphrase') {
       status(''); // the sheet says so
     } else {
-      status(message(e), true);
+      status('');
+      cannotOpen(path, e);
     }
     return e;
   }
-}
-
-/**
- * Whether the image is encrypted: an encrypted image names it in its format, an encrypted sparse
- * bundle only in its facts (its token holds the key); both say how under "Encryption".
- */
-export function isEncrypted(info) {
-  return info.facts.some((f) => f.label === 'Encryption');
 }
 
 /** Selects an image, or (with `volume`, a volume id as `info` gives it) one of its volumes to browse. */
@@ -49,9 +44,10 @@ export function select(path, volume = null) {
   state.selected = state.images.find((i) => i.info.path === path) || null;
   state.volume = volume;
   resetBrowser();
-  render();
+  showSelection();
   if (volume !== null) loadFolder('/');
 }
+
 
 /** File › Open: the image a file dialog (`command`) picks. */
 export async function pick(command = 'pick_image') {
@@ -59,16 +55,19 @@ export async function pick(command = 'pick_image') {
     const path = await invoke(command);
     if (path) await openPath(path);
   } catch (e) {
-    status(message(e), true);
+    failed('Open', e);
   }
 }
 
+/** File › Close Image (and Delete): the image leaves the sidebar; the one after it (else before) is selected. */
 export function closeSelected() {
   if (!state.selected) return;
+  const at = state.images.indexOf(state.selected);
   state.images = state.images.filter((i) => i !== state.selected);
-  state.selected = state.images[state.images.length - 1] || null;
+  state.selected = state.images[Math.min(at, state.images.length - 1)] || null;
   state.volume = null;
-  render();
+  resetBrowser();
+  showSelection();
 }
 
 /** Images dropped on the window, and those of the command line: this launch's and a second launch's. */
@@ -87,23 +86,29 @@ export function listenForImages() {
 export async function verify() {
   const image = state.selected;
   if (!image || state.job !== null) return;
-  const report = await longJob('Verify', 'Verifying', 'verify_image', { path: image.info.path });
-  if (!report) return;
-  image.verified = report;
-  const failed = report.checks.filter((c) => !c.ok).map((c) => c.name);
-  if (failed.length) status(`${baseName(image.info.path)}: checksum mismatch: ${failed.join(', ')}`, true);
-  else status(`${baseName(image.info.path)} verified: CRC-32 ${report.crc32}`);
-  render();
+  const name = baseName(image.info.path);
+  await longJob({
+    name: 'Verify', phase: 'Verifying', command: 'verify_image', args: { path: image.info.path },
+    done: (report) => {
+      const failedChecks = report.checks.filter((c) => !c.ok).map((c) => c.name);
+      return failedChecks.length
+        ? `“${name}” is damaged: its ${failedChecks.join(', ')} ${failedChecks.length > 1 ? 'do' : 'does'} not match.`
+        : `“${name}” is OK: ${bytes(report.bytes)} read${report.checks.length ? ', every checksum matches' : ''}.`;
+    },
+  });
 }
 
 /** Images › Compact: a sparse image or bundle gives back the bands its volumes leave free. */
 export async function compact() {
   const image = state.selected;
   if (!image || state.job !== null) return;
-  const report = await longJob('Compact', 'Compacting', 'compact_image', { path: image.info.path });
-  if (!report) return;
-  await openPath(image.info.path);
-  status(`Compacted ${baseName(image.info.path)}: ${bytes(report.reclaimed)} given back.`);
+  await longJob({
+    name: 'Compact', phase: 'Compacting', command: 'compact_image', args: { path: image.info.path },
+    done: async (report) => {
+      await openPath(image.info.path);
+      return `Compacted “${baseName(image.info.path)}”: ${bytes(report.reclaimed)} given back.`;
+    },
+  });
 }
 
 /** Images › Forget Password: the keychain no longer opens the selected image by itself. */
@@ -116,6 +121,6 @@ export async function forgetPassword() {
       ? `Password forgotten: ${baseName(image.info.path)} will ask for it when it is opened again.`
       : `The keychain kept no password for ${baseName(image.info.path)}.`);
   } catch (e) {
-    status(message(e), true);
+    failed('Forget Password', e);
   }
 }

@@ -1,11 +1,12 @@
 // The info pane of the selected image: a summary first, the container's facts and partition
-// table under Details, where it is mounted, and what Convert and Verify made of it.
-import { invoke, message } from './api.js';
-import { $, row, status } from './dom.js';
+// table under Details, and where it is mounted.
+import { invoke } from './api.js';
+import { $, row } from './dom.js';
 import { scaled, bytes, baseName } from './format.js';
 import { state } from './state.js';
 import { attachmentOf, mountPointOf, mountedReadOnly } from './mounts.js';
-import { isEncrypted } from './images.js';
+import { isEncrypted } from './can.js';
+import { failed } from './sheets/alert.js';
 
 /** The summary: the volumes' space (an APFS container's volumes share one free space), the image's facts. */
 function renderSummary(i) {
@@ -21,11 +22,11 @@ function renderSummary(i) {
   const known = volumes.length > 0 && used + free > 0;
   $('capacity').hidden = !known;
   $('capacity-used').style.width = known ? `${(100 * used) / (used + free)}%` : '0';
-  $('capacity-legend').textContent = known ? `${scaled(used) || `${used} bytes`} used, ${scaled(free) || `${free} bytes`} free` : '';
+  $('capacity-legend').textContent = known ? `${scaled(used)} used, ${scaled(free)} free` : '';
   $('info-used').textContent = known ? bytes(used) : '—';
   $('info-available').textContent = known ? bytes(free) : '—';
   $('info-volumes').textContent = volumes.map(([p, v]) => `${v.name || '(untitled)'} (${p.file_system}${v.role ? `, ${v.role}` : ''})`).join(', ') || 'none dimg can browse';
-  $('info-encryption').textContent = isEncrypted(i) ? 'AES (the image is encrypted)' : 'None';
+  $('info-encryption').textContent = isEncrypted(i) ? `${i.encryption} (the image is encrypted)` : 'None';
   $('info-format').textContent = i.format;
   $('info-size').textContent = bytes(i.file_size);
   $('info-disk-size').textContent = `${bytes(i.disk_size)}, ${i.sectors.toLocaleString('en-US')} sectors`;
@@ -56,29 +57,10 @@ function renderMounts(image) {
     open.textContent = 'Open';
     open.className = 'reveal';
     open.title = 'Show the volume in the file manager';
-    open.onclick = () => invoke('reveal', { path: m.mount_point }).catch((e) => status(message(e), true));
+    open.onclick = () => invoke('reveal', { path: m.mount_point }).catch((e) => failed('Open', e));
     tr.cells[1].append(' ', open);
     return tr;
   }));
-}
-
-/** What the last Convert wrote and Verify read, where they ran on this image. */
-function renderResults(image) {
-  const c = image.converted;
-  $('convert-result').hidden = !c;
-  if (c) {
-    $('convert-saved').textContent = `${c.output} (${c.format})`;
-    $('convert-written').textContent = bytes(c.output_size);
-    $('convert-notes-row').hidden = c.notes.length === 0;
-    $('convert-notes').textContent = c.notes.join(' ');
-  }
-  const v = image.verified;
-  $('verify-result').hidden = !v;
-  if (v) {
-    $('verify-bytes').textContent = bytes(v.bytes);
-    $('verify-crc32').textContent = v.crc32;
-    $('verify-sha256').textContent = v.sha256;
-  }
 }
 
 /** The pane while an image (not one of its volumes) is selected; the hint while nothing is. */
@@ -90,5 +72,4 @@ export function renderInfo() {
   renderSummary(image.info);
   renderDetails(image);
   renderMounts(image);
-  renderResults(image);
 }

@@ -37,11 +37,27 @@ export function restoreLayout() {
   });
   const sidebar = document.getElementById('sidebar');
   if (layout.sidebar) sidebar.style.width = `${layout.sidebar}px`;
+  setUpSplitter(sidebar, document.getElementById('splitter'));
   new ResizeObserver(() => {
     const width = Math.round(sidebar.getBoundingClientRect().width);
     if (width && width !== layout.sidebar) { layout.sidebar = width; keepLayout(); }
   }).observe(sidebar);
   setUpColumns(document.getElementById('files'));
+}
+
+/** The line between the sidebar and the pane: dragged, the sidebar takes the width (remembered). */
+function setUpSplitter(sidebar, splitter) {
+  splitter.onmousedown = (down) => {
+    down.preventDefault();
+    const start = sidebar.getBoundingClientRect().width;
+    const move = (e) => { sidebar.style.width = `${start + e.clientX - down.clientX}px`; };
+    const up = () => {
+      removeEventListener('mousemove', move);
+      removeEventListener('mouseup', up);
+    };
+    addEventListener('mousemove', move);
+    addEventListener('mouseup', up);
+  };
 }
 
 /** A grip at each header's right edge: dragged, its column takes the width (remembered). */

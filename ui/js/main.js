@@ -21,6 +21,8 @@ import { setUpBurnSheet } from './sheets/burn.js';
 import { setUpChangePasswordSheet } from './sheets/change-password.js';
 import { setUpExportSheet } from './sheets/export.js';
 import { setUpFirstAidSheet } from './sheets/first-aid.js';
+import { setUpAlertSheet } from './sheets/alert.js';
+import { setUpSheetKeys } from './sheets/fields.js';
 
 addView(renderSidebar);
 addView(renderDevicePane);
@@ -43,6 +45,8 @@ setUpBurnSheet();
 setUpChangePasswordSheet();
 setUpExportSheet();
 setUpFirstAidSheet();
+setUpAlertSheet();
+setUpSheetKeys();
 
 listenToMenu();
 listenForImages();

@@ -1,7 +1,9 @@
 // The window's menus: each item's click reaches the page as a "menu" event naming it.
-import { invoke, listen, message, setWindowTheme } from './api.js';
+import { invoke, listen, setWindowTheme } from './api.js';
 import { status } from './dom.js';
-import { state } from './state.js';
+import { render } from './state.js';
+import { allowed } from './can.js';
+import { failed } from './sheets/alert.js';
 import { mount, eject } from './mounts.js';
 import { pick, closeSelected, verify, compact, forgetPassword } from './images.js';
 import { openNewImage } from './sheets/new-image.js';
@@ -19,10 +21,11 @@ import { openFirstAid } from './sheets/first-aid.js';
 async function setAppearance(theme) {
   if (theme) localStorage.setItem('appearance', theme);
   else localStorage.removeItem('appearance');
+  render();
   try {
     await setWindowTheme(theme);
   } catch (e) {
-    status(message(e), true);
+    failed('Changing the appearance', e);
   }
 }
 
@@ -56,17 +59,23 @@ const menuActions = {
   about: () => status('dimg — a disk image utility. Opens .dmg, .iso, .toast, .nrg, .bin/.cue, .img, .cdr.'),
 };
 
-/** Whether the shell was last told an image is selected (undefined: not told yet). */
-let toldSelected;
+/** What the shell was last told of the menus (null: nothing yet). */
+let told = null;
 
-/** The Images menu can be chosen while an image is selected: the shell is told when that changes. */
+/** The menus follow the selection: the shell is told whenever what they allow changes. */
 export function renderMenu() {
-  const selected = !!state.selected;
-  if (selected === toldSelected) return;
-  toldSelected = selected;
-  invoke('image_selected', { selected }).catch((e) => status(message(e), true));
+  const now = { enabled: allowed(), appearance: localStorage.getItem('appearance') || 'system' };
+  const said = JSON.stringify(now);
+  if (said === told) return;
+  told = said;
+  window.menuState = now; // what the end-to-end tests compare with the native menu's
+  invoke('menu_state', now).catch((e) => failed('Updating the menus', e));
 }
 
+/** A menu item chosen: done only if the selection still allows it (a key may outrun the menu). */
 export function listenToMenu() {
-  listen('menu', (e) => menuActions[e.payload]?.());
+  listen('menu', (e) => {
+    if (allowed()[e.payload] === false) return;
+    menuActions[e.payload]?.();
+  });
 }

@@ -1,6 +1,7 @@
 // Mounted images: what the kernel has mounted (by this window or by `dimg attach`), Mount,
 // Mount Read-Only and Eject.
 import { invoke, message } from './api.js';
+import { alertSheet, failed } from './sheets/alert.js';
 import { $, status } from './dom.js';
 import { baseName } from './format.js';
 import { state, render, refresh } from './state.js';
@@ -31,24 +32,29 @@ export function watchMounts() {
 
 /**
  * Mount: the selected image's volumes, read/write where the image and their file system allow,
- * or (`readOnly`) never written. The status line says where, after `told` (what came before).
+ * or (`readOnly`) never written. Answers where they are mounted, in a sentence (null when they
+ * are not: the alert says why).
  */
-export async function mount(readOnly = false, told = '') {
+export async function mount(readOnly = false) {
   const image = state.selected;
-  if (!image || attachmentOf(image)) return;
+  if (!image || attachmentOf(image)) return null;
   const name = baseName(image.info.path);
   $('mount').disabled = true;
-  status(`${told} Mounting ${name}…`.trim());
+  status(`Mounting “${name}”…`);
+  let said = null;
   try {
     const a = await invoke('mount_image', { path: image.info.path, readOnly });
     image.realPath = a.image;
     const how = a.writable ? '' : ' read-only';
-    status(`${told} ${name} mounted${how} at ${a.mounts.map((m) => m.mount_point).join(', ')}.`.trim());
+    said = `“${name}” mounted${how} at ${a.mounts.map((m) => m.mount_point).join(', ')}.`;
+    status(said);
   } catch (e) {
-    status(message(e), true);
+    status('');
+    failed(`Mounting “${name}”`, e);
   }
   await refreshAttached();
   render();
+  return said;
 }
 
 /**
@@ -66,7 +72,8 @@ export async function eject() {
     await invoke('eject_image', { path: a.image });
     status(a.writable ? `“${name}” ejected: every change is written, and it can be safely unplugged.` : `${name} ejected.`);
   } catch (e) {
-    status(`“${name}” is still mounted, and nothing written to it is lost: ${message(e)}`, true);
+    status('');
+    alertSheet(`“${name}” is still mounted, and nothing written to it is lost`, message(e));
   }
   await refreshAttached();
   render();

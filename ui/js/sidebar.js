@@ -1,10 +1,13 @@
 // The sidebar: the machine's devices, the open images each with its volumes, and its keyboard.
 import { $ } from './dom.js';
-import { scaled, bytes, baseName } from './format.js';
+import { scaled, baseName } from './format.js';
 import { state } from './state.js';
-import { mountPointOf, mountedReadOnly } from './mounts.js';
+import { invoke } from './api.js';
+import { mount, mountPointOf, mountedReadOnly } from './mounts.js';
+import { failed } from './sheets/alert.js';
 import { selectDevice } from './devices.js';
-import { select, closeSelected, isEncrypted } from './images.js';
+import { select, closeSelected } from './images.js';
+import { isEncrypted } from './can.js';
 
 /**
  * A sidebar row: its name, its detail line, and its icon as Disk Utility draws its kinds
@@ -14,6 +17,7 @@ import { select, closeSelected, isEncrypted } from './images.js';
 function sidebarItem(text, kind, className, selected, onclick, icon) {
   const li = document.createElement('li');
   li.textContent = text;
+  li.title = text; // the whole name, where the row ellipsizes it
   if (kind) {
     const k = document.createElement('span');
     k.className = 'kind';
@@ -42,7 +46,7 @@ function appendMountPoint(item, point, readOnly = false) {
 
 /** A disk (`className` 'device') or one of its partitions. */
 function deviceItem(d, className) {
-  const about = [d.kind, scaled(d.size) || bytes(d.size)];
+  const about = [d.kind, scaled(d.size)];
   if (className === 'device') about.push(d.removable ? 'removable' : 'internal');
   else if (d.file_system) about.splice(0, 1, d.file_system);
   const name = baseName(d.path) + (d.model ? ` — ${d.model}` : '');
@@ -61,13 +65,13 @@ const volumeName = (p, v) => v.name.trim() || (p.name === 'whole disk' ? p.file_
 function volumeDetail(p, v) {
   const system = v.role ? `${p.file_system} ${v.role}` : p.file_system;
   const partition = p.name === 'whole disk' ? 'whole disk' : `partition ${p.index} “${p.name}”`;
-  return [system, partition, scaled(p.size) || bytes(p.size)].join(' · ');
+  return [system, partition, scaled(p.size)].join(' · ');
 }
 
 /** An APFS container's row: its volumes follow it, one level further in. */
 function containerItem(image, p) {
   const path = image.info.path;
-  return sidebarItem('APFS Container', `${p.name} · ${scaled(p.size) || bytes(p.size)}`, 'container', false,
+  return sidebarItem('APFS Container', `${p.name} · ${scaled(p.size)}`, 'container', false,
     () => select(path), 'apfs-container');
 }
 
@@ -93,7 +97,7 @@ function imageItems(image) {
       return item;
     }),
   ]);
-  const row = sidebarItem(baseName(path), `${image.info.format} · ${scaled(image.info.disk_size) || bytes(image.info.disk_size)}`,
+  const row = sidebarItem(baseName(path), `${image.info.format} · ${scaled(image.info.disk_size)}`,
     'image', mine && state.volume === null, () => select(path), 'disk-image');
   if (isEncrypted(image.info)) row.classList.add('encrypted');
   return [row, ...volumes];
@@ -106,8 +110,9 @@ export function renderSidebar() {
 
 /**
  * The keyboard, as in Disk Utility's sidebar: ↑/↓ move through images and volumes, Return opens
- * an image's first volume, Delete closes the selected image, Ctrl/Cmd-I shows its info. Keys
- * typed into a field or a sheet are the field's.
+ * an image's first volume — and on a volume, shows it in the file manager (mounting it first) —,
+ * Delete closes the selected image, Ctrl/Cmd-I shows its info. Keys typed into a field or a
+ * sheet are the field's.
  */
 function onKey(e) {
   if (e.target.closest?.('input, select, textarea') || [...document.querySelectorAll('.sheet')].some((s) => !s.hidden)) return;
@@ -120,6 +125,8 @@ function onKey(e) {
   } else if (e.key === 'Enter' && image && state.volume === null) {
     const next = rows.slice(at + 1).find((li) => !li.classList.contains('container'));
     next?.classList.contains('volume') && next.click();
+  } else if (e.key === 'Enter' && image) {
+    openVolume(image, state.volume);
   } else if ((e.key === 'Delete' || e.key === 'Backspace') && image) {
     closeSelected();
   } else if (e.key.toLowerCase() === 'i' && (e.ctrlKey || e.metaKey) && image) {
@@ -128,6 +135,12 @@ function onKey(e) {
     return;
   }
   e.preventDefault();
+}
+
+/** The volume in the file manager: where it is mounted, mounting the image first if it is not. */
+async function openVolume(image, id) {
+  const point = mountPointOf(image, id) ?? ((await mount()) && mountPointOf(image, id));
+  if (point) invoke('reveal', { path: point }).catch((e) => failed('Opening the volume', e));
 }
 
 export function setUpKeyboard() {

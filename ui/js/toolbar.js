@@ -1,25 +1,70 @@
-// The toolbar: its buttons, enabled for what the selection allows.
+// The toolbar: fixed-width items with an icon and a label, enabled by what the selection allows
+// (the menus' rules); and the window's title, the selected item's name.
 import { $ } from './dom.js';
 import { state } from './state.js';
+import { setWindowTitle } from './api.js';
+import { baseName } from './format.js';
+import { allowed } from './can.js';
 import { attachmentOf, mountOrEject } from './mounts.js';
 import { pick, select, verify } from './images.js';
 import { openNewImage } from './sheets/new-image.js';
 import { openConvert } from './sheets/convert.js';
 import { openBurn } from './sheets/burn.js';
+import { openRestore } from './sheets/restore.js';
+import { openFirstAid } from './sheets/first-aid.js';
+
+/** The selected item's name: a volume's, an image's, a device's; else the app's. */
+function selectedName() {
+  const image = state.selected;
+  if (image && state.volume !== null) {
+    const v = image.info.partitions.flatMap((p) => p.volumes).find((w) => w.id === state.volume);
+    if (v?.name.trim()) return v.name;
+  }
+  if (image) return baseName(image.info.path);
+  if (state.device) return baseName(state.device);
+  return 'dimg';
+}
+
+let title = null;
 
 export function renderToolbar() {
+  const can = allowed();
   const image = state.selected;
-  $('mount').disabled = !image || state.job !== null;
-  $('mount').textContent = image && attachmentOf(image) ? 'Eject' : 'Mount';
-  $('verify').disabled = !image || state.job !== null;
-  $('convert').disabled = !image || state.job !== null;
+  const mounted = !!image && !!attachmentOf(image);
+  $('new-image').disabled = !can['new-blank'];
+  $('open').disabled = !can.open;
+  $('first-aid').disabled = !can['first-aid'];
+  $('restore').disabled = !can.restore;
+  $('mount').disabled = mounted ? !can.eject : !can.mount;
+  $('mount').querySelector('.label').textContent = mounted ? 'Eject' : 'Mount';
+  $('mount').dataset.icon = mounted ? 'eject' : 'mount';
+  $('mount').title = mounted ? 'Eject the image: unmount its volumes (a writable one\'s changes are written first)'
+    : 'Mount the image\'s volumes where the file manager shows them';
   $('show-info').disabled = !image;
-  $('burn').disabled = !image || state.job !== null;
+  $('verify').disabled = !can.verify;
+  $('convert').disabled = !can.convert;
+  $('burn').disabled = !can.burn;
+  const name = selectedName();
+  if (name !== title) {
+    title = name;
+    setWindowTitle(name === 'dimg' ? 'dimg' : `${name} — dimg`).catch(() => {});
+  }
 }
 
 export function setUpToolbar() {
+  // Each button: an icon over its label, both of fixed width, so nothing shifts as labels change.
+  for (const b of document.querySelectorAll('#toolbar button')) {
+    const label = document.createElement('span');
+    label.className = 'label';
+    label.textContent = b.textContent;
+    const icon = document.createElement('span');
+    icon.className = 'icon';
+    b.replaceChildren(icon, label);
+  }
   $('open').onclick = () => pick();
   $('new-image').onclick = () => openNewImage(false);
+  $('first-aid').onclick = openFirstAid;
+  $('restore').onclick = openRestore;
   $('mount').onclick = mountOrEject;
   $('verify').onclick = verify;
   $('convert').onclick = openConvert;

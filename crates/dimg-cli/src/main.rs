@@ -7,7 +7,7 @@ mod output;
 mod progress;
 
 use clap::Parser;
-use dimg::ops::{self, Cancel};
+use dimg::ops::{self, text, Cancel};
 use dimg::Error;
 use std::process::ExitCode;
 use std::sync::Arc;
@@ -234,7 +234,7 @@ fn run(cli: Cli, cancel: &Cancel) -> Result<(), Failure> {
         } => {
             let given = stdin_passphrase(pass)?;
             let info = unlocked(&image, given.as_deref(), |p| ops::info(&image, p))?;
-            Output::from(output).print(&info, output::info_text);
+            Output::from(output).print(&info, text::info);
         }
         Command::Verify {
             image,
@@ -246,7 +246,7 @@ fn run(cli: Cli, cancel: &Cancel) -> Result<(), Failure> {
             let report = with_bar(&image, pass, |p, bar| {
                 ops::verify_volumes(&image, p, repair, bar, cancel)
             })?;
-            Output::from(output).print(&report, output::first_aid_text);
+            Output::from(output).print(&report, text::first_aid);
             let left: usize = report.volumes.iter().map(|v| v.problems.len()).sum();
             if left > 0 {
                 return Err(Failure::Checks(format!(
@@ -262,7 +262,7 @@ fn run(cli: Cli, cancel: &Cancel) -> Result<(), Failure> {
             ..
         } => {
             let report = with_bar(&image, pass, |p, bar| ops::verify(&image, p, bar, cancel))?;
-            Output::from(output).print(&report, output::verify_text);
+            Output::from(output).print(&report, text::verify);
             if !report.ok {
                 let failed: Vec<&str> = report
                     .checks
@@ -288,7 +288,7 @@ fn run(cli: Cli, cancel: &Cancel) -> Result<(), Failure> {
                 Some(shadow) => ops::compact_shadow(&image, p, shadow, cancel),
                 None => ops::compact(&image, p, bar, cancel),
             })?;
-            Output::from(output).print(&report, output::compact_text);
+            Output::from(output).print(&report, text::compact);
         }
         Command::Resize {
             image,
@@ -303,7 +303,7 @@ fn run(cli: Cli, cancel: &Cancel) -> Result<(), Failure> {
                 Some(shadow) => ops::resize_shadow(&image, p, shadow, size, cancel),
                 None => ops::resize(&image, p, size, bar, cancel),
             })?;
-            Output::from(output).print(&report, output::resize_text);
+            Output::from(output).print(&report, text::resize);
         }
         Command::Resize {
             image,
@@ -346,7 +346,7 @@ fn run(cli: Cli, cancel: &Cancel) -> Result<(), Failure> {
                 ops::convert(&image, p, &output, &options, &bar, cancel)
             });
             bar.finish();
-            Output::from(print).print(&report?, output::convert_text);
+            Output::from(print).print(&report?, text::convert);
         }
         Command::Create {
             output,
@@ -388,7 +388,7 @@ fn run(cli: Cli, cancel: &Cancel) -> Result<(), Failure> {
                 }
             };
             bar.finish();
-            Output::from(print).print(&report?, output::convert_text);
+            Output::from(print).print(&report?, text::convert);
         }
         Command::Create {
             output,
@@ -421,7 +421,7 @@ fn run(cli: Cli, cancel: &Cancel) -> Result<(), Failure> {
             let bar = progress::Bar::new();
             let report = ops::create(srcfolder.as_deref(), &output, &options, &bar, cancel);
             bar.finish();
-            Output::from(print).print(&report?.written, output::convert_text);
+            Output::from(print).print(&report?.written, text::convert);
         }
         Command::Burn {
             image,
@@ -447,7 +447,7 @@ fn run(cli: Cli, cancel: &Cancel) -> Result<(), Failure> {
                 ops::burn(&image, p, &options, dry_run, &bar, cancel)
             });
             bar.finish();
-            Output::from(output).print(&report?, output::burn_text);
+            Output::from(output).print(&report?, text::burn);
         }
         Command::List { output } => {
             Output::from(output).print(&dimg::device::list()?, output::devices_text);
@@ -469,7 +469,7 @@ fn run(cli: Cli, cancel: &Cancel) -> Result<(), Failure> {
                 ops::restore(&image, p, &target, !noverify, &bar, cancel)
             });
             bar.finish();
-            Output::from(output).print(&report?, output::restore_text);
+            Output::from(output).print(&report?, text::restore);
         }
         Command::Erase {
             device,
@@ -489,7 +489,7 @@ fn run(cli: Cli, cancel: &Cancel) -> Result<(), Failure> {
             let bar = progress::Bar::new();
             let report = ops::erase(&device, &options, &bar, cancel);
             bar.finish();
-            Output::from(change.output).print(&report?, output::erase_text);
+            Output::from(change.output).print(&report?, text::erase);
         }
         Command::Partition { device, action } => {
             let bar = progress::Bar::new();
@@ -514,7 +514,7 @@ fn run(cli: Cli, cancel: &Cancel) -> Result<(), Failure> {
                 }
             };
             bar.finish();
-            Output::from(change.output).print(&report?, output::partition_text);
+            Output::from(change.output).print(&report?, text::partition);
         }
         Command::Mount { device, output } => {
             let mounted = dimg::device::mount(&device)?;
@@ -553,7 +553,7 @@ fn run(cli: Cli, cancel: &Cancel) -> Result<(), Failure> {
             let bar = progress::Bar::new();
             let report = ops::create(Some(&source), &output, &options, &bar, cancel);
             bar.finish();
-            Output::from(print).print(&report?.written, output::convert_text);
+            Output::from(print).print(&report?.written, text::convert);
         }
         Command::Chpass {
             image,
@@ -658,7 +658,7 @@ fn run(cli: Cli, cancel: &Cancel) -> Result<(), Failure> {
                     cancel,
                 ),
             })?;
-            Output::from(print).print(&report, output::extract_text);
+            Output::from(print).print(&report, text::extract);
             if !report.unreadable.is_empty() {
                 for what in &report.unreadable {
                     eprintln!("dimg: {}: cannot read {what}", image.display());

@@ -1,9 +1,9 @@
 //! Browsing an image's volume: listing a folder, and taking items out of it (Export, a
 //! double-click, a drag to the file manager).
 
-use super::jobs::{long_job, Jobs, ProgressEvent};
+use super::jobs::{long_job, Jobs, ProgressEvent, Reported};
 use super::{blocking, CommandError, Unlocked};
-use dimg::ops::{self, Cancel, ExtractReport, Listing, NoProgress, Progress};
+use dimg::ops::{self, text, Cancel, ExtractReport, Listing, NoProgress, Progress};
 use dimg::{Error, Passphrase};
 use serde::Deserialize;
 use std::path::{Path, PathBuf};
@@ -87,9 +87,9 @@ pub async fn export_item(
     on_progress: Channel<ProgressEvent>,
     jobs: State<'_, Jobs>,
     unlocked: State<'_, Unlocked>,
-) -> Result<ExtractReport, CommandError> {
+) -> Result<Reported<ExtractReport>, CommandError> {
     let pass = unlocked.get(&request.source);
-    long_job(&jobs, job, on_progress, move |p, c| {
+    long_job(&jobs, job, on_progress, text::extract, move |p, c| {
         request.extract(pass.as_deref(), &destination, false, p, c)
     })
     .await

@@ -2,9 +2,9 @@
 //! image onto one (restore, burn).
 
 use super::images::ConvertRequest;
-use super::jobs::{long_job, Jobs, ProgressEvent};
+use super::jobs::{long_job, Jobs, ProgressEvent, Reported};
 use super::{blocking, CommandError, Unlocked};
-use dimg::ops::{self, ConvertReport};
+use dimg::ops::{self, text, ConvertReport};
 use std::path::PathBuf;
 use tauri::ipc::Channel;
 use tauri::{AppHandle, Emitter, Runtime, State};
@@ -41,9 +41,9 @@ pub async fn image_device(
     job: u64,
     on_progress: Channel<ProgressEvent>,
     jobs: State<'_, Jobs>,
-) -> Result<ConvertReport, CommandError> {
+) -> Result<Reported<ConvertReport>, CommandError> {
     let (device, output, options) = request.parse()?;
-    long_job(&jobs, job, on_progress, move |p, c| {
+    long_job(&jobs, job, on_progress, text::convert, move |p, c| {
         ops::image_device(&device, &output, &options, false, p, c)
     })
     .await
@@ -60,9 +60,9 @@ pub async fn restore_image(
     on_progress: Channel<ProgressEvent>,
     jobs: State<'_, Jobs>,
     unlocked: State<'_, Unlocked>,
-) -> Result<ops::RestoreReport, CommandError> {
+) -> Result<Reported<ops::RestoreReport>, CommandError> {
     let pass = unlocked.get(&path);
-    long_job(&jobs, job, on_progress, move |p, c| {
+    long_job(&jobs, job, on_progress, text::restore, move |p, c| {
         ops::restore(&path, pass.as_deref(), &target, verify, p, c)
     })
     .await
@@ -77,9 +77,9 @@ pub async fn burn_image(
     on_progress: Channel<ProgressEvent>,
     jobs: State<'_, Jobs>,
     unlocked: State<'_, Unlocked>,
-) -> Result<ops::BurnReport, CommandError> {
+) -> Result<Reported<ops::BurnReport>, CommandError> {
     let pass = unlocked.get(&path);
-    long_job(&jobs, job, on_progress, move |p, c| {
+    long_job(&jobs, job, on_progress, text::burn, move |p, c| {
         ops::burn(&path, pass.as_deref(), &options, false, p, c)
     })
     .await

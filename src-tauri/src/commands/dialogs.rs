@@ -129,3 +129,14 @@ async fn native_dialog(
         .map(|p| p.into_path().map_err(|e| e.to_string()))
         .transpose()
 }
+
+/// Where a new image is saved unless the user says otherwise, as Disk Utility suggests: the
+/// Desktop folder, else (none on this machine) the home folder.
+#[tauri::command]
+pub fn default_folder(app: AppHandle) -> Result<PathBuf, String> {
+    let paths = app.path();
+    match paths.desktop_dir() {
+        Ok(desktop) if desktop.is_dir() => Ok(desktop),
+        _ => paths.home_dir().map_err(|e| e.to_string()),
+    }
+}

@@ -1,13 +1,13 @@
 //! An image's own commands: opening it (with the keychain's help), its password, and the jobs
 //! that make or rewrite a whole image: verify, First Aid, resize, compact, convert, create.
 
-use super::jobs::{long_job, Jobs, ProgressEvent};
+use super::jobs::{long_job, Jobs, ProgressEvent, Reported};
 use super::mount::refuse_while_attached;
 use super::{blocking, CommandError, Unlocked};
 use crate::keychain;
 use dimg::ops::{
-    self, request, CompactReport, ConvertOptions, ConvertReport, FirstAidReport, ImageInfo, Limits,
-    ResizeReport, VerifyReport,
+    self, request, text, CompactReport, ConvertOptions, ConvertReport, FirstAidReport, ImageInfo,
+    Limits, ResizeReport, VerifyReport,
 };
 use dimg::Passphrase;
 use serde::{Deserialize, Serialize};
@@ -96,9 +96,9 @@ pub async fn verify_image(
     on_progress: Channel<ProgressEvent>,
     jobs: State<'_, Jobs>,
     unlocked: State<'_, Unlocked>,
-) -> Result<VerifyReport, CommandError> {
+) -> Result<Reported<VerifyReport>, CommandError> {
     let pass = unlocked.get(&path);
-    long_job(&jobs, job, on_progress, move |p, c| {
+    long_job(&jobs, job, on_progress, text::verify, move |p, c| {
         ops::verify(&path, pass.as_deref(), p, c)
     })
     .await
@@ -114,12 +114,12 @@ pub async fn first_aid(
     on_progress: Channel<ProgressEvent>,
     jobs: State<'_, Jobs>,
     unlocked: State<'_, Unlocked>,
-) -> Result<FirstAidReport, CommandError> {
+) -> Result<Reported<FirstAidReport>, CommandError> {
     if repair {
         refuse_while_attached(&path, "repairing")?;
     }
     let pass = unlocked.get(&path);
-    long_job(&jobs, job, on_progress, move |p, c| {
+    long_job(&jobs, job, on_progress, text::first_aid, move |p, c| {
         ops::verify_volumes(&path, pass.as_deref(), repair, p, c)
     })
     .await
@@ -144,10 +144,10 @@ pub async fn resize_image(
     on_progress: Channel<ProgressEvent>,
     jobs: State<'_, Jobs>,
     unlocked: State<'_, Unlocked>,
-) -> Result<ResizeReport, CommandError> {
+) -> Result<Reported<ResizeReport>, CommandError> {
     refuse_while_attached(&path, "resizing")?;
     let pass = unlocked.get(&path);
-    long_job(&jobs, job, on_progress, move |p, c| {
+    long_job(&jobs, job, on_progress, text::resize, move |p, c| {
         ops::resize(&path, pass.as_deref(), size, p, c)
     })
     .await
@@ -161,10 +161,10 @@ pub async fn compact_image(
     on_progress: Channel<ProgressEvent>,
     jobs: State<'_, Jobs>,
     unlocked: State<'_, Unlocked>,
-) -> Result<CompactReport, CommandError> {
+) -> Result<Reported<CompactReport>, CommandError> {
     refuse_while_attached(&path, "compacting")?;
     let pass = unlocked.get(&path);
-    long_job(&jobs, job, on_progress, move |p, c| {
+    long_job(&jobs, job, on_progress, text::compact, move |p, c| {
         ops::compact(&path, pass.as_deref(), p, c)
     })
     .await
@@ -217,10 +217,10 @@ pub async fn convert_image(
     on_progress: Channel<ProgressEvent>,
     jobs: State<'_, Jobs>,
     unlocked: State<'_, Unlocked>,
-) -> Result<ConvertReport, CommandError> {
+) -> Result<Reported<ConvertReport>, CommandError> {
     let pass = unlocked.get(&request.source);
     let (source, output, options) = request.parse()?;
-    long_job(&jobs, job, on_progress, move |p, c| {
+    long_job(&jobs, job, on_progress, text::convert, move |p, c| {
         ops::convert(&source, pass.as_deref(), &output, &options, p, c)
     })
     .await
@@ -250,7 +250,7 @@ pub async fn create_image(
     job: u64,
     on_progress: Channel<ProgressEvent>,
     jobs: State<'_, Jobs>,
-) -> Result<ops::CreateReport, CommandError> {
+) -> Result<Reported<ops::CreateReport>, CommandError> {
     let options = ops::CreateOptions {
         output: request.write.options()?,
         file_system: request.file_system.parse()?,
@@ -259,8 +259,12 @@ pub async fn create_image(
         layout: Some(request::layout(&request.layout)?),
     };
     let (folder, target) = (request.folder, request.output);
-    long_job(&jobs, job, on_progress, move |p, c| {
-        ops::create(folder.as_deref(), &target, &options, p, c)
-    })
+    long_job(
+        &jobs,
+        job,
+        on_progress,
+        |r: &ops::CreateReport| text::convert(&r.written),
+        move |p, c| ops::create(folder.as_deref(), &target, &options, p, c),
+    )
     .await
 }

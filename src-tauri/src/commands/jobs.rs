@@ -80,17 +80,29 @@ impl Progress for ChannelProgress {
     }
 }
 
+/// A finished job's report, and what it says to a person as `dimg` prints it: the sheet's Show
+/// Details.
+#[derive(Serialize)]
+pub struct Reported<T> {
+    report: T,
+    text: String,
+}
+
 /// Runs a long engine job with progress streamed to the page and a cancel token the page can
-/// trip through `cancel_job(id)`.
+/// trip through `cancel_job(id)`; its report comes back with its `text`.
 pub(super) async fn long_job<T: Send + 'static>(
     jobs: &Jobs,
     id: u64,
     channel: Channel<ProgressEvent>,
+    text: fn(&T) -> String,
     work: impl FnOnce(&dyn Progress, &Cancel) -> dimg::Result<T> + Send + 'static,
-) -> Result<T, CommandError> {
+) -> Result<Reported<T>, CommandError> {
     let cancel = jobs.start(id);
     let progress = ChannelProgress::new(channel);
     let result = blocking(move || work(&progress, &cancel)).await;
     jobs.finish(id);
-    result
+    result.map(|report| Reported {
+        text: text(&report),
+        report,
+    })
 }

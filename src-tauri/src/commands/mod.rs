@@ -16,10 +16,12 @@ use std::sync::{Arc, Mutex};
 use tauri::{AppHandle, State};
 
 /// What the page gets when a command fails: a kind it can act on (ask for a passphrase, say
-/// "cancelled") and the one-line message.
+/// "cancelled"), the cause in plain words for the sentence a person reads first ("part of its
+/// data is damaged"), and the one-line technical message for Details.
 #[derive(Debug, Serialize)]
 pub struct CommandError {
     kind: &'static str,
+    cause: String,
     message: String,
 }
 
@@ -27,6 +29,7 @@ impl From<String> for CommandError {
     fn from(message: String) -> Self {
         CommandError {
             kind: "error",
+            cause: message.clone(),
             message,
         }
     }
@@ -42,8 +45,47 @@ impl From<Error> for CommandError {
         };
         CommandError {
             kind,
+            cause: cause(&e),
             message: e.to_string(),
         }
+    }
+}
+
+/// Why `e` happened, as the end of a sentence ("… because part of its data is damaged").
+fn cause(e: &Error) -> String {
+    use std::io::ErrorKind;
+    match e {
+        Error::Io { source, .. } => match source.kind() {
+            ErrorKind::InvalidData | ErrorKind::UnexpectedEof => {
+                "part of its data is damaged".into()
+            }
+            ErrorKind::NotFound => "it can't be found".into(),
+            ErrorKind::PermissionDenied => "you don't have permission to use it".into(),
+            ErrorKind::StorageFull => "there is no space left on the disk".into(),
+            ErrorKind::ReadOnlyFilesystem => "it is on a read-only disk".into(),
+            ErrorKind::AlreadyExists => "a file of that name exists already".into(),
+            _ => format!("of an error reading or writing it ({source})"),
+        },
+        Error::Unrecognized { .. } => "it isn't a disk image dimg recognises".into(),
+        Error::Unsupported { format, .. } => {
+            format!("it is in a format dimg can't open yet ({format})")
+        }
+        // Most reasons go on from the file's name ("already exists"); some stand alone.
+        Error::Refused { reason, .. }
+            if matches!(reason.split_whitespace().next(), Some("it" | "its" | "the")) =>
+        {
+            reason.clone()
+        }
+        Error::Refused { path, reason } => {
+            let name = path.file_name().unwrap_or(path.as_os_str());
+            format!("“{}” {reason}", name.to_string_lossy())
+        }
+        Error::PassphraseNeeded { .. } => "it is encrypted and needs its password".into(),
+        Error::WrongPassphrase { .. } => "the password is wrong".into(),
+        Error::Cancelled => String::new(),
+        Error::CancelledPartway { .. } => "the disk now holds part of the image and can't be used \
+             until it is restored or erased"
+            .into(),
     }
 }
 
@@ -79,10 +121,15 @@ impl Unlocked {
     }
 }
 
-/// The page says whether an image is selected, for the menus that act on one.
+/// The page says which menu items its selection allows, and the appearance in force.
 #[tauri::command]
-pub fn image_selected(selected: bool, app: AppHandle) -> Result<(), CommandError> {
-    crate::menu::follow_selection(&app, selected).map_err(|e| CommandError::from(e.to_string()))
+pub fn menu_state(
+    enabled: HashMap<String, bool>,
+    appearance: String,
+    app: AppHandle,
+) -> Result<(), CommandError> {
+    crate::menu::follow_page(&app, &enabled, &appearance)
+        .map_err(|e| CommandError::from(e.to_string()))
 }
 
 /// The page's first frames: the window drawn, an image's info shown. With `DIMG_APP_TIMING` set

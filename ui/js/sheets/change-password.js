@@ -1,9 +1,10 @@
 // Images › Change Password…, for an encrypted image: old password, new one typed twice.
 import { invoke, message } from '../api.js';
 import { $, status } from '../dom.js';
+import { alertSheet } from './alert.js';
 import { baseName } from '../format.js';
 import { state } from '../state.js';
-import { isEncrypted } from '../images.js';
+import { isEncrypted } from '../can.js';
 import { closeWithCancel } from './fields.js';
 
 const FIELDS = ['chpass-old', 'chpass-new', 'chpass-new2'];
@@ -12,7 +13,7 @@ export function openChangePassword() {
   const image = state.selected;
   if (!image || state.job !== null) return;
   if (!isEncrypted(image.info)) {
-    status(`${baseName(image.info.path)} is not encrypted: it has no password to change.`, true);
+    alertSheet(`“${baseName(image.info.path)}” is not encrypted: it has no password to change.`);
     return;
   }
   $('chpass-name').textContent = baseName(image.info.path);

@@ -1,7 +1,8 @@
 // What several sheets share: Cancel, a destination with its Choose… button, encryption with its
 // passwords, where the keychain keeps one.
-import { invoke, message } from '../api.js';
-import { $, status } from '../dom.js';
+import { invoke } from '../api.js';
+import { $ } from '../dom.js';
+import { failed } from './alert.js';
 
 /** The `name` sheet's Cancel button hides it. */
 export function closeWithCancel(name) {
@@ -14,7 +15,7 @@ export async function pickDestinationInto(field, title, fallback = '') {
     const path = await invoke('pick_destination', { suggested: $(field).value || fallback, title });
     if (path) $(field).value = path;
   } catch (e) {
-    status(message(e), true);
+    failed('Choosing where to save', e);
   }
 }
 
@@ -48,4 +49,31 @@ export function clearPasswords(sheet) {
 /** The hint under a "Remember password" box: where the keychain would keep it. */
 export function sayWhereKeychainKeeps(hint) {
   invoke('keychain_store').then((store) => { $(hint).textContent = `Kept in ${store}.`; });
+}
+
+/** The first of `buttons` on screen. */
+const shown = (buttons) => [...buttons].find((b) => b.offsetParent !== null);
+
+/**
+ * Esc cancels the sheet in front and Return presses its default button, as on a Mac (a
+ * destructive button is never the default). Return on a focused button is that button's.
+ */
+export function setUpSheetKeys() {
+  document.addEventListener('keydown', (e) => {
+    const sheet = [...document.querySelectorAll('.sheet')].reverse().find((s) => !s.hidden);
+    if (!sheet) return;
+    let button = null;
+    if (e.key === 'Escape') button = shown(sheet.querySelectorAll('[data-cancel]'));
+    else if (e.key === 'Enter' && !e.target.closest?.('textarea, button, summary')) button = shown(sheet.querySelectorAll('button.default'));
+    if (!button || button.disabled) return;
+    e.preventDefault();
+    button.click();
+  });
+}
+
+/** Where a new image is saved unless the user says otherwise: the Desktop folder (else home). */
+let defaultFolder = null;
+export async function savedInto() {
+  defaultFolder ??= await invoke('default_folder');
+  return defaultFolder.endsWith('/') ? defaultFolder : `${defaultFolder}/`;
 }

@@ -1,13 +1,13 @@
 // Images › First Aid…: the selected image's volumes checked (HFS+, HFSX, FAT), the report in the
 // sheet, and Repair for what remains wrong.
-import { message } from '../api.js';
-import { $, status } from '../dom.js';
-import { baseName } from '../format.js';
+import { $ } from '../dom.js';
+import { baseName, sentence } from '../format.js';
 import { state } from '../state.js';
 import { openPath } from '../images.js';
 import { attachmentOf } from '../mounts.js';
-import { longJob, runJob } from './progress.js';
+import { runJob } from './progress.js';
 import { closeWithCancel } from './fields.js';
+import { causeOf } from './alert.js';
 
 /** The image the sheet reports on. */
 let checked = null;
@@ -72,8 +72,23 @@ export async function openFirstAid() {
   if (!image || state.job !== null) return;
   checked = image.info.path;
   $('first-aid-name').textContent = `“${baseName(checked)}”`;
-  const report = await longJob('First Aid', 'Checking', 'first_aid', { path: checked, repair: false });
-  if (report) showReport(report, false);
+  try {
+    const { report } = await runJob('Checking', 'first_aid', { path: checked, repair: false });
+    showReport(report, false);
+  } catch (e) {
+    showFailure(e, false);
+  }
+}
+
+/** The engine's refusal (a compressed or read-only image), or a cancel: said in the sheet. */
+function showFailure(e, repairing) {
+  const cancelled = e?.kind === 'cancelled';
+  $('first-aid-volumes').replaceChildren();
+  $('first-aid-summary').textContent = '';
+  $('first-aid-error').textContent = cancelled ? `${repairing ? 'Repair' : 'First Aid'} cancelled.` : sentence(causeOf(e));
+  $('first-aid-repair').hidden = !repairing;
+  $('first-aid-repair').disabled = !cancelled;
+  $('first-aid-sheet').hidden = false;
 }
 
 /** Repair: the safe repairs made; the report then says what changed and what is left. */
@@ -81,19 +96,12 @@ async function repair(event) {
   event.preventDefault();
   $('first-aid-sheet').hidden = true;
   try {
-    const report = await runJob('Repairing', 'first_aid', { path: checked, repair: true });
-    if (sum(report, 'repaired')) {
-      // The volume's space and counts may have changed.
-      await openPath(checked);
-      status(`First Aid repaired ${baseName(checked)}.`);
-    }
+    const { report } = await runJob('Repairing', 'first_aid', { path: checked, repair: true });
+    // The volume's space and counts may have changed.
+    if (sum(report, 'repaired')) await openPath(checked);
     showReport(report, true);
   } catch (e) {
-    // The engine's refusal (a compressed or read-only image), or a cancel: said in the sheet.
-    const cancelled = e?.kind === 'cancelled';
-    $('first-aid-error').textContent = cancelled ? 'Repair cancelled.' : message(e);
-    $('first-aid-repair').disabled = !cancelled;
-    $('first-aid-sheet').hidden = false;
+    showFailure(e, true);
   }
 }
 

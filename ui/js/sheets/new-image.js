@@ -1,27 +1,39 @@
 // File › New Image: a blank image, or one made from a folder, in the New Image sheet; mounted
 // after it is made unless asked not to, so that a new vault is one sheet and one click away.
-import { invoke, message } from '../api.js';
-import { $, status } from '../dom.js';
-import { bytes, baseName, stem, extensionOf } from '../format.js';
+import { invoke } from '../api.js';
+import { $ } from '../dom.js';
+import { bytes, baseName, stem, extensionOf, typedSize } from '../format.js';
 import { state } from '../state.js';
 import { openPath } from '../images.js';
 import { mount } from '../mounts.js';
 import { longJob } from './progress.js';
 import {
   closeWithCancel, pickDestinationInto, passwordsFollowEncryption, resetEncryption, encryptionChoice, clearPasswords,
-  sayWhereKeychainKeeps,
+  sayWhereKeychainKeeps, savedInto,
 } from './fields.js';
+import { failed } from './alert.js';
+
+/** The Save As the sheet suggested; replaced by a folder's name until the user changes it. */
+let suggested = '';
 
 /** `fromFolder` picks the Image from Folder flavour of the sheet. */
-export function openNewImage(fromFolder) {
+export async function openNewImage(fromFolder) {
   if (state.job !== null) return;
   const sheet = $('new-sheet');
   sheet.dataset.mode = fromFolder ? 'folder' : 'blank';
   $('new-title').textContent = fromFolder ? 'New Image from Folder' : 'New Blank Image';
   $('new-folder-row').hidden = !fromFolder;
-  $('new-size-row').hidden = fromFolder;
   $('new-format').value = fromFolder ? 'UDZO' : 'UDRW';
-  $('new-size-unit').value = '20';
+  $('new-size').value = '100';
+  $('new-size-unit').value = '6';
+  $('new-floppy').value = '1474560';
+  floppyChosen();
+  $('new-folder').value = '';
+  $('new-name').value = 'untitled';
+  $('new-overwrite').checked = false;
+  // Each sheet opens fresh: "untitled" in the Desktop folder, as Disk Utility suggests.
+  suggested = `${await savedInto()}untitled.${extensionOf($('new-format').value)}`;
+  $('new-output').value = suggested;
   // A floppy is made blank; from a folder, an image is sized by it.
   $('new-format').querySelector('[value=DC42]').hidden = fromFolder;
   for (const o of $('new-fs').options) o.hidden = o.dataset.only && o.dataset.only !== sheet.dataset.mode;
@@ -33,8 +45,8 @@ export function openNewImage(fromFolder) {
   sayWhereKeychainKeeps('new-store');
   $('new-mount').checked = true;
   $('new-error').textContent = '';
-  if (!$('new-name').value) $('new-name').value = 'untitled';
   sheet.hidden = false;
+  (fromFolder ? $('new-folder-choose') : $('new-name')).focus();
 }
 
 /** What is wrong with the sheet's answers, or null. */
@@ -50,11 +62,10 @@ function newImageProblem(r) {
 async function createImage(event) {
   event.preventDefault();
   const fromFolder = $('new-sheet').dataset.mode === 'folder';
-  const sizeText = $('new-size').value.trim();
   const request = {
     folder: fromFolder ? $('new-folder').value : null,
     output: $('new-output').value,
-    size: fromFolder ? null : (/^\d+(\.\d+)?$/.test(sizeText) ? Math.round(Number(sizeText) * 2 ** Number($('new-size-unit').value)) : -1),
+    size: fromFolder ? null : blankSize(),
     file_system: $('new-fs').value,
     volume_name: $('new-name').value,
     layout: $('new-layout').value,
@@ -73,14 +84,16 @@ async function createImage(event) {
   const mountAfter = $('new-mount').checked;
   clearPasswords('new');
   $('new-sheet').hidden = true;
-  const report = await longJob('New Image', 'Creating', 'create_image', { request }, baseName(request.output));
-  if (!report) return;
-  if (await openPath(report.output, request.passphrase, remember)) return;
-  // What the keychain said, if it was asked to remember the password.
-  const told = [`Created ${baseName(report.output)}: ${report.entries} files and folders, ${bytes(report.output_size)}.`, state.selected.keychain]
-    .filter(Boolean).join(' ');
-  if (mountAfter) await mount(false, told);
-  else status(told);
+  await longJob({
+    name: 'New Image', phase: 'Creating', command: 'create_image', args: { request }, label: `“${baseName(request.output)}”`,
+    done: async (report) => {
+      const made = `Created “${baseName(report.output)}”: ${report.entries} files and folders, ${bytes(report.output_size)}.`;
+      if (await openPath(report.output, request.passphrase, remember)) return made;
+      // What the keychain said, if it was asked to remember the password; where it is mounted.
+      const mounted = mountAfter ? await mount() : null;
+      return [made, state.selected.keychain, mounted].filter(Boolean).join(' ');
+    },
+  });
 }
 
 /** The sheet names its output by the format chosen, as Convert does: the extension follows. */
@@ -89,7 +102,9 @@ function renameForFormat() {
   if (!out) return;
   const format = $('new-format').value;
   const wanted = format === 'UDTO' && ['ISO', 'HYBRID'].includes($('new-fs').value) ? 'iso' : extensionOf(format);
-  $('new-output').value = `${stem(out)}.${wanted}`;
+  const renamed = `${stem(out)}.${wanted}`;
+  if (out === suggested) suggested = renamed;
+  $('new-output').value = renamed;
 }
 
 /** A CD/DVD file system comes as a DVD/CD master with no partition map. */
@@ -98,15 +113,23 @@ function fileSystemChosen() {
   renameForFormat();
 }
 
+/** A blank image's size: a floppy's (Disk Copy 4.2), else the size typed. */
+function blankSize() {
+  if ($('new-format').value === 'DC42') return Number($('new-floppy').value);
+  return typedSize($('new-size').value, $('new-size-unit').value);
+}
+
+/** A Disk Copy 4.2 image is a floppy: its size is one of the floppies', not typed. */
+function floppyChosen() {
+  const floppy = $('new-format').value === 'DC42' && $('new-sheet').dataset.mode === 'blank';
+  $('new-floppy-row').hidden = !floppy;
+  $('new-size-row').hidden = floppy || $('new-sheet').dataset.mode === 'folder';
+}
+
 function formatChosen() {
-  // A Disk Copy 4.2 image is a floppy: no partition map, a floppy's size (1440K unless given one).
-  if ($('new-format').value === 'DC42') {
-    $('new-layout').value = 'NONE';
-    if (!['400', '720', '800', '1440'].includes($('new-size').value) || $('new-size-unit').value !== '10') {
-      $('new-size').value = '1440';
-      $('new-size-unit').value = '10';
-    }
-  }
+  // A Disk Copy 4.2 image is a floppy: no partition map.
+  floppyChosen();
+  if ($('new-format').value === 'DC42') $('new-layout').value = 'NONE';
   renameForFormat();
 }
 
@@ -117,9 +140,13 @@ async function chooseFolder() {
     if (!folder) return;
     $('new-folder').value = folder;
     $('new-name').value = baseName(folder);
-    if (!$('new-output').value) $('new-output').value = `${folder}.dmg`;
+    // Named after the folder, unless the user chose the name already.
+    if ($('new-output').value === suggested) {
+      suggested = `${await savedInto()}${baseName(folder)}.${extensionOf($('new-format').value)}`;
+      $('new-output').value = suggested;
+    }
   } catch (e) {
-    status(message(e), true);
+    failed('Choosing the folder', e);
   }
 }
 
@@ -130,5 +157,5 @@ export function setUpNewImageSheet() {
   $('new-fs').onchange = fileSystemChosen;
   $('new-format').onchange = formatChosen;
   $('new-folder-choose').onclick = chooseFolder;
-  $('new-output-choose').onclick = () => pickDestinationInto('new-output', 'Save New Image As', 'untitled.dmg');
+  $('new-output-choose').onclick = () => pickDestinationInto('new-output', 'Save New Image As');
 }

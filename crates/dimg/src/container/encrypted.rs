@@ -431,6 +431,12 @@ impl BandKey {
     }
 }
 
+impl BandKey {
+    pub(crate) fn key_bits(&self) -> u32 {
+        self.header.key_bits
+    }
+}
+
 impl BandCipher for BandKey {
     fn block(&self) -> u64 {
         self.header.block_size
@@ -574,6 +580,10 @@ fn wrap_plaintext(
 impl Container for Encrypted {
     fn disk(&self) -> Arc<dyn ReadAt> {
         self.inner.disk()
+    }
+
+    fn key_bits(&self) -> Option<u32> {
+        Some(self.header.key_bits)
     }
 
     fn facts(&self) -> Vec<Fact> {

@@ -121,6 +121,11 @@ pub trait Container: Send + Sync {
     fn band_size(&self) -> Option<u64> {
         None
     }
+    /// The AES key size (128 or 256) of an encrypted image: its own header's or, for a sparse
+    /// bundle, its token's.
+    fn key_bits(&self) -> Option<u32> {
+        None
+    }
     /// Whether the image keeps its disk as it is, to be changed (UDRW, sparse images and
     /// bundles), rather than compressed or sealed read-only.
     fn read_write(&self) -> bool {

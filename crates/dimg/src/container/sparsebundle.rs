@@ -124,6 +124,9 @@ impl Container for SparseBundle {
         self.writable.then(|| self.disk.clone() as Arc<dyn WriteAt>)
     }
 
+    fn key_bits(&self) -> Option<u32> {
+        self.key.as_ref().map(|k| k.key_bits())
+    }
     fn facts(&self) -> Vec<Fact> {
         let (bands, bytes) = self.disk.stored();
         let mut facts = vec![

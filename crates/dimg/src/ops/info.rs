@@ -27,6 +27,21 @@ pub struct ImageInfo {
     pub partition_scheme: &'static str,
     pub partitions: Vec<PartitionInfo>,
     pub facts: Vec<Fact>,
+    /// "AES-128" or "AES-256" for an encrypted image (a sparse bundle: by its token).
+    pub encryption: Option<String>,
+    /// What can be done to it as it is: the menus offer these and no others.
+    pub abilities: Abilities,
+}
+
+/// What an image allows without converting it first.
+#[derive(Debug, Serialize)]
+pub struct Abilities {
+    /// Its disk is kept as it is, so it may be attached read/write (UDRW, sparse, raw).
+    pub read_write: bool,
+    /// `resize` takes it (an unencrypted UDRW image, sparse image or bundle).
+    pub resize: bool,
+    /// `compact` takes it (a sparse image or bundle).
+    pub compact: bool,
 }
 
 #[derive(Debug, Serialize)]
@@ -123,6 +138,16 @@ pub fn info(path: &Path, passphrase: Option<&Passphrase>) -> Result<ImageInfo> {
         partition_scheme,
         partitions,
         facts,
+        encryption: opened
+            .container
+            .key_bits()
+            .map(|bits| format!("AES-{bits}")),
+        abilities: Abilities {
+            read_write: opened.container.read_write(),
+            resize: super::resize::resized_format(opened.format, opened.container.read_write())
+                .is_ok(),
+            compact: opened.container.band_size().is_some(),
+        },
     })
 }
 

@@ -19,6 +19,7 @@ pub mod request;
 mod resize;
 mod restore;
 mod sparse;
+pub mod text;
 mod verify;
 
 pub use crate::container::Check;
@@ -34,7 +35,7 @@ pub use create::{create, CreateOptions, CreateReport, FileSystem};
 pub use encryption::{chpass, identity, is_encrypted};
 pub use erase::{erase, EraseOptions, EraseReport, Scheme, VolumeFormat};
 pub use image_device::{image_device, image_partition};
-pub use info::{info, ImageInfo, PartitionInfo, VolumeInfo};
+pub use info::{info, Abilities, ImageInfo, PartitionInfo, VolumeInfo};
 pub use job::{Cancel, NoProgress, Progress};
 pub use partition::{add_partition, delete_partition, resize_partition, PartitionReport};
 pub use resize::{limits, limits_shadow, resize, resize_shadow, Limits, ResizeReport};

@@ -159,28 +159,34 @@ fn open(path: &Path, passphrase: Option<&Passphrase>) -> Result<(Written, Arc<dy
         path: path.into(),
         reason,
     };
-    if !opened.container.read_write() {
-        return Err(refuse(format!(
-            "is a compressed or read-only {}: convert it to a read/write format first \
-             (UDRW, UDSP or UDSB)",
-            opened.format
-        )));
-    }
-    let format = match opened.format {
-        "Apple UDIF disk image" => OutputFormat::Udrw,
-        "Apple sparse disk image" => OutputFormat::Udsp,
-        f if f == container::sparsebundle::FORMAT => OutputFormat::Udsb,
-        other => {
-            return Err(refuse(format!(
-                "is an {other}: dimg resizes unencrypted UDRW images, sparse images and bundles"
-            )))
-        }
-    };
+    let format = resized_format(opened.format, opened.container.read_write()).map_err(refuse)?;
     let written = Written {
         format,
         band: opened.container.band_size(),
     };
     Ok((written, opened.container.disk()))
+}
+
+/// The format an image of `format` is written again in when resized: its own, for the images
+/// dimg resizes (unencrypted UDRW images, sparse images and bundles); else why not.
+pub(crate) fn resized_format(
+    format: &'static str,
+    read_write: bool,
+) -> std::result::Result<OutputFormat, String> {
+    if !read_write {
+        return Err(format!(
+            "is a compressed or read-only {format}: convert it to a read/write format first \
+             (UDRW, UDSP or UDSB)"
+        ));
+    }
+    match format {
+        "Apple UDIF disk image" => Ok(OutputFormat::Udrw),
+        "Apple sparse disk image" => Ok(OutputFormat::Udsp),
+        f if f == container::sparsebundle::FORMAT => Ok(OutputFormat::Udsb),
+        other => Err(format!(
+            "is an {other}: dimg resizes unencrypted UDRW images, sparse images and bundles"
+        )),
+    }
 }
 
 /// How a resized image is written: its own format, a sparse one with its own band size.
