@@ -1023,6 +1023,7 @@ fn devices(app: &Session, dir: &std::path::Path) {
         "the image holds the device's bytes"
     );
     restore_and_burn(app, dir, &stick.0);
+    erase_and_partition(app, &stick.0);
     drop(stick);
     app.wait_script(
         "the detached device to leave the sidebar",
@@ -1031,6 +1032,170 @@ fn devices(app: &Session, dir: &std::path::Path) {
                .some((li) => li.firstChild.textContent === '{name}');"
         ),
     );
+}
+
+/// Clicks the row of `path` under Devices (a disk or a partition), once it is listed.
+fn select_device(app: &Session, path: &Path) {
+    let name = path.file_name().unwrap().to_string_lossy();
+    app.wait_script(
+        &format!("{name} under Devices"),
+        &format!(
+            "const row = [...document.querySelectorAll('#devices li')]
+               .find((li) => li.firstChild.textContent === '{name}');
+             if (row) row.click();
+             return !!row && state.device === '{}';",
+            path.display()
+        ),
+    );
+}
+
+/// The device side, as Disk Utility's (#39), on the loop device: the running system's disk
+/// cannot be erased or partitioned; Erase makes the disk a GPT with one ext4 volume (e2fsck
+/// finds it clean), its button naming the disk and Cancel the default; Mount and Unmount go
+/// through udisks2 (/proc/mounts agrees); Partition deletes that partition (its button naming
+/// it) and adds one of 8 MB with an MS-DOS (FAT) volume (sgdisk -v and fsck.fat agree).
+fn erase_and_partition(app: &Session, device: &Path) {
+    let system = app.script(
+        "return state.devices.find((d) => [d, ...d.partitions].some((x) => x.mount_points.includes('/')))?.path ?? null;",
+        json!([]),
+    );
+    if let Some(system) = system.as_str() {
+        select_device(app, Path::new(system));
+        let menus = app.script("return window.menuState.enabled;", json!([]));
+        assert_eq!(
+            [&menus["erase"], &menus["partition"]],
+            [&json!(false), &json!(false)],
+            "{menus}"
+        );
+    }
+    select_device(app, device);
+    app.click("#erase");
+    app.wait_script(
+        "the Erase sheet",
+        "return !document.getElementById('erase-sheet').hidden;",
+    );
+    // Esc cancels it, as every sheet.
+    app.press(&["\u{E00C}"]);
+    app.wait_script(
+        "Esc to close the Erase sheet",
+        "return document.getElementById('erase-sheet').hidden;",
+    );
+    app.click("#erase");
+    app.wait_script(
+        "the Erase sheet again",
+        "return !document.getElementById('erase-sheet').hidden;",
+    );
+    let name = device.file_name().unwrap().to_string_lossy();
+    assert_eq!(app.text("#erase-start"), format!("Erase “{name}”"));
+    assert_eq!(
+        app.script(
+            "return [...document.querySelectorAll('#erase-sheet button.default')].map((b) => b.id);",
+            json!([])
+        ),
+        json!(["erase-close"]),
+        "Return cancels an erase"
+    );
+    fill(
+        app,
+        json!({ "erase-volume-name": "ERASED", "erase-format": "ext4", "erase-scheme": "GPT" }),
+    );
+    shots(app, "erase-sheet");
+    app.click("#erase-start");
+    let (outcome, report) = job_outcome(app);
+    assert!(
+        outcome.contains(" erased: a new ext4 volume “ERASED”"),
+        "{outcome}"
+    );
+    let volume = PathBuf::from(reported(&report, "Volume"));
+    judged_clean("e2fsck", &["-fn"], &volume);
+    judged_clean("sgdisk", &["-v"], device);
+
+    // Mount and Unmount, through udisks2.
+    select_device(app, &volume);
+    app.wait_text("#mount", |t| t == "Mount");
+    app.click("#mount");
+    let said = app.wait_text("#status", |t| t.starts_with("Mounted "));
+    let point = said
+        .rsplit(" at ")
+        .next()
+        .unwrap()
+        .trim_end_matches('.')
+        .to_string();
+    let mounted = || {
+        fs::read_to_string("/proc/mounts")
+            .unwrap()
+            .lines()
+            .any(|l| l.split(' ').nth(1) == Some(point.as_str()))
+    };
+    assert!(mounted(), "{point} not in /proc/mounts");
+    app.wait_text("#mount", |t| t == "Unmount");
+    app.click("#mount");
+    app.wait_text("#status", |t| t.starts_with("Unmounted "));
+    assert!(!mounted(), "{point} still mounted");
+
+    // Partition: the volume's partition deleted, then one of 8 MB added with a FAT volume.
+    app.wait_text("#mount", |t| t == "Mount");
+    app.click("#partition");
+    app.wait_script(
+        "the Partition sheet",
+        "return !document.getElementById('partition-sheet').hidden;",
+    );
+    app.press(&["\u{E00C}"]);
+    app.wait_script(
+        "Esc to close the Partition sheet",
+        "return document.getElementById('partition-sheet').hidden;",
+    );
+    app.click("#partition");
+    app.wait_script(
+        "the Partition sheet again",
+        "return !document.getElementById('partition-sheet').hidden;",
+    );
+    fill(app, json!({ "partition-action": "delete" }));
+    let part = volume.file_name().unwrap().to_string_lossy();
+    assert_eq!(app.text("#partition-start"), format!("Delete “{part}”"));
+    app.click("#partition-start");
+    assert!(job_outcome(app).0.contains(" deleted: "));
+    select_device(app, device);
+    app.click("#partition");
+    app.wait_script(
+        "the Partition sheet for the disk",
+        "return !document.getElementById('partition-sheet').hidden;",
+    );
+    fill(
+        app,
+        json!({ "partition-size": "8", "partition-format": "MS-DOS", "partition-volume-name": "ADDED" }),
+    );
+    app.click("#partition-start");
+    let (outcome, report) = job_outcome(app);
+    assert!(outcome.contains(" added: "), "{outcome}");
+    // 8 MB, rounded up to whole MiB as udisks2 aligns partitions.
+    assert!(
+        reported(&report, "Size").starts_with("8,388,608 bytes"),
+        "{report}"
+    );
+    assert_eq!(reported(&report, "File system"), "MS-DOS (FAT)");
+    let added = report
+        .lines()
+        .next()
+        .unwrap()
+        .rsplit(' ')
+        .next()
+        .unwrap()
+        .to_string();
+    judged_clean("fsck.fat", &["-n"], Path::new(&added));
+    judged_clean("sgdisk", &["-v"], device);
+}
+
+/// A judge (`e2fsck -fn`, `fsck.fat -n`, `sgdisk -v`) run on `target` finds nothing wrong.
+fn judged_clean(judge: &str, args: &[&str], target: &Path) {
+    let out = Command::new(program(judge))
+        .args(args)
+        .arg(target)
+        .output()
+        .unwrap();
+    let said = String::from_utf8_lossy(&out.stdout);
+    let clean = out.status.success() && (judge != "sgdisk" || said.contains("No problems found"));
+    assert!(clean, "{judge} {}: {said}", target.display());
 }
 
 /// Images › Restore… of a corpus DMG onto the loop device (the sheet names what will be
@@ -2006,6 +2171,21 @@ fn behaves_as_a_mac_user_expects() {
             &format!("return document.getElementById('{sheet}').hidden;"),
         );
     }
+    // The browser's Export… sheet too, on the blank image's volume.
+    app.script(
+        "[...document.querySelectorAll('#images li.volume')].find((li) => li.firstChild.textContent === 'Blank').click();",
+        json!([]),
+    );
+    app.click("#export");
+    app.wait_script(
+        "the Export sheet",
+        "return !document.getElementById('export-sheet').hidden;",
+    );
+    app.press(&[ESCAPE]);
+    app.wait_script(
+        "Esc to close the Export sheet",
+        "return document.getElementById('export-sheet').hidden;",
+    );
     app.script(
         "window.__TAURI__.event.emit('menu', 'new-blank');",
         json!([]),
@@ -2079,22 +2259,60 @@ fn behaves_as_a_mac_user_expects() {
     app.wait_text("#status", |t| t.contains("ejected"));
     shots(app, "toolbar");
 
+    // At the smallest size the window takes, nothing scrolls sideways and every toolbar item shows.
+    select(app, "blank.dmg");
+    app.script(
+        "[...document.querySelectorAll('#images li.volume')].find((li) => li.firstChild.textContent === 'Blank').click();",
+        json!([]),
+    );
+    app.script(
+        "window.__TAURI__.window.getCurrentWindow().setSize(new window.__TAURI__.dpi.LogicalSize(720, 420));",
+        json!([]),
+    );
+    app.wait_script("the smallest window", "return innerWidth <= 720;");
+    app.wait_script(
+        "nothing wider than the window",
+        "const pane = document.getElementById('pane');
+         const last = [...document.querySelectorAll('#toolbar button')].pop().getBoundingClientRect();
+         return pane.scrollWidth <= pane.clientWidth && last.right <= innerWidth
+           && !document.getElementById('browser').hidden;",
+    );
+    shots(app, "smallest-window");
+    // Back to the default size, which the next launch (another test) remembers.
+    app.script(
+        "window.__TAURI__.window.getCurrentWindow().setSize(new window.__TAURI__.dpi.LogicalSize(1024, 660));",
+        json!([]),
+    );
+    app.wait_script(
+        "the default size remembered",
+        "return JSON.parse(localStorage.getItem('dimg.layout')).window?.[0] === 1024;",
+    );
+
     // Ctrl+Q quits (the window goes; its mounts would stay, being servers of their own).
+    select(app, "blank.dmg");
+    dimg_e2e::wait_until(
+        "the window titled by the image again",
+        std::time::Duration::from_secs(10),
+        || titled("blank.dmg — dimg"),
+    );
     let keyed = Command::new(program("xdotool"))
         .args([
             "search",
             "--name",
-            "— dimg$",
+            "^blank.dmg — dimg$",
             "windowfocus",
-            "--sync",
             "key",
             "--clearmodifiers",
             "ctrl+q",
         ])
         .env("DISPLAY", display)
-        .status()
+        .output()
         .unwrap();
-    assert!(keyed.success());
+    assert!(
+        keyed.status.success(),
+        "xdotool: {}",
+        String::from_utf8_lossy(&keyed.stderr)
+    );
     dimg_e2e::wait_until(
         "Ctrl+Q to quit the app",
         std::time::Duration::from_secs(20),

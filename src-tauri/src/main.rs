@@ -84,6 +84,10 @@ fn main() {
             commands::devices::image_device,
             commands::devices::restore_image,
             commands::devices::burn_image,
+            commands::devices::erase_device,
+            commands::devices::partition_device,
+            commands::devices::mount_device,
+            commands::devices::unmount_device,
         ])
         .run(tauri::generate_context!("../tauri.conf.json"))
         .expect("the dimg window could not start");

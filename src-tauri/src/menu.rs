@@ -40,6 +40,11 @@ pub fn build<R: Runtime>(app: &AppHandle<R>) -> tauri::Result<Menu<R>> {
         .separator()
         .item(&item("quit", "Quit dimg", Some("CmdOrCtrl+Q"))?)
         .build()?;
+    // Disk Utility's Edit menu: what changes a device.
+    let edit = SubmenuBuilder::new(app, "Edit")
+        .item(&item("erase", "Erase…", None)?)
+        .item(&item("partition", "Partition…", None)?)
+        .build()?;
     let images = SubmenuBuilder::new(app, "Images")
         .item(&item("mount", "Mount", Some("CmdOrCtrl+Shift+M"))?)
         .item(&item("mount-read-only", "Mount Read-Only", None)?)
@@ -73,7 +78,7 @@ pub fn build<R: Runtime>(app: &AppHandle<R>) -> tauri::Result<Menu<R>> {
         .item(&item("about", "About dimg", None)?)
         .build()?;
     MenuBuilder::new(app)
-        .items(&[&file, &images, &view.build()?, &window, &help])
+        .items(&[&file, &edit, &images, &view.build()?, &window, &help])
         .build()
 }
 

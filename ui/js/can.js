@@ -2,6 +2,7 @@
 // nothing offered is refused for a reason the window already knew.
 import { state } from './state.js';
 import { attachmentOf } from './mounts.js';
+import { selectedDevice, diskOf, holdsSystem, mountable, unmountable, withPartitions } from './devices.js';
 
 /** Whether the image is encrypted, by the engine's word ("AES-128", "AES-256"). */
 export const isEncrypted = (info) => !!info.encryption;
@@ -14,18 +15,21 @@ export function allowed() {
   const mounted = !!image && !!attachmentOf(image);
   const hasVolumes = !!info && info.partitions.some((p) => p.volumes.length > 0);
   const onImage = !!image && idle;
+  const device = idle ? selectedDevice() : undefined;
+  // The running system's disk is never changed (the engine refuses it too).
+  const changeable = !!device && !holdsSystem(diskOf(device) ?? device);
   return {
     'new-blank': idle,
     'new-folder': idle,
-    'new-device': idle && state.device !== null,
+    'new-device': !!device,
     open: idle,
     'open-bundle': idle,
     close: !!image,
-    mount: onImage && !mounted && hasVolumes,
+    mount: (onImage && !mounted && hasVolumes) || (!!device && mountable(device)),
     'mount-read-only': onImage && !mounted && hasVolumes,
-    eject: idle && mounted,
+    eject: (idle && mounted) || (!!device && unmountable(device)),
     verify: onImage,
-    'first-aid': onImage && hasVolumes,
+    'first-aid': (onImage && hasVolumes) || (!!device && withPartitions([device]).some((d) => d.file_system)),
     convert: onImage,
     restore: onImage,
     burn: onImage,
@@ -33,5 +37,7 @@ export function allowed() {
     compact: onImage && !mounted && info.abilities.compact,
     chpass: onImage && isEncrypted(info),
     'forget-password': !!image && isEncrypted(info),
+    erase: changeable,
+    partition: changeable,
   };
 }

@@ -22,6 +22,8 @@ import { setUpChangePasswordSheet } from './sheets/change-password.js';
 import { setUpExportSheet } from './sheets/export.js';
 import { setUpFirstAidSheet } from './sheets/first-aid.js';
 import { setUpAlertSheet } from './sheets/alert.js';
+import { setUpEraseSheet } from './sheets/erase.js';
+import { setUpPartitionSheet } from './sheets/partition.js';
 import { setUpSheetKeys } from './sheets/fields.js';
 
 addView(renderSidebar);
@@ -46,6 +48,8 @@ setUpChangePasswordSheet();
 setUpExportSheet();
 setUpFirstAidSheet();
 setUpAlertSheet();
+setUpEraseSheet();
+setUpPartitionSheet();
 setUpSheetKeys();
 
 listenToMenu();

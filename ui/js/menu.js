@@ -13,6 +13,9 @@ import { openRestore } from './sheets/restore.js';
 import { openBurn } from './sheets/burn.js';
 import { openChangePassword } from './sheets/change-password.js';
 import { openFirstAid } from './sheets/first-aid.js';
+import { openErase } from './sheets/erase.js';
+import { openPartition } from './sheets/partition.js';
+import { selectedDevice, mountDevice } from './devices.js';
 
 /**
  * View › Appearance: null follows the system (the window's GTK theme, which the page sees as
@@ -53,9 +56,11 @@ const menuActions = {
   'appearance-system': () => setAppearance(null),
   'appearance-light': () => setAppearance('light'),
   'appearance-dark': () => setAppearance('dark'),
-  mount: () => mount(),
+  mount: () => (selectedDevice() ? mountDevice(false) : mount()),
   'mount-read-only': () => mount(true),
-  eject,
+  eject: () => (selectedDevice() ? mountDevice(true) : eject()),
+  erase: openErase,
+  partition: openPartition,
   about: () => status('dimg — a disk image utility. Opens .dmg, .iso, .toast, .nrg, .bin/.cue, .img, .cdr.'),
 };
 

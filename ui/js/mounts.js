@@ -2,6 +2,7 @@
 // Mount Read-Only and Eject.
 import { invoke, message } from './api.js';
 import { alertSheet, failed } from './sheets/alert.js';
+import { selectedDevice, unmountable, mountDevice } from './devices.js';
 import { $, status } from './dom.js';
 import { baseName } from './format.js';
 import { state, render, refresh } from './state.js';
@@ -79,8 +80,10 @@ export async function eject() {
   render();
 }
 
-/** The toolbar's button: Mount, or Eject for a mounted image. */
+/** The toolbar's button: Mount, or Eject for a mounted image (Unmount for a device). */
 export function mountOrEject() {
-  if (state.selected && attachmentOf(state.selected)) eject();
+  const device = selectedDevice();
+  if (device) mountDevice(unmountable(device));
+  else if (state.selected && attachmentOf(state.selected)) eject();
   else mount();
 }

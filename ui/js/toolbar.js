@@ -6,12 +6,15 @@ import { setWindowTitle } from './api.js';
 import { baseName } from './format.js';
 import { allowed } from './can.js';
 import { attachmentOf, mountOrEject } from './mounts.js';
+import { selectedDevice, unmountable } from './devices.js';
 import { pick, select, verify } from './images.js';
 import { openNewImage } from './sheets/new-image.js';
 import { openConvert } from './sheets/convert.js';
 import { openBurn } from './sheets/burn.js';
 import { openRestore } from './sheets/restore.js';
 import { openFirstAid } from './sheets/first-aid.js';
+import { openErase } from './sheets/erase.js';
+import { openPartition } from './sheets/partition.js';
 
 /** The selected item's name: a volume's, an image's, a device's; else the app's. */
 function selectedName() {
@@ -30,13 +33,17 @@ let title = null;
 export function renderToolbar() {
   const can = allowed();
   const image = state.selected;
-  const mounted = !!image && !!attachmentOf(image);
+  const device = selectedDevice();
+  // A device says Unmount where an image says Eject.
+  const mounted = image ? !!attachmentOf(image) : !!device && unmountable(device);
   $('new-image').disabled = !can['new-blank'];
   $('open').disabled = !can.open;
   $('first-aid').disabled = !can['first-aid'];
+  $('partition').disabled = !can.partition;
+  $('erase').disabled = !can.erase;
   $('restore').disabled = !can.restore;
   $('mount').disabled = mounted ? !can.eject : !can.mount;
-  $('mount').querySelector('.label').textContent = mounted ? 'Eject' : 'Mount';
+  $('mount').querySelector('.label').textContent = mounted ? (device ? 'Unmount' : 'Eject') : 'Mount';
   $('mount').dataset.icon = mounted ? 'eject' : 'mount';
   $('mount').title = mounted ? 'Eject the image: unmount its volumes (a writable one\'s changes are written first)'
     : 'Mount the image\'s volumes where the file manager shows them';
@@ -64,6 +71,8 @@ export function setUpToolbar() {
   $('open').onclick = () => pick();
   $('new-image').onclick = () => openNewImage(false);
   $('first-aid').onclick = openFirstAid;
+  $('partition').onclick = openPartition;
+  $('erase').onclick = openErase;
   $('restore').onclick = openRestore;
   $('mount').onclick = mountOrEject;
   $('verify').onclick = verify;

@@ -278,12 +278,4 @@ mod tests {
         assert_eq!(super::date(1_731_852_821), "2024-11-17 14:13:41");
         assert_eq!(super::date(951_782_400), "2000-02-29 00:00:00");
     }
-
-    #[test]
-    fn sizes_are_grouped_and_scaled() {
-        assert_eq!(super::size(0), "0 bytes");
-        assert_eq!(super::size(1023), "1,023 bytes");
-        assert_eq!(super::size(405_504), "405,504 bytes (396.0 KiB)");
-        assert_eq!(super::size(10_510_336), "10,510,336 bytes (10.0 MiB)");
-    }
 }

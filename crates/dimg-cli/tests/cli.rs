@@ -57,7 +57,7 @@ fn info_describes_a_raw_iso_for_people_and_for_scripts() {
     let t = stdout(&text);
     assert!(t.contains("raw disk image"), "{t}");
     assert!(t.contains("ISO 9660"), "{t}");
-    assert!(t.contains("131,072 bytes (128.0 KiB)"), "{t}");
+    assert!(t.contains("131,072 bytes (131.1 KB)"), "{t}");
 
     let json = dimg(&["info", path, "--json"]);
     assert!(json.status.success());

@@ -67,13 +67,14 @@ function refuseWhileMounted() {
   $('first-aid-error').textContent = `“${baseName(checked)}” is mounted: eject it before repairing it.`;
 }
 
+/** First Aid on the selected image, or on the selected device's volumes (checked, not repaired). */
 export async function openFirstAid() {
-  const image = state.selected;
-  if (!image || state.job !== null) return;
-  checked = image.info.path;
+  if (state.job !== null) return;
+  checked = state.device ?? state.selected?.info.path;
+  if (!checked) return;
   $('first-aid-name').textContent = `“${baseName(checked)}”`;
   try {
-    const { report } = await runJob('Checking', 'first_aid', { path: checked, repair: false });
+    const { report } = await runJob('Checking', 'first_aid', { path: checked, repair: false }, `“${baseName(checked)}”`);
     showReport(report, false);
   } catch (e) {
     showFailure(e, false);
@@ -96,7 +97,7 @@ async function repair(event) {
   event.preventDefault();
   $('first-aid-sheet').hidden = true;
   try {
-    const { report } = await runJob('Repairing', 'first_aid', { path: checked, repair: true });
+    const { report } = await runJob('Repairing', 'first_aid', { path: checked, repair: true }, `“${baseName(checked)}”`);
     // The volume's space and counts may have changed.
     if (sum(report, 'repaired')) await openPath(checked);
     showReport(report, true);

@@ -27,7 +27,7 @@ export async function runJob(phase, command, args, jobLabel = null) {
   const channel = new Channel();
   label = jobLabel;
   channel.onmessage = showProgress;
-  showProgress({ phase, done: 0, total: jobLabel ? 0 : state.selected.info.disk_size });
+  showProgress({ phase, done: 0, total: jobLabel ? 0 : state.selected?.info.disk_size ?? 0 });
   $('job-running').hidden = false;
   $('job-done').hidden = true;
   $('sheet').hidden = false;
@@ -56,12 +56,15 @@ function showOutcome(outcome, details, failed) {
 }
 
 /**
- * A job from start to outcome: `name` ("Verify") words a failure, `phase` the progress, and
- * `done(report)` (it may finish the work: open the new image, mount it) the success, which is
- * "Operation successful." unless it says more. The report, or null when the job did not finish.
+ * A job from start to outcome: `name` ("Verify") words a failure, `phase` the progress,
+ * `before()` what must be done first, and `done(report)` (it may finish the work: open the new
+ * image, mount it) the success, which is "Operation successful." unless it says more. The
+ * report, or null when the job did not finish.
  */
-export async function longJob({ name, phase, command, args, label: jobLabel = null, done = null }) {
+export async function longJob({ name, phase, command, args, label: jobLabel = null, done = null, before = null }) {
   try {
+    // What must happen first (volumes unmounted before an erase): a failure is the job's.
+    if (before) await before();
     const { report, text } = await runJob(phase, command, args, jobLabel);
     const said = done ? await done(report) : null;
     showOutcome(said || 'Operation successful.', text, false);

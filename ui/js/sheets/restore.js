@@ -3,13 +3,10 @@
 import { $ } from '../dom.js';
 import { scaled, bytes, baseName } from '../format.js';
 import { state } from '../state.js';
-import { withPartitions } from '../devices.js';
+import { withPartitions, holdsSystem } from '../devices.js';
 import { longJob } from './progress.js';
 import { closeWithCancel } from './fields.js';
 import { alertSheet } from './alert.js';
-
-/** Whether disk `d` (or one of its partitions) holds the running system: the engine refuses those. */
-export const holdsSystem = (d) => withPartitions([d]).some((x) => x.mount_points.includes('/'));
 
 export function openRestore() {
   const image = state.selected;

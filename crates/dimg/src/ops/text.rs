@@ -308,7 +308,10 @@ mod tests {
 
     #[test]
     fn sizes_are_decimal_with_exact_bytes_first() {
+        assert_eq!(size(0), "0 bytes");
         assert_eq!(size(512), "512 bytes");
+        assert_eq!(size(1023), "1,023 bytes (1 KB)");
+        assert_eq!(size(10_510_336), "10,510,336 bytes (10.5 MB)");
         assert_eq!(size(405_504), "405,504 bytes (405.5 KB)");
         assert_eq!(size(20_000_000), "20,000,000 bytes (20 MB)");
         assert_eq!(size(1_234_567_890_123), "1,234,567,890,123 bytes (1.2 TB)");
