@@ -121,6 +121,15 @@ fn dimg_ok(args: &[&str]) {
     );
 }
 
+/// The selected image's disk size as Details gives it: exact bytes, then sectors.
+fn exact_disk_size(app: &Session) -> String {
+    let size = app.script(
+        "return document.getElementById('info-exact-disk-size').textContent;",
+        json!([]),
+    );
+    size.as_str().unwrap().to_string()
+}
+
 /// Clicks the sidebar entry whose name is `name`.
 fn select(app: &Session, name: &str) {
     let clicked = app.script(
@@ -216,10 +225,14 @@ fn opens_images_from_the_command_line_shows_info_and_verifies_with_cancel() {
     // Summary first, as Disk Utility shows it: the volumes, their space, a capacity bar; the
     // container's facts wait under Details.
     assert_eq!(app.text("#info-volumes"), "empty (APFS)");
-    assert!(
-        app.text("#info-used").starts_with("20,480 bytes"),
-        "{}",
-        app.text("#info-used")
+    assert_eq!(app.text("#info-used"), "20.5 KB", "rounded in the summary");
+    assert_eq!(
+        app.script(
+            "return document.getElementById('info-exact-used').textContent;",
+            json!([])
+        ),
+        json!("20,480 bytes (20.5 KB)"),
+        "exact under Details"
     );
     assert!(app.text("#capacity-legend").ends_with("free"));
     let open = "return document.getElementById('info-details').open;";
@@ -293,7 +306,7 @@ fn opens_images_from_the_command_line_shows_info_and_verifies_with_cancel() {
         app.wait_text("#info-format", |t| !t.is_empty()),
         "raw disk image"
     );
-    assert_eq!(app.text("#info-size"), "405,504 bytes (405.5 KB)");
+    assert_eq!(app.text("#info-size"), "405.5 KB");
     assert!(app.text("#info-recognised").contains("ISO 9660"));
     let shown_path = std::path::PathBuf::from(app.text("#info-path"));
     assert_eq!(shown_path, iso.canonicalize().unwrap(), "the absolute path");
@@ -689,7 +702,12 @@ fn first_aid_names_a_damaged_volume_and_repairs_it() {
         json!([true, false]),
         "nothing to repair"
     );
-    app.click("#first-aid-close");
+    // Esc closes it, as every sheet.
+    app.press(&["\u{E00C}"]);
+    app.wait_script(
+        "Esc to close the First Aid sheet",
+        "return document.getElementById('first-aid-sheet').hidden;",
+    );
 
     let report = first_aid(app, "damaged.dmg");
     assert!(
@@ -1206,11 +1224,17 @@ fn restore_and_burn(app: &Session, dir: &std::path::Path, device: &std::path::Pa
     let dmg = corpus().join("dmg/dmgwiz-zlib.dmg");
     let verified = dimg_json("verify", &dmg);
     select(app, "dmgwiz-zlib.dmg");
+    let restore_sheet = "return !document.getElementById('restore-sheet').hidden;";
     app.script("window.__TAURI__.event.emit('menu', 'restore');", json!([]));
+    app.wait_script("the Restore sheet", restore_sheet);
+    // Esc closes it (and Return would too: Cancel is its default).
+    app.press(&["\u{E00C}"]);
     app.wait_script(
-        "the Restore sheet",
-        "return !document.getElementById('restore-sheet').hidden;",
+        "Esc to close the Restore sheet",
+        "return document.getElementById('restore-sheet').hidden;",
     );
+    app.script("window.__TAURI__.event.emit('menu', 'restore');", json!([]));
+    app.wait_script("the Restore sheet again", restore_sheet);
     app.script(
         "const t = document.getElementById('restore-target');
          t.value = arguments[0];
@@ -1510,8 +1534,7 @@ fn new_images(app: &Session, dir: &std::path::Path) {
     app.click("#resize-start");
     assert!(job_outcome(app).0.starts_with("“wizard.dmg” resized to"));
     // 20 MB means 20,000,000 bytes here as in New Image: whole sectors, rounded up.
-    let size = app.text("#info-disk-size");
-    assert!(size.starts_with("20,000,256 bytes"), "{size}");
+    assert!(exact_disk_size(app).starts_with("20,000,256 bytes"));
     let listed = Command::new(program("7zz"))
         .args(["l", "-slt"])
         .arg(&made)
@@ -1546,9 +1569,8 @@ fn new_images(app: &Session, dir: &std::path::Path) {
     app.click("#new-start");
     assert!(job_outcome(app).0.starts_with("Created “blank-wizard.dmg”"));
     // "20 MB" is 20,000,000 bytes, in whole sectors, as in Resize.
-    assert!(app
-        .wait_text("#info-disk-size", |t| !t.is_empty())
-        .starts_with("20,000,256 bytes"));
+    app.wait_text("#info-disk-size", |t| !t.is_empty());
+    assert!(exact_disk_size(app).starts_with("20,000,256 bytes"));
     assert_eq!(
         app.wait_text("#info-format", |t| t.contains("encrypted")),
         "Apple encrypted disk image"
@@ -2343,7 +2365,21 @@ fn the_summary_says_what_dimg_info_says_for_every_corpus_image() {
         }
         out
     };
-    let mut compared = 0;
+    let decimal = |n: u64| {
+        let units = ["KB", "MB", "GB", "TB"];
+        match (0..units.len())
+            .rev()
+            .find(|&k| n >= 1000u64.pow(k as u32 + 1))
+        {
+            Some(k) => {
+                let tenths = (n as f64 / 1000f64.powi(k as i32 + 1) * 10.0).round();
+                let shown = format!("{:.1}", tenths / 10.0);
+                format!("{} {}", shown.trim_end_matches(".0"), units[k])
+            }
+            None => format!("{} bytes", grouped(n)),
+        }
+    };
+    let (mut compared, mut refused) = (0, 0);
     for truth in dimg_e2e::truths() {
         let path = truth.path();
         let pass = truth.passphrase.clone().unwrap_or_default();
@@ -2376,11 +2412,12 @@ fn the_summary_says_what_dimg_info_says_for_every_corpus_image() {
                 "{}: no sidebar item",
                 truth.file
             );
+            refused += 1;
             continue;
         }
         let info: serde_json::Value = serde_json::from_slice(&cli.stdout).unwrap();
         let shown = app.script(
-            "return ['info-format', 'info-disk-size', 'info-scheme', 'info-encryption', 'info-volumes', 'info-used', 'info-available']
+            "return ['info-format', 'info-exact-disk-size', 'info-scheme', 'info-encryption', 'info-volumes', 'info-exact-used', 'info-exact-available', 'info-disk-size']
                .map((id) => document.getElementById(id).textContent);",
             json!([]),
         );
@@ -2393,6 +2430,8 @@ fn the_summary_says_what_dimg_info_says_for_every_corpus_image() {
             "{file}: {}",
             shown[1]
         );
+        // The summary rounds it as a Mac does: decimal units, one decimal place at most.
+        assert_eq!(shown[7], decimal(disk), "{file}");
         assert_eq!(shown[2], info["partition_scheme"], "{file}");
         let encryption = match info["encryption"].as_str() {
             Some(e) => format!("{e} (the image is encrypted)"),
@@ -2447,6 +2486,7 @@ fn the_summary_says_what_dimg_info_says_for_every_corpus_image() {
         compared += 1;
         app.script("window.__TAURI__.event.emit('menu', 'close');", json!([]));
     }
+    eprintln!("{compared} corpus images compared with dimg info; {refused} refused by both");
     assert!(compared >= 30, "only {compared} corpus images compared");
     drop(desktop);
     let _ = fs::remove_dir_all(&dir);

@@ -8,7 +8,8 @@ export const grouped = (n) => n.toLocaleString('en-US');
 export function scaled(n) {
   let v = n, unit = '';
   for (const u of ['KB', 'MB', 'GB', 'TB', 'PB']) { if (v < 1000) break; v /= 1000; unit = u; }
-  return unit ? `${v.toFixed(1).replace(/\.0$/, '')} ${unit}` : `${grouped(n)} bytes`;
+  // Tenths rounded half up, as the engine's text rounds them.
+  return unit ? `${(Math.round(v * 10) / 10).toFixed(1).replace(/\.0$/, '')} ${unit}` : `${grouped(n)} bytes`;
 }
 
 /** "405,504 bytes (405.5 KB)": the exact figure, then the scaled one. */

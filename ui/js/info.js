@@ -23,13 +23,18 @@ function renderSummary(i) {
   $('capacity').hidden = !known;
   $('capacity-used').style.width = known ? `${(100 * used) / (used + free)}%` : '0';
   $('capacity-legend').textContent = known ? `${scaled(used)} used, ${scaled(free)} free` : '';
-  $('info-used').textContent = known ? bytes(used) : '—';
-  $('info-available').textContent = known ? bytes(free) : '—';
+  // The summary rounds (decimal units, as a Mac shows them); Details has the exact bytes.
+  $('info-used').textContent = known ? scaled(used) : '—';
+  $('info-available').textContent = known ? scaled(free) : '—';
+  $('info-exact-used').textContent = known ? bytes(used) : '—';
+  $('info-exact-available').textContent = known ? bytes(free) : '—';
   $('info-volumes').textContent = volumes.map(([p, v]) => `${v.name || '(untitled)'} (${p.file_system}${v.role ? `, ${v.role}` : ''})`).join(', ') || 'none dimg can browse';
   $('info-encryption').textContent = isEncrypted(i) ? `${i.encryption} (the image is encrypted)` : 'None';
   $('info-format').textContent = i.format;
-  $('info-size').textContent = bytes(i.file_size);
-  $('info-disk-size').textContent = `${bytes(i.disk_size)}, ${i.sectors.toLocaleString('en-US')} sectors`;
+  $('info-size').textContent = scaled(i.file_size);
+  $('info-disk-size').textContent = scaled(i.disk_size);
+  $('info-exact-size').textContent = bytes(i.file_size);
+  $('info-exact-disk-size').textContent = `${bytes(i.disk_size)}, ${i.sectors.toLocaleString('en-US')} sectors`;
   $('info-scheme').textContent = i.partition_scheme;
   $('info-path').textContent = i.path;
 }

@@ -29,7 +29,8 @@ pub fn decimal(bytes: u64) -> Option<String> {
         unit = Some(u);
     }
     let unit = unit?;
-    let shown = format!("{value:.1}");
+    // Tenths rounded half up, as the app's page rounds them (Math.round), so both say the same.
+    let shown = format!("{:.1}", (value * 10.0).round() / 10.0);
     Some(format!(
         "{} {unit}",
         shown.strip_suffix(".0").unwrap_or(&shown)
