@@ -7,7 +7,8 @@ use std::path::PathBuf;
 #[derive(Parser)]
 #[command(
     name = "dimg",
-    version,
+    // The commit it was built from, where it was built from a git checkout (build.rs).
+    version = concat!(env!("CARGO_PKG_VERSION"), " (", env!("DIMG_COMMIT"), ")"),
     about = "Open, inspect, verify and convert disk images (.dmg, .iso, .nrg, .bin/.cue, .img ...)",
     after_help = "Options may be written hdiutil-style with one dash: -plist, -format UDZO."
 )]
@@ -367,6 +368,25 @@ pub enum Command {
         #[command(flatten)]
         output: OutputArgs,
     },
+    /// What the package installs, made from these definitions: the man pages (dimg(1) and one
+    /// per verb, into DIR) or a shell's completion script (on standard output)
+    #[command(hide = true)]
+    Generate {
+        #[arg(value_enum)]
+        what: Generated,
+        /// The folder the man pages go into
+        #[arg(required_if_eq("what", "man"))]
+        dir: Option<PathBuf>,
+    },
+}
+
+/// What `dimg generate` makes.
+#[derive(Clone, Copy, clap::ValueEnum)]
+pub enum Generated {
+    Man,
+    CompleteBash,
+    CompleteZsh,
+    CompleteFish,
 }
 
 /// What `dimg partition` does to its device.

@@ -3,6 +3,7 @@
 //! exit codes.
 
 mod args;
+mod docs;
 mod output;
 mod progress;
 
@@ -35,6 +36,7 @@ fn main() -> ExitCode {
             | Command::Mount { .. }
             | Command::Unmount { .. }
             | Command::Isencrypted { .. }
+            | Command::Generate { .. }
     );
     let handled = ctrlc::set_handler(move || {
         if at_once || on_interrupt.is_cancelled() {
@@ -742,6 +744,8 @@ fn run(cli: Cli, cancel: &Cancel) -> Result<(), Failure> {
             };
             Output::from(output).print(&report, output::encrypted_text);
         }
+        Command::Generate { what, dir } => docs::generate(what, dir.as_deref())
+            .map_err(|e| Error::io(dir.as_deref().unwrap_or(Path::new("-")), e))?,
     }
     Ok(())
 }

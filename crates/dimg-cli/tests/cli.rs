@@ -2,6 +2,7 @@
 
 mod common;
 use common::*;
+use dimg_e2e::program;
 
 use std::fs;
 use std::path::{Path, PathBuf};
@@ -397,4 +398,102 @@ fn fifos_and_character_devices_are_refused_at_once() {
         }
     }
     assert!(!out.exists());
+}
+
+/// The verbs `dimg --help` lists (clap's own `help` left out).
+fn verbs() -> Vec<String> {
+    let help = stdout(&dimg(&["--help"]));
+    let listed = help.split("Commands:").nth(1).expect("a Commands section");
+    listed
+        .lines()
+        .skip(1)
+        .take_while(|l| l.starts_with("  "))
+        .filter_map(|l| l.split_whitespace().next().map(str::to_string))
+        .filter(|v| v != "help")
+        .collect()
+}
+
+/// What the package installs (#36), made from the CLI's own definitions: a man page for dimg
+/// and one for every verb it lists, each accepted by `man --warnings` without a warning and
+/// naming the verb's options; a bash completion script that loads (`complete -p dimg`) and
+/// offers every verb; `--version` naming the commit it was built from.
+#[test]
+fn man_pages_completions_and_the_version_come_from_the_cli() {
+    let tmp = tempfile::tempdir().unwrap();
+    let o = dimg(&["generate", "man", tmp.path().to_str().unwrap()]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let verbs = verbs();
+    assert!(verbs.len() >= 20, "{verbs:?}");
+    let mut pages: Vec<String> = fs::read_dir(tmp.path())
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    pages.sort();
+    let mut wanted: Vec<String> = verbs.iter().map(|v| format!("dimg-{v}.1")).collect();
+    wanted.push("dimg.1".into());
+    wanted.sort();
+    assert_eq!(pages, wanted, "a page for dimg and for each verb");
+    for page in &pages {
+        let shown = Command::new(program("man"))
+            .args(["--warnings", "-l"])
+            .arg(tmp.path().join(page))
+            .env("MANWIDTH", "80")
+            .output()
+            .unwrap();
+        assert!(
+            shown.status.success() && shown.stderr.is_empty(),
+            "{page}: {}",
+            String::from_utf8_lossy(&shown.stderr)
+        );
+        let text = String::from_utf8_lossy(&shown.stdout);
+        assert!(text.contains("SYNOPSIS"), "{page}: {text}");
+    }
+    let convert = fs::read_to_string(tmp.path().join("dimg-convert.1")).unwrap();
+    assert!(convert.contains("format") && convert.contains("encryption"));
+
+    // Loaded into bash, the script completes `dimg <Tab>` with every verb.
+    let script = tmp.path().join("dimg.bash");
+    let o = dimg(&["generate", "complete-bash"]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    fs::write(&script, &o.stdout).unwrap();
+    let completed = Command::new(program("bash"))
+        .arg("-c")
+        .arg(format!(
+            "source '{}' && complete -p dimg && COMP_WORDS=(dimg '') COMP_CWORD=1 COMP_LINE='dimg ' COMP_POINT=5 && _dimg dimg '' dimg && printf '%s\\n' \"${{COMPREPLY[@]}}\"",
+            script.display()
+        ))
+        .output()
+        .unwrap();
+    let said = String::from_utf8_lossy(&completed.stdout);
+    assert!(
+        completed.status.success(),
+        "{said}{}",
+        String::from_utf8_lossy(&completed.stderr)
+    );
+    let offered: Vec<&str> = said.lines().skip(1).collect();
+    for verb in &verbs {
+        assert!(
+            offered.contains(&verb.as_str()),
+            "{verb} not offered: {offered:?}"
+        );
+    }
+    for shell in ["complete-zsh", "complete-fish"] {
+        let o = dimg(&["generate", shell]);
+        assert!(
+            o.status.success() && stdout(&o).contains("convert"),
+            "{shell}"
+        );
+    }
+
+    // --version names the commit HEAD is, where the tests run from a checkout.
+    let version = stdout(&dimg(&["--version"]));
+    let head = Command::new("git")
+        .args(["rev-parse", "--short=12", "HEAD"])
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .output()
+        .unwrap();
+    if head.status.success() {
+        let head = String::from_utf8_lossy(&head.stdout).trim().to_string();
+        assert!(version.contains(&format!("(commit {head}")), "{version}");
+    }
 }
