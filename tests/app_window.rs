@@ -2365,16 +2365,18 @@ fn the_summary_says_what_dimg_info_says_for_every_corpus_image() {
         }
         out
     };
+    // A judge of the summary's rounding, written apart from the engine's: the largest unit of
+    // which the value rounds to at least 1 (1 KB = 1,000 bytes), in tenths.
     let decimal = |n: u64| {
         let units = ["KB", "MB", "GB", "TB"];
-        match (0..units.len())
+        let tenths = |k: i32| (n as f64 / 1000f64.powi(k) * 10.0).round() / 10.0;
+        match (1..=units.len() as i32)
             .rev()
-            .find(|&k| n >= 1000u64.pow(k as u32 + 1))
+            .find(|&k| tenths(k - 1) >= 1000.0)
         {
             Some(k) => {
-                let tenths = (n as f64 / 1000f64.powi(k as i32 + 1) * 10.0).round();
-                let shown = format!("{:.1}", tenths / 10.0);
-                format!("{} {}", shown.trim_end_matches(".0"), units[k])
+                let shown = format!("{:.1}", tenths(k));
+                format!("{} {}", shown.trim_end_matches(".0"), units[k as usize - 1])
             }
             None => format!("{} bytes", grouped(n)),
         }

@@ -6,10 +6,12 @@ export const grouped = (n) => n.toLocaleString('en-US');
 
 /** "405.5 KB", "20 MB", "1.2 GB"; "512 bytes" below 1 KB. */
 export function scaled(n) {
+  // A value that rounds to 1000 of a unit is 1 of the next: 999,950 bytes is "1 MB".
+  const tenths = (x) => Math.round(x * 10) / 10;
   let v = n, unit = '';
-  for (const u of ['KB', 'MB', 'GB', 'TB', 'PB']) { if (v < 1000) break; v /= 1000; unit = u; }
+  for (const u of ['KB', 'MB', 'GB', 'TB', 'PB']) { if (tenths(v) < 1000) break; v /= 1000; unit = u; }
   // Tenths rounded half up, as the engine's text rounds them.
-  return unit ? `${(Math.round(v * 10) / 10).toFixed(1).replace(/\.0$/, '')} ${unit}` : `${grouped(n)} bytes`;
+  return unit ? `${tenths(v).toFixed(1).replace(/\.0$/, '')} ${unit}` : `${grouped(n)} bytes`;
 }
 
 /** "405,504 bytes (405.5 KB)": the exact figure, then the scaled one. */

@@ -119,7 +119,22 @@ impl Disk {
         );
     }
 
+    /// What is on the disk, not what its page cache remembers: writes through a partition's
+    /// device (an unmount's superblock) reach the disk without the whole disk's cache knowing,
+    /// and udev's probe after the unmount drops that cache at a moment of its own (a CI
+    /// rehearsal saw the disk "change" under a refused command that never opened it).
     fn sha256(&self) -> String {
+        let _ = Command::new("udevadm").arg("settle").status();
+        let flushed = Command::new("blockdev")
+            .arg("--flushbufs")
+            .arg(self.path())
+            .status()
+            .unwrap();
+        assert!(
+            flushed.success(),
+            "blockdev --flushbufs {}",
+            self.path().display()
+        );
         dimg_e2e::sha256sum(self.path())
     }
 }

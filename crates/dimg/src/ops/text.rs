@@ -21,8 +21,10 @@ pub fn size(bytes: u64) -> String {
 pub fn decimal(bytes: u64) -> Option<String> {
     let mut value = bytes as f64;
     let mut unit = None;
+    // A value that rounds to 1000 of a unit is 1 of the next: 999,950 bytes is "1 MB".
+    let tenths = |v: f64| (v * 10.0).round() / 10.0;
     for u in ["KB", "MB", "GB", "TB", "PB"] {
-        if value < 1000.0 {
+        if tenths(value) < 1000.0 {
             break;
         }
         value /= 1000.0;
@@ -30,7 +32,7 @@ pub fn decimal(bytes: u64) -> Option<String> {
     }
     let unit = unit?;
     // Tenths rounded half up, as the app's page rounds them (Math.round), so both say the same.
-    let shown = format!("{:.1}", (value * 10.0).round() / 10.0);
+    let shown = format!("{:.1}", tenths(value));
     Some(format!(
         "{} {unit}",
         shown.strip_suffix(".0").unwrap_or(&shown)
@@ -319,5 +321,7 @@ mod tests {
         assert_eq!(decimal(999), None);
         assert_eq!(decimal(1_000).as_deref(), Some("1 KB"));
         assert_eq!(decimal(999_949).as_deref(), Some("999.9 KB"));
+        assert_eq!(decimal(999_950).as_deref(), Some("1 MB"));
+        assert_eq!(decimal(999_999).as_deref(), Some("1 MB"));
     }
 }
