@@ -2313,3 +2313,46 @@ fn an_ext4_volume_mounts_as_the_folder_it_was_made_from() {
     assert!(o.status.success(), "{}", stderr(&o));
     assert!(!mounted(&point));
 }
+
+/// A UDF bridge disc genisoimage made mounts read-only as its UDF side, which is the folder it
+/// was made from: files of many blocks, names in 16-bit CS0, times; nothing on it can be changed.
+#[test]
+fn a_udf_bridge_disc_mounts_as_the_folder_it_was_made_from() {
+    let dir = tempfile::tempdir().unwrap();
+    let src = dir.path().join("src");
+    fs::create_dir_all(src.join("docs/deeper")).unwrap();
+    fs::write(src.join("README.txt"), b"read me\n").unwrap();
+    fs::write(src.join("docs/big.bin"), compressible(3 << 20)).unwrap();
+    fs::write(src.join("docs/deeper/\u{2603} snow.txt"), b"16-bit").unwrap();
+    fs::write(src.join("empty"), b"").unwrap();
+    let image = dir.path().join("bridge.iso");
+    let o = Command::new("genisoimage")
+        .args([
+            "-quiet",
+            "-input-charset",
+            "utf-8",
+            "-udf",
+            "-R",
+            "-V",
+            "DVD",
+        ])
+        .args(["-o", s(&image), s(&src)])
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", stderr(&o));
+    let point = dir.path().join("m");
+    // The UDF side is the disc's first volume, 0.0; its ISO 9660 side is 0.1.
+    let args = [s(&image), "-volume", "0.0", "-mountpoint", s(&point)];
+    let attached = Attached::new(&args, None).unwrap();
+    assert_eq!(attached.json["mounts"][0]["name"], "DVD");
+    common::assert_same(
+        &common::snapshot(&point, true),
+        &common::snapshot(&src, true),
+        "UDF mount",
+    );
+    let denied = fs::write(point.join("README.txt"), b"changed").unwrap_err();
+    assert_eq!(denied.raw_os_error(), Some(libc_erofs()), "{denied}");
+    let o = dimg(&["detach", s(&image)]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert!(!mounted(&point));
+}

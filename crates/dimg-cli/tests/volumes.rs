@@ -14,55 +14,6 @@ use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-/// A tree with what the readers must get right: nesting, long and Unicode names, an empty
-/// file, files of many clusters (written interleaved, so that their clusters alternate), a
-/// folder of many entries (several directory or index blocks).
-fn fill(root: &Path, entries: usize) {
-    let files: [(&str, Vec<u8>); 5] = [
-        ("README.txt", b"read me\n".to_vec()),
-        (
-            "docs/a long file name with spaces and more.md",
-            b"spaces\n".repeat(700),
-        ),
-        ("docs/Caf\u{e9} \u{dc}ber na\u{ef}ve.txt", "Unicode".into()),
-        ("deep/1/2/3/4/5/6/7/8/leaf.bin", noise(3000, 3)),
-        ("empty", Vec::new()),
-    ];
-    for (path, bytes) in files {
-        let p = root.join(path);
-        fs::create_dir_all(p.parent().unwrap()).unwrap();
-        fs::write(&p, bytes).unwrap();
-    }
-    // Two files written a piece at a time, in turn.
-    let (a, b) = (noise(1_500_000, 5), noise(1_200_000, 7));
-    let mut fa = fs::File::create(root.join("frag-a.bin")).unwrap();
-    let mut fb = fs::File::create(root.join("frag-b.bin")).unwrap();
-    for i in (0..a.len()).step_by(40_000) {
-        use std::io::Write;
-        fa.write_all(&a[i..(i + 40_000).min(a.len())]).unwrap();
-        fa.sync_all().unwrap();
-        if i < b.len() {
-            fb.write_all(&b[i..(i + 40_000).min(b.len())]).unwrap();
-            fb.sync_all().unwrap();
-        }
-    }
-    fs::create_dir(root.join("many")).unwrap();
-    for i in 0..entries {
-        fs::write(
-            root.join(format!("many/entry number {i:05}.txt")),
-            i.to_string(),
-        )
-        .unwrap();
-    }
-    let when = std::time::UNIX_EPOCH + std::time::Duration::from_secs(1_600_000_000);
-    for entry in walk(root) {
-        if entry.is_file() && !entry.is_symlink() {
-            let f = fs::File::options().write(true).open(&entry).unwrap();
-            f.set_modified(when).unwrap();
-        }
-    }
-}
-
 fn run(tool: &str, args: &[&str]) -> String {
     let o = Command::new(program(tool)).args(args).output().unwrap();
     assert!(
@@ -611,27 +562,12 @@ fn damaged_exfat_ntfs_and_ext_copies_are_clean_errors() {
             let image = dir.path().join("damaged.img");
             fs::write(&image, &damaged).unwrap();
             let out = dir.path().join("out");
-            let _ = fs::remove_dir_all(&out);
-            for args in [
-                vec!["info", s(&image)],
-                vec!["ls", "-R", s(&image)],
-                vec!["extract", s(&image), "-o", s(&out)],
-            ] {
-                let o = Command::new("prlimit")
-                    .args(["--as=2147483648", "--", "timeout", "30"])
-                    .arg(dimg_bin)
-                    .args(&args)
-                    .output()
-                    .unwrap();
-                let why = stderr(&o);
-                match o.status.code() {
-                    _ if why.contains("panicked") => {
-                        failures.push(format!("{name} {kind} {args:?}: {why}"))
-                    }
-                    Some(0..=2) => {}
-                    code => failures.push(format!("{name} {kind} {args:?}: exit {code:?}: {why}")),
-                }
-            }
+            failures.extend(sweep::browse(
+                dimg_bin,
+                &image,
+                &out,
+                &format!("{name} {kind}"),
+            ));
             cases += 1;
         }
     }

@@ -304,3 +304,52 @@ pub fn create_blank(image: &Path, size: &str, fs: &str, passphrase: Option<&[u8]
     let o = dimg_stdin(&args, passphrase.unwrap_or_default());
     assert!(o.status.success(), "{}: {}", image.display(), stderr(&o));
 }
+
+/// A tree with what the readers must get right: nesting, long and Unicode names, an empty
+/// file, files of many clusters (written interleaved, so that their clusters alternate), a
+/// folder of many entries (several directory or index blocks).
+pub fn fill(root: &Path, entries: usize) {
+    let files: [(&str, Vec<u8>); 5] = [
+        ("README.txt", b"read me\n".to_vec()),
+        (
+            "docs/a long file name with spaces and more.md",
+            b"spaces\n".repeat(700),
+        ),
+        ("docs/Caf\u{e9} \u{dc}ber na\u{ef}ve.txt", "Unicode".into()),
+        ("deep/1/2/3/4/5/6/7/8/leaf.bin", noise(3000, 3)),
+        ("empty", Vec::new()),
+    ];
+    for (path, bytes) in files {
+        let p = root.join(path);
+        fs::create_dir_all(p.parent().unwrap()).unwrap();
+        fs::write(&p, bytes).unwrap();
+    }
+    // Two files written a piece at a time, in turn.
+    let (a, b) = (noise(1_500_000, 5), noise(1_200_000, 7));
+    let mut fa = fs::File::create(root.join("frag-a.bin")).unwrap();
+    let mut fb = fs::File::create(root.join("frag-b.bin")).unwrap();
+    for i in (0..a.len()).step_by(40_000) {
+        use std::io::Write;
+        fa.write_all(&a[i..(i + 40_000).min(a.len())]).unwrap();
+        fa.sync_all().unwrap();
+        if i < b.len() {
+            fb.write_all(&b[i..(i + 40_000).min(b.len())]).unwrap();
+            fb.sync_all().unwrap();
+        }
+    }
+    fs::create_dir(root.join("many")).unwrap();
+    for i in 0..entries {
+        fs::write(
+            root.join(format!("many/entry number {i:05}.txt")),
+            i.to_string(),
+        )
+        .unwrap();
+    }
+    let when = std::time::UNIX_EPOCH + std::time::Duration::from_secs(1_600_000_000);
+    for entry in walk(root) {
+        if entry.is_file() && !entry.is_symlink() {
+            let f = fs::File::options().write(true).open(&entry).unwrap();
+            f.set_modified(when).unwrap();
+        }
+    }
+}

@@ -85,6 +85,21 @@ fn run(dimg: &Path, args: &[&str], what: &str) -> Option<String> {
     }
 }
 
+/// Runs `info`, `ls -R` and `extract` (into `out`, emptied first) capped on one damaged image;
+/// the failures to record.
+pub fn browse(dimg: &Path, image: &Path, out: &Path, what: &str) -> Vec<String> {
+    let _ = fs::remove_dir_all(out);
+    let (i, o) = (image.to_str().unwrap(), out.to_str().unwrap());
+    [
+        vec!["info", i],
+        vec!["ls", "-R", i],
+        vec!["extract", i, "-o", o],
+    ]
+    .iter()
+    .filter_map(|args| run(dimg, args, what))
+    .collect()
+}
+
 /// Sweeps `count` damaged copies of every corpus image file in `work`.
 pub fn sweep(dimg: &Path, work: &Path, count: usize) -> Outcome {
     let mut outcome = Outcome {

@@ -14,6 +14,7 @@ pub mod mfs;
 pub mod ntfs;
 pub(crate) mod runs;
 pub mod tree;
+pub mod udf;
 
 use crate::error::FormatError;
 use crate::io::ReadAt;
@@ -363,7 +364,16 @@ pub fn mount(
     }
     match identify(&*part)? {
         None => Ok(Vec::new()),
-        Some(Signature::Iso9660) => one(iso9660::Iso9660::open(part, disc)?),
+        Some(Signature::Iso9660) => {
+            // A UDF bridge disc shows UDF's tree first, as macOS does; its ISO 9660 side is
+            // the next volume.
+            let iso: Box<dyn Volume> = Box::new(iso9660::Iso9660::open(part.clone(), disc)?);
+            match bridge(&part) {
+                Some(udf) => Ok(vec![Box::new(udf), iso]),
+                None => Ok(vec![iso]),
+            }
+        }
+        Some(Signature::Udf) => one(udf::Udf::open(part)?),
         Some(Signature::HfsPlus | Signature::Hfsx) => one(hfsplus::HfsPlus::open(part)?),
         Some(Signature::Fat) => one(fat::Fat::open(part)?),
         Some(Signature::ExFat) => one(exfat::ExFat::open(part)?),
@@ -381,6 +391,15 @@ pub fn mount(
             format!("{} volumes cannot be browsed yet", other.name()),
         )),
     }
+}
+
+/// The UDF side of a disc whose first volume is ISO 9660, where it has one dimg can read.
+fn bridge(part: &Arc<dyn ReadAt>) -> Option<udf::Udf> {
+    let sniff = Sniff::read(&**part).ok()?;
+    magic::identify(&sniff)
+        .contains(&Signature::Udf)
+        .then(|| udf::Udf::open(part.clone()).ok())
+        .flatten()
 }
 
 /// Days from 1970-01-01 to a civil date (proleptic Gregorian).
