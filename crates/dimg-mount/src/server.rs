@@ -76,21 +76,21 @@ pub fn serve(
         registry::record(&server.attachment).map_err(|e| Error::io(&image, e))?;
         return Ok(server);
     }
-    let found = ops::volumes_of(&opened, &image, request.volume)?;
+    let found = ops::volumes_of(&opened, &image, passphrase, request.volume)?;
     if found.volumes.is_empty() {
         return Err(Error::io(&image, found.no_volume()));
     }
-    // A volume still locked would answer every read with an error: it is not mounted.
+    // A volume still locked would answer every read with an error: it is not mounted. Where
+    // nothing else is, why it is locked is the answer (a passphrase is needed, or is wrong).
     let (locked, volumes): (Vec<_>, Vec<_>) = found
         .volumes
         .into_iter()
-        .partition(|v| v.volume.encrypted());
-    if let (true, Some(v)) = (volumes.is_empty(), locked.first()) {
-        return Err(refuse(format!(
-            "volume {}, “{}”, is encrypted: dimg recognises it but cannot unlock it yet",
-            v.id,
-            v.volume.label()
-        )));
+        .partition(|v| v.volume.locked().is_some());
+    if let (true, Some(why)) = (
+        volumes.is_empty(),
+        locked.first().and_then(|v| v.volume.locked()),
+    ) {
+        return Err(Error::io(&image, why));
     }
     if request.mount_point.is_some() && volumes.len() > 1 {
         let which: Vec<String> = volumes.iter().map(|v| v.id.to_string()).collect();

@@ -74,10 +74,7 @@ impl Error {
     /// image becomes its own error, so front ends can ask for a passphrase.
     pub fn io(path: &Path, source: io::Error) -> Self {
         let path = path.to_path_buf();
-        match source
-            .get_ref()
-            .and_then(|e| e.downcast_ref::<crate::secret::Locked>())
-        {
+        match crate::secret::Locked::of(&source) {
             Some(crate::secret::Locked::PassphraseNeeded) => Error::PassphraseNeeded { path },
             Some(crate::secret::Locked::WrongPassphrase) => Error::WrongPassphrase { path },
             None => Error::Io { path, source },

@@ -53,6 +53,11 @@ impl Locked {
     pub fn io(self) -> std::io::Error {
         std::io::Error::new(std::io::ErrorKind::PermissionDenied, self)
     }
+
+    /// What an error made by [`Locked::io`] carries.
+    pub fn of(e: &std::io::Error) -> Option<&Locked> {
+        e.get_ref().and_then(|e| e.downcast_ref::<Locked>())
+    }
 }
 
 #[cfg(test)]

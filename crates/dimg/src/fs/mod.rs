@@ -194,6 +194,19 @@ pub trait Volume: Send + Sync {
     fn encrypted(&self) -> bool {
         false
     }
+    /// Why an encrypted volume cannot be read yet, as every read of it would fail: a passphrase
+    /// is needed, the one given is wrong, or nothing unlocks it here. None once it is unlocked,
+    /// and for a volume that is not encrypted.
+    fn locked(&self) -> Option<io::Error> {
+        None
+    }
+    /// Unlocks an encrypted volume with `passphrase`; where that fails, [`Volume::locked`]
+    /// says why.
+    fn unlock(&mut self, _passphrase: &crate::secret::Passphrase) {}
+    /// The hint an encrypted volume keeps for its password, shown to whoever is asked for it.
+    fn passphrase_hint(&self) -> Option<String> {
+        None
+    }
     /// A bootable disc's boot images (El Torito) as files, named as 7-Zip names them. They are
     /// not in the volume's tree: `extract -boot` takes them out.
     fn boot_files(&self) -> io::Result<Vec<DirEntry>> {

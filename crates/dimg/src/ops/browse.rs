@@ -136,18 +136,27 @@ impl ImageVolumes {
 }
 
 /// Mounts the volumes at `place` on an opened image's disk. A volume at the start of a CD's
-/// first track reaches the whole disc: its later tracks and its Mode 2 Form 2 sectors.
+/// first track reaches the whole disc: its later tracks and its Mode 2 Form 2 sectors. An
+/// encrypted volume (APFS) is unlocked with `passphrase`, where one is given; one still locked
+/// says why ([`Volume::locked`]).
 pub(crate) fn mount_place(
     container: &dyn Container,
     disk: &Arc<dyn ReadAt>,
     place: &Partition,
+    passphrase: Option<&Passphrase>,
 ) -> std::io::Result<Vec<Box<dyn Volume>>> {
     let disc = container
         .tracks()
         .filter(|_| place.start == 0)
         .and_then(|tracks| optical::disc_views(&tracks))
         .map(|views| Arc::new(views) as Arc<dyn DiscSectors>);
-    fs::mount(Arc::new(place.open(disk.clone())), disc)
+    let mut volumes = fs::mount(Arc::new(place.open(disk.clone())), disc)?;
+    if let Some(p) = passphrase {
+        for v in volumes.iter_mut().filter(|v| v.locked().is_some()) {
+            v.unlock(p);
+        }
+    }
+    Ok(volumes)
 }
 
 /// A disc image's views are the sectors the ISO 9660 reader asks for.
@@ -169,13 +178,20 @@ pub fn volumes(
     passphrase: Option<&Passphrase>,
     which: Option<VolumeId>,
 ) -> Result<ImageVolumes> {
-    volumes_of(&container::open(image, passphrase)?, image, which)
+    volumes_of(
+        &container::open(image, passphrase)?,
+        image,
+        passphrase,
+        which,
+    )
 }
 
-/// [`volumes`] of an image already opened (from `image`, which errors name).
+/// [`volumes`] of an image already opened (from `image`, which errors name); `passphrase`
+/// unlocks its encrypted volumes.
 pub fn volumes_of(
     opened: &container::Opened,
     image: &Path,
+    passphrase: Option<&Passphrase>,
     which: Option<VolumeId>,
 ) -> Result<ImageVolumes> {
     let disk = opened.container.disk();
@@ -199,7 +215,7 @@ pub fn volumes_of(
         .into_iter()
         .filter(|p| which.is_none_or(|id| p.index == id.partition))
     {
-        match mount_place(&*opened.container, &disk, &p) {
+        match mount_place(&*opened.container, &disk, &p, passphrase) {
             Ok(volumes) => {
                 let count = volumes.len();
                 for (n, volume) in (0u32..).zip(volumes) {

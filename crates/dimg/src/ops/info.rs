@@ -6,7 +6,7 @@ use crate::io::ReadAt;
 use crate::magic::Signature;
 use crate::magic::{self, Sniff};
 use crate::partition::Partition;
-use crate::secret::Passphrase;
+use crate::secret::{Locked, Passphrase};
 use serde::Serialize;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -70,6 +70,12 @@ pub struct VolumeInfo {
     pub counts: Option<crate::fs::Counts>,
     pub case_sensitive: bool,
     pub encrypted: bool,
+    /// An encrypted volume not unlocked (no passphrase given, or nothing unlocks it here):
+    /// its files cannot be listed.
+    pub locked: bool,
+    /// The hint an encrypted volume keeps for its password.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub passphrase_hint: Option<String>,
     /// Its snapshots (APFS), oldest first.
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub snapshots: Vec<crate::fs::Snapshot>,
@@ -97,16 +103,33 @@ pub fn info(path: &Path, passphrase: Option<&Passphrase>) -> Result<ImageInfo> {
                 facts.extend(boot_facts(Arc::new(part)));
             }
             let mounted = match file_system {
-                Some(_) => mount_place(&*opened.container, &disk, &p).unwrap_or_default(),
+                Some(_) => {
+                    mount_place(&*opened.container, &disk, &p, passphrase).unwrap_or_default()
+                }
                 None => Vec::new(),
             };
             let count = mounted.len();
+            // A passphrase that unlocks no volume it was given for is wrong, as for an image.
+            if passphrase.is_some() {
+                if let Some(wrong) = mounted
+                    .iter()
+                    .filter_map(|v| v.locked())
+                    .find(|e| matches!(Locked::of(e), Some(Locked::WrongPassphrase)))
+                {
+                    return Err(Error::io(path, wrong));
+                }
+            }
             let volumes = (0u32..)
                 .zip(mounted)
                 .map(|(n, v)| {
                     let id = VolumeId::of(p.index, n, count);
                     for warning in v.warnings() {
                         facts.push(Fact::new("Warning", format!("volume {id}: {warning}")));
+                    }
+                    let locked = v.locked();
+                    // Why it stays locked, when not for want of a passphrase.
+                    if let Some(e) = locked.as_ref().filter(|_| passphrase.is_some()) {
+                        facts.push(Fact::new("Warning", format!("volume {id}: {e}")));
                     }
                     VolumeInfo {
                         id,
@@ -117,6 +140,8 @@ pub fn info(path: &Path, passphrase: Option<&Passphrase>) -> Result<ImageInfo> {
                         counts: v.counts(),
                         case_sensitive: v.case_sensitive(),
                         encrypted: v.encrypted(),
+                        locked: locked.is_some(),
+                        passphrase_hint: v.passphrase_hint(),
                         snapshots: v.snapshots().unwrap_or_default(),
                     }
                 })

@@ -94,7 +94,13 @@ pub fn info(i: &ImageInfo) -> String {
                     .map(|c| format!("{} files, {} folders", c.files, c.folders)),
             );
             if v.encrypted {
-                about.push("encrypted".into());
+                about.push(match v.locked {
+                    true => "encrypted, locked".into(),
+                    false => "encrypted, unlocked".into(),
+                });
+            }
+            if let Some(hint) = &v.passphrase_hint {
+                about.push(format!("password hint “{hint}”"));
             }
             let about = match about.is_empty() {
                 true => String::new(),

@@ -2,6 +2,7 @@
 //! checksum and its object's id, transaction and type; a container's blocks are read one
 //! checked object at a time.
 
+use super::crypto::XtsKey;
 use crate::bytes::{le32, le64};
 use crate::error::FormatError;
 use crate::io::ReadAt;
@@ -103,7 +104,21 @@ impl Blocks {
 
     /// Block `paddr` as an object, its checksum verified, with its object type.
     pub fn checked(&self, paddr: u64, what: &'static str) -> io::Result<(Vec<u8>, u32)> {
-        let block = self.raw(paddr, what)?;
+        self.checked_with(paddr, what, None)
+    }
+
+    /// [`Blocks::checked`], decrypted first with `key` where the object is encrypted (an
+    /// encrypted volume's file-system tree nodes): its tweak is its block's first 512-byte unit.
+    pub fn checked_with(
+        &self,
+        paddr: u64,
+        what: &'static str,
+        key: Option<&XtsKey>,
+    ) -> io::Result<(Vec<u8>, u32)> {
+        let mut block = self.raw(paddr, what)?;
+        if let Some(key) = key {
+            key.decrypt(&mut block, paddr * (self.size / 512));
+        }
         if le64(&block, 0) != fletcher64(&block) {
             return Err(bad(
                 what,

@@ -6,6 +6,7 @@
 //! itself or an ancestor is an error, and a walk visits at most [`MAX_NODES`] nodes.
 
 use super::block::{bad, Blocks, BTREE, BTREE_NODE, OMAP};
+use super::crypto::XtsKey;
 use crate::bytes::{le16, le32, le64};
 use std::cmp::Ordering;
 use std::collections::HashMap;
@@ -21,6 +22,8 @@ const MAX_LEVEL: u16 = 16;
 const MAX_NODES: usize = 1 << 18;
 /// An object map entry of a deleted object.
 const OMAP_VAL_DELETED: u32 = 0x1;
+/// An object map entry of an object encrypted with its volume's key.
+const OMAP_VAL_ENCRYPTED: u32 = 0x4;
 
 /// Where some bytes lie in a node's block: (offset, length).
 type Span = (usize, usize);
@@ -131,24 +134,39 @@ impl Node {
 }
 
 /// How a tree's child pointers are read: as block addresses, or as virtual object ids looked up
-/// in an object map as of a transaction.
+/// in an object map as of a transaction; the key decrypts the nodes the map marks encrypted.
 #[derive(Clone, Copy)]
 pub(super) enum Pointers<'a> {
     Physical,
-    Virtual(&'a Omap, u64),
+    Virtual(&'a Omap, u64, Option<&'a XtsKey>),
 }
 
-impl Pointers<'_> {
-    fn resolve(&self, blocks: &Blocks, oid: u64, what: &'static str) -> io::Result<u64> {
-        match self {
-            Pointers::Physical => Ok(oid),
-            Pointers::Virtual(omap, xid) => omap.lookup(blocks, oid, *xid)?.ok_or_else(|| {
-                bad(
+impl<'a> Pointers<'a> {
+    /// The block of node `oid`, and the key it is encrypted with.
+    fn resolve(
+        &self,
+        blocks: &Blocks,
+        oid: u64,
+        what: &'static str,
+    ) -> io::Result<(u64, Option<&'a XtsKey>)> {
+        match *self {
+            Pointers::Physical => Ok((oid, None)),
+            Pointers::Virtual(omap, xid, key) => match omap.lookup_flagged(blocks, oid, xid)? {
+                Some((paddr, false)) => Ok((paddr, None)),
+                Some((paddr, true)) => match key {
+                    Some(key) => Ok((paddr, Some(key))),
+                    None => Err(bad(
+                        what,
+                        paddr * blocks.size,
+                        format!("node {oid} is encrypted and the volume is not unlocked"),
+                    )),
+                },
+                None => Err(bad(
                     what,
                     0,
                     format!("the object map has no block for node {oid} as of transaction {xid}"),
-                )
-            }),
+                )),
+            },
         }
     }
 }
@@ -164,8 +182,8 @@ pub(super) fn scan(
     range: &dyn Fn(&[u8]) -> Ordering,
     each: Visit,
 ) -> io::Result<()> {
-    let paddr = pointers.resolve(blocks, root, what)?;
-    let top = node(blocks, paddr, what)?;
+    let (paddr, key) = pointers.resolve(blocks, root, what)?;
+    let top = node(blocks, paddr, what, key)?;
     if !top.root {
         return Err(bad(
             what,
@@ -226,8 +244,8 @@ fn descend(
         let oid = n
             .child(i)
             .ok_or_else(|| bad(what, paddr * blocks.size, "an index record without a child"))?;
-        let child_at = pointers.resolve(blocks, oid, what)?;
-        let child = node(blocks, child_at, what)?;
+        let (child_at, key) = pointers.resolve(blocks, oid, what)?;
+        let child = node(blocks, child_at, what, key)?;
         if child.level + 1 != n.level {
             return Err(bad(
                 what,
@@ -253,14 +271,18 @@ const CACHED_LOOKUPS: usize = 8192;
 /// An object map: virtual object ids to blocks, one entry per (id, transaction) that wrote it.
 pub(super) struct Omap {
     tree: u64,
-    found: Mutex<HashMap<(u64, u64), Option<u64>>>,
+    /// Lookups made: (id, transaction) to the block and whether it is encrypted.
+    found: Mutex<HashMap<(u64, u64), Option<Mapped>>>,
 }
+
+/// Where an object map puts an object: its block, and whether it is encrypted.
+type Mapped = (u64, bool);
 
 impl Omap {
     pub fn open(blocks: &Blocks, paddr: u64, what: &'static str) -> io::Result<Omap> {
         let omap = blocks.object(paddr, OMAP, what)?;
         let tree = le64(&omap, 48);
-        let root = node(blocks, tree, what)?;
+        let root = node(blocks, tree, what, None)?;
         if !root.root {
             return Err(bad(
                 what,
@@ -276,6 +298,18 @@ impl Omap {
 
     /// The block of object `oid` as of transaction `xid`: its newest entry not after it.
     pub fn lookup(&self, blocks: &Blocks, oid: u64, xid: u64) -> io::Result<Option<u64>> {
+        Ok(self
+            .lookup_flagged(blocks, oid, xid)?
+            .map(|(paddr, _)| paddr))
+    }
+
+    /// [`Omap::lookup`], with whether the object is encrypted.
+    pub fn lookup_flagged(
+        &self,
+        blocks: &Blocks,
+        oid: u64,
+        xid: u64,
+    ) -> io::Result<Option<Mapped>> {
         let lock = || self.found.lock().unwrap_or_else(|e| e.into_inner());
         if let Some(&paddr) = lock().get(&(oid, xid)) {
             return Ok(paddr);
@@ -289,7 +323,7 @@ impl Omap {
         Ok(paddr)
     }
 
-    fn search(&self, blocks: &Blocks, oid: u64, xid: u64) -> io::Result<Option<u64>> {
+    fn search(&self, blocks: &Blocks, oid: u64, xid: u64) -> io::Result<Option<Mapped>> {
         let mut found: Option<(u64, u32, u64)> = None;
         scan(
             blocks,
@@ -307,18 +341,28 @@ impl Omap {
         )?;
         Ok(found
             .filter(|(_, flags, _)| flags & OMAP_VAL_DELETED == 0)
-            .map(|(_, _, paddr)| paddr))
+            .map(|(_, flags, paddr)| (paddr, flags & OMAP_VAL_ENCRYPTED != 0)))
     }
 }
 
-/// A checked node of a B-tree at `paddr`.
-fn node(blocks: &Blocks, paddr: u64, what: &'static str) -> io::Result<Arc<Node>> {
-    blocks.parsed(paddr, || read_node(blocks, paddr, what))
+/// A checked node of a B-tree at `paddr`, decrypted with `key` where it is encrypted.
+fn node(
+    blocks: &Blocks,
+    paddr: u64,
+    what: &'static str,
+    key: Option<&XtsKey>,
+) -> io::Result<Arc<Node>> {
+    blocks.parsed(paddr, || read_node(blocks, paddr, what, key))
 }
 
-fn read_node(blocks: &Blocks, paddr: u64, what: &'static str) -> io::Result<Node> {
+fn read_node(
+    blocks: &Blocks,
+    paddr: u64,
+    what: &'static str,
+    key: Option<&XtsKey>,
+) -> io::Result<Node> {
     let at = paddr * blocks.size;
-    match blocks.checked(paddr, what)? {
+    match blocks.checked_with(paddr, what, key)? {
         (block, BTREE | BTREE_NODE) => Node::parse(block, at, what),
         (_, other) => Err(bad(
             what,

@@ -4,6 +4,7 @@
 
 use super::block::{bad, Blocks, CHECKPOINT_MAP, FS, NX_SUPERBLOCK, SPACEMAN};
 use super::btree::Omap;
+use super::crypto::Keylocker;
 use crate::bytes::{le32, le64};
 use crate::io::ReadAt;
 use std::io;
@@ -29,6 +30,8 @@ pub(super) struct Container {
     spaceman: Option<Vec<u8>>,
     /// Newer checkpoints passed over because an object of theirs failed, and why.
     pub passed_over: Vec<String>,
+    /// Where the container keybag is and what decrypts it, for encrypted volumes.
+    pub keylocker: Keylocker,
 }
 
 impl Container {
@@ -75,7 +78,13 @@ impl Container {
             match Self::at_checkpoint(&blocks, &sb) {
                 Ok((omap, volume_oids)) => {
                     let spaceman = space_manager(&blocks, &sb, &area.maps).ok();
+                    let keylocker = Keylocker {
+                        uuid: sb[72..88].try_into().expect("16 bytes"),
+                        range: (le64(&sb, 1296), le64(&sb, 1304)),
+                        flags: le64(&sb, 1264),
+                    };
                     return Ok(Container {
+                        keylocker,
                         blocks,
                         xid,
                         omap,

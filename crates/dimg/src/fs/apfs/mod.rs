@@ -8,16 +8,19 @@
 mod block;
 mod btree;
 mod checkpoint;
+mod crypto;
 
 use super::{decmpfs, Counts, DirEntry, EntryKind, Handle, Snapshot, Stream, Volume};
 use crate::bytes::{le16, le32, le64};
 use crate::io::{Concat, ReadAt, Slice, Zeros};
+use crate::secret::{Locked, Passphrase};
 /// The Fletcher-64 checksum an APFS block's first 8 bytes must hold: for tools and tests that
 /// make blocks.
 pub use block::fletcher64 as checksum;
 use block::{bad, FS};
 use btree::{scan, Omap, Pointers};
 use checkpoint::Container;
+use crypto::{Decrypted, XtsKey};
 use std::cmp::Ordering;
 use std::io;
 use std::sync::{Arc, Mutex};
@@ -38,6 +41,9 @@ const UF_COMPRESSED: u32 = 0x20;
 const INCOMPAT_CASE_INSENSITIVE: u64 = 0x1;
 const INCOMPAT_NORMALIZATION_INSENSITIVE: u64 = 0x8;
 const FS_UNENCRYPTED: u64 = 0x1;
+/// `apfs_fs_flags`: one key encrypts the whole volume (software encryption); without it each
+/// file has its own key, held by the device's Secure Enclave.
+const FS_ONEKEY: u64 = 0x8;
 const DECMPFS: &str = "com.apple.decmpfs";
 const RESOURCE_FORK: &str = "com.apple.ResourceFork";
 const SYMLINK: &str = "com.apple.fs.symlink";
@@ -153,6 +159,10 @@ pub struct Apfs {
     /// Directory records carry a hash of their name (normalization- or case-insensitive).
     hashed: bool,
     encrypted: bool,
+    /// `apfs_vol_uuid`: what the keybags name the volume's keys by.
+    uuid: [u8; 16],
+    /// Whether an encrypted volume can be read, and with what key.
+    lock: Lock,
     /// Directory records whose name hash disagrees with their name.
     mismatches: Mutex<Vec<String>>,
 }
@@ -210,7 +220,17 @@ impl Apfs {
             hashed: incompat & (INCOMPAT_CASE_INSENSITIVE | INCOMPAT_NORMALIZATION_INSENSITIVE)
                 != 0,
             encrypted: le64(sb, 264) & FS_UNENCRYPTED == 0,
+            uuid: sb[240..256].try_into().expect("16 bytes"),
+            lock: Lock::of(le64(sb, 264)),
             mismatches: Mutex::new(Vec::new()),
+        }
+    }
+
+    /// The key that decrypts the volume's tree nodes and extents, once unlocked.
+    fn key(&self) -> Option<&Arc<XtsKey>> {
+        match &self.lock {
+            Lock::Open(key) => Some(key),
+            _ => None,
         }
     }
 
@@ -254,21 +274,14 @@ impl Apfs {
         types: std::ops::RangeInclusive<u8>,
         each: Record,
     ) -> io::Result<()> {
-        if self.encrypted {
-            return Err(bad(
-                "APFS volume",
-                0,
-                format!(
-                    "“{}” is encrypted; dimg recognises it but cannot unlock it yet",
-                    self.label
-                ),
-            ));
+        if let Some(why) = self.lock.why(&self.label) {
+            return Err(why);
         }
         let (lo, hi) = ((id, *types.start()), (id, *types.end()));
         let c = &self.container;
         scan(
             &c.blocks,
-            Pointers::Virtual(&self.omap, self.xid),
+            Pointers::Virtual(&self.omap, self.xid, self.key().map(|k| &**k)),
             self.root_tree,
             "APFS file-system tree",
             &|k| {
@@ -395,7 +408,7 @@ impl Apfs {
         let mut at = 0u64;
         let mut problem = None;
         self.records(id, FILE_EXTENT..=FILE_EXTENT, &mut |_, k, v| {
-            if k.len() < 16 || v.len() < 16 || at >= size {
+            if k.len() < 16 || v.len() < 24 || at >= size {
                 return Ok(at < size);
             }
             let (logical, len, phys) = (le64(k, 8), le64(v, 0) & 0x00FF_FFFF_FFFF_FFFF, le64(v, 8));
@@ -412,7 +425,18 @@ impl Apfs {
                 parts.push(Arc::new(Zeros(take)));
             } else {
                 let start = blocks.span(phys, len.div_ceil(blocks.size), "APFS file extent")?;
-                parts.push(Arc::new(Slice::new(blocks.disk().clone(), start, take)));
+                let disk = blocks.disk().clone();
+                parts.push(match self.key() {
+                    // crypto_id: where the extent was first written, in blocks.
+                    Some(key) => Arc::new(Decrypted {
+                        disk,
+                        start,
+                        len: take,
+                        tweak: le64(v, 16).wrapping_mul(blocks.size / 512),
+                        key: key.clone(),
+                    }),
+                    None => Arc::new(Slice::new(disk, start, take)),
+                });
             }
             at += take;
             Ok(at < size)
@@ -529,6 +553,57 @@ fn name_hash(name: &str, fold_case: bool) -> u32 {
     crc & 0x3F_FFFF
 }
 
+/// Whether an encrypted volume can be read.
+#[derive(Clone)]
+enum Lock {
+    /// Not encrypted.
+    Clear,
+    /// Unlocked: its key.
+    Open(Arc<XtsKey>),
+    Shut(Why),
+}
+
+/// Why an encrypted volume is still locked.
+#[derive(Clone)]
+enum Why {
+    /// No passphrase was given.
+    Needed,
+    /// The passphrase given opens none of its keys.
+    Wrong,
+    /// It cannot be unlocked here: what stood in the way.
+    Cannot(io::ErrorKind, String),
+}
+
+impl Lock {
+    /// As a volume's `apfs_fs_flags` leave it, before any passphrase.
+    fn of(fs_flags: u64) -> Lock {
+        match (fs_flags & FS_UNENCRYPTED != 0, fs_flags & FS_ONEKEY != 0) {
+            (true, _) => Lock::Clear,
+            (false, true) => Lock::Shut(Why::Needed),
+            (false, false) => Lock::Shut(Why::Cannot(
+                io::ErrorKind::Unsupported,
+                "the volume is encrypted with a key per file, as an iPhone or a Mac's internal \
+                 disk is (hardware encryption): its keys never leave that device, so no \
+                 password unlocks it elsewhere"
+                    .into(),
+            )),
+        }
+    }
+
+    /// The error every read of a locked volume gives.
+    fn why(&self, label: &str) -> Option<io::Error> {
+        match self {
+            Lock::Clear | Lock::Open(_) => None,
+            Lock::Shut(Why::Needed) => Some(Locked::PassphraseNeeded.io()),
+            Lock::Shut(Why::Wrong) => Some(Locked::WrongPassphrase.io()),
+            Lock::Shut(Why::Cannot(kind, why)) => Some(io::Error::new(
+                *kind,
+                format!("the encrypted volume “{label}” cannot be unlocked: {why}"),
+            )),
+        }
+    }
+}
+
 fn item(entry: &DirEntry) -> io::Result<&Item> {
     entry.handle.get::<Item>()
 }
@@ -567,13 +642,16 @@ impl Volume for Apfs {
                 )
             })?;
         let sb = superblock(&self.container, paddr)?;
-        Ok(Box::new(Apfs::at(
+        let mut at = Apfs::at(
             &self.container,
             &sb,
             self.omap.clone(),
             xid,
             Some(snapshot.name),
-        )))
+        );
+        // The snapshot is of the same volume: as locked, or unlocked, as it is.
+        at.lock = self.lock.clone();
+        Ok(Box::new(at))
     }
 
     fn available(&self) -> Option<u64> {
@@ -596,6 +674,34 @@ impl Volume for Apfs {
 
     fn encrypted(&self) -> bool {
         self.encrypted
+    }
+
+    fn locked(&self) -> Option<io::Error> {
+        self.lock.why(&self.label)
+    }
+
+    /// Opens the volume's key with `passphrase` through the container's keybags; what fails
+    /// (a wrong passphrase, a damaged keybag) is what the volume then answers every read with.
+    fn unlock(&mut self, passphrase: &Passphrase) {
+        if !matches!(self.lock, Lock::Shut(Why::Needed | Why::Wrong)) {
+            return;
+        }
+        let c = &self.container;
+        self.lock = match c.keylocker.unlock(&c.blocks, &self.uuid, passphrase) {
+            Ok(key) => Lock::Open(Arc::new(key)),
+            Err(e) if matches!(Locked::of(&e), Some(Locked::WrongPassphrase)) => {
+                Lock::Shut(Why::Wrong)
+            }
+            Err(e) => Lock::Shut(Why::Cannot(e.kind(), e.to_string())),
+        };
+    }
+
+    fn passphrase_hint(&self) -> Option<String> {
+        if !self.encrypted {
+            return None;
+        }
+        let c = &self.container;
+        c.keylocker.hint(&c.blocks, &self.uuid).ok().flatten()
     }
 
     fn warnings(&self) -> Vec<String> {
