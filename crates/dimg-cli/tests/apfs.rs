@@ -16,10 +16,16 @@ const BLOCK: usize = 4096;
 
 /// Every entry of every volume as pyfsapfs reads it (tests/judges/pyfsapfs_walk.py).
 fn judged(image: &Path) -> Vec<Value> {
+    judged_with(image, None)
+}
+
+/// [`judged`], its encrypted volumes unlocked with `password`.
+fn judged_with(image: &Path, password: Option<&str>) -> Vec<Value> {
     let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/judges/pyfsapfs_walk.py");
     let o = Command::new("python3")
         .arg(script)
         .arg(image)
+        .args(password)
         .output()
         .expect("python3 runs");
     assert!(o.status.success(), "pyfsapfs: {}", stderr(&o));
@@ -28,6 +34,20 @@ fn judged(image: &Path) -> Vec<Value> {
 
 fn sha256(bytes: &[u8]) -> String {
     dimg_e2e::sha256_bytes(bytes)
+}
+
+/// The files (symlinks and other objects with them) and folders of `volume` (as `info` names
+/// it) that pyfsapfs's `rows` hold: as many distinct inodes of each.
+fn judged_counts(rows: &[Value], volume: &Value) -> Value {
+    let inodes = |directories: bool| {
+        rows.iter()
+            .filter(|r| r["volume"] == volume["name"])
+            .filter(|r| (r["kind"] == "directory") == directories)
+            .map(|r| r["id"].as_u64().unwrap())
+            .collect::<std::collections::BTreeSet<_>>()
+            .len()
+    };
+    serde_json::json!({ "files": inodes(false), "folders": inodes(true) })
 }
 
 /// A volume's superblock counts its files (symlinks and other objects with them) and folders,
@@ -45,17 +65,9 @@ fn volume_counts_are_the_inodes_pyfsapfs_finds() {
             .iter()
             .flat_map(|p| p["volumes"].as_array().unwrap())
         {
-            let inodes = |directories: bool| {
-                rows.iter()
-                    .filter(|r| r["volume"] == volume["name"])
-                    .filter(|r| (r["kind"] == "directory") == directories)
-                    .map(|r| r["id"].as_u64().unwrap())
-                    .collect::<std::collections::BTreeSet<_>>()
-                    .len()
-            };
             assert_eq!(
                 volume["counts"],
-                serde_json::json!({ "files": inodes(false), "folders": inodes(true) }),
+                judged_counts(&rows, volume),
                 "{sample}: {}",
                 volume["name"]
             );
@@ -347,16 +359,27 @@ struct Run {
 /// Runs dimg under GNU time, which measures the peak of dimg alone (a child forked from this test
 /// would report this process's peak instead).
 fn measured(args: &[&str]) -> Run {
+    measured_with(args, None)
+}
+
+/// [`measured`], with `input` on dimg's standard input (a passphrase for `-stdinpass`).
+fn measured_with(args: &[&str], input: Option<&[u8]>) -> Run {
     let dir = tempfile::tempdir().unwrap();
     let report = dir.path().join("time");
     let started = Instant::now();
-    let o = Command::new("/usr/bin/time")
+    let mut child = Command::new("/usr/bin/time")
         .args(["-f", "%M", "-o", s(&report)])
         .arg(env!("CARGO_BIN_EXE_dimg"))
         .args(args)
+        .stdin(Stdio::piped())
         .stdout(Stdio::null())
-        .output()
+        .stderr(Stdio::piped())
+        .spawn()
         .expect("GNU time runs dimg");
+    let mut stdin = child.stdin.take().unwrap();
+    std::io::Write::write_all(&mut stdin, input.unwrap_or_default()).unwrap();
+    drop(stdin);
+    let o = child.wait_with_output().unwrap();
     let took = started.elapsed();
     let report = fs::read_to_string(&report).unwrap();
     assert!(!report.contains("signal"), "dimg {args:?}: {report}");
@@ -778,4 +801,302 @@ fn a_snapshot_shows_the_volume_as_it_was() {
     let o2 = dimg(&["detach", s(&point)]);
     assert!(o2.status.success(), "{}", stderr(&o2));
     assert!(mounted.is_empty(), "the snapshot's root is empty");
+}
+
+// Encrypted volumes: the container dissect.apfs's makers encrypted on a Mac, with the password
+// they published (expected.tsv), judged by its ground truth and by pyfsapfs.
+
+const ENCRYPTED: &str = "apfs/dissect-encrypted.bin";
+
+/// The encrypted container and its password.
+fn encrypted() -> (PathBuf, String) {
+    let t = dimg_e2e::truths()
+        .into_iter()
+        .find(|t| t.file == ENCRYPTED)
+        .expect("the encrypted container is in expected.tsv");
+    let pass = t.passphrase.clone().expect("its password");
+    (t.path(), pass)
+}
+
+/// The regular files under `root` (links not followed): path from it → (size, SHA-256).
+fn files_under(root: &Path) -> BTreeMap<String, (u64, String)> {
+    let mut found = BTreeMap::new();
+    let mut todo = vec![root.to_path_buf()];
+    while let Some(dir) = todo.pop() {
+        for e in fs::read_dir(&dir).unwrap() {
+            let path = e.unwrap().path();
+            let meta = fs::symlink_metadata(&path).unwrap();
+            if meta.is_dir() {
+                todo.push(path);
+            } else if meta.is_file() {
+                let name = path
+                    .strip_prefix(root)
+                    .unwrap()
+                    .to_string_lossy()
+                    .into_owned();
+                found.insert(name, (meta.len(), sha256(&fs::read(&path).unwrap())));
+            }
+        }
+    }
+    found
+}
+
+/// `expected-files/<image>.tsv`: each file's path below the volume's name → (size, SHA-256);
+/// streams ("file:name") left out.
+fn expected_files(file: &str) -> BTreeMap<String, (u64, String)> {
+    let name = Path::new(file).file_name().unwrap().to_string_lossy();
+    let list = dimg_e2e::corpus()
+        .join("expected-files")
+        .join(format!("{name}.tsv"));
+    fs::read_to_string(list)
+        .unwrap()
+        .lines()
+        .filter(|l| !l.starts_with('#') && !l.is_empty())
+        .map(|l| l.split('\t').collect::<Vec<_>>())
+        .filter(|f| !f[0].rsplit('/').next().unwrap().contains(':'))
+        .map(|f| {
+            let (_, path) = f[0].split_once('/').unwrap();
+            (path.to_string(), (f[1].parse().unwrap(), f[2].to_string()))
+        })
+        .collect()
+}
+
+/// One line on standard error, and exit status 1.
+fn one_line_error(o: &std::process::Output, what: &str) -> String {
+    let e = stderr(o);
+    assert_eq!(o.status.code(), Some(1), "{what}: {e}");
+    assert_eq!(e.lines().count(), 1, "{what}: {e}");
+    e
+}
+
+#[test]
+fn an_encrypted_volume_extracts_with_its_password_as_its_ground_truth_and_pyfsapfs() {
+    let (image, pass) = encrypted();
+    let tmp = tempfile::tempdir().unwrap();
+    let out = tmp.path().join("out");
+    let o = dimg_stdin(
+        &["extract", s(&image), "-o", s(&out), "-stdinpass"],
+        pass.as_bytes(),
+    );
+    assert!(o.status.success(), "{}", stderr(&o));
+    let extracted = files_under(&out);
+    assert_eq!(extracted, expected_files(ENCRYPTED));
+
+    // pyfsapfs, unlocked with the same password: the same entries, the same bytes wherever it
+    // can read them (it cannot decode these LZFSE files).
+    let rows = judged_with(&image, Some(&pass));
+    let o = dimg_stdin(
+        &["ls", "-R", s(&image), "--json", "-stdinpass"],
+        pass.as_bytes(),
+    );
+    assert!(o.status.success(), "{}", stderr(&o));
+    let listed: Value = serde_json::from_str(&stdout(&o)).unwrap();
+    let ours: std::collections::BTreeSet<&str> = listed["entries"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["name"].as_str().unwrap().trim_end_matches('/'))
+        .collect();
+    let theirs: std::collections::BTreeSet<&str> =
+        rows.iter().map(|r| r["path"].as_str().unwrap()).collect();
+    assert_eq!(ours, theirs);
+    let mut compared = 0;
+    for row in rows.iter().filter(|r| r["kind"] == "file") {
+        let path = row["path"].as_str().unwrap();
+        if let Some(sha) = row["sha256"].as_str() {
+            assert_eq!(extracted[path].1, sha, "{path}");
+            compared += 1;
+        }
+    }
+    assert!(
+        compared >= 10,
+        "only {compared} files compared with pyfsapfs"
+    );
+}
+
+#[test]
+fn info_shows_the_encrypted_volume_locked_until_its_password_unlocks_it() {
+    let (image, pass) = encrypted();
+    let volume = |o: std::process::Output| -> Value {
+        assert!(o.status.success(), "{}", stderr(&o));
+        let info: Value = serde_json::from_str(&stdout(&o)).unwrap();
+        info["partitions"][0]["volumes"][0].clone()
+    };
+    let locked = volume(dimg(&["info", s(&image), "--json"]));
+    let unlocked = volume(dimg_stdin(
+        &["info", s(&image), "--json", "-stdinpass"],
+        pass.as_bytes(),
+    ));
+    assert_eq!(
+        (&locked["encrypted"], &locked["locked"]),
+        (&true.into(), &true.into())
+    );
+    assert_eq!(
+        (&unlocked["encrypted"], &unlocked["locked"]),
+        (&true.into(), &false.into())
+    );
+    // The hint is read without the password (the keybags are keyed by UUIDs); this one's
+    // makers wrote the password into it.
+    let hint = locked["passphrase_hint"].as_str().expect("a password hint");
+    assert!(hint.contains(&pass), "{hint}");
+    assert_eq!(unlocked["passphrase_hint"], locked["passphrase_hint"]);
+    // Its counts are the inodes pyfsapfs finds once unlocked.
+    let rows = judged_with(&image, Some(&pass));
+    assert_eq!(unlocked["counts"], judged_counts(&rows, &unlocked));
+    let text = stdout(&dimg_stdin(
+        &["info", s(&image), "-stdinpass"],
+        pass.as_bytes(),
+    ));
+    assert!(text.contains("encrypted, unlocked"), "{text}");
+    let text = stdout(&dimg(&["info", s(&image)]));
+    assert!(text.contains("encrypted, locked"), "{text}");
+
+    // Without the password nothing is listed or extracted: a passphrase is needed.
+    let out = image_out();
+    for args in [
+        vec!["ls", s(&image)],
+        vec!["extract", s(&image), "-o", s(&out)],
+    ] {
+        let e = one_line_error(&dimg(&args), args[0]);
+        assert!(e.contains("a passphrase is needed"), "{e}");
+        assert!(e.contains(s(&image)), "{e}");
+    }
+    assert!(!out.exists(), "extract made {}", out.display());
+}
+
+/// A folder in the temporary directory that does not exist yet.
+fn image_out() -> PathBuf {
+    let dir = tempfile::tempdir().unwrap().keep();
+    dir.join("out")
+}
+
+#[test]
+fn a_wrong_password_is_the_wrong_passphrase_error_and_nothing_else() {
+    let (image, pass) = encrypted();
+    let wrong = format!("{pass}!");
+    let out = image_out();
+    for args in [
+        vec!["ls", "-R", s(&image), "-stdinpass"],
+        vec!["extract", s(&image), "-o", s(&out), "-stdinpass"],
+        vec!["info", s(&image), "-stdinpass"],
+    ] {
+        let o = dimg_stdin(&args, wrong.as_bytes());
+        let e = one_line_error(&o, args[0]);
+        assert_eq!(e, format!("dimg: {}: wrong passphrase\n", image.display()));
+        assert!(o.stdout.is_empty(), "{}: {}", args[0], stdout(&o));
+    }
+    assert!(!out.exists(), "extract made {}", out.display());
+}
+
+#[test]
+fn damaged_and_cut_copies_of_the_encrypted_container_are_clean_errors() {
+    let (image, pass) = encrypted();
+    let bytes = fs::read(&image).unwrap();
+    let tmp = tempfile::tempdir().unwrap();
+    let copy = tmp.path().join("damaged.bin");
+    let with_pass = |args: &[&str]| dimg_stdin(&[args, &["-stdinpass"]].concat(), pass.as_bytes());
+
+    // The container keybag (nx_keylocker) with a byte flipped: named, and not a wrong password.
+    let keybag = u64::from_le_bytes(bytes[1296..1304].try_into().unwrap()) as usize;
+    let mut flipped = bytes.clone();
+    flipped[keybag * BLOCK + 700] ^= 0x10;
+    fs::write(&copy, &flipped).unwrap();
+    let out = tmp.path().join("out");
+    for args in [
+        vec!["ls", "-R", s(&copy)],
+        vec!["extract", s(&copy), "-o", s(&out)],
+    ] {
+        let e = one_line_error(&with_pass(&args), args[0]);
+        assert!(e.contains("APFS container keybag at offset"), "{e}");
+        assert!(e.contains("checksum"), "{e}");
+    }
+    // info still describes the container, the volume locked and why.
+    let o = with_pass(&["info", s(&copy), "--json"]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let info: Value = serde_json::from_str(&stdout(&o)).unwrap();
+    assert_eq!(info["partitions"][0]["volumes"][0]["locked"], true);
+    assert!(
+        stdout(&o).contains("APFS container keybag"),
+        "{}",
+        stdout(&o)
+    );
+
+    // Every fourth block in use flipped, and the container cut at every 32nd block: each
+    // listing ends, cleanly, soon, in little memory (two at a time: each unlocks anew).
+    let blocks = bytes.len() / BLOCK;
+    let used: Vec<usize> = (0..blocks)
+        .filter(|&n| bytes[n * BLOCK..(n + 1) * BLOCK].iter().any(|&b| b != 0))
+        .collect();
+    assert!(used.contains(&keybag));
+    let mut copies: Vec<Vec<u8>> = used
+        .iter()
+        .step_by(4)
+        .map(|&n| {
+            let mut d = bytes.clone();
+            for b in &mut d[n * BLOCK + 1000..n * BLOCK + 1016] {
+                *b ^= 0xA5;
+            }
+            d
+        })
+        .collect();
+    copies.extend((1..blocks / 32).map(|k| bytes[..k * 32 * BLOCK].to_vec()));
+    let judge = |worker: usize| {
+        let copy = tmp.path().join(format!("damaged-{worker}.bin"));
+        for d in copies.iter().skip(worker).step_by(2) {
+            fs::write(&copy, d).unwrap();
+            let args = ["ls", "-R", s(&copy), "-stdinpass"];
+            let run = measured_with(&args, Some(pass.as_bytes()));
+            let what = format!("{} bytes", d.len());
+            assert!(!run.stderr.contains("panicked"), "{what}: {}", run.stderr);
+            assert!(matches!(run.code, 0 | 1), "{what}: exit {}", run.code);
+            assert!(run.took < Duration::from_secs(20), "{what}: {:?}", run.took);
+            assert!(run.peak_kib < 64 << 10, "{what}: {} KiB", run.peak_kib);
+            if run.code == 1 && !run.stderr.contains("warning") {
+                assert_eq!(run.stderr.lines().count(), 1, "{what}: {}", run.stderr);
+            }
+        }
+    };
+    std::thread::scope(|scope| {
+        for worker in 0..2 {
+            scope.spawn(move || judge(worker));
+        }
+    });
+}
+
+/// Read-only attach with the password through `-stdinpass`: the files read back through FUSE
+/// are the ground truth's; a wrong password or none mounts nothing.
+#[test]
+fn an_encrypted_volume_attaches_with_its_password_and_reads_back() {
+    let (image, pass) = encrypted();
+    let tmp = tempfile::tempdir().unwrap();
+    let point = tmp.path().join("mnt");
+    for (input, says) in [
+        (Some(format!("{pass}!")), "wrong passphrase"),
+        (None, "a passphrase is needed"),
+    ] {
+        let args = ["attach", s(&image), "-readonly", "-mountpoint", s(&point)];
+        let o = match &input {
+            Some(p) => dimg_stdin(&[&args[..], &["-stdinpass"]].concat(), p.as_bytes()),
+            None => dimg(&args),
+        };
+        assert!(!o.status.success(), "{says}: attached");
+        assert!(stderr(&o).contains(says), "{says}: {}", stderr(&o));
+        assert!(!point.exists(), "{says}: left {}", point.display());
+    }
+    let o = dimg_stdin(
+        &[
+            "attach",
+            s(&image),
+            "-readonly",
+            "-mountpoint",
+            s(&point),
+            "-stdinpass",
+        ],
+        pass.as_bytes(),
+    );
+    assert!(o.status.success(), "{}", stderr(&o));
+    let read = files_under(&point);
+    let o = dimg(&["detach", s(&point)]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert_eq!(read, expected_files(ENCRYPTED));
 }

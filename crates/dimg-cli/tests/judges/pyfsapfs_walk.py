@@ -1,6 +1,7 @@
 #!/usr/bin/env python3
 """Walks every volume of an APFS container with libyal's reader (pyfsapfs) and prints one JSON
-object per entry: the judge dimg's APFS reader is compared with. Usage: pyfsapfs_walk.py FILE"""
+object per entry: the judge dimg's APFS reader is compared with. Usage: pyfsapfs_walk.py FILE
+[PASSWORD] (a password unlocks the encrypted volumes; a file pyfsapfs cannot read has no sha256)"""
 import hashlib
 import json
 import sys
@@ -9,7 +10,10 @@ import pyfsapfs
 
 
 def sha256(read, size):
-    return hashlib.sha256(read(size) if size else b"").hexdigest()
+    try:
+        return hashlib.sha256(read(size) if size else b"").hexdigest()
+    except OSError:
+        return None
 
 
 def walk(volume, entry, path, out):
@@ -43,5 +47,9 @@ container.open(sys.argv[1])
 rows = []
 for i in range(container.number_of_volumes):
     volume = container.get_volume(i)
+    if len(sys.argv) > 2 and volume.is_locked():
+        volume.set_password(sys.argv[2])
+        if not volume.unlock():
+            sys.exit(f"pyfsapfs: the password does not unlock {volume.name}")
     walk(volume, volume.get_root_directory(), "", rows)
 json.dump(rows, sys.stdout)

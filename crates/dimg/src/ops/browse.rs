@@ -253,16 +253,21 @@ pub fn volumes_of(
     Ok(found)
 }
 
-/// The volume `which` names, or the first one dimg can browse.
+/// The volume `which` names, or the first one dimg can browse. One still locked is why it is
+/// (a passphrase needed, or wrong), before anything is read or written.
 fn volume(
     image: &Path,
     passphrase: Option<&Passphrase>,
     which: Option<VolumeId>,
 ) -> Result<Box<dyn Volume>> {
     let mut found = volumes(image, passphrase, which)?;
-    match found.volumes.is_empty() {
-        true => Err(Error::io(image, found.no_volume())),
-        false => Ok(found.volumes.remove(0).volume),
+    if found.volumes.is_empty() {
+        return Err(Error::io(image, found.no_volume()));
+    }
+    let volume = found.volumes.remove(0).volume;
+    match volume.locked() {
+        Some(why) => Err(Error::io(image, why)),
+        None => Ok(volume),
     }
 }
 

@@ -70,6 +70,13 @@ impl XtsKey {
         XtsKey(Xts128::new(data, tweak))
     }
 
+    /// Encrypts as [`XtsKey::decrypt`] decrypts: for tests that damage what is encrypted.
+    #[cfg(test)]
+    fn encrypt(&self, buf: &mut [u8], sector: u64) {
+        self.0
+            .encrypt_area(buf, 512, u128::from(sector), xts_mode::get_tweak_default);
+    }
+
     /// Decrypts `buf` (whole 512-byte units) whose first unit has tweak `sector`.
     pub fn decrypt(&self, buf: &mut [u8], sector: u64) {
         debug_assert_eq!(buf.len() % 512, 0);
@@ -533,6 +540,186 @@ mod tests {
         xts.decrypt(&mut halves[..512], 40);
         xts.decrypt(&mut halves[512..], 41);
         assert_eq!(whole, halves);
+    }
+
+    /// The corpus's encrypted container, as bytes to damage, and its published password.
+    fn corpus() -> (Vec<u8>, Passphrase) {
+        let t = dimg_e2e::truths()
+            .into_iter()
+            .find(|t| t.file == "apfs/dissect-encrypted.bin")
+            .expect("the encrypted container is in expected.tsv");
+        let pass = t.passphrase.clone().expect("its password");
+        (
+            std::fs::read(t.path()).unwrap(),
+            Passphrase::new(pass.into_bytes()),
+        )
+    }
+
+    /// Unlocks the one volume of the container `bytes` hold.
+    fn unlock(bytes: Vec<u8>, passphrase: &Passphrase) -> io::Result<XtsKey> {
+        let disk: Arc<dyn ReadAt> = Arc::new(bytes);
+        let volume = super::super::open(disk)?.remove(0);
+        let c = &volume.container;
+        c.keylocker.unlock(&c.blocks, &volume.uuid, passphrase)
+    }
+
+    /// A keybag's block of `bytes` in the clear, changed by `change`, then encrypted and sealed
+    /// again as the Mac would have written it.
+    fn rewrite_keybag(bytes: &mut [u8], block: usize, uuid: &[u8; 16], change: impl Fn(&mut [u8])) {
+        let key = XtsKey::new(&[*uuid, *uuid].concat().try_into().unwrap());
+        let at = block * 4096;
+        let b = &mut bytes[at..at + 4096];
+        key.decrypt(b, at as u64 / 512);
+        change(b);
+        let sum = fletcher64(b);
+        b[..8].copy_from_slice(&sum.to_le_bytes());
+        key.encrypt(b, at as u64 / 512);
+    }
+
+    fn container_uuid_and_keybag(bytes: &[u8]) -> ([u8; 16], usize) {
+        (
+            bytes[72..88].try_into().unwrap(),
+            le64(bytes, 1296) as usize,
+        )
+    }
+
+    #[test]
+    fn the_password_unlocks_and_another_is_wrong_not_damage() {
+        let (bytes, pass) = corpus();
+        assert!(unlock(bytes.clone(), &pass).is_ok());
+        let e = unlock(bytes, &Passphrase::new(b"Password".to_vec()))
+            .err()
+            .unwrap();
+        assert!(
+            matches!(Locked::of(&e), Some(Locked::WrongPassphrase)),
+            "{e}"
+        );
+    }
+
+    #[test]
+    fn a_damaged_keybag_is_named_not_called_a_wrong_password() {
+        let (bytes, pass) = corpus();
+        let (_, bag) = container_uuid_and_keybag(&bytes);
+        // The container keybag, a byte flipped in its ciphertext: its checksum fails.
+        let mut flipped = bytes.clone();
+        flipped[bag * 4096 + 1000] ^= 0x01;
+        let e = unlock(flipped, &pass).err().unwrap();
+        assert!(
+            e.to_string().starts_with("APFS container keybag at offset"),
+            "{e}"
+        );
+        assert!(e.to_string().contains("checksum"), "{e}");
+        // The volume keybag (where the container keybag says), likewise.
+        let disk: Arc<dyn ReadAt> = Arc::new(bytes.clone());
+        let volume = super::super::open(disk).unwrap().remove(0);
+        let c = &volume.container;
+        let records = c.keylocker.volume(&c.blocks, &volume.uuid).unwrap();
+        let mut flipped = bytes.clone();
+        flipped[records.keybag.0 as usize * 4096 + 2000] ^= 0x80;
+        let e = unlock(flipped, &pass).err().unwrap();
+        assert!(
+            e.to_string().starts_with("APFS volume keybag at offset"),
+            "{e}"
+        );
+        // A KEK whose wrapped key changed (the keybag resealed over it): its HMAC says so.
+        let mut forged = bytes.clone();
+        let vol_uuid = volume.uuid;
+        rewrite_keybag(&mut forged, records.keybag.0 as usize, &vol_uuid, |b| {
+            let bag = keybag_of(b);
+            let kek = bag
+                .iter()
+                .find(|(tag, _)| *tag == TAG_VOLUME_UNLOCK_RECORDS)
+                .unwrap();
+            b[kek.1 + 60] ^= 0x01;
+        });
+        let e = unlock(forged, &pass).err().unwrap();
+        assert!(e.to_string().contains("fails its HMAC-SHA256"), "{e}");
+        assert!(Locked::of(&e).is_none());
+    }
+
+    /// (tag, offset in the block of its data) of each entry of a keybag block in the clear.
+    fn keybag_of(b: &[u8]) -> Vec<(u16, usize)> {
+        let mut at = 48;
+        (0..le16(b, 34))
+            .map(|_| {
+                let (tag, len) = (le16(b, at + 16), usize::from(le16(b, at + 18)));
+                let entry = (tag, at + 24);
+                at += (24 + len).next_multiple_of(16);
+                entry
+            })
+            .collect()
+    }
+
+    #[test]
+    fn a_keybag_claiming_more_than_it_holds_is_refused() {
+        let (bytes, pass) = corpus();
+        let (uuid, bag) = container_uuid_and_keybag(&bytes);
+        let claims: [(usize, &[u8]); 3] = [
+            // kl_nkeys: 65,535 keys.
+            (34, &[0xFF, 0xFF]),
+            // kl_nbytes: 4 GiB.
+            (36, &[0xFF, 0xFF, 0xFF, 0xFF]),
+            // The first entry's ke_keylen: 65,535 bytes.
+            (48 + 18, &[0xFF, 0xFF]),
+        ];
+        for (at, value) in claims {
+            let mut damaged = bytes.clone();
+            rewrite_keybag(&mut damaged, bag, &uuid, |b| {
+                b[at..at + value.len()].copy_from_slice(value)
+            });
+            let e = unlock(damaged, &pass).err().unwrap();
+            let e = e.to_string();
+            assert!(e.starts_with("APFS container keybag at offset"), "{e}");
+            assert!(e.contains("claims"), "{e}");
+        }
+    }
+
+    #[test]
+    fn a_kek_asking_for_absurd_rounds_is_refused_before_any_are_run() {
+        // A well-formed KEK blob, its HMAC right, asking for `rounds` PBKDF2 rounds.
+        fn element(tag: u8, body: &[u8]) -> Vec<u8> {
+            let mut e = vec![tag];
+            match body.len() {
+                n @ 0..=0x7F => e.push(n as u8),
+                n => e.extend([0x81, n as u8]),
+            }
+            e.extend(body);
+            e
+        }
+        fn blob(rounds: &[u8]) -> Vec<u8> {
+            let salt = [7u8; 8];
+            let inner = [
+                element(0x80, &[0]),
+                element(0x81, &[1; 16]),
+                element(0x82, &[0; 8]),
+                element(0x83, &[2; 40]),
+                element(0x84, rounds),
+                element(0x85, &[3; 16]),
+            ]
+            .concat();
+            let body = element(0xA3, &inner);
+            let key = Sha256::new()
+                .chain_update(BLOB_HMAC_PREFIX)
+                .chain_update(salt)
+                .finalize();
+            let mut mac = <Hmac<Sha256> as Mac>::new_from_slice(&key).unwrap();
+            mac.update(&body);
+            let hmac = mac.finalize().into_bytes();
+            let fields = [
+                element(0x80, &[0]),
+                element(0x81, &hmac),
+                element(0x82, &salt),
+            ];
+            element(0x30, &[fields.concat(), body].concat())
+        }
+        let absurd = blob(&[1, 0, 0, 0, 0, 0]);
+        let e = Blob::parse(&absurd, true).err().unwrap();
+        assert!(e.contains("1099511627776 PBKDF2 rounds"), "{e}");
+        // 100,000 rounds (a DER integer with its leading zero) are what a Mac asks for.
+        let ordinary = blob(&[0x01, 0x86, 0xA0]);
+        assert_eq!(Blob::parse(&ordinary, true).unwrap().iterations, 100_000);
+        let ordinary = blob(&[0x00, 0xC3, 0x50]);
+        assert_eq!(Blob::parse(&ordinary, true).unwrap().iterations, 50_000);
     }
 
     fn hex(s: &str) -> Vec<u8> {
