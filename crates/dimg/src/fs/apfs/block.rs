@@ -2,7 +2,7 @@
 //! checksum and its object's id, transaction and type; a container's blocks are read one
 //! checked object at a time.
 
-use super::crypto::XtsKey;
+use super::xts::XtsKey;
 use crate::bytes::{le32, le64};
 use crate::error::FormatError;
 use crate::io::ReadAt;

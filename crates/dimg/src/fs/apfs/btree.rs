@@ -6,7 +6,7 @@
 //! itself or an ancestor is an error, and a walk visits at most [`MAX_NODES`] nodes.
 
 use super::block::{bad, Blocks, BTREE, BTREE_NODE, OMAP};
-use super::crypto::XtsKey;
+use super::xts::XtsKey;
 use crate::bytes::{le16, le32, le64};
 use std::cmp::Ordering;
 use std::collections::HashMap;

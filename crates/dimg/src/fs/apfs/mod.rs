@@ -9,6 +9,7 @@ mod block;
 mod btree;
 mod checkpoint;
 mod crypto;
+mod xts;
 
 use super::{decmpfs, Counts, DirEntry, EntryKind, Handle, Snapshot, Stream, Volume};
 use crate::bytes::{le16, le32, le64};
@@ -20,11 +21,12 @@ pub use block::fletcher64 as checksum;
 use block::{bad, FS};
 use btree::{scan, Omap, Pointers};
 use checkpoint::Container;
-use crypto::{Decrypted, XtsKey};
+use crypto::Decrypted;
 use std::cmp::Ordering;
 use std::io;
 use std::sync::{Arc, Mutex};
 use unicode_normalization::UnicodeNormalization;
+use xts::XtsKey;
 
 const ROOT_DIR: u64 = 2;
 const INODE: u8 = 3;
