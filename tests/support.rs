@@ -494,7 +494,24 @@ impl Session {
             "tauri:options": {"application": app, "args": args}
         }}});
         let url = format!("http://127.0.0.1:{port}");
-        let v = call("POST", &format!("{url}/session"), Some(caps));
+        // A connection the driver drops before it answers (seen once on a CI rehearsal: the
+        // WebKit driver behind tauri-driver not ready for its first session) is asked again;
+        // an answer that refuses the session is not.
+        let mut tries = 0;
+        let v = loop {
+            tries += 1;
+            match ureq::post(&format!("{url}/session"))
+                .timeout(Duration::from_secs(120))
+                .send_json(caps.clone())
+            {
+                Ok(r) => break r.into_json::<Value>().expect("JSON reply")["value"].take(),
+                Err(ureq::Error::Transport(e)) if tries < 3 => {
+                    eprintln!("POST {url}/session: {e}; asking again");
+                    sleep(Duration::from_secs(2));
+                }
+                Err(e) => panic!("POST {url}/session: {e}"),
+            }
+        };
         let id = v["sessionId"].as_str().expect("a session id").to_string();
         Session {
             base: format!("{url}/session/{id}"),
