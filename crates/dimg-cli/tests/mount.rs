@@ -1190,7 +1190,11 @@ fn entries_of(root: &Path) -> BTreeMap<String, bool> {
                 .unwrap()
                 .to_string_lossy()
                 .into_owned();
-            let folder = fs::symlink_metadata(&path).unwrap().is_dir();
+            let folder = fs::symlink_metadata(&path)
+                .unwrap_or_else(|e| {
+                    panic!("{} is listed but cannot be looked up: {e}", path.display())
+                })
+                .is_dir();
             out.insert(name, folder);
             if folder {
                 todo.push(path);
