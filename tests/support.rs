@@ -383,10 +383,7 @@ pub fn free_port() -> u16 {
 /// An Xvfb server on the first free display from :90; returns it and its DISPLAY value.
 pub fn xvfb() -> (Running, String) {
     let n = (90..200)
-        .find(|n| {
-            !Path::new(&format!("/tmp/.X11-unix/X{n}")).exists()
-                && !Path::new(&format!("/tmp/.X{n}-lock")).exists()
-        })
+        .find(|&n| display_free(n))
         .expect("a free X display");
     let display = format!(":{n}");
     let child = Command::new(program("Xvfb"))
@@ -400,6 +397,26 @@ pub fn xvfb() -> (Running, String) {
         Path::new(&format!("/tmp/.X11-unix/X{n}")).exists()
     });
     (running, display)
+}
+
+/// Whether display `n` may be taken: no lock, or one an Xvfb now gone left behind (a killed X
+/// server leaves its lock and socket; a machine that runs the tests all day would run out).
+fn display_free(n: u32) -> bool {
+    let lock = PathBuf::from(format!("/tmp/.X{n}-lock"));
+    let socket = PathBuf::from(format!("/tmp/.X11-unix/X{n}"));
+    let owner = std::fs::read_to_string(&lock)
+        .ok()
+        .and_then(|pid| pid.trim().parse::<u32>().ok());
+    match owner {
+        Some(pid) if Path::new(&format!("/proc/{pid}")).exists() => false,
+        Some(_) => {
+            std::fs::remove_file(&lock).is_ok() && {
+                let _ = std::fs::remove_file(&socket);
+                true
+            }
+        }
+        None => !lock.exists() && !socket.exists(),
+    }
 }
 
 /// What a desktop login gives the app: a D-Bus session bus, and GNOME Keyring's Secret Service
