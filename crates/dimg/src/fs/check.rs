@@ -80,6 +80,19 @@ pub trait Watch {
     fn cancelled(&self) -> bool;
 }
 
+/// A watcher for tests: nothing to show, never cancelled.
+#[cfg(test)]
+pub(crate) struct Unwatched;
+
+#[cfg(test)]
+impl Watch for Unwatched {
+    fn begin(&self, _: &str, _: u64) {}
+    fn advance(&self, _: u64) {}
+    fn cancelled(&self) -> bool {
+        false
+    }
+}
+
 /// `Err(Interrupted)` once the watcher has cancelled: checkers call it between steps.
 pub(crate) fn go_on(watch: &dyn Watch) -> io::Result<()> {
     match watch.cancelled() {

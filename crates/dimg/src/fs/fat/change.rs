@@ -5,7 +5,7 @@
 
 use super::read::Fat;
 use super::write::{dots_first, fat_time};
-use super::{Layout, ENTRY};
+use super::{Layout, ATTR_LONG_NAME, ENTRY};
 use crate::fs::{components, days_from_civil, errno, lookup, split, Stat, VolumeMut};
 use crate::io::{ReadAt, WriteAt};
 use std::collections::{HashMap, VecDeque};
@@ -186,6 +186,43 @@ impl FatChange {
         }
     }
 
+    /// Runs `change`, which adds an entry to the folder `parent`. fatfs zeroes a cluster it
+    /// adds to a folder, but not one it adds to the FAT32 root (to fatfs the root's file has no
+    /// entry, so it is no folder): the root would grow into a cluster whose stale bytes read as
+    /// entries after the new ones. Whatever follows the new entries there is cleared here.
+    fn adding_to(&self, parent: &str, change: impl FnOnce() -> io::Result<()>) -> io::Result<()> {
+        if !parent.is_empty() {
+            return change();
+        }
+        let before = Fat::open(self.disk.clone())?.root_clusters()?.len();
+        let changed = change();
+        let fat = Fat::open(self.disk.clone())?;
+        let grown = fat.root_clusters()?.split_off(before);
+        // The new entries run from the first grown cluster's start through their short entry;
+        // a change that failed wrote none worth keeping.
+        let mut in_new_entries = changed.is_ok();
+        for at in &grown {
+            let mut bytes = vec![0u8; fat.cluster_bytes() as usize];
+            self.disk.read_exact_at(*at, &mut bytes)?;
+            let mut keep = 0;
+            while in_new_entries && keep < bytes.len() {
+                in_new_entries = bytes[keep + 11] == ATTR_LONG_NAME;
+                keep += ENTRY;
+            }
+            bytes[keep..].fill(0);
+            self.disk.write_all_at(*at, &bytes)?;
+        }
+        if !grown.is_empty() {
+            self.forget_kept();
+        }
+        changed
+    }
+
+    /// After a write past fatfs, which its kept blocks do not see.
+    fn forget_kept(&self) {
+        *self.kept.lock().unwrap_or_else(|p| p.into_inner()) = Kept::default();
+    }
+
     /// Zeros from the file's end up to `len`.
     fn grow(file: &mut fatfs::File<'_, Cursor>, len: u64) -> io::Result<()> {
         let end = file.seek(SeekFrom::End(0))?;
@@ -286,8 +323,7 @@ impl VolumeMut for FatChange {
         if Self::entry(fs, path).is_ok() {
             return Err(errno(libc::EEXIST));
         }
-        let made = fs.root_dir().create_file(path).map(drop);
-        made
+        self.adding_to(split(path).0, || fs.root_dir().create_file(path).map(drop))
     }
 
     fn create_dir(&self, path: &str) -> io::Result<()> {
@@ -296,7 +332,7 @@ impl VolumeMut for FatChange {
         if Self::entry(fs, path).is_ok() {
             return Err(errno(libc::EEXIST));
         }
-        fs.root_dir().create_dir(path)?;
+        self.adding_to(split(path).0, || fs.root_dir().create_dir(path).map(drop))?;
         // Put its first entries right, where dimg's own reader finds the folder.
         let fat = Fat::open(self.disk.clone())?;
         let first = fat.first_cluster(&lookup(&fat, path)?)?;
@@ -311,7 +347,7 @@ impl VolumeMut for FatChange {
             let under_root = components(path).count() == 1;
             if let Some(fixed) = dots_first(&head, under_root) {
                 self.disk.write_all_at(at, &fixed)?;
-                *self.kept.lock().unwrap_or_else(|p| p.into_inner()) = Kept::default();
+                self.forget_kept();
             }
         }
         Ok(())
@@ -371,7 +407,7 @@ impl VolumeMut for FatChange {
             return Err(errno(libc::EINVAL));
         }
         let root = fs.root_dir();
-        root.rename(from, &root, to)
+        self.adding_to(split(to).0, || root.rename(from, &root, to))
     }
 
     fn set_modified(&self, path: &str, time: i64) -> io::Result<()> {
@@ -410,5 +446,73 @@ impl VolumeMut for FatChange {
             fs.unmount()?;
         }
         self.disk.finish()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::fs::check::Unwatched;
+    use crate::fs::Volume;
+    use crate::io::FileSource;
+    use std::collections::BTreeSet;
+
+    /// A FAT32 root grown, by new files, new folders and a rename into it, over clusters that
+    /// once held a file's bytes lists exactly the entries made, and checks clean.
+    #[test]
+    fn a_fat32_root_grown_over_old_bytes_holds_only_its_entries() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("fat32.img");
+        let mut file = std::fs::File::options()
+            .read(true)
+            .write(true)
+            .create_new(true)
+            .open(&path)
+            .unwrap();
+        let options = super::super::Options {
+            volume_name: "ROOT".into(),
+            fat32: true,
+            size: Some(40 << 20),
+        };
+        super::super::write(&mut file, None, &options).unwrap();
+        let disk: Arc<dyn WriteAt> = Arc::new(FileSource::from_file(file).unwrap());
+        let fat = Fat::open(disk.clone()).unwrap();
+        let root = fat.root_clusters().unwrap();
+        assert_eq!(root.len(), 1, "a new root takes one cluster");
+        // Every cluster past the root's as a former file left it: bytes that read as entries.
+        let past = root[0] + fat.cluster_bytes();
+        let stale = vec![b'A'; (disk.size() - past) as usize];
+        disk.write_all_at(past, &stale).unwrap();
+
+        let volume = FatChange::open(disk.clone()).unwrap();
+        let mut made = BTreeSet::new();
+        for i in 0..24 {
+            let name = format!("a file with a long name {i:02}.txt");
+            volume.create_file(&name).unwrap();
+            made.insert(name);
+        }
+        for i in 0..8 {
+            let name = format!("a folder {i}");
+            volume.create_dir(&name).unwrap();
+            made.insert(name);
+        }
+        volume.create_file("a folder 0/moved out.txt").unwrap();
+        volume
+            .rename("a folder 0/moved out.txt", "moved into the root.txt")
+            .unwrap();
+        made.insert("moved into the root.txt".into());
+        volume.close().unwrap();
+
+        let fat = Fat::open(disk.clone()).unwrap();
+        assert!(fat.root_clusters().unwrap().len() > 2, "the root grew");
+        let listed: BTreeSet<String> = fat
+            .read_dir(&fat.root())
+            .unwrap()
+            .into_iter()
+            .map(|e| e.name)
+            .collect();
+        assert_eq!(listed, made);
+        let found = super::super::check(disk, &Unwatched).unwrap();
+        assert!(found.problems.is_empty(), "{:?}", found.problems);
     }
 }

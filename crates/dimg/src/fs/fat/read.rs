@@ -67,6 +67,23 @@ impl Fat {
         })
     }
 
+    /// The FAT32 root folder's clusters, each as where it starts on the volume; none for the
+    /// fixed root of FAT12/16.
+    pub(super) fn root_clusters(&self) -> io::Result<Vec<u64>> {
+        let Root::Chain(first) = self.layout.root else {
+            return Ok(Vec::new());
+        };
+        let clusters = self.chain(first, MAX_DIR_BYTES.div_ceil(self.layout.cluster))?;
+        Ok(clusters
+            .iter()
+            .map(|&n| self.layout.span(u64::from(n), u64::from(n) + 1).0)
+            .collect())
+    }
+
+    pub(super) fn cluster_bytes(&self) -> u64 {
+        self.layout.cluster
+    }
+
     /// The bytes of the chain from `first`, cut to `size`, as one source.
     fn chain_data(&self, first: u32, size: u64) -> io::Result<Arc<dyn ReadAt>> {
         let clusters = self.chain(first, size.div_ceil(self.layout.cluster))?;

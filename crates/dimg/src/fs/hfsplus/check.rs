@@ -1725,6 +1725,7 @@ fn catalog_name(r: &[u8]) -> Option<(u32, Vec<u16>)> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::fs::check::Unwatched;
     use crate::io::{FileSource, WriteAt};
 
     #[test]
@@ -1734,16 +1735,6 @@ mod tests {
         let writes = map.writes(510, &[1, 2, 3, 4]);
         assert_eq!(writes, vec![(5630, vec![1, 2]), (1536, vec![3, 4])]);
         assert!(map.writes(1024, &[1]).is_empty(), "past the fork's end");
-    }
-
-    struct Unwatched;
-
-    impl Watch for Unwatched {
-        fn begin(&self, _: &str, _: u64) {}
-        fn advance(&self, _: u64) {}
-        fn cancelled(&self) -> bool {
-            false
-        }
     }
 
     fn problems(volume: &Arc<dyn WriteAt>) -> Vec<String> {
