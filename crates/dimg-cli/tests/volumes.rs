@@ -555,22 +555,7 @@ fn damaged_exfat_ntfs_and_ext_copies_are_clean_errors() {
         images.push((tool.to_string(), fs::read(&image).unwrap()));
     }
     let dimg_bin = Path::new(env!("CARGO_BIN_EXE_dimg"));
-    let mut failures = Vec::new();
-    let mut cases = 0;
-    for (n, (name, bytes)) in images.iter().enumerate() {
-        for (kind, damaged) in sweep::variants(bytes, 14, n as u64 * 104_729 + 5) {
-            let image = dir.path().join("damaged.img");
-            fs::write(&image, &damaged).unwrap();
-            let out = dir.path().join("out");
-            failures.extend(sweep::browse(
-                dimg_bin,
-                &image,
-                &out,
-                &format!("{name} {kind}"),
-            ));
-            cases += 1;
-        }
-    }
-    assert!(failures.is_empty(), "{cases} cases: {failures:#?}");
-    assert_eq!(cases, 6 * 14);
+    let outcome = sweep::browse_damaged(dimg_bin, &images, 14, 5, dir.path(), "damaged.img");
+    assert!(outcome.failures.is_empty(), "{:#?}", outcome.failures);
+    assert_eq!(outcome.cases, 6 * 14);
 }

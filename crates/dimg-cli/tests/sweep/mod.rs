@@ -100,6 +100,34 @@ pub fn browse(dimg: &Path, image: &Path, out: &Path, what: &str) -> Vec<String> 
     .collect()
 }
 
+/// Browses `count` damaged copies of each of `images` (a name and the bytes), each written to
+/// `work` as `file_name`, the seeds told apart by `salt`.
+pub fn browse_damaged(
+    dimg: &Path,
+    images: &[(String, Vec<u8>)],
+    count: usize,
+    salt: u64,
+    work: &Path,
+    file_name: &str,
+) -> Outcome {
+    let mut outcome = Outcome {
+        cases: 0,
+        runs: 0,
+        failures: Vec::new(),
+    };
+    let (image, out) = (work.join(file_name), work.join("out"));
+    for (n, (name, bytes)) in images.iter().enumerate() {
+        for (kind, damaged) in variants(bytes, count, n as u64 * 7_919 + salt) {
+            fs::write(&image, &damaged).unwrap();
+            let failures = browse(dimg, &image, &out, &format!("{name} {kind}"));
+            outcome.runs += 3;
+            outcome.failures.extend(failures);
+            outcome.cases += 1;
+        }
+    }
+    outcome
+}
+
 /// Sweeps `count` damaged copies of every corpus image file in `work`.
 pub fn sweep(dimg: &Path, work: &Path, count: usize) -> Outcome {
     let mut outcome = Outcome {
