@@ -17,6 +17,13 @@ pub trait ReadAt: Send + Sync {
     /// Length in bytes.
     fn size(&self) -> u64;
 
+    /// Where the run of bytes from `offset` known to be zeros ends, at most `size()`: `offset`
+    /// itself where none are known to be (the default). Writers step over such runs — a blank
+    /// volume's free space, a sparse file's holes — without reading them.
+    fn zeros_until(&self, offset: u64) -> u64 {
+        offset
+    }
+
     /// Fills `buf` from `offset`, or fails with `UnexpectedEof`.
     fn read_exact_at(&self, mut offset: u64, mut buf: &mut [u8]) -> io::Result<()> {
         while !buf.is_empty() {
@@ -45,6 +52,9 @@ impl<R: ReadAt + ?Sized> ReadAt for Arc<R> {
     }
     fn size(&self) -> u64 {
         (**self).size()
+    }
+    fn zeros_until(&self, offset: u64) -> u64 {
+        (**self).zeros_until(offset)
     }
 }
 
@@ -169,6 +179,28 @@ impl ReadAt for FileSource {
     fn size(&self) -> u64 {
         self.size.load(std::sync::atomic::Ordering::Acquire)
     }
+    /// A regular file's holes, as the file system tells them (SEEK_DATA).
+    #[cfg(unix)]
+    fn zeros_until(&self, offset: u64) -> u64 {
+        use std::os::fd::AsRawFd;
+        let size = self.size();
+        if self.device || offset >= size {
+            return offset;
+        }
+        let Ok(at) = libc::off_t::try_from(offset) else {
+            return offset;
+        };
+        // SAFETY: lseek on a descriptor this value owns; it moves no memory. The descriptor's
+        // position is not used: every read and write says its offset.
+        match unsafe { libc::lseek(self.file.as_raw_fd(), at, libc::SEEK_DATA) } {
+            // No data from here on (ENXIO); any other failure knows nothing.
+            -1 => match io::Error::last_os_error().raw_os_error() {
+                Some(libc::ENXIO) => size,
+                _ => offset,
+            },
+            data => (data as u64).clamp(offset, size),
+        }
+    }
 }
 
 impl WriteAt for FileSource {
@@ -229,6 +261,17 @@ impl<S: ReadAt + ?Sized> ReadAt for Slice<S> {
     }
     fn size(&self) -> u64 {
         self.len
+    }
+    fn zeros_until(&self, offset: u64) -> u64 {
+        match offset < self.len {
+            true => {
+                self.inner
+                    .zeros_until(self.start + offset)
+                    .min(self.start + self.len)
+                    - self.start
+            }
+            false => offset,
+        }
     }
 }
 
@@ -293,6 +336,23 @@ impl ReadAt for Concat {
         p.read_at(within, &mut buf[..n])
     }
     fn size(&self) -> u64 {
+        self.size
+    }
+    /// A run of zeros may go on through the parts after the one it starts in.
+    fn zeros_until(&self, offset: u64) -> u64 {
+        if offset >= self.size {
+            return offset;
+        }
+        let mut i = self.starts.partition_point(|&s| s <= offset) - 1;
+        let mut at = offset;
+        while let Some(p) = self.parts.get(i) {
+            let end = p.zeros_until(at - self.starts[i]).min(p.size());
+            if end < p.size() {
+                return self.starts[i] + end;
+            }
+            i += 1;
+            at = self.starts.get(i).copied().unwrap_or(self.size);
+        }
         self.size
     }
 }
@@ -480,6 +540,31 @@ pub fn band_span(offset: u64, len: usize, band_size: u64, size: u64) -> Option<(
     Some((band, within, n))
 }
 
+/// Where the zeros from `offset` end on a disk of `size` bytes kept in bands of `band_size`,
+/// where band `n` holds `stored(n)` bytes (0 for a band not there) and reads as zeros past them.
+/// A bounded number of bands is looked at: a terabyte of absent bands is not walked at every
+/// block.
+pub fn band_zeros_until(
+    offset: u64,
+    band_size: u64,
+    size: u64,
+    stored: impl Fn(u64) -> u64,
+) -> u64 {
+    const MOST: usize = 4096;
+    let mut at = offset;
+    for _ in 0..MOST {
+        if at >= size {
+            return size.max(offset);
+        }
+        let (band, within) = (at / band_size, at % band_size);
+        if within < stored(band) {
+            return at;
+        }
+        at = (band + 1) * band_size;
+    }
+    at.min(size)
+}
+
 impl ReadAt for BandFolder {
     fn read_at(&self, offset: u64, buf: &mut [u8]) -> io::Result<usize> {
         let Some((number, within, n)) = band_span(offset, buf.len(), self.band_size, self.size)
@@ -492,6 +577,13 @@ impl ReadAt for BandFolder {
 
     fn size(&self) -> u64 {
         self.size
+    }
+
+    fn zeros_until(&self, offset: u64) -> u64 {
+        let present = lock(&self.present);
+        band_zeros_until(offset, self.band_size, self.size, |n| {
+            present.get(&n).copied().unwrap_or(0)
+        })
     }
 }
 
@@ -570,6 +662,10 @@ impl ReadAt for Zeros {
 
     fn size(&self) -> u64 {
         self.0
+    }
+
+    fn zeros_until(&self, offset: u64) -> u64 {
+        offset.max(self.0)
     }
 }
 
@@ -697,6 +793,31 @@ impl ReadAt for Patched {
     fn size(&self) -> u64 {
         self.size
     }
+
+    /// The disk's zeros, and those it is extended with, up to the next patch.
+    fn zeros_until(&self, offset: u64) -> u64 {
+        if offset >= self.size {
+            return offset;
+        }
+        if let Some((&at, bytes)) = self.patches.range(..=offset).next_back() {
+            if offset < at + bytes.len() as u64 {
+                return offset;
+            }
+        }
+        let limit = match self.patches.range(offset + 1..).next() {
+            Some((&next, _)) => next,
+            None => self.size,
+        };
+        let disk = self.disk.size();
+        let end = match offset < disk {
+            true => match self.disk.zeros_until(offset).min(disk) {
+                end if end == disk => limit,
+                end => end,
+            },
+            false => limit,
+        };
+        end.min(limit)
+    }
 }
 
 #[cfg(test)]
@@ -738,5 +859,81 @@ mod tests {
         assert_eq!(&buf[..10], &(90u8..100).collect::<Vec<u8>>()[..]);
         assert_eq!(part.read_at(10, &mut buf).unwrap(), 0);
         assert!(part.read_exact_at(5, &mut buf).is_err());
+    }
+
+    /// Known zeros run on through the parts of a built disk, stop at a patch or at bytes that
+    /// are not known to be zeros, and never pass the end.
+    #[test]
+    fn known_zeros_run_through_parts_and_stop_at_data() {
+        let parts: Vec<Arc<dyn ReadAt>> = vec![
+            Arc::new(vec![1u8; 10]),
+            Arc::new(Zeros(20)),
+            Arc::new(Zeros(0)),
+            Arc::new(Zeros(5)),
+            Arc::new(vec![0u8; 3]),
+            Arc::new(Zeros(7)),
+        ];
+        let disk: Arc<dyn ReadAt> = Arc::new(Concat::new(parts));
+        assert_eq!(
+            disk.zeros_until(0),
+            0,
+            "bytes are not known zeros, even zero bytes"
+        );
+        assert_eq!(disk.zeros_until(10), 35);
+        assert_eq!(disk.zeros_until(12), 35);
+        assert_eq!(disk.zeros_until(38), 45);
+        assert_eq!(disk.zeros_until(45), 45, "at the end");
+        let window = Slice::new(disk.clone(), 5, 20);
+        assert_eq!(window.zeros_until(0), 0);
+        assert_eq!(window.zeros_until(5), 20, "cut at the window's end");
+        let mut patched = Patched::new(disk.clone(), 60);
+        patched.put(15, vec![9; 2]);
+        assert_eq!(patched.zeros_until(10), 15, "up to the patch");
+        assert_eq!(patched.zeros_until(15), 15, "on it");
+        assert_eq!(patched.zeros_until(17), 35);
+        assert_eq!(
+            patched.zeros_until(40),
+            60,
+            "the disk's zeros, then its extension"
+        );
+        assert_eq!(patched.zeros_until(50), 60);
+    }
+
+    /// A file's holes, as the file system tells them; a file without holes has none.
+    #[test]
+    fn a_sparse_files_holes_are_known_zeros() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("holes");
+        let file = File::create(&path).unwrap();
+        let mib = 1u64 << 20;
+        file.set_len(8 * mib).unwrap();
+        std::os::unix::fs::FileExt::write_all_at(&file, &[1; 4096], 4 * mib).unwrap();
+        let source = FileSource::open(&path).unwrap();
+        if source.zeros_until(0) == 0 {
+            // A file system that keeps no holes (or does not say): nothing is known.
+            return;
+        }
+        assert_eq!(source.zeros_until(0), 4 * mib);
+        assert_eq!(source.zeros_until(4 * mib), 4 * mib);
+        assert_eq!(source.zeros_until(5 * mib), 8 * mib, "a hole to the end");
+        assert_eq!(source.zeros_until(8 * mib), 8 * mib);
+        let full = dir.path().join("full");
+        std::fs::write(&full, vec![0u8; 65536]).unwrap();
+        assert_eq!(FileSource::open(&full).unwrap().zeros_until(0), 0);
+    }
+
+    #[test]
+    fn absent_bands_and_the_ends_of_short_ones_are_known_zeros() {
+        // Bands of 10 bytes on a 95-byte disk: band 1 holds 4 bytes, band 3 all of its 10.
+        let stored = |n: u64| match n {
+            1 => 4,
+            3 => 10,
+            _ => 0,
+        };
+        assert_eq!(band_zeros_until(0, 10, 95, stored), 10);
+        assert_eq!(band_zeros_until(12, 10, 95, stored), 12);
+        assert_eq!(band_zeros_until(14, 10, 95, stored), 30);
+        assert_eq!(band_zeros_until(40, 10, 95, stored), 95);
+        assert_eq!(band_zeros_until(95, 10, 95, stored), 95);
     }
 }

@@ -6,7 +6,7 @@
 use super::{Container, Driver, Fact, Probe};
 use crate::bytes::{be32, be64};
 use crate::error::FormatError;
-use crate::io::{band_span, past_end, Patched, ReadAt, WriteAt};
+use crate::io::{band_span, band_zeros_until, past_end, Patched, ReadAt, WriteAt};
 use crate::magic::Signature;
 use std::collections::HashMap;
 use std::io;
@@ -86,6 +86,20 @@ impl ReadAt for Bands {
 
     fn size(&self) -> u64 {
         self.size
+    }
+
+    /// Bands not allocated, unless a shadow's disk shows through them.
+    fn zeros_until(&self, offset: u64) -> u64 {
+        if self.under.is_some() {
+            return offset;
+        }
+        let at = self.at.read().unwrap_or_else(|p| p.into_inner());
+        band_zeros_until(offset, self.band_size, self.size, |n| {
+            match at.contains_key(&n) {
+                true => self.band_size,
+                false => 0,
+            }
+        })
     }
 }
 
@@ -353,6 +367,9 @@ impl ReadAt for Growing {
     }
     fn size(&self) -> u64 {
         self.bands.size
+    }
+    fn zeros_until(&self, offset: u64) -> u64 {
+        self.bands.zeros_until(offset)
     }
 }
 

@@ -237,6 +237,26 @@ impl ReadAt for FreeBands {
     fn size(&self) -> u64 {
         self.disk.size()
     }
+    /// Dropped bands, and the disk's own zeros, a bounded number of bands on.
+    fn zeros_until(&self, offset: u64) -> u64 {
+        let size = self.size();
+        let mut at = offset;
+        for _ in 0..4096 {
+            if at >= size {
+                return size.max(offset);
+            }
+            let b = at / self.band;
+            let band_end = ((b + 1) * self.band).min(size);
+            if self.dropped.binary_search(&b).is_err() {
+                let zeros = self.disk.zeros_until(at);
+                if zeros < band_end {
+                    return zeros;
+                }
+            }
+            at = band_end;
+        }
+        at
+    }
 }
 
 #[cfg(test)]

@@ -1,4 +1,4 @@
-use super::job::{stream, Cancel, Progress};
+use super::job::{stream_blocks, BlockSink, Cancel, Progress};
 use super::output::{AtomicOutput, Encrypting, Sink};
 use crate::codec::Codec;
 use crate::container::encrypted::{Sealer, DEFAULT_ITERATIONS};
@@ -482,9 +482,14 @@ impl ImageJob<'_> {
     fn write(&self, out: &mut dyn Sink, progress: &dyn Progress, cancel: &Cancel) -> Result<()> {
         let (source, disk) = (self.source, &**self.disk);
         match self.options.format.udif() {
-            None => stream(source, "Converting", disk, progress, cancel, |_, block| {
-                out.write_sparse(block)
-            }),
+            None => stream_blocks(
+                source,
+                "Converting",
+                disk,
+                progress,
+                cancel,
+                &mut RawDisk(out),
+            ),
             Some(variant) => {
                 let layout = match self.container.layout() {
                     Some(layout) => layout,
@@ -500,6 +505,32 @@ impl ImageJob<'_> {
                 pipeline.run(layout, out, progress, cancel)
             }
         }
+    }
+}
+
+/// The CRC-32 of `len` zero bytes.
+fn zeros_crc(len: u64) -> crc32fast::Hasher {
+    let mut crc = crc32fast::Hasher::new();
+    let zeros = [0u8; 64 << 10];
+    let mut left = len;
+    while left > 0 {
+        let n = left.min(zeros.len() as u64) as usize;
+        crc.update(&zeros[..n]);
+        left -= n as u64;
+    }
+    crc
+}
+
+/// A raw disk written as it streams; the zeros the source knows of become holes where the
+/// output can leave them.
+struct RawDisk<'a>(&'a mut dyn Sink);
+
+impl BlockSink for RawDisk<'_> {
+    fn data(&mut self, _: u64, bytes: &[u8]) -> Result<()> {
+        self.0.write_sparse(bytes)
+    }
+    fn zeros(&mut self, _: u64, _: u64, zeros: &[u8]) -> Result<()> {
+        self.0.write_zeros(zeros)
     }
 }
 
@@ -566,9 +597,24 @@ impl UdifPipeline<'_> {
             let reader_done = done_tx.clone();
             let plan_layout = &plan_layout;
             scope.spawn(move || {
+                let full_chunk = writer::CHUNK_SECTORS * 512;
+                let zero_chunk = zeros_crc(full_chunk);
                 for (seq, job) in writer::plan(plan_layout).enumerate() {
                     if token_rx.recv().is_err() || cancel.is_cancelled() {
                         return;
+                    }
+                    // Zeros the disk knows of are neither read nor encoded.
+                    let (start, len) = (job.first_sector * 512, job.sectors * 512);
+                    if self.disk.zeros_until(start) >= (start + len).min(total) {
+                        let crc = match len == full_chunk {
+                            true => zero_chunk.clone(),
+                            false => zeros_crc(len),
+                        };
+                        let chunk = Encoded::known_zeros(self.variant, len, crc);
+                        if reader_done.send((seq, Ok((job, chunk)))).is_err() {
+                            return;
+                        }
+                        continue;
                     }
                     match self.read(&job) {
                         Ok(data) => {
@@ -602,6 +648,8 @@ impl UdifPipeline<'_> {
             drop(done_tx);
 
             let mut pending = BTreeMap::new();
+            // Zero bytes for a hole, for a sink that must have them (an encrypted image's).
+            let (full_chunk, mut hole) = (writer::CHUNK_SECTORS * 512, None::<Vec<u8>>);
             let mut next = 0;
             let mut offset = 0u64;
             let mut data_crc = crc32fast::Hasher::new();
@@ -620,8 +668,13 @@ impl UdifPipeline<'_> {
                     // UDRW stores zeros too: as holes, where the file system can.
                     out.write_sparse(&chunk.bytes)?;
                     data_crc.update(&chunk.bytes);
+                    if chunk.hole > 0 {
+                        let zeros = hole.get_or_insert_with(|| vec![0; full_chunk as usize]);
+                        out.write_zeros(&zeros[..chunk.hole as usize])?;
+                        data_crc.combine(&chunk.crc);
+                    }
                     tables.add(job, &chunk, offset);
-                    offset += chunk.bytes.len() as u64;
+                    offset += chunk.stored();
                     next += 1;
                     let _ = token_tx.send(());
                     progress.advance(((job.first_sector + job.sectors) * 512).min(total));

@@ -53,34 +53,75 @@ const STREAM_BLOCK: usize = 4 << 20;
 /// Blocks read ahead of the consumer. Memory is (this + 2) blocks, however large the source.
 const READ_AHEAD: usize = 2;
 
-/// Reads `src` front to back in blocks, handing each to `sink` with its offset. A reader thread
-/// stays ahead of the sink, so decompression overlaps hashing or writing. Reports progress and
-/// stops at the next block after a cancel. Read errors are reported against `path`. Blocks are
-/// page-aligned memory, which a sink writing with O_DIRECT can hand to the kernel as it is.
+/// What [`stream_blocks`] hands a source's blocks to.
+pub(crate) trait BlockSink {
+    /// The block at `offset`.
+    fn data(&mut self, offset: u64, bytes: &[u8]) -> Result<()>;
+    /// A block of `len` bytes at `offset` the source knows to be zeros, not read: `zeros` holds
+    /// that many zero bytes for a sink that needs them. A sink that can leave a hole skips it.
+    fn zeros(&mut self, offset: u64, len: u64, zeros: &[u8]) -> Result<()> {
+        let _ = len;
+        self.data(offset, zeros)
+    }
+}
+
+/// A closure that takes every block's bytes.
+struct Bytes<F>(F);
+
+impl<F: FnMut(u64, &[u8]) -> Result<()>> BlockSink for Bytes<F> {
+    fn data(&mut self, offset: u64, bytes: &[u8]) -> Result<()> {
+        (self.0)(offset, bytes)
+    }
+}
+
+/// Reads `src` front to back in blocks, handing each to `sink` with its offset: [`stream_blocks`]
+/// for a sink that wants every byte.
 pub(crate) fn stream(
     path: &Path,
     phase: &str,
     src: &dyn ReadAt,
     progress: &dyn Progress,
     cancel: &Cancel,
-    mut sink: impl FnMut(u64, &[u8]) -> Result<()>,
+    sink: impl FnMut(u64, &[u8]) -> Result<()>,
+) -> Result<()> {
+    stream_blocks(path, phase, src, progress, cancel, &mut Bytes(sink))
+}
+
+/// Reads `src` front to back in blocks, handing each to `sink` with its offset. A reader thread
+/// stays ahead of the sink, so decompression overlaps hashing or writing; a block the source
+/// knows to be zeros is not read at all (a terabyte of free space costs nothing). Reports
+/// progress and stops at the next block after a cancel. Read errors are reported against
+/// `path`. Blocks are page-aligned memory, which a sink writing with O_DIRECT can hand to the
+/// kernel as it is.
+pub(crate) fn stream_blocks(
+    path: &Path,
+    phase: &str,
+    src: &dyn ReadAt,
+    progress: &dyn Progress,
+    cancel: &Cancel,
+    sink: &mut dyn BlockSink,
 ) -> Result<()> {
     let size = src.size();
     progress.begin(phase, size);
     std::thread::scope(|scope| {
-        type Block = (u64, usize, Aligned);
+        // A block read, or (no buffer) one known to be zeros.
+        type Block = (u64, usize, Option<Aligned>);
         let (full_tx, full_rx) = mpsc::sync_channel::<std::io::Result<Block>>(READ_AHEAD);
         let (empty_tx, empty_rx) = mpsc::channel::<Aligned>();
         scope.spawn(move || {
             let mut offset = 0u64;
             while offset < size && !cancel.is_cancelled() {
                 let n = (size - offset).min(STREAM_BLOCK as u64) as usize;
-                let mut buf = empty_rx
-                    .try_recv()
-                    .unwrap_or_else(|_| Aligned::new(STREAM_BLOCK));
-                let read = src
-                    .read_exact_at(offset, &mut buf.bytes()[..n])
-                    .map(|()| (offset, n, buf));
+                let read = match src.zeros_until(offset) >= offset + n as u64 {
+                    true => Ok((offset, n, None)),
+                    false => {
+                        let mut buf = empty_rx
+                            .try_recv()
+                            .unwrap_or_else(|_| Aligned::new(STREAM_BLOCK));
+                        src.read_exact_at(offset, &mut buf.bytes()[..n])
+                            .map(|()| (offset, n, Some(buf)))
+                    }
+                };
                 let failed = read.is_err();
                 if full_tx.send(read).is_err() || failed {
                     return;
@@ -88,6 +129,8 @@ pub(crate) fn stream(
                 offset += n as u64;
             }
         });
+        // Made the first time a sink asks for zeros it was spared reading.
+        let mut zeros: Option<Aligned> = None;
         let mut done = 0u64;
         while done < size {
             cancel.check()?;
@@ -95,11 +138,19 @@ pub(crate) fn stream(
                 // The reader stopped without an error: it saw the cancel.
                 return cancel.check();
             };
-            let (offset, n, mut buf) = block.map_err(|e| Error::io(path, e))?;
-            sink(offset, &buf.bytes()[..n])?;
+            let (offset, n, buf) = block.map_err(|e| Error::io(path, e))?;
+            match buf {
+                Some(mut buf) => {
+                    sink.data(offset, &buf.bytes()[..n])?;
+                    let _ = empty_tx.send(buf);
+                }
+                None => {
+                    let zeros = zeros.get_or_insert_with(|| Aligned::new(STREAM_BLOCK));
+                    sink.zeros(offset, n as u64, &zeros.bytes()[..n])?;
+                }
+            }
             done = offset + n as u64;
             progress.advance(done);
-            let _ = empty_tx.send(buf);
         }
         Ok(())
     })

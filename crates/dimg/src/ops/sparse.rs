@@ -2,7 +2,7 @@
 //! stored. The disk is streamed once; each band is looked at as it completes, so memory is one
 //! band however large the disk.
 
-use super::job::{stream, Cancel, Progress};
+use super::job::{stream_blocks, BlockSink, Cancel, Progress};
 use super::output::{refuse_existing, AtomicOutput};
 use crate::container::encrypted::{Sealer, BLOCK, DATA_OFFSET};
 use crate::container::{sparsebundle, sparseimage};
@@ -51,40 +51,82 @@ fn bands_with_data(
     band: u64,
     progress: &dyn Progress,
     cancel: &Cancel,
-    mut each: impl FnMut(u64, &[u8]) -> Result<()>,
+    each: impl FnMut(u64, &[u8]) -> Result<()>,
 ) -> Result<()> {
-    let mut pending: Vec<u8> = Vec::with_capacity(band.min(disk.size()) as usize);
-    let mut number = 0u64;
-    let mut flush = |pending: &mut Vec<u8>, number: &mut u64| -> Result<()> {
-        if !crate::io::is_zero(pending) {
-            each(*number, pending)?;
-        }
-        pending.clear();
-        *number += 1;
-        Ok(())
+    let mut bands = Bands {
+        pending: Vec::with_capacity(band.min(disk.size()) as usize),
+        known_zeros: 0,
+        band: band as usize,
+        number: 0,
+        each,
     };
-    stream(
-        source,
-        "Converting",
-        disk,
-        progress,
-        cancel,
-        |_, mut block| {
-            while !block.is_empty() {
-                let take = block.len().min(band as usize - pending.len());
-                pending.extend_from_slice(&block[..take]);
-                block = &block[take..];
-                if pending.len() == band as usize {
-                    flush(&mut pending, &mut number)?;
-                }
-            }
-            Ok(())
-        },
-    )?;
-    if !pending.is_empty() {
-        flush(&mut pending, &mut number)?;
+    stream_blocks(source, "Converting", disk, progress, cancel, &mut bands)?;
+    if !bands.pending.is_empty() {
+        bands.flush()?;
     }
     Ok(())
+}
+
+/// The disk's blocks gathered into bands: the band being filled is `pending`, or while only
+/// known zeros have come, `known_zeros` of them, not held.
+struct Bands<F> {
+    pending: Vec<u8>,
+    known_zeros: usize,
+    band: usize,
+    number: u64,
+    each: F,
+}
+
+impl<F: FnMut(u64, &[u8]) -> Result<()>> Bands<F> {
+    fn flush(&mut self) -> Result<()> {
+        if !crate::io::is_zero(&self.pending) {
+            (self.each)(self.number, &self.pending)?;
+        }
+        self.pending.clear();
+        self.number += 1;
+        Ok(())
+    }
+}
+
+impl<F: FnMut(u64, &[u8]) -> Result<()>> BlockSink for Bands<F> {
+    fn data(&mut self, _: u64, mut block: &[u8]) -> Result<()> {
+        if self.known_zeros > 0 {
+            self.pending.resize(self.known_zeros, 0);
+            self.known_zeros = 0;
+        }
+        while !block.is_empty() {
+            let take = block.len().min(self.band - self.pending.len());
+            self.pending.extend_from_slice(&block[..take]);
+            block = &block[take..];
+            if self.pending.len() == self.band {
+                self.flush()?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Bands of nothing but known zeros are passed over, never held.
+    fn zeros(&mut self, _: u64, mut len: u64, _: &[u8]) -> Result<()> {
+        while len > 0 {
+            let filled = self.pending.len() + self.known_zeros;
+            let take = len.min((self.band - filled) as u64) as usize;
+            match self.pending.is_empty() {
+                true => self.known_zeros += take,
+                false => self.pending.resize(filled + take, 0),
+            }
+            if filled + take == self.band {
+                match self.pending.is_empty() {
+                    true => {
+                        self.known_zeros = 0;
+                        self.number += 1;
+                    }
+                    false => self.flush()?,
+                }
+            }
+            len -= take as u64;
+        }
+        Ok(())
+    }
 }
 
 /// A sparse image file being written, as it is or sealed in an encrypted image: each block is

@@ -186,4 +186,27 @@ impl ReadAt for UdifDisk {
     fn size(&self) -> u64 {
         self.size
     }
+
+    /// Zero-fill and ignore chunks, and gaps no chunk claims. A long run of them is followed
+    /// a bounded way: a table of a million tiny chunks is not walked at every block.
+    fn zeros_until(&self, offset: u64) -> u64 {
+        const MOST: usize = 4096;
+        let first = self.runs.partition_point(|r| end(r) <= offset);
+        let mut pos = offset;
+        for r in self.runs.iter().skip(first).take(MOST) {
+            if start(r) > pos {
+                // A gap before it, then the chunk.
+                pos = start(r);
+            }
+            if !matches!(r.kind, ChunkKind::Zero | ChunkKind::Ignore) {
+                return pos.min(self.size);
+            }
+            pos = end(r);
+        }
+        match self.runs.len() - first <= MOST {
+            // Past the last chunk: a gap to the end.
+            true => self.size.max(offset),
+            false => pos.min(self.size).max(offset),
+        }
+    }
 }

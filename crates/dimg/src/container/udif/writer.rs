@@ -72,6 +72,9 @@ pub fn complete(mut entries: Vec<LayoutEntry>, total: u64) -> Vec<LayoutEntry> {
 
 /// hdiutil's chunk size: 2048 sectors, 1 MiB.
 pub const CHUNK_SECTORS: u64 = 2048;
+/// The longest run of raw chunks one entry of a read/write image holds: 32 MiB, half of the
+/// 64 MiB qemu takes at most.
+const MAX_RAW_RUN_SECTORS: u64 = 32 * CHUNK_SECTORS;
 
 /// A piece of work: `sectors` sectors from `first_sector`, belonging to layout entry `entry`.
 #[derive(Clone, Copy, Debug)]
@@ -109,17 +112,46 @@ pub fn plan_len(layout: &[LayoutEntry]) -> u64 {
 pub struct Encoded {
     pub kind: ChunkKind,
     pub bytes: Vec<u8>,
+    /// Zeros stored after `bytes`, not held: a read/write image's chunk the disk knows to be
+    /// zeros, left a hole. `crc` is theirs.
+    pub hole: u64,
     pub crc: crc32fast::Hasher,
+}
+
+impl Encoded {
+    fn ignored() -> Encoded {
+        Encoded {
+            kind: ChunkKind::Ignore,
+            bytes: Vec::new(),
+            hole: 0,
+            crc: crc32fast::Hasher::new(),
+        }
+    }
+
+    /// A chunk of `len` bytes the disk knows to be zeros, not read: ignored, or in a read/write
+    /// image stored as a hole whose CRC-32 is `crc` (`len` zeros').
+    pub fn known_zeros(variant: Variant, len: u64, crc: crc32fast::Hasher) -> Encoded {
+        match variant {
+            Variant::Udrw => Encoded {
+                kind: ChunkKind::Raw,
+                bytes: Vec::new(),
+                hole: len,
+                crc,
+            },
+            _ => Encoded::ignored(),
+        }
+    }
+
+    /// The bytes the chunk takes in the data fork.
+    pub fn stored(&self) -> u64 {
+        self.bytes.len() as u64 + self.hole
+    }
 }
 
 /// Encodes one chunk's uncompressed sectors.
 pub fn encode(variant: Variant, level: u32, data: Vec<u8>) -> Encoded {
     if variant != Variant::Udrw && crate::io::is_zero(&data) {
-        return Encoded {
-            kind: ChunkKind::Ignore,
-            bytes: Vec::new(),
-            crc: crc32fast::Hasher::new(),
-        };
+        return Encoded::ignored();
     }
     let mut crc = crc32fast::Hasher::new();
     crc.update(&data);
@@ -129,6 +161,7 @@ pub fn encode(variant: Variant, level: u32, data: Vec<u8>) -> Encoded {
             return Encoded {
                 kind: ChunkKind::Compressed(codec),
                 bytes: packed,
+                hole: 0,
                 crc,
             };
         }
@@ -136,6 +169,7 @@ pub fn encode(variant: Variant, level: u32, data: Vec<u8>) -> Encoded {
     Encoded {
         kind: ChunkKind::Raw,
         bytes: data,
+        hole: 0,
         crc,
     }
 }
@@ -200,13 +234,27 @@ impl Tables {
                 last.sectors += job.sectors;
                 return;
             }
+            // A read/write image's raw chunks follow each other in its fork: one entry for a
+            // run of them, as hdiutil keeps raw runs whole, up to what every reader takes — a
+            // terabyte is then 32,768 entries, not a million.
+            let contiguous = last.offset + last.length == offset;
+            if self.variant == Variant::Udrw
+                && chunk.kind == ChunkKind::Raw
+                && last.kind == ChunkKind::Raw
+                && contiguous
+                && last.sectors + job.sectors <= MAX_RAW_RUN_SECTORS
+            {
+                last.sectors += job.sectors;
+                last.length += chunk.stored();
+                return;
+            }
         }
         table.entries.push(Entry {
             kind: chunk.kind,
             sector_start,
             sectors: job.sectors,
-            offset: if chunk.bytes.is_empty() { 0 } else { offset },
-            length: chunk.bytes.len() as u64,
+            offset: if chunk.stored() == 0 { 0 } else { offset },
+            length: chunk.stored(),
         });
     }
 
