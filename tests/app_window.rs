@@ -2074,6 +2074,20 @@ fn behaves_as_a_mac_user_expects() {
         String::from_utf8_lossy(&cli.stderr).trim_end(),
         "Details holds the command line's message"
     );
+    // A sheet whose track file is elsewhere is not damaged: it misses a file.
+    app.script(
+        "window.openPath(arguments[0]);",
+        json!([corpus().join("cd/p1.cue").display().to_string()]),
+    );
+    let (said, technical) = alert(app);
+    assert_eq!(
+        said,
+        "“p1.cue” can't be opened because a file it needs can't be found."
+    );
+    assert!(
+        technical.contains("missing track file BOING.BIN"),
+        "{technical}"
+    );
     assert_eq!(
         app.script(
             "return document.querySelectorAll('#images li.image').length;",

@@ -59,6 +59,10 @@ fn cause(e: &Error) -> String {
             ErrorKind::InvalidData | ErrorKind::UnexpectedEof => {
                 "part of its data is damaged".into()
             }
+            // The system's own NotFound is the file's; an engine's names a file it needs.
+            ErrorKind::NotFound if source.get_ref().is_some() => {
+                "a file it needs can't be found".into()
+            }
             ErrorKind::NotFound => "it can't be found".into(),
             ErrorKind::PermissionDenied => "you don't have permission to use it".into(),
             ErrorKind::StorageFull => "there is no space left on the disk".into(),

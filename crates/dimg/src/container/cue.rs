@@ -331,10 +331,10 @@ fn open(sheet_bytes: Arc<dyn ReadAt>, p: &Probe) -> io::Result<Box<dyn Container
     let dir = p.path.and_then(Path::parent).unwrap_or(Path::new("."));
     let mut tracks = Vec::new();
     for file in &sheet.files {
+        // Not damage: the sheet is whole, a file it names is elsewhere.
         let path = find(dir, &file.name).ok_or_else(|| {
-            FormatError::io(
-                STRUCTURE,
-                0,
+            io::Error::new(
+                io::ErrorKind::NotFound,
                 format!(
                     "line {}: missing track file {} (not found beside the sheet)",
                     file.line, file.name
