@@ -508,6 +508,9 @@ impl ImageJob<'_> {
     }
 }
 
+/// The most known-zero chunks the reader hands the writer at once: 1 GiB of disk.
+const ZERO_CHUNKS_AT_ONCE: usize = 1024;
+
 /// The CRC-32 of `len` zero bytes.
 fn zeros_crc(len: u64) -> crc32fast::Hasher {
     let mut crc = crc32fast::Hasher::new();
@@ -529,8 +532,8 @@ impl BlockSink for RawDisk<'_> {
     fn data(&mut self, _: u64, bytes: &[u8]) -> Result<()> {
         self.0.write_sparse(bytes)
     }
-    fn zeros(&mut self, _: u64, _: u64, zeros: &[u8]) -> Result<()> {
-        self.0.write_zeros(zeros)
+    fn zeros(&mut self, _: u64, len: u64, zeros: &[u8]) -> Result<()> {
+        self.0.write_zeros(len, zeros)
     }
 }
 
@@ -587,7 +590,10 @@ impl UdifPipeline<'_> {
         std::thread::scope(|scope| {
             let (work_tx, work_rx) = mpsc::sync_channel::<(usize, ChunkJob, Vec<u8>)>(in_flight);
             let work_rx = Arc::new(Mutex::new(work_rx));
-            let (done_tx, done_rx) = mpsc::channel::<(usize, io::Result<(ChunkJob, Encoded)>)>();
+            // Chunks done, from the first one's number on: one a message from the encoders, a
+            // run of known zeros in one from the reader.
+            let (done_tx, done_rx) =
+                mpsc::channel::<(usize, io::Result<Vec<(ChunkJob, Encoded)>>)>();
             let (token_tx, token_rx) = mpsc::sync_channel::<()>(in_flight);
             for _ in 0..in_flight {
                 token_tx
@@ -599,10 +605,16 @@ impl UdifPipeline<'_> {
             scope.spawn(move || {
                 let full_chunk = writer::CHUNK_SECTORS * 512;
                 let zero_chunk = zeros_crc(full_chunk);
+                // Each message takes a token, which the writer gives back when it is written.
+                let send_zeros = |first: usize, run: &mut Vec<(ChunkJob, Encoded)>| {
+                    let run = std::mem::take(run);
+                    token_rx.recv().is_ok()
+                        && !cancel.is_cancelled()
+                        && reader_done.send((first, Ok(run))).is_ok()
+                };
+                let mut zeros = Vec::new();
+                let mut zeros_from = 0;
                 for (seq, job) in writer::plan(plan_layout).enumerate() {
-                    if token_rx.recv().is_err() || cancel.is_cancelled() {
-                        return;
-                    }
                     // Zeros the disk knows of are neither read nor encoded.
                     let (start, len) = (job.first_sector * 512, job.sectors * 512);
                     if self.disk.zeros_until(start) >= (start + len).min(total) {
@@ -610,11 +622,21 @@ impl UdifPipeline<'_> {
                             true => zero_chunk.clone(),
                             false => zeros_crc(len),
                         };
-                        let chunk = Encoded::known_zeros(self.variant, len, crc);
-                        if reader_done.send((seq, Ok((job, chunk)))).is_err() {
+                        if zeros.is_empty() {
+                            zeros_from = seq;
+                        }
+                        zeros.push((job, Encoded::known_zeros(self.variant, len, crc)));
+                        if zeros.len() == ZERO_CHUNKS_AT_ONCE && !send_zeros(zeros_from, &mut zeros)
+                        {
                             return;
                         }
                         continue;
+                    }
+                    if !zeros.is_empty() && !send_zeros(zeros_from, &mut zeros) {
+                        return;
+                    }
+                    if token_rx.recv().is_err() || cancel.is_cancelled() {
+                        return;
                     }
                     match self.read(&job) {
                         Ok(data) => {
@@ -628,19 +650,17 @@ impl UdifPipeline<'_> {
                         }
                     }
                 }
+                if !zeros.is_empty() {
+                    send_zeros(zeros_from, &mut zeros);
+                }
             });
             for _ in 0..workers {
                 let (rx, tx) = (work_rx.clone(), done_tx.clone());
                 scope.spawn(move || loop {
                     let next = rx.lock().unwrap_or_else(|p| p.into_inner()).recv();
                     let Ok((seq, job, data)) = next else { return };
-                    if tx
-                        .send((
-                            seq,
-                            Ok((job, writer::encode(self.variant, self.level, data))),
-                        ))
-                        .is_err()
-                    {
+                    let chunk = writer::encode(self.variant, self.level, data);
+                    if tx.send((seq, Ok(vec![(job, chunk)]))).is_err() {
                         return;
                     }
                 });
@@ -664,20 +684,24 @@ impl UdifPipeline<'_> {
                 };
                 pending.insert(seq, chunk);
                 while let Some(done) = pending.remove(&next) {
-                    let (job, chunk) = done.map_err(|e| Error::io(self.source, e))?;
-                    // UDRW stores zeros too: as holes, where the file system can.
-                    out.write_sparse(&chunk.bytes)?;
-                    data_crc.update(&chunk.bytes);
-                    if chunk.hole > 0 {
-                        let zeros = hole.get_or_insert_with(|| vec![0; full_chunk as usize]);
-                        out.write_zeros(&zeros[..chunk.hole as usize])?;
-                        data_crc.combine(&chunk.crc);
+                    let chunks = done.map_err(|e| Error::io(self.source, e))?;
+                    for (job, chunk) in &chunks {
+                        // UDRW stores zeros too: as holes, where the file system can.
+                        out.write_sparse(&chunk.bytes)?;
+                        data_crc.update(&chunk.bytes);
+                        if chunk.hole > 0 {
+                            let zeros = hole.get_or_insert_with(|| vec![0; full_chunk as usize]);
+                            out.write_zeros(chunk.hole, zeros)?;
+                            data_crc.combine(&chunk.crc);
+                        }
+                        tables.add(*job, chunk, offset);
+                        offset += chunk.stored();
                     }
-                    tables.add(job, &chunk, offset);
-                    offset += chunk.stored();
-                    next += 1;
+                    next += chunks.len();
                     let _ = token_tx.send(());
-                    progress.advance(((job.first_sector + job.sectors) * 512).min(total));
+                    if let Some((job, _)) = chunks.last() {
+                        progress.advance(((job.first_sector + job.sectors) * 512).min(total));
+                    }
                 }
             }
             out.write_all(&tables.finish(offset, data_crc.finalize()))

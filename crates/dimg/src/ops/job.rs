@@ -57,13 +57,31 @@ const READ_AHEAD: usize = 2;
 pub(crate) trait BlockSink {
     /// The block at `offset`.
     fn data(&mut self, offset: u64, bytes: &[u8]) -> Result<()>;
-    /// A block of `len` bytes at `offset` the source knows to be zeros, not read: `zeros` holds
-    /// that many zero bytes for a sink that needs them. A sink that can leave a hole skips it.
+    /// `len` bytes at `offset` the source knows to be zeros, not read: a sink that can leave a
+    /// hole skips them; one that needs the bytes takes them from `zeros` a block at a time.
     fn zeros(&mut self, offset: u64, len: u64, zeros: &[u8]) -> Result<()> {
-        let _ = len;
-        self.data(offset, zeros)
+        in_pieces(len, zeros, |at, piece| self.data(offset + at, piece))
     }
 }
+
+/// Calls `each(offset, piece)` over `len` zero bytes, `zeros.len()` of them at a time.
+pub(crate) fn in_pieces(
+    len: u64,
+    zeros: &[u8],
+    mut each: impl FnMut(u64, &[u8]) -> Result<()>,
+) -> Result<()> {
+    let mut at = 0;
+    while at < len {
+        let n = (len - at).min(zeros.len() as u64) as usize;
+        each(at, &zeros[..n])?;
+        at += n as u64;
+    }
+    Ok(())
+}
+
+/// The most known zeros one message of [`stream_blocks`] covers: 1 GiB, so that a sink that
+/// takes them as bytes still sees a cancel soon, and a terabyte is a thousand messages.
+const ZEROS_AT_ONCE: u64 = 1 << 30;
 
 /// A closure that takes every block's bytes.
 struct Bytes<F>(F);
@@ -104,29 +122,38 @@ pub(crate) fn stream_blocks(
     let size = src.size();
     progress.begin(phase, size);
     std::thread::scope(|scope| {
-        // A block read, or (no buffer) one known to be zeros.
-        type Block = (u64, usize, Option<Aligned>);
+        // A block read, or (no buffer) a run of blocks known to be zeros.
+        type Block = (u64, u64, Option<Aligned>);
         let (full_tx, full_rx) = mpsc::sync_channel::<std::io::Result<Block>>(READ_AHEAD);
         let (empty_tx, empty_rx) = mpsc::channel::<Aligned>();
         scope.spawn(move || {
             let mut offset = 0u64;
             while offset < size && !cancel.is_cancelled() {
-                let n = (size - offset).min(STREAM_BLOCK as u64) as usize;
-                let read = match src.zeros_until(offset) >= offset + n as u64 {
-                    true => Ok((offset, n, None)),
+                let n = (size - offset).min(STREAM_BLOCK as u64);
+                let zeros = src.zeros_until(offset).min(size);
+                let read = match zeros >= offset + n {
+                    // Whole blocks of them, or to the end.
+                    true => {
+                        let run = match zeros == size {
+                            true => size - offset,
+                            false => (zeros - offset) / n * n,
+                        };
+                        Ok((offset, run.min(ZEROS_AT_ONCE), None))
+                    }
                     false => {
                         let mut buf = empty_rx
                             .try_recv()
                             .unwrap_or_else(|_| Aligned::new(STREAM_BLOCK));
-                        src.read_exact_at(offset, &mut buf.bytes()[..n])
+                        src.read_exact_at(offset, &mut buf.bytes()[..n as usize])
                             .map(|()| (offset, n, Some(buf)))
                     }
                 };
+                let len = read.as_ref().map_or(0, |&(_, len, _)| len);
                 let failed = read.is_err();
                 if full_tx.send(read).is_err() || failed {
                     return;
                 }
-                offset += n as u64;
+                offset += len;
             }
         });
         // Made the first time a sink asks for zeros it was spared reading.
@@ -141,15 +168,15 @@ pub(crate) fn stream_blocks(
             let (offset, n, buf) = block.map_err(|e| Error::io(path, e))?;
             match buf {
                 Some(mut buf) => {
-                    sink.data(offset, &buf.bytes()[..n])?;
+                    sink.data(offset, &buf.bytes()[..n as usize])?;
                     let _ = empty_tx.send(buf);
                 }
                 None => {
                     let zeros = zeros.get_or_insert_with(|| Aligned::new(STREAM_BLOCK));
-                    sink.zeros(offset, n as u64, &zeros.bytes()[..n])?;
+                    sink.zeros(offset, n, zeros.bytes())?;
                 }
             }
-            done = offset + n as u64;
+            done = offset + n;
             progress.advance(done);
         }
         Ok(())

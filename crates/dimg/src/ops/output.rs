@@ -281,9 +281,10 @@ pub trait Sink {
     fn write_sparse(&mut self, bytes: &[u8]) -> Result<()> {
         self.write_all(bytes)
     }
-    /// `zeros`, known to be all zeros: a hole where the sink can leave one, without looking.
-    fn write_zeros(&mut self, zeros: &[u8]) -> Result<()> {
-        self.write_sparse(zeros)
+    /// `len` bytes known to be zeros: a hole where the sink can leave one, without looking;
+    /// else written from `zeros` (zero bytes) a piece at a time.
+    fn write_zeros(&mut self, len: u64, zeros: &[u8]) -> Result<()> {
+        super::job::in_pieces(len, zeros, |_, piece| self.write_sparse(piece))
     }
 }
 
@@ -294,8 +295,8 @@ impl Sink for AtomicOutput {
     fn write_sparse(&mut self, bytes: &[u8]) -> Result<()> {
         AtomicOutput::write_sparse(self, bytes)
     }
-    fn write_zeros(&mut self, zeros: &[u8]) -> Result<()> {
-        self.position += zeros.len() as u64;
+    fn write_zeros(&mut self, len: u64, _: &[u8]) -> Result<()> {
+        self.position += len;
         Ok(())
     }
 }
