@@ -122,6 +122,8 @@ pub fn create(
             | FileSystem::JournaledHfsPlus
             | FileSystem::JournaledHfsx
             | FileSystem::Hybrid
+            | FileSystem::Apfs
+            | FileSystem::CaseSensitiveApfs
     );
     let tree = folder.map(|f| Tree::scan(f, forks)).transpose()?;
     let label = folder.unwrap_or(output);

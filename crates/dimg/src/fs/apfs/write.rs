@@ -438,7 +438,16 @@ struct Contents {
     symlinks: u64,
 }
 
-fn contents(tree: &Tree) -> Result<Contents> {
+/// A name as the volume compares it: decomposed, and folded where case is ignored.
+fn compared(name: &str, fold_case: bool) -> String {
+    use unicode_normalization::UnicodeNormalization;
+    match fold_case {
+        true => name.nfd().flat_map(char::to_lowercase).collect(),
+        false => name.nfd().collect(),
+    }
+}
+
+fn contents(tree: &Tree, case_sensitive: bool) -> Result<Contents> {
     let mut c = Contents {
         inodes: Vec::new(),
         dentries: Vec::new(),
@@ -505,8 +514,17 @@ fn contents(tree: &Tree) -> Result<Contents> {
             inode.flags |= INODE_HAS_RSRC_FORK;
         }
         c.inodes.push(inode);
+        let mut names = std::collections::HashSet::new();
         for &child in children {
             let n = &tree.nodes[child];
+            if !names.insert(compared(&n.name, !case_sensitive)) {
+                return Err(Error::Refused {
+                    path: n.path.clone(),
+                    reason: "another name in its folder is the same to the volume (APFS ignores \
+                             Unicode normalization, and case unless case-sensitive)"
+                        .into(),
+                });
+            }
             let kind = match n.kind {
                 NodeKind::Directory { .. } => 4,
                 NodeKind::File { .. } => 8,
@@ -650,7 +668,8 @@ fn dstream(s: &Stream) -> Vec<u8> {
     d
 }
 
-/// Extended fields (`xf_blob_t`): each (type, flags, value), values padded to 8 bytes.
+/// Extended fields (`xf_blob_t`): the headers, then each (type, flags, value)'s value padded to
+/// a multiple of 8 bytes.
 fn xfields(fields: &[(u8, u8, Vec<u8>)]) -> Vec<u8> {
     let mut b = Vec::new();
     let used: usize = fields.iter().map(|f| f.2.len().next_multiple_of(8)).sum();
@@ -662,7 +681,10 @@ fn xfields(fields: &[(u8, u8, Vec<u8>)]) -> Vec<u8> {
     }
     for (_, _, value) in fields {
         b.extend_from_slice(value);
-        b.resize(b.len().next_multiple_of(8), 0);
+        b.extend(std::iter::repeat_n(
+            0,
+            value.len().next_multiple_of(8) - value.len(),
+        ));
     }
     b
 }
@@ -961,8 +983,8 @@ pub fn build(tree: &Tree, options: &Options, now: i64) -> Result<Arc<dyn ReadAt>
     if options.volume_name.len() > 255 {
         return Err(refuse("an APFS volume name is at most 255 bytes".into()));
     }
-    let c = contents(tree)?;
     let cs = options.case_sensitive;
+    let c = contents(tree, cs)?;
     // The trees' shapes depend on their records' sizes, not on where the data goes.
     let (fs_records, extent_records) = records(&c, &place(&c.streams, 0), cs);
     let fs_nodes = build_tree(FS_TREE, &fs_records, 0).nodes.len() as u64;
