@@ -4,7 +4,6 @@
 mod common;
 use common::*;
 
-use serde_json::Value;
 use std::fs;
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -39,19 +38,8 @@ fn container_of(raw: &Path) -> PathBuf {
     out
 }
 
-/// The volumes `dimg info --json` finds in `image`.
-fn volumes(image: &Path) -> Vec<Value> {
-    let json: Value = serde_json::from_str(&stdout(&dimg(&["info", s(image), "--json"]))).unwrap();
-    json["partitions"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .filter(|p| p["file_system"] == "APFS")
-        .flat_map(|p| p["volumes"].as_array().unwrap().clone())
-        .collect()
-}
-
-/// pyfsapfs's view of `container`'s volumes: (name, case-insensitive, entries in the root).
+/// pyfsapfs's view of `container`'s volumes, (name, entries in its root), with fsapfsinfo's
+/// case rule: (name, case-insensitive, entries).
 fn pyfsapfs_volumes(container: &Path) -> Vec<(String, bool, i64)> {
     let script = r#"
 import json, sys, pyfsapfs
@@ -69,21 +57,12 @@ json.dump(out, sys.stdout)
         .expect("python3 runs");
     assert!(o.status.success(), "pyfsapfs: {}", stderr(&o));
     let listed: Vec<(String, i64)> = serde_json::from_slice(&o.stdout).unwrap();
-    // fsapfsinfo says the case rule: the incompatible feature flag 0x1 is case-insensitive.
-    let info = peer("fsapfsinfo", &[s(container)]);
-    let insensitive: Vec<bool> = info
-        .lines()
-        .filter(|l| l.trim_start().starts_with("Incompatible features") && !l.contains("(NX_"))
-        .map(|l| {
-            let hex = l.rsplit(": 0x").next().unwrap().trim();
-            u64::from_str_radix(hex, 16).unwrap() & 1 != 0
-        })
-        .collect();
-    assert_eq!(insensitive.len(), listed.len(), "{info}");
+    let named = fsapfsinfo_volumes(container);
+    assert_eq!(named.len(), listed.len(), "{named:?}");
     listed
         .into_iter()
-        .zip(insensitive)
-        .map(|((name, entries), ci)| (name, ci, entries))
+        .zip(named)
+        .map(|((name, entries), (_, insensitive))| (name, insensitive, entries))
         .collect()
 }
 
@@ -143,7 +122,7 @@ fn blank_apfs_containers_pass_apfsck_in_every_layout_and_format() {
             [(label.clone(), insensitive, 0)],
             "{what}"
         );
-        let ours = volumes(&image);
+        let ours = apfs_volumes(&image);
         assert_eq!(ours.len(), 1, "{what}");
         assert_eq!(ours[0]["name"], label.as_str(), "{what}");
         assert_eq!(ours[0]["case_sensitive"], !insensitive, "{what}");
@@ -176,7 +155,7 @@ fn encrypted_blank_apfs_image_opens_with_its_passphrase() {
     );
     assert!(o.status.success(), "{}", stderr(&o));
     apfsck(&container_of(&raw));
-    assert_eq!(volumes(&raw)[0]["name"], "untitled");
+    assert_eq!(apfs_volumes(&raw)[0]["name"], "untitled");
 }
 
 /// An AppleDouble file holding only `fork` as its resource fork: what macOS writes beside a file
@@ -277,14 +256,7 @@ fn apfs_volumes_from_a_folder_read_back_by_apfsck_pyfsapfs_and_7zip() {
         apfsck(&raw);
 
         // pyfsapfs: every entry, as the source has it.
-        let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/judges/pyfsapfs_walk.py");
-        let o = Command::new("python3")
-            .arg(script)
-            .arg(&raw)
-            .output()
-            .unwrap();
-        assert!(o.status.success(), "pyfsapfs: {}", stderr(&o));
-        let rows: Vec<Value> = serde_json::from_slice(&o.stdout).unwrap();
+        let rows = judged(&raw);
         assert_eq!(
             rows.len(),
             want.len(),
@@ -481,14 +453,7 @@ fn corpus_folders_made_into_apfs_volumes_read_back_as_their_ground_truth() {
         assert!(o.status.success(), "{image}: {}", stderr(&o));
         apfsck(&raw);
 
-        let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/judges/pyfsapfs_walk.py");
-        let o = Command::new("python3")
-            .arg(script)
-            .arg(&raw)
-            .output()
-            .unwrap();
-        assert!(o.status.success(), "pyfsapfs: {}", stderr(&o));
-        let rows: Vec<Value> = serde_json::from_slice(&o.stdout).unwrap();
+        let rows = judged(&raw);
         let name = Path::new(image).file_name().unwrap().to_string_lossy();
         let truth = dimg_e2e::corpus().join(format!("expected-files/{name}.tsv"));
         let mut checked = 0;
