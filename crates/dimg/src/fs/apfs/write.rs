@@ -636,9 +636,9 @@ fn leaf_inode(n: &crate::fs::tree::Node, id: u64, parent: u64, kind: u16) -> Ino
 
 /// An attribute's value: in its record when small, else a data stream of its own.
 fn xattr_value(c: &mut Contents, name: &str, value: &[u8]) -> XattrValue {
-    if value.len() <= MAX_INLINE_XATTR
-        && xattr_key(0, name).len() + 4 + value.len() + 8 <= ROOT_ROOM / 2 + MAX_INLINE_XATTR / 2
-    {
+    // Inline only where the record, with a root's smallest table of contents, fits one node.
+    let record = xattr_key(0, name).len() + 4 + value.len();
+    if value.len() <= MAX_INLINE_XATTR && record + 8 * 8 <= ROOT_ROOM {
         return XattrValue::Inline(value.to_vec());
     }
     let id = c.next_id;
