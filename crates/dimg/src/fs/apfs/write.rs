@@ -1,11 +1,12 @@
 //! Writing APFS containers (Apple File System Reference): one volume, laid out as one
 //! checkpoint of transaction [`XID`]. Block 0 and the checkpoint descriptor area hold the
 //! container superblock and its checkpoint map; the data area the ephemeral objects (reaper,
-//! space manager, its two free queues); the internal pool the chunk bitmaps and chunk-info
-//! blocks; then the object maps, the volume superblock and its trees, bulk-loaded from records
-//! sorted by key; then the files' bytes, one extent per run of data (holes are left out), read
-//! from the folder only when the container is read. Everything up to the end of the file data is
-//! allocated; the rest of the container is free.
+//! space manager, its two free queues); then the internal pool's bitmaps. From block 1024 (the
+//! ids below are reserved, and a physical object's id is its block) come the internal pool with
+//! the chunk bitmaps and chunk-info blocks, the object maps, the volume superblock and its trees,
+//! bulk-loaded from records sorted by key, and the files' bytes: one extent per run of data,
+//! holes left unallocated, read from the folder only when the container is read. Those two
+//! stretches are allocated; the rest of the container is free.
 
 use super::block::{
     fletcher64, BTREE, BTREE_NODE, CHECKPOINT_MAP, FS, NX_SUPERBLOCK, OMAP, SPACEMAN,
@@ -271,12 +272,12 @@ fn node_block(
 }
 
 /// A bulk-loaded B-tree: its nodes, the root last, each with its id (its block when physical).
-struct Built {
+struct BuiltTree {
     /// (id, block).
     nodes: Vec<(u64, Vec<u8>)>,
 }
 
-impl Built {
+impl BuiltTree {
     fn root(&self) -> u64 {
         self.nodes.last().map_or(0, |(id, _)| *id)
     }
@@ -285,7 +286,7 @@ impl Built {
 /// Builds a tree of `kind` from `records` sorted by key; node `i` (in the order written, the
 /// root last) gets id `first_id + i`. Leaves are filled in order, then index levels above them
 /// until one node holds the rest as the root.
-fn build_tree(kind: Kind, records: &[Record], first_id: u64) -> Built {
+fn build_tree(kind: Kind, records: &[Record], first_id: u64) -> BuiltTree {
     let mut nodes: Vec<(u64, Vec<u8>)> = Vec::new();
     let mut level_records: Vec<Record>;
     let mut level = 0u16;
@@ -313,7 +314,7 @@ fn build_tree(kind: Kind, records: &[Record], first_id: u64) -> Built {
             let id = first_id + nodes.len() as u64;
             let block = node_block(kind, level, id, &current, Some(&info));
             nodes.push((id, block));
-            return Built { nodes };
+            return BuiltTree { nodes };
         }
         let mut groups: Vec<Vec<(&[u8], &[u8])>> = vec![Vec::new()];
         for &r in &current {
@@ -506,13 +507,7 @@ fn contents(tree: &Tree, case_sensitive: bool) -> Result<Contents> {
             flags: 0,
         };
         inode.mode |= 0o040000;
-        for (name, value) in &node.streams {
-            let value = xattr_value(&mut c, name, value);
-            inode.xattrs.push((name.clone(), value));
-        }
-        if inode.xattrs.iter().any(|(n, _)| n == RESOURCE_FORK) {
-            inode.flags |= INODE_HAS_RSRC_FORK;
-        }
+        c.add_attributes(&mut inode, node);
         c.inodes.push(inode);
         let mut names = std::collections::HashSet::new();
         for &child in children {
@@ -562,13 +557,7 @@ fn contents(tree: &Tree, case_sensitive: bool) -> Result<Contents> {
                 NodeKind::File { size } => {
                     c.files += 1;
                     let mut inode = leaf_inode(n, child_id, id, 0o100000);
-                    for (name, value) in &n.streams {
-                        let value = xattr_value(&mut c, name, value);
-                        inode.xattrs.push((name.clone(), value));
-                    }
-                    if inode.xattrs.iter().any(|(n, _)| n == RESOURCE_FORK) {
-                        inode.flags |= INODE_HAS_RSRC_FORK;
-                    }
+                    c.add_attributes(&mut inode, n);
                     if *size > 0 {
                         let runs = data_runs(&n.path, *size).map_err(|e| Error::io(&n.path, e))?;
                         let source: Arc<dyn ReadAt> =
@@ -634,22 +623,35 @@ fn leaf_inode(n: &crate::fs::tree::Node, id: u64, parent: u64, kind: u16) -> Ino
     }
 }
 
-/// An attribute's value: in its record when small, else a data stream of its own.
-fn xattr_value(c: &mut Contents, name: &str, value: &[u8]) -> XattrValue {
-    // Inline only where the record, with a root's smallest table of contents, fits one node.
-    let record = xattr_key(0, name).len() + 4 + value.len();
-    if value.len() <= MAX_INLINE_XATTR && record + 8 * 8 <= ROOT_ROOM {
-        return XattrValue::Inline(value.to_vec());
+impl Contents {
+    /// `node`'s extended attributes, onto `inode`; a resource fork among them is flagged.
+    fn add_attributes(&mut self, inode: &mut Inode, node: &crate::fs::tree::Node) {
+        for (name, value) in &node.streams {
+            let value = self.xattr_value(name, value);
+            inode.xattrs.push((name.clone(), value));
+        }
+        if inode.xattrs.iter().any(|(n, _)| n == RESOURCE_FORK) {
+            inode.flags |= INODE_HAS_RSRC_FORK;
+        }
     }
-    let id = c.next_id;
-    c.next_id += 1;
-    let size = value.len() as u64;
-    c.streams.push(Stream {
-        id,
-        size,
-        runs: vec![(0, size, Arc::new(value.to_vec()))],
-    });
-    XattrValue::Stream(c.streams.len() - 1)
+
+    /// An attribute's value: in its record when small, else a data stream of its own.
+    fn xattr_value(&mut self, name: &str, value: &[u8]) -> XattrValue {
+        // Inline only where the record, with a root's smallest table of contents, fits one node.
+        let record = xattr_key(0, name).len() + 4 + value.len();
+        if value.len() <= MAX_INLINE_XATTR && record + 8 * 8 <= ROOT_ROOM {
+            return XattrValue::Inline(value.to_vec());
+        }
+        let id = self.next_id;
+        self.next_id += 1;
+        let size = value.len() as u64;
+        self.streams.push(Stream {
+            id,
+            size,
+            runs: vec![(0, size, Arc::new(value.to_vec()))],
+        });
+        XattrValue::Stream(self.streams.len() - 1)
+    }
 }
 
 fn xattr_key(id: u64, name: &str) -> Vec<u8> {
