@@ -14,24 +14,6 @@ use std::time::{Duration, Instant};
 const SAMPLES: [&str; 2] = ["raw/dfvfs-apfs.raw", "apfs/securityronin-apfs-content.bin"];
 const BLOCK: usize = 4096;
 
-/// Every entry of every volume as pyfsapfs reads it (tests/judges/pyfsapfs_walk.py).
-fn judged(image: &Path) -> Vec<Value> {
-    judged_with(image, None)
-}
-
-/// [`judged`], its encrypted volumes unlocked with `password`.
-fn judged_with(image: &Path, password: Option<&str>) -> Vec<Value> {
-    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/judges/pyfsapfs_walk.py");
-    let o = Command::new("python3")
-        .arg(script)
-        .arg(image)
-        .args(password)
-        .output()
-        .expect("python3 runs");
-    assert!(o.status.success(), "pyfsapfs: {}", stderr(&o));
-    serde_json::from_slice(&o.stdout).unwrap()
-}
-
 fn sha256(bytes: &[u8]) -> String {
     dimg_e2e::sha256_bytes(bytes)
 }
@@ -169,34 +151,6 @@ fn every_entry_reads_as_pyfsapfs_reads_it() {
     }
 }
 
-/// The volumes `fsapfsinfo` names: (name, case-insensitive), in the container's order.
-fn fsapfsinfo_volumes(image: &Path) -> Vec<(String, bool)> {
-    let text = peer("fsapfsinfo", &[s(image)]);
-    let field = |line: &str, name: &str| {
-        line.trim()
-            .strip_prefix(name)
-            .map(|rest| rest.trim_start_matches([' ', '\t', ':']).trim().to_string())
-    };
-    let names = text.lines().filter_map(|l| field(l, "Name"));
-    // Its incompatible-features line is the volume's: bit 0x1 is case-insensitivity.
-    let insensitive = text
-        .lines()
-        .filter_map(|l| field(l, "Incompatible features"))
-        .map(|v| u64::from_str_radix(v.trim_start_matches("0x"), 16).unwrap() & 1 == 1);
-    names.zip(insensitive).collect()
-}
-
-fn volumes(image: &Path) -> Vec<Value> {
-    let info: Value = serde_json::from_str(&stdout(&dimg(&["info", s(image), "--json"]))).unwrap();
-    info["partitions"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .filter(|p| p["file_system"] == "APFS")
-        .flat_map(|p| p["volumes"].as_array().unwrap().clone())
-        .collect()
-}
-
 /// `info` names each volume and its case rule as fsapfsinfo does, for the corpus's containers
 /// and for both kinds mkapfs makes.
 #[test]
@@ -216,7 +170,7 @@ fn info_names_volumes_and_their_case_rule_as_fsapfsinfo_does() {
         images.push(image);
     }
     for image in &images {
-        let ours = volumes(image);
+        let ours = apfs_volumes(image);
         let theirs = fsapfsinfo_volumes(image);
         assert_eq!(ours.len(), theirs.len(), "{}", image.display());
         for (v, (name, insensitive)) in ours.iter().zip(&theirs) {
@@ -247,7 +201,7 @@ fn info_names_volumes_and_their_case_rule_as_fsapfsinfo_does() {
 fn apfs_inside_every_udif_variant_is_a_volume() {
     for kind in ["zlib", "ro", "adc", "bzip2", "lzfse", "lzma"] {
         let image = dimg_e2e::corpus().join(format!("dmg/dmgwiz-{kind}.dmg"));
-        let v = volumes(&image);
+        let v = apfs_volumes(&image);
         assert_eq!(v.len(), 1, "{kind}");
         assert_eq!(
             (v[0]["id"].as_str(), v[0]["name"].as_str()),
@@ -642,7 +596,11 @@ fn compact_gives_back_what_the_space_manager_marks_free() {
     assert!(o.status.success(), "{}", stderr(&o));
     let report: Value = serde_json::from_str(&stdout(&o)).unwrap();
     assert_eq!(report["bands_dropped"], 1, "{report}");
-    assert_eq!(report["free"], volumes(&bundle)[0]["available"], "{report}");
+    assert_eq!(
+        report["free"],
+        apfs_volumes(&bundle)[0]["available"],
+        "{report}"
+    );
     assert!(!bundle.join("bands/5").exists());
     let out = dir.path().join("back.img");
     let o = dimg(&["convert", s(&bundle), "-format", "UDTO", "-o", s(&out)]);
@@ -756,7 +714,7 @@ fn a_snapshot_shows_the_volume_as_it_was() {
     d.reseal(live);
     let image = d.save().to_path_buf();
 
-    let v = &volumes(&image)[0];
+    let v = &apfs_volumes(&image)[0];
     assert_eq!(
         v["snapshots"],
         serde_json::json!([{ "name": "before", "xid": 2, "created": created }])

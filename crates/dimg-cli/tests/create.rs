@@ -272,8 +272,8 @@ fn bad_requests_are_clear_and_leave_nothing() {
             "an ISO 9660 volume is made from a folder".into(),
         ),
         (
-            vec!["-srcfolder", s(&src), "-fs", "APFS", s(&out)],
-            "not supported yet".into(),
+            vec!["-srcfolder", s(&src), "-fs", "APFS", "-size", "1m", s(&out)],
+            "does not fit in".into(),
         ),
         (vec!["-size", "10q", s(&out)], "size 10q".into()),
     ];

@@ -353,3 +353,51 @@ pub fn fill(root: &Path, entries: usize) {
         }
     }
 }
+
+/// Every entry of every volume as pyfsapfs reads it (tests/judges/pyfsapfs_walk.py).
+pub fn judged(image: &Path) -> Vec<serde_json::Value> {
+    judged_with(image, None)
+}
+
+/// [`judged`], its encrypted volumes unlocked with `password`.
+pub fn judged_with(image: &Path, password: Option<&str>) -> Vec<serde_json::Value> {
+    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/judges/pyfsapfs_walk.py");
+    let o = Command::new("python3")
+        .arg(script)
+        .arg(image)
+        .args(password)
+        .output()
+        .expect("python3 runs");
+    assert!(o.status.success(), "pyfsapfs: {}", stderr(&o));
+    serde_json::from_slice(&o.stdout).unwrap()
+}
+
+/// The volumes `fsapfsinfo` names: (name, case-insensitive), in the container's order.
+pub fn fsapfsinfo_volumes(image: &Path) -> Vec<(String, bool)> {
+    let text = peer("fsapfsinfo", &[s(image)]);
+    let field = |line: &str, name: &str| {
+        line.trim()
+            .strip_prefix(name)
+            .map(|rest| rest.trim_start_matches([' ', '\t', ':']).trim().to_string())
+    };
+    let names = text.lines().filter_map(|l| field(l, "Name"));
+    // Its incompatible-features line is the volume's: bit 0x1 is case-insensitivity.
+    let insensitive = text
+        .lines()
+        .filter_map(|l| field(l, "Incompatible features"))
+        .map(|v| u64::from_str_radix(v.trim_start_matches("0x"), 16).unwrap() & 1 == 1);
+    names.zip(insensitive).collect()
+}
+
+/// The APFS volumes `dimg info --json` finds in `image`.
+pub fn apfs_volumes(image: &Path) -> Vec<serde_json::Value> {
+    let info: serde_json::Value =
+        serde_json::from_str(&stdout(&dimg(&["info", s(image), "--json"]))).unwrap();
+    info["partitions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|p| p["file_system"] == "APFS")
+        .flat_map(|p| p["volumes"].as_array().unwrap().clone())
+        .collect()
+}

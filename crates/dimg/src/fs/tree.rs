@@ -35,9 +35,40 @@ pub struct Node {
     pub mode: u32,
     pub uid: u32,
     pub gid: u32,
+    /// Its device and inode numbers: files that share them are hard links to one file.
+    pub file_id: (u64, u64),
+    pub times: Times,
     /// Its "user." extended attributes, without the prefix: what `dimg extract` makes of an HFS+
     /// file's attributes and resource fork ("com.apple.ResourceFork"), and what HFS+ takes back.
     pub streams: Vec<(String, Vec<u8>)>,
+}
+
+/// A node's times in nanoseconds since 1970, for file systems that keep them all.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Times {
+    /// When it was made, where the source's file system keeps that; else when it last changed.
+    pub created: i64,
+    pub modified: i64,
+    /// When its inode last changed.
+    pub changed: i64,
+    pub accessed: i64,
+}
+
+impl Times {
+    fn of(meta: &std::fs::Metadata) -> Times {
+        let ns = |s: i64, n: i64| s.saturating_mul(1_000_000_000).saturating_add(n);
+        let changed = ns(meta.ctime(), meta.ctime_nsec());
+        Times {
+            created: meta
+                .created()
+                .ok()
+                .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
+                .map_or(changed, |d| d.as_nanos() as i64),
+            modified: ns(meta.mtime(), meta.mtime_nsec()),
+            changed,
+            accessed: ns(meta.atime(), meta.atime_nsec()),
+        }
+    }
 }
 
 /// The resource fork's name among extended attributes, as macOS and `dimg extract` call it.
@@ -89,6 +120,16 @@ impl Tree {
                 mode: 0o755,
                 uid: 0,
                 gid: 0,
+                file_id: (0, 0),
+                times: {
+                    let ns = now.saturating_mul(1_000_000_000);
+                    Times {
+                        created: ns,
+                        modified: ns,
+                        changed: ns,
+                        accessed: ns,
+                    }
+                },
                 streams: Vec::new(),
             }],
             skipped: Vec::new(),
@@ -150,6 +191,8 @@ impl Tree {
             mode: meta.mode() & 0o7777,
             uid: meta.uid(),
             gid: meta.gid(),
+            file_id: (meta.dev(), meta.ino()),
+            times: Times::of(meta),
             streams: match meta.file_type().is_symlink() {
                 true => Vec::new(),
                 false => user_streams(path)?,

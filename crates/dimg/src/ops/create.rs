@@ -7,7 +7,7 @@ use super::job::{Cancel, Progress};
 use crate::container::{Container, Fact};
 use crate::error::{Error, Result};
 use crate::fs::tree::Tree;
-use crate::fs::{fat, hfsplus, iso9660};
+use crate::fs::{apfs, fat, hfsplus, iso9660};
 use crate::io::Zeros;
 use crate::io::{Concat, FileSource, ReadAt, Slice};
 use crate::partition::{self, Layout, VolumeType};
@@ -34,6 +34,10 @@ pub enum FileSystem {
     /// FAT12/16/32 by size ("MS-DOS", "FAT").
     Fat,
     Fat32,
+    /// APFS, names compared without case: a container of one volume.
+    Apfs,
+    /// Case-sensitive APFS.
+    CaseSensitiveApfs,
     /// No file system: a blank disk.
     None,
 }
@@ -51,15 +55,12 @@ impl FromStr for FileSystem {
             "HFSX" | "CASE-SENSITIVE HFS+" => FileSystem::Hfsx,
             "JHFS+" | "HFS+J" | "MAC OS EXTENDED (JOURNALED)" => FileSystem::JournaledHfsPlus,
             "JHFSX" | "HFSX+J" | "CASE-SENSITIVE JOURNALED HFS+" => FileSystem::JournaledHfsx,
-            "APFS" | "CASE-SENSITIVE APFS" => {
-                return Err(format!(
-                    "creating {s} volumes is not supported yet (JHFS+, JHFSX, HFS+, HFSX, ISO, \
-                     FAT, FAT32 are)"
-                ))
-            }
+            "APFS" => FileSystem::Apfs,
+            "CASE-SENSITIVE APFS" | "APFSX" => FileSystem::CaseSensitiveApfs,
             _ => {
                 return Err(format!(
-                    "unknown file system {s} (JHFS+, JHFSX, HFS+, HFSX, ISO, FAT, FAT32, NONE)"
+                    "unknown file system {s} (APFS, Case-sensitive APFS, JHFS+, JHFSX, HFS+, \
+                     HFSX, ISO, FAT, FAT32, NONE)"
                 ))
             }
         })
@@ -121,6 +122,8 @@ pub fn create(
             | FileSystem::JournaledHfsPlus
             | FileSystem::JournaledHfsx
             | FileSystem::Hybrid
+            | FileSystem::Apfs
+            | FileSystem::CaseSensitiveApfs
     );
     let tree = folder.map(|f| Tree::scan(f, forks)).transpose()?;
     let label = folder.unwrap_or(output);
@@ -249,6 +252,19 @@ pub fn create(
             )?);
             let volume = FileSource::from_file(file).map_err(|e| Error::io(dir, e))?;
             (Arc::new(volume), VolumeType::Fat)
+        }
+        FileSystem::Apfs | FileSystem::CaseSensitiveApfs => {
+            let volume = apfs::build(
+                tree.as_ref().unwrap_or(&Tree::empty(now)),
+                &apfs::Options {
+                    volume_name: options.volume_name.clone(),
+                    case_sensitive: options.file_system == FileSystem::CaseSensitiveApfs,
+                    // -size is the whole disk's, as hdiutil's; the map takes its share.
+                    size: options.size.map(|s| s.saturating_sub(map.overhead())),
+                },
+                now,
+            )?;
+            (volume, VolumeType::Apfs)
         }
         FileSystem::None => {
             if folder.is_some() {

@@ -49,6 +49,8 @@ impl Layout {
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum VolumeType {
     HfsPlus,
+    /// An APFS container.
+    Apfs,
     Fat,
     /// No file system yet: a blank partition.
     Blank,
@@ -58,6 +60,7 @@ impl VolumeType {
     fn gpt_guid(self) -> &'static str {
         match self {
             VolumeType::HfsPlus => "48465300-0000-11AA-AA11-00306543ECAC",
+            VolumeType::Apfs => "7C3457EF-0000-11AA-AA11-00306543ECAC",
             VolumeType::Fat | VolumeType::Blank => "EBD0A0A2-B9E5-4433-87C0-68B6B72699C7",
         }
     }
@@ -65,6 +68,7 @@ impl VolumeType {
     fn apm_type(self) -> &'static str {
         match self {
             VolumeType::HfsPlus => "Apple_HFS",
+            VolumeType::Apfs => "Apple_APFS",
             VolumeType::Fat => "DOS_FAT_32",
             VolumeType::Blank => "Apple_Free",
         }
@@ -72,7 +76,7 @@ impl VolumeType {
 
     fn mbr_type(self) -> u8 {
         match self {
-            VolumeType::HfsPlus => 0xAF,
+            VolumeType::HfsPlus | VolumeType::Apfs => 0xAF,
             VolumeType::Fat | VolumeType::Blank => 0x0C,
         }
     }

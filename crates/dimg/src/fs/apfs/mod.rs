@@ -9,6 +9,7 @@ mod block;
 mod btree;
 mod checkpoint;
 mod crypto;
+mod write;
 mod xts;
 
 use super::{decmpfs, Counts, DirEntry, EntryKind, Handle, Snapshot, Stream, Volume};
@@ -26,6 +27,7 @@ use std::cmp::Ordering;
 use std::io;
 use std::sync::{Arc, Mutex};
 use unicode_normalization::UnicodeNormalization;
+pub use write::{build, Options};
 use xts::XtsKey;
 
 const ROOT_DIR: u64 = 2;
