@@ -141,6 +141,8 @@ pub enum Command {
         #[command(flatten)]
         write: WriteArgs,
         #[command(flatten)]
+        distribution: DistributionArgs,
+        #[command(flatten)]
         pass: PassArgs,
         #[command(flatten)]
         print: OutputArgs,
@@ -450,6 +452,23 @@ pub struct WriteArgs {
     /// 1000 makes an AES-128 image that old tools such as vfdecrypt can open)
     #[arg(long = "pbkdf2-iterations", value_parser = clap::value_parser!(u32).range(1000..=10_000_000))]
     pub pbkdf2_iterations: Option<u32>,
+}
+
+/// What makes a distribution image, for create.
+#[derive(Args, Clone)]
+pub struct DistributionArgs {
+    /// The Finder window's layout (JSON, or TOML by its extension; dmgbuild's names): window,
+    /// icon size, background, icon positions, links, volume icon
+    #[arg(long, requires = "srcfolder")]
+    pub settings: Option<PathBuf>,
+}
+
+impl From<DistributionArgs> for dimg::ops::Distribution {
+    fn from(args: DistributionArgs) -> Self {
+        dimg::ops::Distribution {
+            settings: args.settings,
+        }
+    }
 }
 
 fn parse_sparse_type(s: &str) -> Result<OutputFormat, String> {

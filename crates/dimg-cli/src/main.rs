@@ -402,6 +402,7 @@ fn run(cli: Cli, cancel: &Cancel) -> Result<(), Failure> {
             format,
             kind,
             write,
+            distribution,
             pass,
             print,
             srcdevice: None,
@@ -419,6 +420,7 @@ fn run(cli: Cli, cancel: &Cancel) -> Result<(), Failure> {
                 size,
                 layout,
                 output: write_options(format, write, &output, given)?,
+                distribution: distribution.into(),
             };
             let bar = progress::Bar::new();
             let report = ops::create(srcfolder.as_deref(), &output, &options, &bar, cancel);
@@ -551,6 +553,7 @@ fn run(cli: Cli, cancel: &Cancel) -> Result<(), Failure> {
                 size: None,
                 layout: None,
                 output: write,
+                distribution: ops::Distribution::default(),
             };
             let bar = progress::Bar::new();
             let report = ops::create(Some(&source), &output, &options, &bar, cancel);

@@ -43,6 +43,10 @@ pub struct Node {
 /// The resource fork's name among extended attributes, as macOS and `dimg extract` call it.
 pub const RESOURCE_FORK: &str = "com.apple.ResourceFork";
 
+/// The Finder info's name among extended attributes (32 bytes: the Finder's flags, type and
+/// creator, label colour), as macOS shows it; HFS+ keeps it in the catalog record itself.
+pub const FINDER_INFO: &str = "com.apple.FinderInfo";
+
 /// A resource fork's map addresses it with 24-bit offsets: 16 MiB is the most one can hold.
 const MAX_RESOURCE_FORK: u64 = 16 << 20;
 

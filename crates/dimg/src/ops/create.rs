@@ -77,6 +77,8 @@ pub struct CreateOptions {
     pub layout: Option<Layout>,
     /// Output format, encryption and overwriting, as for convert.
     pub output: ConvertOptions,
+    /// A distribution image's Finder layout.
+    pub distribution: super::distribution::Distribution,
 }
 
 #[derive(Debug, Serialize)]
@@ -114,15 +116,15 @@ pub fn create(
     };
     // Before the volume is built, not after.
     super::output::refuse_existing(output, options.output.overwrite)?;
-    let forks = matches!(
+    let hfs_plus = matches!(
         options.file_system,
         FileSystem::HfsPlus
             | FileSystem::Hfsx
             | FileSystem::JournaledHfsPlus
             | FileSystem::JournaledHfsx
-            | FileSystem::Hybrid
     );
-    let tree = folder.map(|f| Tree::scan(f, forks)).transpose()?;
+    let forks = hfs_plus || options.file_system == FileSystem::Hybrid;
+    let mut tree = folder.map(|f| Tree::scan(f, forks)).transpose()?;
     let label = folder.unwrap_or(output);
     let mut notes: Vec<String> = tree
         .iter()
@@ -135,6 +137,13 @@ pub fn create(
     let now = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map_or(0, |d| d.as_secs() as i64);
+    let _laid_out = super::distribution::lay_out(
+        &options.distribution,
+        tree.as_mut(),
+        hfs_plus,
+        &options.volume_name,
+        output,
+    )?;
     let map = options.layout.unwrap_or(match options.file_system {
         FileSystem::Iso | FileSystem::Hybrid => Layout::None,
         _ => Layout::Gpt,
