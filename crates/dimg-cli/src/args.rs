@@ -350,6 +350,9 @@ pub enum Command {
         /// (Internal) this process is the background server; its log is this file
         #[arg(long, hide = true)]
         served: Option<PathBuf>,
+        /// Accept the image's licence agreement without showing it (for scripts)
+        #[arg(long)]
+        agree: bool,
         #[command(flatten)]
         pass: PassArgs,
         #[command(flatten)]
@@ -461,12 +464,17 @@ pub struct DistributionArgs {
     /// icon size, background, icon positions, links, volume icon
     #[arg(long, requires = "srcfolder")]
     pub settings: Option<PathBuf>,
+    /// A licence agreement macOS shows before attaching: FILE (English) or LANGUAGE:FILE
+    /// (de:FILE, en_GB:FILE), plain text or RTF; once per language, the first the default
+    #[arg(long)]
+    pub sla: Vec<String>,
 }
 
 impl From<DistributionArgs> for dimg::ops::Distribution {
     fn from(args: DistributionArgs) -> Self {
         dimg::ops::Distribution {
             settings: args.settings,
+            sla: args.sla,
         }
     }
 }

@@ -251,3 +251,104 @@ fn settings_the_folder_or_file_system_cannot_follow_are_refused_by_name() {
         assert!(!image.exists(), "{text}: an image was left");
     }
 }
+
+/// What sla_resources.py says of `image`'s agreement against dmgbuild's licensing module given
+/// `specs` (LOCALE=FILE).
+fn judge_agreement(image: &Path, specs: &[String]) -> serde_json::Value {
+    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/judges/sla_resources.py");
+    let o = Command::new("python3")
+        .arg(script)
+        .arg(image)
+        .args(specs)
+        .output()
+        .unwrap();
+    let report: serde_json::Value = serde_json::from_slice(&o.stdout)
+        .unwrap_or_else(|_| panic!("sla_resources.py: {}", stderr(&o)));
+    assert!(o.status.success(), "{:#}", report["failures"]);
+    report
+}
+
+#[test]
+fn a_licence_agreement_is_what_dmgbuild_makes_and_attach_asks_for_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let src = app_folder(dir.path());
+    let english = dir.path().join("licence.txt");
+    fs::write(
+        &english,
+        "Terms of use.\nUse it kindly — and déjà vu is fine.\n",
+    )
+    .unwrap();
+    let german = dir.path().join("lizenz.rtf");
+    fs::write(
+        &german,
+        "{\\rtf1\\ansi Nutzungsbedingungen\\par Seien Sie nett.}",
+    )
+    .unwrap();
+    let image = dir.path().join("Tool.dmg");
+    let german_spec = format!("de:{}", s(&german));
+    let o = dimg(&[
+        "create",
+        "-srcfolder",
+        s(&src),
+        "-sla",
+        s(&english),
+        "-sla",
+        &german_spec,
+        s(&image),
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
+
+    let report = judge_agreement(
+        &image,
+        &[
+            format!("en_US={}", s(&english)),
+            format!("de_DE={}", s(&german)),
+        ],
+    );
+    for kind in ["LPic", "STR#", "TEXT", "RTF ", "TMPL"] {
+        assert!(report["compared"][kind].as_u64() >= Some(1), "{report}");
+    }
+
+    // dimg reads back what it wrote: each language and its text.
+    let o = dimg(&["info", s(&image), "--json"]);
+    let info: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    let languages = info["agreement"]["languages"].as_array().unwrap();
+    assert_eq!(languages.len(), 2, "{info}");
+    assert_eq!(languages[0]["language"], "English");
+    assert_eq!(languages[0]["format"], "TEXT");
+    assert_eq!(languages[0]["text"], fs::read_to_string(&english).unwrap());
+    assert_eq!(languages[1]["language"], "Deutsch");
+    assert_eq!(languages[1]["format"], "RTF");
+    assert_eq!(languages[1]["text"], fs::read_to_string(&german).unwrap());
+
+    // A script that does not say -agree is refused before anything is attached.
+    let o = common::dimg_stdin(&["attach", s(&image), "-nomount"], b"");
+    assert!(!o.status.success());
+    assert!(stderr(&o).contains("-agree"), "{}", stderr(&o));
+}
+
+#[test]
+fn agreements_the_image_cannot_carry_are_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let src = app_folder(dir.path());
+    let text = dir.path().join("licence.txt");
+    fs::write(&text, "Terms.\n").unwrap();
+    let latin1 = dir.path().join("latin1.txt");
+    fs::write(&latin1, b"caf\xe9\n").unwrap();
+    let twice = format!("en_US:{}", s(&text));
+    let cases: [(&[&str], &str); 3] = [
+        (&["-sla", s(&text), "-format", "UDTO"], "UDIF"),
+        (&["-sla", s(&latin1)], "UTF-8"),
+        (&["-sla", s(&text), "-sla", &twice], "second agreement"),
+    ];
+    for (args, says) in cases {
+        let image = dir.path().join("out.dmg");
+        let mut all = vec!["create", "-srcfolder", s(&src)];
+        all.extend(args);
+        all.push(s(&image));
+        let o = dimg(&all);
+        assert!(!o.status.success(), "{args:?} was taken");
+        assert!(stderr(&o).contains(says), "{args:?}: {}", stderr(&o));
+        assert!(!image.exists());
+    }
+}

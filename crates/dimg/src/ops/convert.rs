@@ -3,6 +3,7 @@ use super::output::{AtomicOutput, Encrypting, Sink};
 use crate::codec::Codec;
 use crate::container::encrypted::{Sealer, DEFAULT_ITERATIONS};
 use crate::container::optical::TrackMode;
+use crate::container::udif::licence::{self, Licence};
 use crate::container::udif::writer::{self, ChunkJob, Encoded, Tables, Variant};
 use crate::container::{self, Container, LayoutEntry};
 use crate::error::{Error, Result};
@@ -124,7 +125,7 @@ impl OutputFormat {
         }
     }
 
-    fn udif(self) -> Option<Variant> {
+    pub(super) fn udif(self) -> Option<Variant> {
         Some(match self {
             OutputFormat::Udto
             | OutputFormat::Iso
@@ -206,6 +207,8 @@ pub struct ConvertOptions {
     /// A shadow file holding changes to the source's disk (hdiutil's `-shadow`): the disk is
     /// converted as the shadow changed it.
     pub shadow: Option<PathBuf>,
+    /// A licence agreement macOS shows before attaching (UDIF formats), the default first.
+    pub agreement: Vec<Licence>,
 }
 
 impl ConvertOptions {
@@ -217,6 +220,7 @@ impl ConvertOptions {
             encryption: None,
             sparse_band_sectors: None,
             shadow: None,
+            agreement: Vec::new(),
         }
     }
 
@@ -496,6 +500,7 @@ impl ImageJob<'_> {
                     disk: self.disk.clone(),
                     variant,
                     level: self.options.level(variant),
+                    resources: licence::resources(&self.options.agreement),
                 };
                 pipeline.run(layout, out, progress, cancel)
             }
@@ -533,6 +538,8 @@ struct UdifPipeline<'a> {
     disk: Arc<dyn ReadAt>,
     variant: Variant,
     level: u32,
+    /// Resources beside the block tables (a licence agreement's).
+    resources: Vec<licence::Resource>,
 }
 
 impl UdifPipeline<'_> {
@@ -627,7 +634,7 @@ impl UdifPipeline<'_> {
                     progress.advance(((job.first_sector + job.sectors) * 512).min(total));
                 }
             }
-            out.write_all(&tables.finish(offset, data_crc.finalize()))
+            out.write_all(&tables.finish(offset, data_crc.finalize(), &self.resources))
         })
     }
 

@@ -273,14 +273,13 @@ pub fn create(
         }
     };
     let disk = partition::wrap(volume, map, kind, &options.volume_name);
-    let mut written = convert::write(
-        label,
-        &Built(disk),
+    let mut written_as = options.output.clone();
+    written_as.agreement = super::distribution::agreement(
+        &options.distribution,
+        options.output.format.udif().is_some(),
         output,
-        &options.output,
-        progress,
-        cancel,
     )?;
+    let mut written = convert::write(label, &Built(disk), output, &written_as, progress, cancel)?;
     written.notes.extend(notes);
     Ok(CreateReport {
         written,

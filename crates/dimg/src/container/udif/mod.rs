@@ -4,6 +4,7 @@
 mod disk;
 mod in_place;
 mod koly;
+pub mod licence;
 mod mish;
 mod resources;
 pub mod writer;
@@ -43,6 +44,7 @@ struct Udif {
     file_size: u64,
     metadata: &'static str,
     resource_kinds: Vec<(String, usize)>,
+    agreement: Option<licence::Agreement>,
     partitions: Vec<Partition>,
     disk: Arc<UdifDisk>,
     /// The disk to change in place, when the image was opened to be written and is UDRW.
@@ -102,6 +104,7 @@ fn open(file: Arc<dyn ReadAt>, p: &Probe) -> io::Result<Box<dyn Container>> {
         file_size: sniff.size,
         metadata: resources.source,
         resource_kinds: resources.kinds,
+        agreement: resources.agreement,
         partitions,
         disk,
         writable: None,
@@ -200,6 +203,10 @@ impl Container for Udif {
         self.writable.clone().map(|w| w as Arc<dyn WriteAt>)
     }
 
+    fn agreement(&self) -> Option<licence::Agreement> {
+        self.agreement.clone()
+    }
+
     fn facts(&self) -> Vec<Fact> {
         let k = &self.koly;
         let mut counts: BTreeMap<&str, usize> = BTreeMap::new();
@@ -263,6 +270,23 @@ impl Container for Udif {
                     crate::bytes::uuid_text(&k.segment_id),
                     k.running_data_fork_offset
                 ),
+            ),
+            Fact::new(
+                "Agreement",
+                self.agreement.as_ref().map_or("none".to_string(), |a| {
+                    a.languages
+                        .iter()
+                        .map(|l| {
+                            format!(
+                                "{} ({}, {} characters)",
+                                l.language,
+                                l.format,
+                                l.text.chars().count()
+                            )
+                        })
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                }),
             ),
             Fact::new(
                 "Code signature",

@@ -8,6 +8,7 @@
 //! pipeline in `ops` moves the bytes.
 
 use super::koly::{self, CHECKSUM_CRC32};
+use super::licence::Resource;
 use super::mish::ChunkKind;
 use crate::codec::Codec;
 use crate::container::LayoutEntry;
@@ -211,8 +212,9 @@ impl Tables {
     }
 
     /// The property list and trailer that follow a data fork of `data_fork_length` bytes
-    /// whose CRC-32 is `data_fork_crc`.
-    pub fn finish(self, data_fork_length: u64, data_fork_crc: u32) -> Vec<u8> {
+    /// whose CRC-32 is `data_fork_crc`, with `extra` resources (a licence agreement's) beside
+    /// the block tables.
+    pub fn finish(self, data_fork_length: u64, data_fork_crc: u32, extra: &[Resource]) -> Vec<u8> {
         let mut checksums = Vec::new();
         let mut blkx = Vec::new();
         for (entry, table) in self.layout.iter().zip(self.tables) {
@@ -227,6 +229,20 @@ impl Tables {
             "plst".into(),
             plist::Value::Array(vec![resource(0, "", vec![0; 1032])]),
         );
+        for r in extra {
+            // As udifrez writes them: no CFName, no attributes.
+            let mut d = plist::Dictionary::new();
+            d.insert("Attributes".into(), "0x0000".into());
+            d.insert("Data".into(), plist::Value::Data(r.data.clone()));
+            d.insert("ID".into(), r.id.to_string().into());
+            d.insert("Name".into(), r.name.clone().into());
+            if !fork.contains_key(r.kind) {
+                fork.insert(r.kind.into(), plist::Value::Array(Vec::new()));
+            }
+            if let Some(plist::Value::Array(list)) = fork.get_mut(r.kind) {
+                list.push(plist::Value::Dictionary(d));
+            }
+        }
         let mut root = plist::Dictionary::new();
         root.insert("resource-fork".into(), plist::Value::Dictionary(fork));
         let mut out = Vec::new();
