@@ -468,14 +468,31 @@ pub struct DistributionArgs {
     /// (de:FILE, en_GB:FILE), plain text or RTF; once per language, the first the default
     #[arg(long)]
     pub sla: Vec<String>,
+    /// The same bytes from the same folder on any machine, any day: dates at most
+    /// SOURCE_DATE_EPOCH (which alone asks for this too; 1970 without it), fixed owners,
+    /// identifiers from the contents
+    #[arg(long)]
+    pub reproducible: bool,
 }
 
-impl From<DistributionArgs> for dimg::ops::Distribution {
-    fn from(args: DistributionArgs) -> Self {
-        dimg::ops::Distribution {
-            settings: args.settings,
-            sla: args.sla,
-        }
+impl DistributionArgs {
+    /// What the engine makes of the flags, with `source_date_epoch` (the environment's
+    /// SOURCE_DATE_EPOCH, the reproducible-builds convention).
+    pub fn distribution(
+        self,
+        source_date_epoch: Option<String>,
+    ) -> Result<dimg::ops::Distribution, String> {
+        let epoch = match source_date_epoch {
+            Some(text) => Some(text.trim().parse::<i64>().map_err(|_| {
+                format!("SOURCE_DATE_EPOCH={text} is not a number of seconds since 1970")
+            })?),
+            None => self.reproducible.then_some(0),
+        };
+        Ok(dimg::ops::Distribution {
+            settings: self.settings,
+            sla: self.sla,
+            epoch,
+        })
     }
 }
 

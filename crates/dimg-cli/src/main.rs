@@ -420,7 +420,9 @@ fn run(cli: Cli, cancel: &Cancel) -> Result<(), Failure> {
                 size,
                 layout,
                 output: write_options(format, write, &output, given)?,
-                distribution: distribution.into(),
+                distribution: distribution
+                    .distribution(std::env::var("SOURCE_DATE_EPOCH").ok())
+                    .map_err(Failure::Usage)?,
             };
             let bar = progress::Bar::new();
             let report = ops::create(srcfolder.as_deref(), &output, &options, &bar, cancel);

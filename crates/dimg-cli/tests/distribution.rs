@@ -352,3 +352,91 @@ fn agreements_the_image_cannot_carry_are_refused() {
         assert!(!image.exists());
     }
 }
+
+/// `dimg create -srcfolder ROOT/src -settings ROOT/art/layout.json -sla ROOT/art/licence.txt
+/// -volname Tool OUT` with SOURCE_DATE_EPOCH set to `epoch`; gives the image's SHA-256.
+fn reproducible_build(root: &Path, epoch: &str, out: &Path) -> String {
+    let o = Command::new(env!("CARGO_BIN_EXE_dimg"))
+        .args([
+            "create",
+            "-srcfolder",
+            s(&root.join("src")),
+            "-volname",
+            "Tool",
+        ])
+        .args(["-settings", s(&root.join("art/layout.json"))])
+        .args(["-sla", s(&root.join("art/licence.txt")), s(out)])
+        .env("SOURCE_DATE_EPOCH", epoch)
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", stderr(&o));
+    use sha2::{Digest, Sha256};
+    format!("{:x}", Sha256::digest(fs::read(out).unwrap()))
+}
+
+/// Sets the modification time of `path` (a file or folder) and everything in it.
+fn touch_all(path: &Path, when: std::time::SystemTime) {
+    if path.is_dir() {
+        for e in fs::read_dir(path).unwrap() {
+            touch_all(&e.unwrap().path(), when);
+        }
+    }
+    fs::File::open(path).unwrap().set_modified(when).unwrap();
+}
+
+#[test]
+fn the_same_folder_and_settings_give_the_same_bytes_under_source_date_epoch() {
+    let dir = tempfile::tempdir().unwrap();
+    let day = std::time::Duration::from_secs(86_400);
+    let copies: Vec<PathBuf> = ["first", "second copy"]
+        .iter()
+        .enumerate()
+        .map(|(i, name)| {
+            let root = dir.path().join(name);
+            app_folder(&root);
+            let art = root.join("art");
+            fs::create_dir(&art).unwrap();
+            fs::write(art.join("back.png"), noise(2000, 9)).unwrap();
+            fs::write(art.join("licence.txt"), "Terms.\n").unwrap();
+            fs::write(
+                art.join("layout.json"),
+                r#"{"background": "back.png", "symlinks": {"Applications": "/Applications"},
+                    "icon_locations": {"Tool.app": [100, 100], "Applications": [300, 100]}}"#,
+            )
+            .unwrap();
+            // Copied at different times: every date on disk differs, all after the epoch.
+            touch_all(&root, std::time::SystemTime::now() - day * (i as u32 + 1));
+            root
+        })
+        .collect();
+    let epoch = "1700000000";
+    let a = reproducible_build(&copies[0], epoch, &dir.path().join("a.dmg"));
+    let b = reproducible_build(&copies[1], epoch, &dir.path().join("b.dmg"));
+    assert_eq!(a, b, "two builds of the same tree");
+    // The epoch is what dates the volume: a day later is another image.
+    let later = reproducible_build(&copies[1], "1700086400", &dir.path().join("c.dmg"));
+    assert_ne!(a, later);
+
+    // 7-Zip reads every entry dated at the epoch (2023-11-14 22:13:20 UTC), none at its copy's.
+    let raw = dir.path().join("a.raw");
+    common::peer(
+        "qemu-img",
+        &[
+            "convert",
+            "-O",
+            "raw",
+            s(&dir.path().join("a.dmg")),
+            s(&raw),
+        ],
+    );
+    let listing = common::peer("7zz", &["l", "-slt", s(&raw)]);
+    let dates: Vec<&str> = listing
+        .lines()
+        .filter_map(|l| l.strip_prefix("Modified = "))
+        .collect();
+    assert!(dates.len() >= 8, "{listing}");
+    assert!(
+        dates.iter().all(|d| *d == "2023-11-14 22:13:20"),
+        "{dates:?}"
+    );
+}

@@ -209,6 +209,8 @@ pub struct ConvertOptions {
     pub shadow: Option<PathBuf>,
     /// A licence agreement macOS shows before attaching (UDIF formats), the default first.
     pub agreement: Vec<Licence>,
+    /// A reproducible image's seed, which gives its identifiers (else random).
+    pub seed: Option<crate::bytes::Seed>,
 }
 
 impl ConvertOptions {
@@ -221,6 +223,7 @@ impl ConvertOptions {
             sparse_band_sectors: None,
             shadow: None,
             agreement: Vec::new(),
+            seed: None,
         }
     }
 
@@ -501,6 +504,7 @@ impl ImageJob<'_> {
                     variant,
                     level: self.options.level(variant),
                     resources: licence::resources(&self.options.agreement),
+                    seed: self.options.seed,
                 };
                 pipeline.run(layout, out, progress, cancel)
             }
@@ -540,6 +544,7 @@ struct UdifPipeline<'a> {
     level: u32,
     /// Resources beside the block tables (a licence agreement's).
     resources: Vec<licence::Resource>,
+    seed: Option<crate::bytes::Seed>,
 }
 
 impl UdifPipeline<'_> {
@@ -634,7 +639,12 @@ impl UdifPipeline<'_> {
                     progress.advance(((job.first_sector + job.sectors) * 512).min(total));
                 }
             }
-            out.write_all(&tables.finish(offset, data_crc.finalize(), &self.resources))
+            out.write_all(&tables.finish(
+                offset,
+                data_crc.finalize(),
+                &self.resources,
+                self.seed.as_ref(),
+            ))
         })
     }
 

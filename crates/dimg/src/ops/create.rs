@@ -134,9 +134,14 @@ pub fn create(
                 .map(|p| format!("{p}: a device, socket or FIFO, left out"))
         })
         .collect();
-    let now = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_secs() as i64);
+    let now = options.distribution.epoch.unwrap_or_else(|| {
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_secs() as i64)
+    });
+    if let (Some(epoch), Some(tree)) = (options.distribution.epoch, tree.as_mut()) {
+        super::distribution::settle(tree, epoch);
+    }
     let _laid_out = super::distribution::lay_out(
         &options.distribution,
         tree.as_mut(),
@@ -144,6 +149,15 @@ pub fn create(
         &options.volume_name,
         output,
     )?;
+    let agreement = super::distribution::agreement(
+        &options.distribution,
+        options.output.format.udif().is_some(),
+        output,
+    )?;
+    let seed = options
+        .distribution
+        .epoch
+        .map(|_| super::distribution::seed(tree.as_ref(), &options.volume_name, &agreement));
     let map = options.layout.unwrap_or(match options.file_system {
         FileSystem::Iso | FileSystem::Hybrid => Layout::None,
         _ => Layout::Gpt,
@@ -165,6 +179,7 @@ pub fn create(
                     // -size is the whole disk's, as hdiutil's; the map takes its share.
                     size: options.size.map(|s| s.saturating_sub(map.overhead())),
                     tight: false,
+                    seed,
                 },
                 now,
             )?;
@@ -191,6 +206,7 @@ pub fn create(
                             size: None,
                             tight: true,
                             journaled: false,
+                            seed,
                         },
                         now,
                     )?;
@@ -272,13 +288,10 @@ pub fn create(
             (Arc::new(Zeros(volume)), VolumeType::Blank)
         }
     };
-    let disk = partition::wrap(volume, map, kind, &options.volume_name);
+    let disk = partition::wrap(volume, map, kind, &options.volume_name, seed.as_ref());
     let mut written_as = options.output.clone();
-    written_as.agreement = super::distribution::agreement(
-        &options.distribution,
-        options.output.format.udif().is_some(),
-        output,
-    )?;
+    written_as.agreement = agreement;
+    written_as.seed = seed;
     let mut written = convert::write(label, &Built(disk), output, &written_as, progress, cancel)?;
     written.notes.extend(notes);
     Ok(CreateReport {

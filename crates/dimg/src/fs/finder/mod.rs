@@ -29,8 +29,14 @@ pub struct Applied {
     _scratch: tempfile::TempDir,
 }
 
-/// Adds `layout` to `tree`, the contents of an HFS+ volume named `volume_name`.
-pub fn apply(layout: &Layout, tree: &mut Tree, volume_name: &str) -> Result<Applied> {
+/// Adds `layout` to `tree`, the contents of an HFS+ volume named `volume_name`; the files it
+/// adds are dated at most `latest` (a reproducible image's epoch).
+pub fn apply(
+    layout: &Layout,
+    tree: &mut Tree,
+    volume_name: &str,
+    latest: Option<i64>,
+) -> Result<Applied> {
     let s = &layout.settings;
     for (name, target) in &s.symlinks {
         put(
@@ -64,9 +70,9 @@ pub fn apply(layout: &Layout, tree: &mut Tree, volume_name: &str) -> Result<Appl
                 },
                 None,
             )?;
-            let picture = put_file(tree, folder, &name, &path)?;
+            let picture = put_file(tree, folder, &name, &path, latest)?;
             if let Some((retina, retina_name)) = retina(&path) {
-                put_file(tree, folder, &retina_name, &retina)?;
+                put_file(tree, folder, &retina_name, &retina, latest)?;
             }
             let target = alias::Target {
                 volume_name,
@@ -88,7 +94,7 @@ pub fn apply(layout: &Layout, tree: &mut Tree, volume_name: &str) -> Result<Appl
     }
     if let Some(icon) = &s.icon {
         let icon = layout.resolve(icon);
-        put_file(tree, 0, ".VolumeIcon.icns", &icon)?;
+        put_file(tree, 0, ".VolumeIcon.icns", &icon, latest)?;
         set_flags(&mut tree.nodes[0], HAS_CUSTOM_ICON);
     }
     let item = |tree: &Tree, what: &str, name: &str| -> Result<usize> {
@@ -130,7 +136,7 @@ pub fn apply(layout: &Layout, tree: &mut Tree, volume_name: &str) -> Result<Appl
     let store = scratch.path().join(".DS_Store");
     let bytes = ds_store::write(records).map_err(|reason| layout.refuse(reason))?;
     std::fs::write(&store, bytes).map_err(|e| Error::io(&store, e))?;
-    put_file(tree, 0, ".DS_Store", &store)?;
+    put_file(tree, 0, ".DS_Store", &store, latest)?;
     Ok(Applied { _scratch: scratch })
 }
 
@@ -221,8 +227,14 @@ fn child(tree: &Tree, dir: usize, name: &str) -> Option<usize> {
         .find(|&c| tree.nodes[c].name == name)
 }
 
-/// The file at `path` as `name` in folder `dir`.
-fn put_file(tree: &mut Tree, dir: usize, name: &str, path: &Path) -> Result<usize> {
+/// The file at `path` as `name` in folder `dir`, dated at most `latest`.
+fn put_file(
+    tree: &mut Tree,
+    dir: usize,
+    name: &str,
+    path: &Path,
+    latest: Option<i64>,
+) -> Result<usize> {
     let meta = std::fs::metadata(path).map_err(|e| Error::io(path, e))?;
     if !meta.is_file() {
         return Err(Error::Refused {
@@ -231,13 +243,9 @@ fn put_file(tree: &mut Tree, dir: usize, name: &str, path: &Path) -> Result<usiz
         });
     }
     use std::os::unix::fs::MetadataExt;
-    put(
-        tree,
-        dir,
-        name,
-        NodeKind::File { size: meta.len() },
-        Some((path, meta.mtime())),
-    )
+    let modified = latest.map_or(meta.mtime(), |t| meta.mtime().min(t));
+    let kind = NodeKind::File { size: meta.len() };
+    put(tree, dir, name, kind, Some((path, modified)))
 }
 
 /// Node `name` of kind `kind` in folder `dir`: an entry of the folder of that name is replaced

@@ -36,6 +36,8 @@ pub struct Options {
     pub tight: bool,
     /// With a journal (Mac OS Extended, Journaled: hdiutil's and Disk Utility's default).
     pub journaled: bool,
+    /// A reproducible image's seed, which gives the volume's identifier (else random).
+    pub seed: Option<crate::bytes::Seed>,
 }
 
 /// A catalog record: its key (parent, name) and its data.
@@ -790,9 +792,8 @@ pub fn build(tree: Option<&Tree>, options: &Options, now: i64) -> Result<Built> 
     let next_id = journal_ids + hidden_files as u32;
     h[64..68].copy_from_slice(&next_id.to_be_bytes());
     h[72..80].copy_from_slice(&1u64.to_be_bytes()); // MacRoman names seen
-    let mut uuid = [0u8; 8];
-    getrandom::fill(&mut uuid).expect("the system's random source");
-    h[104..112].copy_from_slice(&uuid);
+    let uuid = crate::bytes::uuid(options.seed.as_ref(), "HFS+ volume");
+    h[104..112].copy_from_slice(&uuid[..8]);
     let fork_at = |h: &mut [u8], at: usize, bytes: u64, start: u64| {
         h[at..at + 80].copy_from_slice(&fork(bytes, start as u32, (bytes / block) as u32));
     };
