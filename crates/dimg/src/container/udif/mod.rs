@@ -7,6 +7,7 @@ mod koly;
 pub mod licence;
 mod mish;
 mod resources;
+mod signature;
 pub mod writer;
 
 use super::Check;
@@ -130,6 +131,22 @@ fn open(file: Arc<dyn ReadAt>, p: &Probe) -> io::Result<Box<dyn Container>> {
 }
 
 impl Udif {
+    /// The embedded code signature, described (read only).
+    fn signature(&self) -> String {
+        let (at, len) = (
+            self.koly.code_signature_offset,
+            self.koly.code_signature_length,
+        );
+        if !signature::readable(len) {
+            return "too large to be a code signature".into();
+        }
+        let mut blob = vec![0u8; len as usize];
+        match self.file.read_exact_at(at, &mut blob) {
+            Ok(()) => signature::describe(&blob),
+            Err(e) => format!("unreadable ({e})"),
+        }
+    }
+
     fn chunks(&self) -> impl Iterator<Item = &mish::Chunk> {
         self.partitions.iter().flat_map(|p| p.table.chunks.iter())
     }
@@ -294,8 +311,10 @@ impl Container for Udif {
                     "none".to_string()
                 } else {
                     format!(
-                        "{} bytes at offset {}",
-                        k.code_signature_length, k.code_signature_offset
+                        "{} bytes at offset {}: {}",
+                        k.code_signature_length,
+                        k.code_signature_offset,
+                        self.signature()
                     )
                 },
             ),
