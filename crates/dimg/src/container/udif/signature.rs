@@ -120,7 +120,7 @@ mod tests {
         blob.extend_from_slice(&((first + cd.len() + wrapper.len()) as u32).to_be_bytes());
         blob.extend_from_slice(&2u32.to_be_bytes());
         for (slot, at) in [(0, first), (CMS_SLOT, first + cd.len())] {
-            blob.extend_from_slice(&(slot as u32).to_be_bytes());
+            blob.extend_from_slice(&slot.to_be_bytes());
             blob.extend_from_slice(&(at as u32).to_be_bytes());
         }
         blob.extend(cd);
