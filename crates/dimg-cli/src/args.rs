@@ -141,6 +141,8 @@ pub enum Command {
         #[command(flatten)]
         write: WriteArgs,
         #[command(flatten)]
+        distribution: DistributionArgs,
+        #[command(flatten)]
         pass: PassArgs,
         #[command(flatten)]
         print: OutputArgs,
@@ -348,6 +350,9 @@ pub enum Command {
         /// (Internal) this process is the background server; its log is this file
         #[arg(long, hide = true)]
         served: Option<PathBuf>,
+        /// Accept the image's licence agreement without showing it (for scripts)
+        #[arg(long)]
+        agree: bool,
         #[command(flatten)]
         pass: PassArgs,
         #[command(flatten)]
@@ -450,6 +455,45 @@ pub struct WriteArgs {
     /// 1000 makes an AES-128 image that old tools such as vfdecrypt can open)
     #[arg(long = "pbkdf2-iterations", value_parser = clap::value_parser!(u32).range(1000..=10_000_000))]
     pub pbkdf2_iterations: Option<u32>,
+}
+
+/// What makes a distribution image, for create.
+#[derive(Args, Clone)]
+pub struct DistributionArgs {
+    /// The Finder window's layout (JSON, or TOML by its extension; dmgbuild's names): window,
+    /// icon size, background, icon positions, links, volume icon
+    #[arg(long, requires = "srcfolder")]
+    pub settings: Option<PathBuf>,
+    /// A licence agreement macOS shows before attaching: FILE (English) or LANGUAGE:FILE
+    /// (de:FILE, en_GB:FILE), plain text or RTF; once per language, the first the default
+    #[arg(long)]
+    pub sla: Vec<String>,
+    /// The same bytes from the same folder on any machine, any day: dates at most
+    /// SOURCE_DATE_EPOCH (which alone asks for this too; 1970 without it), fixed owners,
+    /// identifiers from the contents
+    #[arg(long)]
+    pub reproducible: bool,
+}
+
+impl DistributionArgs {
+    /// What the engine makes of the flags, with `source_date_epoch` (the environment's
+    /// SOURCE_DATE_EPOCH, the reproducible-builds convention).
+    pub fn distribution(
+        self,
+        source_date_epoch: Option<String>,
+    ) -> Result<dimg::ops::Distribution, String> {
+        let epoch = match source_date_epoch {
+            Some(text) => Some(text.trim().parse::<i64>().map_err(|_| {
+                format!("SOURCE_DATE_EPOCH={text} is not a number of seconds since 1970")
+            })?),
+            None => self.reproducible.then_some(0),
+        };
+        Ok(dimg::ops::Distribution {
+            settings: self.settings,
+            sla: self.sla,
+            epoch,
+        })
+    }
 }
 
 fn parse_sparse_type(s: &str) -> Result<OutputFormat, String> {

@@ -402,6 +402,7 @@ fn run(cli: Cli, cancel: &Cancel) -> Result<(), Failure> {
             format,
             kind,
             write,
+            distribution,
             pass,
             print,
             srcdevice: None,
@@ -419,6 +420,9 @@ fn run(cli: Cli, cancel: &Cancel) -> Result<(), Failure> {
                 size,
                 layout,
                 output: write_options(format, write, &output, given)?,
+                distribution: distribution
+                    .distribution(std::env::var("SOURCE_DATE_EPOCH").ok())
+                    .map_err(Failure::Usage)?,
             };
             let bar = progress::Bar::new();
             let report = ops::create(srcfolder.as_deref(), &output, &options, &bar, cancel);
@@ -551,6 +555,7 @@ fn run(cli: Cli, cancel: &Cancel) -> Result<(), Failure> {
                 size: None,
                 layout: None,
                 output: write,
+                distribution: ops::Distribution::default(),
             };
             let bar = progress::Bar::new();
             let report = ops::create(Some(&source), &output, &options, &bar, cancel);
@@ -686,9 +691,13 @@ fn run(cli: Cli, cancel: &Cancel) -> Result<(), Failure> {
             shadow,
             foreground,
             served,
+            agree,
             pass,
             output,
         } => {
+            if served.is_none() {
+                accept_agreement(&image, agree)?;
+            }
             // A snapshot is found by name before the server starts; on an encrypted image, give
             // it as -volume N@TRANSACTION (the server asks for the passphrase).
             let which = volume_of(&image, None, &volume)?;
@@ -872,4 +881,40 @@ fn volume_name(folder: Option<&Path>) -> String {
         .and_then(|f| f.canonicalize().ok())
         .and_then(|f| f.file_name().map(|n| n.to_string_lossy().into_owned()))
         .unwrap_or_else(|| "untitled".into())
+}
+
+/// An image with a licence agreement is attached once it is agreed to, as macOS asks: with
+/// -agree, or by answering y on a terminal after reading it; a script that says neither is
+/// refused.
+fn accept_agreement(image: &Path, agree: bool) -> Result<(), Failure> {
+    let Some(agreement) = ops::agreement_of(image)? else {
+        return Ok(());
+    };
+    if agree {
+        return Ok(());
+    }
+    let refuse = |reason: &str| dimg::Error::Refused {
+        path: image.into(),
+        reason: reason.into(),
+    };
+    if !std::io::stdin().is_terminal() {
+        return Err(refuse(
+            "has a licence agreement: read it with dimg info, and attach with -agree to accept it",
+        )
+        .into());
+    }
+    let first = &agreement.languages[0];
+    println!("{}\n", first.text);
+    eprint!(
+        "Agree to the licence agreement above ({})? [y/N] ",
+        first.language
+    );
+    let mut answer = String::new();
+    std::io::stdin()
+        .read_line(&mut answer)
+        .map_err(|e| dimg::Error::io(image, e))?;
+    match answer.trim().eq_ignore_ascii_case("y") || answer.trim().eq_ignore_ascii_case("yes") {
+        true => Ok(()),
+        false => Err(refuse("its licence agreement was not accepted").into()),
+    }
 }

@@ -89,6 +89,29 @@ pub fn to_mac_roman(c: char) -> u8 {
         .unwrap_or(b'?')
 }
 
+/// Seeds a reproducible image's identifiers: a digest of what it holds.
+pub type Seed = [u8; 32];
+
+/// A version 4 UUID (RFC 4122 bits, in the byte order it is stored in): random, or for a
+/// reproducible image derived from its `seed` and what it identifies (`what`), so that the same
+/// contents give the same identifiers.
+pub fn uuid(seed: Option<&Seed>, what: &str) -> [u8; 16] {
+    use sha2::{Digest, Sha256};
+    let mut id = [0u8; 16];
+    match seed {
+        Some(seed) => id.copy_from_slice(
+            &Sha256::new()
+                .chain_update(seed)
+                .chain_update(what)
+                .finalize()[..16],
+        ),
+        None => getrandom::fill(&mut id).expect("the system's random source"),
+    }
+    id[6] = (id[6] & 0x0F) | 0x40;
+    id[8] = (id[8] & 0x3F) | 0x80;
+    id
+}
+
 /// A 16-byte identifier in the usual 8-4-4-4-12 form.
 pub fn uuid_text(id: &[u8; 16]) -> String {
     let h = hex(id);

@@ -257,6 +257,7 @@ pub async fn create_image(
         volume_name: request.volume_name,
         size: request.size,
         layout: Some(request::layout(&request.layout)?),
+        distribution: ops::Distribution::default(),
     };
     let (folder, target) = (request.folder, request.output);
     long_job(

@@ -43,8 +43,9 @@ def walk(entry, path, out):
             out[where] = hashlib.sha256(child.read_buffer(child.size) if child.size else b"").hexdigest()
 
 
-volume = pyfshfs.volume()
-volume.open_file_object(Window(sys.argv[1], int(sys.argv[2])))
-files = {}
-walk(volume.get_root_directory(), "", files)
-json.dump(files, sys.stdout)
+if __name__ == "__main__":
+    volume = pyfshfs.volume()
+    volume.open_file_object(Window(sys.argv[1], int(sys.argv[2])))
+    files = {}
+    walk(volume.get_root_directory(), "", files)
+    json.dump(files, sys.stdout)

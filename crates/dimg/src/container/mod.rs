@@ -109,6 +109,10 @@ pub trait Container: Send + Sync {
     fn layout(&self) -> Option<Vec<LayoutEntry>> {
         None
     }
+    /// The licence agreement macOS shows before attaching (a UDIF image's `LPic` resources).
+    fn agreement(&self) -> Option<udif::licence::Agreement> {
+        None
+    }
     /// The tracks of a disc image (cue/bin, NRG); `None` for everything else.
     fn tracks(&self) -> Option<Vec<optical::Track>> {
         None

@@ -7,6 +7,7 @@ pub mod decmpfs;
 pub mod exfat;
 pub mod ext;
 pub mod fat;
+pub mod finder;
 pub mod hfs;
 pub mod hfsplus;
 pub mod iso9660;

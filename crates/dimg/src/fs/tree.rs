@@ -55,6 +55,30 @@ pub struct Times {
 }
 
 impl Times {
+    /// All four at `secs` seconds since 1970.
+    pub fn at(secs: i64) -> Times {
+        let ns = secs.saturating_mul(1_000_000_000);
+        Times {
+            created: ns,
+            modified: ns,
+            changed: ns,
+            accessed: ns,
+        }
+    }
+
+    /// None later than `secs` seconds since 1970.
+    pub fn clamp_to(&mut self, secs: i64) {
+        let ns = secs.saturating_mul(1_000_000_000);
+        for t in [
+            &mut self.created,
+            &mut self.modified,
+            &mut self.changed,
+            &mut self.accessed,
+        ] {
+            *t = (*t).min(ns);
+        }
+    }
+
     fn of(meta: &std::fs::Metadata) -> Times {
         let ns = |s: i64, n: i64| s.saturating_mul(1_000_000_000).saturating_add(n);
         let changed = ns(meta.ctime(), meta.ctime_nsec());
@@ -73,6 +97,10 @@ impl Times {
 
 /// The resource fork's name among extended attributes, as macOS and `dimg extract` call it.
 pub const RESOURCE_FORK: &str = "com.apple.ResourceFork";
+
+/// The Finder info's name among extended attributes (32 bytes: the Finder's flags, type and
+/// creator, label colour), as macOS shows it; HFS+ keeps it in the catalog record itself.
+pub const FINDER_INFO: &str = "com.apple.FinderInfo";
 
 /// A resource fork's map addresses it with 24-bit offsets: 16 MiB is the most one can hold.
 const MAX_RESOURCE_FORK: u64 = 16 << 20;
@@ -121,15 +149,7 @@ impl Tree {
                 uid: 0,
                 gid: 0,
                 file_id: (0, 0),
-                times: {
-                    let ns = now.saturating_mul(1_000_000_000);
-                    Times {
-                        created: ns,
-                        modified: ns,
-                        changed: ns,
-                        accessed: ns,
-                    }
-                },
+                times: Times::at(now),
                 streams: Vec::new(),
             }],
             skipped: Vec::new(),

@@ -3,6 +3,7 @@ use super::output::{AtomicOutput, Encrypting, Sink};
 use crate::codec::Codec;
 use crate::container::encrypted::{Sealer, DEFAULT_ITERATIONS};
 use crate::container::optical::TrackMode;
+use crate::container::udif::licence::{self, Licence};
 use crate::container::udif::writer::{self, ChunkJob, Encoded, Tables, Variant};
 use crate::container::{self, Container, LayoutEntry};
 use crate::error::{Error, Result};
@@ -124,7 +125,7 @@ impl OutputFormat {
         }
     }
 
-    fn udif(self) -> Option<Variant> {
+    pub(super) fn udif(self) -> Option<Variant> {
         Some(match self {
             OutputFormat::Udto
             | OutputFormat::Iso
@@ -206,6 +207,10 @@ pub struct ConvertOptions {
     /// A shadow file holding changes to the source's disk (hdiutil's `-shadow`): the disk is
     /// converted as the shadow changed it.
     pub shadow: Option<PathBuf>,
+    /// A licence agreement macOS shows before attaching (UDIF formats), the default first.
+    pub agreement: Vec<Licence>,
+    /// A reproducible image's seed, which gives its identifiers (else random).
+    pub seed: Option<crate::bytes::Seed>,
 }
 
 impl ConvertOptions {
@@ -217,6 +222,8 @@ impl ConvertOptions {
             encryption: None,
             sparse_band_sectors: None,
             shadow: None,
+            agreement: Vec::new(),
+            seed: None,
         }
     }
 
@@ -501,6 +508,8 @@ impl ImageJob<'_> {
                     disk: self.disk.clone(),
                     variant,
                     level: self.options.level(variant),
+                    resources: licence::resources(&self.options.agreement),
+                    seed: self.options.seed,
                 };
                 pipeline.run(layout, out, progress, cancel)
             }
@@ -567,6 +576,9 @@ struct UdifPipeline<'a> {
     disk: Arc<dyn ReadAt>,
     variant: Variant,
     level: u32,
+    /// Resources beside the block tables (a licence agreement's).
+    resources: Vec<licence::Resource>,
+    seed: Option<crate::bytes::Seed>,
 }
 
 impl UdifPipeline<'_> {
@@ -704,7 +716,12 @@ impl UdifPipeline<'_> {
                     }
                 }
             }
-            out.write_all(&tables.finish(offset, data_crc.finalize()))
+            out.write_all(&tables.finish(
+                offset,
+                data_crc.finalize(),
+                &self.resources,
+                self.seed.as_ref(),
+            ))
         })
     }
 

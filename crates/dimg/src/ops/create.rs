@@ -78,6 +78,8 @@ pub struct CreateOptions {
     pub layout: Option<Layout>,
     /// Output format, encryption and overwriting, as for convert.
     pub output: ConvertOptions,
+    /// A distribution image's Finder layout.
+    pub distribution: super::distribution::Distribution,
 }
 
 #[derive(Debug, Serialize)]
@@ -115,17 +117,19 @@ pub fn create(
     };
     // Before the volume is built, not after.
     super::output::refuse_existing(output, options.output.overwrite)?;
-    let forks = matches!(
+    let hfs_plus = matches!(
         options.file_system,
         FileSystem::HfsPlus
             | FileSystem::Hfsx
             | FileSystem::JournaledHfsPlus
             | FileSystem::JournaledHfsx
-            | FileSystem::Hybrid
-            | FileSystem::Apfs
-            | FileSystem::CaseSensitiveApfs
     );
-    let tree = folder.map(|f| Tree::scan(f, forks)).transpose()?;
+    let forks = hfs_plus
+        || matches!(
+            options.file_system,
+            FileSystem::Hybrid | FileSystem::Apfs | FileSystem::CaseSensitiveApfs
+        );
+    let mut tree = folder.map(|f| Tree::scan(f, forks)).transpose()?;
     let label = folder.unwrap_or(output);
     let mut notes: Vec<String> = tree
         .iter()
@@ -135,9 +139,30 @@ pub fn create(
                 .map(|p| format!("{p}: a device, socket or FIFO, left out"))
         })
         .collect();
-    let now = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_secs() as i64);
+    let now = options.distribution.epoch.unwrap_or_else(|| {
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_secs() as i64)
+    });
+    if let (Some(epoch), Some(tree)) = (options.distribution.epoch, tree.as_mut()) {
+        super::distribution::settle(tree, epoch);
+    }
+    let _laid_out = super::distribution::lay_out(
+        &options.distribution,
+        tree.as_mut(),
+        hfs_plus,
+        &options.volume_name,
+        output,
+    )?;
+    let agreement = super::distribution::agreement(
+        &options.distribution,
+        options.output.format.udif().is_some(),
+        output,
+    )?;
+    let seed = options
+        .distribution
+        .epoch
+        .map(|_| super::distribution::seed(tree.as_ref(), &options.volume_name, &agreement));
     let map = options.layout.unwrap_or(match options.file_system {
         FileSystem::Iso | FileSystem::Hybrid => Layout::None,
         _ => Layout::Gpt,
@@ -159,6 +184,7 @@ pub fn create(
                     // -size is the whole disk's, as hdiutil's; the map takes its share.
                     size: options.size.map(|s| s.saturating_sub(map.overhead())),
                     tight: false,
+                    seed,
                 },
                 now,
             )?;
@@ -185,6 +211,7 @@ pub fn create(
                             size: None,
                             tight: true,
                             journaled: false,
+                            seed,
                         },
                         now,
                     )?;
@@ -279,15 +306,11 @@ pub fn create(
             (Arc::new(Zeros(volume)), VolumeType::Blank)
         }
     };
-    let disk = partition::wrap(volume, map, kind, &options.volume_name);
-    let mut written = convert::write(
-        label,
-        &Built(disk),
-        output,
-        &options.output,
-        progress,
-        cancel,
-    )?;
+    let disk = partition::wrap(volume, map, kind, &options.volume_name, seed.as_ref());
+    let mut written_as = options.output.clone();
+    written_as.agreement = agreement;
+    written_as.seed = seed;
+    let mut written = convert::write(label, &Built(disk), output, &written_as, progress, cancel)?;
     written.notes.extend(notes);
     Ok(CreateReport {
         written,

@@ -350,7 +350,7 @@ pub fn erase(
         Some(Scheme::Apm) => {
             device::asked(path, "wipe it", udisks.format(path, "empty", wipe()))?;
             let built = hfs_volume(path, format, &label, room)?;
-            let disk = partition::wrap(built.disk, Layout::Apm, VolumeType::HfsPlus, &label);
+            let disk = partition::wrap(built.disk, Layout::Apm, VolumeType::HfsPlus, &label, None);
             let map = Layout::Apm.overhead();
             let used: Vec<(u64, u64)> = std::iter::once((0, map))
                 .chain(built.used.iter().map(|&(at, len)| (map + at, len)))
@@ -472,6 +472,7 @@ fn hfs_volume(path: &Path, format: VolumeFormat, label: &str, size: u64) -> Resu
             journaled,
             size: Some(size),
             tight: false,
+            seed: None,
         },
         now,
     )

@@ -31,6 +31,8 @@ pub struct ImageInfo {
     pub encryption: Option<String>,
     /// What can be done to it as it is: the menus offer these and no others.
     pub abilities: Abilities,
+    /// The licence agreement macOS shows before attaching it, in each of its languages.
+    pub agreement: Option<super::Agreement>,
 }
 
 /// What an image allows without converting it first.
@@ -173,6 +175,7 @@ pub fn info(path: &Path, passphrase: Option<&Passphrase>) -> Result<ImageInfo> {
                 .is_ok(),
             compact: opened.container.band_size().is_some(),
         },
+        agreement: opened.container.agreement(),
     })
 }
 

@@ -7,6 +7,7 @@ mod compact;
 mod convert;
 mod create;
 mod disc;
+mod distribution;
 mod encryption;
 mod erase;
 mod image_device;
@@ -22,6 +23,7 @@ mod sparse;
 pub mod text;
 mod verify;
 
+pub use crate::container::udif::licence::{Agreement, AgreementText};
 pub use crate::container::Check;
 pub use crate::partition::Layout;
 pub use browse::{
@@ -32,6 +34,7 @@ pub use burn::{burn, BurnOptions, BurnReport, Burner};
 pub use compact::{compact, compact_shadow, CompactReport};
 pub use convert::{convert, ConvertOptions, ConvertReport, Encryption, OutputFormat};
 pub use create::{create, CreateOptions, CreateReport, FileSystem};
+pub use distribution::{agreement_of, Distribution};
 pub use encryption::{chpass, identity, is_encrypted};
 pub use erase::{erase, EraseOptions, EraseReport, Scheme, VolumeFormat};
 pub use image_device::{image_device, image_partition};

@@ -121,6 +121,16 @@ pub fn info(i: &ImageInfo) -> String {
             }
         }
     }
+    for text in i.agreement.iter().flat_map(|a| &a.languages) {
+        let _ = writeln!(
+            s,
+            "  Licence agreement ({}, {}):",
+            text.language, text.format
+        );
+        for line in text.text.lines() {
+            let _ = writeln!(s, "    {line}");
+        }
+    }
     s
 }
 

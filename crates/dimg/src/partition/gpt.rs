@@ -1,6 +1,7 @@
 //! GUID partition table: header at LBA 1 (512- or 4096-byte sectors), CRC-checked, with the
 //! backup header at the disk's last LBA used when the primary is damaged.
 
+use crate::bytes::Seed;
 use crate::bytes::{le16, le32, le64};
 
 use super::Partition;
@@ -162,11 +163,13 @@ fn guid_bytes(text: &str) -> [u8; 16] {
     b
 }
 
-fn random_guid() -> [u8; 16] {
-    let mut g = [0u8; 16];
-    getrandom::fill(&mut g).expect("the system's random source");
-    g[7] = (g[7] & 0x0F) | 0x40; // version 4 (stored little-endian)
-    g[8] = (g[8] & 0x3F) | 0x80;
+/// A version 4 GUID in GPT's byte order (its first three fields little-endian): random, or
+/// derived from a reproducible image's `seed`.
+fn new_guid(seed: Option<&Seed>, what: &str) -> [u8; 16] {
+    let mut g = crate::bytes::uuid(seed, what);
+    g[..4].reverse();
+    g[4..6].reverse();
+    g[6..8].reverse();
     g
 }
 
@@ -185,12 +188,18 @@ fn seal(h: &mut [u8], at: u64, other: u64, last: u64, table: u64, entries: &[u8]
 
 /// A GPT of one partition of type `kind` from sector `first`, `sectors` long: what goes before it
 /// (protective MBR, primary header, entries, padding) and what goes after it (the backup
-/// entries and header).
-pub fn single(kind: &str, first: u64, sectors: u64, name: &str) -> (Vec<u8>, Vec<u8>) {
+/// entries and header). A reproducible image's `seed` gives its GUIDs.
+pub fn single(
+    kind: &str,
+    first: u64,
+    sectors: u64,
+    name: &str,
+    seed: Option<&Seed>,
+) -> (Vec<u8>, Vec<u8>) {
     let last = first + sectors + TABLE_SECTORS; // the backup header
     let mut entries = vec![0u8; ENTRY_COUNT * ENTRY_SIZE];
     entries[..16].copy_from_slice(&guid_bytes(kind));
-    entries[16..32].copy_from_slice(&random_guid());
+    entries[16..32].copy_from_slice(&new_guid(seed, "GPT partition"));
     entries[32..40].copy_from_slice(&first.to_le_bytes());
     entries[40..48].copy_from_slice(&(first + sectors - 1).to_le_bytes());
     for (i, unit) in name.encode_utf16().take(36).enumerate() {
@@ -201,7 +210,7 @@ pub fn single(kind: &str, first: u64, sectors: u64, name: &str) -> (Vec<u8>, Vec
     template[8..12].copy_from_slice(&0x0001_0000u32.to_le_bytes());
     template[12..16].copy_from_slice(&92u32.to_le_bytes());
     template[40..48].copy_from_slice(&(2 + TABLE_SECTORS).to_le_bytes());
-    template[56..72].copy_from_slice(&random_guid());
+    template[56..72].copy_from_slice(&new_guid(seed, "GPT disk"));
     template[80..84].copy_from_slice(&(ENTRY_COUNT as u32).to_le_bytes());
     template[84..88].copy_from_slice(&(ENTRY_SIZE as u32).to_le_bytes());
     let (mut primary, mut backup) = (template.clone(), template);

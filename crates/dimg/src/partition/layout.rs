@@ -82,12 +82,14 @@ impl VolumeType {
     }
 }
 
-/// The volume inside the chosen map; the volume's size is whole sectors.
+/// The volume inside the chosen map; the volume's size is whole sectors. A reproducible image's
+/// `seed` gives the map's identifiers.
 pub fn wrap(
     volume: Arc<dyn ReadAt>,
     layout: Layout,
     kind: VolumeType,
     name: &str,
+    seed: Option<&crate::bytes::Seed>,
 ) -> Arc<dyn ReadAt> {
     let sectors = volume.size().div_ceil(SECTOR);
     let mut disk = Assembly::default();
@@ -112,7 +114,7 @@ pub fn wrap(
             disk.pad_to(SECTOR);
         }
         Layout::Gpt => {
-            let (head, tail) = gpt::single(kind.gpt_guid(), GPT_FIRST, sectors, name);
+            let (head, tail) = gpt::single(kind.gpt_guid(), GPT_FIRST, sectors, name, seed);
             disk.bytes(head);
             disk.push(volume);
             disk.pad_to(SECTOR);

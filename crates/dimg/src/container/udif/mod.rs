@@ -4,8 +4,10 @@
 mod disk;
 mod in_place;
 mod koly;
+pub mod licence;
 mod mish;
 mod resources;
+mod signature;
 pub mod writer;
 
 use super::Check;
@@ -43,6 +45,7 @@ struct Udif {
     file_size: u64,
     metadata: &'static str,
     resource_kinds: Vec<(String, usize)>,
+    agreement: Option<licence::Agreement>,
     partitions: Vec<Partition>,
     disk: Arc<UdifDisk>,
     /// The disk to change in place, when the image was opened to be written and is UDRW.
@@ -102,6 +105,7 @@ fn open(file: Arc<dyn ReadAt>, p: &Probe) -> io::Result<Box<dyn Container>> {
         file_size: sniff.size,
         metadata: resources.source,
         resource_kinds: resources.kinds,
+        agreement: resources.agreement,
         partitions,
         disk,
         writable: None,
@@ -127,6 +131,22 @@ fn open(file: Arc<dyn ReadAt>, p: &Probe) -> io::Result<Box<dyn Container>> {
 }
 
 impl Udif {
+    /// The embedded code signature, described (read only).
+    fn signature(&self) -> String {
+        let (at, len) = (
+            self.koly.code_signature_offset,
+            self.koly.code_signature_length,
+        );
+        if !signature::readable(len) {
+            return "too large to be a code signature".into();
+        }
+        let mut blob = vec![0u8; len as usize];
+        match self.file.read_exact_at(at, &mut blob) {
+            Ok(()) => signature::describe(&blob),
+            Err(e) => format!("unreadable ({e})"),
+        }
+    }
+
     fn chunks(&self) -> impl Iterator<Item = &mish::Chunk> {
         self.partitions.iter().flat_map(|p| p.table.chunks.iter())
     }
@@ -200,6 +220,10 @@ impl Container for Udif {
         self.writable.clone().map(|w| w as Arc<dyn WriteAt>)
     }
 
+    fn agreement(&self) -> Option<licence::Agreement> {
+        self.agreement.clone()
+    }
+
     fn facts(&self) -> Vec<Fact> {
         let k = &self.koly;
         let mut counts: BTreeMap<&str, usize> = BTreeMap::new();
@@ -265,13 +289,32 @@ impl Container for Udif {
                 ),
             ),
             Fact::new(
+                "Agreement",
+                self.agreement.as_ref().map_or("none".to_string(), |a| {
+                    a.languages
+                        .iter()
+                        .map(|l| {
+                            format!(
+                                "{} ({}, {} characters)",
+                                l.language,
+                                l.format,
+                                l.text.chars().count()
+                            )
+                        })
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                }),
+            ),
+            Fact::new(
                 "Code signature",
                 if k.code_signature_length == 0 {
                     "none".to_string()
                 } else {
                     format!(
-                        "{} bytes at offset {}",
-                        k.code_signature_length, k.code_signature_offset
+                        "{} bytes at offset {}: {}",
+                        k.code_signature_length,
+                        k.code_signature_offset,
+                        self.signature()
                     )
                 },
             ),

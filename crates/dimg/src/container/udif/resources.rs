@@ -2,6 +2,7 @@
 //! images only a classic binary resource fork. Both yield the `blkx` resources in order.
 
 use super::koly::Koly;
+use super::licence::{self, Agreement};
 use crate::container::resource_fork;
 use crate::error::FormatError;
 use crate::io::ReadAt;
@@ -20,7 +21,12 @@ pub struct Resources {
     pub kinds: Vec<(String, usize)>,
     /// Which of the two places they were read from.
     pub source: &'static str,
+    /// The licence agreement macOS shows before attaching, if the image has one.
+    pub agreement: Option<Agreement>,
 }
+
+/// The resources a licence agreement is made of, which are kept to read it.
+const AGREEMENT_KINDS: [&str; 4] = ["LPic", "STR#", "TEXT", "RTF "];
 
 /// Property lists and resource forks larger than this are refused rather than read into memory
 /// (qemu allows 16 MiB; a 1 TB UDZO image's plist is ~50 MiB of base64).
@@ -71,11 +77,21 @@ fn from_xml(xml: &[u8], offset: u64) -> io::Result<Resources> {
         .ok_or_else(|| bad("no 'resource-fork' dictionary".into()))?;
     let mut kinds = Vec::new();
     let mut blkx = Vec::new();
+    let mut agreement = Vec::new();
     for (kind, entries) in fork {
         let entries = entries
             .as_array()
             .ok_or_else(|| bad(format!("'{kind}' is not an array")))?;
         kinds.push((kind.clone(), entries.len()));
+        if AGREEMENT_KINDS.contains(&kind.as_str()) {
+            for entry in entries.iter().filter_map(|e| e.as_dictionary()) {
+                let id = entry.get("ID").and_then(|v| v.as_string());
+                let data = entry.get("Data").and_then(|v| v.as_data());
+                if let (Some(id), Some(data)) = (id.and_then(|i| i.trim().parse().ok()), data) {
+                    agreement.push((kind.clone(), id, data.to_vec()));
+                }
+            }
+        }
         if kind != "blkx" {
             continue;
         }
@@ -113,12 +129,24 @@ fn from_xml(xml: &[u8], offset: u64) -> io::Result<Resources> {
         blkx,
         kinds,
         source: "XML property list",
+        agreement: licence::read(&agreement),
     })
 }
 
 fn from_resource_fork(fork: &[u8], offset: u64) -> io::Result<Resources> {
     let all = resource_fork::parse(fork, offset, "UDIF resource fork")?;
     let kinds = resource_fork::kinds(&all);
+    let agreement: Vec<(String, i64, Vec<u8>)> = all
+        .iter()
+        .filter(|r| AGREEMENT_KINDS.iter().any(|k| k.as_bytes() == r.kind))
+        .map(|r| {
+            (
+                String::from_utf8_lossy(&r.kind).into_owned(),
+                i64::from(r.id),
+                r.data.clone(),
+            )
+        })
+        .collect();
     let blkx: Vec<Blkx> = all
         .into_iter()
         .filter(|r| &r.kind == b"blkx")
@@ -139,5 +167,6 @@ fn from_resource_fork(fork: &[u8], offset: u64) -> io::Result<Resources> {
         blkx,
         kinds,
         source: "binary resource fork",
+        agreement: licence::read(&agreement),
     })
 }

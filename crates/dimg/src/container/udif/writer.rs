@@ -8,7 +8,9 @@
 //! pipeline in `ops` moves the bytes.
 
 use super::koly::{self, CHECKSUM_CRC32};
+use super::licence::Resource;
 use super::mish::ChunkKind;
+use crate::bytes::Seed;
 use crate::codec::Codec;
 use crate::container::LayoutEntry;
 
@@ -259,8 +261,15 @@ impl Tables {
     }
 
     /// The property list and trailer that follow a data fork of `data_fork_length` bytes
-    /// whose CRC-32 is `data_fork_crc`.
-    pub fn finish(self, data_fork_length: u64, data_fork_crc: u32) -> Vec<u8> {
+    /// whose CRC-32 is `data_fork_crc`, with `extra` resources (a licence agreement's) beside
+    /// the block tables; a reproducible image's `seed` gives its segment ID.
+    pub fn finish(
+        self,
+        data_fork_length: u64,
+        data_fork_crc: u32,
+        extra: &[Resource],
+        seed: Option<&Seed>,
+    ) -> Vec<u8> {
         let mut checksums = Vec::new();
         let mut blkx = Vec::new();
         for (entry, table) in self.layout.iter().zip(self.tables) {
@@ -275,6 +284,20 @@ impl Tables {
             "plst".into(),
             plist::Value::Array(vec![resource(0, "", vec![0; 1032])]),
         );
+        for r in extra {
+            // As udifrez writes them: no CFName, no attributes.
+            let mut d = plist::Dictionary::new();
+            d.insert("Attributes".into(), "0x0000".into());
+            d.insert("Data".into(), plist::Value::Data(r.data.clone()));
+            d.insert("ID".into(), r.id.to_string().into());
+            d.insert("Name".into(), r.name.clone().into());
+            if !fork.contains_key(r.kind) {
+                fork.insert(r.kind.into(), plist::Value::Array(Vec::new()));
+            }
+            if let Some(plist::Value::Array(list)) = fork.get_mut(r.kind) {
+                list.push(plist::Value::Dictionary(d));
+            }
+        }
         let mut root = plist::Dictionary::new();
         root.insert("resource-fork".into(), plist::Value::Dictionary(fork));
         let mut out = Vec::new();
@@ -289,6 +312,7 @@ impl Tables {
             xml_length,
             crc32fast::hash(&checksums),
             sector_count,
+            crate::bytes::uuid(seed, "UDIF segment"),
         ));
         out
     }
@@ -357,6 +381,7 @@ fn trailer(
     xml_length: u64,
     master_crc: u32,
     sectors: u64,
+    segment_id: [u8; 16],
 ) -> [u8; koly::SIZE] {
     let mut k = [0u8; koly::SIZE];
     let mut put = |at: usize, bytes: &[u8]| k[at..at + bytes.len()].copy_from_slice(bytes);
@@ -367,7 +392,7 @@ fn trailer(
     put(0x20, &data_length.to_be_bytes());
     put(0x38, &1u32.to_be_bytes());
     put(0x3C, &1u32.to_be_bytes());
-    put(0x40, &segment_id());
+    put(0x40, &segment_id);
     put(0x50, &checksum_field(data_crc));
     put(0xD8, &data_length.to_be_bytes()); // the property list follows the data fork
     put(0xE0, &xml_length.to_be_bytes());
@@ -375,15 +400,6 @@ fn trailer(
     put(0x1E8, &1u32.to_be_bytes()); // device image
     put(0x1EC, &sectors.to_be_bytes());
     k
-}
-
-/// A random (version 4) UUID, as modern hdiutil writes.
-fn segment_id() -> [u8; 16] {
-    let mut id = [0u8; 16];
-    getrandom::fill(&mut id).expect("the system has a random source");
-    id[6] = (id[6] & 0x0F) | 0x40;
-    id[8] = (id[8] & 0x3F) | 0x80;
-    id
 }
 
 #[cfg(test)]

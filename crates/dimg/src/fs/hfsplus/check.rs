@@ -1754,6 +1754,7 @@ mod tests {
             size: Some(600 << 20),
             tight: false,
             journaled: false,
+            seed: None,
         };
         let built = write::build(None, &options, 0).unwrap().volume;
         let image = tempfile::NamedTempFile::new().unwrap();

@@ -16,7 +16,7 @@ pub use check::check;
 pub use read::HfsPlus;
 pub(super) use read::{more_extents, BTree, Fork, Overflow};
 pub use resize::Resizable;
-pub use write::{build, Built, Options, BLOCK};
+pub use write::{build, catalog_id, Built, Options, BLOCK};
 
 use std::cmp::Ordering;
 use unicode_normalization::UnicodeNormalization;
@@ -46,7 +46,7 @@ pub(super) fn date(d: u32) -> Option<i64> {
 }
 
 /// Seconds since 1970 as an HFS+ date, clamped to what 32 bits hold.
-fn mac_date(t: i64) -> u32 {
+pub(crate) fn mac_date(t: i64) -> u32 {
     (t + MAC_EPOCH).clamp(0, i64::from(u32::MAX)) as u32
 }
 

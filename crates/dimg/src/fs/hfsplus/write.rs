@@ -9,7 +9,7 @@
 use super::journal::JOURNALED;
 use super::{compare_names, hfs_name, mac_date, FIRST_USER_ID, ROOT_FOLDER, ROOT_PARENT};
 use crate::error::{Error, Result};
-use crate::fs::tree::{NodeKind, SourceFile, Tree, RESOURCE_FORK};
+use crate::fs::tree::{NodeKind, SourceFile, Tree, FINDER_INFO, RESOURCE_FORK};
 use crate::io::{Assembly, ReadAt, Zeros};
 use std::cmp::Ordering;
 use std::sync::Arc;
@@ -36,6 +36,8 @@ pub struct Options {
     pub tight: bool,
     /// With a journal (Mac OS Extended, Journaled: hdiutil's and Disk Utility's default).
     pub journaled: bool,
+    /// A reproducible image's seed, which gives the volume's identifier (else random).
+    pub seed: Option<crate::bytes::Seed>,
 }
 
 /// A catalog record: its key (parent, name) and its data.
@@ -422,27 +424,37 @@ pub(super) fn empty_tree(node_size: usize, max_key: u16, key_flags: u32, nodes: 
     out
 }
 
-/// Builds the volume for `tree` (or an empty one).
+/// The catalog node ID `build` gives the tree's node `node`: the root is 2, everything else from
+/// 16 in tree order.
+pub fn catalog_id(node: usize) -> u32 {
+    match node {
+        0 => ROOT_FOLDER,
+        i => FIRST_USER_ID + i as u32 - 1,
+    }
+}
+
+/// A node's Finder info (its `com.apple.FinderInfo` stream), which the catalog record holds.
+fn finder_info(streams: &[(String, Vec<u8>)]) -> Option<&[u8]> {
+    streams
+        .iter()
+        .find(|(name, value)| name == FINDER_INFO && value.len() == 32)
+        .map(|(_, value)| &value[..])
+}
+
 /// A built volume and where each node's data starts in it (files and symlinks).
 pub struct Built {
     pub volume: Arc<dyn ReadAt>,
     pub data_at: Vec<Option<u64>>,
 }
 
+/// Builds the volume for `tree` (or an empty one).
 pub fn build(tree: Option<&Tree>, options: &Options, now: i64) -> Result<Built> {
     let block = options.block;
     let case_sensitive = options.case_sensitive;
     let volume_name = hfs_name(&options.volume_name);
     let empty = Tree::empty(now);
     let tree = tree.unwrap_or(&empty);
-    // Catalog node IDs: the root is 2, everything else from 16 in tree order.
-    let cnid = |i: usize| {
-        if i == 0 {
-            ROOT_FOLDER
-        } else {
-            FIRST_USER_ID + i as u32 - 1
-        }
-    };
+    let cnid = catalog_id;
     let data_blocks = |i: usize| -> u64 {
         match &tree.nodes[i].kind {
             NodeKind::File { size } => size.div_ceil(block),
@@ -468,7 +480,7 @@ pub fn build(tree: Option<&Tree>, options: &Options, now: i64) -> Result<Built> 
         tree.nodes[i]
             .streams
             .iter()
-            .filter(move |(name, _)| !(is_file && name == RESOURCE_FORK))
+            .filter(move |(name, _)| !(is_file && name == RESOURCE_FORK) && name != FINDER_INFO)
     };
     // Attributes too large for a record of their own get blocks, after the node's forks.
     let big_blocks = |i: usize| -> u64 {
@@ -599,6 +611,15 @@ pub fn build(tree: Option<&Tree>, options: &Options, now: i64) -> Result<Built> 
                         data: thread(4, parent_of[i], &name),
                     });
                 }
+            }
+            if let Some(info) = finder_info(&n.streams) {
+                // A symlink keeps the type and creator that make it one.
+                let from = if matches!(n.kind, NodeKind::Symlink { .. }) {
+                    8
+                } else {
+                    0
+                };
+                d[48 + from..80].copy_from_slice(&info[from..]);
             }
             records.push(Record {
                 parent: parent_of[i],
@@ -771,9 +792,8 @@ pub fn build(tree: Option<&Tree>, options: &Options, now: i64) -> Result<Built> 
     let next_id = journal_ids + hidden_files as u32;
     h[64..68].copy_from_slice(&next_id.to_be_bytes());
     h[72..80].copy_from_slice(&1u64.to_be_bytes()); // MacRoman names seen
-    let mut uuid = [0u8; 8];
-    getrandom::fill(&mut uuid).expect("the system's random source");
-    h[104..112].copy_from_slice(&uuid);
+    let uuid = crate::bytes::uuid(options.seed.as_ref(), "HFS+ volume");
+    h[104..112].copy_from_slice(&uuid[..8]);
     let fork_at = |h: &mut [u8], at: usize, bytes: u64, start: u64| {
         h[at..at + 80].copy_from_slice(&fork(bytes, start as u32, (bytes / block) as u32));
     };
