@@ -1619,6 +1619,54 @@ fn new_images(app: &Session, dir: &std::path::Path) {
     };
     assert!(opens("changed pass") && !opens("wizard pass"));
 
+    // Blank, APFS (#31): offered first, as Disk Utility offers it; apfsck passes the container.
+    app.script(
+        "window.__TAURI__.event.emit('menu', 'new-blank');",
+        json!([]),
+    );
+    app.wait_script(
+        "the blank image sheet",
+        "return !document.getElementById('new-sheet').hidden && document.getElementById('new-title').textContent === 'New Blank Image';",
+    );
+    assert_eq!(
+        app.script(
+            "return [...document.getElementById('new-fs').options].slice(0, 2).map((o) => o.text);",
+            json!([])
+        ),
+        json!(["APFS", "APFS (Case-sensitive)"])
+    );
+    let apfs = dir.join("apfs-wizard.dmg");
+    fill(
+        app,
+        json!({
+            "new-output": apfs.display().to_string(), "new-name": "Wizard APFS", "new-size": "40",
+            "new-fs": "APFS", "new-format": "UDTO", "new-layout": "NONE", "new-mount": false,
+        }),
+    );
+    app.click("#new-start");
+    assert!(job_outcome(app).0.starts_with("Created “apfs-wizard"));
+    let made = fs::read_dir(&dir)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .find(|p| {
+            p.file_name()
+                .unwrap()
+                .to_string_lossy()
+                .starts_with("apfs-wizard")
+        })
+        .unwrap();
+    judged_clean("apfsck", &["-cw"], &made);
+    let info = Command::new(target_dir().join("dimg"))
+        .args(["info", "--json"])
+        .arg(&made)
+        .output()
+        .unwrap();
+    let info: serde_json::Value = serde_json::from_slice(&info.stdout).unwrap();
+    assert_eq!(info["partitions"][0]["file_system"], "APFS", "{info}");
+    let volume = &info["partitions"][0]["volumes"][0];
+    assert_eq!(volume["name"], "Wizard APFS", "{info}");
+    assert_eq!(volume["case_sensitive"], false, "{info}");
+
     // A Disk Copy 4.2 floppy: the format picks a floppy's size and no partition map; MAME's
     // floptool reads the 800K GCR disk made, its HFS+ volume header in place.
     app.script(

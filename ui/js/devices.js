@@ -10,6 +10,8 @@ export const withPartitions = (disks) => disks.flatMap((d) => [d, ...d.partition
 
 /** The volumes a device can be given (Erase, Partition's new volume), as `dimg erase -fs` names them. */
 export const VOLUME_FORMATS = [
+  ['APFS', 'APFS'],
+  ['APFSX', 'APFS (Case-sensitive)'],
   ['JHFS+', 'Mac OS Extended (Journaled)'],
   ['HFS+', 'Mac OS Extended'],
   ['JHFSX', 'Mac OS Extended (Case-sensitive, Journaled)'],

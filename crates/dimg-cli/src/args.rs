@@ -202,9 +202,9 @@ pub enum Command {
     Erase {
         /// The disk (a new partition map and one partition spanning it) or the partition
         device: PathBuf,
-        /// File system: ExFAT, MS-DOS (FAT), ext4, NTFS (made by udisks2), JHFS+ (Mac OS
-        /// Extended, Journaled), HFS+, JHFSX, HFSX (written by dimg); not APFS, which dimg
-        /// cannot write yet
+        /// File system: ExFAT, MS-DOS (FAT), ext4, NTFS (made by udisks2), APFS, APFSX
+        /// (Case-sensitive APFS), JHFS+ (Mac OS Extended, Journaled), HFS+, JHFSX, HFSX
+        /// (written by dimg)
         #[arg(long, value_parser = clap::value_parser!(VolumeFormat))]
         fs: VolumeFormat,
         /// The new volume's name (FAT's in capitals)

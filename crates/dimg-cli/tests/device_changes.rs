@@ -292,6 +292,7 @@ fn erase_makes_each_file_system_as_its_own_checker_wants_it() {
         ("ext4", "ext4", "from ext4", "8300"),
         ("NTFS", "ntfs", "from NTFS", "0700"),
         ("JHFS+", "hfsplus", "from Mac", "AF00"),
+        ("APFS", "apfs", "from APFS", "AF0A"),
         ("ExFAT", "exfat", "again", "0700"),
     ] {
         let name = match fs_name {
@@ -304,6 +305,13 @@ fn erase_makes_each_file_system_as_its_own_checker_wants_it() {
             "ext4" => judge("e2fsck", &["-fn", s(&part)]),
             "ntfs" => judge("ntfsfix", &["-n", s(&part)]),
             "exfat" => judge("fsck.exfat", &["-n", s(&part)]),
+            "apfs" => {
+                judge("apfsck", &["-cw", s(&part)]);
+                // blkid names no APFS volume; libfsapfs does.
+                let info = judge("fsapfsinfo", &[s(&part)]);
+                assert!(info.contains(&format!("Name\t\t\t\t: {label}")), "{info}");
+                info
+            }
             _ => {
                 first_aid_clean(&part, "HFS+");
                 // An independent reader finds the volume and its name.
@@ -311,7 +319,9 @@ fn erase_makes_each_file_system_as_its_own_checker_wants_it() {
             }
         };
         assert_eq!(blkid(&part, "TYPE"), blkid_type, "{fs_name}");
-        assert_eq!(blkid(&part, "LABEL"), label, "{fs_name}");
+        if blkid_type != "apfs" {
+            assert_eq!(blkid(&part, "LABEL"), label, "{fs_name}");
+        }
         let parts = gpt_partitions(disk.path());
         assert_eq!(parts[0].3, code, "{fs_name}: {parts:?}");
         gpt_clean(disk.path());
@@ -555,7 +565,7 @@ fn volumes_mount_and_unmount_through_udisks2() {
 }
 
 /// Each refusal, in a sentence, with the disk untouched: a mounted volume (erase, delete, and
-/// its disk's erase); an unknown file system and APFS; a disk too small; a scheme for a
+/// its disk's erase); an unknown file system; a disk too small; a scheme for a
 /// partition; APM around anything but Mac OS Extended; no -force without a terminal.
 #[test]
 fn erase_and_partition_refuse_what_they_must() {
@@ -599,12 +609,6 @@ fn erase_and_partition_refuse_what_they_must() {
         &["erase", s(disk.path()), "-fs", "ZFS", "-force"],
         2,
         "unknown file system ZFS",
-    );
-    refused(
-        &disk,
-        &["erase", s(disk.path()), "-fs", "APFS", "-force"],
-        1,
-        "dimg cannot write APFS volumes yet",
     );
     refused(
         &disk,

@@ -23,7 +23,7 @@ export function openErase() {
   $('erase-warning').textContent = `Erasing “${name}” (${bytes(d.size)}${held.length ? `: ${held.join('; ')}` : ''}) `
     + `will permanently delete everything on it${unmountable(d) ? ', and it will be unmounted first' : ''}. This can't be undone.`;
   $('erase-volume-name').value = 'Untitled';
-  $('erase-format').value = 'JHFS+';
+  $('erase-format').value = 'APFS';
   $('erase-scheme').value = 'GPT';
   $('erase-scheme-row').hidden = !isDisk(d);
   $('erase-start').textContent = `Erase “${name}”`;

@@ -1,13 +1,14 @@
 //! Erase a disk or a volume (Disk Utility's Erase, diskutil eraseDisk / eraseVolume): a new,
 //! empty volume of the file system asked for, named, on a whole disk in a new partition map or
 //! in place of a partition's. ExFAT, MS-DOS (FAT), ext4 and NTFS are made by udisks2 (Format,
-//! CreatePartitionAndFormat: the tools GNOME Disks runs); Mac OS Extended by dimg's own HFS+
-//! writer, onto the device opened as for a restore. The running system's disk and mounted
+//! CreatePartitionAndFormat: the tools GNOME Disks runs); Mac OS Extended and APFS by dimg's
+//! own writers, onto the device opened as for a restore. The running system's disk and mounted
 //! volumes are refused before anything changes.
 
 use super::job::{Cancel, Progress};
 use crate::device::{self, Changer, Device, Options};
-use crate::fs::{hfsplus, Volume};
+use crate::fs::tree::Tree;
+use crate::fs::{apfs, hfsplus, Volume};
 use crate::io::ReadAt;
 use crate::partition::{self, Layout, VolumeType};
 use crate::{Error, Result};
@@ -33,8 +34,10 @@ pub enum VolumeFormat {
         journaled: bool,
         case_sensitive: bool,
     },
-    /// Named so that it can be refused by name: dimg cannot write APFS yet.
-    Apfs,
+    /// APFS: a container of one volume, names compared without case or with it.
+    Apfs {
+        case_sensitive: bool,
+    },
 }
 
 impl FromStr for VolumeFormat {
@@ -55,10 +58,16 @@ impl FromStr for VolumeFormat {
             "HFS+" | "MAC OS EXTENDED" => mac(false, false),
             "JHFSX" | "HFSX+J" | "MAC OS EXTENDED (CASE-SENSITIVE, JOURNALED)" => mac(true, true),
             "HFSX" | "MAC OS EXTENDED (CASE-SENSITIVE)" => mac(false, true),
-            "APFS" | "APFSX" | "CASE-SENSITIVE APFS" => VolumeFormat::Apfs,
+            "APFS" => VolumeFormat::Apfs {
+                case_sensitive: false,
+            },
+            "APFSX" | "CASE-SENSITIVE APFS" | "APFS (CASE-SENSITIVE)" => VolumeFormat::Apfs {
+                case_sensitive: true,
+            },
             _ => {
                 return Err(format!(
-                    "unknown file system {s} (ExFAT, MS-DOS, ext4, NTFS, JHFS+, HFS+, JHFSX, HFSX)"
+                    "unknown file system {s} (ExFAT, MS-DOS, ext4, NTFS, JHFS+, HFS+, JHFSX, \
+                     HFSX, APFS, APFSX)"
                 ))
             }
         })
@@ -89,7 +98,12 @@ impl VolumeFormat {
                 journaled: false,
                 case_sensitive: true,
             } => "Mac OS Extended (Case-sensitive)",
-            VolumeFormat::Apfs => "APFS",
+            VolumeFormat::Apfs {
+                case_sensitive: false,
+            } => "APFS",
+            VolumeFormat::Apfs {
+                case_sensitive: true,
+            } => "APFS (Case-sensitive)",
         }
     }
 
@@ -101,7 +115,7 @@ impl VolumeFormat {
             VolumeFormat::Fat => Some("vfat"),
             VolumeFormat::Ext4 => Some("ext4"),
             VolumeFormat::Ntfs => Some("ntfs"),
-            VolumeFormat::MacOsExtended { .. } | VolumeFormat::Apfs => None,
+            VolumeFormat::MacOsExtended { .. } | VolumeFormat::Apfs { .. } => None,
         }
     }
 
@@ -119,12 +133,13 @@ impl VolumeFormat {
     pub(crate) fn partition_type(self, table: &str) -> &'static str {
         let gpt = table == "gpt";
         match self {
-            VolumeFormat::ExFat | VolumeFormat::Ntfs | VolumeFormat::Apfs if !gpt => "0x07",
+            VolumeFormat::ExFat | VolumeFormat::Ntfs if !gpt => "0x07",
             VolumeFormat::Fat if !gpt => "0x0c",
             VolumeFormat::Ext4 if !gpt => "0x83",
-            VolumeFormat::MacOsExtended { .. } if !gpt => "0xaf",
+            VolumeFormat::MacOsExtended { .. } | VolumeFormat::Apfs { .. } if !gpt => "0xaf",
             VolumeFormat::Ext4 => "0fc63daf-8483-4772-8e79-3d69d8477de4",
             VolumeFormat::MacOsExtended { .. } => "48465300-0000-11aa-aa11-00306543ecac",
+            VolumeFormat::Apfs { .. } => "7c3457ef-0000-11aa-aa11-00306543ecac",
             _ => "ebd0a0a2-b9e5-4433-87c0-68b6b72699c7",
         }
     }
@@ -145,7 +160,7 @@ pub enum Scheme {
     Gpt,
     /// Master boot record.
     Mbr,
-    /// Apple partition map (Mac OS Extended only: dimg writes it with the volume).
+    /// Apple partition map (Mac OS Extended and APFS only: dimg writes it with the volume).
     Apm,
     /// No map: the volume spans the disk.
     None,
@@ -244,14 +259,6 @@ pub fn erase(
 ) -> Result<EraseReport> {
     let about = device::describe(path)?;
     let format = options.format;
-    if format == VolumeFormat::Apfs {
-        return Err(refused(
-            path,
-            "dimg cannot write APFS volumes yet: erase it as Mac OS Extended (JHFS+), ExFAT, \
-             MS-DOS, ext4 or NTFS"
-                .into(),
-        ));
-    }
     if let Some(reason) = refusal(&about)? {
         return Err(refused(path, reason));
     }
@@ -266,13 +273,13 @@ pub fn erase(
                     .into(),
             )),
         };
-    let mac = matches!(format, VolumeFormat::MacOsExtended { .. });
+    let mac = format.udisks().is_none();
     if scheme == Some(Scheme::Apm) && !mac {
         return Err(refused(
             path,
             format!(
-                "dimg writes an Apple partition map only around a Mac OS Extended volume, not \
-                 {}: choose GPT or MBR",
+                "dimg writes an Apple partition map only around a Mac OS Extended or APFS \
+                 volume, not {}: choose GPT or MBR",
                 format.name()
             ),
         ));
@@ -297,9 +304,9 @@ pub fn erase(
         ));
     }
     let label = format.label(&options.name);
-    // A Mac OS Extended volume is built before anything changes, to learn that it fits.
+    // A Mac volume is built before anything changes, to learn that it fits.
     if mac {
-        hfs_volume(path, format, &label, room)?;
+        mac_volume(path, format, &label, room)?;
     }
     cancel.check()?;
     let udisks = device::changer(path)?;
@@ -341,7 +348,7 @@ pub fn erase(
                 Some(_) => mkfs(path)?,
                 None => {
                     device::asked(path, "wipe it", udisks.format(path, "empty", wipe()))?;
-                    let built = hfs_volume(path, format, &label, about.size)?;
+                    let built = mac_volume(path, format, &label, about.size)?;
                     write_used(path, &*built.disk, &built.used, progress, cancel)?;
                 }
             }
@@ -349,8 +356,8 @@ pub fn erase(
         }
         Some(Scheme::Apm) => {
             device::asked(path, "wipe it", udisks.format(path, "empty", wipe()))?;
-            let built = hfs_volume(path, format, &label, room)?;
-            let disk = partition::wrap(built.disk, Layout::Apm, VolumeType::HfsPlus, &label, None);
+            let built = mac_volume(path, format, &label, room)?;
+            let disk = partition::wrap(built.disk, Layout::Apm, built.kind, &label, None);
             let map = Layout::Apm.overhead();
             let used: Vec<(u64, u64)> = std::iter::once((0, map))
                 .chain(built.used.iter().map(|&(at, len)| (map + at, len)))
@@ -391,7 +398,7 @@ pub fn erase(
                         udisks.create_partition(path, span, kind, name, None),
                     )?;
                     let size = device::describe(&part)?.size;
-                    let built = hfs_volume(&part, format, &label, size)?;
+                    let built = mac_volume(&part, format, &label, size)?;
                     write_used(&part, &*built.disk, &built.used, progress, cancel)?;
                     part
                 }
@@ -444,49 +451,64 @@ fn wipe() -> Options<'static> {
     Options::new()
 }
 
-/// A Mac OS Extended volume built for a device, and the byte ranges of it that must be
+/// A Mac OS Extended or APFS volume built for a device, and the byte ranges of it that must be
 /// written: all but the blocks its allocation map leaves free, whose old bytes do not matter.
-struct HfsOnDevice {
+struct MacOnDevice {
     disk: Arc<dyn ReadAt>,
+    kind: VolumeType,
     used: Vec<(u64, u64)>,
 }
 
-/// Builds an empty Mac OS Extended volume of `size` bytes named `label` for `path`.
-fn hfs_volume(path: &Path, format: VolumeFormat, label: &str, size: u64) -> Result<HfsOnDevice> {
-    let VolumeFormat::MacOsExtended {
-        journaled,
-        case_sensitive,
-    } = format
-    else {
-        unreachable!("only Mac OS Extended is built here");
-    };
+/// Builds an empty Mac OS Extended or APFS volume of `size` bytes named `label` for `path`.
+fn mac_volume(path: &Path, format: VolumeFormat, label: &str, size: u64) -> Result<MacOnDevice> {
     let now = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map_or(0, |d| d.as_secs() as i64);
-    let built = hfsplus::build(
-        None,
-        &hfsplus::Options {
-            volume_name: label.to_string(),
-            block: hfsplus::BLOCK,
-            case_sensitive,
+    let built = match format {
+        VolumeFormat::MacOsExtended {
             journaled,
-            size: Some(size),
-            tight: false,
-            seed: None,
-        },
-        now,
-    )
-    .map_err(|e| match e {
+            case_sensitive,
+        } => hfsplus::build(
+            None,
+            &hfsplus::Options {
+                volume_name: label.to_string(),
+                block: hfsplus::BLOCK,
+                case_sensitive,
+                journaled,
+                size: Some(size),
+                tight: false,
+                seed: None,
+            },
+            now,
+        )
+        .map(|built| (built.volume, VolumeType::HfsPlus)),
+        VolumeFormat::Apfs { case_sensitive } => apfs::build(
+            &Tree::empty(now),
+            &apfs::Options {
+                volume_name: label.to_string(),
+                case_sensitive,
+                size: Some(size),
+            },
+            now,
+        )
+        .map(|volume| (volume, VolumeType::Apfs)),
+        _ => unreachable!("only Mac OS Extended and APFS are built here"),
+    };
+    let (volume, kind) = built.map_err(|e| match e {
         Error::Refused { reason, .. } => refused(
             path,
             format!("too small for {}: the volume {reason}", format.name()),
         ),
         other => other,
     })?;
-    let volume = built.volume;
-    let free = hfsplus::HfsPlus::open(volume.clone())
-        .and_then(|v| v.free_extents())
-        .map_err(|e| Error::io(path, e))?;
+    let free = match kind {
+        VolumeType::Apfs => apfs::open(volume.clone()).and_then(|volumes| match volumes.first() {
+            Some(v) => v.free_extents(),
+            None => Ok(Vec::new()),
+        }),
+        _ => hfsplus::HfsPlus::open(volume.clone()).and_then(|v| v.free_extents()),
+    }
+    .map_err(|e| Error::io(path, e))?;
     let mut used = Vec::new();
     let mut at = 0;
     for (start, len) in free.into_iter().chain([(volume.size(), 0)]) {
@@ -495,7 +517,11 @@ fn hfs_volume(path: &Path, format: VolumeFormat, label: &str, size: u64) -> Resu
         }
         at = at.max(start + len);
     }
-    Ok(HfsOnDevice { disk: volume, used })
+    Ok(MacOnDevice {
+        disk: volume,
+        kind,
+        used,
+    })
 }
 
 /// Writes the `ranges` of `disk` onto the device at `path`, opened exclusively (through

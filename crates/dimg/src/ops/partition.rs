@@ -110,14 +110,6 @@ pub fn add_partition(
     cancel: &Cancel,
 ) -> Result<PartitionReport> {
     let about = changeable(disk, true)?;
-    if format == Some(VolumeFormat::Apfs) {
-        return Err(refused(
-            disk,
-            "dimg cannot write APFS volumes yet: give the partition Mac OS Extended (JHFS+), \
-             ExFAT, MS-DOS, ext4 or NTFS"
-                .into(),
-        ));
-    }
     let udisks = device::changer(disk)?;
     let (kind, slots) = table(&udisks, disk)?;
     let runs = free_runs(&slots, usable_end(&kind, about.size));
