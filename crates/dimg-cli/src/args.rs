@@ -121,8 +121,8 @@ pub enum Command {
         #[arg(long, value_parser = request::size)]
         size: Option<u64>,
         /// File system: HFS+ (the default), HFSX (case-sensitive), JHFS+ or JHFSX (journaled,
-        /// as Disk Utility makes them), ISO (Rock Ridge + Joliet), FAT, FAT32, or NONE for a
-        /// blank disk
+        /// as Disk Utility makes them), ISO (Rock Ridge + Joliet), FAT, FAT32, ExFAT, or NONE
+        /// for a blank disk
         #[arg(long, value_parser = clap::value_parser!(FileSystem))]
         fs: Option<FileSystem>,
         /// The volume's name (by default the folder's, or "untitled")

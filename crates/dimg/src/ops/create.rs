@@ -7,7 +7,7 @@ use super::job::{Cancel, Progress};
 use crate::container::{Container, Fact};
 use crate::error::{Error, Result};
 use crate::fs::tree::Tree;
-use crate::fs::{fat, hfsplus, iso9660};
+use crate::fs::{exfat, fat, hfsplus, iso9660};
 use crate::io::Zeros;
 use crate::io::{Concat, FileSource, ReadAt, Slice};
 use crate::partition::{self, Layout, VolumeType};
@@ -34,6 +34,8 @@ pub enum FileSystem {
     /// FAT12/16/32 by size ("MS-DOS", "FAT").
     Fat,
     Fat32,
+    /// exFAT, as USB keys are formatted ("ExFAT").
+    ExFat,
     /// No file system: a blank disk.
     None,
 }
@@ -46,6 +48,7 @@ impl FromStr for FileSystem {
             "HYBRID" | "ISO+HFS" | "ISO+HFS+" => FileSystem::Hybrid,
             "FAT" | "MS-DOS" | "MSDOS" | "FAT16" => FileSystem::Fat,
             "FAT32" | "MS-DOS FAT32" => FileSystem::Fat32,
+            "EXFAT" => FileSystem::ExFat,
             "NONE" => FileSystem::None,
             "HFS+" | "HFS" | "MAC OS EXTENDED" => FileSystem::HfsPlus,
             "HFSX" | "CASE-SENSITIVE HFS+" => FileSystem::Hfsx,
@@ -54,12 +57,13 @@ impl FromStr for FileSystem {
             "APFS" | "CASE-SENSITIVE APFS" => {
                 return Err(format!(
                     "creating {s} volumes is not supported yet (JHFS+, JHFSX, HFS+, HFSX, ISO, \
-                     FAT, FAT32 are)"
+                     FAT, FAT32, ExFAT are)"
                 ))
             }
             _ => {
                 return Err(format!(
-                    "unknown file system {s} (JHFS+, JHFSX, HFS+, HFSX, ISO, FAT, FAT32, NONE)"
+                    "unknown file system {s} (JHFS+, JHFSX, HFS+, HFSX, ISO, FAT, FAT32, ExFAT, \
+                     NONE)"
                 ))
             }
         })
@@ -249,6 +253,20 @@ pub fn create(
             )?);
             let volume = FileSource::from_file(file).map_err(|e| Error::io(dir, e))?;
             (Arc::new(volume), VolumeType::Fat)
+        }
+        FileSystem::ExFat => {
+            // -size is the whole disk's, as hdiutil's; the map takes its share.
+            let size = options.size.map(|s| s.saturating_sub(map.overhead()));
+            let built = exfat::build(
+                tree.as_ref(),
+                &exfat::Options {
+                    volume_name: options.volume_name.clone(),
+                    size,
+                },
+                now,
+            )?;
+            notes.extend(built.notes);
+            (built.volume, VolumeType::ExFat)
         }
         FileSystem::None => {
             if folder.is_some() {

@@ -50,6 +50,7 @@ impl Layout {
 pub enum VolumeType {
     HfsPlus,
     Fat,
+    ExFat,
     /// No file system yet: a blank partition.
     Blank,
 }
@@ -58,7 +59,9 @@ impl VolumeType {
     fn gpt_guid(self) -> &'static str {
         match self {
             VolumeType::HfsPlus => "48465300-0000-11AA-AA11-00306543ECAC",
-            VolumeType::Fat | VolumeType::Blank => "EBD0A0A2-B9E5-4433-87C0-68B6B72699C7",
+            VolumeType::Fat | VolumeType::ExFat | VolumeType::Blank => {
+                "EBD0A0A2-B9E5-4433-87C0-68B6B72699C7"
+            }
         }
     }
 
@@ -66,6 +69,7 @@ impl VolumeType {
         match self {
             VolumeType::HfsPlus => "Apple_HFS",
             VolumeType::Fat => "DOS_FAT_32",
+            VolumeType::ExFat => "Windows_NTFS",
             VolumeType::Blank => "Apple_Free",
         }
     }
@@ -74,6 +78,8 @@ impl VolumeType {
         match self {
             VolumeType::HfsPlus => 0xAF,
             VolumeType::Fat | VolumeType::Blank => 0x0C,
+            // exFAT shares NTFS's type, as Windows writes it.
+            VolumeType::ExFat => 0x07,
         }
     }
 }
