@@ -121,7 +121,7 @@ pub enum Command {
         #[arg(long, value_parser = request::size)]
         size: Option<u64>,
         /// File system: HFS+ (the default), HFSX (case-sensitive), JHFS+ or JHFSX (journaled,
-        /// as Disk Utility makes them), ISO (Rock Ridge + Joliet), FAT, FAT32, ExFAT, or NONE
+        /// as Disk Utility makes them), ISO (Rock Ridge + Joliet), UDF, FAT, FAT32, ExFAT, or NONE
         /// for a blank disk
         #[arg(long, value_parser = clap::value_parser!(FileSystem))]
         fs: Option<FileSystem>,
@@ -241,8 +241,8 @@ pub enum Command {
         #[command(flatten)]
         output: OutputArgs,
     },
-    /// An ISO 9660 image (Rock Ridge + Joliet) of a folder, with -hfs also HFS+:
-    /// dimg makehybrid [-hfs] -o OUT.iso DIR
+    /// An ISO 9660 image (Rock Ridge + Joliet) of a folder, with -hfs also HFS+, or with -udf
+    /// a UDF 1.02 disc: dimg makehybrid [-hfs | -udf] -o OUT.iso DIR
     Makehybrid {
         /// The folder
         source: PathBuf,
@@ -258,6 +258,9 @@ pub enum Command {
         /// Add an HFS+ side over the same files, with an Apple partition map (a Mac & PC disc)
         #[arg(long)]
         hfs: bool,
+        /// Write a UDF 1.02 disc (as DVDs hold) instead of ISO 9660
+        #[arg(long, conflicts_with_all = ["hfs", "iso", "joliet"])]
+        udf: bool,
         /// The volume's name (by default the folder's)
         #[arg(long = "default-volume-name")]
         volname: Option<String>,

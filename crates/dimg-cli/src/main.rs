@@ -536,6 +536,7 @@ fn run(cli: Cli, cancel: &Cancel) -> Result<(), Failure> {
             iso: _,
             joliet: _,
             hfs,
+            udf,
             volname,
             ov,
             print,
@@ -543,9 +544,10 @@ fn run(cli: Cli, cancel: &Cancel) -> Result<(), Failure> {
             let mut write = ops::ConvertOptions::new(ops::OutputFormat::Udto);
             write.overwrite = ov;
             let options = ops::CreateOptions {
-                file_system: match hfs {
-                    true => ops::FileSystem::Hybrid,
-                    false => ops::FileSystem::Iso,
+                file_system: match (hfs, udf) {
+                    (true, _) => ops::FileSystem::Hybrid,
+                    (_, true) => ops::FileSystem::Udf,
+                    _ => ops::FileSystem::Iso,
                 },
                 volume_name: volname.unwrap_or_else(|| volume_name(Some(&source))),
                 size: None,

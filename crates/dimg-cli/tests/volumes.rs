@@ -574,3 +574,122 @@ fn damaged_exfat_ntfs_and_ext_copies_are_clean_errors() {
     assert!(failures.is_empty(), "{cases} cases: {failures:#?}");
     assert_eq!(cases, 6 * 14);
 }
+
+/// A folder of the sizes around a cluster (0, 1, 4095, 4096, 4097 bytes and a few MiB), nested
+/// folders, long and non-ASCII names and a read-only file.
+fn exfat_source(root: &Path) {
+    fs::create_dir_all(root.join("nested/deeper/deepest")).unwrap();
+    fs::create_dir_all(root.join("ünïcödé 文字")).unwrap();
+    for (name, len) in [
+        ("empty", 0),
+        ("one byte", 1),
+        ("cluster-1.bin", 4095),
+        ("cluster.bin", 4096),
+        ("cluster+1.bin", 4097),
+        ("nested/deeper/few MiB.bin", (3 << 20) + 17),
+        ("nested/deeper/deepest/x.txt", 100),
+        ("ünïcödé 文字/café ÜBER naïve.txt", 12),
+        (
+            "a name longer than fifteen characters, spread over several name entries.text",
+            30,
+        ),
+    ] {
+        fs::write(root.join(name), noise(len, len as u64 + 7)).unwrap();
+    }
+    let read_only = root.join("one byte");
+    let mut perms = fs::metadata(&read_only).unwrap().permissions();
+    perms.set_readonly(true);
+    fs::set_permissions(&read_only, perms).unwrap();
+}
+
+/// exFAT that dimg writes, from a folder and blank: fsck.exfat finds nothing wrong, and dimg
+/// and exfat-fuse read back the folder's names, bytes and times. Names exFAT cannot tell apart
+/// are refused by name.
+#[test]
+fn exfat_volumes_dimg_writes_pass_fsck_and_read_back_through_exfat_fuse() {
+    let dir = tempfile::tempdir().unwrap();
+    let src = dir.path().join("src");
+    exfat_source(&src);
+    std::os::unix::fs::symlink("cluster.bin", src.join("link")).unwrap();
+    let image = dir.path().join("key.cdr");
+    let o = dimg(&[
+        "create",
+        "-srcfolder",
+        s(&src),
+        "-fs",
+        "ExFAT",
+        "-volname",
+        "USB KEY",
+        "-layout",
+        "NONE",
+        "-format",
+        "UDTO",
+        s(&image),
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert!(
+        stdout(&o).contains("a symlink to cluster.bin, not kept"),
+        "{}",
+        stdout(&o)
+    );
+    fs::remove_file(src.join("link")).unwrap();
+    let want = snapshot(&src, true);
+    let blank = dir.path().join("blank.cdr");
+    let o = dimg(&[
+        "create",
+        "-size",
+        "40m",
+        "-fs",
+        "ExFAT",
+        "-layout",
+        "NONE",
+        "-format",
+        "UDTO",
+        s(&blank),
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert_eq!(fs::metadata(&blank).unwrap().len(), 40 << 20);
+    for (made, entries) in [
+        (&image, "directories 5, files 9"),
+        (&blank, "directories 1, files 0"),
+    ] {
+        let said = run("fsck.exfat", &["-n", s(made)]);
+        assert!(said.contains(&format!("clean. {entries}")), "{said}");
+    }
+
+    let out = dir.path().join("out");
+    extract(&image, &out);
+    assert_same(&snapshot(&out, true), &want, "dimg's reader");
+    assert_eq!(volume_info(&image)["name"], "USB KEY");
+
+    let device = run("losetup", &["-f", "--show", "-r", s(&image)])
+        .trim()
+        .to_string();
+    let point = dir.path().join("m");
+    fs::create_dir(&point).unwrap();
+    let mut mount = PeerMount {
+        point: point.clone(),
+        device: Some(device.clone()),
+    };
+    run("mount.exfat-fuse", &["-o", "ro", &device, s(&point)]);
+    let seen = snapshot(&point, true);
+    let read_only = fs::metadata(point.join("one byte")).unwrap().permissions();
+    mount.unmount();
+    assert_same(&seen, &want, "exfat-fuse");
+    assert!(read_only.readonly(), "the read-only attribute");
+
+    fs::write(src.join("EMPTY"), b"").unwrap();
+    let o = dimg(&[
+        "create",
+        "-srcfolder",
+        s(&src),
+        "-fs",
+        "ExFAT",
+        s(&dir.path().join("x.dmg")),
+    ]);
+    assert!(
+        stderr(&o).contains("EMPTY: differs from \"empty\" only in case"),
+        "{}",
+        stderr(&o)
+    );
+}

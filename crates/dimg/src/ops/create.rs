@@ -7,7 +7,7 @@ use super::job::{Cancel, Progress};
 use crate::container::{Container, Fact};
 use crate::error::{Error, Result};
 use crate::fs::tree::Tree;
-use crate::fs::{exfat, fat, hfsplus, iso9660};
+use crate::fs::{exfat, fat, hfsplus, iso9660, udf};
 use crate::io::Zeros;
 use crate::io::{Concat, FileSource, ReadAt, Slice};
 use crate::partition::{self, Layout, VolumeType};
@@ -31,6 +31,8 @@ pub enum FileSystem {
     Iso,
     /// ISO 9660 and HFS+ over the same files, with an Apple partition map (`makehybrid -hfs`).
     Hybrid,
+    /// UDF 1.02, as DVDs hold and `makehybrid -udf` writes (from a folder only).
+    Udf,
     /// FAT12/16/32 by size ("MS-DOS", "FAT").
     Fat,
     Fat32,
@@ -49,6 +51,7 @@ impl FromStr for FileSystem {
             "FAT" | "MS-DOS" | "MSDOS" | "FAT16" => FileSystem::Fat,
             "FAT32" | "MS-DOS FAT32" => FileSystem::Fat32,
             "EXFAT" => FileSystem::ExFat,
+            "UDF" => FileSystem::Udf,
             "NONE" => FileSystem::None,
             "HFS+" | "HFS" | "MAC OS EXTENDED" => FileSystem::HfsPlus,
             "HFSX" | "CASE-SENSITIVE HFS+" => FileSystem::Hfsx,
@@ -57,13 +60,13 @@ impl FromStr for FileSystem {
             "APFS" | "CASE-SENSITIVE APFS" => {
                 return Err(format!(
                     "creating {s} volumes is not supported yet (JHFS+, JHFSX, HFS+, HFSX, ISO, \
-                     FAT, FAT32, ExFAT are)"
+                     FAT, FAT32, ExFAT, UDF are)"
                 ))
             }
             _ => {
                 return Err(format!(
                     "unknown file system {s} (JHFS+, JHFSX, HFS+, HFSX, ISO, FAT, FAT32, ExFAT, \
-                     NONE)"
+                     UDF, NONE)"
                 ))
             }
         })
@@ -140,7 +143,7 @@ pub fn create(
         .duration_since(std::time::UNIX_EPOCH)
         .map_or(0, |d| d.as_secs() as i64);
     let map = options.layout.unwrap_or(match options.file_system {
-        FileSystem::Iso | FileSystem::Hybrid => Layout::None,
+        FileSystem::Iso | FileSystem::Hybrid | FileSystem::Udf => Layout::None,
         _ => Layout::Gpt,
     });
     let (volume, kind): (Arc<dyn ReadAt>, VolumeType) = match options.file_system {
@@ -253,6 +256,29 @@ pub fn create(
             )?);
             let volume = FileSource::from_file(file).map_err(|e| Error::io(dir, e))?;
             (Arc::new(volume), VolumeType::Fat)
+        }
+        FileSystem::Udf => {
+            let tree = tree
+                .as_ref()
+                .ok_or_else(|| refuse("a UDF volume is made from a folder (-srcfolder)".into()))?;
+            if options.layout.is_some_and(|l| l != Layout::None) {
+                return Err(refuse("a UDF volume takes no partition map".into()));
+            }
+            let built = udf::build(
+                tree,
+                &udf::Options {
+                    volume_name: options.volume_name.clone(),
+                },
+                now,
+            )?;
+            if let Some(size) = options.size {
+                if size < built.disk.size() {
+                    return Err(too_small(folder, size, built.disk.size()));
+                }
+            }
+            notes.extend(built.notes);
+            // The type is for a partition map, which a UDF disc never has.
+            (built.disk, VolumeType::Blank)
         }
         FileSystem::ExFat => {
             // -size is the whole disk's, as hdiutil's; the map takes its share.
