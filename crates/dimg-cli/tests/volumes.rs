@@ -67,6 +67,26 @@ impl Drop for PeerMount {
     }
 }
 
+/// `image` mounted by exfat-fuse at `point` (made here) through a loop device, as it wants a
+/// block device.
+fn exfat_fuse(image: &Path, point: &Path, read_only: bool) -> PeerMount {
+    let loop_args = [&["-f", "--show"][..], if read_only { &["-r"] } else { &[] }].concat();
+    let device = run("losetup", &[&loop_args[..], &[s(image)]].concat())
+        .trim()
+        .to_string();
+    fs::create_dir(point).unwrap();
+    let mount = PeerMount {
+        point: point.into(),
+        device: Some(device.clone()),
+    };
+    let options: &[&str] = if read_only { &["-o", "ro"] } else { &[] };
+    run(
+        "mount.exfat-fuse",
+        &[options, &[&device, s(point)]].concat(),
+    );
+    mount
+}
+
 /// The volume's bytes in all and free as the mounting peer counts them (statfs).
 fn statfs(point: &Path) -> (u64, u64) {
     let out = run("stat", &["-f", "-c", "%S %b %f", s(point)]);
@@ -117,16 +137,8 @@ fn exfat_volumes_filled_by_exfat_fuse_extract_as_it_shows_them() {
     fs::File::create(&image).unwrap().set_len(48 << 20).unwrap();
     // 4 KiB clusters: the folder of 700 entries takes many, and so do the interleaved files.
     run("mkfs.exfat", &["-L", "USB KEY", "-c", "4096", s(&image)]);
-    let device = run("losetup", &["-f", "--show", s(&image)])
-        .trim()
-        .to_string();
     let point = dir.path().join("m");
-    fs::create_dir(&point).unwrap();
-    let mut mount = PeerMount {
-        point: point.clone(),
-        device: Some(device.clone()),
-    };
-    run("mount.exfat-fuse", &[&device, s(&point)]);
+    let mut mount = exfat_fuse(&image, &point, false);
     fill(&point, 700);
     let want = snapshot(&point, true);
     let (_, free) = statfs(&point);
@@ -665,16 +677,8 @@ fn exfat_volumes_dimg_writes_pass_fsck_and_read_back_through_exfat_fuse() {
     assert!(read_only.readonly(), "the read-only attribute");
     assert_eq!(volume_info(&image)["name"], "USB KEY");
 
-    let device = run("losetup", &["-f", "--show", "-r", s(&image)])
-        .trim()
-        .to_string();
     let point = dir.path().join("m");
-    fs::create_dir(&point).unwrap();
-    let mut mount = PeerMount {
-        point: point.clone(),
-        device: Some(device.clone()),
-    };
-    run("mount.exfat-fuse", &["-o", "ro", &device, s(&point)]);
+    let mut mount = exfat_fuse(&image, &point, true);
     let seen = snapshot(&point, true);
     mount.unmount();
     assert_same(&seen, &want, "exfat-fuse");

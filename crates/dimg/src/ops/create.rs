@@ -208,11 +208,7 @@ pub fn create(
                 },
                 now,
             )?;
-            if let Some(size) = options.size {
-                if size < built.disk.size() {
-                    return Err(too_small(folder, size, built.disk.size()));
-                }
-            }
+            fits(folder, options.size, built.disk.size())?;
             notes.extend(built.notes);
             let disk = match (built.shared_at, hfs_size) {
                 (Some(at), Some(hfs_size)) => {
@@ -271,11 +267,7 @@ pub fn create(
                 },
                 now,
             )?;
-            if let Some(size) = options.size {
-                if size < built.disk.size() {
-                    return Err(too_small(folder, size, built.disk.size()));
-                }
-            }
+            fits(folder, options.size, built.disk.size())?;
             notes.extend(built.notes);
             // The type is for a partition map, which a UDF disc never has.
             (built.disk, VolumeType::Blank)
@@ -322,6 +314,14 @@ pub fn create(
         file_system: options.file_system,
         entries: tree.map_or(0, |t| t.nodes.len() as u64 - 1),
     })
+}
+
+/// Refuses a disc of `need` bytes where `size` was asked for and is less.
+fn fits(folder: Option<&Path>, size: Option<u64>, need: u64) -> Result<()> {
+    match size {
+        Some(size) if size < need => Err(too_small(folder, size, need)),
+        _ => Ok(()),
+    }
 }
 
 fn too_small(folder: Option<&Path>, size: u64, need: u64) -> Error {

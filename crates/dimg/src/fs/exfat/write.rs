@@ -15,7 +15,6 @@ use super::{
 use crate::error::{Error, Result};
 use crate::fs::tree::{NodeKind, SourceFile, Tree};
 use crate::io::{Assembly, ReadAt, Zeros};
-use std::collections::HashMap;
 use std::sync::Arc;
 
 pub struct Options {
@@ -43,7 +42,6 @@ const MIN_VOLUME: u64 = MIB;
 const MAX_CLUSTERS: u64 = 0xFFFF_FFF5;
 const ATTR_ARCHIVE: u16 = 0x20;
 const ALLOCATION_POSSIBLE: u8 = 0x01;
-const MAX_NAME: usize = 255;
 const NAME_UNITS_PER_ENTRY: usize = 15;
 const END_OF_CHAIN: u32 = 0xFFFF_FFFF;
 
@@ -225,39 +223,12 @@ pub fn size_for(tree: &Tree) -> u64 {
     size
 }
 
-/// Refuses, by path, the names exFAT cannot hold: forbidden characters, more than 255 UTF-16
-/// units, and names in one folder that the up-case table makes the same.
+/// Refuses, by path, the names exFAT cannot hold (as FAT's long names, with the up-case table
+/// for case) and folders of more entries than it allows.
 fn check_names(tree: &Tree, upcase: &[u16]) -> Result<()> {
+    let upper = |name: &str| -> Vec<u16> { name.encode_utf16().map(|u| fold(upcase, u)).collect() };
+    crate::fs::fat::check_names(tree, "exFAT", upper)?;
     for dir in 0..tree.nodes.len() {
-        let mut seen = HashMap::new();
-        for &c in tree.children(dir) {
-            let child = &tree.nodes[c];
-            let refuse = |reason: String| Error::Refused {
-                path: child.path.clone(),
-                reason,
-            };
-            if let Some(bad) = child
-                .name
-                .chars()
-                .find(|&ch| ch < ' ' || "\"*/:<>?\\|".contains(ch))
-            {
-                return Err(refuse(format!(
-                    "its name holds {bad:?}, which exFAT names cannot"
-                )));
-            }
-            let units: Vec<u16> = child.name.encode_utf16().collect();
-            if units.len() > MAX_NAME {
-                return Err(refuse(
-                    "its name is longer than exFAT's 255 UTF-16 characters".into(),
-                ));
-            }
-            let upper: Vec<u16> = units.iter().map(|&u| fold(upcase, u)).collect();
-            if let Some(other) = seen.insert(upper, child.name.clone()) {
-                return Err(refuse(format!(
-                    "differs from \"{other}\" only in case, which exFAT does not tell apart"
-                )));
-            }
-        }
         if entries_of(tree, dir) * ENTRY as u64 > MAX_DIR_BYTES {
             return Err(Error::Refused {
                 path: tree.nodes[dir].path.clone(),
