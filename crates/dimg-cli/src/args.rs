@@ -121,7 +121,7 @@ pub enum Command {
         #[arg(long, value_parser = request::size)]
         size: Option<u64>,
         /// File system: HFS+ (the default), HFSX (case-sensitive), JHFS+ or JHFSX (journaled,
-        /// as Disk Utility makes them), ISO (Rock Ridge + Joliet), UDF, FAT, FAT32, ExFAT, or NONE
+        /// as Disk Utility makes them), ISO (Rock Ridge + Joliet), UDF (1.02; UDF2.01 for 2.01), FAT, FAT32, ExFAT, or NONE
         /// for a blank disk
         #[arg(long, value_parser = clap::value_parser!(FileSystem))]
         fs: Option<FileSystem>,
@@ -258,9 +258,12 @@ pub enum Command {
         /// Add an HFS+ side over the same files, with an Apple partition map (a Mac & PC disc)
         #[arg(long)]
         hfs: bool,
-        /// Write a UDF 1.02 disc (as DVDs hold) instead of ISO 9660
+        /// Write a UDF disc (as DVDs hold) instead of ISO 9660
         #[arg(long, conflicts_with_all = ["hfs", "iso", "joliet"])]
         udf: bool,
+        /// The UDF revision: 1.02 (the default) or 2.01
+        #[arg(long = "udf-version", requires = "udf", value_parser = ["1.02", "2.01"])]
+        udf_version: Option<String>,
         /// The volume's name (by default the folder's)
         #[arg(long = "default-volume-name")]
         volname: Option<String>,

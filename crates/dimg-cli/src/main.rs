@@ -537,6 +537,7 @@ fn run(cli: Cli, cancel: &Cancel) -> Result<(), Failure> {
             joliet: _,
             hfs,
             udf,
+            udf_version,
             volname,
             ov,
             print,
@@ -546,6 +547,7 @@ fn run(cli: Cli, cancel: &Cancel) -> Result<(), Failure> {
             let options = ops::CreateOptions {
                 file_system: match (hfs, udf) {
                     (true, _) => ops::FileSystem::Hybrid,
+                    (_, true) if udf_version.as_deref() == Some("2.01") => ops::FileSystem::Udf201,
                     (_, true) => ops::FileSystem::Udf,
                     _ => ops::FileSystem::Iso,
                 },

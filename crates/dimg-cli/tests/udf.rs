@@ -388,7 +388,8 @@ fn make_ancestor(image: &mut [u8], parent: &str, child: &str) {
     }
 }
 
-/// A UDF 1.02 disc dimg writes (`makehybrid -udf`, `create -fs UDF`) reads back as its source:
+/// A UDF 1.02 disc dimg writes (`makehybrid -udf`, `create -fs UDF`), and a 2.01 one, read back
+/// as their source:
 /// 7-Zip lists what dimg lists and extracts the same bytes and times, udfinfo reads its label,
 /// revision and counts without complaint, and dimg extracts the source. Symlinks are left out
 /// and said so.
@@ -466,4 +467,24 @@ fn udf_discs_dimg_writes_read_back_through_7_zip_and_udfinfo() {
     assert!(o.status.success(), "{}", stderr(&o));
     assert_eq!(listing(&created, None), listed);
     assert_eq!(udfinfo(&created).0, "src");
+
+    // UDF 2.01: NSR03 and version 3 tags, read the same.
+    let newer = dir.path().join("2.01.iso");
+    let o = dimg(&[
+        "makehybrid",
+        "-udf",
+        "-udf-version",
+        "2.01",
+        "-o",
+        s(&newer),
+        s(&src),
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let said = peer("udfinfo", &[s(&newer)]);
+    assert!(said.contains("udfrev=2.01"), "{said}");
+    assert_eq!(seven_zip(&newer), listed, "7-Zip's listing of UDF 2.01");
+    let out = dir.path().join("out 2.01");
+    let o = dimg(&["extract", s(&newer), "-o", s(&out)]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert_same(&snapshot(&out, true), &want, "UDF 2.01 extracted");
 }

@@ -33,6 +33,8 @@ pub enum FileSystem {
     Hybrid,
     /// UDF 1.02, as DVDs hold and `makehybrid -udf` writes (from a folder only).
     Udf,
+    /// UDF 2.01 (`makehybrid -udf -udf-version 2.01`).
+    Udf201,
     /// FAT12/16/32 by size ("MS-DOS", "FAT").
     Fat,
     Fat32,
@@ -51,7 +53,8 @@ impl FromStr for FileSystem {
             "FAT" | "MS-DOS" | "MSDOS" | "FAT16" => FileSystem::Fat,
             "FAT32" | "MS-DOS FAT32" => FileSystem::Fat32,
             "EXFAT" => FileSystem::ExFat,
-            "UDF" => FileSystem::Udf,
+            "UDF" | "UDF1.02" => FileSystem::Udf,
+            "UDF2.01" => FileSystem::Udf201,
             "NONE" => FileSystem::None,
             "HFS+" | "HFS" | "MAC OS EXTENDED" => FileSystem::HfsPlus,
             "HFSX" | "CASE-SENSITIVE HFS+" => FileSystem::Hfsx,
@@ -143,7 +146,7 @@ pub fn create(
         .duration_since(std::time::UNIX_EPOCH)
         .map_or(0, |d| d.as_secs() as i64);
     let map = options.layout.unwrap_or(match options.file_system {
-        FileSystem::Iso | FileSystem::Hybrid | FileSystem::Udf => Layout::None,
+        FileSystem::Iso | FileSystem::Hybrid | FileSystem::Udf | FileSystem::Udf201 => Layout::None,
         _ => Layout::Gpt,
     });
     let (volume, kind): (Arc<dyn ReadAt>, VolumeType) = match options.file_system {
@@ -253,7 +256,7 @@ pub fn create(
             let volume = FileSource::from_file(file).map_err(|e| Error::io(dir, e))?;
             (Arc::new(volume), VolumeType::Fat)
         }
-        FileSystem::Udf => {
+        FileSystem::Udf | FileSystem::Udf201 => {
             let tree = tree
                 .as_ref()
                 .ok_or_else(|| refuse("a UDF volume is made from a folder (-srcfolder)".into()))?;
@@ -264,6 +267,10 @@ pub fn create(
                 tree,
                 &udf::Options {
                     volume_name: options.volume_name.clone(),
+                    revision: match options.file_system {
+                        FileSystem::Udf201 => udf::Revision::Udf201,
+                        _ => udf::Revision::Udf102,
+                    },
                 },
                 now,
             )?;

@@ -6,7 +6,7 @@ mod read;
 mod write;
 
 pub use read::Udf;
-pub use write::{build, Built, Options};
+pub use write::{build, Built, Options, Revision};
 
 use crate::bytes::{le16, le32, utf16_be};
 use crate::error::FormatError;

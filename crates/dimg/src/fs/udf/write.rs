@@ -1,7 +1,7 @@
 //! Writing UDF 1.02 (ECMA-167 3rd edition, OSTA UDF 1.02: what `hdiutil makehybrid -udf` writes)
-//! from a folder, as a virtual disk: the descriptors in memory, the files' bytes read from the
+//! or 2.01 (NSR03, descriptor tags of version 3) from a folder, as a virtual disk: the descriptors in memory, the files' bytes read from the
 //! folder only when the disk is read. Layout, in 2048-byte sectors: the volume recognition
-//! sequence at 16 (BEA01, NSR02, TEA01), the main volume descriptor sequence at 32 and its
+//! sequence at 16 (BEA01, NSR02 or NSR03, TEA01), the main volume descriptor sequence at 32 and its
 //! reserve at 48, the integrity sequence at 64, an anchor at 256; then one read-only partition
 //! holding the file set descriptor and, in tree order, each node's file entry (ICB strategy 4)
 //! followed by its data (a folder's file identifiers, a file's bytes, in short allocation
@@ -19,6 +19,39 @@ use std::sync::Arc;
 /// What the UDF writer needs beyond the tree.
 pub struct Options {
     pub volume_name: String,
+    pub revision: Revision,
+}
+
+/// The UDF revisions written: hdiutil's default and the one DVD video discs of today carry.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Revision {
+    Udf102,
+    Udf201,
+}
+
+impl Revision {
+    /// As UDF's entity identifiers give it: 0x0102, 0x0201.
+    fn number(self) -> u16 {
+        match self {
+            Revision::Udf102 => 0x0102,
+            Revision::Udf201 => 0x0201,
+        }
+    }
+
+    /// The descriptor tags' version: 2 for ECMA-167 2nd edition's NSR02, 3 for NSR03.
+    fn tag_version(self) -> u16 {
+        match self {
+            Revision::Udf102 => 2,
+            Revision::Udf201 => 3,
+        }
+    }
+
+    fn nsr(self) -> &'static [u8] {
+        match self {
+            Revision::Udf102 => b"NSR02",
+            Revision::Udf201 => b"NSR03",
+        }
+    }
 }
 
 /// A built volume and what the user should know about how it holds the folder.
@@ -30,9 +63,6 @@ pub struct Built {
 const BLOCK: u64 = 2048;
 const TAG_IUVD: u16 = 4;
 const TAG_USD: u16 = 7;
-/// NSR02's descriptors carry tag version 2.
-const TAG_VERSION: u16 = 2;
-const UDF_REVISION: u16 = 0x0102;
 const MAIN_VDS: u32 = 32;
 const RESERVE_VDS: u32 = 48;
 const VDS_BLOCKS: u32 = 16;
@@ -60,10 +90,10 @@ fn le32(v: u32) -> [u8; 4] {
 }
 
 /// A descriptor of `len` bytes with its tag's identifier, version and location; sealed later.
-fn descriptor(id: u16, location: u32, len: usize) -> Vec<u8> {
+fn descriptor(rev: Revision, id: u16, location: u32, len: usize) -> Vec<u8> {
     let mut d = vec![0u8; len];
     d[0..2].copy_from_slice(&le16(id));
-    d[2..4].copy_from_slice(&le16(TAG_VERSION));
+    d[2..4].copy_from_slice(&le16(rev.tag_version()));
     d[10..12].copy_from_slice(&le16((len - 16) as u16));
     d[12..16].copy_from_slice(&le32(location));
     d
@@ -119,13 +149,13 @@ fn regid(id: &[u8], suffix: &[u8]) -> [u8; 32] {
 }
 
 /// "*OSTA UDF Compliant" with the UDF revision (a domain identifier).
-fn domain() -> [u8; 32] {
-    regid(b"*OSTA UDF Compliant", &le16(UDF_REVISION))
+fn domain(rev: Revision) -> [u8; 32] {
+    regid(b"*OSTA UDF Compliant", &le16(rev.number()))
 }
 
 /// A UDF entity identifier ("*UDF LV Info") with the UDF revision.
-fn udf_regid(id: &[u8]) -> [u8; 32] {
-    regid(id, &le16(UDF_REVISION))
+fn udf_regid(rev: Revision, id: &[u8]) -> [u8; 32] {
+    regid(id, &le16(rev.number()))
 }
 
 fn implementation() -> [u8; 32] {
@@ -192,8 +222,9 @@ fn check_names(tree: &Tree) -> Result<()> {
     Ok(())
 }
 
-/// Builds a UDF 1.02 disc of `tree`.
+/// Builds a UDF disc of `tree`.
 pub fn build(tree: &Tree, options: &Options, now: i64) -> Result<Built> {
+    let rev = options.revision;
     check_names(tree)?;
     let n = tree.nodes.len();
     let is_link = |i: usize| matches!(tree.nodes[i].kind, NodeKind::Symlink { .. });
@@ -266,7 +297,7 @@ pub fn build(tree: &Tree, options: &Options, now: i64) -> Result<Built> {
     // The volume descriptor sequence, written twice.
     let vds = |at: u32| -> Vec<u8> {
         let mut seq = Vec::new();
-        let mut pvd = descriptor(TAG_PVD, at, 512);
+        let mut pvd = descriptor(rev, TAG_PVD, at, 512);
         pvd[16..20].copy_from_slice(&le32(1));
         pvd[24..56].copy_from_slice(&dstring(label, 32));
         pvd[56..58].copy_from_slice(&le16(1));
@@ -285,19 +316,19 @@ pub fn build(tree: &Tree, options: &Options, now: i64) -> Result<Built> {
         seq.extend(sealed(pvd));
         seq.resize(BLOCK as usize, 0);
 
-        let mut iuvd = descriptor(TAG_IUVD, at + 1, 512);
+        let mut iuvd = descriptor(rev, TAG_IUVD, at + 1, 512);
         iuvd[16..20].copy_from_slice(&le32(2));
-        iuvd[20..52].copy_from_slice(&udf_regid(b"*UDF LV Info"));
+        iuvd[20..52].copy_from_slice(&udf_regid(rev, b"*UDF LV Info"));
         iuvd[52..116].copy_from_slice(&charspec());
         iuvd[116..244].copy_from_slice(&dstring(label, 128));
         iuvd[352..384].copy_from_slice(&implementation());
         seq.extend(sealed(iuvd));
         seq.resize(2 * BLOCK as usize, 0);
 
-        let mut pd = descriptor(TAG_PD, at + 2, 512);
+        let mut pd = descriptor(rev, TAG_PD, at + 2, 512);
         pd[16..20].copy_from_slice(&le32(3));
         pd[20..22].copy_from_slice(&le16(1));
-        pd[24..56].copy_from_slice(&regid(b"+NSR02", &[]));
+        pd[24..56].copy_from_slice(&regid(&[b"+", rev.nsr()].concat(), &[]));
         // Read-only: nothing to say about free space.
         pd[184..188].copy_from_slice(&le32(1));
         pd[188..192].copy_from_slice(&le32(PARTITION));
@@ -306,12 +337,12 @@ pub fn build(tree: &Tree, options: &Options, now: i64) -> Result<Built> {
         seq.extend(sealed(pd));
         seq.resize(3 * BLOCK as usize, 0);
 
-        let mut lvd = descriptor(TAG_LVD, at + 3, 446);
+        let mut lvd = descriptor(rev, TAG_LVD, at + 3, 446);
         lvd[16..20].copy_from_slice(&le32(4));
         lvd[20..84].copy_from_slice(&charspec());
         lvd[84..212].copy_from_slice(&dstring(label, 128));
         lvd[212..216].copy_from_slice(&le32(BLOCK as u32));
-        lvd[216..248].copy_from_slice(&domain());
+        lvd[216..248].copy_from_slice(&domain(rev));
         lvd[248..264].copy_from_slice(&long_ad(BLOCK as u32, 0, 0));
         lvd[264..268].copy_from_slice(&le32(6));
         lvd[268..272].copy_from_slice(&le32(1));
@@ -323,16 +354,16 @@ pub fn build(tree: &Tree, options: &Options, now: i64) -> Result<Built> {
         seq.extend(sealed(lvd));
         seq.resize(4 * BLOCK as usize, 0);
 
-        let mut usd = descriptor(TAG_USD, at + 4, 24);
+        let mut usd = descriptor(rev, TAG_USD, at + 4, 24);
         usd[16..20].copy_from_slice(&le32(5));
         seq.extend(sealed(usd));
         seq.resize(5 * BLOCK as usize, 0);
-        seq.extend(sealed(descriptor(TAG_TD, at + 5, 512)));
+        seq.extend(sealed(descriptor(rev, TAG_TD, at + 5, 512)));
         seq.resize((VDS_BLOCKS as u64 * BLOCK) as usize, 0);
         seq
     };
 
-    let mut lvid = descriptor(TAG_LVID, INTEGRITY, 134);
+    let mut lvid = descriptor(rev, TAG_LVID, INTEGRITY, 134);
     lvid[16..28].copy_from_slice(&timestamp(now));
     lvid[28..32].copy_from_slice(&le32(1));
     lvid[40..48].copy_from_slice(&(FIRST_UNIQUE_ID + n as u64).to_le_bytes());
@@ -343,11 +374,11 @@ pub fn build(tree: &Tree, options: &Options, now: i64) -> Result<Built> {
     lvid[120..124].copy_from_slice(&le32(files));
     lvid[124..128].copy_from_slice(&le32(dirs));
     for at in [128, 130, 132] {
-        lvid[at..at + 2].copy_from_slice(&le16(UDF_REVISION));
+        lvid[at..at + 2].copy_from_slice(&le16(rev.number()));
     }
 
     let anchor = |at: u32| -> Vec<u8> {
-        let mut a = descriptor(TAG_AVDP, at, 512);
+        let mut a = descriptor(rev, TAG_AVDP, at, 512);
         let extent = VDS_BLOCKS * BLOCK as u32;
         a[16..20].copy_from_slice(&le32(extent));
         a[20..24].copy_from_slice(&le32(MAIN_VDS));
@@ -356,7 +387,7 @@ pub fn build(tree: &Tree, options: &Options, now: i64) -> Result<Built> {
         sealed(a)
     };
 
-    let mut fsd = descriptor(TAG_FSD, 0, 512);
+    let mut fsd = descriptor(rev, TAG_FSD, 0, 512);
     fsd[16..28].copy_from_slice(&timestamp(now));
     fsd[28..30].copy_from_slice(&le16(3));
     fsd[30..32].copy_from_slice(&le16(3));
@@ -367,14 +398,14 @@ pub fn build(tree: &Tree, options: &Options, now: i64) -> Result<Built> {
     fsd[240..304].copy_from_slice(&charspec());
     fsd[304..336].copy_from_slice(&dstring(label, 32));
     fsd[400..416].copy_from_slice(&long_ad(BLOCK as u32, entry[0], 0));
-    fsd[416..448].copy_from_slice(&domain());
+    fsd[416..448].copy_from_slice(&domain(rev));
 
     // A folder's file identifiers: its parent's, then each child's.
     let fids = |dir: usize| -> Vec<u8> {
         let mut out = Vec::with_capacity(data_len[dir] as usize);
         let fid = |out: &mut Vec<u8>, target: usize, name: &[u8], flags: u8| {
             let block = data[dir] + (out.len() as u64 / BLOCK) as u32;
-            let mut f = descriptor(TAG_FID, block, fid_len(name.len()));
+            let mut f = descriptor(rev, TAG_FID, block, fid_len(name.len()));
             f[16..18].copy_from_slice(&le16(1));
             f[18] = flags | if is_dir(target) { FID_DIRECTORY } else { 0 };
             f[19] = name.len() as u8;
@@ -397,7 +428,7 @@ pub fn build(tree: &Tree, options: &Options, now: i64) -> Result<Built> {
         };
         let len = data_len[i];
         let ads = short_ads(len, data[i]);
-        let mut fe = descriptor(TAG_FE, entry[i], FE_HEAD + ads.len());
+        let mut fe = descriptor(rev, TAG_FE, entry[i], FE_HEAD + ads.len());
         // ICB tag: strategy 4, one entry, the type, the allocation descriptors' kind.
         fe[20..22].copy_from_slice(&le16(4));
         fe[24..26].copy_from_slice(&le16(1));
@@ -433,7 +464,7 @@ pub fn build(tree: &Tree, options: &Options, now: i64) -> Result<Built> {
 
     let mut disk = Assembly::default();
     disk.push(Arc::new(Zeros(16 * BLOCK)));
-    for id in [&b"BEA01"[..], b"NSR02", b"TEA01"] {
+    for id in [&b"BEA01"[..], rev.nsr(), b"TEA01"] {
         let mut vsd = vec![0u8; BLOCK as usize];
         vsd[1..6].copy_from_slice(id);
         vsd[6] = 1;
@@ -444,13 +475,13 @@ pub fn build(tree: &Tree, options: &Options, now: i64) -> Result<Built> {
     disk.bytes(vds(RESERVE_VDS));
     disk.bytes(sealed(lvid));
     disk.pad_to(BLOCK);
-    disk.bytes(sealed(descriptor(TAG_TD, INTEGRITY + 1, 512)));
+    disk.bytes(sealed(descriptor(rev, TAG_TD, INTEGRITY + 1, 512)));
     disk.push(Arc::new(Zeros(u64::from(ANCHOR) * BLOCK - disk.size())));
     disk.bytes(anchor(ANCHOR));
     disk.pad_to(BLOCK);
     disk.bytes(sealed(fsd));
     disk.pad_to(BLOCK);
-    disk.bytes(sealed(descriptor(TAG_TD, 1, 512)));
+    disk.bytes(sealed(descriptor(rev, TAG_TD, 1, 512)));
     disk.pad_to(BLOCK);
     for i in (0..n).filter(|&i| !is_link(i)) {
         disk.bytes(file_entry(i));
