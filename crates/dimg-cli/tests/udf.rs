@@ -1,7 +1,8 @@
 //! UDF read by dimg, judged by volumes other tools made: genisoimage -udf (UDF 1.02 bridge
 //! discs, also read by 7-Zip), pycdlib (UDF 2.60 bridge discs with symbolic links) and mkudffs
 //! (udftools: every revision from 1.02 to 2.60 on the media types that give physical, sparable,
-//! virtual (VAT) and metadata partitions, whose figures udfinfo reads back). Damaged copies are
+//! virtual (VAT) and metadata partitions, whose figures udfinfo reads back). The UDF discs dimg
+//! writes are read back by 7-Zip, udfinfo and dimg. Damaged copies are
 //! clean errors or listings, never a panic, a hang or a runaway allocation.
 
 mod common;

@@ -1,7 +1,8 @@
 //! exFAT, NTFS and ext2/3/4 read by dimg, judged by volumes their own Debian tools made and
 //! filled: mkfs.exfat + exfat-fuse, mkntfs + ntfs-3g, mke2fs -d. Each is extracted and listed,
 //! and what dimg gives is compared with what the filling tool's own view shows (or the folder
-//! mke2fs copied). Damaged copies are clean errors, never a panic or a hang. Tests that mount
+//! mke2fs copied). The exFAT volumes dimg writes pass fsck.exfat and read back through
+//! exfat-fuse. Damaged copies are clean errors, never a panic or a hang. Tests that mount
 //! through FUSE take /tmp/dimg-e2e.lock's place by being run under it.
 
 mod common;
