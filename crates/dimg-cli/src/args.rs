@@ -122,7 +122,7 @@ pub enum Command {
         size: Option<u64>,
         /// File system: HFS+ (the default), HFSX (case-sensitive), JHFS+ or JHFSX (journaled,
         /// as Disk Utility makes them), APFS or "Case-sensitive APFS", ISO (Rock Ridge +
-        /// Joliet), FAT, FAT32, or NONE for a blank disk
+        /// Joliet), UDF (1.02; UDF2.01 for 2.01), FAT, FAT32, ExFAT, or NONE for a blank disk
         #[arg(long, value_parser = clap::value_parser!(FileSystem))]
         fs: Option<FileSystem>,
         /// The volume's name (by default the folder's, or "untitled")
@@ -243,8 +243,8 @@ pub enum Command {
         #[command(flatten)]
         output: OutputArgs,
     },
-    /// An ISO 9660 image (Rock Ridge + Joliet) of a folder, with -hfs also HFS+:
-    /// dimg makehybrid [-hfs] -o OUT.iso DIR
+    /// An ISO 9660 image (Rock Ridge + Joliet) of a folder, with -hfs also HFS+, or with -udf
+    /// a UDF 1.02 disc: dimg makehybrid [-hfs | -udf] -o OUT.iso DIR
     Makehybrid {
         /// The folder
         source: PathBuf,
@@ -260,6 +260,12 @@ pub enum Command {
         /// Add an HFS+ side over the same files, with an Apple partition map (a Mac & PC disc)
         #[arg(long)]
         hfs: bool,
+        /// Write a UDF disc (as DVDs hold) instead of ISO 9660
+        #[arg(long, conflicts_with_all = ["hfs", "iso", "joliet"])]
+        udf: bool,
+        /// The UDF revision: 1.02 (the default) or 2.01
+        #[arg(long = "udf-version", requires = "udf", value_parser = ["1.02", "2.01"])]
+        udf_version: Option<String>,
         /// The volume's name (by default the folder's)
         #[arg(long = "default-volume-name")]
         volname: Option<String>,

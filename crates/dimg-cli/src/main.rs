@@ -540,6 +540,8 @@ fn run(cli: Cli, cancel: &Cancel) -> Result<(), Failure> {
             iso: _,
             joliet: _,
             hfs,
+            udf,
+            udf_version,
             volname,
             ov,
             print,
@@ -547,9 +549,11 @@ fn run(cli: Cli, cancel: &Cancel) -> Result<(), Failure> {
             let mut write = ops::ConvertOptions::new(ops::OutputFormat::Udto);
             write.overwrite = ov;
             let options = ops::CreateOptions {
-                file_system: match hfs {
-                    true => ops::FileSystem::Hybrid,
-                    false => ops::FileSystem::Iso,
+                file_system: match (hfs, udf) {
+                    (true, _) => ops::FileSystem::Hybrid,
+                    (_, true) if udf_version.as_deref() == Some("2.01") => ops::FileSystem::Udf201,
+                    (_, true) => ops::FileSystem::Udf,
+                    _ => ops::FileSystem::Iso,
                 },
                 volume_name: volname.unwrap_or_else(|| volume_name(Some(&source))),
                 size: None,

@@ -1,7 +1,8 @@
 //! exFAT, NTFS and ext2/3/4 read by dimg, judged by volumes their own Debian tools made and
 //! filled: mkfs.exfat + exfat-fuse, mkntfs + ntfs-3g, mke2fs -d. Each is extracted and listed,
 //! and what dimg gives is compared with what the filling tool's own view shows (or the folder
-//! mke2fs copied). Damaged copies are clean errors, never a panic or a hang. Tests that mount
+//! mke2fs copied). The exFAT volumes dimg writes pass fsck.exfat and read back through
+//! exfat-fuse. Damaged copies are clean errors, never a panic or a hang. Tests that mount
 //! through FUSE take /tmp/dimg-e2e.lock's place by being run under it.
 
 mod common;
@@ -67,6 +68,26 @@ impl Drop for PeerMount {
     }
 }
 
+/// `image` mounted by exfat-fuse at `point` (made here) through a loop device, as it wants a
+/// block device.
+fn exfat_fuse(image: &Path, point: &Path, read_only: bool) -> PeerMount {
+    let loop_args = [&["-f", "--show"][..], if read_only { &["-r"] } else { &[] }].concat();
+    let device = run("losetup", &[&loop_args[..], &[s(image)]].concat())
+        .trim()
+        .to_string();
+    fs::create_dir(point).unwrap();
+    let mount = PeerMount {
+        point: point.into(),
+        device: Some(device.clone()),
+    };
+    let options: &[&str] = if read_only { &["-o", "ro"] } else { &[] };
+    run(
+        "mount.exfat-fuse",
+        &[options, &[&device, s(point)]].concat(),
+    );
+    mount
+}
+
 /// The volume's bytes in all and free as the mounting peer counts them (statfs).
 fn statfs(point: &Path) -> (u64, u64) {
     let out = run("stat", &["-f", "-c", "%S %b %f", s(point)]);
@@ -117,16 +138,8 @@ fn exfat_volumes_filled_by_exfat_fuse_extract_as_it_shows_them() {
     fs::File::create(&image).unwrap().set_len(48 << 20).unwrap();
     // 4 KiB clusters: the folder of 700 entries takes many, and so do the interleaved files.
     run("mkfs.exfat", &["-L", "USB KEY", "-c", "4096", s(&image)]);
-    let device = run("losetup", &["-f", "--show", s(&image)])
-        .trim()
-        .to_string();
     let point = dir.path().join("m");
-    fs::create_dir(&point).unwrap();
-    let mut mount = PeerMount {
-        point: point.clone(),
-        device: Some(device.clone()),
-    };
-    run("mount.exfat-fuse", &[&device, s(&point)]);
+    let mut mount = exfat_fuse(&image, &point, false);
     fill(&point, 700);
     let want = snapshot(&point, true);
     let (_, free) = statfs(&point);
@@ -558,4 +571,116 @@ fn damaged_exfat_ntfs_and_ext_copies_are_clean_errors() {
     let outcome = sweep::browse_damaged(dimg_bin, &images, 14, 5, dir.path(), "damaged.img");
     assert!(outcome.failures.is_empty(), "{:#?}", outcome.failures);
     assert_eq!(outcome.cases, 6 * 14);
+}
+
+/// A folder of the sizes around a cluster (0, 1, 4095, 4096, 4097 bytes and a few MiB), nested
+/// folders, long and non-ASCII names and a read-only file.
+fn exfat_source(root: &Path) {
+    fs::create_dir_all(root.join("nested/deeper/deepest")).unwrap();
+    fs::create_dir_all(root.join("ünïcödé 文字")).unwrap();
+    for (name, len) in [
+        ("empty", 0),
+        ("one byte", 1),
+        ("cluster-1.bin", 4095),
+        ("cluster.bin", 4096),
+        ("cluster+1.bin", 4097),
+        ("nested/deeper/few MiB.bin", (3 << 20) + 17),
+        ("nested/deeper/deepest/x.txt", 100),
+        ("ünïcödé 文字/café ÜBER naïve.txt", 12),
+        (
+            "a name longer than fifteen characters, spread over several name entries.text",
+            30,
+        ),
+    ] {
+        fs::write(root.join(name), noise(len, len as u64 + 7)).unwrap();
+    }
+    let read_only = root.join("one byte");
+    let mut perms = fs::metadata(&read_only).unwrap().permissions();
+    perms.set_readonly(true);
+    fs::set_permissions(&read_only, perms).unwrap();
+}
+
+/// exFAT that dimg writes, from a folder and blank: fsck.exfat finds nothing wrong, and dimg
+/// and exfat-fuse read back the folder's names, bytes and times. Names exFAT cannot tell apart
+/// are refused by name.
+#[test]
+fn exfat_volumes_dimg_writes_pass_fsck_and_read_back_through_exfat_fuse() {
+    let dir = tempfile::tempdir().unwrap();
+    let src = dir.path().join("src");
+    exfat_source(&src);
+    std::os::unix::fs::symlink("cluster.bin", src.join("link")).unwrap();
+    let image = dir.path().join("key.cdr");
+    let o = dimg(&[
+        "create",
+        "-srcfolder",
+        s(&src),
+        "-fs",
+        "ExFAT",
+        "-volname",
+        "USB KEY",
+        "-layout",
+        "NONE",
+        "-format",
+        "UDTO",
+        s(&image),
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert!(
+        stdout(&o).contains("a symlink to cluster.bin, not kept"),
+        "{}",
+        stdout(&o)
+    );
+    fs::remove_file(src.join("link")).unwrap();
+    let want = snapshot(&src, true);
+    let blank = dir.path().join("blank.cdr");
+    let o = dimg(&[
+        "create",
+        "-size",
+        "40m",
+        "-fs",
+        "ExFAT",
+        "-layout",
+        "NONE",
+        "-format",
+        "UDTO",
+        s(&blank),
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert_eq!(fs::metadata(&blank).unwrap().len(), 40 << 20);
+    for (made, entries) in [
+        (&image, "directories 5, files 9"),
+        (&blank, "directories 1, files 0"),
+    ] {
+        let said = run("fsck.exfat", &["-n", s(made)]);
+        assert!(said.contains(&format!("clean. {entries}")), "{said}");
+    }
+
+    let out = dir.path().join("out");
+    extract(&image, &out);
+    assert_same(&snapshot(&out, true), &want, "dimg's reader");
+    // exfat-fuse shows every file writable; dimg keeps the read-only attribute.
+    let read_only = fs::metadata(out.join("one byte")).unwrap().permissions();
+    assert!(read_only.readonly(), "the read-only attribute");
+    assert_eq!(volume_info(&image)["name"], "USB KEY");
+
+    let point = dir.path().join("m");
+    let mut mount = exfat_fuse(&image, &point, true);
+    let seen = snapshot(&point, true);
+    mount.unmount();
+    assert_same(&seen, &want, "exfat-fuse");
+
+    fs::write(src.join("EMPTY"), b"").unwrap();
+    let o = dimg(&[
+        "create",
+        "-srcfolder",
+        s(&src),
+        "-fs",
+        "ExFAT",
+        s(&dir.path().join("x.dmg")),
+    ]);
+    assert!(
+        stderr(&o).contains("empty: differs from \"EMPTY\" only in case"),
+        "{}",
+        stderr(&o)
+    );
 }

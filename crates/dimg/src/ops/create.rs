@@ -7,7 +7,7 @@ use super::job::{Cancel, Progress};
 use crate::container::{Container, Fact};
 use crate::error::{Error, Result};
 use crate::fs::tree::Tree;
-use crate::fs::{apfs, fat, hfsplus, iso9660};
+use crate::fs::{apfs, exfat, fat, hfsplus, iso9660, udf};
 use crate::io::Zeros;
 use crate::io::{Concat, FileSource, ReadAt, Slice};
 use crate::partition::{self, Layout, VolumeType};
@@ -31,9 +31,15 @@ pub enum FileSystem {
     Iso,
     /// ISO 9660 and HFS+ over the same files, with an Apple partition map (`makehybrid -hfs`).
     Hybrid,
+    /// UDF 1.02, as DVDs hold and `makehybrid -udf` writes (from a folder only).
+    Udf,
+    /// UDF 2.01 (`makehybrid -udf -udf-version 2.01`).
+    Udf201,
     /// FAT12/16/32 by size ("MS-DOS", "FAT").
     Fat,
     Fat32,
+    /// exFAT, as USB keys are formatted ("ExFAT").
+    ExFat,
     /// APFS, names compared without case: a container of one volume.
     Apfs,
     /// Case-sensitive APFS.
@@ -50,6 +56,9 @@ impl FromStr for FileSystem {
             "HYBRID" | "ISO+HFS" | "ISO+HFS+" => FileSystem::Hybrid,
             "FAT" | "MS-DOS" | "MSDOS" | "FAT16" => FileSystem::Fat,
             "FAT32" | "MS-DOS FAT32" => FileSystem::Fat32,
+            "EXFAT" => FileSystem::ExFat,
+            "UDF" | "UDF1.02" => FileSystem::Udf,
+            "UDF2.01" => FileSystem::Udf201,
             "NONE" => FileSystem::None,
             "HFS+" | "HFS" | "MAC OS EXTENDED" => FileSystem::HfsPlus,
             "HFSX" | "CASE-SENSITIVE HFS+" => FileSystem::Hfsx,
@@ -60,7 +69,7 @@ impl FromStr for FileSystem {
             _ => {
                 return Err(format!(
                     "unknown file system {s} (APFS, Case-sensitive APFS, JHFS+, JHFSX, HFS+, \
-                     HFSX, ISO, FAT, FAT32, NONE)"
+                     HFSX, ISO, UDF, FAT, FAT32, ExFAT, NONE)"
                 ))
             }
         })
@@ -164,7 +173,7 @@ pub fn create(
         .epoch
         .map(|_| super::distribution::seed(tree.as_ref(), &options.volume_name, &agreement));
     let map = options.layout.unwrap_or(match options.file_system {
-        FileSystem::Iso | FileSystem::Hybrid => Layout::None,
+        FileSystem::Iso | FileSystem::Hybrid | FileSystem::Udf | FileSystem::Udf201 => Layout::None,
         _ => Layout::Gpt,
     });
     let (volume, kind): (Arc<dyn ReadAt>, VolumeType) = match options.file_system {
@@ -231,11 +240,7 @@ pub fn create(
                 },
                 now,
             )?;
-            if let Some(size) = options.size {
-                if size < built.disk.size() {
-                    return Err(too_small(folder, size, built.disk.size()));
-                }
-            }
+            fits(folder, options.size, built.disk.size())?;
             notes.extend(built.notes);
             let disk = match (built.shared_at, hfs_size) {
                 (Some(at), Some(hfs_size)) => {
@@ -293,6 +298,43 @@ pub fn create(
             )?;
             (volume, VolumeType::Apfs)
         }
+        FileSystem::Udf | FileSystem::Udf201 => {
+            let tree = tree
+                .as_ref()
+                .ok_or_else(|| refuse("a UDF volume is made from a folder (-srcfolder)".into()))?;
+            if options.layout.is_some_and(|l| l != Layout::None) {
+                return Err(refuse("a UDF volume takes no partition map".into()));
+            }
+            let built = udf::build(
+                tree,
+                &udf::Options {
+                    volume_name: options.volume_name.clone(),
+                    revision: match options.file_system {
+                        FileSystem::Udf201 => udf::Revision::Udf201,
+                        _ => udf::Revision::Udf102,
+                    },
+                },
+                now,
+            )?;
+            fits(folder, options.size, built.disk.size())?;
+            notes.extend(built.notes);
+            // The type is for a partition map, which a UDF disc never has.
+            (built.disk, VolumeType::Blank)
+        }
+        FileSystem::ExFat => {
+            // -size is the whole disk's, as hdiutil's; the map takes its share.
+            let size = options.size.map(|s| s.saturating_sub(map.overhead()));
+            let built = exfat::build(
+                tree.as_ref(),
+                &exfat::Options {
+                    volume_name: options.volume_name.clone(),
+                    size,
+                },
+                now,
+            )?;
+            notes.extend(built.notes);
+            (built.volume, VolumeType::ExFat)
+        }
         FileSystem::None => {
             if folder.is_some() {
                 return Err(refuse(
@@ -317,6 +359,14 @@ pub fn create(
         file_system: options.file_system,
         entries: tree.map_or(0, |t| t.nodes.len() as u64 - 1),
     })
+}
+
+/// Refuses a disc of `need` bytes where `size` was asked for and is less.
+fn fits(folder: Option<&Path>, size: Option<u64>, need: u64) -> Result<()> {
+    match size {
+        Some(size) if size < need => Err(too_small(folder, size, need)),
+        _ => Ok(()),
+    }
 }
 
 fn too_small(folder: Option<&Path>, size: u64, need: u64) -> Error {

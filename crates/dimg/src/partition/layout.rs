@@ -52,6 +52,7 @@ pub enum VolumeType {
     /// An APFS container.
     Apfs,
     Fat,
+    ExFat,
     /// No file system yet: a blank partition.
     Blank,
 }
@@ -61,7 +62,9 @@ impl VolumeType {
         match self {
             VolumeType::HfsPlus => "48465300-0000-11AA-AA11-00306543ECAC",
             VolumeType::Apfs => "7C3457EF-0000-11AA-AA11-00306543ECAC",
-            VolumeType::Fat | VolumeType::Blank => "EBD0A0A2-B9E5-4433-87C0-68B6B72699C7",
+            VolumeType::Fat | VolumeType::ExFat | VolumeType::Blank => {
+                "EBD0A0A2-B9E5-4433-87C0-68B6B72699C7"
+            }
         }
     }
 
@@ -70,6 +73,7 @@ impl VolumeType {
             VolumeType::HfsPlus => "Apple_HFS",
             VolumeType::Apfs => "Apple_APFS",
             VolumeType::Fat => "DOS_FAT_32",
+            VolumeType::ExFat => "Windows_NTFS",
             VolumeType::Blank => "Apple_Free",
         }
     }
@@ -78,6 +82,8 @@ impl VolumeType {
         match self {
             VolumeType::HfsPlus | VolumeType::Apfs => 0xAF,
             VolumeType::Fat | VolumeType::Blank => 0x0C,
+            // exFAT shares NTFS's type, as Windows writes it.
+            VolumeType::ExFat => 0x07,
         }
     }
 }

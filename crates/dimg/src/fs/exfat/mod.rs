@@ -1,9 +1,11 @@
 //! exFAT (formats.md §i, Microsoft's exFAT file system specification): the boot sector's layout
-//! and the directory entries' constants, which the reader (and a writer, later) share.
+//! and the directory entries' constants, which the reader and the writer share.
 
 mod read;
+mod write;
 
 pub use read::ExFat;
+pub use write::{build, size_for, Built, Options};
 
 use crate::bytes::{le32, le64};
 use crate::error::FormatError;
@@ -115,12 +117,21 @@ impl Layout {
     }
 }
 
+/// exFAT's 16-bit rotating sum, of entry sets and of names (their hash).
+fn checksum16(bytes: impl IntoIterator<Item = u8>) -> u16 {
+    bytes.into_iter().fold(0u16, |sum, b| {
+        sum.rotate_right(1).wrapping_add(u16::from(b))
+    })
+}
+
 /// The checksum of a directory entry set, bytes 2 and 3 (where it is kept) left out.
 fn set_checksum(set: &[u8]) -> u16 {
-    set.iter().enumerate().fold(0u16, |sum, (i, &b)| match i {
-        2 | 3 => sum,
-        _ => sum.rotate_right(1).wrapping_add(u16::from(b)),
-    })
+    checksum16(
+        set.iter()
+            .enumerate()
+            .filter(|&(i, _)| !matches!(i, 2 | 3))
+            .map(|(_, &b)| b),
+    )
 }
 
 /// The up-case table's checksum.
@@ -184,6 +195,15 @@ fn unix(stamp: u32, tens: u8, offset: u8) -> Option<i64> {
     Some(local - east)
 }
 
+/// Seconds since 1970 as exFAT keeps a time: the stamp (in UTC, 2-second steps from 1980 to
+/// 2107), its 10 ms increment (the odd second) and its UTC offset (zero, marked valid).
+fn stamp(t: i64) -> (u32, u8, u8) {
+    let (y, m, d, h, mi, s) = crate::fs::civil(t.clamp(315_532_800, 4_354_819_199));
+    let stamp =
+        (((y - 1980) as u32) << 25) | (m << 21) | (d << 16) | (h << 11) | (mi << 5) | (s / 2);
+    (stamp, (s % 2 * 100) as u8, 0x80)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -199,6 +219,10 @@ mod tests {
         // UTC-05:00: -20 steps in 7 bits.
         assert_eq!(unix(stamp, 0, 0x80 | (0x80 - 20)), Some(base + 5 * 3600));
         assert_eq!(unix(0, 0, 0), None, "month 0 is no date");
+        for t in [base, base + 1, 315_532_800] {
+            let (s, tens, offset) = super::stamp(t);
+            assert_eq!(unix(s, tens, offset), Some(t), "{t} and back");
+        }
     }
 
     #[test]

@@ -74,7 +74,7 @@ fn label(name: &str) -> [u8; 11] {
 pub fn write(file: &mut File, tree: Option<&Tree>, options: &Options) -> Result<Vec<String>> {
     let mut notes = Vec::new();
     if let Some(tree) = tree {
-        check_names(tree)?;
+        check_names(tree, "FAT", str::to_lowercase)?;
     }
     let size = match (options.size, tree) {
         (Some(size), _) => size,
@@ -260,8 +260,13 @@ fn write_tree<T: fatfs::ReadWriteSeek>(
     Ok(())
 }
 
-/// FAT's long names forbid some characters and ignore case: refuse, by name, what it cannot hold.
-fn check_names(tree: &Tree) -> Result<()> {
+/// Long names (FAT's and exFAT's) forbid some characters, hold at most 255 UTF-16 units and
+/// ignore case: refuse, by name, what `what` cannot hold. `fold` gives a name as it compares.
+pub(crate) fn check_names<K: Eq + std::hash::Hash>(
+    tree: &Tree,
+    what: &str,
+    fold: impl Fn(&str) -> K,
+) -> Result<()> {
     for index in 0..tree.nodes.len() {
         let mut seen = std::collections::HashMap::new();
         for &c in tree.children(index) {
@@ -276,17 +281,17 @@ fn check_names(tree: &Tree) -> Result<()> {
                 .find(|&ch| ch < ' ' || "\"*/:<>?\\|".contains(ch))
             {
                 return Err(refuse(format!(
-                    "its name holds {bad:?}, which FAT names cannot"
+                    "its name holds {bad:?}, which {what} names cannot"
                 )));
             }
-            if child.name.chars().count() > 255 {
-                return Err(refuse(
-                    "its name is longer than FAT's 255 characters".into(),
-                ));
-            }
-            if let Some(other) = seen.insert(child.name.to_lowercase(), child.name.clone()) {
+            if child.name.encode_utf16().count() > 255 {
                 return Err(refuse(format!(
-                    "differs from \"{other}\" only in case, which FAT does not tell apart"
+                    "its name is longer than {what}'s 255 UTF-16 characters"
+                )));
+            }
+            if let Some(other) = seen.insert(fold(&child.name), child.name.clone()) {
+                return Err(refuse(format!(
+                    "differs from \"{other}\" only in case, which {what} does not tell apart"
                 )));
             }
         }

@@ -1,10 +1,12 @@
 //! UDF (ECMA-167 3rd edition, OSTA UDF 1.02 to 2.60): the descriptors' tags and the shapes the
-//! reader (and a writer, later) share — tag identifiers, the tag checksum and CRC, OSTA CS0
+//! reader and the writer share — tag identifiers, the tag checksum and CRC, OSTA CS0
 //! names, timestamps with their time zone, allocation descriptors and the ICB's file types.
 
 mod read;
+mod write;
 
 pub use read::Udf;
+pub use write::{build, Built, Options, Revision};
 
 use crate::bytes::{le16, le32, utf16_be};
 use crate::error::FormatError;
