@@ -123,6 +123,7 @@ pub fn info(path: &Path, passphrase: Option<&Passphrase>) -> Result<ImageInfo> {
                 .zip(mounted)
                 .map(|(n, v)| {
                     let id = VolumeId::of(p.index, n, count);
+                    facts.extend(v.facts());
                     for warning in v.warnings() {
                         facts.push(Fact::new("Warning", format!("volume {id}: {warning}")));
                     }
