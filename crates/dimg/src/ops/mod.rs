@@ -25,8 +25,8 @@ mod verify;
 pub use crate::container::Check;
 pub use crate::partition::Layout;
 pub use browse::{
-    extract, extract_boot, list, list_tree, snapshot_named, snapshots, volumes, volumes_of,
-    ExtractReport, FoundVolume, ImageVolumes, Listing, VolumeId,
+    extract, extract_boot, list, list_tree, open_image, snapshot_named, snapshots, split_target,
+    volumes, volumes_of, ExtractReport, FoundVolume, ImageVolumes, Listing, VolumeId,
 };
 pub use burn::{burn, BurnOptions, BurnReport, Burner};
 pub use compact::{compact, compact_shadow, CompactReport};

@@ -148,7 +148,7 @@ pub fn verify(
     progress: &dyn Progress,
     cancel: &Cancel,
 ) -> Result<VerifyReport> {
-    let opened = container::open(path, passphrase)?;
+    let opened = super::browse::open_image(path, passphrase)?;
     let disk = opened.container.disk();
     let sums = opened.container.checksums();
     let mut crc = crc32fast::Hasher::new();
