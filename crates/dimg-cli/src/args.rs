@@ -46,6 +46,18 @@ pub enum Command {
         #[command(flatten)]
         output: OutputArgs,
     },
+    /// Print a checksum of the image's data, as hdiutil checksum does: CRC32, MD5, SHA1, SHA256,
+    /// SHA384 or SHA512 of its disk, or UDIF-CRC32 or UDIF-MD5 of a UDIF image's data fork
+    Checksum {
+        image: PathBuf,
+        /// The checksum type
+        #[arg(long = "type")]
+        kind: String,
+        #[command(flatten)]
+        pass: PassArgs,
+        #[command(flatten)]
+        output: OutputArgs,
+    },
     /// Give back the space of a sparse image's or bundle's bands its volumes leave free
     Compact {
         image: PathBuf,

@@ -3,6 +3,7 @@
 
 mod browse;
 mod burn;
+mod checksum;
 mod compact;
 mod convert;
 mod create;
@@ -29,6 +30,7 @@ pub use browse::{
     volumes, volumes_of, ExtractReport, FoundVolume, ImageVolumes, Listing, VolumeId,
 };
 pub use burn::{burn, BurnOptions, BurnReport, Burner};
+pub use checksum::{checksum, ChecksumReport, TYPES as CHECKSUM_TYPES};
 pub use compact::{compact, compact_shadow, CompactReport};
 pub use convert::{convert, ConvertOptions, ConvertReport, Encryption, OutputFormat};
 pub use create::{create, CreateOptions, CreateReport, FileSystem};
