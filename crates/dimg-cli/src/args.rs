@@ -46,6 +46,18 @@ pub enum Command {
         #[command(flatten)]
         output: OutputArgs,
     },
+    /// Print a checksum of the image's data, as hdiutil checksum does: CRC32, MD5, SHA1, SHA256,
+    /// SHA384 or SHA512 of its disk, or UDIF-CRC32 or UDIF-MD5 of a UDIF image's data fork
+    Checksum {
+        image: PathBuf,
+        /// The checksum type
+        #[arg(long = "type")]
+        kind: String,
+        #[command(flatten)]
+        pass: PassArgs,
+        #[command(flatten)]
+        output: OutputArgs,
+    },
     /// Give back the space of a sparse image's or bundle's bands its volumes leave free
     Compact {
         image: PathBuf,
@@ -597,21 +609,7 @@ fn collect_longs(command: &clap::Command, into: &mut HashSet<String>) {
 /// Splits "IMAGE:/path" into the image file and the path inside it. The image part is the
 /// longest prefix that exists (a file, or a sparse bundle folder), so image names with ':' still work.
 pub fn image_and_path(target: &str) -> (PathBuf, String) {
-    if std::path::Path::new(target).exists() {
-        return (target.into(), "/".into());
-    }
-    let mut split = target
-        .match_indices(":/")
-        .map(|(i, _)| i)
-        .collect::<Vec<_>>();
-    split.reverse();
-    for i in split {
-        // A file, or a sparse bundle's folder.
-        if std::path::Path::new(&target[..i]).exists() {
-            return (target[..i].into(), target[i + 1..].into());
-        }
-    }
-    (target.into(), "/".into())
+    dimg::ops::split_target(target)
 }
 
 #[cfg(test)]

@@ -257,6 +257,17 @@ fn run(cli: Cli, cancel: &Cancel) -> Result<(), Failure> {
                 )));
             }
         }
+        Command::Checksum {
+            image,
+            kind,
+            pass,
+            output,
+        } => {
+            let report = with_bar(&image, pass, |p, bar| {
+                ops::checksum(&image, p, &kind, bar, cancel)
+            })?;
+            Output::from(output).print(&report, text::checksum);
+        }
         Command::Verify {
             image,
             pass,

@@ -1204,6 +1204,26 @@ fn entries_of(root: &Path) -> BTreeMap<String, bool> {
     out
 }
 
+#[test]
+fn an_image_inside_an_image_attaches_read_only_through_it() {
+    let tmp = tempfile::tempdir().unwrap();
+    let holder = tmp.path().join("holder");
+    fs::create_dir_all(&holder).unwrap();
+    // A real volume with ground truth (the corpus's), inside a DMG dimg makes.
+    let corpus = dimg_e2e::corpus().join("dmg/keramics-hfsplus-zlib.dmg");
+    fs::copy(&corpus, holder.join("inner.dmg")).unwrap();
+    let outer = tmp.path().join("outer.dmg");
+    create_hfs_image(&holder, "UDZO", &outer);
+    let direct = tmp.path().join("direct");
+    let inner = format!("{}:/inner.dmg", s(&outer));
+    let through = tmp.path().join("through");
+    let want = Attached::new(&[s(&corpus), "-mountpoint", s(&direct)], None).unwrap();
+    let got = Attached::new(&[&inner, "-mountpoint", s(&through)], None).unwrap();
+    assert_eq!(tree_of(&got.mount_point()), tree_of(&want.mount_point()));
+    let refused = Attached::new(&[&inner, "-readwrite", "-mountpoint", s(&direct)], None);
+    assert!(refused.err().is_some_and(|e| e.contains("read-only")));
+}
+
 /// Every file, folder and symlink under `root`: its path, and a file's bytes or a link's
 /// target (after "-> ").
 fn tree_of(root: &Path) -> BTreeMap<String, Option<Vec<u8>>> {

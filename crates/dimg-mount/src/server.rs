@@ -44,7 +44,7 @@ pub fn serve(
     unsafe {
         libc::mallopt(libc::M_ARENA_MAX, 2);
     }
-    let image = std::fs::canonicalize(&request.image).map_err(|e| Error::io(&request.image, e))?;
+    let image = absolute(&request.image).map_err(|e| Error::io(&request.image, e))?;
     let refuse = |reason: String| Error::Refused {
         path: image.clone(),
         reason,
@@ -197,6 +197,20 @@ pub fn serve(
     Ok(server)
 }
 
+/// The image's file as an absolute path; a path on into an image inside it ("outer.dmg:/inner.dmg")
+/// keeps that part as given.
+fn absolute(image: &Path) -> std::io::Result<std::path::PathBuf> {
+    let (outer, inner) = match image.to_str() {
+        Some(text) if !image.exists() => dimg::ops::split_target(text),
+        _ => return std::fs::canonicalize(image),
+    };
+    let real = std::fs::canonicalize(&outer)?;
+    match inner.as_str() {
+        "/" => Ok(real),
+        _ => Ok(format!("{}:{inner}", real.display()).into()),
+    }
+}
+
 /// The image opened as `access` allows: to be written (with its writable disk) where its format
 /// can be and its file may be, else to be read; refused, saying why, where read/write was asked
 /// of one that cannot be.
@@ -209,16 +223,16 @@ fn open_for(
         path: image.to_path_buf(),
         reason,
     };
-    // A file without write permission is attached read-only, as the Finder does, even for root.
-    let locked = std::fs::metadata(image).is_ok_and(|m| m.permissions().readonly());
+    // A file without write permission is attached read-only, as the Finder does, even for root;
+    // so is an image inside another image, which is read through the volume holding it.
+    let locked = std::fs::metadata(image).map_or(true, |m| m.permissions().readonly());
     if access == Access::ReadWrite && locked {
         return Err(refuse(
-            "has no write permission, so it attaches read-only".into(),
+            "has no write permission, or is inside another image, so it attaches read-only".into(),
         ));
     }
     let opened = match access {
-        Access::ReadOnly => container::open(image, passphrase)?,
-        _ if locked => container::open(image, passphrase)?,
+        _ if access == Access::ReadOnly || locked => dimg::ops::open_image(image, passphrase)?,
         _ => container::open_writable(image, passphrase)?,
     };
     let writable = opened.container.writable();

@@ -130,6 +130,24 @@ pub fn hex(bytes: &[u8]) -> String {
     bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 
+/// A digest that hashes as it is fed.
+pub type Hasher = Box<dyn sha2::digest::DynDigest + Send>;
+
+/// A hasher for a digest named as XAR archives and `hdiutil checksum` name them ("sha1", "MD5",
+/// "SHA256"...); `None` for a name dimg does not know.
+pub fn hasher(name: &str) -> Option<Hasher> {
+    use sha2::Digest;
+    Some(match name.to_ascii_lowercase().replace('-', "").as_str() {
+        "md5" => Box::new(md5::Md5::new()),
+        "sha1" => Box::new(sha1::Sha1::new()),
+        "sha224" => Box::new(sha2::Sha224::new()),
+        "sha256" => Box::new(sha2::Sha256::new()),
+        "sha384" => Box::new(sha2::Sha384::new()),
+        "sha512" => Box::new(sha2::Sha512::new()),
+        _ => return None,
+    })
+}
+
 #[cfg(test)]
 mod tests {
     #[test]

@@ -288,6 +288,26 @@ impl<S: WriteAt + ?Sized> WriteAt for Slice<S> {
     }
 }
 
+/// A source read in order from `at`, as a stream decoder wants it.
+pub struct Reader {
+    source: Arc<dyn ReadAt>,
+    at: u64,
+}
+
+impl Reader {
+    pub fn new(source: Arc<dyn ReadAt>) -> Self {
+        Reader { source, at: 0 }
+    }
+}
+
+impl io::Read for Reader {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        let n = self.source.read_at(self.at, buf)?;
+        self.at += n as u64;
+        Ok(n)
+    }
+}
+
 /// Sources one after another: the tracks of a disc as one stream.
 pub struct Concat {
     parts: Vec<Arc<dyn ReadAt>>,

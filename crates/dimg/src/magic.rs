@@ -47,6 +47,9 @@ pub enum Signature {
     ExFat,
     Ntfs,
     Ext,
+    /// XAR archives: flat installer packages and `.xip` archives.
+    Xar,
+    Cpio,
 }
 
 impl Signature {
@@ -79,6 +82,8 @@ impl Signature {
             ExFat => "exFAT",
             Ntfs => "NTFS",
             Ext => "ext2/3/4",
+            Xar => "XAR archive (installer package or .xip)",
+            Cpio => "cpio archive",
         }
     }
 
@@ -89,7 +94,7 @@ impl Signature {
             | DiskCopy42 | MacBinary | BinHex | AppleSingle => Layer::Container,
             Gpt | Apm | Mbr => Layer::PartitionMap,
             Iso9660 | RawCdIso9660 | Udf | HfsPlus | Hfsx | Hfs | Mfs | Apfs | Fat | ExFat
-            | Ntfs | Ext => Layer::FileSystem,
+            | Ntfs | Ext | Xar | Cpio => Layer::FileSystem,
         }
     }
 }
@@ -246,6 +251,9 @@ fn is_cue_sheet(s: &Sniff) -> bool {
     track
 }
 
+/// cpio's "odc" and "newc" headers (the second with checksums).
+pub const CPIO: [&[u8]; 3] = [b"070707", b"070701", b"070702"];
+
 static MAGICS: &[Magic] = &[
     Magic {
         signature: Signature::Udif,
@@ -367,6 +375,15 @@ static MAGICS: &[Magic] = &[
     Magic {
         signature: Signature::Ext,
         test: |s| s.head_at(1080, &[0x53, 0xEF]),
+    },
+    Magic {
+        signature: Signature::Xar,
+        // The magic, then a header of at least its 28 bytes.
+        test: |s| s.head_at(0, b"xar!") && s.head_u16_be(4).is_some_and(|n| n >= 28),
+    },
+    Magic {
+        signature: Signature::Cpio,
+        test: |s| CPIO.iter().any(|m| s.head_at(0, m)),
     },
 ];
 

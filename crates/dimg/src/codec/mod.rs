@@ -1,12 +1,15 @@
 //! Chunk codecs: whole-buffer decompression into an output of known size, as UDIF chunks need.
 //! Every decoder is bounded by the output slice, so corrupt or hostile input can neither
-//! overrun nor allocate beyond it.
+//! overrun nor allocate beyond it. [`stream`] decodes whole streams as they are read, [`pbzx`]
+//! Apple's chunked payloads.
 
 mod adc;
 pub mod lzhuf;
 pub mod lzvn;
+pub mod pbzx;
+pub mod stream;
 
-use std::io::{self, Read, Write};
+use std::io::{Read, Write};
 
 /// A compression method, named as UDIF chunk types and hdiutil formats name them.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -111,15 +114,8 @@ fn exact(got: usize, want: usize) -> Result<(), String> {
 }
 
 fn read_exactly(mut reader: impl Read, out: &mut [u8]) -> Result<(), String> {
-    let mut filled = 0;
-    while filled < out.len() {
-        match reader.read(&mut out[filled..]) {
-            Ok(0) => break,
-            Ok(n) => filled += n,
-            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-            Err(e) => return Err(format!("corrupt stream ({e})")),
-        }
-    }
+    let filled =
+        stream::read_full(&mut reader, out).map_err(|e| format!("corrupt stream ({e})"))?;
     if filled < out.len() {
         return exact(filled, out.len());
     }

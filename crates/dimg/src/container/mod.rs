@@ -64,6 +64,9 @@ pub struct Checksums {
     pub of_disk: Vec<StoredCrc>,
     /// Already decided without reading data (UDIF master checksum).
     pub checked: Vec<Check>,
+    /// The bytes of that file a UDIF image's own checksums cover (its data fork), what
+    /// `hdiutil checksum -type UDIF-CRC32` sums.
+    pub data_fork: Option<Range<u64>>,
 }
 
 /// The outcome of one integrity check.

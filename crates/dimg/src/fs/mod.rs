@@ -3,6 +3,7 @@
 
 pub mod apfs;
 pub mod check;
+pub mod cpio;
 pub mod decmpfs;
 pub mod exfat;
 pub mod ext;
@@ -16,6 +17,7 @@ pub mod ntfs;
 pub(crate) mod runs;
 pub mod tree;
 pub mod udf;
+pub mod xar;
 
 use crate::error::FormatError;
 use crate::io::ReadAt;
@@ -152,6 +154,11 @@ pub trait Volume: Send + Sync {
     /// What a reader of this volume should know: e.g. changes a journal holds that are not in
     /// the volume yet.
     fn warnings(&self) -> Vec<String> {
+        Vec::new()
+    }
+    /// What the volume says about itself beyond its files, for `info` (an installer package's
+    /// identifiers and versions).
+    fn facts(&self) -> Vec<crate::container::Fact> {
         Vec::new()
     }
     /// Bytes in use, as the file system accounts them.
@@ -395,6 +402,8 @@ pub fn mount(
         Some(Signature::Ext) => one(ext::Ext::open(part)?),
         Some(Signature::Hfs) => Ok(vec![hfs::open(part)?]),
         Some(Signature::Mfs) => one(mfs::Mfs::open(part)?),
+        Some(Signature::Xar) => one(xar::Xar::open(part)?),
+        Some(Signature::Cpio) => one(cpio::Cpio::payload(part, "cpio archive")?),
         Some(Signature::Apfs) => Ok(apfs::open(part)?
             .into_iter()
             .map(|v| Box::new(v) as Box<dyn Volume>)

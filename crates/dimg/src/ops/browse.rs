@@ -178,12 +178,99 @@ pub fn volumes(
     passphrase: Option<&Passphrase>,
     which: Option<VolumeId>,
 ) -> Result<ImageVolumes> {
-    volumes_of(
-        &container::open(image, passphrase)?,
-        image,
-        passphrase,
-        which,
-    )
+    volumes_of(&open_image(image, passphrase)?, image, passphrase, which)
+}
+
+/// Splits a target "IMAGE:/path" into the image file and the path inside it. The image part is
+/// the longest prefix that exists (a file, or a sparse bundle folder), so image names with ':'
+/// still work. The path may go on into images inside the volume ("/Packages/Tool.pkg:/...").
+pub fn split_target(target: &str) -> (PathBuf, String) {
+    if Path::new(target).exists() {
+        return (target.into(), "/".into());
+    }
+    let ends = target
+        .match_indices(":/")
+        .map(|(i, _)| i)
+        .collect::<Vec<_>>();
+    for i in ends.into_iter().rev() {
+        if Path::new(&target[..i]).exists() {
+            return (target[..i].into(), target[i + 1..].into());
+        }
+    }
+    (target.into(), "/".into())
+}
+
+/// The image `target` names: an image file (or a sparse bundle's folder), or an image file in
+/// another image's volume — "Install.dmg:/Packages/Tool.pkg", to any depth — read through the
+/// volumes that hold it, never copied.
+pub fn open_image(target: &Path, passphrase: Option<&Passphrase>) -> Result<container::Opened> {
+    let (outer, inner) = match target.to_str() {
+        Some(text) if !target.exists() => split_target(text),
+        _ => return container::open(target, passphrase),
+    };
+    if components(&inner).next().is_none() {
+        return container::open(target, passphrase);
+    }
+    let (volume, last, shown) = volume_at(&outer, passphrase, None, &inner)?;
+    open_inner(&*volume, &last, &shown, passphrase)
+}
+
+/// The image file at `path` in `volume` (which is `shown`), opened.
+fn open_inner(
+    volume: &dyn Volume,
+    path: &str,
+    shown: &Path,
+    passphrase: Option<&Passphrase>,
+) -> Result<container::Opened> {
+    let named = PathBuf::from(format!("{}:{path}", shown.display()));
+    let file = fs::lookup(volume, path).map_err(|e| Error::io(shown, e))?;
+    if file.kind != EntryKind::File {
+        return Err(Error::Refused {
+            path: named,
+            reason: "is not a file, so not an image".into(),
+        });
+    }
+    let source = volume.open(&file).map_err(|e| Error::io(&named, e))?;
+    container::open_source(source, None, passphrase).map_err(|e| match e {
+        container::OpenError::Io(e) => Error::io(&named, e),
+        container::OpenError::Unrecognized(detail) => Error::Unrecognized {
+            path: named,
+            detail: detail.into(),
+        },
+        container::OpenError::Unsupported(format) => Error::Unsupported {
+            path: named,
+            format,
+        },
+    })
+}
+
+/// Where a path continues into an image inside `volume`: the file's path and the rest, when a
+/// ":/" follows the name of a file there.
+fn into_image(volume: &dyn Volume, path: &str) -> Option<(String, String)> {
+    path.match_indices(":/").map(|(i, _)| i).find_map(|i| {
+        let file = fs::lookup(volume, &path[..i]).ok()?;
+        (file.kind == EntryKind::File).then(|| (path[..i].to_string(), path[i + 1..].to_string()))
+    })
+}
+
+/// The volume a path into `image` ends in, the path left in it, and the image it is in as
+/// people name it ("outer.dmg:/Packages/Tool.pkg"). Each image a path continues into is read
+/// through the volume holding it; its first volume dimg can browse is the one entered.
+fn volume_at(
+    image: &Path,
+    passphrase: Option<&Passphrase>,
+    which: Option<VolumeId>,
+    path: &str,
+) -> Result<(Box<dyn Volume>, String, PathBuf)> {
+    let mut volume = volume(image, passphrase, which)?;
+    let (mut rest, mut shown) = (path.to_string(), image.to_path_buf());
+    while let Some((file, after)) = into_image(&*volume, &rest) {
+        let opened = open_inner(&*volume, &file, &shown, passphrase)?;
+        shown = PathBuf::from(format!("{}:{file}", shown.display()));
+        volume = first_volume(volumes_of(&opened, &shown, passphrase, None)?, &shown)?;
+        rest = after;
+    }
+    Ok((volume, rest, shown))
 }
 
 /// [`volumes`] of an image already opened (from `image`, which errors name); `passphrase`
@@ -260,7 +347,11 @@ fn volume(
     passphrase: Option<&Passphrase>,
     which: Option<VolumeId>,
 ) -> Result<Box<dyn Volume>> {
-    let mut found = volumes(image, passphrase, which)?;
+    first_volume(volumes(image, passphrase, which)?, image)
+}
+
+/// The first of the volumes found in `image`, unless it is locked.
+fn first_volume(mut found: ImageVolumes, image: &Path) -> Result<Box<dyn Volume>> {
     if found.volumes.is_empty() {
         return Err(Error::io(image, found.no_volume()));
     }
@@ -359,10 +450,11 @@ fn listing(
     path: &str,
     entries: impl FnOnce(&dyn Volume, DirEntry) -> std::io::Result<Vec<DirEntry>>,
 ) -> Result<Listing> {
-    let volume = volume(image, passphrase, which)?;
-    let top = fs::lookup(&*volume, path).map_err(|e| Error::io(image, e))?;
+    let (volume, path, image) = volume_at(image, passphrase, which, path)?;
+    let path = path.as_str();
+    let top = fs::lookup(&*volume, path).map_err(|e| Error::io(&image, e))?;
     Ok(Listing {
-        entries: entries(&*volume, top).map_err(|e| Error::io(image, e))?,
+        entries: entries(&*volume, top).map_err(|e| Error::io(&image, e))?,
         warnings: volume.warnings(),
         volume: volume.label(),
         path: format!("/{}", components(path).collect::<Vec<_>>().join("/")),
@@ -450,10 +542,10 @@ pub fn extract(
     cancel: &Cancel,
 ) -> Result<ExtractReport> {
     check_destination(destination)?;
-    let volume = volume(image, passphrase, which)?;
-    let top = fs::lookup(&*volume, path).map_err(|e| Error::io(image, e))?;
-    let shown = format!("/{}", components(path).collect::<Vec<_>>().join("/"));
-    let job = Extraction::new(image, &*volume, destination, strict, progress, cancel);
+    let (volume, path, image) = volume_at(image, passphrase, which, path)?;
+    let top = fs::lookup(&*volume, &path).map_err(|e| Error::io(&image, e))?;
+    let shown = format!("/{}", components(&path).collect::<Vec<_>>().join("/"));
+    let job = Extraction::new(&image, &*volume, destination, strict, progress, cancel);
     job.into_folder(|job, staging| {
         progress.begin("Extracting", job.total(&top)?);
         match top.kind {

@@ -285,7 +285,7 @@ pub fn convert(
     progress: &dyn Progress,
     cancel: &Cancel,
 ) -> Result<ConvertReport> {
-    let opened = container::open(source, passphrase)?;
+    let opened = super::browse::open_image(source, passphrase)?;
     let container = match &options.shadow {
         Some(path) => Box::new(
             container::shadow::Shadowed::open(opened.container, path)

@@ -7,6 +7,20 @@ use std::path::Path;
 
 /// hdiutil isencrypted: the kind of encryption the file's magic number names, if any.
 pub fn is_encrypted(path: &Path) -> Result<Option<&'static str>> {
+    if !path.exists() && super::split_target(&path.to_string_lossy()).1 != "/" {
+        // An image inside another: what opening it without a passphrase finds.
+        let encryption =
+            |s: &Signature| matches!(s, Signature::EncryptedV2 | Signature::EncryptedV1);
+        return match super::open_image(path, None) {
+            Ok(opened) => Ok(opened
+                .signatures
+                .into_iter()
+                .find(encryption)
+                .map(Signature::name)),
+            Err(Error::PassphraseNeeded { .. }) => Ok(Some(Signature::EncryptedV2.name())),
+            Err(e) => Err(e),
+        };
+    }
     let path = &crate::container::key_file(path);
     let file = match FileSource::open(path) {
         // A sparse bundle without a token is not encrypted.

@@ -1,5 +1,5 @@
 use super::browse::{mount_place, VolumeId};
-use crate::container::{self, Fact};
+use crate::container::Fact;
 use crate::error::{Error, Result};
 use crate::fs::{self, iso9660::Iso9660};
 use crate::io::ReadAt;
@@ -85,7 +85,7 @@ pub struct VolumeInfo {
 
 /// Opens `path` and describes it. Reads only headers, never the whole image.
 pub fn info(path: &Path, passphrase: Option<&Passphrase>) -> Result<ImageInfo> {
-    let opened = container::open(path, passphrase)?;
+    let opened = super::browse::open_image(path, passphrase)?;
     let disk = opened.container.disk();
     let on_disk = Sniff::read(&*disk).map_err(|e| Error::io(path, e))?;
     let mut recognised: Vec<&'static str> = Vec::new();
@@ -125,6 +125,7 @@ pub fn info(path: &Path, passphrase: Option<&Passphrase>) -> Result<ImageInfo> {
                 .zip(mounted)
                 .map(|(n, v)| {
                     let id = VolumeId::of(p.index, n, count);
+                    facts.extend(v.facts());
                     for warning in v.warnings() {
                         facts.push(Fact::new("Warning", format!("volume {id}: {warning}")));
                     }

@@ -3,6 +3,7 @@
 
 mod browse;
 mod burn;
+mod checksum;
 mod compact;
 mod convert;
 mod create;
@@ -27,10 +28,11 @@ pub use crate::container::udif::licence::{Agreement, AgreementText};
 pub use crate::container::Check;
 pub use crate::partition::Layout;
 pub use browse::{
-    extract, extract_boot, list, list_tree, snapshot_named, snapshots, volumes, volumes_of,
-    ExtractReport, FoundVolume, ImageVolumes, Listing, VolumeId,
+    extract, extract_boot, list, list_tree, open_image, snapshot_named, snapshots, split_target,
+    volumes, volumes_of, ExtractReport, FoundVolume, ImageVolumes, Listing, VolumeId,
 };
 pub use burn::{burn, BurnOptions, BurnReport, Burner};
+pub use checksum::{checksum, ChecksumReport, TYPES as CHECKSUM_TYPES};
 pub use compact::{compact, compact_shadow, CompactReport};
 pub use convert::{convert, ConvertOptions, ConvertReport, Encryption, OutputFormat};
 pub use create::{create, CreateOptions, CreateReport, FileSystem};

@@ -158,6 +158,15 @@ pub fn resize(r: &ResizeReport) -> String {
     )
 }
 
+/// As `hdiutil checksum` ends: the type, then the value in capitals after a '$'.
+pub fn checksum(r: &super::ChecksumReport) -> String {
+    format!(
+        "calculated {} ${}\n",
+        r.kind,
+        r.checksum.to_ascii_uppercase()
+    )
+}
+
 pub fn verify(r: &VerifyReport) -> String {
     let mut s = String::new();
     let _ = writeln!(s, "{}", r.path.display());

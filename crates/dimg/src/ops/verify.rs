@@ -148,7 +148,7 @@ pub fn verify(
     progress: &dyn Progress,
     cancel: &Cancel,
 ) -> Result<VerifyReport> {
-    let opened = container::open(path, passphrase)?;
+    let opened = super::browse::open_image(path, passphrase)?;
     let disk = opened.container.disk();
     let sums = opened.container.checksums();
     let mut crc = crc32fast::Hasher::new();
@@ -195,6 +195,7 @@ pub fn verify(
     for track in opened.container.tracks().unwrap_or_default() {
         checks.extend(sector_check(path, &track, progress, cancel)?);
     }
+    checks.extend(archive_checks(path, &disk, progress, cancel)?);
     Ok(VerifyReport {
         path: path.to_path_buf(),
         format: opened.format,
@@ -204,6 +205,29 @@ pub fn verify(
         ok: checks.iter().all(|c| c.ok),
         checks,
     })
+}
+
+/// The checksums of the archives (installer packages) among the image's volumes: their tables of
+/// contents and every file, stored and decoded.
+fn archive_checks(
+    path: &Path,
+    disk: &Arc<dyn ReadAt>,
+    progress: &dyn Progress,
+    cancel: &Cancel,
+) -> Result<Vec<Check>> {
+    let (_, places) = fs::places(&**disk).map_err(|e| Error::io(path, e))?;
+    let mut checks = Vec::new();
+    for place in places {
+        let part: Arc<dyn ReadAt> = Arc::new(place.open(disk.clone()));
+        if fs::identify(&*part).map_err(|e| Error::io(path, e))? != Some(Signature::Xar) {
+            continue;
+        }
+        let archive = fs::xar::Xar::open(part).map_err(|e| Error::io(path, e))?;
+        let found = archive.verify(&Watched { progress, cancel });
+        cancel.check()?;
+        checks.extend(found.map_err(|e| Error::io(path, e))?);
+    }
+    Ok(checks)
 }
 
 /// What First Aid (`verify -fs`) found in an image's volumes.

@@ -362,6 +362,7 @@ impl Container for Udif {
         let k = &self.koly;
         let mut sums = Checksums {
             file: Some(self.file.clone()),
+            data_fork: Some(k.data_fork_offset..k.data_fork_offset + k.data_fork_length),
             ..Checksums::default()
         };
         if let Some(stored) = k.data_fork_checksum.crc32() {
