@@ -1645,7 +1645,7 @@ fn new_images(app: &Session, dir: &std::path::Path) {
     );
     app.click("#new-start");
     assert!(job_outcome(app).0.starts_with("Created “apfs-wizard"));
-    let made = fs::read_dir(&dir)
+    let made = fs::read_dir(dir)
         .unwrap()
         .map(|e| e.unwrap().path())
         .find(|p| {

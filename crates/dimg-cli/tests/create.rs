@@ -707,5 +707,19 @@ fn libfshfs_reads_the_hfs_plus_volumes_dimg_writes() {
             ["/", "/docs", "/docs/readme.txt", "/top.txt"],
             "{hierarchy}"
         );
+        // Each entry tells when it was added to its folder, as macOS records it: here, when
+        // the source file last changed.
+        for path in ["/docs", "/docs/readme.txt", "/top.txt"] {
+            let entry = peer("fshfsinfo", &["-F", path, s(&image)]);
+            let added = entry
+                .lines()
+                .find_map(|l| l.trim().strip_prefix("Added time"))
+                .unwrap_or_else(|| panic!("{path}: {entry}"));
+            let modified = entry
+                .lines()
+                .find_map(|l| l.trim().strip_prefix("Modification time"))
+                .unwrap();
+            assert_eq!(added, modified, "{path}: {entry}");
+        }
     }
 }

@@ -621,6 +621,14 @@ pub fn build(tree: Option<&Tree>, options: &Options, now: i64) -> Result<Built> 
                 };
                 d[48 + from..80].copy_from_slice(&info[from..]);
             }
+            // When it was added to its folder, as macOS keeps it: in seconds since 1970 in the
+            // extended Finder info (unless the Finder info given says), and a record flag
+            // (kHFSHasDateAddedMask) saying it is there.
+            if d[68..72] == [0; 4] {
+                let added = u32::try_from(n.modified.max(1)).unwrap_or(u32::MAX);
+                d[68..72].copy_from_slice(&added.to_be_bytes());
+            }
+            d[3] |= 0x80;
             records.push(Record {
                 parent: parent_of[i],
                 name,
