@@ -336,7 +336,7 @@ fn open(sheet_bytes: Arc<dyn ReadAt>, p: &Probe) -> io::Result<Box<dyn Container
             io::Error::new(
                 io::ErrorKind::NotFound,
                 format!(
-                    "line {}: missing track file {} (not found beside the sheet)",
+                    "line {}: missing track file {} (not found beside the CUE sheet)",
                     file.line, file.name
                 ),
             )
