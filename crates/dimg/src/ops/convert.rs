@@ -541,8 +541,8 @@ impl BlockSink for RawDisk<'_> {
     fn data(&mut self, _: u64, bytes: &[u8]) -> Result<()> {
         self.0.write_sparse(bytes)
     }
-    fn zeros(&mut self, _: u64, len: u64, zeros: &[u8]) -> Result<()> {
-        self.0.write_zeros(len, zeros)
+    fn zeros(&mut self, _: u64, len: u64) -> Result<bool> {
+        self.0.write_zeros(len)
     }
 }
 
@@ -702,8 +702,11 @@ impl UdifPipeline<'_> {
                         out.write_sparse(&chunk.bytes)?;
                         data_crc.update(&chunk.bytes);
                         if chunk.hole > 0 {
-                            let zeros = hole.get_or_insert_with(|| vec![0; full_chunk as usize]);
-                            out.write_zeros(chunk.hole, zeros)?;
+                            if !out.write_zeros(chunk.hole)? {
+                                let zeros =
+                                    hole.get_or_insert_with(|| vec![0; full_chunk as usize]);
+                                out.write_all(&zeros[..chunk.hole as usize])?;
+                            }
                             data_crc.combine(&chunk.crc);
                         }
                         tables.add(*job, chunk, offset);

@@ -57,26 +57,13 @@ const READ_AHEAD: usize = 2;
 pub(crate) trait BlockSink {
     /// The block at `offset`.
     fn data(&mut self, offset: u64, bytes: &[u8]) -> Result<()>;
-    /// `len` bytes at `offset` the source knows to be zeros, not read: a sink that can leave a
-    /// hole skips them; one that needs the bytes takes them from `zeros` a block at a time.
-    fn zeros(&mut self, offset: u64, len: u64, zeros: &[u8]) -> Result<()> {
-        in_pieces(len, zeros, |at, piece| self.data(offset + at, piece))
+    /// `len` bytes at `offset` the source knows to be zeros, not read: whether the sink took
+    /// them whole (a hole). One that needs the bytes (the default) is given them as blocks of
+    /// zeros through `data`.
+    fn zeros(&mut self, offset: u64, len: u64) -> Result<bool> {
+        let _ = (offset, len);
+        Ok(false)
     }
-}
-
-/// Calls `each(offset, piece)` over `len` zero bytes, `zeros.len()` of them at a time.
-pub(crate) fn in_pieces(
-    len: u64,
-    zeros: &[u8],
-    mut each: impl FnMut(u64, &[u8]) -> Result<()>,
-) -> Result<()> {
-    let mut at = 0;
-    while at < len {
-        let n = (len - at).min(zeros.len() as u64) as usize;
-        each(at, &zeros[..n])?;
-        at += n as u64;
-    }
-    Ok(())
 }
 
 /// The most known zeros one message of [`stream_blocks`] covers: 1 GiB, so that a sink that
@@ -171,9 +158,18 @@ pub(crate) fn stream_blocks(
                     sink.data(offset, &buf.bytes()[..n as usize])?;
                     let _ = empty_tx.send(buf);
                 }
+                None if sink.zeros(offset, n)? => {}
                 None => {
+                    // As if read: a block at a time, with its progress and a cancel between.
                     let zeros = zeros.get_or_insert_with(|| Aligned::new(STREAM_BLOCK));
-                    sink.zeros(offset, n, zeros.bytes())?;
+                    let mut at = offset;
+                    while at < offset + n {
+                        cancel.check()?;
+                        let piece = (offset + n - at).min(STREAM_BLOCK as u64) as usize;
+                        sink.data(at, &zeros.bytes()[..piece])?;
+                        at += piece as u64;
+                        progress.advance(at);
+                    }
                 }
             }
             done = offset + n;

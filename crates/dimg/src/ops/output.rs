@@ -281,10 +281,11 @@ pub trait Sink {
     fn write_sparse(&mut self, bytes: &[u8]) -> Result<()> {
         self.write_all(bytes)
     }
-    /// `len` bytes known to be zeros: a hole where the sink can leave one, without looking;
-    /// else written from `zeros` (zero bytes) a piece at a time.
-    fn write_zeros(&mut self, len: u64, zeros: &[u8]) -> Result<()> {
-        super::job::in_pieces(len, zeros, |_, piece| self.write_sparse(piece))
+    /// `len` bytes known to be zeros, left a hole without looking where the sink can leave
+    /// one: whether it did (if not, they are to be written as bytes).
+    fn write_zeros(&mut self, len: u64) -> Result<bool> {
+        let _ = len;
+        Ok(false)
     }
 }
 
@@ -295,9 +296,9 @@ impl Sink for AtomicOutput {
     fn write_sparse(&mut self, bytes: &[u8]) -> Result<()> {
         AtomicOutput::write_sparse(self, bytes)
     }
-    fn write_zeros(&mut self, len: u64, _: &[u8]) -> Result<()> {
+    fn write_zeros(&mut self, len: u64) -> Result<bool> {
         self.position += len;
-        Ok(())
+        Ok(true)
     }
 }
 

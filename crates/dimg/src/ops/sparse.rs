@@ -106,7 +106,7 @@ impl<F: FnMut(u64, &[u8]) -> Result<()>> BlockSink for Bands<F> {
     }
 
     /// Bands of nothing but known zeros are passed over, never held.
-    fn zeros(&mut self, _: u64, mut len: u64, _: &[u8]) -> Result<()> {
+    fn zeros(&mut self, _: u64, mut len: u64) -> Result<bool> {
         while len > 0 {
             let filled = self.pending.len() + self.known_zeros;
             let take = len.min((self.band - filled) as u64) as usize;
@@ -125,7 +125,7 @@ impl<F: FnMut(u64, &[u8]) -> Result<()>> BlockSink for Bands<F> {
             }
             len -= take as u64;
         }
-        Ok(())
+        Ok(true)
     }
 }
 
