@@ -566,7 +566,7 @@ fn volumes_mount_and_unmount_through_udisks2() {
 
 /// Each refusal, in a sentence, with the disk untouched: a mounted volume (erase, delete, and
 /// its disk's erase); an unknown file system; a disk too small; a scheme for a
-/// partition; APM around anything but Mac OS Extended; no -force without a terminal.
+/// partition; APM around anything but Mac OS Extended and APFS; no -force without a terminal.
 #[test]
 fn erase_and_partition_refuse_what_they_must() {
     let disk = Disk::new(64 * MIB);
@@ -636,7 +636,8 @@ fn erase_and_partition_refuse_what_they_must() {
             "-force",
         ],
         1,
-        "dimg writes an Apple partition map only around a Mac OS Extended volume, not ExFAT",
+        "dimg writes an Apple partition map only around a Mac OS Extended or APFS volume, not \
+         ExFAT",
     );
     let o = Command::new(env!("CARGO_BIN_EXE_dimg"))
         .args(["erase", s(disk.path()), "-fs", "ExFAT"])
