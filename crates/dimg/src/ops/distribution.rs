@@ -3,7 +3,6 @@
 //! system's (`fs::finder`); this decides where it applies.
 
 use crate::bytes::Seed;
-use crate::container;
 use crate::container::udif::licence::{self, Agreement, Licence};
 use crate::error::{Error, Result};
 use crate::fs::finder;
@@ -143,7 +142,8 @@ pub fn lay_out(
 /// The licence agreement of the image at `path`, which `attach` shows before anything else
 /// (none where the image is encrypted: its resources are sealed until it is unlocked).
 pub fn agreement_of(path: &Path) -> Result<Option<Agreement>> {
-    match container::open(path, None) {
+    // Wherever the image is: a file, or a file inside another image's volume.
+    match super::browse::open_image(path, None) {
         Ok(opened) => Ok(opened.container.agreement()),
         Err(Error::PassphraseNeeded { .. }) => Ok(None),
         Err(e) => Err(e),
