@@ -289,12 +289,14 @@ fn udzo_chunks_like_hdiutil_and_honours_the_zlib_level() {
 fn a_cancelled_convert_leaves_nothing_behind() {
     let dir = tempfile::tempdir().unwrap();
     let raw = dir.path().join("big.img");
-    // 8 GiB of text-like data would take long to write; a sparse file with text every 64 MiB
-    // keeps the compressor busy enough to be interrupted mid-write.
+    // 16 GiB of text-like data would take long to write; a sparse file with text in every MiB
+    // (so that no block is a hole dimg steps over unread) keeps the reader and the compressor
+    // busy enough to be interrupted mid-write.
     let f = fs::File::create(&raw).unwrap();
     f.set_len(16 << 30).unwrap();
-    for k in 0..256u64 {
-        std::os::unix::fs::FileExt::write_all_at(&f, &text(MIB), k * (64 << 20)).unwrap();
+    let piece = text(4096);
+    for k in 0..16384u64 {
+        std::os::unix::fs::FileExt::write_all_at(&f, &piece, k * MIB as u64).unwrap();
     }
     drop(f);
     let out = dir.path().join("out.dmg");
