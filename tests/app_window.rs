@@ -1635,7 +1635,8 @@ fn new_images(app: &Session, dir: &std::path::Path) {
         ),
         json!(["APFS", "APFS (Case-sensitive)"])
     );
-    let apfs = dir.join("apfs-wizard.dmg");
+    // A .cdr, as the sheet names a UDTO image: the container itself, for apfsck.
+    let apfs = dir.join("apfs-wizard.cdr");
     fill(
         app,
         json!({
@@ -1644,17 +1645,12 @@ fn new_images(app: &Session, dir: &std::path::Path) {
         }),
     );
     app.click("#new-start");
-    assert!(job_outcome(app).0.starts_with("Created “apfs-wizard"));
-    let made = fs::read_dir(dir)
-        .unwrap()
-        .map(|e| e.unwrap().path())
-        .find(|p| {
-            p.file_name()
-                .unwrap()
-                .to_string_lossy()
-                .starts_with("apfs-wizard")
-        })
-        .unwrap();
+    let (outcome, report) = job_outcome(app);
+    assert!(
+        outcome.starts_with("Created “apfs-wizard.cdr”"),
+        "{outcome}: {report}"
+    );
+    let made = apfs;
     judged_clean("apfsck", &["-cw"], &made);
     let info = Command::new(target_dir().join("dimg"))
         .args(["info", "--json"])
