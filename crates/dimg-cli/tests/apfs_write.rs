@@ -7,7 +7,7 @@ use common::*;
 
 use std::fs;
 use std::path::{Path, PathBuf};
-use std::process::Command;
+use std::process::{Command, Output};
 
 /// Runs `apfsck` over `container` (reporting odd inconsistencies and unclean unmounts as well)
 /// and asserts it finds nothing.
@@ -27,6 +27,21 @@ fn apfsck(container: &Path) {
 
 /// The APFS container of raw disk `raw`, copied to a file of its own: where the partition map
 /// `dimg info` reads puts it, or the whole disk.
+/// `dimg create` of the folder `src` as a bare `fs_name` container (no map, UDTO) at `raw`,
+/// with `more` options.
+fn bare_container(src: &Path, fs_name: &str, raw: &Path, more: &[&str]) -> Output {
+    let args = [
+        "create",
+        "-srcfolder",
+        s(src),
+        "-fs",
+        fs_name,
+        "-layout",
+        "NONE",
+    ];
+    dimg(&[&args[..], more, &["-format", "UDTO", s(raw)]].concat())
+}
+
 fn container_of(raw: &Path) -> PathBuf {
     let part = partition_with(raw, "APFS");
     let (start, size) = (
@@ -243,16 +258,7 @@ fn apfs_volumes_from_a_folder_read_back_by_apfsck_pyfsapfs_and_7zip() {
     want.remove("._f4096");
     for (fs_name, insensitive) in [("APFS", true), ("Case-sensitive APFS", false)] {
         let raw = dir.path().join(format!("{}.img", fs_name.len()));
-        let args = [
-            "create",
-            "-srcfolder",
-            s(&src),
-            "-fs",
-            fs_name,
-            "-volname",
-            "Made",
-        ];
-        let o = dimg(&[&args[..], &["-layout", "NONE", "-format", "UDTO", s(&raw)]].concat());
+        let o = bare_container(&src, fs_name, &raw, &["-volname", "Made"]);
         assert!(o.status.success(), "{fs_name}: {}", stderr(&o));
         apfsck(&raw);
 
@@ -398,16 +404,7 @@ fn names_the_volume_cannot_tell_apart_are_refused() {
         (&formed, "Case-sensitive APFS", true),
     ] {
         let raw = dir.path().join("made.img");
-        let args = [
-            "create",
-            "-srcfolder",
-            s(src),
-            "-fs",
-            fs_name,
-            "-layout",
-            "NONE",
-        ];
-        let o = dimg(&[&args[..], &["-format", "UDTO", s(&raw)]].concat());
+        let o = bare_container(src, fs_name, &raw, &[]);
         let what = format!("{} in {fs_name}", src.display());
         if refused {
             assert!(!o.status.success(), "{what}");
@@ -439,18 +436,7 @@ fn corpus_folders_made_into_apfs_volumes_read_back_as_their_ground_truth() {
         let o = dimg(&["extract", s(&source), "-o", s(&folder)]);
         assert!(o.status.success(), "{image}: {}", stderr(&o));
         let raw = dir.path().join("again.img");
-        let o = dimg(&[
-            "create",
-            "-srcfolder",
-            s(&folder),
-            "-fs",
-            "APFS",
-            "-layout",
-            "NONE",
-            "-format",
-            "UDTO",
-            s(&raw),
-        ]);
+        let o = bare_container(&folder, "APFS", &raw, &[]);
         assert!(o.status.success(), "{image}: {}", stderr(&o));
         apfsck(&raw);
 
@@ -498,16 +484,7 @@ fn damaged_copies_of_a_written_container_end_cleanly() {
     fs::hard_link(src.join("folder/file 7"), src.join("linked")).unwrap();
     std::os::unix::fs::symlink("folder/file 1", src.join("link")).unwrap();
     let raw = dir.path().join("made.img");
-    let args = [
-        "create",
-        "-srcfolder",
-        s(&src),
-        "-fs",
-        "APFS",
-        "-layout",
-        "NONE",
-    ];
-    let o = dimg(&[&args[..], &["-format", "UDTO", s(&raw)]].concat());
+    let o = bare_container(&src, "APFS", &raw, &[]);
     assert!(o.status.success(), "{}", stderr(&o));
     let bytes = fs::read(&raw).unwrap();
     // The object maps and trees start at block 1024, past the sweep's usual 64 KiB of flips.
@@ -551,16 +528,7 @@ fn twenty_thousand_entries_make_trees_of_several_levels_apfsck_accepts() {
         }
     }
     let raw = dir.path().join("big.img");
-    let args = [
-        "create",
-        "-srcfolder",
-        s(&src),
-        "-fs",
-        "APFS",
-        "-layout",
-        "NONE",
-    ];
-    let o = dimg(&[&args[..], &["-format", "UDTO", s(&raw)]].concat());
+    let o = bare_container(&src, "APFS", &raw, &[]);
     assert!(o.status.success(), "{}", stderr(&o));
     apfsck(&raw);
     let want = snapshot(&src, false);
