@@ -337,6 +337,11 @@ pub fn erase(
                     )?;
                 }
                 if format.udisks().is_none() {
+                    // udev probes the disk when the name is written, and a probe that reads
+                    // the table mid-write leaves udisks2 naming it `PMBR` (seen on a loaded
+                    // machine): the disk read again, whole, before its next change.
+                    let disk = device::disk_of(&about)?;
+                    device::asked(path, "read the disk again", udisks.rescan(&disk.path))?;
                     device::asked(
                         path,
                         "set its partition type",
