@@ -150,6 +150,10 @@ pub enum Command {
         /// hdiutil's other way to ask for a sparse image: SPARSE (UDSP) or SPARSEBUNDLE (UDSB)
         #[arg(long = "type", value_parser = parse_sparse_type)]
         kind: Option<OutputFormat>,
+        /// Encrypt the APFS volume itself, as macOS does (FileVault): its password from
+        /// -stdinpass or asked twice
+        #[arg(long = "apfs-encrypt", conflicts_with = "srcdevice")]
+        apfs_encrypt: bool,
         #[command(flatten)]
         write: WriteArgs,
         #[command(flatten)]

@@ -416,10 +416,15 @@ fn run(cli: Cli, cancel: &Cancel) -> Result<(), Failure> {
             distribution,
             pass,
             print,
+            apfs_encrypt,
             srcdevice: None,
             skip_unreadable: _,
         } => {
             let given = stdin_passphrase(pass)?;
+            let apfs_encryption = match apfs_encrypt {
+                true => Some(new_passphrase(&output, given.clone())?),
+                false => None,
+            };
             let from_folder = srcfolder.is_some();
             let format = format
                 .or(kind)
@@ -434,6 +439,7 @@ fn run(cli: Cli, cancel: &Cancel) -> Result<(), Failure> {
                 distribution: distribution
                     .distribution(std::env::var("SOURCE_DATE_EPOCH").ok())
                     .map_err(Failure::Usage)?,
+                apfs_encryption,
             };
             let bar = progress::Bar::new();
             let report = ops::create(srcfolder.as_deref(), &output, &options, &bar, cancel);
@@ -571,6 +577,7 @@ fn run(cli: Cli, cancel: &Cancel) -> Result<(), Failure> {
                 layout: None,
                 output: write,
                 distribution: ops::Distribution::default(),
+                apfs_encryption: None,
             };
             let bar = progress::Bar::new();
             let report = ops::create(Some(&source), &output, &options, &bar, cancel);

@@ -245,6 +245,53 @@ fn sha256(bytes: &[u8]) -> String {
     dimg_e2e::sha256_bytes(bytes)
 }
 
+/// pyfsapfs's `rows` of a volume made from the tree [`source`] made: every entry, as the
+/// source has it (data, link counts, symlink targets, attributes).
+fn assert_judged_as_source(
+    rows: &[serde_json::Value],
+    want: &Snapshot,
+    attributes: &Attributes,
+    what: &str,
+) {
+    assert_eq!(rows.len(), want.len(), "{what}: pyfsapfs lists every entry");
+    for row in rows {
+        let path = row["path"].as_str().unwrap();
+        let (kind, body, _) = want
+            .get(path)
+            .unwrap_or_else(|| panic!("pyfsapfs: {path}?"));
+        // Hard links are one file: a.txt's attributes are theirs too.
+        let links = ["a.txt", "hard2", "sub/hard"];
+        let file = if links.contains(&path) { "a.txt" } else { path };
+        let mut xattrs: Vec<(String, String)> = attributes
+            .iter()
+            .filter(|(p, _, _)| *p == file)
+            .map(|(_, n, v)| (n.to_string(), sha256(v)))
+            .collect();
+        match kind {
+            'f' => {
+                assert_eq!(row["sha256"], body.as_str(), "{what}: {path}");
+                let count = if links.contains(&path) { 3 } else { 1 };
+                assert_eq!(row["links"], count, "{what}: {path}");
+            }
+            'l' => {
+                assert_eq!(row["target"], body.as_str(), "{what}: {path}");
+                let mut target = body.as_bytes().to_vec();
+                target.push(0);
+                xattrs.push(("com.apple.fs.symlink".into(), sha256(&target)));
+            }
+            _ => assert_eq!(row["kind"], "directory", "{what}: {path}"),
+        }
+        xattrs.sort();
+        let got: Vec<(String, String)> = row["xattrs"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|x| (x[0].as_str().unwrap().into(), x[2].as_str().unwrap().into()))
+            .collect();
+        assert_eq!(got, xattrs, "{what}: {path}'s attributes");
+    }
+}
+
 /// A volume made from a folder holds every file, link and attribute of it: apfsck finds no
 /// problem; pyfsapfs reads every entry back equal to the source (data, names, link counts,
 /// symlink targets, attributes); 7-Zip extracts the same files and attributes; dimg extracts the
@@ -262,49 +309,7 @@ fn apfs_volumes_from_a_folder_read_back_by_apfsck_pyfsapfs_and_7zip() {
         assert!(o.status.success(), "{fs_name}: {}", stderr(&o));
         apfsck(&raw);
 
-        // pyfsapfs: every entry, as the source has it.
-        let rows = judged(&raw);
-        assert_eq!(
-            rows.len(),
-            want.len(),
-            "{fs_name}: pyfsapfs lists every entry"
-        );
-        for row in &rows {
-            let path = row["path"].as_str().unwrap();
-            let (kind, body, _) = want
-                .get(path)
-                .unwrap_or_else(|| panic!("pyfsapfs: {path}?"));
-            // Hard links are one file: a.txt's attributes are theirs too.
-            let links = ["a.txt", "hard2", "sub/hard"];
-            let file = if links.contains(&path) { "a.txt" } else { path };
-            let mut xattrs: Vec<(String, String)> = attributes
-                .iter()
-                .filter(|(p, _, _)| *p == file)
-                .map(|(_, n, v)| (n.to_string(), sha256(v)))
-                .collect();
-            match kind {
-                'f' => {
-                    assert_eq!(row["sha256"], body.as_str(), "{fs_name}: {path}");
-                    let count = if links.contains(&path) { 3 } else { 1 };
-                    assert_eq!(row["links"], count, "{fs_name}: {path}");
-                }
-                'l' => {
-                    assert_eq!(row["target"], body.as_str(), "{fs_name}: {path}");
-                    let mut target = body.as_bytes().to_vec();
-                    target.push(0);
-                    xattrs.push(("com.apple.fs.symlink".into(), sha256(&target)));
-                }
-                _ => assert_eq!(row["kind"], "directory", "{fs_name}: {path}"),
-            }
-            xattrs.sort();
-            let got: Vec<(String, String)> = row["xattrs"]
-                .as_array()
-                .unwrap()
-                .iter()
-                .map(|x| (x[0].as_str().unwrap().into(), x[2].as_str().unwrap().into()))
-                .collect();
-            assert_eq!(got, xattrs, "{fs_name}: {path}'s attributes");
-        }
+        assert_judged_as_source(&judged(&raw), &want, &attributes, fs_name);
 
         // Lookups follow the case rule.
         let lookup = r#"
@@ -382,6 +387,82 @@ print(" ".join(str(v.get_file_entry_by_path(p) is not None) for p in sys.argv[2:
             file.display()
         );
     }
+}
+
+/// A volume APFS encrypts itself (`-apfs-encrypt`, the password from -stdinpass), as macOS does:
+/// pyfsapfs (libfsapfs) unlocks it with the password and reads every entry back as the source
+/// has it, and refuses a wrong one; dimg likewise, extracting the whole tree. No file's bytes
+/// or names lie in the clear. (apfsck walks keybag entries without their 16-byte padding, and
+/// so refuses the keybag of macOS's own encrypted containers: it cannot judge these.)
+#[test]
+fn apfs_encrypted_volumes_open_with_their_password_in_pyfsapfs_and_dimg() {
+    let dir = tempfile::tempdir().unwrap();
+    let src = dir.path().join("src");
+    let attributes = source(&src);
+    fs::write(src.join("SECRET NAME"), b"SECRET BYTES SECRET BYTES").unwrap();
+    let mut want = snapshot(&src, true);
+    want.remove("._f4096");
+    let raw = dir.path().join("sealed.img");
+    let create = [
+        "create",
+        "-srcfolder",
+        s(&src),
+        "-fs",
+        "APFS",
+        "-layout",
+        "NONE",
+        "-apfs-encrypt",
+        "-stdinpass",
+        "-format",
+        "UDTO",
+        s(&raw),
+    ];
+    let o = dimg_stdin(&create, b"correct horse\n");
+    assert!(o.status.success(), "{}", stderr(&o));
+    let bytes = fs::read(&raw).unwrap();
+    for clear in [
+        &b"SECRET BYTES"[..],
+        b"SECRET NAME",
+        b"many/n17",
+        b"n17.txt",
+    ] {
+        assert!(
+            !bytes.windows(clear.len()).any(|w| w == clear),
+            "{} lies in the clear",
+            String::from_utf8_lossy(clear)
+        );
+    }
+
+    assert_judged_as_source(
+        &judged_with(&raw, Some("correct horse")),
+        &want,
+        &attributes,
+        "encrypted",
+    );
+    let walk = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/judges/pyfsapfs_walk.py");
+    let o = Command::new("python3")
+        .args([s(&walk), s(&raw), "correct horse "])
+        .output()
+        .unwrap();
+    assert!(!o.status.success());
+    assert!(stderr(&o).contains("does not unlock"), "{}", stderr(&o));
+
+    let out = dir.path().join("out");
+    let o = dimg_stdin(
+        &["extract", s(&raw), "-o", s(&out), "-stdinpass"],
+        b"incorrect horse",
+    );
+    assert_eq!(
+        stderr(&o),
+        format!("dimg: {}: wrong passphrase\n", raw.display())
+    );
+    assert!(!out.exists());
+    let o = dimg_stdin(
+        &["extract", s(&raw), "-o", s(&out), "-stdinpass"],
+        b"correct horse",
+    );
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert_same(&snapshot(&out, true), &want, "dimg extract, encrypted");
 }
 
 /// Names one volume cannot tell apart are refused, naming the file: APFS folds case and

@@ -488,6 +488,7 @@ fn mac_volume(path: &Path, format: VolumeFormat, label: &str, size: u64) -> Resu
                 volume_name: label.to_string(),
                 case_sensitive,
                 size: Some(size),
+                encryption: None,
             },
             now,
         )

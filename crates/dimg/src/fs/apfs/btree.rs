@@ -23,7 +23,7 @@ const MAX_NODES: usize = 1 << 18;
 /// An object map entry of a deleted object.
 const OMAP_VAL_DELETED: u32 = 0x1;
 /// An object map entry of an object encrypted with its volume's key.
-const OMAP_VAL_ENCRYPTED: u32 = 0x4;
+pub(super) const OMAP_VAL_ENCRYPTED: u32 = 0x4;
 
 /// Where some bytes lie in a node's block: (offset, length).
 type Span = (usize, usize);

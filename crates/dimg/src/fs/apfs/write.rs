@@ -11,14 +11,17 @@
 use super::block::{
     fletcher64, BTREE, BTREE_NODE, CHECKPOINT_MAP, FS, NX_SUPERBLOCK, OMAP, SPACEMAN,
 };
+use super::btree::OMAP_VAL_ENCRYPTED;
+use super::crypto::{new_keys, Ciphered, NX_CRYPTO_SW};
 use super::{
-    name_hash, DIR_REC, FILE_EXTENT, FS_UNENCRYPTED, INCOMPAT_CASE_INSENSITIVE,
+    name_hash, DIR_REC, FILE_EXTENT, FS_ONEKEY, FS_UNENCRYPTED, INCOMPAT_CASE_INSENSITIVE,
     INCOMPAT_NORMALIZATION_INSENSITIVE, INODE, INO_EXT_TYPE_DSTREAM, RESOURCE_FORK, ROOT_DIR,
     SYMLINK, XATTR, XATTR_DATA_EMBEDDED, XATTR_DATA_STREAM,
 };
 use crate::error::{Error, Result};
 use crate::fs::tree::{NodeKind, SourceFile, Tree};
 use crate::io::{Assembly, Patched, ReadAt, Slice, Zeros};
+use crate::secret::Passphrase;
 use std::collections::HashMap;
 use std::path::Path;
 use std::sync::Arc;
@@ -110,7 +113,12 @@ pub struct Options {
     pub case_sensitive: bool,
     /// The container's size; `None` sizes it from the tree with room to spare.
     pub size: Option<u64>,
+    /// Encrypt the volume as macOS does, opened by this passphrase (its first candidate).
+    pub encryption: Option<Arc<Passphrase>>,
 }
+
+/// 512-byte units, which AES-XTS tweaks count, in a block.
+const UNITS: u64 = BLOCK / 512;
 
 /// A B-tree to build: its node subtype, how its nodes are addressed, and its footer's flags.
 #[derive(Clone, Copy)]
@@ -710,7 +718,13 @@ fn place(streams: &[Stream], data_base: u64) -> Vec<Vec<u64>> {
 }
 
 /// The file-system tree's records, and the extent-reference tree's, in key order.
-fn records(c: &Contents, placed: &[Vec<u64>], case_sensitive: bool) -> (Vec<Record>, Vec<Record>) {
+/// An encrypted volume's extents name where they were written (`crypto_id`): their tweak.
+fn records(
+    c: &Contents,
+    placed: &[Vec<u64>],
+    case_sensitive: bool,
+    encrypted: bool,
+) -> (Vec<Record>, Vec<Record>) {
     let mut fs: Vec<(Order, Record)> = Vec::new();
     let mut add = |id: u64, kind: u8, number: u64, name: &[u8], key: Vec<u8>, value: Vec<u8>| {
         fs.push(((id, kind, number, name.to_vec()), (key, value)));
@@ -840,7 +854,8 @@ fn records(c: &Contents, placed: &[Vec<u64>], case_sensitive: bool) -> (Vec<Reco
             key.extend_from_slice(&logical.to_le_bytes());
             let mut value = len.to_le_bytes().to_vec();
             value.extend_from_slice(&paddr.to_le_bytes());
-            value.extend_from_slice(&0u64.to_le_bytes());
+            let crypto_id = if encrypted { paddr } else { 0 };
+            value.extend_from_slice(&crypto_id.to_le_bytes());
             add(s.id, FILE_EXTENT, logical, &[], key, value);
         };
         for (run, &paddr) in s.runs.iter().zip(blocks) {
@@ -919,36 +934,47 @@ struct Layout {
     volume_omap: u64,
     extentref: u64,
     snapmeta: u64,
+    /// The container keybag, and the volume keybag after it, when the volume is encrypted.
+    keybags: u64,
     fs: u64,
     data: u64,
 }
 
 impl Layout {
-    fn new(space: &Space, volume_omap_nodes: u64, extentref_nodes: u64, fs_nodes: u64) -> Layout {
+    fn new(
+        space: &Space,
+        volume_omap_nodes: u64,
+        extentref_nodes: u64,
+        fs_nodes: u64,
+        encrypted: bool,
+    ) -> Layout {
         let container_omap = space.end();
         let volume = container_omap + 2;
         let volume_omap = volume + 1;
         let extentref = volume_omap + 1 + volume_omap_nodes;
         let snapmeta = extentref + extentref_nodes;
-        let fs = snapmeta + 1;
+        let keybags = snapmeta + 1;
+        let fs = keybags + if encrypted { 2 } else { 0 };
         Layout {
             container_omap,
             volume,
             volume_omap,
             extentref,
             snapmeta,
+            keybags,
             fs,
             data: fs + fs_nodes,
         }
     }
 }
 
-fn omap_records(entries: impl Iterator<Item = (u64, u64)>) -> Vec<Record> {
+/// Object map records of (object id, block), each with `flags`.
+fn omap_records(entries: impl Iterator<Item = (u64, u64)>, flags: u32) -> Vec<Record> {
     entries
         .map(|(oid, paddr)| {
             let mut key = oid.to_le_bytes().to_vec();
             key.extend_from_slice(&XID.to_le_bytes());
-            let mut value = 0u32.to_le_bytes().to_vec();
+            let mut value = flags.to_le_bytes().to_vec();
             value.extend_from_slice(&(BLOCK as u32).to_le_bytes());
             value.extend_from_slice(&paddr.to_le_bytes());
             (key, value)
@@ -986,17 +1012,30 @@ pub fn build(tree: &Tree, options: &Options, now: i64) -> Result<Arc<dyn ReadAt>
         return Err(refuse("an APFS volume name is at most 255 bytes".into()));
     }
     let cs = options.case_sensitive;
+    let encrypted = options.encryption.is_some();
     let c = contents(tree, cs)?;
     // The trees' shapes depend on their records' sizes, not on where the data goes.
-    let (fs_records, extent_records) = records(&c, &place(&c.streams, 0), cs);
+    let (fs_records, extent_records) = records(&c, &place(&c.streams, 0), cs, encrypted);
     let fs_nodes = build_tree(FS_TREE, &fs_records, 0).nodes.len() as u64;
     let extentref_nodes = build_tree(EXTENTREF_TREE, &extent_records, 0).nodes.len() as u64;
-    let volume_omap_nodes = build_tree(OMAP_TREE, &omap_records((0..fs_nodes).map(|i| (i, i))), 0)
-        .nodes
-        .len() as u64;
+    let volume_omap_nodes = build_tree(
+        OMAP_TREE,
+        &omap_records((0..fs_nodes).map(|i| (i, i)), 0),
+        0,
+    )
+    .nodes
+    .len() as u64;
     let data_blocks: u64 = c.streams.iter().map(Stream::allocated).sum();
     let used = |space: &Space| {
-        Layout::new(space, volume_omap_nodes, extentref_nodes, fs_nodes).data + data_blocks
+        Layout::new(
+            space,
+            volume_omap_nodes,
+            extentref_nodes,
+            fs_nodes,
+            encrypted,
+        )
+        .data
+            + data_blocks
     };
     let blocks = match options.size {
         Some(size) => size / BLOCK,
@@ -1028,22 +1067,53 @@ pub fn build(tree: &Tree, options: &Options, now: i64) -> Result<Arc<dyn ReadAt>
             blocks * BLOCK
         )));
     }
-    let layout = Layout::new(&space, volume_omap_nodes, extentref_nodes, fs_nodes);
+    let layout = Layout::new(
+        &space,
+        volume_omap_nodes,
+        extentref_nodes,
+        fs_nodes,
+        encrypted,
+    );
     let placed = place(&c.streams, layout.data);
-    let (fs_records, extent_records) = records(&c, &placed, cs);
+    let (fs_records, extent_records) = records(&c, &placed, cs, encrypted);
     let mut meta: Vec<(u64, Vec<u8>)> = Vec::new();
+    let (container_uuid, volume_uuid) = (uuid(), uuid());
+
+    // An encrypted volume's keys: the keybags, and the VEK for its tree nodes and data.
+    let vek = options.encryption.as_ref().map(|pass| {
+        let password = pass
+            .candidates()
+            .next()
+            .expect("a passphrase has a candidate");
+        let keys = new_keys(
+            password,
+            &container_uuid,
+            &volume_uuid,
+            (layout.keybags, layout.keybags + 1),
+            XID,
+            BS,
+        );
+        meta.push((layout.keybags, keys.container_bag));
+        meta.push((layout.keybags + 1, keys.volume_bag));
+        Arc::new(keys.vek)
+    });
 
     // The volume's trees and object map.
     let fs_tree = build_tree(FS_TREE, &fs_records, FIRST_NODE_OID);
     let fs_root = fs_tree.root();
     let mut mappings = Vec::new();
-    for (i, (oid, block)) in fs_tree.nodes.into_iter().enumerate() {
-        mappings.push((oid, layout.fs + i as u64));
-        meta.push((layout.fs + i as u64, block));
+    for (i, (oid, mut block)) in fs_tree.nodes.into_iter().enumerate() {
+        let paddr = layout.fs + i as u64;
+        if let Some(vek) = &vek {
+            vek.encrypt(&mut block, paddr * UNITS);
+        }
+        mappings.push((oid, paddr));
+        meta.push((paddr, block));
     }
+    let node_flags = if encrypted { OMAP_VAL_ENCRYPTED } else { 0 };
     let volume_omap_tree = build_tree(
         OMAP_TREE,
-        &omap_records(mappings.into_iter()),
+        &omap_records(mappings.into_iter(), node_flags),
         layout.volume_omap + 1,
     );
     meta.push((
@@ -1089,9 +1159,14 @@ pub fn build(tree: &Tree, options: &Options, now: i64) -> Result<Arc<dyn ReadAt>
     put64(&mut v, 192, c.directories);
     put64(&mut v, 200, c.symlinks);
     put64(&mut v, 224, volume_blocks);
-    v[240..256].copy_from_slice(&uuid());
+    v[240..256].copy_from_slice(&volume_uuid);
     put64(&mut v, 256, now_ns);
-    put64(&mut v, 264, FS_UNENCRYPTED);
+    // One key (the VEK) for the whole volume, as software encryption has it.
+    put64(
+        &mut v,
+        264,
+        if encrypted { FS_ONEKEY } else { FS_UNENCRYPTED },
+    );
     let made_by = concat!("dimg ", env!("CARGO_PKG_VERSION"));
     v[272..272 + made_by.len()].copy_from_slice(made_by.as_bytes());
     put64(&mut v, 304, now_ns);
@@ -1104,7 +1179,7 @@ pub fn build(tree: &Tree, options: &Options, now: i64) -> Result<Arc<dyn ReadAt>
     // The container's object map: the one volume.
     let container_omap_tree = build_tree(
         OMAP_TREE,
-        &omap_records(std::iter::once((VOLUME_OID, layout.volume))),
+        &omap_records(std::iter::once((VOLUME_OID, layout.volume)), 0),
         layout.container_omap + 1,
     );
     meta.push((
@@ -1265,7 +1340,7 @@ pub fn build(tree: &Tree, options: &Options, now: i64) -> Result<Arc<dyn ReadAt>
     put32(&mut nx, 36, BLOCK as u32);
     put64(&mut nx, 40, blocks);
     put64(&mut nx, 64, 0x2); // version 2
-    nx[72..88].copy_from_slice(&uuid());
+    nx[72..88].copy_from_slice(&container_uuid);
     put64(&mut nx, 88, FIRST_NODE_OID + fs_nodes);
     put64(&mut nx, 96, XID + 1);
     put32(&mut nx, 104, DESC_BLOCKS as u32);
@@ -1285,6 +1360,11 @@ pub fn build(tree: &Tree, options: &Options, now: i64) -> Result<Arc<dyn ReadAt>
         (blocks * BLOCK).div_ceil(512 << 20).clamp(1, 100) as u32,
     );
     put64(&mut nx, 184, VOLUME_OID);
+    if encrypted {
+        put64(&mut nx, 1264, NX_CRYPTO_SW);
+        put64(&mut nx, 1296, layout.keybags);
+        put64(&mut nx, 1304, 1);
+    }
     // Ephemeral info, version 1: a minimum of 8 blocks and 4 structures per volume.
     put64(&mut nx, 1312, (8 << 32) | (4 << 16) | 1);
     seal(&mut nx, 1, OBJ_EPHEMERAL | NX_SUPERBLOCK, 0);
@@ -1295,10 +1375,24 @@ pub fn build(tree: &Tree, options: &Options, now: i64) -> Result<Arc<dyn ReadAt>
     // metadata written over the zeros.
     let mut disk = Assembly::default();
     disk.push(Arc::new(Zeros(layout.data * BLOCK)));
-    for s in &c.streams {
-        for (at, len, source) in &s.runs {
-            disk.push(Arc::new(Slice::new(source.clone(), *at, *len)));
-            disk.pad_to(BLOCK);
+    for (s, blocks) in c.streams.iter().zip(&placed) {
+        for ((at, len, source), &paddr) in s.runs.iter().zip(blocks) {
+            let mut run = Assembly::default();
+            run.push(Arc::new(Slice::new(source.clone(), *at, *len)));
+            run.pad_to(BLOCK);
+            let run = run.finish();
+            disk.push(match &vek {
+                // Encrypted where it lies: its tweak is its first block's (its crypto_id).
+                Some(key) => Arc::new(Ciphered {
+                    len: run.size(),
+                    disk: run,
+                    start: 0,
+                    tweak: paddr * UNITS,
+                    key: key.clone(),
+                    encrypt: true,
+                }),
+                None => run,
+            });
         }
     }
     debug_assert_eq!(disk.size(), used_end * BLOCK);
