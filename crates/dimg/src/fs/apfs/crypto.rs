@@ -267,6 +267,11 @@ impl Keylocker {
         })
     }
 
+    /// Where volume `uuid`'s keybag lies: (first block, blocks).
+    pub fn volume_keybag(&self, blocks: &Blocks, uuid: &[u8; 16]) -> io::Result<(u64, u64)> {
+        Ok(self.volume(blocks, uuid)?.keybag)
+    }
+
     /// The password hint the volume keybag keeps for volume `uuid`, if any.
     pub fn hint(&self, blocks: &Blocks, uuid: &[u8; 16]) -> io::Result<Option<String>> {
         let records = self.volume(blocks, uuid)?;

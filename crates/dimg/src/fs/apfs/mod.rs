@@ -7,6 +7,7 @@
 
 mod block;
 mod btree;
+mod check;
 mod checkpoint;
 mod crypto;
 mod write;
@@ -21,6 +22,7 @@ use crate::secret::{Locked, Passphrase};
 pub use block::fletcher64 as checksum;
 use block::{bad, FS};
 use btree::{scan, Omap, Pointers};
+pub use check::check;
 use checkpoint::Container;
 use crypto::Ciphered;
 use std::cmp::Ordering;

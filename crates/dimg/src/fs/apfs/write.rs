@@ -11,7 +11,7 @@
 use super::block::{
     fletcher64, BTREE, BTREE_NODE, CHECKPOINT_MAP, FS, NX_SUPERBLOCK, OMAP, SPACEMAN,
 };
-use super::btree::OMAP_VAL_ENCRYPTED;
+use super::btree::{FREE_QUEUE, OMAP_VAL_ENCRYPTED};
 use super::crypto::{new_keys, Ciphered, NX_CRYPTO_SW};
 use super::{
     name_hash, DIR_REC, FILE_EXTENT, FS_ONEKEY, FS_UNENCRYPTED, INCOMPAT_CASE_INSENSITIVE,
@@ -34,7 +34,6 @@ const XID: u64 = 1;
 const OBJ_EPHEMERAL: u32 = 0x8000_0000;
 const OBJ_PHYSICAL: u32 = 0x4000_0000;
 const SPACEMAN_CIB: u32 = 0x07;
-const FREE_QUEUE: u32 = 0x09;
 const FSTREE: u32 = 0x0E;
 const BLOCKREFTREE: u32 = 0x0F;
 const SNAPMETATREE: u32 = 0x10;
