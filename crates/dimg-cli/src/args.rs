@@ -564,6 +564,8 @@ pub enum ImageKey {
     ZlibLevel(u32),
     /// Band size of a sparse image or bundle, in 512-byte sectors.
     SparseBandSize(u64),
+    /// A new APFS volume's files compressed with decmpfs.
+    ApfsCompress(dimg::fs::decmpfs::Compression),
 }
 
 fn parse_imagekey(s: &str) -> Result<ImageKey, String> {
@@ -578,8 +580,10 @@ fn parse_imagekey(s: &str) -> Result<ImageKey, String> {
                 "sparse-band-size is a count of 512-byte sectors, not {v}"
             )),
         },
+        Some(("apfs-compress", v)) => v.parse().map(ImageKey::ApfsCompress),
         _ => Err(format!(
-            "unknown image key {s} (known: zlib-level=N, sparse-band-size=SECTORS)"
+            "unknown image key {s} (known: zlib-level=N, sparse-band-size=SECTORS, \
+             apfs-compress=lzfse|zlib)"
         )),
     }
 }

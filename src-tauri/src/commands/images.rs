@@ -259,6 +259,7 @@ pub async fn create_image(
         layout: Some(request::layout(&request.layout)?),
         distribution: ops::Distribution::default(),
         apfs_encryption: None,
+        apfs_compression: None,
     };
     let (folder, target) = (request.folder, request.output);
     long_job(

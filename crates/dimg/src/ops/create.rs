@@ -92,6 +92,8 @@ pub struct CreateOptions {
     /// An APFS volume encrypted by APFS itself (FileVault's way), opened by this passphrase;
     /// apart from `output.encryption`, which encrypts the whole image.
     pub apfs_encryption: Option<Arc<crate::Passphrase>>,
+    /// APFS files compressed with decmpfs (`-imagekey apfs-compress=`).
+    pub apfs_compression: Option<crate::fs::decmpfs::Compression>,
 }
 
 #[derive(Debug, Serialize)]
@@ -133,6 +135,11 @@ pub fn create(
         options.file_system,
         FileSystem::Apfs | FileSystem::CaseSensitiveApfs
     );
+    if options.apfs_compression.is_some() && !apfs {
+        return Err(refuse(
+            "apfs-compress compresses the files of an APFS volume (-fs APFS)".into(),
+        ));
+    }
     if options.apfs_encryption.is_some() && !apfs {
         return Err(refuse(
             "only an APFS volume is encrypted by its file system (-apfs-encrypt); -encryption \
@@ -304,6 +311,7 @@ pub fn create(
                     // -size is the whole disk's, as hdiutil's; the map takes its share.
                     size: options.size.map(|s| s.saturating_sub(map.overhead())),
                     encryption: options.apfs_encryption.clone(),
+                    compression: options.apfs_compression,
                 },
                 now,
             )?;

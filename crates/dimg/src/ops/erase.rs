@@ -489,6 +489,7 @@ fn mac_volume(path: &Path, format: VolumeFormat, label: &str, size: u64) -> Resu
                 case_sensitive,
                 size: Some(size),
                 encryption: None,
+                compression: None,
             },
             now,
         )

@@ -14,11 +14,12 @@ use super::block::{
 use super::btree::{FREE_QUEUE, OMAP_VAL_ENCRYPTED};
 use super::crypto::{new_keys, Ciphered, NX_CRYPTO_SW};
 use super::{
-    name_hash, DIR_REC, FILE_EXTENT, FS_ONEKEY, FS_UNENCRYPTED, INCOMPAT_CASE_INSENSITIVE,
+    name_hash, DECMPFS, DIR_REC, FILE_EXTENT, FS_ONEKEY, FS_UNENCRYPTED, INCOMPAT_CASE_INSENSITIVE,
     INCOMPAT_NORMALIZATION_INSENSITIVE, INODE, INO_EXT_TYPE_DSTREAM, RESOURCE_FORK, ROOT_DIR,
-    SYMLINK, XATTR, XATTR_DATA_EMBEDDED, XATTR_DATA_STREAM,
+    SYMLINK, UF_COMPRESSED, XATTR, XATTR_DATA_EMBEDDED, XATTR_DATA_STREAM,
 };
 use crate::error::{Error, Result};
+use crate::fs::decmpfs::{self, Compression};
 use crate::fs::tree::{NodeKind, SourceFile, Tree};
 use crate::io::{Assembly, Patched, ReadAt, Slice, Zeros};
 use crate::secret::Passphrase;
@@ -97,6 +98,8 @@ const ROOT_ROOM: usize = NODE_ROOM - 40;
 /// `j_inode_val_t.internal_flags`.
 const INODE_IS_SPARSE: u64 = 0x200;
 const INODE_HAS_RSRC_FORK: u64 = 0x4000;
+/// `uncompressed_size` holds a compressed file's size, as macOS writes it (and 7-Zip reads).
+const INODE_HAS_UNCOMPRESSED_SIZE: u64 = 0x4_0000;
 /// Extended fields: the primary name, the sparse byte count, and the flags each must carry.
 const INO_EXT_TYPE_NAME: u8 = 4;
 const INO_EXT_TYPE_SPARSE_BYTES: u8 = 13;
@@ -107,6 +110,8 @@ const DREC_EXT_TYPE_SIBLING_ID: u8 = 1;
 const XATTR_FILE_SYSTEM_OWNED: u16 = 0x4;
 
 pub struct Options {
+    /// Files compressed with decmpfs, as `ditto --hfsCompression` leaves them.
+    pub compression: Option<Compression>,
     pub volume_name: String,
     /// Case-sensitive APFS: names compare as they are (still normalization-insensitive).
     pub case_sensitive: bool,
@@ -417,6 +422,8 @@ struct Inode {
     stream: Option<usize>,
     xattrs: Vec<(String, XattrValue)>,
     flags: u64,
+    /// Compressed (decmpfs): its size uncompressed.
+    compressed: Option<u64>,
 }
 
 enum XattrValue {
@@ -455,7 +462,8 @@ fn compared(name: &str, fold_case: bool) -> String {
     }
 }
 
-fn contents(tree: &Tree, case_sensitive: bool) -> Result<Contents> {
+fn contents(tree: &Tree, options: &Options) -> Result<Contents> {
+    let case_sensitive = options.case_sensitive;
     let mut c = Contents {
         inodes: Vec::new(),
         dentries: Vec::new(),
@@ -478,6 +486,7 @@ fn contents(tree: &Tree, case_sensitive: bool) -> Result<Contents> {
         stream: None,
         xattrs: Vec::new(),
         flags: 0,
+        compressed: None,
     };
     for (id, name) in [(ROOT_DIR, "root"), (PRIVATE_DIR, "private-dir")] {
         c.dentries.push(Dentry {
@@ -512,6 +521,7 @@ fn contents(tree: &Tree, case_sensitive: bool) -> Result<Contents> {
             stream: None,
             xattrs: Vec::new(),
             flags: 0,
+            compressed: None,
         };
         inode.mode |= 0o040000;
         c.add_attributes(&mut inode, node);
@@ -569,19 +579,34 @@ fn contents(tree: &Tree, case_sensitive: bool) -> Result<Contents> {
                         let runs = data_runs(&n.path, *size).map_err(|e| Error::io(&n.path, e))?;
                         let source: Arc<dyn ReadAt> =
                             Arc::new(SourceFile::new(n.path.clone(), *size));
-                        let stream = Stream {
-                            id: child_id,
-                            size: *size,
-                            runs: runs
-                                .into_iter()
-                                .map(|(at, len)| (at, len, source.clone()))
-                                .collect(),
+                        // A file with holes, or a fork of its own, keeps its data stream.
+                        let whole = runs == [(0, *size)];
+                        let fork = inode.flags & INODE_HAS_RSRC_FORK != 0;
+                        let compressed = match options.compression {
+                            Some(how) if whole && !fork => {
+                                decmpfs::compress(&*source, how, MAX_INLINE_XATTR)
+                                    .map_err(|e| Error::io(&n.path, e))?
+                            }
+                            _ => None,
                         };
-                        if stream.sparse_bytes() > 0 {
-                            inode.flags |= INODE_IS_SPARSE;
+                        match compressed {
+                            Some(packed) => c.add_compressed(&mut inode, packed, *size),
+                            None => {
+                                let stream = Stream {
+                                    id: child_id,
+                                    size: *size,
+                                    runs: runs
+                                        .into_iter()
+                                        .map(|(at, len)| (at, len, source.clone()))
+                                        .collect(),
+                                };
+                                if stream.sparse_bytes() > 0 {
+                                    inode.flags |= INODE_IS_SPARSE;
+                                }
+                                c.streams.push(stream);
+                                inode.stream = Some(c.streams.len() - 1);
+                            }
                         }
-                        c.streams.push(stream);
-                        inode.stream = Some(c.streams.len() - 1);
                     }
                     linked.insert(n.file_id, c.inodes.len());
                     c.inodes.push(inode);
@@ -627,14 +652,28 @@ fn leaf_inode(n: &crate::fs::tree::Node, id: u64, parent: u64, kind: u16) -> Ino
         stream: None,
         xattrs: Vec::new(),
         flags: 0,
+        compressed: None,
     }
 }
 
 impl Contents {
+    /// A file's data as decmpfs keeps it: its attribute, and its resource fork if it has one.
+    fn add_compressed(&mut self, inode: &mut Inode, packed: decmpfs::Compressed, size: u64) {
+        let attribute = self.xattr_value(DECMPFS, packed.attribute);
+        inode.xattrs.push((DECMPFS.into(), attribute));
+        if let Some(fork) = packed.fork {
+            let fork = self.xattr_value(RESOURCE_FORK, fork);
+            inode.xattrs.push((RESOURCE_FORK.into(), fork));
+            inode.flags |= INODE_HAS_RSRC_FORK;
+        }
+        inode.compressed = Some(size);
+        inode.flags |= INODE_HAS_UNCOMPRESSED_SIZE;
+    }
+
     /// `node`'s extended attributes, onto `inode`; a resource fork among them is flagged.
     fn add_attributes(&mut self, inode: &mut Inode, node: &crate::fs::tree::Node) {
         for (name, value) in &node.streams {
-            let value = self.xattr_value(name, value);
+            let value = self.xattr_value(name, value.clone());
             inode.xattrs.push((name.clone(), value));
         }
         if inode.xattrs.iter().any(|(n, _)| n == RESOURCE_FORK) {
@@ -643,11 +682,11 @@ impl Contents {
     }
 
     /// An attribute's value: in its record when small, else a data stream of its own.
-    fn xattr_value(&mut self, name: &str, value: &[u8]) -> XattrValue {
+    fn xattr_value(&mut self, name: &str, value: Vec<u8>) -> XattrValue {
         // Inline only where the record, with a root's smallest table of contents, fits one node.
         let record = xattr_key(0, name).len() + 4 + value.len();
         if value.len() <= MAX_INLINE_XATTR && record + 8 * 8 <= ROOT_ROOM {
-            return XattrValue::Inline(value.to_vec());
+            return XattrValue::Inline(value);
         }
         let id = self.next_id;
         self.next_id += 1;
@@ -655,7 +694,7 @@ impl Contents {
         self.streams.push(Stream {
             id,
             size,
-            runs: vec![(0, size, Arc::new(value.to_vec()))],
+            runs: vec![(0, size, Arc::new(value))],
         });
         XattrValue::Stream(self.streams.len() - 1)
     }
@@ -774,6 +813,10 @@ fn records(
             put64(&mut value, at, ns.max(0) as u64);
         }
         put64(&mut value, 48, inode.flags);
+        if let Some(size) = inode.compressed {
+            put32(&mut value, 68, UF_COMPRESSED);
+            put64(&mut value, 84, size);
+        }
         put32(&mut value, 56, inode.count);
         put32(&mut value, 72, inode.uid);
         put32(&mut value, 76, inode.gid);
@@ -1012,7 +1055,7 @@ pub fn build(tree: &Tree, options: &Options, now: i64) -> Result<Arc<dyn ReadAt>
     }
     let cs = options.case_sensitive;
     let encrypted = options.encryption.is_some();
-    let c = contents(tree, cs)?;
+    let c = contents(tree, options)?;
     // The trees' shapes depend on their records' sizes, not on where the data goes.
     let (fs_records, extent_records) = records(&c, &place(&c.streams, 0), cs, encrypted);
     let fs_nodes = build_tree(FS_TREE, &fs_records, 0).nodes.len() as u64;
