@@ -547,9 +547,10 @@ fn corpus_folders_made_into_apfs_volumes_read_back_as_their_ground_truth() {
     }
 }
 
-/// Damaged copies of a container dimg wrote — cut, zeroed, bits flipped in its checkpoint and in
-/// its object maps and trees — end cleanly in `info`, `ls -R` and `extract` (the damage sweep's
-/// rules: no panic, hang or exit outside 0-2).
+/// Damaged copies of containers dimg wrote — plain, encrypted by APFS, with zlib- and
+/// LZFSE-compressed files — cut, zeroed, bits flipped in their checkpoints and in their object
+/// maps, keybags and trees, end cleanly in `info`, `ls -R`, `extract` and `verify -fs` (the damage
+/// sweep's rules: no panic, hang or exit outside 0-2).
 #[test]
 fn damaged_copies_of_a_written_container_end_cleanly() {
     let dir = tempfile::tempdir().unwrap();
@@ -562,35 +563,63 @@ fn damaged_copies_of_a_written_container_end_cleanly() {
         )
         .unwrap();
     }
+    let text: String = (0..20_000).map(|i| format!("line {i}\n")).collect();
+    fs::write(src.join("text.txt"), text).unwrap();
     fs::hard_link(src.join("folder/file 7"), src.join("linked")).unwrap();
     std::os::unix::fs::symlink("folder/file 1", src.join("link")).unwrap();
-    let raw = dir.path().join("made.img");
-    let o = bare_container(&src, "APFS", &raw, &[]);
-    assert!(o.status.success(), "{}", stderr(&o));
-    let bytes = fs::read(&raw).unwrap();
-    // The object maps and trees start at block 1024, past the sweep's usual 64 KiB of flips.
-    let trees = 1024 * 4096;
-    let damaged = sweep::variants(&bytes, 12, 3).into_iter().chain(
-        sweep::variants(&bytes[trees..], 24, 5)
-            .into_iter()
-            .map(|(kind, tail)| {
-                (
-                    format!("trees-{kind}"),
-                    [&bytes[..trees], &tail[..]].concat(),
-                )
-            }),
-    );
+    let dimg_path: &Path = env!("CARGO_BIN_EXE_dimg").as_ref();
+    let kinds: [(&str, &[&str], (usize, usize)); 4] = [
+        ("plain", &[], (12, 24)),
+        ("sealed", &["-apfs-encrypt", "-stdinpass"], (6, 12)),
+        ("zlib", &["-imagekey", "apfs-compress=zlib"], (6, 12)),
+        ("lzfse", &["-imagekey", "apfs-compress=lzfse"], (6, 12)),
+    ];
     let mut failures = Vec::new();
-    for (kind, copy) in damaged {
-        let image = dir.path().join(format!("{kind}.img"));
-        fs::write(&image, &copy).unwrap();
-        failures.extend(sweep::browse(
-            env!("CARGO_BIN_EXE_dimg").as_ref(),
-            &image,
-            &dir.path().join("out"),
-            &kind,
-        ));
-        fs::remove_file(&image).unwrap();
+    for (made, more, (head, trees)) in kinds {
+        let raw = dir.path().join(format!("{made}.img"));
+        let args = [
+            &[
+                "create",
+                "-srcfolder",
+                s(&src),
+                "-fs",
+                "APFS",
+                "-layout",
+                "NONE",
+            ][..],
+            more,
+            &["-format", "UDTO", s(&raw)],
+        ]
+        .concat();
+        let o = dimg_stdin(&args, b"pass");
+        assert!(o.status.success(), "{made}: {}", stderr(&o));
+        let bytes = fs::read(&raw).unwrap();
+        // The object maps, keybags and trees start at block 1024, past the sweep's usual 64 KiB
+        // of flips.
+        let trees_at = 1024 * 4096;
+        let damaged = sweep::variants(&bytes, head, 3).into_iter().chain(
+            sweep::variants(&bytes[trees_at..], trees, 5)
+                .into_iter()
+                .map(|(kind, tail)| {
+                    (
+                        format!("trees-{kind}"),
+                        [&bytes[..trees_at], &tail[..]].concat(),
+                    )
+                }),
+        );
+        for (kind, copy) in damaged {
+            let image = dir.path().join(format!("{made}-{kind}.img"));
+            fs::write(&image, &copy).unwrap();
+            let what = format!("{made} {kind}");
+            failures.extend(sweep::browse(
+                dimg_path,
+                &image,
+                &dir.path().join("out"),
+                &what,
+            ));
+            failures.extend(sweep::first_aid(dimg_path, &image, &what));
+            fs::remove_file(&image).unwrap();
+        }
     }
     assert!(failures.is_empty(), "{}", failures.join("\n"));
 }
