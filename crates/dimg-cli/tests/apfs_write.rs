@@ -30,6 +30,17 @@ fn apfsck(container: &Path) {
 /// `dimg create` of the folder `src` as a bare `fs_name` container (no map, UDTO) at `raw`,
 /// with `more` options.
 fn bare_container(src: &Path, fs_name: &str, raw: &Path, more: &[&str]) -> Output {
+    bare_container_given(src, fs_name, raw, more, b"")
+}
+
+/// [`bare_container`] with `input` on standard input (a passphrase for `-stdinpass`).
+fn bare_container_given(
+    src: &Path,
+    fs_name: &str,
+    raw: &Path,
+    more: &[&str],
+    input: &[u8],
+) -> Output {
     let args = [
         "create",
         "-srcfolder",
@@ -39,7 +50,10 @@ fn bare_container(src: &Path, fs_name: &str, raw: &Path, more: &[&str]) -> Outpu
         "-layout",
         "NONE",
     ];
-    dimg(&[&args[..], more, &["-format", "UDTO", s(raw)]].concat())
+    dimg_stdin(
+        &[&args[..], more, &["-format", "UDTO", s(raw)]].concat(),
+        input,
+    )
 }
 
 fn container_of(raw: &Path) -> PathBuf {
@@ -403,21 +417,8 @@ fn apfs_encrypted_volumes_open_with_their_password_in_pyfsapfs_and_dimg() {
     let mut want = snapshot(&src, true);
     want.remove("._f4096");
     let raw = dir.path().join("sealed.img");
-    let create = [
-        "create",
-        "-srcfolder",
-        s(&src),
-        "-fs",
-        "APFS",
-        "-layout",
-        "NONE",
-        "-apfs-encrypt",
-        "-stdinpass",
-        "-format",
-        "UDTO",
-        s(&raw),
-    ];
-    let o = dimg_stdin(&create, b"correct horse\n");
+    let encrypt = ["-apfs-encrypt", "-stdinpass"];
+    let o = bare_container_given(&src, "APFS", &raw, &encrypt, b"correct horse\n");
     assert!(o.status.success(), "{}", stderr(&o));
     let bytes = fs::read(&raw).unwrap();
     for clear in [
@@ -577,21 +578,7 @@ fn damaged_copies_of_a_written_container_end_cleanly() {
     let mut failures = Vec::new();
     for (made, more, (head, trees)) in kinds {
         let raw = dir.path().join(format!("{made}.img"));
-        let args = [
-            &[
-                "create",
-                "-srcfolder",
-                s(&src),
-                "-fs",
-                "APFS",
-                "-layout",
-                "NONE",
-            ][..],
-            more,
-            &["-format", "UDTO", s(&raw)],
-        ]
-        .concat();
-        let o = dimg_stdin(&args, b"pass");
+        let o = bare_container_given(&src, "APFS", &raw, more, b"pass");
         assert!(o.status.success(), "{made}: {}", stderr(&o));
         let bytes = fs::read(&raw).unwrap();
         // The object maps, keybags and trees start at block 1024, past the sweep's usual 64 KiB
@@ -707,12 +694,12 @@ fn the_issues_tree_of_20000_entries_reads_back_by_apfsck_and_pyfsapfs() {
     let data: u64 = extents.iter().filter(|e| e.0 != 0).map(|e| e.1).sum();
     assert_eq!(data, 3 * 4096, "{extents:?}");
     let read = r#"
-import sys, pyfsapfs
+import hashlib, sys, pyfsapfs
 c = pyfsapfs.container()
 c.open(sys.argv[1])
 f = c.get_volume(0).get_file_entry_by_path("/huge")
 for at in sys.argv[2:]:
-    sys.stdout.write(f.read_buffer_at_offset(4096, int(at)).hex() + "\n")
+    print(hashlib.sha256(f.read_buffer_at_offset(4096, int(at))).hexdigest())
 "#;
     let mut args = vec!["-c".to_string(), read.into(), s(&raw).into()];
     args.extend(pieces.iter().map(|p| p.0.to_string()));
@@ -720,18 +707,14 @@ for at in sys.argv[2:]:
     let o = Command::new("python3").args(&args).output().unwrap();
     assert!(o.status.success(), "pyfsapfs: {}", stderr(&o));
     let got: Vec<String> = stdout(&o).lines().map(String::from).collect();
-    let mut expected: Vec<String> = pieces.iter().map(|p| hex(&p.1)).collect();
-    expected.push(hex(&[0; 4096]));
+    let mut expected: Vec<String> = pieces.iter().map(|p| sha256(&p.1)).collect();
+    expected.push(sha256(&[0; 4096]));
     assert_eq!(got, expected);
     eprintln!(
         "{} entries, a {container}-byte container, in {:?}",
         want.len() + 1,
         started.elapsed()
     );
-}
-
-fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 
 /// `-imagekey apfs-compress=zlib|lzfse` stores files as `ditto --hfsCompression` does: small

@@ -27,6 +27,12 @@ const FIRST_USER_ID: u64 = 16;
 /// offset, a sibling id) and a name.
 type Order = (u64, u8, u64, Vec<u8>);
 
+/// The order of a tree keyed by object id and type alone (extent references, snapshots).
+fn by_id(k: &[u8]) -> Order {
+    let (id, kind) = key_of(k);
+    (id, kind, 0, Vec::new())
+}
+
 /// Checks the APFS container at the start of `part`.
 pub fn check(part: Arc<dyn ReadAt>, watch: &dyn Watch) -> io::Result<Findings> {
     let container = Container::open(part)?;
@@ -328,10 +334,7 @@ impl Checker<'_> {
             Pointers::Physical,
             le64(&sb, 144),
             "extent-reference tree",
-            &|k| {
-                let (id, kind) = key_of(k);
-                (id, kind, 0, Vec::new())
-            },
+            &by_id,
             &mut |k, v| {
                 let (block, kind) = key_of(k);
                 if kind == PHYS_EXTENT && v.len() >= 8 {
@@ -347,10 +350,7 @@ impl Checker<'_> {
                 Pointers::Physical,
                 le64(&sb, 152),
                 "snapshot metadata tree",
-                &|k| {
-                    let (id, kind) = key_of(k);
-                    (id, kind, 0, Vec::new())
-                },
+                &by_id,
                 &mut |_, _| {},
             );
         }
