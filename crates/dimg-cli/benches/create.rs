@@ -1,7 +1,8 @@
 //! Making images from a folder, against the peers, in one run on one folder:
 //!   folder → ISO 9660 (Rock Ridge + Joliet): dimg vs genisoimage vs xorriso (issue: no slower
 //!   than genisoimage), and folder → UDZO HFSX image (HFS+ as dimg's default is, but /usr holds
-//!   names that differ only in case).
+//!   names that differ only in case), and → UDZO Case-sensitive APFS image: its time against
+//!   the HFSX one's (issue #31: at most 1.2×) and both peaks of memory (APFS at most 256 MiB).
 //! Run: cargo bench -p dimg-cli --bench create [-- SIZE_MIB]   (default 1024)
 //! The folder is a copy of real files from /usr (binaries, libraries, text, images), built once
 //! under target/bench, read once before timing so every tool starts from a warm cache.
@@ -10,8 +11,6 @@ mod common;
 
 use std::fs;
 use std::path::Path;
-use std::process::{Command, Stdio};
-use std::time::Instant;
 
 fn main() {
     let mib = common::number_arg(1024);
@@ -74,26 +73,40 @@ fn main() {
                 t(&out("dimg-hfs.dmg")),
             ],
         ),
+        (
+            "dimg create (APFS, UDZO)",
+            vec![
+                dimg.into(),
+                "create".into(),
+                "-ov".into(),
+                "-fs".into(),
+                "Case-sensitive APFS".into(),
+                "-srcfolder".into(),
+                t(&tree),
+                t(&out("dimg-apfs.dmg")),
+            ],
+        ),
     ];
     let mut seconds = Vec::new();
+    let mut peaks = Vec::new();
     for (name, cmd) in &runs {
-        for stale in ["dimg.iso", "genisoimage.iso", "xorriso.iso", "dimg-hfs.dmg"] {
+        for stale in [
+            "dimg.iso",
+            "genisoimage.iso",
+            "xorriso.iso",
+            "dimg-hfs.dmg",
+            "dimg-apfs.dmg",
+        ] {
             let _ = fs::remove_file(out(stale));
         }
-        let start = Instant::now();
-        let status = Command::new(&cmd[0])
-            .args(&cmd[1..])
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .status()
-            .unwrap_or_else(|e| panic!("{name}: {e}"));
-        let s = start.elapsed().as_secs_f64();
-        assert!(status.success(), "{name} failed");
+        let (s, peak) = common::run_measured(cmd);
         println!(
-            "{name:<28} {s:>7.2} s  {:>6.0} MB/s",
-            bytes as f64 / 1e6 / s
+            "{name:<28} {s:>7.2} s  {:>6.0} MB/s  peak {:>5} MiB",
+            bytes as f64 / 1e6 / s,
+            peak / 1024
         );
         seconds.push(s);
+        peaks.push(peak / 1024);
     }
     println!(
         "ISO: dimg takes {:.2}× genisoimage's time, {:.2}× xorriso's",
@@ -103,5 +116,11 @@ fn main() {
     println!(
         "HFSX UDZO: {:.2}× the time of dimg's own ISO",
         seconds[3] / seconds[0]
+    );
+    println!(
+        "APFS UDZO: {:.2}× the time of HFSX UDZO; peak memory {} MiB (HFSX {} MiB)",
+        seconds[4] / seconds[3],
+        peaks[4],
+        peaks[3]
     );
 }

@@ -150,6 +150,10 @@ pub enum Command {
         /// hdiutil's other way to ask for a sparse image: SPARSE (UDSP) or SPARSEBUNDLE (UDSB)
         #[arg(long = "type", value_parser = parse_sparse_type)]
         kind: Option<OutputFormat>,
+        /// Encrypt the APFS volume itself, as macOS does (FileVault): its password from
+        /// -stdinpass or asked twice
+        #[arg(long = "apfs-encrypt", conflicts_with = "srcdevice")]
+        apfs_encrypt: bool,
         #[command(flatten)]
         write: WriteArgs,
         #[command(flatten)]
@@ -560,6 +564,8 @@ pub enum ImageKey {
     ZlibLevel(u32),
     /// Band size of a sparse image or bundle, in 512-byte sectors.
     SparseBandSize(u64),
+    /// A new APFS volume's files compressed with decmpfs.
+    ApfsCompress(dimg::fs::decmpfs::Compression),
 }
 
 fn parse_imagekey(s: &str) -> Result<ImageKey, String> {
@@ -574,8 +580,10 @@ fn parse_imagekey(s: &str) -> Result<ImageKey, String> {
                 "sparse-band-size is a count of 512-byte sectors, not {v}"
             )),
         },
+        Some(("apfs-compress", v)) => v.parse().map(ImageKey::ApfsCompress),
         _ => Err(format!(
-            "unknown image key {s} (known: zlib-level=N, sparse-band-size=SECTORS)"
+            "unknown image key {s} (known: zlib-level=N, sparse-band-size=SECTORS, \
+             apfs-compress=lzfse|zlib)"
         )),
     }
 }

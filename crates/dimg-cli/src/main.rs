@@ -416,10 +416,24 @@ fn run(cli: Cli, cancel: &Cancel) -> Result<(), Failure> {
             distribution,
             pass,
             print,
+            apfs_encrypt,
             srcdevice: None,
             skip_unreadable: _,
         } => {
             let given = stdin_passphrase(pass)?;
+            // The volume's files' compression, apart from the image's own.
+            let mut write = write;
+            let apfs_compression = write.imagekey.iter().find_map(|k| match k {
+                args::ImageKey::ApfsCompress(how) => Some(*how),
+                _ => None,
+            });
+            write
+                .imagekey
+                .retain(|k| !matches!(k, args::ImageKey::ApfsCompress(_)));
+            let apfs_encryption = match apfs_encrypt {
+                true => Some(new_passphrase(&output, given.clone())?),
+                false => None,
+            };
             let from_folder = srcfolder.is_some();
             let format = format
                 .or(kind)
@@ -434,6 +448,8 @@ fn run(cli: Cli, cancel: &Cancel) -> Result<(), Failure> {
                 distribution: distribution
                     .distribution(std::env::var("SOURCE_DATE_EPOCH").ok())
                     .map_err(Failure::Usage)?,
+                apfs_encryption,
+                apfs_compression,
             };
             let bar = progress::Bar::new();
             let report = ops::create(srcfolder.as_deref(), &output, &options, &bar, cancel);
@@ -571,6 +587,8 @@ fn run(cli: Cli, cancel: &Cancel) -> Result<(), Failure> {
                 layout: None,
                 output: write,
                 distribution: ops::Distribution::default(),
+                apfs_encryption: None,
+                apfs_compression: None,
             };
             let bar = progress::Bar::new();
             let report = ops::create(Some(&source), &output, &options, &bar, cancel);
@@ -885,6 +903,13 @@ fn write_options(
         match key {
             args::ImageKey::ZlibLevel(n) => options.zlib_level = Some(n),
             args::ImageKey::SparseBandSize(n) => options.sparse_band_sectors = Some(n),
+            args::ImageKey::ApfsCompress(_) => {
+                return Err(Failure::Usage(
+                    "apfs-compress compresses the files of a new APFS volume: create -srcfolder \
+                     … -fs APFS"
+                        .into(),
+                ))
+            }
         }
     }
     Ok(options)

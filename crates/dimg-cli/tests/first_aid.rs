@@ -196,11 +196,13 @@ fn volumes_dimg_makes_check_clean() {
 }
 
 /// Every HFS+ volume of the corpus (made by macOS: journaled, hard links, attributes, overflow
-/// extents, compressed files) checks clean; no image makes First Aid fail otherwise.
+/// extents, compressed files) and every APFS container (made by macOS: encrypted, with pending
+/// frees in its free queue, snapshots of transactions) checks clean — a container carved short
+/// has that one problem; no image makes First Aid fail otherwise.
 #[test]
 fn corpus_volumes_check_clean() {
     let started = std::time::Instant::now();
-    let mut hfs = 0;
+    let (mut hfs, mut apfs) = (0, 0);
     for t in truths().iter().filter(|t| t.sha256.is_some()) {
         let path = t.path();
         let mut args = vec!["verify", "-fs", s(&path), "--json"];
@@ -213,25 +215,43 @@ fn corpus_volumes_check_clean() {
         );
         let all = format!("{}{}", stdout(&o), stderr(&o));
         assert!(!all.contains("panicked"), "{}: {all}", t.file);
-        if !o.status.success() {
+        if o.stdout.is_empty() {
             // Images dimg cannot open (pre-Mac OS X ones) are refused in a line, not checked.
             assert_eq!(o.status.code(), Some(1), "{}: {all}", t.file);
-            assert!(o.stdout.is_empty(), "{}: {all}", t.file);
             continue;
         }
         let report: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+        // "carved after 442 blocks": the container superblock declares more than the image holds.
+        let carved = t
+            .notes
+            .split("carved after ")
+            .nth(1)
+            .and_then(|rest| rest.split(' ').next());
         for v in report["volumes"].as_array().unwrap() {
-            assert_eq!(
-                v["problems"].as_array().unwrap().len(),
-                0,
-                "{}: {v}",
-                t.file
-            );
+            let lines: Vec<String> = problems(&serde_json::json!({ "volumes": [v] }));
+            match carved {
+                Some(blocks) => {
+                    assert_eq!(lines.len(), 1, "{}: {lines:?}", t.file);
+                    assert!(
+                        lines[0].ends_with(&format!("the container holds {blocks}")),
+                        "{}: {lines:?}",
+                        t.file
+                    );
+                }
+                None => assert_eq!(lines, Vec::<String>::new(), "{}", t.file),
+            }
             hfs += usize::from(v["file_system"] == "HFS+" && v["checked"] == true);
+            apfs += usize::from(v["file_system"] == "APFS" && v["checked"] == true);
         }
+        let code = if carved.is_some() { 1 } else { 0 };
+        assert_eq!(o.status.code(), Some(code), "{}: {all}", t.file);
     }
     assert!(hfs >= 7, "only {hfs} HFS+ volumes in the corpus");
-    eprintln!("{hfs} HFS+ volumes checked in {:?}", started.elapsed());
+    assert!(apfs >= 9, "only {apfs} APFS containers in the corpus");
+    eprintln!(
+        "{hfs} HFS+ volumes and {apfs} APFS containers checked in {:?}",
+        started.elapsed()
+    );
 }
 
 #[test]
@@ -743,4 +763,158 @@ fn repair_of_a_compressed_image_is_refused() {
     assert_eq!(fs::read(&image).unwrap(), before);
     let o = dimg(&["verify", "-repair", s(&image)]);
     assert_eq!(o.status.code(), Some(2), "-repair needs -fs");
+}
+
+/// The first block of the APFS container `bytes` (blocks of 4 KiB) that `is` says is the one.
+fn apfs_block(bytes: &[u8], is: impl Fn(&[u8]) -> bool) -> usize {
+    bytes
+        .chunks_exact(4096)
+        .position(is)
+        .expect("the container has the block")
+}
+
+/// Whether `apfsck` finds `container` clean.
+fn apfsck_clean(container: &Path) -> (bool, String) {
+    let o = Command::new(program("apfsck"))
+        .args(["-cw", s(container)])
+        .output()
+        .unwrap();
+    let said = format!("{}{}", stdout(&o), stderr(&o));
+    (o.status.success() && said.is_empty(), said)
+}
+
+/// APFS containers dimg writes — from a folder, blank, case-sensitive, in a GPT, encrypted by
+/// APFS — check clean, as apfsck finds those it can judge; damaged copies are each named in one
+/// line, and apfsck rejects each too: a block in use cleared from the space manager's bitmap,
+/// a free block set in it, the volume's file count off by one (its checksum made right), and a
+/// flipped byte in the file-system tree (its checksum then wrong).
+#[test]
+fn apfs_containers_check_clean_and_damage_is_named() {
+    let dir = tempfile::tempdir().unwrap();
+    let src = source(dir.path());
+    let bare = dir.path().join("bare.img");
+    let made = |args: &[&str], input: &[u8]| {
+        let o = dimg_stdin(args, input);
+        assert!(o.status.success(), "{args:?}: {}", stderr(&o));
+    };
+    let create = ["create", "-srcfolder", s(&src), "-layout", "NONE"];
+    made(
+        &[&create[..], &["-fs", "APFS", "-format", "UDTO", s(&bare)]].concat(),
+        b"",
+    );
+    let (gpt, _, _) = image(dir.path(), &src, "APFS");
+    let cs = dir.path().join("cs.img");
+    made(
+        &[
+            &create[..],
+            &["-fs", "Case-sensitive APFS", "-format", "UDTO", s(&cs)],
+        ]
+        .concat(),
+        b"",
+    );
+    let blank = dir.path().join("blank.dmg");
+    made(&["create", "-size", "40m", "-fs", "APFS", s(&blank)], b"");
+    let sealed = dir.path().join("sealed.img");
+    let encrypt = [
+        "-fs",
+        "APFS",
+        "-apfs-encrypt",
+        "-stdinpass",
+        "-format",
+        "UDTO",
+        s(&sealed),
+    ];
+    made(&[&create[..], &encrypt[..]].concat(), b"pass");
+    for (image, files) in [
+        (&bare, 32),
+        (&gpt, 32),
+        (&cs, 32),
+        (&blank, 0),
+        (&sealed, -1),
+    ] {
+        let (report, code) = first_aid(image, false);
+        assert_eq!(
+            code,
+            Some(0),
+            "{}: {:?}",
+            image.display(),
+            problems(&report)
+        );
+        let volume = &report["volumes"][0];
+        assert_eq!(volume["file_system"], "APFS");
+        assert_eq!(volume["checked"], true);
+        match files {
+            // An encrypted volume's tree is not read without its password: the rest is checked.
+            -1 => assert_eq!(volume["counted"]["locked volumes"], 1, "{report}"),
+            n => assert_eq!(volume["counted"]["files"], n, "{report}"),
+        }
+        assert!(
+            volume["counted"]["blocks in use"].as_u64().unwrap() > 60,
+            "{report}"
+        );
+    }
+    for image in [&bare, &cs] {
+        let (clean, said) = apfsck_clean(image);
+        assert!(clean, "{said}");
+    }
+
+    let bytes = fs::read(&bare).unwrap();
+    let volume = apfs_block(&bytes, |b| &b[32..36] == b"APSB");
+    // The first chunk's bitmap: the space manager's chunk info block names it.
+    let cib = apfs_block(&bytes, |b| {
+        u32::from_le_bytes(b[24..28].try_into().unwrap()) == 0x4000_0007
+    });
+    let bitmap = u64::from_le_bytes(bytes[cib * 4096 + 64..][..8].try_into().unwrap()) as usize;
+    let blocks = u64::from_le_bytes(bytes[40..48].try_into().unwrap()) as usize;
+    let fs_root = apfs_block(&bytes, |b| {
+        b[24..28] == 2u32.to_le_bytes() && b[28..32] == 0x0Eu32.to_le_bytes()
+    });
+    let sealed_again = |b: &mut [u8]| {
+        let sum = dimg::fs::apfs::checksum(b);
+        b[..8].copy_from_slice(&sum.to_le_bytes());
+    };
+    type Damage = Box<dyn Fn(&mut Vec<u8>)>;
+    let damages: [(&str, Damage, &str); 4] = [
+        (
+            "cleared",
+            Box::new(move |b| b[bitmap * 4096 + volume / 8] ^= 1 << (volume % 8)),
+            &format!("space manager: block {volume} is in use but marked free"),
+        ),
+        (
+            "set",
+            Box::new(move |b| b[bitmap * 4096 + (blocks - 1) / 8] ^= 1 << ((blocks - 1) % 8)),
+            &format!(
+                "space manager: block {} is marked in use but used by nothing",
+                blocks - 1
+            ),
+        ),
+        (
+            "count",
+            Box::new(move |b| {
+                let sb = &mut b[volume * 4096..][..4096];
+                sb[184] += 1;
+                sealed_again(sb);
+            }),
+            "volume 1: its superblock counts 33 files, its tree holds 32",
+        ),
+        (
+            "checksum",
+            Box::new(move |b| b[fs_root * 4096 + 200] ^= 0x10),
+            &format!("file-system tree: block {fs_root} fails its Fletcher-64 checksum"),
+        ),
+    ];
+    for (name, damage, line) in damages {
+        let copy = dir.path().join(format!("{name}.img"));
+        let mut b = bytes.clone();
+        damage(&mut b);
+        fs::write(&copy, &b).unwrap();
+        assert_eq!(
+            assert_one_problem(&copy, line.split(':').next().unwrap()),
+            line,
+            "{name}"
+        );
+        let (clean, said) = apfsck_clean(&copy);
+        assert!(!clean, "{name}: apfsck finds nothing");
+        eprintln!("{name}: apfsck says {}", said.trim());
+    }
 }

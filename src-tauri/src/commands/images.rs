@@ -258,6 +258,8 @@ pub async fn create_image(
         size: request.size,
         layout: Some(request::layout(&request.layout)?),
         distribution: ops::Distribution::default(),
+        apfs_encryption: None,
+        apfs_compression: None,
     };
     let (folder, target) = (request.folder, request.output);
     long_job(

@@ -166,6 +166,31 @@ pub fn attachment(dimg: &str, at: &Path) -> serde_json::Value {
         .expect("the server of the mount")
 }
 
+/// Runs `cmd` (its output dropped): seconds taken, and its peak resident memory in KiB (from
+/// `wait4`'s `ru_maxrss`, the child's own).
+#[allow(clippy::zombie_processes)] // reaped by wait4, which also gives its usage
+pub fn run_measured(cmd: &[String]) -> (f64, u64) {
+    use std::process::{Command, Stdio};
+    let start = std::time::Instant::now();
+    let child = Command::new(&cmd[0])
+        .args(&cmd[1..])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap_or_else(|e| panic!("{}: {e}", cmd[0]));
+    let mut status = 0;
+    // SAFETY: an all-zero rusage is valid; wait4 fills it for the child just spawned.
+    let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
+    // SAFETY: waits for our own child; both pointers are to live locals.
+    let pid = unsafe { libc::wait4(child.id() as i32, &mut status, 0, &mut usage) };
+    let seconds = start.elapsed().as_secs_f64();
+    assert!(
+        pid > 0 && libc::WIFEXITED(status) && libc::WEXITSTATUS(status) == 0,
+        "{cmd:?} failed"
+    );
+    (seconds, usage.ru_maxrss as u64)
+}
+
 /// The peak resident memory (VmHWM) of process `pid`, in KiB (0 once it is gone).
 pub fn peak_kib(pid: u32) -> u64 {
     fs::read_to_string(format!("/proc/{pid}/status")).map_or(0, |status| vm_hwm(&status))

@@ -100,6 +100,11 @@ pub fn browse(dimg: &Path, image: &Path, out: &Path, what: &str) -> Vec<String> 
     .collect()
 }
 
+/// Runs First Aid (`verify -fs`) capped on one damaged image; the failure to record, if any.
+pub fn first_aid(dimg: &Path, image: &Path, what: &str) -> Option<String> {
+    run(dimg, &["verify", "-fs", image.to_str().unwrap()], what)
+}
+
 /// Browses `count` damaged copies of each of `images` (a name and the bytes), each written to
 /// `work` as `file_name`, the seeds told apart by `salt`.
 pub fn browse_damaged(

@@ -218,6 +218,147 @@ impl ReadAt for Blocks {
     }
 }
 
+/// How a file is compressed when written: zlib (types 3 and 4) or LZFSE (types 11 and 12), as
+/// `ditto --hfsCompression` and `afsctool` write them.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Compression {
+    Zlib,
+    Lzfse,
+}
+
+impl std::str::FromStr for Compression {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        match s.to_ascii_lowercase().as_str() {
+            "zlib" => Ok(Compression::Zlib),
+            "lzfse" => Ok(Compression::Lzfse),
+            _ => Err(format!("{s} is not a decmpfs compression (zlib, lzfse)")),
+        }
+    }
+}
+
+/// A compressed file as it is stored: its `com.apple.decmpfs` attribute, and its resource fork
+/// when its blocks do not fit in the attribute.
+pub struct Compressed {
+    pub attribute: Vec<u8>,
+    pub fork: Option<Vec<u8>>,
+}
+
+/// The zlib level files are compressed at (ditto's).
+const ZLIB_LEVEL: u32 = 5;
+/// The resource map after a type-4 fork's one resource: a 'cmpf' resource of id 1.
+const CMPF_MAP_LEN: u32 = 50;
+
+/// `data`, `size` bytes read from `file` 64 KiB at a time, compressed by `how`: in the attribute
+/// after its header when that fits `inline_room` bytes, else in the resource fork; `None` when
+/// compressing saves no space.
+pub fn compress(
+    file: &dyn ReadAt,
+    how: Compression,
+    inline_room: usize,
+) -> io::Result<Option<Compressed>> {
+    let size = file.size();
+    let codec = match how {
+        Compression::Zlib => Codec::Zlib,
+        Compression::Lzfse => Codec::Lzfse,
+    };
+    // Each block compressed, or stored after a marker where that is no larger.
+    let mut blocks = Vec::with_capacity(size.div_ceil(BLOCK) as usize);
+    let mut raw = vec![0u8; BLOCK as usize];
+    for at in (0..size).step_by(BLOCK as usize) {
+        let raw = &mut raw[..(size - at).min(BLOCK) as usize];
+        file.read_exact_at(at, raw)?;
+        let packed = codec.compress(raw, ZLIB_LEVEL);
+        blocks.push(match packed.len() < raw.len() {
+            true => packed,
+            false => {
+                let marker = if how == Compression::Zlib { 0xFF } else { 0x06 };
+                [&[marker][..], raw].concat()
+            }
+        });
+    }
+    let header = |kind: u32| -> Vec<u8> {
+        let mut h = b"fpmc".to_vec();
+        h.extend(kind.to_le_bytes());
+        h.extend(size.to_le_bytes());
+        h
+    };
+    let stored: u64 = blocks.iter().map(|b| b.len() as u64).sum();
+    if blocks.len() == 1 && 16 + blocks[0].len() <= inline_room {
+        let kind = if how == Compression::Zlib { 3 } else { 11 };
+        let attribute = [header(kind), blocks.remove(0)].concat();
+        // Saved when the file's blocks are more than none.
+        return Ok(Some(Compressed {
+            attribute,
+            fork: None,
+        }));
+    }
+    // Worth it when the fork (blocks, their table) takes fewer 4 KiB blocks than the file.
+    let fork_size = stored + 8 * blocks.len() as u64 + 0x100 + CMPF_MAP_LEN as u64;
+    if fork_size.next_multiple_of(4096) >= size.next_multiple_of(4096) {
+        return Ok(None);
+    }
+    let fork = match how {
+        Compression::Lzfse => {
+            // Type 12: n+1 offsets from the fork's start, then the blocks.
+            let mut at = 4 * (blocks.len() as u32 + 1);
+            let mut fork = Vec::with_capacity(at as usize + stored as usize);
+            for b in &blocks {
+                fork.extend(at.to_le_bytes());
+                at += b.len() as u32;
+            }
+            fork.extend(at.to_le_bytes());
+            blocks.iter().for_each(|b| fork.extend(b));
+            (header(12), fork)
+        }
+        Compression::Zlib => (header(4), zlib_fork(&blocks)),
+    };
+    Ok(Some(Compressed {
+        attribute: fork.0,
+        fork: Some(fork.1),
+    }))
+}
+
+/// Type 4's resource fork: a classic one (big-endian header, 256 bytes in all before the data)
+/// whose one resource, 'cmpf' 1, holds a block count and each block's (offset, length),
+/// little-endian and counted from the resource's start, then the blocks; its map after it.
+fn zlib_fork(blocks: &[Vec<u8>]) -> Vec<u8> {
+    let table = 4 + 8 * blocks.len() as u32;
+    let mut resource = (blocks.len() as u32).to_le_bytes().to_vec();
+    let mut at = table;
+    for b in blocks {
+        resource.extend(at.to_le_bytes());
+        resource.extend((b.len() as u32).to_le_bytes());
+        at += b.len() as u32;
+    }
+    blocks.iter().for_each(|b| resource.extend(b));
+    let len = resource.len() as u32;
+    let (data, map) = (0x100u32, 0x100 + 4 + len);
+    let mut header = Vec::with_capacity(16);
+    for v in [data, map, 4 + len, CMPF_MAP_LEN] {
+        header.extend(v.to_be_bytes());
+    }
+    let mut fork = header.clone();
+    fork.resize(data as usize, 0);
+    fork.extend(len.to_be_bytes());
+    fork.extend(resource);
+    // The map: the header again, a handle, a file reference and attributes, where its type
+    // list (28) and name list (50, none) are; one type, 'cmpf', with one reference at 10 bytes
+    // into the type list: id 1, no name, data at 0.
+    fork.extend(&header);
+    fork.extend([0u8; 8]);
+    fork.extend(28u16.to_be_bytes());
+    fork.extend((CMPF_MAP_LEN as u16).to_be_bytes());
+    fork.extend(0u16.to_be_bytes());
+    fork.extend(b"cmpf");
+    fork.extend(0u16.to_be_bytes());
+    fork.extend(10u16.to_be_bytes());
+    fork.extend(1u16.to_be_bytes());
+    fork.extend(0xFFFFu16.to_be_bytes());
+    fork.extend([0u8; 8]);
+    fork
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

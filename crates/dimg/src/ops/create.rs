@@ -89,6 +89,11 @@ pub struct CreateOptions {
     pub output: ConvertOptions,
     /// A distribution image's Finder layout.
     pub distribution: super::distribution::Distribution,
+    /// An APFS volume encrypted by APFS itself (FileVault's way), opened by this passphrase;
+    /// apart from `output.encryption`, which encrypts the whole image.
+    pub apfs_encryption: Option<Arc<crate::Passphrase>>,
+    /// APFS files compressed with decmpfs (`-imagekey apfs-compress=`).
+    pub apfs_compression: Option<crate::fs::decmpfs::Compression>,
 }
 
 #[derive(Debug, Serialize)]
@@ -126,6 +131,22 @@ pub fn create(
     };
     // Before the volume is built, not after.
     super::output::refuse_existing(output, options.output.overwrite)?;
+    let apfs = matches!(
+        options.file_system,
+        FileSystem::Apfs | FileSystem::CaseSensitiveApfs
+    );
+    if options.apfs_compression.is_some() && !apfs {
+        return Err(refuse(
+            "apfs-compress compresses the files of an APFS volume (-fs APFS)".into(),
+        ));
+    }
+    if options.apfs_encryption.is_some() && !apfs {
+        return Err(refuse(
+            "only an APFS volume is encrypted by its file system (-apfs-encrypt); -encryption \
+             encrypts any image"
+                .into(),
+        ));
+    }
     let hfs_plus = matches!(
         options.file_system,
         FileSystem::HfsPlus
@@ -133,11 +154,7 @@ pub fn create(
             | FileSystem::JournaledHfsPlus
             | FileSystem::JournaledHfsx
     );
-    let forks = hfs_plus
-        || matches!(
-            options.file_system,
-            FileSystem::Hybrid | FileSystem::Apfs | FileSystem::CaseSensitiveApfs
-        );
+    let forks = hfs_plus || apfs || options.file_system == FileSystem::Hybrid;
     let mut tree = folder.map(|f| Tree::scan(f, forks)).transpose()?;
     let label = folder.unwrap_or(output);
     let mut notes: Vec<String> = tree
@@ -293,6 +310,8 @@ pub fn create(
                     case_sensitive: options.file_system == FileSystem::CaseSensitiveApfs,
                     // -size is the whole disk's, as hdiutil's; the map takes its share.
                     size: options.size.map(|s| s.saturating_sub(map.overhead())),
+                    encryption: options.apfs_encryption.clone(),
+                    compression: options.apfs_compression,
                 },
                 now,
             )?;

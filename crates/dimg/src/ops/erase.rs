@@ -493,6 +493,8 @@ fn mac_volume(path: &Path, format: VolumeFormat, label: &str, size: u64) -> Resu
                 volume_name: label.to_string(),
                 case_sensitive,
                 size: Some(size),
+                encryption: None,
+                compression: None,
             },
             now,
         )

@@ -5,7 +5,7 @@ use crate::container::sector::{mode1_intact, mode2_intact, RawSectors, RAW};
 use crate::container::{self, Check, StoredCrc};
 use crate::error::{Error, Result};
 use crate::fs::check::{Findings, Problem, Watch};
-use crate::fs::{self, fat, hfsplus};
+use crate::fs::{self, apfs, fat, hfsplus};
 use crate::io::{ReadAt, Slice, WriteAt};
 use crate::magic::Signature;
 use crate::secret::Passphrase;
@@ -346,6 +346,7 @@ fn check_volumes(
         let checker: Option<Checker> = match kind {
             Signature::HfsPlus | Signature::Hfsx => Some(hfsplus::check),
             Signature::Fat => Some(fat::check),
+            Signature::Apfs => Some(apfs::check),
             _ => None,
         };
         let mut report = VolumeCheck {

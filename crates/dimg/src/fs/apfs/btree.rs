@@ -16,6 +16,8 @@ use std::sync::{Arc, Mutex};
 const ROOT: u16 = 0x1;
 const LEAF: u16 = 0x2;
 const FIXED_KV: u16 = 0x4;
+/// The object subtype of a space manager free queue's nodes.
+pub(super) const FREE_QUEUE: u32 = 0x09;
 /// Deeper than any real tree (a billion records fit in 6 levels).
 const MAX_LEVEL: u16 = 16;
 /// Nodes one walk may visit: a directory of a million entries is ~40,000 nodes.
@@ -23,7 +25,7 @@ const MAX_NODES: usize = 1 << 18;
 /// An object map entry of a deleted object.
 const OMAP_VAL_DELETED: u32 = 0x1;
 /// An object map entry of an object encrypted with its volume's key.
-const OMAP_VAL_ENCRYPTED: u32 = 0x4;
+pub(super) const OMAP_VAL_ENCRYPTED: u32 = 0x4;
 
 /// Where some bytes lie in a node's block: (offset, length).
 type Span = (usize, usize);
@@ -35,7 +37,7 @@ pub(super) type Visit<'a> = &'a mut dyn FnMut(&[u8], &[u8]) -> io::Result<bool>;
 pub(super) struct Node {
     block: Vec<u8>,
     pub level: u16,
-    root: bool,
+    pub root: bool,
     records: Vec<(Span, Option<Span>)>,
 }
 
@@ -62,9 +64,14 @@ impl Node {
                 format!("a node claims {count} records its table of contents cannot hold"),
             ));
         }
-        // Fixed-size records are object map entries: a 16-byte key, a 16-byte value in a leaf
-        // and an 8-byte child address in an index node.
-        let value_len = if leaf { 16 } else { 8 };
+        // Fixed-size records are object map entries (a 16-byte key, a 16-byte value in a leaf)
+        // or free queue entries (a 16-byte key, an 8-byte block count); an index node's value is
+        // an 8-byte child address.
+        let value_len = if leaf && le32(&block, 28) != FREE_QUEUE {
+            16
+        } else {
+            8
+        };
         let mut records = Vec::with_capacity(count);
         for i in 0..count {
             let e = toc + i * entry;
@@ -114,12 +121,16 @@ impl Node {
         })
     }
 
-    fn key(&self, i: usize) -> &[u8] {
+    pub fn len(&self) -> usize {
+        self.records.len()
+    }
+
+    pub fn key(&self, i: usize) -> &[u8] {
         let (at, len) = self.records[i].0;
         &self.block[at..at + len]
     }
 
-    fn value(&self, i: usize) -> &[u8] {
+    pub fn value(&self, i: usize) -> &[u8] {
         match self.records[i].1 {
             Some((at, len)) => &self.block[at..at + len],
             None => &[],
@@ -127,7 +138,7 @@ impl Node {
     }
 
     /// The child an index record points to.
-    fn child(&self, i: usize) -> Option<u64> {
+    pub fn child(&self, i: usize) -> Option<u64> {
         let v = self.value(i);
         (v.len() >= 8).then(|| le64(v, 0))
     }
@@ -138,12 +149,14 @@ impl Node {
 #[derive(Clone, Copy)]
 pub(super) enum Pointers<'a> {
     Physical,
+    /// Ephemeral ids, placed by the checkpoint's maps: (id, type, block).
+    Ephemeral(&'a [(u64, u32, u64)]),
     Virtual(&'a Omap, u64, Option<&'a XtsKey>),
 }
 
 impl<'a> Pointers<'a> {
     /// The block of node `oid`, and the key it is encrypted with.
-    fn resolve(
+    pub fn resolve(
         &self,
         blocks: &Blocks,
         oid: u64,
@@ -151,6 +164,14 @@ impl<'a> Pointers<'a> {
     ) -> io::Result<(u64, Option<&'a XtsKey>)> {
         match *self {
             Pointers::Physical => Ok((oid, None)),
+            Pointers::Ephemeral(placed) => match placed.iter().find(|e| e.0 == oid) {
+                Some(&(_, _, paddr)) => Ok((paddr, None)),
+                None => Err(bad(
+                    what,
+                    0,
+                    format!("ephemeral object {oid} is in no checkpoint map"),
+                )),
+            },
             Pointers::Virtual(omap, xid, key) => match omap.lookup_flagged(blocks, oid, xid)? {
                 Some((paddr, false)) => Ok((paddr, None)),
                 Some((paddr, true)) => match key {
@@ -346,7 +367,7 @@ impl Omap {
 }
 
 /// A checked node of a B-tree at `paddr`, decrypted with `key` where it is encrypted.
-fn node(
+pub(super) fn node(
     blocks: &Blocks,
     paddr: u64,
     what: &'static str,

@@ -28,10 +28,14 @@ pub(super) struct Container {
     pub volume_oids: Vec<u64>,
     /// The space manager's block, when it could be read.
     spaceman: Option<Vec<u8>>,
+    /// The checkpoint's ephemeral objects, as its maps place them: (id, type, block).
+    pub ephemeral: Vec<(u64, u32, u64)>,
     /// Newer checkpoints passed over because an object of theirs failed, and why.
     pub passed_over: Vec<String>,
     /// Where the container keybag is and what decrypts it, for encrypted volumes.
     pub keylocker: Keylocker,
+    /// The chosen container superblock.
+    pub superblock: Vec<u8>,
 }
 
 impl Container {
@@ -77,7 +81,12 @@ impl Container {
             let xid = le64(&sb, 16);
             match Self::at_checkpoint(&blocks, &sb) {
                 Ok((omap, volume_oids)) => {
-                    let spaceman = space_manager(&blocks, &sb, &area.maps).ok();
+                    let ephemeral = ephemeral_objects(&blocks, &sb, &area.maps);
+                    let spaceman = ephemeral
+                        .as_ref()
+                        .map_err(|e| bad("APFS space manager", 0, e.to_string()))
+                        .and_then(|e| space_manager(&blocks, &sb, e))
+                        .ok();
                     let keylocker = Keylocker {
                         uuid: sb[72..88].try_into().expect("16 bytes"),
                         range: (le64(&sb, 1296), le64(&sb, 1304)),
@@ -85,11 +94,13 @@ impl Container {
                     };
                     return Ok(Container {
                         keylocker,
+                        superblock: sb,
                         blocks,
                         xid,
                         omap,
                         volume_oids,
                         spaceman,
+                        ephemeral: ephemeral.unwrap_or_default(),
                         passed_over,
                     });
                 }
@@ -164,31 +175,42 @@ fn descriptor_area(blocks: &Blocks, head: &[u8]) -> io::Result<DescriptorArea> {
     Ok(area)
 }
 
-/// The space manager: an ephemeral object found through the checkpoint maps of the descriptor
-/// area written with the superblock (one block on every container seen; a larger one is not
-/// read).
-fn space_manager(blocks: &Blocks, sb: &[u8], maps: &[(u64, u64)]) -> io::Result<Vec<u8>> {
-    let (xid, spaceman) = (le64(sb, 16), le64(sb, 152));
+/// The ephemeral objects the checkpoint maps written with superblock `sb` place: (id, type,
+/// block), each one block (as on every container seen; a larger one is refused).
+fn ephemeral_objects(
+    blocks: &Blocks,
+    sb: &[u8],
+    maps: &[(u64, u64)],
+) -> io::Result<Vec<(u64, u32, u64)>> {
+    let xid = le64(sb, 16);
+    let mut found = Vec::new();
     for &(paddr, _) in maps.iter().filter(|&&(_, x)| x == xid) {
         let map = blocks.object(paddr, CHECKPOINT_MAP, "APFS checkpoint map")?;
         let entries = (le32(&map, 36) as usize).min((map.len() - 40) / 40);
         for e in map[40..].chunks_exact(40).take(entries) {
-            if le64(e, 24) == spaceman {
-                if u64::from(le32(e, 8)) != blocks.size {
-                    return Err(bad(
-                        "APFS space manager",
-                        0,
-                        format!(
-                            "is {} bytes: dimg reads one-block space managers",
-                            le32(e, 8)
-                        ),
-                    ));
-                }
-                return blocks.object(le64(e, 32), SPACEMAN, "APFS space manager");
+            if u64::from(le32(e, 8)) != blocks.size {
+                return Err(bad(
+                    "APFS checkpoint map",
+                    paddr * blocks.size,
+                    format!(
+                        "places an object of {} bytes: dimg reads one-block ephemeral objects",
+                        le32(e, 8)
+                    ),
+                ));
             }
+            found.push((le64(e, 24), le32(e, 0) & 0xFFFF, le64(e, 32)));
         }
     }
-    Err(bad("APFS space manager", 0, "is in no checkpoint map"))
+    Ok(found)
+}
+
+/// The space manager: the ephemeral object the superblock names.
+fn space_manager(blocks: &Blocks, sb: &[u8], ephemeral: &[(u64, u32, u64)]) -> io::Result<Vec<u8>> {
+    let spaceman = le64(sb, 152);
+    match ephemeral.iter().find(|e| e.0 == spaceman) {
+        Some(&(_, _, paddr)) => blocks.object(paddr, SPACEMAN, "APFS space manager"),
+        None => Err(bad("APFS space manager", 0, "is in no checkpoint map")),
+    }
 }
 
 impl Container {
@@ -197,10 +219,37 @@ impl Container {
         self.spaceman.as_ref().map(|s| le64(s, 72))
     }
 
-    /// The ranges of blocks the space manager's bitmaps mark free, as byte ranges: chunk info
-    /// blocks (through their address blocks on large containers) name each chunk's bitmap, one
-    /// bit per block, set when used; a chunk without a bitmap is wholly free.
+    /// The ranges of blocks the space manager's bitmaps mark free, as byte ranges.
     pub fn free_extents(&self) -> io::Result<Vec<(u64, u64)>> {
+        let size = self.blocks.size;
+        let mut free: Vec<(u64, u64)> = Vec::new();
+        let mut add = |block: u64, n: u64| match free.last_mut() {
+            Some((at, len)) if *at + *len == block * size => *len += n * size,
+            _ => free.push((block * size, n * size)),
+        };
+        for chunk in self.chunks()? {
+            match &chunk.bitmap {
+                None => add(chunk.start, chunk.blocks),
+                Some(map) => {
+                    for b in (0..chunk.blocks).filter(|&b| !bit(map, b)) {
+                        add(chunk.start + b, 1);
+                    }
+                }
+            }
+        }
+        free.sort_unstable();
+        Ok(free)
+    }
+
+    /// The space manager (`spaceman_phys_t`), when it could be read.
+    pub fn space_manager(&self) -> Option<&[u8]> {
+        self.spaceman.as_deref()
+    }
+
+    /// The chunks of blocks the space manager's bitmaps describe: chunk info blocks (through
+    /// their address blocks on large containers) name each chunk's bitmap, one bit per block,
+    /// set when used; a chunk without a bitmap is wholly free.
+    pub fn chunks(&self) -> io::Result<Vec<Chunk>> {
         const WHAT: &str = "APFS space manager";
         let sm = self
             .spaceman
@@ -229,32 +278,43 @@ impl Container {
             let n = (le32(&cab, 36) as usize).min((cab.len() - 40) / 8);
             info_blocks.extend(cab[40..40 + 8 * n].chunks_exact(8).map(|c| le64(c, 0)));
         }
-        let (size, count) = (self.blocks.size, self.blocks.count);
-        let mut free: Vec<(u64, u64)> = Vec::new();
-        let mut add = |block: u64, n: u64| match free.last_mut() {
-            Some((at, len)) if *at + *len == block * size => *len += n * size,
-            _ => free.push((block * size, n * size)),
-        };
-        for cib in info_blocks {
-            let cib = self.blocks.object(cib, CHUNK_INFO_BLOCK, WHAT)?;
+        let count = self.blocks.count;
+        let mut chunks = Vec::new();
+        for paddr in info_blocks {
+            let cib = self.blocks.object(paddr, CHUNK_INFO_BLOCK, WHAT)?;
             let n = (le32(&cib, 36) as usize).min((cib.len() - 40) / 32);
             for chunk in cib[40..40 + 32 * n].chunks_exact(32) {
                 let (start, blocks, bitmap) =
                     (le64(chunk, 8), u64::from(le32(chunk, 16)), le64(chunk, 24));
-                let blocks = blocks.min(count.saturating_sub(start));
-                if bitmap == 0 {
-                    add(start, blocks);
-                    continue;
-                }
-                let map = self.blocks.raw(bitmap, WHAT)?;
-                for b in 0..blocks.min(map.len() as u64 * 8) {
-                    if map[(b / 8) as usize] & (1 << (b % 8)) == 0 {
-                        add(start + b, 1);
-                    }
-                }
+                let bitmap = match bitmap {
+                    0 => None,
+                    b => Some(self.blocks.raw(b, WHAT)?),
+                };
+                let held = bitmap.as_ref().map_or(u64::MAX, |m| m.len() as u64 * 8);
+                chunks.push(Chunk {
+                    start,
+                    blocks: blocks.min(count.saturating_sub(start)).min(held),
+                    free: u64::from(le32(chunk, 20)),
+                    bitmap,
+                });
             }
         }
-        free.sort_unstable();
-        Ok(free)
+        Ok(chunks)
     }
+}
+
+/// A chunk of the container's blocks as its chunk info block describes it.
+pub(super) struct Chunk {
+    pub start: u64,
+    pub blocks: u64,
+    /// Its free blocks as the chunk info block counts them.
+    pub free: u64,
+    /// Its bitmap's block, where it has one.
+    pub bitmap: Option<Vec<u8>>,
+}
+
+/// Whether bit `n` (block `n` of a chunk) of a space manager bitmap is set: the block is used.
+pub(super) fn bit(map: &[u8], n: u64) -> bool {
+    map.get((n / 8) as usize)
+        .is_some_and(|b| b & (1 << (n % 8)) != 0)
 }

@@ -56,21 +56,24 @@ const METHOD_AES_128: u32 = 0x2;
 const WHAT_CONTAINER: &str = "APFS container keybag";
 const WHAT_VOLUME: &str = "APFS volume keybag";
 
-/// Bytes one read of an encrypted extent decrypts at most.
+/// Bytes one read of an encrypted extent decrypts (or encrypts) at most.
 const MAX_READ: usize = 1 << 20;
 
-/// An encrypted file extent, decrypted as it is read: `len` bytes from byte `start` of `disk`,
-/// whose first 512-byte unit has tweak `tweak` (the extent's `crypto_id` in 512-byte units:
-/// the unit where it was first written), the units after it counted on from there.
-pub(super) struct Decrypted {
+/// Bytes of `disk` passed through AES-XTS as they are read: an encrypted file extent decrypted
+/// (reading a volume), or a run of a file's data encrypted (writing one). `len` bytes from byte
+/// `start` of `disk`, whose first 512-byte unit has tweak `tweak` (the extent's `crypto_id` in
+/// 512-byte units: the unit where it was first written), the units after it counted on from
+/// there; `disk` holds whole units.
+pub(super) struct Ciphered {
     pub disk: Arc<dyn ReadAt>,
     pub start: u64,
     pub len: u64,
     pub tweak: u64,
     pub key: Arc<XtsKey>,
+    pub encrypt: bool,
 }
 
-impl ReadAt for Decrypted {
+impl ReadAt for Ciphered {
     fn read_at(&self, offset: u64, buf: &mut [u8]) -> io::Result<usize> {
         if offset >= self.len {
             return Ok(0);
@@ -80,7 +83,11 @@ impl ReadAt for Decrypted {
         let mut units = vec![0u8; ((end - first) * 512) as usize];
         self.disk
             .read_exact_at(self.start + first * 512, &mut units)?;
-        self.key.decrypt(&mut units, self.tweak.wrapping_add(first));
+        let tweak = self.tweak.wrapping_add(first);
+        match self.encrypt {
+            true => self.key.encrypt(&mut units, tweak),
+            false => self.key.decrypt(&mut units, tweak),
+        }
         let skip = (offset - first * 512) as usize;
         buf[..n].copy_from_slice(&units[skip..skip + n]);
         Ok(n)
@@ -258,6 +265,11 @@ impl Keylocker {
             vek: vek.data.clone(),
             keybag: (le64(&records.data, 0), le64(&records.data, 8)),
         })
+    }
+
+    /// Where volume `uuid`'s keybag lies: (first block, blocks).
+    pub fn volume_keybag(&self, blocks: &Blocks, uuid: &[u8; 16]) -> io::Result<(u64, u64)> {
+        Ok(self.volume(blocks, uuid)?.keybag)
     }
 
     /// The password hint the volume keybag keeps for volume `uuid`, if any.
@@ -476,6 +488,161 @@ fn integer(bytes: &[u8]) -> Option<u64> {
     (bytes.len() <= 8).then(|| bytes.iter().fold(0u64, |a, &b| a << 8 | u64::from(b)))
 }
 
+/// PBKDF2 rounds a new volume's password takes, as macOS asks.
+const NEW_ITERATIONS: u32 = 100_000;
+/// A new wrapped key's flags: method 0 (AES-256), then bytes of unknown meaning set as macOS
+/// sets them in the VEK's and a KEK's blob.
+const NEW_VEK_FLAGS: [u8; 8] = [0, 0, 0, 0, 1, 0, 0xE0, 0xFF];
+const NEW_KEK_FLAGS: [u8; 8] = [0, 0, 0, 0, 2, 0, 0xE0, 0xFF];
+
+/// What a new encrypted volume needs: its VEK, and the two keybags' blocks as they are stored
+/// (sealed and encrypted).
+pub(super) struct NewKeys {
+    pub vek: XtsKey,
+    pub container_bag: Vec<u8>,
+    pub volume_bag: Vec<u8>,
+}
+
+/// Fresh keys for volume `volume` of container `container`, opened by `password`: a random VEK
+/// wrapped by a random KEK, the KEK wrapped by the password (PBKDF2-HMAC-SHA256, RFC 3394), the
+/// container keybag at block `bags.0` holding the first and where the volume keybag (block
+/// `bags.1`) is, which holds the second; as of transaction `xid`, in blocks of `block_size`.
+pub(super) fn new_keys(
+    password: &[u8],
+    container: &[u8; 16],
+    volume: &[u8; 16],
+    bags: (u64, u64),
+    xid: u64,
+    block_size: usize,
+) -> NewKeys {
+    let vek = random::<32>();
+    let kek = random::<32>();
+    let salt = random::<16>();
+    let mut derived = Zeroizing::new([0u8; 32]);
+    pbkdf2::pbkdf2_hmac::<Sha256>(password, &*salt, NEW_ITERATIONS, &mut *derived);
+    let wrap = |by: &[u8; 32], key: &[u8; 32]| {
+        let mut out = [0u8; 40];
+        aes_kw::KekAes256::new(by.into())
+            .wrap(key, &mut out)
+            .expect("40 bytes hold a wrapped 32-byte key");
+        out
+    };
+    let iterations = NEW_ITERATIONS.to_be_bytes();
+    let significant = iterations.iter().position(|&b| b != 0).unwrap_or(3);
+    let kek_blob = blob(
+        volume,
+        NEW_KEK_FLAGS,
+        &wrap(&derived, &kek),
+        &[der(0x84, &iterations[significant..]), der(0x85, &*salt)].concat(),
+    );
+    let vek_blob = blob(volume, NEW_VEK_FLAGS, &wrap(&kek, &vek), &[]);
+    let volume_place = [bags.1.to_le_bytes(), 1u64.to_le_bytes()].concat();
+    let container_bag = keybag_block(
+        CONTAINER_KEYBAG,
+        &[
+            (volume, TAG_VOLUME_UNLOCK_RECORDS, &volume_place[..]),
+            (volume, TAG_VOLUME_KEY, &vek_blob[..]),
+        ],
+        (bags.0, container),
+        xid,
+        block_size,
+    );
+    let volume_bag = keybag_block(
+        VOLUME_KEYBAG,
+        &[(volume, TAG_VOLUME_UNLOCK_RECORDS, &kek_blob[..])],
+        (bags.1, volume),
+        xid,
+        block_size,
+    );
+    NewKeys {
+        vek: XtsKey::new(&vek),
+        container_bag,
+        volume_bag,
+    }
+}
+
+fn random<const N: usize>() -> Zeroizing<[u8; N]> {
+    let mut b = Zeroizing::new([0u8; N]);
+    getrandom::fill(&mut *b).expect("the system has a random source");
+    b
+}
+
+/// A DER element: `tag`, its length (short form, or long in one or two bytes) and `body`.
+fn der(tag: u8, body: &[u8]) -> Vec<u8> {
+    let mut e = vec![tag];
+    match body.len() {
+        n @ 0..=0x7F => e.push(n as u8),
+        n @ 0x80..=0xFF => e.extend([0x81, n as u8]),
+        n => e.extend([0x82, (n >> 8) as u8, n as u8]),
+    }
+    e.extend(body);
+    e
+}
+
+/// A wrapped key's blob (see [`Blob`]): `wrapped` with its UUID and flags, `more` after them
+/// (a KEK's rounds and salt), under an HMAC keyed by a fresh salt.
+fn blob(uuid: &[u8; 16], flags: [u8; 8], wrapped: &[u8], more: &[u8]) -> Vec<u8> {
+    let inner = [
+        der(0x80, &[0]),
+        der(0x81, uuid),
+        der(0x82, &flags),
+        der(0x83, wrapped),
+        more.to_vec(),
+    ]
+    .concat();
+    let body = der(0xA3, &inner);
+    let salt = random::<8>();
+    let mut mac = <Hmac<Sha256> as Mac>::new_from_slice(
+        &Sha256::new()
+            .chain_update(BLOB_HMAC_PREFIX)
+            .chain_update(*salt)
+            .finalize(),
+    )
+    .expect("HMAC takes any key length");
+    mac.update(&body);
+    let fields = [
+        der(0x80, &[0]),
+        der(0x81, &mac.finalize().into_bytes()),
+        der(0x82, &*salt),
+        body,
+    ];
+    der(0x30, &fields.concat())
+}
+
+/// A keybag's block of type `kind` holding `entries` (UUID, tag, data), each padded to 16
+/// bytes, as macOS writes one: no object id, checksummed, then encrypted with AES-XTS keyed by
+/// `uuid` twice at block `paddr`'s units.
+fn keybag_block(
+    kind: u32,
+    entries: &[(&[u8; 16], u16, &[u8])],
+    (paddr, uuid): (u64, &[u8; 16]),
+    xid: u64,
+    block_size: usize,
+) -> Vec<u8> {
+    let mut b = vec![0u8; block_size];
+    b[16..24].copy_from_slice(&xid.to_le_bytes());
+    b[24..28].copy_from_slice(&kind.to_le_bytes());
+    let mut at = 48;
+    for (id, tag, data) in entries {
+        b[at..at + 16].copy_from_slice(*id);
+        b[at + 16..at + 18].copy_from_slice(&tag.to_le_bytes());
+        b[at + 18..at + 20].copy_from_slice(&(data.len() as u16).to_le_bytes());
+        b[at + 24..at + 24 + data.len()].copy_from_slice(data);
+        at += (24 + data.len()).next_multiple_of(16);
+    }
+    b[32..34].copy_from_slice(&KEYBAG_VERSION.to_le_bytes());
+    b[34..36].copy_from_slice(&(entries.len() as u16).to_le_bytes());
+    // kl_nbytes counts the locker's header and the entries with their padding.
+    b[36..40].copy_from_slice(&((at - 32) as u32).to_le_bytes());
+    let sum = fletcher64(&b);
+    b[..8].copy_from_slice(&sum.to_le_bytes());
+    let mut key = Zeroizing::new([0u8; 32]);
+    key[..16].copy_from_slice(uuid);
+    key[16..].copy_from_slice(uuid);
+    XtsKey::new(&key).encrypt(&mut b, paddr * (block_size as u64 / 512));
+    b
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -629,40 +796,9 @@ mod tests {
     #[test]
     fn a_kek_asking_for_absurd_rounds_is_refused_before_any_are_run() {
         // A well-formed KEK blob, its HMAC right, asking for `rounds` PBKDF2 rounds.
-        fn element(tag: u8, body: &[u8]) -> Vec<u8> {
-            let mut e = vec![tag];
-            match body.len() {
-                n @ 0..=0x7F => e.push(n as u8),
-                n => e.extend([0x81, n as u8]),
-            }
-            e.extend(body);
-            e
-        }
         fn blob(rounds: &[u8]) -> Vec<u8> {
-            let salt = [7u8; 8];
-            let inner = [
-                element(0x80, &[0]),
-                element(0x81, &[1; 16]),
-                element(0x82, &[0; 8]),
-                element(0x83, &[2; 40]),
-                element(0x84, rounds),
-                element(0x85, &[3; 16]),
-            ]
-            .concat();
-            let body = element(0xA3, &inner);
-            let key = Sha256::new()
-                .chain_update(BLOB_HMAC_PREFIX)
-                .chain_update(salt)
-                .finalize();
-            let mut mac = <Hmac<Sha256> as Mac>::new_from_slice(&key).unwrap();
-            mac.update(&body);
-            let hmac = mac.finalize().into_bytes();
-            let fields = [
-                element(0x80, &[0]),
-                element(0x81, &hmac),
-                element(0x82, &salt),
-            ];
-            element(0x30, &[fields.concat(), body].concat())
+            let more = [der(0x84, rounds), der(0x85, &[3; 16])].concat();
+            super::blob(&[1; 16], [0; 8], &[2; 40], &more)
         }
         let absurd = blob(&[1, 0, 0, 0, 0, 0]);
         let e = Blob::parse(&absurd, true).err().unwrap();

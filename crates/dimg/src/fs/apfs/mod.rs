@@ -7,6 +7,7 @@
 
 mod block;
 mod btree;
+mod check;
 mod checkpoint;
 mod crypto;
 mod write;
@@ -21,8 +22,9 @@ use crate::secret::{Locked, Passphrase};
 pub use block::fletcher64 as checksum;
 use block::{bad, FS};
 use btree::{scan, Omap, Pointers};
+pub use check::check;
 use checkpoint::Container;
-use crypto::Decrypted;
+use crypto::Ciphered;
 use std::cmp::Ordering;
 use std::io;
 use std::sync::{Arc, Mutex};
@@ -432,12 +434,13 @@ impl Apfs {
                 let disk = blocks.disk().clone();
                 parts.push(match self.key() {
                     // crypto_id: where the extent was first written, in blocks.
-                    Some(key) => Arc::new(Decrypted {
+                    Some(key) => Arc::new(Ciphered {
                         disk,
                         start,
                         len: take,
                         tweak: le64(v, 16).wrapping_mul(blocks.size / 512),
                         key: key.clone(),
+                        encrypt: false,
                     }),
                     None => Arc::new(Slice::new(disk, start, take)),
                 });

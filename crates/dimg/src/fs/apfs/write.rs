@@ -11,14 +11,18 @@
 use super::block::{
     fletcher64, BTREE, BTREE_NODE, CHECKPOINT_MAP, FS, NX_SUPERBLOCK, OMAP, SPACEMAN,
 };
+use super::btree::{FREE_QUEUE, OMAP_VAL_ENCRYPTED};
+use super::crypto::{new_keys, Ciphered, NX_CRYPTO_SW};
 use super::{
-    name_hash, DIR_REC, FILE_EXTENT, FS_UNENCRYPTED, INCOMPAT_CASE_INSENSITIVE,
+    name_hash, DECMPFS, DIR_REC, FILE_EXTENT, FS_ONEKEY, FS_UNENCRYPTED, INCOMPAT_CASE_INSENSITIVE,
     INCOMPAT_NORMALIZATION_INSENSITIVE, INODE, INO_EXT_TYPE_DSTREAM, RESOURCE_FORK, ROOT_DIR,
-    SYMLINK, XATTR, XATTR_DATA_EMBEDDED, XATTR_DATA_STREAM,
+    SYMLINK, UF_COMPRESSED, XATTR, XATTR_DATA_EMBEDDED, XATTR_DATA_STREAM,
 };
 use crate::error::{Error, Result};
+use crate::fs::decmpfs::{self, Compression};
 use crate::fs::tree::{NodeKind, SourceFile, Tree};
 use crate::io::{Assembly, Patched, ReadAt, Slice, Zeros};
+use crate::secret::Passphrase;
 use std::collections::HashMap;
 use std::path::Path;
 use std::sync::Arc;
@@ -31,7 +35,6 @@ const XID: u64 = 1;
 const OBJ_EPHEMERAL: u32 = 0x8000_0000;
 const OBJ_PHYSICAL: u32 = 0x4000_0000;
 const SPACEMAN_CIB: u32 = 0x07;
-const FREE_QUEUE: u32 = 0x09;
 const FSTREE: u32 = 0x0E;
 const BLOCKREFTREE: u32 = 0x0F;
 const SNAPMETATREE: u32 = 0x10;
@@ -95,6 +98,8 @@ const ROOT_ROOM: usize = NODE_ROOM - 40;
 /// `j_inode_val_t.internal_flags`.
 const INODE_IS_SPARSE: u64 = 0x200;
 const INODE_HAS_RSRC_FORK: u64 = 0x4000;
+/// `uncompressed_size` holds a compressed file's size, as macOS writes it (and 7-Zip reads).
+const INODE_HAS_UNCOMPRESSED_SIZE: u64 = 0x4_0000;
 /// Extended fields: the primary name, the sparse byte count, and the flags each must carry.
 const INO_EXT_TYPE_NAME: u8 = 4;
 const INO_EXT_TYPE_SPARSE_BYTES: u8 = 13;
@@ -105,12 +110,19 @@ const DREC_EXT_TYPE_SIBLING_ID: u8 = 1;
 const XATTR_FILE_SYSTEM_OWNED: u16 = 0x4;
 
 pub struct Options {
+    /// Files compressed with decmpfs, as `ditto --hfsCompression` leaves them.
+    pub compression: Option<Compression>,
     pub volume_name: String,
     /// Case-sensitive APFS: names compare as they are (still normalization-insensitive).
     pub case_sensitive: bool,
     /// The container's size; `None` sizes it from the tree with room to spare.
     pub size: Option<u64>,
+    /// Encrypt the volume as macOS does, opened by this passphrase (its first candidate).
+    pub encryption: Option<Arc<Passphrase>>,
 }
+
+/// 512-byte units, which AES-XTS tweaks count, in a block.
+const UNITS: u64 = BLOCK / 512;
 
 /// A B-tree to build: its node subtype, how its nodes are addressed, and its footer's flags.
 #[derive(Clone, Copy)]
@@ -410,6 +422,8 @@ struct Inode {
     stream: Option<usize>,
     xattrs: Vec<(String, XattrValue)>,
     flags: u64,
+    /// Compressed (decmpfs): its size uncompressed.
+    compressed: Option<u64>,
 }
 
 enum XattrValue {
@@ -448,7 +462,8 @@ fn compared(name: &str, fold_case: bool) -> String {
     }
 }
 
-fn contents(tree: &Tree, case_sensitive: bool) -> Result<Contents> {
+fn contents(tree: &Tree, options: &Options) -> Result<Contents> {
+    let case_sensitive = options.case_sensitive;
     let mut c = Contents {
         inodes: Vec::new(),
         dentries: Vec::new(),
@@ -471,6 +486,7 @@ fn contents(tree: &Tree, case_sensitive: bool) -> Result<Contents> {
         stream: None,
         xattrs: Vec::new(),
         flags: 0,
+        compressed: None,
     };
     for (id, name) in [(ROOT_DIR, "root"), (PRIVATE_DIR, "private-dir")] {
         c.dentries.push(Dentry {
@@ -505,6 +521,7 @@ fn contents(tree: &Tree, case_sensitive: bool) -> Result<Contents> {
             stream: None,
             xattrs: Vec::new(),
             flags: 0,
+            compressed: None,
         };
         inode.mode |= 0o040000;
         c.add_attributes(&mut inode, node);
@@ -562,19 +579,34 @@ fn contents(tree: &Tree, case_sensitive: bool) -> Result<Contents> {
                         let runs = data_runs(&n.path, *size).map_err(|e| Error::io(&n.path, e))?;
                         let source: Arc<dyn ReadAt> =
                             Arc::new(SourceFile::new(n.path.clone(), *size));
-                        let stream = Stream {
-                            id: child_id,
-                            size: *size,
-                            runs: runs
-                                .into_iter()
-                                .map(|(at, len)| (at, len, source.clone()))
-                                .collect(),
+                        // A file with holes, or a fork of its own, keeps its data stream.
+                        let whole = runs == [(0, *size)];
+                        let fork = inode.flags & INODE_HAS_RSRC_FORK != 0;
+                        let compressed = match options.compression {
+                            Some(how) if whole && !fork => {
+                                decmpfs::compress(&*source, how, MAX_INLINE_XATTR)
+                                    .map_err(|e| Error::io(&n.path, e))?
+                            }
+                            _ => None,
                         };
-                        if stream.sparse_bytes() > 0 {
-                            inode.flags |= INODE_IS_SPARSE;
+                        match compressed {
+                            Some(packed) => c.add_compressed(&mut inode, packed, *size),
+                            None => {
+                                let stream = Stream {
+                                    id: child_id,
+                                    size: *size,
+                                    runs: runs
+                                        .into_iter()
+                                        .map(|(at, len)| (at, len, source.clone()))
+                                        .collect(),
+                                };
+                                if stream.sparse_bytes() > 0 {
+                                    inode.flags |= INODE_IS_SPARSE;
+                                }
+                                c.streams.push(stream);
+                                inode.stream = Some(c.streams.len() - 1);
+                            }
                         }
-                        c.streams.push(stream);
-                        inode.stream = Some(c.streams.len() - 1);
                     }
                     linked.insert(n.file_id, c.inodes.len());
                     c.inodes.push(inode);
@@ -620,14 +652,28 @@ fn leaf_inode(n: &crate::fs::tree::Node, id: u64, parent: u64, kind: u16) -> Ino
         stream: None,
         xattrs: Vec::new(),
         flags: 0,
+        compressed: None,
     }
 }
 
 impl Contents {
+    /// A file's data as decmpfs keeps it: its attribute, and its resource fork if it has one.
+    fn add_compressed(&mut self, inode: &mut Inode, packed: decmpfs::Compressed, size: u64) {
+        let attribute = self.xattr_value(DECMPFS, packed.attribute);
+        inode.xattrs.push((DECMPFS.into(), attribute));
+        if let Some(fork) = packed.fork {
+            let fork = self.xattr_value(RESOURCE_FORK, fork);
+            inode.xattrs.push((RESOURCE_FORK.into(), fork));
+            inode.flags |= INODE_HAS_RSRC_FORK;
+        }
+        inode.compressed = Some(size);
+        inode.flags |= INODE_HAS_UNCOMPRESSED_SIZE;
+    }
+
     /// `node`'s extended attributes, onto `inode`; a resource fork among them is flagged.
     fn add_attributes(&mut self, inode: &mut Inode, node: &crate::fs::tree::Node) {
         for (name, value) in &node.streams {
-            let value = self.xattr_value(name, value);
+            let value = self.xattr_value(name, value.clone());
             inode.xattrs.push((name.clone(), value));
         }
         if inode.xattrs.iter().any(|(n, _)| n == RESOURCE_FORK) {
@@ -636,11 +682,11 @@ impl Contents {
     }
 
     /// An attribute's value: in its record when small, else a data stream of its own.
-    fn xattr_value(&mut self, name: &str, value: &[u8]) -> XattrValue {
+    fn xattr_value(&mut self, name: &str, value: Vec<u8>) -> XattrValue {
         // Inline only where the record, with a root's smallest table of contents, fits one node.
         let record = xattr_key(0, name).len() + 4 + value.len();
         if value.len() <= MAX_INLINE_XATTR && record + 8 * 8 <= ROOT_ROOM {
-            return XattrValue::Inline(value.to_vec());
+            return XattrValue::Inline(value);
         }
         let id = self.next_id;
         self.next_id += 1;
@@ -648,7 +694,7 @@ impl Contents {
         self.streams.push(Stream {
             id,
             size,
-            runs: vec![(0, size, Arc::new(value.to_vec()))],
+            runs: vec![(0, size, Arc::new(value))],
         });
         XattrValue::Stream(self.streams.len() - 1)
     }
@@ -710,7 +756,13 @@ fn place(streams: &[Stream], data_base: u64) -> Vec<Vec<u64>> {
 }
 
 /// The file-system tree's records, and the extent-reference tree's, in key order.
-fn records(c: &Contents, placed: &[Vec<u64>], case_sensitive: bool) -> (Vec<Record>, Vec<Record>) {
+/// An encrypted volume's extents name where they were written (`crypto_id`): their tweak.
+fn records(
+    c: &Contents,
+    placed: &[Vec<u64>],
+    case_sensitive: bool,
+    encrypted: bool,
+) -> (Vec<Record>, Vec<Record>) {
     let mut fs: Vec<(Order, Record)> = Vec::new();
     let mut add = |id: u64, kind: u8, number: u64, name: &[u8], key: Vec<u8>, value: Vec<u8>| {
         fs.push(((id, kind, number, name.to_vec()), (key, value)));
@@ -761,6 +813,10 @@ fn records(c: &Contents, placed: &[Vec<u64>], case_sensitive: bool) -> (Vec<Reco
             put64(&mut value, at, ns.max(0) as u64);
         }
         put64(&mut value, 48, inode.flags);
+        if let Some(size) = inode.compressed {
+            put32(&mut value, 68, UF_COMPRESSED);
+            put64(&mut value, 84, size);
+        }
         put32(&mut value, 56, inode.count);
         put32(&mut value, 72, inode.uid);
         put32(&mut value, 76, inode.gid);
@@ -840,7 +896,8 @@ fn records(c: &Contents, placed: &[Vec<u64>], case_sensitive: bool) -> (Vec<Reco
             key.extend_from_slice(&logical.to_le_bytes());
             let mut value = len.to_le_bytes().to_vec();
             value.extend_from_slice(&paddr.to_le_bytes());
-            value.extend_from_slice(&0u64.to_le_bytes());
+            let crypto_id = if encrypted { paddr } else { 0 };
+            value.extend_from_slice(&crypto_id.to_le_bytes());
             add(s.id, FILE_EXTENT, logical, &[], key, value);
         };
         for (run, &paddr) in s.runs.iter().zip(blocks) {
@@ -919,36 +976,47 @@ struct Layout {
     volume_omap: u64,
     extentref: u64,
     snapmeta: u64,
+    /// The container keybag, and the volume keybag after it, when the volume is encrypted.
+    keybags: u64,
     fs: u64,
     data: u64,
 }
 
 impl Layout {
-    fn new(space: &Space, volume_omap_nodes: u64, extentref_nodes: u64, fs_nodes: u64) -> Layout {
+    fn new(
+        space: &Space,
+        volume_omap_nodes: u64,
+        extentref_nodes: u64,
+        fs_nodes: u64,
+        encrypted: bool,
+    ) -> Layout {
         let container_omap = space.end();
         let volume = container_omap + 2;
         let volume_omap = volume + 1;
         let extentref = volume_omap + 1 + volume_omap_nodes;
         let snapmeta = extentref + extentref_nodes;
-        let fs = snapmeta + 1;
+        let keybags = snapmeta + 1;
+        let fs = keybags + if encrypted { 2 } else { 0 };
         Layout {
             container_omap,
             volume,
             volume_omap,
             extentref,
             snapmeta,
+            keybags,
             fs,
             data: fs + fs_nodes,
         }
     }
 }
 
-fn omap_records(entries: impl Iterator<Item = (u64, u64)>) -> Vec<Record> {
+/// Object map records of (object id, block), each with `flags`.
+fn omap_records(entries: impl Iterator<Item = (u64, u64)>, flags: u32) -> Vec<Record> {
     entries
         .map(|(oid, paddr)| {
             let mut key = oid.to_le_bytes().to_vec();
             key.extend_from_slice(&XID.to_le_bytes());
-            let mut value = 0u32.to_le_bytes().to_vec();
+            let mut value = flags.to_le_bytes().to_vec();
             value.extend_from_slice(&(BLOCK as u32).to_le_bytes());
             value.extend_from_slice(&paddr.to_le_bytes());
             (key, value)
@@ -986,17 +1054,30 @@ pub fn build(tree: &Tree, options: &Options, now: i64) -> Result<Arc<dyn ReadAt>
         return Err(refuse("an APFS volume name is at most 255 bytes".into()));
     }
     let cs = options.case_sensitive;
-    let c = contents(tree, cs)?;
+    let encrypted = options.encryption.is_some();
+    let c = contents(tree, options)?;
     // The trees' shapes depend on their records' sizes, not on where the data goes.
-    let (fs_records, extent_records) = records(&c, &place(&c.streams, 0), cs);
+    let (fs_records, extent_records) = records(&c, &place(&c.streams, 0), cs, encrypted);
     let fs_nodes = build_tree(FS_TREE, &fs_records, 0).nodes.len() as u64;
     let extentref_nodes = build_tree(EXTENTREF_TREE, &extent_records, 0).nodes.len() as u64;
-    let volume_omap_nodes = build_tree(OMAP_TREE, &omap_records((0..fs_nodes).map(|i| (i, i))), 0)
-        .nodes
-        .len() as u64;
+    let volume_omap_nodes = build_tree(
+        OMAP_TREE,
+        &omap_records((0..fs_nodes).map(|i| (i, i)), 0),
+        0,
+    )
+    .nodes
+    .len() as u64;
     let data_blocks: u64 = c.streams.iter().map(Stream::allocated).sum();
     let used = |space: &Space| {
-        Layout::new(space, volume_omap_nodes, extentref_nodes, fs_nodes).data + data_blocks
+        Layout::new(
+            space,
+            volume_omap_nodes,
+            extentref_nodes,
+            fs_nodes,
+            encrypted,
+        )
+        .data
+            + data_blocks
     };
     let blocks = match options.size {
         Some(size) => size / BLOCK,
@@ -1028,22 +1109,53 @@ pub fn build(tree: &Tree, options: &Options, now: i64) -> Result<Arc<dyn ReadAt>
             blocks * BLOCK
         )));
     }
-    let layout = Layout::new(&space, volume_omap_nodes, extentref_nodes, fs_nodes);
+    let layout = Layout::new(
+        &space,
+        volume_omap_nodes,
+        extentref_nodes,
+        fs_nodes,
+        encrypted,
+    );
     let placed = place(&c.streams, layout.data);
-    let (fs_records, extent_records) = records(&c, &placed, cs);
+    let (fs_records, extent_records) = records(&c, &placed, cs, encrypted);
     let mut meta: Vec<(u64, Vec<u8>)> = Vec::new();
+    let (container_uuid, volume_uuid) = (uuid(), uuid());
+
+    // An encrypted volume's keys: the keybags, and the VEK for its tree nodes and data.
+    let vek = options.encryption.as_ref().map(|pass| {
+        let password = pass
+            .candidates()
+            .next()
+            .expect("a passphrase has a candidate");
+        let keys = new_keys(
+            password,
+            &container_uuid,
+            &volume_uuid,
+            (layout.keybags, layout.keybags + 1),
+            XID,
+            BS,
+        );
+        meta.push((layout.keybags, keys.container_bag));
+        meta.push((layout.keybags + 1, keys.volume_bag));
+        Arc::new(keys.vek)
+    });
 
     // The volume's trees and object map.
     let fs_tree = build_tree(FS_TREE, &fs_records, FIRST_NODE_OID);
     let fs_root = fs_tree.root();
     let mut mappings = Vec::new();
-    for (i, (oid, block)) in fs_tree.nodes.into_iter().enumerate() {
-        mappings.push((oid, layout.fs + i as u64));
-        meta.push((layout.fs + i as u64, block));
+    for (i, (oid, mut block)) in fs_tree.nodes.into_iter().enumerate() {
+        let paddr = layout.fs + i as u64;
+        if let Some(vek) = &vek {
+            vek.encrypt(&mut block, paddr * UNITS);
+        }
+        mappings.push((oid, paddr));
+        meta.push((paddr, block));
     }
+    let node_flags = if encrypted { OMAP_VAL_ENCRYPTED } else { 0 };
     let volume_omap_tree = build_tree(
         OMAP_TREE,
-        &omap_records(mappings.into_iter()),
+        &omap_records(mappings.into_iter(), node_flags),
         layout.volume_omap + 1,
     );
     meta.push((
@@ -1089,9 +1201,14 @@ pub fn build(tree: &Tree, options: &Options, now: i64) -> Result<Arc<dyn ReadAt>
     put64(&mut v, 192, c.directories);
     put64(&mut v, 200, c.symlinks);
     put64(&mut v, 224, volume_blocks);
-    v[240..256].copy_from_slice(&uuid());
+    v[240..256].copy_from_slice(&volume_uuid);
     put64(&mut v, 256, now_ns);
-    put64(&mut v, 264, FS_UNENCRYPTED);
+    // One key (the VEK) for the whole volume, as software encryption has it.
+    put64(
+        &mut v,
+        264,
+        if encrypted { FS_ONEKEY } else { FS_UNENCRYPTED },
+    );
     let made_by = concat!("dimg ", env!("CARGO_PKG_VERSION"));
     v[272..272 + made_by.len()].copy_from_slice(made_by.as_bytes());
     put64(&mut v, 304, now_ns);
@@ -1104,7 +1221,7 @@ pub fn build(tree: &Tree, options: &Options, now: i64) -> Result<Arc<dyn ReadAt>
     // The container's object map: the one volume.
     let container_omap_tree = build_tree(
         OMAP_TREE,
-        &omap_records(std::iter::once((VOLUME_OID, layout.volume))),
+        &omap_records(std::iter::once((VOLUME_OID, layout.volume)), 0),
         layout.container_omap + 1,
     );
     meta.push((
@@ -1265,7 +1382,7 @@ pub fn build(tree: &Tree, options: &Options, now: i64) -> Result<Arc<dyn ReadAt>
     put32(&mut nx, 36, BLOCK as u32);
     put64(&mut nx, 40, blocks);
     put64(&mut nx, 64, 0x2); // version 2
-    nx[72..88].copy_from_slice(&uuid());
+    nx[72..88].copy_from_slice(&container_uuid);
     put64(&mut nx, 88, FIRST_NODE_OID + fs_nodes);
     put64(&mut nx, 96, XID + 1);
     put32(&mut nx, 104, DESC_BLOCKS as u32);
@@ -1285,6 +1402,11 @@ pub fn build(tree: &Tree, options: &Options, now: i64) -> Result<Arc<dyn ReadAt>
         (blocks * BLOCK).div_ceil(512 << 20).clamp(1, 100) as u32,
     );
     put64(&mut nx, 184, VOLUME_OID);
+    if encrypted {
+        put64(&mut nx, 1264, NX_CRYPTO_SW);
+        put64(&mut nx, 1296, layout.keybags);
+        put64(&mut nx, 1304, 1);
+    }
     // Ephemeral info, version 1: a minimum of 8 blocks and 4 structures per volume.
     put64(&mut nx, 1312, (8 << 32) | (4 << 16) | 1);
     seal(&mut nx, 1, OBJ_EPHEMERAL | NX_SUPERBLOCK, 0);
@@ -1295,10 +1417,24 @@ pub fn build(tree: &Tree, options: &Options, now: i64) -> Result<Arc<dyn ReadAt>
     // metadata written over the zeros.
     let mut disk = Assembly::default();
     disk.push(Arc::new(Zeros(layout.data * BLOCK)));
-    for s in &c.streams {
-        for (at, len, source) in &s.runs {
-            disk.push(Arc::new(Slice::new(source.clone(), *at, *len)));
-            disk.pad_to(BLOCK);
+    for (s, blocks) in c.streams.iter().zip(&placed) {
+        for ((at, len, source), &paddr) in s.runs.iter().zip(blocks) {
+            let mut run = Assembly::default();
+            run.push(Arc::new(Slice::new(source.clone(), *at, *len)));
+            run.pad_to(BLOCK);
+            let run = run.finish();
+            disk.push(match &vek {
+                // Encrypted where it lies: its tweak is its first block's (its crypto_id).
+                Some(key) => Arc::new(Ciphered {
+                    len: run.size(),
+                    disk: run,
+                    start: 0,
+                    tweak: paddr * UNITS,
+                    key: key.clone(),
+                    encrypt: true,
+                }),
+                None => run,
+            });
         }
     }
     debug_assert_eq!(disk.size(), used_end * BLOCK);

@@ -17,9 +17,9 @@ impl XtsKey {
         XtsKey(Xts128::new(data, tweak))
     }
 
-    /// Encrypts as [`XtsKey::decrypt`] decrypts: for tests that damage what is encrypted.
-    #[cfg(test)]
+    /// Encrypts `buf` (whole 512-byte units) as [`XtsKey::decrypt`] decrypts it.
     pub(super) fn encrypt(&self, buf: &mut [u8], sector: u64) {
+        debug_assert_eq!(buf.len() % 512, 0);
         self.0
             .encrypt_area(buf, 512, u128::from(sector), xts_mode::get_tweak_default);
     }
