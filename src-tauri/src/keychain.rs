@@ -5,7 +5,8 @@
 //!
 //! On Linux the keychain is the desktop's Secret Service (GNOME Keyring, KWallet), which keeps
 //! secrets across logins. Where none answers on the session bus (a bare X session, a server),
-//! the kernel keyring stands in: it forgets after a few days, and the sheet says so.
+//! the kernel keyring stands in: it forgets after a few days, and the sheet says so. On macOS
+//! it is the user's login Keychain, through keyring's apple-native backend.
 
 use dimg::ops::{self, ImageInfo};
 use dimg::{Error, Passphrase};
@@ -19,7 +20,7 @@ const SERVICE: &str = "dimg disk image";
 /// Where remembered passphrases go.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Store {
-    /// The platform's own keychain: the Secret Service on Linux.
+    /// The platform's own keychain: the Secret Service on Linux, the login Keychain on macOS.
     Desktop,
     /// Linux's kernel keyring, when no Secret Service answers.
     #[cfg(target_os = "linux")]
@@ -147,7 +148,8 @@ fn forget(identity: &str) -> keyring::Result<bool> {
     }
 }
 
-#[cfg(test)]
+// Linux's two stores, each started for the test; macOS's Keychain is never run here.
+#[cfg(all(test, target_os = "linux"))]
 mod tests {
     use super::*;
     use std::process::Command;

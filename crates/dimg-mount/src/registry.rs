@@ -1,7 +1,8 @@
 //! What is attached: each server's record (`<pid>.json` in the state folder) checked against the
 //! kernel's mount table, which is the truth about which mounts are still there. Detaching goes
 //! through fusermount3, so it works for a user's own mounts without root, and also clears a mount
-//! whose server is gone.
+//! whose server is gone. On macOS the table is getmntinfo's and `umount` detaches (macFUSE lets
+//! a mount's owner unmount it).
 
 use crate::{place, Attachment};
 use std::collections::HashSet;
@@ -11,6 +12,7 @@ use std::process::Command;
 use std::time::{Duration, Instant};
 
 /// The mount table's type for dimg's mounts.
+#[cfg(target_os = "linux")]
 const FS_TYPE: &str = "fuse.dimg";
 
 /// Where servers keep their records and logs: `$XDG_RUNTIME_DIR/dimg`, else `/tmp/dimg-UID`,
@@ -101,6 +103,7 @@ pub(crate) fn forget(attachment: &Attachment) {
 }
 
 /// The mount points of dimg's mounts in the kernel's table.
+#[cfg(target_os = "linux")]
 fn mounted() -> HashSet<PathBuf> {
     let table = std::fs::read_to_string("/proc/self/mountinfo").unwrap_or_default();
     table
@@ -114,7 +117,34 @@ fn mounted() -> HashSet<PathBuf> {
         .collect()
 }
 
+/// The mount points of macFUSE's mounts in the kernel's table (macFUSE keeps no subtype: a
+/// mount is dimg's by its record, or by the user naming it to detach).
+#[cfg(target_os = "macos")]
+fn mounted() -> HashSet<PathBuf> {
+    use std::ffi::CStr;
+    let mut table: *mut libc::statfs = std::ptr::null_mut();
+    // SAFETY: getmntinfo points `table` at its own buffer of the count it returns.
+    let count = unsafe { libc::getmntinfo(&mut table, libc::MNT_NOWAIT) };
+    if table.is_null() || count <= 0 {
+        return HashSet::new();
+    }
+    // SAFETY: `count` statfs records, valid until the next getmntinfo on this thread.
+    let table = unsafe { std::slice::from_raw_parts(table, count as usize) };
+    let text = |field: &[libc::c_char]| {
+        // SAFETY: the kernel NUL-terminates each name within its field.
+        unsafe { CStr::from_ptr(field.as_ptr()) }
+            .to_string_lossy()
+            .into_owned()
+    };
+    table
+        .iter()
+        .filter(|m| text(&m.f_fstypename).starts_with("macfuse"))
+        .map(|m| PathBuf::from(text(&m.f_mntonname)))
+        .collect()
+}
+
 /// The mount table writes space, tab, newline and backslash as octal escapes.
+#[cfg(any(target_os = "linux", test))]
 fn unescape(field: &str) -> String {
     let bytes = field.as_bytes();
     let mut out = Vec::with_capacity(bytes.len());
@@ -138,6 +168,7 @@ fn unescape(field: &str) -> String {
     String::from_utf8_lossy(&out).into_owned()
 }
 
+#[cfg(target_os = "linux")]
 fn alive(pid: u32) -> bool {
     // A zombie has given up its mounts: it is as good as gone.
     std::fs::read_to_string(format!("/proc/{pid}/stat")).is_ok_and(|stat| {
@@ -145,6 +176,14 @@ fn alive(pid: u32) -> bool {
             .next()
             .is_some_and(|s| !s.trim_start().starts_with('Z'))
     })
+}
+
+/// Whether the process `pid` is there (it may be a zombie, which has given up its mounts: a
+/// server's parent reaps it).
+#[cfg(target_os = "macos")]
+fn alive(pid: u32) -> bool {
+    // SAFETY: signal 0 only asks whether the process exists.
+    unsafe { libc::kill(pid as libc::pid_t, 0) == 0 }
 }
 
 /// Every attached image, with the mounts that are still there. Records of servers that are
@@ -222,6 +261,8 @@ pub fn detach(target: &Path, force: bool) -> Result<Detached, String> {
             .flat_map(|a| a.mounts.iter().map(|m| m.mount_point.clone()))
             .collect(),
     };
+    // The FUSE connections of writable mounts taken from processes, cut off once unmounted.
+    #[cfg(target_os = "linux")]
     let mut busy = Vec::new();
     for point in points {
         let holders = match force {
@@ -229,16 +270,19 @@ pub fn detach(target: &Path, force: bool) -> Result<Detached, String> {
             false => Vec::new(),
         };
         // The kernel's number for the mount's FUSE connection, known only while it is mounted.
+        #[cfg(target_os = "linux")]
         let connection = connection_of(&point);
         unmount(&point, force)?;
         if !holders.is_empty() {
             report.cut_off.extend(holders);
+            #[cfg(target_os = "linux")]
             busy.extend(connection);
         }
         report.unmounted.push(point);
     }
     let mut unsaved = Vec::new();
     for a in mine {
+        #[cfg(target_os = "linux")]
         if a.writable && !busy.is_empty() {
             cut_off(&busy);
         }
@@ -257,6 +301,7 @@ pub fn detach(target: &Path, force: bool) -> Result<Detached, String> {
 
 /// The FUSE connection of the mount at `point` (its device's minor number, which names it
 /// under /sys/fs/fuse/connections).
+#[cfg(target_os = "linux")]
 fn connection_of(point: &Path) -> Option<u32> {
     use std::os::unix::fs::MetadataExt;
     let dev = std::fs::metadata(point).ok()?.dev();
@@ -266,7 +311,9 @@ fn connection_of(point: &Path) -> Option<u32> {
 /// Ends FUSE connections whose mounts were taken away while processes held them: the kernel
 /// fails those processes' requests, and the server, its connection gone, closes its volume and
 /// ends. Through the kernel's fusectl files (mounted here when the system has not), which the
-/// mount's owner may write.
+/// mount's owner may write. macOS has no such files: there `umount -f` takes a mount away at
+/// once.
+#[cfg(target_os = "linux")]
 fn cut_off(connections: &[u32]) {
     let control = Path::new("/sys/fs/fuse/connections");
     let empty = std::fs::read_dir(control).is_ok_and(|mut d| d.next().is_none());
@@ -281,16 +328,22 @@ fn cut_off(connections: &[u32]) {
     }
 }
 
+/// fusermount3 (`-z`: lazily); `umount` (`-f`: at once) on macOS.
 fn unmount(point: &Path, force: bool) -> Result<(), String> {
-    let mut command = Command::new("fusermount3");
+    #[cfg(target_os = "linux")]
+    let (tool, forced, missing) = ("fusermount3", "-z", "fusermount3 (from Debian's fuse3)");
+    #[cfg(target_os = "macos")]
+    let (tool, forced, missing) = ("umount", "-f", "umount");
+    let mut command = Command::new(tool);
+    #[cfg(target_os = "linux")]
     command.arg("-u");
     if force {
-        command.arg("-z");
+        command.arg(forced);
     }
     let output = command
         .arg(point)
         .output()
-        .map_err(|e| format!("fusermount3 (from Debian's fuse3) cannot be run: {e}"))?;
+        .map_err(|e| format!("{missing} cannot be run: {e}"))?;
     if output.status.success() || !mounted().contains(point) {
         return Ok(());
     }
@@ -315,6 +368,7 @@ fn unmount(point: &Path, force: bool) -> Result<(), String> {
 }
 
 /// "pid 42 (bash)" for every process with a file, folder or working folder under `point`.
+#[cfg(target_os = "linux")]
 fn holders(point: &Path) -> Vec<String> {
     let mut found = Vec::new();
     for proc_entry in std::fs::read_dir("/proc").into_iter().flatten().flatten() {
@@ -336,6 +390,32 @@ fn holders(point: &Path) -> Vec<String> {
         if holds && pid != std::process::id() {
             let name = std::fs::read_to_string(base.join("comm")).unwrap_or_default();
             found.push(format!("pid {pid} ({})", name.trim()));
+        }
+    }
+    found
+}
+
+/// "pid 42 (bash)" for every process with a file, folder or working folder on the volume
+/// mounted at `point`, as lsof (given a mount point) lists them: `p42` then `cbash`, each field
+/// on a line.
+#[cfg(target_os = "macos")]
+fn holders(point: &Path) -> Vec<String> {
+    let Ok(out) = Command::new("lsof")
+        .args(["-F", "pc", "--"])
+        .arg(point)
+        .output()
+    else {
+        return Vec::new();
+    };
+    let mut found = Vec::new();
+    let mut pid = 0;
+    for line in String::from_utf8_lossy(&out.stdout).lines() {
+        match line.split_at_checked(1) {
+            Some(("p", n)) => pid = n.parse().unwrap_or(0),
+            Some(("c", name)) if pid != 0 && pid != std::process::id() => {
+                found.push(format!("pid {pid} ({name})"))
+            }
+            _ => {}
         }
     }
     found

@@ -2,11 +2,10 @@
 //! kernel has at this moment, whether or not udev and udisks2 have caught up. One call, nothing
 //! live.
 
-use super::{named_file_system, Device};
+use super::{named_file_system, run, Device};
 use crate::{Error, Result};
 use serde::Deserialize;
-use std::path::{Path, PathBuf};
-use std::process::Command;
+use std::path::PathBuf;
 
 /// lsblk's JSON, as `lsblk --json --list --bytes -o …` prints it: one row per device, each
 /// naming its parent (the nesting lsblk draws needs udev, which a container may lack).
@@ -61,19 +60,13 @@ impl Row {
 const COLUMNS: &str = "NAME,PKNAME,PATH,TYPE,SIZE,MODEL,RM,RO,FSTYPE,LABEL,MOUNTPOINTS,MAJ:MIN";
 
 pub(super) fn lsblk() -> Result<Vec<Device>> {
-    let mut command = Command::new("lsblk");
-    command.args(["--json", "--list", "--bytes", "--output", COLUMNS]);
-    let lsblk = Path::new("lsblk");
-    let out = command.output().map_err(|e| Error::io(lsblk, e))?;
-    if !out.status.success() {
-        let said = String::from_utf8_lossy(&out.stderr).trim().to_string();
-        return Err(Error::Refused {
-            path: lsblk.to_path_buf(),
-            reason: format!("it cannot list the disks: {said}"),
-        });
-    }
-    let listed: Listed = serde_json::from_slice(&out.stdout).map_err(|e| Error::Refused {
-        path: lsblk.to_path_buf(),
+    let listed = run(
+        "lsblk",
+        &["--json", "--list", "--bytes", "--output", COLUMNS],
+        "list the disks",
+    )?;
+    let listed: Listed = serde_json::from_slice(&listed).map_err(|e| Error::Refused {
+        path: PathBuf::from("lsblk"),
         reason: format!("lsblk's answer is not what dimg expects: {e}"),
     })?;
     // Loop devices with nothing attached, empty drives: nothing to list, nor to sniff.

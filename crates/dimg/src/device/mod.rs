@@ -3,9 +3,16 @@
 //! returns; each is described as udisks2 (the desktop's disk service) knows it where it has
 //! caught up, else as `lsblk` does. Restore and image-from-device use this to name a device, to
 //! find the device behind a mount point, to refuse a disk that is in use, and to open a device
-//! the user may not open directly.
+//! the user may not open directly. On macOS `diskutil` does both: it lists and describes the
+//! disks, and mounts and unmounts their volumes.
 
+#[cfg(any(target_os = "macos", test))]
+#[cfg_attr(not(target_os = "macos"), allow(dead_code))]
+mod diskutil;
+#[cfg(target_os = "linux")]
 mod lsblk;
+// Everywhere, for erase and partition's types; on macOS they refuse before using it.
+#[cfg_attr(target_os = "macos", allow(dead_code))]
 mod udisks;
 
 pub(crate) use udisks::{Changer, Options, Slot};
@@ -18,7 +25,14 @@ use std::fs::File;
 use std::io;
 use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
+use std::process::Command;
 use std::sync::Arc;
+
+/// The service that mounts, unmounts and changes the disks, as its refusals name it.
+#[cfg(target_os = "linux")]
+const SERVICE: &str = "udisks2";
+#[cfg(target_os = "macos")]
+const SERVICE: &str = "diskutil";
 
 /// A disk or a partition.
 #[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq)]
@@ -60,12 +74,42 @@ impl Device {
 /// drives left out). udisks2 learns of a device from udev, a moment after the kernel has it (a
 /// loop device just attached), and never of one udev could not probe (a disk udev may not
 /// open): those are described from sysfs by lsblk, as is everything where udisks2 does not run.
+/// On macOS, every disk `diskutil` lists, as it describes it.
 pub fn list() -> Result<Vec<Device>> {
-    let known = udisks::devices().unwrap_or_default();
-    Ok(lsblk::lsblk()?
+    #[cfg(target_os = "linux")]
+    let (disks, known) = (lsblk::lsblk()?, udisks::devices().unwrap_or_default());
+    #[cfg(target_os = "macos")]
+    let (disks, known) = (diskutil::disks()?, HashMap::new());
+    Ok(disks
         .into_iter()
         .map(|disk| described(disk, &known))
         .collect())
+}
+
+/// What `program` printed when run with `args`; a refusal naming it and what it was asked to
+/// do (`what`), in its own words, when it failed.
+fn run(program: &str, args: &[&str], what: &str) -> Result<Vec<u8>> {
+    let path = Path::new(program);
+    output(program, args)
+        .map_err(|e| Error::io(path, e))?
+        .map_err(|said| Error::Refused {
+            path: path.to_path_buf(),
+            reason: format!("it cannot {what}: {said}"),
+        })
+}
+
+/// What `program` printed when run with `args`, or what it said when it failed.
+fn output(program: &str, args: &[&str]) -> io::Result<std::result::Result<Vec<u8>, String>> {
+    let out = Command::new(program).args(args).output()?;
+    if out.status.success() {
+        return Ok(Ok(out.stdout));
+    }
+    // diskutil says why on its output, lsblk on its error output.
+    let said = match out.stderr.trim_ascii().is_empty() {
+        true => out.stdout,
+        false => out.stderr,
+    };
+    Ok(Err(String::from_utf8_lossy(&said).trim().to_string()))
 }
 
 /// `device` and its partitions as the kernel has them, each described by udisks2 where it knows
@@ -99,9 +143,13 @@ fn described(mut device: Device, known: &HashMap<String, Device>) -> Device {
 /// mounted), from udisks2's signals; none where udisks2 does not run or knows no block device
 /// at all (it learns them from udev: without udev, as in a container, it knows none and tells
 /// of nothing): poll [`list`] there. A udisks2 that knows no disk yet (only empty loop devices,
-/// and a disk udev could not probe) still tells of each loop device attached.
+/// and a disk udev could not probe) still tells of each loop device attached. None on macOS,
+/// whose DiskArbitration callbacks need a run loop dimg does not keep: poll there too.
 pub fn changes() -> Option<impl Iterator<Item = ()>> {
-    udisks::changes()
+    #[cfg(target_os = "linux")]
+    return udisks::changes();
+    #[cfg(target_os = "macos")]
+    None::<std::iter::Empty<()>>
 }
 
 /// The device at `path` (a block device), with its partitions.
@@ -131,8 +179,10 @@ pub fn describe(path: &Path) -> Result<Device> {
         })
 }
 
-/// A device number as the kernel writes it, major:minor.
-fn number(dev: libc::dev_t) -> String {
+/// A device number (`st_rdev`, `st_dev`) as the kernel writes it, major:minor. std gives it as
+/// a u64; macOS's `dev_t` is 32 bits, which is all its kernel stores.
+fn number(dev: u64) -> String {
+    let dev = dev as libc::dev_t;
     format!("{}:{}", libc::major(dev), libc::minor(dev))
 }
 
@@ -144,30 +194,47 @@ pub enum Access {
     Read,
     /// Reading all of it, held exclusively (O_EXCL: the kernel refuses while a file system or
     /// another program holds it, and nothing can mount it meanwhile) and past the page cache
-    /// (O_DIRECT: each read a request to the device).
+    /// (O_DIRECT, F_NOCACHE on macOS: each read a request to the device).
     Backup,
     /// Writing all of it, held exclusively.
     Write,
 }
 
-/// Opens the device at `path`: directly when the user may, else through udisks2, which asks
-/// polkit (OpenForBackup, OpenForRestore, OpenDevice), as GNOME Disks does.
+/// Held exclusively. macOS has no exclusive open of a device: its kernel refuses to open a
+/// mounted volume's block device at all (EBUSY), and [`in_use`] refuses a disk in use first.
+#[cfg(target_os = "linux")]
+const EXCLUSIVE: libc::c_int = libc::O_EXCL;
+#[cfg(target_os = "macos")]
+const EXCLUSIVE: libc::c_int = 0;
+
+/// Opens the device at `path`: directly when the user may, else on Linux through udisks2,
+/// which asks polkit (OpenForBackup, OpenForRestore, OpenDevice), as GNOME Disks does. macOS's
+/// counterpart (authopen) is not used: there a device the user may not open is refused.
 pub fn open(path: &Path, access: Access) -> Result<File> {
     let mut options = std::fs::OpenOptions::new();
     match access {
         Access::Read => options.read(true),
-        Access::Backup => options
-            .read(true)
-            .custom_flags(libc::O_EXCL | libc::O_DIRECT),
-        Access::Write => options.write(true).custom_flags(libc::O_EXCL),
+        Access::Backup => options.read(true).custom_flags(EXCLUSIVE | UNCACHED),
+        Access::Write => options.write(true).custom_flags(EXCLUSIVE),
     };
-    match options.open(path) {
+    let opened = match options.open(path) {
+        #[cfg(target_os = "linux")]
         Err(e) if e.kind() == io::ErrorKind::PermissionDenied => match udisks::open(path, access) {
-            Some(opened) => opened.map_err(|e| Error::io(path, e)),
-            None => Err(Error::io(path, e)),
+            Some(opened) => opened,
+            None => Err(e),
         },
-        opened => opened.map_err(|e| Error::io(path, e)),
-    }
+        opened => opened,
+    };
+    // macOS keeps a descriptor past the cache by a flag set once it is open.
+    #[cfg(target_os = "macos")]
+    let opened =
+        opened.and_then(
+            |file| match access != Access::Backup || set_direct(&file, true) {
+                true => Ok(file),
+                false => Err(io::Error::other("it does not take F_NOCACHE")),
+            },
+        );
+    opened.map_err(|e| Error::io(path, e))
 }
 
 /// The device at `path` for reading as a disk. Where nothing else holds it, exclusively and past
@@ -183,7 +250,14 @@ pub fn reader(path: &Path) -> Result<Arc<dyn ReadAt>> {
     opened.map_err(|e| Error::io(path, e))
 }
 
-/// Turns O_DIRECT on or off for `file`; whether that was done.
+/// Past the page cache from the open: O_DIRECT on Linux. macOS sets F_NOCACHE once it is open.
+#[cfg(target_os = "linux")]
+const UNCACHED: libc::c_int = libc::O_DIRECT;
+#[cfg(target_os = "macos")]
+const UNCACHED: libc::c_int = 0;
+
+/// Turns O_DIRECT (F_NOCACHE on macOS) on or off for `file`; whether that was done.
+#[cfg(target_os = "linux")]
 pub(crate) fn set_direct(file: &File, on: bool) -> bool {
     use std::os::fd::AsRawFd;
     let fd = file.as_raw_fd();
@@ -197,6 +271,33 @@ pub(crate) fn set_direct(file: &File, on: bool) -> bool {
         flags >= 0 && libc::fcntl(fd, libc::F_SETFL, flags) == 0
     }
 }
+#[cfg(target_os = "macos")]
+pub(crate) fn set_direct(file: &File, on: bool) -> bool {
+    use std::os::fd::AsRawFd;
+    // SAFETY: fcntl on an open descriptor, with an int.
+    unsafe { libc::fcntl(file.as_raw_fd(), libc::F_NOCACHE, libc::c_int::from(on)) == 0 }
+}
+
+/// The device's logical sector size, as its driver says: BLKSSZGET on Linux.
+#[cfg(target_os = "linux")]
+fn logical_sector(file: &File) -> Option<u64> {
+    use std::os::fd::AsRawFd;
+    let mut sector: libc::c_int = 0;
+    // SAFETY: BLKSSZGET writes one int through the pointer.
+    let asked = unsafe { libc::ioctl(file.as_raw_fd(), libc::BLKSSZGET, &mut sector) };
+    (asked == 0 && sector > 0).then_some(sector as u64)
+}
+/// The device's logical sector size, as its driver says: DKIOCGETBLOCKSIZE on macOS.
+#[cfg(target_os = "macos")]
+fn logical_sector(file: &File) -> Option<u64> {
+    use std::os::fd::AsRawFd;
+    // <sys/disk.h>: _IOR('d', 24, uint32_t), which the libc crate does not carry.
+    const DKIOCGETBLOCKSIZE: libc::c_ulong = 0x4004_6418;
+    let mut sector: u32 = 0;
+    // SAFETY: DKIOCGETBLOCKSIZE writes one uint32_t through the pointer.
+    let asked = unsafe { libc::ioctl(file.as_raw_fd(), DKIOCGETBLOCKSIZE, &mut sector) };
+    (asked == 0 && sector > 0).then_some(u64::from(sector))
+}
 
 /// O_DIRECT reads, which must be whole logical sectors into aligned memory: each goes through a
 /// page-aligned bounce buffer kept by each thread.
@@ -209,15 +310,8 @@ struct Direct {
 
 impl Direct {
     fn new(file: File) -> io::Result<Direct> {
-        use std::os::fd::AsRawFd;
         let size = FileSource::from_file(file.try_clone()?)?.size();
-        let mut sector: libc::c_int = 0;
-        // SAFETY: BLKSSZGET writes one int through the pointer.
-        let asked = unsafe { libc::ioctl(file.as_raw_fd(), libc::BLKSSZGET, &mut sector) };
-        let sector = match asked {
-            0 if sector > 0 => sector as u64,
-            _ => 4096,
-        };
+        let sector = logical_sector(&file).unwrap_or(4096);
         Ok(Direct { file, size, sector })
     }
 }
@@ -329,7 +423,8 @@ pub fn in_use(target: &Device) -> Result<Option<String>> {
         .map(|point| format!("it is mounted at {}: eject it first", point.display())))
 }
 
-/// udisks2's answer as dimg's error: a refusal naming `path` and what udisks2 was asked.
+/// The disk service's answer as dimg's error: a refusal naming `path` and what udisks2 (or
+/// diskutil) was asked.
 pub(crate) fn asked<T>(
     path: &Path,
     what: &str,
@@ -337,14 +432,33 @@ pub(crate) fn asked<T>(
 ) -> Result<T> {
     answer.map_err(|e| Error::Refused {
         path: path.to_path_buf(),
-        reason: format!("udisks2 could not {what}: {e}"),
+        reason: format!("{SERVICE} could not {what}: {e}"),
     })
 }
 
 /// udisks2 on the system bus, to be asked for a change (started on demand where it does not
 /// run yet).
+#[cfg(target_os = "linux")]
 pub(crate) fn changer(path: &Path) -> Result<Changer> {
     asked(path, "be reached", Changer::new())
+}
+/// Erasing and partitioning are udisks2's work, which macOS does not have.
+#[cfg(target_os = "macos")]
+pub(crate) fn changer(path: &Path) -> Result<Changer> {
+    Err(Error::Refused {
+        path: path.to_path_buf(),
+        reason: "dimg erases and partitions through udisks2, not on macOS: use Disk Utility".into(),
+    })
+}
+
+/// What mounts and unmounts volumes: udisks2 on Linux, diskutil on macOS.
+#[cfg(target_os = "linux")]
+fn mounter(path: &Path) -> Result<Changer> {
+    changer(path)
+}
+#[cfg(target_os = "macos")]
+fn mounter(_: &Path) -> Result<diskutil::Mounter> {
+    Ok(diskutil::Mounter)
 }
 
 /// A volume mounted or unmounted, and where.
@@ -355,7 +469,8 @@ pub struct MountChange {
 }
 
 /// Mounts the volumes of the device at `path` through udisks2, where the desktop mounts them
-/// (`/media/USER/NAME`), as GNOME Disks' Mount does: a partition's, or each of a disk's
+/// (`/media/USER/NAME`), as GNOME Disks' Mount does (through diskutil on macOS, at
+/// `/Volumes/NAME`): a partition's, or each of a disk's
 /// partitions' that holds a file system and is not mounted yet. Where each was mounted.
 pub fn mount(path: &Path) -> Result<Vec<MountChange>> {
     let about = describe(path)?;
@@ -375,11 +490,11 @@ pub fn mount(path: &Path) -> Result<Vec<MountChange>> {
             reason,
         });
     }
-    let udisks = changer(path)?;
+    let mounter = mounter(path)?;
     wanted
         .into_iter()
         .map(|d| {
-            let point = asked(&d.path, "mount it", udisks.mount(&d.path))?;
+            let point = asked(&d.path, "mount it", mounter.mount(&d.path))?;
             Ok(MountChange {
                 device: d.path.clone(),
                 mount_point: point,
@@ -388,7 +503,7 @@ pub fn mount(path: &Path) -> Result<Vec<MountChange>> {
         .collect()
 }
 
-/// Unmounts through udisks2 the volume at `spec` (a device or a mount point), or every mounted
+/// Unmounts through udisks2 (diskutil on macOS) the volume at `spec` (a device or a mount point), or every mounted
 /// volume of a disk; with `force`, lazily. What was unmounted from where.
 pub fn unmount(spec: &Path, force: bool) -> Result<Vec<MountChange>> {
     let path = resolve(spec)?;
@@ -409,11 +524,11 @@ pub fn unmount(spec: &Path, force: bool) -> Result<Vec<MountChange>> {
             reason: "it is not mounted".into(),
         });
     }
-    let udisks = changer(&path)?;
+    let mounter = mounter(&path)?;
     let mut devices: Vec<&PathBuf> = mounted.iter().map(|m| &m.device).collect();
     devices.dedup();
     for device in devices {
-        asked(device, "unmount it", udisks.unmount(device, force))?;
+        asked(device, "unmount it", mounter.unmount(device, force))?;
     }
     Ok(mounted)
 }

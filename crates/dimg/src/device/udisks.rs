@@ -115,7 +115,7 @@ fn device(of: &Interfaces, objects: &HashMap<String, Interfaces>) -> Option<Devi
         file_system: named_file_system(text(block("IdType"))),
         label: text(block("IdLabel")),
         mount_points: byte_paths(value(of, "Filesystem", "MountPoints")),
-        number: number(dev as libc::dev_t),
+        number: number(dev),
         partitions: Vec::new(),
     })
 }

@@ -67,6 +67,7 @@ pub(crate) fn staging(dir: &Path) -> std::io::Result<tempfile::TempDir> {
 /// The file an output is written to until it is finished.
 enum Temp {
     /// Linux's O_TMPFILE: in the target's folder, without a name until it is linked there.
+    #[cfg(target_os = "linux")]
     Unnamed(File),
     /// Elsewhere: a hidden name beside the target, removed if dropped.
     Named(tempfile::NamedTempFile),
@@ -100,6 +101,7 @@ impl Temp {
 
     fn as_file(&self) -> &File {
         match self {
+            #[cfg(target_os = "linux")]
             Temp::Unnamed(file) => file,
             Temp::Named(temp) => temp.as_file(),
         }
@@ -114,6 +116,7 @@ impl Temp {
                 .persist_noclobber(target)
                 .map(drop)
                 .map_err(|e| e.error),
+            #[cfg(target_os = "linux")]
             Temp::Unnamed(file) => {
                 use std::os::fd::AsRawFd;
                 let link = |to: &Path| -> std::io::Result<()> {
