@@ -2,6 +2,7 @@
 //! scores how sure it is from content, and an open — registered once in [`DRIVERS`]; the generic
 //! code here picks the driver, so adding a format touches nothing else.
 
+pub mod blocks;
 pub mod cue;
 pub mod dart;
 pub mod dc42;
@@ -9,6 +10,7 @@ pub mod encrypted;
 pub mod ndif;
 pub mod nrg;
 pub mod optical;
+pub mod qcow2;
 pub mod raw;
 pub mod resource_fork;
 pub mod sector;
@@ -196,6 +198,7 @@ pub static DRIVERS: &[&Driver] = &[
     &dc42::DRIVER,
     &dart::DRIVER,
     &ndif::DRIVER,
+    &qcow2::DRIVER,
     &raw::DRIVER,
 ];
 
