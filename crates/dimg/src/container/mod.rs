@@ -18,6 +18,7 @@ pub mod shadow;
 pub mod sparsebundle;
 pub mod sparseimage;
 pub mod udif;
+pub mod vmdk;
 
 use crate::error::{Error, FormatError, Result};
 use crate::io::{FileSource, ReadAt, WriteAt};
@@ -199,6 +200,7 @@ pub static DRIVERS: &[&Driver] = &[
     &dart::DRIVER,
     &ndif::DRIVER,
     &qcow2::DRIVER,
+    &vmdk::DRIVER,
     &raw::DRIVER,
 ];
 
