@@ -18,6 +18,7 @@ pub mod shadow;
 pub mod sparsebundle;
 pub mod sparseimage;
 pub mod udif;
+pub mod vhd;
 pub mod vmdk;
 
 use crate::error::{Error, FormatError, Result};
@@ -201,6 +202,7 @@ pub static DRIVERS: &[&Driver] = &[
     &ndif::DRIVER,
     &qcow2::DRIVER,
     &vmdk::DRIVER,
+    &vhd::DRIVER,
     &raw::DRIVER,
 ];
 
