@@ -10,6 +10,7 @@ pub mod encrypted;
 pub mod ndif;
 pub mod nrg;
 pub mod optical;
+pub mod parallels;
 pub mod qcow2;
 pub mod raw;
 pub mod resource_fork;
@@ -18,6 +19,7 @@ pub mod shadow;
 pub mod sparsebundle;
 pub mod sparseimage;
 pub mod udif;
+pub mod vdi;
 pub mod vhd;
 pub mod vmdk;
 
@@ -203,6 +205,8 @@ pub static DRIVERS: &[&Driver] = &[
     &qcow2::DRIVER,
     &vmdk::DRIVER,
     &vhd::DRIVER,
+    &vdi::DRIVER,
+    &parallels::DRIVER,
     &raw::DRIVER,
 ];
 
@@ -397,6 +401,15 @@ pub fn open_writable(path: &Path, passphrase: Option<&Passphrase>) -> Result<Ope
 }
 
 fn open_as(path: &Path, passphrase: Option<&Passphrase>, write: bool) -> Result<Opened> {
+    if parallels::is_bundle(path) {
+        let (container, stored) = parallels::open_bundle(path).map_err(|e| Error::io(path, e))?;
+        return Ok(Opened {
+            format: parallels::DRIVER.name,
+            container,
+            signatures: Vec::new(),
+            file_size: stored,
+        });
+    }
     if path.is_dir() {
         let (container, stored) =
             sparsebundle::open(path, passphrase, write).map_err(|e| Error::io(path, e))?;
