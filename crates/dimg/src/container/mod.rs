@@ -21,6 +21,7 @@ pub mod sparseimage;
 pub mod udif;
 pub mod vdi;
 pub mod vhd;
+pub mod vhdx;
 pub mod vmdk;
 
 use crate::error::{Error, FormatError, Result};
@@ -205,6 +206,7 @@ pub static DRIVERS: &[&Driver] = &[
     &qcow2::DRIVER,
     &vmdk::DRIVER,
     &vhd::DRIVER,
+    &vhdx::DRIVER,
     &vdi::DRIVER,
     &parallels::DRIVER,
     &raw::DRIVER,
