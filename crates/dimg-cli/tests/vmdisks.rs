@@ -322,3 +322,121 @@ fn damaged_vm_disks_end_cleanly() {
         outcome.failures.join("\n")
     );
 }
+
+/// The one's complement of the byte sum a VHD footer and dynamic header carry at `at`, with
+/// that field counted as zeros.
+fn vhd_checksum(structure: &mut [u8], at: usize) {
+    structure[at..at + 4].fill(0);
+    let sum = structure
+        .iter()
+        .fold(0u32, |s, &b| s.wrapping_add(u32::from(b)));
+    structure[at..at + 4].copy_from_slice(&(!sum).to_be_bytes());
+}
+
+/// qemu-img makes no differencing VHD: one is made here from a dynamic disk qemu-img made and
+/// wrote to, as the VHD specification lays it out — the footer's type 4, the parent's ID in the
+/// dynamic header, a relative (W2ru) parent locator, and the written block's sector bitmap
+/// naming only the sectors written. libyal's libvhdi (PyPI) reads it with its parent as the
+/// judge.
+#[test]
+fn a_differencing_vhd_reads_its_parent_through_its_locator() {
+    let dir = tempfile::tempdir().unwrap();
+    let raw = corpus_disk(dir.path());
+    fs::create_dir_all(dir.path().join("base")).unwrap();
+    let parent = dir.path().join("base/parent.vhd");
+    peer(
+        "qemu-img",
+        &["convert", "-f", "raw", "-O", "vpc", s(&raw), s(&parent)],
+    );
+    let size = fs::read(&parent)
+        .map(|p| p[p.len() - 512 + 48..][..8].to_vec())
+        .unwrap();
+    let size = u64::from_be_bytes(size.try_into().unwrap());
+    let child = dir.path().join("child.vhd");
+    peer(
+        "qemu-img",
+        &["create", "-f", "vpc", s(&child), &size.to_string()],
+    );
+    peer(
+        "qemu-io",
+        &["-f", "vpc", "-c", "write -P 0x44 1M 4k", s(&child)],
+    );
+    let mut file = fs::read(&child).unwrap();
+    let parent_footer = fs::read(&parent).unwrap();
+    let parent_id = &parent_footer[parent_footer.len() - 512 + 68..][..16];
+    // The locator's text goes where the footer was; the footer moves past it.
+    let locator_at = file.len() - 512;
+    let path: Vec<u8> = ".\\base\\parent.vhd"
+        .encode_utf16()
+        .flat_map(u16::to_le_bytes)
+        .collect();
+    let mut footer = file.split_off(locator_at);
+    let mut locator = path.clone();
+    locator.resize(512, 0);
+    file.extend(&locator);
+    footer[60..64].copy_from_slice(&4u32.to_be_bytes());
+    vhd_checksum(&mut footer, 64);
+    file[..512].copy_from_slice(&footer);
+    file.extend(&footer);
+    let mut header = file[512..1536].to_vec();
+    header[40..56].copy_from_slice(parent_id);
+    let name: Vec<u8> = "parent.vhd"
+        .encode_utf16()
+        .flat_map(u16::to_be_bytes)
+        .collect();
+    header[64..64 + name.len()].copy_from_slice(&name);
+    let entry = &mut header[576..600];
+    entry[..4].copy_from_slice(b"W2ru");
+    entry[4..8].copy_from_slice(&512u32.to_be_bytes());
+    entry[8..12].copy_from_slice(&(path.len() as u32).to_be_bytes());
+    entry[16..24].copy_from_slice(&(locator_at as u64).to_be_bytes());
+    vhd_checksum(&mut header, 36);
+    file[512..1536].copy_from_slice(&header);
+    // qemu-img marked every sector of the block it allocated; only the eight written are the
+    // child's.
+    let bat_at = u64::from_be_bytes(header[16..24].try_into().unwrap()) as usize;
+    let block_at = u32::from_be_bytes(file[bat_at..bat_at + 4].try_into().unwrap()) as usize * 512;
+    let bitmap = &mut file[block_at..block_at + 512];
+    bitmap.fill(0);
+    bitmap[2048 / 8] = 0xFF;
+    fs::write(&child, &file).unwrap();
+
+    let mut want = fs::read(&raw).unwrap();
+    want.resize(size as usize, 0);
+    want[1 << 20..(1 << 20) + 4096].fill(0x44);
+    let judged = dir.path().join("judged.img");
+    let o = std::process::Command::new("python3")
+        .args([
+            "-c",
+            "import pyvhdi, sys\n\
+             parent = pyvhdi.file(); parent.open(sys.argv[2])\n\
+             child = pyvhdi.file(); child.open(sys.argv[1]); child.set_parent(parent)\n\
+             open(sys.argv[3], 'wb').write(child.read_buffer_at_offset(child.get_media_size(), 0))",
+            s(&child),
+            s(&parent),
+            s(&judged),
+        ])
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "pyvhdi: {}", stderr(&o));
+    assert!(
+        fs::read(&judged).unwrap() == want,
+        "libvhdi reads another disk"
+    );
+    assert!(
+        dimg_raw(&child) == want,
+        "dimg reads another disk than libvhdi"
+    );
+    let info = stdout(&dimg(&["info", s(&child)]));
+    assert!(
+        info.contains("differencing") && info.contains("./base/parent.vhd"),
+        "{info}"
+    );
+    // Without its parent, the child names what it misses.
+    fs::remove_file(&parent).unwrap();
+    let err = stderr(&dimg(&["info", s(&child)]));
+    assert!(
+        err.contains("parent.vhd") && err.lines().count() == 1,
+        "{err}"
+    );
+}
