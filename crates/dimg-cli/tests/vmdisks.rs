@@ -440,3 +440,49 @@ fn a_differencing_vhd_reads_its_parent_through_its_locator() {
         "{err}"
     );
 }
+
+/// `convert -format qcow2`: qemu-img checks the image dimg writes (its refcounts, its tables)
+/// and finds the same disk in it, from a raw disk and from another VM format whose size is not
+/// a whole number of clusters; only the clusters that hold data are stored.
+#[test]
+fn convert_writes_qcow2_that_qemu_img_checks_and_compares_equal() {
+    let dir = tempfile::tempdir().unwrap();
+    let raw = corpus_disk(dir.path());
+    let vhd = qemu_image(
+        dir.path(),
+        &raw,
+        0,
+        &("vpc", "subformat=dynamic", "vhd", ""),
+    );
+    for (n, source) in [&raw, &vhd].into_iter().enumerate() {
+        let image = dir.path().join(format!("out-{n}.qcow2"));
+        let o = dimg(&["convert", s(source), "-format", "qcow2", "-o", s(&image)]);
+        assert!(o.status.success(), "{}", stderr(&o));
+        let check = peer("qemu-img", &["check", "--output=json", s(&image)]);
+        let check: serde_json::Value = serde_json::from_str(&check).unwrap();
+        assert_eq!(check["check-errors"], 0, "{check}");
+        assert!(
+            check.get("leaks").is_none() && check.get("corruptions").is_none(),
+            "{check}"
+        );
+        let want = dimg_raw(source);
+        assert!(qemu_raw(&image, "qcow2") == want, "{}", source.display());
+        let stored = check["allocated-clusters"].as_u64().unwrap() * 65536;
+        let data = want
+            .chunks(65536)
+            .filter(|c| c.iter().any(|&b| b != 0))
+            .count() as u64;
+        assert_eq!(stored, data * 65536, "only clusters with data are stored");
+    }
+    // A name that says another format is refused, and nothing is left.
+    let o = dimg(&[
+        "convert",
+        s(&raw),
+        "-format",
+        "qcow2",
+        "-o",
+        s(&dir.path().join("x.dmg")),
+    ]);
+    assert_eq!(o.status.code(), Some(1));
+    assert!(!dir.path().join("x.dmg").exists());
+}

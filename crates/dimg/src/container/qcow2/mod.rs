@@ -3,6 +3,8 @@
 //! (deflate or zstd), reading as zeros, or absent and so the backing file's. Internal snapshots
 //! are listed; the disk is the image's current state.
 
+pub mod writer;
+
 use super::blocks::{open_backing, read_table, BlockDisk, Blocks, Place};
 use super::{Container, Driver, Fact, Probe};
 use crate::bytes::{be16, be32, be64};
@@ -37,6 +39,8 @@ fn bad(at: u64, problem: impl Into<String>) -> io::Error {
 /// Bits 9–55 of an L1 or standard L2 entry: a cluster's offset in the file.
 const OFFSET_MASK: u64 = 0x00FF_FFFF_FFFF_FE00;
 const COMPRESSED: u64 = 1 << 62;
+/// An L1 or L2 entry's bit 63: the cluster's refcount is 1, so it is written in place.
+const COPIED: u64 = 1 << 63;
 /// A standard L2 entry's bit 0 (version 3): the cluster reads as zeros.
 const ZERO: u64 = 1;
 
