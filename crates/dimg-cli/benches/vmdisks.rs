@@ -6,10 +6,9 @@
 
 mod common;
 
-use common::s;
+use common::{best, s};
 use std::fs;
 use std::process::Command;
-use std::time::Instant;
 
 const DIMG: &str = env!("CARGO_BIN_EXE_dimg");
 
@@ -76,15 +75,4 @@ fn run(program: &str, args: &[&str]) {
         "{program} {args:?}: {}",
         String::from_utf8_lossy(&o.stderr)
     );
-}
-
-/// Seconds of the best of three runs.
-fn best(mut job: impl FnMut()) -> f64 {
-    (0..3)
-        .map(|_| {
-            let start = Instant::now();
-            job();
-            start.elapsed().as_secs_f64()
-        })
-        .fold(f64::MAX, f64::min)
 }

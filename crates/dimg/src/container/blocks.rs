@@ -87,16 +87,17 @@ impl<B: Blocks> BlockDisk<B> {
     }
 
     fn inflated(&self, block: u64, at: u64, len: u64) -> io::Result<Arc<Vec<u8>>> {
-        let mut cached = self.inflated.lock().unwrap_or_else(|p| p.into_inner());
-        if let Some((n, data)) = &*cached {
+        let cached = || self.inflated.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some((n, data)) = &*cached() {
             if *n == block {
                 return Ok(data.clone());
             }
         }
+        // Decompressed outside the lock: readers on other threads decompress other blocks.
         let mut out = vec![0u8; self.blocks.block_size() as usize];
         self.blocks.inflate(&*self.file, at, len, &mut out)?;
         let out = Arc::new(out);
-        *cached = Some((block, out.clone()));
+        *cached() = Some((block, out.clone()));
         Ok(out)
     }
 }

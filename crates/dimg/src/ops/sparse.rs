@@ -282,11 +282,9 @@ pub fn write_qcow2(job: SparseJob, progress: &dyn Progress, cancel: &Cancel) -> 
     } = job;
     let mut out = AtomicOutput::create(source, output, overwrite)?;
     let mut layout = qcow2::writer::Layout::new(disk.size());
+    // A short last cluster needs no padding: the tables written after it make the file longer.
     bands_with_data(source, disk, band, progress, cancel, |number, bytes| {
-        let at = layout.append(number);
-        let mut full = bytes.to_vec();
-        full.resize(band as usize, 0);
-        out.write_at(at, &full)
+        out.write_at(layout.append(number), bytes)
     })?;
     for (at, piece) in layout.metadata() {
         out.write_at(at, &piece)?;
