@@ -152,6 +152,14 @@ fn open(file: Arc<dyn ReadAt>, p: &Probe) -> io::Result<Box<dyn Container>> {
     let allocated = bat.iter().filter(|&&e| e != ABSENT).count();
     let (bitmaps, parent, parent_disk) = match kind {
         DIFFERENCING => {
+            // Blocks lie apart in a real file: bitmaps that add up to more than the file are
+            // a damaged table's, refused before they are read.
+            if (allocated as u64).saturating_mul(bitmap_bytes) > file.size() {
+                return Err(bad(
+                    16,
+                    format!("{allocated} blocks' bitmaps add up to more than the file"),
+                ));
+            }
             let mut bitmaps = Vec::with_capacity(bat.len());
             for &entry in &bat {
                 bitmaps.push(match entry {

@@ -137,7 +137,8 @@ fn read_sparse(file: &dyn ReadAt) -> io::Result<SparseExtent> {
     if !grain_sectors.is_power_of_two() || grain_sectors > 1 << 16 {
         return Err(bad(20, format!("a grain of {grain_sectors} sectors")));
     }
-    if per_table == 0 || per_table > 1 << 16 {
+    // Every VMware writer uses 512; more would let overlapping tables multiply what is read.
+    if per_table == 0 || per_table > 512 {
         return Err(bad(44, format!("{per_table} entries per grain table")));
     }
     let capacity = capacity
