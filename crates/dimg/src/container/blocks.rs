@@ -102,8 +102,27 @@ impl<B: Blocks> BlockDisk<B> {
     }
 }
 
-impl<B: Blocks> ReadAt for BlockDisk<B> {
-    fn read_at(&self, offset: u64, buf: &mut [u8]) -> io::Result<usize> {
+/// A read this long or longer is cut into pieces read on all cores: compressed blocks
+/// decompress in parallel, as UDIF chunks do.
+const PARALLEL_PIECE: u64 = 1 << 20;
+
+impl<B: Blocks> BlockDisk<B> {
+    /// Fills `buf` from `offset` (which the caller keeps within the disk), block by block.
+    fn read_span(&self, mut offset: u64, mut buf: &mut [u8]) -> io::Result<()> {
+        while !buf.is_empty() {
+            let n = self.read_blocks(offset, buf)?;
+            if n == 0 {
+                return Err(io::Error::from(io::ErrorKind::UnexpectedEof));
+            }
+            offset += n as u64;
+            buf = &mut buf[n..];
+        }
+        Ok(())
+    }
+
+    /// Reads from the block at `offset` (and the stored blocks right after it), at most
+    /// `buf.len()` bytes; how many.
+    fn read_blocks(&self, offset: u64, buf: &mut [u8]) -> io::Result<usize> {
         let size = self.blocks.block_size();
         let Some((block, within, mut n)) = band_span(offset, buf.len(), size, self.size) else {
             return Ok(0);
@@ -132,6 +151,26 @@ impl<B: Blocks> ReadAt for BlockDisk<B> {
             },
             Place::Zero => buf[..n].fill(0),
         }
+        Ok(n)
+    }
+}
+
+impl<B: Blocks> ReadAt for BlockDisk<B> {
+    fn read_at(&self, offset: u64, buf: &mut [u8]) -> io::Result<usize> {
+        use rayon::prelude::*;
+        let n = (buf.len() as u64).min(self.size.saturating_sub(offset)) as usize;
+        let piece = PARALLEL_PIECE.max(self.blocks.block_size()) as usize;
+        if n < 2 * piece {
+            return self.read_blocks(offset, &mut buf[..n]);
+        }
+        // Pieces start on block boundaries, so that no two decompress the same block.
+        let first = (piece - (offset % piece as u64) as usize).min(n);
+        let (head, rest) = buf[..n].split_at_mut(first);
+        self.read_span(offset, head)?;
+        let start = offset + first as u64;
+        rest.par_chunks_mut(piece)
+            .enumerate()
+            .try_for_each(|(k, chunk)| self.read_span(start + (k * piece) as u64, chunk))?;
         Ok(n)
     }
 
