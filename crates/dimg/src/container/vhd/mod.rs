@@ -31,10 +31,29 @@ fn footer_at(sniff: &crate::magic::Sniff) -> Option<u64> {
         .or_else(|| sniff.head.starts_with(COOKIE).then_some(0))
 }
 
+/// A footer whose checksum holds and whose disk fits the file: a volume cut out of a fixed VHD
+/// keeps its old footer's bytes near its end, and is a volume, not a VHD.
 fn probe(p: &Probe) -> u8 {
-    match footer_at(p.sniff) {
-        Some(_) => 100,
-        None => 0,
+    let Some(at) = footer_at(p.sniff) else {
+        return 0;
+    };
+    let sniff = p.sniff;
+    let footer = match at {
+        0 => &sniff.head[..sniff.head.len().min(512)],
+        _ => &sniff.tail[(sniff.tail.len() as u64 - (sniff.size - at)) as usize..],
+    };
+    if footer.len() < 68 {
+        return 0;
+    }
+    let sum = footer
+        .iter()
+        .enumerate()
+        .filter(|(i, _)| !(64..68).contains(i))
+        .fold(0u32, |s, (_, &b)| s.wrapping_add(u32::from(b)));
+    let fits = be32(footer, 60) != FIXED || be64(footer, 48) <= at;
+    match !sum == be32(footer, 64) && fits {
+        true => 100,
+        false => 0,
     }
 }
 
