@@ -91,6 +91,33 @@ for disk in "$work"/*.cdr "$corpus"/classic/openpreserve-jw-disk9-hfs.img; do
   volumes "$disk"
 done
 
+# VM disks: the small HFS+ disk made above, as qemu-img writes it in each format and subformat.
+vm=$work/vm
+mkdir -p "$vm"
+for kind in qcow2:compat=0.10 qcow2:compat=1.1 qcow2-c:compression_type=zlib qcow2-c:compression_type=zstd \
+            vmdk:subformat=monolithicSparse vmdk:subformat=streamOptimized vmdk:subformat=monolithicFlat \
+            vpc:subformat=dynamic vpc:subformat=fixed vhdx:block_size=1M vdi:static=off parallels:cluster_size=64k; do
+  driver=${kind%%:*}; options=${kind#*:}; compress=
+  [ "$driver" = qcow2-c ] && driver=qcow2 && compress=-c
+  out=$vm/${options#*=}.$driver
+  qemu-img convert $compress -f raw -O "$driver" -o "$options" "$work/made-HFS+.cdr" "$out"
+done
+seed qcow2 "$vm"/*.qcow2
+seed vmdk "$vm"/*.vmdk
+seed vhd "$vm"/*.vpc
+seed vhdx "$vm"/*.vhdx
+seed vdi "$vm"/*.vdi
+seed parallels "$vm"/*.parallels
+cat > "$seeds/parallels/DiskDescriptor.xml" <<'XML'
+<?xml version='1.0' encoding='UTF-8'?>
+<Parallels_disk_image Version="1.0">
+ <StorageData><Storage><Start>0</Start><End>8</End><Blocksize>8</Blocksize>
+  <Image><GUID>{1}</GUID><Type>Compressed</Type><File>vm.hdd.0.{1}.hds</File></Image>
+ </Storage></StorageData>
+ <Snapshots><Shot><GUID>{1}</GUID><ParentGUID>{00000000-0000-0000-0000-000000000000}</ParentGUID></Shot></Snapshots>
+</Parallels_disk_image>
+XML
+
 # MFS: no tool makes it; one file on a 400K volume, to Inside Macintosh II's layout.
 python3 - "$seeds/mfs" <<'PY'
 import os, struct, sys

@@ -99,7 +99,13 @@ pub fn walk_disk(disk: Arc<dyn ReadAt>, budget: &mut Budget) {
 /// Opens the input as an image file — any format, by its content — reads its disk and its
 /// tracks, and walks every volume on it.
 pub fn open_image(data: &[u8], passphrase: Option<&Passphrase>) {
-    let Ok(opened) = dimg::container::open_source(source(data), None, passphrase) else {
+    open_image_at(data, None, passphrase)
+}
+
+/// [`open_image`] of an input taken to be the file at `path`: the files it names (a VMDK's
+/// extents, a backing file) are looked for beside it.
+pub fn open_image_at(data: &[u8], path: Option<&std::path::Path>, passphrase: Option<&Passphrase>) {
+    let Ok(opened) = dimg::container::open_source(source(data), path, passphrase) else {
         return;
     };
     let container = opened.container;
@@ -111,4 +117,13 @@ pub fn open_image(data: &[u8], passphrase: Option<&Passphrase>) {
     let disk = container.disk();
     read_some(&*disk, &mut budget);
     walk_disk(disk, &mut Budget::default());
+}
+
+/// A temporary folder made once per fuzzing process, with `files` (name, bytes) in it.
+pub fn folder_with(files: &[(&str, Vec<u8>)]) -> tempfile::TempDir {
+    let dir = tempfile::tempdir().expect("a temporary folder");
+    for (name, bytes) in files {
+        std::fs::write(dir.path().join(name), bytes).expect("a file in it");
+    }
+    dir
 }

@@ -13,10 +13,11 @@
 
 mod common;
 
+use common::best;
+
 use std::fs;
 use std::path::Path;
 use std::process::Command;
-use std::time::Instant;
 
 const DIMG: &str = env!("CARGO_BIN_EXE_dimg");
 
@@ -120,15 +121,4 @@ fn run(args: &[&str]) {
         "dimg {args:?}: {}",
         String::from_utf8_lossy(&o.stderr)
     );
-}
-
-/// Seconds of the best of three runs.
-fn best(mut job: impl FnMut()) -> f64 {
-    (0..3)
-        .map(|_| {
-            let start = Instant::now();
-            job();
-            start.elapsed().as_secs_f64()
-        })
-        .fold(f64::MAX, f64::min)
 }

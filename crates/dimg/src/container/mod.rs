@@ -2,6 +2,7 @@
 //! scores how sure it is from content, and an open — registered once in [`DRIVERS`]; the generic
 //! code here picks the driver, so adding a format touches nothing else.
 
+pub mod blocks;
 pub mod cue;
 pub mod dart;
 pub mod dc42;
@@ -9,6 +10,8 @@ pub mod encrypted;
 pub mod ndif;
 pub mod nrg;
 pub mod optical;
+pub mod parallels;
+pub mod qcow2;
 pub mod raw;
 pub mod resource_fork;
 pub mod sector;
@@ -16,6 +19,10 @@ pub mod shadow;
 pub mod sparsebundle;
 pub mod sparseimage;
 pub mod udif;
+pub mod vdi;
+pub mod vhd;
+pub mod vhdx;
+pub mod vmdk;
 
 use crate::error::{Error, FormatError, Result};
 use crate::io::{FileSource, ReadAt, WriteAt};
@@ -196,6 +203,12 @@ pub static DRIVERS: &[&Driver] = &[
     &dc42::DRIVER,
     &dart::DRIVER,
     &ndif::DRIVER,
+    &qcow2::DRIVER,
+    &vmdk::DRIVER,
+    &vhd::DRIVER,
+    &vhdx::DRIVER,
+    &vdi::DRIVER,
+    &parallels::DRIVER,
     &raw::DRIVER,
 ];
 
@@ -390,6 +403,15 @@ pub fn open_writable(path: &Path, passphrase: Option<&Passphrase>) -> Result<Ope
 }
 
 fn open_as(path: &Path, passphrase: Option<&Passphrase>, write: bool) -> Result<Opened> {
+    if parallels::is_bundle(path) {
+        let (container, stored) = parallels::open_bundle(path).map_err(|e| Error::io(path, e))?;
+        return Ok(Opened {
+            format: parallels::DRIVER.name,
+            container,
+            signatures: Vec::new(),
+            file_size: stored,
+        });
+    }
     if path.is_dir() {
         let (container, stored) =
             sparsebundle::open(path, passphrase, write).map_err(|e| Error::io(path, e))?;

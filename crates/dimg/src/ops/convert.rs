@@ -46,10 +46,12 @@ pub enum OutputFormat {
     Udsb,
     /// A Disk Copy 4.2 image of a 400K, 800K, 720K or 1440K floppy, its tags kept.
     Dc42,
+    /// A qcow2 image (QEMU's, version 3): only the clusters that hold data.
+    Qcow2,
 }
 
 impl OutputFormat {
-    pub const ALL: [(&'static str, OutputFormat); 15] = [
+    pub const ALL: [(&'static str, OutputFormat); 16] = [
         ("UDTO", OutputFormat::Udto),
         ("UDRW", OutputFormat::Udrw),
         ("UDRO", OutputFormat::Udro),
@@ -65,6 +67,7 @@ impl OutputFormat {
         ("UDSP", OutputFormat::Udsp),
         ("UDSB", OutputFormat::Udsb),
         ("DC42", OutputFormat::Dc42),
+        ("qcow2", OutputFormat::Qcow2),
     ];
 
     /// The extension an image of this format is named with.
@@ -78,6 +81,7 @@ impl OutputFormat {
             OutputFormat::Udsp => "sparseimage",
             OutputFormat::Udsb => "sparsebundle",
             OutputFormat::Dc42 => "image",
+            OutputFormat::Qcow2 => "qcow2",
             _ => "dmg",
         }
     }
@@ -104,6 +108,7 @@ impl OutputFormat {
             "sparseimage" => vec![Udsp],
             "sparsebundle" => vec![Udsb],
             "image" | "dc42" => vec![Dc42],
+            "qcow2" => vec![Qcow2],
             _ => return None,
         })
     }
@@ -134,7 +139,8 @@ impl OutputFormat {
             | OutputFormat::Nrg
             | OutputFormat::Udsp
             | OutputFormat::Udsb
-            | OutputFormat::Dc42 => return None,
+            | OutputFormat::Dc42
+            | OutputFormat::Qcow2 => return None,
             OutputFormat::Udro => Variant::Udro,
             OutputFormat::Udrw => Variant::Udrw,
             OutputFormat::Udzo => Variant::Compressed(Codec::Zlib),
@@ -156,10 +162,11 @@ impl std::fmt::Display for OutputFormat {
 impl FromStr for OutputFormat {
     type Err = String;
     fn from_str(s: &str) -> Result<Self, String> {
-        let upper = s.to_ascii_uppercase();
+        // hdiutil's names are upper case; qcow2 is written as qemu writes it; either is taken
+        // in any case.
         Self::ALL
             .iter()
-            .find(|(name, _)| *name == upper)
+            .find(|(name, _)| name.eq_ignore_ascii_case(s))
             .map(|(_, f)| *f)
             .ok_or_else(|| {
                 let names: Vec<&str> = Self::ALL.iter().map(|(n, _)| *n).collect();
@@ -330,10 +337,22 @@ pub(super) fn write(
             super::sparse::write_bundle as SparseWriter,
             crate::container::sparsebundle::BAND,
         )),
+        OutputFormat::Qcow2 => Some((
+            super::sparse::write_qcow2 as SparseWriter,
+            crate::container::qcow2::writer::CLUSTER,
+        )),
         _ => None,
     };
     if let Some((write, default_band)) = sparse_writer {
+        // qcow2 keeps its 64 KiB clusters and is not sealed in an encrypted image.
+        if options.format == OutputFormat::Qcow2 && options.encryption.is_some() {
+            return Err(Error::Refused {
+                path: output.into(),
+                reason: "qcow2 images cannot be encrypted".into(),
+            });
+        }
         let band = match options.sparse_band_sectors {
+            _ if options.format == OutputFormat::Qcow2 => default_band,
             Some(sectors) => super::sparse::band_size(sectors, output)?,
             // An encrypted band is written whole (zeros seal to noise, not to a hole), so an
             // encrypted bundle takes smaller bands: less written for what its volume holds.

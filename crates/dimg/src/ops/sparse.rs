@@ -5,7 +5,7 @@
 use super::job::{stream_blocks, BlockSink, Cancel, Progress};
 use super::output::{refuse_existing, AtomicOutput};
 use crate::container::encrypted::{Sealer, BLOCK, DATA_OFFSET};
-use crate::container::{sparsebundle, sparseimage};
+use crate::container::{qcow2, sparsebundle, sparseimage};
 use crate::error::{Error, Result};
 use crate::io::ReadAt;
 use std::fs::File;
@@ -266,4 +266,29 @@ pub fn write_bundle(job: SparseJob, progress: &dyn Progress, cancel: &Cancel) ->
     }
     File::open(parent).and_then(|d| d.sync_all()).map_err(io)?;
     Ok(stored)
+}
+
+/// A qcow2 image (version 3, 64 KiB clusters): the clusters that hold data, then the tables that
+/// place them, then the header. `job.band` is the cluster size; qcow2 images are not sealed.
+/// Returns the file's size.
+pub fn write_qcow2(job: SparseJob, progress: &dyn Progress, cancel: &Cancel) -> Result<u64> {
+    let SparseJob {
+        source,
+        disk,
+        output,
+        band,
+        overwrite,
+        ..
+    } = job;
+    let mut out = AtomicOutput::create(source, output, overwrite)?;
+    let mut layout = qcow2::writer::Layout::new(disk.size());
+    // A short last cluster needs no padding: the tables written after it make the file longer.
+    bands_with_data(source, disk, band, progress, cancel, |number, bytes| {
+        out.write_at(layout.append(number), bytes)
+    })?;
+    for (at, piece) in layout.metadata() {
+        out.write_at(at, &piece)?;
+    }
+    cancel.check()?;
+    out.finish()
 }

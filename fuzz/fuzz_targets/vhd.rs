@@ -1,0 +1,17 @@
+//! VHD: footers, dynamic headers, block allocation tables, a differencing disk's sector bitmaps
+//! and parent locators; opened beside a small raw disk a locator may name (seed.sh).
+#![no_main]
+use std::path::PathBuf;
+use std::sync::OnceLock;
+
+fn image_path() -> &'static PathBuf {
+    static DIR: OnceLock<(tempfile::TempDir, PathBuf)> = OnceLock::new();
+    &DIR.get_or_init(|| {
+        let dir = dimg_fuzz::folder_with(&[("parent.img", vec![0x5a; 64 << 10])]);
+        let image = dir.path().join("disk.vhd");
+        (dir, image)
+    })
+    .1
+}
+
+libfuzzer_sys::fuzz_target!(|data: &[u8]| dimg_fuzz::open_image_at(data, Some(image_path()), None));
