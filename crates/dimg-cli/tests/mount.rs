@@ -1600,6 +1600,34 @@ fn a_fat_volume_takes_random_changes_as_a_folder_does() {
     );
 }
 
+/// An exFAT volume of a read/write image (UDRW, and an AES-256 sparse bundle) mounts
+/// read/write and takes random changes as a folder does; fsck.exfat finds no fault and
+/// exfat-fuse reads the same tree. (Debian's 7-Zip opens no exFAT volume.)
+#[test]
+fn an_exfat_volume_takes_random_changes_as_a_folder_does() {
+    random_changes_hold(
+        &[("exfat.dmg", false), ("vault.sparsebundle", true)],
+        false,
+        |image, pass| create_blank(image, "48m", "ExFAT", pass),
+        |name, part, reference| {
+            // exfat-fuse wants a block device: a loop device over a copy of the volume.
+            let judged = tempfile::tempdir().unwrap();
+            let copy = judged.path().join("exfat.img");
+            fs::copy(part, &copy).unwrap();
+            let said = run("fsck.exfat", &["-n", s(&copy)]);
+            assert!(said.contains("clean"), "{name}: fsck.exfat: {said}");
+            let point = judged.path().join("m");
+            let mut mount = common::exfat_fuse(&copy, &point, true);
+            let seen = tree_of(&point);
+            mount.unmount();
+            assert!(
+                seen == tree_of(reference),
+                "{name}: exfat-fuse reads another tree"
+            );
+        },
+    );
+}
+
 /// HFS+ and HFSX volumes of read/write images — UDRW, a sparse image, a sparse bundle, an
 /// AES-256 sparse bundle and a raw disk — take random changes as a folder does; libfshfs lists
 /// the same files, and 7-Zip extracts the same tree.

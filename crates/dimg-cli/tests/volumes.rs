@@ -12,7 +12,7 @@ use common::*;
 use dimg_e2e::program;
 use std::fs;
 use std::os::unix::fs::MetadataExt;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::Command;
 
 fn run(tool: &str, args: &[&str]) -> String {
@@ -24,68 +24,6 @@ fn run(tool: &str, args: &[&str]) -> String {
         stderr(&o)
     );
     stdout(&o)
-}
-
-/// A FUSE mount made by a peer, unmounted when dropped (and its loop device let go).
-struct PeerMount {
-    point: PathBuf,
-    device: Option<String>,
-}
-
-impl PeerMount {
-    fn unmount(&mut self) {
-        if self.point.exists() {
-            let _ = Command::new("fusermount3")
-                .args(["-u", s(&self.point)])
-                .output();
-            // fusermount returns before a fuseblk server has written everything back.
-            for _ in 0..100 {
-                let table = fs::read_to_string("/proc/self/mountinfo").unwrap();
-                if !table.contains(s(&self.point)) {
-                    break;
-                }
-                std::thread::sleep(std::time::Duration::from_millis(50));
-            }
-        }
-        if let Some(device) = self.device.take() {
-            for _ in 0..50 {
-                let o = Command::new("losetup")
-                    .args(["-d", &device])
-                    .output()
-                    .unwrap();
-                if o.status.success() {
-                    break;
-                }
-                std::thread::sleep(std::time::Duration::from_millis(100));
-            }
-        }
-    }
-}
-
-impl Drop for PeerMount {
-    fn drop(&mut self) {
-        self.unmount();
-    }
-}
-
-/// `image` mounted by exfat-fuse at `point` (made here) through a loop device, as it wants a
-/// block device.
-fn exfat_fuse(image: &Path, point: &Path, read_only: bool) -> PeerMount {
-    let loop_args = [&["-f", "--show"][..], if read_only { &["-r"] } else { &[] }].concat();
-    let device = run("losetup", &[&loop_args[..], &[s(image)]].concat())
-        .trim()
-        .to_string();
-    fs::create_dir(point).unwrap();
-    let mount = PeerMount {
-        point: point.into(),
-        device: Some(device.clone()),
-    };
-    let options: &[&str] = if read_only { &["-o", "ro"] } else { &[] };
-    run(
-        "mount.exfat-fuse",
-        &[options, &[&device, s(point)]].concat(),
-    );
-    mount
 }
 
 /// The volume's bytes in all and free as the mounting peer counts them (statfs).
