@@ -136,6 +136,57 @@ fn exfat_volumes_filled_by_exfat_fuse_extract_as_it_shows_them() {
     );
 }
 
+/// The volume GUID entry (a benign primary entry of the root, type 0xA0, with its set
+/// checksum) put in a volume mkfs.exfat made is shown by `info` as Windows writes the GUID;
+/// one whose checksum does not hold is not shown, and said so.
+#[test]
+fn an_exfat_volume_guid_entry_is_read_and_a_broken_one_named() {
+    let dir = tempfile::tempdir().unwrap();
+    let image = dir.path().join("guid.img");
+    fs::File::create(&image).unwrap().set_len(8 << 20).unwrap();
+    run("mkfs.exfat", &["-L", "GUID", s(&image)]);
+    let mut b = fs::read(&image).unwrap();
+    let sector = 1usize << b[108];
+    let cluster = sector << b[109];
+    let heap = u32::from_le_bytes(b[88..92].try_into().unwrap()) as usize * sector;
+    let root_cluster = u32::from_le_bytes(b[96..100].try_into().unwrap()) as usize;
+    let root = heap + (root_cluster - 2) * cluster;
+    let free = (root..root + cluster)
+        .step_by(32)
+        .find(|&at| b[at] == 0)
+        .expect("a free entry in the root's first cluster");
+    let mut entry = [0u8; 32];
+    entry[0] = 0xA0;
+    let guid: Vec<u8> = (0x10..0x20).collect();
+    entry[6..22].copy_from_slice(&guid);
+    // The specification's entry set checksum: a 16-bit rotate-and-add over every byte but the
+    // checksum's own two.
+    let sum = entry
+        .iter()
+        .enumerate()
+        .filter(|(i, _)| !matches!(i, 2 | 3))
+        .fold(0u16, |sum, (_, &v)| {
+            sum.rotate_right(1).wrapping_add(u16::from(v))
+        });
+    entry[2..4].copy_from_slice(&sum.to_le_bytes());
+    b[free..free + 32].copy_from_slice(&entry);
+    fs::write(&image, &b).unwrap();
+    let facts = info_json(&image)["facts"].to_string();
+    assert!(
+        facts.contains("13121110-1514-1716-1819-1A1B1C1D1E1F"),
+        "{facts}"
+    );
+
+    b[free + 10] ^= 0xFF;
+    fs::write(&image, &b).unwrap();
+    let facts = info_json(&image)["facts"].to_string();
+    assert!(!facts.contains("Volume GUID"), "{facts}");
+    assert!(
+        facts.contains("GUID entry's checksum does not hold"),
+        "{facts}"
+    );
+}
+
 /// The FAT's offset and the first cluster of the root-folder file `name` in an exFAT volume.
 fn exfat_chain_start(b: &[u8], name: &str) -> (usize, usize) {
     let sector = 1usize << b[108];
