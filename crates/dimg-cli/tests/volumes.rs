@@ -251,6 +251,7 @@ fn ntfs_volumes_filled_by_ntfs_3g_extract_as_it_shows_them() {
     )
     .unwrap();
     fs::hard_link(point.join("README.txt"), point.join("docs/hard link.txt")).unwrap();
+    fs::write(point.join("k.txt"), b"k").unwrap();
     std::os::unix::fs::symlink("docs/empty-target", point.join("a link")).unwrap();
     let attrib = xattr::get(packed.join("text.txt"), "system.ntfs_attrib_be")
         .unwrap()
@@ -294,6 +295,18 @@ fn ntfs_volumes_filled_by_ntfs_3g_extract_as_it_shows_them() {
     );
     let ls = stdout(&dimg(&["ls", "-l", s(&image)]));
     assert!(ls.contains("README.txt:Zone.Identifier"), "{ls}");
+    // Names are matched as the volume's $UpCase maps them: é is É, but the Kelvin sign is not
+    // k, whatever Unicode's lower case says.
+    for (path, found) in [
+        ("/DOCS/CAF\u{c9} \u{dc}BER NA\u{cf}VE.TXT", true),
+        ("/readme.TXT", true),
+        ("/Empty", true),
+        ("/K.TXT", true),
+        ("/\u{212a}.txt", false),
+    ] {
+        let o = dimg(&["ls", &format!("{}:{path}", s(&image))]);
+        assert_eq!(o.status.success(), found, "{path}: {}", stderr(&o));
+    }
 
     // A torn MFT record (a sector whose end is not the update sequence number) is an error
     // naming it.
@@ -477,7 +490,19 @@ fn damaged_ext_trees_are_clear_errors() {
     let a = noise(1 << 20, 17);
     fs::write(src.join("a.bin"), &a).unwrap();
     let image = dir.path().join("ext4.img");
-    let args = ["-q", "-F", "-b", "1024", "-d", s(&src), s(&image), "16M"];
+    // Without metadata_csum, whose inode checksum would catch the change before the loop.
+    let args = [
+        "-q",
+        "-F",
+        "-O",
+        "^metadata_csum",
+        "-b",
+        "1024",
+        "-d",
+        s(&src),
+        s(&image),
+        "16M",
+    ];
     run("mkfs.ext4", &args);
     let out = dir.path().join("out");
     extract(&image, &out);
@@ -520,6 +545,117 @@ fn damaged_ext_trees_are_clear_errors() {
     ]);
     assert_eq!(o.status.code(), Some(1), "{}", stderr(&o));
     assert!(stderr(&o).contains("extent tree"), "{}", stderr(&o));
+}
+
+/// With metadata_csum, a change to the superblock, a group descriptor, an inode, an extent
+/// tree node, a directory leaf block or an attribute block that leaves its checksum behind is an
+/// error naming the structure — where e2fsck -n finds the same checksum wrong.
+#[test]
+fn ext_metadata_checksums_that_do_not_hold_are_errors_naming_the_structure() {
+    let dir = tempfile::tempdir().unwrap();
+    let src = dir.path().join("src");
+    fs::create_dir(&src).unwrap();
+    ext_source(&src);
+    // An attribute too big for the inode goes in a block of its own.
+    xattr::set(src.join("docs"), "user.big", &[b'x'; 600][..]).unwrap();
+    let image = dir.path().join("csum.img");
+    let args = [
+        "-q",
+        "-F",
+        "-b",
+        "1024",
+        "-I",
+        "256",
+        "-d",
+        s(&src),
+        s(&image),
+        "16M",
+    ];
+    run("mkfs.ext4", &args);
+    let clean = fs::read(&image).unwrap();
+    let stats = run("dumpe2fs", &["-h", s(&image)]);
+    assert!(stats.contains("metadata_csum"), "{stats}");
+    // Where each structure is, as debugfs says.
+    let debugfs = |request: &str| run("debugfs", &["-R", request, s(&image)]);
+    let number_after = |text: &str, after: &str, radix: u32| -> usize {
+        let t = text
+            .split(after)
+            .nth(1)
+            .unwrap_or_else(|| panic!("{after}: {text}"));
+        let t = t.trim_start();
+        let digits: String = t.chars().take_while(|c| c.is_digit(radix)).collect();
+        usize::from_str_radix(&digits, radix).unwrap()
+    };
+    let inode_at = |path: &str| {
+        let imap = debugfs(&format!("imap {path}"));
+        number_after(&imap, "located at block ", 10) * 1024 + number_after(&imap, "offset 0x", 16)
+    };
+    let readme = inode_at("/README.txt");
+    // many/ holds 600 entries, in an htree: its block 0 is the tree's root, block 1 a leaf;
+    // its extents are many enough to need a tree node (ETB0).
+    let many = debugfs("stat /many");
+    let (many_node, many_leaf) = (
+        number_after(&many, "(ETB0):", 10),
+        number_after(&many, "(1):", 10),
+    );
+    let acl = number_after(&debugfs("stat /docs"), "File ACL:", 10);
+    assert_ne!(acl, 0, "docs has an attribute block");
+    let cases: Vec<(&str, usize, &str)> = vec![
+        ("the superblock's label", 1024 + 120, "ext superblock"),
+        (
+            "group 0's descriptor's free count",
+            2048 + 12,
+            "ext group descriptor",
+        ),
+        (
+            "README.txt's inode's modification time",
+            readme + 16,
+            "ext inode",
+        ),
+        (
+            "many/'s extent tree node",
+            many_node * 1024 + 20,
+            "ext extent tree",
+        ),
+        (
+            "a leaf block of many/",
+            many_leaf * 1024 + 30,
+            "ext directory block",
+        ),
+        (
+            "docs/'s attribute block",
+            acl * 1024 + 40,
+            "ext extended-attribute block",
+        ),
+    ];
+    for (what, at, structure) in cases {
+        let mut bytes = clean.clone();
+        bytes[at] ^= 0x01;
+        fs::write(&image, &bytes).unwrap();
+        let o = Command::new("e2fsck")
+            .args(["-fn", s(&image)])
+            .output()
+            .unwrap();
+        let said = format!("{}{}", stdout(&o), stderr(&o)).to_lowercase();
+        assert!(
+            !o.status.success() && said.contains("checksum"),
+            "{what}: e2fsck finds no checksum wrong: {said}"
+        );
+        let o = dimg(&[
+            "extract",
+            "--strict",
+            s(&image),
+            "-o",
+            s(&dir.path().join("x")),
+        ]);
+        let _ = fs::remove_dir_all(dir.path().join("x"));
+        assert_eq!(o.status.code(), Some(1), "{what}: {}", stderr(&o));
+        assert!(
+            stderr(&o).contains(structure) && stderr(&o).contains("metadata_csum"),
+            "{what}: {}",
+            stderr(&o)
+        );
+    }
 }
 
 /// Damaged copies of the corpus's exFAT, NTFS and ext volumes and of volumes their own tools
