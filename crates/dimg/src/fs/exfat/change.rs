@@ -3,9 +3,10 @@
 //! sets it touches (their checksums made whole), takes clusters from the allocation bitmap and
 //! gives them back (the bitmap is kept in memory and written through), and keeps a file's
 //! clusters contiguous ("NoFatChain") while it can grow in place, chaining them in the FAT once
-//! it cannot. Bytes past a file's valid data length read as zeros: a file grown by truncate is
-//! not written, and a write past that length zeroes the gap first. The volume is marked dirty
-//! while it is open.
+//! it cannot. A file grown is zeroed to its new length and its valid data length kept equal to
+//! its length, as exfat-fuse 1.3 and Linux before 6.8 read every byte up to the length (bytes
+//! past the valid length of a file written elsewhere are zeroed before a write past them). The
+//! volume is marked dirty while it is open.
 
 use super::read::{sets_in, ExFat, Node, Set};
 use super::write::{entry_set, named, seal, Placed, ATTR_ARCHIVE, END_OF_CHAIN};
@@ -429,13 +430,16 @@ impl State {
         }
     }
 
-    /// Makes the file `len` bytes long: what is past its valid length reads as zeros.
+    /// Makes the file `len` bytes long, all of them valid: what it grows by is zeroed.
     fn resize(&mut self, entry: &mut Entry, len: u64) -> io::Result<Vec<u32>> {
         let have = self.clusters_of(entry)?;
         let mut node = entry.set.node;
         let clusters = self.reallocate(&mut node, have, len.div_ceil(self.cluster()))?;
+        if node.valid < len {
+            self.zero(&clusters, node.valid, len)?;
+        }
         node.size = Some(len);
-        node.valid = node.valid.min(len);
+        node.valid = len;
         entry.set_node(node);
         Ok(clusters)
     }
@@ -891,7 +895,6 @@ mod tests {
         a.truncate(30_000);
         v.set_len("folder/2", 200_000).unwrap();
         b.resize(200_000, 0);
-        // Past the valid length: the gap reads as zeros.
         v.write("folder/2", 190_000, b"end").unwrap();
         b[190_000..190_003].copy_from_slice(b"end");
         want.insert("/folder/1".into(), Some(a));
