@@ -2368,6 +2368,7 @@ fn an_ext4_volume_mounts_as_the_folder_it_was_made_from() {
 
 /// A UDF bridge disc genisoimage made mounts read-only as its UDF side, which is the folder it
 /// was made from: files of many blocks, names in 16-bit CS0, times; nothing on it can be changed.
+/// Attached whole, its ISO 9660 side mounts beside it as another volume.
 #[test]
 fn a_udf_bridge_disc_mounts_as_the_folder_it_was_made_from() {
     let dir = tempfile::tempdir().unwrap();
@@ -2407,4 +2408,21 @@ fn a_udf_bridge_disc_mounts_as_the_folder_it_was_made_from() {
     let o = dimg(&["detach", s(&image)]);
     assert!(o.status.success(), "{}", stderr(&o));
     assert!(!mounted(&point));
+
+    // Attached whole, the disc mounts both sides where removable media go: UDF's first, then
+    // the ISO 9660 side, which Rock Ridge gives the same tree.
+    let both = Attached::new(&[s(&image)], None).unwrap();
+    let points = both.mount_points();
+    assert_eq!(points.len(), 2, "{:#?}", both.json);
+    assert_eq!(both.json["mounts"][0]["name"], "DVD");
+    for point in &points {
+        common::assert_same(
+            &common::snapshot(point, true),
+            &common::snapshot(&src, true),
+            &format!("{}", point.display()),
+        );
+    }
+    let o = dimg(&["detach", s(&image)]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert!(points.iter().all(|p| !mounted(p)));
 }
