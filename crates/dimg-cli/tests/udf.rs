@@ -222,7 +222,11 @@ fn pycdlib_udf_2_60_discs_extract_as_their_source_with_their_links() {
     // pycdlib put every file and folder in the root under a made-up name.
     let volumes = info_volumes(&image);
     assert_eq!(volumes.len(), 2, "{volumes:#?}");
-    assert_eq!(volumes[0]["name"], udfinfo(&image).0.as_str(), "UDF's label");
+    assert_eq!(
+        volumes[0]["name"],
+        udfinfo(&image).0.as_str(),
+        "UDF's label"
+    );
     assert_eq!(volumes[1]["name"], "PY", "the primary volume descriptor's");
     let iso = listing(&image, Some("0.1"));
     let mut iso_sizes: Vec<(String, u64)> = iso.values().cloned().collect();

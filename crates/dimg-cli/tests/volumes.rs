@@ -480,6 +480,24 @@ fn ext_journals_needing_recovery_are_warned_of_and_unknown_features_named() {
     assert!(stderr(&o).contains("encrypt"), "{}", stderr(&o));
 }
 
+/// The number after `after` in what debugfs said, in `radix`.
+fn number_after(text: &str, after: &str, radix: u32) -> usize {
+    let t = text
+        .split(after)
+        .nth(1)
+        .unwrap_or_else(|| panic!("{after}: {text}"))
+        .trim_start();
+    let digits: String = t.chars().take_while(|c| c.is_digit(radix)).collect();
+    usize::from_str_radix(&digits, radix).unwrap()
+}
+
+/// Where the inode of `path` is in an ext volume of 1 KiB blocks, as debugfs's imap says
+/// ("located at block 1060, offset 0x0b00").
+fn inode_offset(image: &Path, path: &str) -> usize {
+    let imap = run("debugfs", &["-R", &format!("imap {path}"), s(image)]);
+    number_after(&imap, "located at block ", 10) * 1024 + number_after(&imap, "offset 0x", 16)
+}
+
 /// An extent tree whose index leads back to its own node: a clean error naming the tree, not
 /// a hang. The inode's root is made an index over a node that points at itself.
 #[test]
@@ -507,19 +525,10 @@ fn damaged_ext_trees_are_clear_errors() {
     let out = dir.path().join("out");
     extract(&image, &out);
     assert_eq!(fs::read(out.join("a.bin")).unwrap(), a);
-    // "located at block 1060, offset 0x0b00"; "(0-1023):1172-2195".
-    let imap = run("debugfs", &["-R", "imap /a.bin", s(&image)]);
-    let number = |text: &str, after: &str, radix: u32| -> usize {
-        let t = text
-            .split(after)
-            .nth(1)
-            .unwrap_or_else(|| panic!("{after}: {text}"));
-        let digits: String = t.chars().take_while(|c| c.is_digit(radix)).collect();
-        usize::from_str_radix(&digits, radix).unwrap()
-    };
-    let inode = number(&imap, "located at block ", 10) * 1024 + number(&imap, "offset 0x", 16);
+    let inode = inode_offset(&image, "/a.bin");
+    // "(0-1023):1172-2195".
     let stat = run("debugfs", &["-R", "stat /a.bin", s(&image)]);
-    let data = number(&stat, "(0-1023):", 10);
+    let data = number_after(&stat, "(0-1023):", 10);
     let node = |depth: u16, child: usize| {
         let mut n = vec![0x0A, 0xF3, 1, 0, 4, 0];
         n.extend(depth.to_le_bytes());
@@ -577,20 +586,7 @@ fn ext_metadata_checksums_that_do_not_hold_are_errors_naming_the_structure() {
     assert!(stats.contains("metadata_csum"), "{stats}");
     // Where each structure is, as debugfs says.
     let debugfs = |request: &str| run("debugfs", &["-R", request, s(&image)]);
-    let number_after = |text: &str, after: &str, radix: u32| -> usize {
-        let t = text
-            .split(after)
-            .nth(1)
-            .unwrap_or_else(|| panic!("{after}: {text}"));
-        let t = t.trim_start();
-        let digits: String = t.chars().take_while(|c| c.is_digit(radix)).collect();
-        usize::from_str_radix(&digits, radix).unwrap()
-    };
-    let inode_at = |path: &str| {
-        let imap = debugfs(&format!("imap {path}"));
-        number_after(&imap, "located at block ", 10) * 1024 + number_after(&imap, "offset 0x", 16)
-    };
-    let readme = inode_at("/README.txt");
+    let readme = inode_offset(&image, "/README.txt");
     // many/ holds 600 entries, in an htree: its block 0 is the tree's root, block 1 a leaf;
     // its extents are many enough to need a tree node (ETB0).
     let many = debugfs("stat /many");
