@@ -91,7 +91,9 @@ fn udf(tree: &Path, image: &Path, _: &str) {
 }
 
 fn ext4(tree: &Path, image: &Path, _: &str) {
-    common::run("mkfs.ext4", &["-q", "-F", "-d", s(tree), s(image), "600M"]);
+    // An inode for each 4 KiB: 100,000 files need more than the default gives.
+    let args = ["-q", "-F", "-i", "4096", "-d", s(tree), s(image), "600M"];
+    common::run("mkfs.ext4", &args);
 }
 
 /// mkntfs, then the tree copied in through ntfs-3g (a FUSE mount: under the machine's e2e
