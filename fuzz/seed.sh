@@ -45,6 +45,10 @@ for p in json.load(sys.stdin)["partitions"]:
       FAT) target=fat ;;
       ISO_9660) target=iso9660 ;;
       APFS) target=apfs ;;
+      UDF) target=udf ;;
+      ExFAT) target=exfat ;;
+      NTFS) target=ntfs ;;
+      ext2|ext3|ext4) target=ext ;;
       *) continue ;;
     esac
     local out=$work/$(basename "$1").p$index
@@ -79,6 +83,27 @@ seed sparse "$work/made.sparseimage"
 mkfs.fat -C "$work/made.fat" 1024 >/dev/null
 MTOOLS_SKIP_CHECK=1 mcopy -s -i "$work/made.fat" "$work/src/readme.txt" "$work/src/folder" ::
 seed fat "$work/made.fat"
+seed exfat "$corpus"/exfat/*.bin
+seed ntfs "$corpus"/ntfs/*.bin
+seed ext "$corpus"/ext/*.bin
+genisoimage -quiet -udf -R -o "$work/made.udf.iso" "$work/src"
+"$dimg" makehybrid -udf -udf-version 2.01 -o "$work/made-2.01.udf.iso" "$work/src" >/dev/null
+for media in hd:2.01 cdr:2.01 bdr:2.50; do
+  mkudffs --new-file --media-type="${media%:*}" --udfrev="${media#*:}" "$work/${media%:*}.udf" 1500 >/dev/null
+done
+seed udf "$work"/*.udf.iso "$work"/*.udf
+head -c $((3 << 20)) /dev/zero > "$work/made.exfat"
+mkfs.exfat "$work/made.exfat" >/dev/null
+"$dimg" create -srcfolder "$work/src" -fs ExFAT -layout NONE -format UDTO "$work/dimg-exfat.cdr" >/dev/null
+cp "$work/dimg-exfat.cdr" "$work/dimg.exfat"
+seed exfat "$work"/*.exfat
+head -c $((2 << 20)) /dev/zero > "$work/made.ntfs"
+mkntfs -q -F -f "$work/made.ntfs" >/dev/null 2>&1
+seed ntfs "$work/made.ntfs"
+for ext in ext2 ext4; do
+  mke2fs -q -F -t "$ext" -d "$work/src" "$work/made.$ext" 1M >/dev/null 2>&1
+done
+seed ext "$work"/made.ext2 "$work"/made.ext4
 dd if=/dev/zero of="$work/classic.hfs" bs=1k count=800 status=none
 hformat -l "Fuzz" "$work/classic.hfs" >/dev/null
 hmount "$work/classic.hfs" >/dev/null && hcopy -r "$work/src/readme.txt" ":readme" && humount >/dev/null

@@ -1600,6 +1600,34 @@ fn a_fat_volume_takes_random_changes_as_a_folder_does() {
     );
 }
 
+/// An exFAT volume of a read/write image (UDRW, and an AES-256 sparse bundle) mounts
+/// read/write and takes random changes as a folder does; fsck.exfat finds no fault and
+/// exfat-fuse reads the same tree. (Debian's 7-Zip opens no exFAT volume.)
+#[test]
+fn an_exfat_volume_takes_random_changes_as_a_folder_does() {
+    random_changes_hold(
+        &[("exfat.dmg", false), ("vault.sparsebundle", true)],
+        false,
+        |image, pass| create_blank(image, "48m", "ExFAT", pass),
+        |name, part, reference| {
+            // exfat-fuse wants a block device: a loop device over a copy of the volume.
+            let judged = tempfile::tempdir().unwrap();
+            let copy = judged.path().join("exfat.img");
+            fs::copy(part, &copy).unwrap();
+            let said = run("fsck.exfat", &["-n", s(&copy)]);
+            assert!(said.contains("clean"), "{name}: fsck.exfat: {said}");
+            let point = judged.path().join("m");
+            let mut mount = common::exfat_fuse(&copy, &point, true);
+            let seen = tree_of(&point);
+            mount.unmount();
+            assert!(
+                seen == tree_of(reference),
+                "{name}: exfat-fuse reads another tree"
+            );
+        },
+    );
+}
+
 /// HFS+ and HFSX volumes of read/write images — UDRW, a sparse image, a sparse bundle, an
 /// AES-256 sparse bundle and a raw disk — take random changes as a folder does; libfshfs lists
 /// the same files, and 7-Zip extracts the same tree.
@@ -2340,6 +2368,7 @@ fn an_ext4_volume_mounts_as_the_folder_it_was_made_from() {
 
 /// A UDF bridge disc genisoimage made mounts read-only as its UDF side, which is the folder it
 /// was made from: files of many blocks, names in 16-bit CS0, times; nothing on it can be changed.
+/// Attached whole, its ISO 9660 side mounts beside it as another volume.
 #[test]
 fn a_udf_bridge_disc_mounts_as_the_folder_it_was_made_from() {
     let dir = tempfile::tempdir().unwrap();
@@ -2379,4 +2408,21 @@ fn a_udf_bridge_disc_mounts_as_the_folder_it_was_made_from() {
     let o = dimg(&["detach", s(&image)]);
     assert!(o.status.success(), "{}", stderr(&o));
     assert!(!mounted(&point));
+
+    // Attached whole, the disc mounts both sides where removable media go: UDF's first, then
+    // the ISO 9660 side, which Rock Ridge gives the same tree.
+    let both = Attached::new(&[s(&image)], None).unwrap();
+    let points = both.mount_points();
+    assert_eq!(points.len(), 2, "{:#?}", both.json);
+    assert_eq!(both.json["mounts"][0]["name"], "DVD");
+    for point in &points {
+        common::assert_same(
+            &common::snapshot(point, true),
+            &common::snapshot(&src, true),
+            &format!("{}", point.display()),
+        );
+    }
+    let o = dimg(&["detach", s(&image)]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert!(points.iter().all(|p| !mounted(p)));
 }

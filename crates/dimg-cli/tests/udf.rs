@@ -218,6 +218,27 @@ fn pycdlib_udf_2_60_discs_extract_as_their_source_with_their_links() {
         Some(&("symlink".to_string(), "frag-a.bin".len() as u64)),
         "a link is as long as its target: {udf:#?}"
     );
+    // The bridge's other side: UDF's volume first, as macOS mounts it, then ISO 9660's, where
+    // pycdlib put every file and folder in the root under a made-up name.
+    let volumes = info_volumes(&image);
+    assert_eq!(volumes.len(), 2, "{volumes:#?}");
+    assert_eq!(
+        volumes[0]["name"],
+        udfinfo(&image).0.as_str(),
+        "UDF's label"
+    );
+    assert_eq!(volumes[1]["name"], "PY", "the primary volume descriptor's");
+    let iso = listing(&image, Some("0.1"));
+    let mut iso_sizes: Vec<(String, u64)> = iso.values().cloned().collect();
+    let mut udf_sizes: Vec<(String, u64)> = udf
+        .values()
+        .filter(|(kind, _)| kind != "symlink")
+        .cloned()
+        .collect();
+    iso_sizes.sort();
+    udf_sizes.sort();
+    assert_eq!(iso_sizes, udf_sizes, "the ISO 9660 side: {iso:#?}");
+    assert!(iso.keys().all(|k| !k.contains('/')), "{iso:#?}");
 }
 
 /// mkudffs's volumes at every revision, on the media types that lay them out differently

@@ -12,7 +12,7 @@ use common::*;
 use dimg_e2e::program;
 use std::fs;
 use std::os::unix::fs::MetadataExt;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::Command;
 
 fn run(tool: &str, args: &[&str]) -> String {
@@ -24,68 +24,6 @@ fn run(tool: &str, args: &[&str]) -> String {
         stderr(&o)
     );
     stdout(&o)
-}
-
-/// A FUSE mount made by a peer, unmounted when dropped (and its loop device let go).
-struct PeerMount {
-    point: PathBuf,
-    device: Option<String>,
-}
-
-impl PeerMount {
-    fn unmount(&mut self) {
-        if self.point.exists() {
-            let _ = Command::new("fusermount3")
-                .args(["-u", s(&self.point)])
-                .output();
-            // fusermount returns before a fuseblk server has written everything back.
-            for _ in 0..100 {
-                let table = fs::read_to_string("/proc/self/mountinfo").unwrap();
-                if !table.contains(s(&self.point)) {
-                    break;
-                }
-                std::thread::sleep(std::time::Duration::from_millis(50));
-            }
-        }
-        if let Some(device) = self.device.take() {
-            for _ in 0..50 {
-                let o = Command::new("losetup")
-                    .args(["-d", &device])
-                    .output()
-                    .unwrap();
-                if o.status.success() {
-                    break;
-                }
-                std::thread::sleep(std::time::Duration::from_millis(100));
-            }
-        }
-    }
-}
-
-impl Drop for PeerMount {
-    fn drop(&mut self) {
-        self.unmount();
-    }
-}
-
-/// `image` mounted by exfat-fuse at `point` (made here) through a loop device, as it wants a
-/// block device.
-fn exfat_fuse(image: &Path, point: &Path, read_only: bool) -> PeerMount {
-    let loop_args = [&["-f", "--show"][..], if read_only { &["-r"] } else { &[] }].concat();
-    let device = run("losetup", &[&loop_args[..], &[s(image)]].concat())
-        .trim()
-        .to_string();
-    fs::create_dir(point).unwrap();
-    let mount = PeerMount {
-        point: point.into(),
-        device: Some(device.clone()),
-    };
-    let options: &[&str] = if read_only { &["-o", "ro"] } else { &[] };
-    run(
-        "mount.exfat-fuse",
-        &[options, &[&device, s(point)]].concat(),
-    );
-    mount
 }
 
 /// The volume's bytes in all and free as the mounting peer counts them (statfs).
@@ -198,6 +136,57 @@ fn exfat_volumes_filled_by_exfat_fuse_extract_as_it_shows_them() {
     );
 }
 
+/// The volume GUID entry (a benign primary entry of the root, type 0xA0, with its set
+/// checksum) put in a volume mkfs.exfat made is shown by `info` as Windows writes the GUID;
+/// one whose checksum does not hold is not shown, and said so.
+#[test]
+fn an_exfat_volume_guid_entry_is_read_and_a_broken_one_named() {
+    let dir = tempfile::tempdir().unwrap();
+    let image = dir.path().join("guid.img");
+    fs::File::create(&image).unwrap().set_len(8 << 20).unwrap();
+    run("mkfs.exfat", &["-L", "GUID", s(&image)]);
+    let mut b = fs::read(&image).unwrap();
+    let sector = 1usize << b[108];
+    let cluster = sector << b[109];
+    let heap = u32::from_le_bytes(b[88..92].try_into().unwrap()) as usize * sector;
+    let root_cluster = u32::from_le_bytes(b[96..100].try_into().unwrap()) as usize;
+    let root = heap + (root_cluster - 2) * cluster;
+    let free = (root..root + cluster)
+        .step_by(32)
+        .find(|&at| b[at] == 0)
+        .expect("a free entry in the root's first cluster");
+    let mut entry = [0u8; 32];
+    entry[0] = 0xA0;
+    let guid: Vec<u8> = (0x10..0x20).collect();
+    entry[6..22].copy_from_slice(&guid);
+    // The specification's entry set checksum: a 16-bit rotate-and-add over every byte but the
+    // checksum's own two.
+    let sum = entry
+        .iter()
+        .enumerate()
+        .filter(|(i, _)| !matches!(i, 2 | 3))
+        .fold(0u16, |sum, (_, &v)| {
+            sum.rotate_right(1).wrapping_add(u16::from(v))
+        });
+    entry[2..4].copy_from_slice(&sum.to_le_bytes());
+    b[free..free + 32].copy_from_slice(&entry);
+    fs::write(&image, &b).unwrap();
+    let facts = info_json(&image)["facts"].to_string();
+    assert!(
+        facts.contains("13121110-1514-1716-1819-1A1B1C1D1E1F"),
+        "{facts}"
+    );
+
+    b[free + 10] ^= 0xFF;
+    fs::write(&image, &b).unwrap();
+    let facts = info_json(&image)["facts"].to_string();
+    assert!(!facts.contains("Volume GUID"), "{facts}");
+    assert!(
+        facts.contains("GUID entry's checksum does not hold"),
+        "{facts}"
+    );
+}
+
 /// The FAT's offset and the first cluster of the root-folder file `name` in an exFAT volume.
 fn exfat_chain_start(b: &[u8], name: &str) -> (usize, usize) {
     let sector = 1usize << b[108];
@@ -262,6 +251,7 @@ fn ntfs_volumes_filled_by_ntfs_3g_extract_as_it_shows_them() {
     )
     .unwrap();
     fs::hard_link(point.join("README.txt"), point.join("docs/hard link.txt")).unwrap();
+    fs::write(point.join("k.txt"), b"k").unwrap();
     std::os::unix::fs::symlink("docs/empty-target", point.join("a link")).unwrap();
     let attrib = xattr::get(packed.join("text.txt"), "system.ntfs_attrib_be")
         .unwrap()
@@ -305,6 +295,18 @@ fn ntfs_volumes_filled_by_ntfs_3g_extract_as_it_shows_them() {
     );
     let ls = stdout(&dimg(&["ls", "-l", s(&image)]));
     assert!(ls.contains("README.txt:Zone.Identifier"), "{ls}");
+    // Names are matched as the volume's $UpCase maps them: é is É, but the Kelvin sign is not
+    // k, whatever Unicode's lower case says.
+    for (path, found) in [
+        ("/DOCS/CAF\u{c9} \u{dc}BER NA\u{cf}VE.TXT", true),
+        ("/readme.TXT", true),
+        ("/Empty", true),
+        ("/K.TXT", true),
+        ("/\u{212a}.txt", false),
+    ] {
+        let o = dimg(&["ls", &format!("{}:{path}", s(&image))]);
+        assert_eq!(o.status.success(), found, "{path}: {}", stderr(&o));
+    }
 
     // A torn MFT record (a sector whose end is not the update sequence number) is an error
     // naming it.
@@ -478,6 +480,24 @@ fn ext_journals_needing_recovery_are_warned_of_and_unknown_features_named() {
     assert!(stderr(&o).contains("encrypt"), "{}", stderr(&o));
 }
 
+/// The number after `after` in what debugfs said, in `radix`.
+fn number_after(text: &str, after: &str, radix: u32) -> usize {
+    let t = text
+        .split(after)
+        .nth(1)
+        .unwrap_or_else(|| panic!("{after}: {text}"))
+        .trim_start();
+    let digits: String = t.chars().take_while(|c| c.is_digit(radix)).collect();
+    usize::from_str_radix(&digits, radix).unwrap()
+}
+
+/// Where the inode of `path` is in an ext volume of 1 KiB blocks, as debugfs's imap says
+/// ("located at block 1060, offset 0x0b00").
+fn inode_offset(image: &Path, path: &str) -> usize {
+    let imap = run("debugfs", &["-R", &format!("imap {path}"), s(image)]);
+    number_after(&imap, "located at block ", 10) * 1024 + number_after(&imap, "offset 0x", 16)
+}
+
 /// An extent tree whose index leads back to its own node: a clean error naming the tree, not
 /// a hang. The inode's root is made an index over a node that points at itself.
 #[test]
@@ -488,24 +508,27 @@ fn damaged_ext_trees_are_clear_errors() {
     let a = noise(1 << 20, 17);
     fs::write(src.join("a.bin"), &a).unwrap();
     let image = dir.path().join("ext4.img");
-    let args = ["-q", "-F", "-b", "1024", "-d", s(&src), s(&image), "16M"];
+    // Without metadata_csum, whose inode checksum would catch the change before the loop.
+    let args = [
+        "-q",
+        "-F",
+        "-O",
+        "^metadata_csum",
+        "-b",
+        "1024",
+        "-d",
+        s(&src),
+        s(&image),
+        "16M",
+    ];
     run("mkfs.ext4", &args);
     let out = dir.path().join("out");
     extract(&image, &out);
     assert_eq!(fs::read(out.join("a.bin")).unwrap(), a);
-    // "located at block 1060, offset 0x0b00"; "(0-1023):1172-2195".
-    let imap = run("debugfs", &["-R", "imap /a.bin", s(&image)]);
-    let number = |text: &str, after: &str, radix: u32| -> usize {
-        let t = text
-            .split(after)
-            .nth(1)
-            .unwrap_or_else(|| panic!("{after}: {text}"));
-        let digits: String = t.chars().take_while(|c| c.is_digit(radix)).collect();
-        usize::from_str_radix(&digits, radix).unwrap()
-    };
-    let inode = number(&imap, "located at block ", 10) * 1024 + number(&imap, "offset 0x", 16);
+    let inode = inode_offset(&image, "/a.bin");
+    // "(0-1023):1172-2195".
     let stat = run("debugfs", &["-R", "stat /a.bin", s(&image)]);
-    let data = number(&stat, "(0-1023):", 10);
+    let data = number_after(&stat, "(0-1023):", 10);
     let node = |depth: u16, child: usize| {
         let mut n = vec![0x0A, 0xF3, 1, 0, 4, 0];
         n.extend(depth.to_le_bytes());
@@ -531,6 +554,104 @@ fn damaged_ext_trees_are_clear_errors() {
     ]);
     assert_eq!(o.status.code(), Some(1), "{}", stderr(&o));
     assert!(stderr(&o).contains("extent tree"), "{}", stderr(&o));
+}
+
+/// With metadata_csum, a change to the superblock, a group descriptor, an inode, an extent
+/// tree node, a directory leaf block or an attribute block that leaves its checksum behind is an
+/// error naming the structure — where e2fsck -n finds the same checksum wrong.
+#[test]
+fn ext_metadata_checksums_that_do_not_hold_are_errors_naming_the_structure() {
+    let dir = tempfile::tempdir().unwrap();
+    let src = dir.path().join("src");
+    fs::create_dir(&src).unwrap();
+    ext_source(&src);
+    // An attribute too big for the inode goes in a block of its own.
+    xattr::set(src.join("docs"), "user.big", &[b'x'; 600][..]).unwrap();
+    let image = dir.path().join("csum.img");
+    let args = [
+        "-q",
+        "-F",
+        "-b",
+        "1024",
+        "-I",
+        "256",
+        "-d",
+        s(&src),
+        s(&image),
+        "16M",
+    ];
+    run("mkfs.ext4", &args);
+    let clean = fs::read(&image).unwrap();
+    let stats = run("dumpe2fs", &["-h", s(&image)]);
+    assert!(stats.contains("metadata_csum"), "{stats}");
+    // Where each structure is, as debugfs says.
+    let debugfs = |request: &str| run("debugfs", &["-R", request, s(&image)]);
+    let readme = inode_offset(&image, "/README.txt");
+    // many/ holds 600 entries, in an htree: its block 0 is the tree's root, block 1 a leaf;
+    // its extents are many enough to need a tree node (ETB0).
+    let many = debugfs("stat /many");
+    let (many_node, many_leaf) = (
+        number_after(&many, "(ETB0):", 10),
+        number_after(&many, "(1):", 10),
+    );
+    let acl = number_after(&debugfs("stat /docs"), "File ACL:", 10);
+    assert_ne!(acl, 0, "docs has an attribute block");
+    let cases: Vec<(&str, usize, &str)> = vec![
+        ("the superblock's label", 1024 + 120, "ext superblock"),
+        (
+            "group 0's descriptor's free count",
+            2048 + 12,
+            "ext group descriptor",
+        ),
+        (
+            "README.txt's inode's modification time",
+            readme + 16,
+            "ext inode",
+        ),
+        (
+            "many/'s extent tree node",
+            many_node * 1024 + 20,
+            "ext extent tree",
+        ),
+        (
+            "a leaf block of many/",
+            many_leaf * 1024 + 30,
+            "ext directory block",
+        ),
+        (
+            "docs/'s attribute block",
+            acl * 1024 + 40,
+            "ext extended-attribute block",
+        ),
+    ];
+    for (what, at, structure) in cases {
+        let mut bytes = clean.clone();
+        bytes[at] ^= 0x01;
+        fs::write(&image, &bytes).unwrap();
+        let o = Command::new("e2fsck")
+            .args(["-fn", s(&image)])
+            .output()
+            .unwrap();
+        let said = format!("{}{}", stdout(&o), stderr(&o)).to_lowercase();
+        assert!(
+            !o.status.success() && said.contains("checksum"),
+            "{what}: e2fsck finds no checksum wrong: {said}"
+        );
+        let o = dimg(&[
+            "extract",
+            "--strict",
+            s(&image),
+            "-o",
+            s(&dir.path().join("x")),
+        ]);
+        let _ = fs::remove_dir_all(dir.path().join("x"));
+        assert_eq!(o.status.code(), Some(1), "{what}: {}", stderr(&o));
+        assert!(
+            stderr(&o).contains(structure) && stderr(&o).contains("metadata_csum"),
+            "{what}: {}",
+            stderr(&o)
+        );
+    }
 }
 
 /// Damaged copies of the corpus's exFAT, NTFS and ext volumes and of volumes their own tools

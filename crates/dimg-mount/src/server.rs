@@ -7,6 +7,7 @@ use crate::disk_fs::{DiskFs, ServedDisk};
 use crate::volume_fs::VolumeFs;
 use crate::{place, registry, Access, Attachment, Mounted, Request};
 use dimg::container::{self, shadow::Shadowed};
+use dimg::fs::exfat::ExFatChange;
 use dimg::fs::fat::FatChange;
 use dimg::fs::hfsplus::HfsChange;
 use dimg::fs::VolumeMut;
@@ -100,7 +101,7 @@ pub fn serve(
             which.join(", ")
         )));
     }
-    // Volumes dimg can change (FAT, HFS+, HFSX) on a disk that can be written are mounted
+    // Volumes dimg can change (FAT, exFAT, HFS+, HFSX) on a disk that can be written are mounted
     // read/write.
     let kinds: Vec<Option<Signature>> = volumes
         .iter()
@@ -114,14 +115,14 @@ pub fn serve(
         writable.is_some()
             && matches!(
                 kind,
-                Some(Signature::Fat | Signature::HfsPlus | Signature::Hfsx)
+                Some(Signature::Fat | Signature::ExFat | Signature::HfsPlus | Signature::Hfsx)
             )
     };
     if request.access == Access::ReadWrite {
         if let Some((v, kind)) = volumes.iter().zip(&kinds).find(|(_, k)| !changeable(k)) {
             return Err(refuse(format!(
-                "volume {} is {}, which dimg does not write yet (it writes FAT, HFS+ and HFSX \
-                 volumes); attach -nomount serves the disk read/write",
+                "volume {} is {}, which dimg does not write yet (it writes FAT, exFAT, HFS+ \
+                 and HFSX volumes); attach -nomount serves the disk read/write",
                 v.id,
                 kind.map_or("no file system dimg knows", |s| s.name())
             )));
@@ -143,6 +144,7 @@ pub fn serve(
         ));
         let opened: io::Result<Arc<dyn VolumeMut>> = match kind {
             Some(Signature::Fat) => FatChange::open(part).map(|f| Arc::new(f) as _),
+            Some(Signature::ExFat) => ExFatChange::open(part).map(|f| Arc::new(f) as _),
             _ => HfsChange::open(part).map(|h| Arc::new(h) as _),
         };
         match opened {

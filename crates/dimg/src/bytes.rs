@@ -78,6 +78,34 @@ pub fn crc16_xmodem(bytes: &[u8]) -> u16 {
     crc
 }
 
+/// CRC-32C (Castagnoli, reflected polynomial 0x82F63B78) continued from `crc`, with neither
+/// the usual inversion on entry nor on exit: ext4 keeps it so, seeded with !0 or another
+/// checksum. The standard CRC-32C of `b` is `!crc32c(!0, b)`.
+pub fn crc32c(crc: u32, bytes: &[u8]) -> u32 {
+    const TABLE: [u32; 256] = {
+        let mut table = [0u32; 256];
+        let mut i = 0;
+        while i < 256 {
+            let mut c = i as u32;
+            let mut k = 0;
+            while k < 8 {
+                c = if c & 1 != 0 {
+                    (c >> 1) ^ 0x82F6_3B78
+                } else {
+                    c >> 1
+                };
+                k += 1;
+            }
+            table[i] = c;
+            i += 1;
+        }
+        table
+    };
+    bytes.iter().fold(crc, |c, &b| {
+        TABLE[((c ^ u32::from(b)) & 0xFF) as usize] ^ (c >> 8)
+    })
+}
+
 /// A character in MacRoman, for names written to classic Mac structures: ASCII as it is, the
 /// rest by MacRoman's table, '?' where it has none.
 pub fn to_mac_roman(c: char) -> u8 {
@@ -150,6 +178,11 @@ pub fn hasher(name: &str) -> Option<Hasher> {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn crc32c_gives_the_standard_check_value() {
+        assert_eq!(!super::crc32c(!0, b"123456789"), 0xE306_9283);
+    }
+
     #[test]
     fn mac_roman_has_every_upper_character_once() {
         assert_eq!(super::MAC_ROMAN.chars().count(), 128);

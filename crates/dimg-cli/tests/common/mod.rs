@@ -401,3 +401,65 @@ pub fn apfs_volumes(image: &Path) -> Vec<serde_json::Value> {
         .flat_map(|p| p["volumes"].as_array().unwrap().clone())
         .collect()
 }
+
+/// A FUSE mount made by a peer, unmounted when dropped (and its loop device let go).
+pub struct PeerMount {
+    pub point: PathBuf,
+    pub device: Option<String>,
+}
+
+impl PeerMount {
+    pub fn unmount(&mut self) {
+        if self.point.exists() {
+            let _ = Command::new("fusermount3")
+                .args(["-u", s(&self.point)])
+                .output();
+            // fusermount returns before a fuseblk server has written everything back.
+            for _ in 0..100 {
+                let table = fs::read_to_string("/proc/self/mountinfo").unwrap();
+                if !table.contains(s(&self.point)) {
+                    break;
+                }
+                std::thread::sleep(std::time::Duration::from_millis(50));
+            }
+        }
+        if let Some(device) = self.device.take() {
+            for _ in 0..50 {
+                let o = Command::new("losetup")
+                    .args(["-d", &device])
+                    .output()
+                    .unwrap();
+                if o.status.success() {
+                    break;
+                }
+                std::thread::sleep(std::time::Duration::from_millis(100));
+            }
+        }
+    }
+}
+
+impl Drop for PeerMount {
+    fn drop(&mut self) {
+        self.unmount();
+    }
+}
+
+/// `image` mounted by exfat-fuse at `point` (made here) through a loop device, as it wants a
+/// block device.
+pub fn exfat_fuse(image: &Path, point: &Path, read_only: bool) -> PeerMount {
+    let loop_args = [&["-f", "--show"][..], if read_only { &["-r"] } else { &[] }].concat();
+    let device = peer("losetup", &[&loop_args[..], &[s(image)]].concat())
+        .trim()
+        .to_string();
+    fs::create_dir(point).unwrap();
+    let mount = PeerMount {
+        point: point.into(),
+        device: Some(device.clone()),
+    };
+    let options: &[&str] = if read_only { &["-o", "ro"] } else { &[] };
+    peer(
+        "mount.exfat-fuse",
+        &[options, &[&device, s(point)]].concat(),
+    );
+    mount
+}

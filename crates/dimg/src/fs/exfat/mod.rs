@@ -1,9 +1,11 @@
 //! exFAT (formats.md §i, Microsoft's exFAT file system specification): the boot sector's layout
 //! and the directory entries' constants, which the reader and the writer share.
 
+mod change;
 mod read;
 mod write;
 
+pub use change::ExFatChange;
 pub use read::ExFat;
 pub use write::{build, size_for, Built, Options};
 
@@ -18,6 +20,9 @@ const MAX_DIR_BYTES: u64 = 256 << 20;
 const ENTRY_BITMAP: u8 = 0x81;
 const ENTRY_UPCASE: u8 = 0x82;
 const ENTRY_LABEL: u8 = 0x83;
+/// The volume GUID: a benign primary entry of the root, a set of its own (read, not written:
+/// Debian 12's fsck.exfat takes it for an unknown entry).
+const ENTRY_GUID: u8 = 0xA0;
 const ENTRY_FILE: u8 = 0x85;
 const ENTRY_STREAM: u8 = 0xC0;
 const ENTRY_NAME: u8 = 0xC1;

@@ -7,10 +7,11 @@
 
 use super::{
     bad, expand_upcase, set_checksum, table_checksum, unix, Layout, ATTR_DIRECTORY, ATTR_READ_ONLY,
-    ENTRY, ENTRY_BITMAP, ENTRY_FILE, ENTRY_LABEL, ENTRY_NAME, ENTRY_STREAM, ENTRY_UPCASE,
-    MAX_DIR_BYTES, NO_FAT_CHAIN, VOLUME_DIRTY,
+    ENTRY, ENTRY_BITMAP, ENTRY_FILE, ENTRY_GUID, ENTRY_LABEL, ENTRY_NAME, ENTRY_STREAM,
+    ENTRY_UPCASE, MAX_DIR_BYTES, NO_FAT_CHAIN, VOLUME_DIRTY,
 };
 use crate::bytes::{le16, le32, le64, utf16_le as utf16};
+use crate::container::Fact;
 use crate::fs::runs::{self, ChainError, Piece};
 use crate::fs::{DirEntry, EntryKind, Handle, Volume};
 use crate::io::ReadAt;
@@ -23,30 +24,35 @@ const MAX_UPCASE_BYTES: u64 = 256 << 10;
 
 pub struct ExFat {
     source: Arc<dyn ReadAt>,
-    layout: Layout,
+    pub(super) layout: Layout,
     label: String,
-    upcase: Vec<u16>,
+    pub(super) upcase: Vec<u16>,
     /// The allocation bitmap's first cluster and length.
-    bitmap: Option<(u32, u64)>,
+    pub(super) bitmap: Option<(u32, u64)>,
+    /// The volume GUID entry's, where its checksum holds.
+    guid: Option<[u8; 16]>,
     warnings: Vec<String>,
 }
 
 /// Where an entry's data is: its first cluster, its length and valid length, and whether its
 /// clusters are contiguous (no FAT chain). The root has no length of its own.
 #[derive(Clone, Copy, Debug)]
-struct Node {
-    first: u32,
-    size: Option<u64>,
-    valid: u64,
-    contiguous: bool,
+pub(super) struct Node {
+    pub first: u32,
+    pub size: Option<u64>,
+    pub valid: u64,
+    pub contiguous: bool,
 }
 
-/// A directory entry set as read: the file entry's fields and the name.
-struct Set {
-    name: String,
-    attributes: u16,
-    modified: Option<i64>,
-    node: Node,
+/// A directory entry set as read: where it is among the directory's entries and how many it
+/// takes, the file entry's fields and the name.
+pub(super) struct Set {
+    pub index: usize,
+    pub entries: usize,
+    pub name: String,
+    pub attributes: u16,
+    pub modified: Option<i64>,
+    pub node: Node,
 }
 
 impl ExFat {
@@ -68,6 +74,7 @@ impl ExFat {
             label: String::new(),
             upcase: Vec::new(),
             bitmap: None,
+            guid: None,
             warnings: Vec::new(),
         };
         let root = volume.dir_bytes(volume.root_node())?;
@@ -84,6 +91,13 @@ impl ExFat {
                     volume.bitmap = Some((le32(e, 20), le64(e, 24)))
                 }
                 ENTRY_UPCASE => upcase = Some((le32(e, 4), le32(e, 20), le64(e, 24))),
+                ENTRY_GUID if set_checksum(e) == le16(e, 2) => {
+                    volume.guid = e[6..22].try_into().ok();
+                }
+                ENTRY_GUID => volume.warnings.push(
+                    "the volume GUID entry's checksum does not hold: its GUID is not shown"
+                        .to_string(),
+                ),
                 _ => {}
             }
         }
@@ -133,7 +147,7 @@ impl ExFat {
         Ok(volume)
     }
 
-    fn root_node(&self) -> Node {
+    pub(super) fn root_node(&self) -> Node {
         Node {
             first: self.layout.root,
             size: None,
@@ -172,46 +186,60 @@ impl ExFat {
         })
     }
 
+    /// Whether a contiguous run of `count` clusters from `node`'s first lies in the heap.
+    fn run_in_heap(&self, node: Node, count: u64, what: &str) -> io::Result<()> {
+        let last = u64::from(node.first) + count - 1;
+        match self.layout.holds(node.first) && last < self.layout.clusters + 2 {
+            true => Ok(()),
+            false => Err(bad(
+                "exFAT stream extension",
+                0,
+                format!(
+                    "{what}: clusters {} to {last} are not all in the heap",
+                    node.first
+                ),
+            )),
+        }
+    }
+
+    /// `node`'s first `count` clusters (fewer where its chain ends sooner), contiguous or
+    /// chained.
+    pub(super) fn clusters(&self, node: Node, count: u64, what: &str) -> io::Result<Vec<u32>> {
+        match (count, node.contiguous) {
+            (0, _) => Ok(Vec::new()),
+            (_, false) => self.chain(node.first, count, what),
+            (_, true) => {
+                self.run_in_heap(node, count, what)?;
+                Ok((node.first..node.first + count as u32).collect())
+            }
+        }
+    }
+
     /// The pieces of `node`'s clusters, `bytes` of them (whole clusters).
     fn pieces(&self, node: Node, bytes: u64, what: &str) -> io::Result<Vec<Piece>> {
         let layout = &self.layout;
         let count = bytes.div_ceil(layout.cluster);
-        let mut pieces = Vec::new();
-        if count == 0 {
-            return Ok(pieces);
+        if node.contiguous && count > 0 {
+            // One piece, however long: its clusters need not be listed one by one.
+            self.run_in_heap(node, count, what)?;
+            let (at, len) = (layout.at(node.first), count * layout.cluster);
+            return Ok(vec![Piece::Disk { at, len }]);
         }
-        if node.contiguous {
-            let last = u64::from(node.first) + count - 1;
-            if !layout.holds(node.first) || last >= layout.clusters + 2 {
-                return Err(bad(
-                    "exFAT stream extension",
-                    0,
-                    format!(
-                        "{what}: clusters {} to {last} are not all in the heap",
-                        node.first
-                    ),
-                ));
-            }
-            pieces.push(Piece::Disk {
-                at: layout.at(node.first),
-                len: count * layout.cluster,
-            });
-        } else {
-            for c in self.chain(node.first, count, what)? {
-                runs::push(
-                    &mut pieces,
-                    Piece::Disk {
-                        at: layout.at(c),
-                        len: layout.cluster,
-                    },
-                );
-            }
+        let mut pieces = Vec::new();
+        for c in self.clusters(node, count, what)? {
+            runs::push(
+                &mut pieces,
+                Piece::Disk {
+                    at: layout.at(c),
+                    len: layout.cluster,
+                },
+            );
         }
         Ok(pieces)
     }
 
     /// `node`'s bytes, as long as it says it is.
-    fn data(&self, node: Node, what: &str) -> io::Result<Arc<dyn ReadAt>> {
+    pub(super) fn data(&self, node: Node, what: &str) -> io::Result<Arc<dyn ReadAt>> {
         let size = node.size.unwrap_or(0);
         if size == 0 {
             return Ok(Arc::new(Vec::new()));
@@ -221,114 +249,47 @@ impl ExFat {
         runs::assemble(&self.source, &pieces, size, node.valid.min(size), short)
     }
 
+    /// A directory's clusters: as many as its stream extension's length takes, the root's as
+    /// far as its chain goes; 256 MiB of them at most either way.
+    pub(super) fn dir_clusters(&self, node: Node) -> io::Result<Vec<u32>> {
+        let what = format!("the directory at cluster {}", node.first);
+        let count = match node.size {
+            Some(size) => size.min(MAX_DIR_BYTES).div_ceil(self.layout.cluster),
+            None => MAX_DIR_BYTES / self.layout.cluster,
+        };
+        self.clusters(node, count, &what)
+    }
+
     /// A directory's raw entries: as long as its stream extension says, the root as long as its
     /// chain goes; at most 256 MiB either way.
     fn dir_bytes(&self, node: Node) -> io::Result<Vec<u8>> {
         let what = format!("the directory at cluster {}", node.first);
-        let data = match node.size {
-            Some(size) => self.data(
-                Node {
-                    size: Some(size.min(MAX_DIR_BYTES)),
-                    ..node
-                },
-                &what,
-            )?,
-            None => {
-                let clusters =
-                    self.chain(node.first, MAX_DIR_BYTES / self.layout.cluster, &what)?;
-                let pieces: Vec<Piece> = clusters
-                    .iter()
-                    .map(|&c| Piece::Disk {
-                        at: self.layout.at(c),
-                        len: self.layout.cluster,
-                    })
-                    .collect();
-                let size = clusters.len() as u64 * self.layout.cluster;
-                let short =
-                    |problem: String| bad("exFAT directory", 0, format!("{what}: {problem}"));
-                runs::assemble(&self.source, &pieces, size, size, short)?
-            }
-        };
+        let clusters = self.dir_clusters(node)?;
+        let cluster = self.layout.cluster;
+        let size = node
+            .size
+            .unwrap_or(clusters.len() as u64 * cluster)
+            .min(MAX_DIR_BYTES);
+        let mut pieces = Vec::new();
+        for c in clusters {
+            let (at, len) = (self.layout.at(c), cluster);
+            runs::push(&mut pieces, Piece::Disk { at, len });
+        }
+        let short = |problem: String| bad("exFAT directory", 0, format!("{what}: {problem}"));
+        let data = runs::assemble(&self.source, &pieces, size, node.valid.min(size), short)?;
         let mut bytes = vec![0u8; data.size() as usize];
         data.read_exact_at(0, &mut bytes)?;
         Ok(bytes)
     }
 
     /// The entry sets of a directory, in order.
-    fn sets(&self, node: Node) -> io::Result<Vec<Set>> {
+    pub(super) fn sets(&self, node: Node) -> io::Result<Vec<Set>> {
         let bytes = self.dir_bytes(node)?;
-        let entries: Vec<&[u8]> = bytes.chunks_exact(ENTRY).collect();
-        let mut out = Vec::new();
-        let mut i = 0;
-        while i < entries.len() {
-            let e = entries[i];
-            if e[0] == 0 {
-                break;
-            }
-            if e[0] != ENTRY_FILE {
-                i += 1;
-                continue;
-            }
-            let at = (i * ENTRY) as u64;
-            let problem = |p: String| {
-                bad(
-                    "exFAT directory entry set",
-                    at,
-                    format!("in the directory at cluster {}: {p}", node.first),
-                )
-            };
-            let secondary = usize::from(e[1]);
-            if !(2..=18).contains(&secondary) || i + secondary >= entries.len() {
-                return Err(problem(format!("{secondary} secondary entries")));
-            }
-            let set = &bytes[i * ENTRY..(i + 1 + secondary) * ENTRY];
-            if set_checksum(set) != le16(e, 2) {
-                return Err(problem(format!(
-                    "its checksum is {:#06x}, its file entry says {:#06x}",
-                    set_checksum(set),
-                    le16(e, 2)
-                )));
-            }
-            let stream = entries[i + 1];
-            if stream[0] != ENTRY_STREAM {
-                return Err(problem(format!(
-                    "its second entry is of type {:#04x}, not a stream extension",
-                    stream[0]
-                )));
-            }
-            let name_len = usize::from(stream[3]);
-            let names = &entries[i + 2..=i + secondary];
-            if names.len() * 15 < name_len || names.iter().any(|n| n[0] != ENTRY_NAME) {
-                return Err(problem(format!(
-                    "a name of {name_len} characters in {} name entries",
-                    names.iter().take_while(|n| n[0] == ENTRY_NAME).count()
-                )));
-            }
-            let units: Vec<u16> = names
-                .iter()
-                .flat_map(|n| n[2..].chunks_exact(2))
-                .map(|c| u16::from_le_bytes([c[0], c[1]]))
-                .take(name_len)
-                .collect();
-            let attributes = le16(e, 4);
-            out.push(Set {
-                name: String::from_utf16_lossy(&units),
-                attributes,
-                modified: unix(le32(e, 12), e[21], e[23]),
-                node: Node {
-                    first: le32(stream, 20),
-                    size: Some(le64(stream, 24)),
-                    valid: le64(stream, 8),
-                    contiguous: stream[1] & NO_FAT_CHAIN != 0,
-                },
-            });
-            i += 1 + secondary;
-        }
-        Ok(out)
+        sets_in(&bytes, node.first)
     }
 
     /// A name with every character as the up-case table maps it.
-    fn upper(&self, name: &str) -> String {
+    pub(super) fn upper(&self, name: &str) -> String {
         if self.upcase.is_empty() {
             return name.to_uppercase();
         }
@@ -338,6 +299,81 @@ impl ExFat {
             .collect();
         String::from_utf16_lossy(&units)
     }
+}
+
+/// The entry sets in a directory's bytes (the directory at cluster `first`), in order; one
+/// whose checksum or layout is wrong is an error naming it.
+pub(super) fn sets_in(bytes: &[u8], first: u32) -> io::Result<Vec<Set>> {
+    let entries: Vec<&[u8]> = bytes.chunks_exact(ENTRY).collect();
+    let mut out = Vec::new();
+    let mut i = 0;
+    while i < entries.len() {
+        let e = entries[i];
+        if e[0] == 0 {
+            break;
+        }
+        if e[0] != ENTRY_FILE {
+            i += 1;
+            continue;
+        }
+        let at = (i * ENTRY) as u64;
+        let problem = |p: String| {
+            bad(
+                "exFAT directory entry set",
+                at,
+                format!("in the directory at cluster {}: {p}", first),
+            )
+        };
+        let secondary = usize::from(e[1]);
+        if !(2..=18).contains(&secondary) || i + secondary >= entries.len() {
+            return Err(problem(format!("{secondary} secondary entries")));
+        }
+        let set = &bytes[i * ENTRY..(i + 1 + secondary) * ENTRY];
+        if set_checksum(set) != le16(e, 2) {
+            return Err(problem(format!(
+                "its checksum is {:#06x}, its file entry says {:#06x}",
+                set_checksum(set),
+                le16(e, 2)
+            )));
+        }
+        let stream = entries[i + 1];
+        if stream[0] != ENTRY_STREAM {
+            return Err(problem(format!(
+                "its second entry is of type {:#04x}, not a stream extension",
+                stream[0]
+            )));
+        }
+        let name_len = usize::from(stream[3]);
+        let names = &entries[i + 2..=i + secondary];
+        if names.len() * 15 < name_len || names.iter().any(|n| n[0] != ENTRY_NAME) {
+            return Err(problem(format!(
+                "a name of {name_len} characters in {} name entries",
+                names.iter().take_while(|n| n[0] == ENTRY_NAME).count()
+            )));
+        }
+        let units: Vec<u16> = names
+            .iter()
+            .flat_map(|n| n[2..].chunks_exact(2))
+            .map(|c| u16::from_le_bytes([c[0], c[1]]))
+            .take(name_len)
+            .collect();
+        let attributes = le16(e, 4);
+        out.push(Set {
+            index: i,
+            entries: 1 + secondary,
+            name: String::from_utf16_lossy(&units),
+            attributes,
+            modified: unix(le32(e, 12), e[21], e[23]),
+            node: Node {
+                first: le32(stream, 20),
+                size: Some(le64(stream, 24)),
+                valid: le64(stream, 8),
+                contiguous: stream[1] & NO_FAT_CHAIN != 0,
+            },
+        });
+        i += 1 + secondary;
+    }
+    Ok(out)
 }
 
 impl Volume for ExFat {
@@ -355,6 +391,13 @@ impl Volume for ExFat {
 
     fn warnings(&self) -> Vec<String> {
         self.warnings.clone()
+    }
+
+    fn facts(&self) -> Vec<Fact> {
+        self.guid
+            .iter()
+            .map(|g| Fact::new("Volume GUID", crate::partition::gpt::guid_text(g)))
+            .collect()
     }
 
     fn used(&self) -> Option<u64> {

@@ -40,10 +40,10 @@ const MIB: u64 = 1 << 20;
 /// The specification's smallest volume.
 const MIN_VOLUME: u64 = MIB;
 const MAX_CLUSTERS: u64 = 0xFFFF_FFF5;
-const ATTR_ARCHIVE: u16 = 0x20;
+pub(super) const ATTR_ARCHIVE: u16 = 0x20;
 const ALLOCATION_POSSIBLE: u8 = 0x01;
 const NAME_UNITS_PER_ENTRY: usize = 15;
-const END_OF_CHAIN: u32 = 0xFFFF_FFFF;
+pub(super) const END_OF_CHAIN: u32 = 0xFFFF_FFFF;
 
 /// The cluster size Windows and mkfs.exfat choose for a volume of `size` bytes.
 fn cluster_for(size: u64) -> u64 {
@@ -125,19 +125,23 @@ fn name_hash(upper: &[u16]) -> u16 {
 
 /// Where a node's data is: its first cluster (0 for an empty file) and its length in bytes.
 #[derive(Clone, Copy, Default)]
-struct Placed {
-    first: u32,
-    len: u64,
+pub(super) struct Placed {
+    pub first: u32,
+    pub len: u64,
 }
 
 /// One entry set: a file entry, its stream extension and its name entries.
-fn entry_set(name: &[u16], upcase: &[u16], attributes: u16, modified: i64, at: Placed) -> Vec<u8> {
-    let names = name.len().div_ceil(NAME_UNITS_PER_ENTRY);
-    let mut set = vec![0u8; ENTRY * (2 + names)];
+pub(super) fn entry_set(
+    name: &[u16],
+    upcase: &[u16],
+    attributes: u16,
+    modified: i64,
+    at: Placed,
+) -> Vec<u8> {
+    let mut head = [0u8; 2 * ENTRY];
     let (time, tens, offset) = stamp(modified);
-    let file = &mut set[..ENTRY];
+    let file = &mut head[..ENTRY];
     file[0] = ENTRY_FILE;
-    file[1] = (1 + names) as u8;
     file[4..6].copy_from_slice(&attributes.to_le_bytes());
     // Made, modified and opened: the one time the folder gives.
     for at in [8, 12, 16] {
@@ -146,18 +150,28 @@ fn entry_set(name: &[u16], upcase: &[u16], attributes: u16, modified: i64, at: P
     file[20] = tens;
     file[21] = tens;
     file[22..25].fill(offset);
-    let stream = &mut set[ENTRY..2 * ENTRY];
+    let stream = &mut head[ENTRY..];
     stream[0] = ENTRY_STREAM;
     stream[1] = match at.len {
         0 => ALLOCATION_POSSIBLE,
         _ => ALLOCATION_POSSIBLE | NO_FAT_CHAIN,
     };
-    stream[3] = name.len() as u8;
-    let upper: Vec<u16> = name.iter().map(|&u| fold(upcase, u)).collect();
-    stream[4..6].copy_from_slice(&name_hash(&upper).to_le_bytes());
     stream[8..16].copy_from_slice(&at.len.to_le_bytes());
     stream[20..24].copy_from_slice(&at.first.to_le_bytes());
     stream[24..32].copy_from_slice(&at.len.to_le_bytes());
+    named(&head, name, upcase)
+}
+
+/// The entry set of the file entry and stream extension `head` (their name fields aside) under
+/// `name`: its name entries, the name's length and hash, the count of entries and the checksum.
+pub(super) fn named(head: &[u8], name: &[u16], upcase: &[u16]) -> Vec<u8> {
+    let names = name.len().div_ceil(NAME_UNITS_PER_ENTRY);
+    let mut set = head[..2 * ENTRY].to_vec();
+    set.resize(ENTRY * (2 + names), 0);
+    set[1] = (1 + names) as u8;
+    set[ENTRY + 3] = name.len() as u8;
+    let upper: Vec<u16> = name.iter().map(|&u| fold(upcase, u)).collect();
+    set[ENTRY + 4..ENTRY + 6].copy_from_slice(&name_hash(&upper).to_le_bytes());
     for (i, chunk) in name.chunks(NAME_UNITS_PER_ENTRY).enumerate() {
         let entry = &mut set[(2 + i) * ENTRY..(3 + i) * ENTRY];
         entry[0] = ENTRY_NAME;
@@ -165,9 +179,14 @@ fn entry_set(name: &[u16], upcase: &[u16], attributes: u16, modified: i64, at: P
             entry[2 + 2 * k..4 + 2 * k].copy_from_slice(&u.to_le_bytes());
         }
     }
-    let checksum = set_checksum(&set);
-    set[2..4].copy_from_slice(&checksum.to_le_bytes());
+    seal(&mut set);
     set
+}
+
+/// Puts the set's checksum in its file entry.
+pub(super) fn seal(set: &mut [u8]) {
+    let checksum = set_checksum(set);
+    set[2..4].copy_from_slice(&checksum.to_le_bytes());
 }
 
 fn fold(upcase: &[u16], u: u16) -> u16 {

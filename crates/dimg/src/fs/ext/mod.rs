@@ -6,7 +6,7 @@ mod read;
 
 pub use read::Ext;
 
-use crate::bytes::{le16, le32};
+use crate::bytes::{crc32c, le16, le32};
 use crate::error::FormatError;
 use crate::io::ReadAt;
 use std::io;
@@ -46,6 +46,7 @@ const INCOMPAT_KNOWN: u32 = INCOMPAT_FILETYPE
     | INCOMPAT_INLINE_DATA
     | INCOMPAT_CASEFOLD;
 const RO_COMPAT_SPARSE_SUPER: u32 = 0x1;
+const RO_COMPAT_METADATA_CSUM: u32 = 0x400;
 const COMPAT_HAS_JOURNAL: u32 = 0x4;
 
 // Inode flags.
@@ -99,7 +100,14 @@ struct Super {
     first_meta_bg: u64,
     label: String,
     state: u16,
+    /// With metadata_csum: the seed of every checksum but the superblock's own.
+    csum_seed: Option<u32>,
 }
+
+/// Where the superblock keeps its checksum (CRC-32C of what comes before it), and the seed
+/// a volume with csum_seed keeps.
+const SUPER_CSUM_AT: usize = 0x3FC;
+const CSUM_SEED_AT: usize = 0x270;
 
 impl Super {
     fn read(source: &dyn ReadAt) -> io::Result<Super> {
@@ -160,6 +168,25 @@ impl Super {
         if let Some(p) = problems.into_iter().flatten().next() {
             return Err(bad(what, SUPERBLOCK, p));
         }
+        let csum_seed = match ro_compat & RO_COMPAT_METADATA_CSUM {
+            0 => None,
+            _ => {
+                let (sum, want) = (crc32c(!0, &b[..SUPER_CSUM_AT]), le32(&b, SUPER_CSUM_AT));
+                if sum != want {
+                    return Err(bad(
+                        what,
+                        SUPERBLOCK + SUPER_CSUM_AT as u64,
+                        format!(
+                            "its checksum is {sum:#010x}, it says {want:#010x} (metadata_csum)"
+                        ),
+                    ));
+                }
+                Some(match incompat & INCOMPAT_CSUM_SEED {
+                    0 => crc32c(!0, &b[0x68..0x78]),
+                    _ => le32(&b, CSUM_SEED_AT),
+                })
+            }
+        };
         let groups = (blocks - first_data_block).div_ceil(per_group);
         if inodes > groups * inodes_per_group {
             return Err(bad(
@@ -184,6 +211,7 @@ impl Super {
             first_meta_bg: u64::from(le32(&b, 260)),
             label: crate::fs::label_text(&String::from_utf8_lossy(&b[120..136])),
             state: le16(&b, 58),
+            csum_seed,
         })
     }
 
@@ -215,6 +243,28 @@ impl Super {
             self.first_data_block + 1 + index
         };
         (block, within * self.desc_size)
+    }
+}
+
+/// A metadata_csum checksum over `parts` from `seed`, checked against `want` (the low 16 bits
+/// where the structure keeps no more): a mismatch is an error naming the structure and whose
+/// it is.
+fn verify(
+    (structure, at, whose): (&'static str, u64, &str),
+    seed: u32,
+    parts: &[&[u8]],
+    want: u32,
+    bits16: bool,
+) -> io::Result<()> {
+    let sum = parts.iter().fold(seed, |crc, p| crc32c(crc, p));
+    let sum = if bits16 { sum & 0xFFFF } else { sum };
+    match sum == want {
+        true => Ok(()),
+        false => Err(bad(
+            structure,
+            at,
+            format!("{whose}: its checksum is {sum:#x}, it says {want:#x} (metadata_csum)"),
+        )),
     }
 }
 

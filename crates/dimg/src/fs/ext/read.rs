@@ -7,10 +7,10 @@
 //! the tree's depth.
 
 use super::{
-    bad, time, unsupported, Super, COMPAT_HAS_JOURNAL, FLAG_ENCRYPT, FLAG_EXTENTS, FLAG_HUGE_FILE,
-    FLAG_INLINE_DATA, INCOMPAT_FILETYPE, INCOMPAT_RECOVER, ROOT_INODE,
+    bad, time, unsupported, verify, Super, COMPAT_HAS_JOURNAL, FLAG_ENCRYPT, FLAG_EXTENTS,
+    FLAG_HUGE_FILE, FLAG_INLINE_DATA, INCOMPAT_FILETYPE, INCOMPAT_RECOVER, ROOT_INODE,
 };
-use crate::bytes::{le16, le32};
+use crate::bytes::{crc32c, le16, le32};
 use crate::fs::runs::{Locate, Mapped};
 use crate::fs::{DirEntry, EntryKind, Handle, Stream, Volume};
 use crate::io::ReadAt;
@@ -51,6 +51,9 @@ struct Inode {
     /// Blocks the inode holds, in 512-byte units (or blocks, for a huge file).
     sectors: u64,
     raw: Vec<u8>,
+    /// With metadata_csum: the seed of the checksums of its blocks (its number and generation
+    /// over the volume's seed).
+    csum: Option<u32>,
 }
 
 /// What an entry's handle holds: its inode number.
@@ -123,10 +126,24 @@ impl Ext {
         }
         let (group, index) = ((n - 1) / sb.inodes_per_group, (n - 1) % sb.inodes_per_group);
         let (desc_block, within) = sb.descriptor_at(group);
-        let mut d = [0u8; 64];
-        let len = sb.desc_size.min(64) as usize;
+        let mut d = vec![0u8; sb.desc_size as usize];
+        let len = d.len().min(64);
         let desc_at = desc_block * sb.block + within;
-        self.source.read_exact_at(desc_at, &mut d[..len])?;
+        self.source.read_exact_at(desc_at, &mut d)?;
+        if let Some(seed) = sb.csum_seed {
+            let (head, tail) = (&d[..0x1E], &d[0x20..]);
+            let group_le = (group as u32).to_le_bytes();
+            let parts: [&[u8]; 4] = [&group_le, head, &[0, 0], tail];
+            let whose = format!("group {group}");
+            let want = u32::from(le16(&d, 0x1E));
+            verify(
+                ("ext group descriptor", desc_at, &whose),
+                seed,
+                &parts,
+                want,
+                true,
+            )?;
+        }
         let table = u64::from(le32(&d, 8))
             | if len >= 64 {
                 u64::from(le32(&d, 40)) << 32
@@ -147,6 +164,23 @@ impl Ext {
             true => u64::from(le16(&raw, 128)),
             false => 0,
         };
+        let csum = sb
+            .csum_seed
+            .map(|seed| crc32c(crc32c(seed, &number.to_le_bytes()), &raw[100..104]));
+        // An inode never written (all zeros) has no checksum to hold.
+        if let Some(seed) = csum.filter(|_| raw.iter().any(|&b| b != 0)) {
+            // The high half of the checksum is there when the extra part reaches it.
+            let hi = extra >= 4;
+            let mut zeroed = raw.clone();
+            zeroed[124..126].fill(0);
+            let mut want = u32::from(le16(&raw, 124));
+            if hi {
+                zeroed[130..132].fill(0);
+                want |= u32::from(le16(&raw, 130)) << 16;
+            }
+            let whose = format!("inode {number}");
+            verify(("ext inode", at, &whose), seed, &[&zeroed], want, !hi)?;
+        }
         // A time's extra field is there when the inode's extra part reaches it.
         let extra_at = |at: usize| ((at + 4) as u64 <= 128 + extra).then(|| le32(&raw, at));
         let flags = le32(&raw, 32);
@@ -169,6 +203,7 @@ impl Ext {
                 _ => sectors * (self.sb.block / 512),
             },
             raw,
+            csum,
         })
     }
 
@@ -234,6 +269,7 @@ impl Ext {
                 root: inode.block,
                 number: inode.number,
                 extents: inode.flags & FLAG_EXTENTS != 0,
+                csum: inode.csum,
             },
             block: self.sb.block,
             size,
@@ -263,6 +299,15 @@ impl Ext {
                         inode.number
                     ),
                 ));
+            }
+            if let Some(seed) = self.sb.csum_seed {
+                let mut zeroed = b.clone();
+                zeroed[16..20].fill(0);
+                let number = inode.file_acl.to_le_bytes();
+                let at = inode.file_acl * self.sb.block;
+                let whose = format!("inode {}'s attributes", inode.number);
+                let place = ("ext extended-attribute block", at, whose.as_str());
+                verify(place, seed, &[&number, &zeroed], le32(&b, 16), false)?;
             }
             entries(&b, 32, 0, &mut out);
         }
@@ -310,10 +355,30 @@ impl Ext {
         while at < data.size() {
             let n = block.len().min((data.size() - at) as usize);
             data.read_exact_at(at, &mut block[..n])?;
+            self.verify_dir_block(inode, at, &block[..n])?;
             dir_block(&block[..n], typed, inode.number, &mut out)?;
             at += n as u64;
         }
         Ok(out)
+    }
+
+    /// With metadata_csum, a directory's leaf block ends in a 12-byte entry of no inode and
+    /// type 0xDE holding the checksum of what is before it; htree's index blocks, which have
+    /// none, are not checked.
+    fn verify_dir_block(&self, inode: &Inode, at: u64, b: &[u8]) -> io::Result<()> {
+        let Some(seed) = inode.csum else {
+            return Ok(());
+        };
+        let Some(tail) = b.len().checked_sub(12) else {
+            return Ok(());
+        };
+        let is_tail = le32(b, tail) == 0 && le16(b, tail + 4) == 12 && b[tail + 6] == 0;
+        if !is_tail || b[tail + 7] != 0xDE {
+            return Ok(());
+        }
+        let whose = format!("directory inode {}, its block at byte {at}", inode.number);
+        let place = ("ext directory block", 0, whose.as_str());
+        verify(place, seed, &[&b[..tail]], le32(b, tail + 8), false)
     }
 
     fn entry(&self, name: String, inode: Inode) -> io::Result<DirEntry> {
@@ -494,6 +559,8 @@ struct FileMap {
     root: [u8; 60],
     number: u32,
     extents: bool,
+    /// The inode's checksum seed, with metadata_csum.
+    csum: Option<u32>,
 }
 
 impl Locate for FileMap {
@@ -570,6 +637,14 @@ impl FileMap {
             limit = next;
             node = vec![0u8; self.block as usize];
             self.source.read_exact_at(child * self.block, &mut node)?;
+            // A node's checksum follows its room for entries.
+            let tail = 12 + usize::from(le16(&node, 4)) * 12;
+            if let Some(seed) = self.csum.filter(|_| tail + 4 <= node.len()) {
+                let whose = format!("inode {}, the node at block {child}", self.number);
+                let want = le32(&node, tail);
+                let place = ("ext extent tree", child * self.block, whose.as_str());
+                verify(place, seed, &[&node[..tail]], want, false)?;
+            }
         }
         Err(self.problem("the tree is deeper than 5 levels".into()))
     }

@@ -9,7 +9,7 @@ mod write;
 pub use change::FatChange;
 pub use check::check;
 pub use read::Fat;
-pub(crate) use write::check_names;
+pub(crate) use write::{check_names, forbidden};
 pub use write::{size_for, write, Options};
 
 use crate::error::FormatError;

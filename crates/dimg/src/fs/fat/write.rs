@@ -262,6 +262,12 @@ fn write_tree<T: fatfs::ReadWriteSeek>(
 
 /// Long names (FAT's and exFAT's) forbid some characters, hold at most 255 UTF-16 units and
 /// ignore case: refuse, by name, what `what` cannot hold. `fold` gives a name as it compares.
+/// Whether a long name (FAT's, exFAT's) cannot hold `ch`: control characters and the ones
+/// Windows keeps for paths.
+pub(crate) fn forbidden(ch: char) -> bool {
+    ch < ' ' || "\"*/:<>?\\|".contains(ch)
+}
+
 pub(crate) fn check_names<K: Eq + std::hash::Hash>(
     tree: &Tree,
     what: &str,
@@ -275,11 +281,7 @@ pub(crate) fn check_names<K: Eq + std::hash::Hash>(
                 path: child.path.clone(),
                 reason,
             };
-            if let Some(bad) = child
-                .name
-                .chars()
-                .find(|&ch| ch < ' ' || "\"*/:<>?\\|".contains(ch))
-            {
+            if let Some(bad) = child.name.chars().find(|&ch| forbidden(ch)) {
                 return Err(refuse(format!(
                     "its name holds {bad:?}, which {what} names cannot"
                 )));

@@ -32,6 +32,7 @@ const RECORD_MFT: u64 = 0;
 const RECORD_VOLUME: u64 = 3;
 const RECORD_ROOT: u64 = 5;
 const RECORD_BITMAP: u64 = 6;
+const RECORD_UPCASE: u64 = 10;
 /// Records below this are the volume's own (metafiles and reserved ones).
 const FIRST_USER_RECORD: u64 = 24;
 

@@ -11,7 +11,7 @@ use super::{
     ATTR_FILE_NAME, ATTR_INDEX_ALLOCATION, ATTR_INDEX_ROOT, ATTR_REPARSE_POINT,
     ATTR_STANDARD_INFORMATION, ATTR_VOLUME_INFORMATION, ATTR_VOLUME_NAME, FIRST_USER_RECORD,
     FLAG_COMPRESSED, FLAG_ENCRYPTED, NAMESPACE_DOS, RECORD_BITMAP, RECORD_DIRECTORY, RECORD_IN_USE,
-    RECORD_MFT, RECORD_ROOT, RECORD_VOLUME, TAG_MOUNT_POINT, TAG_SYMLINK,
+    RECORD_MFT, RECORD_ROOT, RECORD_UPCASE, RECORD_VOLUME, TAG_MOUNT_POINT, TAG_SYMLINK,
 };
 use crate::bytes::{le16, le32, le64, utf16_le as utf16};
 use crate::fs::runs::{self, Piece};
@@ -34,8 +34,13 @@ pub struct Ntfs {
     /// The MFT's own $DATA.
     mft: Arc<dyn ReadAt>,
     label: String,
+    /// $UpCase: each UTF-16 unit's upper case, as the volume compares names.
+    upcase: Vec<u16>,
     warnings: Vec<String>,
 }
+
+/// $UpCase holds one unit for each of the 65,536.
+const UPCASE_BYTES: u64 = 2 << 16;
 
 /// One attribute of a file (the pieces of a non-resident one split across records joined).
 #[derive(Clone, Debug)]
@@ -110,6 +115,7 @@ impl Ntfs {
             source,
             boot,
             label: String::new(),
+            upcase: Vec::new(),
             warnings: Vec::new(),
         };
         volume.mft = volume.value_reader(&first, "$MFT")?;
@@ -134,6 +140,12 @@ impl Ntfs {
                 _ => {}
             }
         }
+        match volume.read_upcase() {
+            Ok(table) => volume.upcase = table,
+            Err(e) => volume.warnings.push(format!(
+                "$UpCase cannot be read ({e}): names are compared as Unicode upper-cases them"
+            )),
+        }
         let root = volume.file(RECORD_ROOT)?;
         if !root.directory {
             return Err(bad(
@@ -143,6 +155,28 @@ impl Ntfs {
             ));
         }
         Ok(volume)
+    }
+
+    /// $UpCase's table, which must be whole.
+    fn read_upcase(&self) -> io::Result<Vec<u16>> {
+        let file = self.file(RECORD_UPCASE)?;
+        let data = file
+            .data("")
+            .ok_or_else(|| bad("NTFS $UpCase", 0, "it has no $DATA"))?;
+        let data = self.value_reader(data, "$UpCase")?;
+        if data.size() != UPCASE_BYTES {
+            return Err(bad(
+                "NTFS $UpCase",
+                0,
+                format!("{} bytes, not {UPCASE_BYTES}", data.size()),
+            ));
+        }
+        let mut table = vec![0u8; UPCASE_BYTES as usize];
+        data.read_exact_at(0, &mut table)?;
+        Ok(table
+            .chunks_exact(2)
+            .map(|c| u16::from_le_bytes([c[0], c[1]]))
+            .collect())
     }
 
     fn records(&self) -> u64 {
@@ -793,6 +827,18 @@ impl Volume for Ntfs {
 
     fn case_sensitive(&self) -> bool {
         false
+    }
+
+    /// Each UTF-16 unit as $UpCase maps it, as Windows compares names.
+    fn fold_case(&self, name: &str) -> Option<String> {
+        if self.upcase.is_empty() {
+            return Some(name.to_uppercase());
+        }
+        let units: Vec<u16> = name
+            .encode_utf16()
+            .map(|u| self.upcase[usize::from(u)])
+            .collect();
+        Some(String::from_utf16_lossy(&units))
     }
 
     fn warnings(&self) -> Vec<String> {
