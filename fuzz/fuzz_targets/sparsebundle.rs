@@ -20,7 +20,7 @@ libfuzzer_sys::fuzz_target!(|data: &[u8]| {
     if std::fs::write(bundle.join("Info.plist"), data).is_err() {
         return;
     }
-    if let Ok((container, _)) = dimg::container::sparsebundle::open(bundle, None) {
+    if let Ok((container, _)) = dimg::container::sparsebundle::open(bundle, None, false) {
         dimg_fuzz::read_some(&*container.disk(), &mut Default::default());
     }
 });
