@@ -147,7 +147,8 @@ pub enum Command {
         /// a name without one: UDZO from a folder, UDRW when blank)
         #[arg(long, value_parser = clap::value_parser!(OutputFormat), conflicts_with = "kind")]
         format: Option<OutputFormat>,
-        /// hdiutil's other way to ask for a sparse image: SPARSE (UDSP) or SPARSEBUNDLE (UDSB)
+        /// hdiutil's other way to ask for a sparse image: SPARSE (UDSP) or SPARSEBUNDLE (UDSB);
+        /// or diskutil's ASIF
         #[arg(long = "type", value_parser = parse_sparse_type)]
         kind: Option<OutputFormat>,
         #[command(flatten)]
@@ -460,7 +461,7 @@ pub struct ChangeArgs {
 #[derive(Args, Clone)]
 pub struct WriteArgs {
     /// Format options, hdiutil style: zlib-level=1..9 (UDZO), sparse-band-size=SECTORS (UDSP,
-    /// UDSB)
+    /// UDSB), asif-chunk-size=BYTES (ASIF)
     #[arg(long, value_parser = parse_imagekey)]
     pub imagekey: Vec<ImageKey>,
     /// Overwrite the output if it exists
@@ -519,7 +520,8 @@ fn parse_sparse_type(s: &str) -> Result<OutputFormat, String> {
         "SPARSE" => Ok(OutputFormat::Udsp),
         "SPARSEBUNDLE" => Ok(OutputFormat::Udsb),
         "UDIF" => Ok(OutputFormat::Udrw),
-        _ => Err(format!("type {s}: use SPARSE, SPARSEBUNDLE or UDIF")),
+        "ASIF" => Ok(OutputFormat::Asif),
+        _ => Err(format!("type {s}: use SPARSE, SPARSEBUNDLE, UDIF or ASIF")),
     }
 }
 
@@ -560,6 +562,8 @@ pub enum ImageKey {
     ZlibLevel(u32),
     /// Band size of a sparse image or bundle, in 512-byte sectors.
     SparseBandSize(u64),
+    /// Chunk size of an ASIF image, in bytes.
+    AsifChunkSize(u64),
 }
 
 fn parse_imagekey(s: &str) -> Result<ImageKey, String> {
@@ -574,8 +578,13 @@ fn parse_imagekey(s: &str) -> Result<ImageKey, String> {
                 "sparse-band-size is a count of 512-byte sectors, not {v}"
             )),
         },
+        Some(("asif-chunk-size", v)) => match v.parse::<u64>() {
+            Ok(n) => Ok(ImageKey::AsifChunkSize(n)),
+            _ => Err(format!("asif-chunk-size is a count of bytes, not {v}")),
+        },
         _ => Err(format!(
-            "unknown image key {s} (known: zlib-level=N, sparse-band-size=SECTORS)"
+            "unknown image key {s} (known: zlib-level=N, sparse-band-size=SECTORS, \
+             asif-chunk-size=BYTES)"
         )),
     }
 }

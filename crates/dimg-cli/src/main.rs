@@ -885,6 +885,7 @@ fn write_options(
         match key {
             args::ImageKey::ZlibLevel(n) => options.zlib_level = Some(n),
             args::ImageKey::SparseBandSize(n) => options.sparse_band_sectors = Some(n),
+            args::ImageKey::AsifChunkSize(n) => options.asif_chunk = Some(n),
         }
     }
     Ok(options)

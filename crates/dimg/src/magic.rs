@@ -22,6 +22,7 @@ pub enum Signature {
     EncryptedV2,
     EncryptedV1,
     SparseImage,
+    Asif,
     NeroV1,
     NeroV2,
     CueSheet,
@@ -60,6 +61,7 @@ impl Signature {
             EncryptedV2 => "Apple encrypted disk image (encrcdsa v2)",
             EncryptedV1 => "Apple encrypted disk image (cdsaencr v1)",
             SparseImage => "Apple sparse image (sprs)",
+            Asif => "Apple sparse image format (ASIF, shdw)",
             NeroV1 => "Nero image (NRG v1)",
             NeroV2 => "Nero image (NRG v2)",
             CueSheet => "CUE sheet",
@@ -90,7 +92,7 @@ impl Signature {
     pub fn layer(self) -> Layer {
         use Signature::*;
         match self {
-            Udif | EncryptedV2 | EncryptedV1 | SparseImage | NeroV1 | NeroV2 | CueSheet
+            Udif | EncryptedV2 | EncryptedV1 | SparseImage | Asif | NeroV1 | NeroV2 | CueSheet
             | DiskCopy42 | MacBinary | BinHex | AppleSingle => Layer::Container,
             Gpt | Apm | Mbr => Layer::PartitionMap,
             Iso9660 | RawCdIso9660 | Udf | HfsPlus | Hfsx | Hfs | Mfs | Apfs | Fat | ExFat
@@ -270,6 +272,10 @@ static MAGICS: &[Magic] = &[
     Magic {
         signature: Signature::SparseImage,
         test: |s| s.head_at(0, b"sprs"),
+    },
+    Magic {
+        signature: Signature::Asif,
+        test: |s| s.head_at(0, b"shdw"),
     },
     Magic {
         signature: Signature::NeroV2,

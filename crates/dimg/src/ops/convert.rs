@@ -46,10 +46,12 @@ pub enum OutputFormat {
     Udsb,
     /// A Disk Copy 4.2 image of a 400K, 800K, 720K or 1440K floppy, its tags kept.
     Dc42,
+    /// An Apple Sparse Image Format image (.asif, macOS 26): only the chunks that hold data.
+    Asif,
 }
 
 impl OutputFormat {
-    pub const ALL: [(&'static str, OutputFormat); 15] = [
+    pub const ALL: [(&'static str, OutputFormat); 16] = [
         ("UDTO", OutputFormat::Udto),
         ("UDRW", OutputFormat::Udrw),
         ("UDRO", OutputFormat::Udro),
@@ -65,6 +67,7 @@ impl OutputFormat {
         ("UDSP", OutputFormat::Udsp),
         ("UDSB", OutputFormat::Udsb),
         ("DC42", OutputFormat::Dc42),
+        ("ASIF", OutputFormat::Asif),
     ];
 
     /// The extension an image of this format is named with.
@@ -78,6 +81,7 @@ impl OutputFormat {
             OutputFormat::Udsp => "sparseimage",
             OutputFormat::Udsb => "sparsebundle",
             OutputFormat::Dc42 => "image",
+            OutputFormat::Asif => "asif",
             _ => "dmg",
         }
     }
@@ -104,6 +108,7 @@ impl OutputFormat {
             "sparseimage" => vec![Udsp],
             "sparsebundle" => vec![Udsb],
             "image" | "dc42" => vec![Dc42],
+            "asif" => vec![Asif],
             _ => return None,
         })
     }
@@ -134,7 +139,8 @@ impl OutputFormat {
             | OutputFormat::Nrg
             | OutputFormat::Udsp
             | OutputFormat::Udsb
-            | OutputFormat::Dc42 => return None,
+            | OutputFormat::Dc42
+            | OutputFormat::Asif => return None,
             OutputFormat::Udro => Variant::Udro,
             OutputFormat::Udrw => Variant::Udrw,
             OutputFormat::Udzo => Variant::Compressed(Codec::Zlib),
@@ -204,6 +210,9 @@ pub struct ConvertOptions {
     /// Band size of a sparse image or bundle, in 512-byte sectors (hdiutil's
     /// `-imagekey sparse-band-size=N`); hdiutil's default when unset.
     pub sparse_band_sectors: Option<u64>,
+    /// Chunk size of an ASIF image in bytes (`-imagekey asif-chunk-size=N`); 1 MiB, as macOS,
+    /// when unset.
+    pub asif_chunk: Option<u64>,
     /// A shadow file holding changes to the source's disk (hdiutil's `-shadow`): the disk is
     /// converted as the shadow changed it.
     pub shadow: Option<PathBuf>,
@@ -221,6 +230,7 @@ impl ConvertOptions {
             overwrite: false,
             encryption: None,
             sparse_band_sectors: None,
+            asif_chunk: None,
             shadow: None,
             agreement: Vec::new(),
             seed: None,
@@ -320,6 +330,36 @@ pub(super) fn write(
                 path: output.into(),
                 reason,
             })?;
+    }
+    if options.format == OutputFormat::Asif {
+        let refuse = |reason: String| Error::Refused {
+            path: output.into(),
+            reason,
+        };
+        if options.encryption.is_some() {
+            return Err(refuse("dimg does not encrypt ASIF images".into()));
+        }
+        let chunk = options.asif_chunk.unwrap_or(crate::container::asif::CHUNK);
+        let chunk = crate::container::asif::writer::chunk_size(chunk).map_err(refuse)?;
+        let disk = container.disk();
+        let job = super::sparse::SparseJob {
+            source,
+            disk: &*disk,
+            output,
+            band: chunk,
+            overwrite: options.overwrite,
+            in_place: false,
+            sealer: None,
+        };
+        let size = super::sparse::write_asif(job, options.seed.as_ref(), progress, cancel)?;
+        return Ok(ConvertReport::new(
+            source,
+            output,
+            options.format,
+            disk.size(),
+            size,
+            Vec::new(),
+        ));
     }
     let sparse_writer = match options.format {
         OutputFormat::Udsp => Some((
