@@ -19,23 +19,26 @@ fn sha256(bytes: &[u8]) -> String {
     dimg_e2e::sha256_bytes(bytes)
 }
 
-/// What dissect.hypervisor reads from `image`: its facts, and a digest of each range
-/// (offset, length) of the disk, or of the whole disk when none are given.
-fn dissect(image: &Path, ranges: &[(u64, u64)]) -> serde_json::Value {
+/// What dissect.hypervisor reads from each image: its facts, and a digest of each range
+/// (offset, length) of its disk, or of the whole disk when none are given. One run for them all.
+fn dissect_all(images: &[(&Path, &[(u64, u64)])]) -> Vec<serde_json::Value> {
     let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/judges/dissect_asif.py");
+    let mut args = Vec::new();
+    for (image, ranges) in images {
+        args.push(s(image).to_string());
+        args.extend(ranges.iter().map(|(at, len)| format!("{at}:{len}")));
+    }
     let o = std::process::Command::new("python3")
         .arg(script)
-        .arg(image)
-        .args(ranges.iter().map(|(at, len)| format!("{at}:{len}")))
+        .args(&args)
         .output()
         .expect("python3 runs");
-    assert!(
-        o.status.success(),
-        "dissect.hypervisor on {}: {}",
-        image.display(),
-        stderr(&o)
-    );
+    assert!(o.status.success(), "dissect.hypervisor: {}", stderr(&o));
     serde_json::from_slice(&o.stdout).unwrap()
+}
+
+fn dissect(image: &Path, ranges: &[(u64, u64)]) -> serde_json::Value {
+    dissect_all(&[(image, ranges)]).remove(0)
 }
 
 /// dimg's facts about an image, by label.
@@ -72,11 +75,15 @@ fn convert(source: &Path, format: &str, out: &Path, keys: &[&str]) {
 #[test]
 fn corpus_disks_as_asif_read_back_by_dissect_and_dimg() {
     let dir = tempfile::tempdir().unwrap();
-    let mut checked = 0;
+    let (mut checked, mut made, mut seen) = (0, Vec::new(), std::collections::HashSet::new());
     for t in dimg_e2e::truths() {
         let disk_view = t.view() == "disk" || t.view() == "file";
         let classic = matches!(t.kind.as_str(), "dc42" | "dart" | "hfs");
         if !disk_view || t.passphrase.is_some() || t.sha256.is_none() || classic {
+            continue;
+        }
+        // One image of each disk: the same disk in other codecs tests their readers, not ASIF.
+        if !seen.insert(t.sha256.clone()) {
             continue;
         }
         let name = t.path().file_name().unwrap().to_string_lossy().into_owned();
@@ -94,29 +101,34 @@ fn corpus_disks_as_asif_read_back_by_dissect_and_dimg() {
             );
             let disk = decoded(&out, None);
             assert_eq!(Some(sha256(&disk)), t.sha256, "dimg: {name} in {chunk}");
-            let judged = dissect(&out, &[]);
-            assert_eq!(
-                judged["digests"][0].as_str(),
-                t.sha256.as_deref(),
-                "dissect: {name} in {chunk}"
-            );
-            assert_eq!(judged["size"], disk.len() as u64);
-            assert_eq!(judged["chunk_size"], chunk);
-            assert_eq!(judged["block_size"], 512);
-            assert_eq!(
-                judged["stable_uuid"],
-                facts(&out)["Stable UUID"],
-                "{name}: the stable UUID"
-            );
             let with_data = disk
                 .chunks(chunk as usize)
                 .filter(|c| c.iter().any(|&b| b != 0))
                 .count();
             assert_eq!(chunks_stored(&out), with_data, "{name}: chunks stored");
+            made.push((out, chunk, disk.len() as u64, t.sha256.clone().unwrap()));
         }
         checked += 1;
     }
-    assert!(checked >= 12, "{checked} images");
+    let asked: Vec<(&Path, &[(u64, u64)])> =
+        made.iter().map(|m| (m.0.as_path(), &[][..])).collect();
+    for ((out, chunk, size, truth), judged) in made.iter().zip(dissect_all(&asked)) {
+        let what = out.display();
+        assert_eq!(
+            judged["digests"][0].as_str(),
+            Some(truth.as_str()),
+            "dissect: {what}"
+        );
+        assert_eq!(judged["size"], *size, "{what}");
+        assert_eq!(judged["chunk_size"], *chunk, "{what}");
+        assert_eq!(judged["block_size"], 512, "{what}");
+        assert_eq!(
+            judged["stable_uuid"],
+            facts(out)["Stable UUID"],
+            "{what}: the stable UUID"
+        );
+    }
+    assert!(checked >= 10, "{checked} images");
 }
 
 /// A 6 GiB disk holding data in three places (the rest a sparse file's holes) becomes an ASIF
