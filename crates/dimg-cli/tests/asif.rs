@@ -131,6 +131,77 @@ fn corpus_disks_as_asif_read_back_by_dissect_and_dimg() {
     assert!(checked >= 10, "{checked} images");
 }
 
+/// An image built here to the published layout, not by dimg's writer: 32 KiB chunks in a 64 MiB
+/// space (one table), the disk's first and last chunks stored, the metadata chunk, and an older
+/// directory (lower version) whose table maps the first chunk elsewhere. dimg and
+/// dissect.hypervisor read the same disk from the directory in force, and the same stable UUID.
+#[test]
+fn an_image_built_to_the_published_layout_reads_as_dissect_reads_it() {
+    const CHUNK: usize = 32 << 10;
+    let (space, size) = (64u64 << 20, 1u64 << 20);
+    let mut image = vec![0u8; 7 * CHUNK];
+    let put = |image: &mut Vec<u8>, at: usize, bytes: &[u8]| {
+        image[at..at + bytes.len()].copy_from_slice(bytes)
+    };
+    put(&mut image, 0, b"shdw");
+    put(&mut image, 4, &1u32.to_be_bytes());
+    put(&mut image, 8, &512u32.to_be_bytes());
+    put(&mut image, 0x10, &512u64.to_be_bytes());
+    put(&mut image, 0x18, &1024u64.to_be_bytes());
+    put(&mut image, 0x30, &(size / 512).to_be_bytes());
+    put(&mut image, 0x38, &(space / 512).to_be_bytes());
+    put(&mut image, 0x40, &(CHUNK as u32).to_be_bytes());
+    put(&mut image, 0x44, &512u16.to_be_bytes());
+    let metadata = space / CHUNK as u64 - 1;
+    put(&mut image, 0x48, &metadata.to_be_bytes());
+    // The directory in force (version 3) lists its table in chunk 1; the older one, chunk 5.
+    for (at, version, table) in [(512, 3u64, 1u64), (1024, 2, 5)] {
+        put(&mut image, at, &version.to_be_bytes());
+        put(&mut image, at + 8, &table.to_be_bytes());
+    }
+    // Entries: 2,048 data chunks then a bitmap's entry in each group; state 01, chunk number.
+    let entry = |image: &mut Vec<u8>, table: usize, logical: u64, number: u64| {
+        let at = table * CHUNK + 8 * (logical / 2048 * 2049 + logical % 2048) as usize;
+        put(image, at, &(1u64 << 62 | number).to_be_bytes());
+    };
+    entry(&mut image, 1, 0, 2);
+    entry(&mut image, 1, size / CHUNK as u64 - 1, 3);
+    entry(&mut image, 1, metadata, 4);
+    entry(&mut image, 5, 0, 6);
+    let fill = |seed: u8| -> Vec<u8> { (0..CHUNK).map(|i| (i as u8 ^ seed) | 1).collect() };
+    put(&mut image, 2 * CHUNK, &fill(0x20));
+    put(&mut image, 3 * CHUNK, &fill(0x40));
+    put(&mut image, 6 * CHUNK, &fill(0x60));
+    let uuid = "6a0c2f6e-0d3b-4e52-9d1c-5a7f3e8b2c11";
+    let plist = format!(
+        "<?xml version=\"1.0\" encoding=\"UTF-8\"?><plist version=\"1.0\"><dict>\
+         <key>internal metadata</key><dict><key>stable uuid</key><string>{uuid}</string></dict>\
+         <key>user metadata</key><dict/></dict></plist>"
+    );
+    put(&mut image, 4 * CHUNK, b"meta");
+    put(&mut image, 4 * CHUNK + 4, &1u32.to_be_bytes());
+    put(&mut image, 4 * CHUNK + 8, &512u32.to_be_bytes());
+    put(
+        &mut image,
+        4 * CHUNK + 12,
+        &(plist.len() as u64).to_be_bytes(),
+    );
+    put(&mut image, 4 * CHUNK + 512, plist.as_bytes());
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("built.asif");
+    fs::write(&path, &image).unwrap();
+
+    let mut disk = vec![0u8; size as usize];
+    disk[..CHUNK].copy_from_slice(&fill(0x20));
+    disk[size as usize - CHUNK..].copy_from_slice(&fill(0x40));
+    assert!(decoded(&path, None) == disk, "dimg reads another disk");
+    let judged = dissect(&path, &[]);
+    assert_eq!(judged["digests"][0], sha256(&disk), "dissect");
+    assert_eq!(judged["stable_uuid"], uuid);
+    assert_eq!(facts(&path)["Stable UUID"], uuid);
+    assert_eq!(chunks_stored(&path), 2);
+}
+
 /// A 6 GiB disk holding data in three places (the rest a sparse file's holes) becomes an ASIF
 /// image of a few MiB storing three chunks; dissect.hypervisor and dimg read the data and the
 /// holes as the source; converting it back to raw steps over the chunks not stored.

@@ -436,6 +436,7 @@ mod tests {
             [Signature::EncryptedV1]
         );
         assert_eq!(only(with(4096, &[(0, b"sprs")])), [Signature::SparseImage]);
+        assert_eq!(only(with(4096, &[(0, b"shdw")])), [Signature::Asif]);
         assert_eq!(only(with(4096, &[(4084, b"NER5")])), [Signature::NeroV2]);
         assert_eq!(only(with(4096, &[(4088, b"NERO")])), [Signature::NeroV1]);
         assert_eq!(

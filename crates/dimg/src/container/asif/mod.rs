@@ -504,3 +504,28 @@ impl Container for Asif {
             .map(|w| w as Arc<dyn crate::io::WriteAt>)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// macOS's geometry, as dissect.hypervisor and the published description derive it: groups
+    /// of 2,048 data entries and a bitmap entry, 63 groups a table (126 GiB), 33,289 tables for
+    /// 4 PiB; the metadata chunk, the last, in the last table's eighth group.
+    #[test]
+    fn macos_geometry() {
+        let g = Geometry {
+            chunk: CHUNK,
+            block: 512,
+            max_size: MAX_SIZE,
+        };
+        assert_eq!(g.chunks_per_table(), 63 * 2048);
+        assert_eq!(g.table_bytes(), 63 * 2049 * 8);
+        assert_eq!(g.tables(), 33_289);
+        let last = MAX_SIZE / CHUNK - 1;
+        assert_eq!(g.slot(last), (33_288, 7 * 2049 + 2047));
+        assert_eq!(g.chunk_of(33_288, 7 * 2049 + 2047), Some(last));
+        assert_eq!(g.slot(2048), (0, 2049));
+        assert_eq!(g.chunk_of(0, 2048), None, "a bitmap entry");
+    }
+}
