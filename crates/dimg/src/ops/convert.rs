@@ -331,36 +331,6 @@ pub(super) fn write(
                 reason,
             })?;
     }
-    if options.format == OutputFormat::Asif {
-        let refuse = |reason: String| Error::Refused {
-            path: output.into(),
-            reason,
-        };
-        if options.encryption.is_some() {
-            return Err(refuse("dimg does not encrypt ASIF images".into()));
-        }
-        let chunk = options.asif_chunk.unwrap_or(crate::container::asif::CHUNK);
-        let chunk = crate::container::asif::writer::chunk_size(chunk).map_err(refuse)?;
-        let disk = container.disk();
-        let job = super::sparse::SparseJob {
-            source,
-            disk: &*disk,
-            output,
-            band: chunk,
-            overwrite: options.overwrite,
-            in_place: false,
-            sealer: None,
-        };
-        let size = super::sparse::write_asif(job, options.seed.as_ref(), progress, cancel)?;
-        return Ok(ConvertReport::new(
-            source,
-            output,
-            options.format,
-            disk.size(),
-            size,
-            Vec::new(),
-        ));
-    }
     let sparse_writer = match options.format {
         OutputFormat::Udsp => Some((
             super::sparse::write_image as SparseWriter,
@@ -370,10 +340,23 @@ pub(super) fn write(
             super::sparse::write_bundle as SparseWriter,
             crate::container::sparsebundle::BAND,
         )),
+        OutputFormat::Asif => Some((
+            super::sparse::write_asif as SparseWriter,
+            crate::container::asif::CHUNK,
+        )),
         _ => None,
     };
     if let Some((write, default_band)) = sparse_writer {
         let band = match options.sparse_band_sectors {
+            _ if options.format == OutputFormat::Asif => {
+                let chunk = options.asif_chunk.unwrap_or(default_band);
+                crate::container::asif::writer::chunk_size(chunk).map_err(|reason| {
+                    Error::Refused {
+                        path: output.into(),
+                        reason,
+                    }
+                })?
+            }
             Some(sectors) => super::sparse::band_size(sectors, output)?,
             // An encrypted band is written whole (zeros seal to noise, not to a hole), so an
             // encrypted bundle takes smaller bands: less written for what its volume holds.
@@ -395,6 +378,7 @@ pub(super) fn write(
             overwrite: options.overwrite,
             in_place: false,
             sealer,
+            seed: options.seed.as_ref(),
         };
         let size = write(job, progress, cancel)?;
         return Ok(ConvertReport::new(

@@ -25,6 +25,8 @@ pub struct SparseJob<'a> {
     pub in_place: bool,
     /// Seal the output in an encrypted image.
     pub sealer: Option<Sealer>,
+    /// A reproducible image's seed, which gives its identifiers (an ASIF image's UUIDs).
+    pub seed: Option<&'a crate::bytes::Seed>,
 }
 
 /// Checks a band size given in 512-byte sectors (hdiutil's `sparse-band-size`).
@@ -170,6 +172,7 @@ pub fn write_image(job: SparseJob, progress: &dyn Progress, cancel: &Cancel) -> 
         overwrite,
         in_place,
         sealer,
+        ..
     } = job;
     let out = match in_place {
         true => AtomicOutput::replacing(output)?,
@@ -194,21 +197,25 @@ pub fn write_image(job: SparseJob, progress: &dyn Progress, cancel: &Cancel) -> 
 }
 
 /// An `.asif` image of the chunks of `job.band` bytes that hold data, their
-/// zero blocks left as holes; its identifiers from `seed`, or random. Returns the file's size.
-pub fn write_asif(
-    job: SparseJob,
-    seed: Option<&crate::bytes::Seed>,
-    progress: &dyn Progress,
-    cancel: &Cancel,
-) -> Result<u64> {
+/// zero blocks left as holes; its identifiers from the job's seed, or random. Returns the file's
+/// size.
+pub fn write_asif(job: SparseJob, progress: &dyn Progress, cancel: &Cancel) -> Result<u64> {
     let SparseJob {
         source,
         disk,
         output,
         band: chunk,
         overwrite,
+        sealer,
+        seed,
         ..
     } = job;
+    if sealer.is_some() {
+        return Err(Error::Refused {
+            path: output.into(),
+            reason: "dimg does not encrypt ASIF images".into(),
+        });
+    }
     let mut layout =
         asif::writer::Layout::new(chunk, disk.size(), seed).map_err(|reason| Error::Refused {
             path: output.into(),
