@@ -80,6 +80,35 @@ for fs in HFS+ ISO; do
 done
 "$dimg" create -size 1m -fs HFS+ -format UDSP "$work/made.sparseimage" >/dev/null
 seed sparse "$work/made.sparseimage"
+"$dimg" create -size 1m -fs HFS+ -type ASIF "$work/made.asif" >/dev/null
+seed asif "$work/made.asif"
+# ASIF in 32 KiB chunks (dimg writes 1 MiB ones, whose first chunks make a 4 MiB file): a 1 MiB
+# disk in a 64 MiB space, one table, two chunks of data and the metadata chunk.
+python3 - "$seeds/asif" <<'PY'
+import os, struct, sys
+chunk, space, per_table = 32 << 10, 64 << 20, 2048
+image = bytearray(5 * chunk)
+header = struct.pack(">4sIIIQQ16sQQIHHQ", b"shdw", 1, 512, 0, 512, 1024, os.urandom(16),
+                     2048, space // 512, chunk, 512, 0, space // chunk - 1)
+image[:len(header)] = header
+for at, version in [(512, 1), (1024, 2)]:
+    image[at:at + 16] = struct.pack(">QQ", version, 1)  # table 0 in chunk 1
+def entry(logical, number):  # 2048 data entries, then the bitmap's: groups of 2049
+    at = chunk + 8 * (logical // 2048 * 2049 + logical % 2048)
+    image[at:at + 8] = struct.pack(">Q", 1 << 62 | number)
+entry(0, 2)
+entry(7, 3)
+entry(space // chunk - 1, 4)
+image[2 * chunk:2 * chunk + 11] = b"first chunk"
+image[3 * chunk:3 * chunk + 13] = b"eighth chunk!"
+plist = (b'<?xml version="1.0" encoding="UTF-8"?><plist version="1.0"><dict>'
+         b'<key>internal metadata</key><dict><key>stable uuid</key>'
+         b'<string>00000000-0000-4000-8000-000000000000</string></dict>'
+         b'<key>user metadata</key><dict/></dict></plist>')
+image[4 * chunk:4 * chunk + 20] = struct.pack(">4sIIQ", b"meta", 1, 512, len(plist))
+image[4 * chunk + 512:4 * chunk + 512 + len(plist)] = plist
+open(os.path.join(sys.argv[1], "small-chunks.asif"), "wb").write(image)
+PY
 mkfs.fat -C "$work/made.fat" 1024 >/dev/null
 MTOOLS_SKIP_CHECK=1 mcopy -s -i "$work/made.fat" "$work/src/readme.txt" "$work/src/folder" ::
 seed fat "$work/made.fat"

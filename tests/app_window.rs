@@ -1702,6 +1702,39 @@ fn new_images(app: &Session, dir: &std::path::Path) {
     let raw = fs::read(&raw).unwrap();
     assert_eq!(raw.len(), 800 * 1024);
     assert_eq!(&raw[1024..1026], b"H+", "an HFS+ volume header");
+
+    // ASIF, under Disk Utility's name, in New Image and in Convert: the image is named .asif
+    // and opens as one.
+    app.script(
+        "window.__TAURI__.event.emit('menu', 'new-blank');",
+        json!([]),
+    );
+    fill(
+        app,
+        json!({ "new-output": dir.join("vm.dmg").display().to_string(), "new-name": "VM", "new-size": "20", "new-mount": false }),
+    );
+    fill(app, json!({ "new-format": "ASIF" }));
+    let asif = dir.join("vm.asif");
+    assert_eq!(
+        app.script(
+            "return document.getElementById('new-output').value;",
+            json!([])
+        ),
+        json!(asif.display().to_string())
+    );
+    app.click("#new-start");
+    assert!(job_outcome(app).0.starts_with("Created “vm.asif”"));
+    assert_eq!(
+        app.wait_text("#info-format", |t| t.contains("ASIF")),
+        "Apple sparse image format (ASIF)"
+    );
+    assert_eq!(
+        app.script(
+            "return document.querySelector('#convert-format option[value=ASIF]').textContent;",
+            json!([])
+        ),
+        json!("ASIF (Apple Sparse Image Format)")
+    );
 }
 
 /// The file browser: an ISO's volume in the sidebar, its folders expanding in place, Export… of

@@ -19,6 +19,7 @@ const PROMISED: &[&str] = &[
     "img",
     "cdr",
     "sparseimage",
+    "asif",
     "image",
     "dc42",
     "dsk",

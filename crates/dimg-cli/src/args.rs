@@ -147,7 +147,8 @@ pub enum Command {
         /// a name without one: UDZO from a folder, UDRW when blank)
         #[arg(long, value_parser = clap::value_parser!(OutputFormat), conflicts_with = "kind")]
         format: Option<OutputFormat>,
-        /// hdiutil's other way to ask for a sparse image: SPARSE (UDSP) or SPARSEBUNDLE (UDSB)
+        /// hdiutil's other way to ask for a sparse image: SPARSE (UDSP) or SPARSEBUNDLE (UDSB);
+        /// or diskutil's ASIF
         #[arg(long = "type", value_parser = parse_sparse_type)]
         kind: Option<OutputFormat>,
         /// Encrypt the APFS volume itself, as macOS does (FileVault): its password from
@@ -464,7 +465,7 @@ pub struct ChangeArgs {
 #[derive(Args, Clone)]
 pub struct WriteArgs {
     /// Format options, hdiutil style: zlib-level=1..9 (UDZO), sparse-band-size=SECTORS (UDSP,
-    /// UDSB)
+    /// UDSB), asif-chunk-size=BYTES (ASIF)
     #[arg(long, value_parser = parse_imagekey)]
     pub imagekey: Vec<ImageKey>,
     /// Overwrite the output if it exists
@@ -523,7 +524,8 @@ fn parse_sparse_type(s: &str) -> Result<OutputFormat, String> {
         "SPARSE" => Ok(OutputFormat::Udsp),
         "SPARSEBUNDLE" => Ok(OutputFormat::Udsb),
         "UDIF" => Ok(OutputFormat::Udrw),
-        _ => Err(format!("type {s}: use SPARSE, SPARSEBUNDLE or UDIF")),
+        "ASIF" => Ok(OutputFormat::Asif),
+        _ => Err(format!("type {s}: use SPARSE, SPARSEBUNDLE, UDIF or ASIF")),
     }
 }
 
@@ -566,6 +568,8 @@ pub enum ImageKey {
     SparseBandSize(u64),
     /// A new APFS volume's files compressed with decmpfs.
     ApfsCompress(dimg::fs::decmpfs::Compression),
+    /// Chunk size of an ASIF image, in bytes.
+    AsifChunkSize(u64),
 }
 
 fn parse_imagekey(s: &str) -> Result<ImageKey, String> {
@@ -581,9 +585,13 @@ fn parse_imagekey(s: &str) -> Result<ImageKey, String> {
             )),
         },
         Some(("apfs-compress", v)) => v.parse().map(ImageKey::ApfsCompress),
+        Some(("asif-chunk-size", v)) => match v.parse::<u64>() {
+            Ok(n) => Ok(ImageKey::AsifChunkSize(n)),
+            _ => Err(format!("asif-chunk-size is a count of bytes, not {v}")),
+        },
         _ => Err(format!(
             "unknown image key {s} (known: zlib-level=N, sparse-band-size=SECTORS, \
-             apfs-compress=lzfse|zlib)"
+             apfs-compress=lzfse|zlib, asif-chunk-size=BYTES)"
         )),
     }
 }

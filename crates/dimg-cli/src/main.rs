@@ -910,6 +910,7 @@ fn write_options(
                         .into(),
                 ))
             }
+            args::ImageKey::AsifChunkSize(n) => options.asif_chunk = Some(n),
         }
     }
     Ok(options)

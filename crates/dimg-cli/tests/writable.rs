@@ -57,6 +57,7 @@ fn read_write_images_are_written_in_place_and_still_verify() {
         ("blank.img", "8m"),
         ("blank.sparsebundle", "8m"),
         ("blank.sparseimage", "8m"),
+        ("blank.asif", "8m"),
         ("floppy.image", "1440k"),
     ] {
         let image = tmp.path().join(name);

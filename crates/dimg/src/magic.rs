@@ -22,6 +22,7 @@ pub enum Signature {
     EncryptedV2,
     EncryptedV1,
     SparseImage,
+    Asif,
     NeroV1,
     NeroV2,
     CueSheet,
@@ -60,6 +61,7 @@ impl Signature {
             EncryptedV2 => "Apple encrypted disk image (encrcdsa v2)",
             EncryptedV1 => "Apple encrypted disk image (cdsaencr v1)",
             SparseImage => "Apple sparse image (sprs)",
+            Asif => "Apple sparse image format (ASIF, shdw)",
             NeroV1 => "Nero image (NRG v1)",
             NeroV2 => "Nero image (NRG v2)",
             CueSheet => "CUE sheet",
@@ -90,7 +92,7 @@ impl Signature {
     pub fn layer(self) -> Layer {
         use Signature::*;
         match self {
-            Udif | EncryptedV2 | EncryptedV1 | SparseImage | NeroV1 | NeroV2 | CueSheet
+            Udif | EncryptedV2 | EncryptedV1 | SparseImage | Asif | NeroV1 | NeroV2 | CueSheet
             | DiskCopy42 | MacBinary | BinHex | AppleSingle => Layer::Container,
             Gpt | Apm | Mbr => Layer::PartitionMap,
             Iso9660 | RawCdIso9660 | Udf | HfsPlus | Hfsx | Hfs | Mfs | Apfs | Fat | ExFat
@@ -272,6 +274,10 @@ static MAGICS: &[Magic] = &[
         test: |s| s.head_at(0, b"sprs"),
     },
     Magic {
+        signature: Signature::Asif,
+        test: |s| s.head_at(0, b"shdw"),
+    },
+    Magic {
         signature: Signature::NeroV2,
         test: |s| s.tail_at(12, b"NER5"),
     },
@@ -430,6 +436,7 @@ mod tests {
             [Signature::EncryptedV1]
         );
         assert_eq!(only(with(4096, &[(0, b"sprs")])), [Signature::SparseImage]);
+        assert_eq!(only(with(4096, &[(0, b"shdw")])), [Signature::Asif]);
         assert_eq!(only(with(4096, &[(4084, b"NER5")])), [Signature::NeroV2]);
         assert_eq!(only(with(4096, &[(4088, b"NERO")])), [Signature::NeroV1]);
         assert_eq!(

@@ -2,6 +2,7 @@
 //! scores how sure it is from content, and an open — registered once in [`DRIVERS`]; the generic
 //! code here picks the driver, so adding a format touches nothing else.
 
+pub mod asif;
 pub mod blocks;
 pub mod cue;
 pub mod dart;
@@ -199,6 +200,7 @@ pub static DRIVERS: &[&Driver] = &[
     &encrypted::DRIVER,
     &encrypted::DRIVER_V1,
     &sparseimage::DRIVER,
+    &asif::DRIVER,
     &udif::DRIVER,
     &dc42::DRIVER,
     &dart::DRIVER,

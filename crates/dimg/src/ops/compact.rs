@@ -112,6 +112,7 @@ pub fn compact(
             overwrite: true,
             in_place: true,
             sealer: None,
+            seed: None,
         },
         progress,
         cancel,

@@ -48,6 +48,8 @@ pub enum OutputFormat {
     Dc42,
     /// A qcow2 image (QEMU's, version 3): only the clusters that hold data.
     Qcow2,
+    /// An Apple Sparse Image Format image (.asif, macOS 26): only the chunks that hold data.
+    Asif,
 }
 
 impl OutputFormat {
@@ -68,6 +70,7 @@ impl OutputFormat {
         ("UDSB", OutputFormat::Udsb),
         ("DC42", OutputFormat::Dc42),
         ("qcow2", OutputFormat::Qcow2),
+        ("ASIF", OutputFormat::Asif),
     ];
 
     /// The extension an image of this format is named with.
@@ -82,6 +85,7 @@ impl OutputFormat {
             OutputFormat::Udsb => "sparsebundle",
             OutputFormat::Dc42 => "image",
             OutputFormat::Qcow2 => "qcow2",
+            OutputFormat::Asif => "asif",
             _ => "dmg",
         }
     }
@@ -109,6 +113,7 @@ impl OutputFormat {
             "sparsebundle" => vec![Udsb],
             "image" | "dc42" => vec![Dc42],
             "qcow2" => vec![Qcow2],
+            "asif" => vec![Asif],
             _ => return None,
         })
     }
@@ -141,6 +146,8 @@ impl OutputFormat {
             | OutputFormat::Udsb
             | OutputFormat::Dc42
             | OutputFormat::Qcow2 => return None,
+        )),
+            | OutputFormat::Asif => return None,
             OutputFormat::Udro => Variant::Udro,
             OutputFormat::Udrw => Variant::Udrw,
             OutputFormat::Udzo => Variant::Compressed(Codec::Zlib),
@@ -211,6 +218,9 @@ pub struct ConvertOptions {
     /// Band size of a sparse image or bundle, in 512-byte sectors (hdiutil's
     /// `-imagekey sparse-band-size=N`); hdiutil's default when unset.
     pub sparse_band_sectors: Option<u64>,
+    /// Chunk size of an ASIF image in bytes (`-imagekey asif-chunk-size=N`); 1 MiB, as macOS,
+    /// when unset.
+    pub asif_chunk: Option<u64>,
     /// A shadow file holding changes to the source's disk (hdiutil's `-shadow`): the disk is
     /// converted as the shadow changed it.
     pub shadow: Option<PathBuf>,
@@ -228,6 +238,7 @@ impl ConvertOptions {
             overwrite: false,
             encryption: None,
             sparse_band_sectors: None,
+            asif_chunk: None,
             shadow: None,
             agreement: Vec::new(),
             seed: None,
@@ -340,6 +351,9 @@ pub(super) fn write(
         OutputFormat::Qcow2 => Some((
             super::sparse::write_qcow2 as SparseWriter,
             crate::container::qcow2::writer::CLUSTER,
+        OutputFormat::Asif => Some((
+            super::sparse::write_asif as SparseWriter,
+            crate::container::asif::CHUNK,
         )),
         _ => None,
     };
@@ -353,6 +367,15 @@ pub(super) fn write(
         }
         let band = match options.sparse_band_sectors {
             _ if options.format == OutputFormat::Qcow2 => default_band,
+            _ if options.format == OutputFormat::Asif => {
+                let chunk = options.asif_chunk.unwrap_or(default_band);
+                crate::container::asif::writer::chunk_size(chunk).map_err(|reason| {
+                    Error::Refused {
+                        path: output.into(),
+                        reason,
+                    }
+                })?
+            }
             Some(sectors) => super::sparse::band_size(sectors, output)?,
             // An encrypted band is written whole (zeros seal to noise, not to a hole), so an
             // encrypted bundle takes smaller bands: less written for what its volume holds.
@@ -374,6 +397,7 @@ pub(super) fn write(
             overwrite: options.overwrite,
             in_place: false,
             sealer,
+            seed: options.seed.as_ref(),
         };
         let size = write(job, progress, cancel)?;
         return Ok(ConvertReport::new(

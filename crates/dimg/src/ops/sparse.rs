@@ -1,11 +1,11 @@
-//! Writing sparse images (UDSP) and sparse bundles (UDSB): only the bands that hold data are
-//! stored. The disk is streamed once; each band is looked at as it completes, so memory is one
+//! Writing sparse images (UDSP), sparse bundles (UDSB) and ASIF images: only the bands (ASIF's
+//! chunks) that hold data are stored. The disk is streamed once; each band is looked at as it completes, so memory is one
 //! band however large the disk.
 
 use super::job::{stream_blocks, BlockSink, Cancel, Progress};
 use super::output::{refuse_existing, AtomicOutput};
 use crate::container::encrypted::{Sealer, BLOCK, DATA_OFFSET};
-use crate::container::{qcow2, sparsebundle, sparseimage};
+use crate::container::{asif, qcow2, sparsebundle, sparseimage};
 use crate::error::{Error, Result};
 use crate::io::ReadAt;
 use std::fs::File;
@@ -25,6 +25,8 @@ pub struct SparseJob<'a> {
     pub in_place: bool,
     /// Seal the output in an encrypted image.
     pub sealer: Option<Sealer>,
+    /// A reproducible image's seed, which gives its identifiers (an ASIF image's UUIDs).
+    pub seed: Option<&'a crate::bytes::Seed>,
 }
 
 /// Checks a band size given in 512-byte sectors (hdiutil's `sparse-band-size`).
@@ -170,6 +172,7 @@ pub fn write_image(job: SparseJob, progress: &dyn Progress, cancel: &Cancel) -> 
         overwrite,
         in_place,
         sealer,
+        ..
     } = job;
     let out = match in_place {
         true => AtomicOutput::replacing(output)?,
@@ -191,6 +194,46 @@ pub fn write_image(job: SparseJob, progress: &dyn Progress, cancel: &Cancel) -> 
     }
     cancel.check()?;
     out.finish(index.end())
+}
+
+/// An `.asif` image of the chunks of `job.band` bytes that hold data, their
+/// zero blocks left as holes; its identifiers from the job's seed, or random. Returns the file's
+/// size.
+pub fn write_asif(job: SparseJob, progress: &dyn Progress, cancel: &Cancel) -> Result<u64> {
+    let SparseJob {
+        source,
+        disk,
+        output,
+        band: chunk,
+        overwrite,
+        sealer,
+        seed,
+        ..
+    } = job;
+    if sealer.is_some() {
+        return Err(Error::Refused {
+            path: output.into(),
+            reason: "dimg does not encrypt ASIF images".into(),
+        });
+    }
+    let mut layout =
+        asif::writer::Layout::new(chunk, disk.size(), seed).map_err(|reason| Error::Refused {
+            path: output.into(),
+            reason,
+        })?;
+    let mut out = AtomicOutput::create(source, output, overwrite)?;
+    bands_with_data(source, disk, chunk, progress, cancel, |number, bytes| {
+        let at = layout.append(number);
+        for (i, block) in bytes.chunks(4096).enumerate() {
+            if !crate::io::is_zero(block) {
+                out.write_at(at + i as u64 * 4096, block)?;
+            }
+        }
+        Ok(())
+    })?;
+    cancel.check()?;
+    layout.finish(|at, bytes| out.write_at(at, bytes))?;
+    out.finish()
 }
 
 /// A `.sparsebundle` folder (formats.md §c.2): Info.plist and its copy Info.bckup, an empty
