@@ -53,7 +53,7 @@ pub enum OutputFormat {
 }
 
 impl OutputFormat {
-    pub const ALL: [(&'static str, OutputFormat); 16] = [
+    pub const ALL: [(&'static str, OutputFormat); 17] = [
         ("UDTO", OutputFormat::Udto),
         ("UDRW", OutputFormat::Udrw),
         ("UDRO", OutputFormat::Udro),
@@ -145,8 +145,7 @@ impl OutputFormat {
             | OutputFormat::Udsp
             | OutputFormat::Udsb
             | OutputFormat::Dc42
-            | OutputFormat::Qcow2 => return None,
-        )),
+            | OutputFormat::Qcow2
             | OutputFormat::Asif => return None,
             OutputFormat::Udro => Variant::Udro,
             OutputFormat::Udrw => Variant::Udrw,
@@ -351,6 +350,7 @@ pub(super) fn write(
         OutputFormat::Qcow2 => Some((
             super::sparse::write_qcow2 as SparseWriter,
             crate::container::qcow2::writer::CLUSTER,
+        )),
         OutputFormat::Asif => Some((
             super::sparse::write_asif as SparseWriter,
             crate::container::asif::CHUNK,
