@@ -4,7 +4,7 @@
 //! checked by CRC-32C. Each BAT entry places a payload block or says it is absent or zeros; after
 //! every chunk of payload entries comes a sector bitmap entry, used only by differencing disks.
 
-use super::blocks::{crc32c, read_table, BlockDisk, Blocks, Place};
+use super::blocks::{read_table, BlockDisk, Blocks, Place};
 use super::{Container, Driver, Fact, Probe};
 use crate::bytes::{le16, le32, le64};
 use crate::error::FormatError;
@@ -58,7 +58,7 @@ fn guid(text: &str) -> [u8; 16] {
 fn checksum_ok(bytes: &[u8], at: usize) -> bool {
     let mut copy = bytes.to_vec();
     copy[at..at + 4].fill(0);
-    crc32c(&copy) == le32(bytes, at)
+    !crate::bytes::crc32c(!0, &copy) == le32(bytes, at)
 }
 
 /// BAT entry states; the rest (not present, partially present) read as absent.
