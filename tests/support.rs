@@ -317,27 +317,31 @@ pub fn dimg_mounts() -> Vec<(String, String)> {
 }
 
 /// Installs dimg's desktop files into `data` (standing in for /usr/share, as an XDG_DATA_HOME):
-/// what the package puts under /usr/share (tauri.conf.json's deb files: the mounter's entry,
-/// the defaults, the MIME types) and the app's own entry, then builds the caches a package's
-/// triggers build.
+/// what the package puts in /usr/share/applications and /usr/share/mime (tauri.conf.json's deb
+/// files: the mounter's entry, the defaults, the MIME types) and the app's own entry (the deb's
+/// desktop template), then builds the caches a package's triggers build.
 pub fn install_desktop_files(data: &Path) {
     let conf: Value = serde_json::from_str(
         &std::fs::read_to_string(repo_root().join("tauri.conf.json")).unwrap(),
     )
     .unwrap();
-    let files = conf["bundle"]["linux"]["deb"]["files"]
-        .as_object()
-        .expect("bundle.linux.deb.files");
+    let deb = &conf["bundle"]["linux"]["deb"];
+    let files = deb["files"].as_object().expect("bundle.linux.deb.files");
     let app_entry = (
         "/usr/share/applications/dimg.desktop",
-        "src-tauri/linux/dimg.desktop",
+        deb["desktopTemplate"]
+            .as_str()
+            .expect("bundle.linux.deb.desktopTemplate"),
     );
     let installed = files
         .iter()
         .map(|(to, from)| (to.as_str(), from.as_str().unwrap()))
+        .filter(|(to, _)| {
+            to.starts_with("/usr/share/applications/") || to.starts_with("/usr/share/mime/")
+        })
         .chain([app_entry]);
     for (to, from) in installed {
-        let to = data.join(to.strip_prefix("/usr/share/").expect("under /usr/share"));
+        let to = data.join(to.strip_prefix("/usr/share/").unwrap());
         std::fs::create_dir_all(to.parent().unwrap()).unwrap();
         std::fs::copy(repo_root().join(from), &to).unwrap();
     }
