@@ -57,10 +57,21 @@ fn sparse_file(path: &Path, len: u64) {
     fs::File::create(path).unwrap().set_len(len).unwrap();
 }
 
-/// An ext4 file system in a file (made by mke2fs, which Debian always has), `mib` MiB.
+/// An ext4 file system in a file (made by mke2fs, which Debian always has), `mib` MiB. Its inode
+/// tables and journal are written now: else the kernel zeroes them in the background once it is
+/// mounted, and a mounted device changes under a test that checks nothing changed it.
 fn ext4_file(path: &Path, mib: u64) {
     sparse_file(path, mib << 20);
-    peer("mkfs.ext4", &["-q", "-F", s(path)]);
+    peer(
+        "mkfs.ext4",
+        &[
+            "-q",
+            "-F",
+            "-E",
+            "lazy_itable_init=0,lazy_journal_init=0",
+            s(path),
+        ],
+    );
 }
 
 /// A volume alone (no partition map) of `file_system`, holding `files`, as dimg creates it raw.
