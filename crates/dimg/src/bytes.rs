@@ -140,6 +140,20 @@ pub fn uuid(seed: Option<&Seed>, what: &str) -> [u8; 16] {
     id
 }
 
+/// A GUID constant's text in the byte order GPT and VHDX store it: the first three fields
+/// little-endian, the rest as written.
+pub fn guid_bytes(text: &str) -> [u8; 16] {
+    let hex: String = text.chars().filter(|c| *c != '-').collect();
+    let mut b = [0u8; 16];
+    for (i, byte) in b.iter_mut().enumerate() {
+        *byte = u8::from_str_radix(&hex[2 * i..2 * i + 2], 16).expect("a GUID constant");
+    }
+    b[..4].reverse();
+    b[4..6].reverse();
+    b[6..8].reverse();
+    b
+}
+
 /// A 16-byte identifier in the usual 8-4-4-4-12 form.
 pub fn uuid_text(id: &[u8; 16]) -> String {
     let h = hex(id);

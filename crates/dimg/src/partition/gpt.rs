@@ -2,7 +2,7 @@
 //! backup header at the disk's last LBA used when the primary is damaged.
 
 use crate::bytes::Seed;
-use crate::bytes::{le16, le32, le64};
+use crate::bytes::{guid_bytes, le16, le32, le64};
 
 use super::Partition;
 use crate::error::FormatError;
@@ -149,19 +149,6 @@ const ENTRY_COUNT: usize = 128;
 const ENTRY_SIZE: usize = 128;
 /// Sectors the entry array takes.
 pub const TABLE_SECTORS: u64 = (ENTRY_COUNT * ENTRY_SIZE) as u64 / SECTOR;
-
-/// GUID text as GPT stores it: the first three fields little-endian.
-fn guid_bytes(text: &str) -> [u8; 16] {
-    let hex: String = text.chars().filter(|c| *c != '-').collect();
-    let mut b = [0u8; 16];
-    for (i, byte) in b.iter_mut().enumerate() {
-        *byte = u8::from_str_radix(&hex[2 * i..2 * i + 2], 16).expect("a GUID constant");
-    }
-    b[..4].reverse();
-    b[4..6].reverse();
-    b[6..8].reverse();
-    b
-}
 
 /// A version 4 GUID in GPT's byte order (its first three fields little-endian): random, or
 /// derived from a reproducible image's `seed`.

@@ -6,7 +6,7 @@
 
 use super::blocks::{read_table, BlockDisk, Blocks, Place};
 use super::{Container, Driver, Fact, Probe};
-use crate::bytes::{le16, le32, le64};
+use crate::bytes::{guid_bytes, le16, le32, le64};
 use crate::error::FormatError;
 use crate::io::ReadAt;
 use std::io;
@@ -35,24 +35,6 @@ const DISK_SIZE: &str = "2FA54224-CD1B-4876-B211-5DBED83BF4B8";
 const LOGICAL_SECTOR: &str = "8141BF1D-A96F-4709-BA47-F233A8FAAB5F";
 /// File parameters' flag: the disk has a parent (a differencing disk).
 const HAS_PARENT: u32 = 2;
-
-/// A GUID as VHDX stores it: its first three fields little-endian, the rest as written.
-fn guid(text: &str) -> [u8; 16] {
-    let hex: Vec<u8> = text
-        .split('-')
-        .flat_map(|group| {
-            (0..group.len())
-                .step_by(2)
-                .map(move |i| u8::from_str_radix(&group[i..i + 2], 16).expect("a GUID constant"))
-        })
-        .collect();
-    let mut out = [0u8; 16];
-    out.copy_from_slice(&hex);
-    out[..4].reverse();
-    out[4..6].reverse();
-    out[6..8].reverse();
-    out
-}
 
 /// Whether the structure's CRC-32C, at `at` within it, is right (computed with that field zero).
 fn checksum_ok(bytes: &[u8], at: usize) -> bool {
@@ -114,7 +96,7 @@ fn open(file: Arc<dyn ReadAt>, _: &Probe) -> io::Result<Box<dyn Container>> {
     let region = |id: &str| {
         regions
             .iter()
-            .find(|r| r.0 == guid(id))
+            .find(|r| r.0 == guid_bytes(id))
             .map(|r| (r.1, r.2))
             .ok_or_else(|| {
                 FormatError::io(
@@ -143,7 +125,7 @@ fn open(file: Arc<dyn ReadAt>, _: &Probe) -> io::Result<Box<dyn Container>> {
         return Err(bad(10, format!("{count} metadata entries")));
     }
     let item = |id: &str, len: usize| -> io::Result<&[u8]> {
-        let id = guid(id);
+        let id = guid_bytes(id);
         let entry = (0..count)
             .map(|k| &metadata[32 + 32 * k..64 + 32 * k])
             .find(|e| e[..16] == id)

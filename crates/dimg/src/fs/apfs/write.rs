@@ -1035,15 +1035,6 @@ fn omap_object(paddr: u64, root: u64, manually_managed: bool) -> Vec<u8> {
     b
 }
 
-fn uuid() -> [u8; 16] {
-    let mut id = [0u8; 16];
-    getrandom::fill(&mut id).expect("the system's random source");
-    // Version 4, variant 1, as any random UUID.
-    id[6] = (id[6] & 0x0F) | 0x40;
-    id[8] = (id[8] & 0x3F) | 0x80;
-    id
-}
-
 /// The container `tree` makes: its blocks, the files' bytes read from the folder when read.
 pub fn build(tree: &Tree, options: &Options, now: i64) -> Result<Arc<dyn ReadAt>> {
     let refuse = |reason: String| Error::Refused {
@@ -1119,7 +1110,10 @@ pub fn build(tree: &Tree, options: &Options, now: i64) -> Result<Arc<dyn ReadAt>
     let placed = place(&c.streams, layout.data);
     let (fs_records, extent_records) = records(&c, &placed, cs, encrypted);
     let mut meta: Vec<(u64, Vec<u8>)> = Vec::new();
-    let (container_uuid, volume_uuid) = (uuid(), uuid());
+    let (container_uuid, volume_uuid) = (
+        crate::bytes::uuid(None, "container"),
+        crate::bytes::uuid(None, "volume"),
+    );
 
     // An encrypted volume's keys: the keybags, and the VEK for its tree nodes and data.
     let vek = options.encryption.as_ref().map(|pass| {
