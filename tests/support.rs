@@ -384,43 +384,41 @@ pub fn free_port() -> u16 {
         .port()
 }
 
-/// An Xvfb server on the first free display from :90; returns it and its DISPLAY value.
+/// An Xvfb server on a display it picks itself (`-displayfd`: the server takes the first display
+/// whose lock it can create, so tests starting servers at once never race for one); returns it
+/// and its DISPLAY value once it accepts connections.
 pub fn xvfb() -> (Running, String) {
-    let n = (90..200)
-        .find(|&n| display_free(n))
-        .expect("a free X display");
-    let display = format!(":{n}");
-    let child = Command::new(program("Xvfb"))
-        .args([&display, "-screen", "0", "1280x800x24", "-nolisten", "tcp"])
-        .stdout(Stdio::null())
+    use std::io::BufRead;
+    let mut child = Command::new(program("Xvfb"))
+        .args([
+            "-displayfd",
+            "1",
+            "-screen",
+            "0",
+            "1280x800x24",
+            "-nolisten",
+            "tcp",
+        ])
+        .stdout(Stdio::piped())
         .stderr(Stdio::null())
         .spawn()
         .expect("Xvfb starts");
+    let stdout = child.stdout.take().unwrap();
     let running = Running(child);
-    wait_until("Xvfb", Duration::from_secs(20), || {
-        Path::new(&format!("/tmp/.X11-unix/X{n}")).exists()
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let mut line = String::new();
+        let _ = std::io::BufReader::new(stdout).read_line(&mut line);
+        let _ = tx.send(line);
     });
-    (running, display)
-}
-
-/// Whether display `n` may be taken: no lock, or one an Xvfb now gone left behind (a killed X
-/// server leaves its lock and socket; a machine that runs the tests all day would run out).
-fn display_free(n: u32) -> bool {
-    let lock = PathBuf::from(format!("/tmp/.X{n}-lock"));
-    let socket = PathBuf::from(format!("/tmp/.X11-unix/X{n}"));
-    let owner = std::fs::read_to_string(&lock)
-        .ok()
-        .and_then(|pid| pid.trim().parse::<u32>().ok());
-    match owner {
-        Some(pid) if Path::new(&format!("/proc/{pid}")).exists() => false,
-        Some(_) => {
-            std::fs::remove_file(&lock).is_ok() && {
-                let _ = std::fs::remove_file(&socket);
-                true
-            }
-        }
-        None => !lock.exists() && !socket.exists(),
-    }
+    let line = rx
+        .recv_timeout(Duration::from_secs(60))
+        .expect("Xvfb says its display within 60 s");
+    let n: u32 = line
+        .trim()
+        .parse()
+        .unwrap_or_else(|_| panic!("Xvfb exited before saying its display (said {line:?})"));
+    (running, format!(":{n}"))
 }
 
 /// What a desktop login gives the app: a D-Bus session bus, and GNOME Keyring's Secret Service
