@@ -1663,6 +1663,31 @@ fn new_images(app: &Session, dir: &std::path::Path) {
     assert_eq!(volume["name"], "Wizard APFS", "{info}");
     assert_eq!(volume["case_sensitive"], false, "{info}");
 
+    // ExFAT, as a USB key is formatted: Debian's fsck.exfat passes the volume.
+    app.script(
+        "window.__TAURI__.event.emit('menu', 'new-blank');",
+        json!([]),
+    );
+    let exfat = dir.join("exfat-wizard.cdr");
+    fill(
+        app,
+        json!({
+            "new-output": exfat.display().to_string(), "new-name": "WIZKEY", "new-size": "40",
+            "new-fs": "ExFAT", "new-format": "UDTO", "new-layout": "NONE", "new-mount": false,
+        }),
+    );
+    app.click("#new-start");
+    let (outcome, report) = job_outcome(app);
+    assert!(
+        outcome.starts_with("Created “exfat-wizard.cdr”"),
+        "{outcome}: {report}"
+    );
+    judged_clean("fsck.exfat", &["-n"], &exfat);
+    assert_eq!(
+        dimg_json("info", &exfat)["partitions"][0]["file_system"],
+        "exFAT"
+    );
+
     // A Disk Copy 4.2 floppy: the format picks a floppy's size and no partition map; MAME's
     // floptool reads the 800K GCR disk made, its HFS+ volume header in place.
     app.script(
@@ -2590,4 +2615,131 @@ fn the_summary_says_what_dimg_info_says_for_every_corpus_image() {
     assert!(compared >= 30, "only {compared} corpus images compared");
     drop(desktop);
     let _ = fs::remove_dir_all(&dir);
+}
+
+/// #31: a volume APFS encrypted by itself (the container dissect.apfs's makers encrypted on a
+/// Mac, in an image that is not) is drawn locked and dimmed; selecting it asks for the volume's
+/// password with its hint, not the image's, and never offers the keychain (it knows images by
+/// their own encryption). A wrong password keeps the sheet up; the right one lists the volume
+/// as its ground truth has it, and Mount serves it with the same password.
+#[test]
+fn a_locked_apfs_volume_asks_for_its_password_when_opened() {
+    let dir = tempfile_dir("apfs-locked");
+    let truth = dimg_e2e::truths()
+        .into_iter()
+        .find(|t| t.file == "apfs/dissect-encrypted.bin")
+        .expect("the encrypted APFS container is in expected.tsv");
+    let image = dir.join("locked-apfs.bin");
+    fs::copy(truth.path(), &image).unwrap();
+    let desktop = Desktop::start(&dir, &[&image]);
+    let app = &desktop.app;
+    app.wait_script(
+        "the locked volume in the sidebar",
+        "return [...document.querySelectorAll('#images li.volume')]
+           .some((li) => li.firstChild.textContent === 'Encrypted');",
+    );
+    let classes = |app: &Session| {
+        app.script(
+            "return [...[...document.querySelectorAll('#images li.volume')]
+               .find((li) => li.firstChild.textContent === 'Encrypted').classList];",
+            json!([]),
+        )
+    };
+    let before = classes(app);
+    for class in ["encrypted", "locked"] {
+        assert!(
+            before.as_array().unwrap().contains(&json!(class)),
+            "{before}"
+        );
+    }
+    app.script(
+        "[...document.querySelectorAll('#images li.volume')]
+           .find((li) => li.firstChild.textContent === 'Encrypted').click();",
+        json!([]),
+    );
+    app.wait_script(
+        "the passphrase sheet",
+        "return !document.getElementById('passphrase-sheet').hidden;",
+    );
+    assert_eq!(app.text("#passphrase-what"), "the volume");
+    assert_eq!(
+        app.text("#passphrase-name"),
+        "“Encrypted” of “locked-apfs.bin”"
+    );
+    assert_eq!(app.text("#passphrase-hint"), "Hint: It's 'password'");
+    assert_eq!(
+        app.script(
+            "return ['passphrase-remember-row', 'passphrase-store']
+               .map((id) => document.getElementById(id).offsetParent === null);",
+            json!([])
+        ),
+        json!([true, true]),
+        "no keychain offered for a volume's password"
+    );
+    app.type_text("#passphrase", "not the password");
+    app.click("#passphrase-open");
+    let said = app.wait_text("#passphrase-error", |t| !t.is_empty());
+    assert_eq!(said, "Wrong password. Try again.");
+    app.type_text("#passphrase", truth.passphrase.as_deref().unwrap());
+    shots(app, "passphrase-volume");
+    app.click("#passphrase-open");
+
+    // The root as the ground truth (dissect.apfs, unlocked) lists it.
+    let files =
+        fs::read_to_string(corpus().join("expected-files/dissect-encrypted.bin.tsv")).unwrap();
+    let expected: std::collections::BTreeSet<String> = files
+        .lines()
+        .filter(|l| !l.starts_with('#'))
+        .filter_map(|l| l.split('\t').next()?.strip_prefix("Encrypted/"))
+        .map(|p| format!("/{}", p.split('/').next().unwrap()))
+        .collect();
+    // Its files are the ground truth's (which lists files only); the rest are its symlinks.
+    app.wait_script(
+        "the unlocked volume's listing",
+        "return document.getElementById('passphrase-sheet').hidden
+           && document.querySelectorAll('#files tbody tr').length > 0;",
+    );
+    let rows: Vec<(String, String)> = serde_json::from_value(app.script(
+        "return [...document.querySelectorAll('#files tbody tr')]
+           .map(r => [r.dataset.path, r.querySelector('.file-icon').className]);",
+        json!([]),
+    ))
+    .unwrap();
+    let (links, listed): (Vec<_>, Vec<_>) = rows
+        .into_iter()
+        .partition(|(_, icon)| icon.ends_with(" link"));
+    let listed: std::collections::BTreeSet<String> = listed.into_iter().map(|r| r.0).collect();
+    assert_eq!(listed, expected);
+    assert_eq!(links.len(), 2, "{links:?}");
+    let after = classes(app);
+    assert!(
+        after.as_array().unwrap().contains(&json!("encrypted")),
+        "{after}"
+    );
+    assert!(
+        !after.as_array().unwrap().contains(&json!("locked")),
+        "{after}"
+    );
+
+    // Mount: the volume served unlocked, a file as the ground truth has it.
+    app.click("#mount");
+    let point = mount_point_said(app, " mounted read-only at ");
+    let (name, sha) = files
+        .lines()
+        .filter(|l| !l.starts_with('#'))
+        .map(|l| l.split('\t').collect::<Vec<_>>())
+        .find(|f| f[0].starts_with("Encrypted/dir/") && f[1] != "0")
+        .map(|f| {
+            (
+                f[0].trim_start_matches("Encrypted/").to_string(),
+                f[2].to_string(),
+            )
+        })
+        .expect("a file with data in the ground truth");
+    assert_eq!(sha256sum(&Path::new(&point).join(&name)), sha, "{name}");
+    app.click("#mount");
+    app.wait_text("#status", |t| t.ends_with("ejected."));
+    assert!(!Path::new(&point).exists(), "{point} is left behind");
+    drop(desktop);
+    fs::remove_dir_all(&dir).unwrap();
 }

@@ -38,14 +38,35 @@ export async function openPath(path, passphrase = null, remember = false) {
   }
 }
 
-/** Selects an image, or (with `volume`, a volume id as `info` gives it) one of its volumes to browse. */
+/** Selects an image, or (with `volume`, a volume id as `info` gives it) one of its volumes to
+ * browse; a locked one asks for its password first, as Disk Utility does. */
 export function select(path, volume = null) {
   state.device = null;
   state.selected = state.images.find((i) => i.info.path === path) || null;
   state.volume = volume;
   resetBrowser();
   showSelection();
-  if (volume !== null) loadFolder('/');
+  const locked = lockedVolume(state.selected, volume);
+  if (locked) unlockVolume(path, locked, () => select(path, volume));
+  else if (volume !== null) loadFolder('/');
+}
+
+/** The image's volume `id` if it is locked: encrypted by itself (APFS) and not yet unlocked. */
+export function lockedVolume(image, id) {
+  const v = image?.info.partitions.flatMap((p) => p.volumes).find((w) => w.id === id);
+  return v?.locked ? v : null;
+}
+
+/**
+ * A locked volume's password: the sheet asks, the image opens again with what is typed (which
+ * unlocks the volume, or is wrong and the sheet stays up), then `next`.
+ */
+export function unlockVolume(path, volume, next) {
+  askPassphrase(path, async (typed) => {
+    const e = await openPath(path, typed);
+    if (!e) next();
+    return e;
+  }, volume);
 }
 
 

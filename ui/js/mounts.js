@@ -6,6 +6,7 @@ import { selectedDevice, unmountable, mountDevice } from './devices.js';
 import { $, status } from './dom.js';
 import { baseName } from './format.js';
 import { state, render, refresh } from './state.js';
+import { lockedVolume, unlockVolume } from './images.js';
 
 /** What is attached of an image (by this window or by `dimg attach`), or undefined. */
 export function attachmentOf(image) {
@@ -34,11 +35,18 @@ export function watchMounts() {
 /**
  * Mount: the selected image's volumes, read/write where the image and their file system allow,
  * or (`readOnly`) never written. Answers where they are mounted, in a sentence (null when they
- * are not: the alert says why).
+ * are not: the alert says why). A locked volume selected, or an image whose every volume is
+ * locked, asks for the password first and mounts once it is given.
  */
 export async function mount(readOnly = false) {
   const image = state.selected;
   if (!image || attachmentOf(image)) return null;
+  const volumes = image.info.partitions.flatMap((p) => p.volumes);
+  const locked = lockedVolume(image, state.volume) ?? (volumes.every((v) => v.locked) ? volumes[0] : null);
+  if (locked) {
+    unlockVolume(image.info.path, locked, () => mount(readOnly));
+    return null;
+  }
   const name = baseName(image.info.path);
   $('mount').disabled = true;
   status(`Mounting “${name}”…`);

@@ -88,6 +88,10 @@ function imageItems(image) {
         mine && state.volume === v.id, () => select(path, v.id), icon);
       if (p.file_system === 'APFS') item.classList.add('in-container');
       if (v.encrypted) item.classList.add('encrypted');
+      if (v.locked) {
+        item.classList.add('locked');
+        item.title = `${item.title} (locked: select it to enter its password)`;
+      }
       if (point) {
         const readOnly = mountedReadOnly(image);
         item.classList.add('mounted');
