@@ -821,7 +821,9 @@ impl<'a> Extraction<'a> {
             Err(err) => return self.unreadable(path, err),
         };
         let mut f = std::fs::File::create(out).map_err(|err| Error::io(out, err))?;
-        let mut buf = vec![0u8; 1 << 20];
+        // No bigger than the file: zeroing 1 MiB for each of many small files cost more than
+        // reading them.
+        let mut buf = vec![0u8; data.size().min(1 << 20) as usize];
         let mut at = 0;
         while at < data.size() {
             self.cancel.check()?;

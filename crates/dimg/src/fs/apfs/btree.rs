@@ -238,7 +238,22 @@ fn descend(
     visited: &mut usize,
 ) -> io::Result<bool> {
     let count = n.records.len();
-    for i in 0..count {
+    // Keys are in order: the records before the range are passed over by halving, not one by
+    // one (a lookup in a node of hundreds of records compared every one of them). In an index
+    // node, the child before the first key in range may hold the range's start.
+    let (mut before, mut after) = (0, count);
+    while before < after {
+        let mid = (before + after) / 2;
+        match range(n.key(mid)) {
+            Ordering::Less => before = mid + 1,
+            _ => after = mid,
+        }
+    }
+    let start = match n.level {
+        0 => before,
+        _ => before.saturating_sub(1),
+    };
+    for i in start..count {
         let here = range(n.key(i));
         if here == Ordering::Greater {
             break;

@@ -80,14 +80,22 @@ impl ReadAt for Ciphered {
         }
         let n = buf.len().min((self.len - offset) as usize).min(MAX_READ);
         let (first, end) = (offset / 512, (offset + n as u64).div_ceil(512));
+        let tweak = self.tweak.wrapping_add(first);
+        let crypt = |units: &mut [u8]| match self.encrypt {
+            true => self.key.encrypt(units, tweak),
+            false => self.key.decrypt(units, tweak),
+        };
+        // Whole units are read into `buf` and worked there; others through a copy.
+        if offset.is_multiple_of(512) && n.is_multiple_of(512) {
+            self.disk
+                .read_exact_at(self.start + offset, &mut buf[..n])?;
+            crypt(&mut buf[..n]);
+            return Ok(n);
+        }
         let mut units = vec![0u8; ((end - first) * 512) as usize];
         self.disk
             .read_exact_at(self.start + first * 512, &mut units)?;
-        let tweak = self.tweak.wrapping_add(first);
-        match self.encrypt {
-            true => self.key.encrypt(&mut units, tweak),
-            false => self.key.decrypt(&mut units, tweak),
-        }
+        crypt(&mut units);
         let skip = (offset - first * 512) as usize;
         buf[..n].copy_from_slice(&units[skip..skip + n]);
         Ok(n)
