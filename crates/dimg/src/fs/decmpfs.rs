@@ -43,7 +43,9 @@ fn inflate(method: Method, data: &[u8], out: &mut [u8]) -> io::Result<()> {
     let first = data.first().copied();
     let decoded = match method {
         Method::Zlib if first.is_some_and(|b| b & 0x0F != 0x0F) => deflate(data, out),
-        Method::Lzfse if first != Some(0x06) => Codec::Lzfse.decompress(data, out),
+        // An LZFSE stream begins "bvx": a block that does not is stored after a marker (0x06
+        // as dimg once wrote, 0xFF as dissect.apfs reads Apple's).
+        Method::Lzfse if !matches!(first, Some(0x06 | 0xFF)) => Codec::Lzfse.decompress(data, out),
         Method::Lzvn if first != Some(0x06) => {
             crate::codec::lzvn::decompress(data, out).map_err(|e| format!("LZVN data: {e}"))
         }
@@ -262,20 +264,22 @@ pub fn compress(
         Compression::Zlib => Codec::Zlib,
         Compression::Lzfse => Codec::Lzfse,
     };
-    // Each block compressed, or stored after a marker where that is no larger.
+    // Each block compressed; a zlib block stored after a marker where that is no larger. An
+    // LZFSE stream stores what does not compress in blocks of its own ("bvx-"), so it is
+    // always written as it is: LZFSE has no agreed marker (dissect.apfs takes 0xFF, afsctool
+    // and applesauce write none), and a reader that knows none decodes the stream.
     let mut blocks = Vec::with_capacity(size.div_ceil(BLOCK) as usize);
     let mut raw = vec![0u8; BLOCK as usize];
     for at in (0..size).step_by(BLOCK as usize) {
         let raw = &mut raw[..(size - at).min(BLOCK) as usize];
         file.read_exact_at(at, raw)?;
         let packed = codec.compress(raw, ZLIB_LEVEL);
-        blocks.push(match packed.len() < raw.len() {
-            true => packed,
-            false => {
-                let marker = if how == Compression::Zlib { 0xFF } else { 0x06 };
-                [&[marker][..], raw].concat()
-            }
-        });
+        blocks.push(
+            match how == Compression::Lzfse || packed.len() < raw.len() {
+                true => packed,
+                false => [&[0xFF][..], raw].concat(),
+            },
+        );
     }
     let header = |kind: u32| -> Vec<u8> {
         let mut h = b"fpmc".to_vec();
