@@ -1448,6 +1448,26 @@ fn lock_marks(app: &Session) -> serde_json::Value {
     )
 }
 
+/// In the New Blank Image sheet (shown): a bare 40 MB volume of `fs` named `name`, saved as the
+/// .cdr `file` in `dir`; returns it once the job says it was created.
+fn blank_volume(app: &Session, dir: &Path, file: &str, name: &str, fs: &str) -> PathBuf {
+    let out = dir.join(file);
+    fill(
+        app,
+        json!({
+            "new-output": out.display().to_string(), "new-name": name, "new-size": "40",
+            "new-fs": fs, "new-format": "UDTO", "new-layout": "NONE", "new-mount": false,
+        }),
+    );
+    app.click("#new-start");
+    let (outcome, report) = job_outcome(app);
+    assert!(
+        outcome.starts_with(&format!("Created “{file}”")),
+        "{outcome}: {report}"
+    );
+    out
+}
+
 /// Sets a sheet's fields by id.
 fn fill(app: &Session, fields: serde_json::Value) {
     app.script(
@@ -1636,28 +1656,9 @@ fn new_images(app: &Session, dir: &std::path::Path) {
         json!(["APFS", "APFS (Case-sensitive)"])
     );
     // A .cdr, as the sheet names a UDTO image: the container itself, for apfsck.
-    let apfs = dir.join("apfs-wizard.cdr");
-    fill(
-        app,
-        json!({
-            "new-output": apfs.display().to_string(), "new-name": "Wizard APFS", "new-size": "40",
-            "new-fs": "APFS", "new-format": "UDTO", "new-layout": "NONE", "new-mount": false,
-        }),
-    );
-    app.click("#new-start");
-    let (outcome, report) = job_outcome(app);
-    assert!(
-        outcome.starts_with("Created “apfs-wizard.cdr”"),
-        "{outcome}: {report}"
-    );
-    let made = apfs;
+    let made = blank_volume(app, dir, "apfs-wizard.cdr", "Wizard APFS", "APFS");
     judged_clean("apfsck", &["-cw"], &made);
-    let info = Command::new(target_dir().join("dimg"))
-        .args(["info", "--json"])
-        .arg(&made)
-        .output()
-        .unwrap();
-    let info: serde_json::Value = serde_json::from_slice(&info.stdout).unwrap();
+    let info = dimg_json("info", &made);
     assert_eq!(info["partitions"][0]["file_system"], "APFS", "{info}");
     let volume = &info["partitions"][0]["volumes"][0];
     assert_eq!(volume["name"], "Wizard APFS", "{info}");
@@ -1668,20 +1669,7 @@ fn new_images(app: &Session, dir: &std::path::Path) {
         "window.__TAURI__.event.emit('menu', 'new-blank');",
         json!([]),
     );
-    let exfat = dir.join("exfat-wizard.cdr");
-    fill(
-        app,
-        json!({
-            "new-output": exfat.display().to_string(), "new-name": "WIZKEY", "new-size": "40",
-            "new-fs": "ExFAT", "new-format": "UDTO", "new-layout": "NONE", "new-mount": false,
-        }),
-    );
-    app.click("#new-start");
-    let (outcome, report) = job_outcome(app);
-    assert!(
-        outcome.starts_with("Created “exfat-wizard.cdr”"),
-        "{outcome}: {report}"
-    );
+    let exfat = blank_volume(app, dir, "exfat-wizard.cdr", "WIZKEY", "ExFAT");
     judged_clean("fsck.exfat", &["-n"], &exfat);
     assert_eq!(
         dimg_json("info", &exfat)["partitions"][0]["file_system"],

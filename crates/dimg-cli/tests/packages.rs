@@ -216,6 +216,9 @@ fn info_shows_what_the_package_says() {
             .map(|f| f["value"].as_str().unwrap().to_string())
             .collect()
     };
+    // An archive, named as one: not a disk laid out byte for byte.
+    assert_eq!(info["format"], "XAR archive (installer package or .xip)");
+    assert!(fact("Layout").is_empty(), "{info}");
     assert_eq!(fact("Title"), ["Widget & Co"]);
     assert_eq!(fact("Product"), ["org.example.widget 2.5.1"]);
     assert_eq!(fact("Minimum macOS"), ["11.0"]);

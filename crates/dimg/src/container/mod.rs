@@ -211,6 +211,7 @@ pub static DRIVERS: &[&Driver] = &[
     &vhdx::DRIVER,
     &vdi::DRIVER,
     &parallels::DRIVER,
+    &raw::ARCHIVE,
     &raw::DRIVER,
 ];
 

@@ -27,6 +27,31 @@ fn probe(p: &Probe) -> u8 {
     }
 }
 
+/// A XAR archive (an installer package, a .xip): its members are browsed as a volume's files
+/// (fs/xar), but it is no disk, and `info` names it rather than calling it a raw disk image.
+pub static ARCHIVE: Driver = Driver {
+    name: "XAR archive (installer package or .xip)",
+    probe: probe_archive,
+    open: open_archive,
+};
+
+/// Surer than [`probe`], which takes the archive as content of a raw disk.
+fn probe_archive(p: &Probe) -> u8 {
+    match probe(p) > 0 && p.signatures.contains(&Signature::Xar) {
+        true => 11,
+        false => 0,
+    }
+}
+
+fn open_archive(file: Arc<dyn ReadAt>, _: &Probe) -> io::Result<Box<dyn Container>> {
+    Ok(Box::new(Raw {
+        file,
+        writable: None,
+        cut: None,
+        archive: true,
+    }))
+}
+
 fn open(file: Arc<dyn ReadAt>, p: &Probe) -> io::Result<Box<dyn Container>> {
     let cut = cut_short(p.sniff, p.signatures);
     // A disc's file system is written once, as a whole: an ISO is attached read-only.
@@ -39,6 +64,7 @@ fn open(file: Arc<dyn ReadAt>, p: &Probe) -> io::Result<Box<dyn Container>> {
         file,
         writable,
         cut,
+        archive: false,
     }))
 }
 
@@ -73,6 +99,7 @@ pub(crate) fn whole(file: Arc<dyn ReadAt>) -> Box<dyn Container> {
         file,
         writable: None,
         cut: None,
+        archive: false,
     })
 }
 
@@ -81,6 +108,8 @@ struct Raw {
     /// The file again, to be written, when opened so.
     writable: Option<Arc<dyn WriteAt>>,
     cut: Option<(&'static str, u64, u64)>,
+    /// A XAR archive, which is not laid out as a disk.
+    archive: bool,
 }
 
 impl Raw {
@@ -104,7 +133,10 @@ impl Container for Raw {
         self.writable.clone()
     }
     fn facts(&self) -> Vec<Fact> {
-        let mut facts = vec![Fact::new("Layout", "the file is the disk, byte for byte")];
+        let mut facts = Vec::new();
+        if !self.archive {
+            facts.push(Fact::new("Layout", "the file is the disk, byte for byte"));
+        }
         facts.extend(self.cut_warning().map(|w| Fact::new("Warning", w)));
         facts
     }
