@@ -311,7 +311,7 @@ pub fn erase(
     cancel.check()?;
     let udisks = device::changer(path)?;
     let mkfs = |target: &Path| {
-        let options = fs_options(format, &label, !whole);
+        let options = fs_options(format, &label);
         device::asked(
             target,
             &format!("make {} volume on it", format.name()),
@@ -325,8 +325,8 @@ pub fn erase(
         // A partition, or a disk with no map: the volume in place.
         None | Some(Scheme::None) => {
             // A partition says what it will hold, and on GPT is named as its new volume, as
-            // Disk Utility names it (udisks2 sets the type of those it formats): the table is
-            // changed first, while the volume is as it was and the disk is read as it is.
+            // Disk Utility names it: the table is changed first, while the volume is as it was
+            // and the disk is read as it is.
             if !whole {
                 let table = device::asked(path, "read its partition table", udisks.table_of(path))?;
                 if table == "gpt" {
@@ -336,18 +336,17 @@ pub fn erase(
                         udisks.set_partition_name(path, &label),
                     )?;
                 }
-                if format.udisks().is_none() {
-                    // udev probes the disk when the name is written, and a probe that reads
-                    // the table mid-write leaves udisks2 naming it `PMBR` (seen on a loaded
-                    // machine): the disk read again, whole, before its next change.
-                    let disk = device::disk_of(&about)?;
-                    device::asked(path, "read the disk again", udisks.rescan(&disk.path))?;
-                    device::asked(
-                        path,
-                        "set its partition type",
-                        udisks.set_partition_type(path, format.partition_type(&table)),
-                    )?;
-                }
+                // udev probes the disk when the name is written, and a probe that reads the
+                // table mid-write leaves udisks2 naming it `PMBR` or keeping the old type when
+                // Format was to update it (both seen on a loaded machine): the disk is read
+                // again, whole, and the type set here rather than left to Format.
+                let disk = device::disk_of(&about)?;
+                device::asked(path, "read the disk again", udisks.rescan(&disk.path))?;
+                device::asked(
+                    path,
+                    "set its partition type",
+                    udisks.set_partition_type(path, format.partition_type(&table)),
+                )?;
             }
             match format.udisks() {
                 Some(_) => mkfs(path)?,
@@ -393,7 +392,7 @@ pub fn erase(
                         span,
                         kind,
                         name,
-                        Some((fs, fs_options(format, &label, true))),
+                        Some((fs, fs_options(format, &label))),
                     ),
                 )?,
                 None => {
@@ -437,14 +436,10 @@ fn clear(path: &Path, udisks: &Changer) -> Result<()> {
     Ok(())
 }
 
-/// udisks2's Format options for a new volume named `label`; on a partition it made or was
-/// asked to erase, the partition's type follows. An ext4 volume's root is the user's, as
-/// GNOME Disks makes it.
-fn fs_options(format: VolumeFormat, label: &str, partition: bool) -> Options<'static> {
+/// udisks2's Format options for a new volume named `label` (a partition's type is set apart:
+/// see [`erase`]). An ext4 volume's root is the user's, as GNOME Disks makes it.
+fn fs_options(format: VolumeFormat, label: &str) -> Options<'static> {
     let mut options = Options::from([("label", Value::from(label.to_string()))]);
-    if partition {
-        options.insert("update-partition-type", Value::from(true));
-    }
     if format == VolumeFormat::Ext4 {
         options.insert("take-ownership", Value::from(true));
     }
