@@ -75,33 +75,32 @@ impl XtsKey {
     /// sides of `cipher`, every tweak and then every block through AES in one call.
     fn units(&self, units: &mut [u8], sector: u128, cipher: &impl Fn(&mut [aes::Block])) {
         debug_assert!(units.len().is_multiple_of(16) && units.len() <= UNIT * BATCH);
-        let per_unit = units.len().min(UNIT) / 16;
         let count = units.len().div_ceil(UNIT);
         let mut firsts = [aes::Block::default(); BATCH];
         for (n, first) in (0u128..).zip(&mut firsts[..count]) {
             *first = (sector + n).to_le_bytes().into();
         }
         self.tweak.encrypt_blocks(&mut firsts[..count]);
+        // Each block's tweak: its unit's first, times α in GF(2^128) once for each block
+        // before it in the unit, the bytes little-endian (IEEE 1619 §5.2).
         let mut tweaks = [0u128; BLOCKS * BATCH];
         let mut blocks = [aes::Block::default(); BLOCKS * BATCH];
-        for ((first, tweaks), unit) in firsts
-            .iter()
-            .zip(tweaks.chunks_mut(per_unit))
-            .zip(units.chunks(UNIT))
+        let mut t = 0u128;
+        for (i, ((bytes, block), tweak)) in units
+            .chunks_exact(16)
+            .zip(&mut blocks)
+            .zip(&mut tweaks)
+            .enumerate()
         {
-            let mut t = u128::from_le_bytes((*first).into());
-            for slot in tweaks.iter_mut().take(unit.len() / 16) {
-                *slot = t;
-                // Times α in GF(2^128), the tweak's bytes little-endian (IEEE 1619 §5.2).
-                t = (t << 1) ^ if t >> 127 == 1 { 0x87 } else { 0 };
-            }
-        }
-        let n = units.len() / 16;
-        for ((block, bytes), t) in blocks.iter_mut().zip(units.chunks_exact(16)).zip(&tweaks) {
+            t = match i % BLOCKS {
+                0 => u128::from_le_bytes(firsts[i / BLOCKS].into()),
+                _ => (t << 1) ^ if t >> 127 == 1 { 0x87 } else { 0 },
+            };
+            *tweak = t;
             let x = u128::from_le_bytes(bytes.try_into().expect("16 bytes")) ^ t;
             *block = x.to_le_bytes().into();
         }
-        cipher(&mut blocks[..n]);
+        cipher(&mut blocks[..units.len() / 16]);
         for ((block, bytes), t) in blocks.iter().zip(units.chunks_exact_mut(16)).zip(&tweaks) {
             let x = u128::from_le_bytes((*block).into()) ^ t;
             bytes.copy_from_slice(&x.to_le_bytes());
