@@ -440,9 +440,8 @@ fn apfs_encrypted_volumes_open_with_their_password_in_pyfsapfs_and_dimg() {
         &attributes,
         "encrypted",
     );
-    let walk = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/judges/pyfsapfs_walk.py");
-    let o = Command::new("python3")
-        .args([s(&walk), s(&raw), "correct horse "])
+    let o = judge_script("pyfsapfs_walk.py")
+        .args([s(&raw), "correct horse "])
         .output()
         .unwrap();
     assert!(!o.status.success());
@@ -823,9 +822,7 @@ fn apfs_compressed_files_read_back_as_written() {
 /// Every regular file of the container's first volume as dissect.apfs reads it
 /// (tests/judges/dissect_apfs_files.py): its path and SHA-256, or its error.
 fn dissect_apfs_files(container: &Path) -> Vec<serde_json::Value> {
-    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/judges/dissect_apfs_files.py");
-    let o = Command::new("python3")
-        .arg(script)
+    let o = judge_script("dissect_apfs_files.py")
         .arg(container)
         .output()
         .expect("python3 runs");

@@ -6,7 +6,7 @@
 mod common;
 mod sweep;
 
-use common::{decoded, dimg, s, stderr};
+use common::{decoded, dimg, judge_script, s, stderr};
 use dimg::container;
 use std::fs;
 use std::os::unix::fs::{FileExt, MetadataExt};
@@ -22,14 +22,12 @@ fn sha256(bytes: &[u8]) -> String {
 /// What dissect.hypervisor reads from each image: its facts, and a digest of each range
 /// (offset, length) of its disk, or of the whole disk when none are given. One run for them all.
 fn dissect_all(images: &[(&Path, &[(u64, u64)])]) -> Vec<serde_json::Value> {
-    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/judges/dissect_asif.py");
     let mut args = Vec::new();
     for (image, ranges) in images {
         args.push(s(image).to_string());
         args.extend(ranges.iter().map(|(at, len)| format!("{at}:{len}")));
     }
-    let o = std::process::Command::new("python3")
-        .arg(script)
+    let o = judge_script("dissect_asif.py")
         .args(&args)
         .output()
         .expect("python3 runs");

@@ -4,7 +4,7 @@
 
 mod common;
 
-use common::{dimg, noise, s, stderr};
+use common::{dimg, judge_script, noise, s, stderr};
 use std::fs;
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -49,9 +49,7 @@ fn judge(
     src: &Path,
     without: &[&str],
 ) -> serde_json::Value {
-    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/judges/finder_layout.py");
-    let o = Command::new("python3")
-        .arg(script)
+    let o = judge_script("finder_layout.py")
         .args([s(raw), &offset.to_string(), s(settings), s(src)])
         .args(without)
         .output()
@@ -255,9 +253,7 @@ fn settings_the_folder_or_file_system_cannot_follow_are_refused_by_name() {
 /// What sla_resources.py says of `image`'s agreement against dmgbuild's licensing module given
 /// `specs` (LOCALE=FILE).
 fn judge_agreement(image: &Path, specs: &[String]) -> serde_json::Value {
-    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/judges/sla_resources.py");
-    let o = Command::new("python3")
-        .arg(script)
+    let o = judge_script("sla_resources.py")
         .arg(image)
         .args(specs)
         .output()

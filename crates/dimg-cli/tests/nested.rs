@@ -9,7 +9,6 @@ use common::*;
 use dimg_e2e::{sha256sum, truths};
 use std::fs;
 use std::path::{Path, PathBuf};
-use std::process::Command;
 
 /// A tree to put in the innermost image.
 fn inner_tree(root: &Path) {
@@ -40,8 +39,7 @@ fn chain(dir: &Path) -> (PathBuf, PathBuf) {
     let payload = dir.join("payload");
     fs::create_dir_all(&payload).unwrap();
     fs::copy(&inner, payload.join("inner.dmg")).unwrap();
-    let o = Command::new("python3")
-        .arg(Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/judges/make_pkg.py"))
+    let o = judge_script("make_pkg.py")
         .arg(outer_src.join("Packages/tool.pkg"))
         .args(["--payload", s(&payload), "--kind", "product"])
         .args([

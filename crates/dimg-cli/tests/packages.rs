@@ -7,13 +7,6 @@ use common::*;
 
 use std::fs;
 use std::path::{Path, PathBuf};
-use std::process::Command;
-
-fn judge(name: &str) -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("tests/judges")
-        .join(name)
-}
 
 /// What a payload installs: nesting, an empty file, an incompressible file, a symlink, a hard
 /// link, a set time.
@@ -42,8 +35,7 @@ fn payload_tree(root: &Path) {
 }
 
 fn make_pkg(out: &Path, payload: &Path, args: &[&str]) {
-    let o = Command::new("python3")
-        .arg(judge("make_pkg.py"))
+    let o = judge_script("make_pkg.py")
         .args([s(out), "--payload", s(payload)])
         .args(args)
         .output()
@@ -73,8 +65,7 @@ fn payload_truth(payload: &Path, into: &Path) {
     let cpio = payload.with_extension("cpio");
     match fs::read(payload).unwrap().starts_with(b"pbzx") {
         true => {
-            let o = Command::new("python3")
-                .arg(judge("pbzx_decode.py"))
+            let o = judge_script("pbzx_decode.py")
                 .args([s(payload), s(&cpio)])
                 .output()
                 .unwrap();

@@ -4,10 +4,9 @@
 
 mod common;
 
-use common::{decoded, dimg, dimg_stdin, noise, pymodi, s, stderr, stdout};
+use common::{decoded, dimg, dimg_stdin, judge_script, noise, pymodi, s, stderr, stdout};
 use std::fs;
 use std::path::Path;
-use std::process::Command;
 
 fn sha256(bytes: &[u8]) -> String {
     dimg_e2e::sha256_bytes(bytes)
@@ -425,9 +424,7 @@ fn judge_resized(image: &Path, src: &Path, size: u64) {
     assert_eq!(fs::metadata(&raw).unwrap().len(), size);
     let checked = common::peer("sgdisk", &["-v", s(&raw)]);
     assert!(checked.contains("No problems found"), "{checked}");
-    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/judges/pyfshfs_files.py");
-    let o = Command::new("python3")
-        .arg(script)
+    let o = judge_script("pyfshfs_files.py")
         .arg(&raw)
         .arg((40 * 512).to_string())
         .output()

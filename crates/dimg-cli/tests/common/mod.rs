@@ -354,6 +354,17 @@ pub fn fill(root: &Path, entries: usize) {
     }
 }
 
+/// `python3 tests/judges/NAME`: a judge script of this suite, for the caller's arguments.
+pub fn judge_script(name: &str) -> Command {
+    let mut python = Command::new("python3");
+    python.arg(
+        Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("tests/judges")
+            .join(name),
+    );
+    python
+}
+
 /// Every entry of every volume as pyfsapfs reads it (tests/judges/pyfsapfs_walk.py).
 pub fn judged(image: &Path) -> Vec<serde_json::Value> {
     judged_with(image, None)
@@ -361,9 +372,7 @@ pub fn judged(image: &Path) -> Vec<serde_json::Value> {
 
 /// [`judged`], its encrypted volumes unlocked with `password`.
 pub fn judged_with(image: &Path, password: Option<&str>) -> Vec<serde_json::Value> {
-    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/judges/pyfsapfs_walk.py");
-    let o = Command::new("python3")
-        .arg(script)
+    let o = judge_script("pyfsapfs_walk.py")
         .arg(image)
         .args(password)
         .output()
