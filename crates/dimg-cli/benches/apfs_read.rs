@@ -67,24 +67,27 @@ fn main() {
     // swamped what is timed.
     let shm = Path::new("/dev/shm");
     let out = if shm.is_dir() { shm } else { &dir }.join("dimg-apfs-read-out");
-    let mut best = [f64::MAX; 3];
-    for _ in 0..3 {
-        for (at, image) in images.iter().enumerate() {
-            let _ = fs::remove_dir_all(&out);
-            let start = std::time::Instant::now();
-            dimg_with_password(
-                dimg,
-                &[
-                    "extract",
-                    "-stdinpass",
-                    common::s(image),
-                    "-o",
-                    common::s(&out),
-                ],
-            );
-            best[at] = best[at].min(start.elapsed().as_secs_f64());
-        }
-    }
+    let extract = |image: &Path| {
+        let _ = fs::remove_dir_all(&out);
+        dimg_with_password(
+            dimg,
+            &[
+                "extract",
+                "-stdinpass",
+                common::s(image),
+                "-o",
+                common::s(&out),
+            ],
+        );
+    };
+    let best = common::best_interleaved(
+        3,
+        [
+            &mut || extract(&images[0]),
+            &mut || extract(&images[1]),
+            &mut || extract(&images[2]),
+        ],
+    );
     let _ = fs::remove_dir_all(&out);
     for ((name, ..), s) in kinds.iter().zip(best) {
         println!(

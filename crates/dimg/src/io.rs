@@ -670,6 +670,23 @@ pub fn is_zero(bytes: &[u8]) -> bool {
     bytes.chunks(ZEROS.len()).all(|c| c == &ZEROS[..c.len()])
 }
 
+/// The runs of `bytes` to store when zero blocks of `block` bytes are left as holes: each run's
+/// offset and bytes, neighbouring blocks with data joined so that each run is one write.
+pub fn data_runs(bytes: &[u8], block: usize) -> impl Iterator<Item = (usize, &[u8])> {
+    let mut at = 0;
+    std::iter::from_fn(move || {
+        while at < bytes.len() && is_zero(&bytes[at..(at + block).min(bytes.len())]) {
+            at += block;
+        }
+        let start = at.min(bytes.len());
+        while at < bytes.len() && !is_zero(&bytes[at..(at + block).min(bytes.len())]) {
+            at += block;
+        }
+        let end = at.min(bytes.len());
+        (start < end).then(|| (start, &bytes[start..end]))
+    })
+}
+
 /// `n` zero bytes, without holding them.
 pub struct Zeros(pub u64);
 
@@ -843,6 +860,25 @@ impl ReadAt for Patched {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn data_runs_join_neighbouring_blocks_with_data_and_skip_zero_blocks() {
+        // Blocks of 4: data, data, zeros, data, zeros, then a short last block with data.
+        let bytes = [[1u8, 0, 0, 0], [0, 0, 0, 2], [0; 4], [3; 4], [0; 4]].concat();
+        let mut with_tail = bytes.clone();
+        with_tail.extend([0, 4]);
+        let runs: Vec<_> = data_runs(&with_tail, 4).collect();
+        assert_eq!(
+            runs,
+            [
+                (0, &with_tail[0..8]),
+                (12, &with_tail[12..16]),
+                (20, &with_tail[20..22])
+            ]
+        );
+        assert_eq!(data_runs(&[0u8; 9], 4).count(), 0);
+        assert_eq!(data_runs(&[], 4).count(), 0);
+    }
 
     #[test]
     fn band_folders_read_missing_and_short_bands_as_zeros() {

@@ -205,6 +205,23 @@ pub fn vm_hwm(status: &str) -> u64 {
         .unwrap_or(0)
 }
 
+/// Seconds of the best of `rounds` runs of each job, the jobs taking turns in every round: a
+/// ratio between them then meets the machine's passing load on both sides.
+pub fn best_interleaved<const N: usize>(
+    rounds: usize,
+    mut jobs: [&mut dyn FnMut(); N],
+) -> [f64; N] {
+    let mut best = [f64::MAX; N];
+    for _ in 0..rounds {
+        for (job, best) in jobs.iter_mut().zip(&mut best) {
+            let start = std::time::Instant::now();
+            job();
+            *best = best.min(start.elapsed().as_secs_f64());
+        }
+    }
+    best
+}
+
 /// Seconds of the best of three runs of `job`.
 pub fn best(mut job: impl FnMut()) -> f64 {
     (0..3)

@@ -224,10 +224,8 @@ pub fn write_asif(job: SparseJob, progress: &dyn Progress, cancel: &Cancel) -> R
     let mut out = AtomicOutput::create(source, output, overwrite)?;
     bands_with_data(source, disk, chunk, progress, cancel, |number, bytes| {
         let at = layout.append(number);
-        for (i, block) in bytes.chunks(4096).enumerate() {
-            if !crate::io::is_zero(block) {
-                out.write_at(at + i as u64 * 4096, block)?;
-            }
+        for (offset, run) in crate::io::data_runs(bytes, 4096) {
+            out.write_at(at + offset as u64, run)?;
         }
         Ok(())
     })?;
@@ -273,11 +271,9 @@ pub fn write_bundle(job: SparseJob, progress: &dyn Progress, cancel: &Cancel) ->
             None => bytes,
         };
         // Band files are sparse, as macOS writes them: a zero block takes no room.
-        for (i, block) in bytes.chunks(4096).enumerate() {
-            if !crate::io::is_zero(block) {
-                f.write_all_at(block, i as u64 * 4096).map_err(io)?;
-                stored += block.len() as u64;
-            }
+        for (offset, run) in crate::io::data_runs(bytes, 4096) {
+            f.write_all_at(run, offset as u64).map_err(io)?;
+            stored += run.len() as u64;
         }
         f.set_len(bytes.len() as u64).map_err(io)?;
         f.sync_all().map_err(io)?;
