@@ -1,6 +1,7 @@
 //! VM disks → raw: dimg against qemu-img, in one run on one disk (the raw disk of a 1 GiB HFSX
 //! UDZO of /usr, made by dimg), each image made by qemu-img: qcow2 (plain and compressed) and
 //! VMDK (monolithic sparse and streamOptimized). Issue #38: dimg at ≥ 1.0× qemu-img's throughput.
+//! Then the raw disk written as qcow2, VMDK, VDI and VHD by each (best of three, taking turns).
 //! Both write a sparse raw file to memory (/dev/shm): the ratio measures reading, not the disk
 //! (dimg fsyncs its output, which costs nothing there, as for qemu-img). Each timing is the best
 //! of three, the file cache warm.
@@ -67,6 +68,40 @@ fn main() {
         );
         let _ = fs::remove_file(&target);
         fs::remove_file(&image).unwrap();
+    }
+    // And the other way: the raw disk written in each format dimg writes, into /dev/shm.
+    for (format, driver) in [
+        ("qcow2", "qcow2"),
+        ("VMDK", "vmdk"),
+        ("VDI", "vdi"),
+        ("VHD", "vpc"),
+    ] {
+        let target = std::path::Path::new("/dev/shm")
+            .join(format!("dimg-vmdisks-{}.{driver}", std::process::id()));
+        let [dimg, qemu] = common::best_interleaved(
+            3,
+            [
+                &mut || {
+                    let _ = fs::remove_file(&target);
+                    run(
+                        DIMG,
+                        &["convert", s(&raw), "-format", format, "-o", s(&target)],
+                    );
+                },
+                &mut || {
+                    let _ = fs::remove_file(&target);
+                    run(
+                        "qemu-img",
+                        &["convert", "-f", "raw", "-O", driver, s(&raw), s(&target)],
+                    );
+                },
+            ],
+        );
+        println!(
+            "raw → {format:<12} dimg {dimg:>7.3} s  qemu-img {qemu:>7.3} s  {:.2}× qemu-img's throughput",
+            qemu / dimg
+        );
+        let _ = fs::remove_file(&target);
     }
     fs::remove_dir_all(&out).unwrap();
 }

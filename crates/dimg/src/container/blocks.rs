@@ -39,6 +39,30 @@ pub trait Blocks: Send + Sync {
     }
 }
 
+/// A format's writer: the disk's blocks that hold data are appended in disk order as they come;
+/// the tables that place them are known once the last has come.
+pub trait BlockLayout {
+    /// The block the disk is cut into, in bytes.
+    fn block_size(&self) -> u64;
+    /// Lists disk block `number` (each higher than the last) and says where its bytes go.
+    fn append(&mut self, number: u64) -> u64;
+    /// Every other piece of the file, each with where it goes.
+    fn metadata(&self) -> Vec<(u64, Vec<u8>)>;
+    /// Where the blocks appended end, the last one whole however little of it was written: the
+    /// file is at least this long.
+    fn data_end(&self) -> u64;
+}
+
+/// Refuses a disk that is not whole 512-byte sectors, for a format that counts in them.
+pub fn whole_sectors(format: &str, size: u64) -> Result<(), String> {
+    match size % 512 {
+        0 => Ok(()),
+        _ => Err(format!(
+            "a disk of {size} bytes: {format} holds whole 512-byte sectors"
+        )),
+    }
+}
+
 /// A virtual disk of `size` bytes whose blocks `blocks` places in `file`.
 pub struct BlockDisk<B> {
     file: Arc<dyn ReadAt>,

@@ -1,6 +1,7 @@
 use super::job::{stream_blocks, BlockSink, Cancel, Progress};
 use super::output::{AtomicOutput, Encrypting, Sink};
 use crate::codec::Codec;
+use crate::container::blocks::BlockLayout;
 use crate::container::encrypted::{Sealer, DEFAULT_ITERATIONS};
 use crate::container::optical::TrackMode;
 use crate::container::udif::licence::{self, Licence};
@@ -50,10 +51,16 @@ pub enum OutputFormat {
     Qcow2,
     /// An Apple Sparse Image Format image (.asif, macOS 26): only the chunks that hold data.
     Asif,
+    /// A dynamic VHD (Virtual PC, Hyper-V, Azure): only the 2 MiB blocks that hold data.
+    Vhd,
+    /// A dynamic VDI (VirtualBox): only the 1 MiB blocks that hold data.
+    Vdi,
+    /// A monolithicSparse VMDK (VMware): only the 64 KiB grains that hold data.
+    Vmdk,
 }
 
 impl OutputFormat {
-    pub const ALL: [(&'static str, OutputFormat); 17] = [
+    pub const ALL: [(&'static str, OutputFormat); 20] = [
         ("UDTO", OutputFormat::Udto),
         ("UDRW", OutputFormat::Udrw),
         ("UDRO", OutputFormat::Udro),
@@ -71,6 +78,9 @@ impl OutputFormat {
         ("DC42", OutputFormat::Dc42),
         ("qcow2", OutputFormat::Qcow2),
         ("ASIF", OutputFormat::Asif),
+        ("VHD", OutputFormat::Vhd),
+        ("VDI", OutputFormat::Vdi),
+        ("VMDK", OutputFormat::Vmdk),
     ];
 
     /// The extension an image of this format is named with.
@@ -86,6 +96,9 @@ impl OutputFormat {
             OutputFormat::Dc42 => "image",
             OutputFormat::Qcow2 => "qcow2",
             OutputFormat::Asif => "asif",
+            OutputFormat::Vhd => "vhd",
+            OutputFormat::Vdi => "vdi",
+            OutputFormat::Vmdk => "vmdk",
             _ => "dmg",
         }
     }
@@ -114,6 +127,9 @@ impl OutputFormat {
             "image" | "dc42" => vec![Dc42],
             "qcow2" => vec![Qcow2],
             "asif" => vec![Asif],
+            "vhd" => vec![Vhd],
+            "vdi" => vec![Vdi],
+            "vmdk" => vec![Vmdk],
             _ => return None,
         })
     }
@@ -146,7 +162,10 @@ impl OutputFormat {
             | OutputFormat::Udsb
             | OutputFormat::Dc42
             | OutputFormat::Qcow2
-            | OutputFormat::Asif => return None,
+            | OutputFormat::Asif
+            | OutputFormat::Vhd
+            | OutputFormat::Vdi
+            | OutputFormat::Vmdk => return None,
             OutputFormat::Udro => Variant::Udro,
             OutputFormat::Udrw => Variant::Udrw,
             OutputFormat::Udzo => Variant::Compressed(Codec::Zlib),
@@ -168,8 +187,8 @@ impl std::fmt::Display for OutputFormat {
 impl FromStr for OutputFormat {
     type Err = String;
     fn from_str(s: &str) -> Result<Self, String> {
-        // hdiutil's names are upper case; qcow2 is written as qemu writes it; either is taken
-        // in any case.
+        // hdiutil's names are upper case; qcow2 is written as qemu writes it; any is taken in
+        // any case.
         Self::ALL
             .iter()
             .find(|(name, _)| name.eq_ignore_ascii_case(s))
@@ -347,28 +366,28 @@ pub(super) fn write(
             super::sparse::write_bundle as SparseWriter,
             crate::container::sparsebundle::BAND,
         )),
-        OutputFormat::Qcow2 => Some((
-            super::sparse::write_qcow2 as SparseWriter,
-            crate::container::qcow2::writer::CLUSTER,
-        )),
         OutputFormat::Asif => Some((
             super::sparse::write_asif as SparseWriter,
             crate::container::asif::CHUNK,
         )),
         _ => None,
     };
-    if let Some((write, default_band)) = sparse_writer {
-        // qcow2 keeps its 64 KiB clusters and is not sealed in an encrypted image.
-        if options.format == OutputFormat::Qcow2 && options.encryption.is_some() {
-            return Err(Error::Refused {
-                path: output.into(),
-                reason: "qcow2 images cannot be encrypted".into(),
-            });
-        }
-        let band = match options.sparse_band_sectors {
-            _ if options.format == OutputFormat::Qcow2 => default_band,
-            _ if options.format == OutputFormat::Asif => {
-                let chunk = options.asif_chunk.unwrap_or(default_band);
+    let band_writer = match vm_disk_layout(options, &*container.disk(), output)? {
+        Some(layout) => Some(BandWriter::Blocks(layout)),
+        None => sparse_writer.map(|(write, band)| BandWriter::Sparse(write, band)),
+    };
+    if let Some(writer) = band_writer {
+        let band = match &writer {
+            // These formats keep their own blocks and are not sealed in an encrypted image.
+            BandWriter::Blocks(_) if options.encryption.is_some() => {
+                return Err(Error::Refused {
+                    path: output.into(),
+                    reason: format!("{} images cannot be encrypted", options.format),
+                });
+            }
+            BandWriter::Blocks(layout) => layout.block_size(),
+            BandWriter::Sparse(_, default_band) if options.format == OutputFormat::Asif => {
+                let chunk = options.asif_chunk.unwrap_or(*default_band);
                 crate::container::asif::writer::chunk_size(chunk).map_err(|reason| {
                     Error::Refused {
                         path: output.into(),
@@ -376,13 +395,16 @@ pub(super) fn write(
                     }
                 })?
             }
-            Some(sectors) => super::sparse::band_size(sectors, output)?,
-            // An encrypted band is written whole (zeros seal to noise, not to a hole), so an
-            // encrypted bundle takes smaller bands: less written for what its volume holds.
-            None if options.encryption.is_some() && options.format == OutputFormat::Udsb => {
-                crate::container::sparsebundle::ENCRYPTED_BAND
-            }
-            None => default_band,
+            BandWriter::Sparse(_, default_band) => match options.sparse_band_sectors {
+                Some(sectors) => super::sparse::band_size(sectors, output)?,
+                // An encrypted band is written whole (zeros seal to noise, not to a hole), so
+                // an encrypted bundle takes smaller bands: less written for what its volume
+                // holds.
+                None if options.encryption.is_some() && options.format == OutputFormat::Udsb => {
+                    crate::container::sparsebundle::ENCRYPTED_BAND
+                }
+                None => *default_band,
+            },
         };
         let sealer = options
             .encryption
@@ -399,7 +421,12 @@ pub(super) fn write(
             sealer,
             seed: options.seed.as_ref(),
         };
-        let size = write(job, progress, cancel)?;
+        let size = match writer {
+            BandWriter::Blocks(mut layout) => {
+                super::sparse::write_blocks(job, &mut *layout, progress, cancel)?
+            }
+            BandWriter::Sparse(write, _) => write(job, progress, cancel)?,
+        };
         return Ok(ConvertReport::new(
             source,
             output,
@@ -519,6 +546,38 @@ fn write_dc42(
 
 /// Writes a sparse image or bundle; returns the bytes stored.
 type SparseWriter = fn(super::sparse::SparseJob, &dyn Progress, &Cancel) -> Result<u64>;
+
+/// What writes an image band by band: a sparse image, bundle or ASIF writer with its default
+/// band, or a virtual machine disk format's layout.
+enum BandWriter {
+    Sparse(SparseWriter, u64),
+    Blocks(Box<dyn BlockLayout>),
+}
+
+/// The writer of a virtual machine's disk format for `disk`, or `None` for another format; why
+/// not when the format cannot hold the disk.
+fn vm_disk_layout(
+    options: &ConvertOptions,
+    disk: &dyn ReadAt,
+    output: &Path,
+) -> Result<Option<Box<dyn BlockLayout>>> {
+    use crate::container::{qcow2, vdi, vhd, vmdk};
+    let (size, seed) = (disk.size(), options.seed.as_ref());
+    let name = output.file_name().unwrap_or_default().to_string_lossy();
+    let layout: std::result::Result<Box<dyn BlockLayout>, String> = match options.format {
+        OutputFormat::Qcow2 => Ok(Box::new(qcow2::writer::Layout::new(size))),
+        OutputFormat::Vhd => vhd::writer::Layout::new(size, seed).map(|l| Box::new(l) as _),
+        OutputFormat::Vdi => vdi::writer::Layout::new(size, seed).map(|l| Box::new(l) as _),
+        OutputFormat::Vmdk => {
+            vmdk::writer::Layout::new(size, &name, seed).map(|l| Box::new(l) as _)
+        }
+        _ => return Ok(None),
+    };
+    layout.map(Some).map_err(|reason| Error::Refused {
+        path: output.into(),
+        reason,
+    })
+}
 
 /// The image being written: what `convert` hands to a sink, plain or encrypted.
 struct ImageJob<'a> {

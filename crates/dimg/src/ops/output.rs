@@ -221,6 +221,11 @@ impl AtomicOutput {
         Ok(())
     }
 
+    /// Makes the file at least `len` bytes long when finished, what is not written a hole.
+    pub(crate) fn extend_to(&mut self, len: u64) {
+        self.position = self.position.max(len);
+    }
+
     pub fn write_all(&mut self, bytes: &[u8]) -> Result<()> {
         let file = self.temp.as_file();
         file.write_all_at(bytes, self.position)

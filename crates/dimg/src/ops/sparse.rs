@@ -4,8 +4,9 @@
 
 use super::job::{stream_blocks, BlockSink, Cancel, Progress};
 use super::output::{refuse_existing, AtomicOutput};
+use crate::container::blocks::BlockLayout;
 use crate::container::encrypted::{Sealer, BLOCK, DATA_OFFSET};
-use crate::container::{asif, qcow2, sparsebundle, sparseimage};
+use crate::container::{asif, sparsebundle, sparseimage};
 use crate::error::{Error, Result};
 use crate::io::ReadAt;
 use std::fs::File;
@@ -307,27 +308,35 @@ pub fn write_bundle(job: SparseJob, progress: &dyn Progress, cancel: &Cancel) ->
     Ok(stored)
 }
 
-/// A qcow2 image (version 3, 64 KiB clusters): the clusters that hold data, then the tables that
-/// place them, then the header. `job.band` is the cluster size; qcow2 images are not sealed.
-/// Returns the file's size.
-pub fn write_qcow2(job: SparseJob, progress: &dyn Progress, cancel: &Cancel) -> Result<u64> {
+/// A virtual machine's disk (qcow2, VHD, VDI, VMDK): the blocks that hold data, appended in disk
+/// order, then the tables `layout` makes to place them. Not sealed: these formats have their own
+/// encryption or none. Returns the file's size.
+pub fn write_blocks(
+    job: SparseJob,
+    layout: &mut dyn BlockLayout,
+    progress: &dyn Progress,
+    cancel: &Cancel,
+) -> Result<u64> {
     let SparseJob {
         source,
         disk,
         output,
-        band,
         overwrite,
         ..
     } = job;
     let mut out = AtomicOutput::create(source, output, overwrite)?;
-    let mut layout = qcow2::writer::Layout::new(disk.size());
-    // A short last cluster needs no padding: the tables written after it make the file longer.
-    bands_with_data(source, disk, band, progress, cancel, |number, bytes| {
-        out.write_at(layout.append(number), bytes)
+    let block = layout.block_size();
+    bands_with_data(source, disk, block, progress, cancel, |number, bytes| {
+        let at = layout.append(number);
+        for (offset, run) in crate::io::data_runs(bytes, 4096) {
+            out.write_at(at + offset as u64, run)?;
+        }
+        Ok(())
     })?;
     for (at, piece) in layout.metadata() {
         out.write_at(at, &piece)?;
     }
+    out.extend_to(layout.data_end());
     cancel.check()?;
     out.finish()
 }

@@ -3,6 +3,7 @@
 //! the refcounts (16-bit) of every cluster the file uses, each 1.
 
 use super::{COPIED, MAGIC};
+use crate::container::blocks::BlockLayout;
 
 /// qemu-img's default cluster: 64 KiB.
 pub const CLUSTER: u64 = 1 << 16;
@@ -26,16 +27,21 @@ impl Layout {
             stored: Vec::new(),
         }
     }
+}
 
-    /// Lists disk cluster `number` (each higher than the last) and says where its bytes go.
-    pub fn append(&mut self, number: u64) -> u64 {
+impl BlockLayout for Layout {
+    fn block_size(&self) -> u64 {
+        CLUSTER
+    }
+
+    fn append(&mut self, number: u64) -> u64 {
         self.stored.push(number);
         self.stored.len() as u64 * CLUSTER
     }
 
-    /// The metadata, each piece with where it goes: the L2 tables, the L1 table, the refcount
-    /// blocks and table after the data, and the header at 0. Pieces are whole clusters.
-    pub fn metadata(&self) -> Vec<(u64, Vec<u8>)> {
+    /// The L2 tables, the L1 table, the refcount blocks and table after the data, and the
+    /// header at 0. Pieces are whole clusters.
+    fn metadata(&self) -> Vec<(u64, Vec<u8>)> {
         let clusters = self.size.div_ceil(CLUSTER);
         let l1_entries = clusters.div_ceil(L2_ENTRIES);
         let mut next = 1 + self.stored.len() as u64;
@@ -103,6 +109,10 @@ impl Layout {
         put(100, &HEADER_LENGTH.to_be_bytes());
         pieces.push((0, header));
         pieces
+    }
+
+    fn data_end(&self) -> u64 {
+        (1 + self.stored.len() as u64) * CLUSTER
     }
 }
 

@@ -2,6 +2,8 @@
 //! 0xBEDA107F at 64, then the header: where the block map and the data start, the disk and block
 //! sizes. Each map entry is a block's number in the data area, or says it is absent or zeros.
 
+pub mod writer;
+
 use super::blocks::{read_table, BlockDisk, Blocks, Place};
 use super::{Container, Driver, Fact, Probe};
 use crate::bytes::{le32, le64};

@@ -4,6 +4,8 @@
 //! each block a sector bitmap then its data; a differencing one reads the sectors its bitmaps
 //! leave clear from its parent, which its parent locators name.
 
+pub mod writer;
+
 use super::blocks::{open_backing, read_table, BlockDisk, Blocks, Place};
 use super::{Container, Driver, Fact, Probe};
 use crate::bytes::{be32, be64, utf16_be, utf16_le};

@@ -5,6 +5,8 @@
 //! (monolithicSparse, streamOptimized, whose grains are deflated behind a marker and whose grain
 //! directory the footer places). A child disk names its parent by `parentFileNameHint`.
 
+pub mod writer;
+
 use super::blocks::{open_backing, read_table, BlockDisk, Blocks, Place};
 use super::{Container, Driver, Fact, Probe};
 use crate::bytes::{le16, le32, le64};
