@@ -48,7 +48,7 @@ export function sentence(text) {
   return t.charAt(0).toUpperCase() + t.slice(1) + (/[.!?]$/.test(t) ? '' : '.');
 }
 
-const EXTENSIONS = { UDTO: 'cdr', ISO: 'iso', CUE: 'cue', NRG: 'nrg', TOAST: 'toast', UDSP: 'sparseimage', UDSB: 'sparsebundle', DC42: 'image', ASIF: 'asif', VMDK: 'vmdk', VDI: 'vdi', VHD: 'vhd', qcow2: 'qcow2' };
+const EXTENSIONS = { UDTO: 'cdr', ISO: 'iso', CUE: 'cue', NRG: 'nrg', TOAST: 'toast', UDSP: 'sparseimage', UDSB: 'sparsebundle', DC42: 'image', ASIF: 'asif', VMDK: 'vmdk', VDI: 'vdi', VHD: 'vhd', VHDX: 'vhdx', qcow2: 'qcow2', Parallels: 'hds' };
 
 /** The extension an image of `format` (UDZO, ISO, …) is named with. */
 export const extensionOf = (format) => EXTENSIONS[format] || 'dmg';

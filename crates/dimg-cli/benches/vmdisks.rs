@@ -1,7 +1,7 @@
 //! VM disks → raw: dimg against qemu-img, in one run on one disk (the raw disk of a 1 GiB HFSX
 //! UDZO of /usr, made by dimg), each image made by qemu-img: qcow2 (plain and compressed) and
 //! VMDK (monolithic sparse and streamOptimized). Issue #38: dimg at ≥ 1.0× qemu-img's throughput.
-//! Then the raw disk written as qcow2, VMDK, VDI and VHD by each (best of three, taking turns).
+//! Then the raw disk written as qcow2, VMDK, VDI, VHD, VHDX and Parallels by each (best of three, taking turns).
 //! Both write a sparse raw file to memory (/dev/shm): the ratio measures reading, not the disk
 //! (dimg fsyncs its output, which costs nothing there, as for qemu-img). Each timing is the best
 //! of three, the file cache warm.
@@ -75,6 +75,8 @@ fn main() {
         ("VMDK", "vmdk"),
         ("VDI", "vdi"),
         ("VHD", "vpc"),
+        ("VHDX", "vhdx"),
+        ("Parallels", "parallels"),
     ] {
         let target = std::path::Path::new("/dev/shm")
             .join(format!("dimg-vmdisks-{}.{driver}", std::process::id()));

@@ -95,9 +95,9 @@ pub enum Command {
         /// Output format, by hdiutil's name: UDZO, UDBZ, ULFO, ULMO, UDCO, UDRO, UDRW, UDTO,
         /// UDSP (sparse disk image), UDSB (sparse bundle disk image); or ISO, CUE (.bin/.cue),
         /// NRG, TOAST, DC42 (Disk Copy 4.2, floppies), ASIF; virtual machines' disks qcow2, VMDK,
-        /// VDI, VHD. Without it, the output's extension says: .dmg UDZO, .iso and .cdr UDTO,
-        /// .sparseimage UDSP, .sparsebundle UDSB, .toast, .nrg, .cue, .image DC42, .asif, .qcow2,
-        /// .vmdk, .vdi, .vhd
+        /// VDI, VHD, VHDX, Parallels. Without it, the output's extension says: .dmg UDZO, .iso
+        /// and .cdr UDTO, .sparseimage UDSP, .sparsebundle UDSB, .toast, .nrg, .cue, .image DC42,
+        /// .asif, .qcow2, .vmdk, .vdi, .vhd, .vhdx, .hds (Parallels)
         #[arg(long, value_parser = clap::value_parser!(OutputFormat))]
         format: Option<OutputFormat>,
         /// Output file

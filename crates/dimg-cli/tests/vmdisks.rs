@@ -417,16 +417,72 @@ fn a_differencing_vhd_reads_its_parent_through_its_locator() {
     );
 }
 
-/// The formats dimg writes a VM disk in: (its -format, qemu's driver, the block only whose
-/// data is stored, whether `qemu-img check` knows the format, dissect.hypervisor's reader).
-const WRITTEN: &[(&str, &str, u64, bool, Option<&str>)] = &[
-    ("qcow2", "qcow2", 64 << 10, true, None),
-    ("VHD", "vpc", 2 << 20, false, Some("VHD")),
-    ("VDI", "vdi", 1 << 20, true, Some("VDI")),
-    ("VMDK", "vmdk", 64 << 10, true, Some("VMDK")),
+/// A format dimg writes a VM disk in.
+struct Written {
+    format: &'static str,
+    extension: &'static str,
+    /// qemu's driver for it.
+    driver: &'static str,
+    /// The block only whose data is stored.
+    block: usize,
+    /// Whether `qemu-img check` knows the format.
+    checked: bool,
+    /// dissect.hypervisor's reader for it.
+    dissect: Option<&'static str>,
+}
+
+const WRITTEN: &[Written] = &[
+    Written {
+        format: "qcow2",
+        extension: "qcow2",
+        driver: "qcow2",
+        block: 64 << 10,
+        checked: true,
+        dissect: None,
+    },
+    Written {
+        format: "VHD",
+        extension: "vhd",
+        driver: "vpc",
+        block: 2 << 20,
+        checked: false,
+        dissect: Some("VHD"),
+    },
+    Written {
+        format: "VDI",
+        extension: "vdi",
+        driver: "vdi",
+        block: 1 << 20,
+        checked: true,
+        dissect: Some("VDI"),
+    },
+    Written {
+        format: "VMDK",
+        extension: "vmdk",
+        driver: "vmdk",
+        block: 64 << 10,
+        checked: true,
+        dissect: Some("VMDK"),
+    },
+    Written {
+        format: "VHDX",
+        extension: "vhdx",
+        driver: "vhdx",
+        block: 32 << 20,
+        checked: true,
+        dissect: Some("VHDX"),
+    },
+    Written {
+        format: "Parallels",
+        extension: "hds",
+        driver: "parallels",
+        block: 1 << 20,
+        checked: true,
+        dissect: None,
+    },
 ];
 
-/// `convert -format qcow2|VHD|VDI|VMDK`: qemu-img checks each image dimg writes (refcounts,
+/// `convert -format qcow2|VHD|VHDX|VDI|VMDK|Parallels`: qemu-img checks each image dimg writes (refcounts,
 /// tables, grains past the end) and reads the same disk from it, as dissect.hypervisor does,
 /// from a raw disk and from another VM format whose size is not a whole number of blocks; only
 /// the blocks that hold data are stored (qemu-img's map of the image says which).
@@ -443,10 +499,16 @@ fn convert_writes_vm_disks_that_qemu_img_checks_and_reads_back() {
     for (n, source) in [&raw, &vhd].into_iter().enumerate() {
         let want = dimg_raw(source);
         let digest = hex(&<sha2::Sha256 as sha2::Digest>::digest(&want));
-        for &(format, driver, block, checked, dissect) in WRITTEN {
-            let image = dir
-                .path()
-                .join(format!("out-{n}.{}", format.to_lowercase()));
+        for w in WRITTEN {
+            let Written {
+                format,
+                extension,
+                driver,
+                block,
+                checked,
+                dissect,
+            } = *w;
+            let image = dir.path().join(format!("out-{n}.{extension}"));
             let what = format!("{format} of {}", source.display());
             let o = dimg(&["convert", s(source), "-format", format, "-o", s(&image)]);
             assert!(o.status.success(), "{what}: {}", stderr(&o));
@@ -478,7 +540,7 @@ fn convert_writes_vm_disks_that_qemu_img_checks_and_reads_back() {
                 .map(|m| m["length"].as_u64().unwrap())
                 .sum();
             let data: u64 = want
-                .chunks(block as usize)
+                .chunks(block)
                 .filter(|c| c.iter().any(|&b| b != 0))
                 .map(|c| c.len() as u64)
                 .sum();
@@ -504,7 +566,7 @@ fn hex(bytes: &[u8]) -> String {
 }
 
 /// What a format cannot hold is refused in a sentence before anything is written: a disk that
-/// ends within a sector (the corpus's Nero CD: 710,304 bytes; VHD, VDI and VMDK count in
+/// ends within a sector (the corpus's Nero CD: 710,304 bytes; VHD, VHDX, VDI and VMDK count in
 /// sectors), a disk larger than a VHD or a sparse VMDK describes.
 #[test]
 fn vm_disks_a_format_cannot_hold_are_refused_by_name() {
@@ -520,10 +582,17 @@ fn vm_disks_a_format_cannot_hold_are_refused_by_name() {
         (&odd, "VHD", "holds whole 512-byte sectors"),
         (&odd, "VDI", "holds whole 512-byte sectors"),
         (&odd, "VMDK", "holds whole 512-byte sectors"),
+        (&odd, "VHDX", "holds whole 512-byte sectors"),
+        (&odd, "Parallels", "holds whole 512-byte sectors"),
         (&big, "VHD", "a VHD holds at most"),
         (&big, "VMDK", "a sparse VMDK holds at most 2 TiB"),
     ] {
-        let out = dir.path().join(format!("out.{}", format.to_lowercase()));
+        let extension = WRITTEN
+            .iter()
+            .find(|w| w.format == format)
+            .unwrap()
+            .extension;
+        let out = dir.path().join(format!("out.{extension}"));
         let o = dimg(&["convert", s(source), "-format", format, "-o", s(&out)]);
         let err = stderr(&o);
         assert_eq!(o.status.code(), Some(1), "{format}: {err}");

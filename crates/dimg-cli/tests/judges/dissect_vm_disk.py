@@ -1,17 +1,20 @@
-"""What Fox-IT's dissect.hypervisor reads from a virtual machine's disk: FORMAT (VHD, VDI or
-VMDK) and the image's path; prints the disk's size and the SHA-256 of its bytes as JSON."""
+"""What Fox-IT's dissect.hypervisor reads from a virtual machine's disk: FORMAT (VHD, VHDX, VDI
+or VMDK) and the image's path; prints the disk's size and the SHA-256 of its bytes as JSON."""
 import hashlib
 import json
 import sys
 
 from dissect.hypervisor.disk.vdi import VDI
 from dissect.hypervisor.disk.vhd import VHD
+from dissect.hypervisor.disk.vhdx import VHDX
 from dissect.hypervisor.disk.vmdk import VMDK
 
 kind, path = sys.argv[1:]
 with open(path, "rb") as fh:
     if kind == "VHD":
         stream = VHD(fh)
+    elif kind == "VHDX":
+        stream = VHDX(fh)
     elif kind == "VDI":
         stream = VDI(fh).open()
     elif kind == "VMDK":

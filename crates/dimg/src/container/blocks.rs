@@ -39,18 +39,31 @@ pub trait Blocks: Send + Sync {
     }
 }
 
-/// A format's writer: the disk's blocks that hold data are appended in disk order as they come;
-/// the tables that place them are known once the last has come.
+/// A format's writer. The disk's blocks that hold data are stored one after another in disk
+/// order as they come, from `data_at` on, each after `gap` bytes of its own; the tables that
+/// place them are made once the last has come.
 pub trait BlockLayout {
     /// The block the disk is cut into, in bytes.
     fn block_size(&self) -> u64;
-    /// Lists disk block `number` (each higher than the last) and says where its bytes go.
-    fn append(&mut self, number: u64) -> u64;
-    /// Every other piece of the file, each with where it goes.
-    fn metadata(&self) -> Vec<(u64, Vec<u8>)>;
-    /// Where the blocks appended end, the last one whole however little of it was written: the
-    /// file is at least this long.
-    fn data_end(&self) -> u64;
+    /// Where the first block stored goes.
+    fn data_at(&self) -> u64;
+    /// The bytes before each block's data (a VHD block's sector bitmap).
+    fn gap(&self) -> u64 {
+        0
+    }
+    /// Every other piece of the file, each with where it goes, for the disk's blocks `stored`
+    /// (their numbers, in the order stored).
+    fn metadata(&self, stored: &[u64]) -> Vec<(u64, Vec<u8>)>;
+
+    /// Where the data of the `k`th block stored goes.
+    fn stored_at(&self, k: u64) -> u64 {
+        self.data_at() + k * (self.gap() + self.block_size()) + self.gap()
+    }
+
+    /// Where `count` blocks stored end, the last one whole however little of it was written.
+    fn data_end(&self, count: u64) -> u64 {
+        self.data_at() + count * (self.gap() + self.block_size())
+    }
 }
 
 /// Refuses a disk that is not whole 512-byte sectors, for a format that counts in them.

@@ -57,10 +57,14 @@ pub enum OutputFormat {
     Vdi,
     /// A monolithicSparse VMDK (VMware): only the 64 KiB grains that hold data.
     Vmdk,
+    /// A dynamic VHDX (Hyper-V): only the 32 MiB blocks that hold data.
+    Vhdx,
+    /// A Parallels expanding image (.hds): only the 1 MiB clusters that hold data.
+    Parallels,
 }
 
 impl OutputFormat {
-    pub const ALL: [(&'static str, OutputFormat); 20] = [
+    pub const ALL: [(&'static str, OutputFormat); 22] = [
         ("UDTO", OutputFormat::Udto),
         ("UDRW", OutputFormat::Udrw),
         ("UDRO", OutputFormat::Udro),
@@ -81,6 +85,8 @@ impl OutputFormat {
         ("VHD", OutputFormat::Vhd),
         ("VDI", OutputFormat::Vdi),
         ("VMDK", OutputFormat::Vmdk),
+        ("VHDX", OutputFormat::Vhdx),
+        ("Parallels", OutputFormat::Parallels),
     ];
 
     /// The extension an image of this format is named with.
@@ -99,6 +105,8 @@ impl OutputFormat {
             OutputFormat::Vhd => "vhd",
             OutputFormat::Vdi => "vdi",
             OutputFormat::Vmdk => "vmdk",
+            OutputFormat::Vhdx => "vhdx",
+            OutputFormat::Parallels => "hds",
             _ => "dmg",
         }
     }
@@ -130,6 +138,8 @@ impl OutputFormat {
             "vhd" => vec![Vhd],
             "vdi" => vec![Vdi],
             "vmdk" => vec![Vmdk],
+            "vhdx" => vec![Vhdx],
+            "hds" => vec![Parallels],
             _ => return None,
         })
     }
@@ -165,7 +175,9 @@ impl OutputFormat {
             | OutputFormat::Asif
             | OutputFormat::Vhd
             | OutputFormat::Vdi
-            | OutputFormat::Vmdk => return None,
+            | OutputFormat::Vmdk
+            | OutputFormat::Vhdx
+            | OutputFormat::Parallels => return None,
             OutputFormat::Udro => Variant::Udro,
             OutputFormat::Udrw => Variant::Udrw,
             OutputFormat::Udzo => Variant::Compressed(Codec::Zlib),
@@ -422,8 +434,8 @@ pub(super) fn write(
             seed: options.seed.as_ref(),
         };
         let size = match writer {
-            BandWriter::Blocks(mut layout) => {
-                super::sparse::write_blocks(job, &mut *layout, progress, cancel)?
+            BandWriter::Blocks(layout) => {
+                super::sparse::write_blocks(job, &*layout, progress, cancel)?
             }
             BandWriter::Sparse(write, _) => write(job, progress, cancel)?,
         };
@@ -561,13 +573,15 @@ fn vm_disk_layout(
     disk: &dyn ReadAt,
     output: &Path,
 ) -> Result<Option<Box<dyn BlockLayout>>> {
-    use crate::container::{qcow2, vdi, vhd, vmdk};
+    use crate::container::{parallels, qcow2, vdi, vhd, vhdx, vmdk};
     let (size, seed) = (disk.size(), options.seed.as_ref());
     let name = output.file_name().unwrap_or_default().to_string_lossy();
     let layout: std::result::Result<Box<dyn BlockLayout>, String> = match options.format {
         OutputFormat::Qcow2 => Ok(Box::new(qcow2::writer::Layout::new(size))),
         OutputFormat::Vhd => vhd::writer::Layout::new(size, seed).map(|l| Box::new(l) as _),
         OutputFormat::Vdi => vdi::writer::Layout::new(size, seed).map(|l| Box::new(l) as _),
+        OutputFormat::Vhdx => vhdx::writer::Layout::new(size, seed).map(|l| Box::new(l) as _),
+        OutputFormat::Parallels => parallels::writer::Layout::new(size).map(|l| Box::new(l) as _),
         OutputFormat::Vmdk => {
             vmdk::writer::Layout::new(size, &name, seed).map(|l| Box::new(l) as _)
         }

@@ -313,7 +313,7 @@ pub fn write_bundle(job: SparseJob, progress: &dyn Progress, cancel: &Cancel) ->
 /// encryption or none. Returns the file's size.
 pub fn write_blocks(
     job: SparseJob,
-    layout: &mut dyn BlockLayout,
+    layout: &dyn BlockLayout,
     progress: &dyn Progress,
     cancel: &Cancel,
 ) -> Result<u64> {
@@ -325,18 +325,26 @@ pub fn write_blocks(
         ..
     } = job;
     let mut out = AtomicOutput::create(source, output, overwrite)?;
-    let block = layout.block_size();
-    bands_with_data(source, disk, block, progress, cancel, |number, bytes| {
-        let at = layout.append(number);
-        for (offset, run) in crate::io::data_runs(bytes, 4096) {
-            out.write_at(at + offset as u64, run)?;
-        }
-        Ok(())
-    })?;
-    for (at, piece) in layout.metadata() {
+    let mut stored = Vec::new();
+    bands_with_data(
+        source,
+        disk,
+        layout.block_size(),
+        progress,
+        cancel,
+        |number, bytes| {
+            let at = layout.stored_at(stored.len() as u64);
+            stored.push(number);
+            for (offset, run) in crate::io::data_runs(bytes, 4096) {
+                out.write_at(at + offset as u64, run)?;
+            }
+            Ok(())
+        },
+    )?;
+    for (at, piece) in layout.metadata(&stored) {
         out.write_at(at, &piece)?;
     }
-    out.extend_to(layout.data_end());
+    out.extend_to(layout.data_end(stored.len() as u64));
     cancel.check()?;
     out.finish()
 }

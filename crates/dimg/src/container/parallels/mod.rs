@@ -5,6 +5,7 @@
 //! where it holds none.
 
 mod bundle;
+pub mod writer;
 
 use super::blocks::{read_table, BlockDisk, Blocks, Place};
 use super::{Container, Driver, Fact, Probe};

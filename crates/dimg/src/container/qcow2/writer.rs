@@ -16,16 +16,11 @@ const HEADER_LENGTH: u32 = 104;
 /// A qcow2 file as its writer fills it: data clusters appended after the header.
 pub struct Layout {
     size: u64,
-    /// Each data cluster's number on the disk, in the order stored (cluster 1 of the file on).
-    stored: Vec<u64>,
 }
 
 impl Layout {
     pub fn new(size: u64) -> Layout {
-        Layout {
-            size,
-            stored: Vec::new(),
-        }
+        Layout { size }
     }
 }
 
@@ -34,27 +29,27 @@ impl BlockLayout for Layout {
         CLUSTER
     }
 
-    fn append(&mut self, number: u64) -> u64 {
-        self.stored.push(number);
-        self.stored.len() as u64 * CLUSTER
+    /// Cluster 1 on: the header is cluster 0.
+    fn data_at(&self) -> u64 {
+        CLUSTER
     }
 
     /// The L2 tables, the L1 table, the refcount blocks and table after the data, and the
     /// header at 0. Pieces are whole clusters.
-    fn metadata(&self) -> Vec<(u64, Vec<u8>)> {
+    fn metadata(&self, stored: &[u64]) -> Vec<(u64, Vec<u8>)> {
         let clusters = self.size.div_ceil(CLUSTER);
         let l1_entries = clusters.div_ceil(L2_ENTRIES);
-        let mut next = 1 + self.stored.len() as u64;
+        let mut next = 1 + stored.len() as u64;
         let mut pieces = Vec::new();
         // The L2 tables, one for each run of L2_ENTRIES disk clusters that holds data.
         let mut l1 = vec![0u8; (l1_entries * 8).next_multiple_of(CLUSTER).max(CLUSTER) as usize];
         let mut i = 0;
-        while i < self.stored.len() {
-            let table_number = self.stored[i] / L2_ENTRIES;
+        while i < stored.len() {
+            let table_number = stored[i] / L2_ENTRIES;
             let mut table = vec![0u8; CLUSTER as usize];
-            while i < self.stored.len() && self.stored[i] / L2_ENTRIES == table_number {
-                let entry = ((1 + i as u64) * CLUSTER) | COPIED;
-                let slot = (self.stored[i] % L2_ENTRIES) as usize * 8;
+            while i < stored.len() && stored[i] / L2_ENTRIES == table_number {
+                let entry = self.stored_at(i as u64) | COPIED;
+                let slot = (stored[i] % L2_ENTRIES) as usize * 8;
                 table[slot..slot + 8].copy_from_slice(&entry.to_be_bytes());
                 i += 1;
             }
@@ -110,10 +105,6 @@ impl BlockLayout for Layout {
         pieces.push((0, header));
         pieces
     }
-
-    fn data_end(&self) -> u64 {
-        (1 + self.stored.len() as u64) * CLUSTER
-    }
 }
 
 #[cfg(test)]
@@ -127,15 +118,12 @@ mod tests {
     #[test]
     fn refcounts_span_several_blocks_and_qemu_img_checks_them() {
         let size = 5 << 30;
-        let mut layout = Layout::new(size + 512);
+        let layout = Layout::new(size + 512);
         let stored: Vec<u64> = (0..40_000).map(|k| k * 2).chain([size / CLUSTER]).collect();
-        for &n in &stored {
-            layout.append(n);
-        }
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("big.qcow2");
         let file = std::fs::File::create(&path).unwrap();
-        for (at, piece) in layout.metadata() {
+        for (at, piece) in layout.metadata(&stored) {
             file.write_all_at(&piece, at).unwrap();
         }
         let o = std::process::Command::new("qemu-img")

@@ -17,7 +17,6 @@ const HEADER_SIZE: u32 = 400;
 pub struct Layout {
     size: u64,
     ids: [[u8; 16]; 2],
-    stored: Vec<u64>,
 }
 
 impl Layout {
@@ -27,7 +26,6 @@ impl Layout {
         let layout = Layout {
             size,
             ids: [uuid(seed, "VDI image"), uuid(seed, "VDI modification")],
-            stored: Vec::new(),
         };
         // The data area's offset is 32-bit.
         match u32::try_from(layout.data_at()) {
@@ -40,12 +38,7 @@ impl Layout {
         self.size.div_ceil(BLOCK)
     }
 
-    /// The data area starts at the first MiB boundary after the map, as VirtualBox aligns it.
-    fn data_at(&self) -> u64 {
-        (MAP_AT + 4 * self.blocks()).next_multiple_of(BLOCK)
-    }
-
-    fn header(&self) -> Vec<u8> {
+    fn header(&self, allocated: usize) -> Vec<u8> {
         let mut h = vec![0u8; MAP_AT as usize];
         let mut put = |at: usize, bytes: &[u8]| h[at..at + bytes.len()].copy_from_slice(bytes);
         put(0, b"<<< dimg Virtual Disk Image >>>\n");
@@ -60,7 +53,7 @@ impl Layout {
         put(368, &self.size.to_le_bytes());
         put(376, &(BLOCK as u32).to_le_bytes());
         put(384, &(self.blocks() as u32).to_le_bytes());
-        put(388, &(self.stored.len() as u32).to_le_bytes());
+        put(388, &(allocated as u32).to_le_bytes());
         put(392, &self.ids[0]);
         put(408, &self.ids[1]);
         put(468, &512u32.to_le_bytes());
@@ -73,25 +66,20 @@ impl BlockLayout for Layout {
         BLOCK
     }
 
-    fn append(&mut self, number: u64) -> u64 {
-        let at = self.data_end();
-        self.stored.push(number);
-        at
+    /// The data area starts at the first MiB boundary after the map, as VirtualBox aligns it.
+    fn data_at(&self) -> u64 {
+        (MAP_AT + 4 * self.blocks()).next_multiple_of(BLOCK)
     }
 
-    fn metadata(&self) -> Vec<(u64, Vec<u8>)> {
+    fn metadata(&self, stored: &[u64]) -> Vec<(u64, Vec<u8>)> {
         let mut map = vec![0u8; 4 * self.blocks() as usize];
         for entry in map.chunks_mut(4) {
             entry.copy_from_slice(&FREE.to_le_bytes());
         }
-        for (k, &number) in self.stored.iter().enumerate() {
+        for (k, &number) in stored.iter().enumerate() {
             let slot = 4 * number as usize;
             map[slot..slot + 4].copy_from_slice(&(k as u32).to_le_bytes());
         }
-        vec![(0, self.header()), (MAP_AT, map)]
-    }
-
-    fn data_end(&self) -> u64 {
-        self.data_at() + self.stored.len() as u64 * BLOCK
+        vec![(0, self.header(stored.len())), (MAP_AT, map)]
     }
 }

@@ -22,8 +22,6 @@ pub struct Layout {
     size: u64,
     unique_id: [u8; 16],
     timestamp: u32,
-    /// Each disk block stored, in the order stored.
-    stored: Vec<u64>,
 }
 
 impl Layout {
@@ -46,16 +44,11 @@ impl Layout {
             size,
             unique_id: uuid(seed, "VHD"),
             timestamp,
-            stored: Vec::new(),
         })
     }
 
     fn entries(&self) -> u64 {
         self.size.div_ceil(BLOCK)
-    }
-
-    fn data_at(&self) -> u64 {
-        TABLE_AT + (4 * self.entries()).next_multiple_of(512)
     }
 
     fn footer(&self) -> [u8; 512] {
@@ -129,34 +122,32 @@ impl BlockLayout for Layout {
         BLOCK
     }
 
-    fn append(&mut self, number: u64) -> u64 {
-        let at = self.data_end() + BITMAP;
-        self.stored.push(number);
-        at
+    fn data_at(&self) -> u64 {
+        TABLE_AT + (4 * self.entries()).next_multiple_of(512)
     }
 
-    fn metadata(&self) -> Vec<(u64, Vec<u8>)> {
+    fn gap(&self) -> u64 {
+        BITMAP
+    }
+
+    fn metadata(&self, stored: &[u64]) -> Vec<(u64, Vec<u8>)> {
         let mut table = vec![0u8; (self.data_at() - TABLE_AT) as usize];
         for entry in table.chunks_mut(4) {
             entry.copy_from_slice(&ABSENT.to_be_bytes());
         }
-        let mut pieces = Vec::with_capacity(self.stored.len() + 4);
-        for (k, &number) in self.stored.iter().enumerate() {
-            let bitmap_at = self.data_at() + k as u64 * (BITMAP + BLOCK);
+        let mut pieces = Vec::with_capacity(stored.len() + 4);
+        for (k, &number) in (0..).zip(stored) {
+            let bitmap_at = self.stored_at(k) - BITMAP;
             let slot = 4 * number as usize;
             table[slot..slot + 4].copy_from_slice(&((bitmap_at / 512) as u32).to_be_bytes());
             pieces.push((bitmap_at, vec![0xFF; BITMAP as usize]));
         }
         let footer = self.footer();
-        pieces.push((self.data_end(), footer.to_vec()));
+        pieces.push((self.data_end(stored.len() as u64), footer.to_vec()));
         pieces.push((0, footer.to_vec()));
         pieces.push((HEADER_AT, self.header().to_vec()));
         pieces.push((TABLE_AT, table));
         pieces
-    }
-
-    fn data_end(&self) -> u64 {
-        self.data_at() + self.stored.len() as u64 * (BITMAP + BLOCK)
     }
 }
 

@@ -4,6 +4,8 @@
 //! checked by CRC-32C. Each BAT entry places a payload block or says it is absent or zeros; after
 //! every chunk of payload entries comes a sector bitmap entry, used only by differencing disks.
 
+pub mod writer;
+
 use super::blocks::{read_table, BlockDisk, Blocks, Place};
 use super::{Container, Driver, Fact, Probe};
 use crate::bytes::{guid_bytes, le16, le32, le64};

@@ -23,7 +23,6 @@ pub struct Layout {
     /// The extent's file name, which the descriptor gives.
     name: String,
     content_id: u32,
-    stored: Vec<u64>,
 }
 
 impl Layout {
@@ -36,7 +35,6 @@ impl Layout {
             size,
             name: name.replace('"', "_"),
             content_id: u32::from_le_bytes(id[..4].try_into().expect("4 bytes")),
-            stored: Vec::new(),
         };
         match layout.data_at() / 512 + layout.size.div_ceil(GRAIN) * GRAIN_SECTORS > MAX_SECTORS {
             true => Err(format!(
@@ -63,10 +61,6 @@ impl Layout {
     fn directories(&self) -> [u64; 2] {
         let first = DESCRIPTOR_SECTOR + DESCRIPTOR_SECTORS;
         [first, first + self.directory_and_tables()]
-    }
-
-    fn data_at(&self) -> u64 {
-        ((self.directories()[1] + self.directory_and_tables()) * 512).next_multiple_of(GRAIN)
     }
 
     fn header(&self) -> Vec<u8> {
@@ -111,18 +105,15 @@ impl BlockLayout for Layout {
         GRAIN
     }
 
-    fn append(&mut self, number: u64) -> u64 {
-        let at = self.data_end();
-        self.stored.push(number);
-        at
+    fn data_at(&self) -> u64 {
+        ((self.directories()[1] + self.directory_and_tables()) * 512).next_multiple_of(GRAIN)
     }
 
     /// Each directory lists its own copy of every table, allocated or not, as VMware's do.
-    fn metadata(&self) -> Vec<(u64, Vec<u8>)> {
+    fn metadata(&self, stored: &[u64]) -> Vec<(u64, Vec<u8>)> {
         let mut tables = vec![0u8; (self.tables() * PER_TABLE * 4) as usize];
-        let first = self.data_at() / 512;
-        for (k, &number) in self.stored.iter().enumerate() {
-            let sector = (first + k as u64 * GRAIN_SECTORS) as u32;
+        for (k, &number) in (0..).zip(stored) {
+            let sector = (self.stored_at(k) / 512) as u32;
             tables[4 * number as usize..][..4].copy_from_slice(&sector.to_le_bytes());
         }
         let mut pieces = vec![
@@ -138,9 +129,5 @@ impl BlockLayout for Layout {
             pieces.push((tables_at * 512, tables.clone()));
         }
         pieces
-    }
-
-    fn data_end(&self) -> u64 {
-        self.data_at() + self.stored.len() as u64 * GRAIN
     }
 }
