@@ -660,3 +660,51 @@ fn call(method: &str, url: &str, body: Option<Value>) -> Value {
         Err(e) => panic!("{method} {url}: {e}"),
     }
 }
+
+/// An HTTP server of `folder`'s files (tests/judges/range_server.py) in `mode` ("ranges",
+/// "whole" or "changing"), stopped when dropped.
+pub struct RangeServer {
+    child: Child,
+    port: u16,
+    count: PathBuf,
+}
+
+impl RangeServer {
+    pub fn start(folder: &Path, mode: &str) -> RangeServer {
+        let count = folder.with_extension(format!("{mode}-served"));
+        let script = repo_root().join("crates/dimg-cli/tests/judges/range_server.py");
+        let mut child = Command::new("python3")
+            .arg(script)
+            .arg(folder)
+            .arg(mode)
+            .arg(&count)
+            .stdout(Stdio::piped())
+            .spawn()
+            .expect("python3 runs");
+        let mut line = String::new();
+        std::io::BufRead::read_line(
+            &mut std::io::BufReader::new(child.stdout.take().unwrap()),
+            &mut line,
+        )
+        .unwrap();
+        let port = line.trim().parse().expect("the server says its port");
+        RangeServer { child, port, count }
+    }
+
+    /// The URL of `name` in the folder.
+    pub fn url(&self, name: &str) -> String {
+        format!("http://127.0.0.1:{}/{name}", self.port)
+    }
+
+    /// Bytes of files the server has sent.
+    pub fn served(&self) -> u64 {
+        std::fs::read_to_string(&self.count).map_or(0, |t| t.trim().parse().unwrap_or(0))
+    }
+}
+
+impl Drop for RangeServer {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}

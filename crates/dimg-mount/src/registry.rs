@@ -233,7 +233,10 @@ pub struct Detached {
 /// An error says what the server could not write as it ended.
 pub fn detach(target: &Path, force: bool) -> Result<Detached, String> {
     let absolute = place::resolved(target);
-    let image = std::fs::canonicalize(target).ok();
+    let image = match dimg::remote::is_url(target) {
+        true => Some(target.to_path_buf()),
+        false => std::fs::canonicalize(target).ok(),
+    };
     let all = attached();
     let mine: Vec<&Attachment> = all
         .iter()

@@ -199,9 +199,12 @@ pub fn serve(
     Ok(server)
 }
 
-/// The image's file as an absolute path; a path on into an image inside it ("outer.dmg:/inner.dmg")
-/// keeps that part as given.
+/// The image's file as an absolute path (a URL as it is); a path on into an image inside it
+/// ("outer.dmg:/inner.dmg") keeps that part as given.
 fn absolute(image: &Path) -> std::io::Result<std::path::PathBuf> {
+    if dimg::remote::is_url(image) {
+        return Ok(image.to_path_buf());
+    }
     let (outer, inner) = match image.to_str() {
         Some(text) if !image.exists() => dimg::ops::split_target(text),
         _ => return std::fs::canonicalize(image),
@@ -230,7 +233,9 @@ fn open_for(
     let locked = std::fs::metadata(image).map_or(true, |m| m.permissions().readonly());
     if access == Access::ReadWrite && locked {
         return Err(refuse(
-            "has no write permission, or is inside another image, so it attaches read-only".into(),
+            "has no write permission, is inside another image or is on a server, so it attaches \
+             read-only"
+                .into(),
         ));
     }
     let opened = match access {

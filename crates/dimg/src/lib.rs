@@ -15,6 +15,7 @@ pub mod io;
 pub mod magic;
 pub mod ops;
 pub mod partition;
+pub mod remote;
 pub mod secret;
 pub mod wrapper;
 

@@ -425,17 +425,31 @@ fn open_as(path: &Path, passphrase: Option<&Passphrase>, write: bool) -> Result<
             file_size: stored,
         });
     }
-    let (file, writable): (Arc<dyn ReadAt>, Option<Arc<dyn WriteAt>>) = match write {
-        true => {
+    // An image at a URL is read where it lives; it has no folder to find files beside it in.
+    let remote = crate::remote::is_url(path);
+    let (file, writable): (Arc<dyn ReadAt>, Option<Arc<dyn WriteAt>>) = match (remote, write) {
+        (true, true) => {
+            return Err(Error::Refused {
+                path: path.into(),
+                reason: "is on a server: an image there is only read".into(),
+            })
+        }
+        (true, false) => {
+            let url = path.to_string_lossy();
+            let source = crate::remote::HttpSource::open(&url).map_err(|e| Error::io(path, e))?;
+            (Arc::new(source), None)
+        }
+        (false, true) => {
             let file = Arc::new(FileSource::open_writable(path).map_err(|e| Error::io(path, e))?);
             (file.clone(), Some(file))
         }
-        false => (
+        (false, false) => (
             Arc::new(FileSource::open(path).map_err(|e| Error::io(path, e))?),
             None,
         ),
     };
-    let fork = crate::wrapper::fork_beside(path);
+    let local = (!remote).then_some(path);
+    let fork = local.and_then(crate::wrapper::fork_beside);
     // An NDIF data fork without its resource fork is chunks, compressed ones unrecognisable.
     // (Where its chunks are raw, it is the disk and opens as one.)
     let ndif_alone = fork.is_none()
@@ -443,7 +457,7 @@ fn open_as(path: &Path, passphrase: Option<&Passphrase>, write: bool) -> Result<
             .extension()
             .and_then(|e| e.to_str())
             .is_some_and(|e| ["img", "smi"].contains(&e.to_lowercase().as_str()));
-    open_nested(file, writable, Some(path), passphrase, fork, 0).map_err(|e| match e {
+    open_nested(file, writable, local, passphrase, fork, 0).map_err(|e| match e {
         OpenError::Io(e) => Error::io(path, e),
         OpenError::Unrecognized(detail) => Error::Unrecognized {
             path: path.into(),

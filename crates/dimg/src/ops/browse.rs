@@ -183,10 +183,19 @@ pub fn volumes(
 
 /// Splits a target "IMAGE:/path" into the image file and the path inside it. The image part is
 /// the longest prefix that exists (a file, or a sparse bundle folder), so image names with ':'
-/// still work. The path may go on into images inside the volume ("/Packages/Tool.pkg:/...").
+/// still work; a URL's image ends at the first ":/" after its scheme. The path may go on into
+/// images inside the volume ("/Packages/Tool.pkg:/...").
 pub fn split_target(target: &str) -> (PathBuf, String) {
     if Path::new(target).exists() {
         return (target.into(), "/".into());
+    }
+    // A URL's image ends at the first ":/" after its scheme's.
+    if crate::remote::is_url(Path::new(target)) {
+        let after = target.find("://").expect("a URL") + 3;
+        return match target[after..].find(":/") {
+            Some(i) => (target[..after + i].into(), target[after + i + 1..].into()),
+            None => (target.into(), "/".into()),
+        };
     }
     let ends = target
         .match_indices(":/")

@@ -7,8 +7,9 @@ use std::path::Path;
 
 /// hdiutil isencrypted: the kind of encryption the file's magic number names, if any.
 pub fn is_encrypted(path: &Path) -> Result<Option<&'static str>> {
-    if !path.exists() && super::split_target(&path.to_string_lossy()).1 != "/" {
-        // An image inside another: what opening it without a passphrase finds.
+    let inside = !path.exists() && super::split_target(&path.to_string_lossy()).1 != "/";
+    if inside || crate::remote::is_url(path) {
+        // An image inside another, or on a server: what opening it without a passphrase finds.
         let encryption =
             |s: &Signature| matches!(s, Signature::EncryptedV2 | Signature::EncryptedV1);
         return match super::open_image(path, None) {
@@ -62,7 +63,8 @@ pub fn chpass(path: &Path, old: &Passphrase, new: &Passphrase) -> Result<()> {
 /// How the keychain knows an encrypted image: its absolute path and the UUID its encryption
 /// header carries. `None` for images that are not encrypted.
 pub fn identity(path: &Path) -> Result<Option<String>> {
-    if is_encrypted(path)?.is_none() {
+    // An image on a server is not kept in the keychain: its address is no file's identity.
+    if crate::remote::is_url(path) || is_encrypted(path)?.is_none() {
         return Ok(None);
     }
     let key_file = crate::container::key_file(path);

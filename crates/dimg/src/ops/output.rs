@@ -203,6 +203,12 @@ impl AtomicOutput {
     }
 
     fn beside(target: &Path, overwrite: bool) -> Result<Self> {
+        if crate::remote::is_url(target) {
+            return Err(Error::Refused {
+                path: target.into(),
+                reason: "is on a server: dimg reads images there, and writes them to files".into(),
+            });
+        }
         let temp = Temp::in_dir(folder_of(target)).map_err(|e| Error::io(target, e))?;
         Ok(AtomicOutput {
             temp,
