@@ -2731,3 +2731,100 @@ fn a_locked_apfs_volume_asks_for_its_password_when_opened() {
     drop(desktop);
     fs::remove_dir_all(&dir).unwrap();
 }
+
+/// File › Open Location…: an image at an http:// address (here on a local range server) opens in
+/// the sidebar, its volume lists what the ground truth lists, and it mounts read-only, a file read
+/// through the mount as the ground truth has it; an address that is not http(s) is refused in the
+/// sheet.
+#[test]
+fn file_open_location_opens_an_image_where_it_lives() {
+    let dir = tempfile_dir("open-location");
+    let folder = dir.join("served");
+    fs::create_dir_all(&folder).unwrap();
+    fs::copy(
+        corpus().join("dmg/kaitokit-hfs-zlib.dmg"),
+        folder.join("kaito.dmg"),
+    )
+    .unwrap();
+    let server = dimg_e2e::RangeServer::start(&folder, "ranges");
+    let desktop = Desktop::start(&dir, &[]);
+    let app = &desktop.app;
+    app.wait_script("the menus told", "return !!window.menuState;");
+    assert_eq!(
+        app.script(
+            "return window.menuState.enabled['open-location'];",
+            json!([])
+        ),
+        json!(true)
+    );
+    app.script(
+        "window.__TAURI__.event.emit('menu', 'open-location');",
+        json!([]),
+    );
+    app.wait_script(
+        "the location sheet",
+        "return !document.getElementById('location-sheet').hidden;",
+    );
+    app.type_text("#location-url", "ftp://example.com/image.dmg");
+    app.click("#location-open");
+    let said = app.wait_text("#location-error", |t| !t.is_empty());
+    assert!(said.contains("http://"), "{said}");
+    app.script(
+        "document.getElementById('location-url').value = '';",
+        json!([]),
+    );
+    app.type_text("#location-url", &server.url("kaito.dmg"));
+    assert_eq!(app.text("#location-error"), "", "the error goes on typing");
+    shots(app, "open-location");
+    app.click("#location-open");
+    app.wait_script(
+        "the image's volume in the sidebar",
+        "return [...document.querySelectorAll('#images li.volume')]
+           .some((li) => li.firstChild.textContent === 'KaitoTest');",
+    );
+    app.script(
+        "[...document.querySelectorAll('#images li.volume')]
+           .find((li) => li.firstChild.textContent === 'KaitoTest').click();",
+        json!([]),
+    );
+    app.wait_script(
+        "the volume's listing",
+        "return document.querySelectorAll('#files tbody tr').length > 0;",
+    );
+    let truth =
+        fs::read_to_string(corpus().join("expected-files/kaitokit-hfs-zlib.dmg.tsv")).unwrap();
+    let files: Vec<(String, String)> = truth
+        .lines()
+        .filter(|l| !l.starts_with('#') && !l.contains(":rsrc"))
+        .map(|l| l.split('\t').collect::<Vec<_>>())
+        .map(|f| {
+            (
+                f[0].trim_start_matches("KaitoTest").to_string(),
+                f[2].to_string(),
+            )
+        })
+        .collect();
+    let listed: std::collections::BTreeSet<String> = serde_json::from_value(app.script(
+        "return [...document.querySelectorAll('#files tbody tr')].map(r => r.dataset.path);",
+        json!([]),
+    ))
+    .unwrap();
+    let roots: std::collections::BTreeSet<String> = files
+        .iter()
+        .map(|(p, _)| format!("/{}", p.trim_start_matches('/').split('/').next().unwrap()))
+        .collect();
+    assert!(
+        listed.is_superset(&roots),
+        "{listed:?} lacks some of {roots:?}"
+    );
+
+    app.click("#mount");
+    let point = mount_point_said(app, " mounted read-only at ");
+    let (name, sha) = files.iter().find(|(p, _)| p == "/data.bin").unwrap();
+    assert_eq!(&sha256sum(&Path::new(&point).join(&name[1..])), sha);
+    app.click("#mount");
+    app.wait_text("#status", |t| t.ends_with("ejected."));
+    assert!(!Path::new(&point).exists(), "{point} is left behind");
+    drop(desktop);
+    fs::remove_dir_all(&dir).unwrap();
+}

@@ -36,6 +36,11 @@ pub fn build<R: Runtime>(app: &AppHandle<R>) -> tauri::Result<Menu<R>> {
         .item(&new_image)
         .item(&item("open", "Open Disk Image…", Some("CmdOrCtrl+O"))?)
         .item(&item("open-bundle", "Open Sparse Bundle…", None)?)
+        .item(&item(
+            "open-location",
+            "Open Location…",
+            Some("CmdOrCtrl+L"),
+        )?)
         .item(&item("close", "Close Image", None)?)
         .separator()
         .item(&item("quit", "Quit dimg", Some("CmdOrCtrl+Q"))?)

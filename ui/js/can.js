@@ -24,6 +24,7 @@ export function allowed() {
     'new-device': !!device,
     open: idle,
     'open-bundle': idle,
+    'open-location': idle,
     close: !!image,
     mount: (onImage && !mounted && hasVolumes) || (!!device && mountable(device)),
     'mount-read-only': onImage && !mounted && hasVolumes,

@@ -12,6 +12,7 @@ import { openResize } from './sheets/resize.js';
 import { openRestore } from './sheets/restore.js';
 import { openBurn } from './sheets/burn.js';
 import { openChangePassword } from './sheets/change-password.js';
+import { openLocation } from './sheets/location.js';
 import { openFirstAid } from './sheets/first-aid.js';
 import { openErase } from './sheets/erase.js';
 import { openPartition } from './sheets/partition.js';
@@ -45,6 +46,7 @@ const menuActions = {
   burn: openBurn,
   open: () => pick(),
   'open-bundle': () => pick('pick_bundle'),
+  'open-location': openLocation,
   close: closeSelected,
   verify,
   'first-aid': openFirstAid,

@@ -9,6 +9,11 @@ export function closeWithCancel(name) {
   $(`${name}-close`).onclick = () => { $(`${name}-sheet`).hidden = true; };
 }
 
+/** The sheet's error goes as soon as `field` is typed in again: it spoke of what was there. */
+export function errorGoesOnTyping(name, field) {
+  $(field).addEventListener('input', () => { $(`${name}-error`).textContent = ''; });
+}
+
 /** A Choose… button: a save dialog suggests what `field` holds (or `fallback`), the answer goes in it. */
 export async function pickDestinationInto(field, title, fallback = '') {
   try {

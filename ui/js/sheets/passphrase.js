@@ -1,7 +1,7 @@
 // Encrypted images: a sheet asks, and stays up until the passphrase works or is cancelled.
 import { $ } from '../dom.js';
 import { baseName } from '../format.js';
-import { closeWithCancel, sayWhereKeychainKeeps } from './fields.js';
+import { closeWithCancel, errorGoesOnTyping, sayWhereKeychainKeeps } from './fields.js';
 
 /** What the sheet does with a passphrase: the opener that asked (it knows the image). */
 let tryPassphrase = null;
@@ -48,4 +48,5 @@ async function unlock(event) {
 export function setUpPassphraseSheet() {
   $('passphrase-form').onsubmit = unlock;
   closeWithCancel('passphrase');
+  errorGoesOnTyping('passphrase', 'passphrase');
 }
