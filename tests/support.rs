@@ -662,7 +662,8 @@ fn call(method: &str, url: &str, body: Option<Value>) -> Value {
 }
 
 /// An HTTP server of `folder`'s files (tests/judges/range_server.py) in `mode` ("ranges",
-/// "whole" or "changing"), stopped when dropped.
+/// "whole" or "changing"), each answer held back `delay_ms` (a distant server's round trip),
+/// stopped when dropped.
 pub struct RangeServer {
     child: Child,
     port: u16,
@@ -671,6 +672,10 @@ pub struct RangeServer {
 
 impl RangeServer {
     pub fn start(folder: &Path, mode: &str) -> RangeServer {
+        Self::with_delay(folder, mode, 0)
+    }
+
+    pub fn with_delay(folder: &Path, mode: &str, delay_ms: u32) -> RangeServer {
         let count = folder.with_extension(format!("{mode}-served"));
         let script = repo_root().join("crates/dimg-cli/tests/judges/range_server.py");
         let mut child = Command::new("python3")
@@ -678,6 +683,7 @@ impl RangeServer {
             .arg(folder)
             .arg(mode)
             .arg(&count)
+            .arg(delay_ms.to_string())
             .stdout(Stdio::piped())
             .spawn()
             .expect("python3 runs");

@@ -1,16 +1,16 @@
-//! The engine's layers, as its files import each other: bytes (io, codecs) → magic → partition
-//! maps and wrappers → containers → file systems → devices → operations. A file may import its own
-//! layer or one below it, never one above; and no files import each other in a circle. A module's
-//! root file (`mod.rs`) declaring and dispatching to its own children is how Rust modules are
-//! built, not an import, so edges from a root file to its descendants are left out of the circle
-//! check (a child importing what its root file shares is an ordinary edge).
+//! The engine's layers, as its files import each other: bytes (io, codecs, reads by URL) → magic
+//! → partition maps and wrappers → containers → file systems → devices → operations. A file may
+//! import its own layer or one below it, never one above; and no files import each other in a
+//! circle. A module's root file (`mod.rs`) declaring and dispatching to its own children is how
+//! Rust modules are built, not an import, so edges from a root file to its descendants are left
+//! out of the circle check (a child importing what its root file shares is an ordinary edge).
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
 
 /// Layers from the ground up; a file's layer is its top-level module.
 const LAYERS: &[&[&str]] = &[
-    &["bytes", "error", "secret", "io", "codec"],
+    &["bytes", "error", "secret", "io", "codec", "remote"],
     &["magic"],
     &["partition", "wrapper"],
     &["container"],

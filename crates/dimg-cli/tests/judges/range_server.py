@@ -1,16 +1,19 @@
 """An HTTP server of one folder's files for the tests of images read by URL: it answers range
 requests (206) as servers do, and counts the bytes it sends. Usage: range_server.py FOLDER MODE
-COUNT where MODE is "ranges" (a well-behaved server), "whole" (one that ignores Range and sends
+COUNT [DELAY_MS] where MODE is "ranges" (a well-behaved server), "whole" (one that ignores Range and sends
 the whole file) or "changing" (one whose file changes after its first answer: a new ETag).
 Prints its port on the first line of stdout; after each answer, the file COUNT holds the bytes
-of files sent so far."""
+of files sent so far. DELAY_MS holds each answer back that long, as a distant server's
+round trip would (the benchmark's)."""
 import http.server
 import os
 import re
 import sys
 import threading
+import time
 
 folder, mode, count = sys.argv[1:4]
+delay = int(sys.argv[4]) / 1000 if len(sys.argv) > 4 else 0
 served = 0
 answers = 0
 lock = threading.Lock()
@@ -31,6 +34,7 @@ class Handler(http.server.BaseHTTPRequestHandler):
             self.end_headers()
             return
         size = os.path.getsize(path)
+        time.sleep(delay)
         with lock:
             answers += 1
             version = answers if mode == "changing" and answers > 1 else 0
