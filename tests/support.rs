@@ -677,6 +677,8 @@ impl RangeServer {
 
     pub fn with_delay(folder: &Path, mode: &str, delay_ms: u32) -> RangeServer {
         let count = folder.with_extension(format!("{mode}-served"));
+        // A count left by an earlier server of the same folder is not this one's.
+        let _ = std::fs::remove_file(&count);
         let script = repo_root().join("crates/dimg-cli/tests/judges/range_server.py");
         let mut child = Command::new("python3")
             .arg(script)

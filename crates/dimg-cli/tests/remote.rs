@@ -115,7 +115,8 @@ fn an_image_at_a_url_reads_as_its_file_does() {
 }
 
 /// Listing the volume of a 48 MiB UDZO by URL reads a small part of it: the trailer, the block
-/// tables and the chunks holding the catalog, not the files' data.
+/// tables and the chunks holding the catalog, not the files' data. Read whole (checksum, verify),
+/// it gives what its file gives.
 #[test]
 fn listing_an_image_by_url_reads_little_of_it() {
     let dir = tempfile::tempdir().unwrap();
@@ -148,6 +149,13 @@ fn listing_an_image_by_url_reads_little_of_it() {
         read * 20 < size,
         "listing read {read} bytes of a {size}-byte image"
     );
+    // Read whole, in order (the blocks ahead fetched in the background): the same bytes.
+    let url = server.url("big.dmg");
+    for what in [&["checksum", "-type", "SHA256"][..], &["verify"]] {
+        let by_url = ok(&dimg(&[what, &[url.as_str()]].concat()), &url);
+        let by_file = ok(&dimg(&[what, &[s(&image)]].concat()), "file");
+        assert_eq!(by_url, by_file.replace(s(&image), &url), "{what:?}");
+    }
 }
 
 /// A server that ignores ranges, a file that changes while it is read, a missing file: each is

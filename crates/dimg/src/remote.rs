@@ -1,25 +1,28 @@
 //! Images read where they live: an `http://` or `https://` URL opens everywhere a path does (as
 //! hdiutil attaches one), read by HTTP range requests through a bounded cache of blocks. The
-//! blocks a read needs that are not cached are fetched together, several requests at once, and
-//! sequential work also fetches the blocks after them. The object must not change while it is
-//! read: every response must carry the ETag (or Last-Modified) the first one had.
+//! blocks a read needs that are not cached or coming are fetched at once, several requests in
+//! parallel; sequential work also has the blocks after it fetched in the background, in a window
+//! that grows while the reads go on in order, so that a distant server's round trips overlap.
+//! The object must not change while it is read: every response must carry the ETag (or
+//! Last-Modified) the first one had.
 
 use crate::io::ReadAt;
-use std::collections::{HashMap, VecDeque};
+use std::collections::{HashMap, HashSet, VecDeque};
 use std::io::{self, Read};
 use std::path::Path;
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 use std::time::Duration;
 
 /// The cache's block, and the least a request asks for.
 const BLOCK: u64 = 256 << 10;
-/// Blocks the cache holds: 32 MiB.
-const CACHED: usize = 128;
-/// Blocks fetched beyond a read at most: the window grows from one, doubling with each read that
-/// goes on where the last one ended (sequential work), and closes at a read elsewhere.
-const AHEAD: u64 = 16;
-/// Blocks one request asks for at most: a long run is fetched as several requests at once.
-const PER_REQUEST: u64 = 4;
+/// Blocks the cache holds: 48 MiB, the read-ahead window and what reads take.
+const CACHED: usize = 192;
+/// Blocks fetched beyond a read at most (32 MiB): the window grows from one, doubling with each
+/// read that goes on where the last one ended (sequential work), and closes at a read elsewhere.
+const AHEAD: u64 = 128;
+/// Blocks one request asks for at most: a long run is fetched as several requests at once. The
+/// background fetches ask for whole ones only (but at the end): fewer, larger requests.
+const PER_REQUEST: u64 = 8;
 
 /// Whether `path` is an `http://` or `https://` URL rather than a file's path.
 pub fn is_url(path: &Path) -> bool {
@@ -29,12 +32,19 @@ pub fn is_url(path: &Path) -> bool {
 
 /// An object on an HTTP server, read by ranges.
 pub struct HttpSource {
+    shared: Arc<Shared>,
+}
+
+/// What the reads and the background fetches share.
+struct Shared {
     url: String,
     agent: ureq::Agent,
     size: u64,
     /// The object's version when first read: its ETag, else its Last-Modified.
     version: Option<String>,
     cache: Mutex<Cache>,
+    /// Told when fetched blocks arrive (or a fetch gives up).
+    arrived: Condvar,
 }
 
 #[derive(Default)]
@@ -42,6 +52,8 @@ struct Cache {
     blocks: HashMap<u64, Arc<[u8]>>,
     /// Cached blocks in the order fetched: the oldest goes first.
     order: VecDeque<u64>,
+    /// Blocks being fetched.
+    coming: HashSet<u64>,
     /// Where the last read ended, and the blocks fetched beyond a read now.
     next: u64,
     ahead: u64,
@@ -58,20 +70,27 @@ impl HttpSource {
         let agent = ureq::AgentBuilder::new()
             .timeout_connect(Duration::from_secs(20))
             .timeout_read(Duration::from_secs(60))
+            // As many connections kept as background requests go at once.
+            .max_idle_connections_per_host((AHEAD / PER_REQUEST) as usize * 2)
             .build();
-        let mut source = HttpSource {
+        let mut shared = Shared {
             url: url.to_string(),
             agent,
             size: 0,
             version: None,
             cache: Mutex::default(),
+            arrived: Condvar::new(),
         };
-        let response = source.request(0, 0)?;
-        source.version = version_of(&response);
-        source.size = content_range(&response, 0, 0)?;
-        Ok(source)
+        let response = shared.request(0, 0)?;
+        shared.version = version_of(&response);
+        shared.size = content_range(&response, 0, 0)?;
+        Ok(HttpSource {
+            shared: Arc::new(shared),
+        })
     }
+}
 
+impl Shared {
     /// A 206 answer to a request for bytes `start..=end`.
     fn request(&self, start: u64, end: u64) -> io::Result<ureq::Response> {
         let response = self
@@ -131,42 +150,54 @@ impl HttpSource {
         self.size.div_ceil(BLOCK)
     }
 
-    /// Blocks `run` (consecutive), fetched as requests of at most [`PER_REQUEST`] blocks, all
-    /// at once.
-    fn fetch_run(&self, run: std::ops::Range<u64>) -> io::Result<Vec<(u64, Arc<[u8]>)>> {
-        let pieces: Vec<std::ops::Range<u64>> = run
-            .clone()
-            .step_by(PER_REQUEST as usize)
-            .map(|b| b..(b + PER_REQUEST).min(run.end))
-            .collect();
-        let fetched = std::thread::scope(|scope| {
+    fn lock(&self) -> MutexGuard<'_, Cache> {
+        self.cache.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Fetches `blocks` (marked coming by the caller) into the cache: each run of consecutive
+    /// ones as requests of at most [`PER_REQUEST`] blocks, all at once, each piece cached as it
+    /// arrives. Blocks not fetched are no longer coming.
+    fn fetch_blocks(&self, blocks: &[u64]) -> io::Result<()> {
+        let mut pieces: Vec<std::ops::Range<u64>> = Vec::new();
+        for &b in blocks {
+            match pieces.last_mut() {
+                Some(p) if p.end == b && p.end - p.start < PER_REQUEST => p.end += 1,
+                _ => pieces.push(b..b + 1),
+            }
+        }
+        let results: Vec<io::Result<()>> = std::thread::scope(|scope| {
             let handles: Vec<_> = pieces
                 .iter()
-                .map(|piece| {
-                    scope.spawn(move || {
-                        let start = piece.start * BLOCK;
-                        let end = (piece.end * BLOCK).min(self.size);
-                        self.fetch(start, end - start)
-                    })
-                })
+                .map(|piece| scope.spawn(move || self.fetch_piece(piece.clone())))
                 .collect();
             handles
                 .into_iter()
                 .map(|h| h.join().expect("a fetch does not panic"))
-                .collect::<io::Result<Vec<Vec<u8>>>>()
-        })?;
-        Ok(pieces
-            .iter()
-            .zip(fetched)
-            .flat_map(|(piece, data)| {
-                let blocks: Vec<(u64, Arc<[u8]>)> = piece
-                    .clone()
-                    .zip(data.chunks(BLOCK as usize))
-                    .map(|(b, bytes)| (b, Arc::from(bytes)))
-                    .collect();
-                blocks
-            })
-            .collect())
+                .collect()
+        });
+        results.into_iter().collect()
+    }
+
+    fn fetch_piece(&self, piece: std::ops::Range<u64>) -> io::Result<()> {
+        let start = piece.start * BLOCK;
+        let fetched = self.fetch(start, (piece.end * BLOCK).min(self.size) - start);
+        let mut cache = self.lock();
+        for b in piece.clone() {
+            cache.coming.remove(&b);
+        }
+        if let Ok(data) = &fetched {
+            for (b, bytes) in piece.zip(data.chunks(BLOCK as usize)) {
+                if cache.blocks.insert(b, Arc::from(bytes)).is_none() {
+                    cache.order.push_back(b);
+                }
+            }
+            while cache.order.len() > CACHED {
+                let old = cache.order.pop_front().expect("more than none");
+                cache.blocks.remove(&old);
+            }
+        }
+        self.arrived.notify_all();
+        fetched.map(drop)
     }
 }
 
@@ -199,66 +230,58 @@ fn content_range(response: &ureq::Response, start: u64, end: u64) -> io::Result<
 
 impl ReadAt for HttpSource {
     fn read_at(&self, offset: u64, buf: &mut [u8]) -> io::Result<usize> {
-        if offset >= self.size || buf.is_empty() {
+        let shared = &self.shared;
+        if offset >= shared.size || buf.is_empty() {
             return Ok(0);
         }
-        let n = (buf.len() as u64).min(self.size - offset);
+        let n = (buf.len() as u64).min(shared.size - offset);
         let (first, last) = (offset / BLOCK, (offset + n - 1) / BLOCK);
-        let lock = || self.cache.lock().unwrap_or_else(|p| p.into_inner());
-        let (mut have, missing) = {
-            let mut cache = lock();
-            cache.ahead = match offset == cache.next {
-                true => (cache.ahead * 2).clamp(1, AHEAD),
-                false => 0,
-            };
-            cache.next = offset + n;
-            let upto = (last + cache.ahead).min(self.blocks() - 1);
-            let mut have = HashMap::new();
-            let mut missing = Vec::new();
-            for b in first..=upto {
-                match cache.blocks.get(&b) {
-                    Some(data) => drop(have.insert(b, data.clone())),
-                    None => missing.push(b),
-                }
-            }
-            (have, missing)
+        let mut cache = shared.lock();
+        cache.ahead = match offset == cache.next {
+            true => (cache.ahead * 2).clamp(1, AHEAD),
+            false => 0,
         };
-        // Runs of missing blocks, each fetched whole.
-        let mut fetched = Vec::new();
-        let mut k = 0;
-        while k < missing.len() {
-            let start = missing[k];
-            while k + 1 < missing.len() && missing[k + 1] == missing[k] + 1 {
-                k += 1;
-            }
-            fetched.extend(self.fetch_run(start..missing[k] + 1)?);
-            k += 1;
+        cache.next = offset + n;
+        // The blocks after this read, fetched in the background for the reads to come.
+        let wanted =
+            |cache: &Cache, b: &u64| !cache.blocks.contains_key(b) && !cache.coming.contains(b);
+        let end = (last + cache.ahead).min(shared.blocks() - 1);
+        let ahead: Vec<u64> = (last + 1..=end).filter(|b| wanted(&cache, b)).collect();
+        let whole =
+            ahead.len() as u64 >= PER_REQUEST || ahead.last() == Some(&(shared.blocks() - 1));
+        if !ahead.is_empty() && whole {
+            cache.coming.extend(&ahead);
+            let background = self.shared.clone();
+            std::thread::spawn(move || background.fetch_blocks(&ahead));
         }
-        {
-            let mut cache = lock();
-            for (b, data) in &fetched {
-                if cache.blocks.insert(*b, data.clone()).is_none() {
-                    cache.order.push_back(*b);
-                }
-            }
-            while cache.order.len() > CACHED {
-                let old = cache.order.pop_front().expect("more than none");
-                cache.blocks.remove(&old);
-            }
-        }
-        have.extend(fetched);
+        // Each block in turn: copied when cached, waited for when coming, else fetched with
+        // the others missing from here on.
         let mut done = 0usize;
-        for b in first..=last {
-            let data = &have[&b];
-            let from = (offset + done as u64 - b * BLOCK) as usize;
-            let take = (data.len() - from).min(n as usize - done);
-            buf[done..done + take].copy_from_slice(&data[from..from + take]);
-            done += take;
+        let mut b = first;
+        while b <= last {
+            if let Some(data) = cache.blocks.get(&b) {
+                let from = (offset + done as u64 - b * BLOCK) as usize;
+                let take = (data.len() - from).min(n as usize - done);
+                buf[done..done + take].copy_from_slice(&data[from..from + take]);
+                done += take;
+                b += 1;
+            } else if cache.coming.contains(&b) {
+                cache = shared
+                    .arrived
+                    .wait(cache)
+                    .unwrap_or_else(|p| p.into_inner());
+            } else {
+                let missing: Vec<u64> = (b..=last).filter(|b| wanted(&cache, b)).collect();
+                cache.coming.extend(&missing);
+                drop(cache);
+                shared.fetch_blocks(&missing)?;
+                cache = shared.lock();
+            }
         }
         Ok(done)
     }
 
     fn size(&self) -> u64 {
-        self.size
+        self.shared.size
     }
 }

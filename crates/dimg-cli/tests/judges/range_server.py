@@ -58,8 +58,10 @@ class Handler(http.server.BaseHTTPRequestHandler):
                 left -= len(data)
         with lock:
             served += end - start + 1
-            with open(count, "w") as f:
+            # Whole or not at all, for a reader that looks at any moment.
+            with open(count + ".new", "w") as f:
                 f.write(str(served))
+            os.replace(count + ".new", count)
 
 
 class Server(http.server.ThreadingHTTPServer):
