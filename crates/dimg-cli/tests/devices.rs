@@ -21,6 +21,10 @@ impl Mounted {
             .output()
             .unwrap();
         assert!(o.status.success(), "mount: {}", stderr(&o));
+        // The mount's own writes (the superblock's mount time, the journal's first commit, due
+        // within 5 s) made now, not between a test's two hashes of the device.
+        let synced = Command::new("sync").args(["-f", s(at)]).status().unwrap();
+        assert!(synced.success());
         Mounted(at.to_path_buf())
     }
 }
