@@ -6,7 +6,7 @@
 //! The object must not change while it is read: every response must carry the ETag (or
 //! Last-Modified) the first one had.
 
-use crate::io::ReadAt;
+use crate::io::{FileSource, ReadAt};
 use std::collections::{HashMap, HashSet, VecDeque};
 use std::io::{self, Read};
 use std::path::Path;
@@ -28,6 +28,14 @@ const PER_REQUEST: u64 = 8;
 pub fn is_url(path: &Path) -> bool {
     path.to_str()
         .is_some_and(|t| t.starts_with("http://") || t.starts_with("https://"))
+}
+
+/// The file at `path` to be read: on its server when `path` is a URL.
+pub fn open_source(path: &Path) -> io::Result<Arc<dyn ReadAt>> {
+    Ok(match is_url(path) {
+        true => Arc::new(HttpSource::open(&path.to_string_lossy())?),
+        false => Arc::new(FileSource::open(path)?),
+    })
 }
 
 /// An object on an HTTP server, read by ranges.
@@ -103,10 +111,9 @@ impl Shared {
                     problem(format!("the server answered {code} {}", r.status_text()))
                 }
                 ureq::Error::Transport(t) => {
-                    let why = [t.message().map(str::to_string), {
-                        std::error::Error::source(&t).map(|e| e.to_string())
-                    }];
-                    let why: Vec<String> = why.into_iter().flatten().collect();
+                    let why: Vec<String> = (t.message().map(str::to_string).into_iter())
+                        .chain(std::error::Error::source(&t).map(|e| e.to_string()))
+                        .collect();
                     problem(format!(
                         "cannot reach the server: {} ({})",
                         t.kind(),

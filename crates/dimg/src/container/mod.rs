@@ -427,24 +427,19 @@ fn open_as(path: &Path, passphrase: Option<&Passphrase>, write: bool) -> Result<
     }
     // An image at a URL is read where it lives; it has no folder to find files beside it in.
     let remote = crate::remote::is_url(path);
-    let (file, writable): (Arc<dyn ReadAt>, Option<Arc<dyn WriteAt>>) = match (remote, write) {
-        (true, true) => {
+    let (file, writable): (Arc<dyn ReadAt>, Option<Arc<dyn WriteAt>>) = match write {
+        true if remote => {
             return Err(Error::Refused {
                 path: path.into(),
                 reason: "is on a server: an image there is only read".into(),
             })
         }
-        (true, false) => {
-            let url = path.to_string_lossy();
-            let source = crate::remote::HttpSource::open(&url).map_err(|e| Error::io(path, e))?;
-            (Arc::new(source), None)
-        }
-        (false, true) => {
+        true => {
             let file = Arc::new(FileSource::open_writable(path).map_err(|e| Error::io(path, e))?);
             (file.clone(), Some(file))
         }
-        (false, false) => (
-            Arc::new(FileSource::open(path).map_err(|e| Error::io(path, e))?),
+        false => (
+            crate::remote::open_source(path).map_err(|e| Error::io(path, e))?,
             None,
         ),
     };

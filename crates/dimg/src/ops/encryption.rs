@@ -7,9 +7,8 @@ use std::path::Path;
 
 /// hdiutil isencrypted: the kind of encryption the file's magic number names, if any.
 pub fn is_encrypted(path: &Path) -> Result<Option<&'static str>> {
-    let inside = !path.exists() && super::split_target(&path.to_string_lossy()).1 != "/";
-    if inside || crate::remote::is_url(path) {
-        // An image inside another, or on a server: what opening it without a passphrase finds.
+    if !path.exists() && super::split_target(&path.to_string_lossy()).1 != "/" {
+        // An image inside another: what opening it without a passphrase finds.
         let encryption =
             |s: &Signature| matches!(s, Signature::EncryptedV2 | Signature::EncryptedV1);
         return match super::open_image(path, None) {
@@ -23,7 +22,8 @@ pub fn is_encrypted(path: &Path) -> Result<Option<&'static str>> {
         };
     }
     let path = &crate::container::key_file(path);
-    let file = match FileSource::open(path) {
+    // A file, or on a server: its first bytes say.
+    let file = match crate::remote::open_source(path) {
         // A sparse bundle without a token is not encrypted.
         Err(e) if e.kind() == std::io::ErrorKind::NotFound && path.ends_with("token") => {
             return Ok(None)
@@ -33,7 +33,7 @@ pub fn is_encrypted(path: &Path) -> Result<Option<&'static str>> {
     if file.size() == 0 {
         return Ok(None);
     }
-    let sniff = Sniff::read(&file).map_err(|e| Error::io(path, e))?;
+    let sniff = Sniff::read(&*file).map_err(|e| Error::io(path, e))?;
     Ok(magic::identify(&sniff)
         .into_iter()
         .find(|s| matches!(s, Signature::EncryptedV2 | Signature::EncryptedV1))

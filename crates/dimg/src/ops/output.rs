@@ -227,6 +227,15 @@ impl AtomicOutput {
         Ok(())
     }
 
+    /// Writes `bytes` at `offset`, each zero 4 KiB piece left a hole (a run of pieces with data
+    /// in one write).
+    pub(crate) fn write_data_at(&mut self, offset: u64, bytes: &[u8]) -> Result<()> {
+        for (at, run) in crate::io::data_runs(bytes, 4096) {
+            self.write_at(offset + at as u64, run)?;
+        }
+        Ok(())
+    }
+
     /// Makes the file at least `len` bytes long when finished, what is not written a hole.
     pub(crate) fn extend_to(&mut self, len: u64) {
         self.position = self.position.max(len);

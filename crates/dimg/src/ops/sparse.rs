@@ -224,11 +224,7 @@ pub fn write_asif(job: SparseJob, progress: &dyn Progress, cancel: &Cancel) -> R
         })?;
     let mut out = AtomicOutput::create(source, output, overwrite)?;
     bands_with_data(source, disk, chunk, progress, cancel, |number, bytes| {
-        let at = layout.append(number);
-        for (offset, run) in crate::io::data_runs(bytes, 4096) {
-            out.write_at(at + offset as u64, run)?;
-        }
-        Ok(())
+        out.write_data_at(layout.append(number), bytes)
     })?;
     cancel.check()?;
     layout.finish(|at, bytes| out.write_at(at, bytes))?;
@@ -308,8 +304,8 @@ pub fn write_bundle(job: SparseJob, progress: &dyn Progress, cancel: &Cancel) ->
     Ok(stored)
 }
 
-/// A virtual machine's disk (qcow2, VHD, VDI, VMDK): the blocks that hold data, appended in disk
-/// order, then the tables `layout` makes to place them. Not sealed: these formats have their own
+/// A virtual machine's disk (qcow2, VMDK, VDI, VHD, VHDX, Parallels): the blocks that hold data,
+/// appended in disk order, then the tables `layout` makes to place them. Not sealed: these formats have their own
 /// encryption or none. Returns the file's size.
 pub fn write_blocks(
     job: SparseJob,
@@ -335,10 +331,7 @@ pub fn write_blocks(
         |number, bytes| {
             let at = layout.stored_at(stored.len() as u64);
             stored.push(number);
-            for (offset, run) in crate::io::data_runs(bytes, 4096) {
-                out.write_at(at + offset as u64, run)?;
-            }
-            Ok(())
+            out.write_data_at(at, bytes)
         },
     )?;
     for (at, piece) in layout.metadata(&stored) {
